@@ -1,0 +1,169 @@
+"""Multilayer perceptrons whose weights and biases live in one flat parameter tensor.
+
+A single network keeps all of its parameters in ``theta[P]``; an ensemble of ``S`` independently
+seeded networks keeps them in ``theta[S, P]``. Every layer's weight ``W[out, in]`` and bias ``b[out]``
+are views into that tensor, so the gradient of any loss with respect to the network is one row of
+length ``P`` -- exactly the layout the per-term gradient matrix ``G[S, K, P]`` needs.
+
+Layout of one row of ``theta``: for each layer in order, ``W`` (row-major, ``out * in`` entries) then
+``b`` (``out`` entries).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional, Sequence, Union
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["MLP"]
+
+
+def _as_bounds(value: Union[float, Sequence[float], Tensor], dim: int, name: str) -> Tensor:
+    t = torch.as_tensor(value, dtype=torch.float64).flatten()
+    if t.numel() == 1:
+        t = t.expand(dim).clone()
+    if t.numel() != dim:
+        raise ValueError(f"{name} must have {dim} entries (one per input coordinate), got {t.numel()}")
+    return t
+
+
+class MLP(nn.Module):
+    """Fully connected tanh network with flat parameters, as used in the DN-PINN paper.
+
+    Args:
+        in_dim: number of input coordinates ``d``.
+        out_dim: number of outputs.
+        depth: number of weight layers (the paper's ``L``; ``depth - 1`` hidden layers). ``depth >= 1``.
+        width: neurons per hidden layer.
+        lower, upper: the domain box ``[d]``; inputs are min-max scaled to ``[-1, 1]`` with it.
+        ensemble: ``None`` for one network (``theta[P]``) or ``S >= 1`` for ``S`` independent networks
+            (``theta[S, P]``).
+        seed: seed of the initialisation; an int gives member ``s`` the seed ``seed + s``, a sequence
+            gives each member its own. Member ``s`` is initialised exactly like a single network with
+            that seed, so an ensemble is interchangeable with ``S`` separate runs.
+        dtype, device: of ``theta``.
+
+    Weights are Glorot-normal (std ``sqrt(2 / (fan_in + fan_out))``), biases zero, output linear.
+    """
+
+    def __init__(
+        self,
+        in_dim: int,
+        out_dim: int,
+        depth: int,
+        width: int,
+        lower: Union[float, Sequence[float], Tensor] = -1.0,
+        upper: Union[float, Sequence[float], Tensor] = 1.0,
+        *,
+        ensemble: Optional[int] = None,
+        seed: Union[int, Sequence[int]] = 0,
+        dtype: torch.dtype = torch.float32,
+        device: Union[str, torch.device, None] = None,
+    ) -> None:
+        super().__init__()
+        for name, value, least in (("in_dim", in_dim, 1), ("out_dim", out_dim, 1), ("depth", depth, 1), ("width", width, 1)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < least:
+                raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
+        if ensemble is not None and (not isinstance(ensemble, int) or isinstance(ensemble, bool) or ensemble < 1):
+            raise ValueError(f"ensemble must be None or an integer >= 1, got {ensemble!r}")
+        if dtype not in (torch.float32, torch.float64):
+            raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
+        self.in_dim, self.out_dim, self.depth, self.width = in_dim, out_dim, depth, width
+        self.ensemble = ensemble
+        n_members = 1 if ensemble is None else ensemble
+        if isinstance(seed, int):
+            seeds = [seed + s for s in range(n_members)]
+        else:
+            seeds = [int(s) for s in seed]
+            if len(seeds) != n_members:
+                raise ValueError(f"seed must be an int or have {n_members} entries (one per member), got {len(seeds)}")
+        self.seeds = seeds
+
+        sizes = [in_dim] + [width] * (depth - 1) + [out_dim]
+        self.layer_shapes: list[tuple[int, int]] = list(zip(sizes[1:], sizes[:-1]))  # (out, in)
+        self._offsets: list[tuple[int, int, int]] = []  # (weight offset, bias offset, end)
+        offset = 0
+        for n_out, n_in in self.layer_shapes:
+            w_off = offset
+            b_off = w_off + n_out * n_in
+            offset = b_off + n_out
+            self._offsets.append((w_off, b_off, offset))
+        self.n_params = offset
+
+        lo = _as_bounds(lower, in_dim, "lower")
+        hi = _as_bounds(upper, in_dim, "upper")
+        if not bool((hi > lo).all()):
+            raise ValueError(f"upper must exceed lower in every coordinate, got lower={lo.tolist()} upper={hi.tolist()}")
+        scale = 2.0 / (hi - lo)
+        # x_scaled = scale * x + shift maps [lower, upper] onto [-1, 1].
+        self.register_buffer("input_scale", scale.to(dtype=dtype, device=device))
+        self.register_buffer("input_shift", (-1.0 - scale * lo).to(dtype=dtype, device=device))
+        self.register_buffer("lower", lo.to(dtype=dtype, device=device))
+        self.register_buffer("upper", hi.to(dtype=dtype, device=device))
+
+        rows = torch.stack([self._init_row(s) for s in seeds])  # float64 on CPU, then cast: same for any dtype
+        rows = rows.to(dtype=dtype, device=device)
+        self.theta = nn.Parameter(rows[0].clone() if ensemble is None else rows.contiguous())
+
+    def _init_row(self, seed: int) -> Tensor:
+        gen = torch.Generator().manual_seed(seed)
+        row = torch.zeros(self.n_params, dtype=torch.float64)
+        for (n_out, n_in), (w_off, b_off, _) in zip(self.layer_shapes, self._offsets):
+            std = math.sqrt(2.0 / (n_in + n_out))
+            row[w_off:b_off] = torch.randn(n_out * n_in, generator=gen, dtype=torch.float64) * std
+        return row
+
+    def layers(self, theta: Optional[Tensor] = None) -> list[tuple[Tensor, Tensor]]:
+        """Per-layer ``(W, b)`` views into ``theta``.
+
+        Shapes: ``W[..., out, in]`` and ``b[..., out]`` with the leading ``...`` equal to ``theta``'s
+        leading dimensions (none for ``theta[P]``, ``S`` for ``theta[S, P]``).
+        """
+        theta = self.theta if theta is None else theta
+        lead = theta.shape[:-1]
+        out = []
+        for (n_out, n_in), (w_off, b_off, end) in zip(self.layer_shapes, self._offsets):
+            out.append((theta[..., w_off:b_off].reshape(*lead, n_out, n_in), theta[..., b_off:end]))
+        return out
+
+    def forward_with(self, theta: Tensor, x: Tensor) -> Tensor:
+        """Evaluate the network with the given parameters (a pure function of ``theta`` and ``x``).
+
+        Shapes: ``theta[P]`` with ``x[..., d]`` -> ``[..., out]``; ``theta[S, P]`` with ``x[N, d]`` (shared
+        points) or ``x[S, N, d]`` -> ``[S, N, out]``.
+        """
+        ensemble = theta.dim() == 2
+        h = x * self.input_scale + self.input_shift
+        if ensemble and h.dim() == 2:
+            h = h.unsqueeze(0).expand(theta.shape[0], *h.shape)
+        layers = self.layers(theta)
+        for i, (w, b) in enumerate(layers):
+            if ensemble:
+                h = torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
+            else:
+                h = h @ w.transpose(-1, -2) + b
+            if i < len(layers) - 1:
+                h = torch.tanh(h)
+        return h
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``x[N, d]`` -> ``u[N, out]``; for an ensemble ``x[N, d]`` or ``x[S, N, d]`` -> ``u[S, N, out]``."""
+        return self.forward_with(self.theta, x)
+
+    def member_theta(self, s: int) -> Tensor:
+        """Parameters ``[P]`` of ensemble member ``s`` (a view)."""
+        if self.ensemble is None:
+            if s != 0:
+                raise ValueError(f"member index must be 0 for a single network, got {s}")
+            return self.theta
+        if not 0 <= s < self.ensemble:
+            raise ValueError(f"member index must be in [0, {self.ensemble}), got {s}")
+        return self.theta[s]
+
+    def extra_repr(self) -> str:
+        return (
+            f"in_dim={self.in_dim}, out_dim={self.out_dim}, depth={self.depth}, width={self.width}, "
+            f"n_params={self.n_params}, ensemble={self.ensemble}"
+        )

@@ -1,0 +1,108 @@
+"""One Python entry per op, dispatching to Triton (CUDA tensors), the C++ extension, or pure PyTorch.
+
+``backend="auto"`` picks the compiled implementation for the tensor's device and raises if it is not
+built -- it never falls back silently to a different implementation. ``backend="torch"`` selects the
+pure-PyTorch twin in :mod:`fastpinn.ops.reference`, which is also the test oracle.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from . import layout
+from .reference import check_p, ema_update_ref, grad_stats_ref
+
+__all__ = ["grad_stats", "ema_update", "layout", "grad_stats_ref", "ema_update_ref", "BACKENDS"]
+
+Backend = Literal["auto", "triton", "cpp", "torch"]
+BACKENDS = ("auto", "triton", "cpp", "torch")
+
+
+def _check_backend(backend: str) -> None:
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+
+
+def _triton_usable(t: Tensor) -> bool:
+    if not t.is_cuda:
+        return False
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def grad_stats(G: Tensor, p: float = 2.0, *, backend: Backend = "auto") -> Tensor:
+    """Fused per-row statistics of per-term gradients.
+
+    Args:
+        G: ``[K, P]`` or ``[S, K, P]`` gradient rows, float32 or float64, any strides, ``P >= 1``.
+        p: exponent of the ``NORM_P`` column, ``p >= 1`` or ``math.inf``.
+        backend: ``"auto"`` (Triton for CUDA tensors when installed, else the C++ op), ``"triton"``
+            (also on CPU under ``TRITON_INTERPRET=1``), ``"cpp"`` or ``"torch"``.
+
+    Returns:
+        ``stats[K, N_STATS]`` or ``stats[S, K, N_STATS]`` in ``G``'s dtype (columns in
+        :mod:`fastpinn.ops.layout`).
+    """
+    _check_backend(backend)
+    p = check_p(p)
+    if G.dim() not in (2, 3):
+        raise ValueError(f"G must have shape [K, P] or [S, K, P], got {tuple(G.shape)}")
+    if G.dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"G must be float32 or float64, got {G.dtype}")
+    if G.shape[-1] < 1 or G.shape[-2] < 1:
+        raise ValueError(f"G must have K >= 1 and P >= 1, got shape {tuple(G.shape)}")
+    if backend == "torch":
+        return grad_stats_ref(G, p)
+    G3 = G if G.dim() == 3 else G.unsqueeze(0)
+    if backend == "triton" or (backend == "auto" and _triton_usable(G3)):
+        from ..kernels import grad_stats_triton
+
+        out = grad_stats_triton(G3, p)
+    else:
+        from . import _ext
+
+        _ext.load()
+        out = torch.ops.fastpinn.grad_stats(G3, p)
+    return out if G.dim() == 3 else out.squeeze(0)
+
+
+def ema_update(
+    stats: Tensor,
+    lam: Tensor,
+    lam_applied: Tensor,
+    n_updates: Tensor,
+    skipped: Tensor,
+    adaptive: Tensor,
+    scheme: int,
+    reference: int,
+    beta: float,
+    bias_correction: bool,
+    ma_form: int,
+    numel: int,
+    *,
+    backend: Backend = "auto",
+) -> None:
+    """In-place EMA update of the loss weights from gradient statistics (semantics: ``ema_update_ref``).
+
+    Shapes: ``stats[S, K, N_STATS]``; ``lam``, ``lam_applied`` ``[S, K]`` (mutated); ``n_updates[S]``
+    int64 (mutated); ``skipped[S, K]`` int64 (mutated); ``adaptive[K]`` bool.
+    ``backend``: ``"auto"``/``"cpp"`` (the compiled op, CPU or CUDA) or ``"torch"``.
+    """
+    _check_backend(backend)
+    if backend == "torch":
+        ema_update_ref(stats, lam, lam_applied, n_updates, skipped, adaptive, scheme, reference, beta,
+                       bias_correction, ma_form, numel)
+        return
+    if backend == "triton":
+        raise ValueError("backend 'triton' has no ema_update; use 'auto', 'cpp' or 'torch'")
+    from . import _ext
+
+    _ext.load()
+    torch.ops.fastpinn.ema_update(stats, lam, lam_applied, n_updates, skipped, adaptive, int(scheme),
+                                  int(reference), float(beta), bool(bias_correction), int(ma_form), int(numel))

@@ -1,0 +1,265 @@
+"""Problems: coordinates, a domain box, loss terms on point sets, a network shape, and a reference solution.
+
+A loss term is a residual evaluated on one or more fixed point sets; its loss is the mean of the squared
+residual. The first term is, by convention, the PDE residual and the reference of the weighting schemes.
+
+    def residual(f):                     # f: Fields with the requested derivatives
+        return f["u_xx"] - source(f.x)   # [..., N] or [..., N, m]
+
+    problem = Problem(
+        name="my_pde", coords=("x",), lower=(-1.0,), upper=(1.0,),
+        terms=[pde("pde", x_pde, residual, requests=("u_xx",)),
+               dirichlet("bc", x_bc, value=0.0)],
+        depth=4, width=32)
+
+Points are ``[N, d]`` for one network or ``[S, N, d]`` for an ensemble of ``S`` networks that each
+have their own points (see :func:`stack`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Callable, Optional, Sequence, Union
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .derivatives import Fields, derivatives
+from .network import MLP
+
+__all__ = ["Term", "Problem", "pde", "dirichlet", "initial", "neumann", "periodic", "stack"]
+
+Value = Union[float, Callable[[Tensor], Tensor], Tensor]
+
+
+@dataclass
+class Term:
+    """One loss term: ``residual(*fields)`` on ``len(points)`` paired point sets.
+
+    Attributes:
+        name: shown in logs and tables (``"pde"``, ``"ic"``, ``"bc"``, ...).
+        points: tuple of point sets, each ``[N, d]`` or ``[S, N, d]``, all with the same ``N``
+            (several sets pair points, e.g. the two ends of a periodic boundary).
+        residual: maps one :class:`Fields` per point set to the residual ``[..., N]`` or ``[..., N, m]``
+            (leading ``S`` for an ensemble).
+        requests: the derivatives the residual reads, e.g. ``("u", "u_t", "u_x", "u_xx")``.
+        batch_size: mini-batch over this term's points (``None``: all points every step).
+        targets: optional tensors the residual closes over, moved with the term (``[..., N, ...]``,
+            indexed with the points when mini-batching).
+    """
+
+    name: str
+    points: tuple[Tensor, ...]
+    residual: Callable[..., Tensor]
+    requests: tuple[str, ...] = ("u",)
+    batch_size: Optional[int] = None
+    targets: Optional[Tensor] = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.points, Tensor):
+            self.points = (self.points,)
+        self.points = tuple(self.points)
+        if not self.points:
+            raise ValueError(f"term {self.name!r}: points must hold at least one point set")
+        n = self.points[0].shape[-2]
+        for pts in self.points:
+            if pts.dim() not in (2, 3) or pts.shape[-2] != n or pts.shape != self.points[0].shape:
+                raise ValueError(
+                    f"term {self.name!r}: every point set must have the same shape [N, d] or [S, N, d], "
+                    f"got {[tuple(p.shape) for p in self.points]}")
+        if n < 1:
+            raise ValueError(f"term {self.name!r}: needs at least one point")
+        if self.batch_size is not None and (not isinstance(self.batch_size, int) or self.batch_size < 1):
+            raise ValueError(f"term {self.name!r}: batch_size must be None or an integer >= 1, got {self.batch_size!r}")
+        self.requests = tuple(self.requests)
+
+    @property
+    def n_points(self) -> int:
+        return self.points[0].shape[-2]
+
+    @property
+    def n_batches(self) -> int:
+        if self.batch_size is None or self.batch_size >= self.n_points:
+            return 1
+        return math.ceil(self.n_points / self.batch_size)
+
+    def to(self, device: Union[str, torch.device, None] = None, dtype: Optional[torch.dtype] = None) -> "Term":
+        pts = tuple(p.to(device=device, dtype=dtype) for p in self.points)
+        tg = None if self.targets is None else self.targets.to(device=device, dtype=dtype)
+        return replace(self, points=pts, targets=tg)
+
+    def loss(self, net: MLP, coords: Sequence[str], index: Optional[Tensor] = None, *,
+             method: str = "auto", theta: Optional[Tensor] = None) -> Tensor:
+        """Mean squared residual: a scalar for one network, ``[S]`` for an ensemble.
+
+        ``index``: optional ``[B]`` indices of the points of this mini-batch.
+        """
+        fields = []
+        for pts in self.points:
+            x = pts if index is None else pts.index_select(-2, index)
+            fields.append(derivatives(net, x, coords=tuple(coords), requests=self.requests, method=method, theta=theta))
+        if self.targets is not None:
+            tg = self.targets if index is None else self.targets.index_select(-2, index)
+            r = self.residual(*fields, tg)
+        else:
+            r = self.residual(*fields)
+        ensemble = (theta if theta is not None else net.theta).dim() == 2
+        sq = r.pow(2)
+        return sq.reshape(sq.shape[0], -1).mean(1) if ensemble else sq.mean()
+
+
+def _target_values(value: Value, pts: Tensor, out_dim: int) -> Tensor:
+    """Targets ``[..., N, out_dim]`` of a constraint, evaluated once on its points ``[..., N, d]``."""
+    v = value(pts) if callable(value) else value
+    v = torch.as_tensor(v, dtype=pts.dtype, device=pts.device)
+    lead = tuple(pts.shape[:-1])
+    if v.dim() == 0:
+        return v.expand(*lead, out_dim).clone()
+    if tuple(v.shape) == lead:
+        return v.unsqueeze(-1).expand(*lead, out_dim).clone()
+    if tuple(v.shape) == lead + (out_dim,):
+        return v.clone()
+    raise ValueError(f"value must be a number or have shape {list(lead)} or {list(lead + (out_dim,))}, "
+                     f"got {list(v.shape)}")
+
+
+def pde(name: str, points: Tensor, residual: Callable[[Fields], Tensor], requests: Sequence[str],
+        batch_size: Optional[int] = None) -> Term:
+    """A PDE residual term on collocation points ``[N, d]`` (or ``[S, N, d]``)."""
+    return Term(name, (points,), residual, tuple(requests), batch_size)
+
+
+def _value_term(name: str, points: Tensor, value: Value, derivative: str, out_dim: int) -> Term:
+    targets = _target_values(value, points, out_dim)
+
+    def residual(f: Fields, target: Tensor) -> Tensor:
+        return f[derivative] - target
+
+    return Term(name, (points,), residual, (derivative,), None, targets)
+
+
+def dirichlet(name: str, points: Tensor, value: Value = 0.0, *, out_dim: int = 1) -> Term:
+    """``u = value`` on boundary points ``[N, d]``; ``value``: a number, ``[N]``/``[N, out]`` or a
+    function of the points ``[N, d] -> [N]`` or ``[N, out]`` (evaluated once)."""
+    return _value_term(name, points, value, "u", out_dim)
+
+
+def initial(name: str, points: Tensor, value: Value, *, out_dim: int = 1) -> Term:
+    """``u(t0, x) = value`` on initial-time points ``[N, d]`` (same forms of ``value`` as :func:`dirichlet`)."""
+    return _value_term(name, points, value, "u", out_dim)
+
+
+def neumann(name: str, points: Tensor, coord: str, value: Value = 0.0, *, out_dim: int = 1) -> Term:
+    """``du/d(coord) = value`` on boundary points ``[N, d]``."""
+    return _value_term(name, points, value, "u_" + coord, out_dim)
+
+
+def periodic(name: str, points_low: Tensor, points_high: Tensor, derivative: str = "u") -> Term:
+    """``derivative`` equal at paired points of opposite faces (``points_low[i]`` <-> ``points_high[i]``).
+
+    Use one term for the values (``"u"``) and one for each derivative (e.g. ``"u_x"``), as the paper does.
+    """
+
+    def residual(lo: Fields, hi: Fields) -> Tensor:
+        return lo[derivative] - hi[derivative]
+
+    return Term(name, (points_low, points_high), residual, (derivative,))
+
+
+@dataclass
+class Problem:
+    """A PINN problem: coordinates, domain box, loss terms, network shape and an optional reference.
+
+    Attributes:
+        name: identifier.
+        coords: names of the input coordinates in column order, e.g. ``("t", "x")``.
+        lower, upper: the domain box ``[d]`` (also the network's input scaling).
+        terms: loss terms; ``terms[reference]`` is the reference of the weighting (the PDE residual).
+        depth, width, out_dim: network shape (depth counts weight layers).
+        epochs: the default number of epochs (the paper's protocol).
+        reference: index of the reference term.
+        adaptive: which terms get dynamic weights (default: all but the reference).
+        solution: callable returning ``(X[M, d], U[M])`` or ``U[M, out]`` on an evaluation grid.
+        seeds: the seeds the points were drawn from (one per ensemble member, or one).
+        ensemble: ``None`` for points ``[N, d]``, else ``S`` for points ``[S, N, d]``.
+    """
+
+    name: str
+    coords: tuple[str, ...]
+    lower: tuple[float, ...]
+    upper: tuple[float, ...]
+    terms: list[Term]
+    depth: int = 4
+    width: int = 50
+    out_dim: int = 1
+    epochs: int = 10_000
+    reference: int = 0
+    adaptive: Optional[tuple[bool, ...]] = None
+    solution: Optional[Callable[[], tuple[np.ndarray, np.ndarray]]] = None
+    seeds: tuple[int, ...] = (0,)
+    ensemble: Optional[int] = None
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.coords = tuple(self.coords)
+        d = len(self.coords)
+        if len(set(self.coords)) != d or d == 0:
+            raise ValueError(f"coords must be distinct names, got {self.coords}")
+        self.lower = tuple(float(v) for v in self.lower)
+        self.upper = tuple(float(v) for v in self.upper)
+        if len(self.lower) != d or len(self.upper) != d:
+            raise ValueError(f"lower and upper must have one entry per coordinate {self.coords}")
+        if not self.terms:
+            raise ValueError("terms must hold at least one loss term")
+        names = [t.name for t in self.terms]
+        if len(set(names)) != len(names):
+            raise ValueError(f"term names must be distinct, got {names}")
+        for t in self.terms:
+            if t.points[0].shape[-1] != d:
+                raise ValueError(f"term {t.name!r}: points have {t.points[0].shape[-1]} coordinates, problem has {d}")
+            lead = None if t.points[0].dim() == 2 else t.points[0].shape[0]
+            if lead != self.ensemble:
+                raise ValueError(f"term {t.name!r}: points {tuple(t.points[0].shape)} do not match ensemble={self.ensemble}")
+        if not 0 <= self.reference < len(self.terms):
+            raise ValueError(f"reference must be in [0, {len(self.terms)}), got {self.reference}")
+        if self.adaptive is not None and len(self.adaptive) != len(self.terms):
+            raise ValueError(f"adaptive must have {len(self.terms)} entries, got {len(self.adaptive)}")
+
+    @property
+    def term_names(self) -> list[str]:
+        return [t.name for t in self.terms]
+
+    def network(self, *, dtype: torch.dtype = torch.float32, device: Union[str, torch.device, None] = None) -> MLP:
+        """A fresh network for this problem, seeded like its points (an ensemble for stacked problems)."""
+        seed = list(self.seeds) if self.ensemble is not None else self.seeds[0]
+        return MLP(len(self.coords), self.out_dim, self.depth, self.width, self.lower, self.upper,
+                   ensemble=self.ensemble, seed=seed, dtype=dtype, device=device)
+
+    def reference_solution(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(X[M, d], U[M])`` on the evaluation grid; raises if the problem has none."""
+        if self.solution is None:
+            raise ValueError(f"problem {self.name!r} has no reference solution")
+        return self.solution()
+
+    def to(self, device: Union[str, torch.device, None] = None, dtype: Optional[torch.dtype] = None) -> "Problem":
+        return replace(self, terms=[t.to(device, dtype) for t in self.terms])
+
+
+def stack(problems: Sequence[Problem]) -> Problem:
+    """Stack single-network problems (same terms, different seeds) into one ensemble problem with points
+    ``[S, N, d]``; member ``s`` trains exactly as ``problems[s]`` would alone."""
+    if not problems:
+        raise ValueError("stack needs at least one problem")
+    first = problems[0]
+    if any(p.ensemble is not None for p in problems):
+        raise ValueError("stack takes single-network problems (points [N, d])")
+    terms = []
+    for k, t in enumerate(first.terms):
+        parts = [p.terms[k] for p in problems]
+        pts = tuple(torch.stack([q.points[i] for q in parts]) for i in range(len(t.points)))
+        tg = None if t.targets is None else torch.stack([q.targets for q in parts])
+        terms.append(replace(t, points=pts, targets=tg))
+    seeds = tuple(p.seeds[0] for p in problems)
+    return replace(first, terms=terms, seeds=seeds, ensemble=len(problems))

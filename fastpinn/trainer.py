@@ -1,0 +1,385 @@
+"""The training loop: points -> network -> derivatives -> loss terms -> G[S, K, P] -> statistics -> weights
+-> weighted gradient -> optimizer step.
+
+For a dynamic scheme every step runs one backward per loss term into the rows of ``G``; the optimizer's
+gradient is ``sum_j lam_j G_j``. An epoch that updates the weights therefore costs no extra backward pass:
+it only adds the fused statistics and the EMA update, both on the device. Per-epoch losses and weights
+are written into device buffers and read back only every ``eval_every`` epochs.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional, Sequence, Union
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from . import _io
+from .network import MLP
+from .problem import Problem
+from .schemes import DN, PINN, Scheme
+from .weighter import Weighter
+
+__all__ = ["Trainer", "History", "NonFiniteError", "rel_l2_error"]
+
+
+class NonFiniteError(FloatingPointError):
+    """A loss or the parameters became NaN/Inf during training."""
+
+
+@dataclass
+class History:
+    """What a training run recorded.
+
+    Attributes (``S`` = ensemble members, 1 for a single network; ``K`` = loss terms):
+        term_names: ``[K]``.
+        losses: ``[E, S, K]`` unweighted term losses of every epoch (mean over its mini-batches).
+        weights: ``[E, S, K]`` the weights applied in every epoch.
+        eval_epochs: ``[M]`` epochs (counted after the step) at which ``rel_l2`` was measured.
+        rel_l2: ``[M, S]`` relative L2 error against the reference solution (empty without one).
+        skipped: ``[S, K]`` weight updates in which a term kept its weight (zero/non-finite statistic).
+        train_seconds: wall time of the training epochs alone (no evaluation, no warm-up).
+        warmup_seconds: one-off compilation / graph-capture time.
+        ensemble: ``None`` for one network, else ``S``.
+    """
+
+    term_names: list[str]
+    losses: np.ndarray
+    weights: np.ndarray
+    eval_epochs: np.ndarray
+    rel_l2: np.ndarray
+    skipped: np.ndarray
+    train_seconds: float = 0.0
+    warmup_seconds: float = 0.0
+    ensemble: Optional[int] = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def epochs(self) -> int:
+        return int(self.losses.shape[0])
+
+    def final_rel_l2(self) -> np.ndarray:
+        """``[S]`` last measured relative L2 errors (NaN when never measured)."""
+        if self.rel_l2.shape[0] == 0:
+            return np.full(self.losses.shape[1], np.nan)
+        return self.rel_l2[-1]
+
+    def save(self, path: str) -> None:
+        """Write an ``.npz`` atomically."""
+        _io.atomic_save_npz(
+            path, term_names=np.array(self.term_names), losses=self.losses, weights=self.weights,
+            eval_epochs=self.eval_epochs, rel_l2=self.rel_l2, skipped=self.skipped,
+            train_seconds=np.array(self.train_seconds), warmup_seconds=np.array(self.warmup_seconds),
+            ensemble=np.array(-1 if self.ensemble is None else self.ensemble))
+
+    @classmethod
+    def load(cls, path: str) -> "History":
+        with np.load(path) as z:
+            ens = int(z["ensemble"])
+            return cls([str(s) for s in z["term_names"]], z["losses"], z["weights"], z["eval_epochs"],
+                       z["rel_l2"], z["skipped"], float(z["train_seconds"]), float(z["warmup_seconds"]),
+                       None if ens < 0 else ens)
+
+
+def rel_l2_error(pred: Tensor, exact: Tensor) -> Tensor:
+    """``||pred - exact||_2 / ||exact||_2`` over the last axis: ``[..., M] -> [...]``."""
+    return torch.linalg.vector_norm(pred - exact, dim=-1) / torch.linalg.vector_norm(exact, dim=-1)
+
+
+OptimizerFactory = Callable[[list[torch.nn.Parameter]], torch.optim.Optimizer]
+
+
+class Trainer:
+    """Train a :class:`~fastpinn.problem.Problem` with any weighting scheme.
+
+    Args:
+        problem: the problem (points ``[N, d]``, or ``[S, N, d]`` for an ensemble of ``S`` seeds).
+        scheme: ``PINN()``, ``MA(...)``, ``ID(...)`` or ``DN(...)`` (default ``DN()``).
+        network: optional network (default ``problem.network(...)``); an ensemble must match the problem.
+        optimizer: a ``torch.optim.Optimizer`` factory taking the parameter list, or an optimizer already
+            built on ``network.parameters()`` (default Adam, ``lr``).
+        lr: learning rate of the default Adam.
+        device, dtype: where and in which precision to train (float32 like the paper, or float64).
+        derivative_method: see :func:`fastpinn.derivatives.derivatives`.
+        eval_every: epochs between evaluations, finiteness checks and log reads (the only host syncs).
+        backend: op backend for the statistics and the weight update.
+        batch_seed: seed of the mini-batch shuffling (default: the problem's first seed).
+    """
+
+    def __init__(
+        self,
+        problem: Problem,
+        scheme: Optional[Scheme] = None,
+        *,
+        network: Optional[MLP] = None,
+        optimizer: Union[OptimizerFactory, torch.optim.Optimizer, None] = None,
+        lr: float = 1e-3,
+        device: Union[str, torch.device, None] = None,
+        dtype: torch.dtype = torch.float32,
+        derivative_method: str = "auto",
+        eval_every: int = 100,
+        backend: str = "auto",
+        batch_seed: Optional[int] = None,
+    ) -> None:
+        if not isinstance(problem, Problem):
+            raise ValueError(f"problem must be a fastpinn Problem, got {type(problem).__name__}")
+        if isinstance(eval_every, bool) or not isinstance(eval_every, int) or eval_every < 1:
+            raise ValueError(f"eval_every must be an integer >= 1, got {eval_every!r}")
+        if not (isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr)):
+            raise ValueError(f"lr must be a positive number, got {lr!r}")
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self.dtype = dtype
+        self.problem = problem.to(self.device, dtype)
+        self.scheme = DN() if scheme is None else scheme
+        self.net = network if network is not None else self.problem.network(dtype=dtype, device=self.device)
+        if self.net.ensemble != problem.ensemble:
+            raise ValueError(f"network ensemble={self.net.ensemble} does not match problem ensemble={problem.ensemble}")
+        self.net.to(device=self.device, dtype=dtype)
+        self.method = derivative_method
+        self.eval_every = eval_every
+        self.members = 1 if problem.ensemble is None else problem.ensemble
+        k = len(problem.terms)
+        self.weighter = Weighter(self.scheme, n_terms=k, reference=problem.reference,
+                                 adaptive=problem.adaptive, backend=backend)
+        self.weighter.reset(self.members, dtype, self.device)
+        if isinstance(optimizer, torch.optim.Optimizer):
+            self.optimizer = optimizer
+        elif optimizer is None:
+            self.optimizer = torch.optim.Adam([self.net.theta], lr=lr)
+        else:
+            self.optimizer = optimizer([self.net.theta])
+        self.epoch = 0
+        self._G = torch.zeros(self.members, k, self.net.n_params, dtype=dtype, device=self.device)
+        self._batch_gen = torch.Generator().manual_seed(problem.seeds[0] if batch_seed is None else batch_seed)
+        self._reference: Optional[tuple[Tensor, Tensor]] = None
+        self.backward_passes = 0  # counted per autograd call, for tests and diagnostics
+
+    # ------------------------------------------------------------------------------------- one step
+    @property
+    def theta(self) -> Tensor:
+        return self.net.theta
+
+    def term_losses(self, indices: Optional[Sequence[Optional[Tensor]]] = None) -> list[Tensor]:
+        """Unweighted losses of every term, each ``[S]`` (a scalar is reshaped to ``[1]``)."""
+        coords = self.problem.coords
+        out = []
+        for k, term in enumerate(self.problem.terms):
+            idx = None if indices is None else indices[k]
+            loss = term.loss(self.net, coords, idx, method=self.method)
+            out.append(loss.reshape(-1))
+        return out
+
+    def term_gradients(self, losses: Sequence[Tensor], out: Optional[Tensor] = None) -> Tensor:
+        """One backward per term: ``G[S, K, P]`` with row ``(s, k)`` = grad of member ``s``'s term ``k``.
+
+        A term that does not depend on some parameters gives zeros there."""
+        G = self._G if out is None else out
+        theta = self.net.theta
+        for k, loss in enumerate(losses):
+            (g,) = torch.autograd.grad(loss.sum(), theta, allow_unused=True, materialize_grads=True)
+            self.backward_passes += 1
+            G[:, k].copy_(g.reshape(self.members, -1))
+        return G
+
+    def step(self, indices: Optional[Sequence[Optional[Tensor]]] = None, update_weights: bool = False) -> Tensor:
+        """One optimizer step; returns the detached term losses ``[S, K]``.
+
+        ``update_weights``: run the weight update (statistics + EMA) before the step, from this
+        step's per-term gradients."""
+        losses = self.term_losses(indices)
+        theta = self.net.theta
+        w = self.weighter
+        if w.dynamic:
+            G = self.term_gradients(losses)
+            if update_weights:
+                w.update_from_stats(w.statistics(G), G.shape[-1])
+            grad = Weighter.combine(G, w.lam_applied)
+        else:
+            total = (torch.stack(losses, dim=-1) * w.lam_applied).sum()
+            (grad,) = torch.autograd.grad(total, theta, allow_unused=True, materialize_grads=True)
+            self.backward_passes += 1
+        theta.grad = grad.reshape(theta.shape)
+        self.optimizer.step()
+        return torch.stack([l.detach() for l in losses], dim=-1)
+
+    # ---------------------------------------------------------------------------------- evaluation
+    def _reference_tensors(self) -> tuple[Tensor, Tensor]:
+        if self._reference is None:
+            X, U = self.problem.reference_solution()
+            Xt = torch.as_tensor(np.asarray(X), dtype=self.dtype, device=self.device)
+            Ut = torch.as_tensor(np.asarray(U), dtype=torch.float64, device=self.device)
+            self._reference = (Xt, Ut.reshape(Ut.shape[0], -1))
+        return self._reference
+
+    @torch.no_grad()
+    def predict(self, X: Tensor, chunk: int = 65536) -> Tensor:
+        """Network output on points ``X[M, d]``: ``[M, out]`` (ensemble: ``[S, M, out]``)."""
+        parts = [self.net(X[i:i + chunk]) for i in range(0, X.shape[0], chunk)]
+        return torch.cat(parts, dim=-2)
+
+    def evaluate(self) -> Tensor:
+        """Relative L2 error ``[S]`` on the problem's reference grid (float64)."""
+        X, U = self._reference_tensors()
+        pred = self.predict(X).to(torch.float64)
+        if pred.dim() == 2:
+            pred = pred.unsqueeze(0)
+        # [S, M*out] vs [M*out]: flatten outputs so a vector solution counts every component.
+        return rel_l2_error(pred.reshape(pred.shape[0], -1), U.reshape(-1))
+
+    # ------------------------------------------------------------------------------------- training
+    def _epoch_batches(self) -> list[list[Optional[Tensor]]]:
+        """Per step of the coming epoch, the point indices of each term (``None``: all points)."""
+        terms = self.problem.terms
+        n_steps = max(t.n_batches for t in terms)
+        perms = [None if t.n_batches == 1 else torch.randperm(t.n_points, generator=self._batch_gen).to(self.device)
+                 for t in terms]
+        steps = []
+        for b in range(n_steps):
+            idx = []
+            for t, perm in zip(terms, perms):
+                if perm is None:
+                    idx.append(None)
+                else:
+                    j = b % t.n_batches
+                    idx.append(perm[j * t.batch_size:(j + 1) * t.batch_size])
+            steps.append(idx)
+        return steps
+
+    def _check_finite(self, losses: Tensor, first_epoch: int) -> None:
+        bad = ~torch.isfinite(losses)
+        if bool(bad.any()) or not bool(torch.isfinite(self.net.theta).all()):
+            if bool(bad.any()):
+                e, s, k = (int(v) for v in bad.nonzero()[0])
+                where = f"loss {self.problem.terms[k].name!r} of member {s} at epoch {first_epoch + e}"
+            else:
+                where = "the network parameters"
+            raise NonFiniteError(
+                f"training diverged: {where} is not finite (scheme {self.scheme!r}); "
+                "lower the learning rate or check the problem's terms")
+
+    def train(
+        self,
+        epochs: Optional[int] = None,
+        *,
+        progress: bool = False,
+        callback: Optional[Callable[["Trainer", int, dict[str, Any]], None]] = None,
+    ) -> History:
+        """Train for ``epochs`` (default: the problem's) and return the :class:`History` of this call.
+
+        Every ``eval_every`` epochs and at the end: losses and parameters are checked for NaN/Inf
+        (raising :class:`NonFiniteError`), the relative L2 error is measured when the problem has a
+        reference, skipped weight updates are reported as warnings, and ``callback(trainer, epoch,
+        info)`` is called.
+        """
+        epochs = self.problem.epochs if epochs is None else epochs
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+            raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
+        S, K = self.members, len(self.problem.terms)
+        loss_log = torch.zeros(epochs, S, K, dtype=self.dtype, device=self.device)
+        weight_log = torch.zeros(epochs, S, K, dtype=self.dtype, device=self.device)
+        eval_epochs: list[int] = []
+        errors: list[np.ndarray] = []
+        has_reference = self.problem.solution is not None
+        reported_skips = self.weighter.skipped.clone()
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=epochs, desc=f"{self.problem.name}/{getattr(self.scheme, 'name', 'scheme')}",
+                       unit="ep", dynamic_ncols=True)
+        train_seconds = 0.0
+        first = 0
+        tick = time.perf_counter()
+        for i in range(epochs):
+            epoch = self.epoch
+            update = self.weighter.should_update(epoch)
+            batches = self._epoch_batches()
+            for b, idx in enumerate(batches):
+                step_losses = self.step(idx, update_weights=update and b == 0)
+                loss_log[i] += step_losses
+                if b == 0:
+                    weight_log[i].copy_(self.weighter.lam_applied)
+            if len(batches) > 1:
+                loss_log[i] /= len(batches)
+            self.epoch += 1
+            if (i + 1) % self.eval_every == 0 or i + 1 == epochs:
+                if self.device.type == "cuda":
+                    torch.cuda.synchronize(self.device)
+                train_seconds += time.perf_counter() - tick
+                self._check_finite(loss_log[first:i + 1], self.epoch - (i + 1 - first))
+                info: dict[str, Any] = {"losses": loss_log[i].cpu().numpy(), "weights": weight_log[i].cpu().numpy()}
+                if has_reference:
+                    err = self.evaluate().cpu().numpy()
+                    eval_epochs.append(self.epoch)
+                    errors.append(err)
+                    info["rel_l2"] = err
+                new_skips = self.weighter.skipped - reported_skips
+                if bool((new_skips > 0).any()):
+                    for k in range(K):
+                        n = int(new_skips[:, k].sum())
+                        if n:
+                            warnings.warn(
+                                f"term {self.problem.terms[k].name!r}: {n} weight update(s) kept the previous weight "
+                                "because a gradient statistic was zero or not finite", RuntimeWarning, stacklevel=2)
+                    reported_skips = self.weighter.skipped.clone()
+                if bar is not None:
+                    bar.update(i + 1 - first)
+                    bar.set_postfix_str(self._postfix(info, train_seconds, i + 1))
+                if callback is not None:
+                    callback(self, self.epoch, info)
+                first = i + 1
+                tick = time.perf_counter()
+        if bar is not None:
+            bar.close()
+        return History(
+            term_names=self.problem.term_names,
+            losses=loss_log.cpu().numpy(),
+            weights=weight_log.cpu().numpy(),
+            eval_epochs=np.array(eval_epochs, dtype=np.int64),
+            rel_l2=np.array(errors, dtype=np.float64).reshape(len(errors), S),
+            skipped=self.weighter.skipped.cpu().numpy(),
+            train_seconds=train_seconds,
+            ensemble=self.problem.ensemble,
+        )
+
+    def _postfix(self, info: dict[str, Any], seconds: float, done: int) -> str:
+        names = self.problem.term_names
+        parts = [f"L_{n}={v:.2e}" for n, v in zip(names, info["losses"].mean(0))]
+        parts += [f"λ_{n}={v:.3g}" for n, v in zip(names, info["weights"].mean(0)) if n != names[self.problem.reference]]
+        if "rel_l2" in info:
+            parts.append(f"relL2={float(np.mean(info['rel_l2'])):.2e}")
+        parts.append(f"{done / max(seconds, 1e-9):.0f} ep/s")
+        return " ".join(parts)
+
+    # ---------------------------------------------------------------------------------- checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "epoch": self.epoch,
+            "theta": self.net.theta.detach().clone(),
+            "optimizer": self.optimizer.state_dict(),
+            "weighter": self.weighter.state_dict(),
+            "batch_generator": self._batch_gen.get_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        with torch.no_grad():
+            self.net.theta.copy_(state["theta"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.weighter.load_state_dict(state["weighter"])
+        self._batch_gen.set_state(state["batch_generator"])
+        self.epoch = int(state["epoch"])
+
+    def save_checkpoint(self, path: str) -> None:
+        """``torch.save`` of :meth:`state_dict`, written atomically."""
+        buf = io.BytesIO()
+        torch.save(self.state_dict(), buf)
+        _io.atomic_write_bytes(path, buf.getvalue())
+
+    def load_checkpoint(self, path: str) -> None:
+        self.load_state_dict(torch.load(path, map_location=self.device, weights_only=False))

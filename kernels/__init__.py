@@ -1,0 +1,9 @@
+"""Triton kernels of fastpinn (installed as ``fastpinn.kernels``).
+
+Under ``TRITON_INTERPRET=1`` (set before triton is first imported; ``tests/conftest.py`` does this when there is
+no CUDA device) the kernels run on CPU tensors through the Triton interpreter.
+"""
+
+from .grad_stats import grad_stats_triton
+
+__all__ = ["grad_stats_triton"]

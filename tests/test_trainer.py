@@ -1,0 +1,159 @@
+"""The training loop: per-term gradients, backward-pass accounting, ensembles, checkpoints, NaN handling."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import fastpinn
+from fastpinn.problems import allen_cahn, poisson1d
+from fastpinn.trainer import NonFiniteError, Trainer
+
+
+def _count_backward(trainer: Trainer) -> list[int]:
+    calls = [0]
+
+    def hook(grad):
+        calls[0] += 1
+
+    trainer.net.theta.register_hook(hook)
+    return calls
+
+
+def test_update_epochs_cost_no_extra_backward():
+    problem = poisson1d(0, n_pde=32, depth=3, width=8)
+    trainer = Trainer(problem, fastpinn.DN(tau=3), backend="torch", eval_every=1000)
+    calls = _count_backward(trainer)
+    per_epoch = []
+    for _ in range(7):
+        before = calls[0]
+        trainer.train(1)
+        per_epoch.append(calls[0] - before)
+    # Epochs 0, 3 and 6 update the weights; all run exactly one backward per loss term.
+    assert per_epoch == [len(problem.terms)] * 7
+
+
+def test_pinn_uses_one_backward_per_step():
+    trainer = Trainer(poisson1d(0, n_pde=16, depth=2, width=4), fastpinn.PINN(), backend="torch")
+    calls = _count_backward(trainer)
+    trainer.train(3)
+    assert calls[0] == 3
+
+
+def test_weighted_gradient_is_gradient_of_weighted_loss():
+    problem = poisson1d(0, n_pde=40, depth=3, width=10)
+    trainer = Trainer(problem, fastpinn.DN(beta=0.5), dtype=torch.float64, backend="torch")
+    trainer.train(2)  # weights move away from 1
+    lam = trainer.weighter.weights()[0]
+    losses = trainer.term_losses()
+    G = trainer.term_gradients(losses).clone()
+    fresh = trainer.term_losses()  # term_gradients consumed the first graph
+    total = sum(lam[k] * fresh[k].sum() for k in range(len(fresh)))
+    (want,) = torch.autograd.grad(total, trainer.net.theta)
+    torch.testing.assert_close(fastpinn.Weighter.combine(G[0], lam), want, rtol=1e-12, atol=1e-12)
+
+
+def test_term_independent_of_parameters_gives_zero_rows():
+    # u_xx does not depend on the output bias: its gradient there is exactly zero, not an error.
+    problem = poisson1d(0, n_pde=20, depth=3, width=6)
+    trainer = Trainer(problem, fastpinn.DN(), dtype=torch.float64, backend="torch")
+    G = trainer.term_gradients(trainer.term_losses())
+    last_bias = trainer.net.n_params - 1
+    assert G[0, 0, last_bias] == 0.0
+    assert bool((G[0, 1] != 0).any())
+
+
+def test_nonfinite_loss_is_reported_not_trained_through():
+    problem = poisson1d(0, n_pde=16, depth=2, width=4)
+    good = problem.terms[0].residual
+    problem.terms[0].residual = lambda f: good(f) * math.nan
+    trainer = Trainer(problem, fastpinn.DN(), backend="torch", eval_every=3)
+    with pytest.raises(NonFiniteError, match="'pde'"):
+        trainer.train(6)
+    assert trainer.epoch == 3  # stopped at the first check
+
+
+def test_skipped_updates_warn():
+    problem = poisson1d(0, n_pde=16, depth=2, width=4)
+    # A boundary term whose gradient is identically zero: its norm is 0, so its weight must be kept.
+    problem.terms[1].residual = lambda f, target: 0.0 * f["u"] + 1.0
+    trainer = Trainer(problem, fastpinn.DN(tau=1), backend="torch", eval_every=2)
+    with pytest.warns(RuntimeWarning, match="'bc'.*kept the previous weight"):
+        history = trainer.train(4)
+    assert history.skipped.tolist() == [[0, 4]]
+    assert np.all(history.weights[:, 0, 1] == 1.0)
+
+
+@pytest.mark.parametrize("scheme", [fastpinn.DN(beta=0.9, tau=3), fastpinn.MA(tau=2), fastpinn.PINN()], ids=repr)
+def test_ensemble_member_equals_single_run(scheme):
+    seeds = [3, 7]
+    kwargs = dict(n_pde=24, depth=3, width=8)
+    ens = Trainer(poisson1d(seeds, **kwargs), scheme, dtype=torch.float64, backend="torch", eval_every=5)
+    h_ens = ens.train(10)
+    for s, seed in enumerate(seeds):
+        single = Trainer(poisson1d(seed, **kwargs), scheme, dtype=torch.float64, backend="torch", eval_every=5)
+        h = single.train(10)
+        torch.testing.assert_close(ens.net.theta[s], single.net.theta, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(h_ens.losses[:, s], h.losses[:, 0], rtol=1e-10)
+        np.testing.assert_allclose(h_ens.weights[:, s], h.weights[:, 0], rtol=1e-10)
+        np.testing.assert_allclose(h_ens.rel_l2[:, s], h.rel_l2[:, 0], rtol=1e-9)
+
+
+def test_checkpoint_resume_equals_straight_run(tmp_path):
+    kwargs = dict(n_pde=24, depth=3, width=8)
+    straight = Trainer(poisson1d(0, **kwargs), fastpinn.DN(tau=4), dtype=torch.float64, backend="torch")
+    straight.train(12)
+    first = Trainer(poisson1d(0, **kwargs), fastpinn.DN(tau=4), dtype=torch.float64, backend="torch")
+    first.train(6)
+    first.save_checkpoint(str(tmp_path / "ckpt.pt"))
+    resumed = Trainer(poisson1d(0, **kwargs), fastpinn.DN(tau=4), dtype=torch.float64, backend="torch")
+    resumed.load_checkpoint(str(tmp_path / "ckpt.pt"))
+    resumed.train(6)
+    torch.testing.assert_close(resumed.net.theta, straight.net.theta, rtol=0, atol=0)
+
+
+def test_minibatches_cover_pde_points_and_update_once_per_epoch():
+    problem = allen_cahn(0, n_pde=50, n_ic=8, n_bc=4, batch_size=16, depth=2, width=6)
+    trainer = Trainer(problem, fastpinn.DN(tau=1), backend="torch", eval_every=1000)
+    steps = trainer._epoch_batches()
+    assert len(steps) == 4  # ceil(50 / 16)
+    pde_idx = torch.cat([s[0] for s in steps])
+    assert sorted(pde_idx.tolist()) == list(range(50))
+    assert all(s[1] is None for s in steps)  # constraints whole at every step
+    trainer.problem.solution = None  # no reference solve in this unit test
+    trainer.train(2)
+    assert int(trainer.weighter.n_updates[0]) == 2  # once per epoch, not once per mini-batch
+    # Only the initial condition is adaptive in Allen-Cahn.
+    w = trainer.weighter.weights()[0]
+    assert w[2] == 1.0 and w[3] == 1.0 and w[1] != 1.0
+
+
+def test_history_save_load(tmp_path):
+    trainer = Trainer(poisson1d(0, n_pde=16, depth=2, width=4), fastpinn.DN(), backend="torch", eval_every=2)
+    h = trainer.train(4)
+    h.save(str(tmp_path / "h.npz"))
+    h2 = fastpinn.History.load(str(tmp_path / "h.npz"))
+    assert h2.term_names == ["pde", "bc"]
+    np.testing.assert_array_equal(h2.losses, h.losses)
+    np.testing.assert_array_equal(h2.rel_l2, h.rel_l2)
+    assert h2.eval_epochs.tolist() == [2, 4]
+
+
+def test_poisson1d_trains_end_to_end_and_dn_beats_pinn():
+    errors = {}
+    for name, scheme in (("pinn", fastpinn.PINN()), ("dn", fastpinn.DN(beta=0.9))):
+        trainer = Trainer(poisson1d(0), scheme, backend="torch", eval_every=250)
+        h = trainer.train()
+        errors[name] = float(h.final_rel_l2()[0])
+        assert h.rel_l2[-1, 0] < h.rel_l2[0, 0]
+    assert errors["dn"] < 0.05, errors
+    assert errors["pinn"] > 3 * errors["dn"], errors
+
+
+@pytest.mark.parametrize("bad", [dict(eval_every=0), dict(lr=-1.0)])
+def test_bad_trainer_arguments(bad):
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        Trainer(poisson1d(0, n_pde=8, depth=2, width=4), fastpinn.DN(), **bad)
