@@ -110,6 +110,10 @@ class Trainer:
         eval_every: epochs between evaluations, finiteness checks and log reads (the only host syncs).
         backend: op backend for the statistics and the weight update.
         batch_seed: seed of the mini-batch shuffling (default: the problem's first seed).
+        compile: compile each term's loss (derivatives + residual, forward and backward) with
+            ``torch.compile``; one graph per term so each backward runs only its own term. The one-off
+            compilation happens in a warm-up before the first epoch and is reported apart
+            (``History.warmup_seconds``). Results equal the eager step's to rounding.
     """
 
     def __init__(
@@ -126,6 +130,7 @@ class Trainer:
         eval_every: int = 100,
         backend: str = "auto",
         batch_seed: Optional[int] = None,
+        compile: bool = False,
     ) -> None:
         if not isinstance(problem, Problem):
             raise ValueError(f"problem must be a fastpinn Problem, got {type(problem).__name__}")
@@ -159,21 +164,48 @@ class Trainer:
         self._batch_gen = torch.Generator().manual_seed(problem.seeds[0] if batch_seed is None else batch_seed)
         self._reference: Optional[tuple[Tensor, Tensor]] = None
         self.backward_passes = 0  # counted per autograd call, for tests and diagnostics
+        if not isinstance(compile, bool):
+            raise ValueError(f"compile must be True or False, got {compile!r}")
+        self.compiled = compile
+        self._loss_fns = [self._make_loss_fn(t) for t in self.problem.terms]
+        self._warm = not compile
 
     # ------------------------------------------------------------------------------------- one step
     @property
     def theta(self) -> Tensor:
         return self.net.theta
 
+    def _make_loss_fn(self, term) -> Callable[[Tensor, Optional[Tensor]], Tensor]:
+        coords, net, method = self.problem.coords, self.net, self.method
+
+        def loss_fn(theta: Tensor, index: Optional[Tensor]) -> Tensor:
+            return term.loss(net, coords, index, method=method, theta=theta).reshape(-1)
+
+        return torch.compile(loss_fn, dynamic=False) if self.compiled else loss_fn
+
     def term_losses(self, indices: Optional[Sequence[Optional[Tensor]]] = None) -> list[Tensor]:
-        """Unweighted losses of every term, each ``[S]`` (a scalar is reshaped to ``[1]``)."""
-        coords = self.problem.coords
-        out = []
-        for k, term in enumerate(self.problem.terms):
-            idx = None if indices is None else indices[k]
-            loss = term.loss(self.net, coords, idx, method=self.method)
-            out.append(loss.reshape(-1))
-        return out
+        """Unweighted losses of every term, each ``[S]`` (``[1]`` for a single network)."""
+        theta = self.net.theta
+        return [fn(theta, None if indices is None else indices[k]) for k, fn in enumerate(self._loss_fns)]
+
+    def warmup(self) -> float:
+        """Compile (when ``compile=True``) every graph training will use, outside the timed epochs: each
+        term's forward and backward for every distinct mini-batch size. Returns the seconds spent."""
+        if self._warm:
+            return 0.0
+        tick = time.perf_counter()
+        shapes = {}
+        for idx in self._epoch_batches(advance=False):
+            key = tuple(None if i is None else i.numel() for i in idx)
+            shapes.setdefault(key, idx)
+        for idx in shapes.values():
+            losses = self.term_losses(idx)
+            for loss in losses:
+                torch.autograd.grad(loss.sum(), self.net.theta, allow_unused=True, materialize_grads=True)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        self._warm = True
+        return time.perf_counter() - tick
 
     def term_gradients(self, losses: Sequence[Tensor], out: Optional[Tensor] = None) -> Tensor:
         """One backward per term: ``G[S, K, P]`` with row ``(s, k)`` = grad of member ``s``'s term ``k``.
@@ -233,11 +265,16 @@ class Trainer:
         return rel_l2_error(pred.reshape(pred.shape[0], -1), U.reshape(-1))
 
     # ------------------------------------------------------------------------------------- training
-    def _epoch_batches(self) -> list[list[Optional[Tensor]]]:
-        """Per step of the coming epoch, the point indices of each term (``None``: all points)."""
+    def _epoch_batches(self, advance: bool = True) -> list[list[Optional[Tensor]]]:
+        """Per step of the coming epoch, the point indices of each term (``None``: all points).
+
+        ``advance=False`` leaves the shuffling generator untouched (for the warm-up)."""
         terms = self.problem.terms
         n_steps = max(t.n_batches for t in terms)
-        perms = [None if t.n_batches == 1 else torch.randperm(t.n_points, generator=self._batch_gen).to(self.device)
+        gen = self._batch_gen
+        if not advance:
+            gen = torch.Generator().manual_seed(0)
+        perms = [None if t.n_batches == 1 else torch.randperm(t.n_points, generator=gen).to(self.device)
                  for t in terms]
         steps = []
         for b in range(n_steps):
@@ -281,6 +318,7 @@ class Trainer:
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
             raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
         S, K = self.members, len(self.problem.terms)
+        warmup_seconds = self.warmup()
         loss_log = torch.zeros(epochs, S, K, dtype=self.dtype, device=self.device)
         weight_log = torch.zeros(epochs, S, K, dtype=self.dtype, device=self.device)
         eval_epochs: list[int] = []
@@ -345,6 +383,7 @@ class Trainer:
             rel_l2=np.array(errors, dtype=np.float64).reshape(len(errors), S),
             skipped=self.weighter.skipped.cpu().numpy(),
             train_seconds=train_seconds,
+            warmup_seconds=warmup_seconds,
             ensemble=self.problem.ensemble,
         )
 

@@ -1,0 +1,116 @@
+"""Atomic file writing.
+
+Every writer here creates a temporary file in the destination's directory (same filesystem, so the
+final rename is atomic), writes and fsyncs it, then ``os.replace``-s it over the destination. A
+reader therefore sees either the old complete file or the new complete file, never a partial one,
+even if the process is killed mid-write. On any error the temporary file is removed and the old
+file, if any, is left untouched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import stat
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "atomic_save_npz", "atomic_open"]
+
+PathLike = str | os.PathLike[str]
+
+
+def _default_mode() -> int:
+    # mkstemp creates files 0600; a normal open() would give 0666 & ~umask. umask can only be read
+    # by setting it, so do that once at import (before any threads of ours exist).
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+_NEW_FILE_MODE = _default_mode()
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Persist the rename itself (POSIX); best effort, some filesystems refuse directory fsync."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_open(path: PathLike) -> Iterator[IO[bytes]]:
+    """Context manager yielding a binary file that replaces ``path`` atomically on success.
+
+    Parent directories are created. If the body raises, the temporary file is deleted and
+    ``path`` keeps its previous content (or stays absent). The new file gets the old file's
+    permission bits if it existed, else the usual ``0666 & ~umask``.
+    """
+    dest = Path(path)
+    directory = dest.parent
+    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        mode = stat.S_IMODE(os.stat(dest).st_mode)
+    except FileNotFoundError:
+        mode = _NEW_FILE_MODE
+    fd, tmp_name = tempfile.mkstemp(dir=directory, prefix=f".{dest.name}.", suffix=".tmp")
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, dest)
+    except BaseException:
+        # BaseException too: a KeyboardInterrupt mid-write must not leave a stray temp file.
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+    _fsync_dir(directory)
+
+
+def atomic_write_bytes(path: PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (see module docstring)."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"data must be bytes-like, got {type(data).__name__}")
+    with atomic_open(path) as fh:
+        fh.write(data)
+
+
+def atomic_write_text(path: PathLike, text: str, encoding: str = "utf-8") -> None:
+    """Write ``text`` to ``path`` atomically, encoded with ``encoding`` (no newline translation)."""
+    if not isinstance(text, str):
+        raise TypeError(f"text must be str, got {type(text).__name__}")
+    atomic_write_bytes(path, text.encode(encoding))
+
+
+def atomic_write_json(path: PathLike, obj: Any, indent: int | None = 2) -> None:
+    """Serialise ``obj`` as JSON (plus a trailing newline) and write it to ``path`` atomically.
+
+    Serialisation happens before the file is touched, so an unserialisable ``obj`` raises
+    ``TypeError``/``ValueError`` and leaves ``path`` as it was.
+    """
+    text = json.dumps(obj, indent=indent) + "\n"
+    atomic_write_text(path, text)
+
+
+def atomic_save_npz(path: PathLike, **arrays: Any) -> None:
+    """Save ``arrays`` as an uncompressed ``.npz`` at exactly ``path`` (no suffix is appended), atomically.
+
+    Arrays are streamed into the temporary file, so memory use does not double.
+    """
+    with atomic_open(path) as fh:
+        np.savez(fh, **arrays)
