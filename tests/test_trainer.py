@@ -157,3 +157,16 @@ def test_poisson1d_trains_end_to_end_and_dn_beats_pinn():
 def test_bad_trainer_arguments(bad):
     with pytest.raises(ValueError, match=next(iter(bad))):
         Trainer(poisson1d(0, n_pde=8, depth=2, width=4), fastpinn.DN(), **bad)
+
+
+def test_compiled_step_equals_eager_step():
+    # One compiled graph per term; float64 so the only differences are reassociation (~1e-16).
+    kwargs = dict(n_pde=24, depth=3, width=8)
+    eager = Trainer(poisson1d(0, **kwargs), fastpinn.DN(tau=2), dtype=torch.float64, backend="torch")
+    h_eager = eager.train(6)
+    compiled = Trainer(poisson1d(0, **kwargs), fastpinn.DN(tau=2), dtype=torch.float64, backend="torch",
+                       compile=True)
+    h_comp = compiled.train(6)
+    assert h_comp.warmup_seconds > 0 and h_eager.warmup_seconds == 0
+    torch.testing.assert_close(compiled.net.theta, eager.net.theta, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(h_comp.losses, h_eager.losses, rtol=1e-12)

@@ -1,0 +1,94 @@
+"""Guarded loader of the compiled extension ``fastpinn._C``.
+
+Importing this module (or :mod:`fastpinn`) never fails because the extension is missing or stale: only the
+first call of :func:`load` (or of an op through it) raises, with instructions to rebuild. Loading the
+library registers ``torch.ops.fastpinn.grad_stats`` and ``torch.ops.fastpinn.ema_update`` with the
+dispatcher, and their fake implementations (for ``torch.compile``) with :mod:`fastpinn.ops.fake`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+import threading
+from types import ModuleType
+from typing import Any
+
+import torch
+
+__all__ = ["load", "available", "build_info", "REBUILD_HINT"]
+
+REBUILD_HINT = (
+    "Rebuild it from the repository root, against the torch installed now: "
+    "`pip install setuptools wheel pybind11 cmake ninja` (torch must already be installed), then "
+    "`pip install --no-build-isolation -e .` (or without -e for a regular install)."
+)
+
+_lock = threading.Lock()
+_module: ModuleType | None = None
+_error: RuntimeError | None = None
+
+
+def _major_minor(version: str) -> tuple[int, int] | None:
+    m = re.match(r"(\d+)\.(\d+)", version)
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+def _import_extension() -> ModuleType:
+    try:
+        mod = importlib.import_module("fastpinn._C")
+    except Exception as exc:  # ImportError, or an OSError/undefined symbol from a stale build
+        raise RuntimeError(
+            "The fastpinn C++ extension (fastpinn._C) could not be loaded. An undefined-symbol error usually "
+            f"means it was built against another torch version. {REBUILD_HINT}\n"
+            f"Original error: {type(exc).__name__}: {exc}"
+        ) from exc
+    info = mod.build_info() if hasattr(mod, "build_info") else {}
+    built = str(info.get("torch_version", "unknown"))
+    if _major_minor(built) != _major_minor(torch.__version__):
+        raise RuntimeError(
+            f"The fastpinn C++ extension was built against torch {built}, but torch {torch.__version__} is "
+            f"installed; the C++ ABI differs between torch releases. {REBUILD_HINT}"
+        )
+    return mod
+
+
+def load() -> ModuleType:
+    """Import ``fastpinn._C`` once (cached) and register the fake implementations; return the module.
+
+    Raises:
+        RuntimeError: the extension is missing, fails to load, or was built against another torch
+            (major.minor); the message says how to rebuild and includes the original error.
+    """
+    global _module, _error
+    if _module is not None:
+        return _module
+    with _lock:
+        if _module is None:
+            if _error is not None:  # do not retry a failed import on every call
+                raise RuntimeError(str(_error)) from _error.__cause__
+            try:
+                mod = _import_extension()
+            except RuntimeError as exc:
+                _error = exc
+                raise
+            from . import fake
+
+            fake.register_fakes()
+            _module = mod
+    return _module
+
+
+def available() -> bool:
+    """Whether the compiled extension can be loaded (never raises)."""
+    try:
+        load()
+    except RuntimeError:
+        return False
+    return True
+
+
+def build_info() -> dict[str, Any]:
+    """Build configuration of the loaded extension, e.g. ``{"cuda": False, "torch_version": "2.13.0",
+    "compiler": "GNU 12.2.0", ...}``. Raises RuntimeError like :func:`load`."""
+    return dict(load().build_info())
