@@ -156,12 +156,15 @@ class Trainer:
         if isinstance(optimizer, torch.optim.Optimizer):
             self.optimizer = optimizer
         elif optimizer is None:
-            self.optimizer = torch.optim.Adam([self.net.theta], lr=lr)
+            # Fused Adam: one kernel over the flat theta (elementwise, so ensemble members stay independent).
+            self.optimizer = torch.optim.Adam([self.net.theta], lr=lr, fused=True)
         else:
             self.optimizer = optimizer([self.net.theta])
         self.epoch = 0
         self._G = torch.zeros(self.members, k, self.net.n_params, dtype=dtype, device=self.device)
-        self._batch_gen = torch.Generator().manual_seed(problem.seeds[0] if batch_seed is None else batch_seed)
+        # The shuffling generator lives on the training device so a mini-batch permutation needs no host copy.
+        self._batch_gen = torch.Generator(device=self.device).manual_seed(
+            problem.seeds[0] if batch_seed is None else batch_seed)
         self._reference: Optional[tuple[Tensor, Tensor]] = None
         self.backward_passes = 0  # counted per autograd call, for tests and diagnostics
         if not isinstance(compile, bool):
@@ -273,8 +276,8 @@ class Trainer:
         n_steps = max(t.n_batches for t in terms)
         gen = self._batch_gen
         if not advance:
-            gen = torch.Generator().manual_seed(0)
-        perms = [None if t.n_batches == 1 else torch.randperm(t.n_points, generator=gen).to(self.device)
+            gen = torch.Generator(device=self.device).manual_seed(0)
+        perms = [None if t.n_batches == 1 else torch.randperm(t.n_points, generator=gen, device=self.device)
                  for t in terms]
         steps = []
         for b in range(n_steps):

@@ -145,10 +145,10 @@ def test_history_save_load(tmp_path):
 def test_poisson1d_trains_end_to_end_and_dn_beats_pinn():
     errors = {}
     for name, scheme in (("pinn", fastpinn.PINN()), ("dn", fastpinn.DN(beta=0.9))):
-        trainer = Trainer(poisson1d(0), scheme, backend="torch", eval_every=250)
-        h = trainer.train()
+        trainer = Trainer(poisson1d(0), scheme, eval_every=200)
+        h = trainer.train(600)
         errors[name] = float(h.final_rel_l2()[0])
-        assert h.rel_l2[-1, 0] < h.rel_l2[0, 0]
+        assert h.losses[-1].sum() < 0.1 * h.losses[0].sum()  # both optimise their own weighted loss
     assert errors["dn"] < 0.05, errors
     assert errors["pinn"] > 3 * errors["dn"], errors
 

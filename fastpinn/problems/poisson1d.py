@@ -1,6 +1,6 @@
 """A small built-in problem: 1D Poisson ``u'' = f`` on [-1, 1] with ``u = sin(k pi x)``.
 
-Cheap enough to train end to end on a CPU in seconds; with ``k = 4`` the residual's gradients dwarf
+Cheap enough to train end to end on a CPU in seconds; with ``k = 2`` the residual's gradients dwarf
 the boundary term's, the imbalance the dynamic weights correct.
 """
 
@@ -21,7 +21,7 @@ __all__ = ["poisson1d"]
 def poisson1d(
     seed: Union[int, Sequence[int]] = 0,
     *,
-    k: float = 4.0,
+    k: float = 2.0,
     n_pde: int = 256,
     depth: int = 4,
     width: int = 32,
