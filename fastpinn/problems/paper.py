@@ -8,7 +8,9 @@ from the seed, and never resampled. Passing a sequence of seeds builds an ensemb
 
 from __future__ import annotations
 
+import inspect
 import math
+import numbers
 from typing import Optional, Sequence, Union
 
 import torch
@@ -22,9 +24,12 @@ Seed = Union[int, Sequence[int]]
 
 
 def _ensemble(factory, seed: Seed, **kwargs) -> Optional[Problem]:
-    if isinstance(seed, int):
+    if isinstance(seed, numbers.Integral):
         return None
-    seeds = [int(s) for s in seed]
+    try:
+        seeds = [int(s) for s in seed]
+    except TypeError:
+        raise ValueError(f"seed must be an int or a sequence of ints, got {seed!r}") from None
     if not seeds:
         raise ValueError("seed must be an int or a non-empty sequence of ints")
     return stack([factory(s, **kwargs) for s in seeds])
@@ -49,6 +54,7 @@ def burgers(seed: Seed = 0, *, n_pde: int = 10_000, n_ic: int = 100, n_bc: int =
         return ens
     _check_counts(n_pde=n_pde, n_ic=n_ic, n_bc=n_bc)
     lower, upper = (0.0, -1.0), (1.0, 1.0)
+    seed = int(seed)
     gen = torch.Generator().manual_seed(seed)
     x_pde = sampling.sample(sampler, n_pde, lower, upper, gen)
     x_ic = sampling.on_face(sampler, n_ic, lower, upper, 0, 0.0, gen)
@@ -86,6 +92,7 @@ def poisson(seed: Seed = 0, *, n_pde: int = 2_500, n_bc: int = 400, omega: float
         return ens
     _check_counts(n_pde=n_pde, n_bc=n_bc)
     lower, upper = (0.0, 0.0), (1.0, 1.0)
+    seed = int(seed)
     gen = torch.Generator().manual_seed(seed)
     x_pde = sampling.sample(sampler, n_pde, lower, upper, gen)
     per_edge = [n_bc // 4 + (1 if i < n_bc % 4 else 0) for i in range(4)]
@@ -124,6 +131,7 @@ def allen_cahn(seed: Seed = 0, *, n_pde: int = 20_000, n_ic: int = 512, n_bc: in
         return ens
     _check_counts(n_pde=n_pde, n_ic=n_ic, n_bc=n_bc, batch_size=batch_size)
     lower, upper = (0.0, -1.0), (1.0, 1.0)
+    seed = int(seed)
     gen = torch.Generator().manual_seed(seed)
     x_pde = sampling.sample(sampler, n_pde, lower, upper, gen)
     x_ic = sampling.on_face(sampler, n_ic, lower, upper, 0, 0.0, gen)
@@ -160,4 +168,8 @@ def get(name: str, seed: Seed = 0, **kwargs) -> Problem:
     factories = dict(PROBLEMS, poisson1d=poisson1d)
     if name not in factories:
         raise ValueError(f"problem must be one of {sorted(factories)}, got {name!r}")
+    allowed = [p for p in inspect.signature(factories[name]).parameters if p != "seed"]
+    for key in kwargs:
+        if key not in allowed:
+            raise ValueError(f"problem {name!r} has no option {key!r}; allowed: {allowed}")
     return factories[name](seed, **kwargs)

@@ -7,6 +7,7 @@ the boundary term's, the imbalance the dynamic weights correct.
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Sequence, Union
 
 import numpy as np
@@ -32,12 +33,13 @@ def poisson1d(
 
     ``seed``: an int for one network, a sequence for an ensemble (points ``[S, N, 1]``).
     """
-    if not isinstance(seed, int):
+    if not isinstance(seed, numbers.Integral):
         return stack([poisson1d(s, k=k, n_pde=n_pde, depth=depth, width=width, epochs=epochs, sampler=sampler)
                       for s in seed])
     if n_pde < 1:
         raise ValueError(f"n_pde must be >= 1, got {n_pde}")
     w = k * math.pi
+    seed = int(seed)
     gen = torch.Generator().manual_seed(seed)
     x_pde = sampling.sample(sampler, n_pde, [-1.0], [1.0], gen)
     x_bc = torch.tensor([[-1.0], [1.0]], dtype=torch.float64)
