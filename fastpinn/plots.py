@@ -324,7 +324,7 @@ def run_figures(trainer: Any, history: Any, out_dir: PathLike, *, title: str = "
     problem = trainer.problem
     paths: list[Path] = []
     if problem.solution is not None:
-        X, U = problem.reference_solution()
+        X, U = problem.reference()
         Xt = torch.as_tensor(np.asarray(X), dtype=trainer.dtype, device=trainer.device)
         pred = trainer.predict(Xt).to(torch.float64).cpu().numpy()
         paths.append(plot_solution_maps(np.asarray(X), np.asarray(U), pred, out / "solution.png",
@@ -333,7 +333,7 @@ def run_figures(trainer: Any, history: Any, out_dir: PathLike, *, title: str = "
     paths.append(plot_gradient_histograms(G, problem.term_names, out / "gradients.png", title=title))
     paths.append(plot_training_curves(history, out / "training.png", title=title))
     if len(problem.terms) > 1:
-        paths.append(plot_loss_trajectory(history, out / "loss_trajectory.png", reference=problem.reference,
+        paths.append(plot_loss_trajectory(history, out / "loss_trajectory.png", reference=problem.reference_term,
                                           title=title))
-        paths.append(plot_weights(history, out / "weights.png", reference=problem.reference, title=title))
+        paths.append(plot_weights(history, out / "weights.png", reference=problem.reference_term, title=title))
     return paths

@@ -176,10 +176,10 @@ class Problem:
         name: identifier.
         coords: names of the input coordinates in column order, e.g. ``("t", "x")``.
         lower, upper: the domain box ``[d]`` (also the network's input scaling).
-        terms: loss terms; ``terms[reference]`` is the reference of the weighting (the PDE residual).
+        terms: loss terms; ``terms[reference_term]`` is the reference of the weighting (the PDE residual).
         depth, width, out_dim: network shape (depth counts weight layers).
         epochs: the default number of epochs (the paper's protocol).
-        reference: index of the reference term.
+        reference_term: index of the reference term.
         adaptive: which terms get dynamic weights (default: all but the reference).
         solution: callable returning ``(X[M, d], U[M])`` or ``U[M, out]`` on an evaluation grid.
         seeds: the seeds the points were drawn from (one per ensemble member, or one).
@@ -195,7 +195,7 @@ class Problem:
     width: int = 50
     out_dim: int = 1
     epochs: int = 10_000
-    reference: int = 0
+    reference_term: int = 0
     adaptive: Optional[tuple[bool, ...]] = None
     solution: Optional[Callable[[], tuple[np.ndarray, np.ndarray]]] = None
     seeds: tuple[int, ...] = (0,)
@@ -222,8 +222,8 @@ class Problem:
             lead = None if t.points[0].dim() == 2 else t.points[0].shape[0]
             if lead != self.ensemble:
                 raise ValueError(f"term {t.name!r}: points {tuple(t.points[0].shape)} do not match ensemble={self.ensemble}")
-        if not 0 <= self.reference < len(self.terms):
-            raise ValueError(f"reference must be in [0, {len(self.terms)}), got {self.reference}")
+        if not 0 <= self.reference_term < len(self.terms):
+            raise ValueError(f"reference_term must be in [0, {len(self.terms)}), got {self.reference_term}")
         if self.adaptive is not None and len(self.adaptive) != len(self.terms):
             raise ValueError(f"adaptive must have {len(self.terms)} entries, got {len(self.adaptive)}")
 
@@ -237,8 +237,9 @@ class Problem:
         return MLP(len(self.coords), self.out_dim, self.depth, self.width, self.lower, self.upper,
                    ensemble=self.ensemble, seed=seed, dtype=dtype, device=device)
 
-    def reference_solution(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(X[M, d], U[M])`` on the evaluation grid; raises if the problem has none."""
+    def reference(self) -> tuple[np.ndarray, np.ndarray]:
+        """The exact/reference solution on the evaluation grid: points ``X[M, d]`` (columns in ``coords``
+        order) and values ``U[M]`` (``[M, out]`` for a vector solution). Raises if the problem has none."""
         if self.solution is None:
             raise ValueError(f"problem {self.name!r} has no reference solution")
         return self.solution()

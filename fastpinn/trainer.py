@@ -150,7 +150,7 @@ class Trainer:
         self.eval_every = eval_every
         self.members = 1 if problem.ensemble is None else problem.ensemble
         k = len(problem.terms)
-        self.weighter = Weighter(self.scheme, n_terms=k, reference=problem.reference,
+        self.weighter = Weighter(self.scheme, n_terms=k, reference=problem.reference_term,
                                  adaptive=problem.adaptive, backend=backend)
         self.weighter.reset(self.members, dtype, self.device)
         if isinstance(optimizer, torch.optim.Optimizer):
@@ -246,7 +246,7 @@ class Trainer:
     # ---------------------------------------------------------------------------------- evaluation
     def _reference_tensors(self) -> tuple[Tensor, Tensor]:
         if self._reference is None:
-            X, U = self.problem.reference_solution()
+            X, U = self.problem.reference()
             Xt = torch.as_tensor(np.asarray(X), dtype=self.dtype, device=self.device)
             Ut = torch.as_tensor(np.asarray(U), dtype=torch.float64, device=self.device)
             self._reference = (Xt, Ut.reshape(Ut.shape[0], -1))
@@ -393,7 +393,7 @@ class Trainer:
     def _postfix(self, info: dict[str, Any], seconds: float, done: int) -> str:
         names = self.problem.term_names
         parts = [f"L_{n}={v:.2e}" for n, v in zip(names, info["losses"].mean(0))]
-        parts += [f"λ_{n}={v:.3g}" for n, v in zip(names, info["weights"].mean(0)) if n != names[self.problem.reference]]
+        parts += [f"λ_{n}={v:.3g}" for n, v in zip(names, info["weights"].mean(0)) if n != names[self.problem.reference_term]]
         if "rel_l2" in info:
             parts.append(f"relL2={float(np.mean(info['rel_l2'])):.2e}")
         parts.append(f"{done / max(seconds, 1e-9):.0f} ep/s")

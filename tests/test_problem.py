@@ -97,3 +97,15 @@ def test_custom_problem_in_a_few_lines():
 def test_bad_problem_input(make, field):
     with pytest.raises(ValueError, match=field):
         make()
+
+
+def test_reference_returns_points_in_coords_order_and_values():
+    X, U = problems.poisson(0).reference()
+    assert X.shape[1] == 2 and U.shape == (X.shape[0],)
+    w = 4 * math.pi
+    import numpy as np
+
+    np.testing.assert_allclose(U, np.cos(w * X[:, 0]) * np.sin(w * X[:, 1]), rtol=0, atol=1e-12)
+    Xb, Ub = problems.burgers(0).reference()
+    assert Xb[:, 0].min() == 0.0 and Xb[:, 0].max() == 1.0  # t from 0 to 1 inclusive
+    np.testing.assert_allclose(Ub[Xb[:, 0] == 0], -np.sin(np.pi * Xb[Xb[:, 0] == 0, 1]), atol=1e-12)
