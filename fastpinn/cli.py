@@ -61,6 +61,8 @@ def _add_common(p: argparse.ArgumentParser, *, sizes: bool = True) -> None:
     p.add_argument("--force", action="store_true", help="overwrite an existing non-empty output directory")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--no-figures", action="store_true", help="write no PNG figures")
+    p.add_argument("--compile", action="store_true",
+                   help="compile each loss term with torch.compile (one-off warm-up reported as warmup_seconds)")
     p.add_argument("--threads", type=_nonnegative_int, default=None,
                    help="torch CPU threads; 0 keeps torch's default (default: 1 on a CPU device: these networks "
                         "are small, and extra OpenMP threads slow them down badly on a shared machine)")
@@ -182,7 +184,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     cfg = RunConfig(problem=args.problem, scheme=args.scheme, beta=args.beta, tau=args.tau, p=args.p,
                     bias_correction=args.bias_correction, ma_form=args.ma_form, seeds=seeds, ensemble=ensemble,
                     epochs=args.epochs, lr=args.lr, device=device, dtype=args.dtype, backend=args.backend,
-                    eval_every=args.eval_every, problem_kwargs=_sizes(args))
+                    eval_every=args.eval_every, problem_kwargs=_sizes(args), compile=args.compile)
     out = Path(args.out) if args.out else runs.default_run_dir(args.problem, args.scheme)
     if runs.is_nonempty_dir(out) and not args.force:
         raise runs.RunDirError(f"output directory {str(out)!r} is not empty; pass --force to overwrite it")
@@ -206,7 +208,8 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         return _cmd_demo(args)
     res = reproduce(args.table, seeds=args.seeds, epochs=args.epochs, device=_device(args.device), dtype=args.dtype,
                     backend=args.backend, out=args.out, problem=args.problem, problem_kwargs=_sizes(args),
-                    lr=args.lr, eval_every=args.eval_every, force=args.force, progress=not args.no_progress,
+                    lr=args.lr, eval_every=args.eval_every, compile=args.compile, force=args.force,
+                    progress=not args.no_progress,
                     figures=not args.no_figures, log=_log)
     print(res.markdown, flush=True)
     print(f"written: {res.out_dir / 'table.md'}, {res.out_dir / 'table.csv'}", flush=True)
@@ -226,7 +229,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     res = demo(epochs=epochs, n_pde=n_pde, n_bc=n_bc, beta=beta, seed=seed, device=device, dtype=args.dtype,
                backend=args.backend, out=args.out, force=args.force, progress=not args.no_progress,
-               figures=not args.no_figures, eval_every=g("eval_every") or 250, log=_log)
+               figures=not args.no_figures, eval_every=g("eval_every") or 250,
+               compile=bool(getattr(args, "compile", False)), log=_log)
     wall = time.perf_counter() - t0
     p, d = res["pinn"], res["dn"]
     print(f"\nPoisson 2D (u = cos 4πx sin 4πy on [0,1]²): {epochs} epochs, {n_pde} PDE + {n_bc} boundary points, "

@@ -93,6 +93,7 @@ class RunConfig:
     backend: str = "auto"
     eval_every: int = 100
     problem_kwargs: dict = field(default_factory=dict)
+    compile: bool = False
 
     def __post_init__(self) -> None:
         self.seeds = tuple(int(s) for s in self.seeds)
@@ -241,7 +242,7 @@ def build_trainer(cfg: RunConfig) -> tuple[Problem, Any]:
     preflight_backend(cfg)
     problem = cfg.build_problem()
     trainer = Trainer(problem, cfg.scheme_object(), lr=cfg.lr, device=cfg.device, dtype=DTYPES[cfg.dtype],
-                      eval_every=cfg.eval_every, backend=cfg.backend)
+                      eval_every=cfg.eval_every, backend=cfg.backend, compile=bool(cfg.compile))
     return problem, trainer
 
 
@@ -487,6 +488,7 @@ def reproduce(
     problem_kwargs: Optional[dict] = None,
     lr: float = 1e-3,
     eval_every: int = 100,
+    compile: bool = False,
     force: bool = False,
     progress: bool = False,
     figures: bool = True,
@@ -512,7 +514,7 @@ def reproduce(
         cfg = RunConfig(problem=prob, scheme=entry.scheme, beta=entry.beta, p=entry.p,
                         bias_correction=entry.bias_correction, seeds=tuple(range(seeds)), ensemble=True,
                         epochs=epochs, lr=lr, device=device, dtype=dtype, backend=backend, eval_every=eval_every,
-                        problem_kwargs=dict(problem_kwargs or {}))
+                        problem_kwargs=dict(problem_kwargs or {}), compile=compile)
         cfg.validate()
         configs.append((entry, cfg))
     preflight_backend(next((c for _, c in configs if c.scheme != "pinn"), configs[0][1]))
@@ -605,14 +607,15 @@ def demo(*, epochs: int = DEMO_DEFAULTS["epochs"], n_pde: int = DEMO_DEFAULTS["n
          n_bc: int = DEMO_DEFAULTS["n_bc"], beta: float = DEMO_DEFAULTS["beta"], seed: int = DEMO_DEFAULTS["seed"],
          device: str = "cpu", dtype: str = "float32", backend: str = "auto", out: Union[str, Path, None] = None,
          force: bool = False, progress: bool = False, figures: bool = True, eval_every: int = 250,
-         log: Optional[Log] = None) -> dict:
+         compile: bool = False, log: Optional[Log] = None) -> dict:
     """Train the paper's Poisson problem with PINN and with DN-PINN at a CPU-sized budget; returns
     ``{"pinn": metrics, "dn": metrics, "ratio": pinn/dn, "out": dir}``."""
     log = log or (lambda s: None)
     root = Path(out) if out is not None else runs.default_run_dir("poisson", "demo")
     kwargs = {"n_pde": n_pde, "n_bc": n_bc}
     cfgs = {name: RunConfig(problem="poisson", scheme=name, beta=beta, seeds=(seed,), epochs=epochs, device=device,
-                            dtype=dtype, backend=backend, eval_every=eval_every, problem_kwargs=kwargs).validate()
+                            dtype=dtype, backend=backend, eval_every=eval_every, problem_kwargs=kwargs,
+                            compile=compile).validate()
             for name in ("pinn", "dn")}
     for cfg in cfgs.values():
         preflight_backend(cfg)
