@@ -1,0 +1,188 @@
+"""fastpinn vs DeepXDE 1.15 (PyTorch backend) on the paper's Burgers setup: time per Adam iteration.
+
+Both sides: network 2-[20]x8-1, tanh, Glorot normal, zero biases; N_pde 10,000 uniform random points,
+100 initial and 200 boundary points; full batch; Adam lr 1e-3; float32; inputs scaled to [-1, 1]
+(fastpinn's network does it; DeepXDE gets the same map as a feature transform).
+
+* DeepXDE: ``dde.data.TimePDE(..., num_domain=10000, num_boundary=200, num_initial=100,
+  train_distribution="pseudo")``, ``dde.nn.FNN``, ``model.compile("adam", lr=1e-3)``. One iteration is what
+  ``Model._train_sgd`` does per step minus callbacks and the periodic test evaluation:
+  ``train_state.set_data_train(*data.train_next_batch())`` + ``model._train_step(...)``
+  (``dde.grad.jacobian``/``hessian`` derivatives, one backward of the summed losses, Adam).
+  Note that DeepXDE evaluates the network and its derivatives on the PDE *and* the IC/BC points in one
+  batch (its usual design), so its forward pass covers 10,600 points.
+* fastpinn: ``Trainer(paper.burgers(), PINN())`` and ``DN(tau=10)`` (and ``compile=True`` PINN with
+  ``--compile``), one epoch = one Adam iteration.
+
+DeepXDE is optional (not a fastpinn dependency): everything skips with a message when it cannot be
+imported. Install it without touching torch, e.g. ``pip install deepxde==1.15.0`` after checking
+``pip install --dry-run deepxde==1.15.0`` does not list torch.
+
+    OMP_NUM_THREADS=1 pytest bench/bench_deepxde.py --benchmark-group-by=group --benchmark-columns=median,rounds
+    OMP_NUM_THREADS=1 python bench/bench_deepxde.py [--rounds 7] [--block 10] [--json out.json]
+
+The script form interleaves the three runners (shuffled order per round) and prints median ms/iteration
+and the paired ratio DeepXDE / fastpinn; ``bench/run_all.py`` runs it in a subprocess so that DeepXDE's
+import-time settings cannot leak into the other benchmarks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from typing import Optional
+
+os.environ.setdefault("DDE_BACKEND", "pytorch")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import bench_training as bt  # noqa: E402
+from fastpinn.problems import paper  # noqa: E402
+
+NU = 0.01 / math.pi
+N_PDE, N_IC, N_BC = 10_000, 100, 200
+SKIP_MESSAGE = ("DeepXDE is not importable with the PyTorch backend (optional; `pip install deepxde==1.15.0` "
+                "without changing torch, and DDE_BACKEND=pytorch): skipping the DeepXDE comparison")
+
+
+def import_deepxde():
+    """``deepxde`` module, or ``None`` (with the reason on stderr) when it is missing or not on PyTorch."""
+    try:
+        import deepxde as dde
+    except Exception as exc:  # noqa: BLE001 - any import failure means "not available"
+        print(f"{SKIP_MESSAGE} ({type(exc).__name__}: {exc})", file=sys.stderr)
+        return None
+    if dde.backend.backend_name != "pytorch":
+        print(f"{SKIP_MESSAGE} (backend is {dde.backend.backend_name!r})", file=sys.stderr)
+        return None
+    return dde
+
+
+class DeepXDERunner:
+    """DeepXDE's Burgers example at the paper's settings; :meth:`block` returns seconds per iteration."""
+
+    def __init__(self, dde, seed: int = 0) -> None:
+        dde.config.set_random_seed(seed)
+        dde.config.set_default_float("float32")
+        geomtime = dde.geometry.GeometryXTime(dde.geometry.Interval(-1, 1), dde.geometry.TimeDomain(0, 1))
+
+        def pde(x, y):  # columns of x: (x, t)
+            dy_x = dde.grad.jacobian(y, x, i=0, j=0)
+            dy_t = dde.grad.jacobian(y, x, i=0, j=1)
+            dy_xx = dde.grad.hessian(y, x, i=0, j=0)
+            return dy_t + y * dy_x - NU * dy_xx
+
+        bc = dde.icbc.DirichletBC(geomtime, lambda x: 0, lambda _, on_boundary: on_boundary)
+        ic = dde.icbc.IC(geomtime, lambda x: -np.sin(np.pi * x[:, 0:1]), lambda _, on_initial: on_initial)
+        self.data = dde.data.TimePDE(geomtime, pde, [bc, ic], num_domain=N_PDE, num_boundary=N_BC,
+                                     num_initial=N_IC, train_distribution="pseudo")
+        net = dde.nn.FNN([2] + [20] * 8 + [1], "tanh", "Glorot normal")
+        net.apply_feature_transform(lambda x: torch.cat([x[:, 0:1], 2.0 * x[:, 1:2] - 1.0], dim=1))
+        self.model = dde.Model(self.data, net)
+        self.model.compile("adam", lr=1e-3)
+        self.model.train(iterations=1, display_every=1, verbose=0)  # sets up train_state; runs one step
+        self.n_train_points = int(self.model.train_state.X_train.shape[0])
+
+    def block(self, n: int = bt.BLOCK) -> float:
+        model, state = self.model, self.model.train_state
+        tick = time.perf_counter()
+        for _ in range(n):  # Model._train_sgd's loop body without callbacks / display
+            state.set_data_train(*self.data.train_next_batch(model.batch_size))
+            model._train_step(state.X_train, state.y_train, state.train_aux_vars)
+        bt.sync()
+        return (time.perf_counter() - tick) / n
+
+
+def fastpinn_runners(compiled: bool = False) -> dict[str, bt.FastRunner]:
+    problem = bt.dataclasses.replace(paper.burgers(0, n_pde=N_PDE, n_ic=N_IC, n_bc=N_BC), solution=None)
+    runners = {"fastpinn PINN": bt.FastRunner(problem, bt.SCHEMES["PINN"]),
+               "fastpinn DN τ=10": bt.FastRunner(problem, bt.SCHEMES["DN τ=10"])}
+    if compiled:
+        runners["fastpinn compiled PINN"] = bt.FastRunner(problem, bt.SCHEMES["PINN"], compile=True)
+    return runners
+
+
+def compare(rounds: int = 7, block: int = bt.BLOCK, compiled: bool = False, log=None) -> Optional[dict]:
+    """Interleaved ms/iteration of DeepXDE and fastpinn (PINN, DN tau=10, optionally compiled PINN);
+    ``None`` without DeepXDE."""
+    dde = import_deepxde()
+    if dde is None:
+        return None
+    runners = {"DeepXDE (PINN)": DeepXDERunner(dde), **fastpinn_runners(compiled)}
+    samples = bt.interleave(runners, rounds, block, log=log)
+    return {
+        "deepxde_version": dde.__version__,
+        "deepxde_train_points": runners["DeepXDE (PINN)"].n_train_points,
+        "warmup_s": {k: r.warmup_seconds for k, r in runners.items() if k.startswith("fastpinn compiled")},
+        "rounds": rounds, "block": block,
+        "samples_s": samples,
+        "median_ms": {k: 1e3 * bt.median(v) for k, v in samples.items()},
+        "min_ms": {k: 1e3 * min(v) for k, v in samples.items()},
+        "ratio_deepxde_over": {k: bt.paired_ratio(samples, "DeepXDE (PINN)", k)
+                               for k in samples if k.startswith("fastpinn")},
+    }
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    ap = argparse.ArgumentParser(description="fastpinn vs DeepXDE on Burgers (ms per Adam iteration)")
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--block", type=int, default=bt.BLOCK, help="iterations per timed block")
+    ap.add_argument("--compile", action="store_true", help="add fastpinn compile=True (minutes of warm-up)")
+    ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads on CPU (default 1)")
+    ap.add_argument("--json", default=None, help="write the result as JSON here")
+    args = ap.parse_args(argv)
+    if bt.DEVICE == "cpu":
+        torch.set_num_threads(args.threads)
+    result = compare(args.rounds, args.block, args.compile, log=lambda s: print(s, file=sys.stderr, flush=True))
+    if result is None:
+        payload = {"skipped": SKIP_MESSAGE}
+    else:
+        payload = result
+        for k, v in result["median_ms"].items():
+            print(f"{k:20s} {v:9.2f} ms/iteration (median), {result['min_ms'][k]:9.2f} (min)")
+        for k, v in result["ratio_deepxde_over"].items():
+            print(f"DeepXDE / {k}: {v:.2f}x")
+    if args.json:
+        from fastpinn import _io
+
+        _io.atomic_write_json(args.json, payload)
+    return 0
+
+
+# ------------------------------------------------------------------------------------- pytest
+try:
+    import pytest_benchmark  # noqa: F401
+except ImportError:
+    pytestmark = pytest.mark.skip(reason="pytest-benchmark is not installed (pip install pytest-benchmark)")
+
+_DDE = None
+
+
+def _dde():
+    global _DDE
+    if _DDE is None:
+        _DDE = import_deepxde() or False
+    if _DDE is False:
+        pytest.skip(SKIP_MESSAGE)
+    return _DDE
+
+
+@pytest.mark.parametrize("side", ["deepxde", "fastpinn PINN", "fastpinn DN τ=10"], ids=bt._ascii)
+def test_burgers_iteration(benchmark, side: str) -> None:
+    """One timed call = 10 Adam iterations (ms/iteration = time / 10)."""
+    benchmark.group = f"burgers-deepxde-vs-fastpinn-{bt.DEVICE} (10 iterations)"
+    runner = DeepXDERunner(_dde()) if side == "deepxde" else fastpinn_runners()[side]
+    runner.block()
+    benchmark.pedantic(runner.block, rounds=3, iterations=1)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
