@@ -24,7 +24,8 @@ update then falls on 1 step in 10 instead of 1 in 50, so the overhead measured i
 
 runs each configuration on its own (one pytest-benchmark group per problem; one timed call = a block
 of 10 epochs). ``bench/run_all.py`` interleaves them (:func:`compare`), which is what its ratios come
-from; :func:`profile_step` splits a step into forward / backward(s) / statistics / EMA / combine / Adam.
+from; :func:`profile_step` splits an update step into forward / per-term backwards (vs one backward on
+the same graph) / statistics / EMA / combine / Adam.
 """
 
 from __future__ import annotations
@@ -254,66 +255,72 @@ def paired_ratio(samples: dict[str, list[float]], num: str, den: str) -> float:
 
 
 # ------------------------------------------------------------------------------------ profiling
-def profile_step(problem: Problem, scheme: Scheme, steps: int = 10, warm: int = 2) -> dict[str, float]:
-    """Median ms per phase of one full-batch step, mirroring ``Trainer.step`` (with ``update_weights`` for
-    dynamic schemes, i.e. an update step), plus a PINN-style single backward of the same losses timed in
-    the same iteration (``backward_single``) to isolate the cost of one backward per term
-    (``backward_extra``: median over iterations of ``backward - backward_single``).
+def profile_step(problem: Problem, scheme: Scheme, steps: int = 24, warm: int = 3) -> dict[str, float]:
+    """Median ms per phase of a full-batch *update* step of a dynamic scheme, mirroring ``Trainer.step``
+    (``update_weights=True``), with the PINN-style single backward timed on the same forward graph.
 
-    Median over ``steps`` steps after ``warm`` untimed ones. Phases: ``forward`` (term losses), ``backward``
-    (PINN: one backward of the weighted sum; dynamic: one
-    backward per term into G), ``stats`` (grad_stats), ``ema`` (ema_update), ``combine`` (sum lam_j G_j),
-    ``adam`` (optimizer step). CPU timings are synchronous; on CUDA each phase is synchronised."""
+    Each iteration: the term losses (``forward``); then, on that one graph and in alternating order, the
+    dynamic step's one backward per term into ``G`` (``backward_k``) and a single backward of
+    ``sum_j lam_j L_j`` (``backward_1``, what a PINN step does), both with ``retain_graph=True``;
+    then ``stats`` (grad_stats), ``ema`` (ema_update), ``combine`` (sum_j lam_j G_j) and ``adam``.
+    ``backward_extra`` is the median over iterations of ``backward_k - backward_1`` (paired, so load
+    drift cancels). CPU timings are synchronous; on CUDA each phase is synchronised."""
+    if not scheme.dynamic:
+        raise ValueError("profile_step profiles a dynamic scheme's update step")
     tr = Trainer(problem, scheme, eval_every=10**9, device=DEVICE)
     w, theta = tr.weighter, tr.theta
-    phases: dict[str, list[float]] = {k: [] for k in
-                                      ("forward", "backward", "stats", "ema", "combine", "adam", "backward_single",
-                                       "total")}
+    G = tr._G
+    names = ("forward", "backward_k", "backward_1", "stats", "ema", "combine", "adam")
+    phases: dict[str, list[float]] = {k: [] for k in names}
+    extra: list[float] = []
 
     def tick() -> float:
         sync()
         return time.perf_counter()
 
-    def single_backward() -> float:
-        """The same losses with one backward of their weighted sum (what a PINN step does); no update."""
-        losses = tr.term_losses(None)
+    def k_backwards(losses: Sequence[Tensor]) -> float:  # Trainer.term_gradients, keeping the graph
         t = tick()
-        total = (torch.stack(losses, dim=-1) * w.lam_applied).sum()
-        torch.autograd.grad(total, theta, allow_unused=True, materialize_grads=True)
+        for k, loss in enumerate(losses):
+            (g,) = torch.autograd.grad(loss.sum(), theta, allow_unused=True, materialize_grads=True,
+                                       retain_graph=True)
+            G[:, k].copy_(g.reshape(G.shape[0], -1))
+        return tick() - t
+
+    def one_backward(losses: Sequence[Tensor]) -> float:  # the PINN path of Trainer.step
+        t = tick()
+        total = (torch.stack(list(losses), dim=-1) * w.lam_applied).sum()
+        torch.autograd.grad(total, theta, allow_unused=True, materialize_grads=True, retain_graph=True)
         return tick() - t
 
     for i in range(warm + steps):
-        # alternate which of the two runs first, so cache/allocator state favours neither
-        t_single = single_backward() if i % 2 else 0.0
         t0 = tick()
         losses = tr.term_losses(None)
         t1 = tick()
-        if w.dynamic:
-            G = tr.term_gradients(losses)
-            t2 = tick()
-            stats = w.statistics(G)
-            t3 = tick()
-            w.update_from_stats(stats, G.shape[-1])
-            t4 = tick()
-            grad = Weighter.combine(G, w.lam_applied)
-            t5 = tick()
+        if i % 2:
+            tk = k_backwards(losses)
+            t1b = one_backward(losses)
         else:
-            total = (torch.stack(losses, dim=-1) * w.lam_applied).sum()
-            (grad,) = torch.autograd.grad(total, theta, allow_unused=True, materialize_grads=True)
-            t2 = t3 = t4 = t5 = tick()
+            t1b = one_backward(losses)
+            tk = k_backwards(losses)
+        del losses
+        t2 = tick()
+        stats = w.statistics(G)
+        t3 = tick()
+        w.update_from_stats(stats, G.shape[-1])
+        t4 = tick()
+        grad = Weighter.combine(G, w.lam_applied)
+        t5 = tick()
         theta.grad = grad.reshape(theta.shape)
         tr.optimizer.step()
         t6 = tick()
-        if i % 2 == 0:
-            t_single = single_backward()
         if i >= warm:
-            for k, v in (("forward", t1 - t0), ("backward", t2 - t1), ("stats", t3 - t2), ("ema", t4 - t3),
-                         ("combine", t5 - t4), ("adam", t6 - t5), ("backward_single", t_single),
-                         ("total", t6 - t0)):
+            for k, v in zip(names, (t1 - t0, tk, t1b, t3 - t2, t4 - t3, t5 - t4, t6 - t5)):
                 phases[k].append(v)
+            extra.append(tk - t1b)
     out = {k: 1e3 * median(v) for k, v in phases.items()}
-    # paired per iteration, so load drift between iterations cancels
-    out["backward_extra"] = 1e3 * median([a - b for a, b in zip(phases["backward"], phases["backward_single"])])
+    out["backward_extra"] = 1e3 * median(extra)
+    out["backward_extra_q25"] = 1e3 * sorted(extra)[len(extra) // 4]
+    out["backward_extra_q75"] = 1e3 * sorted(extra)[(3 * len(extra)) // 4]
     return out
 
 
@@ -348,8 +355,8 @@ def compare(problem_name: str, size: str = "cpu", rounds: int = 7, block: int = 
                 s: paired_ratio(samples, f"plain {s}", f"fastpinn compiled {s}") for s in ("PINN", "DN τ=10")}
     if profile:
         if log:
-            log("  profiling one step per phase (PINN, DN τ=1 update step)")
-        result["profile_ms"] = {name: profile_step(problem, SCHEMES[name], steps=16) for name in ("PINN", "DN τ=1")}
+            log("  profiling an update step per phase (DN τ=1)")
+        result["profile_ms"] = {"DN τ=1": profile_step(problem, SCHEMES["DN τ=1"])}
     return result
 
 

@@ -10,8 +10,10 @@ are written into device buffers and read back only every ``eval_every`` epochs.
 from __future__ import annotations
 
 import io
+import itertools
 import math
 import time
+import types
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence, Union
@@ -91,6 +93,8 @@ def rel_l2_error(pred: Tensor, exact: Tensor) -> Tensor:
     """``||pred - exact||_2 / ||exact||_2`` over the last axis: ``[..., M] -> [...]``."""
     return torch.linalg.vector_norm(pred - exact, dim=-1) / torch.linalg.vector_norm(exact, dim=-1)
 
+
+_COMPILED_IDS = itertools.count()
 
 OptimizerFactory = Callable[[list[torch.nn.Parameter]], torch.optim.Optimizer]
 
@@ -184,7 +188,15 @@ class Trainer:
         def loss_fn(theta: Tensor, index: Optional[Tensor]) -> Tensor:
             return term.loss(net, coords, index, method=method, theta=theta).reshape(-1)
 
-        return torch.compile(loss_fn, dynamic=False) if self.compiled else loss_fn
+        if not self.compiled:
+            return loss_fn
+        # torch.compile keeps its graphs on the function's code object, at most a few per object: with one
+        # shared code object, a sweep that builds many trainers would silently fall back to eager once
+        # that limit is hit. A fresh code object per (trainer, term) gives each term its own cache.
+        code = loss_fn.__code__.replace(co_name=f"loss_{term.name}_{next(_COMPILED_IDS)}")
+        fresh = types.FunctionType(code, loss_fn.__globals__, code.co_name, loss_fn.__defaults__,
+                                   loss_fn.__closure__)
+        return torch.compile(fresh, dynamic=False)
 
     def term_losses(self, indices: Optional[Sequence[Optional[Tensor]]] = None) -> list[Tensor]:
         """Unweighted losses of every term, each ``[S]`` (``[1]`` for a single network)."""
