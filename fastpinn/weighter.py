@@ -152,7 +152,7 @@ class Weighter:
 
     def statistics(self, G: Tensor) -> Tensor:
         """Fused gradient statistics ``[S, K, N_STATS]`` (or ``[K, N_STATS]``) the scheme reads."""
-        return ops.grad_stats(G, self.scheme.p if self.dynamic else 2.0, backend=self._stats_backend())
+        return ops.grad_stats(G, self.scheme.p if self.dynamic else 2.0, backend=self.backend)
 
     def update_from_stats(self, stats: Tensor, numel: int) -> None:
         """In-place EMA update from precomputed statistics ``[S, K, N_STATS]`` of rows of length ``numel``."""
@@ -164,9 +164,6 @@ class Weighter:
         ops.ema_update(stats, self.lam, self.lam_applied, self.n_updates, self.skipped, self._adaptive,
                        sch.code, self.reference, sch.beta, sch.bias_correction, sch.ma_form, numel,
                        backend=self._update_backend())
-
-    def _stats_backend(self) -> str:
-        return self.backend
 
     def _update_backend(self) -> str:
         return "cpp" if self.backend == "triton" else self.backend

@@ -130,7 +130,7 @@ def ema_update_ref(
     n_new = n_updates + 1
     new_lam = torch.where(valid, beta * lam + (1.0 - beta) * hat.to(lam.dtype), lam)
     if bias_correction:
-        correction = 1.0 - torch.pow(torch.full_like(n_new, 0, dtype=torch.float64) + beta, n_new.to(torch.float64))
+        correction = 1.0 - torch.pow(beta, n_new.to(torch.float64))
         applied = new_lam / correction.to(lam.dtype).unsqueeze(1)
     else:
         applied = new_lam
