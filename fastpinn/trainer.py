@@ -96,6 +96,13 @@ def rel_l2_error(pred: Tensor, exact: Tensor) -> Tensor:
 
 _COMPILED_IDS = itertools.count()
 
+STEP_MODES = ("eager", "device", "cuda_graph")
+
+
+def _batch_key(indices: Sequence[Optional[Tensor]]) -> tuple:
+    """Mini-batch sizes of one step (``None``: the term's full point set): one compiled/captured graph each."""
+    return tuple(None if i is None else i.numel() for i in indices)
+
 OptimizerFactory = Callable[[list[torch.nn.Parameter]], torch.optim.Optimizer]
 
 
@@ -118,6 +125,17 @@ class Trainer:
             ``torch.compile``; one graph per term so each backward runs only its own term. The one-off
             compilation happens in a warm-up before the first epoch and is reported apart
             (``History.warmup_seconds``). Results equal the eager step's to rounding.
+        step_mode: how a training step runs (results agree to rounding in every mode):
+
+            - ``"eager"``: the weight-update decision comes from the host's epoch counter (a plain int,
+              so it needs no sync); statistics and EMA run only at update epochs.
+            - ``"device"``: the capturable step, run eagerly. The decision ``step % (tau * steps_per_epoch)
+              == 0`` is made on the device from a step counter tensor; statistics run every step and the
+              EMA is masked off between updates. No Python branch depends on training state.
+            - ``"cuda_graph"``: the ``"device"`` step captured once per mini-batch shape in a CUDA graph
+              and replayed (CUDA only; the optimizer must be capturable, the default Adam is). Capture
+              happens in the warm-up (``History.warmup_seconds``), which leaves the training state as it
+              found it.
     """
 
     def __init__(
@@ -135,6 +153,7 @@ class Trainer:
         backend: str = "auto",
         batch_seed: Optional[int] = None,
         compile: bool = False,
+        step_mode: str = "eager",
     ) -> None:
         if not isinstance(problem, Problem):
             raise ValueError(f"problem must be a fastpinn Problem, got {type(problem).__name__}")
@@ -142,7 +161,13 @@ class Trainer:
             raise ValueError(f"eval_every must be an integer >= 1, got {eval_every!r}")
         if not (isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr)):
             raise ValueError(f"lr must be a positive number, got {lr!r}")
+        if step_mode not in STEP_MODES:
+            raise ValueError(f"step_mode must be one of {STEP_MODES}, got {step_mode!r}")
         self.device = torch.device(device) if device is not None else torch.device("cpu")
+        if step_mode == "cuda_graph" and self.device.type != "cuda":
+            raise ValueError(f"step_mode='cuda_graph' needs a CUDA device, got device={str(self.device)!r}; "
+                             "use step_mode='device' or 'eager' elsewhere")
+        self.step_mode = step_mode
         self.dtype = dtype
         self.problem = problem.to(self.device, dtype)
         self.scheme = DN() if scheme is None else scheme
@@ -161,9 +186,14 @@ class Trainer:
             self.optimizer = optimizer
         elif optimizer is None:
             # Fused Adam: one kernel over the flat theta (elementwise, so ensemble members stay independent).
-            self.optimizer = torch.optim.Adam([self.net.theta], lr=lr, fused=True)
+            # Capturable keeps its step count on the device, which a CUDA graph needs.
+            self.optimizer = torch.optim.Adam([self.net.theta], lr=lr, fused=True,
+                                              capturable=step_mode == "cuda_graph")
         else:
             self.optimizer = optimizer([self.net.theta])
+        if step_mode == "cuda_graph" and not all(g.get("capturable", False) for g in self.optimizer.param_groups):
+            raise ValueError("optimizer must be built with capturable=True for step_mode='cuda_graph' "
+                             "(e.g. torch.optim.Adam(params, fused=True, capturable=True))")
         self.epoch = 0
         self._G = torch.zeros(self.members, k, self.net.n_params, dtype=dtype, device=self.device)
         # The shuffling generator lives on the training device so a mini-batch permutation needs no host copy.
@@ -175,7 +205,13 @@ class Trainer:
             raise ValueError(f"compile must be True or False, got {compile!r}")
         self.compiled = compile
         self._loss_fns = [self._make_loss_fn(t) for t in self.problem.terms]
-        self._warm = not compile
+        self._warm = not compile and step_mode != "cuda_graph"
+        # Device-side step state ("device" and "cuda_graph" modes): the global step counter the update
+        # decision reads, and fixed output buffers a captured graph writes into.
+        self.steps_per_epoch = max(t.n_batches for t in self.problem.terms)
+        self._step_counter = torch.zeros((), dtype=torch.int64, device=self.device)
+        self._step_losses = torch.zeros(self.members, k, dtype=dtype, device=self.device)
+        self._graphs: dict[tuple, "_CapturedStep"] = {}
 
     # ------------------------------------------------------------------------------------- one step
     @property
@@ -204,16 +240,18 @@ class Trainer:
         return [fn(theta, None if indices is None else indices[k]) for k, fn in enumerate(self._loss_fns)]
 
     def warmup(self) -> float:
-        """Compile (when ``compile=True``) every graph training will use, outside the timed epochs: each
-        term's forward and backward for every distinct mini-batch size. Returns the seconds spent."""
+        """Compile (when ``compile=True``) and capture (``step_mode="cuda_graph"``) every graph training
+        will use, outside the timed epochs: one per distinct mini-batch size. Returns the seconds spent."""
         if self._warm:
             return 0.0
         tick = time.perf_counter()
         shapes = {}
         for idx in self._epoch_batches(advance=False):
-            key = tuple(None if i is None else i.numel() for i in idx)
-            shapes.setdefault(key, idx)
+            shapes.setdefault(_batch_key(idx), idx)
         for idx in shapes.values():
+            if self.step_mode == "cuda_graph":
+                self._graph_for(idx)  # capturing runs (and so compiles) every graph first
+                continue
             losses = self.term_losses(idx)
             for loss in losses:
                 torch.autograd.grad(loss.sum(), self.net.theta, allow_unused=True, materialize_grads=True)
@@ -254,6 +292,49 @@ class Trainer:
         theta.grad = grad.reshape(theta.shape)
         self.optimizer.step()
         return torch.stack([l.detach() for l in losses], dim=-1)
+
+    def device_step(self, indices: Optional[Sequence[Optional[Tensor]]] = None) -> Tensor:
+        """One optimizer step whose weight-update decision is made on the device; returns the term
+        losses ``[S, K]`` in a buffer that the next call overwrites.
+
+        The weights update when the device step counter is a multiple of ``tau * steps_per_epoch`` (the
+        first step of every ``tau``-th epoch, as in :meth:`train`'s eager mode); the counter advances by
+        one. Every tensor this reads or writes keeps its address across calls, so a CUDA graph can
+        capture it."""
+        losses = self.term_losses(indices)
+        theta = self.net.theta
+        w = self.weighter
+        if w.dynamic:
+            G = self.term_gradients(losses)
+            period = w.scheme.tau * self.steps_per_epoch
+            active = torch.remainder(self._step_counter, period) == 0
+            w.update_from_stats(w.statistics(G), G.shape[-1], active=active)
+            grad = Weighter.combine(G, w.lam_applied)
+        else:
+            total = (torch.stack(losses, dim=-1) * w.lam_applied).sum()
+            (grad,) = torch.autograd.grad(total, theta, allow_unused=True, materialize_grads=True)
+            self.backward_passes += 1
+        if theta.grad is None or theta.grad.shape != theta.shape:
+            theta.grad = torch.zeros_like(theta)
+        theta.grad.copy_(grad.reshape(theta.shape))
+        self.optimizer.step()
+        self._step_counter += 1
+        self._step_losses.copy_(torch.stack([l.detach() for l in losses], dim=-1))
+        return self._step_losses
+
+    def _run_step(self, indices: list[Optional[Tensor]], update: bool) -> Tensor:
+        """One step of :meth:`train` in this trainer's ``step_mode``."""
+        if self.step_mode == "eager":
+            return self.step(indices, update_weights=update)
+        if self.step_mode == "device":
+            return self.device_step(indices)
+        return self._graph_for(indices).replay(indices)
+
+    def _graph_for(self, indices: Sequence[Optional[Tensor]]) -> "_CapturedStep":
+        key = _batch_key(indices)
+        if key not in self._graphs:
+            self._graphs[key] = _CapturedStep(self, indices)
+        return self._graphs[key]
 
     # ---------------------------------------------------------------------------------- evaluation
     def _reference_tensors(self) -> tuple[Tensor, Tensor]:
@@ -340,6 +421,8 @@ class Trainer:
         errors: list[np.ndarray] = []
         has_reference = self.problem.solution is not None
         reported_skips = self.weighter.skipped.clone()
+        # The device counter follows the host epoch (fill_ from a host int: no sync), e.g. after a resume.
+        self._step_counter.fill_(self.epoch * self.steps_per_epoch)
         bar = None
         if progress:
             from tqdm.auto import tqdm
@@ -354,7 +437,7 @@ class Trainer:
             update = self.weighter.should_update(epoch)
             batches = self._epoch_batches()
             for b, idx in enumerate(batches):
-                step_losses = self.step(idx, update_weights=update and b == 0)
+                step_losses = self._run_step(idx, update and b == 0)
                 loss_log[i] += step_losses
                 if b == 0:
                     weight_log[i].copy_(self.weighter.lam_applied)
@@ -428,6 +511,9 @@ class Trainer:
         self.weighter.load_state_dict(state["weighter"])
         self._batch_gen.set_state(state["batch_generator"])
         self.epoch = int(state["epoch"])
+        # The optimizer and weighter replaced their state tensors: captured graphs point at the old ones.
+        self._graphs.clear()
+        self._warm = not self.compiled and self.step_mode != "cuda_graph"
 
     def save_checkpoint(self, path: str) -> None:
         """``torch.save`` of :meth:`state_dict`, written atomically."""
@@ -437,3 +523,64 @@ class Trainer:
 
     def load_checkpoint(self, path: str) -> None:
         self.load_state_dict(torch.load(path, map_location=self.device, weights_only=False))
+
+
+class _CapturedStep:
+    """:meth:`Trainer.device_step` for one mini-batch shape, captured in a CUDA graph.
+
+    Capture follows PyTorch's recipe: a few eager warm-up steps on a side stream (they allocate the
+    optimizer state and fix cuBLAS/Triton workspaces), then one captured step. Those steps train, so
+    every piece of state is snapshotted first and written back in place afterwards (state that did not
+    exist yet, e.g. a fresh Adam's moments and step, is zeroed: its initial value). Replays read the
+    batch indices from fixed buffers that :meth:`replay` fills.
+    """
+
+    WARMUP_STEPS = 3
+
+    def __init__(self, trainer: Trainer, indices: Sequence[Optional[Tensor]]) -> None:
+        self.trainer = trainer
+        self.indices = [None if i is None else i.clone() for i in indices]
+        theta = trainer.net.theta
+        if theta.grad is None:
+            theta.grad = torch.zeros_like(theta)
+        saved = self._snapshot()
+        side = torch.cuda.Stream(device=trainer.device)
+        side.wait_stream(torch.cuda.current_stream(trainer.device))
+        with torch.cuda.stream(side):
+            for _ in range(self.WARMUP_STEPS):
+                trainer.device_step(self.indices)
+        torch.cuda.current_stream(trainer.device).wait_stream(side)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            self.losses = trainer.device_step(self.indices)
+        self._restore(saved)
+
+    def _state_tensors(self) -> list[Tensor]:
+        t = self.trainer
+        w = t.weighter
+        out = [t.net.theta, t._step_counter, w.lam, w.lam_applied, w.n_updates, w.skipped]
+        for st in t.optimizer.state.values():
+            out.extend(v for v in st.values() if isinstance(v, Tensor))
+        return out
+
+    def _snapshot(self) -> dict[int, tuple[Tensor, Tensor]]:
+        with torch.no_grad():
+            return {id(x): (x, x.detach().clone()) for x in self._state_tensors()}
+
+    def _restore(self, saved: dict[int, tuple[Tensor, Tensor]]) -> None:
+        with torch.no_grad():
+            for x in self._state_tensors():
+                if id(x) in saved:
+                    x.copy_(saved[id(x)][1])
+                else:
+                    x.zero_()
+        torch.cuda.synchronize(self.trainer.device)
+
+    def replay(self, indices: Sequence[Optional[Tensor]]) -> Tensor:
+        """Run the captured step on these batch indices; returns the term losses ``[S, K]`` (overwritten
+        by the next replay)."""
+        for buf, idx in zip(self.indices, indices):
+            if buf is not None:
+                buf.copy_(idx)
+        self.graph.replay()
+        return self.losses

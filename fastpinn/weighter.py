@@ -154,16 +154,27 @@ class Weighter:
         """Fused gradient statistics ``[S, K, N_STATS]`` (or ``[K, N_STATS]``) the scheme reads."""
         return ops.grad_stats(G, self.scheme.p if self.dynamic else 2.0, backend=self.backend)
 
-    def update_from_stats(self, stats: Tensor, numel: int) -> None:
-        """In-place EMA update from precomputed statistics ``[S, K, N_STATS]`` of rows of length ``numel``."""
+    def update_from_stats(self, stats: Tensor, numel: int, active: Optional[Tensor] = None) -> None:
+        """In-place EMA update from precomputed statistics ``[S, K, N_STATS]`` of rows of length ``numel``.
+
+        ``active``: optional 0-dim bool tensor; when it is False on the device the state is left exactly as
+        it was. The decision then never reaches the host, so the same kernels can run every step (e.g. in
+        a captured CUDA graph) with the update switched on and off by a device-side counter.
+        """
         if not self.dynamic:
             return
         if self.lam is None:
             self.reset(stats.shape[0], stats.dtype, stats.device)
+        state = (self.lam, self.lam_applied, self.n_updates, self.skipped)
+        before = None if active is None else [t.clone() for t in state]
         sch = self.scheme
         ops.ema_update(stats, self.lam, self.lam_applied, self.n_updates, self.skipped, self._adaptive,
                        sch.code, self.reference, sch.beta, sch.bias_correction, sch.ma_form, numel,
                        backend=self._update_backend())
+        if before is not None:
+            # [S, K] tensors: restoring them costs a few tiny elementwise kernels, never a host sync.
+            for now, old in zip(state, before):
+                now.copy_(torch.where(active, now, old))
 
     def _update_backend(self) -> str:
         return "cpp" if self.backend == "triton" else self.backend
