@@ -94,6 +94,7 @@ class RunConfig:
     eval_every: int = 100
     problem_kwargs: dict = field(default_factory=dict)
     compile: bool = False
+    step_mode: str = "eager"
 
     def __post_init__(self) -> None:
         self.seeds = tuple(int(s) for s in self.seeds)
@@ -124,6 +125,10 @@ class RunConfig:
             raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
+        from .trainer import STEP_MODES
+
+        if self.step_mode not in STEP_MODES:
+            raise ValueError(f"step_mode must be one of {', '.join(STEP_MODES)}, got {self.step_mode!r}")
         try:
             dev = torch.device(self.device)
         except (RuntimeError, TypeError) as exc:
@@ -134,6 +139,8 @@ class RunConfig:
             why = "a CPU-only build" if torch.version.cuda is None else "no GPU found"
             raise ValueError(f"device 'cuda' was requested but CUDA is not available "
                              f"(torch {torch.__version__}, {why})")
+        if self.step_mode == "cuda_graph" and dev.type != "cuda":
+            raise ValueError(f"step_mode 'cuda_graph' needs a CUDA device, got device {self.device!r}")
         accepted = inspect.signature(_problem_factory(self.problem)).parameters
         for key, value in self.problem_kwargs.items():
             if key not in accepted:
@@ -242,7 +249,8 @@ def build_trainer(cfg: RunConfig) -> tuple[Problem, Any]:
     preflight_backend(cfg)
     problem = cfg.build_problem()
     trainer = Trainer(problem, cfg.scheme_object(), lr=cfg.lr, device=cfg.device, dtype=DTYPES[cfg.dtype],
-                      eval_every=cfg.eval_every, backend=cfg.backend, compile=bool(cfg.compile))
+                      eval_every=cfg.eval_every, backend=cfg.backend, compile=bool(cfg.compile),
+                      step_mode=cfg.step_mode)
     return problem, trainer
 
 
@@ -489,6 +497,7 @@ def reproduce(
     lr: float = 1e-3,
     eval_every: int = 100,
     compile: bool = False,
+    step_mode: str = "eager",
     force: bool = False,
     progress: bool = False,
     figures: bool = True,
@@ -514,7 +523,7 @@ def reproduce(
         cfg = RunConfig(problem=prob, scheme=entry.scheme, beta=entry.beta, p=entry.p,
                         bias_correction=entry.bias_correction, seeds=tuple(range(seeds)), ensemble=True,
                         epochs=epochs, lr=lr, device=device, dtype=dtype, backend=backend, eval_every=eval_every,
-                        problem_kwargs=dict(problem_kwargs or {}), compile=compile)
+                        problem_kwargs=dict(problem_kwargs or {}), compile=compile, step_mode=step_mode)
         cfg.validate()
         configs.append((entry, cfg))
     preflight_backend(next((c for _, c in configs if c.scheme != "pinn"), configs[0][1]))
@@ -607,7 +616,7 @@ def demo(*, epochs: int = DEMO_DEFAULTS["epochs"], n_pde: int = DEMO_DEFAULTS["n
          n_bc: int = DEMO_DEFAULTS["n_bc"], beta: float = DEMO_DEFAULTS["beta"], seed: int = DEMO_DEFAULTS["seed"],
          device: str = "cpu", dtype: str = "float32", backend: str = "auto", out: Union[str, Path, None] = None,
          force: bool = False, progress: bool = False, figures: bool = True, eval_every: int = 250,
-         compile: bool = False, log: Optional[Log] = None) -> dict:
+         compile: bool = False, step_mode: str = "eager", log: Optional[Log] = None) -> dict:
     """Train the paper's Poisson problem with PINN and with DN-PINN at a CPU-sized budget; returns
     ``{"pinn": metrics, "dn": metrics, "ratio": pinn/dn, "out": dir}``."""
     log = log or (lambda s: None)
@@ -615,7 +624,7 @@ def demo(*, epochs: int = DEMO_DEFAULTS["epochs"], n_pde: int = DEMO_DEFAULTS["n
     kwargs = {"n_pde": n_pde, "n_bc": n_bc}
     cfgs = {name: RunConfig(problem="poisson", scheme=name, beta=beta, seeds=(seed,), epochs=epochs, device=device,
                             dtype=dtype, backend=backend, eval_every=eval_every, problem_kwargs=kwargs,
-                            compile=compile).validate()
+                            compile=compile, step_mode=step_mode).validate()
             for name in ("pinn", "dn")}
     for cfg in cfgs.values():
         preflight_backend(cfg)

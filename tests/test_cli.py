@@ -124,6 +124,8 @@ def test_default_output_directory(tmp_path, capsys, monkeypatch):
     (["train", "poisson1d", "--eval-every", "0"], "eval_every"),
     (["train", "poisson1d", "--device", "tpu"], "device"),
     (["train", "poisson1d", "--threads", "-1"], "--threads"),
+    (["train", "poisson1d", "--step-mode", "graph"], "invalid choice"),
+    (["train", "poisson1d", "--step-mode", "cuda_graph", "--device", "cpu"], "step_mode 'cuda_graph' needs a CUDA"),
     (["reproduce", "table9"], "invalid choice"),
     (["reproduce", "table4", "--seeds", "0"], "seeds"),
     ([], "required"),
@@ -182,3 +184,18 @@ def test_module_entry_point_end_to_end(tmp_path):
     assert bad.returncode == 2 and bad.stdout == ""
     assert "beta" in _one_line_error(bad.stderr)
     assert not (Path(tmp_path) / "r").exists()
+
+
+def test_device_step_mode_gives_the_eager_numbers(tmp_path, capsys):
+    # The device-decided step runs the same kernels as the eager one (statistics every step, EMA masked):
+    # same history to the bit; the mode is recorded in config.json but is not part of the run's identity.
+    hist = {}
+    for mode in ("eager", "device"):
+        out = tmp_path / mode
+        rc, _, _ = _run(["train", "poisson1d", "--scheme", "dn", "--tau", "3", "--dtype", "float64",
+                         "--step-mode", mode, "--out", str(out), "--no-figures", *TINY], capsys)
+        assert rc == 0
+        assert json.loads((out / "config.json").read_text())["config"]["step_mode"] == mode
+        hist[mode] = History.load(str(out / "history.npz"))
+    np.testing.assert_array_equal(hist["device"].losses, hist["eager"].losses)
+    np.testing.assert_array_equal(hist["device"].weights, hist["eager"].weights)
