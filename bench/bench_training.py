@@ -48,6 +48,9 @@ from fastpinn.trainer import Trainer
 from fastpinn.weighter import Weighter
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+# On a GPU fastpinn runs the captured step (launch overhead dominates these small networks); on a CPU the
+# eager step, plus one row of the device-decided step to show what statistics-every-step cost there.
+STEP_MODE = "cuda_graph" if DEVICE == "cuda" else "eager"
 PROBLEMS = ("burgers", "poisson", "allen_cahn")
 SIZES: dict[str, dict[str, dict[str, int]]] = {
     "paper": {"burgers": {}, "poisson": {}, "allen_cahn": {}},
@@ -80,8 +83,9 @@ class FastRunner:
     """fastpinn's Trainer; :meth:`block` trains ``n`` epochs and returns seconds per epoch
     (``History.train_seconds``: the epochs alone, no evaluation)."""
 
-    def __init__(self, problem: Problem, scheme: Scheme, compile: bool = False) -> None:
-        self.trainer = Trainer(problem, scheme, eval_every=10**9, device=DEVICE, compile=compile)
+    def __init__(self, problem: Problem, scheme: Scheme, compile: bool = False, step_mode: str = STEP_MODE) -> None:
+        self.trainer = Trainer(problem, scheme, eval_every=10**9, device=DEVICE, compile=compile,
+                               step_mode=step_mode)
         self.warmup_seconds = self.trainer.warmup()
 
     def block(self, n: int = BLOCK) -> float:
@@ -213,6 +217,8 @@ def make_runners(problem: Problem, *, plain: bool = True, compiled: bool = False
     warmups: dict[str, float] = {}
     for name in schemes:
         runners[f"fastpinn {name}"] = FastRunner(problem, SCHEMES[name])
+    if DEVICE == "cpu" and "DN τ=10" in schemes:
+        runners["fastpinn DN τ=10 device step"] = FastRunner(problem, SCHEMES["DN τ=10"], step_mode="device")
     if plain:
         runners["plain PINN"] = PlainLoop(problem, "pinn")
         runners["plain DN τ=1"] = PlainLoop(problem, "dn", tau=1)

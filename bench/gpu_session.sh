@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Every check that needs a GPU, in one prepared run (a device lease is short: see bench/README.md).
+#
+#   bash bench/gpu_session.sh            # on a CUDA machine with torch, triton, cmake, ninja, pybind11, pytest
+#
+# 1. builds the extension with the CUDA kernels for this GPU (no build isolation: against the torch there);
+# 2. runs the test suite (on a GPU the Triton kernels run compiled, the CUDA ops and the CUDA-graph step
+#    are checked against their pure-PyTorch twins);
+# 3. measures the statistics kernel's bandwidth at P = 10^7 and the whole-run targets
+#    (bench_gpu_targets.py: Burgers per step mode, the 10-seed ensemble, Table 1 projected);
+# 4. the interleaved scheme-overhead benchmark (run_all.py) if time is left.
+# Logs and result files go to $OUT (the device tool's folder) or bench/results/gpu-session.
+# Each stage has its own time limit, so a hang in one still leaves the others' results.
+set -uo pipefail
+export PYTHONUNBUFFERED=1
+OUT=${OUT:-bench/results/gpu-session}
+mkdir -p "$OUT"
+PY=${PYTHON:-python3}
+EPOCHS=${FASTPINN_GPU_EPOCHS:-3000}   # per timed run; the 30,000-epoch figures are projected from the rate
+
+stage() { echo; echo "=== $1 ($(date +%T))"; }
+
+stage "machine"
+nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,clocks.max.mem --format=csv 2>&1 | tee "$OUT/machine.txt"
+$PY -c "import torch, triton; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'triton', triton.__version__, torch.cuda.get_device_name())" \
+  2>&1 | tee -a "$OUT/machine.txt"
+
+stage "build (CUDA kernels for this GPU)"
+ARCH=$($PY -c "import torch; print('%d.%d' % torch.cuda.get_device_capability())")
+TORCH_CUDA_ARCH_LIST="$ARCH" FASTPINN_WITH_CUDA=1 CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) \
+  timeout 420 $PY -m pip install --no-build-isolation --no-deps --no-index -e . >"$OUT/build.log" 2>&1
+echo "build rc=$?"; tail -3 "$OUT/build.log"
+$PY -c "from fastpinn.ops import _ext; print(_ext.build_info())" 2>&1 | tee -a "$OUT/build.log"
+
+stage "tests"
+timeout 600 $PY -m pytest tests -q -m "not slow" -p no:cacheprovider -x --durations=15 >"$OUT/tests.log" 2>&1
+echo "tests rc=$?"; tail -25 "$OUT/tests.log"
+
+stage "statistics kernel bandwidth"
+timeout 180 $PY bench/bench_grad_stats_bandwidth.py 2>&1 | tee "$OUT/bandwidth.txt"
+
+stage "whole-run targets ($EPOCHS epochs per run)"
+timeout 900 $PY bench/bench_gpu_targets.py --epochs "$EPOCHS" --compile --out "$OUT" 2>&1 | tee "$OUT/targets.log"
+
+stage "scheme overhead, plain loop, DeepXDE (interleaved)"
+timeout 900 $PY bench/run_all.py --out "$OUT" 2>&1 | tail -40
+stage "done"
