@@ -67,6 +67,9 @@ def _add_common(p: argparse.ArgumentParser, *, sizes: bool = True) -> None:
                    help="eager (default): weight-update decision from the host epoch counter; device: decision on "
                         "the device, statistics every step; cuda_graph: the device step captured in a CUDA graph "
                         "and replayed (CUDA only)")
+    p.add_argument("--derivative-method", choices=("auto", "jet", "func", "autograd", "tune"), default="auto",
+                   help="how input derivatives are computed: auto (forward jets for the MLP), jet, func, autograd, "
+                        "or tune (time each on this device, check they agree, use the fastest per loss term)")
     p.add_argument("--threads", type=_nonnegative_int, default=None,
                    help="torch CPU threads; 0 keeps torch's default (default: 1 on a CPU device: these networks "
                         "are small, and extra OpenMP threads slow them down badly on a shared machine)")
@@ -189,7 +192,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
                     bias_correction=args.bias_correction, ma_form=args.ma_form, seeds=seeds, ensemble=ensemble,
                     epochs=args.epochs, lr=args.lr, device=device, dtype=args.dtype, backend=args.backend,
                     eval_every=args.eval_every, problem_kwargs=_sizes(args), compile=args.compile,
-                    step_mode=args.step_mode)
+                    step_mode=args.step_mode, derivative_method=args.derivative_method)
     out = Path(args.out) if args.out else runs.default_run_dir(args.problem, args.scheme)
     if runs.is_nonempty_dir(out) and not args.force:
         raise runs.RunDirError(f"output directory {str(out)!r} is not empty; pass --force to overwrite it")
@@ -214,7 +217,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     res = reproduce(args.table, seeds=args.seeds, epochs=args.epochs, device=_device(args.device), dtype=args.dtype,
                     backend=args.backend, out=args.out, problem=args.problem, problem_kwargs=_sizes(args),
                     lr=args.lr, eval_every=args.eval_every, compile=args.compile, step_mode=args.step_mode,
-                    force=args.force,
+                    derivative_method=args.derivative_method, force=args.force,
                     progress=not args.no_progress,
                     figures=not args.no_figures, log=_log)
     print(res.markdown, flush=True)
@@ -237,7 +240,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
                backend=args.backend, out=args.out, force=args.force, progress=not args.no_progress,
                figures=not args.no_figures, eval_every=g("eval_every") or 250,
                compile=bool(getattr(args, "compile", False)), step_mode=getattr(args, "step_mode", "eager"),
-               log=_log)
+               derivative_method=getattr(args, "derivative_method", "auto"), log=_log)
     wall = time.perf_counter() - t0
     p, d = res["pinn"], res["dn"]
     print(f"\nPoisson 2D (u = cos 4πx sin 4πy on [0,1]²): {epochs} epochs, {n_pde} PDE + {n_bc} boundary points, "

@@ -16,7 +16,9 @@ Three interchangeable methods:
 * ``"autograd"`` -- nested ``torch.autograd.grad(..., create_graph=True)``, the classic PINN way and
   the oracle for the other two. Any order.
 
-``"auto"`` picks one with :func:`choose_method`.
+``"auto"`` picks one with :func:`choose_method`; :func:`fastest_method` times the candidates on the
+actual network, points and device, checks that they agree, and returns the fastest (the trainer's
+``derivative_method="tune"``).
 
 Request spec (see :func:`parse_request`): ``"u"`` is the value; ``"u_"`` followed by coordinate names
 is a derivative when every coordinate name is a single character (``"u_x"``, ``"u_xx"``, ``"u_tx"``;
@@ -29,13 +31,18 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any, Callable, Literal, Optional, Sequence, Union
 
+import math
+import time
+import warnings
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call, jacrev, jvp, vmap
 
 from fastpinn.network import MLP
 
-__all__ = ["derivatives", "Fields", "choose_method", "parse_request", "METHODS"]
+__all__ = ["derivatives", "Fields", "choose_method", "fastest_method", "MethodChoice", "parse_request", "METHODS"]
 
 Request = Union[str, Sequence[str]]
 Method = Literal["auto", "jet", "func", "autograd"]
@@ -184,6 +191,97 @@ def choose_method(net: Any, x: Optional[Tensor] = None) -> str:
     ``x`` is accepted so the choice can later depend on the device (from benchmarks).
     """
     return "jet" if isinstance(net, MLP) else "func"
+
+
+@dataclass(frozen=True)
+class MethodChoice:
+    """What :func:`fastest_method` measured.
+
+    Attributes:
+        method: the fastest method whose gradient agreed with the reference.
+        seconds: best-of-``repeats`` seconds of one forward + backward, per candidate that ran.
+        rejected: candidate -> why it was not eligible (not applicable, or disagreed).
+    """
+
+    method: str
+    seconds: dict[str, float]
+    rejected: dict[str, str]
+
+
+def _agreement_tolerance(dtype: torch.dtype) -> float:
+    # The methods evaluate the same derivatives in different association orders; through a deep tanh network
+    # and a mean over points the rounding differences stay a small multiple of eps relative to the gradient
+    # norm. sqrt(eps) (3.5e-4 in float32, 1.5e-8 in float64) is far above that and far below any real error.
+    return math.sqrt(torch.finfo(dtype).eps)
+
+
+def fastest_method(
+    loss: Callable[[str], Tensor],
+    theta: Tensor,
+    candidates: Sequence[str] = ("jet", "func", "autograd"),
+    *,
+    repeats: int = 3,
+) -> MethodChoice:
+    """Time ``loss(method)`` forward + backward to ``theta`` for each candidate method; return the fastest
+    one whose gradient agrees with the first candidate that ran (the reference).
+
+    Args:
+        loss: builds a loss (any shape; it is summed) from the derivatives computed by ``method``.
+        theta: the parameters the loss is differentiated by (``[P]`` or ``[S, P]``).
+        candidates: methods to try, reference first; one that raises ``ValueError`` or
+            ``NotImplementedError`` (e.g. ``"jet"`` beyond second order) is skipped.
+        repeats: timed calls per candidate after one untimed warm-up; the best is kept (the least
+            disturbed by other work on the machine).
+
+    A candidate whose gradient differs from the reference by more than ``sqrt(eps)`` relative to the
+    reference's norm is rejected with a ``RuntimeWarning``: it would be a bug, never a speed trade-off.
+    """
+    if not candidates:
+        raise ValueError("candidates must name at least one method")
+    for m in candidates:
+        if m not in METHODS or m == "auto":
+            raise ValueError(f"candidates must be among {METHODS[1:]}, got {m!r}")
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise ValueError(f"repeats must be an integer >= 1, got {repeats!r}")
+
+    def sync() -> None:
+        if theta.is_cuda:
+            torch.cuda.synchronize(theta.device)
+
+    def grad_of(method: str) -> Tensor:
+        (g,) = torch.autograd.grad(loss(method).sum(), theta, allow_unused=True, materialize_grads=True)
+        return g
+
+    seconds: dict[str, float] = {}
+    rejected: dict[str, str] = {}
+    reference: Optional[Tensor] = None
+    tol = _agreement_tolerance(theta.dtype)
+    for m in candidates:
+        try:
+            g = grad_of(m)  # warm-up (allocations, lazy initialisation) and the agreement check
+        except (ValueError, NotImplementedError) as exc:
+            rejected[m] = f"not applicable: {exc}"
+            continue
+        if reference is None:
+            reference = g.detach()
+        else:
+            err = float(torch.linalg.vector_norm(g - reference) / torch.linalg.vector_norm(reference).clamp_min(1e-300))
+            if not err <= tol:
+                rejected[m] = f"gradient differs from {next(iter(seconds))!r} by {err:.2e} relative (> {tol:.1e})"
+                warnings.warn(f"derivative method {m!r} disagrees with the reference: {rejected[m]}; not used",
+                              RuntimeWarning, stacklevel=2)
+                continue
+        best = math.inf
+        for _ in range(repeats):
+            sync()
+            tick = time.perf_counter()
+            grad_of(m)
+            sync()
+            best = min(best, time.perf_counter() - tick)
+        seconds[m] = best
+    if not seconds:
+        raise ValueError(f"no derivative method applies: {rejected}")
+    return MethodChoice(min(seconds, key=seconds.__getitem__), seconds, rejected)
 
 
 def derivatives(

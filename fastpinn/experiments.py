@@ -95,6 +95,7 @@ class RunConfig:
     problem_kwargs: dict = field(default_factory=dict)
     compile: bool = False
     step_mode: str = "eager"
+    derivative_method: str = "auto"
 
     def __post_init__(self) -> None:
         self.seeds = tuple(int(s) for s in self.seeds)
@@ -125,10 +126,13 @@ class RunConfig:
             raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
-        from .trainer import STEP_MODES
+        from .trainer import DERIVATIVE_METHODS, STEP_MODES
 
         if self.step_mode not in STEP_MODES:
             raise ValueError(f"step_mode must be one of {', '.join(STEP_MODES)}, got {self.step_mode!r}")
+        if self.derivative_method not in DERIVATIVE_METHODS:
+            raise ValueError(f"derivative_method must be one of {', '.join(DERIVATIVE_METHODS)}, "
+                             f"got {self.derivative_method!r}")
         try:
             dev = torch.device(self.device)
         except (RuntimeError, TypeError) as exc:
@@ -250,7 +254,7 @@ def build_trainer(cfg: RunConfig) -> tuple[Problem, Any]:
     problem = cfg.build_problem()
     trainer = Trainer(problem, cfg.scheme_object(), lr=cfg.lr, device=cfg.device, dtype=DTYPES[cfg.dtype],
                       eval_every=cfg.eval_every, backend=cfg.backend, compile=bool(cfg.compile),
-                      step_mode=cfg.step_mode)
+                      step_mode=cfg.step_mode, derivative_method=cfg.derivative_method)
     return problem, trainer
 
 
@@ -290,6 +294,7 @@ def train_run(cfg: RunConfig, out_dir: Union[str, Path], *, force: bool = False,
             "ensemble": problem.ensemble, "seeds": list(problem.seeds),
             "n_points": {t.name: t.n_points for t in problem.terms},
             "batch_size": {t.name: t.batch_size for t in problem.terms},
+            "derivative_methods": dict(trainer.derivative_methods),
         },
         "environment": runs.environment(cfg.device),
         "command": command,
@@ -322,6 +327,7 @@ def train_run(cfg: RunConfig, out_dir: Union[str, Path], *, force: bool = False,
     metrics = runs.metrics_from_history(history, scheme=cfg.scheme, device=cfg.device, seeds=cfg.seeds, extra={
         "status": "ok", "problem": cfg.problem, "label": cfg.describe(), "wall_seconds": wall,
         "device_name": config["environment"]["device_name"], "figures": figure_files,
+        "derivative_methods": dict(trainer.derivative_methods), "step_mode": cfg.step_mode,
     })
     runs.write_json(out / runs.METRICS, metrics)
     return metrics
@@ -498,6 +504,7 @@ def reproduce(
     eval_every: int = 100,
     compile: bool = False,
     step_mode: str = "eager",
+    derivative_method: str = "auto",
     force: bool = False,
     progress: bool = False,
     figures: bool = True,
@@ -523,7 +530,8 @@ def reproduce(
         cfg = RunConfig(problem=prob, scheme=entry.scheme, beta=entry.beta, p=entry.p,
                         bias_correction=entry.bias_correction, seeds=tuple(range(seeds)), ensemble=True,
                         epochs=epochs, lr=lr, device=device, dtype=dtype, backend=backend, eval_every=eval_every,
-                        problem_kwargs=dict(problem_kwargs or {}), compile=compile, step_mode=step_mode)
+                        problem_kwargs=dict(problem_kwargs or {}), compile=compile, step_mode=step_mode,
+                        derivative_method=derivative_method)
         cfg.validate()
         configs.append((entry, cfg))
     preflight_backend(next((c for _, c in configs if c.scheme != "pinn"), configs[0][1]))
@@ -616,7 +624,8 @@ def demo(*, epochs: int = DEMO_DEFAULTS["epochs"], n_pde: int = DEMO_DEFAULTS["n
          n_bc: int = DEMO_DEFAULTS["n_bc"], beta: float = DEMO_DEFAULTS["beta"], seed: int = DEMO_DEFAULTS["seed"],
          device: str = "cpu", dtype: str = "float32", backend: str = "auto", out: Union[str, Path, None] = None,
          force: bool = False, progress: bool = False, figures: bool = True, eval_every: int = 250,
-         compile: bool = False, step_mode: str = "eager", log: Optional[Log] = None) -> dict:
+         compile: bool = False, step_mode: str = "eager", derivative_method: str = "auto",
+         log: Optional[Log] = None) -> dict:
     """Train the paper's Poisson problem with PINN and with DN-PINN at a CPU-sized budget; returns
     ``{"pinn": metrics, "dn": metrics, "ratio": pinn/dn, "out": dir}``."""
     log = log or (lambda s: None)
@@ -624,7 +633,7 @@ def demo(*, epochs: int = DEMO_DEFAULTS["epochs"], n_pde: int = DEMO_DEFAULTS["n
     kwargs = {"n_pde": n_pde, "n_bc": n_bc}
     cfgs = {name: RunConfig(problem="poisson", scheme=name, beta=beta, seeds=(seed,), epochs=epochs, device=device,
                             dtype=dtype, backend=backend, eval_every=eval_every, problem_kwargs=kwargs,
-                            compile=compile, step_mode=step_mode).validate()
+                            compile=compile, step_mode=step_mode, derivative_method=derivative_method).validate()
             for name in ("pinn", "dn")}
     for cfg in cfgs.values():
         preflight_backend(cfg)

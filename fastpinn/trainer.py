@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from . import _io
+from .derivatives import MethodChoice, fastest_method
 from .network import MLP
 from .problem import Problem
 from .schemes import DN, PINN, Scheme
@@ -97,6 +98,8 @@ def rel_l2_error(pred: Tensor, exact: Tensor) -> Tensor:
 _COMPILED_IDS = itertools.count()
 
 STEP_MODES = ("eager", "device", "cuda_graph")
+DERIVATIVE_METHODS = ("auto", "jet", "func", "autograd", "tune")
+_TUNED: dict[tuple, MethodChoice] = {}  # derivative-method choices, shared by the trainers of one process
 
 
 def _batch_key(indices: Sequence[Optional[Tensor]]) -> tuple:
@@ -117,7 +120,12 @@ class Trainer:
             built on ``network.parameters()`` (default Adam, ``lr``).
         lr: learning rate of the default Adam.
         device, dtype: where and in which precision to train (float32 like the paper, or float64).
-        derivative_method: see :func:`fastpinn.derivatives.derivatives`.
+        derivative_method: ``"auto"``, ``"jet"``, ``"func"``, ``"autograd"`` (see
+            :func:`fastpinn.derivatives.derivatives`), or ``"tune"``: time every applicable method on each
+            term's own points on this device (:func:`fastpinn.derivatives.fastest_method`, which also
+            checks they agree) and use the fastest per term. The choice is cached per network shape,
+            device, dtype, term and batch size, its cost is reported in ``History.warmup_seconds``, and
+            :attr:`derivative_methods` says what was picked.
         eval_every: epochs between evaluations, finiteness checks and log reads (the only host syncs).
         backend: op backend for the statistics and the weight update.
         batch_seed: seed of the mini-batch shuffling (default: the problem's first seed).
@@ -175,6 +183,8 @@ class Trainer:
         if self.net.ensemble != problem.ensemble:
             raise ValueError(f"network ensemble={self.net.ensemble} does not match problem ensemble={problem.ensemble}")
         self.net.to(device=self.device, dtype=dtype)
+        if derivative_method not in DERIVATIVE_METHODS:
+            raise ValueError(f"derivative_method must be one of {DERIVATIVE_METHODS}, got {derivative_method!r}")
         self.method = derivative_method
         self.eval_every = eval_every
         self.members = 1 if problem.ensemble is None else problem.ensemble
@@ -204,7 +214,11 @@ class Trainer:
         if not isinstance(compile, bool):
             raise ValueError(f"compile must be True or False, got {compile!r}")
         self.compiled = compile
-        self._loss_fns = [self._make_loss_fn(t) for t in self.problem.terms]
+        tick = time.perf_counter()
+        #: term name -> derivative method its loss uses.
+        self.derivative_methods: dict[str, str] = self._choose_derivative_methods()
+        self._pending_warmup = time.perf_counter() - tick if derivative_method == "tune" else 0.0
+        self._loss_fns = [self._make_loss_fn(t, self.derivative_methods[t.name]) for t in self.problem.terms]
         self._warm = not compile and step_mode != "cuda_graph"
         # Device-side step state ("device" and "cuda_graph" modes): the global step counter the update
         # decision reads, and fixed output buffers a captured graph writes into.
@@ -218,8 +232,24 @@ class Trainer:
     def theta(self) -> Tensor:
         return self.net.theta
 
-    def _make_loss_fn(self, term) -> Callable[[Tensor, Optional[Tensor]], Tensor]:
-        coords, net, method = self.problem.coords, self.net, self.method
+    def _choose_derivative_methods(self) -> dict[str, str]:
+        if self.method != "tune":
+            return {t.name: self.method for t in self.problem.terms}
+        first_batch = self._epoch_batches(advance=False)[0]
+        chosen = {}
+        for term, index in zip(self.problem.terms, first_batch):
+            key = (self.net.extra_repr(), str(self.device), self.dtype, term.requests, len(term.points),
+                   term.n_points if index is None else index.numel())
+            if key not in _TUNED:
+                def loss(method: str, term=term, index=index) -> Tensor:
+                    return term.loss(self.net, self.problem.coords, index, method=method, theta=self.net.theta)
+
+                _TUNED[key] = fastest_method(loss, self.net.theta)
+            chosen[term.name] = _TUNED[key].method
+        return chosen
+
+    def _make_loss_fn(self, term, method: str) -> Callable[[Tensor, Optional[Tensor]], Tensor]:
+        coords, net = self.problem.coords, self.net
 
         def loss_fn(theta: Tensor, index: Optional[Tensor]) -> Tensor:
             return term.loss(net, coords, index, method=method, theta=theta).reshape(-1)
@@ -242,9 +272,10 @@ class Trainer:
     def warmup(self) -> float:
         """Compile (when ``compile=True``) and capture (``step_mode="cuda_graph"``) every graph training
         will use, outside the timed epochs: one per distinct mini-batch size. Returns the seconds spent."""
+        pending, self._pending_warmup = self._pending_warmup, 0.0  # tuning done at construction
         if self._warm:
-            return 0.0
-        tick = time.perf_counter()
+            return pending
+        tick = time.perf_counter() - pending
         shapes = {}
         for idx in self._epoch_batches(advance=False):
             shapes.setdefault(_batch_key(idx), idx)

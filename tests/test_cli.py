@@ -125,6 +125,7 @@ def test_default_output_directory(tmp_path, capsys, monkeypatch):
     (["train", "poisson1d", "--device", "tpu"], "device"),
     (["train", "poisson1d", "--threads", "-1"], "--threads"),
     (["train", "poisson1d", "--step-mode", "graph"], "invalid choice"),
+    (["train", "poisson1d", "--derivative-method", "fastest"], "invalid choice"),
     (["train", "poisson1d", "--step-mode", "cuda_graph", "--device", "cpu"], "step_mode 'cuda_graph' needs a CUDA"),
     (["reproduce", "table9"], "invalid choice"),
     (["reproduce", "table4", "--seeds", "0"], "seeds"),
@@ -199,3 +200,17 @@ def test_device_step_mode_gives_the_eager_numbers(tmp_path, capsys):
         hist[mode] = History.load(str(out / "history.npz"))
     np.testing.assert_array_equal(hist["device"].losses, hist["eager"].losses)
     np.testing.assert_array_equal(hist["device"].weights, hist["eager"].weights)
+
+
+def test_tuned_derivative_methods_are_recorded(tmp_path, capsys):
+    out = tmp_path / "tuned"
+    rc, _, _ = _run(["train", "poisson1d", "--derivative-method", "tune", "--out", str(out), "--no-figures",
+                     *TINY], capsys)
+    assert rc == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["derivative_methods"]) == {"pde", "bc"}
+    assert set(metrics["derivative_methods"].values()) <= {"jet", "func", "autograd"}
+    assert metrics["warmup_seconds"] > 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["config"]["derivative_method"] == "tune"
+    assert config["resolved"]["derivative_methods"] == metrics["derivative_methods"]

@@ -380,3 +380,54 @@ def test_single_request_string():
     net, x = _make(2, 3, 1, 1, "single")
     f = derivatives(net, x, coords=("x",), requests="u_xx")
     assert list(f) == ["u_xx"] and f.u_xx.shape == (6, 1)
+
+
+# ------------------------------------------------------------------------------- fastest_method
+def _burgers_like(method: str, net: MLP, x: Tensor, theta: Tensor) -> Tensor:
+    f = derivatives(net, x, coords=("t", "x"), requests=("u", "u_t", "u_x", "u_xx"), method=method, theta=theta)
+    return (f["u_t"] + f["u"] * f["u_x"] - 0.01 * f["u_xx"]).square().mean()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fastest_method_times_every_method_and_picks_the_fastest(dtype):
+    from fastpinn.derivatives import fastest_method
+
+    net = MLP(2, 1, depth=3, width=8, seed=0, dtype=dtype)
+    x = torch.rand(64, 2, dtype=dtype, generator=torch.Generator().manual_seed(0))
+    choice = fastest_method(lambda m: _burgers_like(m, net, x, net.theta), net.theta, repeats=2)
+    assert set(choice.seconds) == {"jet", "func", "autograd"} and not choice.rejected
+    assert all(t > 0 for t in choice.seconds.values())
+    assert choice.seconds[choice.method] == min(choice.seconds.values())
+
+
+def test_fastest_method_rejects_a_method_that_disagrees():
+    from fastpinn.derivatives import fastest_method
+
+    net = MLP(2, 1, depth=2, width=6, seed=1, dtype=torch.float64)
+    x = torch.rand(32, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+
+    def loss(method: str) -> Tensor:
+        value = _burgers_like(method, net, x, net.theta)
+        # A relative error of 1e-6 is rounding in float32 but a bug in float64 (tolerance sqrt(eps) = 1.5e-8).
+        return value * (1 + 1e-6) if method == "func" else value
+
+    with pytest.warns(RuntimeWarning, match="'func' disagrees"):
+        choice = fastest_method(loss, net.theta, repeats=1)
+    assert "func" in choice.rejected and "func" not in choice.seconds and choice.method != "func"
+
+
+def test_fastest_method_skips_methods_that_do_not_apply():
+    from fastpinn.derivatives import fastest_method
+
+    net = MLP(1, 1, depth=2, width=6, seed=2, dtype=torch.float64)
+    x = torch.rand(16, 1, dtype=torch.float64)
+
+    def loss(method: str) -> Tensor:  # third order: forward jets stop at second order
+        return derivatives(net, x, coords=("x",), requests=("u_xxx",), method=method).u_xxx.square().mean()
+
+    choice = fastest_method(loss, net.theta, repeats=1)
+    assert "not applicable" in choice.rejected["jet"] and choice.method in ("func", "autograd")
+    with pytest.raises(ValueError, match="candidates"):
+        fastest_method(loss, net.theta, candidates=("auto",))
+    with pytest.raises(ValueError, match="no derivative method applies"):
+        fastest_method(loss, net.theta, candidates=("jet",))

@@ -261,3 +261,30 @@ def test_cuda_graph_step_equals_eager_step(scheme, compile):
     # The capture's own warm-up steps left no trace: a second run continues identically.
     h_eager2, h_graph2 = eager.train(3), graphed.train(3)
     _histories_equal(h_eager2, h_graph2, eager, graphed, tol=1e-10 if compile else 1e-13)
+
+
+def test_tuned_derivative_methods_train_like_the_chosen_method():
+    from fastpinn.trainer import _TUNED
+
+    _TUNED.clear()
+    kwargs = dict(n_pde=40, depth=3, width=8)
+    tuned = Trainer(poisson1d(0, **kwargs), fastpinn.DN(tau=2), dtype=torch.float64, backend="torch",
+                    derivative_method="tune")
+    assert set(tuned.derivative_methods) == {"pde", "bc"}
+    assert set(tuned.derivative_methods.values()) <= {"jet", "func", "autograd"}
+    assert len(_TUNED) == 2  # one measurement per term
+    h = tuned.train(4)
+    assert h.warmup_seconds > 0  # the tuning is reported as warm-up, not as training time
+    again = Trainer(poisson1d(0, **kwargs), fastpinn.DN(tau=2), dtype=torch.float64, backend="torch",
+                    derivative_method="tune")
+    assert again.derivative_methods == tuned.derivative_methods and len(_TUNED) == 2  # cached
+    for name, method in tuned.derivative_methods.items():
+        # Each term's loss is exactly what its chosen method computes.
+        k = tuned.problem.term_names.index(name)
+        want = tuned.problem.terms[k].loss(tuned.net, tuned.problem.coords, method=method)
+        assert torch.equal(tuned.term_losses()[k].reshape(()), want)
+
+
+def test_bad_derivative_method():
+    with pytest.raises(ValueError, match="derivative_method must be one of"):
+        Trainer(poisson1d(0, n_pde=8, depth=2, width=4), fastpinn.DN(), derivative_method="fastest")
