@@ -1,4 +1,11 @@
-"""Derivative engine microbenchmark: jet vs func vs autograd on the paper's Burgers network.
+"""Derivative engine microbenchmark: jet vs func vs autograd, side by side.
+
+``python bench/bench_derivatives.py`` (what ``run_all.py`` runs): for each paper problem's PDE term (paper
+network and points, float32) one forward + backward to theta per method, interleaved in shuffled rounds;
+ratios over the forward jets are paired per round. It also reports what
+``fastpinn.derivatives.fastest_method`` (the trainer's ``derivative_method="tune"``) picks on this device.
+
+The pytest-benchmark tests below time the paper's Burgers network alone:
 
 MLP in_dim 2 (t, x), out 1, depth 9, width 20 (3,021 parameters), 10,000 points, float32; requests
 u, u_t, u_x, u_xx; one timed call = the Burgers residual loss forward + backward to theta.
@@ -21,7 +28,8 @@ import torch
 from fastpinn.derivatives import derivatives
 from fastpinn.network import MLP
 
-pytest.importorskip("pytest_benchmark")
+if __name__ != "__main__":
+    pytest.importorskip("pytest_benchmark")
 
 N_POINTS = 10_000
 NU = 0.01 / math.pi
@@ -88,3 +96,85 @@ def test_burgers_ensemble_forward_backward(benchmark, method: str) -> None:
     _step(net, x, loss_fn)
     grad = benchmark(_step, net, x, loss_fn)
     assert grad.shape == (4, 3021)
+
+
+# ------------------------------------------------------------------------- interleaved comparison
+def compare(problem_name: str, size: str, rounds: int, seed: int = 0) -> dict:
+    """Seconds per forward + backward of the problem's PDE term for each method, ``rounds`` shuffled rounds."""
+    import dataclasses
+    import random
+    import time
+
+    from fastpinn.derivatives import fastest_method
+    from fastpinn.problems import paper
+
+    sizes = {"paper": {}, "cpu": {"allen_cahn": {"n_pde": 4096}},
+             "quick": {"burgers": {"n_pde": 2000}, "poisson": {"n_pde": 1000, "n_bc": 200},
+                       "allen_cahn": {"n_pde": 1024, "batch_size": 1024}}}[size]
+    problem = dataclasses.replace(paper.get(problem_name, 0, **sizes.get(problem_name, {})), solution=None)
+    problem = problem.to(DEVICE, torch.float32)
+    net = problem.network(dtype=torch.float32, device=DEVICE)
+    term = problem.terms[0]
+    index = None if term.n_batches == 1 else torch.arange(term.batch_size, device=DEVICE)
+
+    def loss(method: str) -> torch.Tensor:
+        return term.loss(net, problem.coords, index, method=method, theta=net.theta)
+
+    def once(method: str) -> float:
+        _synchronize()
+        tick = time.perf_counter()
+        (g,) = torch.autograd.grad(loss(method), net.theta, allow_unused=True, materialize_grads=True)
+        _synchronize()
+        return time.perf_counter() - tick
+
+    methods = ["jet", "func", "autograd"]
+    for m in methods:
+        once(m)
+    rng = random.Random(seed)
+    samples: dict[str, list[float]] = {m: [] for m in methods}
+    for _ in range(rounds):
+        order = methods[:]
+        rng.shuffle(order)
+        for m in order:
+            samples[m].append(once(m))
+    choice = fastest_method(loss, net.theta, repeats=3)
+    return {"problem": problem_name, "requests": list(term.requests), "n_points": index.numel() if index is not None
+            else term.n_points, "n_params": net.n_params, "depth": problem.depth, "width": problem.width,
+            "samples_s": samples, "tuned": choice.method, "tuned_seconds": choice.seconds,
+            "tuned_rejected": choice.rejected}
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import json
+    import statistics
+
+    ap = argparse.ArgumentParser(description="Interleaved timings of the derivative methods")
+    ap.add_argument("--size", choices=("paper", "cpu", "quick"), default="cpu" if DEVICE == "cpu" else "paper")
+    ap.add_argument("--rounds", type=int, default=9)
+    ap.add_argument("--problems", nargs="*", default=["burgers", "poisson", "allen_cahn"])
+    ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads on CPU (default 1)")
+    ap.add_argument("--json", default=None, help="write the result as JSON here")
+    args = ap.parse_args(argv)
+    if DEVICE == "cpu":
+        torch.set_num_threads(args.threads)
+    results = {}
+    for name in args.problems:
+        res = compare(name, args.size, args.rounds)
+        results[name] = res
+        S = res["samples_s"]
+        print(f"{name} (PDE term, {res['n_points']:,} points, requests {res['requests']}):")
+        for m, xs in S.items():
+            ratio = statistics.median(a / b for a, b in zip(xs, S["jet"]))
+            print(f"  {m:9s} {1e3 * statistics.median(xs):9.2f} ms   x{ratio:.2f} over jet (paired median)")
+        print(f"  fastest_method picks {res['tuned']!r}", flush=True)
+    if args.json:
+        from fastpinn import _io
+
+        _io.atomic_write_json(args.json, {"device": DEVICE, "size": args.size, "rounds": args.rounds,
+                                          "problems": results})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

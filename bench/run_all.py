@@ -292,6 +292,25 @@ def render_deepxde(res: Optional[dict]) -> list[str]:
     return lines
 
 
+def render_derivatives(res: Optional[dict]) -> list[str]:
+    lines = ["## Derivative methods — forward jets vs torch.func vs nested autograd", ""]
+    if res is None:
+        return lines + ["_not run or failed_", ""]
+    lines += ["One forward + backward to θ of each paper problem's PDE term (paper network, float32), per method, "
+              f"{res['rounds']} interleaved rounds in shuffled order; ratios over the jets paired per round. "
+              "`tune` is what `fastest_method` (the trainer's `derivative_method=\"tune\"`) picks on this device "
+              "after checking that the methods agree.", "",
+              "| problem | points | requests | jet ms | func ms | autograd ms | func / jet | autograd / jet | tune picks |",
+              "|---|---:|---|---:|---:|---:|---:|---:|---|"]
+    for name, r in res["problems"].items():
+        S = r["samples_s"]
+        lines.append(f"| {name} | {r['n_points']:,} | {', '.join(r['requests'])} | "
+                     + " | ".join(_ms(1e3 * _quantile(S[m], 0.5)) for m in ("jet", "func", "autograd")) + " | "
+                     + " | ".join(fmt_ratio(paired(S, m, "jet"), 2) for m in ("func", "autograd"))
+                     + f" | {r['tuned']} |")
+    return lines + [""]
+
+
 def render_ops(res: Optional[dict]) -> list[str]:
     lines = ["## Weighting ops: fused statistics and compiled update vs plain PyTorch", ""]
     if res is None:
@@ -408,6 +427,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                          "is the first-time cost)")
     ap.add_argument("--no-deepxde", action="store_true")
     ap.add_argument("--no-ops", action="store_true")
+    ap.add_argument("--no-derivatives", action="store_true")
     ap.add_argument("--name", default=None, help="results file name (default <device-slug>-<date>.md)")
     args = ap.parse_args(argv)
     rounds = args.rounds or (3 if args.quick else 9)
@@ -433,6 +453,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         deepxde = run_child("bench_deepxde.py", ["--rounds", str(rounds), "--block", "3" if args.quick else "10",
                                                  *(["--compile"] if compile_rows else [])], args.threads,
                             env_extra=cold)
+    derivs = None
+    if not args.no_derivatives:
+        derivs = run_child("bench_derivatives.py", ["--size", size, "--rounds", str(rounds)], args.threads)
     ops_res = None
     if not args.no_ops:
         ops_res = run_child("bench_ops.py", ["--quick"] if args.quick else [], args.threads)
@@ -449,10 +472,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     lines += render_training(training)
     lines += render_profile(training)
     lines += render_deepxde(deepxde)
+    lines += render_derivatives(derivs)
     lines += render_ops(ops_res)
     lines += render_raw({"run": {"started": started, "wall_s": wall, "quick": args.quick, "rounds": rounds,
                                  "threads": args.threads, "size": size, "compile_rows": compile_rows},
-                         "machine": info, "training": training, "deepxde": deepxde, "ops": ops_res})
+                         "machine": info, "training": training, "deepxde": deepxde, "derivatives": derivs,
+                         "ops": ops_res})
     fname = args.name or f"{_machine.device_slug(info)}-{_dt.date.today().isoformat()}{'-quick' if args.quick else ''}.md"
     path = Path(args.out) / fname
     from fastpinn import _io
@@ -463,6 +488,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     failed = [n for n, r in training.items() if r is None]
     failed += ["deepxde"] if not args.no_deepxde and deepxde is None else []
     failed += ["ops"] if not args.no_ops and ops_res is None else []
+    failed += ["derivatives"] if not args.no_derivatives and derivs is None else []
     if failed:
         log(f"FAILED: {', '.join(failed)} (see the log above); the file marks them 'not run or failed'")
         return 1
