@@ -110,6 +110,46 @@ def fastpinn_runners(compiled: bool = False) -> dict[str, bt.FastRunner]:
     return runners
 
 
+def step_floor(reps: int = 30) -> dict:
+    """A lower bound on one fastpinn Burgers step on this device, from two measured rates.
+
+    ``FlopCounterMode`` counts the matrix-multiply FLOPs of one PINN step (forward jets + backward); they
+    are priced at the rate this device reaches on the step's dominant shape (10,000-point activations
+    times a 20 x 20 weight). The forward tanh of every hidden layer (8 x 20 per point) is priced at the
+    measured ``torch.tanh`` throughput. Elementwise jet arithmetic, Adam and framework overhead come on
+    top, so no implementation of this formulation can run a step faster than ``floor_ms``."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    problem = bt.dataclasses.replace(paper.burgers(0, n_pde=N_PDE, n_ic=N_IC, n_bc=N_BC), solution=None)
+    trainer = bt.Trainer(problem, bt.SCHEMES["PINN"], eval_every=10**9, device=bt.DEVICE)
+    trainer.step(None)
+    with FlopCounterMode(display=False) as counter:
+        trainer.step(None)
+    flops = counter.get_total_flops()
+
+    def rate(fn, work: float) -> float:
+        fn()
+        bt.sync()
+        best = math.inf
+        for _ in range(reps):
+            tick = time.perf_counter()
+            fn()
+            bt.sync()
+            best = min(best, time.perf_counter() - tick)
+        return work / best
+
+    a = torch.randn(4 * N_PDE, 20, device=bt.DEVICE)
+    w = torch.randn(20, 20, device=bt.DEVICE)
+    mm_flops_per_s = rate(lambda: a @ w, 2.0 * a.shape[0] * 20 * 20)
+    h = torch.randn(N_PDE, 20, device=bt.DEVICE)
+    tanh_per_s = rate(lambda: torch.tanh(h), float(h.numel()))
+    n_tanh = (N_PDE + N_IC + N_BC) * 20 * problem.depth
+    mm_ms, tanh_ms = 1e3 * flops / mm_flops_per_s, 1e3 * n_tanh / tanh_per_s
+    return {"matmul_mflop": flops / 1e6, "matmul_gflops": mm_flops_per_s / 1e9, "matmul_ms": mm_ms,
+            "tanh_count": n_tanh, "tanh_gelem_per_s": tanh_per_s / 1e9, "tanh_ms": tanh_ms,
+            "floor_ms": mm_ms + tanh_ms}
+
+
 def compare(rounds: int = 7, block: int = bt.BLOCK, compiled: bool = False, log=None) -> Optional[dict]:
     """Interleaved ms/iteration of DeepXDE and fastpinn (PINN, DN tau=10, optionally compiled PINN);
     ``None`` without DeepXDE."""
@@ -119,6 +159,7 @@ def compare(rounds: int = 7, block: int = bt.BLOCK, compiled: bool = False, log=
     runners = {"DeepXDE (PINN)": DeepXDERunner(dde), **fastpinn_runners(compiled)}
     samples = bt.interleave(runners, rounds, block, log=log)
     return {
+        "floor": step_floor(),
         "deepxde_version": dde.__version__,
         "deepxde_train_points": runners["DeepXDE (PINN)"].n_train_points,
         "warmup_s": {k: r.warmup_seconds for k, r in runners.items() if k.startswith("fastpinn compiled")},
@@ -150,6 +191,11 @@ def main(argv: Optional[list[str]] = None) -> int:
             print(f"{k:20s} {v:9.2f} ms/iteration (median), {result['min_ms'][k]:9.2f} (min)")
         for k, v in result["ratio_deepxde_over"].items():
             print(f"DeepXDE / {k}: {v:.2f}x")
+        f = result["floor"]
+        print(f"floor of a fastpinn step: {f['matmul_mflop']:.0f} MFLOP of matmuls at {f['matmul_gflops']:.1f} GFLOP/s "
+              f"= {f['matmul_ms']:.1f} ms + {f['tanh_count'] / 1e6:.1f} M tanh at {f['tanh_gelem_per_s']:.2f} G/s = "
+              f"{f['tanh_ms']:.1f} ms -> {f['floor_ms']:.1f} ms; DeepXDE / floor = "
+              f"{result['median_ms']['DeepXDE (PINN)'] / f['floor_ms']:.2f}x")
     if args.json:
         from fastpinn import _io
 

@@ -288,6 +288,19 @@ def render_deepxde(res: Optional[dict]) -> list[str]:
     if res.get("warmup_s"):
         lines += ["", f"Compile warm-up (compile caches {COMPILE_CACHE}): "
                   + ", ".join(f"{k}: {v:.1f} s" for k, v in res["warmup_s"].items())]
+    f = res.get("floor")
+    if f:
+        dde = _quantile(S["DeepXDE (PINN)"], 0.5) * 1e3
+        lines += ["", f"**What bounds the ratio.** One fastpinn Burgers step does {f['matmul_mflop']:.0f} MFLOP of "
+                  f"matrix multiplies (forward jets and backward, counted by `FlopCounterMode`); at the "
+                  f"{f['matmul_gflops']:.1f} GFLOP/s this device reaches on the step's dominant shape "
+                  f"(10,000-point activations × 20×20 weights, measured in the same run) they take "
+                  f"{f['matmul_ms']:.1f} ms, and the {f['tanh_count'] / 1e6:.1f} M hidden-layer tanh take "
+                  f"{f['tanh_ms']:.1f} ms at the measured {f['tanh_gelem_per_s']:.2f} G/s: a floor of "
+                  f"{f['floor_ms']:.1f} ms per step before any elementwise jet arithmetic, Adam or overhead. "
+                  f"DeepXDE's median is {dde:.1f} ms, so DeepXDE / fastpinn cannot exceed "
+                  f"{dde / f['floor_ms']:.1f}× with this formulation on this device; "
+                  f"{TARGET_DEEPXDE:g}× would need {dde / TARGET_DEEPXDE:.1f} ms per step."]
     lines.append("")
     return lines
 
