@@ -1,11 +1,13 @@
 // Numerics of fastpinn::grad_stats shared by the CPU and CUDA kernels.
 //
 // A row g[0..P) is cut into chunks of kChunk elements. Each chunk is reduced by a balanced pairwise tree
-// (the halving tree a[i] += a[i + h], h = W/2, ..., 1, over the chunk zero-padded to a power of two W),
-// whose rounding error grows like log2(kChunk) ulps rather than kChunk. Its variance is computed two-pass
-// inside the chunk on data shifted by a per-row constant (see below). Chunks are then merged in a fixed
-// order: sums with compensated (Neumaier) addition, (mean, M2) with Chan et al.'s parallel formula, and
-// the L^p sum as a (scale, sum) pair rescaled whenever a larger max appears, so |g|^p never overflows.
+// over the chunk zero-padded to a power of two W (on CUDA the halving tree a[i] += a[i + h], h = W/2, ..., 1;
+// on the CPU a tree over SIMD vectors, then over their lanes, see grad_stats_cpu.cpp; every element is at
+// depth log2(W) either way), whose rounding error grows like log2(kChunk) ulps rather than kChunk. Its
+// variance is computed two-pass inside the chunk on data shifted by a per-row constant (see below). Chunks
+// are then merged in a fixed order: sums with compensated (Neumaier) addition, (mean, M2) with Chan et al.'s
+// parallel formula, and the L^p sum as a (scale, sum) pair rescaled whenever a larger max appears, so |g|^p
+// never overflows.
 // The fixed chunking and merge order make the result independent of the number of threads.
 //
 // The shift: Chan's merge needs the difference of two chunk means. With a large common offset (mean >> std)

@@ -1,7 +1,8 @@
 // CUDA kernels of fastpinn::grad_stats. Same numerics as the CPU kernel (grad_stats.h):
 //   1. row_shift_kernel:   one block per row, the mean of the row's first chunk (the shift);
 //   2. chunk_stats_kernel: one block per chunk of kChunk = 2 x 256 elements, a shared-memory halving tree
-//                          in the same order as the CPU tree, partial statistics to a workspace;
+//                          (balanced, the same depth as the CPU's vector-then-lane tree), partial
+//                          statistics to a workspace;
 //   3. merge_rows_kernel:  one block per row, each thread merges a strided subset of the chunks, then a
 //                          fixed tree over the threads (deterministic, independent of timing).
 // No host synchronisation; everything runs on the current stream.
