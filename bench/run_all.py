@@ -324,6 +324,19 @@ def render_derivatives(res: Optional[dict]) -> list[str]:
     return lines + [""]
 
 
+def render_allocator(res: Optional[dict]) -> list[str]:
+    lines = ["## CPU allocator: glibc defaults vs freed memory retained (`fastpinn.malloc`)", ""]
+    if res is None:
+        return lines + ["_not run or failed_", ""]
+    lines += [f"{res['problem']}, DN-PINN τ = 10, {res['epochs']} epochs per sample; each sample a fresh process "
+              f"(the setting is process-wide), {res['rounds']} rounds alternating in shuffled order. The fastpinn CLI "
+              "and every benchmark above run with freed memory retained.", "",
+              "| allocator | median ms/epoch | minor page faults/epoch | system ms/epoch |", "|---|---:|---:|---:|"]
+    for k, v in res["summary"].items():
+        lines.append(f"| {k} | {_ms(v['ms'])} | {v['faults']:,.0f} | {v['sys_ms']:.1f} |")
+    return lines + ["", f"default / retained: **{res['ratio_default_over_retained']:.2f}×** (paired median).", ""]
+
+
 def render_ops(res: Optional[dict]) -> list[str]:
     lines = ["## Weighting ops: fused statistics and compiled update vs plain PyTorch", ""]
     if res is None:
@@ -441,6 +454,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--no-deepxde", action="store_true")
     ap.add_argument("--no-ops", action="store_true")
     ap.add_argument("--no-derivatives", action="store_true")
+    ap.add_argument("--no-allocator", action="store_true")
     ap.add_argument("--name", default=None, help="results file name (default <device-slug>-<date>.md)")
     args = ap.parse_args(argv)
     rounds = args.rounds or (3 if args.quick else 9)
@@ -469,6 +483,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     derivs = None
     if not args.no_derivatives:
         derivs = run_child("bench_derivatives.py", ["--size", size, "--rounds", str(rounds)], args.threads)
+    alloc = None
+    if not args.no_allocator and DEVICE == "cpu":
+        alloc = run_child("bench_allocator.py", ["--problem", "burgers", "--rounds", str(max(3, rounds // 2)),
+                                                 "--epochs", "10" if args.quick else "30"], args.threads)
     ops_res = None
     if not args.no_ops:
         ops_res = run_child("bench_ops.py", ["--quick"] if args.quick else [], args.threads)
@@ -486,11 +504,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     lines += render_profile(training)
     lines += render_deepxde(deepxde)
     lines += render_derivatives(derivs)
+    if DEVICE == "cpu":
+        lines += render_allocator(alloc)
     lines += render_ops(ops_res)
     lines += render_raw({"run": {"started": started, "wall_s": wall, "quick": args.quick, "rounds": rounds,
                                  "threads": args.threads, "size": size, "compile_rows": compile_rows},
                          "machine": info, "training": training, "deepxde": deepxde, "derivatives": derivs,
-                         "ops": ops_res})
+                         "allocator": alloc, "ops": ops_res})
     fname = args.name or f"{_machine.device_slug(info)}-{_dt.date.today().isoformat()}{'-quick' if args.quick else ''}.md"
     path = Path(args.out) / fname
     from fastpinn import _io
@@ -502,6 +522,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     failed += ["deepxde"] if not args.no_deepxde and deepxde is None else []
     failed += ["ops"] if not args.no_ops and ops_res is None else []
     failed += ["derivatives"] if not args.no_derivatives and derivs is None else []
+    failed += ["allocator"] if not args.no_allocator and DEVICE == "cpu" and alloc is None else []
     if failed:
         log(f"FAILED: {', '.join(failed)} (see the log above); the file marks them 'not run or failed'")
         return 1

@@ -275,6 +275,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         want = 0 if str(_device(getattr(args, "device", None))).startswith("cuda") else 1
     if want:
         torch.set_num_threads(want)
+    # Reuse freed activation memory instead of page-faulting it in again every step (fastpinn.malloc).
+    from .malloc import retain_freed_memory
+
+    retain_freed_memory()
 
     prog = f"fastpinn {args.command}"
     try:
