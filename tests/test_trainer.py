@@ -288,3 +288,35 @@ def test_tuned_derivative_methods_train_like_the_chosen_method():
 def test_bad_derivative_method():
     with pytest.raises(ValueError, match="derivative_method must be one of"):
         Trainer(poisson1d(0, n_pde=8, depth=2, width=4), fastpinn.DN(), derivative_method="fastest")
+
+
+@pytest.mark.parametrize("pretrained", [0, 3], ids=["fresh-optimizer", "resumed-optimizer"])
+def test_graph_capture_warmup_leaves_no_trace(pretrained, monkeypatch):
+    # The CUDA-graph capture trains a few warm-up steps and then writes every piece of state back (Adam
+    # moments created during the warm-up are zeroed: their initial value). The same snapshot/restore is
+    # exercised here on the CPU, around eager device steps; afterwards training must continue bit for bit
+    # as if nothing had happened.
+    from fastpinn import trainer as trainer_module
+
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: None)
+
+    def make():
+        problem = allen_cahn([0, 1], n_pde=50, n_ic=8, n_bc=4, batch_size=16, depth=2, width=6)
+        problem.solution = None
+        return Trainer(problem, fastpinn.DN(tau=2, bias_correction=True), dtype=torch.float64, backend="torch",
+                       step_mode="device", eval_every=5)
+
+    reference, disturbed = make(), make()
+    if pretrained:
+        reference.train(pretrained)
+        disturbed.train(pretrained)
+    capture = trainer_module._CapturedStep.__new__(trainer_module._CapturedStep)
+    capture.trainer = disturbed
+    saved = capture._snapshot()
+    batch = disturbed._epoch_batches(advance=False)[0]
+    for _ in range(capture.WARMUP_STEPS + 1):  # the warm-up steps and the captured one
+        disturbed.device_step(batch)
+    assert not torch.equal(disturbed.net.theta, reference.net.theta)
+    capture._restore(saved)
+    h_ref, h_dist = reference.train(5), disturbed.train(5)
+    _histories_equal(h_ref, h_dist, reference, disturbed, tol=0.0)
