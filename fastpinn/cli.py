@@ -50,6 +50,12 @@ def _nonnegative_int(text: str) -> int:
     return v
 
 
+def _compile_arg(args: argparse.Namespace) -> "bool | str":
+    """``--compile`` [on|off|auto] as the Trainer's ``compile`` argument."""
+    value = getattr(args, "compile", "off")
+    return "auto" if value == "auto" else value == "on"
+
+
 def _add_common(p: argparse.ArgumentParser, *, sizes: bool = True) -> None:
     """Options shared by train, reproduce and demo."""
     p.add_argument("--device", default=None,
@@ -61,8 +67,10 @@ def _add_common(p: argparse.ArgumentParser, *, sizes: bool = True) -> None:
     p.add_argument("--force", action="store_true", help="overwrite an existing non-empty output directory")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--no-figures", action="store_true", help="write no PNG figures")
-    p.add_argument("--compile", action="store_true",
-                   help="compile each loss term with torch.compile (one-off warm-up reported as warmup_seconds)")
+    p.add_argument("--compile", nargs="?", const="on", default="off", choices=("on", "off", "auto"),
+                   help="compile each loss term with torch.compile (one-off warm-up reported as warmup_seconds); "
+                        "'--compile auto' times the first epochs eagerly and compiles only if the rest of the run "
+                        "would save more than the warm-up costs")
     p.add_argument("--step-mode", choices=("eager", "device", "cuda_graph"), default="eager",
                    help="eager (default): weight-update decision from the host epoch counter; device: decision on "
                         "the device, statistics every step; cuda_graph: the device step captured in a CUDA graph "
@@ -191,7 +199,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     cfg = RunConfig(problem=args.problem, scheme=args.scheme, beta=args.beta, tau=args.tau, p=args.p,
                     bias_correction=args.bias_correction, ma_form=args.ma_form, seeds=seeds, ensemble=ensemble,
                     epochs=args.epochs, lr=args.lr, device=device, dtype=args.dtype, backend=args.backend,
-                    eval_every=args.eval_every, problem_kwargs=_sizes(args), compile=args.compile,
+                    eval_every=args.eval_every, problem_kwargs=_sizes(args), compile=_compile_arg(args),
                     step_mode=args.step_mode, derivative_method=args.derivative_method)
     out = Path(args.out) if args.out else runs.default_run_dir(args.problem, args.scheme)
     if runs.is_nonempty_dir(out) and not args.force:
@@ -216,7 +224,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         return _cmd_demo(args)
     res = reproduce(args.table, seeds=args.seeds, epochs=args.epochs, device=_device(args.device), dtype=args.dtype,
                     backend=args.backend, out=args.out, problem=args.problem, problem_kwargs=_sizes(args),
-                    lr=args.lr, eval_every=args.eval_every, compile=args.compile, step_mode=args.step_mode,
+                    lr=args.lr, eval_every=args.eval_every, compile=_compile_arg(args), step_mode=args.step_mode,
                     derivative_method=args.derivative_method, force=args.force,
                     progress=not args.no_progress,
                     figures=not args.no_figures, log=_log)
@@ -239,7 +247,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     res = demo(epochs=epochs, n_pde=n_pde, n_bc=n_bc, beta=beta, seed=seed, device=device, dtype=args.dtype,
                backend=args.backend, out=args.out, force=args.force, progress=not args.no_progress,
                figures=not args.no_figures, eval_every=g("eval_every") or 250,
-               compile=bool(getattr(args, "compile", False)), step_mode=getattr(args, "step_mode", "eager"),
+               compile=_compile_arg(args), step_mode=getattr(args, "step_mode", "eager"),
                derivative_method=getattr(args, "derivative_method", "auto"), log=_log)
     wall = time.perf_counter() - t0
     p, d = res["pinn"], res["dn"]

@@ -93,7 +93,7 @@ class RunConfig:
     backend: str = "auto"
     eval_every: int = 100
     problem_kwargs: dict = field(default_factory=dict)
-    compile: bool = False
+    compile: Union[bool, str] = False
     step_mode: str = "eager"
     derivative_method: str = "auto"
 
@@ -128,6 +128,8 @@ class RunConfig:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
         from .trainer import DERIVATIVE_METHODS, STEP_MODES
 
+        if not (isinstance(self.compile, bool) or self.compile == "auto"):
+            raise ValueError(f"compile must be true, false or 'auto', got {self.compile!r}")
         if self.step_mode not in STEP_MODES:
             raise ValueError(f"step_mode must be one of {', '.join(STEP_MODES)}, got {self.step_mode!r}")
         if self.derivative_method not in DERIVATIVE_METHODS:
@@ -253,7 +255,7 @@ def build_trainer(cfg: RunConfig) -> tuple[Problem, Any]:
     preflight_backend(cfg)
     problem = cfg.build_problem()
     trainer = Trainer(problem, cfg.scheme_object(), lr=cfg.lr, device=cfg.device, dtype=DTYPES[cfg.dtype],
-                      eval_every=cfg.eval_every, backend=cfg.backend, compile=bool(cfg.compile),
+                      eval_every=cfg.eval_every, backend=cfg.backend, compile=cfg.compile,
                       step_mode=cfg.step_mode, derivative_method=cfg.derivative_method)
     return problem, trainer
 
@@ -328,6 +330,8 @@ def train_run(cfg: RunConfig, out_dir: Union[str, Path], *, force: bool = False,
         "status": "ok", "problem": cfg.problem, "label": cfg.describe(), "wall_seconds": wall,
         "device_name": config["environment"]["device_name"], "figures": figure_files,
         "derivative_methods": dict(trainer.derivative_methods), "step_mode": cfg.step_mode,
+        "compiled": bool(history.extra.get("compiled", False)),
+        "compile_decision": history.extra.get("compile_decision"),
     })
     runs.write_json(out / runs.METRICS, metrics)
     return metrics
@@ -502,7 +506,7 @@ def reproduce(
     problem_kwargs: Optional[dict] = None,
     lr: float = 1e-3,
     eval_every: int = 100,
-    compile: bool = False,
+    compile: Union[bool, str] = False,
     step_mode: str = "eager",
     derivative_method: str = "auto",
     force: bool = False,
@@ -624,7 +628,7 @@ def demo(*, epochs: int = DEMO_DEFAULTS["epochs"], n_pde: int = DEMO_DEFAULTS["n
          n_bc: int = DEMO_DEFAULTS["n_bc"], beta: float = DEMO_DEFAULTS["beta"], seed: int = DEMO_DEFAULTS["seed"],
          device: str = "cpu", dtype: str = "float32", backend: str = "auto", out: Union[str, Path, None] = None,
          force: bool = False, progress: bool = False, figures: bool = True, eval_every: int = 250,
-         compile: bool = False, step_mode: str = "eager", derivative_method: str = "auto",
+         compile: Union[bool, str] = False, step_mode: str = "eager", derivative_method: str = "auto",
          log: Optional[Log] = None) -> dict:
     """Train the paper's Poisson problem with PINN and with DN-PINN at a CPU-sized budget; returns
     ``{"pinn": metrics, "dn": metrics, "ratio": pinn/dn, "out": dir}``."""

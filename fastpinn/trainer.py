@@ -98,6 +98,12 @@ def rel_l2_error(pred: Tensor, exact: Tensor) -> Tensor:
 _COMPILED_IDS = itertools.count()
 
 STEP_MODES = ("eager", "device", "cuda_graph")
+# compile="auto": eager epochs timed before deciding; the smallest compiled speed-up measured on the paper's
+# problems (CPU, bench/results: 1.2-1.6x); a cold torch.compile of a problem's terms (40-60 s measured on a
+# 2-core CPU, rounded up). Compiling pays when the remaining epochs save more than the warm-up costs.
+AUTO_COMPILE_PROBE_EPOCHS = 20
+AUTO_COMPILE_MIN_SPEEDUP = 1.2
+AUTO_COMPILE_WARMUP_SECONDS = 60.0
 DERIVATIVE_METHODS = ("auto", "jet", "func", "autograd", "tune")
 _TUNED: dict[tuple, MethodChoice] = {}  # derivative-method choices, shared by the trainers of one process
 
@@ -129,10 +135,14 @@ class Trainer:
         eval_every: epochs between evaluations, finiteness checks and log reads (the only host syncs).
         backend: op backend for the statistics and the weight update.
         batch_seed: seed of the mini-batch shuffling (default: the problem's first seed).
-        compile: compile each term's loss (derivatives + residual, forward and backward) with
+        compile: ``True``: compile each term's loss (derivatives + residual, forward and backward) with
             ``torch.compile``; one graph per term so each backward runs only its own term. The one-off
             compilation happens in a warm-up before the first epoch and is reported apart
-            (``History.warmup_seconds``). Results equal the eager step's to rounding.
+            (``History.warmup_seconds``). Results equal the eager step's to rounding. ``"auto"``: train
+            the first ``AUTO_COMPILE_PROBE_EPOCHS`` epochs of each :meth:`train` call eagerly, then compile
+            only if the remaining epochs, at the measured eager rate and the smallest measured compiled
+            speed-up (``AUTO_COMPILE_MIN_SPEEDUP``), would save more than a cold compilation costs
+            (``AUTO_COMPILE_WARMUP_SECONDS``); :attr:`compile_decision` records the numbers.
         step_mode: how a training step runs (results agree to rounding in every mode):
 
             - ``"eager"``: the weight-update decision comes from the host's epoch counter (a plain int,
@@ -211,15 +221,18 @@ class Trainer:
             problem.seeds[0] if batch_seed is None else batch_seed)
         self._reference: Optional[tuple[Tensor, Tensor]] = None
         self.backward_passes = 0  # counted per autograd call, for tests and diagnostics
-        if not isinstance(compile, bool):
-            raise ValueError(f"compile must be True or False, got {compile!r}")
-        self.compiled = compile
+        if not (isinstance(compile, bool) or compile == "auto"):
+            raise ValueError(f"compile must be True, False or 'auto', got {compile!r}")
+        self.compile_policy: Union[bool, str] = compile
+        self.compiled = compile is True
+        #: What ``compile="auto"`` measured and decided in the last :meth:`train` call (``None`` otherwise).
+        self.compile_decision: Optional[dict[str, Any]] = None
         tick = time.perf_counter()
         #: term name -> derivative method its loss uses.
         self.derivative_methods: dict[str, str] = self._choose_derivative_methods()
         self._pending_warmup = time.perf_counter() - tick if derivative_method == "tune" else 0.0
         self._loss_fns = [self._make_loss_fn(t, self.derivative_methods[t.name]) for t in self.problem.terms]
-        self._warm = not compile and step_mode != "cuda_graph"
+        self._warm = not self.compiled and step_mode != "cuda_graph"
         # Device-side step state ("device" and "cuda_graph" modes): the global step counter the update
         # decision reads, and fixed output buffers a captured graph writes into.
         self.steps_per_epoch = max(t.n_batches for t in self.problem.terms)
@@ -263,6 +276,23 @@ class Trainer:
         fresh = types.FunctionType(code, loss_fn.__globals__, code.co_name, loss_fn.__defaults__,
                                    loss_fn.__closure__)
         return torch.compile(fresh, dynamic=False)
+
+    def _enable_compile(self) -> None:
+        """Switch to compiled loss terms (``compile="auto"``); graphs are compiled/captured by :meth:`warmup`."""
+        self.compiled = True
+        self._loss_fns = [self._make_loss_fn(t, self.derivative_methods[t.name]) for t in self.problem.terms]
+        self._graphs.clear()
+        self._warm = False
+
+    def _decide_compile(self, probe_epochs: int, probe_seconds: float, remaining: int) -> bool:
+        ms = 1e3 * probe_seconds / probe_epochs
+        saving = remaining * probe_seconds / probe_epochs * (1.0 - 1.0 / AUTO_COMPILE_MIN_SPEEDUP)
+        compile_now = saving > AUTO_COMPILE_WARMUP_SECONDS
+        self.compile_decision = {
+            "probe_epochs": probe_epochs, "eager_ms_per_epoch": ms, "remaining_epochs": remaining,
+            "expected_saving_seconds": saving, "assumed_warmup_seconds": AUTO_COMPILE_WARMUP_SECONDS,
+            "assumed_speedup": AUTO_COMPILE_MIN_SPEEDUP, "compiled": compile_now}
+        return compile_now
 
     def term_losses(self, indices: Optional[Sequence[Optional[Tensor]]] = None) -> list[Tensor]:
         """Unweighted losses of every term, each ``[S]`` (``[1]`` for a single network)."""
@@ -462,8 +492,18 @@ class Trainer:
                        unit="ep", dynamic_ncols=True)
         train_seconds = 0.0
         first = 0
+        probe = AUTO_COMPILE_PROBE_EPOCHS if self.compile_policy == "auto" and not self.compiled else 0
+        self.compile_decision = None
         tick = time.perf_counter()
         for i in range(epochs):
+            if probe and i == probe:  # compile="auto": the eager rate of the probe decides
+                if self.device.type == "cuda":
+                    torch.cuda.synchronize(self.device)
+                train_seconds += time.perf_counter() - tick
+                if self._decide_compile(probe, train_seconds, epochs - i):
+                    self._enable_compile()
+                    warmup_seconds += self.warmup()
+                tick = time.perf_counter()
             epoch = self.epoch
             update = self.weighter.should_update(epoch)
             batches = self._epoch_batches()
@@ -514,6 +554,7 @@ class Trainer:
             train_seconds=train_seconds,
             warmup_seconds=warmup_seconds,
             ensemble=self.problem.ensemble,
+            extra={"compiled": self.compiled, "compile_decision": self.compile_decision},
         )
 
     def _postfix(self, info: dict[str, Any], seconds: float, done: int) -> str:

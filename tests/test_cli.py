@@ -126,6 +126,7 @@ def test_default_output_directory(tmp_path, capsys, monkeypatch):
     (["train", "poisson1d", "--threads", "-1"], "--threads"),
     (["train", "poisson1d", "--step-mode", "graph"], "invalid choice"),
     (["train", "poisson1d", "--derivative-method", "fastest"], "invalid choice"),
+    (["train", "poisson1d", "--compile", "maybe"], "invalid choice"),
     (["train", "poisson1d", "--step-mode", "cuda_graph", "--device", "cpu"], "step_mode 'cuda_graph' needs a CUDA"),
     (["reproduce", "table9"], "invalid choice"),
     (["reproduce", "table4", "--seeds", "0"], "seeds"),
@@ -214,3 +215,14 @@ def test_tuned_derivative_methods_are_recorded(tmp_path, capsys):
     config = json.loads((out / "config.json").read_text())
     assert config["config"]["derivative_method"] == "tune"
     assert config["resolved"]["derivative_methods"] == metrics["derivative_methods"]
+
+
+def test_auto_compile_decision_is_recorded(tmp_path, capsys):
+    out = tmp_path / "auto"
+    rc, _, _ = _run(["train", "poisson1d", "--compile", "auto", "--epochs", "30", "--out", str(out), "--no-figures",
+                     *[a for a in TINY if a not in ("--epochs", "12")]], capsys)
+    assert rc == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["compiled"] is False  # 10 epochs left after the probe: not worth a compilation
+    assert metrics["compile_decision"]["probe_epochs"] == 20 and metrics["compile_decision"]["compiled"] is False
+    assert json.loads((out / "config.json").read_text())["config"]["compile"] == "auto"

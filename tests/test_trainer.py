@@ -320,3 +320,37 @@ def test_graph_capture_warmup_leaves_no_trace(pretrained, monkeypatch):
     capture._restore(saved)
     h_ref, h_dist = reference.train(5), disturbed.train(5)
     _histories_equal(h_ref, h_dist, reference, disturbed, tol=0.0)
+
+
+def test_auto_compile_stays_eager_when_the_run_is_too_short():
+    trainer = Trainer(poisson1d(0, n_pde=16, depth=2, width=4), fastpinn.DN(), backend="torch", compile="auto")
+    h = trainer.train(40)
+    d = trainer.compile_decision
+    assert d is not None and d["compiled"] is False and not trainer.compiled
+    assert d["probe_epochs"] == 20 and d["remaining_epochs"] == 20 and d["eager_ms_per_epoch"] > 0
+    # 20 epochs of a tiny problem cannot repay a 60 s compilation.
+    assert d["expected_saving_seconds"] < d["assumed_warmup_seconds"]
+    assert h.extra["compile_decision"] == d and h.warmup_seconds == 0.0
+
+
+def test_auto_compile_switches_mid_run_and_matches_eager(monkeypatch):
+    from fastpinn import trainer as trainer_module
+
+    # Pretend compilation is free, so that the probe decides to compile after 3 epochs.
+    monkeypatch.setattr(trainer_module, "AUTO_COMPILE_PROBE_EPOCHS", 3)
+    monkeypatch.setattr(trainer_module, "AUTO_COMPILE_WARMUP_SECONDS", 0.0)
+    kwargs = dict(n_pde=24, depth=3, width=8)
+    eager = Trainer(poisson1d(0, **kwargs), fastpinn.DN(tau=2), dtype=torch.float64, backend="torch")
+    h_eager = eager.train(6)
+    auto = Trainer(poisson1d(0, **kwargs), fastpinn.DN(tau=2), dtype=torch.float64, backend="torch",
+                   compile="auto")
+    h_auto = auto.train(6)
+    assert auto.compiled and auto.compile_decision["compiled"] and h_auto.warmup_seconds > 0
+    # float64: compiled and eager terms differ only by reassociation (as in test_compiled_step_equals_eager_step).
+    torch.testing.assert_close(auto.net.theta, eager.net.theta, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(h_auto.losses, h_eager.losses, rtol=1e-12)
+
+
+def test_bad_compile_argument():
+    with pytest.raises(ValueError, match="compile must be True, False or 'auto'"):
+        Trainer(poisson1d(0, n_pde=8, depth=2, width=4), fastpinn.DN(), compile="yes")
