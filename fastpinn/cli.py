@@ -52,7 +52,7 @@ def _nonnegative_int(text: str) -> int:
 
 def _compile_arg(args: argparse.Namespace) -> "bool | str":
     """``--compile`` [on|off|auto] as the Trainer's ``compile`` argument."""
-    value = getattr(args, "compile", "off")
+    value = getattr(args, "compile", "auto")
     return "auto" if value == "auto" else value == "on"
 
 
@@ -67,10 +67,10 @@ def _add_common(p: argparse.ArgumentParser, *, sizes: bool = True) -> None:
     p.add_argument("--force", action="store_true", help="overwrite an existing non-empty output directory")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--no-figures", action="store_true", help="write no PNG figures")
-    p.add_argument("--compile", nargs="?", const="on", default="off", choices=("on", "off", "auto"),
-                   help="compile each loss term with torch.compile (one-off warm-up reported as warmup_seconds); "
-                        "'--compile auto' times the first epochs eagerly and compiles only if the rest of the run "
-                        "would save more than the warm-up costs")
+    p.add_argument("--compile", nargs="?", const="on", default="auto", choices=("on", "off", "auto"),
+                   help="compile each loss term with torch.compile (one-off warm-up reported as warmup_seconds): "
+                        "on (also plain --compile), off, or auto (default): time the first 20 epochs eagerly and "
+                        "compile only if the rest of the run would save more than the warm-up costs")
     p.add_argument("--step-mode", choices=("eager", "device", "cuda_graph"), default="eager",
                    help="eager (default): weight-update decision from the host epoch counter; device: decision on "
                         "the device, statistics every step; cuda_graph: the device step captured in a CUDA graph "

@@ -284,6 +284,25 @@ class Trainer:
         self._graphs.clear()
         self._warm = False
 
+    def _try_compile(self) -> float:
+        """Compile for ``compile="auto"``; if compilation fails (e.g. no C++ compiler for inductor), warn and
+        go on eagerly -- "auto" promises speed, not compilation. Returns the seconds spent."""
+        tick = time.perf_counter()
+        try:
+            self._enable_compile()
+            return self.warmup()
+        except Exception as exc:  # noqa: BLE001 - any compiler failure: the eager path is still correct
+            self.compiled = False
+            self._loss_fns = [self._make_loss_fn(t, self.derivative_methods[t.name]) for t in self.problem.terms]
+            self._graphs.clear()
+            self._warm = self.step_mode != "cuda_graph"
+            reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            if self.compile_decision is not None:
+                self.compile_decision.update(compiled=False, failed=reason)
+            warnings.warn(f"compile='auto': torch.compile failed ({reason}); training continues eagerly",
+                          RuntimeWarning, stacklevel=3)
+            return time.perf_counter() - tick
+
     def _decide_compile(self, probe_epochs: int, probe_seconds: float, remaining: int) -> bool:
         ms = 1e3 * probe_seconds / probe_epochs
         saving = remaining * probe_seconds / probe_epochs * (1.0 - 1.0 / AUTO_COMPILE_MIN_SPEEDUP)
@@ -501,8 +520,7 @@ class Trainer:
                     torch.cuda.synchronize(self.device)
                 train_seconds += time.perf_counter() - tick
                 if self._decide_compile(probe, train_seconds, epochs - i):
-                    self._enable_compile()
-                    warmup_seconds += self.warmup()
+                    warmup_seconds += self._try_compile()
                 tick = time.perf_counter()
             epoch = self.epoch
             update = self.weighter.should_update(epoch)

@@ -354,3 +354,27 @@ def test_auto_compile_switches_mid_run_and_matches_eager(monkeypatch):
 def test_bad_compile_argument():
     with pytest.raises(ValueError, match="compile must be True, False or 'auto'"):
         Trainer(poisson1d(0, n_pde=8, depth=2, width=4), fastpinn.DN(), compile="yes")
+
+
+def test_auto_compile_falls_back_to_eager_when_compilation_fails(monkeypatch):
+    from fastpinn import trainer as trainer_module
+
+    monkeypatch.setattr(trainer_module, "AUTO_COMPILE_PROBE_EPOCHS", 2)
+    monkeypatch.setattr(trainer_module, "AUTO_COMPILE_WARMUP_SECONDS", 0.0)
+
+    def broken_compile(fn, **kwargs):
+        def call(*args, **kw):
+            raise RuntimeError("no C++ compiler found\nmore detail")
+        return call
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    kwargs = dict(n_pde=24, depth=3, width=8)
+    eager = Trainer(poisson1d(0, **kwargs), fastpinn.DN(tau=2), dtype=torch.float64, backend="torch")
+    eager.train(5)
+    auto = Trainer(poisson1d(0, **kwargs), fastpinn.DN(tau=2), dtype=torch.float64, backend="torch",
+                   compile="auto")
+    message = r"torch.compile failed \(RuntimeError: no C\+\+ compiler found\); training continues eagerly"
+    with pytest.warns(RuntimeWarning, match=message):
+        auto.train(5)
+    assert not auto.compiled and auto.compile_decision["failed"].startswith("RuntimeError")
+    torch.testing.assert_close(auto.net.theta, eager.net.theta, rtol=0, atol=0)
