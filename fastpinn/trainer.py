@@ -231,14 +231,13 @@ class Trainer:
         #: term name -> derivative method its loss uses.
         self.derivative_methods: dict[str, str] = self._choose_derivative_methods()
         self._pending_warmup = time.perf_counter() - tick if derivative_method == "tune" else 0.0
-        self._loss_fns = [self._make_loss_fn(t, self.derivative_methods[t.name]) for t in self.problem.terms]
-        self._warm = not self.compiled and step_mode != "cuda_graph"
         # Device-side step state ("device" and "cuda_graph" modes): the global step counter the update
         # decision reads, and fixed output buffers a captured graph writes into.
         self.steps_per_epoch = max(t.n_batches for t in self.problem.terms)
         self._step_counter = torch.zeros((), dtype=torch.int64, device=self.device)
         self._step_losses = torch.zeros(self.members, k, dtype=dtype, device=self.device)
         self._graphs: dict[tuple, "_CapturedStep"] = {}
+        self._build_loss_fns()
 
     # ------------------------------------------------------------------------------------- one step
     @property
@@ -277,25 +276,27 @@ class Trainer:
                                    loss_fn.__closure__)
         return torch.compile(fresh, dynamic=False)
 
-    def _enable_compile(self) -> None:
-        """Switch to compiled loss terms (``compile="auto"``); graphs are compiled/captured by :meth:`warmup`."""
-        self.compiled = True
+    def _build_loss_fns(self) -> None:
+        """Each term's loss function for the current ``compiled`` setting."""
         self._loss_fns = [self._make_loss_fn(t, self.derivative_methods[t.name]) for t in self.problem.terms]
+        self._drop_graphs()
+
+    def _drop_graphs(self) -> None:
+        """Forget captured graphs; the next :meth:`warmup` compiles/captures what training will use."""
         self._graphs.clear()
-        self._warm = False
+        self._warm = not self.compiled and self.step_mode != "cuda_graph"
 
     def _try_compile(self) -> float:
         """Compile for ``compile="auto"``; if compilation fails (e.g. no C++ compiler for inductor), warn and
         go on eagerly -- "auto" promises speed, not compilation. Returns the seconds spent."""
         tick = time.perf_counter()
         try:
-            self._enable_compile()
+            self.compiled = True
+            self._build_loss_fns()
             return self.warmup()
         except Exception as exc:  # noqa: BLE001 - any compiler failure: the eager path is still correct
             self.compiled = False
-            self._loss_fns = [self._make_loss_fn(t, self.derivative_methods[t.name]) for t in self.problem.terms]
-            self._graphs.clear()
-            self._warm = self.step_mode != "cuda_graph"
+            self._build_loss_fns()
             reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
             if self.compile_decision is not None:
                 self.compile_decision.update(compiled=False, failed=reason)
@@ -602,8 +603,7 @@ class Trainer:
         self._batch_gen.set_state(state["batch_generator"])
         self.epoch = int(state["epoch"])
         # The optimizer and weighter replaced their state tensors: captured graphs point at the old ones.
-        self._graphs.clear()
-        self._warm = not self.compiled and self.step_mode != "cuda_graph"
+        self._drop_graphs()
 
     def save_checkpoint(self, path: str) -> None:
         """``torch.save`` of :meth:`state_dict`, written atomically."""
