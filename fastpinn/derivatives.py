@@ -16,9 +16,11 @@ Three interchangeable methods:
 * ``"autograd"`` -- nested ``torch.autograd.grad(..., create_graph=True)``, the classic PINN way and
   the oracle for the other two. Any order.
 
-``"auto"`` picks one with :func:`choose_method`; :func:`fastest_method` times the candidates on the
-actual network, points and device, checks that they agree, and returns the fastest (the trainer's
-``derivative_method="tune"``).
+The methods form one registry (:func:`register_method`, :func:`method_names`): each says whether it
+applies to a network and a set of requests (:func:`applicable_methods`), so the trainer, the tuner and
+the command line all read the same list. ``"auto"`` picks one with :func:`choose_method`;
+:func:`fastest_method` times the candidates on the actual network, points and device, checks that they
+agree, and returns the fastest (the trainer's ``derivative_method="tune"``).
 
 Request spec (see :func:`parse_request`): ``"u"`` is the value; ``"u_"`` followed by coordinate names
 is a derivative when every coordinate name is a single character (``"u_x"``, ``"u_xx"``, ``"u_tx"``;
@@ -29,7 +31,7 @@ for any names (``("x",)``, ``("x", "x")``, ``("t", "x")``; ``()`` is the value).
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any, Callable, Literal, Optional, Sequence, Union
+from typing import Any, Callable, Optional, Sequence, Union
 
 import math
 import time
@@ -42,11 +44,12 @@ from torch.func import functional_call, jacrev, jvp, vmap
 
 from fastpinn.network import MLP
 
-__all__ = ["derivatives", "Fields", "choose_method", "fastest_method", "MethodChoice", "parse_request", "METHODS"]
+__all__ = ["derivatives", "Fields", "choose_method", "fastest_method", "MethodChoice", "parse_request",
+           "parse_requests", "METHODS", "DerivativeMethod", "register_method", "method_names",
+           "applicable_methods"]
 
 Request = Union[str, Sequence[str]]
-Method = Literal["auto", "jet", "func", "autograd"]
-METHODS: tuple[str, ...] = ("auto", "jet", "func", "autograd")
+Method = str  # "auto" or a registered method name (see method_names())
 
 # A derivative as the sorted tuple of the indices of the coordinates it differentiates by;
 # () is the value, (1,) is d/dx_1, (0, 1) is d2/dx_0 dx_1. Sorting makes mixed derivatives order-free.
@@ -102,6 +105,30 @@ def parse_request(request: Request, coords: Sequence[str]) -> DerivIndex:
             raise bad(f"unknown coordinate(s) {unknown}")
         return tuple(sorted(coords.index(c) for c in request))
     raise bad("not a string or a tuple of coordinate names")
+
+
+def parse_requests(requests: Union[Request, Sequence[Request]], coords: Sequence[str]) -> list[DerivIndex]:
+    """Parse one request (a bare string such as ``"u_xx"`` counts as one) or a sequence of them into
+    distinct :data:`DerivIndex` values, in order.
+
+    Raises:
+        ValueError: for an empty list or any request :func:`parse_request` refuses.
+    """
+    coords = _check_coords(coords)
+    if isinstance(requests, str):
+        requests = (requests,)
+    elif isinstance(requests, tuple) and requests and all(isinstance(r, str) and r in coords for r in requests):
+        # ("x", "x") names one derivative by coordinate names, not two requests
+        requests = (requests,)
+    requests = list(requests)
+    if not requests:
+        raise ValueError("requests must name at least one field, e.g. ('u', 'u_x')")
+    wanted: list[DerivIndex] = []
+    for r in requests:
+        index = parse_request(r, coords)
+        if index not in wanted:
+            wanted.append(index)
+    return wanted
 
 
 def _canonical_name(index: DerivIndex, coords: Sequence[str]) -> Union[str, tuple[str, ...]]:
@@ -185,12 +212,15 @@ class Fields(Mapping):
 # ----------------------------------------------------------------------------------------------
 
 
-def choose_method(net: Any, x: Optional[Tensor] = None) -> str:
-    """The method ``"auto"`` resolves to: ``"jet"`` for an :class:`MLP`, else ``"func"``.
+def choose_method(net: Any, x: Optional[Tensor] = None, wanted: Optional[Sequence[DerivIndex]] = None) -> str:
+    """The method ``"auto"`` resolves to: ``"jet"`` for an :class:`MLP` (when the requested orders allow
+    it), else ``"func"``.
 
     ``x`` is accepted so the choice can later depend on the device (from benchmarks).
     """
-    return "jet" if isinstance(net, MLP) else "func"
+    if isinstance(net, MLP) and (wanted is None or _jet_applicable(net, wanted) is None):
+        return "jet"
+    return "func"
 
 
 @dataclass(frozen=True)
@@ -217,8 +247,8 @@ def _agreement_tolerance(dtype: torch.dtype) -> float:
 
 def fastest_method(
     loss: Callable[[str], Tensor],
-    theta: Tensor,
-    candidates: Sequence[str] = ("jet", "func", "autograd"),
+    theta: Union[Tensor, Sequence[Tensor]],
+    candidates: Optional[Sequence[str]] = None,
     *,
     repeats: int = 3,
 ) -> MethodChoice:
@@ -227,8 +257,10 @@ def fastest_method(
 
     Args:
         loss: builds a loss (any shape; it is summed) from the derivatives computed by ``method``.
-        theta: the parameters the loss is differentiated by (``[P]`` or ``[S, P]``).
-        candidates: methods to try, reference first; one that raises ``ValueError`` or
+        theta: the parameters the loss is differentiated by: one tensor (``[P]``, ``[S, P]``) or a list
+            (e.g. a module's parameters, or ``MLP.leaves()``).
+        candidates: methods to try, reference first (default: every registered method in registration
+            order, so ``"jet"`` is the reference where it applies); one that raises ``ValueError`` or
             ``NotImplementedError`` (e.g. ``"jet"`` beyond second order) is skipped.
         repeats: timed calls per candidate after one untimed warm-up; the best is kept (the least
             disturbed by other work on the machine).
@@ -236,6 +268,7 @@ def fastest_method(
     A candidate whose gradient differs from the reference by more than ``sqrt(eps)`` relative to the
     reference's norm is rejected with a ``RuntimeWarning``: it would be a bug, never a speed trade-off.
     """
+    candidates = method_names() if candidates is None else tuple(candidates)
     if not candidates:
         raise ValueError("candidates must name at least one method")
     for m in candidates:
@@ -244,18 +277,20 @@ def fastest_method(
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
         raise ValueError(f"repeats must be an integer >= 1, got {repeats!r}")
 
+    params = [theta] if isinstance(theta, Tensor) else list(theta)
+
     def sync() -> None:
-        if theta.is_cuda:
-            torch.cuda.synchronize(theta.device)
+        if params[0].is_cuda:
+            torch.cuda.synchronize(params[0].device)
 
     def grad_of(method: str) -> Tensor:
-        (g,) = torch.autograd.grad(loss(method).sum(), theta, allow_unused=True, materialize_grads=True)
-        return g
+        grads = torch.autograd.grad(loss(method).sum(), params, allow_unused=True, materialize_grads=True)
+        return torch.cat([g.reshape(-1) for g in grads])
 
     seconds: dict[str, float] = {}
     rejected: dict[str, str] = {}
     reference: Optional[Tensor] = None
-    tol = _agreement_tolerance(theta.dtype)
+    tol = _agreement_tolerance(params[0].dtype)
     for m in candidates:
         try:
             g = grad_of(m)  # warm-up (allocations, lazy initialisation) and the agreement check
@@ -319,57 +354,125 @@ def derivatives(
         derivative of order 3 or more.
     """
     coords = _check_coords(coords)
-    if isinstance(requests, str):
-        requests = (requests,)
-    requests = list(requests)
-    if not requests:
-        raise ValueError("requests must name at least one field, e.g. ('u', 'u_x')")
-    wanted: list[DerivIndex] = []
-    for r in requests:
-        index = parse_request(r, coords)
-        if index not in wanted:
-            wanted.append(index)
-
+    wanted = parse_requests(requests, coords)
     if x.dim() < 1 or x.shape[-1] != len(coords):
         raise ValueError(f"x must have shape [..., {len(coords)}] (one column per coordinate {coords}), got {tuple(x.shape)}")
-    if method not in METHODS:
+    if method != "auto" and method not in _REGISTRY:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if method == "auto":
-        method = choose_method(net, x)
-
+    name = choose_method(net, x, wanted) if method == "auto" else method
+    entry = _REGISTRY[name]
+    reason = entry.applicable(net, wanted)
+    if reason is not None:
+        if name == "jet" and "order" in reason:
+            raise NotImplementedError(f"method 'jet' {reason}; use method 'func' or 'autograd'")
+        raise ValueError(f"method {name!r} does not apply: {reason}")
     if isinstance(net, MLP):
         theta = _check_mlp_inputs(net, x, theta)
-        if method == "jet":
-            values = _jet_mlp(net, theta, x, wanted)
-        elif method == "func":
-            values = _func_mlp(net, theta, x, wanted)
-        else:
-            values = _autograd_mlp(net, theta, x, wanted)
-    else:
-        if method == "jet":
-            raise ValueError(f"method 'jet' needs a fastpinn.network.MLP, got {type(net).__name__}; use 'func' or 'autograd'")
-        call = _batched_callable(net, theta)
-        if method == "func":
-            values = _func_pointwise(call, x, wanted)
-        else:
-            values = _autograd_derivatives(call, x, wanted)
+    values = entry.compute(net, theta, x, wanted)
     return Fields({index: values[index] for index in wanted}, coords, x)
 
 
-def _check_mlp_inputs(net: MLP, x: Tensor, theta: Any) -> Tensor:
+# ----------------------------------------------------------------------------------------------
+# The method registry
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DerivativeMethod:
+    """One way of computing input derivatives.
+
+    Attributes:
+        name: what ``method=`` calls it.
+        applicable: ``(net, wanted) -> None`` when the method handles this network and these
+            derivatives, else a short reason why not.
+        compute: ``(net, theta, x, wanted) -> {DerivIndex: tensor}`` (``theta`` as :func:`derivatives`
+            takes it; already checked for an :class:`MLP`).
+        doc: one line for help texts.
+    """
+
+    name: str
+    applicable: Callable[[Any, Sequence[DerivIndex]], Optional[str]]
+    compute: Callable[[Any, Any, Tensor, Sequence[DerivIndex]], dict]
+    doc: str = ""
+
+
+_REGISTRY: dict[str, DerivativeMethod] = {}
+#: ``"auto"`` followed by every registered method, in registration order (updated by register_method).
+METHODS: tuple[str, ...] = ("auto",)
+
+
+def register_method(method: DerivativeMethod) -> None:
+    """Add (or replace) a derivative method; it becomes usable everywhere ``method=`` is taken."""
+    global METHODS
+    if not method.name.isidentifier() or method.name in ("auto", "tune"):
+        raise ValueError(f"method name must be an identifier other than 'auto' and 'tune', got {method.name!r}")
+    _REGISTRY[method.name] = method
+    METHODS = ("auto",) + tuple(_REGISTRY)
+
+
+def method_names() -> tuple[str, ...]:
+    """The registered methods (without ``"auto"``)."""
+    return tuple(_REGISTRY)
+
+
+def applicable_methods(net: Any, requests: Union[Request, Sequence[Request]], coords: Sequence[str]) -> dict[str, Optional[str]]:
+    """Registered method -> ``None`` if it applies to ``net`` and ``requests``, else why not."""
+    wanted = parse_requests(requests, coords)
+    return {name: m.applicable(net, wanted) for name, m in _REGISTRY.items()}
+
+
+def _jet_applicable(net: Any, wanted: Sequence[DerivIndex]) -> Optional[str]:
+    if not isinstance(net, MLP):
+        return f"needs a fastpinn.network.MLP, got {type(net).__name__}"
+    orders = sorted({len(w) for w in wanted if len(w) > 2})
+    if orders:
+        return f"computes derivatives up to order 2; orders {orders} were requested"
+    return None
+
+
+def _any_network(net: Any, wanted: Sequence[DerivIndex]) -> Optional[str]:
+    if isinstance(net, MLP) or isinstance(net, nn.Module) or callable(net):
+        return None
+    return f"needs an nn.Module or a callable, got {type(net).__name__}"
+
+
+def _compute_jet(net: MLP, theta: Any, x: Tensor, wanted: Sequence[DerivIndex]) -> dict:
+    return _jet_mlp(net, theta, x, wanted)
+
+
+def _compute_func(net: Any, theta: Any, x: Tensor, wanted: Sequence[DerivIndex]) -> dict:
+    if isinstance(net, MLP):
+        return _func_mlp(net, theta, x, wanted)
+    return _func_pointwise(_batched_callable(net, theta), x, wanted)
+
+
+def _compute_autograd(net: Any, theta: Any, x: Tensor, wanted: Sequence[DerivIndex]) -> dict:
+    if isinstance(net, MLP):
+        return _autograd_mlp(net, theta, x, wanted)
+    return _autograd_derivatives(_batched_callable(net, theta), x, wanted)
+
+
+def _check_mlp_inputs(net: MLP, x: Tensor, theta: Any) -> Any:
+    """``theta`` for an MLP: the flat ``[P]``/``[S, P]`` tensor or its per-layer tensors (``net.leaves()``)."""
     theta = net.theta if theta is None else theta
-    if not isinstance(theta, Tensor) or theta.dim() not in (1, 2) or theta.shape[-1] != net.n_params:
-        shape = tuple(theta.shape) if isinstance(theta, Tensor) else type(theta).__name__
-        raise ValueError(f"theta for this MLP must be a tensor [{net.n_params}] or [S, {net.n_params}], got {shape}")
+    if isinstance(theta, Tensor):
+        if theta.dim() not in (1, 2) or theta.shape[-1] != net.n_params:
+            raise ValueError(f"theta for this MLP must be a tensor [{net.n_params}] or [S, {net.n_params}], "
+                             f"got {tuple(theta.shape)}")
+        members = theta.shape[0] if theta.dim() == 2 else None
+    elif isinstance(theta, (list, tuple)) and all(isinstance(t, Tensor) for t in theta):
+        layers = net.layers(theta)
+        members = layers[0][0].shape[0] if layers[0][0].dim() == 3 else None
+    else:
+        raise ValueError(f"theta for this MLP must be a tensor [{net.n_params}] / [S, {net.n_params}] or its "
+                         f"per-layer tensors, got {type(theta).__name__}")
     if x.shape[-1] != net.in_dim:
         raise ValueError(f"x must have {net.in_dim} columns for this MLP, got shape {tuple(x.shape)}")
-    if theta.dim() == 2:
-        members = theta.shape[0]
-        if not (x.dim() == 2 or (x.dim() == 3 and x.shape[0] == members)):
-            raise ValueError(
-                f"an ensemble of {members} members needs x of shape [N, {net.in_dim}] (shared points) or "
-                f"[{members}, N, {net.in_dim}], got {tuple(x.shape)}"
-            )
+    if members is not None and not (x.dim() == 2 or (x.dim() == 3 and x.shape[0] == members)):
+        raise ValueError(
+            f"an ensemble of {members} members needs x of shape [N, {net.in_dim}] (shared points) or "
+            f"[{members}, N, {net.in_dim}], got {tuple(x.shape)}"
+        )
     return theta
 
 
@@ -461,11 +564,11 @@ def _jet_mlp(net: MLP, theta: Tensor, x: Tensor, wanted: Sequence[DerivIndex]) -
     multiplied by ``W^T`` and only the value gets the bias.
     """
     plan = _JetPlan(wanted)
-    ensemble = theta.dim() == 2
+    layers = net.layers(theta)
+    ensemble = layers[0][0].dim() == 3
     lead = x.shape[:-1]
     if not ensemble and x.dim() != 2:
         x = x.reshape(-1, x.shape[-1])  # a single net is pointwise: fold any leading shape into N
-    layers = net.layers(theta)
     scale = net.input_scale
 
     w0, b0 = layers[0]
@@ -599,7 +702,9 @@ def _func_mlp(net: MLP, theta: Tensor, x: Tensor, wanted: Sequence[DerivIndex]) 
         per_point = _point_derivatives(lambda xi: net.forward_with(theta_s, xi), wanted, d, x.dtype, x.device)
         return vmap(per_point)(x_s)
 
-    if theta.dim() == 1:
+    if not isinstance(theta, Tensor):
+        theta = list(theta)  # per-layer tensors: a plain list is a pytree vmap maps over leaf by leaf
+    if _mlp_members(net, theta) is None:
         lead = x.shape[:-1]
         outs = member(theta, x.reshape(-1, d))
         return {index: v.reshape(*lead, v.shape[-1]) for index, v in zip(wanted, outs)}
@@ -652,10 +757,25 @@ def _autograd_derivatives(
         return {index: derivative(index).reshape(*x.shape[:point_dims], *out_shape) for index in wanted}
 
 
+def _mlp_members(net: MLP, theta: Any) -> Optional[int]:
+    """``S`` for ensemble parameters (``[S, P]`` or per-layer ``[S, ...]``), ``None`` for one network."""
+    w0 = net.layers(theta)[0][0]
+    return w0.shape[0] if w0.dim() == 3 else None
+
+
 def _autograd_mlp(net: MLP, theta: Tensor, x: Tensor, wanted: Sequence[DerivIndex]) -> dict[DerivIndex, Tensor]:
-    if theta.dim() == 2 and x.dim() == 2:
+    members = _mlp_members(net, theta)
+    if members is not None and x.dim() == 2:
         # Shared points: give each member its own copy so the sum over the batch never mixes members.
-        x = x.unsqueeze(0).expand(theta.shape[0], *x.shape)
+        x = x.unsqueeze(0).expand(members, *x.shape)
         if not x.requires_grad:
             x = x.detach().requires_grad_(True)
     return _autograd_derivatives(lambda points: net.forward_with(theta, points), x, wanted)
+
+
+register_method(DerivativeMethod("jet", _jet_applicable, _compute_jet,
+                                 "forward derivative jets through a fastpinn.MLP (orders <= 2)"))
+register_method(DerivativeMethod("func", _any_network, _compute_func,
+                                 "torch.func: vmap over points of jacrev/jvp (any pointwise network, any order)"))
+register_method(DerivativeMethod("autograd", _any_network, _compute_autograd,
+                                 "nested torch.autograd.grad (any pointwise network, any order; the oracle)"))

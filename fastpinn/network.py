@@ -115,30 +115,56 @@ class MLP(nn.Module):
             row[w_off:b_off] = torch.randn(n_out * n_in, generator=gen, dtype=torch.float64) * std
         return row
 
-    def layers(self, theta: Optional[Tensor] = None) -> list[tuple[Tensor, Tensor]]:
-        """Per-layer ``(W, b)`` views into ``theta``.
+    def layers(self, theta: Union[Tensor, Sequence[Tensor], None] = None) -> list[tuple[Tensor, Tensor]]:
+        """Per-layer ``(W, b)`` of ``theta``.
 
-        Shapes: ``W[..., out, in]`` and ``b[..., out]`` with the leading ``...`` equal to ``theta``'s
-        leading dimensions (none for ``theta[P]``, ``S`` for ``theta[S, P]``).
+        ``theta``: the flat ``[P]`` / ``[S, P]`` tensor (its slices are returned as views), or the per-layer
+        tensors ``[W0, b0, W1, b1, ...]`` themselves (e.g. :meth:`leaves`). Shapes: ``W[..., out, in]`` and
+        ``b[..., out]`` with the leading ``...`` empty for one network and ``S`` for an ensemble.
         """
         theta = self.theta if theta is None else theta
+        if not isinstance(theta, Tensor):
+            parts = list(theta)
+            if len(parts) != 2 * self.depth:
+                raise ValueError(f"per-layer parameters must hold {2 * self.depth} tensors [W0, b0, W1, b1, ...], "
+                                 f"got {len(parts)}")
+            return [(parts[2 * i], parts[2 * i + 1]) for i in range(self.depth)]
         lead = theta.shape[:-1]
         out = []
         for (n_out, n_in), (w_off, b_off, end) in zip(self.layer_shapes, self._offsets):
             out.append((theta[..., w_off:b_off].reshape(*lead, n_out, n_in), theta[..., b_off:end]))
         return out
 
-    def forward_with(self, theta: Tensor, x: Tensor) -> Tensor:
+    def leaves(self) -> list[Tensor]:
+        """``[W0, b0, W1, b1, ...]`` as separate autograd leaves that share ``theta``'s storage.
+
+        Training through them (``derivatives(..., theta=net.leaves())``) lets autograd accumulate each
+        layer's gradient straight into its slice of a gradient row, instead of scattering per-layer
+        gradients back into a full-length row for every weight and bias (``slice_backward``). They see
+        every in-place change of ``theta`` (optimizer steps, ``load_state_dict``); ``theta.grad`` is then
+        set by whoever owns the backward (:class:`fastpinn.WeightedBackward`). Rebuilt if ``theta`` was
+        given new storage (``.to()``).
+        """
+        key = (self.theta.data_ptr(), self.theta.dtype, self.theta.device, tuple(self.theta.shape))
+        cached = self.__dict__.get("_leaves")
+        if cached is None or cached[0] != key:
+            flat = self.theta.detach()
+            leaves = [t.requires_grad_(True) for pair in self.layers(flat) for t in pair]
+            self.__dict__["_leaves"] = (key, leaves)
+        return self.__dict__["_leaves"][1]
+
+    def forward_with(self, theta: Union[Tensor, Sequence[Tensor]], x: Tensor) -> Tensor:
         """Evaluate the network with the given parameters (a pure function of ``theta`` and ``x``).
 
         Shapes: ``theta[P]`` with ``x[..., d]`` -> ``[..., out]``; ``theta[S, P]`` with ``x[N, d]`` (shared
-        points) or ``x[S, N, d]`` -> ``[S, N, out]``.
+        points) or ``x[S, N, d]`` -> ``[S, N, out]``. ``theta`` may also be the per-layer tensors
+        (see :meth:`layers`).
         """
-        ensemble = theta.dim() == 2
+        layers = self.layers(theta)
+        ensemble = layers[0][0].dim() == 3
         h = x * self.input_scale + self.input_shift
         if ensemble and h.dim() == 2:
-            h = h.unsqueeze(0).expand(theta.shape[0], *h.shape)
-        layers = self.layers(theta)
+            h = h.unsqueeze(0).expand(layers[0][0].shape[0], *h.shape)
         for i, (w, b) in enumerate(layers):
             if ensemble:
                 h = torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))

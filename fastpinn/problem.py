@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from typing import Callable, Optional, Sequence, Union
+from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from .derivatives import Fields, derivatives
+from .derivatives import Fields, derivatives, parse_requests
 from .network import MLP
 
 __all__ = ["Term", "Problem", "pde", "dirichlet", "initial", "neumann", "periodic", "stack"]
@@ -73,6 +73,8 @@ class Term:
             raise ValueError(f"term {self.name!r}: needs at least one point")
         if self.batch_size is not None and (not isinstance(self.batch_size, int) or self.batch_size < 1):
             raise ValueError(f"term {self.name!r}: batch_size must be None or an integer >= 1, got {self.batch_size!r}")
+        if isinstance(self.requests, str):
+            self.requests = (self.requests,)  # one request, not its characters
         self.requests = tuple(self.requests)
 
     @property
@@ -90,24 +92,65 @@ class Term:
         tg = None if self.targets is None else self.targets.to(device=device, dtype=dtype)
         return replace(self, points=pts, targets=tg)
 
-    def loss(self, net: MLP, coords: Sequence[str], index: Optional[Tensor] = None, *,
-             method: str = "auto", theta: Optional[Tensor] = None) -> Tensor:
+    def loss(self, net: Any, coords: Sequence[str], index: Optional[Tensor] = None, *,
+             method: str = "auto", theta: Any = None, ensemble: Optional[bool] = None) -> Tensor:
         """Mean squared residual: a scalar for one network, ``[S]`` for an ensemble.
 
-        ``index``: optional ``[B]`` indices of the points of this mini-batch.
+        ``net``: a :class:`~fastpinn.MLP` or any pointwise ``nn.Module``; ``theta``: parameters to use
+        instead of its own (see :func:`~fastpinn.derivatives.derivatives`). ``index``: optional ``[B]``
+        indices of the points of this mini-batch. ``ensemble``: whether the residual has a leading member
+        dimension (default: the points' ``[S, N, d]`` form).
         """
+        r = self.residual_values(net, coords, index, method=method, theta=theta)
+        if ensemble is None:
+            ensemble = self.points[0].dim() == 3
+        sq = r.pow(2)
+        return sq.reshape(sq.shape[0], -1).mean(1) if ensemble else sq.mean()
+
+    def residual_values(self, net: Any, coords: Sequence[str], index: Optional[Tensor] = None, *,
+                        method: str = "auto", theta: Any = None) -> Tensor:
+        """The residual at this term's points (or the mini-batch ``index``): ``[.., N]`` or ``[.., N, m]``."""
         fields = []
         for pts in self.points:
             x = pts if index is None else pts.index_select(-2, index)
             fields.append(derivatives(net, x, coords=tuple(coords), requests=self.requests, method=method, theta=theta))
         if self.targets is not None:
             tg = self.targets if index is None else self.targets.index_select(-2, index)
-            r = self.residual(*fields, tg)
-        else:
-            r = self.residual(*fields)
-        ensemble = (theta if theta is not None else net.theta).dim() == 2
-        sq = r.pow(2)
-        return sq.reshape(sq.shape[0], -1).mean(1) if ensemble else sq.mean()
+            return self.residual(*fields, tg)
+        return self.residual(*fields)
+
+    def check_residual(self, coords: Sequence[str], out_dim: int, members: Optional[int]) -> None:
+        """Evaluate the residual once on a few of the term's points with a small random network and
+        check its contract: a tensor of shape ``[N]`` or ``[N, m]`` (``[S, N]`` / ``[S, N, m]`` for an
+        ensemble of ``S``). Runs when the problem is built, so a wrong residual fails before training.
+
+        Raises:
+            ValueError: naming the term, the shape returned and the shape expected.
+        """
+        n = min(self.n_points, 3 if self.n_points != 1 else 1)
+        # 3 points: enough to tell [N] from a broadcast [N, N], a scalar or an [N - 1] slice
+        index = torch.arange(n, device=self.points[0].device)
+        lower = torch.zeros(len(coords))
+        trial = MLP(len(coords), out_dim, 2, 4, lower - 1.0, lower + 1.0, ensemble=members, seed=0,
+                    dtype=self.points[0].dtype if self.points[0].dtype in (torch.float32, torch.float64)
+                    else torch.float64, device=self.points[0].device)
+        try:
+            r = self.residual_values(trial, coords, index, method="autograd")
+        except (KeyError, AttributeError, TypeError, IndexError, RuntimeError, ValueError) as exc:
+            raise ValueError(f"term {self.name!r}: the residual failed on a trial evaluation "
+                             f"({type(exc).__name__}: {exc})") from exc
+        lead = (n,) if members is None else (members, n)
+        pre = "" if members is None else "S, "
+        expected = f"[{pre}N] or [{pre}N, m]"
+        if not isinstance(r, Tensor):
+            raise ValueError(f"term {self.name!r}: the residual must return a torch.Tensor of shape {expected}, "
+                             f"got {type(r).__name__}")
+        ok = tuple(r.shape[:len(lead)]) == lead and r.dim() in (len(lead), len(lead) + 1)
+        if not ok:
+            raise ValueError(
+                f"term {self.name!r}: the residual returned shape {list(r.shape)} on {n} trial points, expected "
+                f"{expected} = {list(lead)} or {list(lead) + ['m']} (one value, or m values, per point; "
+                "e.g. f['u_xx'][..., 0] - q(x) rather than a [N, 1] field minus an [N] source, which broadcasts)")
 
 
 def _target_values(value: Value, pts: Tensor, out_dim: int) -> Tensor:
@@ -128,7 +171,7 @@ def _target_values(value: Value, pts: Tensor, out_dim: int) -> Tensor:
 def pde(name: str, points: Tensor, residual: Callable[[Fields], Tensor], requests: Sequence[str],
         batch_size: Optional[int] = None) -> Term:
     """A PDE residual term on collocation points ``[N, d]`` (or ``[S, N, d]``)."""
-    return Term(name, (points,), residual, tuple(requests), batch_size)
+    return Term(name, (points,), residual, (requests,) if isinstance(requests, str) else tuple(requests), batch_size)
 
 
 def _value_term(name: str, points: Tensor, value: Value, derivative: str, out_dim: int) -> Term:
@@ -179,7 +222,8 @@ class Problem:
         terms: loss terms; ``terms[reference_term]`` is the reference of the weighting (the PDE residual).
         depth, width, out_dim: network shape (depth counts weight layers).
         epochs: the default number of epochs (the paper's protocol).
-        reference_term: index of the reference term.
+        reference_term: index or name of the reference term (the paper: the term of highest derivative
+            order, the PDE residual); stored as the index.
         adaptive: which terms get dynamic weights (default: all but the reference).
         solution: callable returning ``(X[M, d], U[M])`` or ``U[M, out]`` on an evaluation grid.
         seeds: the seeds the points were drawn from (one per ensemble member, or one).
@@ -195,7 +239,7 @@ class Problem:
     width: int = 50
     out_dim: int = 1
     epochs: int = 10_000
-    reference_term: int = 0
+    reference_term: Union[int, str] = 0
     adaptive: Optional[tuple[bool, ...]] = None
     solution: Optional[Callable[[], tuple[np.ndarray, np.ndarray]]] = None
     seeds: tuple[int, ...] = (0,)
@@ -222,10 +266,20 @@ class Problem:
             lead = None if t.points[0].dim() == 2 else t.points[0].shape[0]
             if lead != self.ensemble:
                 raise ValueError(f"term {t.name!r}: points {tuple(t.points[0].shape)} do not match ensemble={self.ensemble}")
+        if isinstance(self.reference_term, str):
+            if self.reference_term not in names:
+                raise ValueError(f"reference_term must be a term name from {names} or an index, got {self.reference_term!r}")
+            self.reference_term = names.index(self.reference_term)
         if not 0 <= self.reference_term < len(self.terms):
             raise ValueError(f"reference_term must be in [0, {len(self.terms)}), got {self.reference_term}")
         if self.adaptive is not None and len(self.adaptive) != len(self.terms):
             raise ValueError(f"adaptive must have {len(self.terms)} entries, got {len(self.adaptive)}")
+        for t in self.terms:
+            try:
+                parse_requests(t.requests, self.coords)
+            except ValueError as exc:
+                raise ValueError(f"term {t.name!r}: {exc}") from None
+            t.check_residual(self.coords, self.out_dim, self.ensemble)
 
     @property
     def term_names(self) -> list[str]:

@@ -1,10 +1,10 @@
-"""The training loop: points -> network -> derivatives -> loss terms -> G[S, K, P] -> statistics -> weights
--> weighted gradient -> optimizer step.
+"""The training loop: points -> network -> derivatives -> loss terms -> weighted backward -> optimizer step.
 
-For a dynamic scheme every step runs one backward per loss term into the rows of ``G``; the optimizer's
-gradient is ``sum_j lam_j G_j``. An epoch that updates the weights therefore costs no extra backward pass:
-it only adds the fused statistics and the EMA update, both on the device. Per-epoch losses and weights
-are written into device buffers and read back only every ``eval_every`` epochs.
+A step is the term losses, the public :class:`~fastpinn.WeightedBackward` (one backward per term into
+``G[S, K, P]``, the weights on their schedule, ``grad = sum_j lam_j G_j``) and the optimizer step -- the
+same pieces a user's own loop calls. An epoch that updates the weights costs no extra backward pass: it
+only adds the fused statistics and the EMA update, both on the device. Per-epoch losses and weights are
+written into device buffers and read back only every ``eval_every`` epochs.
 """
 
 from __future__ import annotations
@@ -23,11 +23,14 @@ import torch
 from torch import Tensor
 
 from . import _io
-from .derivatives import MethodChoice, fastest_method
+from torch import nn
+
+from .backward import WeightedBackward
+from .derivatives import MethodChoice, fastest_method, method_names
 from .network import MLP
+from .params import flatten_parameters, trainable_tensors
 from .problem import Problem
-from .schemes import DN, PINN, Scheme
-from .weighter import Weighter
+from .schemes import DN, Scheme
 
 __all__ = ["Trainer", "History", "NonFiniteError", "rel_l2_error"]
 
@@ -104,13 +107,28 @@ STEP_MODES = ("eager", "device", "cuda_graph")
 AUTO_COMPILE_PROBE_EPOCHS = 20
 AUTO_COMPILE_MIN_SPEEDUP = 1.2
 AUTO_COMPILE_WARMUP_SECONDS = 60.0
-DERIVATIVE_METHODS = ("auto", "jet", "func", "autograd", "tune")
+
+
+def derivative_method_choices() -> tuple[str, ...]:
+    """What ``derivative_method=`` takes: ``"auto"``, every registered method, ``"tune"``."""
+    return ("auto",) + method_names() + ("tune",)
+
+
+DERIVATIVE_METHODS = derivative_method_choices()
 _TUNED: dict[tuple, MethodChoice] = {}  # derivative-method choices, shared by the trainers of one process
 
 
 def _batch_key(indices: Sequence[Optional[Tensor]]) -> tuple:
     """Mini-batch sizes of one step (``None``: the term's full point set): one compiled/captured graph each."""
     return tuple(None if i is None else i.numel() for i in indices)
+
+def _network_key(net: nn.Module) -> tuple:
+    """What tells two networks apart for the derivative-method cache: class, parameter and buffer
+    shapes, and the module's repr (an MLP's shape; a user module's submodules)."""
+    shapes = tuple((name, tuple(t.shape), str(t.dtype)) for name, t in
+                   list(net.named_parameters()) + list(net.named_buffers()))
+    return (type(net).__module__, type(net).__qualname__, shapes, repr(net))
+
 
 OptimizerFactory = Callable[[list[torch.nn.Parameter]], torch.optim.Optimizer]
 
@@ -121,9 +139,13 @@ class Trainer:
     Args:
         problem: the problem (points ``[N, d]``, or ``[S, N, d]`` for an ensemble of ``S`` seeds).
         scheme: ``PINN()``, ``MA(...)``, ``ID(...)`` or ``DN(...)`` (default ``DN()``).
-        network: optional network (default ``problem.network(...)``); an ensemble must match the problem.
-        optimizer: a ``torch.optim.Optimizer`` factory taking the parameter list, or an optimizer already
-            built on ``network.parameters()`` (default Adam, ``lr``).
+        network: optional network (default ``problem.network(...)``): a :class:`~fastpinn.MLP` (an
+            ensemble must match the problem), or any ``nn.Module`` mapping points ``[M, d]`` to
+            ``[M, out]`` point by point (single-network problems; its derivatives use ``torch.func`` or
+            autograd). A module's trainable parameters are moved into one flat tensor
+            (:func:`fastpinn.params.flatten_parameters`), so ``G`` rows and the optimizer see one vector.
+        optimizer: a ``torch.optim.Optimizer`` factory taking the parameter list (``[theta]``), or an
+            optimizer already built on ``network.parameters()`` (default fused Adam, ``lr``).
         lr: learning rate of the default Adam.
         device, dtype: where and in which precision to train (float32 like the paper, or float64).
         derivative_method: ``"auto"``, ``"jet"``, ``"func"``, ``"autograd"`` (see
@@ -190,59 +212,79 @@ class Trainer:
         self.problem = problem.to(self.device, dtype)
         self.scheme = DN() if scheme is None else scheme
         self.net = network if network is not None else self.problem.network(dtype=dtype, device=self.device)
-        if self.net.ensemble != problem.ensemble:
-            raise ValueError(f"network ensemble={self.net.ensemble} does not match problem ensemble={problem.ensemble}")
+        if not isinstance(self.net, nn.Module):
+            raise ValueError(f"network must be a fastpinn.MLP or a torch.nn.Module, got {type(self.net).__name__}")
+        #: ``S``, the ensemble members trained at once (1 for a single network).
+        self.members = 1 if problem.ensemble is None else problem.ensemble
         self.net.to(device=self.device, dtype=dtype)
-        if derivative_method not in DERIVATIVE_METHODS:
-            raise ValueError(f"derivative_method must be one of {DERIVATIVE_METHODS}, got {derivative_method!r}")
+        if isinstance(self.net, MLP):
+            if self.net.ensemble != problem.ensemble:
+                raise ValueError(f"network ensemble={self.net.ensemble} does not match problem ensemble={problem.ensemble}")
+            self._flat = self.net.theta
+            # Separate per-layer leaves aliasing theta: each backward accumulates into its slice of G.
+            self._leaves = self.net.leaves()
+            self._loss_params: Any = self._leaves
+        else:
+            if problem.ensemble is not None:
+                raise ValueError(f"an ensemble problem (ensemble={problem.ensemble}) needs a fastpinn.MLP network "
+                                 f"(one flat theta[S, P]); got {type(self.net).__name__}: train single-network "
+                                 "problems with it, one per seed")
+            self._flat = flatten_parameters(self.net)
+            self._leaves = trainable_tensors(self.net)
+            self._loss_params = None  # the module computes with its own parameters (views of the flat theta)
+        if derivative_method not in derivative_method_choices():
+            raise ValueError(f"derivative_method must be one of {derivative_method_choices()}, got {derivative_method!r}")
         self.method = derivative_method
         self.eval_every = eval_every
-        self.members = 1 if problem.ensemble is None else problem.ensemble
         k = len(problem.terms)
-        self.weighter = Weighter(self.scheme, n_terms=k, reference=problem.reference_term,
-                                 adaptive=problem.adaptive, backend=backend)
-        self.weighter.reset(self.members, dtype, self.device)
         if isinstance(optimizer, torch.optim.Optimizer):
             self.optimizer = optimizer
         elif optimizer is None:
             # Fused Adam: one kernel over the flat theta (elementwise, so ensemble members stay independent).
             # Capturable keeps its step count on the device, which a CUDA graph needs.
-            self.optimizer = torch.optim.Adam([self.net.theta], lr=lr, fused=True,
+            self.optimizer = torch.optim.Adam([self._flat], lr=lr, fused=True,
                                               capturable=step_mode == "cuda_graph")
         else:
-            self.optimizer = optimizer([self.net.theta])
+            self.optimizer = optimizer([self._flat])
         if step_mode == "cuda_graph" and not all(g.get("capturable", False) for g in self.optimizer.param_groups):
             raise ValueError("optimizer must be built with capturable=True for step_mode='cuda_graph' "
                              "(e.g. torch.optim.Adam(params, fused=True, capturable=True))")
         self.epoch = 0
-        self._G = torch.zeros(self.members, k, self.net.n_params, dtype=dtype, device=self.device)
         # The shuffling generator lives on the training device so a mini-batch permutation needs no host copy.
         self._batch_gen = torch.Generator(device=self.device).manual_seed(
             problem.seeds[0] if batch_seed is None else batch_seed)
         self._reference: Optional[tuple[Tensor, Tensor]] = None
-        self.backward_passes = 0  # counted per autograd call, for tests and diagnostics
         if not (isinstance(compile, bool) or compile == "auto"):
             raise ValueError(f"compile must be True, False or 'auto', got {compile!r}")
         self.compile_policy: Union[bool, str] = compile
         self.compiled = compile is True
         #: What ``compile="auto"`` measured and decided in the last :meth:`train` call (``None`` otherwise).
         self.compile_decision: Optional[dict[str, Any]] = None
+        self.steps_per_epoch = max(t.n_batches for t in self.problem.terms)
+        #: The public weighted backward this trainer's step is built on (owns G, the Weighter, the gate).
+        self.backward = WeightedBackward(
+            self._leaves, self.scheme, problem.term_names, reference=problem.reference_term,
+            adaptive=problem.adaptive, members=self.members, steps_per_epoch=self.steps_per_epoch,
+            gate="host" if step_mode == "eager" else "device", backend=backend, flat=self._flat,
+            shared_graph=False)  # one forward per term: disjoint graphs
+        self.weighter = self.backward.weighter
         tick = time.perf_counter()
         #: term name -> derivative method its loss uses.
         self.derivative_methods: dict[str, str] = self._choose_derivative_methods()
         self._pending_warmup = time.perf_counter() - tick if derivative_method == "tune" else 0.0
-        # Device-side step state ("device" and "cuda_graph" modes): the global step counter the update
-        # decision reads, and fixed output buffers a captured graph writes into.
-        self.steps_per_epoch = max(t.n_batches for t in self.problem.terms)
-        self._step_counter = torch.zeros((), dtype=torch.int64, device=self.device)
-        self._step_losses = torch.zeros(self.members, k, dtype=dtype, device=self.device)
         self._graphs: dict[tuple, "_CapturedStep"] = {}
         self._build_loss_fns()
 
     # ------------------------------------------------------------------------------------- one step
     @property
     def theta(self) -> Tensor:
-        return self.net.theta
+        """The flat parameters ``[P]`` (``[S, P]``) the optimizer steps."""
+        return self._flat
+
+    @property
+    def backward_passes(self) -> int:
+        """Autograd backward calls made by training steps so far."""
+        return self.backward.backward_passes
 
     def _choose_derivative_methods(self) -> dict[str, str]:
         if self.method != "tune":
@@ -250,21 +292,22 @@ class Trainer:
         first_batch = self._epoch_batches(advance=False)[0]
         chosen = {}
         for term, index in zip(self.problem.terms, first_batch):
-            key = (self.net.extra_repr(), str(self.device), self.dtype, term.requests, len(term.points),
+            key = (_network_key(self.net), str(self.device), self.dtype, term.requests, len(term.points),
                    term.n_points if index is None else index.numel())
             if key not in _TUNED:
                 def loss(method: str, term=term, index=index) -> Tensor:
-                    return term.loss(self.net, self.problem.coords, index, method=method, theta=self.net.theta)
+                    return term.loss(self.net, self.problem.coords, index, method=method, theta=self._loss_params,
+                                     ensemble=self.problem.ensemble is not None)
 
-                _TUNED[key] = fastest_method(loss, self.net.theta)
+                _TUNED[key] = fastest_method(loss, self._leaves)
             chosen[term.name] = _TUNED[key].method
         return chosen
 
     def _make_loss_fn(self, term, method: str) -> Callable[[Tensor, Optional[Tensor]], Tensor]:
-        coords, net = self.problem.coords, self.net
+        coords, net, ensemble = self.problem.coords, self.net, self.problem.ensemble is not None
 
-        def loss_fn(theta: Tensor, index: Optional[Tensor]) -> Tensor:
-            return term.loss(net, coords, index, method=method, theta=theta).reshape(-1)
+        def loss_fn(theta: Any, index: Optional[Tensor]) -> Tensor:
+            return term.loss(net, coords, index, method=method, theta=theta, ensemble=ensemble).reshape(-1)
 
         if not self.compiled:
             return loss_fn
@@ -316,8 +359,8 @@ class Trainer:
 
     def term_losses(self, indices: Optional[Sequence[Optional[Tensor]]] = None) -> list[Tensor]:
         """Unweighted losses of every term, each ``[S]`` (``[1]`` for a single network)."""
-        theta = self.net.theta
-        return [fn(theta, None if indices is None else indices[k]) for k, fn in enumerate(self._loss_fns)]
+        params = self._loss_params
+        return [fn(params, None if indices is None else indices[k]) for k, fn in enumerate(self._loss_fns)]
 
     def warmup(self) -> float:
         """Compile (when ``compile=True``) and capture (``step_mode="cuda_graph"``) every graph training
@@ -335,81 +378,36 @@ class Trainer:
                 continue
             losses = self.term_losses(idx)
             for loss in losses:
-                torch.autograd.grad(loss.sum(), self.net.theta, allow_unused=True, materialize_grads=True)
+                torch.autograd.grad(loss.sum(), self._leaves, allow_unused=True, materialize_grads=True)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         self._warm = True
         return time.perf_counter() - tick
 
-    def term_gradients(self, losses: Sequence[Tensor], out: Optional[Tensor] = None) -> Tensor:
-        """One backward per term: ``G[S, K, P]`` with row ``(s, k)`` = grad of member ``s``'s term ``k``.
+    def term_gradients(self, losses: Sequence[Tensor]) -> Tensor:
+        """One backward per term: ``G[S, K, P]`` with row ``(s, k)`` = grad of member ``s``'s term ``k``
+        (zeros where a term does not depend on a parameter); weights and schedule are left alone."""
+        return self.backward.term_gradients(losses)
 
-        A term that does not depend on some parameters gives zeros there."""
-        G = self._G if out is None else out
-        theta = self.net.theta
-        for k, loss in enumerate(losses):
-            (g,) = torch.autograd.grad(loss.sum(), theta, allow_unused=True, materialize_grads=True)
-            self.backward_passes += 1
-            G[:, k].copy_(g.reshape(self.members, -1))
-        return G
+    def step(self, indices: Optional[Sequence[Optional[Tensor]]] = None, *, update: Optional[bool] = None) -> Tensor:
+        """One optimizer step: term losses, the weighted backward, the optimizer. Returns the detached
+        term losses ``[S, K]`` in a buffer the next step overwrites.
 
-    def step(self, indices: Optional[Sequence[Optional[Tensor]]] = None, update_weights: bool = False) -> Tensor:
-        """One optimizer step; returns the detached term losses ``[S, K]``.
-
-        ``update_weights``: run the weight update (statistics + EMA) before the step, from this
-        step's per-term gradients."""
+        The weights update when the backward's gate says so (the first mini-batch of every ``tau``-th
+        epoch): decided on the host in ``step_mode="eager"``, on the device otherwise (then every tensor
+        this reads or writes keeps its address across calls, so a CUDA graph can capture it).
+        ``update``: force (``True``) or skip (``False``) the weight update without advancing the
+        schedule (host gate only)."""
         losses = self.term_losses(indices)
-        theta = self.net.theta
-        w = self.weighter
-        if w.dynamic:
-            G = self.term_gradients(losses)
-            if update_weights:
-                w.update_from_stats(w.statistics(G), G.shape[-1])
-            grad = Weighter.combine(G, w.lam_applied)
-        else:
-            total = (torch.stack(losses, dim=-1) * w.lam_applied).sum()
-            (grad,) = torch.autograd.grad(total, theta, allow_unused=True, materialize_grads=True)
-            self.backward_passes += 1
-        theta.grad = grad.reshape(theta.shape)
+        self.backward(losses, update=update)
         self.optimizer.step()
-        return torch.stack([l.detach() for l in losses], dim=-1)
+        return self.backward.losses
 
-    def device_step(self, indices: Optional[Sequence[Optional[Tensor]]] = None) -> Tensor:
-        """One optimizer step whose weight-update decision is made on the device; returns the term
-        losses ``[S, K]`` in a buffer that the next call overwrites.
-
-        The weights update when the device step counter is a multiple of ``tau * steps_per_epoch`` (the
-        first step of every ``tau``-th epoch, as in :meth:`train`'s eager mode); the counter advances by
-        one. Every tensor this reads or writes keeps its address across calls, so a CUDA graph can
-        capture it."""
-        losses = self.term_losses(indices)
-        theta = self.net.theta
-        w = self.weighter
-        if w.dynamic:
-            G = self.term_gradients(losses)
-            period = w.scheme.tau * self.steps_per_epoch
-            active = torch.remainder(self._step_counter, period) == 0
-            w.update_from_stats(w.statistics(G), G.shape[-1], active=active)
-            grad = Weighter.combine(G, w.lam_applied)
-        else:
-            total = (torch.stack(losses, dim=-1) * w.lam_applied).sum()
-            (grad,) = torch.autograd.grad(total, theta, allow_unused=True, materialize_grads=True)
-            self.backward_passes += 1
-        if theta.grad is None or theta.grad.shape != theta.shape:
-            theta.grad = torch.zeros_like(theta)
-        theta.grad.copy_(grad.reshape(theta.shape))
-        self.optimizer.step()
-        self._step_counter += 1
-        self._step_losses.copy_(torch.stack([l.detach() for l in losses], dim=-1))
-        return self._step_losses
-
-    def _run_step(self, indices: list[Optional[Tensor]], update: bool) -> Tensor:
+    def _run_step(self, indices: list[Optional[Tensor]]) -> Tensor:
         """One step of :meth:`train` in this trainer's ``step_mode``."""
-        if self.step_mode == "eager":
-            return self.step(indices, update_weights=update)
-        if self.step_mode == "device":
-            return self.device_step(indices)
-        return self._graph_for(indices).replay(indices)
+        if self.step_mode == "cuda_graph":
+            return self._graph_for(indices).replay(indices)
+        return self.step(indices)
 
     def _graph_for(self, indices: Sequence[Optional[Tensor]]) -> "_CapturedStep":
         key = _batch_key(indices)
@@ -427,8 +425,16 @@ class Trainer:
         return self._reference
 
     @torch.no_grad()
-    def predict(self, X: Tensor, chunk: int = 65536) -> Tensor:
-        """Network output on points ``X[M, d]``: ``[M, out]`` (ensemble: ``[S, M, out]``)."""
+    def predict(self, X: Union[Tensor, np.ndarray], chunk: int = 65536) -> Tensor:
+        """Network output on points ``X[M, d]`` (any float dtype, any device; computed in the trainer's
+        dtype on its device): ``[M, out]`` (ensemble: ``[S, M, out]``)."""
+        X = torch.as_tensor(X)
+        d = len(self.problem.coords)
+        if X.dim() != 2 or X.shape[1] != d:
+            raise ValueError(f"points must have shape [M, {d}] (columns {self.problem.coords}), got {tuple(X.shape)}")
+        if not X.is_floating_point():
+            raise ValueError(f"points must be a floating-point array, got {X.dtype}")
+        X = X.to(device=self.device, dtype=self.dtype)
         parts = [self.net(X[i:i + chunk]) for i in range(0, X.shape[0], chunk)]
         return torch.cat(parts, dim=-2)
 
@@ -467,7 +473,7 @@ class Trainer:
 
     def _check_finite(self, losses: Tensor, first_epoch: int) -> None:
         bad = ~torch.isfinite(losses)
-        if bool(bad.any()) or not bool(torch.isfinite(self.net.theta).all()):
+        if bool(bad.any()) or not bool(torch.isfinite(self.theta).all()):
             if bool(bad.any()):
                 e, s, k = (int(v) for v in bad.nonzero()[0])
                 where = f"loss {self.problem.terms[k].name!r} of member {s} at epoch {first_epoch + e}"
@@ -502,8 +508,8 @@ class Trainer:
         errors: list[np.ndarray] = []
         has_reference = self.problem.solution is not None
         reported_skips = self.weighter.skipped.clone()
-        # The device counter follows the host epoch (fill_ from a host int: no sync), e.g. after a resume.
-        self._step_counter.fill_(self.epoch * self.steps_per_epoch)
+        # The update schedule follows the host epoch (a host int: no sync), e.g. after a resume.
+        self.backward.gate.set_step(self.epoch * self.steps_per_epoch)
         bar = None
         if progress:
             from tqdm.auto import tqdm
@@ -523,11 +529,9 @@ class Trainer:
                 if self._decide_compile(probe, train_seconds, epochs - i):
                     warmup_seconds += self._try_compile()
                 tick = time.perf_counter()
-            epoch = self.epoch
-            update = self.weighter.should_update(epoch)
             batches = self._epoch_batches()
             for b, idx in enumerate(batches):
-                step_losses = self._run_step(idx, update and b == 0)
+                step_losses = self._run_step(idx)
                 loss_log[i] += step_losses
                 if b == 0:
                     weight_log[i].copy_(self.weighter.lam_applied)
@@ -589,19 +593,22 @@ class Trainer:
     def state_dict(self) -> dict[str, Any]:
         return {
             "epoch": self.epoch,
-            "theta": self.net.theta.detach().clone(),
+            "theta": self.theta.detach().clone(),
             "optimizer": self.optimizer.state_dict(),
             "weighter": self.weighter.state_dict(),
+            "update_step": self.backward.gate.step,
             "batch_generator": self._batch_gen.get_state(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         with torch.no_grad():
-            self.net.theta.copy_(state["theta"])
+            self.theta.copy_(state["theta"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.weighter.load_state_dict(state["weighter"])
+        self.weighter.to(dtype=self.dtype, device=self.device)
         self._batch_gen.set_state(state["batch_generator"])
         self.epoch = int(state["epoch"])
+        self.backward.gate.set_step(int(state.get("update_step", self.epoch * self.steps_per_epoch)))
         # The optimizer and weighter replaced their state tensors: captured graphs point at the old ones.
         self._drop_graphs()
 
@@ -615,14 +622,59 @@ class Trainer:
         self.load_state_dict(torch.load(path, map_location=self.device, weights_only=False))
 
 
+class _StopAfterInit(Exception):
+    """Raised from inside a twin optimizer's lazy state initialisation to stop before any update."""
+
+
+def fresh_optimizer_state(optimizer: torch.optim.Optimizer) -> dict[int, dict[str, Any]]:
+    """The state a fresh optimizer of ``optimizer``'s type and hyper-parameters creates for each of its
+    parameters on their first step, keyed by ``id(param)`` (e.g. Adam's zero moments and step 0,
+    NAdam's ``mu_product`` 1, ASGD's ``eta`` = lr).
+
+    A twin optimizer over detached copies runs its own lazy initialisation (``_init_group``, which every
+    built-in ``torch.optim`` optimizer has) and is stopped right after it, so no update is applied.
+
+    Raises:
+        ValueError: for an optimizer without ``_init_group`` (its fresh state cannot be known).
+    """
+    if not hasattr(type(optimizer), "_init_group"):
+        raise ValueError(f"cannot tell what a fresh {type(optimizer).__name__} holds (it has no _init_group); "
+                         "run one training step before capturing a CUDA graph, or use torch.optim's optimizers")
+    twins: dict[int, Tensor] = {}
+    groups = []
+    for g in optimizer.param_groups:
+        params = []
+        for p in g["params"]:
+            twin = p.detach().clone().requires_grad_(True)
+            twin.grad = torch.zeros_like(twin)
+            twins[id(p)] = twin
+            params.append(twin)
+        groups.append({**{k: v for k, v in g.items() if k != "params"}, "params": params})
+    twin_opt = type(optimizer)(groups, **optimizer.defaults)
+    original = twin_opt._init_group
+
+    def init_then_stop(*args: Any, **kwargs: Any) -> Any:
+        original(*args, **kwargs)
+        raise _StopAfterInit
+
+    twin_opt._init_group = init_then_stop  # type: ignore[method-assign]
+    try:
+        twin_opt.step()
+    except _StopAfterInit:
+        pass
+    return {pid: dict(twin_opt.state.get(twin, {})) for pid, twin in twins.items()}
+
+
 class _CapturedStep:
-    """:meth:`Trainer.device_step` for one mini-batch shape, captured in a CUDA graph.
+    """:meth:`Trainer.step` (device gate) for one mini-batch shape, captured in a CUDA graph.
 
     Capture follows PyTorch's recipe: a few eager warm-up steps on a side stream (they allocate the
     optimizer state and fix cuBLAS/Triton workspaces), then one captured step. Those steps train, so
-    every piece of state is snapshotted first and written back in place afterwards (state that did not
-    exist yet, e.g. a fresh Adam's moments and step, is zeroed: its initial value). Replays read the
-    batch indices from fixed buffers that :meth:`replay` fills.
+    every piece of state -- asked of the objects that own it: the parameters, the weighted backward
+    (weights, schedule, counters) and the optimizer -- is snapshotted first and written back in place
+    afterwards; optimizer state that did not exist yet is set to what a fresh optimizer holds
+    (:func:`fresh_optimizer_state`). Replays read the batch indices from fixed buffers that
+    :meth:`replay` fills.
     """
 
     WARMUP_STEPS = 3
@@ -630,41 +682,51 @@ class _CapturedStep:
     def __init__(self, trainer: Trainer, indices: Sequence[Optional[Tensor]]) -> None:
         self.trainer = trainer
         self.indices = [None if i is None else i.clone() for i in indices]
-        theta = trainer.net.theta
-        if theta.grad is None:
-            theta.grad = torch.zeros_like(theta)
         saved = self._snapshot()
         side = torch.cuda.Stream(device=trainer.device)
         side.wait_stream(torch.cuda.current_stream(trainer.device))
         with torch.cuda.stream(side):
             for _ in range(self.WARMUP_STEPS):
-                trainer.device_step(self.indices)
+                trainer.step(self.indices)
         torch.cuda.current_stream(trainer.device).wait_stream(side)
         self.graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self.graph):
-            self.losses = trainer.device_step(self.indices)
+            self.losses = trainer.step(self.indices)
         self._restore(saved)
 
     def _state_tensors(self) -> list[Tensor]:
         t = self.trainer
-        w = t.weighter
-        out = [t.net.theta, t._step_counter, w.lam, w.lam_applied, w.n_updates, w.skipped]
-        for st in t.optimizer.state.values():
-            out.extend(v for v in st.values() if isinstance(v, Tensor))
-        return out
+        return [t.theta] + t.backward.state_tensors()
 
-    def _snapshot(self) -> dict[int, tuple[Tensor, Tensor]]:
+    def _snapshot(self) -> dict[str, Any]:
+        opt = self.trainer.optimizer
         with torch.no_grad():
-            return {id(x): (x, x.detach().clone()) for x in self._state_tensors()}
+            tensors = {id(x): x.detach().clone() for x in self._state_tensors()}
+            optim = {id(p): {k: (v.detach().clone() if isinstance(v, Tensor) else v) for k, v in st.items()}
+                     for p, st in opt.state.items()}
+        return {"tensors": tensors, "optimizer": optim}
 
-    def _restore(self, saved: dict[int, tuple[Tensor, Tensor]]) -> None:
+    def _restore(self, saved: dict[str, Any]) -> None:
+        opt = self.trainer.optimizer
+        fresh: Optional[dict[int, dict[str, Any]]] = None
         with torch.no_grad():
             for x in self._state_tensors():
-                if id(x) in saved:
-                    x.copy_(saved[id(x)][1])
-                else:
-                    x.zero_()
-        torch.cuda.synchronize(self.trainer.device)
+                x.copy_(saved["tensors"][id(x)])
+            for p, st in opt.state.items():
+                before = saved["optimizer"].get(id(p), {})
+                for key, value in list(st.items()):
+                    if key in before:
+                        old = before[key]
+                    else:
+                        if fresh is None:
+                            fresh = fresh_optimizer_state(opt)
+                        old = fresh[id(p)][key]
+                    if isinstance(value, Tensor):
+                        value.copy_(old)  # in place: the captured graph holds this address
+                    else:
+                        st[key] = old
+        if self.trainer.device.type == "cuda":
+            torch.cuda.synchronize(self.trainer.device)
 
     def replay(self, indices: Sequence[Optional[Tensor]]) -> Tensor:
         """Run the captured step on these batch indices; returns the term losses ``[S, K]`` (overwritten

@@ -203,6 +203,10 @@ class Weighter:
             raise RuntimeError("the Weighter has no state yet")
         return self.skipped
 
+    def state_tensors(self) -> list[Tensor]:
+        """The state tensors an update writes in place (for snapshots around CUDA-graph capture)."""
+        return [] if self.lam is None else [self.lam, self.lam_applied, self.n_updates, self.skipped]
+
     def state_dict(self) -> dict[str, Any]:
         return {
             "lam": self.lam, "lam_applied": self.lam_applied,

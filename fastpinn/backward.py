@@ -1,0 +1,396 @@
+"""The weighted backward: per-term gradients into ``G[S, K, P]``, the loss weights, and ``.grad``.
+
+The one piece every training loop uses, the :class:`~fastpinn.Trainer`'s included::
+
+    wb = fastpinn.WeightedBackward(model, fastpinn.DN(beta=0.9), terms=["pde", "ic", "bc"])
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    for step in range(n_steps):
+        losses = [loss_pde(model), loss_ic(model), loss_bc(model)]   # K scalar tensors
+        lam = wb(losses)          # one backward per term into G, lambda on its tau schedule, .grad set
+        opt.step()
+
+Like ``torch.amp.GradScaler`` it is a small stateful object beside the optimizer: it owns the gradient
+matrix, the :class:`~fastpinn.Weighter` and the update schedule (an :class:`UpdateGate`), and has
+``state_dict()``/``load_state_dict()`` for checkpoints.
+
+How a call works, for ``K`` term losses and a dynamic scheme: ``G`` is zeroed; for each term the
+trainable tensors' ``.grad`` point at their slices of row ``k`` of ``G`` and that term's backward runs, so
+autograd accumulates straight into ``G`` (no per-term gradient copies; the graph is freed after the last
+term). On an update step the fused statistics of ``G`` and the EMA give new weights. Then ``.grad`` of
+every trainable tensor is set to its slice of ``sum_j lam_j G_j`` (one batched matrix product into a
+fixed buffer). A fixed-weight scheme (``PINN``) needs no ``G``: one backward of ``sum_j lam_j L_j``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Iterable, Optional, Sequence, Union
+
+import torch
+from torch import Tensor, nn
+
+from .params import ParameterRows, trainable_tensors
+from .schemes import Scheme
+from .weighter import Weighter
+
+__all__ = ["WeightedBackward", "UpdateGate", "HostGate", "DeviceGate"]
+
+LossesLike = Union[Tensor, Sequence[Tensor]]
+
+
+class UpdateGate:
+    """Decides at which steps the loss weights update: steps ``0, period, 2 period, ...`` counted from the
+    gate's start, ``period = tau * steps_per_epoch`` (the first mini-batch of every ``tau``-th epoch),
+    shifted to start at ``first_step``.
+
+    Two kinds: :class:`HostGate` counts on the host (a plain int: no sync, statistics only on update
+    steps) and :class:`DeviceGate` counts in a device tensor (the decision never reaches Python, so the
+    step can be captured in a CUDA graph; statistics run every step, the EMA is masked off between updates).
+    """
+
+    def __init__(self, period: int, first_step: int = 0) -> None:
+        if isinstance(period, bool) or not isinstance(period, int) or period < 1:
+            raise ValueError(f"period must be an integer >= 1, got {period!r}")
+        if isinstance(first_step, bool) or not isinstance(first_step, int) or first_step < 0:
+            raise ValueError(f"first_step must be an integer >= 0, got {first_step!r}")
+        self.period = period
+        self.first_step = first_step
+
+    def decide(self) -> Union[bool, Tensor]:
+        raise NotImplementedError
+
+    def advance(self) -> None:
+        raise NotImplementedError
+
+    def set_step(self, step: int) -> None:
+        """Set the step count (e.g. ``epoch * steps_per_epoch`` after a resume)."""
+        raise NotImplementedError
+
+    @property
+    def step(self) -> int:
+        """The step count (reads the device for a :class:`DeviceGate`)."""
+        raise NotImplementedError
+
+    def state_tensors(self) -> list[Tensor]:
+        """Device tensors a captured CUDA graph mutates (snapshotted around capture)."""
+        return []
+
+
+class HostGate(UpdateGate):
+    """:class:`UpdateGate` with the step count in a Python int."""
+
+    def __init__(self, period: int, first_step: int = 0) -> None:
+        super().__init__(period, first_step)
+        self._step = 0
+
+    def decide(self) -> bool:
+        since = self._step - self.first_step
+        return since >= 0 and since % self.period == 0
+
+    def advance(self) -> None:
+        self._step += 1
+
+    def set_step(self, step: int) -> None:
+        self._step = int(step)
+
+    @property
+    def step(self) -> int:
+        return self._step
+
+
+class DeviceGate(UpdateGate):
+    """:class:`UpdateGate` with the step count in a device tensor; :meth:`decide` writes a 0-dim bool
+    tensor into a fixed buffer (same address every call, nothing allocated)."""
+
+    def __init__(self, period: int, first_step: int = 0, device: Union[str, torch.device, None] = None) -> None:
+        super().__init__(period, first_step)
+        self.counter = torch.zeros((), dtype=torch.int64, device=device)
+        self._since = torch.zeros((), dtype=torch.int64, device=device)
+        self._started = torch.zeros((), dtype=torch.bool, device=device)
+        self.active = torch.zeros((), dtype=torch.bool, device=device)
+
+    def decide(self) -> Tensor:
+        torch.sub(self.counter, self.first_step, out=self._since)
+        torch.ge(self._since, 0, out=self._started)
+        torch.remainder(self._since, self.period, out=self._since)
+        torch.eq(self._since, 0, out=self.active)
+        self.active.logical_and_(self._started)
+        return self.active
+
+    def advance(self) -> None:
+        self.counter.add_(1)
+
+    def set_step(self, step: int) -> None:
+        self.counter.fill_(int(step))  # from a host int: no sync
+
+    @property
+    def step(self) -> int:
+        return int(self.counter)
+
+    def state_tensors(self) -> list[Tensor]:
+        return [self.counter]
+
+
+def _gate(kind: str, period: int, first_step: int, device: torch.device) -> UpdateGate:
+    if kind == "host":
+        return HostGate(period, first_step)
+    if kind == "device":
+        return DeviceGate(period, first_step, device)
+    raise ValueError(f"gate must be 'host' or 'device', got {kind!r}")
+
+
+class WeightedBackward:
+    """Per-term backward, loss weights and weighted ``.grad`` for any model.
+
+    Args:
+        parameters: an ``nn.Module`` or an iterable of tensors; the ones with ``requires_grad`` are
+            trained (frozen parameters are left alone). For an ensemble of ``S`` networks held in
+            ``[S, ...]`` tensors (e.g. ``fastpinn.MLP(..., ensemble=S).leaves()``) pass ``members=S``.
+        scheme: ``fastpinn.PINN()``, ``MA(...)``, ``ID(...)`` or ``DN(...)``.
+        terms: the term names (their order is the order of the losses) or their number ``K``.
+        reference: the reference term (index or name; weight fixed at 1): the PDE residual, term 0 by default.
+        adaptive: which terms get dynamic weights (``[K]`` bools); default all but the reference.
+        members: ``S``, the ensemble size (default 1).
+        steps_per_epoch: calls per epoch; the weights update on the first call of every ``scheme.tau``-th
+            epoch (default 1: every call is an epoch, i.e. full-batch training).
+        first_update: the epoch of the first weight update (default 0; then every ``tau`` epochs).
+        gate: ``"host"`` (default) or ``"device"`` (see :class:`UpdateGate`).
+        backend: op backend of the statistics and EMA (``"auto"``, ``"cpp"``, ``"triton"``, ``"torch"``).
+        flat: optional flat tensor ``[P]`` (``[S, P]``) whose storage the trainable tensors alias (see
+            :func:`fastpinn.params.flatten_parameters`, ``fastpinn.MLP.theta``); its ``.grad`` is set to
+            the weighted gradient too, so an optimizer built on ``[flat]`` steps everything at once.
+        shared_graph: ``True`` (default): the term losses may share one autograd graph (e.g. one forward
+            pass), so it is kept until the last term's backward. ``False``: each loss has its own graph
+            (as in the Trainer, one forward per term), which then need not be retained -- and must not
+            be for ``torch.compile``d losses, whose compiled backward frees its buffers.
+
+    Attributes:
+        G: ``[S, K, P]`` the last per-term gradients (``None`` for a fixed-weight scheme).
+        losses: ``[S, K]`` the last call's detached term losses (a fixed buffer).
+        weighted_loss: ``[S]`` the last call's ``sum_j lam_j L_j`` (detached; e.g. for an L-BFGS closure).
+        weighter: the :class:`~fastpinn.Weighter` holding the weights.
+        gate: the :class:`UpdateGate`.
+        backward_passes: autograd backward calls made so far (K per dynamic step, 1 per fixed step).
+    """
+
+    def __init__(
+        self,
+        parameters: Union[nn.Module, Iterable[Tensor]],
+        scheme: Scheme,
+        terms: Union[Sequence[str], int],
+        *,
+        reference: Union[int, str] = 0,
+        adaptive: Optional[Sequence[bool]] = None,
+        members: int = 1,
+        steps_per_epoch: int = 1,
+        first_update: int = 0,
+        gate: str = "host",
+        backend: str = "auto",
+        flat: Optional[Tensor] = None,
+        shared_graph: bool = True,
+    ) -> None:
+        self.leaves = trainable_tensors(parameters)
+        self.rows = ParameterRows(self.leaves, members)
+        if isinstance(terms, int) and not isinstance(terms, bool):
+            if terms < 1:
+                raise ValueError(f"terms must be a list of names or an integer >= 1, got {terms!r}")
+            names = [f"term{k}" for k in range(terms)]
+        else:
+            names = [str(t) for t in terms]
+            if not names or len(set(names)) != len(names):
+                raise ValueError(f"terms must be distinct names (at least one), got {list(terms)}")
+        self.term_names = names
+        if isinstance(reference, str):
+            if reference not in names:
+                raise ValueError(f"reference must be one of the term names {names}, got {reference!r}")
+            reference = names.index(reference)
+        if isinstance(steps_per_epoch, bool) or not isinstance(steps_per_epoch, int) or steps_per_epoch < 1:
+            raise ValueError(f"steps_per_epoch must be an integer >= 1, got {steps_per_epoch!r}")
+        self.steps_per_epoch = steps_per_epoch
+        self.weighter = Weighter(scheme, n_terms=len(names), reference=reference, adaptive=adaptive, backend=backend)
+        S, K, P = members, len(names), self.rows.n_params
+        dtype, device = self.rows.dtype, self.rows.device
+        self.members = S
+        self.weighter.reset(S, dtype, device)
+        tau = getattr(scheme, "tau", 1)
+        if isinstance(first_update, bool) or not isinstance(first_update, int) or first_update < 0:
+            raise ValueError(f"first_update must be an integer >= 0 (an epoch), got {first_update!r}")
+        self.gate = _gate(gate, tau * steps_per_epoch, first_update * steps_per_epoch, device)
+        self.G: Optional[Tensor] = torch.zeros(S, K, P, dtype=dtype, device=device) if self.weighter.dynamic else None
+        self._G_views = None if self.G is None else [self.rows.views(self.G[:, k]) for k in range(K)]
+        self.grad = torch.zeros(S, P, dtype=dtype, device=device)  # sum_j lam_j G_j, fixed address
+        self._grad_views = self.rows.views(self.grad)
+        self.losses = torch.zeros(S, K, dtype=dtype, device=device)
+        self.weighted_loss = torch.zeros(S, dtype=dtype, device=device)
+        self._products = torch.zeros(S, K, dtype=dtype, device=device)
+        #: ``[S, K]`` int64: calls in which a term's loss was NaN/Inf (counted on the device, never synced).
+        self.nonfinite_losses = torch.zeros(S, K, dtype=torch.int64, device=device)
+        self.flat = flat
+        if flat is not None:
+            if flat.numel() != S * P or flat.dtype != dtype or flat.device != device:
+                raise ValueError(f"flat must hold members*P = {S * P} entries of {dtype} on {device}, got "
+                                 f"{tuple(flat.shape)} {flat.dtype} on {flat.device}")
+            self._flat_grad = self.grad.view(flat.shape)
+        if not isinstance(shared_graph, bool):
+            raise ValueError(f"shared_graph must be True or False, got {shared_graph!r}")
+        self.shared_graph = shared_graph
+        self.backward_passes = 0
+
+    # ----------------------------------------------------------------------------------------- call
+    def _stack_input(self, losses: LossesLike) -> list[Tensor]:
+        """The ``K`` term losses, each ``[S]`` (``[]`` accepted for ``S = 1``)."""
+        K, S = len(self.term_names), self.members
+        if isinstance(losses, Tensor):
+            if losses.dim() == 1 and S == 1 and losses.shape[0] == K:
+                return list(losses.unbind(0))
+            if losses.dim() == 2 and tuple(losses.shape) == (S, K):
+                return list(losses.unbind(1))
+            raise ValueError(f"losses must be [K={K}] (one network) or [S={S}, K={K}], got {tuple(losses.shape)}")
+        items = list(losses)
+        if len(items) != K:
+            raise ValueError(f"losses must hold one loss per term ({K}: {self.term_names}), got {len(items)}")
+        for name, loss in zip(self.term_names, items):
+            if not isinstance(loss, Tensor):
+                raise ValueError(f"loss of term {name!r} must be a torch.Tensor, got {type(loss).__name__}")
+            if not (loss.numel() == S and loss.dim() <= 1):
+                raise ValueError(f"loss of term {name!r} must be a scalar (one network) or [S={S}], "
+                                 f"got shape {tuple(loss.shape)}")
+        return items
+
+    def __call__(self, losses: LossesLike, *, accumulate: bool = False, update: Optional[bool] = None) -> Tensor:
+        """Back-propagate the weighted sum of the term losses and return the weights applied.
+
+        Args:
+            losses: the ``K`` unweighted term losses: a sequence of scalars (``[S]`` each for an
+                ensemble) or a tensor ``[K]`` / ``[S, K]``, differentiable w.r.t. the parameters.
+            accumulate: add to the parameters' existing ``.grad`` (like ``backward()``) instead of
+                replacing it.
+            update: ``None`` (default): the gate decides and its step count advances by one.
+                ``True``/``False`` (host gate only): force or skip the weight update without advancing
+                the schedule, e.g. inside an L-BFGS closure that runs several times per step.
+
+        Returns:
+            The weights applied in this step: ``[K]`` (``S = 1``) or ``[S, K]``; a view of the live state
+            (the next update overwrites it; ``clone()`` to keep).
+        """
+        items = self._stack_input(losses)
+        w = self.weighter
+        gate = self.gate
+        if update is None:
+            decision = gate.decide()
+        elif isinstance(gate, DeviceGate):
+            raise ValueError("update=True/False needs the host gate; the device gate decides on the device")
+        else:
+            decision = bool(update)
+        detached = [loss.detach().reshape(self.members) for loss in items]
+        torch.stack(detached, dim=-1, out=self.losses)
+        self.nonfinite_losses.add_(~torch.isfinite(self.losses))
+        if w.dynamic:
+            self._term_backwards(items, accumulate)
+            if isinstance(decision, Tensor):
+                w.update_from_stats(w.statistics(self.G), self.rows.n_params, active=decision)
+            elif decision:
+                w.update_from_stats(w.statistics(self.G), self.rows.n_params)
+            self._combine(accumulate)
+        else:
+            self._fixed_backward(items, accumulate)
+        torch.mul(self.losses, w.lam_applied, out=self._products)
+        torch.sum(self._products, dim=-1, out=self.weighted_loss)
+        if update is None:
+            gate.advance()
+        lam = w.lam_applied
+        return lam[0] if self.members == 1 else lam
+
+    def term_gradients(self, losses: LossesLike) -> Tensor:
+        """Only the per-term backward: ``G[S, K, P]`` for these losses, weights and schedule untouched
+        (e.g. for gradient histograms; a fixed-weight scheme gets a ``G`` buffer on first use). The
+        parameters' ``.grad`` are left pointing into ``G``; the next call of the object resets them."""
+        items = self._stack_input(losses)
+        if self.G is None:
+            S, K, P = self.members, len(self.term_names), self.rows.n_params
+            self.G = torch.zeros(S, K, P, dtype=self.rows.dtype, device=self.rows.device)
+            self._G_views = [self.rows.views(self.G[:, k]) for k in range(K)]
+        self._term_backwards(items, accumulate=False)
+        return self.G
+
+    def _keep_existing_grads(self, accumulate: bool) -> None:
+        """With ``accumulate``, move gradients the caller already had into ``self.grad``."""
+        if not accumulate:
+            return
+        for p, view in zip(self.leaves, self._grad_views):
+            g = p.grad
+            if g is None:
+                view.zero_()
+            elif g.data_ptr() != view.data_ptr():
+                view.copy_(g)
+
+    def _term_backwards(self, items: Sequence[Tensor], accumulate: bool) -> None:
+        self._keep_existing_grads(accumulate)
+        self.G.zero_()
+        last = len(items) - 1
+        with warnings.catch_warnings():
+            # An ensemble's G slices are strided differently from the [S, ...] parameters; autograd warns
+            # that it cannot steal them, which is fine: it accumulates into them in place.
+            warnings.filterwarnings("ignore", message=".*gradient layout contract.*")
+            for k, loss in enumerate(items):
+                for p, view in zip(self.leaves, self._G_views[k]):
+                    p.grad = view
+                torch.autograd.backward(loss.sum(), inputs=self.leaves, retain_graph=self.shared_graph and k < last)
+                self.backward_passes += 1
+
+    def _combine(self, accumulate: bool) -> None:
+        lam = self.weighter.lam_applied.to(self.G.dtype).unsqueeze(1)  # [S, 1, K]
+        out = self.grad.unsqueeze(1)  # [S, 1, P], a view: bmm writes the buffer in place
+        if accumulate:
+            out.baddbmm_(lam, self.G)
+        else:
+            torch.bmm(lam, self.G, out=out)
+        self._point_grads()
+
+    def _fixed_backward(self, items: Sequence[Tensor], accumulate: bool) -> None:
+        self._keep_existing_grads(accumulate)
+        if not accumulate:
+            self.grad.zero_()
+        lam = self.weighter.lam_applied
+        total = sum((lam[:, k] * item.reshape(self.members)).sum() for k, item in enumerate(items))
+        self._point_grads()
+        torch.autograd.backward(total, inputs=self.leaves)
+        self.backward_passes += 1
+
+    def _point_grads(self) -> None:
+        for p, view in zip(self.leaves, self._grad_views):
+            p.grad = view
+        if self.flat is not None:
+            self.flat.grad = self._flat_grad
+
+    # ---------------------------------------------------------------------------------------- state
+    def weights(self) -> Tensor:
+        """The weights applied now: ``[K]`` (``S = 1``) or ``[S, K]``."""
+        lam = self.weighter.lam_applied
+        return lam[0] if self.members == 1 else lam
+
+    def state_tensors(self) -> list[Tensor]:
+        """Every device tensor a step mutates that is training state (for snapshots around CUDA-graph
+        capture): the weighter's state, the gate's counter and the non-finite counts."""
+        return self.weighter.state_tensors() + self.gate.state_tensors() + [self.nonfinite_losses]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"format": 1, "terms": list(self.term_names), "members": self.members,
+                "n_params": self.rows.n_params, "weighter": self.weighter.state_dict(),
+                "gate_step": self.gate.step, "nonfinite_losses": self.nonfinite_losses.clone()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for key, mine in (("terms", list(self.term_names)), ("members", self.members), ("n_params", self.rows.n_params)):
+            if key not in state:
+                raise ValueError(f"weighted-backward state is missing {key!r}")
+            if state[key] != mine:
+                raise ValueError(f"weighted-backward state has {key}={state[key]!r}, this one {mine!r}")
+        w = self.weighter
+        w.load_state_dict(state["weighter"])
+        w.to(dtype=self.rows.dtype, device=self.rows.device)
+        self.gate.set_step(int(state["gate_step"]))
+        self.nonfinite_losses.copy_(state["nonfinite_losses"])
+
+    def __repr__(self) -> str:
+        return (f"WeightedBackward({self.weighter.scheme!r}, terms={self.term_names}, members={self.members}, "
+                f"P={self.rows.n_params}, gate={type(self.gate).__name__})")
