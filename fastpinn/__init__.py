@@ -5,6 +5,7 @@ The data flow: points -> network -> derivatives -> loss terms -> per-term gradie
 """
 
 from . import problems
+from .backward import WeightedBackward
 from .derivatives import Fields, derivatives
 from .network import MLP
 from .problem import Problem, Term, dirichlet, initial, neumann, pde, periodic, stack
@@ -15,7 +16,7 @@ from .weighter import Weighter
 __version__ = "0.1.0"
 
 __all__ = [
-    "MLP", "PINN", "MA", "ID", "DN", "Weighter", "scheme_from_name", "Trainer", "History", "NonFiniteError",
+    "MLP", "WeightedBackward", "PINN", "MA", "ID", "DN", "Weighter", "scheme_from_name", "Trainer", "History", "NonFiniteError",
     "Problem", "Term", "pde", "dirichlet", "initial", "neumann", "periodic", "stack", "derivatives", "Fields",
     "problems", "__version__",
 ]

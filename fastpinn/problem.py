@@ -127,30 +127,34 @@ class Term:
         Raises:
             ValueError: naming the term, the shape returned and the shape expected.
         """
-        n = min(self.n_points, 3 if self.n_points != 1 else 1)
-        # 3 points: enough to tell [N] from a broadcast [N, N], a scalar or an [N - 1] slice
-        index = torch.arange(n, device=self.points[0].device)
         lower = torch.zeros(len(coords))
+        device = self.points[0].device
+        dtype = self.points[0].dtype if self.points[0].dtype in (torch.float32, torch.float64) else torch.float64
         trial = MLP(len(coords), out_dim, 2, 4, lower - 1.0, lower + 1.0, ensemble=members, seed=0,
-                    dtype=self.points[0].dtype if self.points[0].dtype in (torch.float32, torch.float64)
-                    else torch.float64, device=self.points[0].device)
-        try:
-            r = self.residual_values(trial, coords, index, method="autograd")
-        except (KeyError, AttributeError, TypeError, IndexError, RuntimeError, ValueError) as exc:
-            raise ValueError(f"term {self.name!r}: the residual failed on a trial evaluation "
-                             f"({type(exc).__name__}: {exc})") from exc
-        lead = (n,) if members is None else (members, n)
+                    dtype=dtype, device=device)
         pre = "" if members is None else "S, "
         expected = f"[{pre}N] or [{pre}N, m]"
-        if not isinstance(r, Tensor):
-            raise ValueError(f"term {self.name!r}: the residual must return a torch.Tensor of shape {expected}, "
-                             f"got {type(r).__name__}")
-        ok = tuple(r.shape[:len(lead)]) == lead and r.dim() in (len(lead), len(lead) + 1)
-        if not ok:
-            raise ValueError(
-                f"term {self.name!r}: the residual returned shape {list(r.shape)} on {n} trial points, expected "
-                f"{expected} = {list(lead)} or {list(lead) + ['m']} (one value, or m values, per point; "
-                "e.g. f['u_xx'][..., 0] - q(x) rather than a [N, 1] field minus an [N] source, which broadcasts)")
+        trailing = set()
+        # Two trial sizes (points repeated if the term has fewer): a trailing size that follows N (a
+        # broadcast to [N, N]) is told apart from m values per point.
+        for n in (2, 3):
+            index = torch.arange(n, device=device) % self.n_points
+            try:
+                r = self.residual_values(trial, coords, index, method="autograd")
+            except (KeyError, AttributeError, TypeError, IndexError, RuntimeError, ValueError) as exc:
+                raise ValueError(f"term {self.name!r}: the residual failed on a trial evaluation "
+                                 f"({type(exc).__name__}: {exc})") from exc
+            if not isinstance(r, Tensor):
+                raise ValueError(f"term {self.name!r}: the residual must return a torch.Tensor of shape {expected}, "
+                                 f"got {type(r).__name__}")
+            lead = (n,) if members is None else (members, n)
+            ok = tuple(r.shape[:len(lead)]) == lead and r.dim() in (len(lead), len(lead) + 1)
+            trailing.add(tuple(r.shape[len(lead):]))
+            if not ok or len(trailing) > 1:
+                raise ValueError(
+                    f"term {self.name!r}: the residual returned shape {list(r.shape)} on {n} trial points, expected "
+                    f"{expected} = {list(lead)} or {list(lead) + ['m']} (one value, or m values, per point; e.g. "
+                    "f['u_xx'][..., 0] - q(x) rather than an [N, 1] field minus an [N] source, which broadcasts)")
 
 
 def _target_values(value: Value, pts: Tensor, out_dim: int) -> Tensor:

@@ -26,7 +26,7 @@ from . import _io
 from torch import nn
 
 from .backward import WeightedBackward
-from .derivatives import MethodChoice, fastest_method, method_names
+from .derivatives import MethodChoice, choose_method, fastest_method, method_names, parse_requests
 from .network import MLP
 from .params import flatten_parameters, trainable_tensors
 from .problem import Problem
@@ -287,6 +287,9 @@ class Trainer:
         return self.backward.backward_passes
 
     def _choose_derivative_methods(self) -> dict[str, str]:
+        if self.method == "auto":  # resolved per term, so what ran is what gets recorded
+            coords = self.problem.coords
+            return {t.name: choose_method(self.net, None, parse_requests(t.requests, coords)) for t in self.problem.terms}
         if self.method != "tune":
             return {t.name: self.method for t in self.problem.terms}
         first_batch = self._epoch_batches(advance=False)[0]
