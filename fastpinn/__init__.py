@@ -8,7 +8,7 @@ from . import problems
 from .backward import WeightedBackward
 from .derivatives import Fields, derivatives
 from .network import MLP
-from .problem import Problem, Term, dirichlet, initial, neumann, pde, periodic, stack
+from .problem import Problem, Term, data, dirichlet, initial, neumann, pde, periodic, stack
 from .schemes import DN, ID, MA, PINN, scheme_from_name
 from .trainer import History, NonFiniteError, Trainer
 from .weighter import Weighter
@@ -17,6 +17,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "MLP", "WeightedBackward", "PINN", "MA", "ID", "DN", "Weighter", "scheme_from_name", "Trainer", "History", "NonFiniteError",
-    "Problem", "Term", "pde", "dirichlet", "initial", "neumann", "periodic", "stack", "derivatives", "Fields",
+    "Problem", "Term", "pde", "data", "dirichlet", "initial", "neumann", "periodic", "stack", "derivatives", "Fields",
     "problems", "__version__",
 ]

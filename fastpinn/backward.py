@@ -157,8 +157,10 @@ class WeightedBackward:
         gate: ``"host"`` (default) or ``"device"`` (see :class:`UpdateGate`).
         backend: op backend of the statistics and EMA (``"auto"``, ``"cpp"``, ``"triton"``, ``"torch"``).
         flat: optional flat tensor ``[P]`` (``[S, P]``) whose storage the trainable tensors alias (see
-            :func:`fastpinn.params.flatten_parameters`, ``fastpinn.MLP.theta``); its ``.grad`` is set to
-            the weighted gradient too, so an optimizer built on ``[flat]`` steps everything at once.
+            :func:`fastpinn.params.flatten_parameters`, ``fastpinn.MLP.theta``), or several such blocks
+            that lay out the row end to end (e.g. the network's ``theta`` then a PDE's trainable
+            coefficients); each block's ``.grad`` is set to its part of the weighted gradient (a
+            contiguous buffer of its own), so an optimizer built on the blocks steps everything at once.
         shared_graph: ``True`` (default): the term losses may share one autograd graph (e.g. one forward
             pass), so it is kept until the last term's backward. ``False``: each loss has its own graph
             (as in the Trainer, one forward per term), which then need not be retained -- and must not
@@ -186,7 +188,7 @@ class WeightedBackward:
         first_update: int = 0,
         gate: str = "host",
         backend: str = "auto",
-        flat: Optional[Tensor] = None,
+        flat: Union[Tensor, Sequence[Tensor], None] = None,
         shared_graph: bool = True,
     ) -> None:
         self.leaves = trainable_tensors(parameters)
@@ -218,23 +220,55 @@ class WeightedBackward:
         self.gate = _gate(gate, tau * steps_per_epoch, first_update * steps_per_epoch, device)
         self.G: Optional[Tensor] = torch.zeros(S, K, P, dtype=dtype, device=device) if self.weighter.dynamic else None
         self._G_views = None if self.G is None else [self.rows.views(self.G[:, k]) for k in range(K)]
-        self.grad = torch.zeros(S, P, dtype=dtype, device=device)  # sum_j lam_j G_j, fixed address
-        self._grad_views = self.rows.views(self.grad)
+        blocks = [] if flat is None else ([flat] if isinstance(flat, Tensor) else list(flat))
+        self.flat = blocks
+        self._grad_blocks = self._make_grad_blocks(blocks, S, P, dtype, device)
+        self._grad_views = self._leaf_grad_views()
         self.losses = torch.zeros(S, K, dtype=dtype, device=device)
         self.weighted_loss = torch.zeros(S, dtype=dtype, device=device)
         self._products = torch.zeros(S, K, dtype=dtype, device=device)
         #: ``[S, K]`` int64: calls in which a term's loss was NaN/Inf (counted on the device, never synced).
         self.nonfinite_losses = torch.zeros(S, K, dtype=torch.int64, device=device)
-        self.flat = flat
-        if flat is not None:
-            if flat.numel() != S * P or flat.dtype != dtype or flat.device != device:
-                raise ValueError(f"flat must hold members*P = {S * P} entries of {dtype} on {device}, got "
-                                 f"{tuple(flat.shape)} {flat.dtype} on {flat.device}")
-            self._flat_grad = self.grad.view(flat.shape)
         if not isinstance(shared_graph, bool):
             raise ValueError(f"shared_graph must be True or False, got {shared_graph!r}")
         self.shared_graph = shared_graph
         self.backward_passes = 0
+
+    @staticmethod
+    def _make_grad_blocks(blocks: Sequence[Tensor], S: int, P: int, dtype: torch.dtype,
+                          device: torch.device) -> list[tuple[int, int, Tensor]]:
+        """``(start, end, buffer[S, end - start])`` per flat block (one block over the row without them)."""
+        if not blocks:
+            return [(0, P, torch.zeros(S, P, dtype=dtype, device=device))]
+        out, start = [], 0
+        for i, b in enumerate(blocks):
+            if b.dtype != dtype or b.device != device or b.numel() % S:
+                raise ValueError(f"flat[{i}] must hold a multiple of members={S} entries of {dtype} on {device}, "
+                                 f"got {tuple(b.shape)} {b.dtype} on {b.device}")
+            n = b.numel() // S
+            out.append((start, start + n, torch.zeros(S, n, dtype=dtype, device=device)))
+            start += n
+        if start != P:
+            raise ValueError(f"the flat blocks hold {start} entries per member, the trainable tensors {P}")
+        return out
+
+    def _leaf_grad_views(self) -> list[Tensor]:
+        views = []
+        for p, off, n in zip(self.leaves, self.rows.offsets, self.rows.sizes):
+            for a, b, buf in self._grad_blocks:
+                if a <= off and off + n <= b:
+                    views.append(buf[:, off - a:off - a + n].view(p.shape))
+                    break
+            else:
+                raise ValueError(f"a trainable tensor of shape {tuple(p.shape)} straddles two flat blocks")
+        return views
+
+    @property
+    def grad(self) -> Tensor:
+        """``[S, P]`` the last weighted gradient ``sum_j lam_j G_j`` (a copy when there are several blocks)."""
+        if len(self._grad_blocks) == 1:
+            return self._grad_blocks[0][2]
+        return torch.cat([buf for _, _, buf in self._grad_blocks], dim=1)
 
     # ----------------------------------------------------------------------------------------- call
     def _stack_input(self, losses: LossesLike) -> list[Tensor]:
@@ -340,17 +374,21 @@ class WeightedBackward:
 
     def _combine(self, accumulate: bool) -> None:
         lam = self.weighter.lam_applied.to(self.G.dtype).unsqueeze(1)  # [S, 1, K]
-        out = self.grad.unsqueeze(1)  # [S, 1, P], a view: bmm writes the buffer in place
-        if accumulate:
-            out.baddbmm_(lam, self.G)
-        else:
-            torch.bmm(lam, self.G, out=out)
+        whole = len(self._grad_blocks) == 1
+        for a, b, buf in self._grad_blocks:
+            out = buf.unsqueeze(1)  # [S, 1, n], a view: bmm writes the buffer in place
+            G = self.G if whole else self.G[:, :, a:b]
+            if accumulate:
+                out.baddbmm_(lam, G)
+            else:
+                torch.bmm(lam, G, out=out)
         self._point_grads()
 
     def _fixed_backward(self, items: Sequence[Tensor], accumulate: bool) -> None:
         self._keep_existing_grads(accumulate)
         if not accumulate:
-            self.grad.zero_()
+            for _, _, buf in self._grad_blocks:
+                buf.zero_()
         lam = self.weighter.lam_applied
         total = sum((lam[:, k] * item.reshape(self.members)).sum() for k, item in enumerate(items))
         self._point_grads()
@@ -360,8 +398,8 @@ class WeightedBackward:
     def _point_grads(self) -> None:
         for p, view in zip(self.leaves, self._grad_views):
             p.grad = view
-        if self.flat is not None:
-            self.flat.grad = self._flat_grad
+        for block, (_, _, buf) in zip(self.flat, self._grad_blocks):
+            block.grad = buf.view(block.shape)
 
     # ---------------------------------------------------------------------------------------- state
     def weights(self) -> Tensor:

@@ -163,12 +163,16 @@ class Fields(Mapping):
     Attributes:
         coords: the coordinate names, in the order of ``x``'s last dimension.
         x: the points the fields were evaluated at.
+        coef: a problem's trainable coefficients by name (inverse problems; empty otherwise): a scalar
+            tensor for one network, ``[S, 1]`` for an ensemble (broadcasts against ``[S, N]``).
     """
 
-    def __init__(self, values: dict[DerivIndex, Tensor], coords: tuple[str, ...], x: Tensor) -> None:
+    def __init__(self, values: dict[DerivIndex, Tensor], coords: tuple[str, ...], x: Tensor,
+                 coef: Optional[Mapping[str, Tensor]] = None) -> None:
         self._values = values
         self.coords = coords
         self.x = x
+        self.coef: Mapping[str, Tensor] = {} if coef is None else coef
 
     def index(self, key: Request) -> DerivIndex:
         """The canonical :data:`DerivIndex` of a request spelling."""

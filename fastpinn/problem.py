@@ -29,7 +29,7 @@ from torch import Tensor
 from .derivatives import Fields, derivatives, parse_requests
 from .network import MLP
 
-__all__ = ["Term", "Problem", "pde", "dirichlet", "initial", "neumann", "periodic", "stack"]
+__all__ = ["Term", "Problem", "pde", "data", "dirichlet", "initial", "neumann", "periodic", "stack"]
 
 Value = Union[float, Callable[[Tensor], Tensor], Tensor]
 
@@ -93,33 +93,39 @@ class Term:
         return replace(self, points=pts, targets=tg)
 
     def loss(self, net: Any, coords: Sequence[str], index: Optional[Tensor] = None, *,
-             method: str = "auto", theta: Any = None, ensemble: Optional[bool] = None) -> Tensor:
+             method: str = "auto", theta: Any = None, ensemble: Optional[bool] = None,
+             coef: Optional[dict[str, Tensor]] = None) -> Tensor:
         """Mean squared residual: a scalar for one network, ``[S]`` for an ensemble.
 
         ``net``: a :class:`~fastpinn.MLP` or any pointwise ``nn.Module``; ``theta``: parameters to use
         instead of its own (see :func:`~fastpinn.derivatives.derivatives`). ``index``: optional ``[B]``
         indices of the points of this mini-batch. ``ensemble``: whether the residual has a leading member
-        dimension (default: the points' ``[S, N, d]`` form).
+        dimension (default: the points' ``[S, N, d]`` form). ``coef``: the problem's trainable
+        coefficients, seen by the residual as ``f.coef``.
         """
-        r = self.residual_values(net, coords, index, method=method, theta=theta)
+        r = self.residual_values(net, coords, index, method=method, theta=theta, coef=coef)
         if ensemble is None:
             ensemble = self.points[0].dim() == 3
         sq = r.pow(2)
         return sq.reshape(sq.shape[0], -1).mean(1) if ensemble else sq.mean()
 
     def residual_values(self, net: Any, coords: Sequence[str], index: Optional[Tensor] = None, *,
-                        method: str = "auto", theta: Any = None) -> Tensor:
+                        method: str = "auto", theta: Any = None, coef: Optional[dict[str, Tensor]] = None) -> Tensor:
         """The residual at this term's points (or the mini-batch ``index``): ``[.., N]`` or ``[.., N, m]``."""
         fields = []
         for pts in self.points:
             x = pts if index is None else pts.index_select(-2, index)
-            fields.append(derivatives(net, x, coords=tuple(coords), requests=self.requests, method=method, theta=theta))
+            f = derivatives(net, x, coords=tuple(coords), requests=self.requests, method=method, theta=theta)
+            if coef:
+                f.coef = coef
+            fields.append(f)
         if self.targets is not None:
             tg = self.targets if index is None else self.targets.index_select(-2, index)
             return self.residual(*fields, tg)
         return self.residual(*fields)
 
-    def check_residual(self, coords: Sequence[str], out_dim: int, members: Optional[int]) -> None:
+    def check_residual(self, coords: Sequence[str], out_dim: int, members: Optional[int],
+                       coefficients: Optional[dict[str, float]] = None) -> None:
         """Evaluate the residual once on a few of the term's points with a small random network and
         check its contract: a tensor of shape ``[N]`` or ``[N, m]`` (``[S, N]`` / ``[S, N, m]`` for an
         ensemble of ``S``). Runs when the problem is built, so a wrong residual fails before training.
@@ -134,13 +140,17 @@ class Term:
                     dtype=dtype, device=device)
         pre = "" if members is None else "S, "
         expected = f"[{pre}N] or [{pre}N, m]"
+        coef = None
+        if coefficients:
+            shape = () if members is None else (members, 1)
+            coef = {k: torch.full(shape, float(v), dtype=dtype, device=device) for k, v in coefficients.items()}
         trailing = set()
         # Two trial sizes (points repeated if the term has fewer): a trailing size that follows N (a
         # broadcast to [N, N]) is told apart from m values per point.
         for n in (2, 3):
             index = torch.arange(n, device=device) % self.n_points
             try:
-                r = self.residual_values(trial, coords, index, method="autograd")
+                r = self.residual_values(trial, coords, index, method="autograd", coef=coef)
             except (KeyError, AttributeError, TypeError, IndexError, RuntimeError, ValueError) as exc:
                 raise ValueError(f"term {self.name!r}: the residual failed on a trial evaluation "
                                  f"({type(exc).__name__}: {exc})") from exc
@@ -185,6 +195,15 @@ def _value_term(name: str, points: Tensor, value: Value, derivative: str, out_di
         return f[derivative] - target
 
     return Term(name, (points,), residual, (derivative,), None, targets)
+
+
+def data(name: str, points: Tensor, values: Value, *, out_dim: int = 1, batch_size: Optional[int] = None) -> Term:
+    """Observations ``u(points) = values`` (e.g. measurements for an inverse problem): points ``[N, d]``,
+    ``values`` ``[N]`` or ``[N, out]`` (or a number / a function of the points, as for :func:`dirichlet`)."""
+    term = _value_term(name, points, values, "u", out_dim)
+    term.batch_size = batch_size
+    term.__post_init__()
+    return term
 
 
 def dirichlet(name: str, points: Tensor, value: Value = 0.0, *, out_dim: int = 1) -> Term:
@@ -232,6 +251,8 @@ class Problem:
         solution: callable returning ``(X[M, d], U[M])`` or ``U[M, out]`` on an evaluation grid.
         seeds: the seeds the points were drawn from (one per ensemble member, or one).
         ensemble: ``None`` for points ``[N, d]``, else ``S`` for points ``[S, N, d]``.
+        coefficients: trainable PDE coefficients (inverse problems) by name, with their initial values,
+            e.g. ``{"nu": 0.05}``; trained with the network and read by residuals as ``f.coef["nu"]``.
     """
 
     name: str
@@ -249,6 +270,7 @@ class Problem:
     seeds: tuple[int, ...] = (0,)
     ensemble: Optional[int] = None
     extra: dict = field(default_factory=dict)
+    coefficients: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.coords = tuple(self.coords)
@@ -261,6 +283,12 @@ class Problem:
             raise ValueError(f"lower and upper must have one entry per coordinate {self.coords}")
         if not self.terms:
             raise ValueError("terms must hold at least one loss term")
+        self.coefficients = dict(self.coefficients)
+        for k, v in self.coefficients.items():
+            if not (isinstance(k, str) and k.isidentifier()):
+                raise ValueError(f"coefficient names must be identifiers, got {k!r}")
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise ValueError(f"coefficient {k!r} must start at a finite number, got {v!r}")
         names = [t.name for t in self.terms]
         if len(set(names)) != len(names):
             raise ValueError(f"term names must be distinct, got {names}")
@@ -283,7 +311,7 @@ class Problem:
                 parse_requests(t.requests, self.coords)
             except ValueError as exc:
                 raise ValueError(f"term {t.name!r}: {exc}") from None
-            t.check_residual(self.coords, self.out_dim, self.ensemble)
+            t.check_residual(self.coords, self.out_dim, self.ensemble, self.coefficients)
 
     @property
     def term_names(self) -> list[str]:

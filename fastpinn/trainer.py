@@ -53,6 +53,8 @@ class History:
         train_seconds: wall time of the training epochs alone (no evaluation, no warm-up).
         warmup_seconds: one-off compilation / graph-capture time.
         ensemble: ``None`` for one network, else ``S``.
+        coefficient_names: ``[C]`` the problem's trainable coefficients (inverse problems; empty otherwise).
+        coefficients: ``[E, S, C]`` their values after every epoch.
     """
 
     term_names: list[str]
@@ -65,6 +67,8 @@ class History:
     warmup_seconds: float = 0.0
     ensemble: Optional[int] = None
     extra: dict = field(default_factory=dict)
+    coefficient_names: list[str] = field(default_factory=list)
+    coefficients: np.ndarray = field(default_factory=lambda: np.zeros((0, 1, 0)))
 
     @property
     def epochs(self) -> int:
@@ -82,15 +86,18 @@ class History:
             path, term_names=np.array(self.term_names), losses=self.losses, weights=self.weights,
             eval_epochs=self.eval_epochs, rel_l2=self.rel_l2, skipped=self.skipped,
             train_seconds=np.array(self.train_seconds), warmup_seconds=np.array(self.warmup_seconds),
-            ensemble=np.array(-1 if self.ensemble is None else self.ensemble))
+            ensemble=np.array(-1 if self.ensemble is None else self.ensemble),
+            coefficient_names=np.array(self.coefficient_names, dtype=str), coefficients=self.coefficients)
 
     @classmethod
     def load(cls, path: str) -> "History":
         with np.load(path) as z:
             ens = int(z["ensemble"])
+            names = [str(s) for s in z["coefficient_names"]] if "coefficient_names" in z else []
+            coefs = z["coefficients"] if "coefficients" in z else np.zeros((z["losses"].shape[0], z["losses"].shape[1], 0))
             return cls([str(s) for s in z["term_names"]], z["losses"], z["weights"], z["eval_epochs"],
                        z["rel_l2"], z["skipped"], float(z["train_seconds"]), float(z["warmup_seconds"]),
-                       None if ens < 0 else ens)
+                       None if ens < 0 else ens, coefficient_names=names, coefficients=coefs)
 
 
 def rel_l2_error(pred: Tensor, exact: Tensor) -> Tensor:
@@ -176,6 +183,9 @@ class Trainer:
               and replayed (CUDA only; the optimizer must be capturable, the default Adam is). Capture
               happens in the warm-up (``History.warmup_seconds``), which leaves the training state as it
               found it.
+        coefficient_lr: learning rate of the problem's trainable coefficients (``problem.coefficients``,
+            inverse problems) in the default Adam (default ``lr``). The coefficients are parameters like
+            the network's: their gradients are part of ``G`` rows and weighted the same way.
     """
 
     def __init__(
@@ -194,6 +204,7 @@ class Trainer:
         batch_seed: Optional[int] = None,
         compile: bool = False,
         step_mode: str = "eager",
+        coefficient_lr: Optional[float] = None,
     ) -> None:
         if not isinstance(problem, Problem):
             raise ValueError(f"problem must be a fastpinn Problem, got {type(problem).__name__}")
@@ -236,16 +247,29 @@ class Trainer:
             raise ValueError(f"derivative_method must be one of {derivative_method_choices()}, got {derivative_method!r}")
         self.method = derivative_method
         self.eval_every = eval_every
-        k = len(problem.terms)
+        #: The problem's trainable coefficients (inverse problems): ``[C]`` (``[S, C]`` for an ensemble)
+        #: in ``problem.coefficients`` order, or ``None``.
+        self.coefficients: Optional[nn.Parameter] = None
+        self.coefficient_names = list(problem.coefficients)
+        if self.coefficient_names:
+            init = torch.tensor([float(v) for v in problem.coefficients.values()], dtype=dtype, device=self.device)
+            self.coefficients = nn.Parameter(init if problem.ensemble is None
+                                             else init.expand(self.members, -1).contiguous())
+        if coefficient_lr is not None and not (isinstance(coefficient_lr, (int, float)) and coefficient_lr > 0
+                                               and math.isfinite(coefficient_lr)):
+            raise ValueError(f"coefficient_lr must be a positive number or None, got {coefficient_lr!r}")
+        blocks = [self._flat] + ([] if self.coefficients is None else [self.coefficients])
         if isinstance(optimizer, torch.optim.Optimizer):
             self.optimizer = optimizer
         elif optimizer is None:
             # Fused Adam: one kernel over the flat theta (elementwise, so ensemble members stay independent).
             # Capturable keeps its step count on the device, which a CUDA graph needs.
-            self.optimizer = torch.optim.Adam([self._flat], lr=lr, fused=True,
-                                              capturable=step_mode == "cuda_graph")
+            groups: list[dict[str, Any]] = [{"params": [self._flat]}]
+            if self.coefficients is not None:
+                groups.append({"params": [self.coefficients], "lr": lr if coefficient_lr is None else coefficient_lr})
+            self.optimizer = torch.optim.Adam(groups, lr=lr, fused=True, capturable=step_mode == "cuda_graph")
         else:
-            self.optimizer = optimizer([self._flat])
+            self.optimizer = optimizer(blocks)
         if step_mode == "cuda_graph" and not all(g.get("capturable", False) for g in self.optimizer.param_groups):
             raise ValueError("optimizer must be built with capturable=True for step_mode='cuda_graph' "
                              "(e.g. torch.optim.Adam(params, fused=True, capturable=True))")
@@ -262,10 +286,11 @@ class Trainer:
         self.compile_decision: Optional[dict[str, Any]] = None
         self.steps_per_epoch = max(t.n_batches for t in self.problem.terms)
         #: The public weighted backward this trainer's step is built on (owns G, the Weighter, the gate).
+        leaves = self._leaves + ([] if self.coefficients is None else [self.coefficients])
         self.backward = WeightedBackward(
-            self._leaves, self.scheme, problem.term_names, reference=problem.reference_term,
+            leaves, self.scheme, problem.term_names, reference=problem.reference_term,
             adaptive=problem.adaptive, members=self.members, steps_per_epoch=self.steps_per_epoch,
-            gate="host" if step_mode == "eager" else "device", backend=backend, flat=self._flat,
+            gate="host" if step_mode == "eager" else "device", backend=backend, flat=blocks,
             shared_graph=False)  # one forward per term: disjoint graphs
         self.weighter = self.backward.weighter
         tick = time.perf_counter()
@@ -300,17 +325,37 @@ class Trainer:
             if key not in _TUNED:
                 def loss(method: str, term=term, index=index) -> Tensor:
                     return term.loss(self.net, self.problem.coords, index, method=method, theta=self._loss_params,
+                                     coef=self._coefficient_views(self.coefficients),
                                      ensemble=self.problem.ensemble is not None)
 
                 _TUNED[key] = fastest_method(loss, self._leaves)
             chosen[term.name] = _TUNED[key].method
         return chosen
 
-    def _make_loss_fn(self, term, method: str) -> Callable[[Tensor, Optional[Tensor]], Tensor]:
+    def _coefficient_views(self, coefficients: Optional[Tensor]) -> Optional[dict[str, Tensor]]:
+        """Name -> coefficient as the residual sees it: a scalar, or ``[S, 1]`` for an ensemble. Made per
+        call (views), so every graph owns its own."""
+        if coefficients is None:
+            return None
+        if self.problem.ensemble is None:
+            return {n: coefficients[i] for i, n in enumerate(self.coefficient_names)}
+        return {n: coefficients[:, i:i + 1] for i, n in enumerate(self.coefficient_names)}
+
+    def coefficient_values(self) -> dict[str, Tensor]:
+        """The trainable coefficients now: name -> ``[S]`` (detached copies)."""
+        if self.coefficients is None:
+            return {}
+        c = self.coefficients.detach().reshape(self.members, -1)
+        return {n: c[:, i].clone() for i, n in enumerate(self.coefficient_names)}
+
+    def _make_loss_fn(self, term, method: str) -> Callable[[Any, Optional[Tensor], Optional[Tensor]], Tensor]:
         coords, net, ensemble = self.problem.coords, self.net, self.problem.ensemble is not None
 
-        def loss_fn(theta: Any, index: Optional[Tensor]) -> Tensor:
-            return term.loss(net, coords, index, method=method, theta=theta, ensemble=ensemble).reshape(-1)
+        views = self._coefficient_views
+
+        def loss_fn(theta: Any, coefficients: Optional[Tensor], index: Optional[Tensor]) -> Tensor:
+            coef = views(coefficients)
+            return term.loss(net, coords, index, method=method, theta=theta, ensemble=ensemble, coef=coef).reshape(-1)
 
         if not self.compiled:
             return loss_fn
@@ -363,7 +408,8 @@ class Trainer:
     def term_losses(self, indices: Optional[Sequence[Optional[Tensor]]] = None) -> list[Tensor]:
         """Unweighted losses of every term, each ``[S]`` (``[1]`` for a single network)."""
         params = self._loss_params
-        return [fn(params, None if indices is None else indices[k]) for k, fn in enumerate(self._loss_fns)]
+        return [fn(params, self.coefficients, None if indices is None else indices[k])
+                for k, fn in enumerate(self._loss_fns)]
 
     def warmup(self) -> float:
         """Compile (when ``compile=True``) and capture (``step_mode="cuda_graph"``) every graph training
@@ -507,6 +553,7 @@ class Trainer:
         warmup_seconds = self.warmup()
         loss_log = torch.zeros(epochs, S, K, dtype=self.dtype, device=self.device)
         weight_log = torch.zeros(epochs, S, K, dtype=self.dtype, device=self.device)
+        coef_log = torch.zeros(epochs, S, len(self.coefficient_names), dtype=self.dtype, device=self.device)
         eval_epochs: list[int] = []
         errors: list[np.ndarray] = []
         has_reference = self.problem.solution is not None
@@ -540,6 +587,8 @@ class Trainer:
                     weight_log[i].copy_(self.weighter.lam_applied)
             if len(batches) > 1:
                 loss_log[i] /= len(batches)
+            if self.coefficients is not None:
+                coef_log[i].copy_(self.coefficients.detach().reshape(S, -1))
             self.epoch += 1
             if (i + 1) % self.eval_every == 0 or i + 1 == epochs:
                 if self.device.type == "cuda":
@@ -581,6 +630,8 @@ class Trainer:
             warmup_seconds=warmup_seconds,
             ensemble=self.problem.ensemble,
             extra={"compiled": self.compiled, "compile_decision": self.compile_decision},
+            coefficient_names=list(self.coefficient_names),
+            coefficients=coef_log.cpu().numpy(),
         )
 
     def _postfix(self, info: dict[str, Any], seconds: float, done: int) -> str:
@@ -597,6 +648,7 @@ class Trainer:
         return {
             "epoch": self.epoch,
             "theta": self.theta.detach().clone(),
+            "coefficients": None if self.coefficients is None else self.coefficients.detach().clone(),
             "optimizer": self.optimizer.state_dict(),
             "weighter": self.weighter.state_dict(),
             "update_step": self.backward.gate.step,
@@ -606,6 +658,10 @@ class Trainer:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         with torch.no_grad():
             self.theta.copy_(state["theta"])
+            if self.coefficients is not None:
+                if state.get("coefficients") is None:
+                    raise ValueError(f"checkpoint has no trainable coefficients; this trainer has {self.coefficient_names}")
+                self.coefficients.copy_(state["coefficients"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.weighter.load_state_dict(state["weighter"])
         self.weighter.to(dtype=self.dtype, device=self.device)

@@ -162,10 +162,13 @@ PROBLEMS = {"burgers": burgers, "poisson": poisson, "allen_cahn": allen_cahn}
 
 
 def get(name: str, seed: Seed = 0, **kwargs) -> Problem:
-    """Build a built-in problem by name (``burgers``, ``poisson``, ``allen_cahn``, ``poisson1d``)."""
+    """Build a built-in problem by name (``burgers``, ``poisson``, ``allen_cahn``, ``poisson1d``,
+    ``burgers_inverse``, ``kovasznay``)."""
+    from .inverse import burgers_inverse
+    from .kovasznay import kovasznay
     from .poisson1d import poisson1d
 
-    factories = dict(PROBLEMS, poisson1d=poisson1d)
+    factories = dict(PROBLEMS, poisson1d=poisson1d, burgers_inverse=burgers_inverse, kovasznay=kovasznay)
     if name not in factories:
         raise ValueError(f"problem must be one of {sorted(factories)}, got {name!r}")
     allowed = [p for p in inspect.signature(factories[name]).parameters if p != "seed"]
