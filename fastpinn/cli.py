@@ -79,8 +79,9 @@ def _add_common(p: argparse.ArgumentParser, *, sizes: bool = True) -> None:
                    help="how input derivatives are computed: auto (forward jets for the MLP), jet, func, autograd, "
                         "or tune (time each on this device, check they agree, use the fastest per loss term)")
     p.add_argument("--threads", type=_nonnegative_int, default=None,
-                   help="torch CPU threads; 0 keeps torch's default (default: 1 on a CPU device: these networks "
-                        "are small, and extra OpenMP threads slow them down badly on a shared machine)")
+                   help="torch CPU threads; 0 keeps torch's default (default: as many as there are idle cores when "
+                        "training starts, at least 1 -- fast on an idle machine, no collapse on a busy one; "
+                        "see fastpinn.threads; $FASTPINN_THREADS overrides)")
     if sizes:
         p.add_argument("--n-pde", type=int, default=None, help="number of PDE collocation points")
         p.add_argument("--n-bc", type=int, default=None, help="number of boundary points")
@@ -274,15 +275,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     from .trainer import NonFiniteError
 
+    import os
+
+    from .threads import ENV as THREADS_ENV
+
     threads = torch.get_num_threads()
+    env_before = os.environ.get(THREADS_ENV)
     want = getattr(args, "threads", None)
-    if want is None:
-        # The paper's networks are small (20-128 neurons): per op there is little work to share, and on a
-        # busy machine OpenMP threads wait on each other -- measured on 2 shared cores, Poisson with 1000
-        # points: 19 ms/epoch with one thread, 407 ms/epoch with two. So one thread on a CPU device.
-        want = 0 if str(_device(getattr(args, "device", None))).startswith("cuda") else 1
-    if want:
-        torch.set_num_threads(want)
+    # One policy (fastpinn.threads): every trainer resolves threads="auto" at train() -- the idle cores
+    # then, at least one -- unless --threads (or $FASTPINN_THREADS) fixes the count.
+    if want is not None:
+        os.environ[THREADS_ENV] = str(want if want > 0 else threads)
     # Reuse freed activation memory instead of page-faulting it in again every step (fastpinn.malloc).
     from .malloc import retain_freed_memory
 
@@ -306,6 +309,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 130
     finally:
         torch.set_num_threads(threads)  # main() may be called in-process (tests, notebooks)
+        if want is not None:
+            if env_before is None:
+                os.environ.pop(THREADS_ENV, None)
+            else:
+                os.environ[THREADS_ENV] = env_before
 
 
 if __name__ == "__main__":  # pragma: no cover

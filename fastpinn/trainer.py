@@ -31,6 +31,7 @@ from .network import MLP
 from .params import flatten_parameters, trainable_tensors
 from .problem import Problem
 from .schemes import DN, Scheme
+from .threads import ThreadSetting, resolve_threads, use_threads
 
 __all__ = ["Trainer", "History", "NonFiniteError", "rel_l2_error"]
 
@@ -186,6 +187,10 @@ class Trainer:
         coefficient_lr: learning rate of the problem's trainable coefficients (``problem.coefficients``,
             inverse problems) in the default Adam (default ``lr``). The coefficients are parameters like
             the network's: their gradients are part of ``G`` rows and weighted the same way.
+        threads: torch CPU threads during :meth:`train`: ``"auto"`` (default; see :mod:`fastpinn.threads`:
+            the cores idle right now, at least 1, or ``$FASTPINN_THREADS``), an integer, or ``None`` to
+            leave torch's setting alone. The previous setting is restored after ``train()``; the count
+            used is in ``History.extra["threads"]``.
     """
 
     def __init__(
@@ -205,6 +210,7 @@ class Trainer:
         compile: bool = False,
         step_mode: str = "eager",
         coefficient_lr: Optional[float] = None,
+        threads: ThreadSetting = "auto",
     ) -> None:
         if not isinstance(problem, Problem):
             raise ValueError(f"problem must be a fastpinn Problem, got {type(problem).__name__}")
@@ -219,6 +225,8 @@ class Trainer:
             raise ValueError(f"step_mode='cuda_graph' needs a CUDA device, got device={str(self.device)!r}; "
                              "use step_mode='device' or 'eager' elsewhere")
         self.step_mode = step_mode
+        resolve_threads(threads if threads != "auto" else None)  # validate now, decide at train()
+        self.threads: ThreadSetting = threads
         self.dtype = dtype
         self.problem = problem.to(self.device, dtype)
         self.scheme = DN() if scheme is None else scheme
@@ -544,8 +552,20 @@ class Trainer:
         Every ``eval_every`` epochs and at the end: losses and parameters are checked for NaN/Inf
         (raising :class:`NonFiniteError`), the relative L2 error is measured when the problem has a
         reference, skipped weight updates are reported as warnings, and ``callback(trainer, epoch,
-        info)`` is called.
+        info)`` is called. Runs with this trainer's ``threads`` policy.
         """
+        with use_threads(self.threads) as n_threads:
+            history = self._train(epochs, progress=progress, callback=callback)
+        history.extra["threads"] = n_threads
+        return history
+
+    def _train(
+        self,
+        epochs: Optional[int],
+        *,
+        progress: bool,
+        callback: Optional[Callable[["Trainer", int, dict[str, Any]], None]],
+    ) -> History:
         epochs = self.problem.epochs if epochs is None else epochs
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
             raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")

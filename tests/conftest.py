@@ -4,5 +4,9 @@ import torch
 
 # The Triton kernels run under the interpreter when there is no GPU; the variable must be set before
 # triton is first imported, which is why it lives here and not in a test module.
+# One thread in the suite: bit-for-bit comparisons between runs must not depend on how busy the machine
+# is (fastpinn.threads' "auto" policy would follow the load).
+os.environ.setdefault("FASTPINN_THREADS", "1")
+
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
