@@ -32,7 +32,8 @@ from .problem import Problem
 from .schemes import DN, PINN, Scheme
 from .weighter import Weighter, first_update_for
 
-__all__ = ["Trainer", "History", "NonFiniteError", "CheckpointError", "rel_l2_error", "CHECKPOINT_FORMAT"]
+__all__ = ["Trainer", "History", "NonFiniteError", "CheckpointError", "CorruptCheckpointError",
+           "DeviceUnavailableError", "rel_l2_error", "CHECKPOINT_FORMAT"]
 
 #: Version of the checkpoint layout written by :meth:`Trainer.save_checkpoint`; bumped when it changes.
 CHECKPOINT_FORMAT = 1
@@ -58,7 +59,15 @@ class NonFiniteError(FloatingPointError):
 
 
 class CheckpointError(ValueError):
-    """A checkpoint cannot be used: unreadable, corrupt, or written by a different configuration."""
+    """A checkpoint cannot be used: written by a different configuration (or format version)."""
+
+
+class CorruptCheckpointError(CheckpointError):
+    """A checkpoint file is truncated or corrupt (it cannot be read at all)."""
+
+
+class DeviceUnavailableError(ValueError):
+    """The requested device does not exist on this machine (e.g. ``"cuda"`` without CUDA)."""
 
 
 @dataclass
@@ -163,7 +172,7 @@ _TUNED: dict[tuple, MethodChoice] = {}  # derivative-method choices, shared by t
 def _check_device(device: torch.device) -> None:
     if device.type == "cuda" and not torch.cuda.is_available():
         why = "this torch is a CPU-only build" if torch.version.cuda is None else "no CUDA GPU was found"
-        raise ValueError(f"device {str(device)!r} was requested but CUDA is not available ({why}, torch "
+        raise DeviceUnavailableError(f"device {str(device)!r} was requested but CUDA is not available ({why}, torch "
                          f"{torch.__version__}); use device='cpu'")
 
 
@@ -671,7 +680,6 @@ class Trainer:
         self._step_counter.fill_(self.epoch * self.steps_per_epoch)
         good, good_done = self._snapshot(), 0  # the last state that passed the finiteness check
         last_improved = self.epoch
-        self._stop_requested = False
         bar = None
         if progress:
             from tqdm.auto import tqdm
@@ -759,6 +767,7 @@ class Trainer:
                 tick = time.perf_counter()
         finally:
             self._live = None
+            self._stop_requested = False  # a request ends this call only
             if bar is not None:
                 bar.close()
         if keep_best and self._best is not None:
@@ -878,9 +887,9 @@ class Trainer:
             state = torch.load(path, map_location=map_location, weights_only=False)
         except Exception as exc:  # noqa: BLE001 - zip/pickle/EOF errors of a damaged file all mean "corrupt"
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise CheckpointError(f"checkpoint {str(path)!r} is truncated or corrupt ({first})") from None
+            raise CorruptCheckpointError(f"checkpoint {str(path)!r} is truncated or corrupt ({first})") from None
         if not isinstance(state, dict):
-            raise CheckpointError(f"checkpoint {str(path)!r} does not hold a trainer state")
+            raise CorruptCheckpointError(f"checkpoint {str(path)!r} does not hold a trainer state")
         return state
 
     def load_checkpoint(self, path: str, *, max_epoch: Optional[int] = None) -> dict[str, Any]:
