@@ -367,6 +367,14 @@ def plan_run_dir(cfg: RunConfig, out_dir: Union[str, Path], *, force: bool = Fal
         return "reuse"
     if resumable_epoch(out, cfg) is not None:
         return "resume"
+    ckpt = out / runs.CHECKPOINT
+    if ckpt.exists():
+        from .trainer import CorruptCheckpointError, Trainer
+
+        try:
+            Trainer.read_checkpoint(str(ckpt))
+        except CorruptCheckpointError as exc:
+            raise CorruptCheckpointError(f"{exc}; pass --force to start afresh") from None
     if resume:
         why = runs.checkpoint_problem(out / runs.CHECKPOINT, identity)
         raise ValueError(f"cannot resume in {str(out)!r}: {why}")
@@ -828,7 +836,8 @@ def reproduce(
         else:
             start = resumable_epoch(d, cfg) if d.is_dir() else None
             if start is not None:
-                log(f"[{i}/{len(plan)}] {label}: resuming {d} from epoch {start}")
+                why = "" if reason in ("absent", f"{runs.METRICS} is missing") else f" ({reason})"
+                log(f"[{i}/{len(plan)}] {label}: resuming {d} from its checkpoint at epoch {start}{why}")
             elif reason != "absent" and runs.is_nonempty_dir(d):
                 log(f"[{i}/{len(plan)}] {label}: retraining {d}: {reason}")
             else:

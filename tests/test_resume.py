@@ -193,7 +193,7 @@ def test_reproduce_resumes_a_half_done_configuration(tmp_path, monkeypatch):
     interrupt[0] = False
     logs: list[str] = []
     res = experiments.reproduce("table1", out=out, log=logs.append, **tiny)
-    assert any("resuming" in line and "epoch 11" in line for line in logs)
+    assert any("resuming" in line and "epoch 11" in line for line in logs), logs
     assert calls[:2] == [30 - 11, 30]  # the half-done one continues, the next starts from scratch
     assert [r.rel_l2_mean for r in res.rows] == [r.rel_l2_mean for r in straight.rows]
     a = History.load(str(out / "ma-b0.9" / runs.HISTORY))
