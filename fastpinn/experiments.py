@@ -824,6 +824,9 @@ def reproduce(
                                    "pass --force to retrain it, or choose another --out")
         plan.append((entry, cfg, d, reason))
     root.mkdir(parents=True, exist_ok=True)
+    from . import _io
+
+    _io.remove_stray_temporaries(root)  # of table files a killed sweep was writing
     results = []
     histories = {}
     for i, (entry, cfg, d, reason) in enumerate(plan, 1):

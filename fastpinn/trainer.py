@@ -325,6 +325,10 @@ class Trainer:
 
     def _init_run_state(self) -> None:
         """State of :meth:`train` beyond one step: stop requests, the last finite state, the best-seen error."""
+        if self.weighter.first_update != 0 and self.step_mode != "eager":
+            # The device-decided step gates on step % (tau * steps_per_epoch) == 0 only (first_update = 0).
+            raise ValueError(f"update_schedule={self.update_schedule!r} needs step_mode='eager' for now, "
+                             f"got step_mode={self.step_mode!r}")
         self._stop_requested = False
         self._live: Optional[dict[str, Any]] = None  # the running train() call's logs, for history_so_far()
         #: Best relative L2 error seen per member, its epoch and parameters (``keep_best``); ``None`` before any.

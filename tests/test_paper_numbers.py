@@ -153,3 +153,10 @@ def test_cli_records_fidelity_options_and_reports_best(tmp_path, capsys):
     m = json.loads((out / "metrics.json").read_text())
     assert m["kept_best"] and m["rel_l2_per_seed"] == m["best_rel_l2_per_seed"]
     assert m["update_schedule"] == "authors" and m["init"] == "truncated_normal"
+
+
+def test_authors_schedule_is_refused_where_the_device_gate_ignores_it():
+    # The device-decided step updates at step % (tau * steps_per_epoch) == 0 only: refuse, never train wrong.
+    with pytest.raises(ValueError, match="needs step_mode='eager'"):
+        Trainer(poisson1d(0, n_pde=8, depth=2, width=4), fastpinn.DN(tau=3), backend="torch",
+                update_schedule="authors", step_mode="device")
