@@ -137,7 +137,11 @@ def verify_run(run_dir: PathLike, identity: dict) -> Optional[str]:
     if status != "ok":
         return f"{METRICS} is {status}"
     metrics = read_metrics(d) or {}
-    reached = metrics.get("last_good_epoch") if metrics.get("status") == "diverged" else identity.get("epochs")
+    reached = identity.get("epochs")
+    if metrics.get("status") == "diverged":
+        reached = metrics.get("last_good_epoch")
+    elif metrics.get("early_stopped"):  # patience ended it before its length
+        reached = metrics.get("epochs")
     try:
         from .trainer import History
 

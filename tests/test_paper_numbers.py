@@ -160,3 +160,16 @@ def test_authors_schedule_is_refused_where_the_device_gate_ignores_it():
     with pytest.raises(ValueError, match="needs step_mode='eager'"):
         Trainer(poisson1d(0, n_pde=8, depth=2, width=4), fastpinn.DN(tau=3), backend="torch",
                 update_schedule="authors", step_mode="device")
+
+
+def test_an_early_stopped_run_is_reused_not_retrained(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["train", "poisson1d", "--scheme", "pinn", "--epochs", "300", "--n-pde", "12", "--eval-every", "1",
+            "--patience", "3", "--lr", "10", "--no-figures", "--no-progress", "--backend", "torch", "--threads", "1",
+            "--compile", "off", "--out", str(out)]
+    assert cli.main(argv) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["early_stopped"] and m["epochs"] < 300
+    capsys.readouterr()
+    assert cli.main(argv) == 0
+    assert "reusing" in capsys.readouterr().err
