@@ -1,6 +1,7 @@
 // Argument checks shared by the CPU and CUDA implementations (host code only).
 #pragma once
 
+#include <ATen/MemoryOverlap.h>
 #include <ATen/core/Tensor.h>
 #include <c10/util/Exception.h>
 
@@ -44,6 +45,7 @@ inline EmaParams check_ema_update_args(const at::Tensor& stats, const at::Tensor
   TORCH_CHECK(is_float_or_double(stats), op, "stats must be float32 or float64, got ", stats.scalar_type());
   const int64_t S = stats.size(0);
   const int64_t K = stats.size(1);
+  TORCH_CHECK(K >= 1, op, "stats must hold K >= 1 loss terms, got shape ", stats.sizes());
   for (const at::Tensor* t : {&lam, &lam_applied}) {
     const char* name = t == &lam ? "lam" : "lam_applied";
     TORCH_CHECK(t->dim() == 2 && t->size(0) == S && t->size(1) == K, op, name, " must have shape [S, K] = [", S,
@@ -70,7 +72,12 @@ inline EmaParams check_ema_update_args(const at::Tensor& stats, const at::Tensor
               static_cast<int64_t>(kSchemeDN), " (DN), got ", scheme);
   TORCH_CHECK(reference >= 0 && reference < K, op, "reference must be a term index in [0, K) = [0, ", K, "), got ",
               reference);
-  TORCH_CHECK(std::isfinite(beta) && beta >= 0.0 && beta <= 1.0, op, "beta must be in [0, 1], got ", beta);
+  // beta = 1 would never move lam and divides by 1 - beta^n = 0 under bias correction.
+  TORCH_CHECK(std::isfinite(beta) && beta >= 0.0 && beta < 1.0, op, "beta must be in [0, 1), got ", beta);
+  // lam and lam_applied are written one after the other: shared memory would mix EMA state and applied weights.
+  const at::MemOverlapStatus overlap = at::get_overlap_status(lam, lam_applied);
+  TORCH_CHECK(overlap != at::MemOverlapStatus::Full && overlap != at::MemOverlapStatus::Partial, op,
+              "lam and lam_applied must be distinct buffers, got overlapping memory");
   TORCH_CHECK(ma_form == kMaFormPaper || ma_form == kMaFormWang, op, "ma_form must be ",
               static_cast<int64_t>(kMaFormPaper), " (paper, eq. 15) or ", static_cast<int64_t>(kMaFormWang),
               " (Wang et al.), got ", ma_form);

@@ -20,7 +20,8 @@ from typing import IO, Any
 
 import numpy as np
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "atomic_save_npz", "atomic_open"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "atomic_save_npz", "atomic_open",
+           "remove_stray_temporaries"]
 
 PathLike = str | os.PathLike[str]
 
@@ -34,6 +35,7 @@ def _default_mode() -> int:
 
 
 _NEW_FILE_MODE = _default_mode()
+TMP_SUFFIX = ".tmp"  # temporaries are ".<name>.<random>.tmp" beside their destination
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -60,12 +62,15 @@ def atomic_open(path: PathLike) -> Iterator[IO[bytes]]:
     """
     dest = Path(path)
     directory = dest.parent
-    directory.mkdir(parents=True, exist_ok=True)
     try:
-        mode = stat.S_IMODE(os.stat(dest).st_mode)
-    except FileNotFoundError:
-        mode = _NEW_FILE_MODE
-    fd, tmp_name = tempfile.mkstemp(dir=directory, prefix=f".{dest.name}.", suffix=".tmp")
+        directory.mkdir(parents=True, exist_ok=True)
+        try:
+            mode = stat.S_IMODE(os.stat(dest).st_mode)
+        except FileNotFoundError:
+            mode = _NEW_FILE_MODE
+        fd, tmp_name = tempfile.mkstemp(dir=directory, prefix=f".{dest.name}.", suffix=TMP_SUFFIX)
+    except OSError as exc:
+        raise _naming(exc, dest) from None
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -74,12 +79,35 @@ def atomic_open(path: PathLike) -> Iterator[IO[bytes]]:
             os.fsync(fh.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, dest)
-    except BaseException:
+    except BaseException as exc:
         # BaseException too: a KeyboardInterrupt mid-write must not leave a stray temp file.
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):
             tmp.unlink()
+        if isinstance(exc, OSError):
+            raise _naming(exc, dest) from None
         raise
     _fsync_dir(directory)
+
+
+def _naming(exc: OSError, dest: Path) -> OSError:
+    """The same error (same type and errno), naming the file the caller asked for, not our temporary."""
+    if exc.errno is None:
+        return exc
+    return type(exc)(exc.errno, exc.strerror or str(exc), str(dest))
+
+
+def remove_stray_temporaries(directory: PathLike) -> list[Path]:
+    """Delete the temporary files that an :func:`atomic_open` killed mid-write (``kill -9``, power loss)
+    left in ``directory``; returns what was removed."""
+    removed = []
+    d = Path(directory)
+    if not d.is_dir():
+        return removed
+    for p in d.glob(f".*{TMP_SUFFIX}"):
+        with contextlib.suppress(OSError):
+            p.unlink()
+            removed.append(p)
+    return removed
 
 
 def atomic_write_bytes(path: PathLike, data: bytes) -> None:

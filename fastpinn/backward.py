@@ -209,14 +209,15 @@ class WeightedBackward:
         if isinstance(steps_per_epoch, bool) or not isinstance(steps_per_epoch, int) or steps_per_epoch < 1:
             raise ValueError(f"steps_per_epoch must be an integer >= 1, got {steps_per_epoch!r}")
         self.steps_per_epoch = steps_per_epoch
-        self.weighter = Weighter(scheme, n_terms=len(names), reference=reference, adaptive=adaptive, backend=backend)
+        if isinstance(first_update, bool) or not isinstance(first_update, int) or first_update < 0:
+            raise ValueError(f"first_update must be an integer >= 0 (an epoch), got {first_update!r}")
+        self.weighter = Weighter(scheme, n_terms=len(names), reference=reference, adaptive=adaptive, backend=backend,
+                                 first_update=first_update)
         S, K, P = members, len(names), self.rows.n_params
         dtype, device = self.rows.dtype, self.rows.device
         self.members = S
         self.weighter.reset(S, dtype, device)
         tau = getattr(scheme, "tau", 1)
-        if isinstance(first_update, bool) or not isinstance(first_update, int) or first_update < 0:
-            raise ValueError(f"first_update must be an integer >= 0 (an epoch), got {first_update!r}")
         self.gate = _gate(gate, tau * steps_per_epoch, first_update * steps_per_epoch, device)
         self.G: Optional[Tensor] = torch.zeros(S, K, P, dtype=dtype, device=device) if self.weighter.dynamic else None
         self._G_views = None if self.G is None else [self.rows.views(self.G[:, k]) for k in range(K)]

@@ -5,20 +5,33 @@
     fastpinn reproduce table2 --seeds 10
     fastpinn demo
 
-Exit status: 0 on success; 2 for a bad argument (one line on stderr, no traceback); 1 if training
-diverged (NaN/Inf); 130 when interrupted.
+Exit status (errors are one line on stderr, no traceback):
+
+    0    success (also: the run directory already holds this finished run)
+    1    training diverged (NaN/Inf); the last finite state is in checkpoint.pt, metrics.json says where
+    2    bad argument (or an output directory holding something else, or a checkpoint of another
+         configuration)
+    3    filesystem or environment fault: read-only or full disk, an output path that is a file, a corrupt
+         checkpoint, CUDA requested but not available
+    130  interrupted by SIGINT (Ctrl-C), 143 by SIGTERM: a checkpoint was written first; rerun the same
+         command (or add --resume) to continue
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import signal
 import sys
 import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "EXIT_OK", "EXIT_DIVERGED", "EXIT_USAGE", "EXIT_ENVIRONMENT", "EXIT_SIGINT",
+           "EXIT_SIGTERM"]
+
+EXIT_OK, EXIT_DIVERGED, EXIT_USAGE, EXIT_ENVIRONMENT = 0, 1, 2, 3
+EXIT_SIGINT, EXIT_SIGTERM = 128 + signal.SIGINT, 128 + signal.SIGTERM  # 130, 143: the shell's convention
 
 
 class _UsageError(Exception):
@@ -64,7 +77,9 @@ def _add_common(p: argparse.ArgumentParser, *, sizes: bool = True) -> None:
     p.add_argument("--backend", choices=("auto", "cpp", "triton", "torch"), default="auto",
                    help="op backend for the weight statistics (default auto: the compiled ops)")
     p.add_argument("--out", default=None, help="output directory")
-    p.add_argument("--force", action="store_true", help="overwrite an existing non-empty output directory")
+    p.add_argument("--force", action="store_true",
+                   help="start afresh in a non-empty output directory (the old run's files are replaced only once "
+                        "the new run has written its first checkpoint)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--no-figures", action="store_true", help="write no PNG figures")
     p.add_argument("--compile", nargs="?", const="on", default="auto", choices=("on", "off", "auto"),
@@ -90,6 +105,24 @@ def _add_common(p: argparse.ArgumentParser, *, sizes: bool = True) -> None:
         p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
         p.add_argument("--eval-every", type=int, default=100,
                        help="epochs between rel. L2 evaluations / finiteness checks (default 100)")
+        p.add_argument("--checkpoint-every", type=int, default=None, metavar="EPOCHS",
+                       help="also write checkpoint.pt every EPOCHS epochs (at the next --eval-every boundary)")
+        p.add_argument("--checkpoint-seconds", type=float, default=120.0, metavar="S",
+                       help="write checkpoint.pt after every S seconds of training (default 120; 0: only by "
+                            "--checkpoint-every, on SIGINT/SIGTERM and at the end)")
+        f = p.add_argument_group("fidelity options (comparing with the authors' TensorFlow code)")
+        f.add_argument("--update-schedule", choices=("fastpinn", "authors"), default="fastpinn",
+                       help="fastpinn (default): weights update at epochs 0, tau, 2tau, ...; authors: at 1-based "
+                            "epochs tau, 2tau, ... (0-based tau-1, 2tau-1, ...) without bias correction, as their "
+                            "scripts do")
+        f.add_argument("--init", choices=("glorot_normal", "truncated_normal"), default="glorot_normal",
+                       help="weight initialisation: glorot_normal (default) or truncated_normal (the authors': "
+                            "the same std, redrawn beyond 2 std, so 0.88x narrower)")
+        f.add_argument("--keep-best", action="store_true",
+                       help="end with the parameters of the lowest rel. L2 error seen (the authors' protocol)")
+        f.add_argument("--patience", type=int, default=None, metavar="EPOCHS",
+                       help="stop early when no seed's rel. L2 error improved for EPOCHS epochs (the authors: "
+                            "100, with --eval-every 1)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -118,16 +151,21 @@ def build_parser() -> argparse.ArgumentParser:
     seeds = t.add_mutually_exclusive_group()
     seeds.add_argument("--seed", type=int, default=None, help="train one network with this seed (default 0)")
     seeds.add_argument("--seeds", type=int, default=None, help="train seeds 0..N-1 as one batched ensemble")
+    t.add_argument("--resume", action="store_true",
+                   help="continue the interrupted run in --out from its checkpoint (error if there is none; "
+                        "rerunning the same command on the same directory resumes too)")
     _add_common(t)
 
     r = sub.add_parser("reproduce", help="reproduce a table or figure of the paper (resumable sweep)",
                        description="Run every configuration of a table of the paper, each as one ensemble of "
                                    "seeds, and write table.md / table.csv beside the paper's numbers. Finished "
-                                   "configurations in --out are reused.")
+                                   "configurations in --out are checked and reused, interrupted ones resume "
+                                   "from their checkpoint, damaged ones are retrained.")
     r.add_argument("table", choices=tuple(TABLES) + ("demo",))
     r.add_argument("--seeds", type=int, default=10, help="seeds per configuration (default 10, the paper's)")
     r.add_argument("--epochs", type=int, default=None, help="epochs (default: the problem's, as in the paper)")
-    r.add_argument("--problem", choices=PROBLEMS, default=None, help="run the table on another problem")
+    r.add_argument("--problem", choices=PROBLEMS, default=None,
+                   help="table4/fig12: only this problem's rows; other tables: run the grid on another problem")
     _add_common(r)
 
     d = sub.add_parser("demo", help="a few-minute CPU demo: Poisson with PINN vs DN-PINN",
@@ -158,6 +196,13 @@ def _err(msg: str) -> None:
     print(msg.strip().splitlines()[0] if msg.strip() else "fastpinn: error", file=sys.stderr, flush=True)
 
 
+def _os_error(exc: OSError) -> str:
+    """``cannot write 'runs/x/config.json': Read-only file system`` -- the path and the cause."""
+    if exc.filename is not None and exc.strerror:
+        return f"cannot use {str(exc.filename)!r}: {exc.strerror}"
+    return str(exc) or type(exc).__name__
+
+
 def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
@@ -183,9 +228,22 @@ def _fmt_err(mean: Optional[float], sem: Optional[float], n: int) -> str:
 
 
 # ------------------------------------------------------------------------------------- commands
+def _fidelity(args: argparse.Namespace) -> dict:
+    return {"update_schedule": args.update_schedule, "init": args.init, "keep_best": args.keep_best,
+            "patience": args.patience}
+
+
+def _run_options(args: argparse.Namespace) -> dict:
+    if args.checkpoint_every is not None and args.checkpoint_every < 1:
+        raise ValueError(f"--checkpoint-every must be an integer >= 1 (epochs), got {args.checkpoint_every}")
+    if not (math.isfinite(args.checkpoint_seconds) and args.checkpoint_seconds >= 0):
+        raise ValueError(f"--checkpoint-seconds must be a number >= 0, got {args.checkpoint_seconds}")
+    return {"checkpoint_every": args.checkpoint_every, "checkpoint_seconds": args.checkpoint_seconds or None}
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from . import runs
-    from .experiments import RunConfig, build_trainer, train_run
+    from .experiments import RunConfig, build_trainer, plan_run_dir, train_run
 
     if args.seeds is not None:
         if args.seeds < 1:
@@ -196,26 +254,32 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if seed < 0:
             raise ValueError(f"--seed must be >= 0, got {seed}")
         seeds, ensemble = (seed,), False
+    if args.resume and args.force:
+        raise ValueError("--resume and --force contradict each other (continue the run, or start afresh)")
     device = _device(args.device)
     cfg = RunConfig(problem=args.problem, scheme=args.scheme, beta=args.beta, tau=args.tau, p=args.p,
                     bias_correction=args.bias_correction, ma_form=args.ma_form, seeds=seeds, ensemble=ensemble,
                     epochs=args.epochs, lr=args.lr, device=device, dtype=args.dtype, backend=args.backend,
                     eval_every=args.eval_every, problem_kwargs=_sizes(args), compile=_compile_arg(args),
-                    step_mode=args.step_mode, derivative_method=args.derivative_method)
+                    step_mode=args.step_mode, derivative_method=args.derivative_method, **_fidelity(args))
+    options = _run_options(args)
+    if args.resume and not args.out:
+        raise ValueError("--resume needs --out (the directory of the run to continue)")
     out = Path(args.out) if args.out else runs.default_run_dir(args.problem, args.scheme)
-    if runs.is_nonempty_dir(out) and not args.force:
-        raise runs.RunDirError(f"output directory {str(out)!r} is not empty; pass --force to overwrite it")
-    if out.exists() and not out.is_dir():
-        raise runs.RunDirError(f"output path {str(out)!r} exists and is not a directory")
+    cfg.validate()
+    action = plan_run_dir(cfg, out, force=args.force, resume=True if args.resume else None)  # before any build
     prebuilt = build_trainer(cfg)  # every ValueError surfaces here, before anything is written
-    _log(f"fastpinn train: {args.problem} with {cfg.describe()}, seeds {list(seeds)}, "
+    _log(f"fastpinn train: {'resuming ' if action == 'resume' else ''}{args.problem} with {cfg.describe()}, seeds {list(seeds)}, "
          f"{prebuilt[0].epochs if cfg.epochs is None else cfg.epochs} epochs on {device} -> {out}")
-    m = train_run(cfg, out, force=args.force, progress=not args.no_progress, figures=not args.no_figures,
-                  prebuilt=prebuilt)
+    m = train_run(cfg, out, force=args.force, resume=True if args.resume else None, progress=not args.no_progress,
+                  figures=not args.no_figures, prebuilt=prebuilt, log=_log, **options)
     err = _fmt_err(m.get("rel_l2_mean"), m.get("rel_l2_sem"), int(m.get("n_seeds", 1)))
+    if m.get("status") == "diverged":
+        _err(f"fastpinn train: {out} holds a run of this configuration that diverged: {m.get('error', '')}")
+        return EXIT_DIVERGED
     print(f"{args.problem}/{args.scheme}: rel. L2 = {err}; training {m['train_seconds']:.1f} s "
           f"({m['ms_per_epoch']:.1f} ms/epoch, {m['epochs']} epochs); results in {out}", flush=True)
-    return 0
+    return EXIT_OK
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
@@ -228,7 +292,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
                     lr=args.lr, eval_every=args.eval_every, compile=_compile_arg(args), step_mode=args.step_mode,
                     derivative_method=args.derivative_method, force=args.force,
                     progress=not args.no_progress,
-                    figures=not args.no_figures, log=_log)
+                    figures=not args.no_figures, log=_log, fidelity=_fidelity(args), run_options=_run_options(args))
     print(res.markdown, flush=True)
     print(f"written: {res.out_dir / 'table.md'}, {res.out_dir / 'table.csv'}", flush=True)
     return 0
@@ -273,7 +337,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return int(exc.code or 0)
     import torch
 
-    from .trainer import NonFiniteError
+    from .experiments import Interrupted
+    from .trainer import CorruptCheckpointError, DeviceUnavailableError, NonFiniteError
 
     import os
 
@@ -299,14 +364,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return _cmd_reproduce(args)
         return _cmd_demo(args)
     except NonFiniteError as exc:
+        where = f"; last good checkpoint: {exc.checkpoint}" if exc.checkpoint else ""
+        _err(f"{prog}: {exc}{where}")
+        return EXIT_DIVERGED
+    except Interrupted as exc:
         _err(f"{prog}: {exc}")
-        return 1
-    except (ValueError, FileExistsError, NotADirectoryError) as exc:
+        return EXIT_SIGTERM if exc.signum == signal.SIGTERM else EXIT_SIGINT
+    except (DeviceUnavailableError, CorruptCheckpointError) as exc:
         _err(f"{prog}: error: {exc}")
-        return 2
+        return EXIT_ENVIRONMENT
+    except OSError as exc:
+        _err(f"{prog}: error: {_os_error(exc)}")
+        return EXIT_ENVIRONMENT
+    except ValueError as exc:
+        _err(f"{prog}: error: {exc}")
+        return EXIT_USAGE
     except KeyboardInterrupt:
         _err(f"{prog}: interrupted")
-        return 130
+        return EXIT_SIGINT
     finally:
         torch.set_num_threads(threads)  # main() may be called in-process (tests, notebooks)
         if want is not None:

@@ -17,7 +17,13 @@ from typing import Optional, Sequence, Union
 import torch
 from torch import Tensor, nn
 
-__all__ = ["MLP"]
+__all__ = ["MLP", "INITS"]
+
+#: Weight initialisations: ``"glorot_normal"`` (the default: normal with std ``sqrt(2 / (fan_in + fan_out))``)
+#: and ``"truncated_normal"``, what the authors' TensorFlow code draws
+#: (``tf.random.truncated_normal(stddev=sqrt(2 / (fan_in + fan_out)))``: that normal, redrawn outside two
+#: standard deviations, so its true std is 0.88 of the nominal one).
+INITS = ("glorot_normal", "truncated_normal")
 
 
 def _as_bounds(value: Union[float, Sequence[float], Tensor], dim: int, name: str) -> Tensor:
@@ -44,6 +50,7 @@ class MLP(nn.Module):
             gives each member its own. Member ``s`` is initialised exactly like a single network with
             that seed, so an ensemble is interchangeable with ``S`` separate runs.
         dtype, device: of ``theta``.
+        init: ``"glorot_normal"`` (default) or ``"truncated_normal"`` (the authors' code, see :data:`INITS`).
 
     Weights are Glorot-normal (std ``sqrt(2 / (fan_in + fan_out))``), biases zero, output linear.
     """
@@ -61,8 +68,12 @@ class MLP(nn.Module):
         seed: Union[int, Sequence[int]] = 0,
         dtype: torch.dtype = torch.float32,
         device: Union[str, torch.device, None] = None,
+        init: str = "glorot_normal",
     ) -> None:
         super().__init__()
+        if init not in INITS:
+            raise ValueError(f"init must be one of {INITS}, got {init!r}")
+        self.init = init
         for name, value, least in (("in_dim", in_dim, 1), ("out_dim", out_dim, 1), ("depth", depth, 1), ("width", width, 1)):
             if not isinstance(value, int) or isinstance(value, bool) or value < least:
                 raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
@@ -112,7 +123,11 @@ class MLP(nn.Module):
         row = torch.zeros(self.n_params, dtype=torch.float64)
         for (n_out, n_in), (w_off, b_off, _) in zip(self.layer_shapes, self._offsets):
             std = math.sqrt(2.0 / (n_in + n_out))
-            row[w_off:b_off] = torch.randn(n_out * n_in, generator=gen, dtype=torch.float64) * std
+            w = row[w_off:b_off]
+            if self.init == "truncated_normal":
+                torch.nn.init.trunc_normal_(w, 0.0, std, -2.0 * std, 2.0 * std, generator=gen)
+            else:
+                w.copy_(torch.randn(n_out * n_in, generator=gen, dtype=torch.float64) * std)
         return row
 
     def layers(self, theta: Union[Tensor, Sequence[Tensor], None] = None) -> list[tuple[Tensor, Tensor]]:
@@ -192,4 +207,5 @@ class MLP(nn.Module):
         return (
             f"in_dim={self.in_dim}, out_dim={self.out_dim}, depth={self.depth}, width={self.width}, "
             f"n_params={self.n_params}, ensemble={self.ensemble}"
+            + ("" if self.init == "glorot_normal" else f", init={self.init!r}")
         )

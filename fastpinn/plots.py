@@ -4,12 +4,13 @@ Per run (``fastpinn train``):
 
 * :func:`plot_solution_maps` -- reference, prediction and |error| on the evaluation grid (paper Figs 2, 5, 8);
 * :func:`plot_gradient_histograms` -- distributions of the back-propagated gradient of each loss term
-  after training, ``log10 |g|`` (Figs 3, 6, 9);
+  after training, weighted by its ``lambda_j`` as in the paper (or unweighted, ``log10 |g|``) (Figs 3, 6, 9);
 * :func:`plot_training_curves` -- term losses and rel. L2 over epochs (Figs 4, 7, 10);
 * :func:`plot_loss_trajectory` -- the ``L_PDE`` - ``L_j`` trajectory (Figs 4, 7, 10);
 * :func:`plot_weights` -- the weights ``lambda_j`` over epochs.
 
-Per table (``fastpinn reproduce``): :func:`plot_bias_correction` (Fig. 12) and :func:`plot_table_summary`.
+Per table (``fastpinn reproduce``): :func:`plot_bias_correction` (Fig. 12), :func:`plot_gradients_side_by_side`
+(every method's weighted gradients, Figs 3, 6, 9) and :func:`plot_table_summary`.
 
 Every function takes plain arrays (or a :class:`~fastpinn.trainer.History`) and a path, writes one PNG
 and returns the path. Nothing here trains or evaluates a network; :func:`run_figures` gathers the
@@ -31,7 +32,7 @@ from matplotlib.figure import Figure
 from . import _io
 
 __all__ = [
-    "plot_solution_maps", "plot_gradient_histograms", "plot_training_curves", "plot_loss_trajectory",
+    "plot_solution_maps", "plot_gradient_histograms", "plot_gradients_side_by_side", "plot_training_curves", "plot_loss_trajectory",
     "plot_weights", "plot_bias_correction", "plot_table_summary", "run_figures", "grid_shape", "save_figure",
 ]
 
@@ -136,42 +137,90 @@ def plot_solution_maps(X: np.ndarray, U_ref: np.ndarray, U_pred: np.ndarray, pat
 
 
 # ----------------------------------------------------------------------------- gradient histograms
-def plot_gradient_histograms(G: np.ndarray, term_names: Sequence[str], path: PathLike, *, title: str = "",
-                             bins: int = 60) -> Path:
-    """Histograms of ``log10 |g|`` of each term's back-propagated gradient (paper Figs 3, 6, 9).
-
-    ``G``: ``[K, P]`` or ``[S, K, P]`` (all members are pooled). Exact zeros cannot go on a log scale; their
-    count is given in the legend.
-    """
+def _gradient_panel(ax: Any, G: np.ndarray, term_names: Sequence[str], weights: Optional[np.ndarray],
+                    bins: int, reference: int) -> None:
+    """Draw one panel of gradient histograms: weighted ``lambda_j dL_j/dtheta`` on a linear gradient axis
+    with the density on a symlog scale (``weights`` given), or unweighted ``log10 |dL_j/dtheta|``."""
     G = np.asarray(G, dtype=np.float64)
     if G.ndim == 2:
         G = G[None]
     if G.ndim != 3 or G.shape[1] != len(term_names):
         raise ValueError(f"G must be [K, P] or [S, K, P] with K = {len(term_names)} terms, got {G.shape}")
+    K = G.shape[1]
+    if weights is not None:
+        w = np.broadcast_to(np.asarray(weights, dtype=np.float64).reshape(-1, K), (G.shape[0], K))
+        vals = [(G[:, k] * w[:, k, None]).reshape(-1) for k in range(K)]
+        hi = max(float(np.abs(v).max()) for v in vals)
+        hi = hi if hi > 0 else 1.0
+        edges = np.linspace(-hi, hi, bins + 1)
+        peak = 0.0
+        for k, (v, name) in enumerate(zip(vals, term_names)):
+            label = f"∇θ L_{name}" if k == reference else f"λ_{name} ∇θ L_{name}"
+            dens, _, patches = ax.hist(v, bins=edges, histtype="stepfilled", alpha=0.35, density=True, label=label)
+            ax.hist(v, bins=edges, histtype="step", density=True, color=patches[0].get_facecolor()[:3])
+            peak = max(peak, float(np.max(dens)))
+        # symlog keeps the empty tails visible (linear below 1e-4 of the peak) and shows the wide core too.
+        ax.set_yscale("symlog", linthresh=max(peak * 1e-4, 1e-300))
+        ax.set_xlabel("weighted gradient λ_j ∂L_j / ∂θ")
+        ax.legend(fontsize="small")
+        return
     logs = []
-    for k in range(G.shape[1]):
+    for k in range(K):
         a = np.abs(G[:, k].reshape(-1))
         nz = a[a > 0]
         logs.append((np.log10(nz) if nz.size else np.empty(0), a.size - nz.size))
     finite = [v for v, _ in logs if v.size]
-    fig, ax = _subplots(figsize=(7, 4.2))
     if finite:
         lo = min(float(v.min()) for v in finite)
         hi = max(float(v.max()) for v in finite)
         edges = np.linspace(lo, hi if hi > lo else lo + 1.0, bins + 1)
         for (vals, zeros), name in zip(logs, term_names):
-            label = f"∇θ L_{name}" + (f" ({zeros} zeros)" if zeros else "")
+            label = f"∇θ L_{name} (unweighted)" + (f" ({zeros} zeros)" if zeros else "")
             if vals.size:
                 ax.hist(vals, bins=edges, histtype="stepfilled", alpha=0.35, density=True, label=label)
                 ax.hist(vals, bins=edges, histtype="step", density=True, color=ax.patches[-1].get_facecolor()[:3])
             else:
                 ax.plot([], [], label=label + " (all zero)")
-        ax.legend()
+        ax.legend(fontsize="small")
     else:
         ax.text(0.5, 0.5, "all gradients are zero", ha="center", va="center", transform=ax.transAxes)
-    ax.set_xlabel("log10 |∂L_j / ∂θ|")
+    ax.set_xlabel("log10 |∂L_j / ∂θ| (unweighted)")
+
+
+def plot_gradient_histograms(G: np.ndarray, term_names: Sequence[str], path: PathLike, *,
+                             weights: Optional[np.ndarray] = None, weighted: bool = True, reference: int = 0,
+                             title: str = "", bins: int = 60) -> Path:
+    """Histograms of each term's back-propagated gradient after training (paper Figs 3, 6, 9).
+
+    As in the paper (and the authors' plotting code): ``∇θ L_PDE`` beside the *weighted* ``λ_j ∇θ L_j`` --
+    what the dynamic schemes equalise -- on a linear gradient axis, density on a symlog scale.
+    ``weighted=False`` draws the unweighted ``log10 |∇θ L_j|`` instead (labelled so).
+
+    ``G``: ``[K, P]`` or ``[S, K, P]`` (all members are pooled); ``weights``: the applied ``λ``, ``[K]`` or
+    ``[S, K]`` (needed when ``weighted``); ``reference``: the unweighted reference term.
+    """
+    if weighted and weights is None:
+        raise ValueError("weights (the applied λ, [K] or [S, K]) are needed for weighted=True")
+    fig, ax = _subplots(figsize=(7, 4.2))
+    _gradient_panel(ax, G, term_names, weights if weighted else None, bins, reference)
     ax.set_ylabel("density")
     ax.set_title(title or "back-propagated gradients after training")
+    return save_figure(fig, path)
+
+
+def plot_gradients_side_by_side(panels: Mapping[str, tuple[np.ndarray, np.ndarray]], term_names: Sequence[str],
+                                path: PathLike, *, reference: int = 0, title: str = "", bins: int = 60) -> Path:
+    """Every method's weighted gradients side by side, one panel each, on a shared gradient axis (paper
+    Figs 3, 6, 9). ``panels``: label -> ``(G[S, K, P], weights[S, K])``."""
+    if not panels:
+        raise ValueError("panels must hold at least one method")
+    n = len(panels)
+    fig, axes = _subplots(1, n, figsize=(3.6 * n, 3.6), squeeze=False)
+    for ax, (label, (G, w)) in zip(axes[0], panels.items()):
+        _gradient_panel(ax, G, term_names, w, bins, reference)
+        ax.set_title(label, fontsize="medium")
+    axes[0][0].set_ylabel("density")
+    fig.suptitle(title or "weighted back-propagated gradients after training")
     return save_figure(fig, path)
 
 
@@ -330,7 +379,9 @@ def run_figures(trainer: Any, history: Any, out_dir: PathLike, *, title: str = "
         paths.append(plot_solution_maps(np.asarray(X), np.asarray(U), pred, out / "solution.png",
                                         coords=problem.coords, title=title))
     G = trainer.term_gradients(trainer.term_losses()).detach().cpu().numpy()
-    paths.append(plot_gradient_histograms(G, problem.term_names, out / "gradients.png", title=title))
+    lam = trainer.weighter.weights().detach().cpu().numpy()
+    paths.append(plot_gradient_histograms(G, problem.term_names, out / "gradients.png", weights=lam,
+                                          reference=problem.reference_term, title=title))
     paths.append(plot_training_curves(history, out / "training.png", title=title))
     if len(problem.terms) > 1:
         paths.append(plot_loss_trajectory(history, out / "loss_trajectory.png", reference=problem.reference_term,

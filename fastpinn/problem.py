@@ -19,6 +19,7 @@ have their own points (see :func:`stack`).
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Optional, Sequence, Union
 
@@ -29,9 +30,10 @@ from torch import Tensor
 from .derivatives import Fields, derivatives, parse_requests
 from .network import MLP
 
-__all__ = ["Term", "Problem", "pde", "data", "dirichlet", "initial", "neumann", "periodic", "stack"]
+__all__ = ["POINTS_OUTSIDE", "Term", "Problem", "pde", "data", "dirichlet", "initial", "neumann", "periodic", "stack"]
 
 Value = Union[float, Callable[[Tensor], Tensor], Tensor]
+POINTS_OUTSIDE = ("warn", "error", "ignore")
 
 
 @dataclass
@@ -58,19 +60,35 @@ class Term:
     targets: Optional[Tensor] = None
 
     def __post_init__(self) -> None:
-        if isinstance(self.points, Tensor):
+        if isinstance(self.points, (Tensor, np.ndarray)):
             self.points = (self.points,)
-        self.points = tuple(self.points)
+        self.points = tuple(torch.as_tensor(p) if isinstance(p, np.ndarray) else p for p in self.points)
         if not self.points:
             raise ValueError(f"term {self.name!r}: points must hold at least one point set")
+        for pts in self.points:
+            if not isinstance(pts, Tensor):
+                raise ValueError(f"term {self.name!r}: points must be tensors [N, d] or [S, N, d], "
+                                 f"got {type(pts).__name__}")
+            if pts.dim() not in (2, 3):
+                hint = " (one coordinate: use x.reshape(-1, 1) or x[:, None])" if pts.dim() == 1 else ""
+                raise ValueError(f"term {self.name!r}: points must have shape [N, d] or [S, N, d], "
+                                 f"got {pts.dim()}-D shape {tuple(pts.shape)}{hint}")
+            if not (pts.is_floating_point() and bool(torch.isfinite(pts).all())):
+                what = "floating-point" if not pts.is_floating_point() else "finite (they hold NaN or Inf)"
+                raise ValueError(f"term {self.name!r}: points must be {what}")
         n = self.points[0].shape[-2]
         for pts in self.points:
-            if pts.dim() not in (2, 3) or pts.shape[-2] != n or pts.shape != self.points[0].shape:
+            if pts.shape[-2] != n or pts.shape != self.points[0].shape:
                 raise ValueError(
                     f"term {self.name!r}: every point set must have the same shape [N, d] or [S, N, d], "
                     f"got {[tuple(p.shape) for p in self.points]}")
         if n < 1:
             raise ValueError(f"term {self.name!r}: needs at least one point")
+        if self.targets is not None:
+            if not isinstance(self.targets, Tensor):
+                raise ValueError(f"term {self.name!r}: targets must be a tensor, got {type(self.targets).__name__}")
+            if self.targets.is_floating_point() and not bool(torch.isfinite(self.targets).all()):
+                raise ValueError(f"term {self.name!r}: targets must be finite (they hold NaN or Inf)")
         if self.batch_size is not None and (not isinstance(self.batch_size, int) or self.batch_size < 1):
             raise ValueError(f"term {self.name!r}: batch_size must be None or an integer >= 1, got {self.batch_size!r}")
         if isinstance(self.requests, str):
@@ -253,6 +271,8 @@ class Problem:
         ensemble: ``None`` for points ``[N, d]``, else ``S`` for points ``[S, N, d]``.
         coefficients: trainable PDE coefficients (inverse problems) by name, with their initial values,
             e.g. ``{"nu": 0.05}``; trained with the network and read by residuals as ``f.coef["nu"]``.
+        points_outside: what a point outside the box ``[lower, upper]`` does at construction:
+            ``"warn"`` (default, ``UserWarning``), ``"error"`` (``ValueError``) or ``"ignore"``.
     """
 
     name: str
@@ -271,6 +291,7 @@ class Problem:
     ensemble: Optional[int] = None
     extra: dict = field(default_factory=dict)
     coefficients: dict = field(default_factory=dict)
+    points_outside: str = "warn"
 
     def __post_init__(self) -> None:
         self.coords = tuple(self.coords)
@@ -281,6 +302,13 @@ class Problem:
         self.upper = tuple(float(v) for v in self.upper)
         if len(self.lower) != d or len(self.upper) != d:
             raise ValueError(f"lower and upper must have one entry per coordinate {self.coords}")
+        for c, lo, hi in zip(self.coords, self.lower, self.upper):
+            if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+                raise ValueError(f"the box must have finite lower < upper in every coordinate, got "
+                                 f"lower={lo} >= upper={hi} for {c!r}" if lo >= hi else
+                                 f"the box must be finite, got lower={lo}, upper={hi} for {c!r}")
+        if self.points_outside not in POINTS_OUTSIDE:
+            raise ValueError(f"points_outside must be one of {POINTS_OUTSIDE}, got {self.points_outside!r}")
         if not self.terms:
             raise ValueError("terms must hold at least one loss term")
         self.coefficients = dict(self.coefficients)
@@ -302,6 +330,7 @@ class Problem:
             if self.reference_term not in names:
                 raise ValueError(f"reference_term must be a term name from {names} or an index, got {self.reference_term!r}")
             self.reference_term = names.index(self.reference_term)
+        self._check_points_in_box()
         if not 0 <= self.reference_term < len(self.terms):
             raise ValueError(f"reference_term must be in [0, {len(self.terms)}), got {self.reference_term}")
         if self.adaptive is not None and len(self.adaptive) != len(self.terms):
@@ -313,15 +342,37 @@ class Problem:
                 raise ValueError(f"term {t.name!r}: {exc}") from None
             t.check_residual(self.coords, self.out_dim, self.ensemble, self.coefficients)
 
+    def _check_points_in_box(self) -> None:
+        """Points outside ``[lower, upper]`` are scaled outside ``[-1, 1]`` by the network: usually a mistake."""
+        if self.points_outside == "ignore":
+            return
+        lo = torch.tensor(self.lower, dtype=torch.float64)
+        hi = torch.tensor(self.upper, dtype=torch.float64)
+        slack = 1e-6 * (hi - lo)  # float32 rounding of points drawn on the boundary
+        for t in self.terms:
+            for pts in t.points:
+                p = pts.detach().to(device="cpu", dtype=torch.float64).reshape(-1, pts.shape[-1])
+                out = ((p < lo - slack) | (p > hi + slack)).any(dim=1)
+                if bool(out.any()):
+                    n, first = int(out.sum()), p[out.nonzero()[0, 0]].tolist()
+                    msg = (f"term {t.name!r}: {n} point(s) lie outside the box lower={list(self.lower)}, "
+                           f"upper={list(self.upper)} (first: {first}); the network scales inputs with this box")
+                    if self.points_outside == "error":
+                        raise ValueError(msg)
+                    warnings.warn(msg + " (points_outside='error' refuses, 'ignore' is silent)", UserWarning,
+                                  stacklevel=4)
+
     @property
     def term_names(self) -> list[str]:
         return [t.name for t in self.terms]
 
-    def network(self, *, dtype: torch.dtype = torch.float32, device: Union[str, torch.device, None] = None) -> MLP:
-        """A fresh network for this problem, seeded like its points (an ensemble for stacked problems)."""
+    def network(self, *, dtype: torch.dtype = torch.float32, device: Union[str, torch.device, None] = None,
+                init: str = "glorot_normal") -> MLP:
+        """A fresh network for this problem, seeded like its points (an ensemble for stacked problems);
+        ``init``: see :data:`fastpinn.network.INITS`."""
         seed = list(self.seeds) if self.ensemble is not None else self.seeds[0]
         return MLP(len(self.coords), self.out_dim, self.depth, self.width, self.lower, self.upper,
-                   ensemble=self.ensemble, seed=seed, dtype=dtype, device=device)
+                   ensemble=self.ensemble, seed=seed, dtype=dtype, device=device, init=init)
 
     def reference(self) -> tuple[np.ndarray, np.ndarray]:
         """The exact/reference solution on the evaluation grid: points ``X[M, d]`` (columns in ``coords``

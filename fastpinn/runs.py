@@ -5,7 +5,9 @@ One run directory holds::
     config.json      everything needed to rerun (problem, scheme, seeds, sizes, device, versions)
     metrics.json     final relative L2 per seed, mean and standard error, timings
     history.npz      the :class:`~fastpinn.trainer.History` (losses, weights, rel. L2 over epochs)
-    checkpoint.pt    :meth:`~fastpinn.trainer.Trainer.save_checkpoint` at the end of training
+    checkpoint.pt    :meth:`~fastpinn.trainer.Trainer.save_checkpoint`: written every few minutes of training
+                     (``--checkpoint-every``), on SIGTERM/SIGINT, at the last finite state of a diverged run
+                     and at the end; it also holds the run's identity and its history so far (resume)
     *.png            figures (see :mod:`fastpinn.plots`)
 
 Every file is written atomically (:mod:`fastpinn._io`): a reader sees a complete old file or a complete
@@ -15,6 +17,7 @@ mistake for a finished configuration.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -30,8 +33,9 @@ from . import _io
 
 __all__ = [
     "CONFIG", "METRICS", "HISTORY", "CHECKPOINT", "RUN_FILES",
-    "RunDirError", "default_run_dir", "prepare_run_dir", "is_nonempty_dir",
-    "write_json", "read_json", "read_config", "read_metrics",
+    "RunDirError", "RunPathError", "default_run_dir", "prepare_run_dir", "is_nonempty_dir", "check_dir_path",
+    "replace_previous_run", "verify_run", "checkpoint_problem",
+    "write_json", "read_json", "json_status", "read_config", "read_metrics",
     "mean_sem", "metrics_from_history", "environment", "device_name",
 ]
 
@@ -46,7 +50,12 @@ PathLike = Union[str, os.PathLike]
 
 
 class RunDirError(ValueError):
-    """The output directory cannot be used (exists and is not empty, or is a file)."""
+    """The output directory cannot be used for this run (it holds other files or another configuration)."""
+
+
+class RunPathError(NotADirectoryError):
+    """The output path is not a usable directory (it is a file); an ``OSError``, like the other filesystem
+    faults (read-only, disk full), which the command line reports with their own exit status."""
 
 
 def default_run_dir(problem: str, scheme: str, root: PathLike = "runs", *, now: Optional[float] = None) -> Path:
@@ -65,25 +74,104 @@ def is_nonempty_dir(path: PathLike) -> bool:
     return p.is_dir() and any(p.iterdir())
 
 
-def prepare_run_dir(path: PathLike, *, force: bool = False) -> Path:
-    """Create ``path`` for a new run.
-
-    Raises :class:`RunDirError` if ``path`` is a file, or a non-empty directory and ``force`` is false.
-    With ``force`` the files a previous run wrote there (``RUN_FILES`` and ``*.png``) are removed first, so
-    no stale figure or metric survives; anything else in the directory is left alone.
-    """
+def check_dir_path(path: PathLike) -> Path:
+    """``path`` as a ``Path``; :class:`RunPathError` if it (or a parent) exists and is not a directory."""
     p = Path(path)
-    if p.exists() and not p.is_dir():
-        raise RunDirError(f"output path {str(p)!r} exists and is not a directory")
-    if is_nonempty_dir(p):
-        if not force:
-            raise RunDirError(f"output directory {str(p)!r} is not empty; pass --force to overwrite it")
-        for name in RUN_FILES:
-            (p / name).unlink(missing_ok=True)
-        for png in p.glob("*.png"):
-            png.unlink(missing_ok=True)
-    p.mkdir(parents=True, exist_ok=True)
+    for q in (p, *p.parents):
+        if q.exists():
+            if not q.is_dir():
+                raise RunPathError(errno.ENOTDIR, "exists and is not a directory", str(q))
+            break
     return p
+
+
+def prepare_run_dir(path: PathLike, *, force: bool = False) -> Path:
+    """Create ``path`` for a run and check that files can be written in it.
+
+    Raises :class:`RunPathError` if ``path`` is a file, :class:`RunDirError` if it is a non-empty directory
+    and ``force`` is false, and the ``OSError`` of a failed write (read-only filesystem, permissions, disk
+    full) naming the path. Nothing is deleted here: with ``force`` an earlier run's files stay until the new
+    run replaces them (:func:`replace_previous_run`), so an interrupted ``--force`` loses nothing.
+    """
+    p = check_dir_path(path)
+    if is_nonempty_dir(p) and not force:
+        raise RunDirError(f"output directory {str(p)!r} is not empty; pass --force to overwrite it")
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise type(exc)(exc.errno, exc.strerror, str(p)) from None
+    _io.remove_stray_temporaries(p)
+    # Fail now, not after hours of training: write (atomically) and remove a probe file.
+    probe = p / ".fastpinn-write-test"
+    _io.atomic_write_bytes(probe, b"")
+    probe.unlink()
+    return p
+
+
+def replace_previous_run(path: PathLike, keep: Iterable[str] = ()) -> None:
+    """Remove what an earlier run left in ``path`` that the new one has not rewritten yet (its metrics,
+    figures, ...), once the new run has written its own checkpoint; ``keep``: names already rewritten."""
+    p = Path(path)
+    keep = set(keep)
+    for name in RUN_FILES:
+        if name not in keep:
+            (p / name).unlink(missing_ok=True)
+    for png in p.glob("*.png"):
+        png.unlink(missing_ok=True)
+
+
+# ------------------------------------------------------------------------------------ verification
+def verify_run(run_dir: PathLike, identity: dict) -> Optional[str]:
+    """Why the finished run in ``run_dir`` cannot be reused for a configuration of ``identity``, or
+    ``None`` if every file checks out: ``config.json`` (valid, same identity), ``metrics.json`` (valid,
+    finished), ``history.npz`` (loadable, as many epochs as the run reached) and ``checkpoint.pt``
+    (loadable, at that epoch, written by this configuration)."""
+    d = Path(run_dir)
+    status = json_status(d / CONFIG)
+    if status != "ok":
+        return f"{CONFIG} is {status}"
+    config = read_config(d) or {}
+    if config.get("identity") != identity:
+        return f"{CONFIG} describes a different configuration"
+    status = json_status(d / METRICS)
+    if status != "ok":
+        return f"{METRICS} is {status}"
+    metrics = read_metrics(d) or {}
+    reached = identity.get("epochs")
+    if metrics.get("status") == "diverged":
+        reached = metrics.get("last_good_epoch")
+    elif metrics.get("early_stopped"):  # patience ended it before its length
+        reached = metrics.get("epochs")
+    try:
+        from .trainer import History
+
+        epochs = History.load(str(d / HISTORY)).epochs
+    except FileNotFoundError:
+        return f"{HISTORY} is missing"
+    except Exception as exc:  # noqa: BLE001 - any failure to read it means the file is damaged
+        return f"{HISTORY} is corrupt ({type(exc).__name__})"
+    if reached is not None and epochs != reached:
+        return f"{HISTORY} holds {epochs} epochs, the run reached {reached}"
+    reason = checkpoint_problem(d / CHECKPOINT, identity, reached)
+    return None if reason is None else reason
+
+
+def checkpoint_problem(path: PathLike, identity: dict, epoch: Optional[int] = None) -> Optional[str]:
+    """Why ``path`` is not a checkpoint of a run of ``identity`` (at ``epoch``), or ``None``."""
+    from .trainer import CheckpointError, Trainer
+
+    try:
+        state = Trainer.read_checkpoint(str(path))
+    except FileNotFoundError:
+        return f"{Path(path).name} is missing"
+    except CheckpointError:
+        return f"{Path(path).name} is truncated or corrupt"
+    extra = state.get("extra") or {}
+    if extra.get("identity") != identity:
+        return f"{Path(path).name} was written by a different configuration"
+    if epoch is not None and state.get("epoch") != epoch:
+        return f"{Path(path).name} is at epoch {state.get('epoch')}, the run reached {epoch}"
+    return None
 
 
 # ------------------------------------------------------------------------------------------ JSON
@@ -108,6 +196,18 @@ def _jsonable(obj: Any) -> Any:
 def write_json(path: PathLike, obj: Any) -> None:
     """Write ``obj`` as strict JSON (NaN/Inf become ``null``), atomically."""
     _io.atomic_write_json(path, _jsonable(obj))
+
+
+def json_status(path: PathLike) -> str:
+    """``"ok"``, ``"missing"`` or ``"corrupt"`` (unreadable, not JSON, or not a JSON object)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            obj = json.load(fh)
+    except FileNotFoundError:
+        return "missing"
+    except (OSError, ValueError):
+        return "corrupt"
+    return "ok" if isinstance(obj, dict) else "corrupt"
 
 
 def read_json(path: PathLike) -> Optional[dict]:

@@ -9,6 +9,8 @@ written into device buffers and read back only every ``eval_every`` epochs.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import io
 import itertools
 import math
@@ -16,6 +18,7 @@ import time
 import types
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
@@ -32,12 +35,44 @@ from .params import flatten_parameters, trainable_tensors
 from .problem import Problem
 from .schemes import DN, Scheme
 from .threads import ThreadSetting, resolve_threads, use_threads
+from .weighter import first_update_for
 
-__all__ = ["Trainer", "History", "NonFiniteError", "rel_l2_error"]
+__all__ = ["Trainer", "History", "NonFiniteError", "CheckpointError", "CorruptCheckpointError",
+           "DeviceUnavailableError", "rel_l2_error", "CHECKPOINT_FORMAT"]
+
+#: Version of the checkpoint layout written by :meth:`Trainer.save_checkpoint`; bumped when it changes.
+CHECKPOINT_FORMAT = 1
 
 
 class NonFiniteError(FloatingPointError):
-    """A loss or the parameters became NaN/Inf during training."""
+    """A loss or the parameters became NaN/Inf during training.
+
+    When :meth:`Trainer.train` raises it, the trainer has been put back to its last finite state (the last
+    ``eval_every`` boundary that passed the check). Attributes: ``term`` (name of the first non-finite loss,
+    ``None`` if only the parameters were), ``member`` (ensemble member), ``epoch`` (the epoch whose loss
+    was non-finite, or the boundary at which the parameters were found non-finite), ``last_good_epoch``
+    (the epoch the trainer was restored to), ``history`` (the :class:`History` of the call up to
+    ``last_good_epoch``) and ``checkpoint`` (path of the last good checkpoint, when a caller wrote one).
+    """
+
+    def __init__(self, message: str, *, term: Optional[str] = None, member: Optional[int] = None,
+                 epoch: Optional[int] = None, last_good_epoch: Optional[int] = None,
+                 history: Optional["History"] = None, checkpoint: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.term, self.member, self.epoch = term, member, epoch
+        self.last_good_epoch, self.history, self.checkpoint = last_good_epoch, history, checkpoint
+
+
+class CheckpointError(ValueError):
+    """A checkpoint cannot be used: written by a different configuration (or format version)."""
+
+
+class CorruptCheckpointError(CheckpointError):
+    """A checkpoint file is truncated or corrupt (it cannot be read at all)."""
+
+
+class DeviceUnavailableError(ValueError):
+    """The requested device does not exist on this machine (e.g. ``"cuda"`` without CUDA)."""
 
 
 @dataclass
@@ -90,6 +125,33 @@ class History:
             ensemble=np.array(-1 if self.ensemble is None else self.ensemble),
             coefficient_names=np.array(self.coefficient_names, dtype=str), coefficients=self.coefficients)
 
+    def to_dict(self) -> dict[str, Any]:
+        """Plain arrays and numbers (for embedding in a checkpoint); :meth:`from_dict` inverts it."""
+        return {"term_names": list(self.term_names), "losses": self.losses, "weights": self.weights,
+                "eval_epochs": self.eval_epochs, "rel_l2": self.rel_l2, "skipped": self.skipped,
+                "train_seconds": self.train_seconds, "warmup_seconds": self.warmup_seconds,
+                "ensemble": self.ensemble, "extra": dict(self.extra)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "History":
+        return cls(list(d["term_names"]), np.asarray(d["losses"]), np.asarray(d["weights"]),
+                   np.asarray(d["eval_epochs"], dtype=np.int64), np.asarray(d["rel_l2"]), np.asarray(d["skipped"]),
+                   float(d["train_seconds"]), float(d["warmup_seconds"]), d["ensemble"], dict(d.get("extra", {})))
+
+    def concat(self, later: "History") -> "History":
+        """This history followed by ``later`` (the next :meth:`Trainer.train` call, e.g. after a resume):
+        epochs and evaluations appended, ``skipped`` and ``extra`` from ``later``, times summed."""
+        if list(later.term_names) != list(self.term_names) or later.ensemble != self.ensemble:
+            raise ValueError(f"cannot append a history of terms {later.term_names} (ensemble {later.ensemble}) "
+                             f"to one of {self.term_names} (ensemble {self.ensemble})")
+        S = self.losses.shape[1] if self.losses.ndim == 3 else later.losses.shape[1]
+        return History(
+            list(self.term_names), np.concatenate([self.losses, later.losses]),
+            np.concatenate([self.weights, later.weights]), np.concatenate([self.eval_epochs, later.eval_epochs]),
+            np.concatenate([self.rel_l2.reshape(-1, S), later.rel_l2.reshape(-1, S)]), later.skipped,
+            self.train_seconds + later.train_seconds, self.warmup_seconds + later.warmup_seconds, self.ensemble,
+            {**self.extra, **later.extra})
+
     @classmethod
     def load(cls, path: str) -> "History":
         with np.load(path) as z:
@@ -124,6 +186,13 @@ def derivative_method_choices() -> tuple[str, ...]:
 
 DERIVATIVE_METHODS = derivative_method_choices()
 _TUNED: dict[tuple, MethodChoice] = {}  # derivative-method choices, shared by the trainers of one process
+
+
+def _check_device(device: torch.device) -> None:
+    if device.type == "cuda" and not torch.cuda.is_available():
+        why = "this torch is a CPU-only build" if torch.version.cuda is None else "no CUDA GPU was found"
+        raise DeviceUnavailableError(f"device {str(device)!r} was requested but CUDA is not available ({why}, torch "
+                         f"{torch.__version__}); use device='cpu'")
 
 
 def _batch_key(indices: Sequence[Optional[Tensor]]) -> tuple:
@@ -165,6 +234,9 @@ class Trainer:
         eval_every: epochs between evaluations, finiteness checks and log reads (the only host syncs).
         backend: op backend for the statistics and the weight update.
         batch_seed: seed of the mini-batch shuffling (default: the problem's first seed).
+        update_schedule: ``"fastpinn"`` (default: weight updates at epochs 0, tau, 2 tau, ...) or
+            ``"authors"`` (as the authors' TensorFlow scripts: epochs tau - 1, 2 tau - 1, ... without bias
+            correction, 0, tau, ... with it); see :data:`fastpinn.weighter.UPDATE_SCHEDULES`.
         compile: ``True``: compile each term's loss (derivatives + residual, forward and backward) with
             ``torch.compile``; one graph per term so each backward runs only its own term. The one-off
             compilation happens in a warm-up before the first epoch and is reported apart
@@ -211,6 +283,7 @@ class Trainer:
         step_mode: str = "eager",
         coefficient_lr: Optional[float] = None,
         threads: ThreadSetting = "auto",
+        update_schedule: str = "fastpinn",
     ) -> None:
         if not isinstance(problem, Problem):
             raise ValueError(f"problem must be a fastpinn Problem, got {type(problem).__name__}")
@@ -221,6 +294,7 @@ class Trainer:
         if step_mode not in STEP_MODES:
             raise ValueError(f"step_mode must be one of {STEP_MODES}, got {step_mode!r}")
         self.device = torch.device(device) if device is not None else torch.device("cpu")
+        _check_device(self.device)
         if step_mode == "cuda_graph" and self.device.type != "cuda":
             raise ValueError(f"step_mode='cuda_graph' needs a CUDA device, got device={str(self.device)!r}; "
                              "use step_mode='device' or 'eager' elsewhere")
@@ -267,6 +341,8 @@ class Trainer:
                                                and math.isfinite(coefficient_lr)):
             raise ValueError(f"coefficient_lr must be a positive number or None, got {coefficient_lr!r}")
         blocks = [self._flat] + ([] if self.coefficients is None else [self.coefficients])
+        self.update_schedule = update_schedule
+        first_update = first_update_for(update_schedule, self.scheme)
         if isinstance(optimizer, torch.optim.Optimizer):
             self.optimizer = optimizer
         elif optimizer is None:
@@ -278,6 +354,7 @@ class Trainer:
             self.optimizer = torch.optim.Adam(groups, lr=lr, fused=True, capturable=step_mode == "cuda_graph")
         else:
             self.optimizer = optimizer(blocks)
+        self._check_optimizer()
         if step_mode == "cuda_graph" and not all(g.get("capturable", False) for g in self.optimizer.param_groups):
             raise ValueError("optimizer must be built with capturable=True for step_mode='cuda_graph' "
                              "(e.g. torch.optim.Adam(params, fused=True, capturable=True))")
@@ -298,7 +375,7 @@ class Trainer:
         self.backward = WeightedBackward(
             leaves, self.scheme, problem.term_names, reference=problem.reference_term,
             adaptive=problem.adaptive, members=self.members, steps_per_epoch=self.steps_per_epoch,
-            gate="host" if step_mode == "eager" else "device", backend=backend, flat=blocks,
+            first_update=first_update, gate="host" if step_mode == "eager" else "device", backend=backend, flat=blocks,
             shared_graph=False)  # one forward per term: disjoint graphs
         self.weighter = self.backward.weighter
         tick = time.perf_counter()
@@ -307,6 +384,21 @@ class Trainer:
         self._pending_warmup = time.perf_counter() - tick if derivative_method == "tune" else 0.0
         self._graphs: dict[tuple, "_CapturedStep"] = {}
         self._build_loss_fns()
+        self._init_run_state()
+
+    def _check_optimizer(self) -> None:
+        """A user's optimizer must step this network's flat parameters, else training silently does nothing."""
+        held = [p for g in self.optimizer.param_groups for p in g["params"]]
+        if not any(p is self._flat or any(p is leaf for leaf in self._leaves) for p in held):
+            raise ValueError("optimizer must hold the network's parameters (network.theta / network.parameters()); "
+                             f"it holds {len(held)} other tensor(s) of shapes {[tuple(p.shape) for p in held][:4]}")
+
+    def _init_run_state(self) -> None:
+        """State of :meth:`train` beyond one step: stop requests, the last finite state, the best-seen error."""
+        self._stop_requested = False
+        self._live: Optional[dict[str, Any]] = None  # the running train() call's logs, for history_so_far()
+        #: Best relative L2 error seen per member, its epoch and parameters (``keep_best``); ``None`` before any.
+        self._best: Optional[dict[str, Tensor]] = None
 
     # ------------------------------------------------------------------------------------- one step
     @property
@@ -528,17 +620,84 @@ class Trainer:
             steps.append(idx)
         return steps
 
-    def _check_finite(self, losses: Tensor, first_epoch: int) -> None:
+    def _locate_nonfinite(self, losses: Tensor, first_epoch: int) -> tuple[Optional[str], Optional[int], int, str]:
+        """After the device flag fired: which term, member and epoch went non-finite first (host reads, only
+        on failure). ``losses``: the ``[E, S, K]`` log since the last check, whose first row is ``first_epoch``."""
         bad = ~torch.isfinite(losses)
-        if bool(bad.any()) or not bool(torch.isfinite(self.theta).all()):
-            if bool(bad.any()):
-                e, s, k = (int(v) for v in bad.nonzero()[0])
-                where = f"loss {self.problem.terms[k].name!r} of member {s} at epoch {first_epoch + e}"
-            else:
-                where = "the network parameters"
-            raise NonFiniteError(
-                f"training diverged: {where} is not finite (scheme {self.scheme!r}); "
-                "lower the learning rate or check the problem's terms")
+        if bool(bad.any()):
+            e, s, k = (int(v) for v in bad.nonzero()[0])
+            name = self.problem.terms[k].name
+            return name, s, first_epoch + e, f"loss {name!r} of member {s} at epoch {first_epoch + e}"
+        members = (~torch.isfinite(self.theta.reshape(self.members, -1))).any(dim=1)
+        s = int(members.nonzero()[0, 0])
+        return None, s, self.epoch, f"the network parameters of member {s} (found at epoch {self.epoch})"
+
+    def _snapshot(self) -> dict[str, Any]:
+        """A deep copy of the training state (parameters, optimizer, weights, shuffling, epoch) in memory."""
+        with torch.no_grad():
+            return copy.deepcopy(self.state_dict())
+
+    def request_stop(self) -> None:
+        """Ask a running :meth:`train` to stop after the current epoch (safe from a signal handler: it only
+        sets a flag). ``train`` then checks finiteness and returns the history so far with
+        ``History.extra["stopped"] = True``; the trainer is at an epoch boundary, ready to checkpoint."""
+        self._stop_requested = True
+
+    def history_so_far(self) -> "History":
+        """Inside a :meth:`train` callback: the :class:`History` of the running call up to now."""
+        if self._live is None:
+            raise RuntimeError("history_so_far() is only available while train() runs (e.g. in its callback)")
+        lv = self._live
+        return self._history(lv["loss_log"], lv["weight_log"], lv["eval_epochs"], lv["errors"], lv["done"],
+                             lv["train_seconds"], lv["warmup_seconds"], coef_log=lv["coef_log"])
+
+    def _history(self, loss_log: Tensor, weight_log: Tensor, eval_epochs: list[int], errors: list[np.ndarray],
+                 n: int, train_seconds: float, warmup_seconds: float, coef_log: Optional[Tensor] = None,
+                 **extra: Any) -> "History":
+        """The :class:`History` of the first ``n`` epochs of a train() call."""
+        S = self.members
+        info = {"compiled": self.compiled, "compile_decision": self.compile_decision}
+        if self._best is not None:
+            info["best_rel_l2"] = self._best["rel_l2"].cpu().numpy().tolist()
+            info["best_epoch"] = self._best["epoch"].cpu().numpy().tolist()
+        info.update(extra)
+        return History(
+            term_names=self.problem.term_names,
+            losses=loss_log[:n].cpu().numpy(),
+            weights=weight_log[:n].cpu().numpy(),
+            eval_epochs=np.array(eval_epochs, dtype=np.int64),
+            rel_l2=np.array(errors, dtype=np.float64).reshape(len(errors), S),
+            skipped=self.weighter.skipped.cpu().numpy(),
+            train_seconds=train_seconds,
+            warmup_seconds=warmup_seconds,
+            ensemble=self.problem.ensemble,
+            extra=info,
+            coefficient_names=list(self.coefficient_names),
+            coefficients=(np.zeros((n, S, 0)) if coef_log is None else coef_log[:n].cpu().numpy()),
+        )
+
+    def _track_best(self, err: np.ndarray) -> bool:
+        """Record a new evaluation in the best-seen state; returns whether any member improved."""
+        e = torch.as_tensor(err, dtype=torch.float64, device=self.device)
+        theta = self.theta.detach().reshape(self.members, -1)
+        if self._best is None:
+            self._best = {"rel_l2": torch.full_like(e, math.inf), "epoch": torch.full(e.shape, -1, dtype=torch.int64,
+                                                                                      device=self.device),
+                          "theta": theta.clone()}
+        b = self._best
+        better = e < b["rel_l2"]  # a NaN error never counts as better
+        b["rel_l2"] = torch.where(better, e, b["rel_l2"])
+        b["epoch"] = torch.where(better, torch.full_like(b["epoch"], self.epoch), b["epoch"])
+        b["theta"] = torch.where(better.unsqueeze(1), theta, b["theta"])
+        return bool(better.any())
+
+    def restore_best(self) -> None:
+        """Put the parameters with the lowest relative L2 error seen (per member) back into the network
+        (the authors' protocol); optimizer and weights stay as they are."""
+        if self._best is None:
+            raise RuntimeError("no evaluation has been recorded yet (the problem needs a reference solution)")
+        with torch.no_grad():
+            self.theta.copy_(self._best["theta"].reshape(self.theta.shape))
 
     def train(
         self,
@@ -546,16 +705,31 @@ class Trainer:
         *,
         progress: bool = False,
         callback: Optional[Callable[["Trainer", int, dict[str, Any]], None]] = None,
+        keep_best: bool = False,
+        patience: Optional[int] = None,
     ) -> History:
         """Train for ``epochs`` (default: the problem's) and return the :class:`History` of this call.
 
-        Every ``eval_every`` epochs and at the end: losses and parameters are checked for NaN/Inf
-        (raising :class:`NonFiniteError`), the relative L2 error is measured when the problem has a
-        reference, skipped weight updates are reported as warnings, and ``callback(trainer, epoch,
-        info)`` is called. Runs with this trainer's ``threads`` policy.
+        At every epoch that is a multiple of ``eval_every`` (counted from the start of training, so a
+        resumed run evaluates where an uninterrupted one does) and at the end: a NaN/Inf flag that every
+        epoch folds into a device tensor is read (the only host sync), the relative L2 error is measured
+        when the problem has a reference, skipped weight updates are reported as warnings, and
+        ``callback(trainer, epoch, info)`` is called (:meth:`history_so_far` gives the history up to there).
+
+        If a loss or the parameters are non-finite, the trainer is restored to the state of the last
+        boundary that passed (parameters, optimizer, weights, shuffling, epoch) and
+        :class:`NonFiniteError` is raised, naming the term, member and epoch.
+
+        ``keep_best``: at the end, put back the parameters with the lowest relative L2 error seen per member
+        (the authors' protocol). ``patience``: stop early when no member's error has improved for
+        ``patience`` epochs (checked at evaluations). The best-seen error and its epoch are always in
+        ``History.extra["best_rel_l2"]`` / ``["best_epoch"]`` when the problem has a reference.
+        :meth:`request_stop` ends the call after the current epoch (``History.extra["stopped"]``). Runs with
+        this trainer's ``threads`` policy (``History.extra["threads"]``).
         """
         with use_threads(self.threads) as n_threads:
-            history = self._train(epochs, progress=progress, callback=callback)
+            history = self._train(epochs, progress=progress, callback=callback, keep_best=keep_best,
+                                  patience=patience)
         history.extra["threads"] = n_threads
         return history
 
@@ -565,21 +739,31 @@ class Trainer:
         *,
         progress: bool,
         callback: Optional[Callable[["Trainer", int, dict[str, Any]], None]],
+        keep_best: bool,
+        patience: Optional[int],
     ) -> History:
         epochs = self.problem.epochs if epochs is None else epochs
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
             raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
+        if patience is not None and (isinstance(patience, bool) or not isinstance(patience, int) or patience < 1):
+            raise ValueError(f"patience must be None or an integer >= 1 (epochs), got {patience!r}")
         S, K = self.members, len(self.problem.terms)
+        has_reference = self.problem.solution is not None
+        if (keep_best or patience is not None) and not has_reference:
+            raise ValueError("keep_best and patience need a problem with a reference solution (rel. L2 error)")
         warmup_seconds = self.warmup()
         loss_log = torch.zeros(epochs, S, K, dtype=self.dtype, device=self.device)
         weight_log = torch.zeros(epochs, S, K, dtype=self.dtype, device=self.device)
         coef_log = torch.zeros(epochs, S, len(self.coefficient_names), dtype=self.dtype, device=self.device)
+        # Set by any epoch whose losses are not finite; read only at the eval boundaries.
+        nonfinite = torch.zeros((), dtype=torch.bool, device=self.device)
         eval_epochs: list[int] = []
         errors: list[np.ndarray] = []
-        has_reference = self.problem.solution is not None
         reported_skips = self.weighter.skipped.clone()
         # The update schedule follows the host epoch (a host int: no sync), e.g. after a resume.
         self.backward.gate.set_step(self.epoch * self.steps_per_epoch)
+        good, good_done = self._snapshot(), 0  # the last state that passed the finiteness check
+        last_improved = self.epoch
         bar = None
         if progress:
             from tqdm.auto import tqdm
@@ -588,39 +772,62 @@ class Trainer:
                        unit="ep", dynamic_ncols=True)
         train_seconds = 0.0
         first = 0
+        done = epochs
+        stopped = early_stopped = False
         probe = AUTO_COMPILE_PROBE_EPOCHS if self.compile_policy == "auto" and not self.compiled else 0
         self.compile_decision = None
+        live = self._live = {"loss_log": loss_log, "weight_log": weight_log, "eval_epochs": eval_epochs,
+                             "errors": errors, "done": 0, "train_seconds": 0.0, "warmup_seconds": warmup_seconds,
+                             "coef_log": coef_log}
         tick = time.perf_counter()
-        for i in range(epochs):
-            if probe and i == probe:  # compile="auto": the eager rate of the probe decides
+        try:
+            for i in range(epochs):
+                if probe and i == probe:  # compile="auto": the eager rate of the probe decides
+                    if self.device.type == "cuda":
+                        torch.cuda.synchronize(self.device)
+                    train_seconds += time.perf_counter() - tick
+                    if self._decide_compile(probe, train_seconds, epochs - i):
+                        warmup_seconds += self._try_compile()
+                    tick = time.perf_counter()
+                batches = self._epoch_batches()
+                for b, idx in enumerate(batches):
+                    step_losses = self._run_step(idx)
+                    loss_log[i] += step_losses
+                    if b == 0:
+                        weight_log[i].copy_(self.weighter.lam_applied)
+                if len(batches) > 1:
+                    loss_log[i] /= len(batches)
+                if self.coefficients is not None:
+                    coef_log[i].copy_(self.coefficients.detach().reshape(S, -1))
+                torch.logical_or(nonfinite, ~torch.isfinite(loss_log[i]).all(), out=nonfinite)
+                self.epoch += 1
+                stopped = self._stop_requested
+                if not (self.epoch % self.eval_every == 0 or i + 1 == epochs or stopped):
+                    continue
                 if self.device.type == "cuda":
                     torch.cuda.synchronize(self.device)
                 train_seconds += time.perf_counter() - tick
-                if self._decide_compile(probe, train_seconds, epochs - i):
-                    warmup_seconds += self._try_compile()
-                tick = time.perf_counter()
-            batches = self._epoch_batches()
-            for b, idx in enumerate(batches):
-                step_losses = self._run_step(idx)
-                loss_log[i] += step_losses
-                if b == 0:
-                    weight_log[i].copy_(self.weighter.lam_applied)
-            if len(batches) > 1:
-                loss_log[i] /= len(batches)
-            if self.coefficients is not None:
-                coef_log[i].copy_(self.coefficients.detach().reshape(S, -1))
-            self.epoch += 1
-            if (i + 1) % self.eval_every == 0 or i + 1 == epochs:
-                if self.device.type == "cuda":
-                    torch.cuda.synchronize(self.device)
-                train_seconds += time.perf_counter() - tick
-                self._check_finite(loss_log[first:i + 1], self.epoch - (i + 1 - first))
+                torch.logical_or(nonfinite, ~torch.isfinite(self.theta).all(), out=nonfinite)
+                if bool(nonfinite):
+                    term, member, at, where = self._locate_nonfinite(loss_log[first:i + 1], self.epoch - (i + 1 - first))
+                    self.load_state_dict(good)
+                    history = self._history(loss_log, weight_log, eval_epochs, errors, good_done, train_seconds,
+                                            warmup_seconds, coef_log=coef_log, diverged=True)
+                    raise NonFiniteError(
+                        f"training diverged: {where} is not finite (scheme {self.scheme!r}); restored the last "
+                        f"finite state, epoch {self.epoch}; lower the learning rate or check the problem's terms",
+                        term=term, member=member, epoch=at, last_good_epoch=self.epoch, history=history)
+                if stopped and i + 1 < epochs:  # an off-boundary stop: no evaluation, so a resume matches
+                    done = i + 1
+                    break
                 info: dict[str, Any] = {"losses": loss_log[i].cpu().numpy(), "weights": weight_log[i].cpu().numpy()}
                 if has_reference:
                     err = self.evaluate().cpu().numpy()
                     eval_epochs.append(self.epoch)
                     errors.append(err)
                     info["rel_l2"] = err
+                    if self._track_best(err):
+                        last_improved = self.epoch
                 new_skips = self.weighter.skipped - reported_skips
                 if bool((new_skips > 0).any()):
                     for k in range(K):
@@ -630,29 +837,35 @@ class Trainer:
                                 f"term {self.problem.terms[k].name!r}: {n} weight update(s) kept the previous weight "
                                 "because a gradient statistic was zero or not finite", RuntimeWarning, stacklevel=2)
                     reported_skips = self.weighter.skipped.clone()
+                good, good_done = self._snapshot(), i + 1
+                live.update(done=i + 1, train_seconds=train_seconds, warmup_seconds=warmup_seconds)
                 if bar is not None:
                     bar.update(i + 1 - first)
                     bar.set_postfix_str(self._postfix(info, train_seconds, i + 1))
                 if callback is not None:
                     callback(self, self.epoch, info)
                 first = i + 1
+                if stopped or (patience is not None and self.epoch - last_improved >= patience):
+                    early_stopped = not stopped
+                    done = i + 1
+                    break
                 tick = time.perf_counter()
-        if bar is not None:
-            bar.close()
-        return History(
-            term_names=self.problem.term_names,
-            losses=loss_log.cpu().numpy(),
-            weights=weight_log.cpu().numpy(),
-            eval_epochs=np.array(eval_epochs, dtype=np.int64),
-            rel_l2=np.array(errors, dtype=np.float64).reshape(len(errors), S),
-            skipped=self.weighter.skipped.cpu().numpy(),
-            train_seconds=train_seconds,
-            warmup_seconds=warmup_seconds,
-            ensemble=self.problem.ensemble,
-            extra={"compiled": self.compiled, "compile_decision": self.compile_decision},
-            coefficient_names=list(self.coefficient_names),
-            coefficients=coef_log.cpu().numpy(),
-        )
+        finally:
+            self._live = None
+            self._stop_requested = False  # a request ends this call only
+            if bar is not None:
+                bar.close()
+        if keep_best and self._best is not None:
+            self.restore_best()
+        extra: dict[str, Any] = {}
+        if stopped:
+            extra["stopped"] = True
+        if early_stopped:
+            extra["early_stopped"] = True
+        if keep_best:
+            extra["kept_best"] = True
+        return self._history(loss_log, weight_log, eval_epochs, errors, done, train_seconds, warmup_seconds,
+                             coef_log=coef_log, **extra)
 
     def _postfix(self, info: dict[str, Any], seconds: float, done: int) -> str:
         names = self.problem.term_names
@@ -664,8 +877,33 @@ class Trainer:
         return " ".join(parts)
 
     # ---------------------------------------------------------------------------------- checkpoints
-    def state_dict(self) -> dict[str, Any]:
+    def _meta(self) -> dict[str, Any]:
+        """What a checkpoint must agree on with the trainer that loads it."""
+        sch = self.scheme
+        scheme = {"type": type(sch).__name__, **{f.name: getattr(sch, f.name) for f in dataclasses.fields(sch)}}
+        net = self.net
+        if isinstance(net, MLP):
+            network = {"in_dim": net.in_dim, "out_dim": net.out_dim, "depth": net.depth, "width": net.width,
+                       "n_params": net.n_params}
+        else:  # a user module: its class and the shapes of what is trained
+            network = {"type": f"{type(net).__module__}.{type(net).__qualname__}", "n_params": self.theta.numel(),
+                       "shapes": [list(p.shape) for p in self._leaves]}
         return {
+            "ensemble": self.problem.ensemble,
+            "terms": list(self.problem.term_names),
+            "scheme": scheme,
+            "network": network,
+            "coefficients": list(self.coefficient_names),
+            "dtype": str(self.dtype).replace("torch.", ""),
+            "update_schedule": self.update_schedule,
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything training continues from: parameters, optimizer, weights, shuffling, epoch, best-seen
+        state, plus the format version and the configuration facts :meth:`load_state_dict` checks."""
+        return {
+            "format_version": CHECKPOINT_FORMAT,
+            "meta": self._meta(),
             "epoch": self.epoch,
             "theta": self.theta.detach().clone(),
             "coefficients": None if self.coefficients is None else self.coefficients.detach().clone(),
@@ -673,9 +911,47 @@ class Trainer:
             "weighter": self.weighter.state_dict(),
             "update_step": self.backward.gate.step,
             "batch_generator": self._batch_gen.get_state(),
+            "best": None if self._best is None else {k: v.clone() for k, v in self._best.items()},
         }
 
+    def check_state_dict(self, state: Any, *, source: str = "checkpoint") -> None:
+        """Raise :class:`CheckpointError` naming the field and both values if ``state`` was not written by a
+        trainer of this configuration (format version, ensemble size, terms, scheme and its parameters,
+        network shape, dtype, epoch)."""
+        if not isinstance(state, dict):
+            raise CheckpointError(f"{source} does not hold a trainer state (got {type(state).__name__})")
+
+        def mismatch(field: str, theirs: Any, ours: Any) -> CheckpointError:
+            return CheckpointError(f"{source} does not match this trainer: {field} is {theirs!r} in the "
+                                   f"checkpoint but {ours!r} here")
+
+        version = state.get("format_version")
+        if version != CHECKPOINT_FORMAT:
+            raise mismatch("format_version", version, CHECKPOINT_FORMAT)
+        missing = [k for k in ("meta", "epoch", "theta", "optimizer", "weighter", "batch_generator") if k not in state]
+        if missing:
+            raise CheckpointError(f"{source} is incomplete: missing {missing}")
+        meta, ours = state["meta"], self._meta()
+        for key in ("ensemble", "terms", "dtype", "update_schedule", "coefficients"):
+            theirs = meta.get(key, [] if key == "coefficients" else None)  # no coefficients: older files
+            if theirs != ours[key]:
+                raise mismatch(key, theirs, ours[key])
+        for group in ("scheme", "network"):
+            theirs = meta.get(group) or {}
+            for key, value in ours[group].items():
+                if theirs.get(key) != value:
+                    raise mismatch(f"{group}.{key}", theirs.get(key), value)
+        theta = state["theta"]
+        if not isinstance(theta, Tensor) or tuple(theta.shape) != tuple(self.theta.shape):
+            got = tuple(theta.shape) if isinstance(theta, Tensor) else type(theta).__name__
+            raise mismatch("theta shape", got, tuple(self.theta.shape))
+        epoch = state["epoch"]
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+            raise mismatch("epoch", epoch, "an integer >= 0")
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`state_dict` (checked with :meth:`check_state_dict` first)."""
+        self.check_state_dict(state, source="state")
         with torch.no_grad():
             self.theta.copy_(state["theta"])
             if self.coefficients is not None:
@@ -688,17 +964,45 @@ class Trainer:
         self._batch_gen.set_state(state["batch_generator"])
         self.epoch = int(state["epoch"])
         self.backward.gate.set_step(int(state.get("update_step", self.epoch * self.steps_per_epoch)))
+        best = state.get("best")
+        self._best = None if best is None else {k: v.to(self.device).clone() for k, v in best.items()}
         # The optimizer and weighter replaced their state tensors: captured graphs point at the old ones.
         self._drop_graphs()
 
-    def save_checkpoint(self, path: str) -> None:
-        """``torch.save`` of :meth:`state_dict`, written atomically."""
+    def save_checkpoint(self, path: str, extra: Optional[dict[str, Any]] = None) -> None:
+        """``torch.save`` of :meth:`state_dict` (plus ``extra``, e.g. the history so far), written atomically."""
+        state = self.state_dict()
+        if extra is not None:
+            state["extra"] = extra
         buf = io.BytesIO()
-        torch.save(self.state_dict(), buf)
+        torch.save(state, buf)
         _io.atomic_write_bytes(path, buf.getvalue())
 
-    def load_checkpoint(self, path: str) -> None:
-        self.load_state_dict(torch.load(path, map_location=self.device, weights_only=False))
+    @staticmethod
+    def read_checkpoint(path: str, map_location: Union[str, torch.device, None] = "cpu") -> dict[str, Any]:
+        """The state dict stored in ``path``; :class:`CheckpointError` (naming the path) if it is truncated
+        or corrupt, ``FileNotFoundError`` if missing."""
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
+        try:
+            state = torch.load(path, map_location=map_location, weights_only=False)
+        except Exception as exc:  # noqa: BLE001 - zip/pickle/EOF errors of a damaged file all mean "corrupt"
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise CorruptCheckpointError(f"checkpoint {str(path)!r} is truncated or corrupt ({first})") from None
+        if not isinstance(state, dict):
+            raise CorruptCheckpointError(f"checkpoint {str(path)!r} does not hold a trainer state")
+        return state
+
+    def load_checkpoint(self, path: str, *, max_epoch: Optional[int] = None) -> dict[str, Any]:
+        """Continue from a checkpoint file, after checking it matches this trainer; returns its ``extra``
+        (``{}`` if none). ``max_epoch``: refuse a checkpoint past this epoch (e.g. the run's length)."""
+        state = self.read_checkpoint(path, map_location=self.device)
+        self.check_state_dict(state, source=f"checkpoint {str(path)!r}")
+        if max_epoch is not None and state["epoch"] > max_epoch:
+            raise CheckpointError(f"checkpoint {str(path)!r} does not match this run: epoch is {state['epoch']} "
+                                  f"in the checkpoint but the run has only {max_epoch} epochs")
+        self.load_state_dict(state)
+        return dict(state.get("extra") or {})
 
 
 class _StopAfterInit(Exception):

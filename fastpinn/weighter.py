@@ -18,7 +18,21 @@ from torch import Tensor
 from . import ops
 from .schemes import PINN, DynamicScheme, Scheme
 
-__all__ = ["Weighter"]
+__all__ = ["Weighter", "UPDATE_SCHEDULES", "first_update_for"]
+
+#: ``"fastpinn"``: update at epochs 0, tau, 2 tau, ...; ``"authors"``: as the authors' TensorFlow scripts do --
+#: at 1-based epochs tau, 2 tau, ... (0-based tau - 1, 2 tau - 1, ...) without bias correction, and at
+#: 0, tau, 2 tau, ... in their bias-corrected script.
+UPDATE_SCHEDULES = ("fastpinn", "authors")
+
+
+def first_update_for(schedule: str, scheme: Scheme) -> int:
+    """The :class:`Weighter`'s ``first_update`` of an update schedule (see :data:`UPDATE_SCHEDULES`)."""
+    if schedule not in UPDATE_SCHEDULES:
+        raise ValueError(f"update_schedule must be one of {UPDATE_SCHEDULES}, got {schedule!r}")
+    if schedule == "fastpinn" or not scheme.dynamic or scheme.bias_correction:
+        return 0
+    return scheme.tau - 1
 
 
 class Weighter:
@@ -31,6 +45,10 @@ class Weighter:
         adaptive: which terms get dynamic weights (``[K]`` bools); default all but the reference.
             Non-adaptive terms keep weight 1.
         backend: op backend (``"auto"``, ``"cpp"``, ``"triton"`` for the statistics, ``"torch"``).
+        first_update: the first epoch that updates; then every ``tau`` epochs after it (``e >= first_update``
+            and ``(e - first_update) % tau == 0``). ``0`` (default) updates at 0, tau, 2 tau, ...; the
+            authors' non-bias-corrected scripts update at 1-based epochs tau, 2 tau, ..., i.e.
+            ``first_update = tau - 1`` (see :func:`first_update_for`).
 
     State is created on the first :meth:`update` (or :meth:`reset`) from ``G``'s shape, dtype and device.
     """
@@ -43,6 +61,7 @@ class Weighter:
         adaptive: Optional[Sequence[bool]] = None,
         *,
         backend: ops.Backend = "auto",
+        first_update: int = 0,
     ) -> None:
         if not isinstance(scheme, (PINN, DynamicScheme)):
             raise ValueError(f"scheme must be one of fastpinn.PINN, MA, ID, DN, got {scheme!r}")
@@ -62,6 +81,9 @@ class Weighter:
             raise ValueError(f"PINN weights must have n_terms={n_terms} entries, got {len(scheme.weights)}")
         if backend not in ops.BACKENDS:
             raise ValueError(f"backend must be one of {ops.BACKENDS}, got {backend!r}")
+        if isinstance(first_update, bool) or not isinstance(first_update, int) or first_update < 0:
+            raise ValueError(f"first_update must be an integer >= 0, got {first_update!r}")
+        self.first_update = first_update
         self.scheme = scheme
         self.n_terms = n_terms
         self.reference = reference
@@ -186,8 +208,9 @@ class Weighter:
         return self.lam_applied
 
     def should_update(self, epoch: int) -> bool:
-        """Whether a dynamic scheme updates at this epoch (epochs 0, tau, 2 tau, ... before the step)."""
-        return self.dynamic and epoch % self.scheme.tau == 0
+        """Whether a dynamic scheme updates at this epoch, before its step: epochs ``first_update``,
+        ``first_update + tau``, ... (0, tau, 2 tau, ... by default)."""
+        return self.dynamic and epoch >= self.first_update and (epoch - self.first_update) % self.scheme.tau == 0
 
     @staticmethod
     def combine(G: Tensor, lam: Tensor) -> Tensor:

@@ -142,7 +142,7 @@ def test_bad_arguments_exit_2_with_one_line(argv, needle, tmp_path, capsys):
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message for a machine without CUDA")
 def test_cuda_requested_without_cuda(tmp_path, capsys):
     rc, _, err = _run(["train", "poisson1d", "--device", "cuda", "--out", str(tmp_path / "o")], capsys)
-    assert rc == 2 and "CUDA is not available" in _one_line_error(err)
+    assert rc == 3 and "CUDA is not available" in _one_line_error(err)  # an environment fault, not bad usage
 
 
 def test_missing_compiled_backend_is_a_one_line_error(tmp_path, capsys, monkeypatch):

@@ -396,7 +396,7 @@ def _ema_args(**overrides):
         (dict(adaptive=torch.ones(3)), "adaptive must be bool"),
         (dict(scheme=4), "scheme must be one of 1 \\(MA\\), 2 \\(ID\\), 3 \\(DN\\)"),
         (dict(reference=3), "reference must be a term index in \\[0, K\\)"),
-        (dict(beta=1.5), "beta must be in \\[0, 1\\]"),
+        (dict(beta=1.5), "beta must be in \\[0, 1\\)"),
         (dict(ma_form=2), "ma_form must be 0"),
         (dict(numel=0), "numel"),
     ],

@@ -68,11 +68,18 @@ def test_gradient_histograms(tmp_path):
     rng = np.random.default_rng(2)
     G = rng.standard_normal((2, 3, 500)) * np.array([1.0, 1e-3, 1e-5])[None, :, None]
     G[0, 2, :10] = 0.0  # exact zeros are counted, not plotted
-    _assert_png(plots.plot_gradient_histograms(G, ["pde", "ic", "bc"], tmp_path / "g.png"))
-    _assert_png(plots.plot_gradient_histograms(G[0], ["pde", "ic", "bc"], tmp_path / "g2.png"))
-    _assert_png(plots.plot_gradient_histograms(np.zeros((2, 40)), ["pde", "bc"], tmp_path / "g3.png"))
+    lam = np.array([[1.0, 1e3, 1e5], [1.0, 2e3, 1e5]])  # [S, K]: what DN-PINN applies
+    _assert_png(plots.plot_gradient_histograms(G, ["pde", "ic", "bc"], tmp_path / "g.png", weights=lam))
+    _assert_png(plots.plot_gradient_histograms(G[0], ["pde", "ic", "bc"], tmp_path / "g2.png", weights=lam[0]))
+    _assert_png(plots.plot_gradient_histograms(G, ["pde", "ic", "bc"], tmp_path / "g1.png", weighted=False))
+    _assert_png(plots.plot_gradient_histograms(np.zeros((2, 40)), ["pde", "bc"], tmp_path / "g3.png",
+                                               weights=np.ones(2)))
     with pytest.raises(ValueError):
-        plots.plot_gradient_histograms(G, ["pde", "ic"], tmp_path / "bad.png")
+        plots.plot_gradient_histograms(G, ["pde", "ic"], tmp_path / "bad.png", weights=lam)
+    with pytest.raises(ValueError, match="weights"):
+        plots.plot_gradient_histograms(G, ["pde", "ic", "bc"], tmp_path / "bad.png")
+    _assert_png(plots.plot_gradients_side_by_side({"PINN": (G, np.ones(3)), "DN-PINN": (G, lam)},
+                                                  ["pde", "ic", "bc"], tmp_path / "side.png"))
 
 
 def test_training_curves_trajectory_weights(tmp_path):

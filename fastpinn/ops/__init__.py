@@ -7,6 +7,7 @@ pure-PyTorch twin in :mod:`fastpinn.ops.reference`, which is also the test oracl
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import torch
@@ -72,6 +73,31 @@ def grad_stats(G: Tensor, p: float = 2.0, *, backend: Backend = "auto") -> Tenso
     return out if G.dim() == 3 else out.squeeze(0)
 
 
+def _overlap(a: Tensor, b: Tensor) -> bool:
+    """Whether two tensors' memory ranges intersect (same storage, overlapping byte spans)."""
+    if a.numel() == 0 or b.numel() == 0 or a.untyped_storage().data_ptr() != b.untyped_storage().data_ptr():
+        return False
+
+    def span(t: Tensor) -> tuple[int, int]:
+        lo = t.storage_offset() * t.element_size()
+        hi = lo + (sum((n - 1) * st for n, st in zip(t.shape, t.stride())) + 1) * t.element_size()
+        return lo, hi
+
+    (a0, a1), (b0, b1) = span(a), span(b)
+    return a0 < b1 and b0 < a1
+
+
+def _check_ema_update_args(stats: Tensor, lam: Tensor, lam_applied: Tensor, beta: float) -> None:
+    """The argument checks every backend shares (the C++ op repeats them for direct callers)."""
+    if stats.dim() != 3 or stats.shape[1] < 1:
+        raise ValueError(f"stats must have shape [S, K, N_STATS] with K >= 1, got {tuple(stats.shape)}")
+    if not (isinstance(beta, (int, float)) and math.isfinite(beta) and 0.0 <= beta < 1.0):
+        # beta = 1 never moves lam and divides by 1 - beta^n = 0 under bias correction.
+        raise ValueError(f"beta must be in [0, 1), got {beta!r}")
+    if _overlap(lam, lam_applied):
+        raise ValueError("lam and lam_applied must be distinct buffers, got overlapping memory")
+
+
 def ema_update(
     stats: Tensor,
     lam: Tensor,
@@ -95,6 +121,7 @@ def ema_update(
     ``backend``: ``"auto"``/``"cpp"`` (the compiled op, CPU or CUDA) or ``"torch"``.
     """
     _check_backend(backend)
+    _check_ema_update_args(stats, lam, lam_applied, beta)
     if backend == "torch":
         ema_update_ref(stats, lam, lam_applied, n_updates, skipped, adaptive, scheme, reference, beta,
                        bias_correction, ma_form, numel)
