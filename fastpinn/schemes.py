@@ -1,7 +1,14 @@
-"""The loss-weighting schemes of Deguchi & Asai (2023): PINN, MA-PINN, ID-PINN and DN-PINN.
+"""Loss-weighting schemes: the paper's four (PINN, MA, ID, DN; Deguchi & Asai 2023) and published others.
 
-A scheme is a small validated value object; :class:`fastpinn.Weighter` turns it into weights.
-For the dynamic schemes the candidate weight of an adaptive term ``j`` against the reference term
+A scheme is a small validated value object; :class:`fastpinn.Weighter` turns it into weights. The scheme
+interface: a gradient-statistics scheme (``reads == "stats"``) implements
+``candidate(stats[S, K, N_STATS], lam_applied[S, K], reference, numel) -> (hat[S, K], valid[S, K])``, a few
+tensor operations on the tiny statistics; everything else -- the EMA, per-term bias correction, the update
+interval ``tau``, the adaptive-term mask, the reference term, skip counting of invalid candidates and the
+state -- is shared (:class:`fastpinn.Weighter` and the scheme-free compiled op ``fastpinn::ema_update``).
+Adding such a scheme is one class here plus its entry in :func:`scheme_from_name`.
+
+For the paper's dynamic schemes the candidate weight of an adaptive term ``j`` against the reference term
 ``r`` (the PDE residual by default) is computed from the per-term gradients ``g = grad_theta L``:
 
 * ``MA``: ``max|g_r| / (lam_j * mean|g_j|)`` (eq. 15, ``form="paper"``) or ``max|g_r| / mean|g_j|``
@@ -10,7 +17,11 @@ For the dynamic schemes the candidate weight of an adaptive term ``j`` against t
 * ``DN``: ``||g_r||_p / ||g_j||_p``.
 
 and smoothed as ``lam <- beta * lam + (1 - beta) * candidate`` every ``tau`` epochs; with
-``bias_correction`` the applied weight is ``lam / (1 - beta^n)`` where ``n`` counts updates.
+``bias_correction`` the applied weight is ``lam / (1 - beta^n)`` where ``n`` counts the term's own
+(valid) updates.
+
+Other gradient-statistics schemes: :class:`LRA` (Wang, Teng & Perdikaris 2021) and :class:`GradNormW`
+(Wang et al. 2023, "An expert's guide to training PINNs").
 """
 
 from __future__ import annotations
@@ -19,9 +30,13 @@ import math
 from dataclasses import dataclass
 from typing import Optional, Sequence, Union
 
-from .ops import layout
+import torch
+from torch import Tensor
 
-__all__ = ["Scheme", "PINN", "MA", "ID", "DN", "DynamicScheme", "scheme_from_name"]
+from .ops import layout as L
+
+__all__ = ["Scheme", "PINN", "MA", "ID", "DN", "LRA", "GradNormW", "DynamicScheme", "scheme_from_name",
+           "SCHEME_NAMES"]
 
 
 def _check_beta(beta: float) -> float:
@@ -34,6 +49,24 @@ def _check_tau(tau: int) -> int:
     if isinstance(tau, bool) or not isinstance(tau, int) or tau < 1:
         raise ValueError(f"tau must be an integer >= 1 (update every tau epochs), got {tau!r}")
     return tau
+
+
+def _check_alpha(alpha: float) -> float:
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0.0 < float(alpha) <= 1.0:
+        raise ValueError(f"alpha must be a number in (0, 1], got {alpha!r}")
+    return float(alpha)
+
+
+def _ratio(num: Tensor, den: Tensor, stats: Tensor, reference: Optional[int]) -> tuple[Tensor, Tensor]:
+    """``hat = num[:, None] / den`` (``num[S]`` or ``[S, 1]``, ``den[S, K]``) and its validity: the rows read
+    (term ``j`` and, if given, the reference) have no NaN/Inf entries, and ``num``, ``den`` are finite and > 0.
+    A zero or non-finite statistic makes the candidate invalid: the term keeps its weight and is counted."""
+    num = num.reshape(num.shape[0], 1)
+    nonfinite = stats[:, :, L.NONFINITE]
+    valid = (nonfinite == 0) & torch.isfinite(den) & (den > 0) & torch.isfinite(num) & (num > 0)
+    if reference is not None:
+        valid = valid & (nonfinite[:, reference] == 0).unsqueeze(1)
+    return num / den, valid
 
 
 def _check_flag(value: bool, name: str) -> bool:
@@ -61,11 +94,20 @@ class PINN:
 
 @dataclass(frozen=True)
 class DynamicScheme:
+    """Base of the gradient-statistics schemes: ``lam <- beta lam + (1 - beta) hat`` every ``tau`` epochs.
+
+    Subclasses implement :meth:`candidate`. Class attributes: ``reads`` (what the step must give the
+    Weighter: ``"stats"`` = per-term gradients G[S, K, P] through their fused statistics) and
+    ``uses_reference`` (False: every term, the reference included, is adaptive by default).
+    """
+
     beta: float = 0.9
     bias_correction: bool = False
     tau: int = 10
 
     dynamic = True
+    reads = "stats"
+    uses_reference = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "beta", _check_beta(self.beta))
@@ -73,16 +115,14 @@ class DynamicScheme:
         _check_tau(self.tau)
 
     @property
-    def code(self) -> int:  # scheme code of the compiled op
-        raise NotImplementedError
-
-    @property
     def p(self) -> float:  # exponent of the NORM_P statistic the scheme reads (irrelevant for MA and ID)
         return 2.0
 
-    @property
-    def ma_form(self) -> int:
-        return layout.MA_FORM_PAPER
+    def candidate(self, stats: Tensor, lam_applied: Tensor, reference: int, numel: int) -> tuple[Tensor, Tensor]:
+        """Candidate weights ``hat[S, K]`` and their validity ``valid[S, K]`` (bool) from the statistics
+        ``stats[S, K, N_STATS]`` of gradient rows of length ``numel``; ``lam_applied[S, K]`` are the weights
+        applied now. Entries of non-target terms are ignored. Must not synchronise with the host."""
+        raise NotImplementedError
 
 
 @dataclass(frozen=True)
@@ -98,13 +138,12 @@ class MA(DynamicScheme):
         if self.form not in ("paper", "wang"):
             raise ValueError(f"form must be 'paper' (eq. 15: divide by the applied weight) or 'wang', got {self.form!r}")
 
-    @property
-    def code(self) -> int:
-        return layout.SCHEME_MA
-
-    @property
-    def ma_form(self) -> int:
-        return layout.MA_FORM_PAPER if self.form == "paper" else layout.MA_FORM_WANG
+    def candidate(self, stats: Tensor, lam_applied: Tensor, reference: int, numel: int) -> tuple[Tensor, Tensor]:
+        # max|g_r| / (c_j mean|g_j|), c_j = lam_applied (eq. 15) or 1 (Wang et al.'s code)
+        den = stats[:, :, L.SUM_ABS] / numel
+        if self.form == "paper":
+            den = den * lam_applied
+        return _ratio(stats[:, reference, L.MAX_ABS], den, stats, reference)
 
 
 @dataclass(frozen=True)
@@ -113,9 +152,11 @@ class ID(DynamicScheme):
 
     name = "id"
 
-    @property
-    def code(self) -> int:
-        return layout.SCHEME_ID
+    def candidate(self, stats: Tensor, lam_applied: Tensor, reference: int, numel: int) -> tuple[Tensor, Tensor]:
+        # Bessel-corrected sample std; numel == 1 gives NaN -> invalid, the honest outcome.
+        m2 = stats[:, :, L.M2]
+        std = (m2 / (numel - 1)).sqrt() if numel > 1 else torch.full_like(m2, math.nan)
+        return _ratio(std[:, reference], std, stats, reference)
 
 
 @dataclass(frozen=True)
@@ -144,15 +185,93 @@ class DN(DynamicScheme):
     def p(self) -> float:
         return self.p_norm
 
-    @property
-    def code(self) -> int:
-        return layout.SCHEME_DN
+    def candidate(self, stats: Tensor, lam_applied: Tensor, reference: int, numel: int) -> tuple[Tensor, Tensor]:
+        norm = stats[:, :, L.NORM_P]
+        return _ratio(norm[:, reference], norm, stats, reference)
 
     def __repr__(self) -> str:
         return f"DN(beta={self.beta}, p={self.p_norm}, bias_correction={self.bias_correction}, tau={self.tau})"
 
 
-Scheme = Union[PINN, MA, ID, DN]
+@dataclass(frozen=True)
+class LRA(DynamicScheme):
+    """Learning-rate annealing, Wang, Teng & Perdikaris 2021 (SIAM J. Sci. Comput. 43, A3055), Algorithm 1.
+
+    ``hat_j = max|grad L_r| / mean|grad L_j|`` (``r`` the reference term, the PDE residual) and
+    ``lam_j <- (1 - alpha) lam_j + alpha hat_j`` with ``alpha = 0.9`` in the paper, i.e. the shared EMA with
+    ``beta = 1 - alpha``. The same formula as ``MA(form="wang")``, as a named scheme with the paper's
+    parameter. ``tau``: update every ``tau`` epochs (the paper's code updates every 10 iterations).
+    """
+
+    alpha: float = 0.9
+
+    name = "lra"
+
+    def __init__(self, alpha: float = 0.9, tau: int = 10, bias_correction: bool = False) -> None:
+        a = _check_alpha(alpha)
+        object.__setattr__(self, "alpha", a)
+        object.__setattr__(self, "beta", 1.0 - a)
+        object.__setattr__(self, "bias_correction", bias_correction)
+        object.__setattr__(self, "tau", tau)
+        self.__post_init__()
+
+    def candidate(self, stats: Tensor, lam_applied: Tensor, reference: int, numel: int) -> tuple[Tensor, Tensor]:
+        return _ratio(stats[:, reference, L.MAX_ABS], stats[:, :, L.SUM_ABS] / numel, stats, reference)
+
+    def __repr__(self) -> str:
+        return f"LRA(alpha={self.alpha}, tau={self.tau}, bias_correction={self.bias_correction})"
+
+
+@dataclass(frozen=True)
+class GradNormW(DynamicScheme):
+    """Gradient-norm weighting, Wang et al. 2023, "An expert's guide to training physics-informed neural
+    networks" (arXiv:2308.08468), Algorithm 1 (not Chen et al.'s trainable GradNorm).
+
+    ``hat_j = sum_k ||grad L_k||_2 / ||grad L_j||_2`` over all ``K`` terms (no reference term: every term is
+    adaptive by default, the PDE residual included) and ``lam_j <- alpha lam_j + (1 - alpha) hat_j`` with
+    ``alpha = 0.9``, i.e. the shared EMA with ``beta = alpha``, every ``f = tau`` steps (``f = 1000`` in
+    the paper, also the default here). ``reduce="mean"`` divides the sum by ``K`` (the candidates shrink by
+    the factor ``K``; one public implementation does this). A term with a zero or non-finite norm keeps its
+    weight; a non-finite norm of any term makes the sum, hence every candidate, invalid.
+    """
+
+    alpha: float = 0.9
+    reduce: str = "sum"
+
+    name = "gradnorm-w"
+    uses_reference = False
+
+    def __init__(self, alpha: float = 0.9, tau: int = 1000, reduce: str = "sum",
+                 bias_correction: bool = False) -> None:
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0.0 <= float(alpha) < 1.0:
+            raise ValueError(f"alpha must be a number in [0, 1), got {alpha!r}")
+        if reduce not in ("sum", "mean"):
+            raise ValueError(f"reduce must be 'sum' (the paper) or 'mean' (divide by K), got {reduce!r}")
+        object.__setattr__(self, "alpha", float(alpha))
+        object.__setattr__(self, "beta", float(alpha))
+        object.__setattr__(self, "bias_correction", bias_correction)
+        object.__setattr__(self, "tau", tau)
+        object.__setattr__(self, "reduce", reduce)
+        self.__post_init__()
+
+    def candidate(self, stats: Tensor, lam_applied: Tensor, reference: int, numel: int) -> tuple[Tensor, Tensor]:
+        norm = stats[:, :, L.NORM_P]  # p = 2
+        total = norm.sum(dim=1)
+        if self.reduce == "mean":
+            total = total / norm.shape[1]
+        hat, valid = _ratio(total, norm, stats, None)
+        # The sum reads every row: one non-finite row invalidates every candidate of the member.
+        return hat, valid & (stats[:, :, L.NONFINITE] == 0).all(dim=1, keepdim=True)
+
+    def __repr__(self) -> str:
+        return (f"GradNormW(alpha={self.alpha}, tau={self.tau}, reduce={self.reduce!r}, "
+                f"bias_correction={self.bias_correction})")
+
+
+Scheme = Union[PINN, MA, ID, DN, LRA, GradNormW]
+
+#: Names accepted by :func:`scheme_from_name` (and the CLI's ``--scheme``).
+SCHEME_NAMES = ("pinn", "ma", "id", "dn", "lra", "gradnorm-w")
 
 
 def scheme_from_name(
@@ -163,8 +282,15 @@ def scheme_from_name(
     p: float = 2.0,
     bias_correction: bool = False,
     ma_form: str = "paper",
+    alpha: Optional[float] = None,
+    reduce: str = "sum",
 ) -> Scheme:
-    """Build a scheme from its command-line name (``pinn``, ``ma``, ``id``, ``dn``)."""
+    """Build a scheme from its command-line name (one of :data:`SCHEME_NAMES`).
+
+    ``beta``, ``p``, ``ma_form`` are the paper schemes' parameters; ``alpha`` is LRA's and GradNormW's
+    (their papers' EMA parameter; ``None``: the paper's 0.9), ``reduce`` GradNormW's; ``tau`` all
+    dynamic schemes'.
+    """
     if name == "pinn":
         return PINN()
     if name == "ma":
@@ -173,4 +299,9 @@ def scheme_from_name(
         return ID(beta=beta, bias_correction=bias_correction, tau=tau)
     if name == "dn":
         return DN(beta=beta, p=p, bias_correction=bias_correction, tau=tau)
-    raise ValueError(f"scheme must be one of 'pinn', 'ma', 'id', 'dn', got {name!r}")
+    if name == "lra":
+        return LRA(alpha=0.9 if alpha is None else alpha, tau=tau, bias_correction=bias_correction)
+    if name == "gradnorm-w":
+        return GradNormW(alpha=0.9 if alpha is None else alpha, tau=tau, reduce=reduce,
+                         bias_correction=bias_correction)
+    raise ValueError(f"scheme must be one of {', '.join(repr(n) for n in SCHEME_NAMES)}, got {name!r}")

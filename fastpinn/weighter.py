@@ -4,8 +4,15 @@
     lam = w.update(G)                  # G[K, P] or G[S, K, P] -> weights to apply now, [K] or [S, K]
     theta.grad = w.combine(G, lam)     # sum_j lam_j G_j -> [P] or [S, P]
 
-All state (weights, the update count, skip counters) lives in tensors on ``G``'s device and is updated
+All state (weights, the update counts, skip counters) lives in tensors on ``G``'s device and is updated
 in place by the compiled ops, so an update never synchronises with the host.
+
+What a training step calls depends only on :attr:`Weighter.reads` (never on the scheme itself):
+
+* ``"fixed"`` (PINN): one backward of ``sum_j lam_applied[:, j] L_j``; no update.
+* ``"stats"`` (MA, ID, DN, LRA, GradNormW; :attr:`needs_term_gradients` is True): per-term gradients
+  ``G[S, K, P]``; at update steps ``update_from_stats(statistics(G), P, active=...)`` (or ``update(G)``);
+  then ``theta.grad = combine(G, lam_applied)``.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ import torch
 from torch import Tensor
 
 from . import ops
-from .schemes import PINN, DynamicScheme, Scheme
+from .schemes import PINN, SCHEME_NAMES, DynamicScheme, Scheme
 
 __all__ = ["Weighter"]
 
@@ -25,11 +32,12 @@ class Weighter:
     """Loss weights of one scheme for ``n_terms`` loss terms (optionally for ``S`` ensemble members).
 
     Args:
-        scheme: ``PINN(...)``, ``MA(...)``, ``ID(...)`` or ``DN(...)``.
+        scheme: ``PINN(...)``, ``MA(...)``, ``ID(...)``, ``DN(...)``, ``LRA(...)``, ``GradNormW(...)``.
         n_terms: number of loss terms ``K >= 1``.
         reference: index of the reference term (weight fixed at 1; the PDE residual by default, 0).
-        adaptive: which terms get dynamic weights (``[K]`` bools); default all but the reference.
-            Non-adaptive terms keep weight 1.
+            Schemes with ``uses_reference = False`` (GradNormW) ignore it.
+        adaptive: which terms get dynamic weights (``[K]`` bools); default all but the reference (all
+            terms for schemes without a reference). Non-adaptive terms keep weight 1.
         backend: op backend (``"auto"``, ``"cpp"``, ``"triton"`` for the statistics, ``"torch"``).
 
     State is created on the first :meth:`update` (or :meth:`reset`) from ``G``'s shape, dtype and device.
@@ -45,18 +53,19 @@ class Weighter:
         backend: ops.Backend = "auto",
     ) -> None:
         if not isinstance(scheme, (PINN, DynamicScheme)):
-            raise ValueError(f"scheme must be one of fastpinn.PINN, MA, ID, DN, got {scheme!r}")
+            raise ValueError(f"scheme must be a fastpinn scheme ({', '.join(SCHEME_NAMES)}), got {scheme!r}")
         if isinstance(n_terms, bool) or not isinstance(n_terms, int) or n_terms < 1:
             raise ValueError(f"n_terms must be an integer >= 1, got {n_terms!r}")
         if isinstance(reference, bool) or not isinstance(reference, int) or not 0 <= reference < n_terms:
             raise ValueError(f"reference must be an integer in [0, {n_terms}), got {reference!r}")
+        free = not getattr(scheme, "uses_reference", True)  # no reference term: every term may adapt
         if adaptive is None:
-            mask = [k != reference for k in range(n_terms)]
+            mask = [free or k != reference for k in range(n_terms)]
         else:
             mask = [bool(a) for a in adaptive]
             if len(mask) != n_terms:
                 raise ValueError(f"adaptive must have n_terms={n_terms} entries, got {len(mask)}")
-            if mask[reference]:
+            if mask[reference] and not free:
                 raise ValueError(f"adaptive[{reference}] must be False: the reference term's weight is fixed at 1")
         if isinstance(scheme, PINN) and scheme.weights is not None and len(scheme.weights) != n_terms:
             raise ValueError(f"PINN weights must have n_terms={n_terms} entries, got {len(scheme.weights)}")
@@ -69,15 +78,26 @@ class Weighter:
         self.backend = backend
         self.lam: Optional[Tensor] = None  # [S, K] EMA state
         self.lam_applied: Optional[Tensor] = None  # [S, K] weights applied now (bias-corrected)
-        self.n_updates: Optional[Tensor] = None  # [S] int64
+        self.n_updates: Optional[Tensor] = None  # [S] int64: update calls (reporting)
+        self.term_updates: Optional[Tensor] = None  # [S, K] int64: valid EMA updates per term (bias correction)
         self.skipped: Optional[Tensor] = None  # [S, K] int64: updates a term kept its weight
-        self._adaptive: Optional[Tensor] = None  # [K] bool on the state's device
+        self._adaptive: Optional[Tensor] = None  # [K] bool on the state's device: the EMA's target terms
         self._members: Optional[int] = None
 
     # ----------------------------------------------------------------------------------------- state
     @property
     def dynamic(self) -> bool:
         return bool(self.scheme.dynamic)
+
+    @property
+    def reads(self) -> str:
+        """What a step must give this Weighter: ``"fixed"`` (nothing) or ``"stats"`` (per-term gradients)."""
+        return getattr(self.scheme, "reads", "stats") if self.dynamic else "fixed"
+
+    @property
+    def needs_term_gradients(self) -> bool:
+        """Whether a step needs the per-term gradients ``G[S, K, P]`` (else one backward of the weighted sum)."""
+        return self.reads == "stats"
 
     def reset(self, members: int = 1, dtype: torch.dtype = torch.float32,
               device: torch.device | str | None = None) -> None:
@@ -86,7 +106,7 @@ class Weighter:
         if dtype not in (torch.float32, torch.float64):
             raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
         k = self.n_terms
-        adaptive = torch.tensor(self.adaptive_mask, dtype=torch.bool, device=device)
+        adaptive = self._target_mask(device)
         if isinstance(self.scheme, PINN):
             base = torch.tensor(self.scheme.weights or [1.0] * k, dtype=dtype, device=device)
             lam = base.expand(members, k).clone()
@@ -97,9 +117,20 @@ class Weighter:
         self.lam = lam
         self.lam_applied = torch.ones_like(lam) if self.dynamic else lam.clone()
         self.n_updates = torch.zeros(members, dtype=torch.int64, device=device)
+        self.term_updates = torch.zeros(members, k, dtype=torch.int64, device=device)
         self.skipped = torch.zeros(members, k, dtype=torch.int64, device=device)
         self._adaptive = adaptive
         self._members = members
+
+    def _target_mask(self, device: torch.device | str | None) -> Tensor:
+        """``[K]`` bool: the terms the EMA updates (adaptive, and not the reference when the scheme has one)."""
+        return torch.tensor(self.adaptive_mask, dtype=torch.bool, device=device)
+
+    def state_tensors(self) -> list[Tensor]:
+        """Every state tensor updated in place (for snapshots around CUDA-graph capture); empty before reset."""
+        if self.lam is None:
+            return []
+        return [self.lam, self.lam_applied, self.n_updates, self.term_updates, self.skipped]
 
     def _ensure_state(self, G3: Tensor) -> None:
         s = G3.shape[0]
@@ -116,6 +147,7 @@ class Weighter:
             self.lam = self.lam.to(dtype=dtype or self.lam.dtype, device=device)
             self.lam_applied = self.lam_applied.to(dtype=dtype or self.lam_applied.dtype, device=device)
             self.n_updates = self.n_updates.to(device=device)
+            self.term_updates = self.term_updates.to(device=device)
             self.skipped = self.skipped.to(device=device)
             self._adaptive = self._adaptive.to(device=device)
         return self
@@ -165,16 +197,11 @@ class Weighter:
             return
         if self.lam is None:
             self.reset(stats.shape[0], stats.dtype, stats.device)
-        state = (self.lam, self.lam_applied, self.n_updates, self.skipped)
-        before = None if active is None else [t.clone() for t in state]
+        hat, valid = self.scheme.candidate(stats, self.lam_applied, self.reference, numel)
         sch = self.scheme
-        ops.ema_update(stats, self.lam, self.lam_applied, self.n_updates, self.skipped, self._adaptive,
-                       sch.code, self.reference, sch.beta, sch.bias_correction, sch.ma_form, numel,
-                       backend=self._update_backend())
-        if before is not None:
-            # [S, K] tensors: restoring them costs a few tiny elementwise kernels, never a host sync.
-            for now, old in zip(state, before):
-                now.copy_(torch.where(active, now, old))
+        # The gate is inside the op (read on the device): no clone/restore, no host sync.
+        ops.ema_update(hat, valid, self._adaptive, self.lam, self.lam_applied, self.term_updates, self.n_updates,
+                       self.skipped, sch.beta, sch.bias_correction, active, backend=self._update_backend())
 
     def _update_backend(self) -> str:
         return "cpp" if self.backend == "triton" else self.backend
@@ -206,7 +233,7 @@ class Weighter:
     def state_dict(self) -> dict[str, Any]:
         return {
             "lam": self.lam, "lam_applied": self.lam_applied,
-            "n_updates": self.n_updates, "skipped": self.skipped,
+            "n_updates": self.n_updates, "term_updates": self.term_updates, "skipped": self.skipped,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -215,7 +242,7 @@ class Weighter:
                 raise ValueError(f"state is missing {key!r}")
         lam = state["lam"]
         if lam is None:
-            self.lam = self.lam_applied = self.n_updates = self.skipped = None
+            self.lam = self.lam_applied = self.n_updates = self.term_updates = self.skipped = None
             return
         if lam.shape[-1] != self.n_terms:
             raise ValueError(f"state has {lam.shape[-1]} terms, this Weighter {self.n_terms}")
@@ -223,8 +250,14 @@ class Weighter:
         self.lam_applied = state["lam_applied"].clone()
         self.n_updates = state["n_updates"].clone()
         self.skipped = state["skipped"].clone()
+        if state.get("term_updates") is not None:
+            self.term_updates = state["term_updates"].clone()
+        else:
+            # A checkpoint from before per-term counts: every update call either updated or skipped a target
+            # term, so its valid-update count is exactly n_updates - skipped.
+            self.term_updates = (self.n_updates.unsqueeze(1) - self.skipped).clamp_min(0)
         self._members = lam.shape[0]
-        self._adaptive = torch.tensor(self.adaptive_mask, dtype=torch.bool, device=lam.device)
+        self._adaptive = self._target_mask(lam.device)
 
     def __repr__(self) -> str:
         return (f"Weighter({self.scheme!r}, n_terms={self.n_terms}, reference={self.reference}, "

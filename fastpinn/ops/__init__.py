@@ -7,7 +7,7 @@ pure-PyTorch twin in :mod:`fastpinn.ops.reference`, which is also the test oracl
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Optional
 
 import torch
 from torch import Tensor
@@ -73,36 +73,34 @@ def grad_stats(G: Tensor, p: float = 2.0, *, backend: Backend = "auto") -> Tenso
 
 
 def ema_update(
-    stats: Tensor,
+    hat: Tensor,
+    valid: Tensor,
+    target: Tensor,
     lam: Tensor,
     lam_applied: Tensor,
+    count: Tensor,
     n_updates: Tensor,
     skipped: Tensor,
-    adaptive: Tensor,
-    scheme: int,
-    reference: int,
     beta: float,
     bias_correction: bool,
-    ma_form: int,
-    numel: int,
+    active: Optional[Tensor] = None,
     *,
     backend: Backend = "auto",
 ) -> None:
-    """In-place EMA update of the loss weights from gradient statistics (semantics: ``ema_update_ref``).
+    """Scheme-free in-place EMA update of the loss weights (semantics: ``ema_update_ref``).
 
-    Shapes: ``stats[S, K, N_STATS]``; ``lam``, ``lam_applied`` ``[S, K]`` (mutated); ``n_updates[S]``
-    int64 (mutated); ``skipped[S, K]`` int64 (mutated); ``adaptive[K]`` bool.
-    ``backend``: ``"auto"``/``"cpp"`` (the compiled op, CPU or CUDA) or ``"torch"``.
+    Shapes: ``hat[S, K]`` candidate weights (float32/float64), ``valid[S, K]`` bool, ``target[K]`` bool;
+    ``lam``, ``lam_applied`` ``[S, K]`` (mutated); ``count[S, K]``, ``skipped[S, K]``, ``n_updates[S]`` int64
+    (mutated); ``active``: ``None`` or a 0-dim bool tensor on the same device (False: nothing changes).
+    ``backend``: ``"auto"``/``"cpp"``/``"triton"`` (the compiled op, CPU or CUDA; there is no Triton EMA, the
+    op is a few hundred flops) or ``"torch"``.
     """
     _check_backend(backend)
     if backend == "torch":
-        ema_update_ref(stats, lam, lam_applied, n_updates, skipped, adaptive, scheme, reference, beta,
-                       bias_correction, ma_form, numel)
+        ema_update_ref(hat, valid, target, active, lam, lam_applied, count, n_updates, skipped, beta, bias_correction)
         return
-    if backend == "triton":
-        raise ValueError("backend 'triton' has no ema_update; use 'auto', 'cpp' or 'torch'")
     from . import _ext
 
     _ext.load()
-    torch.ops.fastpinn.ema_update(stats, lam, lam_applied, n_updates, skipped, adaptive, int(scheme),
-                                  int(reference), float(beta), bool(bias_correction), int(ma_form), int(numel))
+    torch.ops.fastpinn.ema_update(hat, valid, target, active, lam, lam_applied, count, n_updates, skipped,
+                                  float(beta), bool(bias_correction))
