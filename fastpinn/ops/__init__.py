@@ -1,7 +1,17 @@
 """One Python entry per op, dispatching to Triton (CUDA tensors), the C++ extension, or pure PyTorch.
 
 ``backend="auto"`` picks the compiled implementation for the tensor's device and raises if it is not
-built -- it never falls back silently to a different implementation. ``backend="torch"`` selects the
+built -- it never falls back silently to a different implementation.
+
+The statistics op has two compiled GPU implementations, both registered with the dispatcher:
+``fastpinn::grad_stats_triton`` (kernels/grad_stats.py, a ``torch.library.triton_op``) and the CUDA kernel
+of ``fastpinn::grad_stats`` (csrc/cuda/grad_stats.cu). The choice for ``"auto"`` is deliberate and made
+here only (:func:`stats_implementation`): CUDA tensors use the Triton op when triton is installed, because
+its split count adapts to the SM count and block size per dtype (bench/bench_grad_stats_bandwidth.py
+measures its bandwidth), while the C++ CUDA kernel uses fixed 512-element chunks tuned for nothing in
+particular and exists so that a CUDA build without triton still runs on the GPU. CPU tensors use the C++
+kernel (the Triton interpreter is a test vehicle, not an implementation). ``backend="cpp"`` or
+``"triton"`` forces either; both are tested against the same reference. ``backend="torch"`` selects the
 pure-PyTorch twin in :mod:`fastpinn.ops.reference`, which is also the test oracle.
 """
 
@@ -15,7 +25,7 @@ from torch import Tensor
 from . import layout
 from .reference import check_p, ema_update_ref, grad_stats_ref
 
-__all__ = ["grad_stats", "ema_update", "layout", "grad_stats_ref", "ema_update_ref", "BACKENDS"]
+__all__ = ["grad_stats", "ema_update", "stats_implementation", "layout", "grad_stats_ref", "ema_update_ref", "BACKENDS"]
 
 Backend = Literal["auto", "triton", "cpp", "torch"]
 BACKENDS = ("auto", "triton", "cpp", "torch")
@@ -34,6 +44,15 @@ def _triton_usable(t: Tensor) -> bool:
     except ImportError:
         return False
     return True
+
+
+def stats_implementation(G: Tensor, backend: Backend = "auto") -> str:
+    """Which implementation :func:`grad_stats` runs for ``G``: ``"triton"``, ``"cpp"`` or ``"torch"``
+    (the policy in this module's docstring)."""
+    _check_backend(backend)
+    if backend != "auto":
+        return backend
+    return "triton" if _triton_usable(G) else "cpp"
 
 
 def grad_stats(G: Tensor, p: float = 2.0, *, backend: Backend = "auto") -> Tensor:
@@ -60,10 +79,10 @@ def grad_stats(G: Tensor, p: float = 2.0, *, backend: Backend = "auto") -> Tenso
     if backend == "torch":
         return grad_stats_ref(G, p)
     G3 = G if G.dim() == 3 else G.unsqueeze(0)
-    if backend == "triton" or (backend == "auto" and _triton_usable(G3)):
+    if stats_implementation(G3, backend) == "triton":
         from ..kernels import grad_stats_triton
 
-        out = grad_stats_triton(G3, p)
+        out = grad_stats_triton(G3, p)  # torch.ops.fastpinn.grad_stats_triton
     else:
         from . import _ext
 
