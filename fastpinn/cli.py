@@ -113,6 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--bias-correction", action="store_true", help="bias-corrected weights lambda/(1-beta^n)")
     t.add_argument("--ma-form", choices=("paper", "wang"), default="paper",
                    help="MA-PINN: eq. 15 of the paper (default) or Wang et al.'s code")
+    # Options of the schemes beyond the paper's four (see fastpinn.schemes).
+    t.add_argument("--alpha", type=float, default=None, help="LRA / gradnorm-w EMA parameter alpha (default 0.9)")
+    t.add_argument("--reduce", choices=("sum", "mean"), default="sum", help="gradnorm-w: sum (paper) or mean")
     t.add_argument("--epochs", type=int, default=None, help="epochs (default: the problem's, as in the paper)")
     seeds = t.add_mutually_exclusive_group()
     seeds.add_argument("--seed", type=int, default=None, help="train one network with this seed (default 0)")
@@ -197,7 +200,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         seeds, ensemble = (seed,), False
     device = _device(args.device)
     cfg = RunConfig(problem=args.problem, scheme=args.scheme, beta=args.beta, tau=args.tau, p=args.p,
-                    bias_correction=args.bias_correction, ma_form=args.ma_form, seeds=seeds, ensemble=ensemble,
+                    bias_correction=args.bias_correction, ma_form=args.ma_form, alpha=args.alpha, reduce=args.reduce,
+                    seeds=seeds, ensemble=ensemble,
                     epochs=args.epochs, lr=args.lr, device=device, dtype=args.dtype, backend=args.backend,
                     eval_every=args.eval_every, problem_kwargs=_sizes(args), compile=_compile_arg(args),
                     step_mode=args.step_mode, derivative_method=args.derivative_method)

@@ -33,7 +33,7 @@ import torch
 
 from . import paper_numbers, runs
 from .problem import Problem
-from .schemes import Scheme, scheme_from_name
+from .schemes import SCHEME_NAMES, Scheme, scheme_from_name
 
 __all__ = [
     "PROBLEMS", "SCHEMES", "DTYPES", "SIZE_KEYS", "RunConfig", "Entry", "TableSpec", "TABLES", "Row",
@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 PROBLEMS = ("burgers", "poisson", "allen_cahn", "poisson1d")
-SCHEMES = ("pinn", "ma", "id", "dn")
+SCHEMES = SCHEME_NAMES
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 BACKENDS = ("auto", "cpp", "triton", "torch")
 #: Problem-size keyword arguments the command line may override (only those a problem takes).
@@ -84,6 +84,8 @@ class RunConfig:
     p: float = 2.0
     bias_correction: bool = False
     ma_form: str = "paper"
+    alpha: Optional[float] = None  # LRA / GradNormW: their papers' EMA parameter (None: 0.9)
+    reduce: str = "sum"  # GradNormW: "sum" (the paper) or "mean"
     seeds: tuple[int, ...] = (0,)
     ensemble: bool = False
     epochs: Optional[int] = None
@@ -157,7 +159,8 @@ class RunConfig:
 
     def scheme_object(self) -> Scheme:
         return scheme_from_name(self.scheme, beta=self.beta, tau=self.tau, p=self.p,
-                                bias_correction=self.bias_correction, ma_form=self.ma_form)
+                                bias_correction=self.bias_correction, ma_form=self.ma_form, alpha=self.alpha,
+                                reduce=self.reduce)
 
     # ------------------------------------------------------------------------------ (de)serialise
     def to_dict(self) -> dict:
@@ -189,7 +192,12 @@ class RunConfig:
             "lr": float(self.lr), "dtype": self.dtype,
             "device_type": torch.device(self.device).type,
         }
-        if self.scheme != "pinn":
+        if self.scheme in ("lra", "gradnorm-w"):  # alpha replaces beta
+            sch = self.scheme_object()
+            d.update(alpha=float(sch.alpha), tau=int(self.tau), bias_correction=bool(self.bias_correction))
+            if self.scheme == "gradnorm-w":
+                d["reduce"] = self.reduce
+        elif self.scheme != "pinn":
             d.update(beta=float(self.beta), tau=int(self.tau), bias_correction=bool(self.bias_correction))
         if self.scheme == "dn":
             d["p"] = _p_to_json(self.p)
@@ -215,6 +223,10 @@ class RunConfig:
         with ``show_p``)."""
         if self.scheme == "pinn":
             return "PINN"
+        if self.scheme in ("lra", "gradnorm-w"):
+            sch = self.scheme_object()
+            extra = ", mean" if self.scheme == "gradnorm-w" and self.reduce == "mean" else ""
+            return f"{repr(sch).split('(')[0]} (α={sch.alpha:g}, τ={self.tau}{extra})"
         parts = [f"β={self.beta:g}"]
         if self.scheme == "dn" and (self.p != 2.0 or show_p):
             parts.append(f"p={'∞' if math.isinf(self.p) else f'{self.p:g}'}")

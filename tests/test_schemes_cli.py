@@ -1,0 +1,57 @@
+"""The new schemes through the training stack: the CLI, the run configuration and the Trainer."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from fastpinn import cli
+from fastpinn.trainer import History
+
+TINY = ["--epochs", "12", "--n-pde", "16", "--threads", "1", "--no-progress", "--no-figures", "--eval-every", "4"]
+
+
+@pytest.mark.parametrize("argv, key, value", [
+    (["--scheme", "lra", "--alpha", "0.5", "--tau", "4"], "alpha", 0.5),
+    (["--scheme", "gradnorm-w", "--reduce", "mean", "--tau", "4"], "reduce", "mean"),
+])
+def test_train_new_scheme_ensemble(tmp_path, capsys, argv, key, value):
+    out = tmp_path / "run"
+    rc = cli.main(["train", "poisson1d", *argv, "--seeds", "2", "--backend", "cpp", "--out", str(out), *TINY])
+    capsys.readouterr()
+    assert rc == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["config"][key] == value and config["identity"][key] == value
+    assert "beta" not in config["identity"]  # alpha replaces beta for these schemes
+    h = History.load(str(out / "history.npz"))
+    w = np.asarray(h.weights)
+    assert w.shape[-1] == 2 and np.all(np.isfinite(w))
+    assert not np.allclose(w[-1], 1.0)  # the weights moved (updates at epochs 0, 4, 8)
+
+
+def test_lra_trains_like_ma_wang(tmp_path, capsys):
+    """LRA(alpha) is MA(form="wang", beta=1-alpha): the same run, the same weights and losses."""
+    runs = {}
+    for name, argv in (("lra", ["--scheme", "lra", "--alpha", "0.25"]),
+                       ("ma", ["--scheme", "ma", "--ma-form", "wang", "--beta", "0.75"])):
+        out = tmp_path / name
+        assert cli.main(["train", "poisson1d", *argv, "--tau", "3", "--seed", "1", "--backend", "torch",
+                         "--dtype", "float64", "--out", str(out), *TINY]) == 0
+        runs[name] = History.load(str(out / "history.npz"))
+    capsys.readouterr()
+    np.testing.assert_allclose(runs["lra"].weights, runs["ma"].weights, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(runs["lra"].losses, runs["ma"].losses, rtol=1e-10, atol=0)
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--scheme", "lra", "--alpha", "0"], "alpha"),
+    (["--scheme", "gradnorm-w", "--alpha", "1"], "alpha"),
+    (["--scheme", "nope"], "--scheme"),
+])
+def test_bad_scheme_options_one_line(tmp_path, capsys, argv, needle):
+    rc = cli.main(["train", "poisson1d", *argv, "--out", str(tmp_path / "x"), *TINY])
+    _, err = capsys.readouterr()
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert rc == 2 and len(lines) == 1 and needle in lines[0]
