@@ -36,8 +36,7 @@ inline NormKind check_grad_stats_args(const at::Tensor& G, double p) {
 
 inline EmaParams check_ema_update_args(const at::Tensor& hat, const at::Tensor& valid, const at::Tensor& target,
                                        const c10::optional<at::Tensor>& active, const at::Tensor& lam,
-                                       const at::Tensor& lam_applied, const at::Tensor& count,
-                                       const at::Tensor& n_updates, const at::Tensor& skipped, double beta,
+                                       const at::Tensor& lam_applied, const at::Tensor& n_updates, const at::Tensor& skipped, double beta,
                                        bool bias_correction) {
   constexpr const char* op = "fastpinn::ema_update: ";
   TORCH_CHECK(hat.dim() == 2, op, "hat must have shape [S, K], got ", hat.sizes());
@@ -54,12 +53,9 @@ inline EmaParams check_ema_update_args(const at::Tensor& hat, const at::Tensor& 
   TORCH_CHECK(valid.dim() == 2 && valid.size(0) == S && valid.size(1) == K, op, "valid must have shape [S, K] = [",
               S, ", ", K, "], got ", valid.sizes());
   TORCH_CHECK(valid.scalar_type() == at::kBool, op, "valid must be bool, got ", valid.scalar_type());
-  for (const at::Tensor* t : {&count, &skipped}) {
-    const char* name = t == &count ? "count" : "skipped";
-    TORCH_CHECK(t->dim() == 2 && t->size(0) == S && t->size(1) == K, op, name, " must have shape [S, K] = [", S,
-                ", ", K, "], got ", t->sizes());
-    TORCH_CHECK(t->scalar_type() == at::kLong, op, name, " must be int64, got ", t->scalar_type());
-  }
+  TORCH_CHECK(skipped.dim() == 2 && skipped.size(0) == S && skipped.size(1) == K, op,
+              "skipped must have shape [S, K] = [", S, ", ", K, "], got ", skipped.sizes());
+  TORCH_CHECK(skipped.scalar_type() == at::kLong, op, "skipped must be int64, got ", skipped.scalar_type());
   TORCH_CHECK(n_updates.dim() == 1 && n_updates.size(0) == S, op, "n_updates must have shape [S] = [", S, "], got ",
               n_updates.sizes());
   TORCH_CHECK(n_updates.scalar_type() == at::kLong, op, "n_updates must be int64, got ", n_updates.scalar_type());
@@ -73,7 +69,7 @@ inline EmaParams check_ema_update_args(const at::Tensor& hat, const at::Tensor& 
     TORCH_CHECK(active->device() == hat.device(), op, "active must be on the device of hat (", hat.device(),
                 "), got ", active->device());
   }
-  for (const at::Tensor* t : {&valid, &target, &lam, &lam_applied, &count, &n_updates, &skipped}) {
+  for (const at::Tensor* t : {&valid, &target, &lam, &lam_applied, &n_updates, &skipped}) {
     TORCH_CHECK(t->device() == hat.device(), op, "all tensors must be on the device of hat (", hat.device(),
                 "), got one on ", t->device());
     TORCH_CHECK(t->layout() == at::kStrided, op, "all tensors must be strided (dense)");

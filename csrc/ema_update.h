@@ -24,16 +24,17 @@ struct Strided {
   FASTPINN_HD T& operator[](int64_t k) const { return ptr[k * stride]; }
 };
 
-// Update member s (all views point at row s). A target term whose candidate is invalid or non-finite keeps
-// both weights and its count, and `skipped` counts it; otherwise lam <- beta lam + (1 - beta) hat, its
-// count advances and the applied weight is lam / (1 - beta^count) with bias correction. The count is per
-// term, so a term skipped earlier is still corrected by its own number of EMA updates. Floating-point
+// Update member s (all views point at row s); `n_old` is n_updates[s] before this update. A target term
+// whose candidate is invalid or non-finite keeps both weights and `skipped` counts it; otherwise
+// lam <- beta lam + (1 - beta) hat and the applied weight is lam / (1 - beta^c) with bias correction, where
+// c is the term's own number of EMA updates. Every update call either updates or skips each target term, so
+// c = n_updates - skipped (both after this call) -- no separate counter is needed. Floating-point
 // operations follow the reference's order and precision: beta and 1 - beta are rounded to T,
-// 1 - beta^count is computed in double and then rounded to T.
+// 1 - beta^c is computed in double and then rounded to T.
 template <typename T>
 FASTPINN_HD void ema_update_member(Strided<const T> hat, Strided<const bool> valid, Strided<const bool> target,
-                                   Strided<T> lam, Strided<T> lam_applied, Strided<int64_t> count,
-                                   Strided<int64_t> skipped, const EmaParams& prm) {
+                                   Strided<T> lam, Strided<T> lam_applied, Strided<int64_t> skipped,
+                                   int64_t n_old, const EmaParams& prm) {
   const T beta = static_cast<T>(prm.beta);
   const T one_minus_beta = static_cast<T>(1.0 - prm.beta);
   for (int64_t j = 0; j < prm.num_terms; ++j) {
@@ -45,8 +46,7 @@ FASTPINN_HD void ema_update_member(Strided<const T> hat, Strided<const bool> val
       skipped[j] += 1;  // both weights are kept
       continue;
     }
-    const int64_t c = count[j] + 1;
-    count[j] = c;
+    const int64_t c = n_old + 1 - skipped[j];
     const T new_lam = beta * lam[j] + one_minus_beta * h;
     lam[j] = new_lam;
     if (prm.bias_correction) {

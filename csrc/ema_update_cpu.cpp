@@ -11,16 +11,15 @@ namespace {
 
 void ema_update_cpu(const at::Tensor& hat, const at::Tensor& valid, const at::Tensor& target,
                     const c10::optional<at::Tensor>& active, at::Tensor& lam, at::Tensor& lam_applied,
-                    at::Tensor& count, at::Tensor& n_updates, at::Tensor& skipped, double beta,
+                    at::Tensor& n_updates, at::Tensor& skipped, double beta,
                     bool bias_correction) {
-  const EmaParams prm = check_ema_update_args(hat, valid, target, active, lam, lam_applied, count, n_updates, skipped,
+  const EmaParams prm = check_ema_update_args(hat, valid, target, active, lam, lam_applied, n_updates, skipped,
                                               beta, bias_correction);
   if (active.has_value() && !active->const_data_ptr<bool>()[0]) {
     return;  // the gate is off: the state is left exactly as it was
   }
   const int64_t S = hat.size(0);
   int64_t* n = n_updates.data_ptr<int64_t>();
-  int64_t* cnt = count.data_ptr<int64_t>();
   int64_t* skip = skipped.data_ptr<int64_t>();
   const bool* ok = valid.const_data_ptr<bool>();
   const bool* tgt = target.const_data_ptr<bool>();
@@ -32,8 +31,8 @@ void ema_update_cpu(const at::Tensor& hat, const at::Tensor& valid, const at::Te
       ema_update_member<scalar_t>({h + s * hat.stride(0), hat.stride(1)}, {ok + s * valid.stride(0), valid.stride(1)},
                                   {tgt, target.stride(0)}, {l + s * lam.stride(0), lam.stride(1)},
                                   {la + s * lam_applied.stride(0), lam_applied.stride(1)},
-                                  {cnt + s * count.stride(0), count.stride(1)},
-                                  {skip + s * skipped.stride(0), skipped.stride(1)}, prm);
+                                  {skip + s * skipped.stride(0), skipped.stride(1)}, n[s * n_updates.stride(0)],
+                                  prm);
       n[s * n_updates.stride(0)] += 1;
     }
   });

@@ -15,6 +15,6 @@ TORCH_LIBRARY(fastpinn, m) {
   // see fastpinn/ops/reference.py::ema_update_ref.
   m.def(
       "ema_update(Tensor hat, Tensor valid, Tensor target, Tensor? active, Tensor(a!) lam, "
-      "Tensor(b!) lam_applied, Tensor(c!) count, Tensor(d!) n_updates, Tensor(e!) skipped, float beta, "
+      "Tensor(b!) lam_applied, Tensor(c!) n_updates, Tensor(d!) skipped, float beta, "
       "bool bias_correction) -> ()");
 }

@@ -35,8 +35,8 @@ from torch import Tensor
 
 from .ops import layout as L
 
-__all__ = ["Scheme", "PINN", "MA", "ID", "DN", "LRA", "GradNormW", "DynamicScheme", "scheme_from_name",
-           "SCHEME_NAMES"]
+__all__ = ["Scheme", "PINN", "MA", "ID", "DN", "LRA", "GradNormW", "SoftAdapt", "ReLoBRaLo", "DynamicScheme",
+           "LossScheme", "scheme_from_name", "SCHEME_NAMES", "uniform_draws"]
 
 
 def _check_beta(beta: float) -> float:
@@ -268,10 +268,167 @@ class GradNormW(DynamicScheme):
                 f"bias_correction={self.bias_correction})")
 
 
-Scheme = Union[PINN, MA, ID, DN, LRA, GradNormW]
+# ------------------------------------------------------------------------------------------ loss-based schemes
+
+_MOD = 2147483647  # 2^31 - 1: products with the multipliers below stay far inside int64
+
+
+def uniform_draws(seed: int, member: Tensor, counter: Tensor) -> Tensor:
+    """Counter-based uniform numbers in (0, 1), float64: a pure function of ``(seed, member, counter)``.
+
+    Integer tensor operations on the device (multiplicative congruential rounds mod 2^31 - 1 interleaved with
+    xor-shifts), so drawing never synchronises with the host, needs no generator state in a checkpoint, is
+    safe inside a captured CUDA graph, and gives the same numbers whether update calls are skipped on the host
+    or gated on the device (the counter is the member's own update count). ``member``, ``counter``: int64
+    tensors of one shape; the result has that shape.
+    """
+    x = (member * 7919 + counter * 104729 + (int(seed) % _MOD) * 15485863 + 1) % _MOD
+    for mult in (48271, 69621, 16807, 48271):
+        x = (x * mult) % _MOD
+        x = x ^ (x >> 11)
+    return (x.to(torch.float64) + 0.5) / _MOD
+
+
+def _masked_softmax(z: Tensor, target: Tensor) -> Tensor:
+    """``K' softmax(z)`` over the target terms (``K'`` of them), 1 elsewhere. ``z[S, K]``, ``target[K]``."""
+    n = target.sum().to(z.dtype)
+    e = torch.softmax(z.masked_fill(~target.unsqueeze(0), -math.inf), dim=1)
+    return torch.where(target.unsqueeze(0), n * e, torch.ones_like(z))
+
+
+def _losses_ok(losses: Tensor, target: Tensor) -> Tensor:
+    """``[S]``: every target loss is finite and > 0 (both schemes divide by losses)."""
+    bad = ~(torch.isfinite(losses) & (losses > 0)) & target.unsqueeze(0)
+    return ~bad.any(dim=1)
+
+
+@dataclass(frozen=True)
+class LossScheme:
+    """Base of the loss-based schemes (``reads == "losses"``): weights from the term losses ``L[S, K]`` alone,
+    so a step needs no per-term gradients (one backward of the weighted sum, a PINN-cost step).
+
+    Subclasses implement :meth:`init_state` and :meth:`propose`; :class:`fastpinn.Weighter` applies the
+    result under the shared gate, skip counting and state handling (``update_from_losses``). Every term is
+    adaptive by default (no reference term); the softmax runs over the adaptive terms.
+    """
+
+    tau: int = 1
+
+    dynamic = True
+    reads = "losses"
+    uses_reference = False
+    bias_correction = False
+
+    def __post_init__(self) -> None:
+        _check_tau(self.tau)
+
+    def init_state(self, members: int, n_terms: int, dtype: torch.dtype, device) -> dict[str, Tensor]:
+        """The scheme's own state tensors (``[S, K]`` / ``[S]``), part of the Weighter's state_dict."""
+        return {"prev": torch.ones(members, n_terms, dtype=dtype, device=device),
+                "started": torch.zeros(members, dtype=torch.bool, device=device)}
+
+    def propose(self, losses: Tensor, lam: Tensor, state: dict[str, Tensor], target: Tensor,
+                n_updates: Tensor) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+        """``(new_lam[S, K], valid[S], new_state)`` from ``losses[S, K]`` (detached) and the current weights
+        ``lam``; pure (no in-place changes), no host sync. ``n_updates[S]``: the members' update counts."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class SoftAdapt(LossScheme):
+    """SoftAdapt, Heydari, Thompson & Mehmood 2019 (arXiv:1912.12355).
+
+    ``lam_j = K softmax_j(s_j / T)`` with ``s_j`` the rate of change of term ``j``'s loss since the
+    previous update: ``rate="relative"`` (default) ``s_j = (L_j(t) - L_j(t-1)) / L_j(t-1)``, scale-free
+    across terms; ``rate="difference"`` the paper's ``s_j = L_j(t) - L_j(t-1)`` (its ``beta`` is ``1/T``).
+    The factor ``K`` (the number of adaptive terms) keeps the weights on the scale of the unweighted sum.
+    The first update only records the losses (weights stay 1). ``tau``: update every ``tau`` epochs.
+    """
+
+    temperature: float = 0.1
+    rate: str = "relative"
+
+    name = "softadapt"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        t = self.temperature
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not (math.isfinite(t) and t > 0):
+            raise ValueError(f"temperature must be a finite number > 0, got {t!r}")
+        object.__setattr__(self, "temperature", float(t))
+        if self.rate not in ("relative", "difference"):
+            raise ValueError(f"rate must be 'relative' or 'difference', got {self.rate!r}")
+
+    def propose(self, losses, lam, state, target, n_updates):
+        prev, started = state["prev"], state["started"]
+        diff = losses - prev
+        s = diff / prev if self.rate == "relative" else diff
+        new_lam = torch.where(started.unsqueeze(1), _masked_softmax(s / self.temperature, target), lam)
+        return new_lam, _losses_ok(losses, target), {"prev": losses.to(prev.dtype),
+                                                     "started": torch.ones_like(started)}
+
+
+@dataclass(frozen=True)
+class ReLoBRaLo(LossScheme):
+    """Relative loss balancing with random lookback, Bischof & Kraus 2021 (arXiv:2110.09813), eqs. 10-12.
+
+    ``lam_j(t) = alpha (rho lam_j(t-1) + (1 - rho) lam_j^(0->t)) + (1 - alpha) lam_j^(t-1->t)`` with
+    ``lam^(a->b) = K softmax(L(b) / (T L(a)))`` (``K`` adaptive terms) and ``rho ~ Bernoulli(rho_mean)``
+    drawn per member and update on the device (:func:`uniform_draws` with ``seed``, keyed by the member's
+    update count: no host sync, no generator state). The first update records ``L(0)`` (weights stay 1);
+    ``t - 1`` is the previous update (``tau`` epochs before). Defaults ``alpha = 0.999``,
+    ``rho_mean = 0.999``, ``T = 0.1``.
+    """
+
+    alpha: float = 0.999
+    rho_mean: float = 0.999
+    temperature: float = 0.1
+    seed: int = 0
+
+    name = "relobralo"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for field_name in ("alpha", "rho_mean"):
+            v = getattr(self, field_name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= float(v) <= 1.0:
+                raise ValueError(f"{field_name} must be a number in [0, 1], got {v!r}")
+            object.__setattr__(self, field_name, float(v))
+        t = self.temperature
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not (math.isfinite(t) and t > 0):
+            raise ValueError(f"temperature must be a finite number > 0, got {t!r}")
+        object.__setattr__(self, "temperature", float(t))
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
+
+    def init_state(self, members, n_terms, dtype, device):
+        state = super().init_state(members, n_terms, dtype, device)
+        state["initial"] = torch.ones(members, n_terms, dtype=dtype, device=device)
+        return state
+
+    def rho(self, n_updates: Tensor) -> Tensor:
+        """``[S]`` Bernoulli(rho_mean) draws (0/1 in float64) for the update after ``n_updates[S]`` updates."""
+        member = torch.arange(n_updates.shape[0], device=n_updates.device)
+        return (uniform_draws(self.seed, member, n_updates) < self.rho_mean).to(torch.float64)
+
+    def propose(self, losses, lam, state, target, n_updates):
+        prev, initial, started = state["prev"], state["initial"], state["started"]
+        t = self.temperature
+        lookback = _masked_softmax(losses / (t * prev), target)
+        from_start = _masked_softmax(losses / (t * initial), target)
+        rho = self.rho(n_updates).to(lam.dtype).unsqueeze(1)
+        blended = self.alpha * (rho * lam + (1 - rho) * from_start) + (1 - self.alpha) * lookback
+        go = started.unsqueeze(1)
+        new_lam = torch.where(go & target.unsqueeze(0), blended, lam)
+        new_initial = torch.where(go, initial, losses.to(initial.dtype))
+        return new_lam, _losses_ok(losses, target), {"prev": losses.to(prev.dtype), "initial": new_initial,
+                                                     "started": torch.ones_like(started)}
+
+
+Scheme = Union[PINN, MA, ID, DN, LRA, GradNormW, SoftAdapt, ReLoBRaLo]
 
 #: Names accepted by :func:`scheme_from_name` (and the CLI's ``--scheme``).
-SCHEME_NAMES = ("pinn", "ma", "id", "dn", "lra", "gradnorm-w")
+SCHEME_NAMES = ("pinn", "ma", "id", "dn", "lra", "gradnorm-w", "softadapt", "relobralo")
 
 
 def scheme_from_name(
@@ -284,12 +441,14 @@ def scheme_from_name(
     ma_form: str = "paper",
     alpha: Optional[float] = None,
     reduce: str = "sum",
+    temperature: float = 0.1,
+    seed: int = 0,
 ) -> Scheme:
     """Build a scheme from its command-line name (one of :data:`SCHEME_NAMES`).
 
     ``beta``, ``p``, ``ma_form`` are the paper schemes' parameters; ``alpha`` is LRA's and GradNormW's
     (their papers' EMA parameter; ``None``: the paper's 0.9), ``reduce`` GradNormW's; ``tau`` all
-    dynamic schemes'.
+    dynamic schemes'; ``temperature`` SoftAdapt's and ReLoBRaLo's, ``seed`` ReLoBRaLo's (its draws of rho).
     """
     if name == "pinn":
         return PINN()
@@ -304,4 +463,8 @@ def scheme_from_name(
     if name == "gradnorm-w":
         return GradNormW(alpha=0.9 if alpha is None else alpha, tau=tau, reduce=reduce,
                          bias_correction=bias_correction)
+    if name == "softadapt":
+        return SoftAdapt(tau=tau, temperature=temperature)
+    if name == "relobralo":
+        return ReLoBRaLo(tau=tau, alpha=0.999 if alpha is None else alpha, temperature=temperature, seed=seed)
     raise ValueError(f"scheme must be one of {', '.join(repr(n) for n in SCHEME_NAMES)}, got {name!r}")

@@ -13,6 +13,9 @@ What a training step calls depends only on :attr:`Weighter.reads` (never on the 
 * ``"stats"`` (MA, ID, DN, LRA, GradNormW; :attr:`needs_term_gradients` is True): per-term gradients
   ``G[S, K, P]``; at update steps ``update_from_stats(statistics(G), P, active=...)`` (or ``update(G)``);
   then ``theta.grad = combine(G, lam_applied)``.
+* ``"losses"`` (SoftAdapt, ReLoBRaLo; :attr:`needs_term_gradients` is False): at update steps
+  ``update_from_losses(losses.detach(), active=...)`` with ``losses[S, K]`` of this step, then one backward of
+  ``(losses * lam_applied).sum()`` -- a PINN-cost step.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import torch
 from torch import Tensor
 
 from . import ops
-from .schemes import PINN, SCHEME_NAMES, DynamicScheme, Scheme
+from .schemes import PINN, SCHEME_NAMES, DynamicScheme, LossScheme, Scheme
 
 __all__ = ["Weighter"]
 
@@ -52,7 +55,7 @@ class Weighter:
         *,
         backend: ops.Backend = "auto",
     ) -> None:
-        if not isinstance(scheme, (PINN, DynamicScheme)):
+        if not isinstance(scheme, (PINN, DynamicScheme, LossScheme)):
             raise ValueError(f"scheme must be a fastpinn scheme ({', '.join(SCHEME_NAMES)}), got {scheme!r}")
         if isinstance(n_terms, bool) or not isinstance(n_terms, int) or n_terms < 1:
             raise ValueError(f"n_terms must be an integer >= 1, got {n_terms!r}")
@@ -78,10 +81,10 @@ class Weighter:
         self.backend = backend
         self.lam: Optional[Tensor] = None  # [S, K] EMA state
         self.lam_applied: Optional[Tensor] = None  # [S, K] weights applied now (bias-corrected)
-        self.n_updates: Optional[Tensor] = None  # [S] int64: update calls (reporting)
-        self.term_updates: Optional[Tensor] = None  # [S, K] int64: valid EMA updates per term (bias correction)
+        self.n_updates: Optional[Tensor] = None  # [S] int64: update calls
         self.skipped: Optional[Tensor] = None  # [S, K] int64: updates a term kept its weight
         self._adaptive: Optional[Tensor] = None  # [K] bool on the state's device: the EMA's target terms
+        self.scheme_state: dict[str, Tensor] = {}  # a loss-based scheme's own tensors (previous losses, ...)
         self._members: Optional[int] = None
 
     # ----------------------------------------------------------------------------------------- state
@@ -117,10 +120,11 @@ class Weighter:
         self.lam = lam
         self.lam_applied = torch.ones_like(lam) if self.dynamic else lam.clone()
         self.n_updates = torch.zeros(members, dtype=torch.int64, device=device)
-        self.term_updates = torch.zeros(members, k, dtype=torch.int64, device=device)
         self.skipped = torch.zeros(members, k, dtype=torch.int64, device=device)
         self._adaptive = adaptive
         self._members = members
+        self.scheme_state = (self.scheme.init_state(members, k, dtype, device)
+                             if isinstance(self.scheme, LossScheme) else {})
 
     def _target_mask(self, device: torch.device | str | None) -> Tensor:
         """``[K]`` bool: the terms the EMA updates (adaptive, and not the reference when the scheme has one)."""
@@ -130,7 +134,15 @@ class Weighter:
         """Every state tensor updated in place (for snapshots around CUDA-graph capture); empty before reset."""
         if self.lam is None:
             return []
-        return [self.lam, self.lam_applied, self.n_updates, self.term_updates, self.skipped]
+        return [self.lam, self.lam_applied, self.n_updates, self.skipped, *self.scheme_state.values()]
+
+    @property
+    def term_updates(self) -> Tensor:
+        """``[S, K]`` valid updates of each target term (``n_updates - skipped``: every update call either
+        updates or skips each target term). Bias correction uses this per-term count."""
+        if self.lam is None:
+            raise RuntimeError("the Weighter has no state yet")
+        return self.n_updates.unsqueeze(1) - self.skipped
 
     def _ensure_state(self, G3: Tensor) -> None:
         s = G3.shape[0]
@@ -147,9 +159,10 @@ class Weighter:
             self.lam = self.lam.to(dtype=dtype or self.lam.dtype, device=device)
             self.lam_applied = self.lam_applied.to(dtype=dtype or self.lam_applied.dtype, device=device)
             self.n_updates = self.n_updates.to(device=device)
-            self.term_updates = self.term_updates.to(device=device)
             self.skipped = self.skipped.to(device=device)
             self._adaptive = self._adaptive.to(device=device)
+            self.scheme_state = {k: v.to(device=device, dtype=(dtype or v.dtype) if v.is_floating_point() else None)
+                                 for k, v in self.scheme_state.items()}
         return self
 
     # -------------------------------------------------------------------------------------- updating
@@ -175,6 +188,9 @@ class Weighter:
             A copy of the applied weights: ``[K]`` for ``G[K, P]``, ``[S, K]`` for ``G[S, K, P]``.
             For ``PINN`` these are the fixed weights.
         """
+        if self.reads == "losses":
+            raise ValueError(f"scheme {self.scheme.name!r} reads term losses, not gradients: call "
+                             "update_from_losses(losses)")
         G3 = self._check_G(G)
         self._ensure_state(G3)
         if self.dynamic:
@@ -195,13 +211,58 @@ class Weighter:
         """
         if not self.dynamic:
             return
+        if self.reads != "stats":
+            raise ValueError(f"scheme {self.scheme.name!r} reads {self.reads!r}, not gradient statistics: "
+                             "call update_from_losses")
         if self.lam is None:
             self.reset(stats.shape[0], stats.dtype, stats.device)
         hat, valid = self.scheme.candidate(stats, self.lam_applied, self.reference, numel)
         sch = self.scheme
         # The gate is inside the op (read on the device): no clone/restore, no host sync.
-        ops.ema_update(hat, valid, self._adaptive, self.lam, self.lam_applied, self.term_updates, self.n_updates,
-                       self.skipped, sch.beta, sch.bias_correction, active, backend=self._update_backend())
+        ops.ema_update(hat, valid, self._adaptive, self.lam, self.lam_applied, self.n_updates, self.skipped,
+                       sch.beta, sch.bias_correction, active, backend=self._update_backend())
+
+    def update_from_losses(self, losses: Tensor, active: Optional[Tensor] = None) -> Tensor:
+        """In-place update of a loss-based scheme's weights from this step's term losses.
+
+        Args:
+            losses: ``[K]`` or ``[S, K]`` term losses (detached; float32/float64).
+            active: optional 0-dim bool tensor; False leaves the state exactly as it was (no host sync).
+
+        Returns:
+            The applied weights, ``[K]`` or ``[S, K]`` (a view of the state: read, don't modify).
+
+        A member whose adaptive losses are not all finite and > 0 keeps its weights and scheme state; its
+        adaptive terms are counted in ``skipped``.
+        """
+        if self.reads != "losses":
+            raise ValueError(f"scheme {getattr(self.scheme, 'name', self.scheme)!r} reads {self.reads!r}, "
+                             "not term losses")
+        if not isinstance(losses, Tensor) or losses.dim() not in (1, 2) or losses.shape[-1] != self.n_terms:
+            raise ValueError(f"losses must be a tensor of shape [K={self.n_terms}] or [S, K={self.n_terms}], "
+                             f"got {getattr(losses, 'shape', type(losses).__name__)}")
+        if losses.dtype not in (torch.float32, torch.float64):
+            raise ValueError(f"losses must be float32 or float64, got {losses.dtype}")
+        L2 = losses.detach().reshape(-1, self.n_terms)
+        if self.lam is None:
+            self.reset(L2.shape[0], L2.dtype, L2.device)
+        elif self._members != L2.shape[0]:
+            raise ValueError(f"losses have {L2.shape[0]} ensemble members but this Weighter holds state for "
+                             f"{self._members}")
+        L2 = L2.to(self.lam.dtype)
+        on = torch.ones((), dtype=torch.bool, device=L2.device) if active is None else active.to(torch.bool)
+        new_lam, valid, new_state = self.scheme.propose(L2, self.lam, self.scheme_state, self._adaptive,
+                                                        self.n_updates)
+        ok = valid & on  # [S]
+        self.lam.copy_(torch.where(ok.unsqueeze(1), new_lam, self.lam))
+        self.lam_applied.copy_(self.lam)
+        for key, value in new_state.items():
+            old = self.scheme_state[key]
+            old.copy_(torch.where(ok.view(-1, *([1] * (old.dim() - 1))), value, old))
+        target = self._adaptive.unsqueeze(0)
+        self.skipped.add_((on & ~valid).unsqueeze(1).logical_and(target).to(torch.int64))
+        self.n_updates.add_(on.to(torch.int64))
+        return self.lam_applied if losses.dim() == 2 else self.lam_applied[0]
 
     def _update_backend(self) -> str:
         return "cpp" if self.backend == "triton" else self.backend
@@ -233,7 +294,8 @@ class Weighter:
     def state_dict(self) -> dict[str, Any]:
         return {
             "lam": self.lam, "lam_applied": self.lam_applied,
-            "n_updates": self.n_updates, "term_updates": self.term_updates, "skipped": self.skipped,
+            "n_updates": self.n_updates, "skipped": self.skipped,
+            "scheme_state": dict(self.scheme_state),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -242,7 +304,7 @@ class Weighter:
                 raise ValueError(f"state is missing {key!r}")
         lam = state["lam"]
         if lam is None:
-            self.lam = self.lam_applied = self.n_updates = self.term_updates = self.skipped = None
+            self.lam = self.lam_applied = self.n_updates = self.skipped = None
             return
         if lam.shape[-1] != self.n_terms:
             raise ValueError(f"state has {lam.shape[-1]} terms, this Weighter {self.n_terms}")
@@ -250,14 +312,14 @@ class Weighter:
         self.lam_applied = state["lam_applied"].clone()
         self.n_updates = state["n_updates"].clone()
         self.skipped = state["skipped"].clone()
-        if state.get("term_updates") is not None:
-            self.term_updates = state["term_updates"].clone()
-        else:
-            # A checkpoint from before per-term counts: every update call either updated or skipped a target
-            # term, so its valid-update count is exactly n_updates - skipped.
-            self.term_updates = (self.n_updates.unsqueeze(1) - self.skipped).clamp_min(0)
         self._members = lam.shape[0]
         self._adaptive = self._target_mask(lam.device)
+        self.scheme_state = {k: v.clone() for k, v in (state.get("scheme_state") or {}).items()}
+        if isinstance(self.scheme, LossScheme):
+            want = self.scheme.init_state(self._members, self.n_terms, lam.dtype, lam.device)
+            if set(want) != set(self.scheme_state):
+                raise ValueError(f"state's scheme_state has {sorted(self.scheme_state)}, the scheme "
+                                 f"{self.scheme.name!r} needs {sorted(want)}")
 
     def __repr__(self) -> str:
         return (f"Weighter({self.scheme!r}, n_terms={self.n_terms}, reference={self.reference}, "

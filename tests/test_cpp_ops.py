@@ -260,13 +260,12 @@ def ema_state(S: int, K: int, dtype: torch.dtype, bias_correction: bool, seed: i
     return {
         "lam": (lam0 + 0.1 * torch.rand(S, K, generator=gen, dtype=torch.float64)).to(dtype),
         "lam_applied": (1.0 + torch.rand(S, K, generator=gen, dtype=torch.float64)).to(dtype),
-        "count": torch.randint(0, 3, (S, K), generator=gen),
-        "n_updates": torch.randint(0, 3, (S,), generator=gen),
-        "skipped": torch.zeros(S, K, dtype=torch.int64),
+        "n_updates": torch.randint(2, 5, (S,), generator=gen),
+        "skipped": torch.randint(0, 2, (S, K), generator=gen),
     }
 
 
-STATE_KEYS = ("lam", "lam_applied", "count", "n_updates", "skipped")
+STATE_KEYS = ("lam", "lam_applied", "n_updates", "skipped")
 
 
 def clone_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -299,7 +298,7 @@ def assert_state_equal(op_state, ref_state, dtype: torch.dtype) -> None:
     rtol = F64_RTOL if dtype == torch.float64 else 4 * EPS32
     for name in ("lam", "lam_applied"):
         torch.testing.assert_close(op_state[name], ref_state[name], rtol=rtol, atol=0.0, msg=name)
-    for name in ("count", "n_updates", "skipped"):
+    for name in ("n_updates", "skipped"):
         assert torch.equal(op_state[name], ref_state[name]), name
 
 
@@ -327,7 +326,7 @@ def test_ema_update_semantics(dtype: torch.dtype) -> None:
     _ext.load()
     beta = 0.9
     state = {"lam": torch.zeros(1, 4, dtype=dtype), "lam_applied": torch.ones(1, 4, dtype=dtype),
-             "count": torch.zeros(1, 4, dtype=torch.int64), "n_updates": torch.zeros(1, dtype=torch.int64),
+             "n_updates": torch.zeros(1, dtype=torch.int64),
              "skipped": torch.zeros(1, 4, dtype=torch.int64)}
     target = torch.tensor([False, True, True, True])
     hat = torch.tensor([[7.0, 2.0, math.nan, 3.0]], dtype=dtype)
@@ -336,7 +335,6 @@ def test_ema_update_semantics(dtype: torch.dtype) -> None:
     # term 1: lam = 0.1 * 2 and applied = lam / (1 - 0.9) = 2 (up to rounding of 1 - beta in dtype).
     torch.testing.assert_close(state["lam_applied"], torch.tensor([[1.0, 2.0, 1.0, 1.0]], dtype=dtype),
                                rtol=4 * torch.finfo(dtype).eps, atol=0)
-    assert state["count"].tolist() == [[0, 1, 0, 0]]
     assert state["skipped"].tolist() == [[0, 0, 1, 1]]
     assert state["n_updates"].tolist() == [1]
     # Term 2 is valid for the first time at the second call: it is corrected by its own count (1), so the
@@ -346,7 +344,7 @@ def test_ema_update_semantics(dtype: torch.dtype) -> None:
                                   *[state[k] for k in STATE_KEYS], beta, True)
     torch.testing.assert_close(state["lam_applied"][0, 2], torch.tensor(5.0, dtype=dtype),
                                rtol=4 * torch.finfo(dtype).eps, atol=0)
-    assert state["count"].tolist() == [[0, 2, 1, 1]]
+    assert state["skipped"].tolist() == [[0, 0, 1, 1]] and state["n_updates"].tolist() == [2]
 
 
 def test_ema_update_gate_off_leaves_state_bitwise() -> None:
@@ -385,7 +383,6 @@ def _ema_args(**overrides):
         active=None,
         lam=torch.ones(S, K),
         lam_applied=torch.ones(S, K),
-        count=torch.zeros(S, K, dtype=torch.int64),
         n_updates=torch.zeros(S, dtype=torch.int64),
         skipped=torch.zeros(S, K, dtype=torch.int64),
         beta=0.9,
@@ -403,7 +400,6 @@ def _ema_args(**overrides):
         (dict(lam=torch.ones(2, 3, dtype=torch.float64)), "lam must have the dtype of hat"),
         (dict(lam_applied=torch.ones(3, 2)), "lam_applied must have shape"),
         (dict(valid=torch.ones(2, 3)), "valid must be bool"),
-        (dict(count=torch.zeros(2, 3, dtype=torch.int32)), "count must be int64"),
         (dict(n_updates=torch.zeros(2, dtype=torch.int32)), "n_updates must be int64"),
         (dict(skipped=torch.zeros(2, 3)), "skipped must be int64"),
         (dict(target=torch.ones(3)), "target must be bool"),
@@ -444,10 +440,10 @@ def test_ops_compile_without_graph_breaks() -> None:
 
     scheme = DN(beta=0.9, bias_correction=True)
 
-    def step(G, lam, lam_applied, count, n, skipped, target, active):
+    def step(G, lam, lam_applied, n, skipped, target, active):
         stats = torch.ops.fastpinn.grad_stats(G, 2.0)
         hat, valid = scheme.candidate(stats, lam_applied, 0, G.shape[-1])
-        torch.ops.fastpinn.ema_update(hat, valid, target, active, lam, lam_applied, count, n, skipped, 0.9, True)
+        torch.ops.fastpinn.ema_update(hat, valid, target, active, lam, lam_applied, n, skipped, 0.9, True)
         return stats
 
     G = make_G(1, 3, 100, torch.float32)
@@ -460,7 +456,6 @@ def test_ops_compile_without_graph_breaks() -> None:
     ema_update_ref(hat, valid, target, None, *[ref_state[k] for k in STATE_KEYS], 0.9, True)
     assert stats.shape == (1, 3, L.N_STATS)
     torch.testing.assert_close(state["lam"], ref_state["lam"], rtol=1e-5, atol=0)
-    assert torch.equal(state["count"], ref_state["count"])
     assert torch.equal(state["n_updates"], ref_state["n_updates"])
 
 

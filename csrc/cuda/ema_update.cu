@@ -26,7 +26,7 @@ template <typename T>
 __global__ void ema_update_kernel(const T* __restrict__ hat, Strides2 hat_st, const bool* __restrict__ valid,
                                   Strides2 valid_st, const bool* __restrict__ target, int64_t target_st,
                                   const bool* __restrict__ active, T* lam, Strides2 lam_st, T* lam_applied,
-                                  Strides2 la_st, int64_t* count, Strides2 cnt_st, int64_t* n_updates, int64_t n_st,
+                                  Strides2 la_st, int64_t* n_updates, int64_t n_st,
                                   int64_t* skipped, Strides2 sk_st, int64_t S, EmaParams prm) {
   if (active != nullptr && !active[0]) {
     return;
@@ -37,17 +37,16 @@ __global__ void ema_update_kernel(const T* __restrict__ hat, Strides2 hat_st, co
                          Strided<const bool>{valid + s * valid_st.s0, valid_st.s1},
                          Strided<const bool>{target, target_st}, Strided<T>{lam + s * lam_st.s0, lam_st.s1},
                          Strided<T>{lam_applied + s * la_st.s0, la_st.s1},
-                         Strided<int64_t>{count + s * cnt_st.s0, cnt_st.s1},
-                         Strided<int64_t>{skipped + s * sk_st.s0, sk_st.s1}, prm);
+                         Strided<int64_t>{skipped + s * sk_st.s0, sk_st.s1}, n_updates[s * n_st], prm);
     n_updates[s * n_st] += 1;
   }
 }
 
 void ema_update_cuda(const at::Tensor& hat, const at::Tensor& valid, const at::Tensor& target,
                      const c10::optional<at::Tensor>& active, at::Tensor& lam, at::Tensor& lam_applied,
-                     at::Tensor& count, at::Tensor& n_updates, at::Tensor& skipped, double beta,
+                     at::Tensor& n_updates, at::Tensor& skipped, double beta,
                      bool bias_correction) {
-  const EmaParams prm = check_ema_update_args(hat, valid, target, active, lam, lam_applied, count, n_updates, skipped,
+  const EmaParams prm = check_ema_update_args(hat, valid, target, active, lam, lam_applied, n_updates, skipped,
                                               beta, bias_correction);
   const c10::cuda::CUDAGuard guard(hat.device());
   const int64_t S = hat.size(0);
@@ -62,8 +61,7 @@ void ema_update_cuda(const at::Tensor& hat, const at::Tensor& valid, const at::T
         hat.const_data_ptr<scalar_t>(), Strides2{hat.stride(0), hat.stride(1)}, valid.const_data_ptr<bool>(),
         Strides2{valid.stride(0), valid.stride(1)}, target.const_data_ptr<bool>(), target.stride(0), active_ptr,
         lam.data_ptr<scalar_t>(), Strides2{lam.stride(0), lam.stride(1)}, lam_applied.data_ptr<scalar_t>(),
-        Strides2{lam_applied.stride(0), lam_applied.stride(1)}, count.data_ptr<int64_t>(),
-        Strides2{count.stride(0), count.stride(1)}, n_updates.data_ptr<int64_t>(), n_updates.stride(0),
+        Strides2{lam_applied.stride(0), lam_applied.stride(1)}, n_updates.data_ptr<int64_t>(), n_updates.stride(0),
         skipped.data_ptr<int64_t>(), Strides2{skipped.stride(0), skipped.stride(1)}, S, prm);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });

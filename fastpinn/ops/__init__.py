@@ -97,7 +97,6 @@ def ema_update(
     target: Tensor,
     lam: Tensor,
     lam_applied: Tensor,
-    count: Tensor,
     n_updates: Tensor,
     skipped: Tensor,
     beta: float,
@@ -109,17 +108,17 @@ def ema_update(
     """Scheme-free in-place EMA update of the loss weights (semantics: ``ema_update_ref``).
 
     Shapes: ``hat[S, K]`` candidate weights (float32/float64), ``valid[S, K]`` bool, ``target[K]`` bool;
-    ``lam``, ``lam_applied`` ``[S, K]`` (mutated); ``count[S, K]``, ``skipped[S, K]``, ``n_updates[S]`` int64
+    ``lam``, ``lam_applied`` ``[S, K]`` (mutated); ``skipped[S, K]``, ``n_updates[S]`` int64
     (mutated); ``active``: ``None`` or a 0-dim bool tensor on the same device (False: nothing changes).
     ``backend``: ``"auto"``/``"cpp"``/``"triton"`` (the compiled op, CPU or CUDA; there is no Triton EMA, the
     op is a few hundred flops) or ``"torch"``.
     """
     _check_backend(backend)
     if backend == "torch":
-        ema_update_ref(hat, valid, target, active, lam, lam_applied, count, n_updates, skipped, beta, bias_correction)
+        ema_update_ref(hat, valid, target, active, lam, lam_applied, n_updates, skipped, beta, bias_correction)
         return
     from . import _ext
 
     _ext.load()
-    torch.ops.fastpinn.ema_update(hat, valid, target, active, lam, lam_applied, count, n_updates, skipped,
+    torch.ops.fastpinn.ema_update(hat, valid, target, active, lam, lam_applied, n_updates, skipped,
                                   float(beta), bool(bias_correction))

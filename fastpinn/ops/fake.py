@@ -39,13 +39,12 @@ def _ema_update_fake(
     active: Optional[Tensor],
     lam: Tensor,
     lam_applied: Tensor,
-    count: Tensor,
     n_updates: Tensor,
     skipped: Tensor,
     beta: float,
     bias_correction: bool,
 ) -> None:
-    """In place on ``lam``, ``lam_applied``, ``count``, ``n_updates``, ``skipped``; returns nothing."""
+    """In place on ``lam``, ``lam_applied``, ``n_updates``, ``skipped``; returns nothing."""
     return None
 
 

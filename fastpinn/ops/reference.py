@@ -71,7 +71,6 @@ def ema_update_ref(
     active: Optional[Tensor],
     lam: Tensor,
     lam_applied: Tensor,
-    count: Tensor,
     n_updates: Tensor,
     skipped: Tensor,
     beta: float,
@@ -82,21 +81,24 @@ def ema_update_ref(
     For every member ``s`` and target term ``j`` (``target[j]``: adaptive and not the reference), with the
     candidate ``hat[s, j]`` that the scheme formed from its inputs:
 
-    * if ``valid[s, j]`` and ``hat[s, j]`` is finite: ``lam <- beta * lam + (1 - beta) * hat``,
-      ``count[s, j] += 1`` and the applied weight is ``lam / (1 - beta^count)`` with bias correction, ``lam``
-      without. The count is per term: a term skipped before is corrected by its own number of updates;
-    * otherwise both weights and the count are kept and ``skipped[s, j] += 1``.
+    * if ``valid[s, j]`` and ``hat[s, j]`` is finite: ``lam <- beta * lam + (1 - beta) * hat`` and the
+      applied weight is ``lam / (1 - beta^c)`` with bias correction, ``lam`` without, where ``c`` is the
+      term's own number of EMA updates: a term skipped before is corrected by its own count, not the call
+      count. Each call updates or skips every target term, so ``c = n_updates - skipped`` after the call;
+    * otherwise both weights are kept and ``skipped[s, j] += 1``.
 
-    ``n_updates[s]`` counts calls (reporting only). ``active``: ``None`` or a 0-dim bool tensor; when False
+    ``n_updates[s]`` counts calls. ``active``: ``None`` or a 0-dim bool tensor; when False
     nothing changes. All decisions stay on the device (``torch.where``), so there is no host sync.
 
     Shapes: ``hat[S, K]`` float, ``valid[S, K]`` bool, ``target[K]`` bool, ``lam``, ``lam_applied`` ``[S, K]``
-    (hat's dtype, mutated), ``count``, ``skipped`` ``[S, K]`` int64 (mutated), ``n_updates[S]`` int64 (mutated).
+    (hat's dtype, mutated), ``skipped[S, K]`` int64 (mutated), ``n_updates[S]`` int64 (mutated).
     """
     on = torch.ones((), dtype=torch.bool, device=hat.device) if active is None else active.to(torch.bool)
     ok = target.to(torch.bool).unsqueeze(0) & valid & torch.isfinite(hat) & on
     miss = target.to(torch.bool).unsqueeze(0) & ~(valid & torch.isfinite(hat)) & on
-    new_count = count + ok.to(count.dtype)
+    new_skipped = skipped + miss.to(skipped.dtype)
+    new_n = n_updates + on.to(n_updates.dtype)
+    new_count = new_n.unsqueeze(1) - new_skipped
     new_lam = torch.where(ok, beta * lam + (1.0 - beta) * hat.to(lam.dtype), lam)
     if bias_correction:
         correction = 1.0 - torch.pow(beta, new_count.to(torch.float64))
@@ -105,6 +107,5 @@ def ema_update_ref(
         applied = new_lam
     lam_applied.copy_(torch.where(ok, applied, lam_applied))
     lam.copy_(new_lam)
-    count.copy_(new_count)
-    skipped.add_(miss.to(skipped.dtype))
-    n_updates.add_(on.to(n_updates.dtype))
+    skipped.copy_(new_skipped)
+    n_updates.copy_(new_n)
