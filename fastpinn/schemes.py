@@ -35,7 +35,7 @@ from torch import Tensor
 
 from .ops import layout as L
 
-__all__ = ["Scheme", "PINN", "MA", "ID", "DN", "LRA", "GradNormW", "SoftAdapt", "ReLoBRaLo", "DynamicScheme",
+__all__ = ["Scheme", "PINN", "MA", "ID", "DN", "LRA", "GradNormW", "SoftAdapt", "ReLoBRaLo", "Uncertainty", "DynamicScheme",
            "LossScheme", "scheme_from_name", "SCHEME_NAMES", "uniform_draws"]
 
 
@@ -327,6 +327,10 @@ class LossScheme:
         return {"prev": torch.ones(members, n_terms, dtype=dtype, device=device),
                 "started": torch.zeros(members, dtype=torch.bool, device=device)}
 
+    def initial_weights(self, members: int, n_terms: int, dtype: torch.dtype, device) -> Tensor:
+        """``[S, K]`` weights before the first update (1: the unweighted sum)."""
+        return torch.ones(members, n_terms, dtype=dtype, device=device)
+
     def propose(self, losses: Tensor, lam: Tensor, state: dict[str, Tensor], target: Tensor,
                 n_updates: Tensor) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
         """``(new_lam[S, K], valid[S], new_state)`` from ``losses[S, K]`` (detached) and the current weights
@@ -425,10 +429,68 @@ class ReLoBRaLo(LossScheme):
                                                      "started": torch.ones_like(started)}
 
 
-Scheme = Union[PINN, MA, ID, DN, LRA, GradNormW, SoftAdapt, ReLoBRaLo]
+@dataclass(frozen=True)
+class Uncertainty(LossScheme):
+    """Uncertainty weighting, Kendall, Gal & Cipolla 2018 (CVPR), eq. 7 in its log-variance form:
+    ``L = sum_j 1/2 exp(-s_j) L_j + 1/2 s_j`` with trainable ``s_j = log sigma_j^2`` (initially 0).
+
+    The gradient with respect to the network is that of ``sum_j lam_j L_j`` with ``lam_j = exp(-s_j) / 2``
+    (the ``s_j / 2`` term does not depend on it), so a step is one backward of the weighted sum, a PINN-cost
+    step. ``s`` is trained jointly, by Adam (``lr``, ``betas``, ``eps``; torch.optim.Adam's update rule) on
+    its exact gradient ``dL/ds_j = (1 - exp(-s_j) L_j) / 2`` -- the same as putting ``s`` into the network's
+    optimizer, but inside the Weighter's state (checkpointed, gated on the device, no host sync). As in a
+    joint gradient step, the weights applied at a step use ``s`` before that step's update of ``s``.
+    ``tau`` must be 1 (``s`` is trained every step).
+    """
+
+    lr: float = 1e-3
+    betas: tuple = (0.9, 0.999)
+    eps: float = 1e-8
+
+    name = "uncertainty"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.tau != 1:
+            raise ValueError(f"tau must be 1 for uncertainty weighting (s is trained every step), got {self.tau!r}")
+        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not (math.isfinite(self.lr)
+                                                                                      and self.lr > 0):
+            raise ValueError(f"lr must be a finite number > 0, got {self.lr!r}")
+        b = tuple(self.betas)
+        if len(b) != 2 or not all(isinstance(x, (int, float)) and 0.0 <= x < 1.0 for x in b):
+            raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
+        object.__setattr__(self, "betas", (float(b[0]), float(b[1])))
+        if not (isinstance(self.eps, (int, float)) and self.eps > 0):
+            raise ValueError(f"eps must be a number > 0, got {self.eps!r}")
+
+    def init_state(self, members, n_terms, dtype, device):
+        z = torch.zeros(members, n_terms, dtype=dtype, device=device)
+        return {"s": z, "m": z.clone(), "v": z.clone(),
+                "t": torch.zeros(members, dtype=torch.int64, device=device)}
+
+    def initial_weights(self, members, n_terms, dtype, device) -> Tensor:
+        return torch.full((members, n_terms), 0.5, dtype=dtype, device=device)
+
+    def propose(self, losses, lam, state, target, n_updates):
+        s_, m, v, t = state["s"], state["m"], state["v"], state["t"]
+        tgt = target.unsqueeze(0)
+        new_lam = torch.where(tgt, 0.5 * torch.exp(-s_), lam)  # the weights of this step: s before its update
+        grad = torch.where(tgt, 0.5 * (1.0 - torch.exp(-s_) * losses), torch.zeros_like(s_))
+        b1, b2 = self.betas
+        t1 = t + 1
+        m1 = b1 * m + (1 - b1) * grad
+        v1 = b2 * v + (1 - b2) * grad * grad
+        tf = t1.to(torch.float64).unsqueeze(1)
+        corr1 = (1 - torch.pow(b1, tf)).to(s_.dtype)
+        corr2 = (1 - torch.pow(b2, tf)).to(s_.dtype)
+        s1 = s_ - self.lr * (m1 / corr1) / ((v1 / corr2).sqrt() + self.eps)
+        return new_lam, _losses_ok(losses, target), {"s": s1, "m": m1, "v": v1, "t": t1}
+
+
+Scheme = Union[PINN, MA, ID, DN, LRA, GradNormW, SoftAdapt, ReLoBRaLo, Uncertainty]
 
 #: Names accepted by :func:`scheme_from_name` (and the CLI's ``--scheme``).
-SCHEME_NAMES = ("pinn", "ma", "id", "dn", "lra", "gradnorm-w", "softadapt", "relobralo")
+SCHEME_NAMES = ("pinn", "ma", "id", "dn", "lra", "gradnorm-w", "softadapt", "relobralo", "uncertainty")
 
 
 def scheme_from_name(
@@ -467,4 +529,6 @@ def scheme_from_name(
         return SoftAdapt(tau=tau, temperature=temperature)
     if name == "relobralo":
         return ReLoBRaLo(tau=tau, alpha=0.999 if alpha is None else alpha, temperature=temperature, seed=seed)
+    if name == "uncertainty":
+        return Uncertainty()
     raise ValueError(f"scheme must be one of {', '.join(repr(n) for n in SCHEME_NAMES)}, got {name!r}")

@@ -13,7 +13,7 @@ What a training step calls depends only on :attr:`Weighter.reads` (never on the 
 * ``"stats"`` (MA, ID, DN, LRA, GradNormW; :attr:`needs_term_gradients` is True): per-term gradients
   ``G[S, K, P]``; at update steps ``update_from_stats(statistics(G), P, active=...)`` (or ``update(G)``);
   then ``theta.grad = combine(G, lam_applied)``.
-* ``"losses"`` (SoftAdapt, ReLoBRaLo; :attr:`needs_term_gradients` is False): at update steps
+* ``"losses"`` (SoftAdapt, ReLoBRaLo, Uncertainty; :attr:`needs_term_gradients` is False): at update steps
   ``update_from_losses(losses.detach(), active=...)`` with ``losses[S, K]`` of this step, then one backward of
   ``(losses * lam_applied).sum()`` -- a PINN-cost step.
 """
@@ -113,12 +113,15 @@ class Weighter:
         if isinstance(self.scheme, PINN):
             base = torch.tensor(self.scheme.weights or [1.0] * k, dtype=dtype, device=device)
             lam = base.expand(members, k).clone()
+        elif isinstance(self.scheme, LossScheme):
+            init = self.scheme.initial_weights(members, k, dtype, device)
+            lam = torch.where(adaptive.unsqueeze(0), init, torch.ones_like(init))
         else:
             lam = torch.ones(members, k, dtype=dtype, device=device)
             if self.scheme.bias_correction:
                 lam[:, adaptive] = 0.0
         self.lam = lam
-        self.lam_applied = torch.ones_like(lam) if self.dynamic else lam.clone()
+        self.lam_applied = lam.clone() if not self.dynamic or isinstance(self.scheme, LossScheme) else torch.ones_like(lam)
         self.n_updates = torch.zeros(members, dtype=torch.int64, device=device)
         self.skipped = torch.zeros(members, k, dtype=torch.int64, device=device)
         self._adaptive = adaptive
@@ -295,7 +298,8 @@ class Weighter:
         return {
             "lam": self.lam, "lam_applied": self.lam_applied,
             "n_updates": self.n_updates, "skipped": self.skipped,
-            "scheme_state": dict(self.scheme_state),
+            # a loss-based scheme's own tensors, flat (every value a tensor): "scheme.prev", ...
+            **{f"scheme.{k}": v for k, v in self.scheme_state.items()},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -314,11 +318,11 @@ class Weighter:
         self.skipped = state["skipped"].clone()
         self._members = lam.shape[0]
         self._adaptive = self._target_mask(lam.device)
-        self.scheme_state = {k: v.clone() for k, v in (state.get("scheme_state") or {}).items()}
+        self.scheme_state = {k[len("scheme."):]: v.clone() for k, v in state.items() if k.startswith("scheme.")}
         if isinstance(self.scheme, LossScheme):
             want = self.scheme.init_state(self._members, self.n_terms, lam.dtype, lam.device)
             if set(want) != set(self.scheme_state):
-                raise ValueError(f"state's scheme_state has {sorted(self.scheme_state)}, the scheme "
+                raise ValueError(f"state has scheme tensors {sorted(self.scheme_state)}, the scheme "
                                  f"{self.scheme.name!r} needs {sorted(want)}")
 
     def __repr__(self) -> str:

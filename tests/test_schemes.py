@@ -220,3 +220,222 @@ def test_every_name_builds(name):
 def test_bad_parameters_name_the_field(make, field):
     with pytest.raises(ValueError, match=field):
         make()
+
+
+# ------------------------------------------------------------------------------------- loss-based schemes
+
+
+def _losses(S: int, K: int, steps: int, seed: int) -> list[np.ndarray]:
+    """Positive, decreasing-ish term losses of different scales, L[S, K] per step."""
+    rng = np.random.default_rng(seed)
+    base = np.logspace(0, -3, K)[None, :] * (1 + rng.random((S, K)))
+    return [base * np.exp(-0.1 * t + 0.2 * rng.standard_normal((S, K))) for t in range(steps)]
+
+
+def _ksoftmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max())
+    return len(z) * e / e.sum()
+
+
+def softadapt_oracle(Ls: list[np.ndarray], T: float, rate: str) -> list[np.ndarray]:
+    """Heydari et al. 2019 with the rate s_j = (L_j(t) - L_j(t-1)) [/ L_j(t-1)]: lam = K softmax(s / T)."""
+    lam, prev, out = np.ones(Ls[0].shape[0]), None, []
+    for L in Ls:
+        if prev is not None:
+            s = (L - prev) / prev if rate == "relative" else L - prev
+            lam = _ksoftmax(s / T)
+        prev = L
+        out.append(lam.copy())
+    return out
+
+
+def relobralo_oracle(Ls: list[np.ndarray], alpha: float, T: float, rhos: list[float]) -> list[np.ndarray]:
+    """Bischof & Kraus 2021, eqs. 10-12: lam(t) = alpha (rho lam(t-1) + (1 - rho) lam^(0->t))
+    + (1 - alpha) lam^(t-1->t), lam^(a->b) = K softmax(L(b) / (T L(a)))."""
+    lam, L0, prev, out = np.ones(Ls[0].shape[0]), None, None, []
+    for t, L in enumerate(Ls):
+        if prev is None:
+            L0 = L
+        else:
+            rho = rhos[t]
+            lam = alpha * (rho * lam + (1 - rho) * _ksoftmax(L / (T * L0))) + (1 - alpha) * _ksoftmax(L / (T * prev))
+        prev = L
+        out.append(lam.copy())
+    return out
+
+
+def _rhos(scheme: fastpinn.ReLoBRaLo, member: int, steps: int) -> list[float]:
+    """The scheme's Bernoulli draws for one member, indexed by its update count (the RNG is not the formula
+    under test; its distribution is tested in test_uniform_draws_are_uniform_and_independent)."""
+    draws = fastpinn.schemes.uniform_draws(scheme.seed, torch.full((steps,), member), torch.arange(steps))
+    return (draws < scheme.rho_mean).double().tolist()
+
+
+@pytest.mark.parametrize("K", [2, 3, 4])
+@pytest.mark.parametrize("S", [None, 3], ids=["K", "SK"])
+@pytest.mark.parametrize("rate, T", [("relative", 0.1), ("difference", 1.0), ("relative", 2.0)])
+def test_softadapt_matches_paper(K, S, rate, T):
+    Ls = _losses(S or 1, K, 6, K)
+    w = fastpinn.Weighter(fastpinn.SoftAdapt(temperature=T, rate=rate), n_terms=K)
+    assert not w.needs_term_gradients and w.reads == "losses"
+    got = [w.update_from_losses(torch.from_numpy(L[0] if S is None else L)).clone().numpy() for L in Ls]
+    for s in range(S or 1):
+        want = softadapt_oracle([L[s] for L in Ls], T, rate)
+        for step, (g, e) in enumerate(zip(got, want)):
+            # a softmax of float64 numbers of order 1-10: a few ulps per operation; 1e-12 is ample.
+            np.testing.assert_allclose(g if S is None else g[s], e, rtol=1e-12, atol=0, err_msg=f"{s}/{step}")
+
+
+@pytest.mark.parametrize("K", [2, 3, 4])
+@pytest.mark.parametrize("S", [None, 3], ids=["K", "SK"])
+@pytest.mark.parametrize("rho_mean", [0.0, 0.5, 1.0])
+def test_relobralo_matches_paper(K, S, rho_mean):
+    Ls = _losses(S or 1, K, 7, 20 + K)
+    scheme = fastpinn.ReLoBRaLo(alpha=0.9, rho_mean=rho_mean, temperature=0.5, seed=3)
+    w = fastpinn.Weighter(scheme, n_terms=K)
+    got = [w.update_from_losses(torch.from_numpy(L[0] if S is None else L)).clone().numpy() for L in Ls]
+    for s in range(S or 1):
+        rhos = _rhos(scheme, s, len(Ls))
+        if rho_mean in (0.0, 1.0):
+            assert set(rhos) == {rho_mean}
+        want = relobralo_oracle([L[s] for L in Ls], 0.9, 0.5, rhos)
+        for step, (g, e) in enumerate(zip(got, want)):
+            np.testing.assert_allclose(g if S is None else g[s], e, rtol=1e-12, atol=0, err_msg=f"{s}/{step}")
+
+
+def test_uniform_draws_are_uniform_and_independent():
+    n = 20000
+    u = fastpinn.schemes.uniform_draws(7, torch.zeros(n, dtype=torch.int64), torch.arange(n))
+    assert float(u.min()) > 0 and float(u.max()) < 1
+    # mean 1/2 with standard error sqrt(1/12 / n) = 0.002: 5 standard errors
+    assert abs(float(u.mean()) - 0.5) < 0.01
+    # lag-1 correlation: standard error 1/sqrt(n) = 0.007, 5 standard errors
+    assert abs(float(torch.corrcoef(torch.stack([u[:-1], u[1:]]))[0, 1])) < 0.035
+    # Bernoulli(0.999): 20 expected zeros among n, sd ~4.5
+    zeros = int((u >= 0.999).sum())
+    assert 3 <= zeros <= 45
+    other = fastpinn.schemes.uniform_draws(7, torch.ones(n, dtype=torch.int64), torch.arange(n))
+    assert abs(float(torch.corrcoef(torch.stack([u, other]))[0, 1])) < 0.035  # members draw independently
+    again = fastpinn.schemes.uniform_draws(7, torch.zeros(n, dtype=torch.int64), torch.arange(n))
+    assert torch.equal(u, again)  # a pure function of (seed, member, counter)
+
+
+LOSS_SCHEMES = [fastpinn.SoftAdapt(), fastpinn.SoftAdapt(rate="difference", temperature=1.0), fastpinn.Uncertainty(lr=0.1),
+                fastpinn.ReLoBRaLo(alpha=0.9, rho_mean=0.5, seed=1)]
+
+
+@pytest.mark.parametrize("scheme", LOSS_SCHEMES, ids=repr)
+def test_loss_scheme_skips_bad_members_and_respects_mask(scheme):
+    Ls = [torch.from_numpy(L) for L in _losses(2, 3, 4, 5)]
+    w = fastpinn.Weighter(scheme, n_terms=3, adaptive=[True, False, True])
+    for L in Ls[:3]:
+        lam = w.update_from_losses(L).clone()
+    assert torch.all(lam[:, 1] == 1.0) and not torch.allclose(lam[:, [0, 2]], torch.ones(2, 2, dtype=lam.dtype))
+    bad = Ls[3].clone()
+    bad[1, 2] = math.nan  # member 1 is skipped as a whole (the softmax couples its terms)
+    state_before = [t.clone() for t in w.state_tensors()]
+    new = w.update_from_losses(bad)
+    assert torch.equal(new[1], lam[1]) and not torch.equal(new[0], lam[0])
+    assert w.skipped_counts().tolist() == [[0, 0, 0], [1, 0, 1]]
+    for key, value in w.scheme_state.items():
+        assert torch.equal(value[1], state_before[4 + list(w.scheme_state).index(key)][1]), key
+    bad[1, 2] = 0.0  # a zero loss is as invalid (both schemes divide by losses)
+    w.update_from_losses(bad)
+    assert w.skipped_counts()[1].tolist() == [2, 0, 2]
+
+
+@pytest.mark.parametrize("scheme", LOSS_SCHEMES, ids=repr)
+def test_loss_scheme_gate_and_checkpoint_split(scheme):
+    Ls = [torch.from_numpy(L) for L in _losses(2, 3, 8, 6)]
+    one = fastpinn.Weighter(scheme, n_terms=3)
+    want = [one.update_from_losses(L).clone() for L in Ls]
+    first = fastpinn.Weighter(scheme, n_terms=3)
+    for L in Ls[:4]:
+        first.update_from_losses(L)
+    before = [t.clone() for t in first.state_tensors()]
+    first.update_from_losses(Ls[4] * 5, active=torch.tensor(False))  # gated off: nothing changes
+    for a, b in zip(first.state_tensors(), before):
+        assert torch.equal(a, b)
+    second = fastpinn.Weighter(scheme, n_terms=3)
+    second.load_state_dict(_through_file(first.state_dict()))
+    for L, w_ in zip(Ls[4:], want[4:]):
+        assert torch.equal(second.update_from_losses(L), w_)
+    for a, b in zip(one.state_tensors(), second.state_tensors()):
+        assert torch.equal(a, b)
+
+
+def test_loss_and_stats_entry_points_are_not_mixed():
+    with pytest.raises(ValueError, match="update_from_losses"):
+        fastpinn.Weighter(fastpinn.SoftAdapt(), 2).update(torch.randn(2, 5))
+    with pytest.raises(ValueError, match="not term losses"):
+        fastpinn.Weighter(fastpinn.DN(), 2).update_from_losses(torch.rand(2))
+    with pytest.raises(ValueError, match="losses must"):
+        fastpinn.Weighter(fastpinn.SoftAdapt(), 2).update_from_losses(torch.rand(3))
+
+
+@pytest.mark.parametrize(
+    "make, field",
+    [
+        (lambda: fastpinn.SoftAdapt(temperature=0.0), "temperature"),
+        (lambda: fastpinn.SoftAdapt(rate="log"), "rate"),
+        (lambda: fastpinn.SoftAdapt(tau=0), "tau"),
+        (lambda: fastpinn.ReLoBRaLo(alpha=1.1), "alpha"),
+        (lambda: fastpinn.ReLoBRaLo(rho_mean=-0.1), "rho_mean"),
+        (lambda: fastpinn.ReLoBRaLo(temperature=math.inf), "temperature"),
+        (lambda: fastpinn.ReLoBRaLo(seed=-1), "seed"),
+    ],
+)
+def test_loss_scheme_parameters_name_the_field(make, field):
+    with pytest.raises(ValueError, match=field):
+        make()
+
+
+def uncertainty_oracle(Ls: list[np.ndarray], lr: float, b1=0.9, b2=0.999, eps=1e-8) -> list[np.ndarray]:
+    """Kendall et al. 2018: L = sum_j 1/2 exp(-s_j) L_j + 1/2 s_j, s trained by Adam (Kingma & Ba 2015,
+    Algorithm 1) on dL/ds_j = (1 - exp(-s_j) L_j) / 2; the weights of step t are exp(-s_j) / 2 with s
+    before step t's update."""
+    K = Ls[0].shape[0]
+    s, m, v, out = np.zeros(K), np.zeros(K), np.zeros(K), []
+    for t, L in enumerate(Ls, start=1):
+        out.append(0.5 * np.exp(-s))
+        g = 0.5 * (1 - np.exp(-s) * L)
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        s = s - lr * (m / (1 - b1 ** t)) / (np.sqrt(v / (1 - b2 ** t)) + eps)
+    return out
+
+
+@pytest.mark.parametrize("K", [2, 3, 4])
+@pytest.mark.parametrize("S", [None, 3], ids=["K", "SK"])
+def test_uncertainty_matches_paper(K, S):
+    Ls = _losses(S or 1, K, 8, 30 + K)
+    w = fastpinn.Weighter(fastpinn.Uncertainty(lr=0.05), n_terms=K)
+    got = [w.update_from_losses(torch.from_numpy(L[0] if S is None else L)).clone().numpy() for L in Ls]
+    for s in range(S or 1):
+        want = uncertainty_oracle([L[s] for L in Ls], 0.05)
+        for step, (g, e) in enumerate(zip(got, want)):
+            np.testing.assert_allclose(g if S is None else g[s], e, rtol=1e-12, atol=0, err_msg=f"{s}/{step}")
+
+
+def test_uncertainty_equals_autograd_and_torch_adam_on_kendalls_loss():
+    """The same training of s by autograd on the paper's loss and torch.optim.Adam."""
+    Ls = [torch.from_numpy(L) for L in _losses(2, 3, 10, 9)]
+    s = torch.zeros(2, 3, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.Adam([s], lr=0.01)
+    w = fastpinn.Weighter(fastpinn.Uncertainty(lr=0.01), n_terms=3)
+    for L in Ls:
+        lam = w.update_from_losses(L)
+        torch.testing.assert_close(lam, 0.5 * torch.exp(-s.detach()), rtol=1e-12, atol=0)
+        opt.zero_grad()
+        (0.5 * torch.exp(-s) * L + 0.5 * s).sum().backward()
+        opt.step()
+    # torch's Adam divides by sqrt(v) / sqrt(1 - b2^t) instead of sqrt(v / (1 - b2^t)): rounding only.
+    torch.testing.assert_close(w.scheme_state["s"], s.detach(), rtol=1e-12, atol=1e-15)
+
+
+def test_uncertainty_parameters_validated():
+    for make, field in [(lambda: fastpinn.Uncertainty(lr=0), "lr"), (lambda: fastpinn.Uncertainty(tau=2), "tau"),
+                        (lambda: fastpinn.Uncertainty(betas=(0.9, 1.0)), "betas"),
+                        (lambda: fastpinn.Uncertainty(eps=0), "eps")]:
+        with pytest.raises(ValueError, match=field):
+            make()
