@@ -116,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     # Options of the schemes beyond the paper's four (see fastpinn.schemes).
     t.add_argument("--alpha", type=float, default=None, help="LRA / gradnorm-w EMA parameter alpha (default 0.9)")
     t.add_argument("--reduce", choices=("sum", "mean"), default="sum", help="gradnorm-w: sum (paper) or mean")
+    t.add_argument("--temperature", type=float, default=0.1, help="softadapt / relobralo temperature (default 0.1)")
     t.add_argument("--epochs", type=int, default=None, help="epochs (default: the problem's, as in the paper)")
     seeds = t.add_mutually_exclusive_group()
     seeds.add_argument("--seed", type=int, default=None, help="train one network with this seed (default 0)")
@@ -201,6 +202,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     device = _device(args.device)
     cfg = RunConfig(problem=args.problem, scheme=args.scheme, beta=args.beta, tau=args.tau, p=args.p,
                     bias_correction=args.bias_correction, ma_form=args.ma_form, alpha=args.alpha, reduce=args.reduce,
+                    temperature=args.temperature,
                     seeds=seeds, ensemble=ensemble,
                     epochs=args.epochs, lr=args.lr, device=device, dtype=args.dtype, backend=args.backend,
                     eval_every=args.eval_every, problem_kwargs=_sizes(args), compile=_compile_arg(args),

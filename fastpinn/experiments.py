@@ -86,6 +86,7 @@ class RunConfig:
     ma_form: str = "paper"
     alpha: Optional[float] = None  # LRA / GradNormW: their papers' EMA parameter (None: 0.9)
     reduce: str = "sum"  # GradNormW: "sum" (the paper) or "mean"
+    temperature: float = 0.1  # SoftAdapt / ReLoBRaLo softmax temperature
     seeds: tuple[int, ...] = (0,)
     ensemble: bool = False
     epochs: Optional[int] = None
@@ -112,7 +113,11 @@ class RunConfig:
             raise ValueError(f"problem must be one of {', '.join(PROBLEMS)}, got {self.problem!r}")
         if self.scheme not in SCHEMES:
             raise ValueError(f"scheme must be one of {', '.join(SCHEMES)}, got {self.scheme!r}")
-        self.scheme_object()  # beta, tau, p, ma_form: the library's own checks
+        sch = self.scheme_object()  # beta, tau, p, ma_form, alpha, ...: the library's own checks
+        if getattr(sch, "reads", "stats") == "losses":
+            # The Trainer's step computes per-term gradients; loss-based schemes run in the weighted backward.
+            raise ValueError(f"scheme {self.scheme!r} reads the term losses and is not yet supported by the "
+                             "Trainer; use fastpinn.Weighter(...).update_from_losses in your own step")
         if not self.seeds:
             raise ValueError("at least one seed is needed")
         if any(s < 0 for s in self.seeds):
@@ -160,7 +165,7 @@ class RunConfig:
     def scheme_object(self) -> Scheme:
         return scheme_from_name(self.scheme, beta=self.beta, tau=self.tau, p=self.p,
                                 bias_correction=self.bias_correction, ma_form=self.ma_form, alpha=self.alpha,
-                                reduce=self.reduce)
+                                reduce=self.reduce, temperature=self.temperature)
 
     # ------------------------------------------------------------------------------ (de)serialise
     def to_dict(self) -> dict:
