@@ -114,10 +114,12 @@ class RunConfig:
         if self.scheme not in SCHEMES:
             raise ValueError(f"scheme must be one of {', '.join(SCHEMES)}, got {self.scheme!r}")
         sch = self.scheme_object()  # beta, tau, p, ma_form, alpha, ...: the library's own checks
-        if getattr(sch, "reads", "stats") == "losses":
-            # The Trainer's step computes per-term gradients; loss-based schemes run in the weighted backward.
-            raise ValueError(f"scheme {self.scheme!r} reads the term losses and is not yet supported by the "
-                             "Trainer; use fastpinn.Weighter(...).update_from_losses in your own step")
+        reads = getattr(sch, "reads", "stats")
+        if reads in ("losses", "traces"):
+            # The Trainer's step computes per-term gradients; these schemes run in the weighted backward.
+            entry = "update_from_losses" if reads == "losses" else "update_from_traces"
+            raise ValueError(f"scheme {self.scheme!r} reads the term {reads} and is not yet supported by the "
+                             f"Trainer; use fastpinn.Weighter(...).{entry} in your own step")
         if not self.seeds:
             raise ValueError("at least one seed is needed")
         if any(s < 0 for s in self.seeds):

@@ -35,7 +35,7 @@ from torch import Tensor
 
 from .ops import layout as L
 
-__all__ = ["Scheme", "PINN", "MA", "ID", "DN", "LRA", "GradNormW", "SoftAdapt", "ReLoBRaLo", "Uncertainty", "DynamicScheme",
+__all__ = ["Scheme", "PINN", "MA", "ID", "DN", "LRA", "GradNormW", "NTK", "SoftAdapt", "ReLoBRaLo", "Uncertainty", "DynamicScheme",
            "LossScheme", "scheme_from_name", "SCHEME_NAMES", "uniform_draws"]
 
 
@@ -268,6 +268,42 @@ class GradNormW(DynamicScheme):
                 f"bias_correction={self.bias_correction})")
 
 
+@dataclass(frozen=True)
+class NTK(DynamicScheme):
+    """NTK weighting, Wang, Yu & Perdikaris 2022 (J. Comput. Phys. 449, 110768), Algorithm 1.
+
+    ``hat_j = sum_k Tr(K_kk) / Tr(K_jj)`` with ``Tr(K_jj) = sum_i ||grad_theta r_j(x_i)||^2`` over the term's
+    points (:func:`fastpinn.ntk.term_traces`); every term is adaptive (no reference term). ``per_point=True``
+    uses the per-point mean ``Tr(K_jj) / N_j`` instead (documented option: it removes the dependence on the
+    number of points per term). ``beta = 0`` (default) sets the weights to the candidates, as in the paper;
+    ``beta > 0`` smooths them with the shared EMA. ``subsample``: points per term for the traces (``None``:
+    all; cost in :mod:`fastpinn.ntk`). A term with a zero or non-finite trace keeps its weight; a
+    non-finite trace makes every candidate of the member invalid (the sum reads all terms).
+    """
+
+    beta: float = 0.0
+    per_point: bool = False
+    subsample: Optional[int] = 128
+
+    name = "ntk"
+    reads = "traces"
+    uses_reference = False
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check_flag(self.per_point, "per_point")
+        n = self.subsample
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+            raise ValueError(f"subsample must be None or an integer >= 1, got {n!r}")
+
+    def candidate_from_traces(self, traces: Tensor) -> tuple[Tensor, Tensor]:
+        """``hat[S, K]`` and ``valid[S, K]`` from ``traces[S, K]``."""
+        total = traces.sum(dim=1)
+        hat = total.unsqueeze(1) / traces
+        valid = (torch.isfinite(traces) & (traces > 0)) & torch.isfinite(traces).all(dim=1, keepdim=True)
+        return hat, valid
+
+
 # ------------------------------------------------------------------------------------------ loss-based schemes
 
 _MOD = 2147483647  # 2^31 - 1: products with the multipliers below stay far inside int64
@@ -487,10 +523,10 @@ class Uncertainty(LossScheme):
         return new_lam, _losses_ok(losses, target), {"s": s1, "m": m1, "v": v1, "t": t1}
 
 
-Scheme = Union[PINN, MA, ID, DN, LRA, GradNormW, SoftAdapt, ReLoBRaLo, Uncertainty]
+Scheme = Union[PINN, MA, ID, DN, LRA, GradNormW, NTK, SoftAdapt, ReLoBRaLo, Uncertainty]
 
 #: Names accepted by :func:`scheme_from_name` (and the CLI's ``--scheme``).
-SCHEME_NAMES = ("pinn", "ma", "id", "dn", "lra", "gradnorm-w", "softadapt", "relobralo", "uncertainty")
+SCHEME_NAMES = ("pinn", "ma", "id", "dn", "lra", "gradnorm-w", "softadapt", "relobralo", "uncertainty", "ntk")
 
 
 def scheme_from_name(
@@ -531,4 +567,6 @@ def scheme_from_name(
         return ReLoBRaLo(tau=tau, alpha=0.999 if alpha is None else alpha, temperature=temperature, seed=seed)
     if name == "uncertainty":
         return Uncertainty()
+    if name == "ntk":
+        return NTK(tau=tau, bias_correction=bias_correction)
     raise ValueError(f"scheme must be one of {', '.join(repr(n) for n in SCHEME_NAMES)}, got {name!r}")

@@ -16,6 +16,9 @@ What a training step calls depends only on :attr:`Weighter.reads` (never on the 
 * ``"losses"`` (SoftAdapt, ReLoBRaLo, Uncertainty; :attr:`needs_term_gradients` is False): at update steps
   ``update_from_losses(losses.detach(), active=...)`` with ``losses[S, K]`` of this step, then one backward of
   ``(losses * lam_applied).sum()`` -- a PINN-cost step.
+* ``"traces"`` (NTK; :attr:`needs_term_gradients` is False): at update steps
+  ``update_from_traces(fastpinn.ntk.term_traces(problem.terms, net, coords, subsample=scheme.subsample,
+  per_point=scheme.per_point, generator=g), active=...)``, then one backward of the weighted sum.
 """
 
 from __future__ import annotations
@@ -94,7 +97,8 @@ class Weighter:
 
     @property
     def reads(self) -> str:
-        """What a step must give this Weighter: ``"fixed"`` (nothing) or ``"stats"`` (per-term gradients)."""
+        """What a step must give this Weighter: ``"fixed"`` (nothing), ``"stats"`` (per-term gradients),
+        ``"losses"`` (the term losses) or ``"traces"`` (per-term NTK traces)."""
         return getattr(self.scheme, "reads", "stats") if self.dynamic else "fixed"
 
     @property
@@ -222,6 +226,28 @@ class Weighter:
         hat, valid = self.scheme.candidate(stats, self.lam_applied, self.reference, numel)
         sch = self.scheme
         # The gate is inside the op (read on the device): no clone/restore, no host sync.
+        ops.ema_update(hat, valid, self._adaptive, self.lam, self.lam_applied, self.n_updates, self.skipped,
+                       sch.beta, sch.bias_correction, active, backend=self._update_backend())
+
+    def update_from_traces(self, traces: Tensor, active: Optional[Tensor] = None) -> None:
+        """In-place EMA update of an NTK scheme's weights from per-term NTK traces ``[S, K]`` or ``[K]``
+        (:func:`fastpinn.ntk.term_traces`); ``active`` as for :meth:`update_from_stats`."""
+        if self.reads != "traces":
+            raise ValueError(f"scheme {getattr(self.scheme, 'name', self.scheme)!r} reads {self.reads!r}, "
+                             "not NTK traces")
+        if not isinstance(traces, Tensor) or traces.dim() not in (1, 2) or traces.shape[-1] != self.n_terms:
+            raise ValueError(f"traces must be a tensor of shape [K={self.n_terms}] or [S, K={self.n_terms}], "
+                             f"got {getattr(traces, 'shape', type(traces).__name__)}")
+        if traces.dtype not in (torch.float32, torch.float64):
+            raise ValueError(f"traces must be float32 or float64, got {traces.dtype}")
+        T2 = traces.detach().reshape(-1, self.n_terms)
+        if self.lam is None:
+            self.reset(T2.shape[0], T2.dtype, T2.device)
+        elif self._members != T2.shape[0]:
+            raise ValueError(f"traces have {T2.shape[0]} ensemble members but this Weighter holds state for "
+                             f"{self._members}")
+        hat, valid = self.scheme.candidate_from_traces(T2.to(self.lam.dtype))
+        sch = self.scheme
         ops.ema_update(hat, valid, self._adaptive, self.lam, self.lam_applied, self.n_updates, self.skipped,
                        sch.beta, sch.bias_correction, active, backend=self._update_backend())
 
