@@ -35,7 +35,7 @@ from torch import Tensor
 
 from .ops import layout as L
 
-__all__ = ["Scheme", "PINN", "MA", "ID", "DN", "LRA", "GradNormW", "NTK", "SoftAdapt", "ReLoBRaLo", "Uncertainty", "DynamicScheme",
+__all__ = ["Scheme", "PINN", "MA", "ID", "DN", "LRA", "GradNormW", "NTK", "SoftAdapt", "ReLoBRaLo", "Uncertainty", "GradNorm", "DynamicScheme",
            "LossScheme", "scheme_from_name", "SCHEME_NAMES", "uniform_draws"]
 
 
@@ -465,6 +465,30 @@ class ReLoBRaLo(LossScheme):
                                                      "started": torch.ones_like(started)}
 
 
+def _adam(x: Tensor, grad: Tensor, m: Tensor, v: Tensor, t: Tensor, lr: float, betas: tuple, eps: float):
+    """One Adam step (Kingma & Ba 2015, Algorithm 1) on ``x[S, K]`` with per-member step counts ``t[S]``:
+    returns ``(x, m, v, t)`` updated. Tensor operations only (no host sync), so it can be gated by where."""
+    b1, b2 = betas
+    t1 = t + 1
+    m1 = b1 * m + (1 - b1) * grad
+    v1 = b2 * v + (1 - b2) * grad * grad
+    tf = t1.to(torch.float64).unsqueeze(1)
+    corr1 = (1 - torch.pow(b1, tf)).to(x.dtype)
+    corr2 = (1 - torch.pow(b2, tf)).to(x.dtype)
+    return x - lr * (m1 / corr1) / ((v1 / corr2).sqrt() + eps), m1, v1, t1
+
+
+def _check_adam(lr: float, betas: tuple, eps: float) -> tuple:
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not (math.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
+    b = tuple(betas)
+    if len(b) != 2 or not all(isinstance(x, (int, float)) and 0.0 <= x < 1.0 for x in b):
+        raise ValueError(f"betas must be two numbers in [0, 1), got {betas!r}")
+    if not (isinstance(eps, (int, float)) and eps > 0):
+        raise ValueError(f"eps must be a number > 0, got {eps!r}")
+    return (float(b[0]), float(b[1]))
+
+
 @dataclass(frozen=True)
 class Uncertainty(LossScheme):
     """Uncertainty weighting, Kendall, Gal & Cipolla 2018 (CVPR), eq. 7 in its log-variance form:
@@ -489,15 +513,7 @@ class Uncertainty(LossScheme):
         super().__post_init__()
         if self.tau != 1:
             raise ValueError(f"tau must be 1 for uncertainty weighting (s is trained every step), got {self.tau!r}")
-        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not (math.isfinite(self.lr)
-                                                                                      and self.lr > 0):
-            raise ValueError(f"lr must be a finite number > 0, got {self.lr!r}")
-        b = tuple(self.betas)
-        if len(b) != 2 or not all(isinstance(x, (int, float)) and 0.0 <= x < 1.0 for x in b):
-            raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
-        object.__setattr__(self, "betas", (float(b[0]), float(b[1])))
-        if not (isinstance(self.eps, (int, float)) and self.eps > 0):
-            raise ValueError(f"eps must be a number > 0, got {self.eps!r}")
+        object.__setattr__(self, "betas", _check_adam(self.lr, self.betas, self.eps))
 
     def init_state(self, members, n_terms, dtype, device):
         z = torch.zeros(members, n_terms, dtype=dtype, device=device)
@@ -512,21 +528,92 @@ class Uncertainty(LossScheme):
         tgt = target.unsqueeze(0)
         new_lam = torch.where(tgt, 0.5 * torch.exp(-s_), lam)  # the weights of this step: s before its update
         grad = torch.where(tgt, 0.5 * (1.0 - torch.exp(-s_) * losses), torch.zeros_like(s_))
-        b1, b2 = self.betas
-        t1 = t + 1
-        m1 = b1 * m + (1 - b1) * grad
-        v1 = b2 * v + (1 - b2) * grad * grad
-        tf = t1.to(torch.float64).unsqueeze(1)
-        corr1 = (1 - torch.pow(b1, tf)).to(s_.dtype)
-        corr2 = (1 - torch.pow(b2, tf)).to(s_.dtype)
-        s1 = s_ - self.lr * (m1 / corr1) / ((v1 / corr2).sqrt() + self.eps)
+        s1, m1, v1, t1 = _adam(s_, grad, m, v, t, self.lr, self.betas, self.eps)
         return new_lam, _losses_ok(losses, target), {"s": s1, "m": m1, "v": v1, "t": t1}
 
 
-Scheme = Union[PINN, MA, ID, DN, LRA, GradNormW, NTK, SoftAdapt, ReLoBRaLo, Uncertainty]
+@dataclass(frozen=True)
+class GradNorm(LossScheme):
+    """GradNorm, Chen, Badrinarayanan, Lee & Rabinovich 2018 (ICML), Algorithm 1: trainable weights ``w_j``.
+
+    With ``G_j = ||grad_W (w_j L_j)|| = w_j ||grad_W L_j||`` on a parameter subset ``W``,
+    ``Gbar = mean_j G_j``, ``r_j = Ltilde_j / mean_k Ltilde_k`` and ``Ltilde_j = L_j(t) / L_j(0)``, the weights
+    minimise ``L_grad = sum_j |G_j - Gbar r_j^alpha|`` with the target ``Gbar r_j^alpha`` held constant, so
+    ``dL_grad/dw_j = sign(G_j - Gbar r_j^alpha) ||grad_W L_j||``; one Adam step (``lr``, ``betas``, ``eps``)
+    per training step, then ``w`` is renormalised to ``sum_j w_j = K`` (over the adaptive terms). As in the
+    paper, the network's step at time ``t`` uses ``w(t)``, the weights before their own update.
+
+    ``columns = (start, stop)``: ``W`` as a slice of the flat parameter vector ``theta``
+    (:meth:`last_hidden_layer` gives the paper's choice, the weights of the last shared layer, for an
+    :class:`~fastpinn.network.MLP`); ``None`` uses all parameters. The step gives the Weighter the per-term
+    gradients' statistics of those columns and the term losses:
+    ``w.update_from_stats(w.statistics(G), P, active, losses=losses)``. ``tau`` must be 1.
+    """
+
+    alpha: float = 1.5
+    lr: float = 0.025
+    betas: tuple = (0.9, 0.999)
+    eps: float = 1e-8
+    columns: Optional[tuple] = None
+
+    name = "gradnorm"
+    reads = "stats"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.tau != 1:
+            raise ValueError(f"tau must be 1 for GradNorm (w is trained every step), got {self.tau!r}")
+        a = self.alpha
+        if isinstance(a, bool) or not isinstance(a, (int, float)) or not (math.isfinite(a) and a >= 0):
+            raise ValueError(f"alpha must be a finite number >= 0, got {a!r}")
+        object.__setattr__(self, "betas", _check_adam(self.lr, self.betas, self.eps))
+        if self.columns is not None:
+            c = tuple(self.columns)
+            if (len(c) != 2 or not all(isinstance(x, int) and not isinstance(x, bool) for x in c)
+                    or not 0 <= c[0] < c[1]):
+                raise ValueError(f"columns must be None or (start, stop) with 0 <= start < stop, got {self.columns!r}")
+            object.__setattr__(self, "columns", c)
+
+    @staticmethod
+    def last_hidden_layer(net) -> tuple:
+        """``(start, stop)`` of the weight matrix of ``net``'s last hidden layer in ``theta``."""
+        offsets = net._offsets
+        w_off, b_off, _ = offsets[-2] if len(offsets) >= 2 else offsets[-1]
+        return (w_off, b_off)
+
+    def init_state(self, members, n_terms, dtype, device):
+        z = torch.zeros(members, n_terms, dtype=dtype, device=device)
+        return {"w": torch.ones_like(z), "initial": torch.ones_like(z), "m": z, "v": z.clone(),
+                "t": torch.zeros(members, dtype=torch.int64, device=device),
+                "started": torch.zeros(members, dtype=torch.bool, device=device)}
+
+    def propose_from_stats(self, stats: Tensor, losses: Tensor, lam: Tensor, state: dict[str, Tensor],
+                           target: Tensor, n_updates: Tensor) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+        w, initial, started = state["w"], state["initial"], state["started"]
+        tgt = target.unsqueeze(0)
+        k = target.sum().to(w.dtype)
+        norms = stats[:, :, L.NORM_P]  # ||grad_W L_j||_2 (p = 2)
+        initial = torch.where(started.unsqueeze(1), initial, losses)
+        G = w * norms
+        gbar = torch.where(tgt, G, torch.zeros_like(G)).sum(1, keepdim=True) / k
+        ratio = losses / initial
+        r = ratio / (torch.where(tgt, ratio, torch.zeros_like(ratio)).sum(1, keepdim=True) / k)
+        grad = torch.where(tgt, torch.sign(G - gbar * r.pow(self.alpha)) * norms, torch.zeros_like(G))
+        w1, m1, v1, t1 = _adam(w, grad, state["m"], state["v"], state["t"], self.lr, self.betas, self.eps)
+        w1 = torch.where(tgt, w1, torch.ones_like(w1))
+        w1 = torch.where(tgt, w1 * k / torch.where(tgt, w1, torch.zeros_like(w1)).sum(1, keepdim=True), w1)
+        new_lam = torch.where(tgt, w, lam)  # this step's weights: w(t), before its update
+        nonfinite = (stats[:, :, L.NONFINITE] != 0) & tgt
+        ok_norms = ~((~(torch.isfinite(norms) & (norms > 0)) & tgt) | nonfinite).any(dim=1)
+        valid = ok_norms & _losses_ok(losses, target) & torch.isfinite(w1).all(dim=1)
+        return new_lam, valid, {"w": w1, "initial": initial, "m": m1, "v": v1, "t": t1,
+                                "started": torch.ones_like(started)}
+
+
+Scheme = Union[PINN, MA, ID, DN, LRA, GradNormW, NTK, SoftAdapt, ReLoBRaLo, Uncertainty, GradNorm]
 
 #: Names accepted by :func:`scheme_from_name` (and the CLI's ``--scheme``).
-SCHEME_NAMES = ("pinn", "ma", "id", "dn", "lra", "gradnorm-w", "softadapt", "relobralo", "uncertainty", "ntk")
+SCHEME_NAMES = ("pinn", "ma", "id", "dn", "lra", "gradnorm-w", "softadapt", "relobralo", "uncertainty", "ntk", "gradnorm")
 
 
 def scheme_from_name(
@@ -567,6 +654,8 @@ def scheme_from_name(
         return ReLoBRaLo(tau=tau, alpha=0.999 if alpha is None else alpha, temperature=temperature, seed=seed)
     if name == "uncertainty":
         return Uncertainty()
+    if name == "gradnorm":
+        return GradNorm(alpha=1.5 if alpha is None else alpha)
     if name == "ntk":
         return NTK(tau=tau, bias_correction=bias_correction)
     raise ValueError(f"scheme must be one of {', '.join(repr(n) for n in SCHEME_NAMES)}, got {name!r}")

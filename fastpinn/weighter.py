@@ -13,6 +13,9 @@ What a training step calls depends only on :attr:`Weighter.reads` (never on the 
 * ``"stats"`` (MA, ID, DN, LRA, GradNormW; :attr:`needs_term_gradients` is True): per-term gradients
   ``G[S, K, P]``; at update steps ``update_from_stats(statistics(G), P, active=...)`` (or ``update(G)``);
   then ``theta.grad = combine(G, lam_applied)``.
+  GradNorm (``stats`` too, trainable weights) also needs this step's losses:
+  ``update_from_stats(statistics(G), P, active=..., losses=losses.detach())``; its statistics cover only
+  ``scheme.columns`` of G.
 * ``"losses"`` (SoftAdapt, ReLoBRaLo, Uncertainty; :attr:`needs_term_gradients` is False): at update steps
   ``update_from_losses(losses.detach(), active=...)`` with ``losses[S, K]`` of this step, then one backward of
   ``(losses * lam_applied).sum()`` -- a PINN-cost step.
@@ -184,7 +187,7 @@ class Weighter:
             raise ValueError(f"G must be float32 or float64, got {G.dtype}")
         return G if G.dim() == 3 else G.unsqueeze(0)
 
-    def update(self, G: Tensor) -> Tensor:
+    def update(self, G: Tensor, losses: Optional[Tensor] = None) -> Tensor:
         """One weight update from the per-term gradients; returns the weights to apply now.
 
         Args:
@@ -201,20 +204,27 @@ class Weighter:
         G3 = self._check_G(G)
         self._ensure_state(G3)
         if self.dynamic:
-            self.update_from_stats(self.statistics(G3), G3.shape[-1])
+            self.update_from_stats(self.statistics(G3), G3.shape[-1], losses=losses)
         out = self.lam_applied.clone()
         return out if G.dim() == 3 else out.squeeze(0)
 
     def statistics(self, G: Tensor) -> Tensor:
         """Fused gradient statistics ``[S, K, N_STATS]`` (or ``[K, N_STATS]``) the scheme reads."""
-        return ops.grad_stats(G, self.scheme.p if self.dynamic else 2.0, backend=self.backend)
+        cols = getattr(self.scheme, "columns", None)  # GradNorm: a parameter subset W of theta
+        if cols is not None:
+            if G.shape[-1] < cols[1]:
+                raise ValueError(f"G has {G.shape[-1]} columns but the scheme reads columns {cols}")
+            G = G[..., cols[0]:cols[1]]
+        return ops.grad_stats(G, getattr(self.scheme, "p", 2.0) if self.dynamic else 2.0, backend=self.backend)
 
-    def update_from_stats(self, stats: Tensor, numel: int, active: Optional[Tensor] = None) -> None:
+    def update_from_stats(self, stats: Tensor, numel: int, active: Optional[Tensor] = None, *,
+                          losses: Optional[Tensor] = None) -> None:
         """In-place EMA update from precomputed statistics ``[S, K, N_STATS]`` of rows of length ``numel``.
 
         ``active``: optional 0-dim bool tensor; when it is False on the device the state is left exactly as
         it was. The decision then never reaches the host, so the same kernels can run every step (e.g. in
         a captured CUDA graph) with the update switched on and off by a device-side counter.
+        ``losses``: ``[S, K]`` term losses, required by (only) GradNorm.
         """
         if not self.dynamic:
             return
@@ -223,6 +233,14 @@ class Weighter:
                              "call update_from_losses")
         if self.lam is None:
             self.reset(stats.shape[0], stats.dtype, stats.device)
+        if isinstance(self.scheme, LossScheme):  # GradNorm: trainable weights from statistics and losses
+            if losses is None:
+                raise ValueError(f"scheme {self.scheme.name!r} needs the term losses: pass losses=[S, K]")
+            L2 = self._check_losses(losses)
+            on = torch.ones((), dtype=torch.bool, device=L2.device) if active is None else active.to(torch.bool)
+            self._apply(*self.scheme.propose_from_stats(stats.to(self.lam.dtype), L2, self.lam, self.scheme_state,
+                                                        self._adaptive, self.n_updates), on)
+            return
         hat, valid = self.scheme.candidate(stats, self.lam_applied, self.reference, numel)
         sch = self.scheme
         # The gate is inside the op (read on the device): no clone/restore, no host sync.
@@ -267,6 +285,13 @@ class Weighter:
         if self.reads != "losses":
             raise ValueError(f"scheme {getattr(self.scheme, 'name', self.scheme)!r} reads {self.reads!r}, "
                              "not term losses")
+        L2 = self._check_losses(losses)
+        on = torch.ones((), dtype=torch.bool, device=L2.device) if active is None else active.to(torch.bool)
+        self._apply(*self.scheme.propose(L2, self.lam, self.scheme_state, self._adaptive, self.n_updates), on)
+        return self.lam_applied if losses.dim() == 2 else self.lam_applied[0]
+
+    def _check_losses(self, losses: Tensor) -> Tensor:
+        """Validate ``losses[K]`` / ``[S, K]``, create the state if needed; return them detached as ``[S, K]``."""
         if not isinstance(losses, Tensor) or losses.dim() not in (1, 2) or losses.shape[-1] != self.n_terms:
             raise ValueError(f"losses must be a tensor of shape [K={self.n_terms}] or [S, K={self.n_terms}], "
                              f"got {getattr(losses, 'shape', type(losses).__name__)}")
@@ -278,20 +303,18 @@ class Weighter:
         elif self._members != L2.shape[0]:
             raise ValueError(f"losses have {L2.shape[0]} ensemble members but this Weighter holds state for "
                              f"{self._members}")
-        L2 = L2.to(self.lam.dtype)
-        on = torch.ones((), dtype=torch.bool, device=L2.device) if active is None else active.to(torch.bool)
-        new_lam, valid, new_state = self.scheme.propose(L2, self.lam, self.scheme_state, self._adaptive,
-                                                        self.n_updates)
+        return L2.to(self.lam.dtype)
+
+    def _apply(self, new_lam: Tensor, valid: Tensor, new_state: dict[str, Tensor], on: Tensor) -> None:
+        """Commit a trainable/loss-based scheme's proposal where ``valid[S] & on``; count skips. No host sync."""
         ok = valid & on  # [S]
         self.lam.copy_(torch.where(ok.unsqueeze(1), new_lam, self.lam))
         self.lam_applied.copy_(self.lam)
         for key, value in new_state.items():
             old = self.scheme_state[key]
             old.copy_(torch.where(ok.view(-1, *([1] * (old.dim() - 1))), value, old))
-        target = self._adaptive.unsqueeze(0)
-        self.skipped.add_((on & ~valid).unsqueeze(1).logical_and(target).to(torch.int64))
+        self.skipped.add_((on & ~valid).unsqueeze(1).logical_and(self._adaptive.unsqueeze(0)).to(torch.int64))
         self.n_updates.add_(on.to(torch.int64))
-        return self.lam_applied if losses.dim() == 2 else self.lam_applied[0]
 
     def _update_backend(self) -> str:
         return "cpp" if self.backend == "triton" else self.backend

@@ -439,3 +439,104 @@ def test_uncertainty_parameters_validated():
                         (lambda: fastpinn.Uncertainty(eps=0), "eps")]:
         with pytest.raises(ValueError, match=field):
             make()
+
+
+# ------------------------------------------------------------------------------------------------- GradNorm
+
+
+def gradnorm_oracle(Gs, Ls, cols, alpha, lr, b1=0.9, b2=0.999, eps=1e-8):
+    """Chen et al. 2018, Algorithm 1, one member: G_j = w_j ||grad_W L_j||, Gbar = mean_j G_j,
+    r_j = Ltilde_j / mean Ltilde, L_grad = sum_j |G_j - Gbar r_j^alpha| (target constant), Adam on w,
+    renormalise sum w = K. Returns the weights applied at each step (w(t), before that step's update)."""
+    K = Gs[0].shape[0]
+    w, m, v, L0, out = np.ones(K), np.zeros(K), np.zeros(K), None, []
+    for t, (G, L) in enumerate(zip(Gs, Ls), start=1):
+        out.append(w.copy())
+        L0 = L if L0 is None else L0
+        n = np.array([np.linalg.norm(G[j, cols[0]:cols[1]]) for j in range(K)])
+        Gw = w * n
+        ratio = L / L0
+        r = ratio / ratio.mean()
+        g = np.sign(Gw - Gw.mean() * r ** alpha) * n
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        w = w - lr * (m / (1 - b1 ** t)) / (np.sqrt(v / (1 - b2 ** t)) + eps)
+        w = w * K / w.sum()
+    return out
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("K", [2, 3, 4])
+@pytest.mark.parametrize("S", [None, 3], ids=["KP", "SKP"])
+def test_gradnorm_matches_paper(backend, K, S):
+    _skip_unavailable(backend)
+    steps, P, cols = 6, 120, (30, 90)
+    Gs = _gradients(S or 1, K, P, steps, 40 + K)
+    Ls = _losses(S or 1, K, steps, 50 + K)
+    w = fastpinn.Weighter(fastpinn.GradNorm(alpha=1.5, lr=0.05, columns=cols), n_terms=K, backend=backend)
+    assert w.needs_term_gradients and all(w.adaptive_mask)
+    got = []
+    for G, L in zip(Gs, Ls):
+        g, l_ = (G[0], L[0]) if S is None else (G, L)
+        got.append(w.update(torch.from_numpy(g), losses=torch.from_numpy(l_)).numpy())
+    for s in range(S or 1):
+        want = gradnorm_oracle([G[s] for G in Gs], [L[s] for L in Ls], cols, 1.5, 0.05)
+        for step, (g, e) in enumerate(zip(got, want)):
+            # float64; norms of 60 entries summed in another order, then Adam: 1e-10.
+            np.testing.assert_allclose(g if S is None else g[s], e, rtol=1e-10, atol=0, err_msg=f"{s}/{step}")
+    assert np.isclose(got[-1].sum(-1), K).all()
+
+
+def test_gradnorm_equals_autograd_on_the_gradnorm_loss():
+    """w trained by autograd on L_grad = sum |w_j n_j - mean(w n) r^alpha| (target detached) and Adam."""
+    K, cols = 3, (0, 40)
+    Gs = [torch.from_numpy(G[0]) for G in _gradients(1, K, 50, 6, 3)]
+    Ls = [torch.from_numpy(L[0]) for L in _losses(1, K, 6, 4)]
+    wt = torch.ones(K, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.Adam([wt], lr=0.05)
+    w = fastpinn.Weighter(fastpinn.GradNorm(alpha=0.5, lr=0.05, columns=cols), n_terms=K, backend="torch")
+    for G, L in zip(Gs, Ls):
+        lam = w.update(G, losses=L)
+        torch.testing.assert_close(lam, wt.detach(), rtol=1e-12, atol=1e-14)
+        n = G[:, cols[0]:cols[1]].norm(dim=1)
+        Gw = wt * n
+        r = (L / Ls[0]) / (L / Ls[0]).mean()
+        loss = (Gw - (Gw.mean() * r ** 0.5).detach()).abs().sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            wt.mul_(K / wt.sum())
+
+
+def test_gradnorm_needs_losses_and_checks_columns():
+    w = fastpinn.Weighter(fastpinn.GradNorm(columns=(0, 10)), n_terms=2, backend="torch")
+    with pytest.raises(ValueError, match="losses"):
+        w.update(torch.randn(2, 20))
+    with pytest.raises(ValueError, match="columns"):
+        w.update(torch.randn(2, 5), losses=torch.rand(2))
+    net = fastpinn.MLP(1, 1, 3, 4)
+    start, stop = fastpinn.GradNorm.last_hidden_layer(net)
+    assert stop - start == 4 * 4  # the 4 x 4 weight matrix of the last hidden layer
+    for make, field in [(lambda: fastpinn.GradNorm(tau=2), "tau"), (lambda: fastpinn.GradNorm(alpha=-1), "alpha"),
+                        (lambda: fastpinn.GradNorm(lr=0), "lr"), (lambda: fastpinn.GradNorm(columns=(5, 2)), "columns")]:
+        with pytest.raises(ValueError, match=field):
+            make()
+
+
+def test_gradnorm_checkpoint_split_and_gate():
+    Gs = [torch.from_numpy(G) for G in _gradients(2, 3, 40, 8, 8)]
+    Ls = [torch.from_numpy(L) for L in _losses(2, 3, 8, 9)]
+    scheme = fastpinn.GradNorm(lr=0.1)
+    one = fastpinn.Weighter(scheme, n_terms=3, backend="cpp")
+    want = [one.update(G, losses=L) for G, L in zip(Gs, Ls)]
+    first = fastpinn.Weighter(scheme, n_terms=3, backend="cpp")
+    for G, L in zip(Gs[:4], Ls[:4]):
+        first.update(G, losses=L)
+    before = [t.clone() for t in first.state_tensors()]
+    first.update_from_stats(first.statistics(Gs[4]), 40, active=torch.tensor(False), losses=Ls[4])
+    assert all(torch.equal(a, b) for a, b in zip(first.state_tensors(), before))
+    second = fastpinn.Weighter(scheme, n_terms=3, backend="cpp")
+    second.load_state_dict(_through_file(first.state_dict()))
+    for G, L, w_ in zip(Gs[4:], Ls[4:], want[4:]):
+        assert torch.equal(second.update(G, losses=L), w_)
