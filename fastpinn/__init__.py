@@ -9,7 +9,7 @@ from .derivatives import Fields, derivatives
 from .network import MLP
 from .problem import Problem, Term, dirichlet, initial, neumann, pde, periodic, stack
 from . import schemes
-from . import ntk
+from . import ntk, rba
 from .schemes import DN, ID, LRA, MA, NTK, PINN, SCHEME_NAMES, GradNorm, GradNormW, ReLoBRaLo, SoftAdapt, Uncertainty, scheme_from_name
 from .trainer import History, NonFiniteError, Trainer
 from .weighter import Weighter
@@ -17,7 +17,7 @@ from .weighter import Weighter
 __version__ = "0.1.0"
 
 __all__ = [
-    "MLP", "PINN", "MA", "ID", "DN", "LRA", "GradNormW", "GradNorm", "NTK", "SoftAdapt", "ReLoBRaLo", "Uncertainty", "ntk", "SCHEME_NAMES", "schemes", "Weighter", "scheme_from_name", "Trainer", "History", "NonFiniteError",
+    "MLP", "PINN", "MA", "ID", "DN", "LRA", "GradNormW", "GradNorm", "NTK", "SoftAdapt", "ReLoBRaLo", "Uncertainty", "ntk", "rba", "SCHEME_NAMES", "schemes", "Weighter", "scheme_from_name", "Trainer", "History", "NonFiniteError",
     "Problem", "Term", "pde", "dirichlet", "initial", "neumann", "periodic", "stack", "derivatives", "Fields",
     "problems", "__version__",
 ]
