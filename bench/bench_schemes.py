@@ -17,7 +17,7 @@ Two tables, both against PINN's epoch time measured in the same run:
     OMP_NUM_THREADS=1 python bench/bench_schemes.py --problem poisson --rounds 5
     OMP_NUM_THREADS=1 python bench/bench_schemes.py --quick          # a smoke run
 
-Writes ``bench/results/schemes-<machine>-<date>.md`` (atomically) and prints it.
+Writes ``bench/results/schemes-<problem>-<machine>-<date>.md`` (atomically) and prints it.
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--repeats", type=int, default=30, help="calls per update-cost median")
     ap.add_argument("--quick", action="store_true", help="smoke-test sizes and rounds")
-    ap.add_argument("--out", default=None, help="result file (default bench/results/schemes-<machine>-<date>.md)")
+    ap.add_argument("--out", default=None, help="result file (default bench/results/schemes-<problem>-<machine>-<date>.md)")
     args = ap.parse_args(argv)
     size = "quick" if args.quick else "cpu"
     rounds = 2 if args.quick else args.rounds
@@ -125,7 +125,7 @@ def main(argv=None) -> int:
     text = "\n".join(lines)
     print(text)
     out = Path(args.out) if args.out else (Path(__file__).resolve().parent / "results" /
-                                           f"schemes-{_machine.device_slug(info)}-{_dt.date.today().isoformat()}"
+                                           f"schemes-{args.problem}-{_machine.device_slug(info)}-{_dt.date.today().isoformat()}"
                                            f"{'-quick' if args.quick else ''}.md")
     atomic_write_text(out, text)
     print(f"wrote {out}")
