@@ -540,3 +540,31 @@ def test_gradnorm_checkpoint_split_and_gate():
     second.load_state_dict(_through_file(first.state_dict()))
     for G, L, w_ in zip(Gs[4:], Ls[4:], want[4:]):
         assert torch.equal(second.update(G, losses=L), w_)
+
+
+# --------------------------------------------------------------------------------------------------- CUDA
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("scheme", STAT_SCHEMES + LOSS_SCHEMES + [fastpinn.GradNorm(lr=0.1)], ids=repr)
+def test_every_scheme_on_cuda_matches_cpu(scheme):
+    """The same updates on the GPU (compiled ops / device tensors, gated) and on the CPU, float64."""
+    if not _ext.build_info()["cuda"]:
+        pytest.skip("fastpinn._C was built without CUDA kernels")
+    Gs = [torch.from_numpy(G) for G in _gradients(2, 3, 300, 5, 11)]
+    Ls = [torch.from_numpy(L) for L in _losses(2, 3, 5, 12)]
+    out = {}
+    for device in ("cpu", "cuda"):
+        w = fastpinn.Weighter(scheme, n_terms=3, backend="auto")
+        for i, (G, L) in enumerate(zip(Gs, Ls)):
+            G, L = G.to(device), L.to(device)
+            active = torch.tensor(i != 2, device=device)
+            if w.reads == "losses":
+                w.update_from_losses(L, active=active)
+            else:
+                w.update_from_stats(w.statistics(G), G.shape[-1], active=active,
+                                    **({"losses": L} if scheme.name == "gradnorm" else {}))
+        out[device] = [t.cpu() for t in w.state_tensors()]
+    for a, b in zip(out["cpu"], out["cuda"]):
+        torch.testing.assert_close(b, a, rtol=1e-10, atol=1e-14)  # float64; reductions in another order
