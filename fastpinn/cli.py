@@ -99,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
     parser.add_argument("--version", action="version", version=f"fastpinn {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="{train,reproduce,demo}")
+    sub = parser.add_subparsers(dest="command", metavar="{train,reproduce,demo,compare}")
     sub.required = True
 
     t = sub.add_parser("train", help="train one problem with one scheme",
@@ -132,6 +132,18 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--epochs", type=int, default=None, help="epochs (default: the problem's, as in the paper)")
     r.add_argument("--problem", choices=PROBLEMS, default=None, help="run the table on another problem")
     _add_common(r)
+
+    # fastpinn compare: the weighting schemes side by side (fastpinn.experiments.compare).
+    c = sub.add_parser("compare", help="train several weighting schemes side by side and tabulate them",
+                       description="Train each scheme (default parameters) as one ensemble of seeds and write "
+                                   "compare.md / compare.csv (rel. L2 mean ± s.e., time, time over PINN) and "
+                                   "compare.png (rel. L2 vs epoch). Finished runs in --out are reused.")
+    c.add_argument("problem", choices=PROBLEMS)
+    c.add_argument("--schemes", type=lambda v: tuple(x.strip() for x in v.split(",") if x.strip()),
+                   default=None, help="comma-separated scheme names (default pinn,dn,id,ma,lra,gradnorm-w)")
+    c.add_argument("--seeds", type=int, default=3, help="seeds per scheme, trained as one ensemble (default 3)")
+    c.add_argument("--epochs", type=int, default=None, help="epochs (default: the problem's, as in the paper)")
+    _add_common(c)
 
     d = sub.add_parser("demo", help="a few-minute CPU demo: Poisson with PINN vs DN-PINN",
                        description="Train the paper's 2-D Poisson problem with PINN and with DN-PINN at a "
@@ -239,6 +251,19 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from .experiments import COMPARE_DEFAULT, compare
+
+    res = compare(args.problem, args.schemes or COMPARE_DEFAULT, seeds=args.seeds, epochs=args.epochs,
+                  device=_device(args.device), dtype=args.dtype, backend=args.backend, out=args.out,
+                  problem_kwargs=_sizes(args), eval_every=args.eval_every, lr=args.lr, force=args.force,
+                  progress=not args.no_progress, figure=not args.no_figures, log=_log)
+    print(res.markdown, flush=True)
+    print(f"written: {res.out_dir / 'compare.md'}, {res.out_dir / 'compare.csv'}"
+          + (f", {res.figure}" if res.figure else ""), flush=True)
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .experiments import DEMO_DEFAULTS, demo
 
@@ -300,6 +325,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return _cmd_train(args)
         if args.command == "reproduce":
             return _cmd_reproduce(args)
+        if args.command == "compare":
+            return _cmd_compare(args)
         return _cmd_demo(args)
     except NonFiniteError as exc:
         _err(f"{prog}: {exc}")

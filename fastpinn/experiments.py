@@ -676,3 +676,90 @@ def demo(*, epochs: int = DEMO_DEFAULTS["epochs"], n_pde: int = DEMO_DEFAULTS["n
     runs.write_json(root / "demo.json", {"pinn": result["pinn"], "dn": result["dn"], "ratio": result["ratio"],
                                           "epochs": epochs, "n_pde": n_pde, "n_bc": n_bc, "beta": beta, "seed": seed})
     return result
+
+
+# ----------------------------------------------------------------------------------------- compare
+#: Schemes ``fastpinn compare`` trains by default: those the Trainer runs today.
+COMPARE_DEFAULT = ("pinn", "dn", "id", "ma", "lra", "gradnorm-w")
+
+
+@dataclass
+class CompareResult:
+    out_dir: Path
+    markdown: str
+    rows: list[dict]
+    figure: Optional[Path]
+
+
+def compare(problem: str, schemes: Sequence[str] = COMPARE_DEFAULT, *, seeds: int = 3,
+            epochs: Optional[int] = None, device: str = "cpu", dtype: str = "float32", backend: str = "auto",
+            out: Union[str, Path, None] = None, problem_kwargs: Optional[dict] = None, eval_every: int = 100,
+            lr: float = 1e-3, force: bool = False, progress: bool = False, figure: bool = True,
+            log: Callable[[str], None] = lambda s: None) -> CompareResult:
+    """Train ``schemes`` side by side on ``problem`` (each one ensemble of ``seeds`` seeds, default
+    parameters) and write ``compare.md`` / ``compare.csv`` (rel. L2 mean ± s.e., training time, time over
+    PINN; PINN is added when missing) and ``compare.png`` (rel. L2 vs epoch, mean over seeds, per scheme).
+    Each run is a run directory ``<out>/<scheme>``; finished ones are reused (:func:`is_complete`)."""
+    names = list(dict.fromkeys(["pinn", *schemes]))
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise ValueError(f"seeds must be an integer >= 1, got {seeds!r}")
+    cfgs = {}
+    for name in names:
+        if name not in SCHEMES:
+            raise ValueError(f"schemes must be among {', '.join(SCHEMES)}, got {name!r}")
+        cfgs[name] = RunConfig(problem=problem, scheme=name, seeds=tuple(range(seeds)), ensemble=True, epochs=epochs,
+                               lr=lr, device=device, dtype=dtype, backend=backend, eval_every=eval_every,
+                               problem_kwargs=dict(problem_kwargs or {})).validate()
+    root = Path(out) if out is not None else Path("runs") / f"compare-{problem}"
+    preflight_backend(next((c for n, c in cfgs.items() if n != "pinn"), cfgs["pinn"]))
+    from .trainer import History
+
+    rows, curves = [], {}
+    for name, cfg in cfgs.items():
+        run_dir = root / name
+        if not force and is_complete(run_dir, cfg):
+            log(f"compare: {name}: reusing {run_dir}")
+            m = runs.read_json(run_dir / runs.METRICS)
+        else:
+            log(f"compare: training {cfg.describe()} ({seeds} seeds) -> {run_dir}")
+            m = train_run(cfg, run_dir, force=True, progress=progress, figures=False, command="compare")
+        h = History.load(str(run_dir / runs.HISTORY))
+        if h.rel_l2.shape[0]:
+            curves[name] = (h.eval_epochs, h.rel_l2.mean(axis=1))
+        rows.append({"scheme": name, "label": cfg.describe(), "status": m.get("status", "ok"),
+                     "seeds": seeds, "rel_l2_mean": _finite(m.get("rel_l2_mean")),
+                     "rel_l2_sem": _finite(m.get("rel_l2_sem")), "train_seconds": _finite(m.get("train_seconds"))})
+    base = rows[0]["train_seconds"]
+    for r in rows:
+        r["time_over_pinn"] = (r["train_seconds"] / base) if base and r["train_seconds"] is not None else None
+    lines = [f"| scheme | seeds | rel. L2 (mean ± s.e.) | time (s) | time / PINN |", "|---|---:|---:|---:|---:|"]
+    for r in rows:
+        err = _mean_pm(r["rel_l2_mean"], r["rel_l2_sem"]) if r["status"] == "ok" else r["status"]
+        ratio = "n/a" if r["time_over_pinn"] is None else f"{r['time_over_pinn']:.2f}"
+        lines.append(f"| {r['label']} | {r['seeds']} | {err} | {_secs(r['train_seconds'])} | {ratio} |")
+    md = "\n".join(lines) + "\n"
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    from ._io import atomic_write_text
+
+    atomic_write_text(root / "compare.md", md)
+    atomic_write_text(root / "compare.csv", buf.getvalue())
+    fig_path = None
+    if figure and curves:
+        from matplotlib.figure import Figure
+
+        from .plots import save_figure
+
+        fig = Figure(figsize=(7, 4.5), layout="constrained")
+        ax = fig.add_subplot()
+        for name, (ep, err) in curves.items():
+            ax.plot(ep, err, label=cfgs[name].describe())
+        ax.set_yscale("log")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(f"relative L2 error (mean over {seeds} seeds)")
+        ax.set_title(f"{problem}: weighting schemes")
+        ax.legend(fontsize=8)
+        fig_path = save_figure(fig, root / "compare.png")
+    return CompareResult(root, md, rows, fig_path)

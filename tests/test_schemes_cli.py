@@ -63,3 +63,27 @@ def test_loss_based_schemes_listed_but_refused_by_the_trainer(tmp_path, capsys, 
     rc = cli.main(["train", "poisson1d", "--scheme", scheme, "--out", str(tmp_path / "x"), *TINY])
     _, err = capsys.readouterr()
     assert rc == 2 and "update_from_" in err and len([x for x in err.splitlines() if x.strip()]) == 1
+
+
+def test_compare_writes_table_and_figure_and_reuses_runs(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    argv = ["compare", "poisson1d", "--schemes", "dn,lra", "--seeds", "2", "--epochs", "8", "--n-pde", "16",
+            "--eval-every", "4", "--threads", "1", "--no-progress", "--backend", "cpp", "--out", str(out)]
+    assert cli.main(argv) == 0
+    stdout = capsys.readouterr().out
+    rows = (out / "compare.csv").read_text().splitlines()
+    assert rows[0].startswith("scheme,label,status,seeds,rel_l2_mean,rel_l2_sem,train_seconds,time_over_pinn")
+    assert [r.split(",")[0] for r in rows[1:]] == ["pinn", "dn", "lra"]  # PINN added first: the time baseline
+    assert (out / "compare.png").stat().st_size > 0 and "| PINN | 2 |" in stdout
+    for name in ("pinn", "dn", "lra"):
+        assert np.asarray(History.load(str(out / name / "history.npz")).rel_l2).shape == (2, 2)
+    mtime = (out / "dn" / "metrics.json").stat().st_mtime_ns
+    assert cli.main(argv) == 0  # finished runs are reused, not retrained
+    capsys.readouterr()
+    assert (out / "dn" / "metrics.json").stat().st_mtime_ns == mtime
+
+
+def test_compare_rejects_unknown_scheme(tmp_path, capsys):
+    rc = cli.main(["compare", "poisson1d", "--schemes", "dn,bogus", "--out", str(tmp_path / "c"), *TINY])
+    _, err = capsys.readouterr()
+    assert rc == 2 and "bogus" in err
