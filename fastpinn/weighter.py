@@ -41,10 +41,11 @@ class Weighter:
     """Loss weights of one scheme for ``n_terms`` loss terms (optionally for ``S`` ensemble members).
 
     Args:
-        scheme: ``PINN(...)``, ``MA(...)``, ``ID(...)``, ``DN(...)``, ``LRA(...)``, ``GradNormW(...)``.
+        scheme: any scheme of :mod:`fastpinn.schemes` (``PINN``, ``MA``, ``ID``, ``DN``, ``LRA``,
+            ``GradNormW``, ``GradNorm``, ``NTK``, ``SoftAdapt``, ``ReLoBRaLo``, ``Uncertainty``).
         n_terms: number of loss terms ``K >= 1``.
         reference: index of the reference term (weight fixed at 1; the PDE residual by default, 0).
-            Schemes with ``uses_reference = False`` (GradNormW) ignore it.
+            Schemes with ``uses_reference = False`` (all but MA, ID, DN, LRA) ignore it.
         adaptive: which terms get dynamic weights (``[K]`` bools); default all but the reference (all
             terms for schemes without a reference). Non-adaptive terms keep weight 1.
         backend: op backend (``"auto"``, ``"cpp"``, ``"triton"`` for the statistics, ``"torch"``).
@@ -128,7 +129,9 @@ class Weighter:
             if self.scheme.bias_correction:
                 lam[:, adaptive] = 0.0
         self.lam = lam
-        self.lam_applied = lam.clone() if not self.dynamic or isinstance(self.scheme, LossScheme) else torch.ones_like(lam)
+        # EMA schemes apply 1 until their first update (lam may start at 0 for bias correction).
+        ema = self.dynamic and not isinstance(self.scheme, LossScheme)
+        self.lam_applied = torch.ones_like(lam) if ema else lam.clone()
         self.n_updates = torch.zeros(members, dtype=torch.int64, device=device)
         self.skipped = torch.zeros(members, k, dtype=torch.int64, device=device)
         self._adaptive = adaptive
