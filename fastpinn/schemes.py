@@ -35,7 +35,8 @@ from torch import Tensor
 
 from .ops import layout as L
 
-__all__ = ["Scheme", "PINN", "MA", "ID", "DN", "LRA", "GradNormW", "NTK", "SoftAdapt", "ReLoBRaLo", "Uncertainty", "GradNorm", "DynamicScheme",
+__all__ = ["Scheme", "PINN", "MA", "ID", "DN", "LRA", "GradNormW", "NTK", "SoftAdapt", "ReLoBRaLo", "Uncertainty",
+           "GradNorm", "DynamicScheme",
            "LossScheme", "scheme_from_name", "SCHEME_NAMES", "uniform_draws"]
 
 
@@ -613,7 +614,8 @@ class GradNorm(LossScheme):
 Scheme = Union[PINN, MA, ID, DN, LRA, GradNormW, NTK, SoftAdapt, ReLoBRaLo, Uncertainty, GradNorm]
 
 #: Names accepted by :func:`scheme_from_name` (and the CLI's ``--scheme``).
-SCHEME_NAMES = ("pinn", "ma", "id", "dn", "lra", "gradnorm-w", "softadapt", "relobralo", "uncertainty", "ntk", "gradnorm")
+SCHEME_NAMES = ("pinn", "ma", "id", "dn", "lra", "gradnorm-w", "softadapt", "relobralo", "uncertainty", "ntk",
+                "gradnorm")
 
 
 def scheme_from_name(

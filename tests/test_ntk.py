@@ -145,3 +145,22 @@ def test_ntk_parameters_validated():
         fastpinn.Weighter(fastpinn.NTK(), 2).update_from_traces(torch.ones(3))
     with pytest.raises(ValueError, match="not NTK traces"):
         fastpinn.Weighter(fastpinn.DN(), 2).update_from_traces(torch.ones(2))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_ntk_on_cuda_matches_cpu():
+    terms, net = _terms(3, 2)
+    cpu = ntk.term_traces(terms, net, ("x", "y"))
+    net_gpu = net.to("cuda")
+    terms_gpu = [t.to("cuda") for t in terms]
+    gpu = ntk.term_traces(terms_gpu, net_gpu, ("x", "y"))
+    torch.testing.assert_close(gpu.cpu(), cpu, rtol=1e-10, atol=0)  # float64; reductions in another order
+    g = torch.Generator(device="cuda").manual_seed(0)
+    sub = ntk.term_traces(terms_gpu, net_gpu, ("x", "y"), subsample=3, generator=g)
+    assert sub.device.type == "cuda" and bool(torch.isfinite(sub).all())
+    w = fastpinn.Weighter(fastpinn.NTK(beta=0.5), n_terms=3, backend="auto")
+    w.update_from_traces(gpu, active=torch.tensor(True, device="cuda"))
+    want = fastpinn.Weighter(fastpinn.NTK(beta=0.5), n_terms=3, backend="torch")
+    want.update_from_traces(cpu)
+    torch.testing.assert_close(w.weights().cpu(), want.weights(), rtol=1e-10, atol=0)

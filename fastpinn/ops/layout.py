@@ -1,4 +1,4 @@
-"""Shared constants of the weighting ops: the statistics layout (the EMA op knows no scheme, so there are no scheme codes).
+"""Shared constants of the weighting ops: the statistics layout (the EMA op knows no scheme: no scheme codes).
 
 ``grad_stats`` returns ``stats[S, K, N_STATS]``; column ``c`` of row ``(s, k)`` describes the per-term
 gradient row ``G[s, k, :]`` of length ``P``:
