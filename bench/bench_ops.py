@@ -40,6 +40,7 @@ import pytest
 import torch
 
 from fastpinn import ops
+from fastpinn.schemes import DN
 from fastpinn.malloc import retain_freed_memory
 from fastpinn.ops import layout as L
 
@@ -52,6 +53,7 @@ P_VALUES = (3_000, 100_000, 10_000_000)
 K_VALUES = (2, 3, 4)
 NORM_P = 2.0
 BETA = 0.9
+_DN = DN(beta=BETA, bias_correction=True)
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
 # (rounds, iterations per round) for pytest-benchmark's pedantic mode, by P.
@@ -116,6 +118,7 @@ class FusedState:
     lam: torch.Tensor = field(init=False)
     lam_applied: torch.Tensor = field(init=False)
     n_updates: torch.Tensor = field(init=False)
+    count: torch.Tensor = field(init=False)
     skipped: torch.Tensor = field(init=False)
     adaptive: torch.Tensor = field(init=False)
 
@@ -124,12 +127,15 @@ class FusedState:
         self.lam[:, 0] = 1.0
         self.lam_applied = torch.ones(1, self.K, device=self.device)
         self.n_updates = torch.zeros(1, dtype=torch.int64, device=self.device)
+        self.count = torch.zeros(1, self.K, dtype=torch.int64, device=self.device)
         self.skipped = torch.zeros(1, self.K, dtype=torch.int64, device=self.device)
         self.adaptive = torch.tensor([k != 0 for k in range(self.K)], device=self.device)
 
     def ema(self, stats: torch.Tensor, numel: int) -> None:
-        ops.ema_update(stats, self.lam, self.lam_applied, self.n_updates, self.skipped, self.adaptive,
-                       L.SCHEME_DN, 0, BETA, True, L.MA_FORM_PAPER, numel, backend="cpp")
+        # The scheme's candidate (a few tensor ops on [1, K]) and the scheme-free compiled EMA.
+        hat, valid = _DN.candidate(stats.unsqueeze(0) if stats.dim() == 2 else stats, self.lam_applied, 0, numel)
+        ops.ema_update(hat, valid, self.adaptive, self.lam, self.lam_applied, self.count, self.n_updates,
+                       self.skipped, BETA, True, backend="cpp")
 
 
 @dataclass

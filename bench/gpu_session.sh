@@ -36,7 +36,7 @@ $PY -c "from fastpinn.ops import _ext; print(_ext.build_info())" 2>&1 | tee -a "
 
 stage "GPU tests (compiled Triton kernel, CUDA ops, CUDA-graph step)"
 timeout 240 $PY -m pytest -q -p no:cacheprovider --durations=10 tests/test_trainer.py tests/test_cpp_ops.py \
-  tests/test_triton_grad_stats.py >"$OUT/tests_gpu.log" 2>&1
+  tests/test_triton_grad_stats.py tests/test_schemes.py tests/test_ntk.py >"$OUT/tests_gpu.log" 2>&1
 echo "GPU tests rc=$?"; tail -25 "$OUT/tests_gpu.log"
 
 stage "statistics kernel bandwidth"

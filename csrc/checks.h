@@ -35,54 +35,54 @@ inline NormKind check_grad_stats_args(const at::Tensor& G, double p) {
   return NormKind::kGeneral;
 }
 
-inline EmaParams check_ema_update_args(const at::Tensor& stats, const at::Tensor& lam, const at::Tensor& lam_applied,
-                                       const at::Tensor& n_updates, const at::Tensor& skipped,
-                                       const at::Tensor& adaptive, int64_t scheme, int64_t reference, double beta,
-                                       bool bias_correction, int64_t ma_form, int64_t numel) {
+inline EmaParams check_ema_update_args(const at::Tensor& hat, const at::Tensor& valid, const at::Tensor& target,
+                                       const c10::optional<at::Tensor>& active, const at::Tensor& lam,
+                                       const at::Tensor& lam_applied, const at::Tensor& n_updates, const at::Tensor& skipped, double beta,
+                                       bool bias_correction) {
   constexpr const char* op = "fastpinn::ema_update: ";
-  TORCH_CHECK(stats.dim() == 3 && stats.size(2) == kNumStats, op, "stats must have shape [S, K, ", kNumStats,
-              "], got ", stats.sizes());
-  TORCH_CHECK(is_float_or_double(stats), op, "stats must be float32 or float64, got ", stats.scalar_type());
-  const int64_t S = stats.size(0);
-  const int64_t K = stats.size(1);
-  TORCH_CHECK(K >= 1, op, "stats must hold K >= 1 loss terms, got shape ", stats.sizes());
+  TORCH_CHECK(hat.dim() == 2, op, "hat must have shape [S, K], got ", hat.sizes());
+  TORCH_CHECK(is_float_or_double(hat), op, "hat must be float32 or float64, got ", hat.scalar_type());
+  const int64_t S = hat.size(0);
+  const int64_t K = hat.size(1);
+  TORCH_CHECK(K >= 1, op, "hat must hold K >= 1 loss terms, got shape ", hat.sizes());
   for (const at::Tensor* t : {&lam, &lam_applied}) {
     const char* name = t == &lam ? "lam" : "lam_applied";
     TORCH_CHECK(t->dim() == 2 && t->size(0) == S && t->size(1) == K, op, name, " must have shape [S, K] = [", S,
                 ", ", K, "], got ", t->sizes());
-    TORCH_CHECK(t->scalar_type() == stats.scalar_type(), op, name, " must have the dtype of stats (",
-                stats.scalar_type(), "), got ", t->scalar_type());
+    TORCH_CHECK(t->scalar_type() == hat.scalar_type(), op, name, " must have the dtype of hat (",
+                hat.scalar_type(), "), got ", t->scalar_type());
   }
-  TORCH_CHECK(n_updates.dim() == 1 && n_updates.size(0) == S, op, "n_updates must have shape [S] = [", S, "], got ",
-              n_updates.sizes());
-  TORCH_CHECK(n_updates.scalar_type() == at::kLong, op, "n_updates must be int64, got ", n_updates.scalar_type());
+  TORCH_CHECK(valid.dim() == 2 && valid.size(0) == S && valid.size(1) == K, op, "valid must have shape [S, K] = [",
+              S, ", ", K, "], got ", valid.sizes());
+  TORCH_CHECK(valid.scalar_type() == at::kBool, op, "valid must be bool, got ", valid.scalar_type());
   TORCH_CHECK(skipped.dim() == 2 && skipped.size(0) == S && skipped.size(1) == K, op,
               "skipped must have shape [S, K] = [", S, ", ", K, "], got ", skipped.sizes());
   TORCH_CHECK(skipped.scalar_type() == at::kLong, op, "skipped must be int64, got ", skipped.scalar_type());
-  TORCH_CHECK(adaptive.dim() == 1 && adaptive.size(0) == K, op, "adaptive must have shape [K] = [", K, "], got ",
-              adaptive.sizes());
-  TORCH_CHECK(adaptive.scalar_type() == at::kBool, op, "adaptive must be bool, got ", adaptive.scalar_type());
-  for (const at::Tensor* t : {&lam, &lam_applied, &n_updates, &skipped, &adaptive}) {
-    TORCH_CHECK(t->device() == stats.device(), op, "all tensors must be on the device of stats (", stats.device(),
+  TORCH_CHECK(n_updates.dim() == 1 && n_updates.size(0) == S, op, "n_updates must have shape [S] = [", S, "], got ",
+              n_updates.sizes());
+  TORCH_CHECK(n_updates.scalar_type() == at::kLong, op, "n_updates must be int64, got ", n_updates.scalar_type());
+  TORCH_CHECK(target.dim() == 1 && target.size(0) == K, op, "target must have shape [K] = [", K, "], got ",
+              target.sizes());
+  TORCH_CHECK(target.scalar_type() == at::kBool, op, "target must be bool, got ", target.scalar_type());
+  if (active.has_value()) {
+    TORCH_CHECK(active->dim() == 0 && active->scalar_type() == at::kBool, op,
+                "active must be a 0-dim bool tensor, got shape ", active->sizes(), " and dtype ",
+                active->scalar_type());
+    TORCH_CHECK(active->device() == hat.device(), op, "active must be on the device of hat (", hat.device(),
+                "), got ", active->device());
+  }
+  for (const at::Tensor* t : {&valid, &target, &lam, &lam_applied, &n_updates, &skipped}) {
+    TORCH_CHECK(t->device() == hat.device(), op, "all tensors must be on the device of hat (", hat.device(),
                 "), got one on ", t->device());
     TORCH_CHECK(t->layout() == at::kStrided, op, "all tensors must be strided (dense)");
   }
-  TORCH_CHECK(scheme == kSchemeMA || scheme == kSchemeID || scheme == kSchemeDN, op, "scheme must be one of ",
-              static_cast<int64_t>(kSchemeMA), " (MA), ", static_cast<int64_t>(kSchemeID), " (ID), ",
-              static_cast<int64_t>(kSchemeDN), " (DN), got ", scheme);
-  TORCH_CHECK(reference >= 0 && reference < K, op, "reference must be a term index in [0, K) = [0, ", K, "), got ",
-              reference);
   // beta = 1 would never move lam and divides by 1 - beta^n = 0 under bias correction.
   TORCH_CHECK(std::isfinite(beta) && beta >= 0.0 && beta < 1.0, op, "beta must be in [0, 1), got ", beta);
   // lam and lam_applied are written one after the other: shared memory would mix EMA state and applied weights.
   const at::MemOverlapStatus overlap = at::get_overlap_status(lam, lam_applied);
   TORCH_CHECK(overlap != at::MemOverlapStatus::Full && overlap != at::MemOverlapStatus::Partial, op,
               "lam and lam_applied must be distinct buffers, got overlapping memory");
-  TORCH_CHECK(ma_form == kMaFormPaper || ma_form == kMaFormWang, op, "ma_form must be ",
-              static_cast<int64_t>(kMaFormPaper), " (paper, eq. 15) or ", static_cast<int64_t>(kMaFormWang),
-              " (Wang et al.), got ", ma_form);
-  TORCH_CHECK(numel >= 1, op, "numel (the gradient length P) must be >= 1, got ", numel);
-  return EmaParams{K, scheme, reference, beta, bias_correction, ma_form, numel};
+  return EmaParams{K, beta, bias_correction};
 }
 
 }  // namespace fastpinn

@@ -26,10 +26,6 @@ enum Stat : int64_t {
   kNumStats = 7,
 };
 
-// Scheme and MA-form codes; must match fastpinn/ops/layout.py.
-enum Scheme : int64_t { kSchemeMA = 1, kSchemeID = 2, kSchemeDN = 3 };
-enum MaForm : int64_t { kMaFormPaper = 0, kMaFormWang = 1 };
-
 // How the NORM_P column is obtained: p = 1, 2 and inf reuse other columns (as the reference does);
 // any other p needs the max-scaled sum of |g / max|^p.
 enum class NormKind : int { kL1, kL2, kLInf, kGeneral };

@@ -1,5 +1,9 @@
-// The weight update of fastpinn::ema_update for one ensemble member, shared by the CPU loop and the CUDA
-// kernel (one thread per member). Semantics: fastpinn/ops/reference.py::ema_update_ref.
+// The scheme-free weight update of fastpinn::ema_update for one ensemble member, shared by the CPU loop and
+// the CUDA kernel (one thread per member). Semantics: fastpinn/ops/reference.py::ema_update_ref.
+//
+// The op knows no scheme: each scheme forms its candidate weights hat[S, K] and a validity mask in Python
+// (a few tensor operations on the tiny statistics); the op does what every scheme shares -- the EMA, the
+// per-term bias correction, the update gate and the skip counting.
 #pragma once
 
 #include "common.h"
@@ -8,12 +12,8 @@ namespace fastpinn {
 
 struct EmaParams {
   int64_t num_terms;  // K
-  int64_t scheme;
-  int64_t reference;
   double beta;
   bool bias_correction;
-  int64_t ma_form;
-  int64_t numel;
 };
 
 // A strided row view: element k lives at ptr[k * stride].
@@ -24,68 +24,41 @@ struct Strided {
   FASTPINN_HD T& operator[](int64_t k) const { return ptr[k * stride]; }
 };
 
-// Sample standard deviation from the M2 column (Bessel's correction); NaN for a single element, which
-// makes the term skipped, as in the reference.
+// Update member s (all views point at row s); `n_old` is n_updates[s] before this update. A target term
+// whose candidate is invalid or non-finite keeps both weights and `skipped` counts it; otherwise
+// lam <- beta lam + (1 - beta) hat and the applied weight is lam / (1 - beta^c) with bias correction, where
+// c is the term's own number of EMA updates. Every update call either updates or skips each target term, so
+// c = n_updates - skipped (both after this call) -- no separate counter is needed. Floating-point
+// operations follow the reference's order and precision: beta and 1 - beta are rounded to T,
+// 1 - beta^c is computed in double and then rounded to T.
 template <typename T>
-FASTPINN_HD T sample_std(T m2, int64_t numel) {
-  return numel > 1 ? fp_sqrt(m2 / static_cast<T>(numel - 1)) : fp_nan<T>();
-}
-
-// Update member s. `stats` points at stats[s, 0, 0] with strides (sk, sc) for (term, column);
-// `n_old` is n_updates[s] before this update. Floating-point operations follow the reference's order and
-// precision: the candidate is formed in T, beta and 1 - beta are rounded to T, 1 - beta^n is computed in
-// double and then rounded to T.
-template <typename T>
-FASTPINN_HD void ema_update_member(const T* stats, int64_t sk, int64_t sc, Strided<T> lam, Strided<T> lam_applied,
-                                   Strided<int64_t> skipped, Strided<const bool> adaptive, int64_t n_old,
-                                   const EmaParams& prm) {
-  auto stat = [&](int64_t k, int64_t c) -> T { return stats[k * sk + c * sc]; };
-  const int64_t r = prm.reference;
-
-  T num;
-  if (prm.scheme == kSchemeMA) {
-    num = stat(r, kMaxAbs);
-  } else if (prm.scheme == kSchemeID) {
-    num = sample_std(stat(r, kM2), prm.numel);
-  } else {
-    num = stat(r, kNormP);
-  }
-  const bool num_ok = stat(r, kNonfinite) == T(0) && fp_isfinite(num) && num > T(0);
-
-  const int64_t n_new = n_old + 1;
-#if defined(__CUDA_ARCH__)
-  const double beta_n = ::pow(prm.beta, static_cast<double>(n_new));
-#else
-  const double beta_n = std::pow(prm.beta, static_cast<double>(n_new));
-#endif
-  const T correction = static_cast<T>(1.0 - beta_n);
+FASTPINN_HD void ema_update_member(Strided<const T> hat, Strided<const bool> valid, Strided<const bool> target,
+                                   Strided<T> lam, Strided<T> lam_applied, Strided<int64_t> skipped,
+                                   int64_t n_old, const EmaParams& prm) {
   const T beta = static_cast<T>(prm.beta);
   const T one_minus_beta = static_cast<T>(1.0 - prm.beta);
-
   for (int64_t j = 0; j < prm.num_terms; ++j) {
-    if (j == r || !adaptive[j]) {
+    if (!target[j]) {
       continue;
     }
-    T den;
-    if (prm.scheme == kSchemeMA) {
-      den = stat(j, kSumAbs) / static_cast<T>(prm.numel);
-      if (prm.ma_form == kMaFormPaper) {
-        den = den * lam_applied[j];
-      }
-    } else if (prm.scheme == kSchemeID) {
-      den = sample_std(stat(j, kM2), prm.numel);
-    } else {
-      den = stat(j, kNormP);
-    }
-    const T hat = num / den;
-    const bool valid = num_ok && stat(j, kNonfinite) == T(0) && fp_isfinite(den) && den > T(0) && fp_isfinite(hat);
-    if (!valid) {
+    const T h = hat[j];
+    if (!valid[j] || !fp_isfinite(h)) {
       skipped[j] += 1;  // both weights are kept
       continue;
     }
-    const T new_lam = beta * lam[j] + one_minus_beta * hat;
+    const int64_t c = n_old + 1 - skipped[j];
+    const T new_lam = beta * lam[j] + one_minus_beta * h;
     lam[j] = new_lam;
-    lam_applied[j] = prm.bias_correction ? new_lam / correction : new_lam;
+    if (prm.bias_correction) {
+#if defined(__CUDA_ARCH__)
+      const double beta_c = ::pow(prm.beta, static_cast<double>(c));
+#else
+      const double beta_c = std::pow(prm.beta, static_cast<double>(c));
+#endif
+      lam_applied[j] = new_lam / static_cast<T>(1.0 - beta_c);
+    } else {
+      lam_applied[j] = new_lam;
+    }
   }
 }
 

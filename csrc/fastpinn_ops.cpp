@@ -11,9 +11,10 @@ TORCH_LIBRARY(fastpinn, m) {
   m.set_python_module("fastpinn.ops.fake");
   // Per-row statistics of G[S, K, P] -> stats[S, K, 7]; see fastpinn/ops/reference.py::grad_stats_ref.
   m.def("grad_stats(Tensor G, float p) -> Tensor");
-  // In-place EMA update of the loss weights; see fastpinn/ops/reference.py::ema_update_ref.
+  // Scheme-free in-place EMA update of the loss weights from candidate weights hat[S, K] and a validity mask;
+  // see fastpinn/ops/reference.py::ema_update_ref.
   m.def(
-      "ema_update(Tensor stats, Tensor(a!) lam, Tensor(b!) lam_applied, Tensor(c!) n_updates, "
-      "Tensor(d!) skipped, Tensor adaptive, int scheme, int reference, float beta, bool bias_correction, "
-      "int ma_form, int numel) -> ()");
+      "ema_update(Tensor hat, Tensor valid, Tensor target, Tensor? active, Tensor(a!) lam, "
+      "Tensor(b!) lam_applied, Tensor(c!) n_updates, Tensor(d!) skipped, float beta, "
+      "bool bias_correction) -> ()");
 }

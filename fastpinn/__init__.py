@@ -9,14 +9,18 @@ from .backward import WeightedBackward
 from .derivatives import Fields, derivatives
 from .network import MLP
 from .problem import Problem, Term, data, dirichlet, initial, neumann, pde, periodic, stack
-from .schemes import DN, ID, MA, PINN, scheme_from_name
+from . import schemes
+from . import ntk, rba
+from .schemes import DN, ID, LRA, MA, NTK, PINN, SCHEME_NAMES, GradNorm, GradNormW, ReLoBRaLo, SoftAdapt, Uncertainty, scheme_from_name
 from .trainer import History, NonFiniteError, Trainer
 from .weighter import Weighter
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "MLP", "WeightedBackward", "PINN", "MA", "ID", "DN", "Weighter", "scheme_from_name", "Trainer", "History", "NonFiniteError",
+    "MLP", "WeightedBackward", "PINN", "MA", "ID", "DN", "LRA", "GradNormW", "GradNorm", "NTK", "SoftAdapt",
+    "ReLoBRaLo", "Uncertainty", "ntk", "rba", "SCHEME_NAMES", "schemes", "Weighter", "scheme_from_name", "Trainer",
+    "History", "NonFiniteError",
     "Problem", "Term", "pde", "data", "dirichlet", "initial", "neumann", "periodic", "stack", "derivatives", "Fields",
     "problems", "__version__",
 ]

@@ -133,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
     parser.add_argument("--version", action="version", version=f"fastpinn {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="{train,reproduce,demo}")
+    sub = parser.add_subparsers(dest="command", metavar="{train,reproduce,demo,compare}")
     sub.required = True
 
     t = sub.add_parser("train", help="train one problem with one scheme",
@@ -147,6 +147,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--bias-correction", action="store_true", help="bias-corrected weights lambda/(1-beta^n)")
     t.add_argument("--ma-form", choices=("paper", "wang"), default="paper",
                    help="MA-PINN: eq. 15 of the paper (default) or Wang et al.'s code")
+    # Options of the schemes beyond the paper's four (see fastpinn.schemes).
+    t.add_argument("--alpha", type=float, default=None, help="LRA / gradnorm-w EMA parameter alpha (default 0.9)")
+    t.add_argument("--reduce", choices=("sum", "mean"), default="sum", help="gradnorm-w: sum (paper) or mean")
+    t.add_argument("--temperature", type=float, default=0.1, help="softadapt / relobralo temperature (default 0.1)")
     t.add_argument("--epochs", type=int, default=None, help="epochs (default: the problem's, as in the paper)")
     seeds = t.add_mutually_exclusive_group()
     seeds.add_argument("--seed", type=int, default=None, help="train one network with this seed (default 0)")
@@ -167,6 +171,18 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--problem", choices=PROBLEMS, default=None,
                    help="table4/fig12: only this problem's rows; other tables: run the grid on another problem")
     _add_common(r)
+
+    # fastpinn compare: the weighting schemes side by side (fastpinn.experiments.compare).
+    c = sub.add_parser("compare", help="train several weighting schemes side by side and tabulate them",
+                       description="Train each scheme (default parameters) as one ensemble of seeds and write "
+                                   "compare.md / compare.csv (rel. L2 mean ± s.e., time, time over PINN) and "
+                                   "compare.png (rel. L2 vs epoch). Finished runs in --out are reused.")
+    c.add_argument("problem", choices=PROBLEMS)
+    c.add_argument("--schemes", type=lambda v: tuple(x.strip() for x in v.split(",") if x.strip()),
+                   default=None, help="comma-separated scheme names (default pinn,dn,id,ma,lra,gradnorm-w)")
+    c.add_argument("--seeds", type=int, default=3, help="seeds per scheme, trained as one ensemble (default 3)")
+    c.add_argument("--epochs", type=int, default=None, help="epochs (default: the problem's, as in the paper)")
+    _add_common(c)
 
     d = sub.add_parser("demo", help="a few-minute CPU demo: Poisson with PINN vs DN-PINN",
                        description="Train the paper's 2-D Poisson problem with PINN and with DN-PINN at a "
@@ -258,7 +274,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
         raise ValueError("--resume and --force contradict each other (continue the run, or start afresh)")
     device = _device(args.device)
     cfg = RunConfig(problem=args.problem, scheme=args.scheme, beta=args.beta, tau=args.tau, p=args.p,
-                    bias_correction=args.bias_correction, ma_form=args.ma_form, seeds=seeds, ensemble=ensemble,
+                    bias_correction=args.bias_correction, ma_form=args.ma_form, alpha=args.alpha, reduce=args.reduce,
+                    temperature=args.temperature,
+                    seeds=seeds, ensemble=ensemble,
                     epochs=args.epochs, lr=args.lr, device=device, dtype=args.dtype, backend=args.backend,
                     eval_every=args.eval_every, problem_kwargs=_sizes(args), compile=_compile_arg(args),
                     step_mode=args.step_mode, derivative_method=args.derivative_method, **_fidelity(args))
@@ -295,6 +313,19 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
                     figures=not args.no_figures, log=_log, fidelity=_fidelity(args), run_options=_run_options(args))
     print(res.markdown, flush=True)
     print(f"written: {res.out_dir / 'table.md'}, {res.out_dir / 'table.csv'}", flush=True)
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from .experiments import COMPARE_DEFAULT, compare
+
+    res = compare(args.problem, args.schemes or COMPARE_DEFAULT, seeds=args.seeds, epochs=args.epochs,
+                  device=_device(args.device), dtype=args.dtype, backend=args.backend, out=args.out,
+                  problem_kwargs=_sizes(args), eval_every=args.eval_every, lr=args.lr, force=args.force,
+                  progress=not args.no_progress, figure=not args.no_figures, log=_log)
+    print(res.markdown, flush=True)
+    print(f"written: {res.out_dir / 'compare.md'}, {res.out_dir / 'compare.csv'}"
+          + (f", {res.figure}" if res.figure else ""), flush=True)
     return 0
 
 
@@ -362,6 +393,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return _cmd_train(args)
         if args.command == "reproduce":
             return _cmd_reproduce(args)
+        if args.command == "compare":
+            return _cmd_compare(args)
         return _cmd_demo(args)
     except NonFiniteError as exc:
         where = f"; last good checkpoint: {exc.checkpoint}" if exc.checkpoint else ""

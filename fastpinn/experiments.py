@@ -34,7 +34,7 @@ import torch
 
 from . import paper_numbers, runs
 from .problem import Problem
-from .schemes import Scheme, scheme_from_name
+from .schemes import SCHEME_NAMES, LossScheme, Scheme, scheme_from_name
 
 __all__ = [
     "PROBLEMS", "SCHEMES", "DTYPES", "SIZE_KEYS", "RunConfig", "Entry", "TableSpec", "TABLES", "Row",
@@ -42,7 +42,7 @@ __all__ = [
 ]
 
 PROBLEMS = ("burgers", "poisson", "allen_cahn", "poisson1d")
-SCHEMES = ("pinn", "ma", "id", "dn")
+SCHEMES = SCHEME_NAMES
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 BACKENDS = ("auto", "cpp", "triton", "torch")
 #: Problem-size keyword arguments the command line may override (only those a problem takes).
@@ -85,6 +85,9 @@ class RunConfig:
     p: float = 2.0
     bias_correction: bool = False
     ma_form: str = "paper"
+    alpha: Optional[float] = None  # LRA / GradNormW: their papers' EMA parameter (None: 0.9)
+    reduce: str = "sum"  # GradNormW: "sum" (the paper) or "mean"
+    temperature: float = 0.1  # SoftAdapt / ReLoBRaLo softmax temperature
     seeds: tuple[int, ...] = (0,)
     ensemble: bool = False
     epochs: Optional[int] = None
@@ -116,7 +119,15 @@ class RunConfig:
             raise ValueError(f"problem must be one of {', '.join(PROBLEMS)}, got {self.problem!r}")
         if self.scheme not in SCHEMES:
             raise ValueError(f"scheme must be one of {', '.join(SCHEMES)}, got {self.scheme!r}")
-        self.scheme_object()  # beta, tau, p, ma_form: the library's own checks
+        sch = self.scheme_object()  # beta, tau, p, ma_form, alpha, ...: the library's own checks
+        reads = "losses" if isinstance(sch, LossScheme) else getattr(sch, "reads", "stats")  # GradNorm too
+        if reads in ("losses", "traces"):
+            # The Trainer's step computes per-term gradients; these schemes run in the weighted backward.
+            entry = {"losses": "update_from_losses", "traces": "update_from_traces"}[reads]
+            if sch.name == "gradnorm":
+                entry = "update_from_stats(..., losses=...)"
+            raise ValueError(f"scheme {self.scheme!r} reads the term {reads} and is not yet supported by the "
+                             f"Trainer; use fastpinn.Weighter(...).{entry} in your own step")
         if not self.seeds:
             raise ValueError("at least one seed is needed")
         if any(s < 0 for s in self.seeds):
@@ -173,7 +184,8 @@ class RunConfig:
 
     def scheme_object(self) -> Scheme:
         return scheme_from_name(self.scheme, beta=self.beta, tau=self.tau, p=self.p,
-                                bias_correction=self.bias_correction, ma_form=self.ma_form)
+                                bias_correction=self.bias_correction, ma_form=self.ma_form, alpha=self.alpha,
+                                reduce=self.reduce, temperature=self.temperature)
 
     # ------------------------------------------------------------------------------ (de)serialise
     def to_dict(self) -> dict:
@@ -205,7 +217,12 @@ class RunConfig:
             "lr": float(self.lr), "dtype": self.dtype,
             "device_type": torch.device(self.device).type,
         }
-        if self.scheme != "pinn":
+        if self.scheme in ("lra", "gradnorm-w"):  # alpha replaces beta
+            sch = self.scheme_object()
+            d.update(alpha=float(sch.alpha), tau=int(self.tau), bias_correction=bool(self.bias_correction))
+            if self.scheme == "gradnorm-w":
+                d["reduce"] = self.reduce
+        elif self.scheme != "pinn":
             d.update(beta=float(self.beta), tau=int(self.tau), bias_correction=bool(self.bias_correction))
         if self.scheme == "dn":
             d["p"] = _p_to_json(self.p)
@@ -240,6 +257,10 @@ class RunConfig:
         with ``show_p``)."""
         if self.scheme == "pinn":
             return "PINN"
+        if self.scheme in ("lra", "gradnorm-w"):
+            sch = self.scheme_object()
+            extra = ", mean" if self.scheme == "gradnorm-w" and self.reduce == "mean" else ""
+            return f"{repr(sch).split('(')[0]} (α={sch.alpha:g}, τ={self.tau}{extra})"
         parts = [f"β={self.beta:g}"]
         if self.scheme == "dn" and (self.p != 2.0 or show_p):
             parts.append(f"p={'∞' if math.isinf(self.p) else f'{self.p:g}'}")
@@ -969,3 +990,90 @@ def demo(*, epochs: int = DEMO_DEFAULTS["epochs"], n_pde: int = DEMO_DEFAULTS["n
     runs.write_json(root / "demo.json", {"pinn": result["pinn"], "dn": result["dn"], "ratio": result["ratio"],
                                           "epochs": epochs, "n_pde": n_pde, "n_bc": n_bc, "beta": beta, "seed": seed})
     return result
+
+
+# ----------------------------------------------------------------------------------------- compare
+#: Schemes ``fastpinn compare`` trains by default: those the Trainer runs today.
+COMPARE_DEFAULT = ("pinn", "dn", "id", "ma", "lra", "gradnorm-w")
+
+
+@dataclass
+class CompareResult:
+    out_dir: Path
+    markdown: str
+    rows: list[dict]
+    figure: Optional[Path]
+
+
+def compare(problem: str, schemes: Sequence[str] = COMPARE_DEFAULT, *, seeds: int = 3,
+            epochs: Optional[int] = None, device: str = "cpu", dtype: str = "float32", backend: str = "auto",
+            out: Union[str, Path, None] = None, problem_kwargs: Optional[dict] = None, eval_every: int = 100,
+            lr: float = 1e-3, force: bool = False, progress: bool = False, figure: bool = True,
+            log: Callable[[str], None] = lambda s: None) -> CompareResult:
+    """Train ``schemes`` side by side on ``problem`` (each one ensemble of ``seeds`` seeds, default
+    parameters) and write ``compare.md`` / ``compare.csv`` (rel. L2 mean ± s.e., training time, time over
+    PINN; PINN is added when missing) and ``compare.png`` (rel. L2 vs epoch, mean over seeds, per scheme).
+    Each run is a run directory ``<out>/<scheme>``; finished ones are reused (:func:`is_complete`)."""
+    names = list(dict.fromkeys(["pinn", *schemes]))
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise ValueError(f"seeds must be an integer >= 1, got {seeds!r}")
+    cfgs = {}
+    for name in names:
+        if name not in SCHEMES:
+            raise ValueError(f"schemes must be among {', '.join(SCHEMES)}, got {name!r}")
+        cfgs[name] = RunConfig(problem=problem, scheme=name, seeds=tuple(range(seeds)), ensemble=True, epochs=epochs,
+                               lr=lr, device=device, dtype=dtype, backend=backend, eval_every=eval_every,
+                               problem_kwargs=dict(problem_kwargs or {})).validate()
+    root = Path(out) if out is not None else Path("runs") / f"compare-{problem}"
+    preflight_backend(next((c for n, c in cfgs.items() if n != "pinn"), cfgs["pinn"]))
+    from .trainer import History
+
+    rows, curves = [], {}
+    for name, cfg in cfgs.items():
+        run_dir = root / name
+        if not force and is_complete(run_dir, cfg):
+            log(f"compare: {name}: reusing {run_dir}")
+            m = runs.read_json(run_dir / runs.METRICS)
+        else:
+            log(f"compare: training {cfg.describe()} ({seeds} seeds) -> {run_dir}")
+            m = train_run(cfg, run_dir, force=True, progress=progress, figures=False, command="compare")
+        h = History.load(str(run_dir / runs.HISTORY))
+        if h.rel_l2.shape[0]:
+            curves[name] = (h.eval_epochs, h.rel_l2.mean(axis=1))
+        rows.append({"scheme": name, "label": cfg.describe(), "status": m.get("status", "ok"),
+                     "seeds": seeds, "rel_l2_mean": _finite(m.get("rel_l2_mean")),
+                     "rel_l2_sem": _finite(m.get("rel_l2_sem")), "train_seconds": _finite(m.get("train_seconds"))})
+    base = rows[0]["train_seconds"]
+    for r in rows:
+        r["time_over_pinn"] = (r["train_seconds"] / base) if base and r["train_seconds"] is not None else None
+    lines = [f"| scheme | seeds | rel. L2 (mean ± s.e.) | time (s) | time / PINN |", "|---|---:|---:|---:|---:|"]
+    for r in rows:
+        err = _mean_pm(r["rel_l2_mean"], r["rel_l2_sem"]) if r["status"] == "ok" else r["status"]
+        ratio = "n/a" if r["time_over_pinn"] is None else f"{r['time_over_pinn']:.2f}"
+        lines.append(f"| {r['label']} | {r['seeds']} | {err} | {_secs(r['train_seconds'])} | {ratio} |")
+    md = "\n".join(lines) + "\n"
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    from ._io import atomic_write_text
+
+    atomic_write_text(root / "compare.md", md)
+    atomic_write_text(root / "compare.csv", buf.getvalue())
+    fig_path = None
+    if figure and curves:
+        from matplotlib.figure import Figure
+
+        from .plots import save_figure
+
+        fig = Figure(figsize=(7, 4.5), layout="constrained")
+        ax = fig.add_subplot()
+        for name, (ep, err) in curves.items():
+            ax.plot(ep, err, label=cfgs[name].describe())
+        ax.set_yscale("log")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(f"relative L2 error (mean over {seeds} seeds)")
+        ax.set_title(f"{problem}: weighting schemes")
+        ax.legend(fontsize=8)
+        fig_path = save_figure(fig, root / "compare.png")
+    return CompareResult(root, md, rows, fig_path)

@@ -4,8 +4,24 @@
     lam = w.update(G)                  # G[K, P] or G[S, K, P] -> weights to apply now, [K] or [S, K]
     theta.grad = w.combine(G, lam)     # sum_j lam_j G_j -> [P] or [S, P]
 
-All state (weights, the update count, skip counters) lives in tensors on ``G``'s device and is updated
+All state (weights, the update counts, skip counters) lives in tensors on ``G``'s device and is updated
 in place by the compiled ops, so an update never synchronises with the host.
+
+What a training step calls depends only on :attr:`Weighter.reads` (never on the scheme itself):
+
+* ``"fixed"`` (PINN): one backward of ``sum_j lam_applied[:, j] L_j``; no update.
+* ``"stats"`` (MA, ID, DN, LRA, GradNormW; :attr:`needs_term_gradients` is True): per-term gradients
+  ``G[S, K, P]``; at update steps ``update_from_stats(statistics(G), P, active=...)`` (or ``update(G)``);
+  then ``theta.grad = combine(G, lam_applied)``.
+  GradNorm (``stats`` too, trainable weights) also needs this step's losses:
+  ``update_from_stats(statistics(G), P, active=..., losses=losses.detach())``; its statistics cover only
+  ``scheme.columns`` of G.
+* ``"losses"`` (SoftAdapt, ReLoBRaLo, Uncertainty; :attr:`needs_term_gradients` is False): at update steps
+  ``update_from_losses(losses.detach(), active=...)`` with ``losses[S, K]`` of this step, then one backward of
+  ``(losses * lam_applied).sum()`` -- a PINN-cost step.
+* ``"traces"`` (NTK; :attr:`needs_term_gradients` is False): at update steps
+  ``update_from_traces(fastpinn.ntk.term_traces(problem.terms, net, coords, subsample=scheme.subsample,
+  per_point=scheme.per_point, generator=g), active=...)``, then one backward of the weighted sum.
 """
 
 from __future__ import annotations
@@ -16,7 +32,7 @@ import torch
 from torch import Tensor
 
 from . import ops
-from .schemes import PINN, DynamicScheme, Scheme
+from .schemes import PINN, SCHEME_NAMES, DynamicScheme, LossScheme, Scheme
 
 __all__ = ["Weighter", "UPDATE_SCHEDULES", "first_update_for"]
 
@@ -39,11 +55,13 @@ class Weighter:
     """Loss weights of one scheme for ``n_terms`` loss terms (optionally for ``S`` ensemble members).
 
     Args:
-        scheme: ``PINN(...)``, ``MA(...)``, ``ID(...)`` or ``DN(...)``.
+        scheme: any scheme of :mod:`fastpinn.schemes` (``PINN``, ``MA``, ``ID``, ``DN``, ``LRA``,
+            ``GradNormW``, ``GradNorm``, ``NTK``, ``SoftAdapt``, ``ReLoBRaLo``, ``Uncertainty``).
         n_terms: number of loss terms ``K >= 1``.
         reference: index of the reference term (weight fixed at 1; the PDE residual by default, 0).
-        adaptive: which terms get dynamic weights (``[K]`` bools); default all but the reference.
-            Non-adaptive terms keep weight 1.
+            Schemes with ``uses_reference = False`` (all but MA, ID, DN, LRA) ignore it.
+        adaptive: which terms get dynamic weights (``[K]`` bools); default all but the reference (all
+            terms for schemes without a reference). Non-adaptive terms keep weight 1.
         backend: op backend (``"auto"``, ``"cpp"``, ``"triton"`` for the statistics, ``"torch"``).
         first_update: the first epoch that updates; then every ``tau`` epochs after it (``e >= first_update``
             and ``(e - first_update) % tau == 0``). ``0`` (default) updates at 0, tau, 2 tau, ...; the
@@ -63,19 +81,20 @@ class Weighter:
         backend: ops.Backend = "auto",
         first_update: int = 0,
     ) -> None:
-        if not isinstance(scheme, (PINN, DynamicScheme)):
-            raise ValueError(f"scheme must be one of fastpinn.PINN, MA, ID, DN, got {scheme!r}")
+        if not isinstance(scheme, (PINN, DynamicScheme, LossScheme)):
+            raise ValueError(f"scheme must be a fastpinn scheme ({', '.join(SCHEME_NAMES)}), got {scheme!r}")
         if isinstance(n_terms, bool) or not isinstance(n_terms, int) or n_terms < 1:
             raise ValueError(f"n_terms must be an integer >= 1, got {n_terms!r}")
         if isinstance(reference, bool) or not isinstance(reference, int) or not 0 <= reference < n_terms:
             raise ValueError(f"reference must be an integer in [0, {n_terms}), got {reference!r}")
+        free = not getattr(scheme, "uses_reference", True)  # no reference term: every term may adapt
         if adaptive is None:
-            mask = [k != reference for k in range(n_terms)]
+            mask = [free or k != reference for k in range(n_terms)]
         else:
             mask = [bool(a) for a in adaptive]
             if len(mask) != n_terms:
                 raise ValueError(f"adaptive must have n_terms={n_terms} entries, got {len(mask)}")
-            if mask[reference]:
+            if mask[reference] and not free:
                 raise ValueError(f"adaptive[{reference}] must be False: the reference term's weight is fixed at 1")
         if isinstance(scheme, PINN) and scheme.weights is not None and len(scheme.weights) != n_terms:
             raise ValueError(f"PINN weights must have n_terms={n_terms} entries, got {len(scheme.weights)}")
@@ -91,15 +110,27 @@ class Weighter:
         self.backend = backend
         self.lam: Optional[Tensor] = None  # [S, K] EMA state
         self.lam_applied: Optional[Tensor] = None  # [S, K] weights applied now (bias-corrected)
-        self.n_updates: Optional[Tensor] = None  # [S] int64
+        self.n_updates: Optional[Tensor] = None  # [S] int64: update calls
         self.skipped: Optional[Tensor] = None  # [S, K] int64: updates a term kept its weight
-        self._adaptive: Optional[Tensor] = None  # [K] bool on the state's device
+        self._adaptive: Optional[Tensor] = None  # [K] bool on the state's device: the EMA's target terms
+        self.scheme_state: dict[str, Tensor] = {}  # a loss-based scheme's own tensors (previous losses, ...)
         self._members: Optional[int] = None
 
     # ----------------------------------------------------------------------------------------- state
     @property
     def dynamic(self) -> bool:
         return bool(self.scheme.dynamic)
+
+    @property
+    def reads(self) -> str:
+        """What a step must give this Weighter: ``"fixed"`` (nothing), ``"stats"`` (per-term gradients),
+        ``"losses"`` (the term losses) or ``"traces"`` (per-term NTK traces)."""
+        return getattr(self.scheme, "reads", "stats") if self.dynamic else "fixed"
+
+    @property
+    def needs_term_gradients(self) -> bool:
+        """Whether a step needs the per-term gradients ``G[S, K, P]`` (else one backward of the weighted sum)."""
+        return self.reads == "stats"
 
     def reset(self, members: int = 1, dtype: torch.dtype = torch.float32,
               device: torch.device | str | None = None) -> None:
@@ -108,20 +139,45 @@ class Weighter:
         if dtype not in (torch.float32, torch.float64):
             raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
         k = self.n_terms
-        adaptive = torch.tensor(self.adaptive_mask, dtype=torch.bool, device=device)
+        adaptive = self._target_mask(device)
         if isinstance(self.scheme, PINN):
             base = torch.tensor(self.scheme.weights or [1.0] * k, dtype=dtype, device=device)
             lam = base.expand(members, k).clone()
+        elif isinstance(self.scheme, LossScheme):
+            init = self.scheme.initial_weights(members, k, dtype, device)
+            lam = torch.where(adaptive.unsqueeze(0), init, torch.ones_like(init))
         else:
             lam = torch.ones(members, k, dtype=dtype, device=device)
             if self.scheme.bias_correction:
                 lam[:, adaptive] = 0.0
         self.lam = lam
-        self.lam_applied = torch.ones_like(lam) if self.dynamic else lam.clone()
+        # EMA schemes apply 1 until their first update (lam may start at 0 for bias correction).
+        ema = self.dynamic and not isinstance(self.scheme, LossScheme)
+        self.lam_applied = torch.ones_like(lam) if ema else lam.clone()
         self.n_updates = torch.zeros(members, dtype=torch.int64, device=device)
         self.skipped = torch.zeros(members, k, dtype=torch.int64, device=device)
         self._adaptive = adaptive
         self._members = members
+        self.scheme_state = (self.scheme.init_state(members, k, dtype, device)
+                             if isinstance(self.scheme, LossScheme) else {})
+
+    def _target_mask(self, device: torch.device | str | None) -> Tensor:
+        """``[K]`` bool: the terms the EMA updates (adaptive, and not the reference when the scheme has one)."""
+        return torch.tensor(self.adaptive_mask, dtype=torch.bool, device=device)
+
+    def state_tensors(self) -> list[Tensor]:
+        """Every state tensor updated in place (for snapshots around CUDA-graph capture); empty before reset."""
+        if self.lam is None:
+            return []
+        return [self.lam, self.lam_applied, self.n_updates, self.skipped, *self.scheme_state.values()]
+
+    @property
+    def term_updates(self) -> Tensor:
+        """``[S, K]`` valid updates of each target term (``n_updates - skipped``: every update call either
+        updates or skips each target term). Bias correction uses this per-term count."""
+        if self.lam is None:
+            raise RuntimeError("the Weighter has no state yet")
+        return self.n_updates.unsqueeze(1) - self.skipped
 
     def _ensure_state(self, G3: Tensor) -> None:
         s = G3.shape[0]
@@ -140,6 +196,8 @@ class Weighter:
             self.n_updates = self.n_updates.to(device=device)
             self.skipped = self.skipped.to(device=device)
             self._adaptive = self._adaptive.to(device=device)
+            self.scheme_state = {k: v.to(device=device, dtype=(dtype or v.dtype) if v.is_floating_point() else None)
+                                 for k, v in self.scheme_state.items()}
         return self
 
     # -------------------------------------------------------------------------------------- updating
@@ -154,7 +212,7 @@ class Weighter:
             raise ValueError(f"G must be float32 or float64, got {G.dtype}")
         return G if G.dim() == 3 else G.unsqueeze(0)
 
-    def update(self, G: Tensor) -> Tensor:
+    def update(self, G: Tensor, losses: Optional[Tensor] = None) -> Tensor:
         """One weight update from the per-term gradients; returns the weights to apply now.
 
         Args:
@@ -165,38 +223,123 @@ class Weighter:
             A copy of the applied weights: ``[K]`` for ``G[K, P]``, ``[S, K]`` for ``G[S, K, P]``.
             For ``PINN`` these are the fixed weights.
         """
+        if self.reads == "losses":
+            raise ValueError(f"scheme {self.scheme.name!r} reads term losses, not gradients: call "
+                             "update_from_losses(losses)")
         G3 = self._check_G(G)
         self._ensure_state(G3)
         if self.dynamic:
-            self.update_from_stats(self.statistics(G3), G3.shape[-1])
+            self.update_from_stats(self.statistics(G3), G3.shape[-1], losses=losses)
         out = self.lam_applied.clone()
         return out if G.dim() == 3 else out.squeeze(0)
 
     def statistics(self, G: Tensor) -> Tensor:
         """Fused gradient statistics ``[S, K, N_STATS]`` (or ``[K, N_STATS]``) the scheme reads."""
-        return ops.grad_stats(G, self.scheme.p if self.dynamic else 2.0, backend=self.backend)
+        cols = getattr(self.scheme, "columns", None)  # GradNorm: a parameter subset W of theta
+        if cols is not None:
+            if G.shape[-1] < cols[1]:
+                raise ValueError(f"G has {G.shape[-1]} columns but the scheme reads columns {cols}")
+            G = G[..., cols[0]:cols[1]]
+        return ops.grad_stats(G, getattr(self.scheme, "p", 2.0) if self.dynamic else 2.0, backend=self.backend)
 
-    def update_from_stats(self, stats: Tensor, numel: int, active: Optional[Tensor] = None) -> None:
+    def update_from_stats(self, stats: Tensor, numel: int, active: Optional[Tensor] = None, *,
+                          losses: Optional[Tensor] = None) -> None:
         """In-place EMA update from precomputed statistics ``[S, K, N_STATS]`` of rows of length ``numel``.
 
         ``active``: optional 0-dim bool tensor; when it is False on the device the state is left exactly as
         it was. The decision then never reaches the host, so the same kernels can run every step (e.g. in
         a captured CUDA graph) with the update switched on and off by a device-side counter.
+        ``losses``: ``[S, K]`` term losses, required by (only) GradNorm.
         """
         if not self.dynamic:
             return
+        if self.reads != "stats":
+            raise ValueError(f"scheme {self.scheme.name!r} reads {self.reads!r}, not gradient statistics: "
+                             "call update_from_losses")
         if self.lam is None:
             self.reset(stats.shape[0], stats.dtype, stats.device)
-        state = (self.lam, self.lam_applied, self.n_updates, self.skipped)
-        before = None if active is None else [t.clone() for t in state]
+        if isinstance(self.scheme, LossScheme):  # GradNorm: trainable weights from statistics and losses
+            if losses is None:
+                raise ValueError(f"scheme {self.scheme.name!r} needs the term losses: pass losses=[S, K]")
+            L2 = self._check_losses(losses)
+            on = torch.ones((), dtype=torch.bool, device=L2.device) if active is None else active.to(torch.bool)
+            self._apply(*self.scheme.propose_from_stats(stats.to(self.lam.dtype), L2, self.lam, self.scheme_state,
+                                                        self._adaptive, self.n_updates), on)
+            return
+        hat, valid = self.scheme.candidate(stats, self.lam_applied, self.reference, numel)
         sch = self.scheme
-        ops.ema_update(stats, self.lam, self.lam_applied, self.n_updates, self.skipped, self._adaptive,
-                       sch.code, self.reference, sch.beta, sch.bias_correction, sch.ma_form, numel,
-                       backend=self._update_backend())
-        if before is not None:
-            # [S, K] tensors: restoring them costs a few tiny elementwise kernels, never a host sync.
-            for now, old in zip(state, before):
-                now.copy_(torch.where(active, now, old))
+        # The gate is inside the op (read on the device): no clone/restore, no host sync.
+        ops.ema_update(hat, valid, self._adaptive, self.lam, self.lam_applied, self.n_updates, self.skipped,
+                       sch.beta, sch.bias_correction, active, backend=self._update_backend())
+
+    def update_from_traces(self, traces: Tensor, active: Optional[Tensor] = None) -> None:
+        """In-place EMA update of an NTK scheme's weights from per-term NTK traces ``[S, K]`` or ``[K]``
+        (:func:`fastpinn.ntk.term_traces`); ``active`` as for :meth:`update_from_stats`."""
+        if self.reads != "traces":
+            raise ValueError(f"scheme {getattr(self.scheme, 'name', self.scheme)!r} reads {self.reads!r}, "
+                             "not NTK traces")
+        if not isinstance(traces, Tensor) or traces.dim() not in (1, 2) or traces.shape[-1] != self.n_terms:
+            raise ValueError(f"traces must be a tensor of shape [K={self.n_terms}] or [S, K={self.n_terms}], "
+                             f"got {getattr(traces, 'shape', type(traces).__name__)}")
+        if traces.dtype not in (torch.float32, torch.float64):
+            raise ValueError(f"traces must be float32 or float64, got {traces.dtype}")
+        T2 = traces.detach().reshape(-1, self.n_terms)
+        if self.lam is None:
+            self.reset(T2.shape[0], T2.dtype, T2.device)
+        elif self._members != T2.shape[0]:
+            raise ValueError(f"traces have {T2.shape[0]} ensemble members but this Weighter holds state for "
+                             f"{self._members}")
+        hat, valid = self.scheme.candidate_from_traces(T2.to(self.lam.dtype))
+        sch = self.scheme
+        ops.ema_update(hat, valid, self._adaptive, self.lam, self.lam_applied, self.n_updates, self.skipped,
+                       sch.beta, sch.bias_correction, active, backend=self._update_backend())
+
+    def update_from_losses(self, losses: Tensor, active: Optional[Tensor] = None) -> Tensor:
+        """In-place update of a loss-based scheme's weights from this step's term losses.
+
+        Args:
+            losses: ``[K]`` or ``[S, K]`` term losses (detached; float32/float64).
+            active: optional 0-dim bool tensor; False leaves the state exactly as it was (no host sync).
+
+        Returns:
+            The applied weights, ``[K]`` or ``[S, K]`` (a view of the state: read, don't modify).
+
+        A member whose adaptive losses are not all finite and > 0 keeps its weights and scheme state; its
+        adaptive terms are counted in ``skipped``.
+        """
+        if self.reads != "losses":
+            raise ValueError(f"scheme {getattr(self.scheme, 'name', self.scheme)!r} reads {self.reads!r}, "
+                             "not term losses")
+        L2 = self._check_losses(losses)
+        on = torch.ones((), dtype=torch.bool, device=L2.device) if active is None else active.to(torch.bool)
+        self._apply(*self.scheme.propose(L2, self.lam, self.scheme_state, self._adaptive, self.n_updates), on)
+        return self.lam_applied if losses.dim() == 2 else self.lam_applied[0]
+
+    def _check_losses(self, losses: Tensor) -> Tensor:
+        """Validate ``losses[K]`` / ``[S, K]``, create the state if needed; return them detached as ``[S, K]``."""
+        if not isinstance(losses, Tensor) or losses.dim() not in (1, 2) or losses.shape[-1] != self.n_terms:
+            raise ValueError(f"losses must be a tensor of shape [K={self.n_terms}] or [S, K={self.n_terms}], "
+                             f"got {getattr(losses, 'shape', type(losses).__name__)}")
+        if losses.dtype not in (torch.float32, torch.float64):
+            raise ValueError(f"losses must be float32 or float64, got {losses.dtype}")
+        L2 = losses.detach().reshape(-1, self.n_terms)
+        if self.lam is None:
+            self.reset(L2.shape[0], L2.dtype, L2.device)
+        elif self._members != L2.shape[0]:
+            raise ValueError(f"losses have {L2.shape[0]} ensemble members but this Weighter holds state for "
+                             f"{self._members}")
+        return L2.to(self.lam.dtype)
+
+    def _apply(self, new_lam: Tensor, valid: Tensor, new_state: dict[str, Tensor], on: Tensor) -> None:
+        """Commit a trainable/loss-based scheme's proposal where ``valid[S] & on``; count skips. No host sync."""
+        ok = valid & on  # [S]
+        self.lam.copy_(torch.where(ok.unsqueeze(1), new_lam, self.lam))
+        self.lam_applied.copy_(self.lam)
+        for key, value in new_state.items():
+            old = self.scheme_state[key]
+            old.copy_(torch.where(ok.view(-1, *([1] * (old.dim() - 1))), value, old))
+        self.skipped.add_((on & ~valid).unsqueeze(1).logical_and(self._adaptive.unsqueeze(0)).to(torch.int64))
+        self.n_updates.add_(on.to(torch.int64))
 
     def _update_backend(self) -> str:
         return "cpp" if self.backend == "triton" else self.backend
@@ -226,14 +369,12 @@ class Weighter:
             raise RuntimeError("the Weighter has no state yet")
         return self.skipped
 
-    def state_tensors(self) -> list[Tensor]:
-        """The state tensors an update writes in place (for snapshots around CUDA-graph capture)."""
-        return [] if self.lam is None else [self.lam, self.lam_applied, self.n_updates, self.skipped]
-
     def state_dict(self) -> dict[str, Any]:
         return {
             "lam": self.lam, "lam_applied": self.lam_applied,
             "n_updates": self.n_updates, "skipped": self.skipped,
+            # a loss-based scheme's own tensors, flat (every value a tensor): "scheme.prev", ...
+            **{f"scheme.{k}": v for k, v in self.scheme_state.items()},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -251,7 +392,13 @@ class Weighter:
         self.n_updates = state["n_updates"].clone()
         self.skipped = state["skipped"].clone()
         self._members = lam.shape[0]
-        self._adaptive = torch.tensor(self.adaptive_mask, dtype=torch.bool, device=lam.device)
+        self._adaptive = self._target_mask(lam.device)
+        self.scheme_state = {k[len("scheme."):]: v.clone() for k, v in state.items() if k.startswith("scheme.")}
+        if isinstance(self.scheme, LossScheme):
+            want = self.scheme.init_state(self._members, self.n_terms, lam.dtype, lam.device)
+            if set(want) != set(self.scheme_state):
+                raise ValueError(f"state has scheme tensors {sorted(self.scheme_state)}, the scheme "
+                                 f"{self.scheme.name!r} needs {sorted(want)}")
 
     def __repr__(self) -> str:
         return (f"Weighter({self.scheme!r}, n_terms={self.n_terms}, reference={self.reference}, "

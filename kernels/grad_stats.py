@@ -52,6 +52,7 @@ import torch
 import triton
 import triton.language as tl
 from torch import Tensor
+from torch.library import triton_op, wrap_triton
 
 try:  # backend-dispatching libdevice (triton >= 3.0)
     from triton.language.extra import libdevice
@@ -444,6 +445,26 @@ def _to_fp32(v: float) -> float:
     return struct.unpack("f", struct.pack("f", v))[0]
 
 
+@triton_op("fastpinn::grad_stats_triton", mutates_args=())
+def _grad_stats_op(G: Tensor, p: float) -> Tensor:
+    """The dispatcher op ``torch.ops.fastpinn.grad_stats_triton(G, p)``: default ``(block, splits)``.
+
+    Registered with :func:`torch.library.triton_op`, so ``torch.compile`` and ``make_fx`` see the two Triton
+    launches (through ``wrap_triton``) instead of an opaque Python call. The fake implementation is explicit
+    (:func:`_grad_stats_fake`): the derived one would run the interpreter's launches on fake tensors.
+    """
+    return _grad_stats(G, p, block=None, splits=None)
+
+
+@_grad_stats_op.register_fake
+def _grad_stats_fake(G: Tensor, p: float) -> Tensor:
+    """``G[S, K, P]`` -> a new contiguous ``[S, K, N_STATS]`` tensor of ``G``'s dtype and device."""
+    torch._check(G.dim() == 3, lambda: f"fastpinn::grad_stats_triton: G must be 3-D [S, K, P], got {tuple(G.shape)}")
+    torch._check(G.dtype in (torch.float32, torch.float64),
+                 lambda: f"fastpinn::grad_stats_triton: G must be float32 or float64, got {G.dtype}")
+    return G.new_empty((G.shape[0], G.shape[1], L.N_STATS))
+
+
 def grad_stats_triton(G: Tensor, p: float = 2.0, *, block: int | None = None, splits: int | None = None) -> Tensor:
     """Per-row gradient statistics of ``G[S, K, P]`` with Triton; see :func:`fastpinn.ops.reference.grad_stats_ref`.
 
@@ -459,19 +480,18 @@ def grad_stats_triton(G: Tensor, p: float = 2.0, *, block: int | None = None, sp
 
     Returns:
         ``stats[S, K, 7]`` in ``G``'s dtype (columns as in :mod:`fastpinn.ops.layout`).
+
+    With the default ``block`` and ``splits`` this calls the dispatcher op ``fastpinn::grad_stats_triton``;
+    explicit values (tuning, benchmarks) launch the same kernels directly.
     """
+    if block is None and splits is None:
+        _validate(G, p)  # ValueErrors with the field named, before entering the dispatcher
+        return torch.ops.fastpinn.grad_stats_triton(G, float(p))
     return _grad_stats(G, p, block=block, splits=splits)
 
 
-def _grad_stats(
-    G: Tensor, p: float, *, block: int | None, splits: int | None, fused_sums: bool | None = None
-) -> Tensor:
-    """Launcher: validate, pick (block, n_splits), run the partial and merge kernels.
-
-    ``fused_sums`` (default: on for compiled kernels, off under the interpreter) selects the 4-wide joined
-    reduction of the first pass; the interpreter path stacks along a contiguous axis instead, because numpy sums a
-    strided axis sequentially.  Tests force it on under the interpreter to check the GPU path's bookkeeping.
-    """
+def _validate(G: Tensor, p: float) -> float:
+    """Check ``G`` and ``p`` (ValueError naming the field); return ``p`` as a float."""
     p = check_p(p)
     if not isinstance(G, Tensor):
         raise ValueError(f"G must be a torch.Tensor, got {type(G).__name__}")
@@ -490,6 +510,21 @@ def _grad_stats(
             f"G must be a CUDA tensor, got device {G.device}; to run the Triton kernel on the CPU set "
             "TRITON_INTERPRET=1 before triton is first imported"
         )
+    return p
+
+
+def _grad_stats(
+    G: Tensor, p: float, *, block: int | None, splits: int | None, fused_sums: bool | None = None
+) -> Tensor:
+    """Launcher: validate, pick (block, n_splits), run the partial and merge kernels.
+
+    ``fused_sums`` (default: on for compiled kernels, off under the interpreter) selects the 4-wide joined
+    reduction of the first pass; the interpreter path stacks along a contiguous axis instead, because numpy sums a
+    strided axis sequentially.  Tests force it on under the interpreter to check the GPU path's bookkeeping.
+    """
+    p = _validate(G, p)
+    S, K, P = G.shape
+    interpreted = _is_interpreted()
     if block is None:
         block = _default_block(G.dtype, interpreted)
     else:
@@ -525,7 +560,7 @@ def _grad_stats(
 
     ws = torch.empty((_N_WS, rows, n_splits), dtype=G.dtype, device=G.device)
     cnt = torch.empty((rows, n_splits), dtype=torch.int32, device=G.device)
-    _grad_stats_partial_kernel[(rows, n_splits)](
+    wrap_triton(_grad_stats_partial_kernel)[(rows, n_splits)](
         G, ws, cnt,
         K, P, sp, sk, spp,
         chunk_len, n_splits, rows * n_splits,
@@ -540,7 +575,7 @@ def _grad_stats(
     )  # fmt: skip
     split_block = max(2, triton.next_power_of_2(n_splits))
     row_block = max(1, min(triton.next_power_of_2(rows), _MERGE_TILE // split_block))
-    _grad_stats_merge_kernel[(triton.cdiv(rows, row_block),)](
+    wrap_triton(_grad_stats_merge_kernel)[(triton.cdiv(rows, row_block),)](
         ws, cnt, out,
         rows, P, chunk_len, n_splits, rows * n_splits,
         p1, p2, p3,

@@ -342,23 +342,27 @@ def test_points_outside_the_box_warn_or_refuse():
 
 
 # ---------------------------------------------------------------------------------------- ops
+def _ema_args(K=2, beta=0.9, lam=None, lam_applied=None):
+    """Arguments of the scheme-free EMA op: candidates hat[S, K], valid/target masks, state, beta, bias corr."""
+    lam = torch.ones(1, K) if lam is None else lam
+    lam_applied = torch.ones(1, K) if lam_applied is None else lam_applied
+    target = torch.tensor([False] + [True] * (K - 1))[:K]
+    return dict(hat=torch.ones(1, K), valid=torch.ones(1, K, dtype=torch.bool), target=target, lam=lam,
+                lam_applied=lam_applied, n_updates=torch.zeros(1, dtype=torch.int64),
+                skipped=torch.zeros(1, K, dtype=torch.int64), beta=beta, bias_correction=True)
+
+
 @pytest.mark.parametrize("backend", ["cpp", "torch"])
 def test_ema_update_rejects_k0_beta_1_and_aliased_buffers(backend):
-    def args(K=2, beta=0.9, alias=False):
-        stats = torch.ones(1, K, layout.N_STATS)
-        lam = torch.ones(1, K)
-        lam_applied = lam if alias else torch.ones(1, K)
-        return (stats, lam, lam_applied, torch.zeros(1, dtype=torch.int64), torch.zeros(1, K, dtype=torch.int64),
-                torch.tensor([False] + [True] * (K - 1)), layout.SCHEME_DN, 0, beta, True, layout.MA_FORM_PAPER, 5)
-
     with pytest.raises(ValueError, match="K >= 1"):
-        ops.ema_update(*args(K=0), backend=backend)
+        ops.ema_update(**_ema_args(K=0), backend=backend)
     for beta in (1.0, -0.1, math.nan):
         with pytest.raises(ValueError, match=r"beta must be in \[0, 1\)"):
-            ops.ema_update(*args(beta=beta), backend=backend)
+            ops.ema_update(**_ema_args(beta=beta), backend=backend)
+    lam = torch.ones(1, 2)
     with pytest.raises(ValueError, match="distinct buffers"):
-        ops.ema_update(*args(alias=True), backend=backend)
-    ops.ema_update(*args(), backend=backend)  # and the valid call goes through
+        ops.ema_update(**_ema_args(lam=lam, lam_applied=lam), backend=backend)
+    ops.ema_update(**_ema_args(), backend=backend)  # and the valid call goes through
 
 
 def test_raw_cpp_op_rejects_the_same_arguments():
@@ -369,11 +373,11 @@ def test_raw_cpp_op_rejects_the_same_arguments():
 
     def call(K=2, beta=0.9, alias=False, overlap=False):
         buf = torch.ones(1, 2 * K)
-        lam = buf[:, :K] if not overlap else buf[:, :K]
+        lam = buf[:, :K]
         lam_applied = lam if alias else (buf[:, 1:K + 1] if overlap else torch.ones(1, K))
-        op(torch.ones(1, K, layout.N_STATS), lam, lam_applied, torch.zeros(1, dtype=torch.int64),
-           torch.zeros(1, K, dtype=torch.int64), torch.tensor([False] + [True] * (K - 1)), layout.SCHEME_DN, 0,
-           beta, True, layout.MA_FORM_PAPER, 5)
+        a = _ema_args(K=K, beta=beta, lam=lam, lam_applied=lam_applied)
+        op(a["hat"], a["valid"], a["target"], None, a["lam"], a["lam_applied"], a["n_updates"], a["skipped"],
+           beta, True)
 
     with pytest.raises(RuntimeError, match="K >= 1"):
         call(K=0)

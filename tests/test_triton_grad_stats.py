@@ -436,3 +436,57 @@ def test_compiles_for_sm90_ahead_of_time():
     if r.returncode != 0 and "ptxas" in r.stderr and any(m in r.stderr.lower() for m in missing):
         pytest.skip("no ptxas available to finish the ahead-of-time compile")
     assert r.returncode == 0 and "AOT-OK" in r.stdout, r.stderr[-4000:]
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# The dispatcher op fastpinn::grad_stats_triton (torch.library.triton_op) and the backend policy
+# ------------------------------------------------------------------------------------------------------------------
+
+
+def test_triton_op_registered_and_equal_to_launcher():
+    G = torch.randn(2, 3, 777, dtype=torch.float64, device=DEVICE)
+    via_op = torch.ops.fastpinn.grad_stats_triton(G, 2.5)
+    direct = gs_mod._grad_stats(G, 2.5, block=None, splits=None)
+    assert torch.equal(via_op, direct)  # the same kernels with the same configuration: bitwise
+    assert torch.equal(grad_stats_triton(G, 2.5), via_op)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_triton_op_opcheck(dtype):
+    G = torch.randn(2, 3, 300, dtype=dtype, device=DEVICE)
+    # Under the interpreter the traced (aot_dispatch) variants cannot run: the interpreter copies storages of
+    # the fake tensors it is handed. The schema, autograd registration and fake implementation are checked
+    # here; the full opcheck runs on the GPU (test_gpu_triton_op_full_opcheck).
+    utils = ("test_schema", "test_autograd_registration", "test_faketensor")
+    for args in ((G, 2.5), (G.transpose(0, 1), math.inf)):
+        torch.library.opcheck(torch.ops.fastpinn.grad_stats_triton.default, args,
+                              test_utils=None if G.is_cuda else utils)
+
+
+def test_triton_op_compiles_without_graph_break():
+    G = torch.randn(1, 3, 200, dtype=torch.float64, device=DEVICE)
+    f = torch.compile(lambda g: torch.ops.fastpinn.grad_stats_triton(g, 2.0) * 2.0, backend="eager", fullgraph=True)
+    assert torch.equal(f(G), 2.0 * grad_stats_triton(G, 2.0))
+
+
+def test_backend_policy_is_explicit():
+    from fastpinn import ops
+
+    cpu = torch.zeros(1, 2, 3)
+    assert ops.stats_implementation(cpu, "auto") == "cpp"
+    assert ops.stats_implementation(cpu, "triton") == "triton"
+    assert ops.stats_implementation(cpu, "torch") == "torch"
+    with pytest.raises(ValueError, match="backend"):
+        ops.stats_implementation(cpu, "cuda")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device for the compiled Triton kernel")
+def test_gpu_triton_op_full_opcheck_and_policy():
+    from fastpinn import ops
+
+    G = torch.randn(2, 3, 5000, device="cuda")
+    torch.library.opcheck(torch.ops.fastpinn.grad_stats_triton.default, (G, 2.0))
+    assert ops.stats_implementation(G, "auto") == "triton"
+    f = torch.compile(lambda g: torch.ops.fastpinn.grad_stats_triton(g, 2.0), backend="aot_eager", fullgraph=True)
+    torch.testing.assert_close(f(G), grad_stats_triton(G, 2.0), rtol=0, atol=0)

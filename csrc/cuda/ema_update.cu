@@ -1,6 +1,6 @@
 // CUDA kernel of fastpinn::ema_update: one thread per ensemble member s loops over the K terms (K is a
-// handful). One thread per member, not per (s, k): every term of s reads n_updates[s] and it must be
-// advanced exactly once, after all of them. The counter is read on the device: no host synchronisation.
+// handful). The gate `active` is read on the device: no host synchronisation, so the same launch can sit in
+// a captured CUDA graph and be switched on and off by a device-side counter.
 #include <ATen/Dispatch.h>
 #include <ATen/core/Tensor.h>
 #include <c10/cuda/CUDAException.h>
@@ -23,40 +23,46 @@ struct Strides2 {
 };
 
 template <typename T>
-__global__ void ema_update_kernel(const T* __restrict__ stats, int64_t st0, int64_t st1, int64_t st2, T* lam,
-                                  Strides2 lam_st, T* lam_applied, Strides2 la_st, int64_t* n_updates,
-                                  int64_t n_st, int64_t* skipped, Strides2 sk_st, const bool* __restrict__ adaptive,
-                                  int64_t ad_st, int64_t S, EmaParams prm) {
+__global__ void ema_update_kernel(const T* __restrict__ hat, Strides2 hat_st, const bool* __restrict__ valid,
+                                  Strides2 valid_st, const bool* __restrict__ target, int64_t target_st,
+                                  const bool* __restrict__ active, T* lam, Strides2 lam_st, T* lam_applied,
+                                  Strides2 la_st, int64_t* n_updates, int64_t n_st,
+                                  int64_t* skipped, Strides2 sk_st, int64_t S, EmaParams prm) {
+  if (active != nullptr && !active[0]) {
+    return;
+  }
   for (int64_t s = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; s < S;
        s += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    int64_t& n_s = n_updates[s * n_st];
-    ema_update_member<T>(stats + s * st0, st1, st2, Strided<T>{lam + s * lam_st.s0, lam_st.s1},
+    ema_update_member<T>(Strided<const T>{hat + s * hat_st.s0, hat_st.s1},
+                         Strided<const bool>{valid + s * valid_st.s0, valid_st.s1},
+                         Strided<const bool>{target, target_st}, Strided<T>{lam + s * lam_st.s0, lam_st.s1},
                          Strided<T>{lam_applied + s * la_st.s0, la_st.s1},
-                         Strided<int64_t>{skipped + s * sk_st.s0, sk_st.s1}, Strided<const bool>{adaptive, ad_st},
-                         n_s, prm);
-    n_s += 1;
+                         Strided<int64_t>{skipped + s * sk_st.s0, sk_st.s1}, n_updates[s * n_st], prm);
+    n_updates[s * n_st] += 1;
   }
 }
 
-void ema_update_cuda(const at::Tensor& stats, at::Tensor& lam, at::Tensor& lam_applied, at::Tensor& n_updates,
-                     at::Tensor& skipped, const at::Tensor& adaptive, int64_t scheme, int64_t reference, double beta,
-                     bool bias_correction, int64_t ma_form, int64_t numel) {
-  const EmaParams prm = check_ema_update_args(stats, lam, lam_applied, n_updates, skipped, adaptive, scheme, reference,
-                                              beta, bias_correction, ma_form, numel);
-  const c10::cuda::CUDAGuard guard(stats.device());
-  const int64_t S = stats.size(0);
+void ema_update_cuda(const at::Tensor& hat, const at::Tensor& valid, const at::Tensor& target,
+                     const c10::optional<at::Tensor>& active, at::Tensor& lam, at::Tensor& lam_applied,
+                     at::Tensor& n_updates, at::Tensor& skipped, double beta,
+                     bool bias_correction) {
+  const EmaParams prm = check_ema_update_args(hat, valid, target, active, lam, lam_applied, n_updates, skipped,
+                                              beta, bias_correction);
+  const c10::cuda::CUDAGuard guard(hat.device());
+  const int64_t S = hat.size(0);
   if (S == 0) {
     return;
   }
   cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   const int64_t blocks = std::min<int64_t>((S + kThreads - 1) / kThreads, 65535);
-  AT_DISPATCH_FLOATING_TYPES(stats.scalar_type(), "fastpinn::ema_update_cuda", [&] {
+  const bool* active_ptr = active.has_value() ? active->const_data_ptr<bool>() : nullptr;
+  AT_DISPATCH_FLOATING_TYPES(hat.scalar_type(), "fastpinn::ema_update_cuda", [&] {
     ema_update_kernel<scalar_t><<<blocks, kThreads, 0, stream>>>(
-        stats.const_data_ptr<scalar_t>(), stats.stride(0), stats.stride(1), stats.stride(2),
+        hat.const_data_ptr<scalar_t>(), Strides2{hat.stride(0), hat.stride(1)}, valid.const_data_ptr<bool>(),
+        Strides2{valid.stride(0), valid.stride(1)}, target.const_data_ptr<bool>(), target.stride(0), active_ptr,
         lam.data_ptr<scalar_t>(), Strides2{lam.stride(0), lam.stride(1)}, lam_applied.data_ptr<scalar_t>(),
         Strides2{lam_applied.stride(0), lam_applied.stride(1)}, n_updates.data_ptr<int64_t>(), n_updates.stride(0),
-        skipped.data_ptr<int64_t>(), Strides2{skipped.stride(0), skipped.stride(1)},
-        adaptive.const_data_ptr<bool>(), adaptive.stride(0), S, prm);
+        skipped.data_ptr<int64_t>(), Strides2{skipped.stride(0), skipped.stride(1)}, S, prm);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
 }

@@ -1,14 +1,24 @@
 """One Python entry per op, dispatching to Triton (CUDA tensors), the C++ extension, or pure PyTorch.
 
 ``backend="auto"`` picks the compiled implementation for the tensor's device and raises if it is not
-built -- it never falls back silently to a different implementation. ``backend="torch"`` selects the
+built -- it never falls back silently to a different implementation.
+
+The statistics op has two compiled GPU implementations, both registered with the dispatcher:
+``fastpinn::grad_stats_triton`` (kernels/grad_stats.py, a ``torch.library.triton_op``) and the CUDA kernel
+of ``fastpinn::grad_stats`` (csrc/cuda/grad_stats.cu). The choice for ``"auto"`` is deliberate and made
+here only (:func:`stats_implementation`): CUDA tensors use the Triton op when triton is installed, because
+its split count adapts to the SM count and block size per dtype (bench/bench_grad_stats_bandwidth.py
+measures its bandwidth), while the C++ CUDA kernel uses fixed 512-element chunks tuned for nothing in
+particular and exists so that a CUDA build without triton still runs on the GPU. CPU tensors use the C++
+kernel (the Triton interpreter is a test vehicle, not an implementation). ``backend="cpp"`` or
+``"triton"`` forces either; both are tested against the same reference. ``backend="torch"`` selects the
 pure-PyTorch twin in :mod:`fastpinn.ops.reference`, which is also the test oracle.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Literal, Optional
 
 import torch
 from torch import Tensor
@@ -16,7 +26,7 @@ from torch import Tensor
 from . import layout
 from .reference import check_p, ema_update_ref, grad_stats_ref
 
-__all__ = ["grad_stats", "ema_update", "layout", "grad_stats_ref", "ema_update_ref", "BACKENDS"]
+__all__ = ["grad_stats", "ema_update", "stats_implementation", "layout", "grad_stats_ref", "ema_update_ref", "BACKENDS"]
 
 Backend = Literal["auto", "triton", "cpp", "torch"]
 BACKENDS = ("auto", "triton", "cpp", "torch")
@@ -35,6 +45,15 @@ def _triton_usable(t: Tensor) -> bool:
     except ImportError:
         return False
     return True
+
+
+def stats_implementation(G: Tensor, backend: Backend = "auto") -> str:
+    """Which implementation :func:`grad_stats` runs for ``G``: ``"triton"``, ``"cpp"`` or ``"torch"``
+    (the policy in this module's docstring)."""
+    _check_backend(backend)
+    if backend != "auto":
+        return backend
+    return "triton" if _triton_usable(G) else "cpp"
 
 
 def grad_stats(G: Tensor, p: float = 2.0, *, backend: Backend = "auto") -> Tensor:
@@ -61,10 +80,10 @@ def grad_stats(G: Tensor, p: float = 2.0, *, backend: Backend = "auto") -> Tenso
     if backend == "torch":
         return grad_stats_ref(G, p)
     G3 = G if G.dim() == 3 else G.unsqueeze(0)
-    if backend == "triton" or (backend == "auto" and _triton_usable(G3)):
+    if stats_implementation(G3, backend) == "triton":
         from ..kernels import grad_stats_triton
 
-        out = grad_stats_triton(G3, p)
+        out = grad_stats_triton(G3, p)  # torch.ops.fastpinn.grad_stats_triton
     else:
         from . import _ext
 
@@ -87,10 +106,10 @@ def _overlap(a: Tensor, b: Tensor) -> bool:
     return a0 < b1 and b0 < a1
 
 
-def _check_ema_update_args(stats: Tensor, lam: Tensor, lam_applied: Tensor, beta: float) -> None:
+def _check_ema_update_args(hat: Tensor, lam: Tensor, lam_applied: Tensor, beta: float) -> None:
     """The argument checks every backend shares (the C++ op repeats them for direct callers)."""
-    if stats.dim() != 3 or stats.shape[1] < 1:
-        raise ValueError(f"stats must have shape [S, K, N_STATS] with K >= 1, got {tuple(stats.shape)}")
+    if hat.dim() != 2 or hat.shape[1] < 1:
+        raise ValueError(f"hat must have shape [S, K] with K >= 1, got {tuple(hat.shape)}")
     if not (isinstance(beta, (int, float)) and math.isfinite(beta) and 0.0 <= beta < 1.0):
         # beta = 1 never moves lam and divides by 1 - beta^n = 0 under bias correction.
         raise ValueError(f"beta must be in [0, 1), got {beta!r}")
@@ -99,37 +118,34 @@ def _check_ema_update_args(stats: Tensor, lam: Tensor, lam_applied: Tensor, beta
 
 
 def ema_update(
-    stats: Tensor,
+    hat: Tensor,
+    valid: Tensor,
+    target: Tensor,
     lam: Tensor,
     lam_applied: Tensor,
     n_updates: Tensor,
     skipped: Tensor,
-    adaptive: Tensor,
-    scheme: int,
-    reference: int,
     beta: float,
     bias_correction: bool,
-    ma_form: int,
-    numel: int,
+    active: Optional[Tensor] = None,
     *,
     backend: Backend = "auto",
 ) -> None:
-    """In-place EMA update of the loss weights from gradient statistics (semantics: ``ema_update_ref``).
+    """Scheme-free in-place EMA update of the loss weights (semantics: ``ema_update_ref``).
 
-    Shapes: ``stats[S, K, N_STATS]``; ``lam``, ``lam_applied`` ``[S, K]`` (mutated); ``n_updates[S]``
-    int64 (mutated); ``skipped[S, K]`` int64 (mutated); ``adaptive[K]`` bool.
-    ``backend``: ``"auto"``/``"cpp"`` (the compiled op, CPU or CUDA) or ``"torch"``.
+    Shapes: ``hat[S, K]`` candidate weights (float32/float64), ``valid[S, K]`` bool, ``target[K]`` bool;
+    ``lam``, ``lam_applied`` ``[S, K]`` (mutated); ``skipped[S, K]``, ``n_updates[S]`` int64
+    (mutated); ``active``: ``None`` or a 0-dim bool tensor on the same device (False: nothing changes).
+    ``backend``: ``"auto"``/``"cpp"``/``"triton"`` (the compiled op, CPU or CUDA; there is no Triton EMA, the
+    op is a few hundred flops) or ``"torch"``.
     """
     _check_backend(backend)
-    _check_ema_update_args(stats, lam, lam_applied, beta)
+    _check_ema_update_args(hat, lam, lam_applied, beta)
     if backend == "torch":
-        ema_update_ref(stats, lam, lam_applied, n_updates, skipped, adaptive, scheme, reference, beta,
-                       bias_correction, ma_form, numel)
+        ema_update_ref(hat, valid, target, active, lam, lam_applied, n_updates, skipped, beta, bias_correction)
         return
-    if backend == "triton":
-        raise ValueError("backend 'triton' has no ema_update; use 'auto', 'cpp' or 'torch'")
     from . import _ext
 
     _ext.load()
-    torch.ops.fastpinn.ema_update(stats, lam, lam_applied, n_updates, skipped, adaptive, int(scheme),
-                                  int(reference), float(beta), bool(bias_correction), int(ma_form), int(numel))
+    torch.ops.fastpinn.ema_update(hat, valid, target, active, lam, lam_applied, n_updates, skipped,
+                                  float(beta), bool(bias_correction))

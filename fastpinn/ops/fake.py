@@ -9,6 +9,7 @@ against the module that registers the fakes.
 from __future__ import annotations
 
 import threading
+from typing import Optional
 
 import torch
 from torch import Tensor
@@ -32,18 +33,16 @@ def _grad_stats_fake(G: Tensor, p: float) -> Tensor:
 
 
 def _ema_update_fake(
-    stats: Tensor,
+    hat: Tensor,
+    valid: Tensor,
+    target: Tensor,
+    active: Optional[Tensor],
     lam: Tensor,
     lam_applied: Tensor,
     n_updates: Tensor,
     skipped: Tensor,
-    adaptive: Tensor,
-    scheme: int,
-    reference: int,
     beta: float,
     bias_correction: bool,
-    ma_form: int,
-    numel: int,
 ) -> None:
     """In place on ``lam``, ``lam_applied``, ``n_updates``, ``skipped``; returns nothing."""
     return None

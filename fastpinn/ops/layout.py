@@ -1,4 +1,4 @@
-"""Shared constants of the weighting ops: the statistics layout and the scheme codes.
+"""Shared constants of the weighting ops: the statistics layout (the EMA op knows no scheme: no scheme codes).
 
 ``grad_stats`` returns ``stats[S, K, N_STATS]``; column ``c`` of row ``(s, k)`` describes the per-term
 gradient row ``G[s, k, :]`` of length ``P``:
@@ -24,12 +24,3 @@ NONFINITE = 6
 N_STATS = 7
 
 STAT_NAMES = ("sum_abs", "sum_sq", "max_abs", "sum", "norm_p", "m2", "nonfinite")
-
-# Scheme codes shared with the C++/CUDA ema_update op.
-SCHEME_MA = 1
-SCHEME_ID = 2
-SCHEME_DN = 3
-
-# MA-PINN variants: eq. 15 of the paper divides by the weight currently applied; Wang et al. do not.
-MA_FORM_PAPER = 0
-MA_FORM_WANG = 1

@@ -6,6 +6,7 @@ Both functions work on any device and for float32 and float64, with no host sync
 from __future__ import annotations
 
 import math
+from typing import Optional
 
 import torch
 from torch import Tensor
@@ -64,78 +65,47 @@ def grad_stats_ref(G: Tensor, p: float = 2.0) -> Tensor:
 
 
 def ema_update_ref(
-    stats: Tensor,
+    hat: Tensor,
+    valid: Tensor,
+    target: Tensor,
+    active: Optional[Tensor],
     lam: Tensor,
     lam_applied: Tensor,
     n_updates: Tensor,
     skipped: Tensor,
-    adaptive: Tensor,
-    scheme: int,
-    reference: int,
     beta: float,
     bias_correction: bool,
-    ma_form: int,
-    numel: int,
 ) -> None:
-    """One EMA update of the loss weights, in place.
+    """One scheme-free EMA update of the loss weights, in place.
 
-    For every member ``s`` and adaptive term ``j`` (``adaptive[j]`` and ``j != reference``), with ``r`` the
-    reference term, the candidate weight is
+    For every member ``s`` and target term ``j`` (``target[j]``: adaptive and not the reference), with the
+    candidate ``hat[s, j]`` that the scheme formed from its inputs:
 
-    * MA (``scheme=SCHEME_MA``): ``max|g_r| / (c_j * mean|g_j|)`` with ``c_j = lam_applied[s, j]``
-      for ``ma_form=MA_FORM_PAPER`` (eq. 15) and ``c_j = 1`` for ``MA_FORM_WANG``;
-    * ID: ``std(g_r) / std(g_j)``, sample standard deviation (Bessel-corrected);
-    * DN: ``||g_r||_p / ||g_j||_p`` (the ``NORM_P`` column).
+    * if ``valid[s, j]`` and ``hat[s, j]`` is finite: ``lam <- beta * lam + (1 - beta) * hat`` and the
+      applied weight is ``lam / (1 - beta^c)`` with bias correction, ``lam`` without, where ``c`` is the
+      term's own number of EMA updates: a term skipped before is corrected by its own count, not the call
+      count. Each call updates or skips every target term, so ``c = n_updates - skipped`` after the call;
+    * otherwise both weights are kept and ``skipped[s, j] += 1``.
 
-    and ``lam <- beta * lam + (1 - beta) * candidate``; the applied weight is ``lam / (1 - beta^n)``
-    with bias correction, ``lam`` without, where ``n`` counts updates including this one. A term whose
-    statistic (or the reference's) is zero or non-finite keeps both weights and ``skipped`` counts it.
-    ``n_updates`` always advances.
+    ``n_updates[s]`` counts calls. ``active``: ``None`` or a 0-dim bool tensor; when False
+    nothing changes. All decisions stay on the device (``torch.where``), so there is no host sync.
 
-    Shapes: ``stats[S, K, N_STATS]``, ``lam``, ``lam_applied`` ``[S, K]`` (float, mutated),
-    ``n_updates[S]`` int64 (mutated), ``skipped[S, K]`` int64 (mutated), ``adaptive[K]`` bool.
-    ``numel`` is ``P``, the length of each gradient row.
+    Shapes: ``hat[S, K]`` float, ``valid[S, K]`` bool, ``target[K]`` bool, ``lam``, ``lam_applied`` ``[S, K]``
+    (hat's dtype, mutated), ``skipped[S, K]`` int64 (mutated), ``n_updates[S]`` int64 (mutated).
     """
-    n_terms = stats.shape[-2]
-    if scheme == L.SCHEME_MA:
-        num = stats[:, reference, L.MAX_ABS]
-        den = stats[:, :, L.SUM_ABS] / numel
-        if ma_form == L.MA_FORM_PAPER:
-            den = den * lam_applied
-    elif scheme == L.SCHEME_ID:
-        # numel == 1 divides by zero -> non-finite -> skipped, which is the honest outcome.
-        std = (stats[:, :, L.M2] / (numel - 1)).sqrt() if numel > 1 else torch.full_like(stats[:, :, L.M2], math.nan)
-        num = std[:, reference]
-        den = std
-    elif scheme == L.SCHEME_DN:
-        num = stats[:, reference, L.NORM_P]
-        den = stats[:, :, L.NORM_P]
-    else:
-        raise ValueError(f"scheme must be one of {L.SCHEME_MA}, {L.SCHEME_ID}, {L.SCHEME_DN}, got {scheme}")
-
-    hat = num.unsqueeze(1) / den
-    nonfinite = stats[:, :, L.NONFINITE]
-    is_ref = torch.arange(n_terms, device=stats.device) == reference
-    target = adaptive.to(torch.bool) & ~is_ref  # [K]
-    valid = (
-        target.unsqueeze(0)
-        & (nonfinite == 0)
-        & (nonfinite[:, reference] == 0).unsqueeze(1)
-        & torch.isfinite(num).unsqueeze(1)
-        & (num > 0).unsqueeze(1)
-        & torch.isfinite(den)
-        & (den > 0)
-        & torch.isfinite(hat)
-    )
-    n_new = n_updates + 1
-    new_lam = torch.where(valid, beta * lam + (1.0 - beta) * hat.to(lam.dtype), lam)
+    on = torch.ones((), dtype=torch.bool, device=hat.device) if active is None else active.to(torch.bool)
+    ok = target.to(torch.bool).unsqueeze(0) & valid & torch.isfinite(hat) & on
+    miss = target.to(torch.bool).unsqueeze(0) & ~(valid & torch.isfinite(hat)) & on
+    new_skipped = skipped + miss.to(skipped.dtype)
+    new_n = n_updates + on.to(n_updates.dtype)
+    new_count = new_n.unsqueeze(1) - new_skipped
+    new_lam = torch.where(ok, beta * lam + (1.0 - beta) * hat.to(lam.dtype), lam)
     if bias_correction:
-        correction = 1.0 - torch.pow(beta, n_new.to(torch.float64))
-        applied = new_lam / correction.to(lam.dtype).unsqueeze(1)
+        correction = 1.0 - torch.pow(beta, new_count.to(torch.float64))
+        applied = new_lam / correction.to(lam.dtype)
     else:
         applied = new_lam
-    new_applied = torch.where(valid, applied, lam_applied)
-    skipped.add_((target.unsqueeze(0) & ~valid).to(skipped.dtype))
+    lam_applied.copy_(torch.where(ok, applied, lam_applied))
     lam.copy_(new_lam)
-    lam_applied.copy_(new_applied)
-    n_updates.copy_(n_new)
+    skipped.copy_(new_skipped)
+    n_updates.copy_(new_n)
