@@ -13,18 +13,26 @@ Like ``torch.amp.GradScaler`` it is a small stateful object beside the optimizer
 matrix, the :class:`~fastpinn.Weighter` and the update schedule (an :class:`UpdateGate`), and has
 ``state_dict()``/``load_state_dict()`` for checkpoints.
 
-How a call works, for ``K`` term losses and a dynamic scheme: ``G`` is zeroed; for each term the
-trainable tensors' ``.grad`` point at their slices of row ``k`` of ``G`` and that term's backward runs, so
-autograd accumulates straight into ``G`` (no per-term gradient copies; the graph is freed after the last
-term). On an update step the fused statistics of ``G`` and the EMA give new weights. Then ``.grad`` of
-every trainable tensor is set to its slice of ``sum_j lam_j G_j`` (one batched matrix product into a
-fixed buffer). A fixed-weight scheme (``PINN``) needs no ``G``: one backward of ``sum_j lam_j L_j``.
+How a call works depends only on what the scheme reads (:attr:`Weighter.reads`):
+
+* ``"stats"`` (MA, ID, DN, LRA, grad-norm, GradNorm): ``G`` is zeroed; for each term the trainable
+  tensors' ``.grad`` point at their slices of row ``k`` of ``G`` and that term's backward runs, so
+  autograd accumulates straight into ``G`` (no per-term gradient copies; the graph is freed after the last
+  term). On an update step the fused statistics of ``G`` and the EMA give new weights. Then ``.grad`` of
+  every trainable tensor is set to its slice of ``sum_j lam_j G_j`` (one batched matrix product into a
+  fixed buffer).
+* ``"losses"`` (SoftAdapt, ReLoBRaLo, uncertainty weighting): on an update step the weights come from
+  the term losses themselves, then one backward of ``sum_j lam_j L_j`` -- a PINN-cost step, no ``G``.
+* ``"traces"`` (NTK): on an update step from the per-term NTK traces the caller provides (``traces=``),
+  then one backward of the weighted sum.
+* ``"fixed"`` (PINN): one backward of the weighted sum.
 """
 
 from __future__ import annotations
 
+import contextlib
 import warnings
-from typing import Any, Iterable, Optional, Sequence, Union
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, Union
 
 import torch
 from torch import Tensor, nn
@@ -139,6 +147,15 @@ def _gate(kind: str, period: int, first_step: int, device: torch.device) -> Upda
     raise ValueError(f"gate must be 'host' or 'device', got {kind!r}")
 
 
+@contextlib.contextmanager
+def _accumulating_into_views() -> Iterator[None]:
+    """Autograd warns that ``.grad`` views strided unlike their ``[S, ...]`` parameters (an ensemble's
+    slices of ``G``) cannot be stolen; that is fine -- it accumulates into them in place."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*gradient layout contract.*")
+        yield
+
+
 class WeightedBackward:
     """Per-term backward, loss weights and weighted ``.grad`` for any model.
 
@@ -219,7 +236,8 @@ class WeightedBackward:
         self.weighter.reset(S, dtype, device)
         tau = getattr(scheme, "tau", 1)
         self.gate = _gate(gate, tau * steps_per_epoch, first_update * steps_per_epoch, device)
-        self.G: Optional[Tensor] = torch.zeros(S, K, P, dtype=dtype, device=device) if self.weighter.dynamic else None
+        self.reads = self.weighter.reads
+        self.G: Optional[Tensor] = torch.zeros(S, K, P, dtype=dtype, device=device) if self.reads == "stats" else None
         self._G_views = None if self.G is None else [self.rows.views(self.G[:, k]) for k in range(K)]
         blocks = [] if flat is None else ([flat] if isinstance(flat, Tensor) else list(flat))
         self.flat = blocks
@@ -292,7 +310,8 @@ class WeightedBackward:
                                  f"got shape {tuple(loss.shape)}")
         return items
 
-    def __call__(self, losses: LossesLike, *, accumulate: bool = False, update: Optional[bool] = None) -> Tensor:
+    def __call__(self, losses: LossesLike, *, accumulate: bool = False, update: Optional[bool] = None,
+                 traces: Union[Tensor, Callable[[], Tensor], None] = None) -> Tensor:
         """Back-propagate the weighted sum of the term losses and return the weights applied.
 
         Args:
@@ -303,6 +322,8 @@ class WeightedBackward:
             update: ``None`` (default): the gate decides and its step count advances by one.
                 ``True``/``False`` (host gate only): force or skip the weight update without advancing
                 the schedule, e.g. inside an L-BFGS closure that runs several times per step.
+            traces: for an NTK scheme, the per-term traces ``[S, K]`` (:func:`fastpinn.ntk.term_traces`) or
+                a callable returning them, called only on update steps (every step with the device gate).
 
         Returns:
             The weights applied in this step: ``[K]`` (``S = 1``) or ``[S, K]``; a view of the live state
@@ -320,19 +341,31 @@ class WeightedBackward:
         detached = [loss.detach().reshape(self.members) for loss in items]
         torch.stack(detached, dim=-1, out=self.losses)
         self.nonfinite_losses.add_(~torch.isfinite(self.losses))
-        if w.dynamic:
+        # active: None = update now (host gate said yes), a device flag, or no update at all (host said no)
+        run = isinstance(decision, Tensor) or decision
+        active = decision if isinstance(decision, Tensor) else None
+        if self.reads == "stats":
             self._term_backwards(items, accumulate)
-            if isinstance(decision, Tensor):
-                w.update_from_stats(w.statistics(self.G), self.rows.n_params, active=decision)
-            elif decision:
-                w.update_from_stats(w.statistics(self.G), self.rows.n_params)
+            if run:
+                w.update_from_stats(w.statistics(self.G), self.rows.n_params, active=active, losses=self.losses)
             self._combine(accumulate)
-        else:
-            self._fixed_backward(items, accumulate)
+            return self._finish(update)
+        if run and self.reads == "losses":
+            w.update_from_losses(self.losses, active=active)  # before the backward: weights for this step
+        elif run and self.reads == "traces":
+            if traces is None:
+                raise ValueError(f"scheme {w.scheme!r} reads NTK traces: pass traces= (a [S, K] tensor or a "
+                                 "callable, e.g. lambda: fastpinn.ntk.term_traces(...))")
+            w.update_from_traces(traces() if callable(traces) else traces, active=active)
+        self._fixed_backward(items, accumulate)
+        return self._finish(update)
+
+    def _finish(self, update: Optional[bool]) -> Tensor:
+        w = self.weighter
         torch.mul(self.losses, w.lam_applied, out=self._products)
         torch.sum(self._products, dim=-1, out=self.weighted_loss)
         if update is None:
-            gate.advance()
+            self.gate.advance()
         lam = w.lam_applied
         return lam[0] if self.members == 1 else lam
 
@@ -363,10 +396,7 @@ class WeightedBackward:
         self._keep_existing_grads(accumulate)
         self.G.zero_()
         last = len(items) - 1
-        with warnings.catch_warnings():
-            # An ensemble's G slices are strided differently from the [S, ...] parameters; autograd warns
-            # that it cannot steal them, which is fine: it accumulates into them in place.
-            warnings.filterwarnings("ignore", message=".*gradient layout contract.*")
+        with _accumulating_into_views():
             for k, loss in enumerate(items):
                 for p, view in zip(self.leaves, self._G_views[k]):
                     p.grad = view
@@ -393,7 +423,8 @@ class WeightedBackward:
         lam = self.weighter.lam_applied
         total = sum((lam[:, k] * item.reshape(self.members)).sum() for k, item in enumerate(items))
         self._point_grads()
-        torch.autograd.backward(total, inputs=self.leaves)
+        with _accumulating_into_views():
+            torch.autograd.backward(total, inputs=self.leaves)
         self.backward_passes += 1
 
     def _point_grads(self) -> None:

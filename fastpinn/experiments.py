@@ -34,7 +34,7 @@ import torch
 
 from . import paper_numbers, runs
 from .problem import Problem
-from .schemes import SCHEME_NAMES, LossScheme, Scheme, scheme_from_name
+from .schemes import SCHEME_NAMES, Scheme, scheme_from_name
 
 __all__ = [
     "PROBLEMS", "SCHEMES", "DTYPES", "SIZE_KEYS", "RunConfig", "Entry", "TableSpec", "TABLES", "Row",
@@ -119,15 +119,7 @@ class RunConfig:
             raise ValueError(f"problem must be one of {', '.join(PROBLEMS)}, got {self.problem!r}")
         if self.scheme not in SCHEMES:
             raise ValueError(f"scheme must be one of {', '.join(SCHEMES)}, got {self.scheme!r}")
-        sch = self.scheme_object()  # beta, tau, p, ma_form, alpha, ...: the library's own checks
-        reads = "losses" if isinstance(sch, LossScheme) else getattr(sch, "reads", "stats")  # GradNorm too
-        if reads in ("losses", "traces"):
-            # The Trainer's step computes per-term gradients; these schemes run in the weighted backward.
-            entry = {"losses": "update_from_losses", "traces": "update_from_traces"}[reads]
-            if sch.name == "gradnorm":
-                entry = "update_from_stats(..., losses=...)"
-            raise ValueError(f"scheme {self.scheme!r} reads the term {reads} and is not yet supported by the "
-                             f"Trainer; use fastpinn.Weighter(...).{entry} in your own step")
+        self.scheme_object()  # beta, tau, p, ma_form, alpha, ...: the library's own checks
         if not self.seeds:
             raise ValueError("at least one seed is needed")
         if any(s < 0 for s in self.seeds):

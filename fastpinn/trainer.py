@@ -378,6 +378,9 @@ class Trainer:
             first_update=first_update, gate="host" if step_mode == "eager" else "device", backend=backend, flat=blocks,
             shared_graph=False)  # one forward per term: disjoint graphs
         self.weighter = self.backward.weighter
+        self._traces: Optional[Callable[[], Tensor]] = None
+        if self.weighter.reads == "traces":
+            self._traces = self._ntk_traces_fn()
         tick = time.perf_counter()
         #: term name -> derivative method its loss uses.
         self.derivative_methods: dict[str, str] = self._choose_derivative_methods()
@@ -548,9 +551,26 @@ class Trainer:
         ``update``: force (``True``) or skip (``False``) the weight update without advancing the
         schedule (host gate only)."""
         losses = self.term_losses(indices)
-        self.backward(losses, update=update)
+        self.backward(losses, update=update, traces=self._traces)
         self.optimizer.step()
         return self.backward.losses
+
+    def _ntk_traces_fn(self) -> Callable[[], Tensor]:
+        """NTK schemes: per-term traces on a subsample drawn from the trainer's own device generator."""
+        from .ntk import term_traces
+
+        if not isinstance(self.net, MLP) or self.coefficients is not None:
+            raise ValueError("the NTK scheme computes per-point parameter gradients of a fastpinn.MLP without "
+                             "trainable coefficients; use another scheme for this network or problem")
+        scheme = self.scheme
+        #: Draws the NTK subsample (its state is in the checkpoint, so a resume draws the same points).
+        self._ntk_gen = torch.Generator(device=self.device).manual_seed(self.problem.seeds[0] + 7919)
+
+        def traces() -> Tensor:
+            return term_traces(self.problem.terms, self.net, self.problem.coords, theta=self.theta,
+                               subsample=scheme.subsample, per_point=scheme.per_point, generator=self._ntk_gen)
+
+        return traces
 
     def _run_step(self, indices: list[Optional[Tensor]]) -> Tensor:
         """One step of :meth:`train` in this trainer's ``step_mode``."""
@@ -911,6 +931,7 @@ class Trainer:
             "weighter": self.weighter.state_dict(),
             "update_step": self.backward.gate.step,
             "batch_generator": self._batch_gen.get_state(),
+            "ntk_generator": self._ntk_gen.get_state() if self._traces is not None else None,
             "best": None if self._best is None else {k: v.clone() for k, v in self._best.items()},
         }
 
@@ -962,6 +983,8 @@ class Trainer:
         self.weighter.load_state_dict(state["weighter"])
         self.weighter.to(dtype=self.dtype, device=self.device)
         self._batch_gen.set_state(state["batch_generator"])
+        if self._traces is not None and state.get("ntk_generator") is not None:
+            self._ntk_gen.set_state(state["ntk_generator"])
         self.epoch = int(state["epoch"])
         self.backward.gate.set_step(int(state.get("update_step", self.epoch * self.steps_per_epoch)))
         best = state.get("best")

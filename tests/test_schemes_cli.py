@@ -57,14 +57,6 @@ def test_bad_scheme_options_one_line(tmp_path, capsys, argv, needle):
     assert rc == 2 and len(lines) == 1 and needle in lines[0]
 
 
-@pytest.mark.parametrize("scheme", ["softadapt", "relobralo", "uncertainty", "ntk", "gradnorm"])
-def test_loss_based_schemes_listed_but_refused_by_the_trainer(tmp_path, capsys, scheme):
-    # Until the weighted backward runs loss-based schemes, the Trainer refuses them with one clear line.
-    rc = cli.main(["train", "poisson1d", "--scheme", scheme, "--out", str(tmp_path / "x"), *TINY])
-    _, err = capsys.readouterr()
-    assert rc == 2 and "update_from_" in err and len([x for x in err.splitlines() if x.strip()]) == 1
-
-
 def test_compare_writes_table_and_figure_and_reuses_runs(tmp_path, capsys):
     out = tmp_path / "cmp"
     argv = ["compare", "poisson1d", "--schemes", "dn,lra", "--seeds", "2", "--epochs", "8", "--n-pde", "16",
