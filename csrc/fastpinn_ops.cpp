@@ -3,7 +3,7 @@
 // Loading the shared library (import fastpinn._C, see module.cpp) runs the static initialisers below and
 // those of the kernel files, which register the schemas and the CPU (and, in CUDA builds, CUDA) kernels
 // with the dispatcher; the ops are then reachable as torch.ops.fastpinn.*. Kernels: grad_stats_cpu.cpp,
-// ema_update_cpu.cpp, cuda/grad_stats.cu, cuda/ema_update.cu.
+// ema_update_cpu.cpp, mlp_jet_cpu.cpp, cuda/grad_stats.cu, cuda/ema_update.cu.
 #include <torch/library.h>
 
 TORCH_LIBRARY(fastpinn, m) {
@@ -16,4 +16,17 @@ TORCH_LIBRARY(fastpinn, m) {
       "ema_update(Tensor stats, Tensor(a!) lam, Tensor(b!) lam_applied, Tensor(c!) n_updates, "
       "Tensor(d!) skipped, Tensor adaptive, int scheme, int reference, float beta, bool bias_correction, "
       "int ma_form, int numel) -> ()");
+  // A tanh MLP with forward derivative jets, fused over tiles of points; see csrc/mlp_jet.h and
+  // fastpinn/ops/mlp_jet.py (the Python entry, its autograd formula and its oracle). theta[S, P],
+  // x[N, d] or [S, N, d], scale/shift[d], sizes = [d, hidden..., out], dirs = tangent coordinates,
+  // pairs = flat (i, j) positions into dirs, first_out = positions into dirs of the returned first
+  // derivatives -> fields[S, 1 + len(first_out) + len(pairs) / 2, N, out].
+  m.def(
+      "mlp_jet_forward(Tensor theta, Tensor x, Tensor scale, Tensor shift, int[] sizes, int[] dirs, int[] pairs, "
+      "int[] first_out) -> Tensor");
+  // Gradient of sum(grad_fields * fields) wrt theta [S, P] and, if x_grad, wrt x (x's shape; else [0]).
+  // The per-tile jets are recomputed, not stored by the forward.
+  m.def(
+      "mlp_jet_backward(Tensor grad_fields, Tensor theta, Tensor x, Tensor scale, Tensor shift, int[] sizes, "
+      "int[] dirs, int[] pairs, int[] first_out, bool x_grad) -> (Tensor, Tensor)");
 }
