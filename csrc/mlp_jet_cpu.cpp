@@ -21,7 +21,7 @@ int64_t forward_scratch(const Plan& P) { return P.sizes[0] * kTile + 2 * P.max_w
 int64_t backward_scratch(const Plan& P) {
   const int64_t CT = P.channels * kTile;
   int64_t n = P.sizes[0] * kTile;
-  for (int64_t k = 0; k < P.n_layers; ++k) n += P.sizes[k + 1] * CT * (k + 1 < P.n_layers ? 2 : 1);
+  for (int64_t k = 0; k < P.n_layers; ++k) n += P.sizes[k + 1] * (k + 1 < P.n_layers ? 2 * CT + kTile : CT);
   return n + 2 * std::max(P.max_width * CT, P.sizes[0] * kTile);
 }
 

@@ -99,8 +99,11 @@ struct TanhConst<double> {
   static constexpr int degree = 13;
 };
 
+// tanh(z) and its derivative s = 1 - tanh(z)^2. s is computed as 4 e / (2 + m)^2 with e = 1 + m = exp(-2|z|)
+// (exact algebra), not as 1 - a^2: near saturation 1 - a^2 cancels and would carry a's rounding error
+// amplified by 1 / s into every tangent and second derivative.
 template <typename T>
-FI V<T> vtanh(V<T> z) {
+FI void vtanh(V<T> z, V<T>& a, V<T>& s) {
   using C = TanhConst<T>;
   using I = IV<T>;
   using Lane = typename VecOf<T>::Lane;
@@ -122,9 +125,12 @@ FI V<T> vtanh(V<T> z) {
   p = r + (r * r) * p;
   const I ki = reinterpret_cast<I>(y) - C::magic_bits;
   const V<T> pow2 = reinterpret_cast<V<T>>((ki + C::bias) << C::shift);
-  const V<T> m = pow2 * p + (pow2 - T(1));
-  const V<T> t = -m / (m + T(2));
-  return reinterpret_cast<V<T>>(reinterpret_cast<I>(t) | (zi & sign_mask));
+  const V<T> m = pow2 * p + (pow2 - T(1));  // expm1(x)
+  const V<T> e = pow2 * p + pow2;           // exp(x)
+  const V<T> inv = T(1) / (m + T(2));
+  const V<T> t = -m * inv;
+  a = reinterpret_cast<V<T>>(reinterpret_cast<I>(t) | (zi & sign_mask));
+  s = (T(4) * e) * (inv * inv);
 }
 
 // ---- products -----------------------------------------------------------------------------------------
@@ -202,14 +208,15 @@ FI T row_sum(const T* g) {  // sum of kTile entries
 }
 
 // ---- the jet through tanh -------------------------------------------------------------------------------
-// One neuron: z[C][kTile] (pre-activation jet) -> a[C][kTile]; a may alias z (each lane vector is read
+// One neuron: z[C][kTile] (pre-activation jet) -> a[C][kTile] (and s = tanh' to s_out if not null); a may alias z (each lane vector is read
 // completely before it is written: second derivatives first, as they read the pre-activation tangents).
 template <typename T>
-FI void tanh_jet_row(const Plan& P, const T* z, T* a) {
+FI void tanh_jet_row(const Plan& P, const T* z, T* a, T* s_out) {
   const int64_t nT = P.n_dirs;
   for (int64_t v = 0; v < kTile; v += kLanes<T>) {
-    const V<T> av = vtanh<T>(load(z + v));
-    const V<T> s = T(1) - av * av;
+    V<T> av, s;
+    vtanh<T>(load(z + v), av, s);
+    if (s_out != nullptr) store(s_out + v, s);
     const V<T> m2a = T(-2) * av;
     for (int64_t q = 0; q < P.n_pairs; ++q) {
       const V<T> ti = load(z + (1 + P.pair_i[q]) * kTile + v);
@@ -223,14 +230,14 @@ FI void tanh_jet_row(const Plan& P, const T* z, T* a) {
 }
 
 // Reverse of tanh_jet_row for one neuron: from the pre-activation jet z, the activation a (channel 0 of the
-// stored post-activation jet) and the gradient ga wrt the post-activation jet, the gradient gz wrt the
-// pre-activation jet (gz must not alias ga or z).
+// stored post-activation jet), its derivative s and the gradient ga wrt the post-activation jet, the gradient
+// gz wrt the pre-activation jet (gz must not alias ga or z).
 template <typename T>
-FI void tanh_jet_row_backward(const Plan& P, const T* z, const T* a, const T* ga, T* gz) {
+FI void tanh_jet_row_backward(const Plan& P, const T* z, const T* a, const T* sd, const T* ga, T* gz) {
   const int64_t nT = P.n_dirs;
   for (int64_t v = 0; v < kTile; v += kLanes<T>) {
     const V<T> av = load(a + v);
-    const V<T> s = T(1) - av * av;
+    const V<T> s = load(sd + v);
     V<T> gs = V<T>{};         // d loss / d s
     V<T> gav = load(ga + v);  // d loss / d a (direct)
     for (int64_t c = 0; c < nT; ++c) {
@@ -268,9 +275,11 @@ void load_tile(const Plan& P, const T* scale, const T* shift, const T* x, int64_
 }
 
 // Forward through all layers: Z[k] receives layer k's pre-activation jet, A[k] (k < L - 1) its activation jet
-// (A[k] may equal Z[k]: the activation then overwrites it, and Z[k + 1] must differ from Z[k]).
+// (A[k] may equal Z[k]: the activation then overwrites it, and Z[k + 1] must differ from Z[k]) and, if Sd is
+// not null, Sd[k] the tanh derivative [width][kTile].
 template <typename T>
-void tile_forward(const Plan& P, const T* theta, const T* scale, const T* xs, T* const* Z, T* const* A) {
+void tile_forward(const Plan& P, const T* theta, const T* scale, const T* xs, T* const* Z, T* const* A,
+                  T* const* Sd) {
   const int64_t CT = P.channels * kTile, d = P.sizes[0], n1 = P.sizes[1];
   const T* w0 = theta + P.w_off[0];
   const T* b0 = theta + P.b_off[0];
@@ -288,7 +297,8 @@ void tile_forward(const Plan& P, const T* theta, const T* scale, const T* xs, T*
   }
   for (int64_t k = 1; k < P.n_layers; ++k) {
     const int64_t n_in = P.sizes[k], n_out = P.sizes[k + 1];
-    for (int64_t i = 0; i < n_in; ++i) tanh_jet_row(P, Z[k - 1] + i * CT, A[k - 1] + i * CT);
+    for (int64_t i = 0; i < n_in; ++i)
+      tanh_jet_row(P, Z[k - 1] + i * CT, A[k - 1] + i * CT, Sd != nullptr ? Sd[k - 1] + i * kTile : nullptr);
     const T* w = theta + P.w_off[k];
     const T* b = theta + P.b_off[k];
     matmul(w, n_in, 1, n_out, n_in, A[k - 1], CT, Z[k], CT, CT);
@@ -315,7 +325,7 @@ void forward_impl(const Plan& P, const T* theta, const T* scale, const T* shift,
   for (int64_t t = tile_begin; t < tile_end; ++t) {
     const int64_t p0 = t * kTile, np = n_points - p0 < kTile ? n_points - p0 : kTile;
     load_tile(P, scale, shift, x, p0, np, xs);
-    tile_forward(P, theta, scale, xs, Z, Z);
+    tile_forward<T>(P, theta, scale, xs, Z, Z, nullptr);
     const T* out = Z[L - 1];
     for (int64_t oc = 0; oc < P.out_channels; ++oc) {
       const int64_t ch = field_channel(P, oc);
@@ -338,9 +348,12 @@ void backward_impl(const Plan& P, const T* theta, const T* scale, const T* shift
     Z[k] = next;
     next += P.sizes[k + 1] * CT;
   }
+  T* Sd[64];
   for (int64_t k = 0; k + 1 < L; ++k) {
     A[k] = next;
     next += P.sizes[k + 1] * CT;
+    Sd[k] = next;
+    next += P.sizes[k + 1] * kTile;
   }
   T* G = next;
   T* GA = G + g_rows;
@@ -348,7 +361,7 @@ void backward_impl(const Plan& P, const T* theta, const T* scale, const T* shift
     const int64_t p0 = t * kTile, np = n_points - p0 < kTile ? n_points - p0 : kTile;
     load_tile(P, scale, shift, x, p0, np, xs);
     // Recompute the tile's forward jets, keeping every layer (they stay in cache for the sweep back).
-    tile_forward(P, theta, scale, xs, Z, A);
+    tile_forward<T>(P, theta, scale, xs, Z, A, Sd);
     // Gradient wrt the output layer's jet: the requested fields' gradients, zero elsewhere and at padding.
     std::memset(G, 0, sizeof(T) * n_out * CT);
     for (int64_t oc = 0; oc < P.out_channels; ++oc) {
@@ -364,7 +377,8 @@ void backward_impl(const Plan& P, const T* theta, const T* scale, const T* shift
       outer(G, CT, n_o, A[k - 1], CT, n_in, CT, gw, n_in);
       for (int64_t j = 0; j < n_o; ++j) gb[j] += row_sum(G + j * CT);
       matmul(w, 1, n_in, n_in, n_o, G, CT, GA, CT, CT);  // GA = W^T G
-      for (int64_t i = 0; i < n_in; ++i) tanh_jet_row_backward(P, Z[k - 1] + i * CT, A[k - 1] + i * CT, GA + i * CT, G + i * CT);
+      for (int64_t i = 0; i < n_in; ++i) tanh_jet_row_backward(P, Z[k - 1] + i * CT, A[k - 1] + i * CT, Sd[k - 1] + i * kTile,
+                                                     GA + i * CT, G + i * CT);
     }
     // First layer: value channel from the scaled points, tangents from W0[:, dirs[c]] * scale[dirs[c]].
     const int64_t n1 = P.sizes[1];

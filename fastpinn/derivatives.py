@@ -13,6 +13,9 @@ Three interchangeable methods:
 * ``"func"`` -- ``torch.func``: ``vmap`` over points of ``jacrev`` (value and first derivatives) and
   ``jvp`` of it along only the needed directions (second derivatives) of a per-point function
   ``x_i[d] -> u_i[out]``; nested ``jvp`` for higher orders. Works for any pointwise callable; any order.
+* ``"fused"`` -- the same jets as ``"jet"`` in one compiled op over tiles of points
+  (:mod:`fastpinn.ops.mlp_jet`, C++ CPU kernel; ``"jet"`` is its oracle). MLP only, orders <= 2, CPU
+  tensors, first-order differentiable (a double backward raises).
 * ``"autograd"`` -- nested ``torch.autograd.grad(..., create_graph=True)``, the classic PINN way and
   the oracle for the other two. Any order.
 
@@ -45,8 +48,8 @@ from fastpinn.network import MLP
 __all__ = ["derivatives", "Fields", "choose_method", "fastest_method", "MethodChoice", "parse_request", "METHODS"]
 
 Request = Union[str, Sequence[str]]
-Method = Literal["auto", "jet", "func", "autograd"]
-METHODS: tuple[str, ...] = ("auto", "jet", "func", "autograd")
+Method = Literal["auto", "jet", "fused", "func", "autograd"]
+METHODS: tuple[str, ...] = ("auto", "jet", "fused", "func", "autograd")
 
 # A derivative as the sorted tuple of the indices of the coordinates it differentiates by;
 # () is the value, (1,) is d/dx_1, (0, 1) is d2/dx_0 dx_1. Sorting makes mixed derivatives order-free.
@@ -218,7 +221,7 @@ def _agreement_tolerance(dtype: torch.dtype) -> float:
 def fastest_method(
     loss: Callable[[str], Tensor],
     theta: Tensor,
-    candidates: Sequence[str] = ("jet", "func", "autograd"),
+    candidates: Sequence[str] = ("jet", "fused", "func", "autograd"),
     *,
     repeats: int = 3,
 ) -> MethodChoice:
@@ -304,7 +307,8 @@ def derivatives(
         coords: names of the ``d`` input columns, in order (distinct identifiers).
         requests: what to compute, see :func:`parse_request`: ``"u"``, ``"u_x"``, ``"u_xx"``,
             ``"u_tx"`` (single-character names) or tuples of names such as ``("x", "x")``.
-        method: ``"jet"`` (MLP only, order <= 2), ``"func"``, ``"autograd"`` or ``"auto"``
+        method: ``"jet"`` (MLP only, order <= 2), ``"fused"`` (as ``"jet"``, CPU, one compiled op),
+            ``"func"``, ``"autograd"`` or ``"auto"``
             (:func:`choose_method`).
         theta: parameters to use instead of the module's own: ``[P]`` or ``[S, P]`` for an
             :class:`MLP` (ensemble-ness follows ``theta``'s rank, as in ``MLP.forward_with``); a
@@ -341,13 +345,15 @@ def derivatives(
         theta = _check_mlp_inputs(net, x, theta)
         if method == "jet":
             values = _jet_mlp(net, theta, x, wanted)
+        elif method == "fused":
+            values = _fused_mlp(net, theta, x, wanted)
         elif method == "func":
             values = _func_mlp(net, theta, x, wanted)
         else:
             values = _autograd_mlp(net, theta, x, wanted)
     else:
-        if method == "jet":
-            raise ValueError(f"method 'jet' needs a fastpinn.network.MLP, got {type(net).__name__}; use 'func' or 'autograd'")
+        if method in ("jet", "fused"):
+            raise ValueError(f"method {method!r} needs a fastpinn.network.MLP, got {type(net).__name__}; use 'func' or 'autograd'")
         call = _batched_callable(net, theta)
         if method == "func":
             values = _func_pointwise(call, x, wanted)
@@ -505,6 +511,13 @@ def _jet_mlp(net: MLP, theta: Tensor, x: Tensor, wanted: Sequence[DerivIndex]) -
     if not ensemble:
         values = {index: v.reshape(*lead, v.shape[-1]) for index, v in values.items()}
     return values
+
+
+def _fused_mlp(net: MLP, theta: Tensor, x: Tensor, wanted: Sequence[DerivIndex]) -> dict[DerivIndex, Tensor]:
+    """``_jet_mlp``'s contract through the fused op ``fastpinn::mlp_jet_forward`` (fastpinn/ops/mlp_jet.py)."""
+    from fastpinn.ops.mlp_jet import fused_mlp
+
+    return fused_mlp(net, theta, x, wanted)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -104,7 +104,7 @@ STEP_MODES = ("eager", "device", "cuda_graph")
 AUTO_COMPILE_PROBE_EPOCHS = 20
 AUTO_COMPILE_MIN_SPEEDUP = 1.2
 AUTO_COMPILE_WARMUP_SECONDS = 60.0
-DERIVATIVE_METHODS = ("auto", "jet", "func", "autograd", "tune")
+DERIVATIVE_METHODS = ("auto", "jet", "fused", "func", "autograd", "tune")
 _TUNED: dict[tuple, MethodChoice] = {}  # derivative-method choices, shared by the trainers of one process
 
 

@@ -58,13 +58,17 @@ def mlp_jet(
         ``first_out`` order, the second derivatives in ``pairs`` order.
 
     Raises:
-        NotImplementedError: the tensors are not on the CPU (no GPU kernel is built yet).
+        NotImplementedError: the tensors are not on the CPU (no GPU kernel is built yet), or the compiled
+            extension is not built (so that ``fastest_method`` skips the method; the message says how to build).
     """
     if theta.device.type != "cpu":
         raise NotImplementedError(f"fastpinn::mlp_jet_forward has a CPU kernel only, got tensors on {theta.device}")
     from . import _ext
 
-    _ext.load()
+    try:
+        _ext.load()
+    except RuntimeError as exc:
+        raise NotImplementedError(f"derivative method 'fused' needs the compiled extension: {exc}") from exc
     return torch.ops.fastpinn.mlp_jet_forward(
         theta, x, scale, shift, list(sizes), list(dirs), _flat_pairs(pairs), list(first_out)
     )
