@@ -20,13 +20,14 @@ TORCH_LIBRARY(fastpinn, m) {
   // fastpinn/ops/mlp_jet.py (the Python entry, its autograd formula and its oracle). theta[S, P],
   // x[N, d] or [S, N, d], scale/shift[d], sizes = [d, hidden..., out], dirs = tangent coordinates,
   // pairs = flat (i, j) positions into dirs, first_out = positions into dirs of the returned first
-  // derivatives -> fields[S, 1 + len(first_out) + len(pairs) / 2, N, out].
+  // derivatives -> (fields[S, 1 + len(first_out) + len(pairs) / 2, N, out], tape): with store, tape holds every
+  // tile's forward state for the backward ([S * tiles * tape_elems]), else it is empty.
   m.def(
       "mlp_jet_forward(Tensor theta, Tensor x, Tensor scale, Tensor shift, int[] sizes, int[] dirs, int[] pairs, "
-      "int[] first_out) -> Tensor");
+      "int[] first_out, bool store) -> (Tensor, Tensor)");
   // Gradient of sum(grad_fields * fields) wrt theta [S, P] and, if x_grad, wrt x (x's shape; else [0]).
-  // The per-tile jets are recomputed, not stored by the forward.
+  // The per-tile forward state is read from tape, or recomputed when tape is empty.
   m.def(
-      "mlp_jet_backward(Tensor grad_fields, Tensor theta, Tensor x, Tensor scale, Tensor shift, int[] sizes, "
-      "int[] dirs, int[] pairs, int[] first_out, bool x_grad) -> (Tensor, Tensor)");
+      "mlp_jet_backward(Tensor grad_fields, Tensor theta, Tensor x, Tensor scale, Tensor shift, Tensor tape, "
+      "int[] sizes, int[] dirs, int[] pairs, int[] first_out, bool x_grad) -> (Tensor, Tensor)");
 }

@@ -39,17 +39,27 @@ struct Plan {
 // Scratch elements one task needs (one tile at a time).
 int64_t forward_scratch(const Plan& plan);
 int64_t backward_scratch(const Plan& plan);
+// Elements of one tile's stored forward state (the tape): the scaled points, every layer's jet, and the
+// activation jet and tanh' of every hidden layer. Must match fastpinn/ops/mlp_jet.py::tape_numel.
+inline int64_t tape_elems(const Plan& P) {
+  const int64_t CT = P.channels * kTile;
+  int64_t n = P.sizes[0] * kTile;
+  for (int64_t k = 0; k < P.n_layers; ++k) n += P.sizes[k + 1] * (k + 1 < P.n_layers ? 2 * CT + kTile : CT);
+  return n;
+}
 
 // One set of kernels per instruction set. Shapes, all contiguous, for one ensemble member:
 // theta[P], scale[d], shift[d], x[N, d], fields/grad_fields[out_channels, N, out_dim], grad_x[N, d].
-// forward writes the fields of the points in tiles [tile_begin, tile_end); backward adds the gradient of
-// sum(grad_fields * fields) over those tiles to grad_theta[P] and, if grad_x is not null, writes grad_x there.
+// forward writes the fields of the points in tiles [tile_begin, tile_end) and, if tape is not null, each tile's
+// forward state to tape[tiles, tape_elems]; backward adds the gradient of sum(grad_fields * fields) over those
+// tiles to grad_theta[P] and, if grad_x is not null, writes grad_x there -- reading the forward state from tape
+// when it is not null, else recomputing it.
 #define FASTPINN_MLPJET_DECLARE(T)                                                                          \
   void forward(const Plan& plan, const T* theta, const T* scale, const T* shift, const T* x, int64_t n_points, \
-               int64_t tile_begin, int64_t tile_end, T* fields, T* scratch);                                 \
+               int64_t tile_begin, int64_t tile_end, T* fields, T* scratch, T* tape);                        \
   void backward(const Plan& plan, const T* theta, const T* scale, const T* shift, const T* x,                 \
                 const T* grad_fields, int64_t n_points, int64_t tile_begin, int64_t tile_end, T* grad_theta, \
-                T* grad_x, T* scratch);
+                T* grad_x, T* scratch, const T* tape);
 
 namespace base {
 FASTPINN_MLPJET_DECLARE(float)

@@ -19,10 +19,7 @@ namespace mlpjet {
 int64_t forward_scratch(const Plan& P) { return P.sizes[0] * kTile + 2 * P.max_width * P.channels * kTile; }
 
 int64_t backward_scratch(const Plan& P) {
-  const int64_t CT = P.channels * kTile;
-  int64_t n = P.sizes[0] * kTile;
-  for (int64_t k = 0; k < P.n_layers; ++k) n += P.sizes[k + 1] * (k + 1 < P.n_layers ? 2 * CT + kTile : CT);
-  return n + 2 * std::max(P.max_width * CT, P.sizes[0] * kTile);
+  return tape_elems(P) + 2 * std::max(P.max_width * P.channels * kTile, P.sizes[0] * kTile);
 }
 
 namespace {
@@ -108,25 +105,26 @@ bool use_avx2() {
 
 template <typename T>
 void call_forward(const Plan& P, const T* theta, const T* scale, const T* shift, const T* x, int64_t n, int64_t t0,
-                  int64_t t1, T* fields, T* scratch) {
+                  int64_t t1, T* fields, T* scratch, T* tape) {
 #if defined(FASTPINN_MLPJET_AVX2)
-  if (use_avx2()) return avx2::forward(P, theta, scale, shift, x, n, t0, t1, fields, scratch);
+  if (use_avx2()) return avx2::forward(P, theta, scale, shift, x, n, t0, t1, fields, scratch, tape);
 #endif
-  base::forward(P, theta, scale, shift, x, n, t0, t1, fields, scratch);
+  base::forward(P, theta, scale, shift, x, n, t0, t1, fields, scratch, tape);
 }
 
 template <typename T>
 void call_backward(const Plan& P, const T* theta, const T* scale, const T* shift, const T* x, const T* gf, int64_t n,
-                   int64_t t0, int64_t t1, T* gtheta, T* gx, T* scratch) {
+                   int64_t t0, int64_t t1, T* gtheta, T* gx, T* scratch, const T* tape) {
 #if defined(FASTPINN_MLPJET_AVX2)
-  if (use_avx2()) return avx2::backward(P, theta, scale, shift, x, gf, n, t0, t1, gtheta, gx, scratch);
+  if (use_avx2()) return avx2::backward(P, theta, scale, shift, x, gf, n, t0, t1, gtheta, gx, scratch, tape);
 #endif
-  base::backward(P, theta, scale, shift, x, gf, n, t0, t1, gtheta, gx, scratch);
+  base::backward(P, theta, scale, shift, x, gf, n, t0, t1, gtheta, gx, scratch, tape);
 }
 
-at::Tensor mlp_jet_forward_cpu(const at::Tensor& theta_in, const at::Tensor& x_in, const at::Tensor& scale_in,
-                               const at::Tensor& shift_in, at::IntArrayRef sizes, at::IntArrayRef dirs,
-                               at::IntArrayRef pairs, at::IntArrayRef first_out) {
+std::tuple<at::Tensor, at::Tensor> mlp_jet_forward_cpu(const at::Tensor& theta_in, const at::Tensor& x_in,
+                                                       const at::Tensor& scale_in, const at::Tensor& shift_in,
+                                                       at::IntArrayRef sizes, at::IntArrayRef dirs,
+                                                       at::IntArrayRef pairs, at::IntArrayRef first_out, bool store) {
   constexpr const char* op = "fastpinn::mlp_jet_forward: ";
   OwnedPlan owned = make_plan(op, theta_in, x_in, scale_in, shift_in, sizes, dirs, pairs, first_out);
   const Plan& P = owned.plan;
@@ -135,14 +133,16 @@ at::Tensor mlp_jet_forward_cpu(const at::Tensor& theta_in, const at::Tensor& x_i
   const int64_t S = theta.size(0), N = x.size(-2), n_out = sizes.back();
   const bool shared = x.dim() == 2;
   at::Tensor fields = at::empty({S, P.out_channels, N, n_out}, theta.options());
-  const int64_t tiles = (N + kTile - 1) / kTile;
-  if (tiles == 0) return fields;
+  const int64_t tiles = (N + kTile - 1) / kTile, tape_len = tape_elems(P);
+  at::Tensor tape = at::empty({store ? S * tiles * tape_len : 0}, theta.options());
+  if (tiles == 0) return {fields, tape};
   AT_DISPATCH_FLOATING_TYPES(theta.scalar_type(), "fastpinn::mlp_jet_forward", [&] {
     const scalar_t* th = theta.const_data_ptr<scalar_t>();
     const scalar_t* xp = x.const_data_ptr<scalar_t>();
     const scalar_t* sc = scale.const_data_ptr<scalar_t>();
     const scalar_t* sh = shift.const_data_ptr<scalar_t>();
     scalar_t* out = fields.mutable_data_ptr<scalar_t>();
+    scalar_t* tp = store ? tape.mutable_data_ptr<scalar_t>() : nullptr;
     const int64_t P_len = theta.size(1), scratch_len = forward_scratch(P);
     // Work items are (member, tile); a few tiles per grain keeps the per-task overhead small.
     at::parallel_for(0, S * tiles, 4, [&](int64_t begin, int64_t end) {
@@ -150,17 +150,18 @@ at::Tensor mlp_jet_forward_cpu(const at::Tensor& theta_in, const at::Tensor& x_i
       for (int64_t item = begin; item < end;) {
         const int64_t s = item / tiles, t0 = item % tiles, t1 = std::min(tiles, t0 + (end - item));
         call_forward(P, th + s * P_len, sc, sh, xp + (shared ? 0 : s * N * P.sizes[0]), N, t0, t1,
-                     out + s * P.out_channels * N * n_out, scratch.data());
+                     out + s * P.out_channels * N * n_out, scratch.data(), tp ? tp + s * tiles * tape_len : nullptr);
         item += t1 - t0;
       }
     });
   });
-  return fields;
+  return {fields, tape};
 }
 
 std::tuple<at::Tensor, at::Tensor> mlp_jet_backward_cpu(const at::Tensor& grad_in, const at::Tensor& theta_in,
                                                         const at::Tensor& x_in, const at::Tensor& scale_in,
-                                                        const at::Tensor& shift_in, at::IntArrayRef sizes,
+                                                        const at::Tensor& shift_in, const at::Tensor& tape_in,
+                                                        at::IntArrayRef sizes,
                                                         at::IntArrayRef dirs, at::IntArrayRef pairs,
                                                         at::IntArrayRef first_out, bool x_grad) {
   constexpr const char* op = "fastpinn::mlp_jet_backward: ";
@@ -175,7 +176,13 @@ std::tuple<at::Tensor, at::Tensor> mlp_jet_backward_cpu(const at::Tensor& grad_i
               n_out, "], got ", grad_in.scalar_type(), " ", grad_in.sizes());
   const at::Tensor grad = grad_in.contiguous();
   const bool shared = x.dim() == 2;
-  const int64_t tiles = (N + kTile - 1) / kTile, items = S * tiles;
+  const int64_t tiles = (N + kTile - 1) / kTile, items = S * tiles, tape_len = tape_elems(P);
+  const bool has_tape = tape_in.numel() > 0;
+  TORCH_CHECK(tape_in.scalar_type() == theta.scalar_type() && tape_in.dim() == 1 &&
+                  (!has_tape || tape_in.numel() == S * tiles * tape_len),
+              op, "tape must be empty (recompute) or the forward's tape of ", S * tiles * tape_len, " elements, got ",
+              tape_in.scalar_type(), " ", tape_in.sizes());
+  const at::Tensor tape = tape_in.contiguous();
   // Deterministic for a given thread count: chunk c owns a fixed range of (member, tile) items and its own
   // partial gradient; the partials are summed in chunk order.
   const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), items));
@@ -191,6 +198,7 @@ std::tuple<at::Tensor, at::Tensor> mlp_jet_backward_cpu(const at::Tensor& grad_i
       const scalar_t* gf = grad.const_data_ptr<scalar_t>();
       scalar_t* part = partial.mutable_data_ptr<scalar_t>();
       scalar_t* gx = x_grad ? gx_members.mutable_data_ptr<scalar_t>() : nullptr;
+      const scalar_t* tp = has_tape ? tape.const_data_ptr<scalar_t>() : nullptr;
       const int64_t P_len = theta.size(1), scratch_len = backward_scratch(P);
       at::parallel_for(0, chunks, 1, [&](int64_t c_begin, int64_t c_end) {
         std::vector<scalar_t> scratch(scratch_len);
@@ -199,7 +207,8 @@ std::tuple<at::Tensor, at::Tensor> mlp_jet_backward_cpu(const at::Tensor& grad_i
           for (int64_t item = begin; item < end;) {
             const int64_t s = item / tiles, t0 = item % tiles, t1 = std::min(tiles, t0 + (end - item));
             call_backward(P, th + s * P_len, sc, sh, xp + (shared ? 0 : s * N * d), gf + s * P.out_channels * N * n_out,
-                          N, t0, t1, part + (c * S + s) * P_len, gx ? gx + s * N * d : nullptr, scratch.data());
+                          N, t0, t1, part + (c * S + s) * P_len, gx ? gx + s * N * d : nullptr, scratch.data(),
+                          tp ? tp + s * tiles * tape_len : nullptr);
             item += t1 - t0;
           }
         }

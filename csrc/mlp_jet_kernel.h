@@ -314,18 +314,47 @@ FI int64_t field_channel(const Plan& P, int64_t oc) {
   return 1 + P.n_dirs + (oc - 1 - P.n_first);
 }
 
+// Pointers of one tile's forward state (the scaled points, every layer's jets and tanh') laid out from base;
+// returns the end. The same layout serves the backward's scratch (recompute) and the forward's tape (store).
+template <typename T>
+T* layout_state(const Plan& P, T* base, T*& xs, T** Z, T** A, T** Sd) {
+  const int64_t CT = P.channels * kTile, L = P.n_layers;
+  xs = base;
+  T* next = xs + P.sizes[0] * kTile;
+  for (int64_t k = 0; k < L; ++k) {
+    Z[k] = next;
+    next += P.sizes[k + 1] * CT;
+  }
+  for (int64_t k = 0; k + 1 < L; ++k) {
+    A[k] = next;
+    next += P.sizes[k + 1] * CT;
+    Sd[k] = next;
+    next += P.sizes[k + 1] * kTile;
+  }
+  return next;
+}
+
 template <typename T>
 void forward_impl(const Plan& P, const T* theta, const T* scale, const T* shift, const T* x, int64_t n_points,
-                  int64_t tile_begin, int64_t tile_end, T* fields, T* scratch) {
+                  int64_t tile_begin, int64_t tile_end, T* fields, T* scratch, T* tape) {
   const int64_t CT = P.channels * kTile, d = P.sizes[0], L = P.n_layers, n_out = P.sizes[L];
+  const int64_t tape_len = tape_elems(P);
   T* xs = scratch;
-  T* buf[2] = {xs + d * kTile, xs + d * kTile + P.max_width * CT};
   T* Z[64];
+  T* A[64];
+  T* Sd[64];
+  T* buf[2] = {xs + d * kTile, xs + d * kTile + P.max_width * CT};
   for (int64_t k = 0; k < L; ++k) Z[k] = buf[k & 1];  // activation in place, next layer into the other buffer
   for (int64_t t = tile_begin; t < tile_end; ++t) {
     const int64_t p0 = t * kTile, np = n_points - p0 < kTile ? n_points - p0 : kTile;
-    load_tile(P, scale, shift, x, p0, np, xs);
-    tile_forward<T>(P, theta, scale, xs, Z, Z, nullptr);
+    if (tape != nullptr) {
+      layout_state(P, tape + t * tape_len, xs, Z, A, Sd);  // keep every layer for the backward
+      load_tile(P, scale, shift, x, p0, np, xs);
+      tile_forward<T>(P, theta, scale, xs, Z, A, Sd);
+    } else {
+      load_tile(P, scale, shift, x, p0, np, xs);
+      tile_forward<T>(P, theta, scale, xs, Z, Z, nullptr);
+    }
     const T* out = Z[L - 1];
     for (int64_t oc = 0; oc < P.out_channels; ++oc) {
       const int64_t ch = field_channel(P, oc);
@@ -337,31 +366,27 @@ void forward_impl(const Plan& P, const T* theta, const T* scale, const T* shift,
 
 template <typename T>
 void backward_impl(const Plan& P, const T* theta, const T* scale, const T* shift, const T* x, const T* grad_fields,
-                   int64_t n_points, int64_t tile_begin, int64_t tile_end, T* grad_theta, T* grad_x, T* scratch) {
+                   int64_t n_points, int64_t tile_begin, int64_t tile_end, T* grad_theta, T* grad_x, T* scratch,
+                   const T* tape) {
   const int64_t C = P.channels, CT = C * kTile, d = P.sizes[0], L = P.n_layers, n_out = P.sizes[L];
   const int64_t g_rows = P.max_width * CT > d * kTile ? P.max_width * CT : d * kTile;
-  T* xs = scratch;
-  T* next = xs + d * kTile;
+  const int64_t tape_len = tape_elems(P);
+  T* xs;
   T* Z[64];
   T* A[64];
-  for (int64_t k = 0; k < L; ++k) {
-    Z[k] = next;
-    next += P.sizes[k + 1] * CT;
-  }
   T* Sd[64];
-  for (int64_t k = 0; k + 1 < L; ++k) {
-    A[k] = next;
-    next += P.sizes[k + 1] * CT;
-    Sd[k] = next;
-    next += P.sizes[k + 1] * kTile;
-  }
-  T* G = next;
+  T* G = layout_state(P, scratch, xs, Z, A, Sd);  // the state part of scratch is unused when a tape is given
   T* GA = G + g_rows;
   for (int64_t t = tile_begin; t < tile_end; ++t) {
     const int64_t p0 = t * kTile, np = n_points - p0 < kTile ? n_points - p0 : kTile;
-    load_tile(P, scale, shift, x, p0, np, xs);
-    // Recompute the tile's forward jets, keeping every layer (they stay in cache for the sweep back).
-    tile_forward<T>(P, theta, scale, xs, Z, A, Sd);
+    if (tape != nullptr) {
+      // The forward stored this tile's jets; the backward only reads them.
+      layout_state(P, const_cast<T*>(tape) + t * tape_len, xs, Z, A, Sd);
+    } else {
+      // Recompute the tile's forward jets, keeping every layer (they stay in cache for the sweep back).
+      load_tile(P, scale, shift, x, p0, np, xs);
+      tile_forward<T>(P, theta, scale, xs, Z, A, Sd);
+    }
     // Gradient wrt the output layer's jet: the requested fields' gradients, zero elsewhere and at padding.
     std::memset(G, 0, sizeof(T) * n_out * CT);
     for (int64_t oc = 0; oc < P.out_channels; ++oc) {
@@ -401,22 +426,24 @@ void backward_impl(const Plan& P, const T* theta, const T* scale, const T* shift
 }  // namespace
 
 void forward(const Plan& plan, const float* theta, const float* scale, const float* shift, const float* x,
-             int64_t n_points, int64_t tile_begin, int64_t tile_end, float* fields, float* scratch) {
-  forward_impl(plan, theta, scale, shift, x, n_points, tile_begin, tile_end, fields, scratch);
+             int64_t n_points, int64_t tile_begin, int64_t tile_end, float* fields, float* scratch, float* tape) {
+  forward_impl(plan, theta, scale, shift, x, n_points, tile_begin, tile_end, fields, scratch, tape);
 }
 void forward(const Plan& plan, const double* theta, const double* scale, const double* shift, const double* x,
-             int64_t n_points, int64_t tile_begin, int64_t tile_end, double* fields, double* scratch) {
-  forward_impl(plan, theta, scale, shift, x, n_points, tile_begin, tile_end, fields, scratch);
+             int64_t n_points, int64_t tile_begin, int64_t tile_end, double* fields, double* scratch, double* tape) {
+  forward_impl(plan, theta, scale, shift, x, n_points, tile_begin, tile_end, fields, scratch, tape);
 }
 void backward(const Plan& plan, const float* theta, const float* scale, const float* shift, const float* x,
               const float* grad_fields, int64_t n_points, int64_t tile_begin, int64_t tile_end, float* grad_theta,
-              float* grad_x, float* scratch) {
-  backward_impl(plan, theta, scale, shift, x, grad_fields, n_points, tile_begin, tile_end, grad_theta, grad_x, scratch);
+              float* grad_x, float* scratch, const float* tape) {
+  backward_impl(plan, theta, scale, shift, x, grad_fields, n_points, tile_begin, tile_end, grad_theta, grad_x, scratch,
+                tape);
 }
 void backward(const Plan& plan, const double* theta, const double* scale, const double* shift, const double* x,
               const double* grad_fields, int64_t n_points, int64_t tile_begin, int64_t tile_end, double* grad_theta,
-              double* grad_x, double* scratch) {
-  backward_impl(plan, theta, scale, shift, x, grad_fields, n_points, tile_begin, tile_end, grad_theta, grad_x, scratch);
+              double* grad_x, double* scratch, const double* tape) {
+  backward_impl(plan, theta, scale, shift, x, grad_fields, n_points, tile_begin, tile_end, grad_theta, grad_x, scratch,
+                tape);
 }
 
 }  // namespace FASTPINN_MLPJET_NS

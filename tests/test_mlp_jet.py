@@ -27,7 +27,7 @@ import torch
 import fastpinn
 from fastpinn.derivatives import _JetPlan, _jet_mlp, derivatives, fastest_method
 from fastpinn.network import MLP
-from fastpinn.ops import _ext
+from fastpinn.ops import _ext, mlp_jet
 from fastpinn.ops.mlp_jet import TILE, fused_mlp
 from fastpinn.problems import paper
 
@@ -149,7 +149,9 @@ def weighted_loss(values: dict, weights: dict) -> torch.Tensor:
 @pytest.mark.parametrize("case,ensemble", [("burgers-9x20", None), ("poisson-5x50", None), ("allen-cahn-5x128", None),
                                            ("depth1-affine", None), ("d3-mixed-all", None), ("d3-mixed-only-2out", 2),
                                            ("depth2-width3", 3)])
-def test_gradients_wrt_theta_and_x_match_jet(case: str, ensemble, dtype: torch.dtype) -> None:
+@pytest.mark.parametrize("store", [True, False], ids=["stored", "recomputed"])
+def test_gradients_wrt_theta_and_x_match_jet(case: str, ensemble, dtype: torch.dtype, store: bool, monkeypatch) -> None:
+    monkeypatch.setattr(mlp_jet, "STORE", store)
     d, out, depth, width, wanted = CASES[case]
     net = make_net(d, out, depth, width, dtype, ensemble=ensemble)
     for n in (1, TILE + 1, 97):
@@ -179,7 +181,9 @@ def test_gradients_wrt_theta_and_x_match_jet(case: str, ensemble, dtype: torch.d
                 assert (g.double() - e).norm() <= bound
 
 
-def test_gradcheck_float64() -> None:
+@pytest.mark.parametrize("store", [True, False], ids=["stored", "recomputed"])
+def test_gradcheck_float64(store: bool, monkeypatch) -> None:
+    monkeypatch.setattr(mlp_jet, "STORE", store)
     d, out, depth, width, wanted = CASES["d3-mixed-all"]
     net = MLP(d, out, 3, 3, dtype=torch.float64, seed=3)
     theta = net.theta.detach().clone().requires_grad_(True)
@@ -204,16 +208,22 @@ def _op_args(dtype=torch.float64, n=TILE + 3, ensemble=2, shared=True):
             plan.dirs, pairs, plan.first_out)
 
 
+def _forward(*args, store=False):
+    return torch.ops.fastpinn.mlp_jet_forward(*args, store)
+
+
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
 @pytest.mark.parametrize("shared", [True, False], ids=["shared-x", "own-x"])
 def test_opcheck(dtype: torch.dtype, shared: bool) -> None:
     args = _op_args(dtype, shared=shared)
-    torch.library.opcheck(torch.ops.fastpinn.mlp_jet_forward.default, args)
-    theta, x = args[0], args[1]
+    theta, x, scale, shift, *plan = args
     grad = torch.randn(theta.shape[0], 4, x.shape[-2], 1, dtype=dtype)
-    for x_grad in (False, True):
-        torch.library.opcheck(torch.ops.fastpinn.mlp_jet_backward.default,
-                              (grad, theta.detach(), *args[1:], x_grad))
+    for store in (False, True):
+        torch.library.opcheck(torch.ops.fastpinn.mlp_jet_forward.default, (*args, store))
+        _, tape = _forward(theta.detach(), x, scale, shift, *plan, store=store)
+        for x_grad in (False, True):
+            torch.library.opcheck(torch.ops.fastpinn.mlp_jet_backward.default,
+                                  (grad, theta.detach(), x, scale, shift, tape, *plan, x_grad))
 
 
 def test_double_backward_raises_clearly() -> None:
@@ -228,13 +238,17 @@ def test_double_backward_raises_clearly() -> None:
 def test_bad_arguments_are_named() -> None:
     theta, x, scale, shift, sizes, dirs, pairs, first_out = _op_args()
     with pytest.raises(RuntimeError, match="theta must have P = "):
-        torch.ops.fastpinn.mlp_jet_forward(theta[:, 1:], x, scale, shift, sizes, dirs, pairs, first_out)
+        _forward(theta[:, 1:], x, scale, shift, sizes, dirs, pairs, first_out)
     with pytest.raises(RuntimeError, match="dirs must be coordinate indices"):
-        torch.ops.fastpinn.mlp_jet_forward(theta, x, scale, shift, sizes, [0, 2], pairs, first_out)
+        _forward(theta, x, scale, shift, sizes, [0, 2], pairs, first_out)
     with pytest.raises(RuntimeError, match="x must have shape"):
-        torch.ops.fastpinn.mlp_jet_forward(theta, x[:, :1], scale, shift, sizes, dirs, pairs, first_out)
+        _forward(theta, x[:, :1], scale, shift, sizes, dirs, pairs, first_out)
     with pytest.raises(RuntimeError, match="must have theta's dtype"):
-        torch.ops.fastpinn.mlp_jet_forward(theta, x.float(), scale, shift, sizes, dirs, pairs, first_out)
+        _forward(theta, x.float(), scale, shift, sizes, dirs, pairs, first_out)
+    fields, tape = _forward(theta.detach(), x, scale, shift, sizes, dirs, pairs, first_out, store=True)
+    with pytest.raises(RuntimeError, match="tape must be empty"):
+        torch.ops.fastpinn.mlp_jet_backward(torch.ones_like(fields), theta.detach(), x, scale, shift, tape[1:], sizes,
+                                            dirs, pairs, first_out, False)
     with pytest.raises(NotImplementedError, match="orders"):
         fused_mlp(make_net(2, 1, 2, 3, torch.float64), theta[0], x, [(0, 0, 1)])
     with pytest.raises(ValueError, match="needs a fastpinn.network.MLP"):
@@ -271,13 +285,15 @@ def test_fastest_method_considers_fused() -> None:
     assert "fused" in choice.seconds and "fused" not in choice.rejected
 
 
+@pytest.mark.parametrize("store", [True, False], ids=["stored", "recomputed"])
 @pytest.mark.parametrize("name,kwargs,scheme", [
     ("burgers", dict(n_pde=70, n_ic=9, n_bc=11, depth=4, width=10), fastpinn.DN(tau=2)),
     ("allen_cahn", dict(n_pde=90, n_ic=9, n_bc=7, batch_size=40, depth=3, width=12), fastpinn.DN(tau=1)),
 ])
-def test_trainer_fused_matches_jet(name: str, kwargs: dict, scheme) -> None:
+def test_trainer_fused_matches_jet(name: str, kwargs: dict, scheme, store: bool, monkeypatch) -> None:
     """A few DN-PINN epochs (per-term backward into G, mini-batches, periodic u_x terms, an ensemble of two
     seeds) with derivative_method='fused' follow 'jet' to rounding in float64."""
+    monkeypatch.setattr(mlp_jet, "STORE", store)
     problem = dataclasses.replace(paper.get(name, (0, 1), **kwargs), solution=None)
     runs = {}
     for method in ("jet", "fused"):

@@ -4,8 +4,10 @@ in one pass over tiles of points, with its backward to ``theta`` (and ``x``).
 ``torch.ops.fastpinn.mlp_jet_forward`` (C++ CPU kernel, csrc/mlp_jet*.{h,cpp}) computes exactly what
 :func:`fastpinn.derivatives._jet_mlp` computes -- the pure-PyTorch twin and the test oracle -- but keeps a
 tile of points' jets of every layer in cache instead of writing ``[channels, N, width]`` activations to
-memory per layer. Its autograd formula calls ``torch.ops.fastpinn.mlp_jet_backward``, which recomputes the
-tile's forward jets (nothing is saved by the forward but its inputs) and sweeps back through them.
+memory per layer. Its autograd formula calls ``torch.ops.fastpinn.mlp_jet_backward``, which sweeps back
+through each tile's forward state: either stored by the forward (``store=True``, a "tape" of every layer's
+jets) or recomputed tile by tile (``store=False``: the forward saves only its inputs). Which is faster was
+measured (bench/bench_fused_mlp.py, "store vs recompute"); :data:`STORE` is the choice.
 
 Differentiability: first order. ``grad`` of any loss built from the fields wrt ``theta`` and ``x`` works;
 ``scale``/``shift`` (the network's input-scaling buffers) get no gradient; a second backward (e.g.
@@ -15,7 +17,7 @@ The Trainer needs first-order gradients only.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import torch
 from torch import Tensor
@@ -23,9 +25,26 @@ from torch import Tensor
 if TYPE_CHECKING:  # imported lazily at run time: fastpinn.derivatives imports this module's users
     from fastpinn.network import MLP
 
-__all__ = ["mlp_jet", "fused_mlp", "register_autograd", "TILE"]
+__all__ = ["mlp_jet", "fused_mlp", "register_autograd", "tape_numel", "TILE", "STORE"]
 
 TILE = 32  # points per tile in the C++ kernel (csrc/mlp_jet.h kTile); tests use it to probe tile edges
+# Keep the forward state for the backward (True) or recompute it per tile (False). Measured on the Burgers
+# PDE term (bench_fused_mlp.py, 2-core AMD EPYC, 1 thread): forward + backward 14 ms recomputing vs 41-66 ms
+# storing the 58 MB tape (the storing forward alone 29 ms vs 3.6 ms; even the backward that reads the tape
+# instead of recomputing is slower, 12.1 vs 9.9 ms) -- the tape streams through DRAM, the recompute stays in
+# cache. The store path stays as an option, tested, so the benchmark can re-measure the choice.
+STORE = False
+
+
+def tape_numel(n_points: int, sizes: Sequence[int], n_dirs: int, n_pairs: int) -> int:
+    """Elements of one member's tape: per tile the scaled points, every layer's jet [width, C, TILE] and, for
+    hidden layers, the activation jet and tanh' (csrc/mlp_jet.h ``tape_elems``)."""
+    tiles = -(-n_points // TILE)
+    ct = (1 + n_dirs + n_pairs) * TILE
+    per_tile = sizes[0] * TILE
+    for k in range(len(sizes) - 1):
+        per_tile += sizes[k + 1] * (2 * ct + TILE if k + 2 < len(sizes) else ct)
+    return tiles * per_tile
 
 
 def _flat_pairs(pairs: Sequence[tuple[int, int]]) -> list[int]:
@@ -41,6 +60,7 @@ def mlp_jet(
     dirs: Sequence[int],
     pairs: Sequence[tuple[int, int]],
     first_out: Sequence[int],
+    store: Optional[bool] = None,
 ) -> Tensor:
     """Fused jets of a tanh MLP at the points.
 
@@ -52,6 +72,8 @@ def mlp_jet(
         dirs: coordinates whose tangents are propagated; pairs: second derivatives as positions into
             ``dirs``; first_out: positions into ``dirs`` of the returned first derivatives (as
             ``derivatives._JetPlan`` computes them).
+        store: keep every tile's forward state for the backward (memory: :func:`tape_numel` per member)
+            instead of recomputing it; ``None``: :data:`STORE` when a gradient will be needed, else no.
 
     Returns:
         ``fields[S, 1 + len(first_out) + len(pairs), N, out]``: the value, the first derivatives in
@@ -69,9 +91,12 @@ def mlp_jet(
         _ext.load()
     except RuntimeError as exc:
         raise NotImplementedError(f"derivative method 'fused' needs the compiled extension: {exc}") from exc
-    return torch.ops.fastpinn.mlp_jet_forward(
-        theta, x, scale, shift, list(sizes), list(dirs), _flat_pairs(pairs), list(first_out)
+    if store is None:
+        store = STORE and torch.is_grad_enabled() and (theta.requires_grad or x.requires_grad)
+    fields, _tape = torch.ops.fastpinn.mlp_jet_forward(
+        theta, x, scale, shift, list(sizes), list(dirs), _flat_pairs(pairs), list(first_out), bool(store)
     )
+    return fields
 
 
 def fused_mlp(net: "MLP", theta: Tensor, x: Tensor, wanted: Sequence[tuple[int, ...]]) -> dict[tuple[int, ...], Tensor]:
@@ -101,17 +126,22 @@ def fused_mlp(net: "MLP", theta: Tensor, x: Tensor, wanted: Sequence[tuple[int, 
 
 
 def _setup_context(ctx, inputs, output) -> None:  # noqa: ANN001 - torch.library's signature
-    theta, x, scale, shift, sizes, dirs, pairs, first_out = inputs
-    ctx.save_for_backward(theta, x, scale, shift)
+    theta, x, scale, shift, sizes, dirs, pairs, first_out, _store = inputs
+    _fields, tape = output
+    ctx.mark_non_differentiable(tape)
+    ctx.save_for_backward(theta, x, scale, shift, tape)
     ctx.plan = (sizes, dirs, pairs, first_out)
     ctx.x_grad = bool(ctx.needs_input_grad[1])
 
 
-def _backward(ctx, grad_fields: Tensor):  # noqa: ANN001, ANN202
-    theta, x, scale, shift = ctx.saved_tensors
-    grad_theta, grad_x = torch.ops.fastpinn.mlp_jet_backward(grad_fields, theta, x, scale, shift, *ctx.plan, ctx.x_grad)
+def _backward(ctx, grad_fields: Tensor, _grad_tape: Optional[Tensor]):  # noqa: ANN001, ANN202
+    theta, x, scale, shift, tape = ctx.saved_tensors
+    if grad_fields is None:  # only the tape was used downstream: nothing flows back
+        return (None,) * 9
+    grad_theta, grad_x = torch.ops.fastpinn.mlp_jet_backward(grad_fields, theta, x, scale, shift, tape, *ctx.plan,
+                                                             ctx.x_grad)
     # scale / shift are the network's constant input map (buffers): no gradient.
-    return grad_theta, (grad_x if ctx.x_grad else None), None, None, None, None, None, None
+    return grad_theta, (grad_x if ctx.x_grad else None), None, None, None, None, None, None, None
 
 
 def _no_double_backward(ctx, grad_theta: Tensor, grad_x: Tensor):  # noqa: ANN001, ANN202
