@@ -206,9 +206,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     r_lin = ratio(poisson, "fused 40000", "fused 10000")
     rows.append((f"Poisson fused epoch 40,000 / 10,000 points ≤ {TARGET_LINEAR}×", f"{r_lin:.2f}×", verdict(r_lin <= TARGET_LINEAR)))
 
-    lines = [f"# Fused jet op (`derivative_method=\"fused\"`) — {info.get('device', 'CPU')}", "",
+    lines = [f"# Fused jet op (`derivative_method=\"fused\"`) — {info['device_name']}", "",
              f"`python bench/bench_fused_mlp.py` started {_dt.datetime.fromtimestamp(started):%Y-%m-%d %H:%M}, "
-             f"took {(time.time() - started) / 60:.1f} min. Machine: {info.get('cpu', '?')}; torch "
+             f"took {(time.time() - started) / 60:.1f} min. Machine: {info['device_name']}, {info['memory_gib']:.0f} GiB; torch "
              f"{torch.__version__}; load average at start {', '.join(f'{x:.2f}' for x in load_start)}, at the end "
              f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}.", "",
              "> Shared machine: absolute times are inflated and noisy; the paired ratios (interleaved, shuffled, "

@@ -15,7 +15,7 @@
 namespace fastpinn {
 namespace mlpjet {
 
-// Points per tile: a multiple of 16, so that C * kTile is a whole number of SIMD vectors for any C.
+// Points per tile: a multiple of 32, two 64-byte vectors of floats (the kernels' unit of work along the points).
 constexpr int64_t kTile = 32;
 
 // The network and the requested channels; every pointer is owned by the caller and outlives the call.
@@ -70,6 +70,10 @@ namespace avx2 {
 FASTPINN_MLPJET_DECLARE(float)
 FASTPINN_MLPJET_DECLARE(double)
 }  // namespace avx2
+namespace avx512 {
+FASTPINN_MLPJET_DECLARE(float)
+FASTPINN_MLPJET_DECLARE(double)
+}  // namespace avx512
 #endif
 #undef FASTPINN_MLPJET_DECLARE
 

@@ -8,6 +8,8 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <string>
 #include <vector>
 
 #include "checks.h"
@@ -94,12 +96,26 @@ OwnedPlan make_plan(const char* op, const at::Tensor& theta, const at::Tensor& x
   return o;
 }
 
-bool use_avx2() {
+// The widest kernel set this CPU runs: 2 = AVX-512F/DQ, 1 = AVX2 + FMA, 0 = baseline. FASTPINN_MLPJET_ISA=
+// base|avx2|avx512 caps it (for benchmarks and tests of the narrower sets on a wide CPU).
+int isa_level() {
 #if defined(FASTPINN_MLPJET_AVX2)
-  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return yes;
+  static const int level = [] {
+    int cpu = 0;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) cpu = 1;
+    if (cpu == 1 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq")) cpu = 2;
+    const char* cap = std::getenv("FASTPINN_MLPJET_ISA");
+    if (cap != nullptr) {
+      const std::string c(cap);
+      const int want = c == "base" ? 0 : c == "avx2" ? 1 : c == "avx512" ? 2 : -1;
+      TORCH_CHECK(want >= 0, "FASTPINN_MLPJET_ISA must be base, avx2 or avx512, got '", c, "'");
+      cpu = std::min(cpu, want);
+    }
+    return cpu;
+  }();
+  return level;
 #else
-  return false;
+  return 0;
 #endif
 }
 
@@ -107,7 +123,8 @@ template <typename T>
 void call_forward(const Plan& P, const T* theta, const T* scale, const T* shift, const T* x, int64_t n, int64_t t0,
                   int64_t t1, T* fields, T* scratch, T* tape) {
 #if defined(FASTPINN_MLPJET_AVX2)
-  if (use_avx2()) return avx2::forward(P, theta, scale, shift, x, n, t0, t1, fields, scratch, tape);
+  if (isa_level() == 2) return avx512::forward(P, theta, scale, shift, x, n, t0, t1, fields, scratch, tape);
+  if (isa_level() == 1) return avx2::forward(P, theta, scale, shift, x, n, t0, t1, fields, scratch, tape);
 #endif
   base::forward(P, theta, scale, shift, x, n, t0, t1, fields, scratch, tape);
 }
@@ -116,7 +133,8 @@ template <typename T>
 void call_backward(const Plan& P, const T* theta, const T* scale, const T* shift, const T* x, const T* gf, int64_t n,
                    int64_t t0, int64_t t1, T* gtheta, T* gx, T* scratch, const T* tape) {
 #if defined(FASTPINN_MLPJET_AVX2)
-  if (use_avx2()) return avx2::backward(P, theta, scale, shift, x, gf, n, t0, t1, gtheta, gx, scratch, tape);
+  if (isa_level() == 2) return avx512::backward(P, theta, scale, shift, x, gf, n, t0, t1, gtheta, gx, scratch, tape);
+  if (isa_level() == 1) return avx2::backward(P, theta, scale, shift, x, gf, n, t0, t1, gtheta, gx, scratch, tape);
 #endif
   base::backward(P, theta, scale, shift, x, gf, n, t0, t1, gtheta, gx, scratch, tape);
 }

@@ -1,6 +1,7 @@
 // Tile kernels of fastpinn::mlp_jet_{forward,backward} (semantics: mlp_jet.h). Included by one translation
 // unit per instruction set, each defining FASTPINN_MLPJET_NS (the namespace) and compiled with its own flags
-// (mlp_jet_base.cpp: the baseline target; mlp_jet_avx2.cpp: -mavx2 -mfma). No torch header: these files
+// (mlp_jet_base.cpp: the baseline target; mlp_jet_avx2.cpp: -mavx2 -mfma; mlp_jet_avx512.cpp: -mavx512f with
+// 64-byte vectors). No torch header: these files
 // compile in seconds and nothing in them depends on the ATen build.
 //
 // Layout of one tile in scratch: a layer's jet is [neuron][channel][kTile] (points innermost), so that
@@ -27,7 +28,11 @@ namespace {
 
 #define FI inline __attribute__((always_inline))
 
-constexpr int kVecBytes = 32;
+// SIMD width in bytes: 32 (AVX2; two SSE/NEON halves on the baseline target) unless the including file sets it.
+#ifndef FASTPINN_MLPJET_VEC_BYTES
+#define FASTPINN_MLPJET_VEC_BYTES 32
+#endif
+constexpr int kVecBytes = FASTPINN_MLPJET_VEC_BYTES;
 template <typename T>
 struct VecOf;
 template <>
@@ -48,7 +53,7 @@ template <typename T>
 using IV = typename VecOf<T>::I;
 template <typename T>
 constexpr int64_t kLanes = kVecBytes / static_cast<int64_t>(sizeof(T));
-static_assert(kTile % 16 == 0, "kTile must be a multiple of 16 (two SIMD vectors of floats)");
+static_assert(kTile % (2 * kLanes<float>) == 0, "kTile must hold a whole number of pairs of SIMD vectors");
 
 template <typename T>
 FI V<T> load(const T* p) {

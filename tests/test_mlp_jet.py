@@ -306,3 +306,44 @@ def test_trainer_fused_matches_jet(name: str, kwargs: dict, scheme, store: bool,
     # relative at worst; 1e-9 absolute is far above that and far below one step (lr = 1e-3).
     torch.testing.assert_close(th_f, th_j, rtol=0, atol=1e-9)
     torch.testing.assert_close(lam_f, lam_j, rtol=1e-8, atol=0)
+
+
+_ISA_CHECK = """
+import torch
+from fastpinn.derivatives import _jet_mlp
+from fastpinn.network import MLP
+from fastpinn.ops.mlp_jet import fused_mlp
+for dtype in (torch.float64, torch.float32):
+    for depth, width, wanted in ((9, 20, [(), (0,), (1,), (1, 1)]), (4, 13, [(0, 1), (1, 1), (0,)])):
+        net = MLP(2, 1, depth, width, dtype=torch.float64, seed=5)
+        x = torch.rand(67, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+        theta = net.theta.detach().clone().requires_grad_(True)
+        exact = _jet_mlp(net, theta, x, wanted)
+        g_exact, = torch.autograd.grad(sum(v.sum() for v in exact.values()), theta)
+        net_d = net.to(dtype)
+        theta_d = theta.detach().to(dtype).requires_grad_(True)
+        got = fused_mlp(net_d, theta_d, x.to(dtype), wanted)
+        g, = torch.autograd.grad(sum(v.sum() for v in got.values()), theta_d)
+        # float64: 1e-11 of the scale as in this file's docstring; float32: 1e3 eps32 (~1e-4), the accuracy of
+        # a depth-9 float32 jet (the other tests bound it against the float32 jet itself).
+        rtol = 1e-11 if dtype == torch.float64 else 1e-4
+        for k in wanted:
+            err = float((got[k].double() - exact[k]).abs().max() / exact[k].abs().max())
+            assert err <= rtol, (k, dtype, err)
+        err = float((g.double() - g_exact).norm() / g_exact.norm())
+        assert err <= rtol, ("grad", dtype, err)
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("isa", ["base", "avx2"])
+def test_narrower_instruction_sets_match_jet(isa: str) -> None:
+    """The kernel is built per instruction set and the widest one the CPU has is used; the narrower ones
+    (FASTPINN_MLPJET_ISA caps the choice at process start) are checked in a subprocess."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, FASTPINN_MLPJET_ISA=isa, OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-c", _ISA_CHECK], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]

@@ -29,10 +29,11 @@ __all__ = ["mlp_jet", "fused_mlp", "register_autograd", "tape_numel", "TILE", "S
 
 TILE = 32  # points per tile in the C++ kernel (csrc/mlp_jet.h kTile); tests use it to probe tile edges
 # Keep the forward state for the backward (True) or recompute it per tile (False). Measured on the Burgers
-# PDE term (bench_fused_mlp.py, 2-core AMD EPYC, 1 thread): forward + backward 14 ms recomputing vs 41-66 ms
-# storing the 58 MB tape (the storing forward alone 29 ms vs 3.6 ms; even the backward that reads the tape
-# instead of recomputing is slower, 12.1 vs 9.9 ms) -- the tape streams through DRAM, the recompute stays in
-# cache. The store path stays as an option, tested, so the benchmark can re-measure the choice.
+# PDE term (bench_fused_mlp.py, 2-core AMD EPYC, 1 thread, AVX2 kernels): forward + backward 13.9 ms
+# recomputing vs 18.6 ms storing the 58 MB tape (41-66 ms without fastpinn.malloc's retention, from page
+# faults); even the backward that reads the tape instead of recomputing is slower (12.1 vs 9.9 ms): the tape
+# streams through DRAM, the recompute stays in cache. The store path stays as a tested option so that the
+# benchmark re-measures the choice.
 STORE = False
 
 
