@@ -39,6 +39,13 @@ struct Plan {
 // Scratch elements one task needs (one tile at a time).
 int64_t forward_scratch(const Plan& plan);
 int64_t backward_scratch(const Plan& plan);
+// Lanes of the widest SIMD vector of any kernel set (64-byte vectors of floats), for scratch sizing.
+constexpr int64_t kMaxLanes = 16;
+// Elements of the weight-gradient SIMD accumulators of layers 1..L-1 (laid out with theta's offsets from
+// w_off[1]: the gaps of the biases are unused), at kMaxLanes per entry.
+inline int64_t gw_acc_elems(const Plan& P) {
+  return P.n_layers > 1 ? (P.w_off[P.n_layers - 1] + P.sizes[P.n_layers] * P.sizes[P.n_layers - 1] - P.w_off[1]) * kMaxLanes : 0;
+}
 // Elements of one tile's stored forward state (the tape): the scaled points, every layer's jet, and the
 // activation jet and tanh' of every hidden layer. Must match fastpinn/ops/mlp_jet.py::tape_numel.
 inline int64_t tape_elems(const Plan& P) {

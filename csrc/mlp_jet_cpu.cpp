@@ -21,7 +21,7 @@ namespace mlpjet {
 int64_t forward_scratch(const Plan& P) { return P.sizes[0] * kTile + 2 * P.max_width * P.channels * kTile; }
 
 int64_t backward_scratch(const Plan& P) {
-  return tape_elems(P) + 2 * std::max(P.max_width * P.channels * kTile, P.sizes[0] * kTile);
+  return tape_elems(P) + 2 * std::max(P.max_width * P.channels * kTile, P.sizes[0] * kTile) + gw_acc_elems(P);
 }
 
 namespace {

@@ -205,6 +205,45 @@ void outer(const T* g, int64_t g_ld, int64_t rows, const T* a, int64_t a_ld, int
   for (; j < rows; ++j) outer_rows<T, 1>(g + j * g_ld, g_ld, a, a_ld, cols, len, gw + j * ldw, ldw);
 }
 
+// As outer, but into per-entry SIMD accumulators acc[(j * ldw + i) * kLanes ..] (no horizontal sum per tile:
+// the weight gradient's sum over a task's tiles is reduced once at the end, see backward_impl).
+constexpr int64_t kAccBytes = 256 * 1024;
+
+template <typename T, int JB, int IB>
+FI void outer_block_acc(const T* g, int64_t g_ld, const T* a, int64_t a_ld, int64_t len, T* acc_base, int64_t ldw) {
+  constexpr int64_t NL = kLanes<T>;
+  V<T> acc[JB][IB];
+  for (int jb = 0; jb < JB; ++jb)
+    for (int ib = 0; ib < IB; ++ib) acc[jb][ib] = load(acc_base + (jb * ldw + ib) * NL);
+  for (int64_t k = 0; k < len; k += NL) {
+    V<T> gv[JB], av[IB];
+    for (int jb = 0; jb < JB; ++jb) gv[jb] = load(g + jb * g_ld + k);
+    for (int ib = 0; ib < IB; ++ib) av[ib] = load(a + ib * a_ld + k);
+    for (int jb = 0; jb < JB; ++jb)
+      for (int ib = 0; ib < IB; ++ib) acc[jb][ib] += gv[jb] * av[ib];
+  }
+  for (int jb = 0; jb < JB; ++jb)
+    for (int ib = 0; ib < IB; ++ib) store(acc_base + (jb * ldw + ib) * NL, acc[jb][ib]);
+}
+
+template <typename T, int JB>
+FI void outer_acc_rows(const T* g, int64_t g_ld, const T* a, int64_t a_ld, int64_t cols, int64_t len, T* acc,
+                       int64_t ldw) {
+  constexpr int64_t NL = kLanes<T>;
+  int64_t i = 0;
+  for (; i + 2 <= cols; i += 2) outer_block_acc<T, JB, 2>(g, g_ld, a + i * a_ld, a_ld, len, acc + i * NL, ldw);
+  for (; i < cols; ++i) outer_block_acc<T, JB, 1>(g, g_ld, a + i * a_ld, a_ld, len, acc + i * NL, ldw);
+}
+
+template <typename T>
+void outer_acc(const T* g, int64_t g_ld, int64_t rows, const T* a, int64_t a_ld, int64_t cols, int64_t len, T* acc,
+               int64_t ldw) {
+  constexpr int64_t NL = kLanes<T>;
+  int64_t j = 0;
+  for (; j + 4 <= rows; j += 4) outer_acc_rows<T, 4>(g + j * g_ld, g_ld, a, a_ld, cols, len, acc + j * ldw * NL, ldw);
+  for (; j < rows; ++j) outer_acc_rows<T, 1>(g + j * g_ld, g_ld, a, a_ld, cols, len, acc + j * ldw * NL, ldw);
+}
+
 template <typename T>
 FI T row_sum(const T* g) {  // sum of kTile entries
   V<T> acc = V<T>{};
@@ -382,6 +421,12 @@ void backward_impl(const Plan& P, const T* theta, const T* scale, const T* shift
   T* Sd[64];
   T* G = layout_state(P, scratch, xs, Z, A, Sd);  // the state part of scratch is unused when a tape is given
   T* GA = G + g_rows;
+  // SIMD accumulators of the hidden and output layers' weight gradients over this call's tiles, when they fit
+  // in L2 next to the tile state (narrow nets: Burgers 9x20 needs 100 KiB); wider nets sum per tile instead.
+  T* gw_acc = GA + g_rows;
+  const int64_t acc_len = gw_acc_elems(P);
+  const bool use_acc = acc_len * static_cast<int64_t>(sizeof(T)) <= kAccBytes;
+  if (use_acc) std::memset(gw_acc, 0, sizeof(T) * acc_len);
   for (int64_t t = tile_begin; t < tile_end; ++t) {
     const int64_t p0 = t * kTile, np = n_points - p0 < kTile ? n_points - p0 : kTile;
     if (tape != nullptr) {
@@ -402,9 +447,12 @@ void backward_impl(const Plan& P, const T* theta, const T* scale, const T* shift
     for (int64_t k = L - 1; k >= 1; --k) {
       const int64_t n_in = P.sizes[k], n_o = P.sizes[k + 1];
       const T* w = theta + P.w_off[k];
-      T* gw = grad_theta + P.w_off[k];
       T* gb = grad_theta + P.b_off[k];
-      outer(G, CT, n_o, A[k - 1], CT, n_in, CT, gw, n_in);
+      if (use_acc) {
+        outer_acc(G, CT, n_o, A[k - 1], CT, n_in, CT, gw_acc + (P.w_off[k] - P.w_off[1]) * kLanes<T>, n_in);
+      } else {
+        outer(G, CT, n_o, A[k - 1], CT, n_in, CT, grad_theta + P.w_off[k], n_in);
+      }
       for (int64_t j = 0; j < n_o; ++j) gb[j] += row_sum(G + j * CT);
       matmul(w, 1, n_in, n_in, n_o, G, CT, GA, CT, CT);  // GA = W^T G
       for (int64_t i = 0; i < n_in; ++i) tanh_jet_row_backward(P, Z[k - 1] + i * CT, A[k - 1] + i * CT, Sd[k - 1] + i * kTile,
@@ -424,6 +472,14 @@ void backward_impl(const Plan& P, const T* theta, const T* scale, const T* shift
       for (int64_t p = 0; p < np; ++p)
         for (int64_t i = 0; i < d; ++i) grad_x[(p0 + p) * d + i] = scale[i] * GA[i * kTile + p];
     }
+  }
+  // Horizontal sums of the weight-gradient accumulators, once per call. The layers' weights and biases
+  // interleave in theta, so the accumulator of layer k's W sits at (w_off[k] - w_off[1]) lanes-strided.
+  for (int64_t k = 1; use_acc && k < L; ++k) {
+    const int64_t n = P.sizes[k + 1] * P.sizes[k];
+    const T* acc = gw_acc + (P.w_off[k] - P.w_off[1]) * kLanes<T>;
+    T* gw = grad_theta + P.w_off[k];
+    for (int64_t e = 0; e < n; ++e) gw[e] += hsum<T>(load(acc + e * kLanes<T>));
   }
 }
 

@@ -347,3 +347,24 @@ def test_narrower_instruction_sets_match_jet(isa: str) -> None:
     env = dict(os.environ, FASTPINN_MLPJET_ISA=isa, OMP_NUM_THREADS="1")
     proc = subprocess.run([sys.executable, "-c", _ISA_CHECK], env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]
+
+
+def test_two_threads_split_the_tiles_like_one() -> None:
+    """With 2 threads the backward splits the (member, tile) items over two chunks whose partial gradients
+    are summed: the result equals the 1-thread one up to the reassociation of that sum (float64, 1e-13)."""
+    net = make_net(2, 1, 5, 12, torch.float64, ensemble=2)
+    x = points(3 * TILE + 7, 2, torch.float64)
+    results = []
+    before = torch.get_num_threads()
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            theta = net.theta.detach().clone().requires_grad_(True)
+            v = fused_mlp(net, theta, x, BURGERS)
+            (g,) = torch.autograd.grad(sum((t * t).sum() for t in v.values()), theta)
+            results.append((torch.cat([t.flatten() for t in v.values()]), g))
+    finally:
+        torch.set_num_threads(before)
+    (f1, g1), (f2, g2) = results
+    assert torch.equal(f1, f2)  # the forward has no cross-tile reduction: identical
+    torch.testing.assert_close(g2, g1, rtol=1e-13, atol=1e-13 * float(g1.abs().max()))
