@@ -14,8 +14,8 @@ Three interchangeable methods:
   ``jvp`` of it along only the needed directions (second derivatives) of a per-point function
   ``x_i[d] -> u_i[out]``; nested ``jvp`` for higher orders. Works for any pointwise callable; any order.
 * ``"fused"`` -- the same jets as ``"jet"`` in one compiled op over tiles of points
-  (:mod:`fastpinn.ops.mlp_jet`, C++ CPU kernel; ``"jet"`` is its oracle). MLP only, orders <= 2, CPU
-  tensors, first-order differentiable (a double backward raises).
+  (:mod:`fastpinn.ops.mlp_jet`: C++ CPU kernel, Triton CUDA kernel; ``"jet"`` is its oracle). MLP only,
+  orders <= 2, first-order differentiable (a double backward raises).
 * ``"autograd"`` -- nested ``torch.autograd.grad(..., create_graph=True)``, the classic PINN way and
   the oracle for the other two. Any order.
 
@@ -307,7 +307,7 @@ def derivatives(
         coords: names of the ``d`` input columns, in order (distinct identifiers).
         requests: what to compute, see :func:`parse_request`: ``"u"``, ``"u_x"``, ``"u_xx"``,
             ``"u_tx"`` (single-character names) or tuples of names such as ``("x", "x")``.
-        method: ``"jet"`` (MLP only, order <= 2), ``"fused"`` (as ``"jet"``, CPU, one compiled op),
+        method: ``"jet"`` (MLP only, order <= 2), ``"fused"`` (as ``"jet"``, one compiled op),
             ``"func"``, ``"autograd"`` or ``"auto"``
             (:func:`choose_method`).
         theta: parameters to use instead of the module's own: ``[P]`` or ``[S, P]`` for an

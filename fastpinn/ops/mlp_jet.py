@@ -1,7 +1,8 @@
 """The fused tanh-MLP jet op: value, first and second input derivatives of a :class:`~fastpinn.network.MLP`
 in one pass over tiles of points, with its backward to ``theta`` (and ``x``).
 
-``torch.ops.fastpinn.mlp_jet_forward`` (C++ CPU kernel, csrc/mlp_jet*.{h,cpp}) computes exactly what
+``torch.ops.fastpinn.mlp_jet_forward`` (C++ CPU kernel, csrc/mlp_jet*.{h,cpp}; Triton CUDA kernel,
+fastpinn/kernels/mlp_jet.py, registered on CUDA machines) computes exactly what
 :func:`fastpinn.derivatives._jet_mlp` computes -- the pure-PyTorch twin and the test oracle -- but keeps a
 tile of points' jets of every layer in cache instead of writing ``[channels, N, width]`` activations to
 memory per layer. Its autograd formula calls ``torch.ops.fastpinn.mlp_jet_backward``, which sweeps back
@@ -81,11 +82,18 @@ def mlp_jet(
         ``first_out`` order, the second derivatives in ``pairs`` order.
 
     Raises:
-        NotImplementedError: the tensors are not on the CPU (no GPU kernel is built yet), or the compiled
-            extension is not built (so that ``fastest_method`` skips the method; the message says how to build).
+        NotImplementedError: the tensors are neither on the CPU nor on CUDA with Triton installed, or the
+            compiled extension (which defines the op) is not built -- so that ``fastest_method`` skips the
+            method; the message says why.
     """
-    if theta.device.type != "cpu":
-        raise NotImplementedError(f"fastpinn::mlp_jet_forward has a CPU kernel only, got tensors on {theta.device}")
+    if theta.device.type == "cuda":
+        try:
+            import triton  # noqa: F401 - the CUDA kernels are Triton (fastpinn/kernels/mlp_jet.py)
+        except ImportError as exc:
+            raise NotImplementedError("derivative method 'fused' on CUDA needs triton installed") from exc
+        store = False  # the Triton backward recomputes; its forward never returns a tape
+    elif theta.device.type != "cpu":
+        raise NotImplementedError(f"fastpinn::mlp_jet_forward has CPU (C++) and CUDA (Triton) kernels, got {theta.device}")
     from . import _ext
 
     try:
@@ -158,6 +166,15 @@ def _backward_setup(ctx, inputs, output) -> None:  # noqa: ANN001
 
 
 def register_autograd() -> None:
-    """Attach the autograd formulas (called once with the fake implementations, see ``fake.register_fakes``)."""
+    """Attach the autograd formulas, and on a CUDA machine with Triton the Triton kernels as the ops' CUDA
+    implementations (called once with the fake implementations, see ``fake.register_fakes``)."""
     torch.library.register_autograd("fastpinn::mlp_jet_forward", _backward, setup_context=_setup_context)
     torch.library.register_autograd("fastpinn::mlp_jet_backward", _no_double_backward, setup_context=_backward_setup)
+    if not torch.cuda.is_available():
+        return  # no import of triton on CPU-only machines (the interpreter tests call the kernels directly)
+    try:
+        from fastpinn.kernels.mlp_jet import mlp_jet_backward_triton, mlp_jet_forward_triton
+    except ImportError:
+        return
+    torch.library.register_kernel("fastpinn::mlp_jet_forward", "cuda", mlp_jet_forward_triton)
+    torch.library.register_kernel("fastpinn::mlp_jet_backward", "cuda", mlp_jet_backward_triton)
