@@ -100,3 +100,46 @@ def test_fused_method_on_cuda_matches_jet() -> None:
         t.train(4)
         thetas.append(t.net.theta.detach())
     torch.testing.assert_close(thetas[1], thetas[0], rtol=0, atol=1e-9)
+
+
+_DISPATCH_CHECK = """
+import torch
+from fastpinn.ops import _ext
+_ext.load()
+from fastpinn.kernels.mlp_jet import mlp_jet_backward_triton, mlp_jet_forward_triton
+# What register_autograd does for "cuda" on a GPU machine, here for "cpu": the op's autograd formula and
+# fake implementation must work unchanged over the Triton kernels.
+torch.library.register_kernel("fastpinn::mlp_jet_forward", "cpu", mlp_jet_forward_triton)
+torch.library.register_kernel("fastpinn::mlp_jet_backward", "cpu", mlp_jet_backward_triton)
+from fastpinn.derivatives import derivatives
+from fastpinn.network import MLP
+import fastpinn.ops.mlp_jet as mj
+mj.STORE = False
+net = MLP(2, 1, 3, 5, dtype=torch.float64, seed=2)
+x = torch.rand(40, 2, dtype=torch.float64)
+req = ("u", "u_t", "u_x", "u_xx")
+def loss(method):
+    f = derivatives(net, x, ("t", "x"), req, method=method)
+    return (f.u_t + f.u * f.u_x - 0.01 * f.u_xx).square().mean()
+g1, = torch.autograd.grad(loss("fused"), net.theta)
+g2, = torch.autograd.grad(loss("jet"), net.theta)
+assert (g1 - g2).norm() <= 1e-11 * g2.norm(), float((g1 - g2).norm() / g2.norm())
+print("ok")
+"""
+
+
+@pytest.mark.skipif(CUDA, reason="on a GPU the CUDA dispatch itself is tested (test_fused_method_on_cuda_matches_jet)")
+def test_triton_kernels_serve_the_op_dispatch() -> None:
+    """The Triton functions registered as the op's kernels (here for CPU tensors, in a subprocess under the
+    interpreter) give the same gradient as 'jet' through the op's autograd formula."""
+    import os
+    import subprocess
+    import sys
+
+    from fastpinn.ops import _ext
+
+    if not _ext.available():
+        pytest.skip("fastpinn._C is not built")
+    env = dict(os.environ, TRITON_INTERPRET="1", OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-c", _DISPATCH_CHECK], env=env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-3000:]
