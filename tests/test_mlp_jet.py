@@ -368,3 +368,17 @@ def test_two_threads_split_the_tiles_like_one() -> None:
     (f1, g1), (f2, g2) = results
     assert torch.equal(f1, f2)  # the forward has no cross-tile reduction: identical
     torch.testing.assert_close(g2, g1, rtol=1e-13, atol=1e-13 * float(g1.abs().max()))
+
+
+@pytest.mark.slow
+def test_trainer_compiled_with_fused_matches_eager() -> None:
+    """torch.compile traces the op through its fake implementation and autograd formula (~10 s of warm-up):
+    the compiled terms train exactly like the eager ones (the op is opaque to inductor, same kernels)."""
+    problem = dataclasses.replace(paper.burgers(0, n_pde=300, n_ic=20, n_bc=20, depth=4, width=10), solution=None)
+    thetas = []
+    for compile in (False, True):
+        t = fastpinn.Trainer(problem, fastpinn.DN(tau=2), dtype=torch.float64, backend="torch",
+                             derivative_method="fused", compile=compile, eval_every=1000)
+        t.train(4)
+        thetas.append(t.net.theta.detach().clone())
+    torch.testing.assert_close(thetas[1], thetas[0], rtol=0, atol=1e-12)
