@@ -76,7 +76,8 @@ def _add_common(p: argparse.ArgumentParser, *, sizes: bool = True) -> None:
                         "the device, statistics every step; cuda_graph: the device step captured in a CUDA graph "
                         "and replayed (CUDA only)")
     p.add_argument("--derivative-method", choices=("auto", "jet", "fused", "func", "autograd", "tune"), default="auto",
-                   help="how input derivatives are computed: auto (forward jets for the MLP), jet, func, autograd, "
+                   help="how input derivatives are computed: auto (forward jets for the MLP), jet, fused (the jets as "
+                        "one compiled op), func, autograd, "
                         "or tune (time each on this device, check they agree, use the fastest per loss term)")
     p.add_argument("--threads", type=_nonnegative_int, default=None,
                    help="torch CPU threads; 0 keeps torch's default (default: 1 on a CPU device: these networks "

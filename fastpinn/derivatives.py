@@ -5,7 +5,7 @@ derivatives such as ``u_t``, ``u_x`` and ``u_xx``. :func:`derivatives` computes 
 ones, keeps them differentiable with respect to the network's parameters (the residual loss is
 back-propagated to ``theta``) and never asks the caller to set ``requires_grad`` on the points.
 
-Three interchangeable methods:
+Interchangeable methods:
 
 * ``"jet"`` -- forward-propagated derivative jets through an :class:`~fastpinn.network.MLP`: the value,
   the first-derivative tangents along only the needed coordinate directions and the requested second
