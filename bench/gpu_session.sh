@@ -4,7 +4,8 @@
 #   bash bench/gpu_session.sh            # on a CUDA machine with torch, triton, cmake, ninja, pybind11, pytest
 #
 # 1. builds the extension with the CUDA kernels for this GPU (no build isolation: against the torch there);
-# 2. runs the GPU tests (on a GPU the Triton kernels run compiled, the CUDA ops and the CUDA-graph step
+# 2. runs the fused jet op's Triton tests and its Burgers benchmark first (bench_fused_mlp.py), then the GPU
+#    tests (on a GPU the Triton kernels run compiled, the CUDA ops and the CUDA-graph step
 #    are checked against their pure-PyTorch twins); FASTPINN_GPU_FULL_SUITE=1 adds the whole suite at the end;
 # 3. measures the statistics kernel's bandwidth at P = 10^7 and the whole-run targets
 #    (bench_gpu_targets.py: Burgers per step mode, the 10-seed ensemble, Table 1 projected);
@@ -33,6 +34,11 @@ TORCH_CUDA_ARCH_LIST="$ARCH" FASTPINN_WITH_CUDA=1 CMAKE_BUILD_PARALLEL_LEVEL=$(n
   timeout 300 $PY -m pip install --no-build-isolation --no-deps --no-index -e . >"$OUT/build.log" 2>&1
 echo "build rc=$?"; tail -3 "$OUT/build.log"
 $PY -c "from fastpinn.ops import _ext; print(_ext.build_info())" 2>&1 | tee -a "$OUT/build.log"
+
+stage "fused jet op: Triton kernels compiled on the GPU, the op's CUDA dispatch, then its GPU benchmark"
+timeout 180 $PY -m pytest -q -p no:cacheprovider --durations=5 tests/test_triton_mlp_jet.py >"$OUT/tests_fused_gpu.log" 2>&1
+echo "fused jet tests rc=$?"; tail -15 "$OUT/tests_fused_gpu.log"
+timeout 120 $PY bench/bench_fused_mlp.py --rounds 5 --out "$OUT" 2>&1 | tee "$OUT/fused_mlp.txt"
 
 stage "GPU tests (compiled Triton kernel, CUDA ops, CUDA-graph step)"
 timeout 240 $PY -m pytest -q -p no:cacheprovider --durations=10 tests/test_trainer.py tests/test_cpp_ops.py \

@@ -90,8 +90,9 @@ def _add_common(p: argparse.ArgumentParser, *, sizes: bool = True) -> None:
                    help="eager (default): weight-update decision from the host epoch counter; device: decision on "
                         "the device, statistics every step; cuda_graph: the device step captured in a CUDA graph "
                         "and replayed (CUDA only)")
-    p.add_argument("--derivative-method", choices=("auto", "jet", "func", "autograd", "tune"), default="auto",
-                   help="how input derivatives are computed: auto (forward jets for the MLP), jet, func, autograd, "
+    p.add_argument("--derivative-method", choices=("auto", "jet", "fused", "func", "autograd", "tune"), default="auto",
+                   help="how input derivatives are computed: auto (forward jets for the MLP), jet, fused (the jets as "
+                        "one compiled op), func, autograd, "
                         "or tune (time each on this device, check they agree, use the fastest per loss term)")
     p.add_argument("--threads", type=_nonnegative_int, default=None,
                    help="torch CPU threads; 0 keeps torch's default (default: as many as there are idle cores when "

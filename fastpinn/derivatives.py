@@ -5,7 +5,7 @@ derivatives such as ``u_t``, ``u_x`` and ``u_xx``. :func:`derivatives` computes 
 ones, keeps them differentiable with respect to the network's parameters (the residual loss is
 back-propagated to ``theta``) and never asks the caller to set ``requires_grad`` on the points.
 
-Three interchangeable methods:
+Interchangeable methods:
 
 * ``"jet"`` -- forward-propagated derivative jets through an :class:`~fastpinn.network.MLP`: the value,
   the first-derivative tangents along only the needed coordinate directions and the requested second
@@ -13,6 +13,9 @@ Three interchangeable methods:
 * ``"func"`` -- ``torch.func``: ``vmap`` over points of ``jacrev`` (value and first derivatives) and
   ``jvp`` of it along only the needed directions (second derivatives) of a per-point function
   ``x_i[d] -> u_i[out]``; nested ``jvp`` for higher orders. Works for any pointwise callable; any order.
+* ``"fused"`` -- the same jets as ``"jet"`` in one compiled op over tiles of points
+  (:mod:`fastpinn.ops.mlp_jet`: C++ CPU kernel, Triton CUDA kernel; ``"jet"`` is its oracle). MLP only,
+  orders <= 2, first-order differentiable (a double backward raises).
 * ``"autograd"`` -- nested ``torch.autograd.grad(..., create_graph=True)``, the classic PINN way and
   the oracle for the other two. Any order.
 
@@ -343,7 +346,8 @@ def derivatives(
         coords: names of the ``d`` input columns, in order (distinct identifiers).
         requests: what to compute, see :func:`parse_request`: ``"u"``, ``"u_x"``, ``"u_xx"``,
             ``"u_tx"`` (single-character names) or tuples of names such as ``("x", "x")``.
-        method: ``"jet"`` (MLP only, order <= 2), ``"func"``, ``"autograd"`` or ``"auto"``
+        method: ``"jet"`` (MLP only, order <= 2), ``"fused"`` (as ``"jet"``, one compiled op),
+            ``"func"``, ``"autograd"`` or ``"auto"``
             (:func:`choose_method`).
         theta: parameters to use instead of the module's own: ``[P]`` or ``[S, P]`` for an
             :class:`MLP` (ensemble-ness follows ``theta``'s rank, as in ``MLP.forward_with``); a
@@ -442,6 +446,14 @@ def _any_network(net: Any, wanted: Sequence[DerivIndex]) -> Optional[str]:
 
 def _compute_jet(net: MLP, theta: Any, x: Tensor, wanted: Sequence[DerivIndex]) -> dict:
     return _jet_mlp(net, theta, x, wanted)
+
+
+def _compute_fused(net: MLP, theta: Any, x: Tensor, wanted: Sequence[DerivIndex]) -> dict:
+    if not isinstance(theta, Tensor):
+        # The op takes the flat theta; per-layer leaves are views of it in layout order.
+        members = _mlp_members(net, theta)
+        theta = torch.cat([t.reshape(members, -1) if members else t.reshape(-1) for t in theta], dim=-1)
+    return _fused_mlp(net, theta, x, wanted)
 
 
 def _compute_func(net: Any, theta: Any, x: Tensor, wanted: Sequence[DerivIndex]) -> dict:
@@ -614,6 +626,13 @@ def _jet_mlp(net: MLP, theta: Tensor, x: Tensor, wanted: Sequence[DerivIndex]) -
     return values
 
 
+def _fused_mlp(net: MLP, theta: Tensor, x: Tensor, wanted: Sequence[DerivIndex]) -> dict[DerivIndex, Tensor]:
+    """``_jet_mlp``'s contract through the fused op ``fastpinn::mlp_jet_forward`` (fastpinn/ops/mlp_jet.py)."""
+    from fastpinn.ops.mlp_jet import fused_mlp
+
+    return fused_mlp(net, theta, x, wanted)
+
+
 # ----------------------------------------------------------------------------------------------
 # "func": torch.func, vmap over points of jacrev / jvp compositions
 # ----------------------------------------------------------------------------------------------
@@ -779,6 +798,8 @@ def _autograd_mlp(net: MLP, theta: Tensor, x: Tensor, wanted: Sequence[DerivInde
 
 register_method(DerivativeMethod("jet", _jet_applicable, _compute_jet,
                                  "forward derivative jets through a fastpinn.MLP (orders <= 2)"))
+register_method(DerivativeMethod("fused", _jet_applicable, _compute_fused,
+                                 "the forward jets of 'jet' as one compiled op over tiles of points (orders <= 2)"))
 register_method(DerivativeMethod("func", _any_network, _compute_func,
                                  "torch.func: vmap over points of jacrev/jvp (any pointwise network, any order)"))
 register_method(DerivativeMethod("autograd", _any_network, _compute_autograd,

@@ -5,5 +5,6 @@ no CUDA device) the kernels run on CPU tensors through the Triton interpreter.
 """
 
 from .grad_stats import grad_stats_triton
+from .mlp_jet import mlp_jet_backward_triton, mlp_jet_forward_triton
 
-__all__ = ["grad_stats_triton"]
+__all__ = ["grad_stats_triton", "mlp_jet_forward_triton", "mlp_jet_backward_triton"]

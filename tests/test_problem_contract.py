@@ -99,13 +99,14 @@ def test_predict_takes_float64_points_and_checks_their_width():
 
 
 def test_derivative_methods_are_one_registry():
-    assert method_names()[:3] == ("jet", "func", "autograd")
+    assert method_names()[:4] == ("jet", "fused", "func", "autograd")
     assert derivative_method_choices() == ("auto",) + method_names() + ("tune",)
     mlp = fastpinn.MLP(2, 1, 2, 4)
     seq = nn.Sequential(nn.Linear(2, 4), nn.Tanh(), nn.Linear(4, 1))
-    assert applicable_methods(mlp, ("u", "u_xx"), ("t", "x")) == {"jet": None, "func": None, "autograd": None}
+    assert applicable_methods(mlp, ("u", "u_xx"), ("t", "x")) == {"jet": None, "fused": None, "func": None,
+                                                                   "autograd": None}
     third = applicable_methods(mlp, [("x", "x", "x")], ("t", "x"))
-    assert "order 2" in third["jet"] and third["func"] is None
+    assert "order 2" in third["jet"] and "order 2" in third["fused"] and third["func"] is None
     assert "needs a fastpinn.network.MLP" in applicable_methods(seq, "u_x", ("t", "x"))["jet"]
 
 

@@ -2,8 +2,8 @@
 
 Importing this module (or :mod:`fastpinn`) never fails because the extension is missing or stale: only the
 first call of :func:`load` (or of an op through it) raises, with instructions to rebuild. Loading the
-library registers ``torch.ops.fastpinn.grad_stats`` and ``torch.ops.fastpinn.ema_update`` with the
-dispatcher, and their fake implementations (for ``torch.compile``) with :mod:`fastpinn.ops.fake`.
+library registers ``torch.ops.fastpinn.{grad_stats, ema_update, mlp_jet_forward, mlp_jet_backward}`` with
+the dispatcher, and their fake implementations (for ``torch.compile``) with :mod:`fastpinn.ops.fake`.
 """
 
 from __future__ import annotations

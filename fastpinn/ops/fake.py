@@ -48,8 +48,34 @@ def _ema_update_fake(
     return None
 
 
+def _mlp_jet_forward_fake(
+    theta: Tensor, x: Tensor, scale: Tensor, shift: Tensor, sizes: list[int], dirs: list[int], pairs: list[int],
+    first_out: list[int], store: bool,
+) -> tuple[Tensor, Tensor]:
+    """``fields[S, 1 + len(first_out) + len(pairs) / 2, N, sizes[-1]]`` of theta's dtype and device, and the
+    tape (``[S * tiles * tape_numel]`` with ``store``, else ``[0]``)."""
+    from .mlp_jet import tape_numel
+
+    torch._check(theta.dim() == 2, lambda: f"fastpinn::mlp_jet_forward: theta must be [S, P], got {tuple(theta.shape)}")
+    torch._check(x.dim() in (2, 3), lambda: f"fastpinn::mlp_jet_forward: x must be [N, d] or [S, N, d], got {tuple(x.shape)}")
+    n = x.shape[-2]
+    fields = theta.new_empty((theta.shape[0], 1 + len(first_out) + len(pairs) // 2, n, sizes[-1]))
+    tape = theta.new_empty((theta.shape[0] * tape_numel(n, sizes, len(dirs), len(pairs) // 2) if store else 0,))
+    return fields, tape
+
+
+def _mlp_jet_backward_fake(
+    grad_fields: Tensor, theta: Tensor, x: Tensor, scale: Tensor, shift: Tensor, tape: Tensor, sizes: list[int],
+    dirs: list[int], pairs: list[int], first_out: list[int], x_grad: bool,
+) -> tuple[Tensor, Tensor]:
+    """``(grad_theta[S, P], grad_x)`` with grad_x of x's shape if ``x_grad`` else ``[0]``."""
+    return theta.new_empty(theta.shape), (x.new_empty(x.shape) if x_grad else theta.new_empty((0,)))
+
+
 def register_fakes() -> None:
-    """Register the fake implementations of ``fastpinn::grad_stats`` and ``fastpinn::ema_update`` (once).
+    """Register the fake implementations of the compiled ops (once), and the autograd formula of
+    ``fastpinn::mlp_jet_forward`` (:func:`fastpinn.ops.mlp_jet.register_autograd`), so that importing
+    ``fastpinn._C`` by itself leaves every op usable.
 
     Requires the schemas, i.e. ``fastpinn._C`` imported.
     """
@@ -60,5 +86,10 @@ def register_fakes() -> None:
         # Called from this module: torch checks it against the C++ set_python_module("fastpinn.ops.fake").
         torch.library.register_fake("fastpinn::grad_stats", _grad_stats_fake)
         torch.library.register_fake("fastpinn::ema_update", _ema_update_fake)
+        torch.library.register_fake("fastpinn::mlp_jet_forward", _mlp_jet_forward_fake)
+        torch.library.register_fake("fastpinn::mlp_jet_backward", _mlp_jet_backward_fake)
+        from .mlp_jet import register_autograd
+
+        register_autograd()
         _registered = True
 

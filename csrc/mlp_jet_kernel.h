@@ -1,0 +1,512 @@
+// Tile kernels of fastpinn::mlp_jet_{forward,backward} (semantics: mlp_jet.h). Included by one translation
+// unit per instruction set, each defining FASTPINN_MLPJET_NS (the namespace) and compiled with its own flags
+// (mlp_jet_base.cpp: the baseline target; mlp_jet_avx2.cpp: -mavx2 -mfma; mlp_jet_avx512.cpp: -mavx512f with
+// 64-byte vectors). No torch header: these files
+// compile in seconds and nothing in them depends on the ATen build.
+//
+// Layout of one tile in scratch: a layer's jet is [neuron][channel][kTile] (points innermost), so that
+// * the affine map of all C channels at once is one [out, in] x [in, C * kTile] product whose inner loop runs
+//   over C * kTile contiguous elements (register-blocked: 4 output rows x 2 SIMD vectors of accumulators);
+// * tanh and the jet rules are lane-wise over the kTile points of one neuron;
+// * the weight gradient of a layer is the [out, C * kTile] x [C * kTile, in] product of the output gradient
+//   and the stored input jet, again over contiguous rows.
+// A tile's jets (all layers, all channels: ~ L * width * C * kTile elements, e.g. 9 * 20 * 4 * 32 floats =
+// 92 KiB for Burgers) stay in L2 between the forward and the backward sweep of the tile.
+#include <cstdint>
+#include <cstring>
+
+#include "mlp_jet.h"
+
+#ifndef FASTPINN_MLPJET_NS
+#error "define FASTPINN_MLPJET_NS before including mlp_jet_kernel.h"
+#endif
+
+namespace fastpinn {
+namespace mlpjet {
+namespace FASTPINN_MLPJET_NS {
+namespace {
+
+#define FI inline __attribute__((always_inline))
+
+// SIMD width in bytes: 32 (AVX2; two SSE/NEON halves on the baseline target) unless the including file sets it.
+#ifndef FASTPINN_MLPJET_VEC_BYTES
+#define FASTPINN_MLPJET_VEC_BYTES 32
+#endif
+constexpr int kVecBytes = FASTPINN_MLPJET_VEC_BYTES;
+template <typename T>
+struct VecOf;
+template <>
+struct VecOf<float> {
+  using Lane = int32_t;
+  typedef float V __attribute__((vector_size(kVecBytes)));
+  typedef int32_t I __attribute__((vector_size(kVecBytes)));
+};
+template <>
+struct VecOf<double> {
+  using Lane = int64_t;
+  typedef double V __attribute__((vector_size(kVecBytes)));
+  typedef int64_t I __attribute__((vector_size(kVecBytes)));
+};
+template <typename T>
+using V = typename VecOf<T>::V;
+template <typename T>
+using IV = typename VecOf<T>::I;
+template <typename T>
+constexpr int64_t kLanes = kVecBytes / static_cast<int64_t>(sizeof(T));
+static_assert(kTile % (2 * kLanes<float>) == 0, "kTile must hold a whole number of pairs of SIMD vectors");
+
+template <typename T>
+FI V<T> load(const T* p) {
+  V<T> v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+template <typename T>
+FI void store(T* p, V<T> v) {
+  std::memcpy(p, &v, sizeof(v));
+}
+template <typename T>
+FI V<T> splat(T x) {
+  return V<T>{} + x;
+}
+template <typename T>
+FI T hsum(V<T> v) {
+  T s = 0;
+  for (int64_t l = 0; l < kLanes<T>; ++l) s += v[l];
+  return s;
+}
+
+// ---- tanh, lane-wise, to a few ulps in float and double --------------------------------------------------
+// tanh|z| = -m / (2 + m) with m = expm1(-2|z|) in (-1, 0]: no cancellation for small |z| (unlike
+// (1 - e) / (1 + e)). expm1(x) = 2^k expm1(r) + (2^k - 1), x = k ln2 + r, |r| <= ln2 / 2, with expm1(r) a
+// Taylor polynomial (truncation < 2e-17 (double, degree 13) / 1.5e-8 (float, degree 8) relative to r).
+// |z| is clamped to 20: 1 - tanh(20) = 8e-18, below half an ulp of 1 in double.
+template <typename T>
+struct TanhConst;
+template <>
+struct TanhConst<float> {
+  static constexpr float magic = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer in the low bits
+  static constexpr int32_t magic_bits = 0x4B400000;
+  static constexpr int shift = 23;
+  static constexpr int32_t bias = 127;
+  static constexpr float ln2_hi = 0.693359375f;  // 9 significant bits: k * ln2_hi is exact
+  static constexpr float ln2_lo = -2.12194440e-4f;
+  static constexpr int degree = 8;
+};
+template <>
+struct TanhConst<double> {
+  static constexpr double magic = 6755399441055744.0;  // 1.5 * 2^52
+  static constexpr int64_t magic_bits = 0x4338000000000000LL;
+  static constexpr int shift = 52;
+  static constexpr int64_t bias = 1023;
+  static constexpr double ln2_hi = 6.93147180369123816490e-01;  // trailing zero bits: k * ln2_hi is exact
+  static constexpr double ln2_lo = 1.90821492927058770002e-10;
+  static constexpr int degree = 13;
+};
+
+// tanh(z) and its derivative s = 1 - tanh(z)^2. s is computed as 4 e / (2 + m)^2 with e = 1 + m = exp(-2|z|)
+// (exact algebra), not as 1 - a^2: near saturation 1 - a^2 cancels and would carry a's rounding error
+// amplified by 1 / s into every tangent and second derivative.
+template <typename T>
+FI void vtanh(V<T> z, V<T>& a, V<T>& s) {
+  using C = TanhConst<T>;
+  using I = IV<T>;
+  using Lane = typename VecOf<T>::Lane;
+  const I sign_mask = I{} + static_cast<Lane>(static_cast<Lane>(1) << (sizeof(T) * 8 - 1));
+  const I zi = reinterpret_cast<I>(z);
+  const V<T> az = reinterpret_cast<V<T>>(zi & ~sign_mask);
+  V<T> x = splat<T>(T(-2)) * az;
+  const V<T> lo = splat<T>(T(-40));
+  x = x < lo ? lo : x;  // NaN stays NaN (the comparison is false) and propagates
+  const V<T> y = x * T(1.4426950408889634074) + C::magic;
+  const V<T> kf = y - C::magic;
+  const V<T> r = (x - kf * C::ln2_hi) - kf * C::ln2_lo;
+  // Horner from the top: p = r + r^2 (1/2! + r (1/3! + ... + r / degree!)).
+  T coef[14];
+  coef[0] = 1;
+  for (int n = 1; n <= C::degree; ++n) coef[n] = coef[n - 1] / T(n);
+  V<T> p = splat<T>(coef[C::degree]);
+  for (int n = C::degree - 1; n >= 2; --n) p = p * r + coef[n];
+  p = r + (r * r) * p;
+  const I ki = reinterpret_cast<I>(y) - C::magic_bits;
+  const V<T> pow2 = reinterpret_cast<V<T>>((ki + C::bias) << C::shift);
+  const V<T> m = pow2 * p + (pow2 - T(1));  // expm1(x)
+  const V<T> e = pow2 * p + pow2;           // exp(x)
+  const V<T> inv = T(1) / (m + T(2));
+  const V<T> t = -m * inv;
+  a = reinterpret_cast<V<T>>(reinterpret_cast<I>(t) | (zi & sign_mask));
+  s = (T(4) * e) * (inv * inv);
+}
+
+// ---- products -----------------------------------------------------------------------------------------
+// out[j, 0:len] = sum_i w(j, i) in[i, 0:len] for j < rows, with w(j, i) = w[j * sj + i * si] (so the same
+// kernel serves W and W^T). len is a multiple of 2 * kLanes.
+template <typename T, int JB>
+FI void matmul_rows(const T* w, int64_t sj, int64_t si, int64_t inner, const T* in, int64_t in_ld, T* out,
+                    int64_t out_ld, int64_t len) {
+  constexpr int64_t NL = kLanes<T>;
+  for (int64_t k = 0; k < len; k += 2 * NL) {
+    V<T> acc[JB][2];
+    for (int jb = 0; jb < JB; ++jb) acc[jb][0] = acc[jb][1] = V<T>{};
+    for (int64_t i = 0; i < inner; ++i) {
+      const V<T> h0 = load(in + i * in_ld + k);
+      const V<T> h1 = load(in + i * in_ld + k + NL);
+      for (int jb = 0; jb < JB; ++jb) {
+        const V<T> wv = splat<T>(w[jb * sj + i * si]);
+        acc[jb][0] += wv * h0;
+        acc[jb][1] += wv * h1;
+      }
+    }
+    for (int jb = 0; jb < JB; ++jb) {
+      store(out + jb * out_ld + k, acc[jb][0]);
+      store(out + jb * out_ld + k + NL, acc[jb][1]);
+    }
+  }
+}
+
+template <typename T>
+void matmul(const T* w, int64_t sj, int64_t si, int64_t rows, int64_t inner, const T* in, int64_t in_ld, T* out,
+            int64_t out_ld, int64_t len) {
+  int64_t j = 0;
+  for (; j + 4 <= rows; j += 4) matmul_rows<T, 4>(w + j * sj, sj, si, inner, in, in_ld, out + j * out_ld, out_ld, len);
+  for (; j < rows; ++j) matmul_rows<T, 1>(w + j * sj, sj, si, inner, in, in_ld, out + j * out_ld, out_ld, len);
+}
+
+// gw[j * ldw + i] += sum_k g[j, k] a[i, k] (k < len, a multiple of kLanes) for j < rows, i < cols.
+template <typename T, int JB, int IB>
+FI void outer_block(const T* g, int64_t g_ld, const T* a, int64_t a_ld, int64_t len, T* gw, int64_t ldw) {
+  constexpr int64_t NL = kLanes<T>;
+  V<T> acc[JB][IB];
+  for (int jb = 0; jb < JB; ++jb)
+    for (int ib = 0; ib < IB; ++ib) acc[jb][ib] = V<T>{};
+  for (int64_t k = 0; k < len; k += NL) {
+    V<T> gv[JB], av[IB];
+    for (int jb = 0; jb < JB; ++jb) gv[jb] = load(g + jb * g_ld + k);
+    for (int ib = 0; ib < IB; ++ib) av[ib] = load(a + ib * a_ld + k);
+    for (int jb = 0; jb < JB; ++jb)
+      for (int ib = 0; ib < IB; ++ib) acc[jb][ib] += gv[jb] * av[ib];
+  }
+  for (int jb = 0; jb < JB; ++jb)
+    for (int ib = 0; ib < IB; ++ib) gw[jb * ldw + ib] += hsum<T>(acc[jb][ib]);
+}
+
+template <typename T, int JB>
+FI void outer_rows(const T* g, int64_t g_ld, const T* a, int64_t a_ld, int64_t cols, int64_t len, T* gw, int64_t ldw) {
+  int64_t i = 0;
+  for (; i + 2 <= cols; i += 2) outer_block<T, JB, 2>(g, g_ld, a + i * a_ld, a_ld, len, gw + i, ldw);
+  for (; i < cols; ++i) outer_block<T, JB, 1>(g, g_ld, a + i * a_ld, a_ld, len, gw + i, ldw);
+}
+
+template <typename T>
+void outer(const T* g, int64_t g_ld, int64_t rows, const T* a, int64_t a_ld, int64_t cols, int64_t len, T* gw,
+           int64_t ldw) {
+  int64_t j = 0;
+  for (; j + 4 <= rows; j += 4) outer_rows<T, 4>(g + j * g_ld, g_ld, a, a_ld, cols, len, gw + j * ldw, ldw);
+  for (; j < rows; ++j) outer_rows<T, 1>(g + j * g_ld, g_ld, a, a_ld, cols, len, gw + j * ldw, ldw);
+}
+
+// As outer, but into per-entry SIMD accumulators acc[(j * ldw + i) * kLanes ..] (no horizontal sum per tile:
+// the weight gradient's sum over a task's tiles is reduced once at the end, see backward_impl).
+constexpr int64_t kAccBytes = 256 * 1024;
+
+template <typename T, int JB, int IB>
+FI void outer_block_acc(const T* g, int64_t g_ld, const T* a, int64_t a_ld, int64_t len, T* acc_base, int64_t ldw) {
+  constexpr int64_t NL = kLanes<T>;
+  V<T> acc[JB][IB];
+  for (int jb = 0; jb < JB; ++jb)
+    for (int ib = 0; ib < IB; ++ib) acc[jb][ib] = load(acc_base + (jb * ldw + ib) * NL);
+  for (int64_t k = 0; k < len; k += NL) {
+    V<T> gv[JB], av[IB];
+    for (int jb = 0; jb < JB; ++jb) gv[jb] = load(g + jb * g_ld + k);
+    for (int ib = 0; ib < IB; ++ib) av[ib] = load(a + ib * a_ld + k);
+    for (int jb = 0; jb < JB; ++jb)
+      for (int ib = 0; ib < IB; ++ib) acc[jb][ib] += gv[jb] * av[ib];
+  }
+  for (int jb = 0; jb < JB; ++jb)
+    for (int ib = 0; ib < IB; ++ib) store(acc_base + (jb * ldw + ib) * NL, acc[jb][ib]);
+}
+
+template <typename T, int JB>
+FI void outer_acc_rows(const T* g, int64_t g_ld, const T* a, int64_t a_ld, int64_t cols, int64_t len, T* acc,
+                       int64_t ldw) {
+  constexpr int64_t NL = kLanes<T>;
+  int64_t i = 0;
+  for (; i + 2 <= cols; i += 2) outer_block_acc<T, JB, 2>(g, g_ld, a + i * a_ld, a_ld, len, acc + i * NL, ldw);
+  for (; i < cols; ++i) outer_block_acc<T, JB, 1>(g, g_ld, a + i * a_ld, a_ld, len, acc + i * NL, ldw);
+}
+
+template <typename T>
+void outer_acc(const T* g, int64_t g_ld, int64_t rows, const T* a, int64_t a_ld, int64_t cols, int64_t len, T* acc,
+               int64_t ldw) {
+  constexpr int64_t NL = kLanes<T>;
+  int64_t j = 0;
+  for (; j + 4 <= rows; j += 4) outer_acc_rows<T, 4>(g + j * g_ld, g_ld, a, a_ld, cols, len, acc + j * ldw * NL, ldw);
+  for (; j < rows; ++j) outer_acc_rows<T, 1>(g + j * g_ld, g_ld, a, a_ld, cols, len, acc + j * ldw * NL, ldw);
+}
+
+template <typename T>
+FI T row_sum(const T* g) {  // sum of kTile entries
+  V<T> acc = V<T>{};
+  for (int64_t k = 0; k < kTile; k += kLanes<T>) acc += load(g + k);
+  return hsum<T>(acc);
+}
+
+// ---- the jet through tanh -------------------------------------------------------------------------------
+// One neuron: z[C][kTile] (pre-activation jet) -> a[C][kTile] (and s = tanh' to s_out if not null); a may alias z (each lane vector is read
+// completely before it is written: second derivatives first, as they read the pre-activation tangents).
+template <typename T>
+FI void tanh_jet_row(const Plan& P, const T* z, T* a, T* s_out) {
+  const int64_t nT = P.n_dirs;
+  for (int64_t v = 0; v < kTile; v += kLanes<T>) {
+    V<T> av, s;
+    vtanh<T>(load(z + v), av, s);
+    if (s_out != nullptr) store(s_out + v, s);
+    const V<T> m2a = T(-2) * av;
+    for (int64_t q = 0; q < P.n_pairs; ++q) {
+      const V<T> ti = load(z + (1 + P.pair_i[q]) * kTile + v);
+      const V<T> tj = load(z + (1 + P.pair_j[q]) * kTile + v);
+      const V<T> qv = load(z + (1 + nT + q) * kTile + v);
+      store(a + (1 + nT + q) * kTile + v, s * (qv + m2a * (ti * tj)));
+    }
+    for (int64_t c = 0; c < nT; ++c) store(a + (1 + c) * kTile + v, s * load(z + (1 + c) * kTile + v));
+    store(a + v, av);
+  }
+}
+
+// Reverse of tanh_jet_row for one neuron: from the pre-activation jet z, the activation a (channel 0 of the
+// stored post-activation jet), its derivative s and the gradient ga wrt the post-activation jet, the gradient
+// gz wrt the pre-activation jet (gz must not alias ga or z).
+template <typename T>
+FI void tanh_jet_row_backward(const Plan& P, const T* z, const T* a, const T* sd, const T* ga, T* gz) {
+  const int64_t nT = P.n_dirs;
+  for (int64_t v = 0; v < kTile; v += kLanes<T>) {
+    const V<T> av = load(a + v);
+    const V<T> s = load(sd + v);
+    V<T> gs = V<T>{};         // d loss / d s
+    V<T> gav = load(ga + v);  // d loss / d a (direct)
+    for (int64_t c = 0; c < nT; ++c) {
+      const V<T> g = load(ga + (1 + c) * kTile + v);
+      gs += g * load(z + (1 + c) * kTile + v);
+      store(gz + (1 + c) * kTile + v, s * g);
+    }
+    const V<T> m2as = T(-2) * av * s;
+    for (int64_t q = 0; q < P.n_pairs; ++q) {
+      const int64_t ci = 1 + P.pair_i[q], cj = 1 + P.pair_j[q];
+      const V<T> ti = load(z + ci * kTile + v);
+      const V<T> tj = load(z + cj * kTile + v);
+      const V<T> gq = load(ga + (1 + nT + q) * kTile + v);
+      const V<T> tt = ti * tj;
+      gs += gq * (load(z + (1 + nT + q) * kTile + v) - T(2) * av * tt);
+      gav += T(-2) * s * (gq * tt);
+      store(gz + (1 + nT + q) * kTile + v, s * gq);
+      const V<T> coef = m2as * gq;
+      store(gz + ci * kTile + v, load(gz + ci * kTile + v) + coef * tj);
+      store(gz + cj * kTile + v, load(gz + cj * kTile + v) + coef * ti);
+    }
+    // a = tanh(z): da/dz = s, ds/dz = -2 a s.
+    store(gz + v, gav * s + gs * m2as);
+  }
+}
+
+// ---- one tile ---------------------------------------------------------------------------------------------
+template <typename T>
+void load_tile(const Plan& P, const T* scale, const T* shift, const T* x, int64_t p0, int64_t np, T* xs) {
+  const int64_t d = P.sizes[0];
+  for (int64_t i = 0; i < d; ++i) {
+    for (int64_t p = 0; p < np; ++p) xs[i * kTile + p] = x[(p0 + p) * d + i] * scale[i] + shift[i];
+    for (int64_t p = np; p < kTile; ++p) xs[i * kTile + p] = T(0);  // padding: finite, its gradients are zero
+  }
+}
+
+// Forward through all layers: Z[k] receives layer k's pre-activation jet, A[k] (k < L - 1) its activation jet
+// (A[k] may equal Z[k]: the activation then overwrites it, and Z[k + 1] must differ from Z[k]) and, if Sd is
+// not null, Sd[k] the tanh derivative [width][kTile].
+template <typename T>
+void tile_forward(const Plan& P, const T* theta, const T* scale, const T* xs, T* const* Z, T* const* A,
+                  T* const* Sd) {
+  const int64_t CT = P.channels * kTile, d = P.sizes[0], n1 = P.sizes[1];
+  const T* w0 = theta + P.w_off[0];
+  const T* b0 = theta + P.b_off[0];
+  T* z0 = Z[0];
+  matmul(w0, d, 1, n1, d, xs, kTile, z0, CT, kTile);
+  for (int64_t j = 0; j < n1; ++j) {
+    T* row = z0 + j * CT;
+    for (int64_t p = 0; p < kTile; ++p) row[p] += b0[j];
+    for (int64_t c = 0; c < P.n_dirs; ++c) {
+      const T t = w0[j * d + P.dirs[c]] * scale[P.dirs[c]];
+      for (int64_t p = 0; p < kTile; ++p) row[(1 + c) * kTile + p] = t;
+    }
+    for (int64_t q = 0; q < P.n_pairs; ++q)
+      for (int64_t p = 0; p < kTile; ++p) row[(1 + P.n_dirs + q) * kTile + p] = T(0);
+  }
+  for (int64_t k = 1; k < P.n_layers; ++k) {
+    const int64_t n_in = P.sizes[k], n_out = P.sizes[k + 1];
+    for (int64_t i = 0; i < n_in; ++i)
+      tanh_jet_row(P, Z[k - 1] + i * CT, A[k - 1] + i * CT, Sd != nullptr ? Sd[k - 1] + i * kTile : nullptr);
+    const T* w = theta + P.w_off[k];
+    const T* b = theta + P.b_off[k];
+    matmul(w, n_in, 1, n_out, n_in, A[k - 1], CT, Z[k], CT, CT);
+    for (int64_t j = 0; j < n_out; ++j)
+      for (int64_t p = 0; p < kTile; ++p) Z[k][j * CT + p] += b[j];
+  }
+}
+
+// Internal channel of output field channel oc (value, requested first derivatives, second derivatives).
+FI int64_t field_channel(const Plan& P, int64_t oc) {
+  if (oc == 0) return 0;
+  if (oc <= P.n_first) return 1 + P.first_out[oc - 1];
+  return 1 + P.n_dirs + (oc - 1 - P.n_first);
+}
+
+// Pointers of one tile's forward state (the scaled points, every layer's jets and tanh') laid out from base;
+// returns the end. The same layout serves the backward's scratch (recompute) and the forward's tape (store).
+template <typename T>
+T* layout_state(const Plan& P, T* base, T*& xs, T** Z, T** A, T** Sd) {
+  const int64_t CT = P.channels * kTile, L = P.n_layers;
+  xs = base;
+  T* next = xs + P.sizes[0] * kTile;
+  for (int64_t k = 0; k < L; ++k) {
+    Z[k] = next;
+    next += P.sizes[k + 1] * CT;
+  }
+  for (int64_t k = 0; k + 1 < L; ++k) {
+    A[k] = next;
+    next += P.sizes[k + 1] * CT;
+    Sd[k] = next;
+    next += P.sizes[k + 1] * kTile;
+  }
+  return next;
+}
+
+template <typename T>
+void forward_impl(const Plan& P, const T* theta, const T* scale, const T* shift, const T* x, int64_t n_points,
+                  int64_t tile_begin, int64_t tile_end, T* fields, T* scratch, T* tape) {
+  const int64_t CT = P.channels * kTile, d = P.sizes[0], L = P.n_layers, n_out = P.sizes[L];
+  const int64_t tape_len = tape_elems(P);
+  T* xs = scratch;
+  T* Z[64];
+  T* A[64];
+  T* Sd[64];
+  T* buf[2] = {xs + d * kTile, xs + d * kTile + P.max_width * CT};
+  for (int64_t k = 0; k < L; ++k) Z[k] = buf[k & 1];  // activation in place, next layer into the other buffer
+  for (int64_t t = tile_begin; t < tile_end; ++t) {
+    const int64_t p0 = t * kTile, np = n_points - p0 < kTile ? n_points - p0 : kTile;
+    if (tape != nullptr) {
+      layout_state(P, tape + t * tape_len, xs, Z, A, Sd);  // keep every layer for the backward
+      load_tile(P, scale, shift, x, p0, np, xs);
+      tile_forward<T>(P, theta, scale, xs, Z, A, Sd);
+    } else {
+      load_tile(P, scale, shift, x, p0, np, xs);
+      tile_forward<T>(P, theta, scale, xs, Z, Z, nullptr);
+    }
+    const T* out = Z[L - 1];
+    for (int64_t oc = 0; oc < P.out_channels; ++oc) {
+      const int64_t ch = field_channel(P, oc);
+      for (int64_t o = 0; o < n_out; ++o)
+        for (int64_t p = 0; p < np; ++p) fields[(oc * n_points + p0 + p) * n_out + o] = out[o * CT + ch * kTile + p];
+    }
+  }
+}
+
+template <typename T>
+void backward_impl(const Plan& P, const T* theta, const T* scale, const T* shift, const T* x, const T* grad_fields,
+                   int64_t n_points, int64_t tile_begin, int64_t tile_end, T* grad_theta, T* grad_x, T* scratch,
+                   const T* tape) {
+  const int64_t C = P.channels, CT = C * kTile, d = P.sizes[0], L = P.n_layers, n_out = P.sizes[L];
+  const int64_t g_rows = P.max_width * CT > d * kTile ? P.max_width * CT : d * kTile;
+  const int64_t tape_len = tape_elems(P);
+  T* xs;
+  T* Z[64];
+  T* A[64];
+  T* Sd[64];
+  T* G = layout_state(P, scratch, xs, Z, A, Sd);  // the state part of scratch is unused when a tape is given
+  T* GA = G + g_rows;
+  // SIMD accumulators of the hidden and output layers' weight gradients over this call's tiles, when they fit
+  // in L2 next to the tile state (narrow nets: Burgers 9x20 needs 100 KiB); wider nets sum per tile instead.
+  T* gw_acc = GA + g_rows;
+  const int64_t acc_len = gw_acc_elems(P);
+  const bool use_acc = acc_len * static_cast<int64_t>(sizeof(T)) <= kAccBytes;
+  if (use_acc) std::memset(gw_acc, 0, sizeof(T) * acc_len);
+  for (int64_t t = tile_begin; t < tile_end; ++t) {
+    const int64_t p0 = t * kTile, np = n_points - p0 < kTile ? n_points - p0 : kTile;
+    if (tape != nullptr) {
+      // The forward stored this tile's jets; the backward only reads them.
+      layout_state(P, const_cast<T*>(tape) + t * tape_len, xs, Z, A, Sd);
+    } else {
+      // Recompute the tile's forward jets, keeping every layer (they stay in cache for the sweep back).
+      load_tile(P, scale, shift, x, p0, np, xs);
+      tile_forward<T>(P, theta, scale, xs, Z, A, Sd);
+    }
+    // Gradient wrt the output layer's jet: the requested fields' gradients, zero elsewhere and at padding.
+    std::memset(G, 0, sizeof(T) * n_out * CT);
+    for (int64_t oc = 0; oc < P.out_channels; ++oc) {
+      const int64_t ch = field_channel(P, oc);
+      for (int64_t o = 0; o < n_out; ++o)
+        for (int64_t p = 0; p < np; ++p) G[o * CT + ch * kTile + p] = grad_fields[(oc * n_points + p0 + p) * n_out + o];
+    }
+    for (int64_t k = L - 1; k >= 1; --k) {
+      const int64_t n_in = P.sizes[k], n_o = P.sizes[k + 1];
+      const T* w = theta + P.w_off[k];
+      T* gb = grad_theta + P.b_off[k];
+      if (use_acc) {
+        outer_acc(G, CT, n_o, A[k - 1], CT, n_in, CT, gw_acc + (P.w_off[k] - P.w_off[1]) * kLanes<T>, n_in);
+      } else {
+        outer(G, CT, n_o, A[k - 1], CT, n_in, CT, grad_theta + P.w_off[k], n_in);
+      }
+      for (int64_t j = 0; j < n_o; ++j) gb[j] += row_sum(G + j * CT);
+      matmul(w, 1, n_in, n_in, n_o, G, CT, GA, CT, CT);  // GA = W^T G
+      for (int64_t i = 0; i < n_in; ++i) tanh_jet_row_backward(P, Z[k - 1] + i * CT, A[k - 1] + i * CT, Sd[k - 1] + i * kTile,
+                                                     GA + i * CT, G + i * CT);
+    }
+    // First layer: value channel from the scaled points, tangents from W0[:, dirs[c]] * scale[dirs[c]].
+    const int64_t n1 = P.sizes[1];
+    const T* w0 = theta + P.w_off[0];
+    outer(G, CT, n1, xs, kTile, d, kTile, grad_theta + P.w_off[0], d);
+    for (int64_t j = 0; j < n1; ++j) {
+      grad_theta[P.b_off[0] + j] += row_sum(G + j * CT);
+      for (int64_t c = 0; c < P.n_dirs; ++c)
+        grad_theta[P.w_off[0] + j * d + P.dirs[c]] += scale[P.dirs[c]] * row_sum(G + j * CT + (1 + c) * kTile);
+    }
+    if (grad_x != nullptr) {
+      matmul(w0, 1, d, d, n1, G, CT, GA, kTile, kTile);  // d loss / d (scaled x) = W0^T g_z (value channel)
+      for (int64_t p = 0; p < np; ++p)
+        for (int64_t i = 0; i < d; ++i) grad_x[(p0 + p) * d + i] = scale[i] * GA[i * kTile + p];
+    }
+  }
+  // Horizontal sums of the weight-gradient accumulators, once per call. The layers' weights and biases
+  // interleave in theta, so the accumulator of layer k's W sits at (w_off[k] - w_off[1]) lanes-strided.
+  for (int64_t k = 1; use_acc && k < L; ++k) {
+    const int64_t n = P.sizes[k + 1] * P.sizes[k];
+    const T* acc = gw_acc + (P.w_off[k] - P.w_off[1]) * kLanes<T>;
+    T* gw = grad_theta + P.w_off[k];
+    for (int64_t e = 0; e < n; ++e) gw[e] += hsum<T>(load(acc + e * kLanes<T>));
+  }
+}
+
+#undef FI
+}  // namespace
+
+void forward(const Plan& plan, const float* theta, const float* scale, const float* shift, const float* x,
+             int64_t n_points, int64_t tile_begin, int64_t tile_end, float* fields, float* scratch, float* tape) {
+  forward_impl(plan, theta, scale, shift, x, n_points, tile_begin, tile_end, fields, scratch, tape);
+}
+void forward(const Plan& plan, const double* theta, const double* scale, const double* shift, const double* x,
+             int64_t n_points, int64_t tile_begin, int64_t tile_end, double* fields, double* scratch, double* tape) {
+  forward_impl(plan, theta, scale, shift, x, n_points, tile_begin, tile_end, fields, scratch, tape);
+}
+void backward(const Plan& plan, const float* theta, const float* scale, const float* shift, const float* x,
+              const float* grad_fields, int64_t n_points, int64_t tile_begin, int64_t tile_end, float* grad_theta,
+              float* grad_x, float* scratch, const float* tape) {
+  backward_impl(plan, theta, scale, shift, x, grad_fields, n_points, tile_begin, tile_end, grad_theta, grad_x, scratch,
+                tape);
+}
+void backward(const Plan& plan, const double* theta, const double* scale, const double* shift, const double* x,
+              const double* grad_fields, int64_t n_points, int64_t tile_begin, int64_t tile_end, double* grad_theta,
+              double* grad_x, double* scratch, const double* tape) {
+  backward_impl(plan, theta, scale, shift, x, grad_fields, n_points, tile_begin, tile_end, grad_theta, grad_x, scratch,
+                tape);
+}
+
+}  // namespace FASTPINN_MLPJET_NS
+}  // namespace mlpjet
+}  // namespace fastpinn
