@@ -134,13 +134,15 @@ def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
     parser.add_argument("--version", action="version", version=f"fastpinn {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="{train,reproduce,demo,compare}")
+    sub = parser.add_subparsers(dest="command", metavar="{train,reproduce,demo,compare,predict,evaluate}")
     sub.required = True
 
     t = sub.add_parser("train", help="train one problem with one scheme",
                        description="Train one problem with one weighting scheme and write a run directory "
                                    "(config.json, metrics.json, history.npz, checkpoint.pt, figures).")
-    t.add_argument("problem", choices=PROBLEMS)
+    t.add_argument("problem", metavar="PROBLEM",
+                   help=f"a built-in problem ({', '.join(PROBLEMS)}) or FILE.py:FUNCTION, a function of your own "
+                        "file returning a fastpinn.Problem (it may take seed= and size keywords such as n_pde=)")
     t.add_argument("--scheme", choices=SCHEMES, default="dn", help="weighting scheme (default dn)")
     t.add_argument("--beta", type=float, default=0.9, help="EMA decay of the weights, in [0, 1) (default 0.9)")
     t.add_argument("--tau", type=int, default=10, help="epochs between weight updates (default 10)")
@@ -184,6 +186,24 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--seeds", type=int, default=3, help="seeds per scheme, trained as one ensemble (default 3)")
     c.add_argument("--epochs", type=int, default=None, help="epochs (default: the problem's, as in the paper)")
     _add_common(c)
+
+    pr = sub.add_parser("predict", help="a trained run's network on your points",
+                        description="Load RUN_DIR's checkpoint and write the network's output at the points of "
+                                    "--points (.npy or .csv, one column per coordinate) to --out (.npy or .csv).")
+    pr.add_argument("run_dir", metavar="RUN_DIR")
+    pr.add_argument("--points", required=True, help="points [M, d]: .npy, or .csv with one header row allowed")
+    pr.add_argument("--out", required=True, help="predictions [M, out] (an ensemble: [S, M, out] in .npy)")
+    pr.add_argument("--member", type=int, default=None, help="an ensemble's member to write (default: all)")
+    pr.add_argument("--device", default=None, help="cpu or cuda[:N] (default: the run's, if available)")
+
+    ev = sub.add_parser("evaluate", help="a trained run's relative L2 error",
+                        description="Load RUN_DIR's checkpoint and print (as JSON) the relative L2 error per seed: "
+                                    "on the problem's reference grid, or against --values at --points.")
+    ev.add_argument("run_dir", metavar="RUN_DIR")
+    ev.add_argument("--points", default=None, help="points [M, d] (.npy/.csv); needs --values")
+    ev.add_argument("--values", default=None, help="the solution at --points, [M] or [M, out] (.npy/.csv)")
+    ev.add_argument("--out", default=None, help="also write the JSON here (atomically)")
+    ev.add_argument("--device", default=None, help="cpu or cuda[:N] (default: the run's, if available)")
 
     d = sub.add_parser("demo", help="a few-minute CPU demo: Poisson with PINN vs DN-PINN",
                        description="Train the paper's 2-D Poisson problem with PINN and with DN-PINN at a "
@@ -260,7 +280,7 @@ def _run_options(args: argparse.Namespace) -> dict:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from . import runs
-    from .experiments import RunConfig, build_trainer, plan_run_dir, train_run
+    from .experiments import RunConfig, build_trainer, is_user_problem, plan_run_dir, train_run
 
     if args.seeds is not None:
         if args.seeds < 1:
@@ -284,7 +304,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     options = _run_options(args)
     if args.resume and not args.out:
         raise ValueError("--resume needs --out (the directory of the run to continue)")
-    out = Path(args.out) if args.out else runs.default_run_dir(args.problem, args.scheme)
+    name = Path(args.problem.rpartition(":")[0]).stem + "-" + args.problem.rpartition(":")[2] \
+        if is_user_problem(args.problem) else args.problem
+    out = Path(args.out) if args.out else runs.default_run_dir(name, args.scheme)
     cfg.validate()
     action = plan_run_dir(cfg, out, force=args.force, resume=True if args.resume else None)  # before any build
     prebuilt = build_trainer(cfg)  # every ValueError surfaces here, before anything is written
@@ -298,6 +320,43 @@ def _cmd_train(args: argparse.Namespace) -> int:
         return EXIT_DIVERGED
     print(f"{args.problem}/{args.scheme}: rel. L2 = {err}; training {m['train_seconds']:.1f} s "
           f"({m['ms_per_epoch']:.1f} ms/epoch, {m['epochs']} epochs); results in {out}", flush=True)
+    return EXIT_OK
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from .experiments import load_run, read_points, write_array
+
+    cfg, problem, trainer = load_run(args.run_dir, device=args.device)
+    points = read_points(args.points, len(problem.coords))
+    pred = trainer.predict(points).double().cpu().numpy()
+    if args.member is not None:
+        if pred.ndim != 3 or not 0 <= args.member < pred.shape[0]:
+            raise ValueError(f"--member must index an ensemble member of this run (it has "
+                             f"{pred.shape[0] if pred.ndim == 3 else 'no'} members), got {args.member}")
+        pred = pred[args.member]
+    header = [f"u{i}" for i in range(pred.shape[-1])]
+    write_array(args.out, pred, header)
+    _log(f"fastpinn predict: {len(points)} points -> {args.out} (shape {list(pred.shape)}, epoch {trainer.epoch})")
+    return EXIT_OK
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    from . import _io
+    from .experiments import evaluate_run, read_points
+
+    points = values = None
+    if args.points is not None or args.values is not None:
+        if args.points is None or args.values is None:
+            raise ValueError("--points and --values go together")
+        points = read_points(args.points, 0)  # evaluate_run checks the width against the run's coordinates
+        values = read_points(args.values, 0, "values")
+    result = evaluate_run(args.run_dir, points, values, device=args.device)
+    text = json.dumps(result)
+    print(text, flush=True)
+    if args.out:
+        _io.atomic_write_text(args.out, text + "\n")
     return EXIT_OK
 
 
@@ -396,6 +455,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return _cmd_reproduce(args)
         if args.command == "compare":
             return _cmd_compare(args)
+        if args.command == "predict":
+            return _cmd_predict(args)
+        if args.command == "evaluate":
+            return _cmd_evaluate(args)
         return _cmd_demo(args)
     except NonFiniteError as exc:
         where = f"; last good checkpoint: {exc.checkpoint}" if exc.checkpoint else ""

@@ -21,6 +21,7 @@ checkpoint of the same configuration; :func:`reproduce` checks what it reuses.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import inspect
 import io
 import math
@@ -30,9 +31,10 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence, Union
 
+import numpy as np
 import torch
 
-from . import paper_numbers, runs
+from . import _io, paper_numbers, runs
 from .problem import Problem
 from .schemes import SCHEME_NAMES, Scheme, scheme_from_name
 
@@ -41,7 +43,9 @@ __all__ = [
     "train_run", "plan_run_dir", "resumable_epoch", "is_complete", "Interrupted", "reproduce", "format_table", "table_rows", "demo", "DEMO_DEFAULTS",
 ]
 
-PROBLEMS = ("burgers", "poisson", "allen_cahn", "poisson1d")
+PROBLEMS = ("burgers", "poisson", "allen_cahn", "poisson1d", "burgers_inverse", "kovasznay")
+#: The other form a problem name takes: a function in the user's own file, ``path/to/file.py:make_problem``.
+USER_PROBLEM_FORM = "FILE.py:FUNCTION"
 SCHEMES = SCHEME_NAMES
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 BACKENDS = ("auto", "cpp", "triton", "torch")
@@ -59,13 +63,51 @@ def _p_from_json(p: Union[float, str]) -> float:
     return math.inf if p in ("inf", "Infinity") else float(p)
 
 
-def _problem_factory(name: str) -> Callable[..., Problem]:
-    from .problems import paper, poisson1d
+def is_user_problem(name: str) -> bool:
+    """Whether ``name`` names a function in a Python file (``path/to/file.py:make_problem``)."""
+    file, sep, func = str(name).rpartition(":")
+    return bool(sep) and file.endswith(".py") and func.isidentifier()
 
-    factories = dict(paper.PROBLEMS, poisson1d=poisson1d)
+
+def _user_file(name: str) -> Path:
+    return Path(str(name).rpartition(":")[0])
+
+
+def _load_user_factory(name: str) -> Callable[..., Problem]:
+    """The function ``name`` names, imported from its file (a fresh module per call: edits are seen)."""
+    import importlib.util
+
+    path, func = _user_file(name), str(name).rpartition(":")[2]
+    if not path.is_file():
+        raise ValueError(f"problem file {str(path)!r} does not exist (problem {name!r}; form {USER_PROBLEM_FORM})")
+    spec = importlib.util.spec_from_file_location(f"fastpinn_user_problem_{abs(hash(str(path)))}", path)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:  # noqa: BLE001 - any failure of the user's file is a bad argument, reported once
+        raise ValueError(f"problem file {str(path)!r} failed to import ({type(exc).__name__}: {exc})") from exc
+    factory = getattr(module, func, None)
+    if not callable(factory):
+        raise ValueError(f"problem file {str(path)!r} has no function {func!r}")
+    return factory
+
+
+def _problem_factory(name: str) -> Callable[..., Problem]:
+    from .problems import burgers_inverse, kovasznay, paper, poisson1d
+
+    if is_user_problem(name):
+        return _load_user_factory(name)
+    factories = dict(paper.PROBLEMS, poisson1d=poisson1d, burgers_inverse=burgers_inverse, kovasznay=kovasznay)
     if name not in factories:
-        raise ValueError(f"problem must be one of {', '.join(PROBLEMS)}, got {name!r}")
+        raise ValueError(f"problem must be one of {', '.join(PROBLEMS)} or {USER_PROBLEM_FORM} (a function of your "
+                         f"own file returning a fastpinn.Problem), got {name!r}")
     return factories[name]
+
+
+def _file_digest(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 # ------------------------------------------------------------------------------------ one configuration
@@ -109,14 +151,15 @@ class RunConfig:
     def __post_init__(self) -> None:
         self.seeds = tuple(int(s) for s in self.seeds)
         self.problem_kwargs = {k: v for k, v in dict(self.problem_kwargs).items() if v is not None}
+        if is_user_problem(self.problem):  # absolute, so the run directory can be used from anywhere
+            self.problem = f"{_user_file(self.problem).resolve()}:{str(self.problem).rpartition(':')[2]}"
         if len(self.seeds) > 1:
             self.ensemble = True
 
     # ------------------------------------------------------------------------------- validation
     def validate(self) -> "RunConfig":
         """Raise ``ValueError`` (one line, naming the bad value) for anything a run would reject."""
-        if self.problem not in PROBLEMS:
-            raise ValueError(f"problem must be one of {', '.join(PROBLEMS)}, got {self.problem!r}")
+        factory = _problem_factory(self.problem)  # a clear ValueError for an unknown name or a bad file
         if self.scheme not in SCHEMES:
             raise ValueError(f"scheme must be one of {', '.join(SCHEMES)}, got {self.scheme!r}")
         self.scheme_object()  # beta, tau, p, ma_form, alpha, ...: the library's own checks
@@ -166,7 +209,10 @@ class RunConfig:
         _check_device(dev)  # DeviceUnavailableError: CUDA asked for, not there
         if self.step_mode == "cuda_graph" and dev.type != "cuda":
             raise ValueError(f"step_mode 'cuda_graph' needs a CUDA device, got device {self.device!r}")
-        accepted = inspect.signature(_problem_factory(self.problem)).parameters
+        accepted = inspect.signature(factory).parameters
+        if is_user_problem(self.problem) and "seed" not in accepted and (self.ensemble or self.seeds != (0,)):
+            raise ValueError(f"problem {self.problem!r} takes no seed argument, so it trains one network with seed 0; "
+                             f"got seeds {list(self.seeds)}")
         for key, value in self.problem_kwargs.items():
             if key not in accepted:
                 raise ValueError(f"problem {self.problem!r} has no size {key!r} (option --{key.replace('_', '-')})")
@@ -204,6 +250,8 @@ class RunConfig:
         """
         d: dict[str, Any] = {
             "problem": self.problem, "problem_kwargs": dict(sorted(self.problem_kwargs.items())),
+            **({"problem_file_sha256": _file_digest(_user_file(self.problem))} if is_user_problem(self.problem)
+               and _user_file(self.problem).is_file() else {}),
             "scheme": self.scheme, "seeds": list(self.seeds), "ensemble": bool(self.ensemble),
             "epochs": self.resolved_epochs() if epochs is None else int(epochs),
             "lr": float(self.lr), "dtype": self.dtype,
@@ -235,14 +283,34 @@ class RunConfig:
         """``epochs``, or the problem's default (the paper's protocol) when it is ``None``."""
         if self.epochs is not None:
             return int(self.epochs)
-        return int(inspect.signature(_problem_factory(self.problem)).parameters["epochs"].default)
+        factory = _problem_factory(self.problem)
+        param = inspect.signature(factory).parameters.get("epochs")
+        if param is not None and isinstance(param.default, int):
+            return int(param.default)
+        return int(self.build_problem().epochs)  # a user's factory without an epochs argument
 
     # --------------------------------------------------------------------------------- building
     def build_problem(self) -> Problem:
         seed: Union[int, list[int]] = list(self.seeds) if self.ensemble else self.seeds[0]
         from .problems import get
 
-        return get(self.problem, seed=seed, **self.problem_kwargs)
+        if not is_user_problem(self.problem):
+            return get(self.problem, seed=seed, **self.problem_kwargs)
+        factory = _problem_factory(self.problem)
+        takes_seed = "seed" in inspect.signature(factory).parameters
+
+        def one(s: int) -> Problem:
+            made = factory(seed=s, **self.problem_kwargs) if takes_seed else factory(**self.problem_kwargs)
+            if not isinstance(made, Problem):
+                raise ValueError(f"problem {self.problem!r} must return a fastpinn.Problem, got {type(made).__name__}")
+            # the network is seeded from problem.seeds: make it the run's seed
+            return made if made.seeds == (s,) else dataclasses.replace(made, seeds=(s,))
+
+        if self.ensemble:
+            from .problem import stack
+
+            return stack([one(s) for s in self.seeds])
+        return one(self.seeds[0])
 
     def describe(self, *, show_p: bool = False) -> str:
         """Short human-readable name, e.g. ``DN-PINN (β=0.99, p=1)`` (``p`` shown when not 2, or always
@@ -1069,3 +1137,99 @@ def compare(problem: str, schemes: Sequence[str] = COMPARE_DEFAULT, *, seeds: in
         ax.legend(fontsize=8)
         fig_path = save_figure(fig, root / "compare.png")
     return CompareResult(root, md, rows, fig_path)
+
+
+# ------------------------------------------------------------------------------ trained runs: predict
+def load_run(run_dir: Union[str, Path], *, device: Optional[str] = None) -> tuple["RunConfig", Problem, Any]:
+    """Rebuild a run directory's problem and trainer and load its checkpoint (the last one written).
+
+    ``device``: where to load it (default: the run's own device when available, else the CPU).
+
+    Raises:
+        ValueError: the directory holds no run (``config.json``), or its configuration is invalid here.
+        fastpinn.trainer.CheckpointError: the checkpoint is missing, corrupt or does not match.
+    """
+    out = Path(run_dir)
+    config = runs.read_config(out)
+    if not config or "config" not in config:
+        raise ValueError(f"{str(out)!r} holds no fastpinn run (no readable {runs.CONFIG})")
+    cfg = RunConfig.from_dict(config["config"])
+    if device is not None:
+        cfg.device = device
+    elif torch.device(cfg.device).type == "cuda" and not torch.cuda.is_available():
+        cfg.device = "cpu"
+    problem, trainer = build_trainer(cfg)
+    ckpt = out / runs.CHECKPOINT
+    if not ckpt.is_file():
+        raise ValueError(f"{str(out)!r} has no {runs.CHECKPOINT} to predict from")
+    trainer.load_checkpoint(str(ckpt))
+    return cfg, problem, trainer
+
+
+def read_points(path: Union[str, Path], d: int, name: str = "points") -> np.ndarray:
+    """Points ``[M, d]`` (or values) from ``.npy`` or ``.csv`` (comma-separated; one header row allowed)."""
+    p = Path(path)
+    if p.suffix == ".npy":
+        arr = np.load(p, allow_pickle=False)
+    elif p.suffix == ".csv":
+        try:
+            arr = np.loadtxt(p, delimiter=",", ndmin=2)
+        except ValueError:
+            arr = np.loadtxt(p, delimiter=",", ndmin=2, skiprows=1)
+    else:
+        raise ValueError(f"{name} file must end in .npy or .csv, got {str(p)!r}")
+    arr = np.asarray(arr, dtype=np.float64)
+    if arr.ndim == 1 and name == "points":
+        arr = arr.reshape(-1, 1) if d == 1 else arr
+    if d and (arr.ndim != 2 or arr.shape[1] != d):
+        raise ValueError(f"{name} in {str(p)!r} must have shape [M, {d}], got {list(arr.shape)}")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} in {str(p)!r} hold NaN or Inf")
+    return arr
+
+
+def write_array(path: Union[str, Path], arr: np.ndarray, header: Sequence[str]) -> None:
+    """Write ``arr`` (``[M, c]``) atomically as ``.npy`` or ``.csv`` (with ``header``)."""
+    p = Path(path)
+    if p.suffix == ".npy":
+        buf = io.BytesIO()
+        np.save(buf, arr)
+        _io.atomic_write_bytes(p, buf.getvalue())
+    elif p.suffix == ".csv":
+        if arr.ndim != 2:
+            raise ValueError(f"a .csv output holds a table [M, columns]; this prediction has shape {list(arr.shape)} "
+                             "(an ensemble: pick --member, or write .npy)")
+        text = io.StringIO()
+        np.savetxt(text, arr, delimiter=",", header=",".join(header), comments="")
+        _io.atomic_write_text(p, text.getvalue())
+    else:
+        raise ValueError(f"output file must end in .npy or .csv, got {str(p)!r}")
+
+
+def evaluate_run(run_dir: Union[str, Path], points: Optional[np.ndarray] = None, values: Optional[np.ndarray] = None,
+                 *, device: Optional[str] = None) -> dict:
+    """Relative L2 error per seed of a run directory's trained network: on the problem's reference grid, or
+    against ``values[M]`` / ``[M, out]`` at ``points[M, d]``."""
+    _, problem, trainer = load_run(run_dir, device=device)
+    if points is None:
+        if problem.solution is None:
+            raise ValueError(f"problem {problem.name!r} has no reference solution: pass --points and --values")
+        err = trainer.evaluate().cpu().numpy()
+        where = "reference grid"
+    else:
+        if values is None:
+            raise ValueError("--points needs --values (the exact or measured solution at those points)")
+        pred = trainer.predict(torch.as_tensor(points)).to(torch.float64)
+        pred = pred.reshape(1 if pred.dim() == 2 else pred.shape[0], -1)
+        exact = torch.as_tensor(values, dtype=torch.float64).reshape(-1)
+        if exact.numel() != pred.shape[1]:
+            raise ValueError(f"values must hold one entry per point and output ({pred.shape[1]}), got {exact.numel()}")
+        from .trainer import rel_l2_error
+
+        err = rel_l2_error(pred, exact).cpu().numpy()
+        where = f"{len(points)} given points"
+    per_seed = [float(v) for v in np.asarray(err).reshape(-1)]
+    mean, sem = runs.mean_sem(per_seed)
+    return {"rel_l2_per_seed": per_seed, "rel_l2_mean": mean, "rel_l2_sem": sem if math.isfinite(sem) else None,
+            "on": where,
+            "epoch": int(trainer.epoch)}

@@ -108,7 +108,7 @@ def test_default_output_directory(tmp_path, capsys, monkeypatch):
 
 @pytest.mark.parametrize("argv, needle", [
     (["train", "poisson1d", "--scheme", "xyz"], "invalid choice"),
-    (["train", "heat"], "invalid choice"),
+    (["train", "heat"], "problem must be one of burgers, poisson, allen_cahn"),
     (["train", "poisson1d", "--beta", "1.0"], "beta"),
     (["train", "poisson1d", "--beta", "-0.1"], "beta"),
     (["train", "poisson1d", "--p", "0.5"], "p must be"),

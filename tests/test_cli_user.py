@@ -1,0 +1,112 @@
+"""The command line on a user's own problem file, and predict / evaluate on a trained run."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+
+from fastpinn import cli
+from fastpinn.trainer import History
+
+FAST = ["--epochs", "6", "--eval-every", "3", "--no-figures", "--no-progress", "--compile", "off", "--threads", "1",
+        "--backend", "torch"]
+
+PROBLEM_FILE = textwrap.dedent('''
+    import math, torch
+    from fastpinn import Problem, pde, dirichlet, sampling
+
+    def make_problem(seed=0, n_pde=40, epochs=500):
+        gen = torch.Generator().manual_seed(seed)
+        x = sampling.uniform(n_pde, [0.0], [1.0], gen)
+        def residual(f):
+            return f["u_xx"][..., 0] + math.pi ** 2 * torch.sin(math.pi * f.x[..., 0])
+        def solution():
+            X = torch.linspace(0, 1, 33, dtype=torch.float64).reshape(-1, 1)
+            return X.numpy(), torch.sin(math.pi * X[:, 0]).numpy()
+        return Problem(name="mine", coords=("x",), lower=(0.0,), upper=(1.0,),
+                       terms=[pde("pde", x, residual, "u_xx"),
+                              dirichlet("bc", torch.tensor([[0.0], [1.0]], dtype=torch.float64), 0.0)],
+                       depth=2, width=8, epochs=epochs, solution=solution, seeds=(seed,))
+
+    def no_seed():
+        return make_problem(0)
+
+    def not_a_problem(seed=0):
+        return 42
+''')
+
+
+@pytest.fixture()
+def problem_file(tmp_path):
+    path = tmp_path / "my_pde.py"
+    path.write_text(PROBLEM_FILE)
+    return path
+
+
+def test_train_a_problem_from_the_users_file_then_predict_and_evaluate(problem_file, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli.main(["train", f"{problem_file}:make_problem", "--seeds", "2", "--n-pde", "24", "--out", str(out),
+                     *FAST]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["identity"]["problem"] == f"{problem_file.resolve()}:make_problem"
+    assert len(config["identity"]["problem_file_sha256"]) == 64
+    h = History.load(str(out / "history.npz"))
+    assert h.losses.shape == (6, 2, 2)
+    assert h.rel_l2.shape == (2, 2) and not np.allclose(h.rel_l2[:, 0], h.rel_l2[:, 1])  # two seeds differ
+    capsys.readouterr()
+
+    pts = np.linspace(0, 1, 9).reshape(-1, 1)
+    np.save(tmp_path / "pts.npy", pts)
+    assert cli.main(["predict", str(out), "--points", str(tmp_path / "pts.npy"), "--out", str(tmp_path / "p.npy")]) == 0
+    pred = np.load(tmp_path / "p.npy")
+    assert pred.shape == (2, 9, 1)
+    # the same numbers as the trainer in memory would give from the checkpoint
+    from fastpinn.experiments import load_run
+
+    _, _, trainer = load_run(out)
+    np.testing.assert_allclose(pred, trainer.predict(torch.as_tensor(pts)).double().numpy(), rtol=0, atol=0)
+    np.savetxt(tmp_path / "pts.csv", pts, delimiter=",", header="x", comments="")
+    assert cli.main(["predict", str(out), "--points", str(tmp_path / "pts.csv"), "--member", "1",
+                     "--out", str(tmp_path / "p.csv")]) == 0
+    np.testing.assert_allclose(np.loadtxt(tmp_path / "p.csv", delimiter=",", skiprows=1), pred[1, :, 0], rtol=1e-12)
+
+    capsys.readouterr()
+    assert cli.main(["evaluate", str(out)]) == 0
+    grid = json.loads(capsys.readouterr().out)
+    np.testing.assert_allclose(grid["rel_l2_per_seed"], h.rel_l2[-1], rtol=1e-12)
+    np.save(tmp_path / "vals.npy", np.sin(np.pi * pts[:, 0]))
+    assert cli.main(["evaluate", str(out), "--points", str(tmp_path / "pts.npy"), "--values",
+                     str(tmp_path / "vals.npy"), "--out", str(tmp_path / "e.json")]) == 0
+    given = json.loads((tmp_path / "e.json").read_text())
+    assert given["on"] == "9 given points" and len(given["rel_l2_per_seed"]) == 2
+
+
+def test_user_file_errors_are_one_line_with_exit_2(problem_file, tmp_path, capsys):
+    cases = [
+        (f"{tmp_path / 'missing.py'}:make_problem", "does not exist"),
+        (f"{problem_file}:nothing_here", "has no function 'nothing_here'"),
+        (f"{problem_file}:not_a_problem", "must return a fastpinn.Problem, got int"),
+    ]
+    for spec, message in cases:
+        assert cli.main(["train", spec, "--out", str(tmp_path / "x"), *FAST]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
+    assert cli.main(["train", f"{problem_file}:no_seed", "--seeds", "2", "--out", str(tmp_path / "y"), *FAST]) == 2
+    assert "takes no seed argument" in capsys.readouterr().err
+
+
+def test_predict_refuses_bad_points_and_missing_runs(problem_file, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli.main(["train", f"{problem_file}:make_problem", "--out", str(out), *FAST]) == 0
+    np.save(tmp_path / "wide.npy", np.zeros((3, 2)))
+    capsys.readouterr()
+    assert cli.main(["predict", str(out), "--points", str(tmp_path / "wide.npy"), "--out",
+                     str(tmp_path / "p.npy")]) == 2
+    assert "must have shape [M, 1], got [3, 2]" in capsys.readouterr().err
+    assert cli.main(["predict", str(tmp_path), "--points", str(tmp_path / "wide.npy"), "--out",
+                     str(tmp_path / "p.npy")]) == 2
+    assert "holds no fastpinn run" in capsys.readouterr().err
