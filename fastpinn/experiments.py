@@ -607,6 +607,10 @@ def train_run(cfg: RunConfig, out_dir: Union[str, Path], *, force: bool = False,
         "best_epoch_per_seed": history.extra.get("best_epoch", []),
         "kept_best": bool(cfg.keep_best), "early_stopped": bool(history.extra.get("early_stopped", False)),
         "resumed_from_epoch": start, "update_schedule": cfg.update_schedule, "init": cfg.init,
+        # trainable PDE coefficients (inverse problems): final value per seed
+        "coefficients": {n: [float(v) for v in vals] for n, vals in
+                         ((n, trainer.coefficient_values()[n].cpu().numpy()) for n in trainer.coefficient_names)},
+        "threads": history.extra.get("threads"),
     })
     if cfg.keep_best and best:
         # The network now holds the best-seen parameters: its error is the best-seen one, per seed.

@@ -87,3 +87,18 @@ def test_bad_coefficients_are_refused():
                 terms=[data("data", torch.zeros(3, 1), 0.0)], coefficients={"k": math.nan})
     with pytest.raises(ValueError, match="coefficient_lr must be a positive number"):
         Trainer(_tiny_inverse(), fastpinn.DN(), coefficient_lr=-1.0)
+
+
+def test_cli_records_the_learned_coefficient_in_metrics(tmp_path):
+    import json
+
+    from fastpinn import cli
+
+    out = tmp_path / "inv"
+    rc = cli.main(["train", "burgers_inverse", "--epochs", "4", "--n-pde", "50", "--eval-every", "2", "--no-figures",
+                   "--no-progress", "--compile", "off", "--threads", "1", "--out", str(out)])
+    assert rc == 0
+    m = json.loads((out / "metrics.json").read_text())
+    h = History.load(str(out / "history.npz"))
+    assert list(m["coefficients"]) == ["nu"] and len(m["coefficients"]["nu"]) == 1
+    assert abs(m["coefficients"]["nu"][0] - float(h.coefficients[-1, 0, 0])) < 1e-6 and m["threads"] == 1
