@@ -117,3 +117,14 @@ def test_tuning_cache_tells_user_modules_apart():
     keys = {_network_key(m) for m in (a, b, c)}
     assert len(keys) == 3
     assert _network_key(a) == _network_key(nn.Sequential(nn.Linear(1, 8), nn.Tanh(), nn.Linear(8, 1)))
+
+
+def test_samplers_default_to_the_trainers_dtype_and_keep_float64_on_request():
+    gen = lambda: torch.Generator().manual_seed(3)  # noqa: E731
+    x32 = sampling.uniform(5, [0.0, -1.0], [1.0, 1.0], gen())
+    x64 = sampling.uniform(5, [0.0, -1.0], [1.0, 1.0], gen(), dtype=torch.float64)
+    assert x32.dtype == torch.float32 and x64.dtype == torch.float64
+    assert torch.equal(x32, x64.float())  # drawn in float64, then rounded: what the Trainer's cast gives
+    assert sampling.on_face("lhs", 4, [0.0, 0.0], [1.0, 1.0], 1, 1.0, gen()).dtype == torch.float32
+    assert sampling.grid([[0.0, 1.0], [2.0, 3.0]]).dtype == torch.float32
+    assert fastpinn.problems.burgers(0, n_pde=8, n_ic=4, n_bc=4).terms[0].points[0].dtype == torch.float64

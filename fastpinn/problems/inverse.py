@@ -39,12 +39,12 @@ def burgers_inverse(seed: int = 0, *, nu: float = 0.1 / math.pi, nu_init: float 
 
     lower, upper = (0.0, -1.0), (1.0, 1.0)
     gen = torch.Generator().manual_seed(int(seed))
-    x_pde = sampling.uniform(n_pde, lower, upper, gen)
-    x_ic = sampling.on_face("uniform", n_ic, lower, upper, 0, 0.0, gen)
+    x_pde = sampling.uniform(n_pde, lower, upper, gen, dtype=torch.float64)
+    x_ic = sampling.on_face("uniform", n_ic, lower, upper, 0, 0.0, gen, dtype=torch.float64)
     half = n_bc // 2
-    x_bc = torch.cat([sampling.on_face("uniform", half, lower, upper, 1, -1.0, gen),
-                      sampling.on_face("uniform", n_bc - half, lower, upper, 1, 1.0, gen)])
-    x_data = sampling.uniform(n_data, lower, upper, gen)
+    x_bc = torch.cat([sampling.on_face("uniform", half, lower, upper, 1, -1.0, gen, dtype=torch.float64),
+                      sampling.on_face("uniform", n_bc - half, lower, upper, 1, 1.0, gen, dtype=torch.float64)])
+    x_data = sampling.uniform(n_data, lower, upper, gen, dtype=torch.float64)
     exact = torch.as_tensor(burgers_solution(x_data[:, 0].numpy(), x_data[:, 1].numpy(), nu=nu), dtype=torch.float64)
     rms = float(exact.pow(2).mean().sqrt())
     observed = exact + noise * rms * torch.randn(n_data, generator=gen, dtype=torch.float64)

@@ -51,10 +51,10 @@ def kovasznay(seed: int = 0, *, re: float = 20.0, n_pde: int = 2_000, n_bc: int 
             raise ValueError(f"{name} must be an integer >= 4, got {n!r}")
     lower, upper = (-0.5, -0.5), (1.0, 1.5)
     gen = torch.Generator().manual_seed(int(seed))
-    x_pde = sampling.uniform(n_pde, lower, upper, gen)
+    x_pde = sampling.uniform(n_pde, lower, upper, gen, dtype=torch.float64)
     per_edge = [n_bc // 4 + (1 if i < n_bc % 4 else 0) for i in range(4)]
     edges = [(0, lower[0]), (0, upper[0]), (1, lower[1]), (1, upper[1])]
-    x_bc = torch.cat([sampling.on_face("uniform", n, lower, upper, c, v, gen) for n, (c, v) in zip(per_edge, edges)])
+    x_bc = torch.cat([sampling.on_face("uniform", n, lower, upper, c, v, gen, dtype=torch.float64) for n, (c, v) in zip(per_edge, edges)])
     nu = 1.0 / re
 
     def momentum_x(f):
@@ -73,7 +73,7 @@ def kovasznay(seed: int = 0, *, re: float = 20.0, n_pde: int = 2_000, n_bc: int 
     def solution() -> tuple[np.ndarray, np.ndarray]:
         xs = torch.linspace(lower[0], upper[0], 101, dtype=torch.float64)
         ys = torch.linspace(lower[1], upper[1], 101, dtype=torch.float64)
-        X = sampling.grid([xs, ys])
+        X = sampling.grid([xs, ys], dtype=torch.float64)
         return X.numpy(), kovasznay_solution(X[:, 0], X[:, 1], re).numpy()
 
     second = ("u", "u_x", "u_y", "u_xx", "u_yy")

@@ -56,11 +56,11 @@ def burgers(seed: Seed = 0, *, n_pde: int = 10_000, n_ic: int = 100, n_bc: int =
     lower, upper = (0.0, -1.0), (1.0, 1.0)
     seed = int(seed)
     gen = torch.Generator().manual_seed(seed)
-    x_pde = sampling.sample(sampler, n_pde, lower, upper, gen)
-    x_ic = sampling.on_face(sampler, n_ic, lower, upper, 0, 0.0, gen)
+    x_pde = sampling.sample(sampler, n_pde, lower, upper, gen, dtype=torch.float64)
+    x_ic = sampling.on_face(sampler, n_ic, lower, upper, 0, 0.0, gen, dtype=torch.float64)
     half = n_bc // 2
-    x_bc = torch.cat([sampling.on_face(sampler, half, lower, upper, 1, -1.0, gen),
-                      sampling.on_face(sampler, n_bc - half, lower, upper, 1, 1.0, gen)])
+    x_bc = torch.cat([sampling.on_face(sampler, half, lower, upper, 1, -1.0, gen, dtype=torch.float64),
+                      sampling.on_face(sampler, n_bc - half, lower, upper, 1, 1.0, gen, dtype=torch.float64)])
 
     def residual(f):
         u = f["u"][..., 0]
@@ -94,10 +94,10 @@ def poisson(seed: Seed = 0, *, n_pde: int = 2_500, n_bc: int = 400, omega: float
     lower, upper = (0.0, 0.0), (1.0, 1.0)
     seed = int(seed)
     gen = torch.Generator().manual_seed(seed)
-    x_pde = sampling.sample(sampler, n_pde, lower, upper, gen)
+    x_pde = sampling.sample(sampler, n_pde, lower, upper, gen, dtype=torch.float64)
     per_edge = [n_bc // 4 + (1 if i < n_bc % 4 else 0) for i in range(4)]
     edges = [(0, 0.0), (0, 1.0), (1, 0.0), (1, 1.0)]
-    x_bc = torch.cat([sampling.on_face(sampler, n, lower, upper, c, v, gen) for n, (c, v) in zip(per_edge, edges)])
+    x_bc = torch.cat([sampling.on_face(sampler, n, lower, upper, c, v, gen, dtype=torch.float64) for n, (c, v) in zip(per_edge, edges)])
 
     def exact(X: torch.Tensor) -> torch.Tensor:
         return torch.cos(omega * X[..., 0]) * torch.sin(omega * X[..., 1])
@@ -133,9 +133,9 @@ def allen_cahn(seed: Seed = 0, *, n_pde: int = 20_000, n_ic: int = 512, n_bc: in
     lower, upper = (0.0, -1.0), (1.0, 1.0)
     seed = int(seed)
     gen = torch.Generator().manual_seed(seed)
-    x_pde = sampling.sample(sampler, n_pde, lower, upper, gen)
-    x_ic = sampling.on_face(sampler, n_ic, lower, upper, 0, 0.0, gen)
-    t_bc = sampling.sample(sampler, n_bc, (0.0,), (1.0,), gen)
+    x_pde = sampling.sample(sampler, n_pde, lower, upper, gen, dtype=torch.float64)
+    x_ic = sampling.on_face(sampler, n_ic, lower, upper, 0, 0.0, gen, dtype=torch.float64)
+    t_bc = sampling.sample(sampler, n_bc, (0.0,), (1.0,), gen, dtype=torch.float64)
     x_lo = torch.cat([t_bc, torch.full_like(t_bc, -1.0)], dim=1)
     x_hi = torch.cat([t_bc, torch.full_like(t_bc, 1.0)], dim=1)
 

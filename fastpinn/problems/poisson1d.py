@@ -41,7 +41,7 @@ def poisson1d(
     w = k * math.pi
     seed = int(seed)
     gen = torch.Generator().manual_seed(seed)
-    x_pde = sampling.sample(sampler, n_pde, [-1.0], [1.0], gen)
+    x_pde = sampling.sample(sampler, n_pde, [-1.0], [1.0], gen, dtype=torch.float64)
     x_bc = torch.tensor([[-1.0], [1.0]], dtype=torch.float64)
 
     def residual(f):
