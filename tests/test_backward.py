@@ -202,25 +202,34 @@ def test_nonfinite_losses_are_counted_on_the_device():
 
 
 # ----------------------------------------------------------------------------------- the Trainer
-def test_trainer_step_equals_a_user_loop_of_the_public_pieces():
+PAPER_PROBLEMS_TINY = {
+    "burgers": lambda: burgers(0, n_pde=64, n_ic=12, n_bc=12, depth=3, width=8),
+    "poisson": lambda: fastpinn.problems.poisson(0, n_pde=64, n_bc=16, depth=3, width=8),
+    "allen_cahn": lambda: fastpinn.problems.allen_cahn(0, n_pde=64, n_ic=12, n_bc=8, batch_size=64, depth=3, width=8),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PAPER_PROBLEMS_TINY))
+def test_trainer_step_equals_a_user_loop_of_the_public_pieces(name):
     # The Trainer is "term losses, weighted backward, optimizer step": a hand-written loop of the same
-    # public calls gives the same numbers bit for bit on a paper problem (Burgers, mini-sized).
-    problem = burgers(0, n_pde=64, n_ic=12, n_bc=12, depth=3, width=8)
+    # public calls gives the same numbers bit for bit on each paper problem (mini-sized, full batch).
+    problem = PAPER_PROBLEMS_TINY[name]()
+    problem.solution = None  # no reference solve needed here
     trainer = Trainer(problem, fastpinn.DN(beta=0.9, tau=2), dtype=F64, backend="torch")
     history = trainer.train(7)
 
     prob = problem.to(dtype=F64)
     net = prob.network(dtype=F64)
     opt = torch.optim.Adam([net.theta], lr=1e-3, fused=True)
-    wb = WeightedBackward(net.leaves(), fastpinn.DN(beta=0.9, tau=2), prob.term_names, flat=net.theta,
-                          backend="torch", shared_graph=False)
+    wb = WeightedBackward(net.leaves(), fastpinn.DN(beta=0.9, tau=2), prob.term_names, reference=prob.reference_term,
+                          adaptive=prob.adaptive, flat=net.theta, backend="torch", shared_graph=False)
     for _ in range(7):
         losses = [t.loss(net, prob.coords, theta=net.leaves()) for t in prob.terms]
         wb(losses)
         opt.step()
     assert torch.equal(net.theta, trainer.theta)
     assert torch.equal(wb.weights(), trainer.backward.weights())
-    assert history.weights.shape == (7, 1, 3)
+    assert history.weights.shape == (7, 1, len(prob.terms))
 
 
 class FourierMLP(nn.Module):
