@@ -112,7 +112,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--problems", nargs="*", choices=PROBLEMS, default=list(PROBLEMS))
     ap.add_argument("--epochs", type=int, default=None, help="epochs per block (default 10; quick 3)")
-    ap.add_argument("--blocks", type=int, default=None, help="blocks per configuration (default 4; quick 2)")
+    ap.add_argument("--blocks", type=int, default=None, help="blocks per configuration (default 3; quick 2)")
     ap.add_argument("--warmup", type=int, default=5, help="warm-up epochs per configuration")
     ap.add_argument("--phases", nargs="*", choices=("idle", "loaded"), default=["idle", "loaded"])
     ap.add_argument("--quick", action="store_true", help="small point counts, short blocks (< 2 minutes)")
@@ -123,7 +123,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     import _machine
 
     epochs = args.epochs or (3 if args.quick else 10)
-    blocks = args.blocks or (2 if args.quick else 4)
+    blocks = args.blocks or (2 if args.quick else 3)
     warm = 2 if args.quick else args.warmup
     sizes = QUICK_SIZES if args.quick else SIZES
     cores = os.cpu_count() or 1

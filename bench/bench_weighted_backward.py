@@ -9,7 +9,9 @@ its 4,096-point mini-batches), PINN and DN-PINN (tau = 10), one thread, ``step_m
 Each sample is a fresh process (so import-time state, allocator and caches of one side cannot help the
 other); rounds alternate old and new processes (old, new / new, old / ...), and a ratio new/old is the
 median over rounds of the two processes of the same round (quartiles beside it): machine noise that lasts
-longer than one round cancels. Inside a process the schemes run in interleaved blocks of epochs after a
+longer than one round cancels. Beside the wall time each block's process CPU time is recorded (one thread,
+so it is the work done without the waits for a core that other jobs on a shared machine add), and the same
+ratios are reported from it. Inside a process the schemes run in interleaved blocks of epochs after a
 warm-up, and the process reports each scheme's median seconds per epoch.
 
 The "user loop" row runs in the new processes only: a loop as a user writes it from the README --
@@ -70,6 +72,14 @@ trainers = {"PINN": Trainer(problem, PINN(), **kwargs), "DN tau=10": Trainer(pro
 for key, tr in trainers.items():
     runners[key] = (lambda tr: lambda n: tr.train(n).train_seconds / n)(tr)
 
+
+def timed(run, n):
+    # wall seconds per epoch as the run reports it, and this process's CPU seconds per epoch around it: on a
+    # shared machine the CPU time leaves out the waits for a core that other jobs' load adds to the wall time
+    cpu = time.process_time()
+    wall = run(n)
+    return wall, (time.process_time() - cpu) / n
+
 if with_loop:
     from fastpinn import WeightedBackward
     prob = problem.to("cpu", torch.float32)
@@ -98,13 +108,17 @@ if with_loop:
 for run in runners.values():
     run(warm)
 samples = {k: [] for k in runners}
+cpu_samples = {k: [] for k in runners}
 keys = list(runners)
 for b in range(blocks):
     order = keys if b % 2 == 0 else keys[::-1]
     for k in order:
-        samples[k].append(run_s := runners[k](epochs))
-print(json.dumps({"file": fastpinn.__file__, "samples_s": samples,
-                  "median_s": {k: statistics.median(v) for k, v in samples.items()}}))
+        wall, cpu = timed(runners[k], epochs)
+        samples[k].append(wall)
+        cpu_samples[k].append(cpu)
+print(json.dumps({"file": fastpinn.__file__, "samples_s": samples, "cpu_samples_s": cpu_samples,
+                  "median_s": {k: statistics.median(v) for k, v in samples.items()},
+                  "cpu_median_s": {k: statistics.median(v) for k, v in cpu_samples.items()}}))
 """
 
 SIZES = {"burgers": {}, "poisson": {}, "allen_cahn": {}}  # the paper's sizes
@@ -175,16 +189,22 @@ def main(argv: Optional[list[str]] = None) -> int:
                 tree = old if side == "old" else new
                 runs[side].append(sample(tree, name, epochs, blocks, warm, side == "new", sizes))
             o, n = runs["old"][-1]["median_s"], runs["new"][-1]["median_s"]
+            oc, nc = runs["old"][-1]["cpu_median_s"], runs["new"][-1]["cpu_median_s"]
             print(f"{name} round {r + 1}/{rounds}: " + ", ".join(
-                f"{k} old {1e3 * o[k]:.1f} new {1e3 * n[k]:.1f} ms" for k in o)
-                + f", user loop {1e3 * n['user loop DN tau=10']:.1f} ms", file=sys.stderr, flush=True)
+                f"{k} old {1e3 * o[k]:.1f} new {1e3 * n[k]:.1f} ms (CPU {1e3 * oc[k]:.1f} / {1e3 * nc[k]:.1f})"
+                for k in o) + f", user loop {1e3 * n['user loop DN tau=10']:.1f} ms", file=sys.stderr, flush=True)
         ratios = {k: [n["median_s"][k] / o["median_s"][k] for o, n in zip(runs["old"], runs["new"])]
                   for k in ("PINN", "DN tau=10")}
+        cpu_ratios = {k: [n["cpu_median_s"][k] / o["cpu_median_s"][k] for o, n in zip(runs["old"], runs["new"])]
+                      for k in ("PINN", "DN tau=10")}
         loop_ratio = [a / b for n in runs["new"] for a, b in zip(n["samples_s"]["user loop DN tau=10"],
                                                                    n["samples_s"]["DN tau=10"])]
+        cpu_loop_ratio = [a / b for n in runs["new"] for a, b in zip(n["cpu_samples_s"]["user loop DN tau=10"],
+                                                                       n["cpu_samples_s"]["DN tau=10"])]
         results[name] = {"epochs_per_block": epochs, "blocks": blocks, "warmup_epochs": warm, "sizes": sizes[name],
                          "load_at_round_start": loads, "runs": runs, "ratio_new_over_old": ratios,
-                         "ratio_loop_over_trainer": loop_ratio,
+                         "ratio_loop_over_trainer": loop_ratio, "cpu_ratio_new_over_old": cpu_ratios,
+                         "cpu_ratio_loop_over_trainer": cpu_loop_ratio,
                          "old_file": runs["old"][0]["file"], "new_file": runs["new"][0]["file"]}
     wall = time.perf_counter() - tick
 
@@ -210,6 +230,17 @@ def main(argv: Optional[list[str]] = None) -> int:
                      f"{med('new', 'DN tau=10'):.1f} | {fmt(r['ratio_new_over_old']['DN tau=10'])} | "
                      f"{med('new', 'user loop DN tau=10'):.1f} | {fmt(r['ratio_loop_over_trainer'])} | "
                      f"{', '.join(f'{v:.1f}' for v in r['load_at_round_start'])} |")
+    lines += ["", "The same ratios from the processes' CPU time (`time.process_time()` around each block; one thread, "
+              "so this is the work done, without the waits for a core that the other jobs on this shared machine "
+              "add to the wall time):", "",
+              "| problem | old PINN CPU ms | new PINN CPU ms | PINN new/old | old DN CPU ms | new DN CPU ms "
+              "| DN τ=10 new/old | user loop / Trainer (DN) |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, r in results.items():
+        med = lambda side, k: 1e3 * statistics.median(x["cpu_median_s"][k] for x in r["runs"][side])  # noqa: E731
+        lines.append(f"| {name} | {med('old', 'PINN'):.1f} | {med('new', 'PINN'):.1f} | "
+                     f"{fmt(r['cpu_ratio_new_over_old']['PINN'])} | {med('old', 'DN tau=10'):.1f} | "
+                     f"{med('new', 'DN tau=10'):.1f} | {fmt(r['cpu_ratio_new_over_old']['DN tau=10'])} | "
+                     f"{fmt(r['cpu_ratio_loop_over_trainer'])} |")
     lines += ["", "<details><summary>Raw results (seconds per epoch)</summary>", "", "```json",
               json.dumps({"machine": info, "rounds": rounds, "quick": args.quick, "results": results}, indent=1,
                          default=str), "```", "", "</details>", ""]
