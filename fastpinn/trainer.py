@@ -837,7 +837,9 @@ class Trainer:
                         f"training diverged: {where} is not finite (scheme {self.scheme!r}); restored the last "
                         f"finite state, epoch {self.epoch}; lower the learning rate or check the problem's terms",
                         term=term, member=member, epoch=at, last_good_epoch=self.epoch, history=history)
-                if stopped and i + 1 < epochs:  # an off-boundary stop: no evaluation, so a resume matches
+                if stopped and i + 1 < epochs and self.epoch % self.eval_every != 0:
+                    # An off-boundary stop: no evaluation, so a resume matches. A stop *at* a boundary
+                    # evaluates first, as the uninterrupted run does there (the resumed call starts after it).
                     done = i + 1
                     break
                 info: dict[str, Any] = {"losses": loss_log[i].cpu().numpy(), "weights": weight_log[i].cpu().numpy()}

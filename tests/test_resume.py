@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -200,3 +201,124 @@ def test_reproduce_resumes_a_half_done_configuration(tmp_path, monkeypatch):
     b = History.load(str(tmp_path / "straight" / "ma-b0.9" / runs.HISTORY))
     np.testing.assert_array_equal(a.losses, b.losses)
     np.testing.assert_array_equal(a.rel_l2, b.rel_l2)
+
+
+# ------------------------------------------------------------------ stops and kills at chosen moments
+# In process and deterministic: the signal is sent (or the "kill" raised) from inside the trainer at a
+# chosen point, so each moment that a loaded machine makes likely is hit every time. 100 epochs of
+# poisson1d with 32 points: ~0.3 s per run.
+SMALL_EPOCHS = 100
+
+
+def _small_cfg() -> experiments.RunConfig:
+    return experiments.RunConfig(problem="poisson1d", scheme="dn", tau=3, epochs=SMALL_EPOCHS, backend="torch",
+                                 dtype="float64", eval_every=10, problem_kwargs={"n_pde": 32})
+
+
+def _small_run(out: Path, **kw):
+    return experiments.train_run(_small_cfg(), out, figures=False, checkpoint_every=50,
+                                 checkpoint_seconds=kw.pop("checkpoint_seconds", None), **kw)
+
+
+@pytest.fixture(scope="module")
+def small_straight(tmp_path_factory) -> tuple[History, torch.Tensor]:
+    out = tmp_path_factory.mktemp("small") / "run"
+    _small_run(out)
+    return History.load(str(out / runs.HISTORY)), Trainer.read_checkpoint(str(out / runs.CHECKPOINT))["theta"]
+
+
+def _assert_same_small_run(out: Path, straight) -> None:
+    ref_hist, ref_theta = straight
+    h = History.load(str(out / runs.HISTORY))
+    assert h.epochs == SMALL_EPOCHS
+    np.testing.assert_array_equal(h.eval_epochs, ref_hist.eval_epochs)  # none dropped or duplicated
+    for name in ("losses", "weights", "rel_l2", "skipped"):
+        np.testing.assert_array_equal(getattr(h, name), getattr(ref_hist, name), err_msg=name)
+    assert torch.equal(Trainer.read_checkpoint(str(out / runs.CHECKPOINT))["theta"], ref_theta)
+
+
+# (where the SIGTERM arrives, epoch the trainer is at then, epoch the checkpoint must hold)
+MOMENTS = [
+    ("step", 59, 60),       # during the step of epoch 60: the stop lands exactly on an eval boundary
+    ("step", 60, 61),       # during the step of epoch 61: off a boundary
+    ("evaluate", 60, 61),   # during the evaluation at epoch 60, after the trainer read the stop flag
+    ("callback", 50, 51),   # during the periodic checkpoint at epoch 50
+]
+
+
+@pytest.mark.parametrize("where,at,expect", MOMENTS)
+def test_sigterm_at_any_moment_resumes_bit_identically(tmp_path, small_straight, monkeypatch, where, at, expect):
+    out = tmp_path / "run"
+    sent = []
+
+    def send_once(trainer):
+        if trainer.epoch == at and not sent:
+            sent.append(True)
+            os.kill(os.getpid(), signal.SIGTERM)  # the real handler of train_run receives it
+
+    if where == "step":
+        real = Trainer._run_step
+        monkeypatch.setattr(Trainer, "_run_step", lambda self, idx: (send_once(self), real(self, idx))[1])
+    elif where == "evaluate":
+        real = Trainer.evaluate
+        monkeypatch.setattr(Trainer, "evaluate", lambda self: (send_once(self), real(self))[1])
+    else:
+        real = Trainer.save_checkpoint
+        monkeypatch.setattr(Trainer, "save_checkpoint",
+                            lambda self, path, extra=None: (real(self, path, extra), send_once(self))[1])
+    with pytest.raises(experiments.Interrupted) as info:
+        _small_run(out)
+    assert sent and info.value.epoch == expect == _checkpoint_epoch(out / runs.CHECKPOINT)
+    assert History.load(str(out / runs.HISTORY)).epochs == expect
+    monkeypatch.undo()
+    m = _small_run(out)
+    assert m["resumed_from_epoch"] == expect
+    _assert_same_small_run(out, small_straight)
+
+
+class _Killed(BaseException):
+    """Stands for SIGKILL: nothing after it runs (not an Exception, so no handler of ours catches it)."""
+
+
+@pytest.mark.parametrize("kill_on_write", [0, 1])
+def test_kill_inside_a_checkpoint_write_never_leaves_the_history_behind(tmp_path, small_straight, monkeypatch,
+                                                                       kill_on_write):
+    """A kill -9 during the second commit (epoch 100, the end), at either of its two file writes: a
+    checkpoint that is visible always has its history.npz beside it, and the rerun is the same run."""
+    from fastpinn import _io
+
+    out = tmp_path / "run"
+    real = _io.atomic_open
+    writes = []
+
+    def dying_open(path):
+        if Path(path).name in (runs.HISTORY, runs.CHECKPOINT):
+            if len(writes) == 2 + kill_on_write:  # the first commit (epoch 50) wrote two files
+                raise _Killed
+            writes.append(path)
+        return real(path)
+
+    monkeypatch.setattr(_io, "atomic_open", dying_open)
+    with pytest.raises(_Killed):
+        _small_run(out)
+    monkeypatch.undo()
+    ckpt = _checkpoint_epoch(out / runs.CHECKPOINT)
+    assert ckpt in (50, 100) and not (out / runs.METRICS).exists()
+    assert History.load(str(out / runs.HISTORY)).epochs >= ckpt  # never a checkpoint without its history
+    _small_run(out)
+    _assert_same_small_run(out, small_straight)
+
+
+def test_checkpoints_at_every_boundary_do_not_change_the_run(tmp_path, small_straight, monkeypatch):
+    """The time-based trigger fires at whatever boundaries a loaded machine reaches: committing changes
+    nothing of the training. Here it fires at every boundary (a clock that jumps 1000 s per reading)."""
+    clock = iter(range(0, 10**9, 1000))
+    monkeypatch.setattr(experiments, "time", SimpleNamespace(monotonic=lambda: float(next(clock)),
+                                                             perf_counter=time.perf_counter))
+    commits = []
+    real = Trainer.save_checkpoint
+    monkeypatch.setattr(Trainer, "save_checkpoint", lambda self, path, extra=None: (commits.append(self.epoch),
+                                                                                     real(self, path, extra))[1])
+    _small_run(tmp_path / "run", checkpoint_seconds=1.0)
+    assert commits == list(range(10, SMALL_EPOCHS, 10)) + [SMALL_EPOCHS]
+    _assert_same_small_run(tmp_path / "run", small_straight)
