@@ -495,13 +495,15 @@ def train_run(cfg: RunConfig, out_dir: Union[str, Path], *, force: bool = False,
             commit(full(tr.history_so_far()))
 
     remaining = epochs - trainer.epoch
+    this_call = None  # the history of this process's train() call (its "stopped" is about this process)
     wall0 = time.perf_counter()
     try:
         with _StopOnSignals(trainer) as signals:
-            if remaining > 0:
-                history = full(trainer.train(remaining, progress=progress, callback=periodic,
-                                             keep_best=cfg.keep_best, patience=cfg.patience))
-            else:  # killed after the last checkpoint, before metrics.json
+            if remaining > 0 and not (previous is not None and previous.extra.get("early_stopped")):
+                this_call = trainer.train(remaining, progress=progress, callback=periodic,
+                                          keep_best=cfg.keep_best, patience=cfg.patience)
+                history = full(this_call)
+            else:  # killed after the last checkpoint (of the end or an early stop), before metrics.json
                 history = previous
     except NonFiniteError as exc:
         good = full(exc.history)
@@ -519,7 +521,7 @@ def train_run(cfg: RunConfig, out_dir: Union[str, Path], *, force: bool = False,
     except ValueError as exc:
         raise RuntimeError(f"training failed: {exc}") from exc
     wall = time.perf_counter() - wall0
-    if history.extra.get("stopped") and trainer.epoch < epochs:
+    if this_call is not None and this_call.extra.get("stopped") and trainer.epoch < epochs:
         commit(history)
         raise Interrupted(signals.signum or 2, ckpt_path, trainer.epoch)
     commit(history)

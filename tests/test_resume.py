@@ -322,3 +322,87 @@ def test_checkpoints_at_every_boundary_do_not_change_the_run(tmp_path, small_str
     _small_run(tmp_path / "run", checkpoint_seconds=1.0)
     assert commits == list(range(10, SMALL_EPOCHS, 10)) + [SMALL_EPOCHS]
     _assert_same_small_run(tmp_path / "run", small_straight)
+
+
+# ------------------------------------------------------------------ early stopping (patience) across a resume
+# lr 10 on a tiny network: the error stops improving at epoch 8, so patience 6 (evaluations every 2 epochs)
+# ends the run at epoch 14 of 300 (asserted below, not assumed).
+def _patience_cfg() -> experiments.RunConfig:
+    return experiments.RunConfig(problem="poisson1d", scheme="pinn", epochs=300, lr=10.0, backend="torch",
+                                 dtype="float64", eval_every=2, patience=6,
+                                 problem_kwargs={"n_pde": 12, "depth": 2, "width": 4})
+
+
+def _patience_run(out: Path):
+    return experiments.train_run(_patience_cfg(), out, figures=False, checkpoint_every=4, checkpoint_seconds=None)
+
+
+@pytest.fixture(scope="module")
+def patience_straight(tmp_path_factory):
+    out = tmp_path_factory.mktemp("patience") / "run"
+    m = _patience_run(out)
+    assert m["early_stopped"] and m["epochs"] == 14
+    h = History.load(str(out / runs.HISTORY))
+    assert h.epochs == 14
+    return h, Trainer.read_checkpoint(str(out / runs.CHECKPOINT))["theta"]
+
+
+def _assert_same_patience_run(out: Path, straight) -> None:
+    ref_hist, ref_theta = straight
+    h = History.load(str(out / runs.HISTORY))
+    assert h.epochs == ref_hist.epochs
+    np.testing.assert_array_equal(h.eval_epochs, ref_hist.eval_epochs)
+    np.testing.assert_array_equal(h.losses, ref_hist.losses)
+    np.testing.assert_array_equal(h.rel_l2, ref_hist.rel_l2)
+    assert torch.equal(Trainer.read_checkpoint(str(out / runs.CHECKPOINT))["theta"], ref_theta)
+    assert json.loads((out / runs.METRICS).read_text())["early_stopped"]
+
+
+@pytest.mark.parametrize("at", [8, 10, 13])  # stops at 9 (off), 11 (off), 14 (the boundary that runs out)
+def test_a_resumed_run_stops_early_where_the_uninterrupted_one_does(tmp_path, patience_straight, monkeypatch, at):
+    """Patience counts from the last improvement before the resume (epoch 8), not from the resume epoch;
+    a stop request landing on the boundary where patience runs out ends the run as an early stop."""
+    out = tmp_path / "run"
+    real = Trainer._run_step
+    sent = []
+
+    def step(self, idx):
+        if self.epoch == at and not sent:
+            sent.append(True)
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(self, idx)
+
+    monkeypatch.setattr(Trainer, "_run_step", step)
+    if at + 1 == 14:
+        m = _patience_run(out)  # out of patience at the stop: finished, not interrupted
+        assert m["early_stopped"] and m["resumed_from_epoch"] is None
+    else:
+        with pytest.raises(experiments.Interrupted):
+            _patience_run(out)
+        monkeypatch.undo()
+        assert _patience_run(out)["resumed_from_epoch"] == at + 1
+    assert sent
+    _assert_same_patience_run(out, patience_straight)
+
+
+def test_a_kill_after_the_early_stop_checkpoint_reruns_nothing(tmp_path, patience_straight, monkeypatch):
+    """Killed after the final checkpoint of an early-stopped run, before metrics.json: the rerun finishes
+    that run (it does not train on past the early stop)."""
+    out = tmp_path / "run"
+    real = runs.write_json
+
+    def dying_write(path, obj):
+        if Path(path).name == runs.METRICS:
+            raise _Killed
+        return real(path, obj)
+
+    monkeypatch.setattr(runs, "write_json", dying_write)
+    with pytest.raises(_Killed):
+        _patience_run(out)
+    monkeypatch.undo()
+    assert _checkpoint_epoch(out / runs.CHECKPOINT) == 14
+    calls = []
+    real_train = Trainer.train
+    monkeypatch.setattr(Trainer, "train", lambda self, *a, **k: (calls.append(a), real_train(self, *a, **k))[1])
+    assert _patience_run(out)["resumed_from_epoch"] == 14 and calls == []
+    _assert_same_patience_run(out, patience_straight)
