@@ -46,6 +46,12 @@ TRAINER_SCHEMES = {
     "ma": fastpinn.MA(tau=10),
     "lra": fastpinn.LRA(tau=10),
     "gradnorm-w": fastpinn.GradNormW(tau=10),
+    # run by the weighted backward since it learned every scheme kind: one backward per step for these
+    "softadapt": fastpinn.SoftAdapt(tau=10),
+    "relobralo": fastpinn.ReLoBRaLo(tau=10),
+    "uncertainty": fastpinn.Uncertainty(),  # trains s_j every step (tau = 1 by definition)
+    "ntk": fastpinn.NTK(tau=10),
+    "gradnorm": fastpinn.GradNorm(),
 }
 
 
