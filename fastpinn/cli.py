@@ -121,6 +121,12 @@ def _add_common(p: argparse.ArgumentParser, *, sizes: bool = True) -> None:
                             "the same std, redrawn beyond 2 std, so 0.88x narrower)")
         f.add_argument("--keep-best", action="store_true",
                        help="end with the parameters of the lowest rel. L2 error seen (the authors' protocol)")
+        a = p.add_argument_group("pointwise weights")
+        a.add_argument("--rba", action="store_true",
+                       help="residual-based attention (pointwise weights, Anagnostopoulos et al. 2024) on the PDE "
+                            "term, with any --scheme")
+        a.add_argument("--rba-gamma", type=float, default=0.999, help="--rba memory gamma in [0, 1) (default 0.999)")
+        a.add_argument("--rba-eta", type=float, default=0.01, help="--rba learning rate eta > 0 (default 0.01)")
         f.add_argument("--patience", type=int, default=None, metavar="EPOCHS",
                        help="stop early when no seed's rel. L2 error improved for EPOCHS epochs (the authors: "
                             "100, with --eval-every 1)")
@@ -266,8 +272,9 @@ def _fmt_err(mean: Optional[float], sem: Optional[float], n: int) -> str:
 
 # ------------------------------------------------------------------------------------- commands
 def _fidelity(args: argparse.Namespace) -> dict:
+    attention = {"gamma": args.rba_gamma, "eta": args.rba_eta} if getattr(args, "rba", False) else None
     return {"update_schedule": args.update_schedule, "init": args.init, "keep_best": args.keep_best,
-            "patience": args.patience}
+            "patience": args.patience, "attention": attention}
 
 
 def _run_options(args: argparse.Namespace) -> dict:

@@ -147,6 +147,9 @@ class RunConfig:
     init: str = "glorot_normal"
     keep_best: bool = False
     patience: Optional[int] = None
+    #: Pointwise residual-based attention (Anagnostopoulos et al. 2024) on the reference (PDE) term:
+    #: ``None`` or ``{"gamma": ..., "eta": ...}``.
+    attention: Optional[dict] = None
 
     def __post_init__(self) -> None:
         self.seeds = tuple(int(s) for s in self.seeds)
@@ -277,6 +280,8 @@ class RunConfig:
             d["keep_best"] = True
         if self.patience is not None:
             d["patience"] = int(self.patience)
+        if self.attention is not None:
+            d["attention"] = {k: float(v) for k, v in sorted(self.attention.items())}
         return d
 
     def resolved_epochs(self) -> int:
@@ -366,8 +371,20 @@ def build_trainer(cfg: RunConfig) -> tuple[Problem, Any]:
     trainer = Trainer(problem, cfg.scheme_object(), network=network, lr=cfg.lr, device=cfg.device,
                       dtype=DTYPES[cfg.dtype], eval_every=cfg.eval_every, backend=cfg.backend, compile=cfg.compile,
                       step_mode=cfg.step_mode, derivative_method=cfg.derivative_method,
-                      update_schedule=cfg.update_schedule)
+                      update_schedule=cfg.update_schedule, attention=_attention(cfg, problem))
     return problem, trainer
+
+
+def _attention(cfg: RunConfig, problem: Problem) -> Any:
+    """The run's :class:`~fastpinn.rba.ResidualAttention` on the reference term, or ``None``."""
+    if cfg.attention is None:
+        return None
+    from .rba import ResidualAttention
+
+    extra = set(cfg.attention) - {"gamma", "eta"}
+    if extra:
+        raise ValueError(f"attention takes gamma and eta, got {sorted(extra)}")
+    return ResidualAttention([t.n_points for t in problem.terms], terms=(problem.reference_term,), **cfg.attention)
 
 
 # -------------------------------------------------------------------------------------- one run

@@ -36,14 +36,7 @@ def term_residuals(term, net, coords: Sequence[str], index: Optional[Tensor] = N
                    theta: Optional[Tensor] = None, method: str = "auto") -> Tensor:
     """The residual ``r`` that :meth:`fastpinn.problem.Term.loss` squares and averages:
     ``[N', ...]`` for one network, ``[S, N', ...]`` for an ensemble (``N'``: all points, or ``index``)."""
-    fields = []
-    for pts in term.points:
-        x = pts if index is None else pts.index_select(-2, index)
-        fields.append(derivatives(net, x, coords=tuple(coords), requests=term.requests, method=method, theta=theta))
-    if term.targets is not None:
-        tg = term.targets if index is None else term.targets.index_select(-2, index)
-        return term.residual(*fields, tg)
-    return term.residual(*fields)
+    return term.residual_values(net, coords, index, method=method, theta=theta)
 
 
 def term_traces(terms: Sequence, net, coords: Sequence[str], *, theta: Optional[Tensor] = None,

@@ -34,6 +34,7 @@ from .network import MLP
 from .params import flatten_parameters, trainable_tensors
 from .problem import Problem
 from .schemes import DN, Scheme
+from .rba import ResidualAttention
 from .threads import ThreadSetting, resolve_threads, use_threads
 from .weighter import first_update_for
 
@@ -259,6 +260,10 @@ class Trainer:
         coefficient_lr: learning rate of the problem's trainable coefficients (``problem.coefficients``,
             inverse problems) in the default Adam (default ``lr``). The coefficients are parameters like
             the network's: their gradients are part of ``G`` rows and weighted the same way.
+        attention: pointwise residual-based attention (:class:`fastpinn.rba.ResidualAttention`,
+            Anagnostopoulos et al. 2024) for some terms: their loss becomes ``mean_i (lam_i r_i)^2`` and the
+            point weights follow the residual after every step. Combines with any ``scheme`` (which still
+            weights whole terms); eager or device step, not compiled or captured.
         threads: torch CPU threads during :meth:`train`: ``"auto"`` (default; see :mod:`fastpinn.threads`:
             the cores idle right now, at least 1, or ``$FASTPINN_THREADS``), an integer, or ``None`` to
             leave torch's setting alone. The previous setting is restored after ``train()``; the count
@@ -284,6 +289,7 @@ class Trainer:
         coefficient_lr: Optional[float] = None,
         threads: ThreadSetting = "auto",
         update_schedule: str = "fastpinn",
+        attention: Optional["ResidualAttention"] = None,
     ) -> None:
         if not isinstance(problem, Problem):
             raise ValueError(f"problem must be a fastpinn Problem, got {type(problem).__name__}")
@@ -378,6 +384,17 @@ class Trainer:
             first_update=first_update, gate="host" if step_mode == "eager" else "device", backend=backend, flat=blocks,
             shared_graph=False)  # one forward per term: disjoint graphs
         self.weighter = self.backward.weighter
+        self.attention = attention
+        self._residuals: dict[int, tuple[Tensor, Optional[Tensor]]] = {}  # term -> (r, index) of this step
+        if attention is not None:
+            if compile is True or step_mode == "cuda_graph":
+                raise ValueError("attention (pointwise weights) updates from each step's residuals in Python: "
+                                 "use compile=False or 'auto' and step_mode='eager' or 'device'")
+            if list(attention.n_points) != [t.n_points for t in self.problem.terms]:
+                raise ValueError(f"attention was built for term sizes {list(attention.n_points)}, the problem has "
+                                 f"{[t.n_points for t in self.problem.terms]}")
+            attention.reset(self.members, dtype, self.device)
+            self.compile_policy = False if compile == "auto" else compile  # its loss records residuals
         self._traces: Optional[Callable[[], Tensor]] = None
         if self.weighter.reads == "traces":
             self._traces = self._ntk_traces_fn()
@@ -455,6 +472,16 @@ class Trainer:
         coords, net, ensemble = self.problem.coords, self.net, self.problem.ensemble is not None
 
         views = self._coefficient_views
+        k = self.problem.terms.index(term)
+        if self.attention is not None and k in self.attention.terms:
+            attention, residuals = self.attention, self._residuals
+
+            def attended(theta: Any, coefficients: Optional[Tensor], index: Optional[Tensor]) -> Tensor:
+                r = term.residual_values(net, coords, index, method=method, theta=theta, coef=views(coefficients))
+                residuals[k] = (r.detach(), index)
+                return attention.loss(k, r, index).reshape(-1)
+
+            return attended
 
         def loss_fn(theta: Any, coefficients: Optional[Tensor], index: Optional[Tensor]) -> Tensor:
             coef = views(coefficients)
@@ -553,6 +580,10 @@ class Trainer:
         losses = self.term_losses(indices)
         self.backward(losses, update=update, traces=self._traces)
         self.optimizer.step()
+        if self.attention is not None:  # the point weights follow this step's residuals (eq. 9-10)
+            for k, (r, index) in self._residuals.items():
+                self.attention.update(k, r, index)
+            self._residuals.clear()
         return self.backward.losses
 
     def _ntk_traces_fn(self) -> Callable[[], Tensor]:
@@ -940,6 +971,7 @@ class Trainer:
             "update_step": self.backward.gate.step,
             "batch_generator": self._batch_gen.get_state(),
             "ntk_generator": self._ntk_gen.get_state() if self._traces is not None else None,
+            "attention": None if self.attention is None else self.attention.state_dict(),
             "best": None if self._best is None else {k: v.clone() for k, v in self._best.items()},
         }
 
@@ -991,6 +1023,10 @@ class Trainer:
         self.weighter.load_state_dict(state["weighter"])
         self.weighter.to(dtype=self.dtype, device=self.device)
         self._batch_gen.set_state(state["batch_generator"])
+        if self.attention is not None:
+            if state.get("attention") is None:
+                raise CheckpointError("the checkpoint has no pointwise attention weights; this trainer uses attention")
+            self.attention.load_state_dict({k: v.to(self.device) for k, v in state["attention"].items()})
         if self._traces is not None and state.get("ntk_generator") is not None:
             self._ntk_gen.set_state(state["ntk_generator"])
         self.epoch = int(state["epoch"])

@@ -78,3 +78,42 @@ def test_device_gate_runs_loss_based_schemes_like_the_host_gate():
     host, device = _trainer("relobralo"), _trainer("relobralo", step_mode="device")
     h_host, h_device = host.train(6), device.train(6)
     assert torch.equal(host.theta, device.theta) and (h_host.weights == h_device.weights).all()
+
+
+def test_residual_attention_in_the_trainer_matches_its_definition_and_resumes(tmp_path):
+    from fastpinn.rba import ResidualAttention
+
+    def make():
+        p = poisson1d(0, **KW)
+        return Trainer(p, _scheme("dn"), dtype=torch.float64, backend="torch",
+                       attention=ResidualAttention([t.n_points for t in p.terms], terms=(0,), gamma=0.9, eta=0.1))
+
+    t = make()
+    lam0 = t.attention.lam[0].clone()
+    r = t.problem.terms[0].residual_values(t.net, t.problem.coords).detach().reshape(1, -1)
+    want_loss = (lam0 * r).pow(2).mean()
+    losses = t.step()
+    torch.testing.assert_close(losses[0, 0], want_loss, rtol=1e-12, atol=0)  # the attended PDE loss
+    a = r.abs()
+    torch.testing.assert_close(t.attention.lam[0], 0.9 * lam0 + 0.1 * a / a.max(), rtol=1e-12, atol=0)
+    # checkpoint / resume continue the point weights bit for bit
+    straight = make()
+    straight.train(6)
+    first = make()
+    first.train(2)
+    first.save_checkpoint(str(tmp_path / "c.pt"))
+    resumed = make()
+    resumed.load_checkpoint(str(tmp_path / "c.pt"))
+    resumed.train(4)
+    assert torch.equal(resumed.theta, straight.theta)
+    assert torch.equal(resumed.attention.lam[0], straight.attention.lam[0])
+
+
+def test_cli_rba_option(tmp_path):
+    out = tmp_path / "rba"
+    rc = cli.main(["train", "poisson1d", "--scheme", "pinn", "--rba", "--rba-eta", "0.05", "--epochs", "6",
+                   "--n-pde", "16", "--eval-every", "3", "--no-figures", "--no-progress", "--backend", "torch",
+                   "--threads", "1", "--compile", "off", "--out", str(out)])
+    assert rc == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["identity"]["attention"] == {"eta": 0.05, "gamma": 0.999}
