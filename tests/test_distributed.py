@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime
 import os
 import traceback
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -157,3 +158,55 @@ def test_distributed_true_needs_a_process_group():
         Trainer(_problem("poisson"), fastpinn.DN(), distributed=True)
     with pytest.raises(ValueError, match="distributed must be"):
         Trainer(_problem("poisson"), fastpinn.DN(), distributed="yes")
+
+
+# --------------------------------------------------------------------------------------- sweeps
+TINY = dict(seeds=2, epochs=6, problem="poisson1d", problem_kwargs={"n_pde": 16}, backend="torch", eval_every=3,
+            figures=False)
+
+
+def test_sharded_reproduce_gives_the_unsharded_table(tmp_path, monkeypatch):
+    from fastpinn import experiments
+
+    whole = experiments.reproduce("table4", out=tmp_path / "whole", **TINY)
+    keys = [r.key for r in whole.rows]
+    out = tmp_path / "sharded"
+    first = experiments.reproduce("table4", out=out, shard="0/2", **TINY)
+    assert first.missing == keys[1::2] and not (out / "table.md").exists()  # no table before every run is there
+    trained = []
+    real = experiments.train_run
+
+    def counting(cfg, d, **kw):
+        trained.append(str(Path(d).relative_to(out)))
+        return real(cfg, d, **kw)
+
+    monkeypatch.setattr(experiments, "train_run", counting)
+    second = experiments.reproduce("table4", out=out, shard="1/2", **TINY)
+    assert trained == keys[1::2]  # its own share only; shard 0's runs are read, not retrained
+    assert not second.missing and (out / "table.md").read_text() == second.markdown
+    assert [r.key for r in second.rows] == keys
+    # same configurations, same seeds, same process: the same numbers
+    assert [r.rel_l2_mean for r in second.rows] == [r.rel_l2_mean for r in whole.rows]
+    # a shard killed before one of its runs finished: the rerun trains that run only
+    (out / keys[3] / "metrics.json").unlink()
+    trained.clear()
+    again = experiments.reproduce("table4", out=out, shard="1/2", **TINY)
+    assert trained == [keys[3]] and not again.missing
+
+
+@pytest.mark.parametrize("bad", ["2/2", "1", "a/b", "-1/2", "0/0"])
+def test_bad_shard(bad):
+    from fastpinn.experiments import sweep_shard
+
+    with pytest.raises(ValueError, match="shard must be 'i/n'"):
+        sweep_shard(bad)
+
+
+def test_shard_from_torchrun_environment(monkeypatch):
+    from fastpinn.experiments import sweep_shard
+
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    assert sweep_shard() == (1, 3) and sweep_shard("0/2") == (0, 2)
+    monkeypatch.delenv("RANK")
+    assert sweep_shard() == (0, 1)
