@@ -69,13 +69,31 @@ def _train(problem: str, scheme: str, epochs: int, distributed=None) -> dict:
             "shard": [hi - lo for lo, hi in trainer._shard_ranges]}
 
 
+RESUME_EPOCHS = 20
+
+
+def _resume_trainer(distributed=None) -> Trainer:
+    return Trainer(_problem("allen_cahn"), fastpinn.DN(tau=3), dtype=torch.float64, backend="torch", lr=3e-3,
+                   eval_every=10, threads=None, distributed=distributed)
+
+
 def _worker(rank: int, world: int, out: str, mode: str) -> None:
     torch.set_num_threads(1)
     try:
         dist.init_process_group("gloo", init_method=f"file://{out}/rendezvous", rank=rank, world_size=world,
                                 timeout=datetime.timedelta(seconds=20))
         if mode == "cases":
-            torch.save({f"{p}/{s}": _train(p, s, e) for p, s, e in CASES}, f"{out}/rank{rank}.pt")
+            res = {f"{p}/{s}": _train(p, s, e) for p, s, e in CASES}
+            # resume on another number of ranks: from a one-process checkpoint, and write one for one process
+            t = _resume_trainer(distributed=None)
+            t.load_checkpoint(f"{out}/alone.pt")
+            t.train(RESUME_EPOCHS)
+            res["resumed_from_one"] = t.theta.detach().clone()
+            t = _resume_trainer(distributed=None)
+            t.train(RESUME_EPOCHS)
+            t.save_checkpoint(f"{out}/two.pt")  # rank 0 writes, rank 1 waits
+            res["two_ckpt_exists_after_barrier"] = os.path.exists(f"{out}/two.pt")
+            torch.save(res, f"{out}/rank{rank}.pt")
         elif mode == "kill":
             trainer = Trainer(_problem("poisson"), fastpinn.DN(tau=3), dtype=torch.float64, backend="torch",
                               threads=None)
@@ -109,10 +127,15 @@ def _spawn(tmp_path, mode: str) -> list[int]:
 @pytest.fixture(scope="module")
 def two_rank_results(tmp_path_factory):
     out = tmp_path_factory.mktemp("dist")
+    t = _resume_trainer()
+    t.train(RESUME_EPOCHS)
+    t.save_checkpoint(str(out / "alone.pt"))
     codes = _spawn(out, "cases")
     errors = [(out / f"error{r}.txt").read_text() for r in range(2) if (out / f"error{r}.txt").exists()]
     assert codes == [0, 0], errors
-    return [torch.load(out / f"rank{r}.pt", weights_only=False) for r in range(2)]
+    res = [torch.load(out / f"rank{r}.pt", weights_only=False) for r in range(2)]
+    res[0]["dir"] = out
+    return res
 
 
 @pytest.mark.parametrize("problem,scheme,epochs", CASES)
@@ -210,3 +233,17 @@ def test_shard_from_torchrun_environment(monkeypatch):
     assert sweep_shard() == (1, 3) and sweep_shard("0/2") == (0, 2)
     monkeypatch.delenv("RANK")
     assert sweep_shard() == (0, 1)
+
+
+def test_resume_on_another_number_of_ranks(two_rank_results):
+    """A checkpoint does not depend on the number of ranks: 1 -> 2 and 2 -> 1 resumes equal a straight run."""
+    straight = _resume_trainer()
+    straight.train(2 * RESUME_EPOCHS)
+    r0, r1 = two_rank_results
+    assert torch.equal(r0["resumed_from_one"], r1["resumed_from_one"])
+    torch.testing.assert_close(r0["resumed_from_one"], straight.theta.detach(), rtol=RTOL, atol=1e-12)
+    assert r1["two_ckpt_exists_after_barrier"]  # rank 1 passed the barrier only once rank 0 had written
+    alone = _resume_trainer()
+    alone.load_checkpoint(str(r0["dir"] / "two.pt"))
+    alone.train(RESUME_EPOCHS)
+    torch.testing.assert_close(alone.theta.detach(), straight.theta.detach(), rtol=RTOL, atol=1e-12)
