@@ -324,6 +324,8 @@ class Trainer:
         self._shard_ranges = [(0, t.n_points) for t in self.problem.terms]
         if self.world_size > 1:
             self.problem, self._shard_ranges = _shard_problem(self.problem, self.rank, self.world_size)
+            if threads == "auto":  # ranks share the node's cores: keep the launcher's setting (torchrun: OMP_NUM_THREADS)
+                self.threads = None
         self.scheme = DN() if scheme is None else scheme
         self.net = network if network is not None else self.problem.network(dtype=dtype, device=self.device)
         if not isinstance(self.net, nn.Module):
@@ -433,6 +435,11 @@ class Trainer:
     def theta(self) -> Tensor:
         """The flat parameters ``[P]`` (``[S, P]``) the optimizer steps."""
         return self._flat
+
+    @property
+    def shard_sizes(self) -> list[int]:
+        """``[K]`` the points of each term this rank holds (all of them in one process)."""
+        return [hi - lo for lo, hi in self._shard_ranges]
 
     @property
     def backward_passes(self) -> int:
