@@ -390,7 +390,6 @@ class WeightedBackward:
                 self.G.mul_(share.unsqueeze(-1))
                 if run:  # one collective: G[S, K, P] with the losses packed behind it
                     self._all_reduce(self._G_comm)
-            self.nonfinite_losses.add_(~torch.isfinite(self.losses))
             if run:
                 w.update_from_stats(w.statistics(self.G), self.rows.n_params, active=active, losses=self.losses)
             self._combine(accumulate)
@@ -399,7 +398,6 @@ class WeightedBackward:
             return self._finish(update)
         if share is not None and run and self.reads == "losses":  # the update reads the global losses
             self._all_reduce(self.losses)
-        self.nonfinite_losses.add_(~torch.isfinite(self.losses))
         if run and self.reads == "losses":
             w.update_from_losses(self.losses, active=active)  # before the backward: weights for this step
         elif run and self.reads == "traces":
@@ -460,6 +458,7 @@ class WeightedBackward:
 
     def _finish(self, update: Optional[bool]) -> Tensor:
         w = self.weighter
+        self.nonfinite_losses.add_(~torch.isfinite(self.losses))  # the global losses: alike on every rank
         torch.mul(self.losses, w.lam_applied, out=self._products)
         torch.sum(self._products, dim=-1, out=self.weighted_loss)
         if update is None:
