@@ -1,4 +1,4 @@
-"""Derivative engine microbenchmark: jet vs func vs autograd, side by side.
+"""Derivative engine microbenchmark: jet vs fused vs func vs autograd, side by side.
 
 ``python bench/bench_derivatives.py`` (what ``run_all.py`` runs): for each paper problem's PDE term (paper
 network and points, float32) one forward + backward to theta per method, interleaved in shuffled rounds;
@@ -68,7 +68,7 @@ def _step(net: MLP, x: torch.Tensor, loss_fn) -> torch.Tensor:
     return grad
 
 
-@pytest.mark.parametrize("method", ["jet", "func", "autograd"])
+@pytest.mark.parametrize("method", ["jet", "fused", "func", "autograd"])
 def test_burgers_forward_backward(benchmark, method: str) -> None:
     benchmark.group = f"burgers-derivatives-{DEVICE}"
     net, x = _burgers_net(), _points()
@@ -91,7 +91,7 @@ def test_burgers_forward_backward_jet_compiled(benchmark) -> None:
     torch.testing.assert_close(grad, reference, rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.parametrize("method", ["jet", "func", "autograd"])
+@pytest.mark.parametrize("method", ["jet", "fused", "func", "autograd"])
 def test_burgers_ensemble_forward_backward(benchmark, method: str) -> None:
     """Ensemble of 4 members on shared points: batched matmuls over members."""
     benchmark.group = f"burgers-derivatives-ensemble4-{DEVICE}"
@@ -131,7 +131,7 @@ def compare(problem_name: str, size: str, rounds: int, seed: int = 0) -> dict:
         _synchronize()
         return time.perf_counter() - tick
 
-    methods = ["jet", "func", "autograd"]
+    methods = ["jet", "fused", "func", "autograd"]
     for m in methods:
         once(m)
     rng = random.Random(seed)

@@ -306,20 +306,21 @@ def render_deepxde(res: Optional[dict]) -> list[str]:
 
 
 def render_derivatives(res: Optional[dict]) -> list[str]:
-    lines = ["## Derivative methods — forward jets vs torch.func vs nested autograd", ""]
+    lines = ["## Derivative methods — forward jets vs the fused jet op vs torch.func vs nested autograd", ""]
     if res is None:
         return lines + ["_not run or failed_", ""]
     lines += ["One forward + backward to θ of each paper problem's PDE term (paper network, float32), per method, "
               f"{res['rounds']} interleaved rounds in shuffled order; ratios over the jets paired per round. "
               "`tune` is what `fastest_method` (the trainer's `derivative_method=\"tune\"`) picks on this device "
               "after checking that the methods agree.", "",
-              "| problem | points | requests | jet ms | func ms | autograd ms | func / jet | autograd / jet | tune picks |",
-              "|---|---:|---|---:|---:|---:|---:|---:|---|"]
+              "| problem | points | requests | jet ms | fused ms | func ms | autograd ms | fused / jet | func / jet "
+              "| autograd / jet | tune picks |",
+              "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for name, r in res["problems"].items():
         S = r["samples_s"]
         lines.append(f"| {name} | {r['n_points']:,} | {', '.join(r['requests'])} | "
-                     + " | ".join(_ms(1e3 * _quantile(S[m], 0.5)) for m in ("jet", "func", "autograd")) + " | "
-                     + " | ".join(fmt_ratio(paired(S, m, "jet"), 2) for m in ("func", "autograd"))
+                     + " | ".join(_ms(1e3 * _quantile(S[m], 0.5)) for m in ("jet", "fused", "func", "autograd")) + " | "
+                     + " | ".join(fmt_ratio(paired(S, m, "jet"), 2) for m in ("fused", "func", "autograd"))
                      + f" | {r['tuned']} |")
     return lines + [""]
 

@@ -200,7 +200,8 @@ class WeightedBackward:
     Attributes:
         G: ``[S, K, P]`` the last per-term gradients (``None`` for a fixed-weight scheme).
         losses: ``[S, K]`` the last call's detached term losses (a fixed buffer).
-        weighted_loss: ``[S]`` the last call's ``sum_j lam_j L_j`` (detached; e.g. for an L-BFGS closure).
+        weighted_loss: ``[S]`` the last call's ``sum_j lam_j L_j`` (detached, computed when read; e.g. for an
+            L-BFGS closure).
         weighter: the :class:`~fastpinn.Weighter` holding the weights.
         gate: the :class:`UpdateGate`.
         backward_passes: autograd backward calls made so far (K per dynamic step, 1 per fixed step).
@@ -267,8 +268,6 @@ class WeightedBackward:
         self._grad_blocks = self._make_grad_blocks(blocks, S, P, self._grad_comm)
         self._grad_views = self._leaf_grad_views()
         self.losses = torch.zeros(S, K, dtype=dtype, device=device)
-        self.weighted_loss = torch.zeros(S, dtype=dtype, device=device)
-        self._products = torch.zeros(S, K, dtype=dtype, device=device)
         #: ``[S, K]`` int64: calls in which a term's loss was NaN/Inf (counted on the device, never synced).
         self.nonfinite_losses = torch.zeros(S, K, dtype=torch.int64, device=device)
         if not isinstance(shared_graph, bool):
@@ -459,12 +458,15 @@ class WeightedBackward:
     def _finish(self, update: Optional[bool]) -> Tensor:
         w = self.weighter
         self.nonfinite_losses.add_(~torch.isfinite(self.losses))  # the global losses: alike on every rank
-        torch.mul(self.losses, w.lam_applied, out=self._products)
-        torch.sum(self._products, dim=-1, out=self.weighted_loss)
         if update is None:
             self.gate.advance()
         lam = w.lam_applied
         return lam[0] if self.members == 1 else lam
+
+    @property
+    def weighted_loss(self) -> Tensor:
+        """``[S]`` ``sum_j lam_j L_j`` of the last call, with the weights it applied (a new tensor)."""
+        return (self.losses * self.weighter.lam_applied).sum(dim=-1)
 
     def term_gradients(self, losses: LossesLike) -> Tensor:
         """Only the per-term backward: ``G[S, K, P]`` for these losses, weights and schedule untouched

@@ -483,8 +483,9 @@ def train_run(cfg: RunConfig, out_dir: Union[str, Path], *, force: bool = False,
     Checkpoints (``checkpoint.pt``: trainer state, the run's identity and its history so far) are written
     at the first ``eval_every`` boundary after every ``checkpoint_every`` epochs or ``checkpoint_seconds``
     of training, when SIGINT/SIGTERM arrive (then :class:`Interrupted` is raised), at the last finite
-    state of a diverged run, and at the end. Each checkpoint also rewrites ``history.npz``, so a killed
-    run leaves a consistent pair. With ``force`` an earlier run's files stay until the first checkpoint
+    state of a diverged run, and at the end. Each checkpoint also rewrites ``history.npz`` (just before
+    it), so a killed run leaves a consistent pair, or, killed between the two writes, ``history.npz`` one
+    checkpoint ahead (the checkpoint embeds its own history, which a resume uses). With ``force`` an earlier run's files stay until the first checkpoint
     of the new one replaces them. ``metrics.json`` comes last: the marker of a finished run. A diverged
     run (:class:`~fastpinn.trainer.NonFiniteError`, re-raised with its ``checkpoint`` set) gets a
     ``metrics.json`` with ``status: "diverged"``, the term, member and epoch, and the checkpoint path.
@@ -543,9 +544,12 @@ def train_run(cfg: RunConfig, out_dir: Union[str, Path], *, force: bool = False,
 
     def commit(history: Any) -> None:
         """Checkpoint + history.npz of the run so far (``history``: all epochs up to the trainer's)."""
+        # history.npz first: the checkpoint is the commit point, so whoever sees a checkpoint also sees its
+        # history (a kill between the two writes leaves history.npz one commit ahead; a resume reads the
+        # history embedded in the checkpoint and rewrites history.npz from it).
+        history.save(str(out / runs.HISTORY))
         trainer.save_checkpoint(str(ckpt_path), extra={"identity": identity, "history": history.to_dict(),
                                                        "compiled": bool(trainer.compiled)})
-        history.save(str(out / runs.HISTORY))
         if state["replacing"]:
             runs.write_json(out / runs.CONFIG, config)
             runs.replace_previous_run(out, keep=(runs.CHECKPOINT, runs.HISTORY, runs.CONFIG))
@@ -559,13 +563,15 @@ def train_run(cfg: RunConfig, out_dir: Union[str, Path], *, force: bool = False,
             commit(full(tr.history_so_far()))
 
     remaining = epochs - trainer.epoch
+    this_call = None  # the history of this process's train() call (its "stopped" is about this process)
     wall0 = time.perf_counter()
     try:
         with _StopOnSignals(trainer) as signals:
-            if remaining > 0:
-                history = full(trainer.train(remaining, progress=progress, callback=periodic,
-                                             keep_best=cfg.keep_best, patience=cfg.patience))
-            else:  # killed after the last checkpoint, before metrics.json
+            if remaining > 0 and not (previous is not None and previous.extra.get("early_stopped")):
+                this_call = trainer.train(remaining, progress=progress, callback=periodic,
+                                          keep_best=cfg.keep_best, patience=cfg.patience)
+                history = full(this_call)
+            else:  # killed after the last checkpoint (of the end or an early stop), before metrics.json
                 history = previous
     except NonFiniteError as exc:
         good = full(exc.history)
@@ -583,7 +589,7 @@ def train_run(cfg: RunConfig, out_dir: Union[str, Path], *, force: bool = False,
     except ValueError as exc:
         raise RuntimeError(f"training failed: {exc}") from exc
     wall = time.perf_counter() - wall0
-    if history.extra.get("stopped") and trainer.epoch < epochs:
+    if this_call is not None and this_call.extra.get("stopped") and trainer.epoch < epochs:
         commit(history)
         raise Interrupted(signals.signum or 2, ckpt_path, trainer.epoch)
     commit(history)

@@ -804,7 +804,8 @@ class Trainer:
 
         ``keep_best``: at the end, put back the parameters with the lowest relative L2 error seen per member
         (the authors' protocol). ``patience``: stop early when no member's error has improved for
-        ``patience`` epochs (checked at evaluations). The best-seen error and its epoch are always in
+        ``patience`` epochs (checked at evaluations; counted from the last improvement this trainer has
+        seen, also in an earlier call or before a resume). The best-seen error and its epoch are always in
         ``History.extra["best_rel_l2"]`` / ``["best_epoch"]`` when the problem has a reference.
         :meth:`request_stop` ends the call after the current epoch (``History.extra["stopped"]``). Runs with
         this trainer's ``threads`` policy (``History.extra["threads"]``).
@@ -845,7 +846,9 @@ class Trainer:
         # The update schedule follows the host epoch (a host int: no sync), e.g. after a resume.
         self.backward.gate.set_step(self.epoch * self.steps_per_epoch)
         good, good_done = self._snapshot(), 0  # the last state that passed the finiteness check
-        last_improved = self.epoch
+        # Patience counts from the last improvement this trainer has seen (kept in its state), so a
+        # resumed run stops early where the uninterrupted one does.
+        last_improved = self.epoch if self._best is None else max(int(self._best["epoch"].max()), 0)
         bar = None
         if progress:
             from tqdm.auto import tqdm
@@ -903,7 +906,9 @@ class Trainer:
                         f"training diverged: {where} is not finite (scheme {self.scheme!r}); restored the last "
                         f"finite state, epoch {self.epoch}; lower the learning rate or check the problem's terms",
                         term=term, member=member, epoch=at, last_good_epoch=self.epoch, history=history)
-                if stopped and i + 1 < epochs:  # an off-boundary stop: no evaluation, so a resume matches
+                if stopped and i + 1 < epochs and self.epoch % self.eval_every != 0:
+                    # An off-boundary stop: no evaluation, so a resume matches. A stop *at* a boundary
+                    # evaluates first, as the uninterrupted run does there (the resumed call starts after it).
                     done = i + 1
                     break
                 info: dict[str, Any] = {"losses": loss_log[i].cpu().numpy(), "weights": weight_log[i].cpu().numpy()}
@@ -931,8 +936,11 @@ class Trainer:
                 if callback is not None:
                     callback(self, self.epoch, info)
                 first = i + 1
-                if stopped or (patience is not None and self.epoch - last_improved >= patience):
-                    early_stopped = not stopped
+                out_of_patience = patience is not None and self.epoch - last_improved >= patience
+                if stopped or out_of_patience:
+                    # Out of patience here, the run is over whether or not a stop was also asked for:
+                    # reported as an early stop (nothing left to resume), as the uninterrupted run ends.
+                    early_stopped, stopped = out_of_patience, stopped and not out_of_patience
                     done = i + 1
                     break
                 tick = time.perf_counter()

@@ -293,13 +293,14 @@ class _Allocations(TorchDispatchMode):
         return out
 
 
+@pytest.mark.parametrize("step_mode", ["eager", "device"])
 @pytest.mark.parametrize("scheme", [fastpinn.DN(tau=1), fastpinn.PINN()], ids=["dn", "pinn"])
-def test_step_allocates_no_gradient_rows(scheme):
+def test_step_allocates_no_gradient_rows(scheme, step_mode):
     # Per-term gradients accumulate into G in place and the weighted sum is written into a fixed buffer:
     # no op in a step creates a tensor of P entries (the old path made several per term: autograd.grad's
     # row and one slice_backward per weight and bias).
     problem = burgers(0, n_pde=40, n_ic=8, n_bc=8, depth=3, width=6)
-    trainer = Trainer(problem, scheme, backend="cpp")
+    trainer = Trainer(problem, scheme, backend="cpp", step_mode=step_mode)
     trainer.train(2)
     with _Allocations(trainer.net.n_params) as seen:
         trainer.step()

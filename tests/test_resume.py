@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -200,3 +201,208 @@ def test_reproduce_resumes_a_half_done_configuration(tmp_path, monkeypatch):
     b = History.load(str(tmp_path / "straight" / "ma-b0.9" / runs.HISTORY))
     np.testing.assert_array_equal(a.losses, b.losses)
     np.testing.assert_array_equal(a.rel_l2, b.rel_l2)
+
+
+# ------------------------------------------------------------------ stops and kills at chosen moments
+# In process and deterministic: the signal is sent (or the "kill" raised) from inside the trainer at a
+# chosen point, so each moment that a loaded machine makes likely is hit every time. 100 epochs of
+# poisson1d with 32 points: ~0.3 s per run.
+SMALL_EPOCHS = 100
+
+
+def _small_cfg() -> experiments.RunConfig:
+    return experiments.RunConfig(problem="poisson1d", scheme="dn", tau=3, epochs=SMALL_EPOCHS, backend="torch",
+                                 dtype="float64", eval_every=10, problem_kwargs={"n_pde": 32})
+
+
+def _small_run(out: Path, **kw):
+    return experiments.train_run(_small_cfg(), out, figures=False, checkpoint_every=50,
+                                 checkpoint_seconds=kw.pop("checkpoint_seconds", None), **kw)
+
+
+@pytest.fixture(scope="module")
+def small_straight(tmp_path_factory) -> tuple[History, torch.Tensor]:
+    out = tmp_path_factory.mktemp("small") / "run"
+    _small_run(out)
+    return History.load(str(out / runs.HISTORY)), Trainer.read_checkpoint(str(out / runs.CHECKPOINT))["theta"]
+
+
+def _assert_same_small_run(out: Path, straight) -> None:
+    ref_hist, ref_theta = straight
+    h = History.load(str(out / runs.HISTORY))
+    assert h.epochs == SMALL_EPOCHS
+    np.testing.assert_array_equal(h.eval_epochs, ref_hist.eval_epochs)  # none dropped or duplicated
+    for name in ("losses", "weights", "rel_l2", "skipped"):
+        np.testing.assert_array_equal(getattr(h, name), getattr(ref_hist, name), err_msg=name)
+    assert torch.equal(Trainer.read_checkpoint(str(out / runs.CHECKPOINT))["theta"], ref_theta)
+
+
+# (where the SIGTERM arrives, epoch the trainer is at then, epoch the checkpoint must hold)
+MOMENTS = [
+    ("step", 59, 60),       # during the step of epoch 60: the stop lands exactly on an eval boundary
+    ("step", 60, 61),       # during the step of epoch 61: off a boundary
+    ("evaluate", 60, 61),   # during the evaluation at epoch 60, after the trainer read the stop flag
+    ("callback", 50, 51),   # during the periodic checkpoint at epoch 50
+]
+
+
+@pytest.mark.parametrize("where,at,expect", MOMENTS)
+def test_sigterm_at_any_moment_resumes_bit_identically(tmp_path, small_straight, monkeypatch, where, at, expect):
+    out = tmp_path / "run"
+    sent = []
+
+    def send_once(trainer):
+        if trainer.epoch == at and not sent:
+            sent.append(True)
+            os.kill(os.getpid(), signal.SIGTERM)  # the real handler of train_run receives it
+
+    if where == "step":
+        real = Trainer._run_step
+        monkeypatch.setattr(Trainer, "_run_step", lambda self, idx: (send_once(self), real(self, idx))[1])
+    elif where == "evaluate":
+        real = Trainer.evaluate
+        monkeypatch.setattr(Trainer, "evaluate", lambda self: (send_once(self), real(self))[1])
+    else:
+        real = Trainer.save_checkpoint
+        monkeypatch.setattr(Trainer, "save_checkpoint",
+                            lambda self, path, extra=None: (real(self, path, extra), send_once(self))[1])
+    with pytest.raises(experiments.Interrupted) as info:
+        _small_run(out)
+    assert sent and info.value.epoch == expect == _checkpoint_epoch(out / runs.CHECKPOINT)
+    assert History.load(str(out / runs.HISTORY)).epochs == expect
+    monkeypatch.undo()
+    m = _small_run(out)
+    assert m["resumed_from_epoch"] == expect
+    _assert_same_small_run(out, small_straight)
+
+
+class _Killed(BaseException):
+    """Stands for SIGKILL: nothing after it runs (not an Exception, so no handler of ours catches it)."""
+
+
+@pytest.mark.parametrize("kill_on_write", [0, 1])
+def test_kill_inside_a_checkpoint_write_never_leaves_the_history_behind(tmp_path, small_straight, monkeypatch,
+                                                                       kill_on_write):
+    """A kill -9 during the second commit (epoch 100, the end), at either of its two file writes: a
+    checkpoint that is visible always has its history.npz beside it, and the rerun is the same run."""
+    from fastpinn import _io
+
+    out = tmp_path / "run"
+    real = _io.atomic_open
+    writes = []
+
+    def dying_open(path):
+        if Path(path).name in (runs.HISTORY, runs.CHECKPOINT):
+            if len(writes) == 2 + kill_on_write:  # the first commit (epoch 50) wrote two files
+                raise _Killed
+            writes.append(path)
+        return real(path)
+
+    monkeypatch.setattr(_io, "atomic_open", dying_open)
+    with pytest.raises(_Killed):
+        _small_run(out)
+    monkeypatch.undo()
+    ckpt = _checkpoint_epoch(out / runs.CHECKPOINT)
+    assert ckpt in (50, 100) and not (out / runs.METRICS).exists()
+    assert History.load(str(out / runs.HISTORY)).epochs >= ckpt  # never a checkpoint without its history
+    _small_run(out)
+    _assert_same_small_run(out, small_straight)
+
+
+def test_checkpoints_at_every_boundary_do_not_change_the_run(tmp_path, small_straight, monkeypatch):
+    """The time-based trigger fires at whatever boundaries a loaded machine reaches: committing changes
+    nothing of the training. Here it fires at every boundary (a clock that jumps 1000 s per reading)."""
+    clock = iter(range(0, 10**9, 1000))
+    monkeypatch.setattr(experiments, "time", SimpleNamespace(monotonic=lambda: float(next(clock)),
+                                                             perf_counter=time.perf_counter))
+    commits = []
+    real = Trainer.save_checkpoint
+    monkeypatch.setattr(Trainer, "save_checkpoint", lambda self, path, extra=None: (commits.append(self.epoch),
+                                                                                     real(self, path, extra))[1])
+    _small_run(tmp_path / "run", checkpoint_seconds=1.0)
+    assert commits == list(range(10, SMALL_EPOCHS, 10)) + [SMALL_EPOCHS]
+    _assert_same_small_run(tmp_path / "run", small_straight)
+
+
+# ------------------------------------------------------------------ early stopping (patience) across a resume
+# lr 10 on a tiny network: the error stops improving at epoch 8, so patience 6 (evaluations every 2 epochs)
+# ends the run at epoch 14 of 300 (asserted below, not assumed).
+def _patience_cfg() -> experiments.RunConfig:
+    return experiments.RunConfig(problem="poisson1d", scheme="pinn", epochs=300, lr=10.0, backend="torch",
+                                 dtype="float64", eval_every=2, patience=6,
+                                 problem_kwargs={"n_pde": 12, "depth": 2, "width": 4})
+
+
+def _patience_run(out: Path):
+    return experiments.train_run(_patience_cfg(), out, figures=False, checkpoint_every=4, checkpoint_seconds=None)
+
+
+@pytest.fixture(scope="module")
+def patience_straight(tmp_path_factory):
+    out = tmp_path_factory.mktemp("patience") / "run"
+    m = _patience_run(out)
+    assert m["early_stopped"] and m["epochs"] == 14
+    h = History.load(str(out / runs.HISTORY))
+    assert h.epochs == 14
+    return h, Trainer.read_checkpoint(str(out / runs.CHECKPOINT))["theta"]
+
+
+def _assert_same_patience_run(out: Path, straight) -> None:
+    ref_hist, ref_theta = straight
+    h = History.load(str(out / runs.HISTORY))
+    assert h.epochs == ref_hist.epochs
+    np.testing.assert_array_equal(h.eval_epochs, ref_hist.eval_epochs)
+    np.testing.assert_array_equal(h.losses, ref_hist.losses)
+    np.testing.assert_array_equal(h.rel_l2, ref_hist.rel_l2)
+    assert torch.equal(Trainer.read_checkpoint(str(out / runs.CHECKPOINT))["theta"], ref_theta)
+    assert json.loads((out / runs.METRICS).read_text())["early_stopped"]
+
+
+@pytest.mark.parametrize("at", [8, 10, 13])  # stops at 9 (off), 11 (off), 14 (the boundary that runs out)
+def test_a_resumed_run_stops_early_where_the_uninterrupted_one_does(tmp_path, patience_straight, monkeypatch, at):
+    """Patience counts from the last improvement before the resume (epoch 8), not from the resume epoch;
+    a stop request landing on the boundary where patience runs out ends the run as an early stop."""
+    out = tmp_path / "run"
+    real = Trainer._run_step
+    sent = []
+
+    def step(self, idx):
+        if self.epoch == at and not sent:
+            sent.append(True)
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(self, idx)
+
+    monkeypatch.setattr(Trainer, "_run_step", step)
+    if at + 1 == 14:
+        m = _patience_run(out)  # out of patience at the stop: finished, not interrupted
+        assert m["early_stopped"] and m["resumed_from_epoch"] is None
+    else:
+        with pytest.raises(experiments.Interrupted):
+            _patience_run(out)
+        monkeypatch.undo()
+        assert _patience_run(out)["resumed_from_epoch"] == at + 1
+    assert sent
+    _assert_same_patience_run(out, patience_straight)
+
+
+def test_a_kill_after_the_early_stop_checkpoint_reruns_nothing(tmp_path, patience_straight, monkeypatch):
+    """Killed after the final checkpoint of an early-stopped run, before metrics.json: the rerun finishes
+    that run (it does not train on past the early stop)."""
+    out = tmp_path / "run"
+    real = runs.write_json
+
+    def dying_write(path, obj):
+        if Path(path).name == runs.METRICS:
+            raise _Killed
+        return real(path, obj)
+
+    monkeypatch.setattr(runs, "write_json", dying_write)
+    with pytest.raises(_Killed):
+        _patience_run(out)
+    monkeypatch.undo()
+    assert _checkpoint_epoch(out / runs.CHECKPOINT) == 14
+    calls = []
+    real_train = Trainer.train
+    monkeypatch.setattr(Trainer, "train", lambda self, *a, **k: (calls.append(a), real_train(self, *a, **k))[1])
+    assert _patience_run(out)["resumed_from_epoch"] == 14 and calls == []
+    _assert_same_patience_run(out, patience_straight)
