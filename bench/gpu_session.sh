@@ -52,6 +52,15 @@ stage "whole-run targets ($EPOCHS epochs per run)"
 COMPILE_FLAG=$([ "${FASTPINN_GPU_COMPILE:-0}" = 1 ] && echo --compile)
 timeout 240 $PY bench/bench_gpu_targets.py --epochs "$EPOCHS" $COMPILE_FLAG --out "$OUT" 2>&1 | tee "$OUT/targets.log"
 
+NGPU=$($PY -c "import torch; print(torch.cuda.device_count())")
+if [ "$NGPU" -ge 2 ]; then
+  stage "data-parallel scaling, NCCL, 1 vs $NGPU ranks"
+  timeout 300 $PY bench/bench_distributed.py --device cuda --ranks "$NGPU" --n-pde 200000 \
+    --out "$OUT/distributed.md" 2>&1 | tail -20
+else
+  echo "data-parallel scaling: needs >= 2 GPUs, found $NGPU (skipped)"
+fi
+
 if [ "${FASTPINN_GPU_FULL_SUITE:-0}" = 1 ]; then
   stage "the whole test suite"
   timeout 600 $PY -m pytest tests -q -m "not slow" -p no:cacheprovider >"$OUT/tests.log" 2>&1

@@ -26,6 +26,17 @@ How a call works depends only on what the scheme reads (:attr:`Weighter.reads`):
 * ``"traces"`` (NTK): on an update step from the per-term NTK traces the caller provides (``traces=``),
   then one backward of the weighted sum.
 * ``"fixed"`` (PINN): one backward of the weighted sum.
+
+Data-parallel training (``process_group=``, see the README section "Scale out with torch.distributed"):
+each rank passes its terms' *local* losses (means over its own points) and ``shard_weights[k] = n_rk /
+N_k`` (its share of term ``k``'s points in this step). Row ``k`` of the local ``G`` is scaled by that
+share and summed over the ranks, which gives the gradient of the *global* mean ``sum_r n_rk / N_k
+L_rk`` on every rank -- correct for unequal shards and mini-batches -- and the losses are reduced the
+same way. On an update step (``"stats"`` schemes) that is one all-reduce of ``G`` with the losses
+packed behind it, so the statistics and ``lambda`` come from the reduced ``G`` and are bit-identical on
+every rank; on any other step the weighted gradient is linear in ``G``, so only the combined ``[S, P]``
+gradient (losses packed behind it) is reduced: ``K`` times less data. Without a process group nothing is
+reduced and nothing is scaled: the single process is the one-rank case.
 """
 
 from __future__ import annotations
@@ -182,6 +193,9 @@ class WeightedBackward:
             pass), so it is kept until the last term's backward. ``False``: each loss has its own graph
             (as in the Trainer, one forward per term), which then need not be retained -- and must not
             be for ``torch.compile``d losses, whose compiled backward frees its buffers.
+        process_group: a ``torch.distributed`` process group (or ``torch.distributed.group.WORLD``) to
+            reduce the term gradients and losses over (data parallelism over points); ``None``
+            (default): one process, nothing reduced. Each call then takes ``shard_weights``.
 
     Attributes:
         G: ``[S, K, P]`` the last per-term gradients (``None`` for a fixed-weight scheme).
@@ -191,6 +205,7 @@ class WeightedBackward:
         weighter: the :class:`~fastpinn.Weighter` holding the weights.
         gate: the :class:`UpdateGate`.
         backward_passes: autograd backward calls made so far (K per dynamic step, 1 per fixed step).
+        collectives, reduced_elements: all-reduces made so far and the elements they summed.
     """
 
     def __init__(
@@ -208,6 +223,7 @@ class WeightedBackward:
         backend: str = "auto",
         flat: Union[Tensor, Sequence[Tensor], None] = None,
         shared_graph: bool = True,
+        process_group: Any = None,
     ) -> None:
         self.leaves = trainable_tensors(parameters)
         self.rows = ParameterRows(self.leaves, members)
@@ -238,11 +254,18 @@ class WeightedBackward:
         tau = getattr(scheme, "tau", 1)
         self.gate = _gate(gate, tau * steps_per_epoch, first_update * steps_per_epoch, device)
         self.reads = self.weighter.reads
-        self.G: Optional[Tensor] = torch.zeros(S, K, P, dtype=dtype, device=device) if self.reads == "stats" else None
-        self._G_views = None if self.G is None else [self.rows.views(self.G[:, k]) for k in range(K)]
+        self.process_group = process_group
+        # G and the weighted gradient each live in one flat buffer with a [S, K] loss slot behind them, so
+        # a data-parallel step reduces gradient and losses in a single collective.
+        self._G_comm: Optional[Tensor] = None
+        self.G: Optional[Tensor] = None
+        self._G_views = None
+        if self.reads == "stats":
+            self._allocate_G()
         blocks = [] if flat is None else ([flat] if isinstance(flat, Tensor) else list(flat))
         self.flat = blocks
-        self._grad_blocks = self._make_grad_blocks(blocks, S, P, dtype, device)
+        self._grad_comm = torch.zeros(S * P + S * K, dtype=dtype, device=device)
+        self._grad_blocks = self._make_grad_blocks(blocks, S, P, self._grad_comm)
         self._grad_views = self._leaf_grad_views()
         self.losses = torch.zeros(S, K, dtype=dtype, device=device)
         #: ``[S, K]`` int64: calls in which a term's loss was NaN/Inf (counted on the device, never synced).
@@ -251,20 +274,31 @@ class WeightedBackward:
             raise ValueError(f"shared_graph must be True or False, got {shared_graph!r}")
         self.shared_graph = shared_graph
         self.backward_passes = 0
+        #: All-reduces made and the elements they moved (data parallelism; 0 without a process group).
+        self.collectives = 0
+        self.reduced_elements = 0
+
+    def _allocate_G(self) -> None:
+        S, K, P = self.members, len(self.term_names), self.rows.n_params
+        self._G_comm = torch.zeros(S * K * P + S * K, dtype=self.rows.dtype, device=self.rows.device)
+        self.G = self._G_comm[:S * K * P].view(S, K, P)
+        self._G_views = [self.rows.views(self.G[:, k]) for k in range(K)]
 
     @staticmethod
-    def _make_grad_blocks(blocks: Sequence[Tensor], S: int, P: int, dtype: torch.dtype,
-                          device: torch.device) -> list[tuple[int, int, Tensor]]:
-        """``(start, end, buffer[S, end - start])`` per flat block (one block over the row without them)."""
+    def _make_grad_blocks(blocks: Sequence[Tensor], S: int, P: int, storage: Tensor) -> list[tuple[int, int, Tensor]]:
+        """``(start, end, buffer[S, end - start])`` per flat block (one block over the row without them),
+        each buffer a contiguous piece of ``storage``."""
+        dtype, device = storage.dtype, storage.device
         if not blocks:
-            return [(0, P, torch.zeros(S, P, dtype=dtype, device=device))]
+            return [(0, P, storage[:S * P].view(S, P))]
         out, start = [], 0
         for i, b in enumerate(blocks):
             if b.dtype != dtype or b.device != device or b.numel() % S:
                 raise ValueError(f"flat[{i}] must hold a multiple of members={S} entries of {dtype} on {device}, "
                                  f"got {tuple(b.shape)} {b.dtype} on {b.device}")
             n = b.numel() // S
-            out.append((start, start + n, torch.zeros(S, n, dtype=dtype, device=device)))
+            if start + n <= P:
+                out.append((start, start + n, storage[S * start:S * (start + n)].view(S, n)))
             start += n
         if start != P:
             raise ValueError(f"the flat blocks hold {start} entries per member, the trainable tensors {P}")
@@ -310,7 +344,8 @@ class WeightedBackward:
         return items
 
     def __call__(self, losses: LossesLike, *, accumulate: bool = False, update: Optional[bool] = None,
-                 traces: Union[Tensor, Callable[[], Tensor], None] = None) -> Tensor:
+                 traces: Union[Tensor, Callable[[], Tensor], None] = None,
+                 shard_weights: Union[Tensor, Sequence[float], None] = None) -> Tensor:
         """Back-propagate the weighted sum of the term losses and return the weights applied.
 
         Args:
@@ -337,30 +372,92 @@ class WeightedBackward:
             raise ValueError("update=True/False needs the host gate; the device gate decides on the device")
         else:
             decision = bool(update)
+        share = self._shares(shard_weights)
+        if share is not None and accumulate:
+            raise ValueError("accumulate=True cannot be combined with a process_group: the gradients already in "
+                             ".grad would be summed over the ranks")
         detached = [loss.detach().reshape(self.members) for loss in items]
         torch.stack(detached, dim=-1, out=self.losses)
-        self.nonfinite_losses.add_(~torch.isfinite(self.losses))
+        if share is not None:
+            self.losses.mul_(share)  # this rank's part of the global mean; summed over the ranks below
         # active: None = update now (host gate said yes), a device flag, or no update at all (host said no)
         run = isinstance(decision, Tensor) or decision
         active = decision if isinstance(decision, Tensor) else None
         if self.reads == "stats":
             self._term_backwards(items, accumulate)
+            if share is not None:
+                self.G.mul_(share.unsqueeze(-1))
+                if run:  # one collective: G[S, K, P] with the losses packed behind it
+                    self._all_reduce(self._G_comm)
             if run:
                 w.update_from_stats(w.statistics(self.G), self.rows.n_params, active=active, losses=self.losses)
             self._combine(accumulate)
+            if share is not None and not run:  # linear in G: reduce the [S, P] combination instead
+                self._all_reduce(self._grad_comm)
             return self._finish(update)
+        if share is not None and run and self.reads == "losses":  # the update reads the global losses
+            self._all_reduce(self.losses)
         if run and self.reads == "losses":
             w.update_from_losses(self.losses, active=active)  # before the backward: weights for this step
         elif run and self.reads == "traces":
+            if share is not None:
+                raise ValueError("NTK schemes are not supported with a process_group (the traces would be "
+                                 "computed on one rank's points)")
             if traces is None:
                 raise ValueError(f"scheme {w.scheme!r} reads NTK traces: pass traces= (a [S, K] tensor or a "
                                  "callable, e.g. lambda: fastpinn.ntk.term_traces(...))")
             w.update_from_traces(traces() if callable(traces) else traces, active=active)
-        self._fixed_backward(items, accumulate)
+        self._fixed_backward(items, accumulate, share)
+        if share is not None:
+            self._all_reduce(self._grad_comm, with_losses=not (run and self.reads == "losses"))
         return self._finish(update)
+
+    def _shares(self, shard_weights: Union[Tensor, Sequence[float], None]) -> Optional[Tensor]:
+        """``[1, K]`` this rank's shares of the term losses, or ``None`` without a process group."""
+        if self.process_group is None:
+            return None
+        K = len(self.term_names)
+        if shard_weights is None:
+            import torch.distributed as dist
+
+            return torch.full((1, K), 1.0 / dist.get_world_size(self.process_group), dtype=self.losses.dtype,
+                              device=self.losses.device)
+        share = torch.as_tensor(shard_weights, dtype=self.losses.dtype, device=self.losses.device).reshape(-1)
+        if share.numel() != K:
+            raise ValueError(f"shard_weights must hold one share per term ({K}: {self.term_names}), "
+                             f"got {share.numel()}")
+        return share.reshape(1, K)
+
+    def _all_reduce(self, buffer: Tensor, with_losses: bool = True) -> None:
+        """Sum ``buffer`` over the ranks; when it is one of the packed gradient buffers, its loss slot is
+        filled with this rank's scaled losses first and read back after (the global losses)."""
+        import torch.distributed as dist
+
+        n = self.losses.numel()
+        packed = buffer is self._G_comm or buffer is self._grad_comm
+        if packed:
+            slot = buffer[buffer.numel() - n:].view_as(self.losses)
+            if with_losses:
+                slot.copy_(self.losses)
+            else:
+                slot.zero_()
+        try:
+            dist.all_reduce(buffer, op=dist.ReduceOp.SUM, group=self.process_group)
+        except (RuntimeError, dist.DistError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise RuntimeError(
+                f"rank {dist.get_rank(self.process_group)} of {dist.get_world_size(self.process_group)}: the "
+                f"gradient all-reduce (a collective every rank must join) failed: {first}. Another rank has "
+                "probably died or stalled past the process group's timeout; the job stops here -- rerun it "
+                "(resuming from the last checkpoint)") from exc
+        if packed and with_losses:
+            self.losses.copy_(slot)
+        self.collectives += 1
+        self.reduced_elements += buffer.numel()
 
     def _finish(self, update: Optional[bool]) -> Tensor:
         w = self.weighter
+        self.nonfinite_losses.add_(~torch.isfinite(self.losses))  # the global losses: alike on every rank
         if update is None:
             self.gate.advance()
         lam = w.lam_applied
@@ -377,9 +474,7 @@ class WeightedBackward:
         parameters' ``.grad`` are left pointing into ``G``; the next call of the object resets them."""
         items = self._stack_input(losses)
         if self.G is None:
-            S, K, P = self.members, len(self.term_names), self.rows.n_params
-            self.G = torch.zeros(S, K, P, dtype=self.rows.dtype, device=self.rows.device)
-            self._G_views = [self.rows.views(self.G[:, k]) for k in range(K)]
+            self._allocate_G()
         self._term_backwards(items, accumulate=False)
         return self.G
 
@@ -417,12 +512,14 @@ class WeightedBackward:
                 torch.bmm(lam, G, out=out)
         self._point_grads()
 
-    def _fixed_backward(self, items: Sequence[Tensor], accumulate: bool) -> None:
+    def _fixed_backward(self, items: Sequence[Tensor], accumulate: bool, share: Optional[Tensor] = None) -> None:
         self._keep_existing_grads(accumulate)
         if not accumulate:
             for _, _, buf in self._grad_blocks:
                 buf.zero_()
         lam = self.weighter.lam_applied
+        if share is not None:
+            lam = lam * share  # this rank's part of the gradient of the global weighted loss
         total = sum((lam[:, k] * item.reshape(self.members)).sum() for k, item in enumerate(items))
         self._point_grads()
         with _accumulating_into_views():

@@ -179,6 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--epochs", type=int, default=None, help="epochs (default: the problem's, as in the paper)")
     r.add_argument("--problem", choices=PROBLEMS, default=None,
                    help="table4/fig12: only this problem's rows; other tables: run the grid on another problem")
+    r.add_argument("--shard", default=None, metavar="I/N",
+                   help="train only configurations j with j %% N == I (0 <= I < N; independent jobs sharing --out); "
+                        "default under torchrun: RANK/WORLD_SIZE. The last shard to finish writes the table")
     _add_common(r)
 
     # fastpinn compare: the weighting schemes side by side (fastpinn.experiments.compare).
@@ -377,7 +380,11 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
                     lr=args.lr, eval_every=args.eval_every, compile=_compile_arg(args), step_mode=args.step_mode,
                     derivative_method=args.derivative_method, force=args.force,
                     progress=not args.no_progress,
-                    figures=not args.no_figures, log=_log, fidelity=_fidelity(args), run_options=_run_options(args))
+                    figures=not args.no_figures, log=_log, fidelity=_fidelity(args), run_options=_run_options(args),
+                    shard=args.shard)
+    if res.missing:
+        print(f"this shard is done; waiting for the other shards' runs: {', '.join(res.missing)}", flush=True)
+        return 0
     print(res.markdown, flush=True)
     print(f"written: {res.out_dir / 'table.md'}, {res.out_dir / 'table.csv'}", flush=True)
     return 0

@@ -862,6 +862,31 @@ class TableResult:
     markdown: str
     csv: str
     figures: list[Path]
+    #: Keys of configurations other shards have not finished yet (the table is written once none are).
+    missing: list[str] = field(default_factory=list)
+
+
+def sweep_shard(shard: Union[str, tuple[int, int], None] = None) -> tuple[int, int]:
+    """``(i, n)``: this job's share of a sweep -- configuration ``j`` is trained by shard ``j % n``.
+    ``shard``: ``"i/n"`` (0 <= i < n, e.g. ``--shard 0/4`` of a cluster array job) or a pair; ``None``:
+    the rank and world size ``torchrun`` puts in the environment (``RANK``/``WORLD_SIZE``), else ``(0, 1)``."""
+    import os
+
+    if shard is None:
+        if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
+            shard = (int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]))
+        else:
+            return 0, 1
+    if isinstance(shard, str):
+        try:
+            i, n = (int(v) for v in shard.split("/"))
+        except ValueError:
+            raise ValueError(f"shard must be 'i/n' with integers 0 <= i < n (e.g. '0/2'), got {shard!r}") from None
+    else:
+        i, n = shard
+    if not (n >= 1 and 0 <= i < n):
+        raise ValueError(f"shard must be 'i/n' with integers 0 <= i < n (e.g. '0/2'), got {i}/{n}")
+    return i, n
 
 
 def reproduce(
@@ -886,8 +911,14 @@ def reproduce(
     log: Optional[Log] = None,
     fidelity: Optional[dict] = None,
     run_options: Optional[dict] = None,
+    shard: Union[str, tuple[int, int], None] = None,
 ) -> TableResult:
     """Run every configuration of ``table`` (resumable) and write ``table.md``, ``table.csv``, figures.
+
+    ``shard``: train only this job's share of the configurations (:func:`sweep_shard`: ``"i/n"``, or
+    under ``torchrun`` the rank's, one configuration per rank in turn); every job writes its own run
+    directories under the shared ``out``, and the job that finds all of them finished writes the table
+    (the others return with :attr:`TableResult.missing` set).
 
     Each configuration trains its ``seeds`` seeds (0..seeds-1) as one ensemble in ``out/<key>/``. A
     configuration whose directory already holds a finished run of the same configuration, every file of
@@ -937,10 +968,17 @@ def reproduce(
     _io.remove_stray_temporaries(root)  # of table files a killed sweep was writing
     results = []
     histories = {}
+    missing = []
+    me, n_shards = sweep_shard(shard)
     for i, (entry, cfg, d, reason) in enumerate(plan, 1):
         label = cfg.describe(show_p=table == "table4")
         if len(probs) > 1:
             label = f"{entry.problem}: {label}"
+        if (i - 1) % n_shards != me:  # another shard's: used if finished by now
+            reason = runs.verify_run(d, cfg.identity(cfg.resolved_epochs())) if d.is_dir() else "absent"
+            if reason is not None:
+                missing.append(entry.key)
+                continue
         if reason is None:
             metrics = dict(runs.read_metrics(d) or {})
             metrics["_reused"] = True
@@ -970,6 +1008,10 @@ def reproduce(
         results.append((entry, label, metrics))
         if (d / runs.HISTORY).exists():
             histories[entry.key] = d / runs.HISTORY
+    if missing:
+        log(f"shard {me}/{n_shards} done; the table is written when the other shards finish (missing: "
+            f"{', '.join(missing)}); rerun any shard to assemble it")
+        return TableResult(table, root, [], "", "", [], missing)
     rows = table_rows(table if own else "", results)  # another problem: no paper numbers
     for r in rows:
         if r.paper.rel_l2_mean is not None:

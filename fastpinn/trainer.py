@@ -268,6 +268,17 @@ class Trainer:
             the cores idle right now, at least 1, or ``$FASTPINN_THREADS``), an integer, or ``None`` to
             leave torch's setting alone. The previous setting is restored after ``train()``; the count
             used is in ``History.extra["threads"]``.
+        distributed: data parallelism over the points with ``torch.distributed`` (launch with ``torchrun``):
+            ``None`` (default) when a process group is initialized with more than one rank, ``True``
+            (requires one), ``False`` (train alone even under ``torchrun``, e.g. a sweep over ranks). Each
+            rank then keeps only its contiguous shard of every term's points (rank ``r`` of ``W``: point
+            indices ``[r N // W, (r + 1) N // W)``, so shard sizes may differ by one). Mini-batches are laid
+            out globally exactly as in one process (the same shuffling generator on every rank draws the
+            global permutation) and each rank trains on the part of every global batch that lies in its
+            shard; the weighted backward reduces gradients and losses with the shares ``n_rk / N_k``, so
+            ``W`` ranks train what one process trains on the same points, to rounding. The NaN check is a
+            collective decision; evaluation runs on rank 0 (broadcast); :meth:`save_checkpoint` writes on
+            rank 0 only and the checkpoint does not depend on ``W``. Eager and ``"device"`` step modes.
     """
 
     def __init__(
@@ -290,6 +301,7 @@ class Trainer:
         threads: ThreadSetting = "auto",
         update_schedule: str = "fastpinn",
         attention: Optional["ResidualAttention"] = None,
+        distributed: Optional[bool] = None,
     ) -> None:
         if not isinstance(problem, Problem):
             raise ValueError(f"problem must be a fastpinn Problem, got {type(problem).__name__}")
@@ -309,6 +321,17 @@ class Trainer:
         self.threads: ThreadSetting = threads
         self.dtype = dtype
         self.problem = problem.to(self.device, dtype)
+        #: This process's rank and the number of ranks training one model together (0 and 1 alone).
+        self.rank, self.world_size = _data_parallel_layout(distributed)
+        if self.world_size > 1 and step_mode == "cuda_graph":
+            raise ValueError("step_mode='cuda_graph' is not supported with distributed training; use 'eager' or 'device'")
+        # The global batch layout (points N, batch size, batches per epoch of every term): identical on every rank.
+        self._layout = [(t.n_points, t.batch_size, t.n_batches) for t in self.problem.terms]
+        self._shard_ranges = [(0, t.n_points) for t in self.problem.terms]
+        if self.world_size > 1:
+            self.problem, self._shard_ranges = _shard_problem(self.problem, self.rank, self.world_size)
+            if threads == "auto":  # ranks share the node's cores: keep the launcher's setting (torchrun: OMP_NUM_THREADS)
+                self.threads = None
         self.scheme = DN() if scheme is None else scheme
         self.net = network if network is not None else self.problem.network(dtype=dtype, device=self.device)
         if not isinstance(self.net, nn.Module):
@@ -375,18 +398,22 @@ class Trainer:
         self.compiled = compile is True
         #: What ``compile="auto"`` measured and decided in the last :meth:`train` call (``None`` otherwise).
         self.compile_decision: Optional[dict[str, Any]] = None
-        self.steps_per_epoch = max(t.n_batches for t in self.problem.terms)
+        self.steps_per_epoch = max(nb for _, _, nb in self._layout)
         #: The public weighted backward this trainer's step is built on (owns G, the Weighter, the gate).
         leaves = self._leaves + ([] if self.coefficients is None else [self.coefficients])
         self.backward = WeightedBackward(
             leaves, self.scheme, problem.term_names, reference=problem.reference_term,
             adaptive=problem.adaptive, members=self.members, steps_per_epoch=self.steps_per_epoch,
             first_update=first_update, gate="host" if step_mode == "eager" else "device", backend=backend, flat=blocks,
-            shared_graph=False)  # one forward per term: disjoint graphs
+            shared_graph=False,  # one forward per term: disjoint graphs
+            process_group=_world_group() if self.world_size > 1 else None)
         self.weighter = self.backward.weighter
         self.attention = attention
         self._residuals: dict[int, tuple[Tensor, Optional[Tensor]]] = {}  # term -> (r, index) of this step
         if attention is not None:
+            if self.world_size > 1:
+                raise ValueError("attention (pointwise weights) normalises by the largest residual of a step's points, "
+                                 "which data parallelism splits over ranks: train it in one process")
             if compile is True or step_mode == "cuda_graph":
                 raise ValueError("attention (pointwise weights) updates from each step's residuals in Python: "
                                  "use compile=False or 'auto' and step_mode='eager' or 'device'")
@@ -397,6 +424,9 @@ class Trainer:
             self.compile_policy = False if compile == "auto" else compile  # its loss records residuals
         self._traces: Optional[Callable[[], Tensor]] = None
         if self.weighter.reads == "traces":
+            if self.world_size > 1:
+                raise ValueError("NTK schemes are not supported with distributed training (the traces need all "
+                                 "points on one rank); use DN, MA, ID, PINN or a loss-based scheme")
             self._traces = self._ntk_traces_fn()
         tick = time.perf_counter()
         #: term name -> derivative method its loss uses.
@@ -427,6 +457,11 @@ class Trainer:
         return self._flat
 
     @property
+    def shard_sizes(self) -> list[int]:
+        """``[K]`` the points of each term this rank holds (all of them in one process)."""
+        return [hi - lo for lo, hi in self._shard_ranges]
+
+    @property
     def backward_passes(self) -> int:
         """Autograd backward calls made by training steps so far."""
         return self.backward.backward_passes
@@ -437,7 +472,7 @@ class Trainer:
             return {t.name: choose_method(self.net, None, parse_requests(t.requests, coords)) for t in self.problem.terms}
         if self.method != "tune":
             return {t.name: self.method for t in self.problem.terms}
-        first_batch = self._epoch_batches(advance=False)[0]
+        first_batch = self._local_batch(self._epoch_batches(advance=False)[0])[0]
         chosen = {}
         for term, index in zip(self.problem.terms, first_batch):
             key = (_network_key(self.net), str(self.device), self.dtype, term.requests, len(term.points),
@@ -555,7 +590,7 @@ class Trainer:
             if self.step_mode == "cuda_graph":
                 self._graph_for(idx)  # capturing runs (and so compiles) every graph first
                 continue
-            losses = self.term_losses(idx)
+            losses = self.term_losses(self._local_batch(idx)[0])
             for loss in losses:
                 torch.autograd.grad(loss.sum(), self._leaves, allow_unused=True, materialize_grads=True)
         if self.device.type == "cuda":
@@ -568,7 +603,8 @@ class Trainer:
         (zeros where a term does not depend on a parameter); weights and schedule are left alone."""
         return self.backward.term_gradients(losses)
 
-    def step(self, indices: Optional[Sequence[Optional[Tensor]]] = None, *, update: Optional[bool] = None) -> Tensor:
+    def step(self, indices: Optional[Sequence[Optional[Tensor]]] = None, *, update: Optional[bool] = None,
+             shard_weights: Optional[Tensor] = None) -> Tensor:
         """One optimizer step: term losses, the weighted backward, the optimizer. Returns the detached
         term losses ``[S, K]`` in a buffer the next step overwrites.
 
@@ -576,9 +612,13 @@ class Trainer:
         epoch): decided on the host in ``step_mode="eager"``, on the device otherwise (then every tensor
         this reads or writes keeps its address across calls, so a CUDA graph can capture it).
         ``update``: force (``True``) or skip (``False``) the weight update without advancing the
-        schedule (host gate only)."""
+        schedule (host gate only). Distributed: ``indices`` are into this rank's shard and
+        ``shard_weights`` ``[K]`` its shares of the step's points (default: the whole shard, see
+        :meth:`_local_batch`); the losses returned are the global ones."""
+        if shard_weights is None and indices is None and self.world_size > 1:
+            shard_weights = self._local_batch([None] * len(self._layout))[1]
         losses = self.term_losses(indices)
-        self.backward(losses, update=update, traces=self._traces)
+        self.backward(losses, update=update, traces=self._traces, shard_weights=shard_weights)
         self.optimizer.step()
         if self.attention is not None:  # the point weights follow this step's residuals (eq. 9-10)
             for k, (r, index) in self._residuals.items():
@@ -607,7 +647,8 @@ class Trainer:
         """One step of :meth:`train` in this trainer's ``step_mode``."""
         if self.step_mode == "cuda_graph":
             return self._graph_for(indices).replay(indices)
-        return self.step(indices)
+        local, shares = self._local_batch(indices)
+        return self.step(local, shard_weights=shares)
 
     def _graph_for(self, indices: Sequence[Optional[Tensor]]) -> "_CapturedStep":
         key = _batch_key(indices)
@@ -647,29 +688,53 @@ class Trainer:
         # [S, M*out] vs [M*out]: flatten outputs so a vector solution counts every component.
         return rel_l2_error(pred.reshape(pred.shape[0], -1), U.reshape(-1))
 
+    def _evaluate_once(self) -> Tensor:
+        """:meth:`evaluate` on rank 0, broadcast to the others (every rank then decides alike)."""
+        if self.world_size == 1:
+            return self.evaluate()
+        err = self.evaluate() if self.rank == 0 else torch.empty(self.members, dtype=torch.float64, device=self.device)
+        _dist().broadcast(err, src=0)
+        return err
+
     # ------------------------------------------------------------------------------------- training
     def _epoch_batches(self, advance: bool = True) -> list[list[Optional[Tensor]]]:
         """Per step of the coming epoch, the point indices of each term (``None``: all points).
 
         ``advance=False`` leaves the shuffling generator untouched (for the warm-up)."""
-        terms = self.problem.terms
-        n_steps = max(t.n_batches for t in terms)
+        n_steps = self.steps_per_epoch
         gen = self._batch_gen
         if not advance:
             gen = torch.Generator(device=self.device).manual_seed(0)
-        perms = [None if t.n_batches == 1 else torch.randperm(t.n_points, generator=gen, device=self.device)
-                 for t in terms]
+        # Global indices, drawn alike on every rank (same generator, same state): the batches one process trains.
+        perms = [None if nb == 1 else torch.randperm(n, generator=gen, device=self.device) for n, _, nb in self._layout]
         steps = []
         for b in range(n_steps):
             idx = []
-            for t, perm in zip(terms, perms):
+            for (_, bs, nb), perm in zip(self._layout, perms):
                 if perm is None:
                     idx.append(None)
                 else:
-                    j = b % t.n_batches
-                    idx.append(perm[j * t.batch_size:(j + 1) * t.batch_size])
+                    j = b % nb
+                    idx.append(perm[j * bs:(j + 1) * bs])
             steps.append(idx)
         return steps
+
+    def _local_batch(self, indices: Sequence[Optional[Tensor]]) -> tuple[list[Optional[Tensor]], Optional[Tensor]]:
+        """A global step's indices -> this rank's indices into its shard and its shares ``n_rk / N_k`` ``[K]``
+        of the step's points (``None`` alone: the indices as they are). A rank without any point of a batch
+        computes one placeholder point with share 0 (its gradient counts zero, the collective still runs)."""
+        if self.world_size == 1:
+            return list(indices), None
+        local, shares = [], []
+        for (n, _, _), (lo, hi), idx in zip(self._layout, self._shard_ranges, indices):
+            if idx is None:
+                local.append(None)
+                shares.append((hi - lo) / n)
+                continue
+            mine = idx[(idx >= lo) & (idx < hi)] - lo
+            shares.append(mine.numel() / idx.numel())
+            local.append(mine if mine.numel() else idx.new_zeros(1))
+        return local, torch.tensor(shares, dtype=self.dtype, device=self.device)
 
     def _locate_nonfinite(self, losses: Tensor, first_epoch: int) -> tuple[Optional[str], Optional[int], int, str]:
         """After the device flag fired: which term, member and epoch went non-finite first (host reads, only
@@ -862,6 +927,10 @@ class Trainer:
                     torch.cuda.synchronize(self.device)
                 train_seconds += time.perf_counter() - tick
                 torch.logical_or(nonfinite, ~torch.isfinite(self.theta).all(), out=nonfinite)
+                if self.world_size > 1:  # a collective decision: no rank raises while the others wait
+                    flag = nonfinite.to(torch.int32)
+                    _dist().all_reduce(flag, op=_dist().ReduceOp.MAX)
+                    nonfinite.copy_(flag.bool())
                 if bool(nonfinite):
                     term, member, at, where = self._locate_nonfinite(loss_log[first:i + 1], self.epoch - (i + 1 - first))
                     self.load_state_dict(good)
@@ -878,7 +947,7 @@ class Trainer:
                     break
                 info: dict[str, Any] = {"losses": loss_log[i].cpu().numpy(), "weights": weight_log[i].cpu().numpy()}
                 if has_reference:
-                    err = self.evaluate().cpu().numpy()
+                    err = self._evaluate_once().cpu().numpy()
                     eval_epochs.append(self.epoch)
                     errors.append(err)
                     info["rel_l2"] = err
@@ -1037,13 +1106,18 @@ class Trainer:
         self._drop_graphs()
 
     def save_checkpoint(self, path: str, extra: Optional[dict[str, Any]] = None) -> None:
-        """``torch.save`` of :meth:`state_dict` (plus ``extra``, e.g. the history so far), written atomically."""
-        state = self.state_dict()
-        if extra is not None:
-            state["extra"] = extra
-        buf = io.BytesIO()
-        torch.save(state, buf)
-        _io.atomic_write_bytes(path, buf.getvalue())
+        """``torch.save`` of :meth:`state_dict` (plus ``extra``, e.g. the history so far), written atomically.
+        Distributed: rank 0 writes, every rank waits on a barrier until the file is there (the state is the
+        same on every rank and does not depend on the number of ranks)."""
+        if self.rank == 0:
+            state = self.state_dict()
+            if extra is not None:
+                state["extra"] = extra
+            buf = io.BytesIO()
+            torch.save(state, buf)
+            _io.atomic_write_bytes(path, buf.getvalue())
+        if self.world_size > 1:
+            _dist().barrier()
 
     @staticmethod
     def read_checkpoint(path: str, map_location: Union[str, torch.device, None] = "cpu") -> dict[str, Any]:
@@ -1070,6 +1144,45 @@ class Trainer:
                                   f"in the checkpoint but the run has only {max_epoch} epochs")
         self.load_state_dict(state)
         return dict(state.get("extra") or {})
+
+
+def _dist() -> Any:
+    import torch.distributed as dist
+
+    return dist
+
+
+def _world_group() -> Any:
+    return _dist().group.WORLD
+
+
+def _data_parallel_layout(distributed: Optional[bool]) -> tuple[int, int]:
+    """``(rank, world_size)`` of data-parallel training for ``Trainer(distributed=...)``."""
+    if distributed not in (None, True, False):
+        raise ValueError(f"distributed must be None (auto), True or False, got {distributed!r}")
+    dist = _dist()
+    initialized = dist.is_available() and dist.is_initialized()
+    if distributed is True and not initialized:
+        raise ValueError("distributed=True needs an initialized torch.distributed process group (launch with "
+                         "torchrun and call torch.distributed.init_process_group first)")
+    if distributed is False or not initialized:
+        return 0, 1
+    return dist.get_rank(), dist.get_world_size()
+
+
+def _shard_problem(problem: Problem, rank: int, world: int) -> tuple[Problem, list[tuple[int, int]]]:
+    """This rank's contiguous shard ``[r N // W, (r + 1) N // W)`` of every term's points (and targets)."""
+    terms, ranges = [], []
+    for t in problem.terms:
+        n = t.n_points
+        if n < world:
+            raise ValueError(f"term {t.name!r} has {n} points, fewer than the {world} ranks: every rank needs a shard")
+        lo, hi = rank * n // world, (rank + 1) * n // world
+        pts = tuple(p.narrow(-2, lo, hi - lo).clone() for p in t.points)
+        tg = None if t.targets is None else t.targets.narrow(-2, lo, hi - lo).clone()
+        terms.append(dataclasses.replace(t, points=pts, targets=tg, batch_size=None))
+        ranges.append((lo, hi))
+    return dataclasses.replace(problem, terms=terms), ranges
 
 
 class _StopAfterInit(Exception):
