@@ -303,6 +303,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
         seeds, ensemble = (seed,), False
     if args.resume and args.force:
         raise ValueError("--resume and --force contradict each other (continue the run, or start afresh)")
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
+        # every rank would train and write the same run directory: refuse instead of racing
+        raise ValueError("fastpinn train runs in one process; under torchrun use examples/train_distributed.py "
+                         "(data parallelism through the Trainer) or 'fastpinn reproduce' (sweeps split over ranks)")
     device = _device(args.device)
     cfg = RunConfig(problem=args.problem, scheme=args.scheme, beta=args.beta, tau=args.tau, p=args.p,
                     bias_correction=args.bias_correction, ma_form=args.ma_form, alpha=args.alpha, reduce=args.reduce,

@@ -110,3 +110,9 @@ def test_predict_refuses_bad_points_and_missing_runs(problem_file, tmp_path, cap
     assert cli.main(["predict", str(tmp_path), "--points", str(tmp_path / "wide.npy"), "--out",
                      str(tmp_path / "p.npy")]) == 2
     assert "holds no fastpinn run" in capsys.readouterr().err
+
+
+def test_train_under_torchrun_is_refused_rather_than_raced(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert cli.main(["train", "poisson1d", "--out", str(tmp_path / "x"), *FAST]) == 2
+    assert "examples/train_distributed.py" in capsys.readouterr().err and not (tmp_path / "x").exists()
