@@ -45,6 +45,8 @@ import time
 from pathlib import Path
 from typing import Optional
 
+from _stats import fmt_quartiles, quartiles  # noqa: E402 (bench/ is the script's directory)
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 PROBLEMS = ("burgers", "poisson", "allen_cahn")
@@ -139,17 +141,8 @@ def sample(tree: Path, problem: str, epochs: int, blocks: int, warm: int, with_l
     return res
 
 
-def quartiles(xs: list[float]) -> tuple[float, float, float]:
-    xs = sorted(xs)
-    if len(xs) < 2:
-        return xs[0], xs[0], xs[0]
-    q = statistics.quantiles(xs, n=4, method="inclusive")
-    return q[0], statistics.median(xs), q[2]
-
-
 def fmt(xs: list[float]) -> str:
-    lo, med, hi = quartiles(xs)
-    return f"{med:.3f} [{lo:.3f}–{hi:.3f}]"
+    return fmt_quartiles(xs, 3)
 
 
 def main(argv: Optional[list[str]] = None) -> int:

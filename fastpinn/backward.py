@@ -385,13 +385,13 @@ class WeightedBackward:
         active = decision if isinstance(decision, Tensor) else None
         if self.reads == "stats":
             self._term_backwards(items, accumulate)
-            if share is not None:
+            if share is not None and run:  # one collective: G[S, K, P] with the losses packed behind it
                 self.G.mul_(share.unsqueeze(-1))
-                if run:  # one collective: G[S, K, P] with the losses packed behind it
-                    self._all_reduce(self._G_comm)
+                self._all_reduce(self._G_comm)
             if run:
                 w.update_from_stats(w.statistics(self.G), self.rows.n_params, active=active, losses=self.losses)
-            self._combine(accumulate)
+            # off update steps the shares fold into the K weights instead of a pass over G
+            self._combine(accumulate, share if share is not None and not run else None)
             if share is not None and not run:  # linear in G: reduce the [S, P] combination instead
                 self._all_reduce(self._grad_comm)
             return self._finish(update)
@@ -500,8 +500,9 @@ class WeightedBackward:
                 torch.autograd.backward(loss.sum(), inputs=self.leaves, retain_graph=self.shared_graph and k < last)
                 self.backward_passes += 1
 
-    def _combine(self, accumulate: bool) -> None:
-        lam = self.weighter.lam_applied.to(self.G.dtype).unsqueeze(1)  # [S, 1, K]
+    def _combine(self, accumulate: bool, share: Optional[Tensor] = None) -> None:
+        lam = self.weighter.lam_applied.to(self.G.dtype)
+        lam = (lam if share is None else lam * share).unsqueeze(1)  # [S, 1, K]
         whole = len(self._grad_blocks) == 1
         for a, b, buf in self._grad_blocks:
             out = buf.unsqueeze(1)  # [S, 1, n], a view: bmm writes the buffer in place
