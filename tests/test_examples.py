@@ -43,3 +43,16 @@ def test_kovasznay_system():
 def test_every_example_has_a_main_and_a_docstring(name):
     module = _load(name)
     assert callable(module.main) and module.__doc__ and "python examples/" in module.__doc__
+
+
+def test_train_distributed_runs_alone_as_the_one_rank_case_and_resumes(tmp_path):
+    # Without torchrun it is the 1-rank job; a rerun with more epochs continues from its checkpoint.
+    module = _load("train_distributed")
+    out = str(tmp_path / "dp")
+    err = module.main(["--problem", "poisson1d", "--n-pde", "32", "--epochs", "20", "--out", out])
+    assert math.isfinite(err)
+    assert (tmp_path / "dp" / "checkpoint.pt").exists() and (tmp_path / "dp" / "history.npz").exists()
+    from fastpinn.trainer import History
+
+    module.main(["--problem", "poisson1d", "--n-pde", "32", "--epochs", "30", "--out", out])
+    assert History.load(str(tmp_path / "dp" / "history.npz")).epochs == 30
