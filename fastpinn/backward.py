@@ -48,6 +48,7 @@ from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, Union
 import torch
 from torch import Tensor, nn
 
+from .collectives import CollectiveError
 from .params import ParameterRows, trainable_tensors
 from .schemes import Scheme
 from .weighter import Weighter
@@ -445,7 +446,7 @@ class WeightedBackward:
             dist.all_reduce(buffer, op=dist.ReduceOp.SUM, group=self.process_group)
         except (RuntimeError, dist.DistError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise RuntimeError(
+            raise CollectiveError(
                 f"rank {dist.get_rank(self.process_group)} of {dist.get_world_size(self.process_group)}: the "
                 f"gradient all-reduce (a collective every rank must join) failed: {first}. Another rank has "
                 "probably died or stalled past the process group's timeout; the job stops here -- rerun it "

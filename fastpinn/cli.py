@@ -13,6 +13,8 @@ Exit status (errors are one line on stderr, no traceback):
          configuration)
     3    filesystem or environment fault: read-only or full disk, an output path that is a file, a corrupt
          checkpoint, CUDA requested but not available
+    4    data-parallel run (torchrun): another rank died or a collective timed out; rerun the same
+         command to continue from the last checkpoint
     130  interrupted by SIGINT (Ctrl-C), 143 by SIGTERM: a checkpoint was written first; rerun the same
          command (or add --resume) to continue
 """
@@ -28,9 +30,9 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 __all__ = ["main", "build_parser", "EXIT_OK", "EXIT_DIVERGED", "EXIT_USAGE", "EXIT_ENVIRONMENT", "EXIT_SIGINT",
-           "EXIT_SIGTERM"]
+           "EXIT_SIGTERM", "EXIT_PEER"]
 
-EXIT_OK, EXIT_DIVERGED, EXIT_USAGE, EXIT_ENVIRONMENT = 0, 1, 2, 3
+EXIT_OK, EXIT_DIVERGED, EXIT_USAGE, EXIT_ENVIRONMENT, EXIT_PEER = 0, 1, 2, 3, 4
 EXIT_SIGINT, EXIT_SIGTERM = 128 + signal.SIGINT, 128 + signal.SIGTERM  # 130, 143: the shell's convention
 
 
@@ -167,6 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true",
                    help="continue the interrupted run in --out from its checkpoint (error if there is none; "
                         "rerunning the same command on the same directory resumes too)")
+    t.add_argument("--collective-timeout", type=float, default=300.0, metavar="S",
+                   help="under torchrun (data parallelism over the points): seconds a rank waits in a "
+                        "collective before the job fails, e.g. after a peer died (default 300)")
     _add_common(t)
 
     r = sub.add_parser("reproduce", help="reproduce a table or figure of the paper (resumable sweep)",
@@ -303,13 +308,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
         seeds, ensemble = (seed,), False
     if args.resume and args.force:
         raise ValueError("--resume and --force contradict each other (continue the run, or start afresh)")
-    import os
-
-    if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
-        # every rank would train and write the same run directory: refuse instead of racing
-        raise ValueError("fastpinn train runs in one process; under torchrun use examples/train_distributed.py "
-                         "(data parallelism through the Trainer) or 'fastpinn reproduce' (sweeps split over ranks)")
     device = _device(args.device)
+    rank, world = _torchrun_layout()
+    if world > 1:  # torchrun: one model, its points split over the ranks (the Trainer sees the process group)
+        device = _join_process_group(device, args.collective_timeout)
+    log = _log if rank == 0 else None  # rank 0 speaks for the job; errors are printed by every rank
     cfg = RunConfig(problem=args.problem, scheme=args.scheme, beta=args.beta, tau=args.tau, p=args.p,
                     bias_correction=args.bias_correction, ma_form=args.ma_form, alpha=args.alpha, reduce=args.reduce,
                     temperature=args.temperature,
@@ -326,17 +329,63 @@ def _cmd_train(args: argparse.Namespace) -> int:
     cfg.validate()
     action = plan_run_dir(cfg, out, force=args.force, resume=True if args.resume else None)  # before any build
     prebuilt = build_trainer(cfg)  # every ValueError surfaces here, before anything is written
-    _log(f"fastpinn train: {'resuming ' if action == 'resume' else ''}{args.problem} with {cfg.describe()}, seeds {list(seeds)}, "
-         f"{prebuilt[0].epochs if cfg.epochs is None else cfg.epochs} epochs on {device} -> {out}")
+    if log is not None:
+        ranks = f" x {world} ranks (data parallel)" if world > 1 else ""
+        log(f"fastpinn train: {'resuming ' if action == 'resume' else ''}{args.problem} with {cfg.describe()}, "
+            f"seeds {list(seeds)}, {prebuilt[0].epochs if cfg.epochs is None else cfg.epochs} epochs on "
+            f"{device}{ranks} -> {out}")
     m = train_run(cfg, out, force=args.force, resume=True if args.resume else None, progress=not args.no_progress,
-                  figures=not args.no_figures, prebuilt=prebuilt, log=_log, **options)
+                  figures=not args.no_figures, prebuilt=prebuilt, log=log, **options)
     err = _fmt_err(m.get("rel_l2_mean"), m.get("rel_l2_sem"), int(m.get("n_seeds", 1)))
     if m.get("status") == "diverged":
         _err(f"fastpinn train: {out} holds a run of this configuration that diverged: {m.get('error', '')}")
         return EXIT_DIVERGED
-    print(f"{args.problem}/{args.scheme}: rel. L2 = {err}; training {m['train_seconds']:.1f} s "
-          f"({m['ms_per_epoch']:.1f} ms/epoch, {m['epochs']} epochs); results in {out}", flush=True)
+    if rank == 0:
+        print(f"{args.problem}/{args.scheme}: rel. L2 = {err}; training {m['train_seconds']:.1f} s "
+              f"({m['ms_per_epoch']:.1f} ms/epoch, {m['epochs']} epochs); results in {out}", flush=True)
     return EXIT_OK
+
+
+def _torchrun_layout() -> tuple[int, int]:
+    """``(rank, world size)`` torchrun put in the environment; ``(0, 1)`` outside it."""
+    import os
+
+    try:
+        return int(os.environ.get("RANK", "0") or 0), int(os.environ.get("WORLD_SIZE", "1") or 1)
+    except ValueError:
+        raise ValueError(f"RANK and WORLD_SIZE must be integers (set by torchrun), got RANK="
+                         f"{os.environ.get('RANK')!r}, WORLD_SIZE={os.environ.get('WORLD_SIZE')!r}") from None
+
+
+def _join_process_group(device: str, timeout: float) -> str:
+    """Join torchrun's process group (NCCL for a CUDA device, one GPU per local rank; gloo otherwise)
+    and return this rank's device."""
+    import datetime
+    import os
+
+    import torch
+    import torch.distributed as dist
+
+    if not (math.isfinite(timeout) and timeout > 0):
+        raise ValueError(f"--collective-timeout must be a number of seconds > 0, got {timeout}")
+    if not dist.is_available():
+        raise ValueError("this torch build has no torch.distributed: train in one process")
+    cuda = torch.device(device).type == "cuda"
+    if cuda:
+        local = int(os.environ.get("LOCAL_RANK", "0") or 0)
+        if torch.device(device).index is None:
+            device = f"cuda:{local}"
+        torch.cuda.set_device(torch.device(device))
+    if not dist.is_initialized():
+        from .collectives import CollectiveError
+
+        try:
+            dist.init_process_group("nccl" if cuda else "gloo", timeout=datetime.timedelta(seconds=timeout))
+        except (RuntimeError, ValueError, dist.DistError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise CollectiveError(f"cannot join the torchrun process group ({first}); launch with torchrun, "
+                                  "which sets RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT") from exc
+    return device
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
@@ -468,6 +517,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     retain_freed_memory()
 
     prog = f"fastpinn {args.command}"
+    from .collectives import CollectiveError
+
+    rank, world = _torchrun_layout() if args.command == "train" else (0, 1)
+    if world > 1:
+        prog = f"{prog} [rank {rank}/{world}]"
     try:
         if args.command == "train":
             return _cmd_train(args)
@@ -487,6 +541,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except Interrupted as exc:
         _err(f"{prog}: {exc}")
         return EXIT_SIGTERM if exc.signum == signal.SIGTERM else EXIT_SIGINT
+    except CollectiveError as exc:
+        _err(f"{prog}: error: {exc}")
+        return EXIT_PEER
     except (DeviceUnavailableError, CorruptCheckpointError) as exc:
         _err(f"{prog}: error: {exc}")
         return EXIT_ENVIRONMENT
@@ -500,6 +557,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         _err(f"{prog}: interrupted")
         return EXIT_SIGINT
     finally:
+        if world > 1:
+            import torch.distributed as dist
+
+            if dist.is_available() and dist.is_initialized():
+                dist.destroy_process_group()
         torch.set_num_threads(threads)  # main() may be called in-process (tests, notebooks)
         if want is not None:
             if env_before is None:

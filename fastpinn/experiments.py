@@ -515,15 +515,18 @@ def train_run(cfg: RunConfig, out_dir: Union[str, Path], *, force: bool = False,
     log = log or (lambda s: None)
     out = Path(out_dir)
     identity = cfg.identity(cfg.resolved_epochs())
-    action = plan_run_dir(cfg, out, force=force, resume=resume)
+    ranks = _RunRanks()
+    # Rank 0 looks at the directory and decides; the others take its decision (and its error, if any).
+    action, start, metrics = ranks.decide(lambda: _plan_and_peek(cfg, out, force=force, resume=resume))
     if action == "reuse":
-        metrics = dict(runs.read_metrics(out) or {})
-        metrics["_reused"] = True
         log(f"{out}: already holds this finished run; reusing it (--force retrains)")
-        return metrics
-    start = resumable_epoch(out, cfg) if action == "resume" else None
+        return dict(metrics, _reused=True)
     problem, trainer = prebuilt if prebuilt is not None else build_trainer(cfg)  # bad input: before any write
-    out = runs.prepare_run_dir(out, force=force or start is not None)
+    if ranks.world_size != trainer.world_size:
+        raise ValueError(f"the trainer trains on {trainer.world_size} rank(s) but the process group has "
+                         f"{ranks.world_size}: build it under the same torch.distributed setup")
+    out = ranks.decide(lambda: runs.prepare_run_dir(out, force=force or start is not None))
+    ranks.barrier("the run directory barrier")  # the directory exists before any rank reads from it
     epochs = problem.epochs if cfg.epochs is None else cfg.epochs
     previous = None  # the history before this process (resume)
     if start is not None:
@@ -545,13 +548,14 @@ def train_run(cfg: RunConfig, out_dir: Union[str, Path], *, force: bool = False,
             "batch_size": {t.name: t.batch_size for t in problem.terms},
             "derivative_methods": dict(trainer.derivative_methods),
             "first_update_epoch": trainer.weighter.first_update,
+            "ranks": trainer.world_size,  # data-parallel ranks of the process that wrote this file
         },
         "environment": runs.environment(cfg.device),
         "command": command,
     }
     # A fresh run over an earlier one (--force) leaves the old files until its first checkpoint.
-    replacing = start is None and runs.is_nonempty_dir(out)
-    if not replacing:
+    replacing = ranks.decide(lambda: start is None and runs.is_nonempty_dir(out))
+    if not replacing and ranks.lead:
         runs.write_json(out / runs.CONFIG, config)
     state = {"replacing": replacing, "last_epoch": trainer.epoch, "last_time": time.monotonic()}
     ckpt_path = out / runs.CHECKPOINT
@@ -564,19 +568,22 @@ def train_run(cfg: RunConfig, out_dir: Union[str, Path], *, force: bool = False,
         # history.npz first: the checkpoint is the commit point, so whoever sees a checkpoint also sees its
         # history (a kill between the two writes leaves history.npz one commit ahead; a resume reads the
         # history embedded in the checkpoint and rewrites history.npz from it).
-        history.save(str(out / runs.HISTORY))
+        if ranks.lead:
+            history.save(str(out / runs.HISTORY))
+        # Distributed: rank 0 writes, every rank waits on the checkpoint barrier.
         trainer.save_checkpoint(str(ckpt_path), extra={"identity": identity, "history": history.to_dict(),
                                                        "compiled": bool(trainer.compiled)})
         if state["replacing"]:
-            runs.write_json(out / runs.CONFIG, config)
-            runs.replace_previous_run(out, keep=(runs.CHECKPOINT, runs.HISTORY, runs.CONFIG))
+            if ranks.lead:
+                runs.write_json(out / runs.CONFIG, config)
+                runs.replace_previous_run(out, keep=(runs.CHECKPOINT, runs.HISTORY, runs.CONFIG))
             state["replacing"] = False
         state["last_epoch"], state["last_time"] = trainer.epoch, time.monotonic()
 
     def periodic(tr: Any, epoch: int, info: dict) -> None:
         due_epochs = checkpoint_every is not None and epoch - state["last_epoch"] >= checkpoint_every
         due_time = checkpoint_seconds is not None and time.monotonic() - state["last_time"] >= checkpoint_seconds
-        if (due_epochs or due_time) and epoch < epochs:
+        if epoch < epochs and ranks.agree(due_epochs or due_time, "the checkpoint decision"):
             commit(full(tr.history_so_far()))
 
     remaining = epochs - trainer.epoch
@@ -585,7 +592,7 @@ def train_run(cfg: RunConfig, out_dir: Union[str, Path], *, force: bool = False,
     try:
         with _StopOnSignals(trainer) as signals:
             if remaining > 0 and not (previous is not None and previous.extra.get("early_stopped")):
-                this_call = trainer.train(remaining, progress=progress, callback=periodic,
+                this_call = trainer.train(remaining, progress=progress and ranks.lead, callback=periodic,
                                           keep_best=cfg.keep_best, patience=cfg.patience)
                 history = full(this_call)
             else:  # killed after the last checkpoint (of the end or an early stop), before metrics.json
@@ -595,13 +602,16 @@ def train_run(cfg: RunConfig, out_dir: Union[str, Path], *, force: bool = False,
         commit(good)
         exc.checkpoint = str(ckpt_path)
         n = len(cfg.seeds)
-        runs.write_json(out / runs.METRICS, {
+        diverged = {
             "status": "diverged", "error": str(exc), "diverged_term": exc.term, "diverged_member": exc.member,
             "diverged_epoch": exc.epoch, "last_good_epoch": exc.last_good_epoch, "checkpoint": str(ckpt_path),
             "rel_l2": float("nan"), "rel_l2_mean": float("nan"),
             "rel_l2_sem": float("nan"), "rel_l2_per_seed": [float("nan")] * n, "seeds": list(cfg.seeds),
             "n_seeds": n, "train_seconds": good.train_seconds, "warmup_seconds": good.warmup_seconds,
-            "epochs": epochs, "ms_per_epoch": float("nan"), "scheme": cfg.scheme, "device": cfg.device})
+            "epochs": epochs, "ms_per_epoch": float("nan"), "scheme": cfg.scheme, "device": cfg.device}
+        if ranks.lead:
+            runs.write_json(out / runs.METRICS, diverged)
+        ranks.barrier("the diverged-run barrier")
         raise
     except ValueError as exc:
         raise RuntimeError(f"training failed: {exc}") from exc
@@ -611,7 +621,7 @@ def train_run(cfg: RunConfig, out_dir: Union[str, Path], *, force: bool = False,
         raise Interrupted(signals.signum or 2, ckpt_path, trainer.epoch)
     commit(history)
     figure_files: list[str] = []
-    if figures:
+    if figures and ranks.lead:  # gradients.png of a data-parallel run: rank 0's shard of the points
         try:
             from . import plots
 
@@ -633,13 +643,68 @@ def train_run(cfg: RunConfig, out_dir: Union[str, Path], *, force: bool = False,
         # trainable PDE coefficients (inverse problems): final value per seed
         "coefficients": {n: [float(v) for v in vals] for n, vals in
                          ((n, trainer.coefficient_values()[n].cpu().numpy()) for n in trainer.coefficient_names)},
-        "threads": history.extra.get("threads"),
+        "threads": history.extra.get("threads"), "ranks": trainer.world_size,
     })
     if cfg.keep_best and best:
         # The network now holds the best-seen parameters: its error is the best-seen one, per seed.
         metrics.update(rel_l2_per_seed=best, rel_l2=best_mean, rel_l2_mean=best_mean, rel_l2_sem=best_sem)
-    runs.write_json(out / runs.METRICS, metrics)
+    if ranks.lead:
+        runs.write_json(out / runs.METRICS, metrics)
+    ranks.barrier("the end-of-run barrier")  # every rank returns once the run is finished on disk
     return metrics
+
+
+def _plan_and_peek(cfg: RunConfig, out: Path, *, force: bool, resume: Optional[bool]) -> tuple:
+    """``(action, start epoch or None, finished metrics or {})`` of :func:`plan_run_dir` in ``out``."""
+    action = plan_run_dir(cfg, out, force=force, resume=resume)
+    if action == "reuse":
+        return action, None, dict(runs.read_metrics(out) or {})
+    return action, resumable_epoch(out, cfg) if action == "resume" else None, {}
+
+
+class _RunRanks:
+    """The ranks of a data-parallel :func:`train_run` (one process: rank 0 of 1, and every method is
+    local): rank 0 reads and writes the run directory, decisions it makes reach every rank."""
+
+    def __init__(self) -> None:
+        import torch.distributed as dist
+
+        on = dist.is_available() and dist.is_initialized()
+        self.rank, self.world_size = (dist.get_rank(), dist.get_world_size()) if on else (0, 1)
+        self.lead = self.rank == 0
+
+    def decide(self, fn: Callable[[], Any]) -> Any:
+        """``fn()`` on rank 0, its result (or the exception it raised) on every rank."""
+        if self.world_size == 1:
+            return fn()
+        from .collectives import broadcast_object
+
+        outcome: tuple = (None, None)
+        if self.lead:
+            try:
+                outcome = (fn(), None)
+            except Exception as exc:  # noqa: BLE001 - re-raised on every rank below
+                outcome = (None, exc)
+        value, error = broadcast_object(outcome, "sharing rank 0's view of the run directory")
+        if error is not None:
+            raise error
+        return value
+
+    def agree(self, flag: bool, what: str) -> bool:
+        """``flag`` OR-ed over the ranks (e.g. a checkpoint due by one rank's clock)."""
+        if self.world_size == 1:
+            return bool(flag)
+        from .collectives import agree
+
+        return agree([flag], what)[0]
+
+    def barrier(self, what: str) -> None:
+        if self.world_size > 1:
+            import torch.distributed as dist
+
+            from .collectives import collective
+
+            collective(what, dist.barrier)
 
 
 def _resume_compile_decision(trainer: Any, extra: dict) -> None:

@@ -29,6 +29,7 @@ from . import _io
 from torch import nn
 
 from .backward import WeightedBackward
+from .collectives import collective
 from .derivatives import MethodChoice, choose_method, fastest_method, method_names, parse_requests
 from .network import MLP
 from .params import flatten_parameters, trainable_tensors
@@ -693,7 +694,7 @@ class Trainer:
         if self.world_size == 1:
             return self.evaluate()
         err = self.evaluate() if self.rank == 0 else torch.empty(self.members, dtype=torch.float64, device=self.device)
-        _dist().broadcast(err, src=0)
+        collective("the broadcast of rank 0's evaluation", _dist().broadcast, err, src=0)
         return err
 
     # ------------------------------------------------------------------------------------- training
@@ -756,7 +757,9 @@ class Trainer:
     def request_stop(self) -> None:
         """Ask a running :meth:`train` to stop after the current epoch (safe from a signal handler: it only
         sets a flag). ``train`` then checks finiteness and returns the history so far with
-        ``History.extra["stopped"] = True``; the trainer is at an epoch boundary, ready to checkpoint."""
+        ``History.extra["stopped"] = True``; the trainer is at an epoch boundary, ready to checkpoint.
+        Distributed: the ranks stop together at the next evaluation boundary after any rank asked (the
+        request travels in the one small all-reduce made there)."""
         self._stop_requested = True
 
     def history_so_far(self) -> "History":
@@ -920,17 +923,21 @@ class Trainer:
                     coef_log[i].copy_(self.coefficients.detach().reshape(S, -1))
                 torch.logical_or(nonfinite, ~torch.isfinite(loss_log[i]).all(), out=nonfinite)
                 self.epoch += 1
-                stopped = self._stop_requested
+                # Distributed: a stop is decided together at the next boundary (below), so every rank
+                # leaves the loop after the same epoch.
+                stopped = self._stop_requested and self.world_size == 1
                 if not (self.epoch % self.eval_every == 0 or i + 1 == epochs or stopped):
                     continue
                 if self.device.type == "cuda":
                     torch.cuda.synchronize(self.device)
                 train_seconds += time.perf_counter() - tick
                 torch.logical_or(nonfinite, ~torch.isfinite(self.theta).all(), out=nonfinite)
-                if self.world_size > 1:  # a collective decision: no rank raises while the others wait
-                    flag = nonfinite.to(torch.int32)
-                    _dist().all_reduce(flag, op=_dist().ReduceOp.MAX)
-                    nonfinite.copy_(flag.bool())
+                if self.world_size > 1:  # collective decisions: no rank raises or stops while the others wait
+                    flag = torch.stack([nonfinite, torch.tensor(self._stop_requested, device=self.device)])
+                    flag = flag.to(torch.int32)
+                    collective("the divergence/stop decision", _dist().all_reduce, flag, op=_dist().ReduceOp.MAX)
+                    nonfinite.copy_(flag[0].bool())
+                    stopped = bool(flag[1])
                 if bool(nonfinite):
                     term, member, at, where = self._locate_nonfinite(loss_log[first:i + 1], self.epoch - (i + 1 - first))
                     self.load_state_dict(good)
@@ -1117,7 +1124,7 @@ class Trainer:
             torch.save(state, buf)
             _io.atomic_write_bytes(path, buf.getvalue())
         if self.world_size > 1:
-            _dist().barrier()
+            collective("the checkpoint barrier", _dist().barrier)
 
     @staticmethod
     def read_checkpoint(path: str, map_location: Union[str, torch.device, None] = "cpu") -> dict[str, Any]:

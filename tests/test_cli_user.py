@@ -112,7 +112,12 @@ def test_predict_refuses_bad_points_and_missing_runs(problem_file, tmp_path, cap
     assert "holds no fastpinn run" in capsys.readouterr().err
 
 
-def test_train_under_torchrun_is_refused_rather_than_raced(monkeypatch, tmp_path, capsys):
+def test_train_with_a_broken_torchrun_environment_fails_before_writing(monkeypatch, tmp_path, capsys):
     monkeypatch.setenv("WORLD_SIZE", "2")
-    assert cli.main(["train", "poisson1d", "--out", str(tmp_path / "x"), *FAST]) == 2
-    assert "examples/train_distributed.py" in capsys.readouterr().err and not (tmp_path / "x").exists()
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.delenv("MASTER_ADDR", raising=False)
+    monkeypatch.delenv("MASTER_PORT", raising=False)
+    assert cli.main(["train", "poisson1d", "--out", str(tmp_path / "x"), *FAST]) == 4
+    err = capsys.readouterr().err
+    assert "[rank 0/2]" in err and "cannot join the torchrun process group" in err, err
+    assert not (tmp_path / "x").exists()

@@ -93,6 +93,12 @@ def _worker(rank: int, world: int, out: str, mode: str) -> None:
             t.train(RESUME_EPOCHS)
             t.save_checkpoint(f"{out}/two.pt")  # rank 0 writes, rank 1 waits
             res["two_ckpt_exists_after_barrier"] = os.path.exists(f"{out}/two.pt")
+            # a stop asked for on one rank only (e.g. its SIGTERM): every rank stops at the next boundary
+            t = _resume_trainer(distributed=None)
+            if rank == 1:
+                t.request_stop()
+            h = t.train(RESUME_EPOCHS)
+            res["stopped"] = (t.epoch, bool(h.extra.get("stopped")), h.epochs)
             torch.save(res, f"{out}/rank{rank}.pt")
         elif mode == "kill":
             trainer = Trainer(_problem("poisson"), fastpinn.DN(tau=3), dtype=torch.float64, backend="torch",
@@ -174,6 +180,11 @@ def test_killed_rank_fails_the_job_with_a_clear_message(tmp_path):
     assert codes[0] == 1  # the survivor does not hang: it fails
     message = (tmp_path / "error0.txt").read_text()
     assert "collective" in message and "rank 0" in message, message
+
+
+def test_a_stop_on_one_rank_stops_every_rank_at_the_same_boundary(two_rank_results):
+    # eval_every = 10: the request of rank 1 (made before epoch 1) is agreed on at epoch 10
+    assert [r["stopped"] for r in two_rank_results] == [(10, True, 10)] * 2
 
 
 def test_distributed_true_needs_a_process_group():
