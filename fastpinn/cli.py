@@ -519,9 +519,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     prog = f"fastpinn {args.command}"
     from .collectives import CollectiveError
 
-    rank, world = _torchrun_layout() if args.command == "train" else (0, 1)
+    try:
+        rank, world = _torchrun_layout()
+    except ValueError as exc:
+        _err(f"{prog}: error: {exc}")
+        return EXIT_USAGE
     if world > 1:
         prog = f"{prog} [rank {rank}/{world}]"
+        if args.command not in ("train", "reproduce"):
+            # every rank would do the whole job and write the same files: refuse instead of racing
+            _err(f"{prog}: error: 'fastpinn {args.command}' runs in one process; under torchrun use 'fastpinn "
+                 "train' (one run, its points split over the ranks) or 'fastpinn reproduce' (a sweep split "
+                 "over the ranks)")
+            return EXIT_USAGE
     try:
         if args.command == "train":
             return _cmd_train(args)
@@ -557,7 +567,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         _err(f"{prog}: interrupted")
         return EXIT_SIGINT
     finally:
-        if world > 1:
+        if world > 1 and args.command == "train":
             import torch.distributed as dist
 
             if dist.is_available() and dist.is_initialized():

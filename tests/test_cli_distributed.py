@@ -111,3 +111,13 @@ def test_collective_timeout_is_checked(monkeypatch, capsys):
     assert main(["train", *ARGS, "--out", "unused", "--collective-timeout", "0"]) == 2
     err = capsys.readouterr().err
     assert "[rank 1/2]" in err and "--collective-timeout must be a number of seconds > 0" in err
+
+
+@pytest.mark.parametrize("command", [["compare", "poisson1d"], ["demo"], ["evaluate", "somewhere"]])
+def test_commands_that_run_in_one_process_are_refused_under_torchrun(monkeypatch, capsys, command, tmp_path):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.chdir(tmp_path)
+    assert main(command) == 2
+    assert "runs in one process; under torchrun use 'fastpinn train'" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # nothing written
