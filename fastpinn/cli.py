@@ -187,6 +187,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--shard", default=None, metavar="I/N",
                    help="train only configurations j with j %% N == I (0 <= I < N; independent jobs sharing --out); "
                         "default under torchrun: RANK/WORLD_SIZE. The last shard to finish writes the table")
+    r.add_argument("--seeds-per-run", type=int, default=None, metavar="M",
+                   help="train each configuration's seeds in ensembles of at most M (OUT/<key>.seeds-a-b/, "
+                        "each a unit of work for --shard): for an ensemble too large for one device, or more "
+                        "ranks than configurations (default: all seeds in one run, OUT/<key>/)")
     _add_common(r)
 
     # fastpinn compare: the weighting schemes side by side (fastpinn.experiments.compare).
@@ -436,7 +440,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
                     derivative_method=args.derivative_method, force=args.force,
                     progress=not args.no_progress,
                     figures=not args.no_figures, log=_log, fidelity=_fidelity(args), run_options=_run_options(args),
-                    shard=args.shard)
+                    shard=args.shard, seeds_per_run=args.seeds_per_run)
     if res.missing:
         print(f"this shard is done; waiting for the other shards' runs: {', '.join(res.missing)}", flush=True)
         return 0

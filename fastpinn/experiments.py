@@ -977,8 +977,15 @@ def reproduce(
     fidelity: Optional[dict] = None,
     run_options: Optional[dict] = None,
     shard: Union[str, tuple[int, int], None] = None,
+    seeds_per_run: Optional[int] = None,
 ) -> TableResult:
     """Run every configuration of ``table`` (resumable) and write ``table.md``, ``table.csv``, figures.
+
+    ``seeds_per_run``: train each configuration's seeds in ensembles of at most this many (for an
+    ensemble too large for one device, or more ranks than configurations): seeds ``a..b`` of configuration
+    ``<key>`` go to ``out/<key>.seeds-a-b/``, each chunk is one unit of work (sharded, resumed and reused
+    like a whole configuration), and a configuration's row is assembled from all its chunks' per-seed
+    errors (training time: the sum of the chunks'). ``None`` (default): all seeds in ``out/<key>/``.
 
     ``shard``: train only this job's share of the configurations (:func:`sweep_shard`: ``"i/n"``, or
     under ``torchrun`` the rank's, one configuration per rank in turn); every job writes its own run
@@ -1013,20 +1020,22 @@ def reproduce(
                         **dict(fidelity or {}))
         cfg.validate()
         configs.append((entry, cfg))
+    chunk = _seeds_per_run(seeds_per_run, seeds)
     preflight_backend(next((c for _, c in configs if c.scheme != "pinn"), configs[0][1]))
     # Refuse before training anything if a finished run of another configuration is in the way (a
     # damaged one is not "another configuration": it is retrained below, saying why).
-    plan = []
+    plan = []  # the units of work: one per configuration, or per chunk of its seeds
     for entry, cfg in configs:
-        d = root / entry.key
-        identity = cfg.identity(cfg.resolved_epochs())
-        reason = runs.verify_run(d, identity) if d.is_dir() else "absent"
-        other = (reason == f"{runs.CONFIG} describes a different configuration"
-                 and runs.json_status(d / runs.METRICS) == "ok")
-        if other and not force:
-            raise runs.RunDirError(f"{str(d)!r} holds a finished run of a different configuration; "
-                                   "pass --force to retrain it, or choose another --out")
-        plan.append((entry, cfg, d, reason))
+        for part, suffix in _seed_chunks(cfg, chunk):
+            d = root / (entry.key + suffix)
+            identity = part.identity(part.resolved_epochs())
+            reason = runs.verify_run(d, identity) if d.is_dir() else "absent"
+            other = (reason == f"{runs.CONFIG} describes a different configuration"
+                     and runs.json_status(d / runs.METRICS) == "ok")
+            if other and not force:
+                raise runs.RunDirError(f"{str(d)!r} holds a finished run of a different configuration; "
+                                       "pass --force to retrain it, or choose another --out")
+            plan.append((entry, part, d, reason))
     root.mkdir(parents=True, exist_ok=True)
     from . import _io
 
@@ -1035,14 +1044,23 @@ def reproduce(
     histories = {}
     missing = []
     me, n_shards = sweep_shard(shard)
-    for i, (entry, cfg, d, reason) in enumerate(plan, 1):
+    # This shard's own units first, the others' after: a shard that checks another's units only once its
+    # own are on disk cannot miss the last of them (whichever shard finishes last sees every run).
+    order = sorted(range(len(plan)), key=lambda j: (j % n_shards != me, j))
+    finished: dict[int, tuple] = {}
+    for j in order:
+        entry, cfg, d, reason = plan[j]
+        i = j + 1
         label = cfg.describe(show_p=table == "table4")
         if len(probs) > 1:
             label = f"{entry.problem}: {label}"
+        if len(cfg.seeds) < seeds:
+            label = f"{label} [seeds {cfg.seeds[0]}-{cfg.seeds[-1]}]"
+        unit = str(d.relative_to(root))
         if (i - 1) % n_shards != me:  # another shard's: used if finished by now
             reason = runs.verify_run(d, cfg.identity(cfg.resolved_epochs())) if d.is_dir() else "absent"
             if reason is not None:
-                missing.append(entry.key)
+                missing.append(unit)
                 continue
         if reason is None:
             metrics = dict(runs.read_metrics(d) or {})
@@ -1070,9 +1088,14 @@ def reproduce(
         if metrics.get("status", "ok") == "ok":
             log(f"    rel. L2 = {_mean_pm(_finite(metrics.get('rel_l2_mean')), _finite(metrics.get('rel_l2_sem')))}"
                 f", {_secs(_finite(metrics.get('train_seconds')))} s")
-        results.append((entry, label, metrics))
-        if (d / runs.HISTORY).exists():
+        finished[j] = (entry, label, metrics)
+    results = [finished[j] for j in sorted(finished)]
+    for entry, _, d, _ in plan:
+        if (d / runs.HISTORY).exists() and entry.key not in histories:  # chunked: the first chunk's
             histories[entry.key] = d / runs.HISTORY
+    if chunk < seeds:  # one row per configuration, from all its chunks
+        results = _merge_chunks(results)
+        plan = [u for i, u in enumerate(plan) if i == 0 or u[0].key != plan[i - 1][0].key]
     if missing:
         log(f"shard {me}/{n_shards} done; the table is written when the other shards finish (missing: "
             f"{', '.join(missing)}); rerun any shard to assemble it")
@@ -1082,9 +1105,11 @@ def reproduce(
         if r.paper.rel_l2_mean is not None:
             log(f"{r.label}: ours {_mean_pm(r.rel_l2_mean, r.rel_l2_sem)}, paper "
                 f"{_mean_pm(r.paper.rel_l2_mean, r.paper.rel_l2_sem)}, agree within s.e.: {_agree(r.agrees)}")
-    n_note = (f"{seeds} seed(s) per configuration, trained as one batched ensemble on {device}; time = wall "
-              f"time of the training epochs of that batched run. Paper numbers: {paper_numbers.SOURCE} "
-              "(10 runs, TensorFlow on an RTX A6000).")
+    how = ("trained as one batched ensemble" if chunk >= seeds else
+           f"trained in batched ensembles of at most {chunk} seeds (one run directory each)")
+    n_note = (f"{seeds} seed(s) per configuration, {how} on {device}; time = wall time of the training "
+              f"epochs of that batched run{'' if chunk >= seeds else ', summed over the chunks'}. Paper numbers: "
+              f"{paper_numbers.SOURCE} (10 runs, TensorFlow on an RTX A6000).")
     spec_note = spec.note if own else (
         f"Run on {problem} instead of the paper's {', '.join(spec.problems)}; the paper's numbers do not apply.")
     note = " ".join(s for s in (spec_note, n_note) if s)
@@ -1103,6 +1128,50 @@ def reproduce(
     if figures:
         fig_paths = _table_figures(table, plan, rows, histories, root, title)
     return TableResult(table, root, rows, md, csv_text, fig_paths)
+
+
+def _seeds_per_run(value: Optional[int], seeds: int) -> int:
+    """``seeds_per_run`` checked: an integer >= 1 (``None``: all ``seeds`` in one run)."""
+    if value is None:
+        return seeds
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"seeds_per_run must be an integer >= 1 (seeds per ensemble run), got {value!r}")
+    return min(value, seeds)
+
+
+def _seed_chunks(cfg: RunConfig, chunk: int) -> list[tuple[RunConfig, str]]:
+    """``cfg`` split into configurations of at most ``chunk`` seeds, with their directory suffixes
+    (``""`` when it is not split: today's ``out/<key>/``)."""
+    if chunk >= len(cfg.seeds):
+        return [(cfg, "")]
+    parts = []
+    for a in range(0, len(cfg.seeds), chunk):
+        part = cfg.seeds[a:a + chunk]
+        parts.append((replace(cfg, seeds=tuple(part), ensemble=True), f".seeds-{part[0]}-{part[-1]}"))
+    return parts
+
+
+def _merge_chunks(results: list[tuple[Entry, str, dict]]) -> list[tuple[Entry, str, dict]]:
+    """One ``(entry, label, metrics)`` per configuration from its chunks' (in seed order): per-seed
+    errors concatenated, mean and s.e. over all of them, times summed; diverged if any chunk did."""
+    merged: dict[str, tuple[Entry, str, list[dict]]] = {}
+    for entry, label, m in results:
+        merged.setdefault(entry.key, (entry, label.rsplit(" [seeds ", 1)[0], []))[2].append(m)
+    out = []
+    for entry, label, parts in merged.values():
+        def cat(name: str) -> list:
+            return [v for m in parts for v in (m.get(name) or [])]
+
+        per_seed, best = cat("rel_l2_per_seed"), cat("best_rel_l2_per_seed")
+        mean, sem = runs.mean_sem(per_seed)
+        bad = [m for m in parts if m.get("status", "ok") != "ok"]
+        times = [_finite(m.get("train_seconds")) for m in parts]
+        out.append((entry, label, {
+            "status": bad[0]["status"] if bad else "ok", "rel_l2_per_seed": per_seed, "rel_l2_mean": mean,
+            "rel_l2_sem": sem, "best_rel_l2_per_seed": best, "seeds": cat("seeds"), "n_seeds": len(per_seed),
+            "train_seconds": sum(times) if None not in times else None, "chunks": len(parts),
+            "_reused": all(m.get("_reused", False) for m in parts)}))
+    return out
 
 
 def _table_figures(table: str, plan: list, rows: list[Row], histories: dict, root: Path, title: str) -> list[Path]:

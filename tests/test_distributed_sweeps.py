@@ -1,0 +1,119 @@
+"""Sweeps across ranks: a configuration's seeds split into chunks, and a torchrun sweep that loses a rank.
+
+Chunks: the members of a batched ensemble do not interact (each has its own parameters, points, weights
+and optimizer state; every batched op works on each member's rows alone), so seeds 0-1 and 2-3 trained
+as two ensembles give the per-seed errors of one 4-member ensemble. Measured bit-identical in float64;
+``rtol=1e-12`` leaves room only for a batched kernel that blocks differently by batch size.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch.distributed as dist
+
+from fastpinn import experiments
+
+TINY = dict(seeds=4, epochs=6, problem="poisson1d", problem_kwargs={"n_pde": 16}, backend="torch", eval_every=3,
+            figures=False, dtype="float64")
+
+
+def _per_seed(root: Path, key: str) -> list[float]:
+    dirs = sorted(root.glob(Path(key).name + "*"), key=lambda d: int(d.name.rsplit(".seeds-", 1)[-1].split("-")[0])
+                  if ".seeds-" in d.name else 0)
+    return [v for d in dirs for v in json.loads((d / "metrics.json").read_text())["rel_l2_per_seed"]]
+
+
+def test_chunked_seeds_give_the_one_ensemble_table(tmp_path):
+    whole = experiments.reproduce("table4", out=tmp_path / "whole", **TINY)
+    chunked = experiments.reproduce("table4", out=tmp_path / "chunked", seeds_per_run=3, **TINY)  # 0-2 and 3
+    key = whole.rows[0].key
+    assert sorted(p.name for p in (tmp_path / "chunked" / "poisson1d").iterdir())[:2] == \
+        [f"{Path(key).name}.seeds-0-2", f"{Path(key).name}.seeds-3-3"]
+    assert not (tmp_path / "chunked" / key).exists()
+    for a, b in zip(whole.rows, chunked.rows):
+        assert (a.key, a.label, a.n_seeds) == (b.key, b.label, b.n_seeds) == (a.key, a.label, 4)
+        np.testing.assert_allclose([b.rel_l2_mean, b.rel_l2_sem], [a.rel_l2_mean, a.rel_l2_sem], rtol=1e-12)
+    np.testing.assert_allclose(_per_seed(tmp_path / "chunked" / "poisson1d", key),
+                               _per_seed(tmp_path / "whole" / "poisson1d", key), rtol=1e-12)
+    assert "in batched ensembles of at most 3 seeds" in chunked.markdown
+    # chunks are the units a shard takes: shard 0 of 2 trains units 0, 2, 4, ... and waits for the rest
+    out = tmp_path / "sharded"
+    first = experiments.reproduce("table4", out=out, shard="0/2", seeds_per_run=2, **TINY)
+    units = [f"{r.key}.seeds-{a}-{a + 1}" for r in whole.rows for a in (0, 2)]
+    assert first.missing == units[1::2] and not (out / "table.md").exists()
+    second = experiments.reproduce("table4", out=out, shard="1/2", seeds_per_run=2, **TINY)
+    assert not second.missing and [r.rel_l2_mean for r in second.rows] == [r.rel_l2_mean for r in
+                                                                           experiments.reproduce(
+                                                                               "table4", out=out, seeds_per_run=2,
+                                                                               **TINY).rows]
+    np.testing.assert_allclose([r.rel_l2_mean for r in second.rows], [r.rel_l2_mean for r in whole.rows],
+                               rtol=1e-12)
+
+
+@pytest.mark.parametrize("bad", [0, -1, True, 1.5])
+def test_bad_seeds_per_run(tmp_path, bad):
+    with pytest.raises(ValueError, match="seeds_per_run must be an integer >= 1"):
+        experiments.reproduce("table4", out=tmp_path, seeds_per_run=bad, **TINY)
+
+
+# --------------------------------------------------------------------- a torchrun sweep loses a rank
+SWEEP = ["reproduce", "table4", "--problem", "poisson1d", "--seeds", "2", "--epochs", "300", "--n-pde", "16",
+         "--eval-every", "100", "--backend", "torch", "--dtype", "float64", "--device", "cpu", "--no-progress",
+         "--no-figures"]
+
+
+def _torchrun(out: Path) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+           "-m", "fastpinn", *SWEEP, "--out", str(out)]
+    env = dict(os.environ, OMP_NUM_THREADS="1", FASTPINN_THREADS="1")
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+
+
+def _rank_pid(launcher: int, rank: int) -> int | None:
+    for task in Path(f"/proc/{launcher}/task").iterdir():
+        for pid in (task / "children").read_text().split():
+            try:
+                if f"RANK={rank}".encode() in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
+                    return int(pid)
+            except OSError:
+                continue
+    return None
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or not dist.is_available(),
+                    reason="torchrun, and the rank's process found through /proc")
+def test_torchrun_sweep_that_loses_a_rank_fails_and_the_rerun_trains_only_what_is_missing(tmp_path):
+    keys = [e.key for e in experiments.table_entries("table4", "poisson1d")]
+    out = tmp_path / "t4"
+    job = _torchrun(out)
+    first = out / keys[1] / "metrics.json"  # rank 1's first configuration
+    end = time.monotonic() + 120
+    while not first.exists():
+        assert job.poll() is None, job.communicate()[0]
+        assert time.monotonic() < end
+        time.sleep(0.02)
+    os.kill(_rank_pid(job.pid, 1), signal.SIGKILL)
+    output, _ = job.communicate(timeout=120)
+    assert job.returncode != 0 and "SIGKILL" in output and "rank      : 1" in output, output
+    assert not (out / "table.md").exists()
+    done = {k: (out / k / "metrics.json").stat().st_mtime_ns for k in keys if (out / k / "metrics.json").exists()}
+    assert keys[1] in done and len(done) < len(keys), done  # killed mid-sweep
+
+    job = _torchrun(out)  # the same command again
+    output, _ = job.communicate(timeout=300)
+    assert job.returncode == 0, output
+    assert (out / "table.md").exists() and "DN-PINN (β=0.99, p=∞)" in (out / "table.md").read_text()
+    for k, mtime in done.items():  # finished runs are read, not retrained
+        assert (out / k / "metrics.json").stat().st_mtime_ns == mtime, k
+        assert f"reusing {out / k}" in output, output
+    trained = [k for k in keys if k not in done]
+    assert all(f"-> {out / k}" in output or f"resuming {out / k}" in output for k in trained), output
