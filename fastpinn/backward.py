@@ -43,7 +43,9 @@ passes, as soon as a piece of the buffer is final: on an update step row ``k`` o
 backward is done (its all-reduce runs while term ``k + 1``'s backward does), on the other steps buckets
 of the combined gradient, layer groups started from a post-accumulate-grad hook as the last backward
 finishes them (DDP-style). The same numbers are summed into the same buffers, so the results equal the
-blocking ones; more (smaller) collectives are made, each at least ``bucket_elements`` long.
+blocking ones -- bit for bit with 2 ranks; with more, a collective may add the ranks' numbers in an order
+that depends on where an element sits in the buffer (ring segments), so to rounding, and still alike on
+every rank. More (smaller) collectives are made, each at least ``bucket_elements`` long.
 """
 
 from __future__ import annotations
@@ -563,11 +565,12 @@ class WeightedBackward:
 
     def _wait_all(self, buffer: Tensor, with_losses: bool = True) -> None:
         """Wait for this call's async all-reduces of ``buffer``'s pieces; read back the reduced losses."""
-        works, self._works = self._works, []
         try:
-            for work in works:
-                work.wait()
+            while self._works:
+                self._works[0].wait()
+                self._works.pop(0)
         except RuntimeError as exc:  # torch.distributed.DistError is one
+            self._abandon()
             raise self._collective_failed(exc) from exc
         if with_losses:
             self.losses.copy_(buffer[buffer.numel() - self.losses.numel():].view_as(self.losses))
@@ -670,6 +673,8 @@ class WeightedBackward:
     def _combine_bucket(self, lam: Tensor, lo: int, hi: int) -> None:
         """Columns ``[lo, hi)`` of the combined gradient (``S = 1``) from ``G``, and start their all-reduce."""
         P = self.rows.n_params
+        # the blocking path's product on a column slice: the same K-term sum per column (bit-equal on CPU,
+        # checked in tests/test_distributed.py; a GPU kernel picked for another width could round differently)
         torch.bmm(lam, self.G[:, :, lo:hi], out=self._grad_comm[:P].view(1, 1, P)[:, :, lo:hi])
         self._start_grad_bucket(lo, hi)
 

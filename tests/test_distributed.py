@@ -112,6 +112,7 @@ def _overlap_cases(rank: int, world: int) -> dict:
         res[f"{scheme}/blocking"] = _overlap_loop(scheme, rank, world, overlap=False)
         res[f"{scheme}/overlap"] = _overlap_loop(scheme, rank, world, overlap=True)  # small: one piece a step
         res[f"{scheme}/overlap1"] = _overlap_loop(scheme, rank, world, overlap=True, bucket=1)  # a piece a tensor
+        res[f"{scheme}/overlap17"] = _overlap_loop(scheme, rank, world, overlap=True, bucket=17)  # see the test
     res["trainer"] = _train("allen_cahn", "DN", 30, overlap=True)
     return res
 
@@ -230,11 +231,12 @@ def test_overlapped_reduction_equals_the_blocking_one(two_rank_results, scheme):
     the blocking run's bit for bit, on both ranks, with the same elements reduced in more collectives."""
     r0, r1 = (res["overlap"] for res in two_rank_results)
     blocking = r0[f"{scheme}/blocking"]
-    for variant in ("overlap", "overlap1"):
+    for variant in ("overlap", "overlap1", "overlap17"):
         assert _same_steps(r0[f"{scheme}/{variant}"], blocking), variant
         assert _same_steps(r1[f"{scheme}/{variant}"], r0[f"{scheme}/{variant}"], with_G=False), variant  # ranks
         assert r0[f"{scheme}/{variant}"]["reduced"] == blocking["reduced"]
     P, leaves, K, steps = blocking["n_params"], blocking["leaves"], 3, OVERLAP_STEPS
+    assert (P, leaves) == (98, 7)  # 1-8-8-1 MLP (16 + 72 + 9) and the coefficient
     updates = len(range(0, steps, 3 if scheme == "DN" else 2))
     if scheme == "DN":  # K + 1 (G, or the combination) per step; the losses alone before a SoftAdapt update
         assert blocking["reduced"] == updates * (K * P + K) + (steps - updates) * (P + K)
@@ -244,6 +246,10 @@ def test_overlapped_reduction_equals_the_blocking_one(two_rank_results, scheme):
     # one piece per tensor (bucket_elements=1): update steps a row of G per term, the others a tensor each
     per_update = K if scheme == "DN" else leaves
     assert r0[f"{scheme}/overlap1"]["collectives"] == updates * per_update + (steps - updates) * leaves + extra
+    # 17: a row of G (98 entries) per term; buckets from the row's end [80, 98), [16, 80), and the first
+    # layer's 16 entries too few alone, so joined to the one before: 2 pieces
+    per_update = K if scheme == "DN" else 2
+    assert r0[f"{scheme}/overlap17"]["collectives"] == updates * per_update + (steps - updates) * 2 + extra
 
 
 def test_overlapped_trainer_equals_the_blocking_one(two_rank_results):
