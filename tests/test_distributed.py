@@ -77,7 +77,8 @@ def _resume_trainer(distributed=None) -> Trainer:
                    eval_every=10, threads=None, distributed=distributed)
 
 
-OVERLAP_SCHEMES = {"DN": lambda: fastpinn.DN(tau=3), "PINN": fastpinn.PINN, "SoftAdapt": lambda: fastpinn.SoftAdapt(tau=2)}
+OVERLAP_SCHEMES = {"DN": lambda: fastpinn.DN(tau=3), "PINN": fastpinn.PINN,
+                   "SoftAdapt": lambda: fastpinn.SoftAdapt(tau=2)}
 OVERLAP_N, OVERLAP_STEPS = 23, 9  # 23 points: shards of 11 and 12
 
 
@@ -222,7 +223,8 @@ def _same_steps(a: dict, b: dict, with_G: bool = True) -> bool:
     """Bit-identical weights, losses and .grad at every step (and G: reduced on update steps, local else)."""
     return all(torch.equal(x["lam"], y["lam"]) and torch.equal(x["losses"], y["losses"])
                and all(torch.equal(g, h) for g, h in zip(x["grad"], y["grad"]))
-               and (not with_G or x["G"] is None or torch.equal(x["G"], y["G"])) for x, y in zip(a["steps"], b["steps"]))
+               and (not with_G or x["G"] is None or torch.equal(x["G"], y["G"]))
+               for x, y in zip(a["steps"], b["steps"]))
 
 
 @pytest.mark.parametrize("scheme", list(OVERLAP_SCHEMES))
