@@ -37,6 +37,15 @@ packed behind it, so the statistics and ``lambda`` come from the reduced ``G`` a
 every rank; on any other step the weighted gradient is linear in ``G``, so only the combined ``[S, P]``
 gradient (losses packed behind it) is reduced: ``K`` times less data. Without a process group nothing is
 reduced and nothing is scaled: the single process is the one-rank case.
+
+With ``overlap=True`` (one network, ``S = 1``) those collectives run asynchronously beside the backward
+passes, as soon as a piece of the buffer is final: on an update step row ``k`` of ``G`` once term ``k``'s
+backward is done (its all-reduce runs while term ``k + 1``'s backward does), on the other steps buckets
+of the combined gradient, layer groups started from a post-accumulate-grad hook as the last backward
+finishes them (DDP-style). The same numbers are summed into the same buffers, so the results equal the
+blocking ones -- bit for bit with 2 ranks; with more, a collective may add the ranks' numbers in an order
+that depends on where an element sits in the buffer (ring segments), so to rounding, and still alike on
+every rank. More (smaller) collectives are made, each at least ``bucket_elements`` long.
 """
 
 from __future__ import annotations
@@ -168,6 +177,68 @@ def _accumulating_into_views() -> Iterator[None]:
         yield
 
 
+class _Buckets:
+    """The parameter row (``S = 1``) cut into contiguous ranges ``[lo, hi)`` of whole trainable tensors, in
+    the order a backward usually finishes them: from the row's end down (the output layer's gradient is
+    computed first). Each holds at least ``min_elements`` (a smaller rest joins the bucket before it).
+
+    :meth:`started` hooks the tensors' gradient accumulation (``register_post_accumulate_grad_hook``, which
+    fires after autograd has added into the preallocated ``.grad`` view in place) and hands each bucket to
+    ``on_ready`` once all its tensors are final -- always in bucket order, so every rank issues the same
+    collectives in the same order whatever order its hooks fire in, DDP-style.
+    """
+
+    def __init__(self, leaves: Sequence[Tensor], offsets: Sequence[int], n_params: int, min_elements: int) -> None:
+        self.leaves = list(leaves)
+        self.ranges: list[tuple[int, int]] = []
+        members: list[list[int]] = []
+        hi, cur = n_params, []
+        for i in sorted(range(len(self.leaves)), key=lambda i: offsets[i], reverse=True):
+            cur.append(i)
+            if hi - offsets[i] >= min_elements:
+                self.ranges.append((offsets[i], hi))
+                members.append(cur)
+                hi, cur = offsets[i], []
+        if cur:
+            if self.ranges:
+                self.ranges[-1] = (0, self.ranges[-1][1])
+                members[-1] += cur
+            else:
+                self.ranges.append((0, n_params))
+                members.append(cur)
+        self._sizes = [len(m) for m in members]
+        self._bucket_of = {i: b for b, m in enumerate(members) for i in m}
+
+    @contextlib.contextmanager
+    def started(self, on_ready: Callable[[int, int], None]) -> Iterator[None]:
+        """Around one backward: ``on_ready(lo, hi)`` per bucket as it becomes final; after the backward,
+        for the buckets left (tensors this loss does not reach keep the gradient they have)."""
+        left = list(self._sizes)
+        nxt = 0
+
+        def flush() -> None:
+            nonlocal nxt
+            while nxt < len(left) and left[nxt] <= 0:
+                nxt += 1
+                on_ready(*self.ranges[nxt - 1])
+
+        def hook_for(b: int) -> Callable[[Tensor], None]:
+            def hook(_: Tensor) -> None:
+                left[b] -= 1
+                flush()
+            return hook
+
+        handles = [leaf.register_post_accumulate_grad_hook(hook_for(self._bucket_of[i]))
+                   for i, leaf in enumerate(self.leaves)]
+        try:
+            yield
+        finally:
+            for h in handles:
+                h.remove()
+        left[:] = [0] * len(left)
+        flush()
+
+
 class WeightedBackward:
     """Per-term backward, loss weights and weighted ``.grad`` for any model.
 
@@ -197,6 +268,16 @@ class WeightedBackward:
         process_group: a ``torch.distributed`` process group (or ``torch.distributed.group.WORLD``) to
             reduce the term gradients and losses over (data parallelism over points); ``None``
             (default): one process, nothing reduced. Each call then takes ``shard_weights``.
+        overlap: ``False`` (default; measured no faster on CPUs with gloo, see
+            ``bench/bench_distributed.py --overlap``): each step's gradient reduction is one blocking
+            all-reduce after the backward passes. ``True``: start all-reduces of the pieces of the
+            buffer as they become final, overlapped with the backward passes still running (see the
+            module docstring); same results, more collectives. Needs ``members=1`` (for ``S > 1`` a term's
+            slice ``G[:, k]`` and a layer's gradient are strided, and collectives need contiguous
+            buffers). No effect without a process group.
+        bucket_elements: with ``overlap``, the least elements of one collective (default ``2**16``):
+            a piece is started once this much is final, so a small network still makes one collective
+            per step (a tiny all-reduce costs its latency, which overlap does not hide).
 
     Attributes:
         G: ``[S, K, P]`` the last per-term gradients (``None`` for a fixed-weight scheme).
@@ -207,6 +288,7 @@ class WeightedBackward:
         gate: the :class:`UpdateGate`.
         backward_passes: autograd backward calls made so far (K per dynamic step, 1 per fixed step).
         collectives, reduced_elements: all-reduces made so far and the elements they summed.
+        overlap: whether the collectives overlap the backward passes.
     """
 
     def __init__(
@@ -225,6 +307,8 @@ class WeightedBackward:
         flat: Union[Tensor, Sequence[Tensor], None] = None,
         shared_graph: bool = True,
         process_group: Any = None,
+        overlap: bool = False,
+        bucket_elements: int = 1 << 16,
     ) -> None:
         self.leaves = trainable_tensors(parameters)
         self.rows = ParameterRows(self.leaves, members)
@@ -278,6 +362,18 @@ class WeightedBackward:
         #: All-reduces made and the elements they moved (data parallelism; 0 without a process group).
         self.collectives = 0
         self.reduced_elements = 0
+        if not isinstance(overlap, bool):
+            raise ValueError(f"overlap must be True or False, got {overlap!r}")
+        if isinstance(bucket_elements, bool) or not isinstance(bucket_elements, int) or bucket_elements < 1:
+            raise ValueError(f"bucket_elements must be an integer >= 1, got {bucket_elements!r}")
+        if overlap and S > 1:
+            raise ValueError(f"overlap=True needs members=1, got members={S}: with an ensemble a term's gradients "
+                             "G[:, k] and a layer's are strided over the members, and a collective needs a "
+                             "contiguous buffer; use overlap=False")
+        self.overlap = overlap
+        self.bucket_elements = bucket_elements
+        self._buckets = _Buckets(self.leaves, self.rows.offsets, P, bucket_elements) if overlap else None
+        self._works: list[Any] = []  # in-flight async all-reduces of this call
 
     def _allocate_G(self) -> None:
         S, K, P = self.members, len(self.term_names), self.rows.n_params
@@ -384,11 +480,23 @@ class WeightedBackward:
         # active: None = update now (host gate said yes), a device flag, or no update at all (host said no)
         run = isinstance(decision, Tensor) or decision
         active = decision if isinstance(decision, Tensor) else None
+        overlap = share is not None and self.overlap
         if self.reads == "stats":
-            self._term_backwards(items, accumulate)
-            if share is not None and run:  # one collective: G[S, K, P] with the losses packed behind it
-                self.G.mul_(share.unsqueeze(-1))
-                self._all_reduce(self._G_comm)
+            if overlap and run:  # G's rows reduced as their backwards finish, the losses with the last one
+                self._term_backwards(items, accumulate, reduce_rows=share)
+                self._wait_all(self._G_comm)
+            elif overlap:  # the combination of G reduced bucket by bucket as the last backward finishes it
+                lam = self.weighter.lam_applied.to(self.G.dtype) * share
+                self._pack_losses(self._grad_comm, True)
+                self._term_backwards(items, accumulate, combine_buckets=lam.unsqueeze(1))
+                self._point_grads()
+                self._wait_all(self._grad_comm)
+                return self._finish(update)
+            else:
+                self._term_backwards(items, accumulate)
+                if share is not None and run:  # one collective: G[S, K, P] with the losses packed behind it
+                    self.G.mul_(share.unsqueeze(-1))
+                    self._all_reduce(self._G_comm)
             if run:
                 w.update_from_stats(w.statistics(self.G), self.rows.n_params, active=active, losses=self.losses)
             # off update steps the shares fold into the K weights instead of a pass over G
@@ -408,9 +516,14 @@ class WeightedBackward:
                 raise ValueError(f"scheme {w.scheme!r} reads NTK traces: pass traces= (a [S, K] tensor or a "
                                  "callable, e.g. lambda: fastpinn.ntk.term_traces(...))")
             w.update_from_traces(traces() if callable(traces) else traces, active=active)
-        self._fixed_backward(items, accumulate, share)
-        if share is not None:
-            self._all_reduce(self._grad_comm, with_losses=not (run and self.reads == "losses"))
+        with_losses = not (run and self.reads == "losses")  # else reduced above, before the update
+        if overlap:  # buckets of .grad reduced as the backward finishes them
+            self._fixed_backward(items, accumulate, share, with_losses=with_losses)
+            self._wait_all(self._grad_comm, with_losses=with_losses)
+        else:
+            self._fixed_backward(items, accumulate, share)
+            if share is not None:
+                self._all_reduce(self._grad_comm, with_losses=with_losses)
         return self._finish(update)
 
     def _shares(self, shard_weights: Union[Tensor, Sequence[float], None]) -> Optional[Tensor]:
@@ -429,32 +542,60 @@ class WeightedBackward:
                              f"got {share.numel()}")
         return share.reshape(1, K)
 
+    def _pack_losses(self, buffer: Tensor, with_losses: bool) -> Tensor:
+        """Fill the loss slot behind a packed gradient buffer with this rank's scaled losses (or zeros)."""
+        slot = buffer[buffer.numel() - self.losses.numel():].view_as(self.losses)
+        if with_losses:
+            slot.copy_(self.losses)
+        else:
+            slot.zero_()
+        return slot
+
     def _all_reduce(self, buffer: Tensor, with_losses: bool = True) -> None:
-        """Sum ``buffer`` over the ranks; when it is one of the packed gradient buffers, its loss slot is
-        filled with this rank's scaled losses first and read back after (the global losses)."""
+        """Sum ``buffer`` over the ranks (blocking); when it is one of the packed gradient buffers, its loss
+        slot is filled with this rank's scaled losses first and read back after (the global losses)."""
+        packed = buffer is self._G_comm or buffer is self._grad_comm
+        slot = self._pack_losses(buffer, with_losses) if packed else None
+        self._collective(buffer, async_op=False)
+        if slot is not None and with_losses:
+            self.losses.copy_(slot)
+
+    def _start(self, piece: Tensor) -> None:
+        """Start the async all-reduce of a contiguous piece of a packed buffer (waited in :meth:`_wait_all`)."""
+        self._works.append(self._collective(piece, async_op=True))
+
+    def _wait_all(self, buffer: Tensor, with_losses: bool = True) -> None:
+        """Wait for this call's async all-reduces of ``buffer``'s pieces; read back the reduced losses."""
+        try:
+            while self._works:
+                self._works[0].wait()
+                self._works.pop(0)
+        except RuntimeError as exc:  # torch.distributed.DistError is one
+            self._abandon()
+            raise self._collective_failed(exc) from exc
+        if with_losses:
+            self.losses.copy_(buffer[buffer.numel() - self.losses.numel():].view_as(self.losses))
+
+    def _collective(self, buffer: Tensor, async_op: bool) -> Any:
         import torch.distributed as dist
 
-        n = self.losses.numel()
-        packed = buffer is self._G_comm or buffer is self._grad_comm
-        if packed:
-            slot = buffer[buffer.numel() - n:].view_as(self.losses)
-            if with_losses:
-                slot.copy_(self.losses)
-            else:
-                slot.zero_()
         try:
-            dist.all_reduce(buffer, op=dist.ReduceOp.SUM, group=self.process_group)
+            work = dist.all_reduce(buffer, op=dist.ReduceOp.SUM, group=self.process_group, async_op=async_op)
         except (RuntimeError, dist.DistError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise CollectiveError(
-                f"rank {dist.get_rank(self.process_group)} of {dist.get_world_size(self.process_group)}: the "
-                f"gradient all-reduce (a collective every rank must join) failed: {first}. Another rank has "
-                "probably died or stalled past the process group's timeout; the job stops here -- rerun it "
-                "(resuming from the last checkpoint)") from exc
-        if packed and with_losses:
-            self.losses.copy_(slot)
+            raise self._collective_failed(exc) from exc
         self.collectives += 1
         self.reduced_elements += buffer.numel()
+        return work
+
+    def _collective_failed(self, exc: BaseException) -> CollectiveError:
+        import torch.distributed as dist
+
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return CollectiveError(
+            f"rank {dist.get_rank(self.process_group)} of {dist.get_world_size(self.process_group)}: the "
+            f"gradient all-reduce (a collective every rank must join) failed: {first}. Another rank has "
+            "probably died or stalled past the process group's timeout; the job stops here -- rerun it "
+            "(resuming from the last checkpoint)")
 
     def _finish(self, update: Optional[bool]) -> Tensor:
         w = self.weighter
@@ -490,16 +631,67 @@ class WeightedBackward:
             elif g.data_ptr() != view.data_ptr():
                 view.copy_(g)
 
-    def _term_backwards(self, items: Sequence[Tensor], accumulate: bool) -> None:
+    def _term_backwards(self, items: Sequence[Tensor], accumulate: bool, reduce_rows: Optional[Tensor] = None,
+                        combine_buckets: Optional[Tensor] = None) -> None:
+        """One backward per term into row ``k`` of ``G``. Overlapped reductions (``S = 1``):
+
+        * ``reduce_rows`` ``[1, K]`` (the shares, an update step): each finished row is scaled by its share,
+          and the final rows not yet in flight start their all-reduce once they hold ``bucket_elements``
+          (the last rows with the losses behind them), while the next term's backward runs.
+        * ``combine_buckets`` ``[1, 1, K]`` (weights times shares, another step): during the last backward
+          each bucket it finishes gets its part of ``sum_j lam_j G_j`` written and its all-reduce started.
+        """
         self._keep_existing_grads(accumulate)
         self.G.zero_()
         last = len(items) - 1
-        with _accumulating_into_views():
-            for k, loss in enumerate(items):
-                for p, view in zip(self.leaves, self._G_views[k]):
-                    p.grad = view
-                torch.autograd.backward(loss.sum(), inputs=self.leaves, retain_graph=self.shared_graph and k < last)
-                self.backward_passes += 1
+        P = self.rows.n_params
+        started = 0  # self._G_comm[:started] is in flight
+        try:
+            with _accumulating_into_views():
+                for k, loss in enumerate(items):
+                    for p, view in zip(self.leaves, self._G_views[k]):
+                        p.grad = view
+                    retain = self.shared_graph and k < last
+                    if combine_buckets is not None and k == last:
+                        with self._buckets.started(lambda lo, hi: self._combine_bucket(combine_buckets, lo, hi)):
+                            torch.autograd.backward(loss.sum(), inputs=self.leaves, retain_graph=retain)
+                    else:
+                        torch.autograd.backward(loss.sum(), inputs=self.leaves, retain_graph=retain)
+                    self.backward_passes += 1
+                    if reduce_rows is None:
+                        continue
+                    self._G_comm[k * P:(k + 1) * P].mul_(reduce_rows[0, k])  # the row is final: scale it
+                    if k == last:
+                        self._pack_losses(self._G_comm, True)
+                        self._start(self._G_comm[started:])
+                    elif (k + 1) * P - started >= self.bucket_elements:
+                        self._start(self._G_comm[started:(k + 1) * P])
+                        started = (k + 1) * P
+        except BaseException:
+            self._abandon()
+            raise
+
+    def _combine_bucket(self, lam: Tensor, lo: int, hi: int) -> None:
+        """Columns ``[lo, hi)`` of the combined gradient (``S = 1``) from ``G``, and start their all-reduce."""
+        P = self.rows.n_params
+        # the blocking path's product on a column slice: the same K-term sum per column (bit-equal on CPU,
+        # checked in tests/test_distributed.py; a GPU kernel picked for another width could round differently)
+        torch.bmm(lam, self.G[:, :, lo:hi], out=self._grad_comm[:P].view(1, 1, P)[:, :, lo:hi])
+        self._start_grad_bucket(lo, hi)
+
+    def _start_grad_bucket(self, lo: int, hi: int) -> None:
+        """Start the all-reduce of ``.grad``'s columns ``[lo, hi)``; the bucket at the row's end takes the
+        loss slot behind it along (filled before the backward)."""
+        P = self.rows.n_params
+        self._start(self._grad_comm[lo:] if hi == P else self._grad_comm[lo:hi])
+
+    def _abandon(self) -> None:
+        """After an error mid-step: let the collectives already started finish (the peers joined them, and
+        they write into buffers the next step reuses), without raising a second error."""
+        works, self._works = self._works, []
+        for work in works:
+            with contextlib.suppress(RuntimeError):
+                work.wait()
 
     def _combine(self, accumulate: bool, share: Optional[Tensor] = None) -> None:
         lam = self.weighter.lam_applied.to(self.G.dtype)
@@ -514,7 +706,10 @@ class WeightedBackward:
                 torch.bmm(lam, G, out=out)
         self._point_grads()
 
-    def _fixed_backward(self, items: Sequence[Tensor], accumulate: bool, share: Optional[Tensor] = None) -> None:
+    def _fixed_backward(self, items: Sequence[Tensor], accumulate: bool, share: Optional[Tensor] = None,
+                        with_losses: Optional[bool] = None) -> None:
+        """One backward of the weighted sum into ``.grad``; with ``with_losses`` set (overlap), the loss slot
+        is packed (the losses or zeros) and each bucket the backward finishes starts its all-reduce."""
         self._keep_existing_grads(accumulate)
         if not accumulate:
             for _, _, buf in self._grad_blocks:
@@ -524,8 +719,17 @@ class WeightedBackward:
             lam = lam * share  # this rank's part of the gradient of the global weighted loss
         total = sum((lam[:, k] * item.reshape(self.members)).sum() for k, item in enumerate(items))
         self._point_grads()
-        with _accumulating_into_views():
-            torch.autograd.backward(total, inputs=self.leaves)
+        if with_losses is None:
+            with _accumulating_into_views():
+                torch.autograd.backward(total, inputs=self.leaves)
+        else:
+            self._pack_losses(self._grad_comm, with_losses)
+            try:
+                with _accumulating_into_views(), self._buckets.started(self._start_grad_bucket):
+                    torch.autograd.backward(total, inputs=self.leaves)
+            except BaseException:
+                self._abandon()
+                raise
         self.backward_passes += 1
 
     def _point_grads(self) -> None:

@@ -280,6 +280,8 @@ class Trainer:
             ``W`` ranks train what one process trains on the same points, to rounding. The NaN check is a
             collective decision; evaluation runs on rank 0 (broadcast); :meth:`save_checkpoint` writes on
             rank 0 only and the checkpoint does not depend on ``W``. Eager and ``"device"`` step modes.
+        overlap: with ``distributed``, overlap the gradient all-reduces with the backward passes
+            (:class:`~fastpinn.WeightedBackward`'s ``overlap``; same results). Default ``False``.
     """
 
     def __init__(
@@ -303,6 +305,7 @@ class Trainer:
         update_schedule: str = "fastpinn",
         attention: Optional["ResidualAttention"] = None,
         distributed: Optional[bool] = None,
+        overlap: bool = False,
     ) -> None:
         if not isinstance(problem, Problem):
             raise ValueError(f"problem must be a fastpinn Problem, got {type(problem).__name__}")
@@ -407,7 +410,7 @@ class Trainer:
             adaptive=problem.adaptive, members=self.members, steps_per_epoch=self.steps_per_epoch,
             first_update=first_update, gate="host" if step_mode == "eager" else "device", backend=backend, flat=blocks,
             shared_graph=False,  # one forward per term: disjoint graphs
-            process_group=_world_group() if self.world_size > 1 else None)
+            process_group=_world_group() if self.world_size > 1 else None, overlap=overlap)
         self.weighter = self.backward.weighter
         self.attention = attention
         self._residuals: dict[int, tuple[Tensor, Optional[Tensor]]] = {}  # term -> (r, index) of this step

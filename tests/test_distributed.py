@@ -59,9 +59,9 @@ def _scheme(name: str):
     return fastpinn.PINN() if name == "PINN" else getattr(fastpinn, name)(tau=3)
 
 
-def _train(problem: str, scheme: str, epochs: int, distributed=None) -> dict:
+def _train(problem: str, scheme: str, epochs: int, distributed=None, overlap: bool = False) -> dict:
     trainer = Trainer(_problem(problem), _scheme(scheme), dtype=torch.float64, backend="torch", lr=3e-3,
-                      eval_every=40, threads=None, distributed=distributed)
+                      eval_every=40, threads=None, distributed=distributed, overlap=overlap)
     h = trainer.train(epochs)
     return {"losses": h.losses, "weights": h.weights, "rel_l2": h.rel_l2, "theta": trainer.theta.detach().clone(),
             "collectives": trainer.backward.collectives, "reduced": trainer.backward.reduced_elements,
@@ -77,6 +77,47 @@ def _resume_trainer(distributed=None) -> Trainer:
                    eval_every=10, threads=None, distributed=distributed)
 
 
+OVERLAP_SCHEMES = {"DN": lambda: fastpinn.DN(tau=3), "PINN": fastpinn.PINN,
+                   "SoftAdapt": lambda: fastpinn.SoftAdapt(tau=2)}
+OVERLAP_N, OVERLAP_STEPS = 23, 9  # 23 points: shards of 11 and 12
+
+
+def _overlap_loop(scheme: str, rank: int, world: int, overlap: bool, bucket: int = 1 << 16) -> dict:
+    """A custom loop on WeightedBackward: 3 terms sharing one forward, a coefficient only term 0 reads
+    (so the last backward leaves its gradient alone), unequal shards. Every step's outputs are kept."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(1, 8), torch.nn.Tanh(), torch.nn.Linear(8, 8), torch.nn.Tanh(),
+                              torch.nn.Linear(8, 1)).double()
+    coef = torch.nn.Parameter(torch.tensor([0.5], dtype=torch.float64))
+    params = list(net.parameters()) + [coef]
+    lo, hi = rank * OVERLAP_N // world, (rank + 1) * OVERLAP_N // world
+    x = torch.linspace(-1, 1, OVERLAP_N, dtype=torch.float64).unsqueeze(1)[lo:hi]
+    wb = fastpinn.WeightedBackward(params, OVERLAP_SCHEMES[scheme](), ["a", "b", "c"], process_group=dist.group.WORLD,
+                                   overlap=overlap, bucket_elements=bucket)
+    opt = torch.optim.Adam(params, lr=1e-2)
+    steps = []
+    for _ in range(OVERLAP_STEPS):
+        u = net(x)
+        losses = [((u - coef * torch.sin(3 * x)) ** 2).mean(), ((u - x ** 2) ** 2).mean(), (u ** 4).mean()]
+        lam = wb(losses, shard_weights=[(hi - lo) / OVERLAP_N] * 3)
+        steps.append({"lam": lam.clone(), "losses": wb.losses.clone(), "grad": [p.grad.clone() for p in params],
+                      "G": None if wb.G is None else wb.G.clone()})
+        opt.step()
+    return {"steps": steps, "collectives": wb.collectives, "reduced": wb.reduced_elements,
+            "n_params": wb.rows.n_params, "leaves": len(params)}
+
+
+def _overlap_cases(rank: int, world: int) -> dict:
+    res = {}
+    for scheme in OVERLAP_SCHEMES:
+        res[f"{scheme}/blocking"] = _overlap_loop(scheme, rank, world, overlap=False)
+        res[f"{scheme}/overlap"] = _overlap_loop(scheme, rank, world, overlap=True)  # small: one piece a step
+        res[f"{scheme}/overlap1"] = _overlap_loop(scheme, rank, world, overlap=True, bucket=1)  # a piece a tensor
+        res[f"{scheme}/overlap17"] = _overlap_loop(scheme, rank, world, overlap=True, bucket=17)  # see the test
+    res["trainer"] = _train("allen_cahn", "DN", 30, overlap=True)
+    return res
+
+
 def _worker(rank: int, world: int, out: str, mode: str) -> None:
     torch.set_num_threads(1)
     try:
@@ -84,6 +125,7 @@ def _worker(rank: int, world: int, out: str, mode: str) -> None:
                                 timeout=datetime.timedelta(seconds=20))
         if mode == "cases":
             res = {f"{p}/{s}": _train(p, s, e) for p, s, e in CASES}
+            res["overlap"] = _overlap_cases(rank, world)
             # resume on another number of ranks: from a one-process checkpoint, and write one for one process
             t = _resume_trainer(distributed=None)
             t.load_checkpoint(f"{out}/alone.pt")
@@ -100,9 +142,9 @@ def _worker(rank: int, world: int, out: str, mode: str) -> None:
             h = t.train(RESUME_EPOCHS)
             res["stopped"] = (t.epoch, bool(h.extra.get("stopped")), h.epochs)
             torch.save(res, f"{out}/rank{rank}.pt")
-        elif mode == "kill":
+        elif mode.startswith("kill"):
             trainer = Trainer(_problem("poisson"), fastpinn.DN(tau=3), dtype=torch.float64, backend="torch",
-                              threads=None)
+                              threads=None, overlap=mode == "kill-overlap")
             trainer.train(5)
             if rank == 1:
                 os._exit(3)  # dies without a word, mid-job
@@ -174,8 +216,9 @@ def test_non_update_steps_reduce_k_times_less(two_rank_results):
     assert r["reduced"] == updates * (K * P + K) + (steps - updates) * (P + K)
 
 
-def test_killed_rank_fails_the_job_with_a_clear_message(tmp_path):
-    codes = _spawn(tmp_path, "kill")
+@pytest.mark.parametrize("mode", ["kill", "kill-overlap"])
+def test_killed_rank_fails_the_job_with_a_clear_message(tmp_path, mode):
+    codes = _spawn(tmp_path, mode)
     assert codes[1] == 3
     assert codes[0] == 1  # the survivor does not hang: it fails
     message = (tmp_path / "error0.txt").read_text()
@@ -185,6 +228,60 @@ def test_killed_rank_fails_the_job_with_a_clear_message(tmp_path):
 def test_a_stop_on_one_rank_stops_every_rank_at_the_same_boundary(two_rank_results):
     # eval_every = 10: the request of rank 1 (made before epoch 1) is agreed on at epoch 10
     assert [r["stopped"] for r in two_rank_results] == [(10, True, 10)] * 2
+
+
+def _same_steps(a: dict, b: dict, with_G: bool = True) -> bool:
+    """Bit-identical weights, losses and .grad at every step (and G: reduced on update steps, local else)."""
+    return all(torch.equal(x["lam"], y["lam"]) and torch.equal(x["losses"], y["losses"])
+               and all(torch.equal(g, h) for g, h in zip(x["grad"], y["grad"]))
+               and (not with_G or x["G"] is None or torch.equal(x["G"], y["G"]))
+               for x, y in zip(a["steps"], b["steps"]))
+
+
+@pytest.mark.parametrize("scheme", list(OVERLAP_SCHEMES))
+def test_overlapped_reduction_equals_the_blocking_one(two_rank_results, scheme):
+    """overlap=True sums the same numbers: every step's weights, global losses, .grad and reduced G equal
+    the blocking run's bit for bit, on both ranks, with the same elements reduced in more collectives."""
+    r0, r1 = (res["overlap"] for res in two_rank_results)
+    blocking = r0[f"{scheme}/blocking"]
+    for variant in ("overlap", "overlap1", "overlap17"):
+        assert _same_steps(r0[f"{scheme}/{variant}"], blocking), variant
+        assert _same_steps(r1[f"{scheme}/{variant}"], r0[f"{scheme}/{variant}"], with_G=False), variant  # ranks
+        assert r0[f"{scheme}/{variant}"]["reduced"] == blocking["reduced"]
+    P, leaves, K, steps = blocking["n_params"], blocking["leaves"], 3, OVERLAP_STEPS
+    assert (P, leaves) == (98, 7)  # 1-8-8-1 MLP (16 + 72 + 9) and the coefficient
+    updates = len(range(0, steps, 3 if scheme == "DN" else 2))
+    if scheme == "DN":  # K + 1 (G, or the combination) per step; the losses alone before a SoftAdapt update
+        assert blocking["reduced"] == updates * (K * P + K) + (steps - updates) * (P + K)
+    extra = updates if scheme == "SoftAdapt" else 0
+    assert blocking["collectives"] == steps + extra
+    assert r0[f"{scheme}/overlap"]["collectives"] == steps + extra  # a network this small: one piece per step
+    # one piece per tensor (bucket_elements=1): update steps a row of G per term, the others a tensor each
+    per_update = K if scheme == "DN" else leaves
+    assert r0[f"{scheme}/overlap1"]["collectives"] == updates * per_update + (steps - updates) * leaves + extra
+    # 17: a row of G (98 entries) per term; buckets from the row's end [80, 98), [16, 80), and the first
+    # layer's 16 entries too few alone, so joined to the one before: 2 pieces
+    per_update = K if scheme == "DN" else 2
+    assert r0[f"{scheme}/overlap17"]["collectives"] == updates * per_update + (steps - updates) * 2 + extra
+
+
+def test_overlapped_trainer_equals_the_blocking_one(two_rank_results):
+    r0, r1 = two_rank_results
+    got, want = r0["overlap"]["trainer"], r0["allen_cahn/DN"]
+    assert torch.equal(got["theta"], want["theta"]) and torch.equal(got["theta"], r1["overlap"]["trainer"]["theta"])
+    for key in ("losses", "weights"):
+        assert np.array_equal(got[key], want[key]), key
+    assert got["reduced"] == want["reduced"] and got["collectives"] == want["collectives"]
+
+
+def test_overlap_options_are_checked():
+    p = [torch.zeros(3, requires_grad=True)]
+    with pytest.raises(ValueError, match="overlap must be True or False"):
+        fastpinn.WeightedBackward(p, fastpinn.DN(), 2, overlap="yes")
+    with pytest.raises(ValueError, match="bucket_elements must be an integer >= 1"):
+        fastpinn.WeightedBackward(p, fastpinn.DN(), 2, overlap=True, bucket_elements=0)
+    with pytest.raises(ValueError, match="overlap=True needs members=1, got members=2"):
+        fastpinn.WeightedBackward([torch.zeros(2, 3, requires_grad=True)], fastpinn.DN(), 2, members=2, overlap=True)
 
 
 def test_distributed_true_needs_a_process_group():
