@@ -70,19 +70,7 @@ def _job(rank: int, world: int, rdv: str, out: str, device: str, n_pde: int, epo
     wb = tr.backward
     if world > 1:  # the collectives alone, on the step's own buffers
         for name, buf in (("G", wb._G_comm), ("grad", wb._grad_comm)):
-            x = buf.clone()
-            for _ in range(3):
-                dist.all_reduce(x)
-            reps = 30
-            if device == "cuda":
-                torch.cuda.synchronize()
-            dist.barrier()
-            t0 = time.perf_counter()
-            for _ in range(reps):
-                dist.all_reduce(x)
-            if device == "cuda":
-                torch.cuda.synchronize()
-            res[f"allreduce_{name}_s"] = (time.perf_counter() - t0) / reps
+            res[f"allreduce_{name}_s"] = _time_allreduce(buf, device)
             res[f"{name}_elements"] = buf.numel()
     if rank == 0:
         torch.save(res, out)
