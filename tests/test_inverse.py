@@ -14,6 +14,7 @@ from fastpinn.problems import burgers_inverse
 from fastpinn.trainer import History
 
 
+@pytest.mark.slow  # 35 s of training (2-core CPU): an accuracy check; the machinery has short tests
 def test_burgers_viscosity_is_recovered_from_noisy_exact_samples():
     # nu_true = 0.1/pi; training starts from nu = 0.1 (3.1x too large) with 300 samples carrying 1 %
     # noise. Measured after 3000 epochs (2-core CPU, float32): DN-PINN nu = 0.03191 (+0.24 %), PINN

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
 import fastpinn
@@ -27,6 +28,7 @@ def test_the_closed_form_solves_the_residuals():
     assert p.reference_term == 0 and p.term_names[0] == "momentum_x" and p.out_dim == 3
 
 
+@pytest.mark.slow  # 35 s of training (2-core CPU): an accuracy check; the machinery has short tests
 def test_dn_pinn_beats_pinn_on_kovasznay():
     # Measured (2-core CPU, float32, 1500 epochs): DN-PINN rel. L2 0.21, PINN 0.75. Asserting DN < half
     # of PINN's error (and < 0.4) leaves room for other summation orders without letting a no-op pass:
