@@ -150,6 +150,10 @@ class RunConfig:
     #: Pointwise residual-based attention (Anagnostopoulos et al. 2024) on the reference (PDE) term:
     #: ``None`` or ``{"gamma": ..., "eta": ...}``.
     attention: Optional[dict] = None
+    #: Seed of the mini-batch shuffling, one permutation shared by all members (``None``: the first seed,
+    #: as for any ensemble). A chunk of a sweep's seeds keeps the whole configuration's, so its members
+    #: draw the batches they would draw in the one ensemble (``reproduce(seeds_per_run=...)``).
+    batch_seed: Optional[int] = None
 
     def __post_init__(self) -> None:
         self.seeds = tuple(int(s) for s in self.seeds)
@@ -198,6 +202,9 @@ class RunConfig:
                              f"got {self.update_schedule!r}")
         if self.init not in INITS:
             raise ValueError(f"init must be one of {', '.join(INITS)}, got {self.init!r}")
+        if self.batch_seed is not None and (isinstance(self.batch_seed, bool) or not isinstance(self.batch_seed, int)
+                                            or self.batch_seed < 0):
+            raise ValueError(f"batch_seed must be None or an integer >= 0, got {self.batch_seed!r}")
         if self.patience is not None and (isinstance(self.patience, bool) or not isinstance(self.patience, int)
                                           or self.patience < 1):
             raise ValueError(f"patience must be an integer >= 1 (epochs), got {self.patience!r}")
@@ -280,6 +287,8 @@ class RunConfig:
             d["keep_best"] = True
         if self.patience is not None:
             d["patience"] = int(self.patience)
+        if self.batch_seed is not None and self.batch_seed != self.seeds[0]:  # else: the default shuffling
+            d["batch_seed"] = int(self.batch_seed)
         if self.attention is not None:
             d["attention"] = {k: float(v) for k, v in sorted(self.attention.items())}
         return d
@@ -369,6 +378,7 @@ def build_trainer(cfg: RunConfig) -> tuple[Problem, Any]:
     problem = cfg.build_problem()
     network = problem.network(dtype=DTYPES[cfg.dtype], device=cfg.device, init=cfg.init)
     trainer = Trainer(problem, cfg.scheme_object(), network=network, lr=cfg.lr, device=cfg.device,
+                      batch_seed=cfg.batch_seed,
                       dtype=DTYPES[cfg.dtype], eval_every=cfg.eval_every, backend=cfg.backend, compile=cfg.compile,
                       step_mode=cfg.step_mode, derivative_method=cfg.derivative_method,
                       update_schedule=cfg.update_schedule, attention=_attention(cfg, problem))
@@ -986,6 +996,12 @@ def reproduce(
     ``<key>`` go to ``out/<key>.seeds-a-b/``, each chunk is one unit of work (sharded, resumed and reused
     like a whole configuration), and a configuration's row is assembled from all its chunks' per-seed
     errors (training time: the sum of the chunks'). ``None`` (default): all seeds in ``out/<key>/``.
+    A chunk's members train as in the one ensemble (their own points, initialisation, weights and
+    optimizer state, and the one ensemble's mini-batch permutation, ``RunConfig.batch_seed``), so the
+    per-seed errors are the one ensemble's: bit for bit for a member that is last neither in its chunk nor
+    in the one ensemble, to rounding for the others (torch's CPU fused Adam updates the last few elements
+    of the flat parameters, the last member's, in a scalar loop that rounds differently; see the README).
+    With ``patience`` they differ: a run stops early when none of *its* members improves.
 
     ``shard``: train only this job's share of the configurations (:func:`sweep_shard`: ``"i/n"``, or
     under ``torchrun`` the rank's, one configuration per rank in turn); every job writes its own run
@@ -1147,7 +1163,10 @@ def _seed_chunks(cfg: RunConfig, chunk: int) -> list[tuple[RunConfig, str]]:
     parts = []
     for a in range(0, len(cfg.seeds), chunk):
         part = cfg.seeds[a:a + chunk]
-        parts.append((replace(cfg, seeds=tuple(part), ensemble=True), f".seeds-{part[0]}-{part[-1]}"))
+        # The shuffling permutation is the one ensemble's (seeded by its first seed), not the chunk's.
+        parts.append((replace(cfg, seeds=tuple(part), ensemble=True,
+                              batch_seed=cfg.seeds[0] if cfg.batch_seed is None else cfg.batch_seed),
+                      f".seeds-{part[0]}-{part[-1]}"))
     return parts
 
 
