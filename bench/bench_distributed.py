@@ -87,6 +87,17 @@ OVERLAP_KINDS = {  # step kind -> (scheme, whether the second mode overlaps); DN
 }
 
 
+def _write_report(lines: list, args: argparse.Namespace, info: dict, kind: str) -> None:
+    """Print the report and write it atomically to ``--out`` or ``results/<kind>-<machine>-<date>.md``."""
+    text = "\n".join(lines)
+    print(text)
+    out = Path(args.out) if args.out else (Path(__file__).resolve().parent / "results" /
+                                           f"{kind}-{_machine.device_slug(info)}-{_dt.date.today().isoformat()}"
+                                           f"{'-quick' if args.quick else ''}.md")
+    atomic_write_text(out, text)
+    print(f"wrote {out}")
+
+
 def _time_allreduce(buf: torch.Tensor, device: str, reps: int = 30) -> float:
     x = buf.clone()
     for _ in range(3):
@@ -180,13 +191,7 @@ def overlap_main(args: argparse.Namespace, argv: list[str] | None) -> int:
               f"{W} ranks themselves add {W}).", "",
               f"Wall time {time.time() - started:.0f} s. Command: `python bench/bench_distributed.py "
               f"{' '.join(argv if argv is not None else sys.argv[1:])}`", ""]
-    text = "\n".join(lines)
-    print(text)
-    out_path = Path(args.out) if args.out else (Path(__file__).resolve().parent / "results" /
-                                                f"distributed-overlap-{_machine.device_slug(info)}-"
-                                                f"{_dt.date.today().isoformat()}{'-quick' if args.quick else ''}.md")
-    atomic_write_text(out_path, text)
-    print(f"wrote {out_path}")
+    _write_report(lines, args, info, "distributed-overlap")
     if not all(r["identical"] for r in res.values()):
         print("ERROR: the overlapped run did not end on the blocking run's parameters", file=sys.stderr)
         return 1
@@ -283,13 +288,7 @@ def main(argv: list[str] | None = None) -> int:
              _load_note(info, W, med(f"strong-{W}"), per_step_comm), "",
              f"Wall time {time.time() - started:.0f} s. Command: `python bench/bench_distributed.py "
              f"{' '.join(argv if argv is not None else sys.argv[1:])}`", ""]
-    text = "\n".join(lines)
-    print(text)
-    out = Path(args.out) if args.out else (Path(__file__).resolve().parent / "results" /
-                                           f"distributed-{_machine.device_slug(info)}-{_dt.date.today().isoformat()}"
-                                           f"{'-quick' if args.quick else ''}.md")
-    atomic_write_text(out, text)
-    print(f"wrote {out}")
+    _write_report(lines, args, info, "distributed")
     return 0
 
 
