@@ -135,7 +135,7 @@ def _add_common(p: argparse.ArgumentParser, *, sizes: bool = True) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .experiments import PROBLEMS, SCHEMES, TABLES
+    from .run import PROBLEMS, SCHEMES, TABLES
 
     parser = _Parser(prog="fastpinn", description="Physics-informed neural networks with dynamic loss weights "
                                                   "(Deguchi & Asai 2023: PINN, MA-, ID-, DN-PINN).")
@@ -193,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "ranks than configurations (default: all seeds in one run, OUT/<key>/)")
     _add_common(r)
 
-    # fastpinn compare: the weighting schemes side by side (fastpinn.experiments.compare).
+    # fastpinn compare: the weighting schemes side by side (fastpinn.run.compare).
     c = sub.add_parser("compare", help="train several weighting schemes side by side and tabulate them",
                        description="Train each scheme (default parameters) as one ensemble of seeds and write "
                                    "compare.md / compare.csv (rel. L2 mean ± s.e., time, time over PINN) and "
@@ -231,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_demo_args(d: argparse.ArgumentParser) -> None:
-    from .experiments import DEMO_DEFAULTS
+    from .run import DEMO_DEFAULTS
 
     d.add_argument("--epochs", type=int, default=DEMO_DEFAULTS["epochs"],
                    help=f"epochs per run (default {DEMO_DEFAULTS['epochs']})")
@@ -298,8 +298,7 @@ def _run_options(args: argparse.Namespace) -> dict:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from . import runs
-    from .experiments import RunConfig, build_trainer, is_user_problem, plan_run_dir, train_run
+    from .run import RunConfig, build_trainer, directory, is_user_problem, plan_run_dir, train_run
 
     if args.seeds is not None:
         if args.seeds < 1:
@@ -329,7 +328,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         raise ValueError("--resume needs --out (the directory of the run to continue)")
     name = Path(args.problem.rpartition(":")[0]).stem + "-" + args.problem.rpartition(":")[2] \
         if is_user_problem(args.problem) else args.problem
-    out = Path(args.out) if args.out else runs.default_run_dir(name, args.scheme)
+    out = Path(args.out) if args.out else directory.default_run_dir(name, args.scheme)
     cfg.validate()
     action = plan_run_dir(cfg, out, force=args.force, resume=True if args.resume else None)  # before any build
     prebuilt = build_trainer(cfg)  # every ValueError surfaces here, before anything is written
@@ -393,7 +392,7 @@ def _join_process_group(device: str, timeout: float) -> str:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from .experiments import load_run, read_points, write_array
+    from .run import load_run, read_points, write_array
 
     cfg, problem, trainer = load_run(args.run_dir, device=args.device)
     points = read_points(args.points, len(problem.coords))
@@ -413,7 +412,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     import json
 
     from . import _io
-    from .experiments import evaluate_run, read_points
+    from .run import evaluate_run, read_points
 
     points = values = None
     if args.points is not None or args.values is not None:
@@ -430,7 +429,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
-    from .experiments import reproduce
+    from .run import reproduce
 
     if args.table == "demo":
         return _cmd_demo(args)
@@ -450,7 +449,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from .experiments import COMPARE_DEFAULT, compare
+    from .run import COMPARE_DEFAULT, compare
 
     res = compare(args.problem, args.schemes or COMPARE_DEFAULT, seeds=args.seeds, epochs=args.epochs,
                   device=_device(args.device), dtype=args.dtype, backend=args.backend, out=args.out,
@@ -463,7 +462,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from .experiments import DEMO_DEFAULTS, demo
+    from .run import DEMO_DEFAULTS, demo
 
     g = lambda name: getattr(args, name, None)  # noqa: E731  (reproduce demo has fewer options)
     epochs = g("epochs") or DEMO_DEFAULTS["epochs"]
@@ -501,7 +500,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return int(exc.code or 0)
     import torch
 
-    from .experiments import Interrupted
+    from .run import Interrupted
     from .trainer import CorruptCheckpointError, DeviceUnavailableError, NonFiniteError
 
     import os

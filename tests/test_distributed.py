@@ -311,7 +311,9 @@ def test_sharded_reproduce_gives_the_unsharded_table(tmp_path, monkeypatch):
         trained.append(str(Path(d).relative_to(out)))
         return real(cfg, d, **kw)
 
-    monkeypatch.setattr(experiments, "train_run", counting)
+    from fastpinn.run import sweeps
+
+    monkeypatch.setattr(sweeps, "train_run", counting)
     second = experiments.reproduce("table4", out=out, shard="1/2", **TINY)
     assert trained == keys[1::2]  # its own share only; shard 0's runs are read, not retrained
     assert not second.missing and (out / "table.md").read_text() == second.markdown

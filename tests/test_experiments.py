@@ -13,6 +13,7 @@ import torch
 
 from fastpinn import experiments, paper_numbers, runs
 from fastpinn.experiments import Entry, Row, RunConfig, TABLES
+from fastpinn.run import sweeps
 
 TINY = dict(seeds=2, epochs=6, problem="poisson1d", problem_kwargs={"n_pde": 16}, backend="torch", eval_every=3,
             figures=False)
@@ -150,7 +151,7 @@ def test_reproduce_writes_table_and_is_resumable(tmp_path, monkeypatch):
     def must_not_train(*a, **k):
         raise AssertionError("a finished configuration was retrained")
 
-    monkeypatch.setattr(experiments, "train_run", must_not_train)
+    monkeypatch.setattr(sweeps, "train_run", must_not_train)
     again = experiments.reproduce("table4", out=out, **TINY)
     assert all(r.reused for r in again.rows)
     assert [r.rel_l2_mean for r in again.rows] == [r.rel_l2_mean for r in res.rows]
@@ -169,7 +170,7 @@ def test_reproduce_retrains_only_unfinished_and_guards_other_configs(tmp_path, m
         trained.append(d.name)
         return real(cfg, d, **k)
 
-    monkeypatch.setattr(experiments, "train_run", spy)
+    monkeypatch.setattr(sweeps, "train_run", spy)
     experiments.reproduce("table4", out=out, **TINY)
     assert trained == ["dn-b0.9-p2"]
     # a different configuration (more epochs) must not silently replace finished runs

@@ -19,6 +19,7 @@ import torch
 import fastpinn
 from fastpinn import _io, cli, experiments, ops, runs
 from fastpinn.ops import layout
+from fastpinn.run import directory
 from fastpinn.problem import Problem, dirichlet, pde
 from fastpinn.problems import poisson1d
 from fastpinn.trainer import (CheckpointError, CorruptCheckpointError, DeviceUnavailableError, History,
@@ -90,7 +91,7 @@ def test_disk_full_leaves_nothing_half_written(tmp_path, capsys, monkeypatch):
         monkeypatch.setattr(_io.os, "fsync", full)
         return p
 
-    monkeypatch.setattr(runs, "prepare_run_dir", prepare_then_fill_the_disk)
+    monkeypatch.setattr(directory, "prepare_run_dir", prepare_then_fill_the_disk)
     assert cli.main([*SMALL, "--scheme", "pinn", "--force", "--out", str(out)]) == cli.EXIT_ENVIRONMENT
     monkeypatch.setattr(_io.os, "fsync", real_fsync)
     line = _one_line(capsys.readouterr().err)

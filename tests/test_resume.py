@@ -23,6 +23,7 @@ import pytest
 import torch
 
 from fastpinn import cli, experiments, runs
+from fastpinn.run import one_run, records
 from fastpinn.trainer import History, Trainer
 
 EPOCHS = 1200
@@ -313,7 +314,7 @@ def test_checkpoints_at_every_boundary_do_not_change_the_run(tmp_path, small_str
     """The time-based trigger fires at whatever boundaries a loaded machine reaches: committing changes
     nothing of the training. Here it fires at every boundary (a clock that jumps 1000 s per reading)."""
     clock = iter(range(0, 10**9, 1000))
-    monkeypatch.setattr(experiments, "time", SimpleNamespace(monotonic=lambda: float(next(clock)),
+    monkeypatch.setattr(one_run, "time", SimpleNamespace(monotonic=lambda: float(next(clock)),
                                                              perf_counter=time.perf_counter))
     commits = []
     real = Trainer.save_checkpoint
@@ -396,7 +397,7 @@ def test_a_kill_after_the_early_stop_checkpoint_reruns_nothing(tmp_path, patienc
             raise _Killed
         return real(path, obj)
 
-    monkeypatch.setattr(runs, "write_json", dying_write)
+    monkeypatch.setattr(records, "write_json", dying_write)
     with pytest.raises(_Killed):
         _patience_run(out)
     monkeypatch.undo()

@@ -1,0 +1,53 @@
+"""Arrays in and out of the command line: points and values from ``.npy``/``.csv``, predictions written back."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Sequence, Union
+
+import numpy as np
+
+from .. import _io
+
+__all__ = ["read_points", "write_array"]
+
+
+def read_points(path: Union[str, Path], d: int, name: str = "points") -> np.ndarray:
+    """Points ``[M, d]`` (or values) from ``.npy`` or ``.csv`` (comma-separated; one header row allowed)."""
+    p = Path(path)
+    if p.suffix == ".npy":
+        arr = np.load(p, allow_pickle=False)
+    elif p.suffix == ".csv":
+        try:
+            arr = np.loadtxt(p, delimiter=",", ndmin=2)
+        except ValueError:
+            arr = np.loadtxt(p, delimiter=",", ndmin=2, skiprows=1)
+    else:
+        raise ValueError(f"{name} file must end in .npy or .csv, got {str(p)!r}")
+    arr = np.asarray(arr, dtype=np.float64)
+    if arr.ndim == 1 and name == "points":
+        arr = arr.reshape(-1, 1) if d == 1 else arr
+    if d and (arr.ndim != 2 or arr.shape[1] != d):
+        raise ValueError(f"{name} in {str(p)!r} must have shape [M, {d}], got {list(arr.shape)}")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} in {str(p)!r} hold NaN or Inf")
+    return arr
+
+
+def write_array(path: Union[str, Path], arr: np.ndarray, header: Sequence[str]) -> None:
+    """Write ``arr`` (``[M, c]``) atomically as ``.npy`` or ``.csv`` (with ``header``)."""
+    p = Path(path)
+    if p.suffix == ".npy":
+        buf = io.BytesIO()
+        np.save(buf, arr)
+        _io.atomic_write_bytes(p, buf.getvalue())
+    elif p.suffix == ".csv":
+        if arr.ndim != 2:
+            raise ValueError(f"a .csv output holds a table [M, columns]; this prediction has shape {list(arr.shape)} "
+                             "(an ensemble: pick --member, or write .npy)")
+        text = io.StringIO()
+        np.savetxt(text, arr, delimiter=",", header=",".join(header), comments="")
+        _io.atomic_write_text(p, text.getvalue())
+    else:
+        raise ValueError(f"output file must end in .npy or .csv, got {str(p)!r}")

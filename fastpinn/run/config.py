@@ -1,0 +1,324 @@
+"""A run's configuration: the problem registry (built-in names and the user-file form), the dtypes
+and backends a run takes, and :class:`RunConfig`, everything that decides a run's numbers."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional, Union
+
+import torch
+
+from ..problem import Problem
+from ..schemes import SCHEME_NAMES, Scheme, scheme_from_name
+
+__all__ = ["PROBLEMS", "USER_PROBLEM_FORM", "SCHEMES", "DTYPES", "BACKENDS", "SIZE_KEYS", "Log", "RunConfig",
+           "is_user_problem"]
+
+PROBLEMS = ("burgers", "poisson", "allen_cahn", "poisson1d", "burgers_inverse", "kovasznay")
+#: The other form a problem name takes: a function in the user's own file, ``path/to/file.py:make_problem``.
+USER_PROBLEM_FORM = "FILE.py:FUNCTION"
+SCHEMES = SCHEME_NAMES
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+BACKENDS = ("auto", "cpp", "triton", "torch")
+#: Problem-size keyword arguments the command line may override (only those a problem takes).
+SIZE_KEYS = ("n_pde", "n_bc", "n_ic", "batch_size")
+
+Log = Callable[[str], None]
+
+
+def _p_to_json(p: float) -> Union[float, str]:
+    return "inf" if math.isinf(p) else float(p)
+
+
+def _p_from_json(p: Union[float, str]) -> float:
+    return math.inf if p in ("inf", "Infinity") else float(p)
+
+
+def is_user_problem(name: str) -> bool:
+    """Whether ``name`` names a function in a Python file (``path/to/file.py:make_problem``)."""
+    file, sep, func = str(name).rpartition(":")
+    return bool(sep) and file.endswith(".py") and func.isidentifier()
+
+
+def _user_file(name: str) -> Path:
+    return Path(str(name).rpartition(":")[0])
+
+
+def _load_user_factory(name: str) -> Callable[..., Problem]:
+    """The function ``name`` names, imported from its file (a fresh module per call: edits are seen)."""
+    import importlib.util
+
+    path, func = _user_file(name), str(name).rpartition(":")[2]
+    if not path.is_file():
+        raise ValueError(f"problem file {str(path)!r} does not exist (problem {name!r}; form {USER_PROBLEM_FORM})")
+    spec = importlib.util.spec_from_file_location(f"fastpinn_user_problem_{abs(hash(str(path)))}", path)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:  # noqa: BLE001 - any failure of the user's file is a bad argument, reported once
+        raise ValueError(f"problem file {str(path)!r} failed to import ({type(exc).__name__}: {exc})") from exc
+    factory = getattr(module, func, None)
+    if not callable(factory):
+        raise ValueError(f"problem file {str(path)!r} has no function {func!r}")
+    return factory
+
+
+def _problem_factory(name: str) -> Callable[..., Problem]:
+    from ..problems import burgers_inverse, kovasznay, paper, poisson1d
+
+    if is_user_problem(name):
+        return _load_user_factory(name)
+    factories = dict(paper.PROBLEMS, poisson1d=poisson1d, burgers_inverse=burgers_inverse, kovasznay=kovasznay)
+    if name not in factories:
+        raise ValueError(f"problem must be one of {', '.join(PROBLEMS)} or {USER_PROBLEM_FORM} (a function of your "
+                         f"own file returning a fastpinn.Problem), got {name!r}")
+    return factories[name]
+
+
+def _file_digest(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# ------------------------------------------------------------------------------------ one configuration
+@dataclass
+class RunConfig:
+    """One training configuration (what ``fastpinn train`` runs, and one row of a table).
+
+    ``seeds``: the seeds trained; ``ensemble``: train them as an ensemble problem (always for more than
+    one seed; ``fastpinn train --seeds 1`` gives a one-member ensemble, ``--seed 0`` a single network).
+    ``epochs``: ``None`` for the problem's own (the paper's protocol).
+    """
+
+    problem: str
+    scheme: str = "dn"
+    beta: float = 0.9
+    tau: int = 10
+    p: float = 2.0
+    bias_correction: bool = False
+    ma_form: str = "paper"
+    alpha: Optional[float] = None  # LRA / GradNormW: their papers' EMA parameter (None: 0.9)
+    reduce: str = "sum"  # GradNormW: "sum" (the paper) or "mean"
+    temperature: float = 0.1  # SoftAdapt / ReLoBRaLo softmax temperature
+    seeds: tuple[int, ...] = (0,)
+    ensemble: bool = False
+    epochs: Optional[int] = None
+    lr: float = 1e-3
+    device: str = "cpu"
+    dtype: str = "float32"
+    backend: str = "auto"
+    eval_every: int = 100
+    problem_kwargs: dict = field(default_factory=dict)
+    compile: Union[bool, str] = False
+    step_mode: str = "eager"
+    derivative_method: str = "auto"
+    #: Fidelity options for comparing with the authors' TensorFlow code (defaults: fastpinn's protocol).
+    update_schedule: str = "fastpinn"
+    init: str = "glorot_normal"
+    keep_best: bool = False
+    patience: Optional[int] = None
+    #: Pointwise residual-based attention (Anagnostopoulos et al. 2024) on the reference (PDE) term:
+    #: ``None`` or ``{"gamma": ..., "eta": ...}``.
+    attention: Optional[dict] = None
+    #: Seed of the mini-batch shuffling, one permutation shared by all members (``None``: the first seed,
+    #: as for any ensemble). A chunk of a sweep's seeds keeps the whole configuration's, so its members
+    #: draw the batches they would draw in the one ensemble (``reproduce(seeds_per_run=...)``).
+    batch_seed: Optional[int] = None
+
+    def __post_init__(self) -> None:
+        self.seeds = tuple(int(s) for s in self.seeds)
+        self.problem_kwargs = {k: v for k, v in dict(self.problem_kwargs).items() if v is not None}
+        if is_user_problem(self.problem):  # absolute, so the run directory can be used from anywhere
+            self.problem = f"{_user_file(self.problem).resolve()}:{str(self.problem).rpartition(':')[2]}"
+        if len(self.seeds) > 1:
+            self.ensemble = True
+
+    # ------------------------------------------------------------------------------- validation
+    def validate(self) -> "RunConfig":
+        """Raise ``ValueError`` (one line, naming the bad value) for anything a run would reject."""
+        factory = _problem_factory(self.problem)  # a clear ValueError for an unknown name or a bad file
+        if self.scheme not in SCHEMES:
+            raise ValueError(f"scheme must be one of {', '.join(SCHEMES)}, got {self.scheme!r}")
+        self.scheme_object()  # beta, tau, p, ma_form, alpha, ...: the library's own checks
+        if not self.seeds:
+            raise ValueError("at least one seed is needed")
+        if any(s < 0 for s in self.seeds):
+            raise ValueError(f"seeds must be >= 0, got {list(self.seeds)}")
+        if self.epochs is not None and (isinstance(self.epochs, bool) or not isinstance(self.epochs, int)
+                                        or self.epochs < 1):
+            raise ValueError(f"epochs must be an integer >= 1, got {self.epochs!r}")
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be a positive number, got {self.lr!r}")
+        if isinstance(self.eval_every, bool) or not isinstance(self.eval_every, int) or self.eval_every < 1:
+            raise ValueError(f"eval_every must be an integer >= 1, got {self.eval_every!r}")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
+        from ..trainer import DERIVATIVE_METHODS, STEP_MODES
+
+        if not (isinstance(self.compile, bool) or self.compile == "auto"):
+            raise ValueError(f"compile must be true, false or 'auto', got {self.compile!r}")
+        if self.step_mode not in STEP_MODES:
+            raise ValueError(f"step_mode must be one of {', '.join(STEP_MODES)}, got {self.step_mode!r}")
+        if self.derivative_method not in DERIVATIVE_METHODS:
+            raise ValueError(f"derivative_method must be one of {', '.join(DERIVATIVE_METHODS)}, "
+                             f"got {self.derivative_method!r}")
+        from ..network import INITS
+        from ..weighter import UPDATE_SCHEDULES
+
+        if self.update_schedule not in UPDATE_SCHEDULES:
+            raise ValueError(f"update_schedule must be one of {', '.join(UPDATE_SCHEDULES)}, "
+                             f"got {self.update_schedule!r}")
+        if self.init not in INITS:
+            raise ValueError(f"init must be one of {', '.join(INITS)}, got {self.init!r}")
+        if self.batch_seed is not None and (isinstance(self.batch_seed, bool) or not isinstance(self.batch_seed, int)
+                                            or self.batch_seed < 0):
+            raise ValueError(f"batch_seed must be None or an integer >= 0, got {self.batch_seed!r}")
+        if self.patience is not None and (isinstance(self.patience, bool) or not isinstance(self.patience, int)
+                                          or self.patience < 1):
+            raise ValueError(f"patience must be an integer >= 1 (epochs), got {self.patience!r}")
+        try:
+            dev = torch.device(self.device)
+        except (RuntimeError, TypeError) as exc:
+            raise ValueError(f"device must be 'cpu' or 'cuda[:N]', got {self.device!r}") from exc
+        if dev.type not in ("cpu", "cuda"):
+            raise ValueError(f"device must be 'cpu' or 'cuda[:N]', got {self.device!r}")
+        from ..trainer import _check_device
+
+        _check_device(dev)  # DeviceUnavailableError: CUDA asked for, not there
+        if self.step_mode == "cuda_graph" and dev.type != "cuda":
+            raise ValueError(f"step_mode 'cuda_graph' needs a CUDA device, got device {self.device!r}")
+        accepted = inspect.signature(factory).parameters
+        if is_user_problem(self.problem) and "seed" not in accepted and (self.ensemble or self.seeds != (0,)):
+            raise ValueError(f"problem {self.problem!r} takes no seed argument, so it trains one network with seed 0; "
+                             f"got seeds {list(self.seeds)}")
+        for key, value in self.problem_kwargs.items():
+            if key not in accepted:
+                raise ValueError(f"problem {self.problem!r} has no size {key!r} (option --{key.replace('_', '-')})")
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{key} must be an integer >= 1, got {value!r}")
+        return self
+
+    def scheme_object(self) -> Scheme:
+        return scheme_from_name(self.scheme, beta=self.beta, tau=self.tau, p=self.p,
+                                bias_correction=self.bias_correction, ma_form=self.ma_form, alpha=self.alpha,
+                                reduce=self.reduce, temperature=self.temperature)
+
+    # ------------------------------------------------------------------------------ (de)serialise
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["p"] = _p_to_json(self.p)
+        d["seeds"] = list(self.seeds)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunConfig":
+        names = {f for f in cls.__dataclass_fields__}
+        kw = {k: v for k, v in d.items() if k in names}
+        if "p" in kw:
+            kw["p"] = _p_from_json(kw["p"])
+        if "seeds" in kw:
+            kw["seeds"] = tuple(kw["seeds"])
+        return cls(**kw)
+
+    def identity(self, epochs: Optional[int] = None) -> dict:
+        """What decides the numbers of a run; two runs with equal identities are interchangeable.
+
+        The backend, evaluation cadence and exact device index are left out (same numbers up to
+        rounding); scheme parameters the scheme does not read are left out too.
+        """
+        d: dict[str, Any] = {
+            "problem": self.problem, "problem_kwargs": dict(sorted(self.problem_kwargs.items())),
+            **({"problem_file_sha256": _file_digest(_user_file(self.problem))} if is_user_problem(self.problem)
+               and _user_file(self.problem).is_file() else {}),
+            "scheme": self.scheme, "seeds": list(self.seeds), "ensemble": bool(self.ensemble),
+            "epochs": self.resolved_epochs() if epochs is None else int(epochs),
+            "lr": float(self.lr), "dtype": self.dtype,
+            "device_type": torch.device(self.device).type,
+        }
+        if self.scheme in ("lra", "gradnorm-w"):  # alpha replaces beta
+            sch = self.scheme_object()
+            d.update(alpha=float(sch.alpha), tau=int(self.tau), bias_correction=bool(self.bias_correction))
+            if self.scheme == "gradnorm-w":
+                d["reduce"] = self.reduce
+        elif self.scheme != "pinn":
+            d.update(beta=float(self.beta), tau=int(self.tau), bias_correction=bool(self.bias_correction))
+        if self.scheme == "dn":
+            d["p"] = _p_to_json(self.p)
+        if self.scheme == "ma":
+            d["ma_form"] = self.ma_form
+        # Fidelity options only when set, so that runs written before they existed keep their identity.
+        if self.update_schedule != "fastpinn" and self.scheme != "pinn":
+            d["update_schedule"] = self.update_schedule
+        if self.init != "glorot_normal":
+            d["init"] = self.init
+        if self.keep_best:
+            d["keep_best"] = True
+        if self.patience is not None:
+            d["patience"] = int(self.patience)
+        if self.batch_seed is not None and self.batch_seed != self.seeds[0]:  # else: the default shuffling
+            d["batch_seed"] = int(self.batch_seed)
+        if self.attention is not None:
+            d["attention"] = {k: float(v) for k, v in sorted(self.attention.items())}
+        return d
+
+    def resolved_epochs(self) -> int:
+        """``epochs``, or the problem's default (the paper's protocol) when it is ``None``."""
+        if self.epochs is not None:
+            return int(self.epochs)
+        factory = _problem_factory(self.problem)
+        param = inspect.signature(factory).parameters.get("epochs")
+        if param is not None and isinstance(param.default, int):
+            return int(param.default)
+        return int(self.build_problem().epochs)  # a user's factory without an epochs argument
+
+    # --------------------------------------------------------------------------------- building
+    def build_problem(self) -> Problem:
+        seed: Union[int, list[int]] = list(self.seeds) if self.ensemble else self.seeds[0]
+        from ..problems import get
+
+        if not is_user_problem(self.problem):
+            return get(self.problem, seed=seed, **self.problem_kwargs)
+        factory = _problem_factory(self.problem)
+        takes_seed = "seed" in inspect.signature(factory).parameters
+
+        def one(s: int) -> Problem:
+            made = factory(seed=s, **self.problem_kwargs) if takes_seed else factory(**self.problem_kwargs)
+            if not isinstance(made, Problem):
+                raise ValueError(f"problem {self.problem!r} must return a fastpinn.Problem, got {type(made).__name__}")
+            # the network is seeded from problem.seeds: make it the run's seed
+            return made if made.seeds == (s,) else dataclasses.replace(made, seeds=(s,))
+
+        if self.ensemble:
+            from ..problem import stack
+
+            return stack([one(s) for s in self.seeds])
+        return one(self.seeds[0])
+
+    def describe(self, *, show_p: bool = False) -> str:
+        """Short human-readable name, e.g. ``DN-PINN (β=0.99, p=1)`` (``p`` shown when not 2, or always
+        with ``show_p``)."""
+        if self.scheme == "pinn":
+            return "PINN"
+        if self.scheme in ("lra", "gradnorm-w"):
+            sch = self.scheme_object()
+            extra = ", mean" if self.scheme == "gradnorm-w" and self.reduce == "mean" else ""
+            return f"{repr(sch).split('(')[0]} (α={sch.alpha:g}, τ={self.tau}{extra})"
+        parts = [f"β={self.beta:g}"]
+        if self.scheme == "dn" and (self.p != 2.0 or show_p):
+            parts.append(f"p={'∞' if math.isinf(self.p) else f'{self.p:g}'}")
+        if self.tau != 10:
+            parts.append(f"τ={self.tau}")
+        if self.bias_correction:
+            parts.append("bias corr.")
+        if self.scheme == "ma" and self.ma_form != "paper":
+            parts.append(f"form={self.ma_form}")
+        if self.update_schedule != "fastpinn":
+            parts.append(f"{self.update_schedule} schedule")
+        return f"{self.scheme.upper()}-PINN ({', '.join(parts)})"

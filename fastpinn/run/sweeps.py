@@ -1,0 +1,307 @@
+"""Sweeps: :func:`reproduce` trains a table's configurations (resumable, sharded, optionally in seed
+chunks) and writes the table and its figures."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Optional, Union
+
+from .. import paper_numbers
+from . import directory, records
+from .config import Log, RunConfig
+from .directory import resumable_epoch
+from .loading import trainer_from_run
+from .one_run import preflight_backend, train_run
+from .tables import (TABLES, Entry, Row, TableResult, finite_or_none, format_agrees, format_mean_pm, format_seconds,
+                     format_table, table_entries, table_rows)
+
+__all__ = ["sweep_shard", "reproduce"]
+
+
+def sweep_shard(shard: Union[str, tuple[int, int], None] = None) -> tuple[int, int]:
+    """``(i, n)``: this job's share of a sweep -- configuration ``j`` is trained by shard ``j % n``.
+    ``shard``: ``"i/n"`` (0 <= i < n, e.g. ``--shard 0/4`` of a cluster array job) or a pair; ``None``:
+    the rank and world size ``torchrun`` puts in the environment (``RANK``/``WORLD_SIZE``), else ``(0, 1)``."""
+    import os
+
+    if shard is None:
+        if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
+            shard = (int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]))
+        else:
+            return 0, 1
+    if isinstance(shard, str):
+        try:
+            i, n = (int(v) for v in shard.split("/"))
+        except ValueError:
+            raise ValueError(f"shard must be 'i/n' with integers 0 <= i < n (e.g. '0/2'), got {shard!r}") from None
+    else:
+        i, n = shard
+    if not (n >= 1 and 0 <= i < n):
+        raise ValueError(f"shard must be 'i/n' with integers 0 <= i < n (e.g. '0/2'), got {i}/{n}")
+    return i, n
+
+
+def reproduce(
+    table: str,
+    *,
+    seeds: int = 10,
+    epochs: Optional[int] = None,
+    device: str = "cpu",
+    dtype: str = "float32",
+    backend: str = "auto",
+    out: Union[str, Path, None] = None,
+    problem: Optional[str] = None,
+    problem_kwargs: Optional[dict] = None,
+    lr: float = 1e-3,
+    eval_every: int = 100,
+    compile: Union[bool, str] = False,
+    step_mode: str = "eager",
+    derivative_method: str = "auto",
+    force: bool = False,
+    progress: bool = False,
+    figures: bool = True,
+    log: Optional[Log] = None,
+    fidelity: Optional[dict] = None,
+    run_options: Optional[dict] = None,
+    shard: Union[str, tuple[int, int], None] = None,
+    seeds_per_run: Optional[int] = None,
+) -> TableResult:
+    """Run every configuration of ``table`` (resumable) and write ``table.md``, ``table.csv``, figures.
+
+    ``seeds_per_run``: train each configuration's seeds in ensembles of at most this many (for an
+    ensemble too large for one device, or more ranks than configurations): seeds ``a..b`` of configuration
+    ``<key>`` go to ``out/<key>.seeds-a-b/``, each chunk is one unit of work (sharded, resumed and reused
+    like a whole configuration), and a configuration's row is assembled from all its chunks' per-seed
+    errors (training time: the sum of the chunks'). ``None`` (default): all seeds in ``out/<key>/``.
+    A chunk's members train as in the one ensemble (their own points, initialisation, weights and
+    optimizer state, and the one ensemble's mini-batch permutation, ``RunConfig.batch_seed``), so the
+    per-seed errors are the one ensemble's: bit for bit for a member that is last neither in its chunk nor
+    in the one ensemble, to rounding for the others (torch's CPU fused Adam updates the last few elements
+    of the flat parameters, the last member's, in a scalar loop that rounds differently; see the README).
+    With ``patience`` they differ: a run stops early when none of *its* members improves.
+
+    ``shard``: train only this job's share of the configurations (:func:`sweep_shard`: ``"i/n"``, or
+    under ``torchrun`` the rank's, one configuration per rank in turn); every job writes its own run
+    directories under the shared ``out``, and the job that finds all of them finished writes the table
+    (the others return with :attr:`TableResult.missing` set).
+
+    Each configuration trains its ``seeds`` seeds (0..seeds-1) as one ensemble in ``out/<key>/``. A
+    configuration whose directory already holds a finished run of the same configuration, every file of
+    which checks out (:func:`fastpinn.directory.verify_run`), is reused; an unfinished one continues from its
+    checkpoint; a damaged one is retrained, saying why; a finished run of a *different* configuration is
+    only overwritten with ``force``. ``table4`` and ``fig12`` cover the paper's three problems;
+    ``problem`` restricts them to one (or runs any table's grid on another problem, without the paper's
+    numbers). ``fidelity``: :class:`RunConfig` fidelity options (``update_schedule``, ``init``,
+    ``keep_best``, ``patience``); ``run_options``: :func:`train_run` checkpoint options.
+    """
+    log = log or (lambda s: None)
+    if table not in TABLES:
+        raise ValueError(f"table must be one of {', '.join(TABLES)}, got {table!r}")
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise ValueError(f"seeds must be an integer >= 1, got {seeds!r}")
+    spec = TABLES[table]
+    own = problem is None or problem in spec.problems  # the paper's problems: its numbers apply
+    probs = spec.problems if problem is None else (problem,)
+    root = Path(out) if out is not None else Path("runs") / (table if problem is None else f"{table}-{problem}")
+    configs = []
+    for entry in table_entries(table, problem):
+        cfg = RunConfig(problem=entry.problem, scheme=entry.scheme, beta=entry.beta, p=entry.p,
+                        bias_correction=entry.bias_correction, seeds=tuple(range(seeds)), ensemble=True,
+                        epochs=epochs if epochs is not None else entry.epochs, lr=lr, device=device, dtype=dtype,
+                        backend=backend, eval_every=eval_every, problem_kwargs=dict(problem_kwargs or {}),
+                        compile=compile, step_mode=step_mode, derivative_method=derivative_method,
+                        **dict(fidelity or {}))
+        cfg.validate()
+        configs.append((entry, cfg))
+    chunk = _seeds_per_run(seeds_per_run, seeds)
+    preflight_backend(next((c for _, c in configs if c.scheme != "pinn"), configs[0][1]))
+    # Refuse before training anything if a finished run of another configuration is in the way (a
+    # damaged one is not "another configuration": it is retrained below, saying why).
+    plan = []  # the units of work: one per configuration, or per chunk of its seeds
+    for entry, cfg in configs:
+        for part, suffix in _seed_chunks(cfg, chunk):
+            d = root / (entry.key + suffix)
+            identity = part.identity(part.resolved_epochs())
+            reason = directory.verify_run(d, identity) if d.is_dir() else "absent"
+            other = (reason == f"{directory.CONFIG} describes a different configuration"
+                     and records.json_status(d / directory.METRICS) == "ok")
+            if other and not force:
+                raise directory.RunDirError(f"{str(d)!r} holds a finished run of a different configuration; "
+                                       "pass --force to retrain it, or choose another --out")
+            plan.append((entry, part, d, reason))
+    root.mkdir(parents=True, exist_ok=True)
+    from .. import _io
+
+    _io.remove_stray_temporaries(root)  # of table files a killed sweep was writing
+    results = []
+    histories = {}
+    missing = []
+    me, n_shards = sweep_shard(shard)
+    # This shard's own units first, the others' after: a shard that checks another's units only once its
+    # own are on disk cannot miss the last of them (whichever shard finishes last sees every run).
+    order = sorted(range(len(plan)), key=lambda j: (j % n_shards != me, j))
+    finished: dict[int, tuple] = {}
+    for j in order:
+        entry, cfg, d, reason = plan[j]
+        i = j + 1
+        label = cfg.describe(show_p=table == "table4")
+        if len(probs) > 1:
+            label = f"{entry.problem}: {label}"
+        if len(cfg.seeds) < seeds:
+            label = f"{label} [seeds {cfg.seeds[0]}-{cfg.seeds[-1]}]"
+        unit = str(d.relative_to(root))
+        if (i - 1) % n_shards != me:  # another shard's: used if finished by now
+            reason = directory.verify_run(d, cfg.identity(cfg.resolved_epochs())) if d.is_dir() else "absent"
+            if reason is not None:
+                missing.append(unit)
+                continue
+        if reason is None:
+            metrics = dict(directory.read_metrics(d) or {})
+            metrics["_reused"] = True
+            log(f"[{i}/{len(plan)}] {label}: reusing {d} (every file checked)")
+        else:
+            start = resumable_epoch(d, cfg) if d.is_dir() else None
+            if start is not None:
+                why = "" if reason in ("absent", f"{directory.METRICS} is missing") else f" ({reason})"
+                log(f"[{i}/{len(plan)}] {label}: resuming {d} from its checkpoint at epoch {start}{why}")
+            elif reason != "absent" and directory.is_nonempty_dir(d):
+                log(f"[{i}/{len(plan)}] {label}: retraining {d}: {reason}")
+            else:
+                log(f"[{i}/{len(plan)}] {label}: training {len(cfg.seeds)} seed(s) -> {d}")
+            try:
+                metrics = train_run(cfg, d, force=start is None, resume=start is not None, progress=progress,
+                                    figures=figures, command=f"reproduce {table}", log=log, **dict(run_options or {}))
+            except Exception as exc:
+                from ..trainer import NonFiniteError
+
+                if not isinstance(exc, NonFiniteError):
+                    raise
+                log(f"    diverged: {exc}")
+                metrics = directory.read_metrics(d) or {"status": "diverged"}
+        if metrics.get("status", "ok") == "ok":
+            log(f"    rel. L2 = {format_mean_pm(finite_or_none(metrics.get('rel_l2_mean')), finite_or_none(metrics.get('rel_l2_sem')))}"
+                f", {format_seconds(finite_or_none(metrics.get('train_seconds')))} s")
+        finished[j] = (entry, label, metrics)
+    results = [finished[j] for j in sorted(finished)]
+    for entry, _, d, _ in plan:
+        if (d / directory.HISTORY).exists() and entry.key not in histories:  # chunked: the first chunk's
+            histories[entry.key] = d / directory.HISTORY
+    if chunk < seeds:  # one row per configuration, from all its chunks
+        results = _merge_chunks(results)
+        plan = [u for i, u in enumerate(plan) if i == 0 or u[0].key != plan[i - 1][0].key]
+    if missing:
+        log(f"shard {me}/{n_shards} done; the table is written when the other shards finish (missing: "
+            f"{', '.join(missing)}); rerun any shard to assemble it")
+        return TableResult(table, root, [], "", "", [], missing)
+    rows = table_rows(table if own else "", results)  # another problem: no paper numbers
+    for r in rows:
+        if r.paper.rel_l2_mean is not None:
+            log(f"{r.label}: ours {format_mean_pm(r.rel_l2_mean, r.rel_l2_sem)}, paper "
+                f"{format_mean_pm(r.paper.rel_l2_mean, r.paper.rel_l2_sem)}, agree within s.e.: {format_agrees(r.agrees)}")
+    how = ("trained as one batched ensemble" if chunk >= seeds else
+           f"trained in batched ensembles of at most {chunk} seeds (one run directory each)")
+    n_note = (f"{seeds} seed(s) per configuration, {how} on {device}; time = wall time of the training "
+              f"epochs of that batched run{'' if chunk >= seeds else ', summed over the chunks'}. Paper numbers: "
+              f"{paper_numbers.SOURCE} (10 runs, TensorFlow on an RTX A6000).")
+    spec_note = spec.note if own else (
+        f"Run on {problem} instead of the paper's {', '.join(spec.problems)}; the paper's numbers do not apply.")
+    note = " ".join(s for s in (spec_note, n_note) if s)
+    title = spec.title
+    if not own or epochs or problem is not None:
+        title = f"{spec.title} ({', '.join(probs)}, {epochs or 'paper'} epochs)"
+    md, csv_text = format_table(rows, title=title, note=note)
+    from .. import _io
+
+    _io.atomic_write_text(root / "table.md", md)
+    _io.atomic_write_text(root / "table.csv", csv_text)
+    records.write_json(root / "table.json", {
+        "table": table, "problems": list(probs), "seeds": seeds, "epochs": epochs, "device": device,
+        "rows": [dict(asdict(r), paper=asdict(r.paper), agrees=r.agrees) for r in rows]})
+    fig_paths: list[Path] = []
+    if figures:
+        fig_paths = _table_figures(table, plan, rows, histories, root, title)
+    return TableResult(table, root, rows, md, csv_text, fig_paths)
+
+
+def _seeds_per_run(value: Optional[int], seeds: int) -> int:
+    """``seeds_per_run`` checked: an integer >= 1 (``None``: all ``seeds`` in one run)."""
+    if value is None:
+        return seeds
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"seeds_per_run must be an integer >= 1 (seeds per ensemble run), got {value!r}")
+    return min(value, seeds)
+
+
+def _seed_chunks(cfg: RunConfig, chunk: int) -> list[tuple[RunConfig, str]]:
+    """``cfg`` split into configurations of at most ``chunk`` seeds, with their directory suffixes
+    (``""`` when it is not split: today's ``out/<key>/``)."""
+    if chunk >= len(cfg.seeds):
+        return [(cfg, "")]
+    parts = []
+    for a in range(0, len(cfg.seeds), chunk):
+        part = cfg.seeds[a:a + chunk]
+        # The shuffling permutation is the one ensemble's (seeded by its first seed), not the chunk's.
+        parts.append((replace(cfg, seeds=tuple(part), ensemble=True,
+                              batch_seed=cfg.seeds[0] if cfg.batch_seed is None else cfg.batch_seed),
+                      f".seeds-{part[0]}-{part[-1]}"))
+    return parts
+
+
+def _merge_chunks(results: list[tuple[Entry, str, dict]]) -> list[tuple[Entry, str, dict]]:
+    """One ``(entry, label, metrics)`` per configuration from its chunks' (in seed order): per-seed
+    errors concatenated, mean and s.e. over all of them, times summed; diverged if any chunk did."""
+    merged: dict[str, tuple[Entry, str, list[dict]]] = {}
+    for entry, label, m in results:
+        merged.setdefault(entry.key, (entry, label.rsplit(" [seeds ", 1)[0], []))[2].append(m)
+    out = []
+    for entry, label, parts in merged.values():
+        def cat(name: str) -> list:
+            return [v for m in parts for v in (m.get(name) or [])]
+
+        per_seed, best = cat("rel_l2_per_seed"), cat("best_rel_l2_per_seed")
+        mean, sem = records.mean_sem(per_seed)
+        bad = [m for m in parts if m.get("status", "ok") != "ok"]
+        times = [finite_or_none(m.get("train_seconds")) for m in parts]
+        out.append((entry, label, {
+            "status": bad[0]["status"] if bad else "ok", "rel_l2_per_seed": per_seed, "rel_l2_mean": mean,
+            "rel_l2_sem": sem, "best_rel_l2_per_seed": best, "seeds": cat("seeds"), "n_seeds": len(per_seed),
+            "train_seconds": sum(times) if None not in times else None, "chunks": len(parts),
+            "_reused": all(m.get("_reused", False) for m in parts)}))
+    return out
+
+
+def _table_figures(table: str, plan: list, rows: list[Row], histories: dict, root: Path, title: str) -> list[Path]:
+    from .. import plots
+    from ..trainer import History
+
+    paths = []
+    try:
+        paths.append(plots.plot_table_summary([r.label for r in rows], [r.rel_l2_mean for r in rows],
+                                              [r.rel_l2_sem for r in rows], root / "summary.png",
+                                              paper=[r.paper.rel_l2_mean for r in rows], title=title))
+        problems = list(dict.fromkeys(e.problem for e, *_ in plan))
+        if table == "fig12":
+            for prob in problems:
+                hist = {(e.beta, e.bias_correction): History.load(str(histories[e.key]))
+                        for e, *_ in plan if e.problem == prob and e.key in histories}
+                if hist:
+                    name = "bias_correction.png" if len(problems) == 1 else f"bias_correction-{prob}.png"
+                    paths.append(plots.plot_bias_correction(hist, root / name, title=f"{title}: {prob}"))
+        # The paper's Figs. 3/6/9: every method's weighted back-propagated gradients side by side, per problem.
+        for prob in problems:
+            panels, names, ref = {}, None, 0
+            for (e, cfg, d, _), r in zip(plan, rows):
+                if e.problem == prob and r.status == "ok" and (d / directory.CHECKPOINT).exists():
+                    trainer = trainer_from_run(d, cfg)
+                    G = trainer.term_gradients(trainer.term_losses()).detach().cpu().numpy()
+                    panels[r.label] = (G, trainer.weighter.weights().detach().cpu().numpy())
+                    names, ref = trainer.problem.term_names, trainer.problem.reference_term
+            if len(panels) > 1:
+                name = "gradients.png" if len(problems) == 1 else f"gradients-{prob}.png"
+                paths.append(plots.plot_gradients_side_by_side(panels, names, root / name, reference=ref,
+                                                               title=f"{title}: {prob}"))
+    except Exception as exc:
+        warnings.warn(f"table figures were not written: {type(exc).__name__}: {exc}", RuntimeWarning, stacklevel=2)
+    return paths

@@ -1,0 +1,226 @@
+"""The paper's tables: their configurations (:data:`TABLES`), the rows of a reproduced table and
+their markdown/CSV text beside the paper's numbers."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from .. import paper_numbers
+from . import records
+
+__all__ = ["Entry", "TableSpec", "TABLES", "FIG12_EPOCHS", "table_entries", "Row", "table_rows", "format_table",
+           "TableResult", "finite_or_none", "format_mean_pm", "format_seconds", "format_agrees"]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One configuration of a table: ``key`` names its subdirectory and its paper entry; ``problem`` the
+    problem it trains; ``epochs`` a table-specific length (``None``: the problem's)."""
+
+    key: str
+    scheme: str
+    beta: float = 0.9
+    p: float = 2.0
+    bias_correction: bool = False
+    problem: str = ""
+    epochs: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    title: str
+    problems: tuple[str, ...]
+    entries: tuple[Entry, ...]
+    note: str = ""
+
+    @property
+    def problem(self) -> str:
+        """The (first) problem of the table."""
+        return self.problems[0]
+
+
+def _main_entries(problem: str) -> tuple[Entry, ...]:
+    out = [Entry("pinn", "pinn", problem=problem)]
+    for scheme in ("ma", "id", "dn"):
+        for beta in (0.9, 0.99):
+            out.append(Entry(f"{scheme}-b{beta:g}", scheme, beta, problem=problem))
+    return tuple(out)
+
+
+_PAPER_PROBLEMS = ("burgers", "poisson", "allen_cahn")
+_P_NAME = {1.0: "1", 2.0: "2", math.inf: "inf"}
+#: Fig. 12 trains Poisson for 5,000 epochs; Burgers and Allen-Cahn as in their tables.
+FIG12_EPOCHS = {"poisson": 5000}
+
+TABLES: dict[str, TableSpec] = {
+    "table1": TableSpec("table1", "Table 1: Burgers", ("burgers",), _main_entries("burgers")),
+    "table2": TableSpec("table2", "Table 2: Poisson", ("poisson",), _main_entries("poisson")),
+    "table3": TableSpec("table3", "Table 3: Allen-Cahn", ("allen_cahn",), _main_entries("allen_cahn")),
+    "table4": TableSpec(
+        "table4", "Table 4: DN-PINN with L^p norms", _PAPER_PROBLEMS,
+        tuple(Entry(f"{prob}/dn-b{b:g}-p{_P_NAME[p]}", "dn", b, p, problem=prob)
+              for prob in _PAPER_PROBLEMS for b in (0.9, 0.99) for p in (1.0, 2.0, math.inf)),
+        note="As in the paper: DN-PINN, β = 0.9 and 0.99, p = 1, 2, ∞, τ = 10, on the three problems."),
+    "fig12": TableSpec(
+        "fig12", "Fig. 12: bias correction of DN-PINN", _PAPER_PROBLEMS,
+        tuple(Entry(f"{prob}/dn-b{b:g}{'-bc' if bc else ''}", "dn", b, 2.0, bc, problem=prob,
+                    epochs=FIG12_EPOCHS.get(prob))
+              for prob in _PAPER_PROBLEMS for b in (0.9, 0.99, 0.999) for bc in (False, True)),
+        note="As in the paper: DN-PINN with and without bias correction, β = 0.9, 0.99, 0.999, on the three "
+             "problems (Poisson for 5,000 epochs). The paper shows this as curves, not numbers."),
+}
+
+
+def table_entries(table: str, problem: Optional[str] = None) -> list[Entry]:
+    """The entries :func:`reproduce` runs: all of ``table``'s, only ``problem``'s when it is one of the
+    table's problems, or the first problem's entries moved to ``problem`` (keys then name it, and the
+    table-specific epochs are dropped) when it is another one."""
+    spec = TABLES[table]
+    if problem is None:
+        return list(spec.entries)
+    if problem in spec.problems:
+        return [e for e in spec.entries if e.problem == problem]
+    first = [e for e in spec.entries if e.problem == spec.problems[0]]
+    multi = len(spec.problems) > 1
+    return [replace(e, problem=problem, epochs=None,
+                    key=f"{problem}/{e.key.split('/', 1)[1]}" if multi else e.key) for e in first]
+
+
+@dataclass
+class Row:
+    """One line of a reproduced table."""
+
+    key: str
+    label: str
+    n_seeds: int
+    rel_l2_mean: Optional[float]
+    rel_l2_sem: Optional[float]
+    train_seconds: Optional[float]
+    status: str = "ok"
+    reused: bool = False
+    overhead_pct: Optional[float] = None
+    paper: paper_numbers.PaperEntry = field(default_factory=paper_numbers.PaperEntry)
+    best_rel_l2_mean: Optional[float] = None
+    best_rel_l2_sem: Optional[float] = None
+
+    @property
+    def agrees(self) -> Optional[bool]:
+        """Our mean within the combined standard errors of the paper's (``None``: nothing to compare)."""
+        if self.status != "ok":
+            return None
+        return paper_numbers.agrees(self.rel_l2_mean, self.rel_l2_sem, self.paper)
+
+
+def finite_or_none(v: Any) -> Optional[float]:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def table_rows(table: str, entries: Sequence[tuple[Entry, str, dict]]) -> list[Row]:
+    """Rows from ``(entry, label, metrics)``; the time overhead is relative to the table's PINN row."""
+    rows = []
+    for entry, label, m in entries:
+        per_seed = m.get("rel_l2_per_seed") or []
+        vals = [v for v in (finite_or_none(x) for x in per_seed) if v is not None]
+        if vals and len(vals) == len(per_seed):
+            mean, sem = records.mean_sem(vals)
+        else:
+            mean, sem = finite_or_none(m.get("rel_l2_mean")), finite_or_none(m.get("rel_l2_sem"))
+        best = [v for v in (finite_or_none(x) for x in m.get("best_rel_l2_per_seed") or []) if v is not None]
+        best_mean, best_sem = records.mean_sem(best) if best else (None, None)
+        rows.append(Row(entry.key, label, len(per_seed), finite_or_none(mean), finite_or_none(sem), finite_or_none(m.get("train_seconds")),
+                        status=str(m.get("status", "ok")), reused=bool(m.get("_reused", False)),
+                        paper=paper_numbers.lookup(table, entry.key), best_rel_l2_mean=finite_or_none(best_mean),
+                        best_rel_l2_sem=finite_or_none(best_sem)))
+    base = next((r.train_seconds for r in rows if r.key == "pinn" and r.train_seconds), None)
+    for r in rows:
+        if base and r.train_seconds is not None:
+            r.overhead_pct = 100.0 * (r.train_seconds - base) / base
+    return rows
+
+
+def format_agrees(v: Optional[bool]) -> str:
+    return "n/a" if v is None else ("yes" if v else "no")
+
+
+def format_sci(v: Optional[float], digits: int = 2) -> str:
+    return "n/a" if v is None else f"{v:.{digits}e}"
+
+
+def format_mean_pm(mean: Optional[float], sem: Optional[float]) -> str:
+    if mean is None:
+        return "n/a"
+    return f"{mean:.2e} ± {format_sci(sem, 1)}"
+
+
+def format_seconds(v: Optional[float]) -> str:
+    return "n/a" if v is None else f"{v:.1f}"
+
+
+def format_pct(v: Optional[float], is_base: bool = False) -> str:
+    if is_base:
+        return "—"
+    return "n/a" if v is None else f"{v:+.1f}"
+
+
+def format_table(rows: Sequence[Row], *, title: str = "", note: str = "") -> tuple[str, str]:
+    """``(markdown, csv)`` of a reproduced table beside the paper's numbers ("n/a" where unknown).
+
+    Columns: configuration; final rel. L2 mean ± standard error over seeds; the best-seen one (lowest
+    error at any evaluation, per seed -- what the authors' early-stopping protocol reports); training time
+    (s); time over PINN (%); the paper's rel. L2, time and time over PINN; whether our final mean lies
+    within the combined standard errors of the paper's.
+    """
+    head = ["Configuration", "seeds", "rel. L2 (mean ± s.e.)", "best seen (mean ± s.e.)", "time (s)",
+            "time vs PINN (%)", "paper rel. L2 (mean ± s.e.)", "paper time (s)", "paper vs PINN (%)",
+            "agrees (within s.e.)"]
+    lines = []
+    if title:
+        lines += [f"### {title}", ""]
+    lines.append("| " + " | ".join(head) + " |")
+    lines.append("|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|")
+    for r in rows:
+        ours = format_mean_pm(r.rel_l2_mean, r.rel_l2_sem) if r.status == "ok" else r.status
+        cells = [r.label + (" (reused)" if r.reused else ""), str(r.n_seeds), ours,
+                 format_mean_pm(r.best_rel_l2_mean, r.best_rel_l2_sem), format_seconds(r.train_seconds),
+                 format_pct(r.overhead_pct, r.key == "pinn"), format_mean_pm(r.paper.rel_l2_mean, r.paper.rel_l2_sem),
+                 format_seconds(r.paper.time_s), format_pct(r.paper.overhead_pct, r.key == "pinn"), format_agrees(r.agrees)]
+        lines.append("| " + " | ".join(cells) + " |")
+    if note:
+        lines += ["", note]
+    md = "\n".join(lines) + "\n"
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["key", "configuration", "status", "n_seeds", "rel_l2_mean", "rel_l2_sem", "best_rel_l2_mean",
+                "best_rel_l2_sem", "train_seconds", "time_vs_pinn_pct", "paper_rel_l2_mean", "paper_rel_l2_sem",
+                "paper_time_s", "paper_time_vs_pinn_pct", "agrees_within_sem"])
+
+    def c(v: Optional[float]) -> str:
+        return "n/a" if v is None else repr(float(v))
+
+    for r in rows:
+        w.writerow([r.key, r.label, r.status, r.n_seeds, c(r.rel_l2_mean), c(r.rel_l2_sem), c(r.best_rel_l2_mean),
+                    c(r.best_rel_l2_sem), c(r.train_seconds), c(r.overhead_pct), c(r.paper.rel_l2_mean),
+                    c(r.paper.rel_l2_sem), c(r.paper.time_s), c(r.paper.overhead_pct), format_agrees(r.agrees)])
+    return md, buf.getvalue()
+
+
+@dataclass
+class TableResult:
+    table: str
+    out_dir: Path
+    rows: list[Row]
+    markdown: str
+    csv: str
+    figures: list[Path]
+    #: Keys of configurations other shards have not finished yet (the table is written once none are).
+    missing: list[str] = field(default_factory=list)
