@@ -72,11 +72,17 @@ def _compile_arg(args: argparse.Namespace) -> "bool | str":
 
 
 def _add_common(p: argparse.ArgumentParser, *, sizes: bool = True) -> None:
-    """Options shared by train, reproduce and demo."""
+    """Options shared by train, reproduce and demo (their choices read from the registries that hold them)."""
+    from .network import INITS
+    from .run import BACKENDS, DTYPES
+    from .trainer import STEP_MODES, derivative_method_choices
+    from .weighter import UPDATE_SCHEDULES
+
+    methods = derivative_method_choices()
     p.add_argument("--device", default=None,
                    help="cpu or cuda[:N] (default: cuda if available, else cpu)")
-    p.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="precision (default float32)")
-    p.add_argument("--backend", choices=("auto", "cpp", "triton", "torch"), default="auto",
+    p.add_argument("--dtype", choices=tuple(DTYPES), default="float32", help="precision (default float32)")
+    p.add_argument("--backend", choices=BACKENDS, default="auto",
                    help="op backend for the weight statistics (default auto: the compiled ops)")
     p.add_argument("--out", default=None, help="output directory")
     p.add_argument("--force", action="store_true",
@@ -88,13 +94,13 @@ def _add_common(p: argparse.ArgumentParser, *, sizes: bool = True) -> None:
                    help="compile each loss term with torch.compile (one-off warm-up reported as warmup_seconds): "
                         "on (also plain --compile), off, or auto (default): time the first 20 epochs eagerly and "
                         "compile only if the rest of the run would save more than the warm-up costs")
-    p.add_argument("--step-mode", choices=("eager", "device", "cuda_graph"), default="eager",
+    p.add_argument("--step-mode", choices=STEP_MODES, default="eager",
                    help="eager (default): weight-update decision from the host epoch counter; device: decision on "
                         "the device, statistics every step; cuda_graph: the device step captured in a CUDA graph "
                         "and replayed (CUDA only)")
-    p.add_argument("--derivative-method", choices=("auto", "jet", "fused", "func", "autograd", "tune"), default="auto",
-                   help="how input derivatives are computed: auto (forward jets for the MLP), jet, fused (the jets as "
-                        "one compiled op), func, autograd, "
+    p.add_argument("--derivative-method", choices=methods, default="auto",
+                   help="how input derivatives are computed: auto (the fastest that applies to the network), one of "
+                        f"the registered methods ({', '.join(m for m in methods if m not in ('auto', 'tune'))}), "
                         "or tune (time each on this device, check they agree, use the fastest per loss term)")
     p.add_argument("--threads", type=_nonnegative_int, default=None,
                    help="torch CPU threads; 0 keeps torch's default (default: as many as there are idle cores when "
@@ -114,11 +120,11 @@ def _add_common(p: argparse.ArgumentParser, *, sizes: bool = True) -> None:
                        help="write checkpoint.pt after every S seconds of training (default 120; 0: only by "
                             "--checkpoint-every, on SIGINT/SIGTERM and at the end)")
         f = p.add_argument_group("fidelity options (comparing with the authors' TensorFlow code)")
-        f.add_argument("--update-schedule", choices=("fastpinn", "authors"), default="fastpinn",
+        f.add_argument("--update-schedule", choices=UPDATE_SCHEDULES, default="fastpinn",
                        help="fastpinn (default): weights update at epochs 0, tau, 2tau, ...; authors: at 1-based "
                             "epochs tau, 2tau, ... (0-based tau-1, 2tau-1, ...) without bias correction, as their "
                             "scripts do")
-        f.add_argument("--init", choices=("glorot_normal", "truncated_normal"), default="glorot_normal",
+        f.add_argument("--init", choices=INITS, default="glorot_normal",
                        help="weight initialisation: glorot_normal (default) or truncated_normal (the authors': "
                             "the same std, redrawn beyond 2 std, so 0.88x narrower)")
         f.add_argument("--keep-best", action="store_true",
@@ -299,6 +305,7 @@ def _run_options(args: argparse.Namespace) -> dict:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from .run import RunConfig, build_trainer, directory, is_user_problem, plan_run_dir, train_run
+    from .run.ranks import torchrun_layout
 
     if args.seeds is not None:
         if args.seeds < 1:
@@ -312,7 +319,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.resume and args.force:
         raise ValueError("--resume and --force contradict each other (continue the run, or start afresh)")
     device = _device(args.device)
-    rank, world = _torchrun_layout()
+    rank, world = torchrun_layout()
     if world > 1:  # torchrun: one model, its points split over the ranks (the Trainer sees the process group)
         device = _join_process_group(device, args.collective_timeout)
     log = _log if rank == 0 else None  # rank 0 speaks for the job; errors are printed by every rank
@@ -347,17 +354,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
         print(f"{args.problem}/{args.scheme}: rel. L2 = {err}; training {m['train_seconds']:.1f} s "
               f"({m['ms_per_epoch']:.1f} ms/epoch, {m['epochs']} epochs); results in {out}", flush=True)
     return EXIT_OK
-
-
-def _torchrun_layout() -> tuple[int, int]:
-    """``(rank, world size)`` torchrun put in the environment; ``(0, 1)`` outside it."""
-    import os
-
-    try:
-        return int(os.environ.get("RANK", "0") or 0), int(os.environ.get("WORLD_SIZE", "1") or 1)
-    except ValueError:
-        raise ValueError(f"RANK and WORLD_SIZE must be integers (set by torchrun), got RANK="
-                         f"{os.environ.get('RANK')!r}, WORLD_SIZE={os.environ.get('WORLD_SIZE')!r}") from None
 
 
 def _join_process_group(device: str, timeout: float) -> str:
@@ -501,6 +497,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     import torch
 
     from .run import Interrupted
+    from .run.ranks import torchrun_layout
     from .trainer import CorruptCheckpointError, DeviceUnavailableError, NonFiniteError
 
     import os
@@ -523,7 +520,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from .collectives import CollectiveError
 
     try:
-        rank, world = _torchrun_layout()
+        rank, world = torchrun_layout()
     except ValueError as exc:
         _err(f"{prog}: error: {exc}")
         return EXIT_USAGE

@@ -8,7 +8,6 @@ from the seed, and never resampled. Passing a sequence of seeds builds an ensemb
 
 from __future__ import annotations
 
-import inspect
 import math
 import numbers
 from typing import Optional, Sequence, Union
@@ -162,17 +161,7 @@ PROBLEMS = {"burgers": burgers, "poisson": poisson, "allen_cahn": allen_cahn}
 
 
 def get(name: str, seed: Seed = 0, **kwargs) -> Problem:
-    """Build a built-in problem by name (``burgers``, ``poisson``, ``allen_cahn``, ``poisson1d``,
-    ``burgers_inverse``, ``kovasznay``)."""
-    from .inverse import burgers_inverse
-    from .kovasznay import kovasznay
-    from .poisson1d import poisson1d
+    """Build a built-in problem by name (:func:`fastpinn.problems.get`, the registry's)."""
+    from . import get as registry_get
 
-    factories = dict(PROBLEMS, poisson1d=poisson1d, burgers_inverse=burgers_inverse, kovasznay=kovasznay)
-    if name not in factories:
-        raise ValueError(f"problem must be one of {sorted(factories)}, got {name!r}")
-    allowed = [p for p in inspect.signature(factories[name]).parameters if p != "seed"]
-    for key in kwargs:
-        if key not in allowed:
-            raise ValueError(f"problem {name!r} has no option {key!r}; allowed: {allowed}")
-    return factories[name](seed, **kwargs)
+    return registry_get(name, seed, **kwargs)

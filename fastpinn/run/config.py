@@ -12,18 +12,22 @@ from typing import Any, Callable, Optional, Union
 
 import torch
 
+from .. import ops
+from .. import problems as problem_registry
 from ..problem import Problem
 from ..schemes import SCHEME_NAMES, Scheme, scheme_from_name
 
 __all__ = ["PROBLEMS", "USER_PROBLEM_FORM", "SCHEMES", "DTYPES", "BACKENDS", "SIZE_KEYS", "Log", "RunConfig",
            "is_user_problem"]
 
-PROBLEMS = ("burgers", "poisson", "allen_cahn", "poisson1d", "burgers_inverse", "kovasznay")
+#: The built-in problems (their registry: :data:`fastpinn.problems.BUILTIN`).
+PROBLEMS = problem_registry.NAMES
 #: The other form a problem name takes: a function in the user's own file, ``path/to/file.py:make_problem``.
 USER_PROBLEM_FORM = "FILE.py:FUNCTION"
 SCHEMES = SCHEME_NAMES
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
-BACKENDS = ("auto", "cpp", "triton", "torch")
+#: The op backends (:data:`fastpinn.ops.BACKENDS`).
+BACKENDS = ops.BACKENDS
 #: Problem-size keyword arguments the command line may override (only those a problem takes).
 SIZE_KEYS = ("n_pde", "n_bc", "n_ic", "batch_size")
 
@@ -68,11 +72,9 @@ def _load_user_factory(name: str) -> Callable[..., Problem]:
 
 
 def _problem_factory(name: str) -> Callable[..., Problem]:
-    from ..problems import burgers_inverse, kovasznay, paper, poisson1d
-
     if is_user_problem(name):
         return _load_user_factory(name)
-    factories = dict(paper.PROBLEMS, poisson1d=poisson1d, burgers_inverse=burgers_inverse, kovasznay=kovasznay)
+    factories = problem_registry.BUILTIN
     if name not in factories:
         raise ValueError(f"problem must be one of {', '.join(PROBLEMS)} or {USER_PROBLEM_FORM} (a function of your "
                          f"own file returning a fastpinn.Problem), got {name!r}")

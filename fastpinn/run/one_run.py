@@ -6,12 +6,13 @@ from __future__ import annotations
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Optional, Union
+from typing import Any, Optional, Union
 
 from ..problem import Problem
 from . import directory, records
 from .config import DTYPES, Log, RunConfig
 from .directory import plan_run_dir, resumable_epoch
+from .ranks import RunRanks
 
 __all__ = ["preflight_backend", "build_trainer", "CHECKPOINT_SECONDS", "Interrupted", "train_run"]
 
@@ -138,7 +139,7 @@ def train_run(cfg: RunConfig, out_dir: Union[str, Path], *, force: bool = False,
     log = log or (lambda s: None)
     out = Path(out_dir)
     identity = cfg.identity(cfg.resolved_epochs())
-    ranks = _RunRanks()
+    ranks = RunRanks()
     # Rank 0 looks at the directory and decides; the others take its decision (and its error, if any).
     action, start, metrics = ranks.decide(lambda: _plan_and_peek(cfg, out, force=force, resume=resume))
     if action == "reuse":
@@ -283,51 +284,6 @@ def _plan_and_peek(cfg: RunConfig, out: Path, *, force: bool, resume: Optional[b
     if action == "reuse":
         return action, None, dict(directory.read_metrics(out) or {})
     return action, resumable_epoch(out, cfg) if action == "resume" else None, {}
-
-
-class _RunRanks:
-    """The ranks of a data-parallel :func:`train_run` (one process: rank 0 of 1, and every method is
-    local): rank 0 reads and writes the run directory, decisions it makes reach every rank."""
-
-    def __init__(self) -> None:
-        import torch.distributed as dist
-
-        on = dist.is_available() and dist.is_initialized()
-        self.rank, self.world_size = (dist.get_rank(), dist.get_world_size()) if on else (0, 1)
-        self.lead = self.rank == 0
-
-    def decide(self, fn: Callable[[], Any]) -> Any:
-        """``fn()`` on rank 0, its result (or the exception it raised) on every rank."""
-        if self.world_size == 1:
-            return fn()
-        from ..collectives import broadcast_object
-
-        outcome: tuple = (None, None)
-        if self.lead:
-            try:
-                outcome = (fn(), None)
-            except Exception as exc:  # noqa: BLE001 - re-raised on every rank below
-                outcome = (None, exc)
-        value, error = broadcast_object(outcome, "sharing rank 0's view of the run directory")
-        if error is not None:
-            raise error
-        return value
-
-    def agree(self, flag: bool, what: str) -> bool:
-        """``flag`` OR-ed over the ranks (e.g. a checkpoint due by one rank's clock)."""
-        if self.world_size == 1:
-            return bool(flag)
-        from ..collectives import agree
-
-        return agree([flag], what)[0]
-
-    def barrier(self, what: str) -> None:
-        if self.world_size > 1:
-            import torch.distributed as dist
-
-            from ..collectives import collective
-
-            collective(what, dist.barrier)
 
 
 def _resume_compile_decision(trainer: Any, extra: dict) -> None:

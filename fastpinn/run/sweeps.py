@@ -14,6 +14,7 @@ from .config import Log, RunConfig
 from .directory import resumable_epoch
 from .loading import trainer_from_run
 from .one_run import preflight_backend, train_run
+from .ranks import torchrun_layout
 from .tables import (TABLES, Entry, Row, TableResult, finite_or_none, format_agrees, format_mean_pm, format_seconds,
                      format_table, table_entries, table_rows)
 
@@ -24,13 +25,8 @@ def sweep_shard(shard: Union[str, tuple[int, int], None] = None) -> tuple[int, i
     """``(i, n)``: this job's share of a sweep -- configuration ``j`` is trained by shard ``j % n``.
     ``shard``: ``"i/n"`` (0 <= i < n, e.g. ``--shard 0/4`` of a cluster array job) or a pair; ``None``:
     the rank and world size ``torchrun`` puts in the environment (``RANK``/``WORLD_SIZE``), else ``(0, 1)``."""
-    import os
-
     if shard is None:
-        if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
-            shard = (int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]))
-        else:
-            return 0, 1
+        return torchrun_layout()
     if isinstance(shard, str):
         try:
             i, n = (int(v) for v in shard.split("/"))
