@@ -12,6 +12,7 @@ from . import directory, records
 from .config import SCHEMES, Log, RunConfig
 from .directory import is_complete
 from .one_run import preflight_backend, train_run
+from ..validation import check_int
 from .tables import finite_or_none, format_mean_pm, format_seconds
 
 __all__ = ["DEMO_DEFAULTS", "demo", "COMPARE_DEFAULT", "CompareResult", "compare"]
@@ -78,8 +79,7 @@ def compare(problem: str, schemes: Sequence[str] = COMPARE_DEFAULT, *, seeds: in
     PINN; PINN is added when missing) and ``compare.png`` (rel. L2 vs epoch, mean over seeds, per scheme).
     Each run is a run directory ``<out>/<scheme>``; finished ones are reused (:func:`is_complete`)."""
     names = list(dict.fromkeys(["pinn", *schemes]))
-    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
-        raise ValueError(f"seeds must be an integer >= 1, got {seeds!r}")
+    check_int("seeds", seeds, minimum=1)
     cfgs = {}
     for name in names:
         if name not in SCHEMES:

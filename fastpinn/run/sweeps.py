@@ -4,11 +4,13 @@ chunks) and writes the table and its figures."""
 from __future__ import annotations
 
 import warnings
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
-from .. import paper_numbers
+from .. import _io, paper_numbers
+from ..trainer import NonFiniteError
+from ..validation import check_choice, check_int
 from . import directory, records
 from .config import Log, RunConfig
 from .directory import resumable_epoch
@@ -18,7 +20,7 @@ from .ranks import torchrun_layout
 from .tables import (TABLES, Entry, Row, TableResult, finite_or_none, format_agrees, format_mean_pm, format_seconds,
                      format_table, table_entries, table_rows)
 
-__all__ = ["sweep_shard", "reproduce"]
+__all__ = ["sweep_shard", "SweepOptions", "reproduce"]
 
 
 def sweep_shard(shard: Union[str, tuple[int, int], None] = None) -> tuple[int, int]:
@@ -26,7 +28,7 @@ def sweep_shard(shard: Union[str, tuple[int, int], None] = None) -> tuple[int, i
     ``shard``: ``"i/n"`` (0 <= i < n, e.g. ``--shard 0/4`` of a cluster array job) or a pair; ``None``:
     the rank and world size ``torchrun`` puts in the environment (``RANK``/``WORLD_SIZE``), else ``(0, 1)``."""
     if shard is None:
-        return torchrun_layout()
+        shard = torchrun_layout()
     if isinstance(shard, str):
         try:
             i, n = (int(v) for v in shard.split("/"))
@@ -39,32 +41,55 @@ def sweep_shard(shard: Union[str, tuple[int, int], None] = None) -> tuple[int, i
     return i, n
 
 
-def reproduce(
-    table: str,
-    *,
-    seeds: int = 10,
-    epochs: Optional[int] = None,
-    device: str = "cpu",
-    dtype: str = "float32",
-    backend: str = "auto",
-    out: Union[str, Path, None] = None,
-    problem: Optional[str] = None,
-    problem_kwargs: Optional[dict] = None,
-    lr: float = 1e-3,
-    eval_every: int = 100,
-    compile: Union[bool, str] = False,
-    step_mode: str = "eager",
-    derivative_method: str = "auto",
-    force: bool = False,
-    progress: bool = False,
-    figures: bool = True,
-    log: Optional[Log] = None,
-    fidelity: Optional[dict] = None,
-    run_options: Optional[dict] = None,
-    shard: Union[str, tuple[int, int], None] = None,
-    seeds_per_run: Optional[int] = None,
-) -> TableResult:
+@dataclass(frozen=True)
+class SweepOptions:
+    """How :func:`reproduce` runs a table: what every configuration trains with, where its runs go, what
+    it reports. Any field can also be passed to :func:`reproduce` as a keyword argument."""
+
+    # what each configuration trains with (its RunConfig beyond the table's scheme parameters)
+    seeds: int = 10
+    epochs: Optional[int] = None
+    device: str = "cpu"
+    dtype: str = "float32"
+    backend: str = "auto"
+    problem: Optional[str] = None
+    problem_kwargs: Optional[dict] = None
+    lr: float = 1e-3
+    eval_every: int = 100
+    compile: Union[bool, str] = False
+    step_mode: str = "eager"
+    derivative_method: str = "auto"
+    #: :class:`RunConfig` fidelity options (``update_schedule``, ``init``, ``keep_best``, ``patience``).
+    fidelity: Optional[dict] = None
+    # where the runs go and which of them this job trains
+    out: Union[str, Path, None] = None
+    force: bool = False
+    shard: Union[str, tuple[int, int], None] = None
+    seeds_per_run: Optional[int] = None
+    #: :func:`train_run` checkpoint options (``checkpoint_every``, ``checkpoint_seconds``).
+    run_options: Optional[dict] = None
+    # what it reports
+    progress: bool = False
+    figures: bool = True
+    log: Optional[Log] = None
+
+    def run_config(self, entry: Entry) -> RunConfig:
+        """The configuration of one table entry under these options (validated)."""
+        cfg = RunConfig(problem=entry.problem, scheme=entry.scheme, beta=entry.beta, p=entry.p,
+                        bias_correction=entry.bias_correction, seeds=tuple(range(self.seeds)), ensemble=True,
+                        epochs=self.epochs if self.epochs is not None else entry.epochs, lr=self.lr,
+                        device=self.device, dtype=self.dtype, backend=self.backend, eval_every=self.eval_every,
+                        problem_kwargs=dict(self.problem_kwargs or {}), compile=self.compile,
+                        step_mode=self.step_mode, derivative_method=self.derivative_method,
+                        **dict(self.fidelity or {}))
+        return cfg.validate()
+
+
+def reproduce(table: str, options: Optional[SweepOptions] = None, **overrides: Any) -> TableResult:
     """Run every configuration of ``table`` (resumable) and write ``table.md``, ``table.csv``, figures.
+
+    ``options``: a :class:`SweepOptions`; ``overrides``: any of its fields as keyword arguments
+    (``reproduce("table1", seeds=3, epochs=100)``).
 
     ``seeds_per_run``: train each configuration's seeds in ensembles of at most this many (for an
     ensemble too large for one device, or more ranks than configurations): seeds ``a..b`` of configuration
@@ -85,106 +110,55 @@ def reproduce(
 
     Each configuration trains its ``seeds`` seeds (0..seeds-1) as one ensemble in ``out/<key>/``. A
     configuration whose directory already holds a finished run of the same configuration, every file of
-    which checks out (:func:`fastpinn.directory.verify_run`), is reused; an unfinished one continues from its
+    which checks out (:func:`fastpinn.runs.verify_run`), is reused; an unfinished one continues from its
     checkpoint; a damaged one is retrained, saying why; a finished run of a *different* configuration is
     only overwritten with ``force``. ``table4`` and ``fig12`` cover the paper's three problems;
     ``problem`` restricts them to one (or runs any table's grid on another problem, without the paper's
-    numbers). ``fidelity``: :class:`RunConfig` fidelity options (``update_schedule``, ``init``,
-    ``keep_best``, ``patience``); ``run_options``: :func:`train_run` checkpoint options.
+    numbers).
     """
-    log = log or (lambda s: None)
-    if table not in TABLES:
-        raise ValueError(f"table must be one of {', '.join(TABLES)}, got {table!r}")
-    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
-        raise ValueError(f"seeds must be an integer >= 1, got {seeds!r}")
+    o = replace(options or SweepOptions(), **overrides)
+    log = o.log or (lambda s: None)
+    check_choice("table", table, TABLES)
+    check_int("seeds", o.seeds, minimum=1)
     spec = TABLES[table]
-    own = problem is None or problem in spec.problems  # the paper's problems: its numbers apply
-    probs = spec.problems if problem is None else (problem,)
-    root = Path(out) if out is not None else Path("runs") / (table if problem is None else f"{table}-{problem}")
-    configs = []
-    for entry in table_entries(table, problem):
-        cfg = RunConfig(problem=entry.problem, scheme=entry.scheme, beta=entry.beta, p=entry.p,
-                        bias_correction=entry.bias_correction, seeds=tuple(range(seeds)), ensemble=True,
-                        epochs=epochs if epochs is not None else entry.epochs, lr=lr, device=device, dtype=dtype,
-                        backend=backend, eval_every=eval_every, problem_kwargs=dict(problem_kwargs or {}),
-                        compile=compile, step_mode=step_mode, derivative_method=derivative_method,
-                        **dict(fidelity or {}))
-        cfg.validate()
-        configs.append((entry, cfg))
-    chunk = _seeds_per_run(seeds_per_run, seeds)
+    own = o.problem is None or o.problem in spec.problems  # the paper's problems: its numbers apply
+    probs = spec.problems if o.problem is None else (o.problem,)
+    root = Path(o.out) if o.out is not None else Path("runs") / (table if o.problem is None else f"{table}-{o.problem}")
+    configs = [(entry, o.run_config(entry)) for entry in table_entries(table, o.problem)]
+    chunk = _seeds_per_run(o.seeds_per_run, o.seeds)
     preflight_backend(next((c for _, c in configs if c.scheme != "pinn"), configs[0][1]))
-    # Refuse before training anything if a finished run of another configuration is in the way (a
-    # damaged one is not "another configuration": it is retrained below, saying why).
-    plan = []  # the units of work: one per configuration, or per chunk of its seeds
-    for entry, cfg in configs:
-        for part, suffix in _seed_chunks(cfg, chunk):
-            d = root / (entry.key + suffix)
-            identity = part.identity(part.resolved_epochs())
-            reason = directory.verify_run(d, identity) if d.is_dir() else "absent"
-            other = (reason == f"{directory.CONFIG} describes a different configuration"
-                     and records.json_status(d / directory.METRICS) == "ok")
-            if other and not force:
-                raise directory.RunDirError(f"{str(d)!r} holds a finished run of a different configuration; "
-                                       "pass --force to retrain it, or choose another --out")
-            plan.append((entry, part, d, reason))
+    plan = _plan_units(configs, chunk, root, force=o.force)
     root.mkdir(parents=True, exist_ok=True)
-    from .. import _io
-
     _io.remove_stray_temporaries(root)  # of table files a killed sweep was writing
-    results = []
-    histories = {}
-    missing = []
-    me, n_shards = sweep_shard(shard)
+    me, n_shards = sweep_shard(o.shard)
     # This shard's own units first, the others' after: a shard that checks another's units only once its
     # own are on disk cannot miss the last of them (whichever shard finishes last sees every run).
     order = sorted(range(len(plan)), key=lambda j: (j % n_shards != me, j))
     finished: dict[int, tuple] = {}
+    missing = []
     for j in order:
         entry, cfg, d, reason = plan[j]
-        i = j + 1
         label = cfg.describe(show_p=table == "table4")
         if len(probs) > 1:
             label = f"{entry.problem}: {label}"
-        if len(cfg.seeds) < seeds:
+        if len(cfg.seeds) < o.seeds:
             label = f"{label} [seeds {cfg.seeds[0]}-{cfg.seeds[-1]}]"
-        unit = str(d.relative_to(root))
-        if (i - 1) % n_shards != me:  # another shard's: used if finished by now
+        if j % n_shards != me:  # another shard's: used if finished by now
             reason = directory.verify_run(d, cfg.identity(cfg.resolved_epochs())) if d.is_dir() else "absent"
             if reason is not None:
-                missing.append(unit)
+                missing.append(str(d.relative_to(root)))
                 continue
-        if reason is None:
-            metrics = dict(directory.read_metrics(d) or {})
-            metrics["_reused"] = True
-            log(f"[{i}/{len(plan)}] {label}: reusing {d} (every file checked)")
-        else:
-            start = resumable_epoch(d, cfg) if d.is_dir() else None
-            if start is not None:
-                why = "" if reason in ("absent", f"{directory.METRICS} is missing") else f" ({reason})"
-                log(f"[{i}/{len(plan)}] {label}: resuming {d} from its checkpoint at epoch {start}{why}")
-            elif reason != "absent" and directory.is_nonempty_dir(d):
-                log(f"[{i}/{len(plan)}] {label}: retraining {d}: {reason}")
-            else:
-                log(f"[{i}/{len(plan)}] {label}: training {len(cfg.seeds)} seed(s) -> {d}")
-            try:
-                metrics = train_run(cfg, d, force=start is None, resume=start is not None, progress=progress,
-                                    figures=figures, command=f"reproduce {table}", log=log, **dict(run_options or {}))
-            except Exception as exc:
-                from ..trainer import NonFiniteError
-
-                if not isinstance(exc, NonFiniteError):
-                    raise
-                log(f"    diverged: {exc}")
-                metrics = directory.read_metrics(d) or {"status": "diverged"}
+        metrics = _run_unit(cfg, d, reason, f"[{j + 1}/{len(plan)}] {label}", table, o, log)
         if metrics.get("status", "ok") == "ok":
-            log(f"    rel. L2 = {format_mean_pm(finite_or_none(metrics.get('rel_l2_mean')), finite_or_none(metrics.get('rel_l2_sem')))}"
-                f", {format_seconds(finite_or_none(metrics.get('train_seconds')))} s")
+            err = format_mean_pm(finite_or_none(metrics.get("rel_l2_mean")), finite_or_none(metrics.get("rel_l2_sem")))
+            log(f"    rel. L2 = {err}, {format_seconds(finite_or_none(metrics.get('train_seconds')))} s")
         finished[j] = (entry, label, metrics)
     results = [finished[j] for j in sorted(finished)]
+    histories = {}
     for entry, _, d, _ in plan:
         if (d / directory.HISTORY).exists() and entry.key not in histories:  # chunked: the first chunk's
             histories[entry.key] = d / directory.HISTORY
-    if chunk < seeds:  # one row per configuration, from all its chunks
+    if chunk < o.seeds:  # one row per configuration, from all its chunks
         results = _merge_chunks(results)
         plan = [u for i, u in enumerate(plan) if i == 0 or u[0].key != plan[i - 1][0].key]
     if missing:
@@ -195,39 +169,81 @@ def reproduce(
     for r in rows:
         if r.paper.rel_l2_mean is not None:
             log(f"{r.label}: ours {format_mean_pm(r.rel_l2_mean, r.rel_l2_sem)}, paper "
-                f"{format_mean_pm(r.paper.rel_l2_mean, r.paper.rel_l2_sem)}, agree within s.e.: {format_agrees(r.agrees)}")
-    how = ("trained as one batched ensemble" if chunk >= seeds else
+                f"{format_mean_pm(r.paper.rel_l2_mean, r.paper.rel_l2_sem)}, "
+                f"agree within s.e.: {format_agrees(r.agrees)}")
+    how = ("trained as one batched ensemble" if chunk >= o.seeds else
            f"trained in batched ensembles of at most {chunk} seeds (one run directory each)")
-    n_note = (f"{seeds} seed(s) per configuration, {how} on {device}; time = wall time of the training "
-              f"epochs of that batched run{'' if chunk >= seeds else ', summed over the chunks'}. Paper numbers: "
+    n_note = (f"{o.seeds} seed(s) per configuration, {how} on {o.device}; time = wall time of the training "
+              f"epochs of that batched run{'' if chunk >= o.seeds else ', summed over the chunks'}. Paper numbers: "
               f"{paper_numbers.SOURCE} (10 runs, TensorFlow on an RTX A6000).")
     spec_note = spec.note if own else (
-        f"Run on {problem} instead of the paper's {', '.join(spec.problems)}; the paper's numbers do not apply.")
+        f"Run on {o.problem} instead of the paper's {', '.join(spec.problems)}; the paper's numbers do not apply.")
     note = " ".join(s for s in (spec_note, n_note) if s)
     title = spec.title
-    if not own or epochs or problem is not None:
-        title = f"{spec.title} ({', '.join(probs)}, {epochs or 'paper'} epochs)"
+    if not own or o.epochs or o.problem is not None:
+        title = f"{spec.title} ({', '.join(probs)}, {o.epochs or 'paper'} epochs)"
     md, csv_text = format_table(rows, title=title, note=note)
-    from .. import _io
-
     _io.atomic_write_text(root / "table.md", md)
     _io.atomic_write_text(root / "table.csv", csv_text)
     records.write_json(root / "table.json", {
-        "table": table, "problems": list(probs), "seeds": seeds, "epochs": epochs, "device": device,
+        "table": table, "problems": list(probs), "seeds": o.seeds, "epochs": o.epochs, "device": o.device,
         "rows": [dict(asdict(r), paper=asdict(r.paper), agrees=r.agrees) for r in rows]})
     fig_paths: list[Path] = []
-    if figures:
+    if o.figures:
         fig_paths = _table_figures(table, plan, rows, histories, root, title)
     return TableResult(table, root, rows, md, csv_text, fig_paths)
+
+
+def _plan_units(configs: list[tuple[Entry, RunConfig]], chunk: int, root: Path, *, force: bool) -> list[tuple]:
+    """The units of work, ``(entry, config, run dir, why it cannot be reused or None)``: one per
+    configuration, or per chunk of its seeds. Refuses (:class:`~fastpinn.runs.RunDirError`) before anything
+    is trained when a finished run of another configuration is in the way (a damaged one is not "another
+    configuration": it is retrained, saying why)."""
+    plan = []
+    for entry, cfg in configs:
+        for part, suffix in _seed_chunks(cfg, chunk):
+            d = root / (entry.key + suffix)
+            identity = part.identity(part.resolved_epochs())
+            reason = directory.verify_run(d, identity) if d.is_dir() else "absent"
+            other = (reason == f"{directory.CONFIG} describes a different configuration"
+                     and records.json_status(d / directory.METRICS) == "ok")
+            if other and not force:
+                raise directory.RunDirError(f"{str(d)!r} holds a finished run of a different configuration; "
+                                            "pass --force to retrain it, or choose another --out")
+            plan.append((entry, part, d, reason))
+    return plan
+
+
+def _run_unit(cfg: RunConfig, d: Path, reason: Optional[str], what: str, table: str, o: SweepOptions,
+              log: Log) -> dict:
+    """The metrics of one unit: reused when ``reason`` is ``None`` (every file checked), else trained
+    (resumed from its checkpoint when it has one); a diverged run's metrics say so."""
+    if reason is None:
+        metrics = dict(directory.read_metrics(d) or {})
+        metrics["_reused"] = True
+        log(f"{what}: reusing {d} (every file checked)")
+        return metrics
+    start = resumable_epoch(d, cfg) if d.is_dir() else None
+    if start is not None:
+        why = "" if reason in ("absent", f"{directory.METRICS} is missing") else f" ({reason})"
+        log(f"{what}: resuming {d} from its checkpoint at epoch {start}{why}")
+    elif reason != "absent" and directory.is_nonempty_dir(d):
+        log(f"{what}: retraining {d}: {reason}")
+    else:
+        log(f"{what}: training {len(cfg.seeds)} seed(s) -> {d}")
+    try:
+        return train_run(cfg, d, force=start is None, resume=start is not None, progress=o.progress,
+                         figures=o.figures, command=f"reproduce {table}", log=log, **dict(o.run_options or {}))
+    except NonFiniteError as exc:
+        log(f"    diverged: {exc}")
+        return directory.read_metrics(d) or {"status": "diverged"}
 
 
 def _seeds_per_run(value: Optional[int], seeds: int) -> int:
     """``seeds_per_run`` checked: an integer >= 1 (``None``: all ``seeds`` in one run)."""
     if value is None:
         return seeds
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"seeds_per_run must be an integer >= 1 (seeds per ensemble run), got {value!r}")
-    return min(value, seeds)
+    return min(check_int("seeds_per_run", value, minimum=1, hint=" (seeds per ensemble run)"), seeds)
 
 
 def _seed_chunks(cfg: RunConfig, chunk: int) -> list[tuple[RunConfig, str]]:
