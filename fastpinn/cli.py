@@ -15,6 +15,7 @@ Exit status (errors are one line on stderr, no traceback):
          checkpoint, CUDA requested but not available
     4    data-parallel run (torchrun): another rank died or a collective timed out; rerun the same
          command to continue from the last checkpoint
+    5    the output directory is in use: another live fastpinn process writes it (its pid is named)
     130  interrupted by SIGINT (Ctrl-C), 143 by SIGTERM: a checkpoint was written first; rerun the same
          command (or add --resume) to continue
 """
@@ -32,7 +33,7 @@ from typing import Optional, Sequence
 __all__ = ["main", "build_parser", "EXIT_OK", "EXIT_DIVERGED", "EXIT_USAGE", "EXIT_ENVIRONMENT", "EXIT_SIGINT",
            "EXIT_SIGTERM", "EXIT_PEER"]
 
-EXIT_OK, EXIT_DIVERGED, EXIT_USAGE, EXIT_ENVIRONMENT, EXIT_PEER = 0, 1, 2, 3, 4
+EXIT_OK, EXIT_DIVERGED, EXIT_USAGE, EXIT_ENVIRONMENT, EXIT_PEER, EXIT_BUSY = 0, 1, 2, 3, 4, 5
 EXIT_SIGINT, EXIT_SIGTERM = 128 + signal.SIGINT, 128 + signal.SIGTERM  # 130, 143: the shell's convention
 
 
@@ -497,6 +498,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     import torch
 
     from .run import Interrupted
+    from .run.lock import RunDirBusyError
     from .run.ranks import torchrun_layout
     from .trainer import CorruptCheckpointError, DeviceUnavailableError, NonFiniteError
 
@@ -554,6 +556,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except CollectiveError as exc:
         _err(f"{prog}: error: {exc}")
         return EXIT_PEER
+    except RunDirBusyError as exc:
+        _err(f"{prog}: error: {exc}")
+        return EXIT_BUSY
     except (DeviceUnavailableError, CorruptCheckpointError) as exc:
         _err(f"{prog}: error: {exc}")
         return EXIT_ENVIRONMENT

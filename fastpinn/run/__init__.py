@@ -17,7 +17,7 @@ from .config import (BACKENDS, DTYPES, PROBLEMS, SCHEMES, SIZE_KEYS, USER_PROBLE
 from .directory import is_complete, plan_run_dir, resumable_epoch
 from .loading import evaluate_run, load_run
 from .one_run import CHECKPOINT_SECONDS, Interrupted, build_trainer, preflight_backend, train_run
-from .sweeps import reproduce, sweep_shard
+from .sweeps import SweepOptions, reproduce, sweep_shard
 from .tables import FIG12_EPOCHS, TABLES, Entry, Row, TableResult, TableSpec, format_table, table_entries, table_rows
 
 __all__ = [
@@ -25,6 +25,6 @@ __all__ = [
     "preflight_backend", "build_trainer", "CHECKPOINT_SECONDS", "Interrupted", "train_run",
     "is_complete", "resumable_epoch", "plan_run_dir",
     "Entry", "TableSpec", "TABLES", "FIG12_EPOCHS", "table_entries", "Row", "table_rows", "format_table", "TableResult",
-    "sweep_shard", "reproduce", "DEMO_DEFAULTS", "demo", "COMPARE_DEFAULT", "CompareResult", "compare",
+    "sweep_shard", "SweepOptions", "reproduce", "DEMO_DEFAULTS", "demo", "COMPARE_DEFAULT", "CompareResult", "compare",
     "load_run", "evaluate_run", "read_points", "write_array",
 ]

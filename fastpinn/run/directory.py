@@ -8,7 +8,8 @@ One run directory holds::
     checkpoint.pt    :meth:`~fastpinn.trainer.Trainer.save_checkpoint`: written every few minutes of training
                      (``--checkpoint-every``), on SIGTERM/SIGINT, at the last finite state of a diverged run
                      and at the end; it also holds the run's identity and its history so far (resume)
-    *.png            figures (see :mod:`fastpinn.plots`)
+    *.png            figures (:data:`RUN_FIGURES`, see :mod:`fastpinn.plots`)
+    .fastpinn.lock   held while a process writes the directory (:mod:`fastpinn.run.lock`)
 
 Every file is written atomically (:mod:`fastpinn._io`): a reader sees a complete old file or a complete
 new one, so an interrupted run never leaves a half-written ``metrics.json`` that a resumed sweep would
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Optional, Union
 
 from .. import _io
+from .lock import LOCK_FILE, check_not_busy
 from .records import json_status, read_json
 
 if TYPE_CHECKING:
@@ -33,6 +35,7 @@ __all__ = [
     "CONFIG", "METRICS", "HISTORY", "CHECKPOINT", "RUN_FILES",
     "RunDirError", "RunPathError", "default_run_dir", "prepare_run_dir", "is_nonempty_dir", "check_dir_path",
     "replace_previous_run", "verify_run", "checkpoint_problem", "read_config", "read_metrics",
+    "RUN_FIGURES", "WRITTEN_FILES", "read_checkpoint", "never_checkpointed", "clear_unstarted_run",
     "is_complete", "resumable_epoch", "plan_run_dir",
 ]
 
@@ -42,6 +45,13 @@ HISTORY = "history.npz"
 CHECKPOINT = "checkpoint.pt"
 #: Files a run writes besides its figures (``*.png``).
 RUN_FILES = (CONFIG, METRICS, HISTORY, CHECKPOINT)
+#: The figures a run writes (:func:`fastpinn.plots.run_figures`).
+RUN_FIGURES = ("solution.png", "gradients.png", "training.png", "loss_trajectory.png", "weights.png")
+#: The probe file that checks a directory is writable before training.
+WRITE_PROBE = ".fastpinn-write-test"
+#: Every file the run layer writes in a run directory: all that ``--force`` ever removes (with the
+#: temporaries of their atomic writes); a user's own files stay.
+WRITTEN_FILES = RUN_FILES + RUN_FIGURES + (WRITE_PROBE,)
 
 PathLike = Union[str, os.PathLike]
 
@@ -67,8 +77,20 @@ def default_run_dir(problem: str, scheme: str, root: PathLike = "runs", *, now: 
 
 
 def is_nonempty_dir(path: PathLike) -> bool:
+    """Whether ``path`` is a directory holding anything besides a run lock file."""
     p = Path(path)
-    return p.is_dir() and any(p.iterdir())
+    return p.is_dir() and any(q.name != LOCK_FILE for q in p.iterdir())
+
+
+def remove_run_temporaries(path: PathLike) -> None:
+    """Delete the temporaries that an atomic write of one of :data:`WRITTEN_FILES` killed mid-write left in
+    ``path`` (``.<name>.<random>.tmp``); other hidden ``*.tmp`` files are the user's and stay."""
+    p = Path(path)
+    if not p.is_dir():
+        return
+    for name in WRITTEN_FILES:
+        for tmp in p.glob(f".{name}.*{_io.TMP_SUFFIX}"):
+            tmp.unlink(missing_ok=True)
 
 
 def check_dir_path(path: PathLike) -> Path:
@@ -97,9 +119,9 @@ def prepare_run_dir(path: PathLike, *, force: bool = False) -> Path:
         p.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise type(exc)(exc.errno, exc.strerror, str(p)) from None
-    _io.remove_stray_temporaries(p)
+    remove_run_temporaries(p)
     # Fail now, not after hours of training: write (atomically) and remove a probe file.
-    probe = p / ".fastpinn-write-test"
+    probe = p / WRITE_PROBE
     _io.atomic_write_bytes(probe, b"")
     probe.unlink()
     return p
@@ -110,11 +132,9 @@ def replace_previous_run(path: PathLike, keep: Iterable[str] = ()) -> None:
     figures, ...), once the new run has written its own checkpoint; ``keep``: names already rewritten."""
     p = Path(path)
     keep = set(keep)
-    for name in RUN_FILES:
+    for name in RUN_FILES + RUN_FIGURES:  # only what a run writes: a user's own files stay
         if name not in keep:
             (p / name).unlink(missing_ok=True)
-    for png in p.glob("*.png"):
-        png.unlink(missing_ok=True)
 
 
 # ------------------------------------------------------------------------------------ verification
@@ -153,12 +173,21 @@ def verify_run(run_dir: PathLike, identity: dict) -> Optional[str]:
     return None if reason is None else reason
 
 
+def read_checkpoint(path: PathLike) -> dict:
+    """The content of the checkpoint ``path`` (:meth:`~fastpinn.trainer.Trainer.read_checkpoint`: the one
+    way the run layer reads a checkpoint). ``FileNotFoundError`` when missing;
+    :class:`~fastpinn.trainer.CheckpointError` when it cannot be read."""
+    from ..trainer import Trainer
+
+    return Trainer.read_checkpoint(str(path))
+
+
 def checkpoint_problem(path: PathLike, identity: dict, epoch: Optional[int] = None) -> Optional[str]:
     """Why ``path`` is not a checkpoint of a run of ``identity`` (at ``epoch``), or ``None``."""
-    from ..trainer import CheckpointError, Trainer
+    from ..trainer import CheckpointError
 
     try:
-        state = Trainer.read_checkpoint(str(path))
+        state = read_checkpoint(path)
     except FileNotFoundError:
         return f"{Path(path).name} is missing"
     except CheckpointError:
@@ -184,7 +213,7 @@ def read_metrics(run_dir: PathLike) -> Optional[dict]:
 # ------------------------------------------------------------------------------------- plan
 def is_complete(run_dir: Union[str, Path], cfg: RunConfig) -> bool:
     """Whether ``run_dir`` holds a finished run (``metrics.json`` written, finished or diverged) of the same
-    configuration whose files all check out (:func:`fastpinn.verify_run`)."""
+    configuration whose files all check out (:func:`verify_run`)."""
     return verify_run(run_dir, cfg.identity(cfg.resolved_epochs())) is None
 
 
@@ -194,19 +223,41 @@ def resumable_epoch(run_dir: Union[str, Path], cfg: RunConfig) -> Optional[int]:
     path = Path(run_dir) / CHECKPOINT
     if checkpoint_problem(path, cfg.identity(cfg.resolved_epochs())) is not None:
         return None
-    from ..trainer import Trainer
+    return int(read_checkpoint(path)["epoch"])
 
-    return int(Trainer.read_checkpoint(str(path))["epoch"])
+
+def never_checkpointed(run_dir: PathLike) -> bool:
+    """Whether ``run_dir`` holds a run that stopped before its first checkpoint (killed, or a failed
+    start): the ``config.json`` a run writes first, perhaps the ``history.npz`` written just before a
+    checkpoint, and nothing else -- no training state, so nothing is lost by starting it again."""
+    d = Path(run_dir)
+    names = {q.name for q in d.iterdir()} if d.is_dir() else set()
+    ours = {CONFIG, HISTORY, LOCK_FILE}
+    leftovers = {n for n in names - ours if not (n.startswith(".") and n.endswith(_io.TMP_SUFFIX)
+                                                 and any(n.startswith(f".{w}.") for w in WRITTEN_FILES))}
+    config = read_json(d / CONFIG) or {}
+    return CONFIG in names and not leftovers and "identity" in config and "command" in config
+
+
+def clear_unstarted_run(run_dir: PathLike) -> None:
+    """Remove what a run that never reached its first checkpoint left (:func:`never_checkpointed`)."""
+    d = Path(run_dir)
+    for name in (CONFIG, HISTORY):
+        (d / name).unlink(missing_ok=True)
+    remove_run_temporaries(d)
 
 
 def plan_run_dir(cfg: RunConfig, out_dir: Union[str, Path], *, force: bool = False,
                  resume: Optional[bool] = None) -> str:
     """What :func:`train_run` will do in ``out_dir``: ``"reuse"`` (it holds this finished run, every file
-    checked), ``"resume"`` (a checkpoint of this configuration) or ``"fresh"``. Raises
-    :class:`~fastpinn.RunPathError` for a file in the way, :class:`~fastpinn.RunDirError` for a
+    checked), ``"resume"`` (a checkpoint of this configuration), ``"restart"`` (a run that stopped before
+    its first checkpoint, :func:`never_checkpointed`: started again from epoch 0) or ``"fresh"``. Raises
+    :class:`~fastpinn.run.lock.RunDirBusyError` when another live process writes the directory,
+    :class:`RunPathError` for a file in the way, :class:`RunDirError` for a
     non-empty directory holding something else (without ``force``), ``ValueError`` when ``resume=True``
     finds nothing to resume."""
     out = check_dir_path(out_dir)
+    check_not_busy(out)
     identity = cfg.identity(cfg.resolved_epochs())
     if force or resume is False or not out.is_dir():
         if resume:
@@ -218,12 +269,17 @@ def plan_run_dir(cfg: RunConfig, out_dir: Union[str, Path], *, force: bool = Fal
         return "resume"
     ckpt = out / CHECKPOINT
     if ckpt.exists():
-        from ..trainer import CorruptCheckpointError, Trainer
+        from ..trainer import CorruptCheckpointError
 
         try:
-            Trainer.read_checkpoint(str(ckpt))
+            read_checkpoint(ckpt)
         except CorruptCheckpointError as exc:
             raise CorruptCheckpointError(f"{exc}; pass --force to start afresh") from None
+    if never_checkpointed(out):
+        if resume and (read_config(out) or {}).get("identity") != identity:
+            raise ValueError(f"cannot resume in {str(out)!r}: it holds a run of a different configuration that "
+                             "never reached its first checkpoint; drop --resume to start this one there")
+        return "restart"
     if resume:
         why = checkpoint_problem(out / CHECKPOINT, identity)
         raise ValueError(f"cannot resume in {str(out)!r}: {why}")

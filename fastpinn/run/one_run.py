@@ -12,6 +12,7 @@ from ..problem import Problem
 from . import directory, records
 from .config import DTYPES, Log, RunConfig
 from .directory import plan_run_dir, resumable_epoch
+from .lock import RunDirLock
 from .ranks import RunRanks
 
 __all__ = ["preflight_backend", "build_trainer", "CHECKPOINT_SECONDS", "Interrupted", "train_run"]
@@ -131,20 +132,47 @@ def train_run(cfg: RunConfig, out_dir: Union[str, Path], *, force: bool = False,
     run (:class:`~fastpinn.trainer.NonFiniteError`, re-raised with its ``checkpoint`` set) gets a
     ``metrics.json`` with ``status: "diverged"``, the term, member and epoch, and the checkpoint path.
 
+    One process writes a run directory at a time: rank 0 holds its lock (:mod:`fastpinn.run.lock`) for
+    the whole call, and another live writer makes :class:`~fastpinn.run.lock.RunDirBusyError`. A run that
+    stopped before its first checkpoint (killed, or a failed start) is started again from epoch 0.
+
     Bad configurations raise ``ValueError`` before anything is written; a ``ValueError`` raised *during*
     training is a failure of the run, not of its arguments, and comes out as ``RuntimeError``.
     """
+    log = log or (lambda s: None)
+    ranks = RunRanks()
+    lock = RunDirLock(out_dir, log=log) if ranks.lead else None
+
+    def take_lock() -> None:
+        directory.check_dir_path(out_dir)  # a file in the way: RunPathError, not a failed mkdir
+        lock.acquire()
+
+    # Rank 0 locks the directory for the whole run; its refusal (busy, a file in the way) reaches every rank.
+    ranks.decide(take_lock)
+    try:
+        return _train_locked(cfg, Path(out_dir), ranks, force=force, resume=resume, progress=progress,
+                             figures=figures, prebuilt=prebuilt, command=command, checkpoint_every=checkpoint_every,
+                             checkpoint_seconds=checkpoint_seconds, log=log)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _train_locked(cfg: RunConfig, out: Path, ranks: RunRanks, *, force: bool, resume: Optional[bool],
+                  progress: bool, figures: bool, prebuilt: Optional[tuple[Problem, Any]], command: str,
+                  checkpoint_every: Optional[int], checkpoint_seconds: Optional[float], log: Log) -> dict:
+    """:func:`train_run` in a directory this process has locked (rank 0) or whose lock rank 0 holds."""
     from ..trainer import History, NonFiniteError
 
-    log = log or (lambda s: None)
-    out = Path(out_dir)
     identity = cfg.identity(cfg.resolved_epochs())
-    ranks = RunRanks()
     # Rank 0 looks at the directory and decides; the others take its decision (and its error, if any).
     action, start, metrics = ranks.decide(lambda: _plan_and_peek(cfg, out, force=force, resume=resume))
     if action == "reuse":
         log(f"{out}: already holds this finished run; reusing it (--force retrains)")
         return dict(metrics, _reused=True)
+    if action == "restart":
+        log(f"{out}: the run there stopped before its first checkpoint; starting it again")
+        ranks.decide(lambda: directory.clear_unstarted_run(out))
     problem, trainer = prebuilt if prebuilt is not None else build_trainer(cfg)  # bad input: before any write
     if ranks.world_size != trainer.world_size:
         raise ValueError(f"the trainer trains on {trainer.world_size} rank(s) but the process group has "

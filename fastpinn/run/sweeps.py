@@ -110,7 +110,7 @@ def reproduce(table: str, options: Optional[SweepOptions] = None, **overrides: A
 
     Each configuration trains its ``seeds`` seeds (0..seeds-1) as one ensemble in ``out/<key>/``. A
     configuration whose directory already holds a finished run of the same configuration, every file of
-    which checks out (:func:`fastpinn.runs.verify_run`), is reused; an unfinished one continues from its
+    which checks out (:func:`fastpinn.run.directory.verify_run`), is reused; an unfinished one continues from its
     checkpoint; a damaged one is retrained, saying why; a finished run of a *different* configuration is
     only overwritten with ``force``. ``table4`` and ``fig12`` cover the paper's three problems;
     ``problem`` restricts them to one (or runs any table's grid on another problem, without the paper's
@@ -196,7 +196,7 @@ def reproduce(table: str, options: Optional[SweepOptions] = None, **overrides: A
 
 def _plan_units(configs: list[tuple[Entry, RunConfig]], chunk: int, root: Path, *, force: bool) -> list[tuple]:
     """The units of work, ``(entry, config, run dir, why it cannot be reused or None)``: one per
-    configuration, or per chunk of its seeds. Refuses (:class:`~fastpinn.runs.RunDirError`) before anything
+    configuration, or per chunk of its seeds. Refuses (:class:`~fastpinn.run.directory.RunDirError`) before anything
     is trained when a finished run of another configuration is in the way (a damaged one is not "another
     configuration": it is retrained, saying why)."""
     plan = []
