@@ -34,6 +34,9 @@ __all__ = ["main", "build_parser", "EXIT_OK", "EXIT_DIVERGED", "EXIT_USAGE", "EX
            "EXIT_SIGTERM", "EXIT_PEER"]
 
 EXIT_OK, EXIT_DIVERGED, EXIT_USAGE, EXIT_ENVIRONMENT, EXIT_PEER, EXIT_BUSY = 0, 1, 2, 3, 4, 5
+#: fastpinn imports no code a run directory names: a run of a problem file is loaded with the file named here.
+PROBLEM_FILE_HELP = ("for a run of your own problem file: that file and function, checked against the SHA-256 the "
+                     "run recorded (fastpinn never imports a file named inside a run directory)")
 EXIT_SIGINT, EXIT_SIGTERM = 128 + signal.SIGINT, 128 + signal.SIGTERM  # 130, 143: the shell's convention
 
 
@@ -220,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--out", required=True, help="predictions [M, out] (an ensemble: [S, M, out] in .npy)")
     pr.add_argument("--member", type=int, default=None, help="an ensemble's member to write (default: all)")
     pr.add_argument("--device", default=None, help="cpu or cuda[:N] (default: the run's, if available)")
+    pr.add_argument("--problem", default=None, metavar="FILE.py:FUNCTION", help=PROBLEM_FILE_HELP)
 
     ev = sub.add_parser("evaluate", help="a trained run's relative L2 error",
                         description="Load RUN_DIR's checkpoint and print (as JSON) the relative L2 error per seed: "
@@ -229,6 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--values", default=None, help="the solution at --points, [M] or [M, out] (.npy/.csv)")
     ev.add_argument("--out", default=None, help="also write the JSON here (atomically)")
     ev.add_argument("--device", default=None, help="cpu or cuda[:N] (default: the run's, if available)")
+    ev.add_argument("--problem", default=None, metavar="FILE.py:FUNCTION", help=PROBLEM_FILE_HELP)
 
     d = sub.add_parser("demo", help="a few-minute CPU demo: Poisson with PINN vs DN-PINN",
                        description="Train the paper's 2-D Poisson problem with PINN and with DN-PINN at a "
@@ -391,7 +396,7 @@ def _join_process_group(device: str, timeout: float) -> str:
 def _cmd_predict(args: argparse.Namespace) -> int:
     from .run import load_run, read_points, write_array
 
-    cfg, problem, trainer = load_run(args.run_dir, device=args.device)
+    cfg, problem, trainer = load_run(args.run_dir, device=args.device, problem=args.problem)
     points = read_points(args.points, len(problem.coords))
     pred = trainer.predict(points).double().cpu().numpy()
     if args.member is not None:
@@ -417,7 +422,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             raise ValueError("--points and --values go together")
         points = read_points(args.points, 0)  # evaluate_run checks the width against the run's coordinates
         values = read_points(args.values, 0, "values")
-    result = evaluate_run(args.run_dir, points, values, device=args.device)
+    result = evaluate_run(args.run_dir, points, values, device=args.device, problem=args.problem)
     text = json.dumps(result)
     print(text, flush=True)
     if args.out:

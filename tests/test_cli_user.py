@@ -61,26 +61,28 @@ def test_train_a_problem_from_the_users_file_then_predict_and_evaluate(problem_f
 
     pts = np.linspace(0, 1, 9).reshape(-1, 1)
     np.save(tmp_path / "pts.npy", pts)
-    assert cli.main(["predict", str(out), "--points", str(tmp_path / "pts.npy"), "--out", str(tmp_path / "p.npy")]) == 0
+    mine = ["--problem", f"{problem_file}:make_problem"]  # fastpinn imports no file a run directory names
+    assert cli.main(["predict", str(out), "--points", str(tmp_path / "pts.npy"), "--out", str(tmp_path / "p.npy"),
+                     *mine]) == 0
     pred = np.load(tmp_path / "p.npy")
     assert pred.shape == (2, 9, 1)
     # the same numbers as the trainer in memory would give from the checkpoint
     from fastpinn.experiments import load_run
 
-    _, _, trainer = load_run(out)
+    _, _, trainer = load_run(out, problem=f"{problem_file}:make_problem")
     np.testing.assert_allclose(pred, trainer.predict(torch.as_tensor(pts)).double().numpy(), rtol=0, atol=0)
     np.savetxt(tmp_path / "pts.csv", pts, delimiter=",", header="x", comments="")
     assert cli.main(["predict", str(out), "--points", str(tmp_path / "pts.csv"), "--member", "1",
-                     "--out", str(tmp_path / "p.csv")]) == 0
+                     "--out", str(tmp_path / "p.csv"), *mine]) == 0
     np.testing.assert_allclose(np.loadtxt(tmp_path / "p.csv", delimiter=",", skiprows=1), pred[1, :, 0], rtol=1e-12)
 
     capsys.readouterr()
-    assert cli.main(["evaluate", str(out)]) == 0
+    assert cli.main(["evaluate", str(out), *mine]) == 0
     grid = json.loads(capsys.readouterr().out)
     np.testing.assert_allclose(grid["rel_l2_per_seed"], h.rel_l2[-1], rtol=1e-12)
     np.save(tmp_path / "vals.npy", np.sin(np.pi * pts[:, 0]))
     assert cli.main(["evaluate", str(out), "--points", str(tmp_path / "pts.npy"), "--values",
-                     str(tmp_path / "vals.npy"), "--out", str(tmp_path / "e.json")]) == 0
+                     str(tmp_path / "vals.npy"), "--out", str(tmp_path / "e.json"), *mine]) == 0
     given = json.loads((tmp_path / "e.json").read_text())
     assert given["on"] == "9 given points" and len(given["rel_l2_per_seed"]) == 2
 
@@ -105,7 +107,7 @@ def test_predict_refuses_bad_points_and_missing_runs(problem_file, tmp_path, cap
     np.save(tmp_path / "wide.npy", np.zeros((3, 2)))
     capsys.readouterr()
     assert cli.main(["predict", str(out), "--points", str(tmp_path / "wide.npy"), "--out",
-                     str(tmp_path / "p.npy")]) == 2
+                     str(tmp_path / "p.npy"), "--problem", f"{problem_file}:make_problem"]) == 2
     assert "must have shape [M, 1], got [3, 2]" in capsys.readouterr().err
     assert cli.main(["predict", str(tmp_path), "--points", str(tmp_path / "wide.npy"), "--out",
                      str(tmp_path / "p.npy")]) == 2

@@ -18,7 +18,7 @@ from ..problem import Problem
 from ..schemes import SCHEME_NAMES, Scheme, scheme_from_name
 
 __all__ = ["PROBLEMS", "USER_PROBLEM_FORM", "SCHEMES", "DTYPES", "BACKENDS", "SIZE_KEYS", "Log", "RunConfig",
-           "is_user_problem"]
+           "is_user_problem", "user_problem_file", "file_sha256"]
 
 #: The built-in problems (their registry: :data:`fastpinn.problems.BUILTIN`).
 PROBLEMS = problem_registry.NAMES
@@ -85,6 +85,16 @@ def _file_digest(path: Path) -> str:
     import hashlib
 
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def user_problem_file(name: str) -> Path:
+    """The file of a user problem ``path/to/file.py:make_problem`` (:func:`is_user_problem`)."""
+    return _user_file(name)
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 (hex) of a file's bytes: what a run records of its problem file."""
+    return _file_digest(path)
 
 
 # ------------------------------------------------------------------------------------ one configuration

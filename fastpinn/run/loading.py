@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -11,10 +12,10 @@ import torch
 
 from ..problem import Problem
 from . import directory, records
-from .config import RunConfig
+from .config import USER_PROBLEM_FORM, RunConfig, file_sha256, is_user_problem, user_problem_file
 from .one_run import build_trainer
 
-__all__ = ["load_run", "evaluate_run", "trainer_from_run"]
+__all__ = ["load_run", "evaluate_run", "trainer_from_run", "problem_to_load"]
 
 
 def trainer_from_run(run_dir: Path, cfg: RunConfig) -> Any:
@@ -24,20 +25,54 @@ def trainer_from_run(run_dir: Path, cfg: RunConfig) -> Any:
     return trainer
 
 
-def load_run(run_dir: Union[str, Path], *, device: Optional[str] = None) -> tuple["RunConfig", Problem, Any]:
+def problem_to_load(run_dir: Path, config: dict, named: Optional[str] = None) -> str:
+    """The problem to rebuild a run of (its ``config.json``: ``config``) with, without running code the run
+    directory names: a built-in problem as recorded; a problem file only when the caller names it
+    (``named``, ``FILE.py:FUNCTION``; the command line's ``--problem``) and its SHA-256 is the one the run
+    recorded. ``ValueError`` (one line) otherwise -- before anything is imported."""
+    recorded = str(config["config"].get("problem", ""))
+    if not is_user_problem(recorded):
+        if named is not None and named != recorded:
+            raise ValueError(f"{str(run_dir)!r} holds a run of the built-in problem {recorded!r}; --problem names "
+                             f"a problem file ({USER_PROBLEM_FORM}) only for a run of one")
+        return recorded
+    if named is None:
+        raise ValueError(f"{str(run_dir)!r} holds a run of the problem file {recorded!r}; fastpinn does not import "
+                         f"code a run directory names: pass --problem {USER_PROBLEM_FORM} (the file you trust) to "
+                         "load it")
+    if not is_user_problem(named):
+        raise ValueError(f"--problem must be {USER_PROBLEM_FORM}, got {named!r}")
+    path = user_problem_file(named)
+    if not path.is_file():
+        raise ValueError(f"problem file {str(path)!r} does not exist (--problem {named!r})")
+    want = (config.get("identity") or {}).get("problem_file_sha256")
+    got = file_sha256(path)
+    if got != want:
+        raise ValueError(f"problem file {str(path)!r} has SHA-256 {got}, but the run in {str(run_dir)!r} was "
+                         f"trained with a file of SHA-256 {want}: name the file it was trained with")
+    return named
+
+
+def load_run(run_dir: Union[str, Path], *, device: Optional[str] = None,
+             problem: Optional[str] = None) -> tuple["RunConfig", Problem, Any]:
     """Rebuild a run directory's problem and trainer and load its checkpoint (the last one written).
 
     ``device``: where to load it (default: the run's own device when available, else the CPU).
+    ``problem``: for a run of a problem file, that file (``FILE.py:FUNCTION``), named by the caller and
+    checked against the run's recorded SHA-256 (:func:`problem_to_load`); nothing the run directory names
+    is imported.
 
     Raises:
-        ValueError: the directory holds no run (``config.json``), or its configuration is invalid here.
+        ValueError: the directory holds no run (``config.json``), its configuration is invalid here, or its
+            problem file is not named (or not the one it was trained with).
         fastpinn.trainer.CheckpointError: the checkpoint is missing, corrupt or does not match.
     """
     out = Path(run_dir)
     config = directory.read_config(out)
-    if not config or "config" not in config:
+    if not config or not isinstance(config.get("config"), dict):
         raise ValueError(f"{str(out)!r} holds no fastpinn run (no readable {directory.CONFIG})")
-    cfg = RunConfig.from_dict(config["config"])
+    chosen = problem_to_load(out, config, problem)  # before RunConfig: nothing of the directory runs
+    cfg = dataclasses.replace(RunConfig.from_dict(config["config"]), problem=chosen)
     if device is not None:
         cfg.device = device
     elif torch.device(cfg.device).type == "cuda" and not torch.cuda.is_available():
@@ -51,10 +86,10 @@ def load_run(run_dir: Union[str, Path], *, device: Optional[str] = None) -> tupl
 
 
 def evaluate_run(run_dir: Union[str, Path], points: Optional[np.ndarray] = None, values: Optional[np.ndarray] = None,
-                 *, device: Optional[str] = None) -> dict:
+                 *, device: Optional[str] = None, problem: Optional[str] = None) -> dict:
     """Relative L2 error per seed of a run directory's trained network: on the problem's reference grid, or
-    against ``values[M]`` / ``[M, out]`` at ``points[M, d]``."""
-    _, problem, trainer = load_run(run_dir, device=device)
+    against ``values[M]`` / ``[M, out]`` at ``points[M, d]``. ``problem``: as for :func:`load_run`."""
+    _, problem, trainer = load_run(run_dir, device=device, problem=problem)
     if points is None:
         if problem.solution is None:
             raise ValueError(f"problem {problem.name!r} has no reference solution: pass --points and --values")
