@@ -16,6 +16,8 @@ Exit status (errors are one line on stderr, no traceback):
     4    data-parallel run (torchrun): another rank died or a collective timed out; rerun the same
          command to continue from the last checkpoint
     5    the output directory is in use: another live fastpinn process writes it (its pid is named)
+    6    training failed for another reason than divergence (the cause in one line); the same command
+         starts again
     130  interrupted by SIGINT (Ctrl-C), 143 by SIGTERM: a checkpoint was written first; rerun the same
          command (or add --resume) to continue
 """
@@ -33,7 +35,7 @@ from typing import Optional, Sequence
 __all__ = ["main", "build_parser", "EXIT_OK", "EXIT_DIVERGED", "EXIT_USAGE", "EXIT_ENVIRONMENT", "EXIT_SIGINT",
            "EXIT_SIGTERM", "EXIT_PEER"]
 
-EXIT_OK, EXIT_DIVERGED, EXIT_USAGE, EXIT_ENVIRONMENT, EXIT_PEER, EXIT_BUSY = 0, 1, 2, 3, 4, 5
+EXIT_OK, EXIT_DIVERGED, EXIT_USAGE, EXIT_ENVIRONMENT, EXIT_PEER, EXIT_BUSY, EXIT_RUN_FAILED = 0, 1, 2, 3, 4, 5, 6
 #: fastpinn imports no code a run directory names: a run of a problem file is loaded with the file named here.
 PROBLEM_FILE_HELP = ("for a run of your own problem file: that file and function, checked against the SHA-256 the "
                      "run recorded (fastpinn never imports a file named inside a run directory)")
@@ -502,7 +504,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return int(exc.code or 0)
     import torch
 
-    from .run import Interrupted
+    from .run import Interrupted, RunFailedError
     from .run.lock import RunDirBusyError
     from .run.ranks import torchrun_layout
     from .trainer import CorruptCheckpointError, DeviceUnavailableError, NonFiniteError
@@ -564,6 +566,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except RunDirBusyError as exc:
         _err(f"{prog}: error: {exc}")
         return EXIT_BUSY
+    except RunFailedError as exc:
+        _err(f"{prog}: error: {exc}")
+        return EXIT_RUN_FAILED
     except (DeviceUnavailableError, CorruptCheckpointError) as exc:
         _err(f"{prog}: error: {exc}")
         return EXIT_ENVIRONMENT

@@ -23,7 +23,9 @@ ARGS = ["train", "poisson1d", "--n-pde", "16", "--eval-every", "5", "--no-figure
 
 
 def _one_line(err: str) -> str:
-    lines = [line for line in err.splitlines() if line.strip() and not line.startswith("fastpinn train: poisson")]
+    header = ("fastpinn train: ", " -> ")  # the run's announcement, not an error
+    lines = [line for line in err.splitlines()
+             if line.strip() and not (line.startswith(header[0]) and header[1] in line and "error" not in line)]
     assert len(lines) == 1 and "Traceback" not in err, err
     return lines[0]
 
@@ -165,3 +167,34 @@ def test_run_figures_are_the_listed_ones(tmp_path):
     written = {p.name for p in out.glob("*.png")}
     assert written and written <= set(directory.RUN_FIGURES)
     assert set(json.loads((out / directory.METRICS).read_text())["figures"]) == written
+
+
+FAILING_PROBLEM = '''
+import math, torch
+from fastpinn import Problem, pde, dirichlet, sampling
+
+def make_problem(seed=0, n_pde=16, epochs=500):
+    x = sampling.uniform(n_pde, [0.0], [1.0], torch.Generator().manual_seed(seed))
+    calls = []
+    def residual(f):
+        calls.append(1)
+        if len(calls) > 5:  # fails while training, after the setup's calls
+            raise ValueError("the residual's own check failed")
+        return f["u_xx"][..., 0] + math.pi ** 2 * torch.sin(math.pi * f.x[..., 0])
+    return Problem(name="failing", coords=("x",), lower=(0.0,), upper=(1.0,),
+                   terms=[pde("pde", x, residual, "u_xx"),
+                          dirichlet("bc", torch.tensor([[0.0], [1.0]], dtype=torch.float64), 0.0)],
+                   depth=2, width=8, epochs=epochs, seeds=(seed,))
+'''
+
+
+def test_a_run_failing_while_training_is_one_line_and_exit_6(tmp_path, capsys):
+    """5838b7e: a ValueError raised while training came out as a RuntimeError traceback (exit 1, the
+    divergence code)."""
+    problem = tmp_path / "failing.py"
+    problem.write_text(FAILING_PROBLEM)
+    args = ["train", f"{problem}:make_problem", "--epochs", "50", "--out", str(tmp_path / "run"), "--threads", "1",
+            *ARGS[4:]]
+    assert cli.main(args) == cli.EXIT_RUN_FAILED
+    line = _one_line(capsys.readouterr().err)
+    assert "training failed" in line and "the residual's own check failed" in line

@@ -35,7 +35,7 @@ __all__ = [
     "CONFIG", "METRICS", "HISTORY", "CHECKPOINT", "RUN_FILES",
     "RunDirError", "RunPathError", "default_run_dir", "prepare_run_dir", "is_nonempty_dir", "check_dir_path",
     "replace_previous_run", "verify_run", "checkpoint_problem", "read_config", "read_metrics",
-    "RUN_FIGURES", "WRITTEN_FILES", "read_checkpoint", "never_checkpointed", "clear_unstarted_run",
+    "RUN_FIGURES", "WRITTEN_FILES", "remove_run_temporaries", "read_checkpoint", "never_checkpointed", "clear_unstarted_run",
     "is_complete", "resumable_epoch", "plan_run_dir",
 ]
 
@@ -82,13 +82,14 @@ def is_nonempty_dir(path: PathLike) -> bool:
     return p.is_dir() and any(q.name != LOCK_FILE for q in p.iterdir())
 
 
-def remove_run_temporaries(path: PathLike) -> None:
-    """Delete the temporaries that an atomic write of one of :data:`WRITTEN_FILES` killed mid-write left in
-    ``path`` (``.<name>.<random>.tmp``); other hidden ``*.tmp`` files are the user's and stay."""
+def remove_run_temporaries(path: PathLike, names: Iterable[str] = WRITTEN_FILES) -> None:
+    """Delete the temporaries that an atomic write of one of ``names`` (file names, or ``fnmatch`` patterns
+    of them) killed mid-write left in ``path`` (``.<name>.<random>.tmp``); other hidden ``*.tmp`` files are
+    the user's and stay."""
     p = Path(path)
     if not p.is_dir():
         return
-    for name in WRITTEN_FILES:
+    for name in names:
         for tmp in p.glob(f".{name}.*{_io.TMP_SUFFIX}"):
             tmp.unlink(missing_ok=True)
 

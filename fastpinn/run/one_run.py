@@ -15,7 +15,7 @@ from .directory import plan_run_dir, resumable_epoch
 from .lock import RunDirLock
 from .ranks import RunRanks
 
-__all__ = ["preflight_backend", "build_trainer", "CHECKPOINT_SECONDS", "Interrupted", "train_run"]
+__all__ = ["preflight_backend", "build_trainer", "CHECKPOINT_SECONDS", "Interrupted", "RunFailedError", "train_run"]
 
 
 def preflight_backend(cfg: RunConfig) -> None:
@@ -69,6 +69,11 @@ def _attention(cfg: RunConfig, problem: Problem) -> Any:
 # -------------------------------------------------------------------------------------- one run
 #: Default seconds of training between periodic checkpoints (at most this much work is lost to a kill -9).
 CHECKPOINT_SECONDS = 120.0
+
+
+class RunFailedError(RuntimeError):
+    """Training failed for another reason than divergence (a ``ValueError`` raised while training, e.g. by
+    the problem's own code); the directory keeps what was committed, and the same command starts again."""
 
 
 class Interrupted(Exception):
@@ -137,7 +142,8 @@ def train_run(cfg: RunConfig, out_dir: Union[str, Path], *, force: bool = False,
     stopped before its first checkpoint (killed, or a failed start) is started again from epoch 0.
 
     Bad configurations raise ``ValueError`` before anything is written; a ``ValueError`` raised *during*
-    training is a failure of the run, not of its arguments, and comes out as ``RuntimeError``.
+    training is a failure of the run, not of its arguments, and comes out as :class:`RunFailedError` (a
+    ``RuntimeError``).
     """
     log = log or (lambda s: None)
     ranks = RunRanks()
@@ -266,7 +272,7 @@ def _train_locked(cfg: RunConfig, out: Path, ranks: RunRanks, *, force: bool, re
         ranks.barrier("the diverged-run barrier")
         raise
     except ValueError as exc:
-        raise RuntimeError(f"training failed: {exc}") from exc
+        raise RunFailedError(f"training failed: {exc}") from exc
     wall = time.perf_counter() - wall0
     if this_call is not None and this_call.extra.get("stopped") and trainer.epoch < epochs:
         commit(history)

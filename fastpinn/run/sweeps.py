@@ -22,6 +22,9 @@ from .tables import (TABLES, Entry, Row, TableResult, finite_or_none, format_agr
 
 __all__ = ["sweep_shard", "SweepOptions", "reproduce"]
 
+#: What a sweep writes in its root (``fnmatch`` patterns): the table and its figures.
+TABLE_FILES = ("table.md", "table.csv", "table.json", "summary.png", "gradients*.png", "bias_correction*.png")
+
 
 def sweep_shard(shard: Union[str, tuple[int, int], None] = None) -> tuple[int, int]:
     """``(i, n)``: this job's share of a sweep -- configuration ``j`` is trained by shard ``j % n``.
@@ -129,7 +132,7 @@ def reproduce(table: str, options: Optional[SweepOptions] = None, **overrides: A
     preflight_backend(next((c for _, c in configs if c.scheme != "pinn"), configs[0][1]))
     plan = _plan_units(configs, chunk, root, force=o.force)
     root.mkdir(parents=True, exist_ok=True)
-    _io.remove_stray_temporaries(root)  # of table files a killed sweep was writing
+    directory.remove_run_temporaries(root, TABLE_FILES)  # of table files a killed sweep was writing
     me, n_shards = sweep_shard(o.shard)
     # This shard's own units first, the others' after: a shard that checks another's units only once its
     # own are on disk cannot miss the last of them (whichever shard finishes last sees every run).
