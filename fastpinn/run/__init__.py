@@ -4,6 +4,7 @@ run directories.
 * :mod:`.config`: the problem registry and :class:`RunConfig` (everything that decides a run's numbers);
 * :mod:`.one_run`: :func:`train_run`, one configuration trained in its run directory;
 * :mod:`.directory`: the run directory's files, what a directory holds, and what a run does with it;
+* :mod:`.lock`: one writer per run directory; :mod:`.ranks`: the torchrun layout, rank 0 deciding for all;
 * :mod:`.records`: strict JSON, a finished run's metrics, the environment it ran in;
 * :mod:`.tables`: the paper's tables and their text; :mod:`.sweeps`: :func:`reproduce`;
 * :mod:`.compare`: the demo and ``compare``; :mod:`.loading`: trained runs read back;

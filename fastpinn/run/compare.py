@@ -44,7 +44,7 @@ def demo(*, epochs: int = DEMO_DEFAULTS["epochs"], n_pde: int = DEMO_DEFAULTS["n
         for name in cfgs:
             if directory.is_nonempty_dir(root / name):
                 raise directory.RunDirError(f"output directory {str(root / name)!r} is not empty; "
-                                       "pass --force to overwrite it")
+                                            "pass --force to overwrite it")
     result: dict[str, Any] = {"out": str(root)}
     for name, cfg in cfgs.items():
         log(f"training {cfg.describe()} on Poisson: {epochs} epochs, {n_pde} PDE points ...")
@@ -52,7 +52,8 @@ def demo(*, epochs: int = DEMO_DEFAULTS["epochs"], n_pde: int = DEMO_DEFAULTS["n
     e_pinn, e_dn = result["pinn"]["rel_l2"], result["dn"]["rel_l2"]
     result["ratio"] = e_pinn / e_dn if e_dn else float("inf")
     records.write_json(root / "demo.json", {"pinn": result["pinn"], "dn": result["dn"], "ratio": result["ratio"],
-                                          "epochs": epochs, "n_pde": n_pde, "n_bc": n_bc, "beta": beta, "seed": seed})
+                                            "epochs": epochs, "n_pde": n_pde, "n_bc": n_bc, "beta": beta,
+                                            "seed": seed})
     return result
 
 

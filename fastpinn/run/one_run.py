@@ -191,8 +191,8 @@ def _train_locked(cfg: RunConfig, out: Path, ranks: RunRanks, *, force: bool, re
         extra = trainer.load_checkpoint(str(out / directory.CHECKPOINT), max_epoch=epochs)
         previous = History.from_dict(extra["history"])
         if previous.epochs != trainer.epoch:
-            raise directory.RunDirError(f"{str(out / directory.CHECKPOINT)!r} holds {previous.epochs} epochs of history at "
-                                   f"epoch {trainer.epoch}; pass --force to start over")
+            raise directory.RunDirError(f"{str(out / directory.CHECKPOINT)!r} holds {previous.epochs} epochs of "
+                                        f"history at epoch {trainer.epoch}; pass --force to start over")
         _resume_compile_decision(trainer, extra)
         log(f"{out}: resuming from the checkpoint at epoch {trainer.epoch} of {epochs}")
     config = {
