@@ -198,3 +198,38 @@ def test_a_run_failing_while_training_is_one_line_and_exit_6(tmp_path, capsys):
     assert cli.main(args) == cli.EXIT_RUN_FAILED
     line = _one_line(capsys.readouterr().err)
     assert "training failed" in line and "the residual's own check failed" in line
+
+
+def test_processes_racing_for_one_directory_never_hold_it_together(tmp_path):
+    """Four processes take the lock of one directory at once, then give it back and take it again: at any
+    moment at most one holds it (each records how many holders it saw while holding)."""
+    out = tmp_path / "run"
+    script = ("import sys, time, os\n"
+              "from fastpinn.run.lock import RunDirLock, RunDirBusyError\n"
+              "d, log, start = sys.argv[1], sys.argv[2], float(sys.argv[3])\n"
+              "time.sleep(max(0.0, start - time.time()))\n"
+              "held = 0\n"
+              "for _ in range(30):\n"
+              "    try:\n"
+              "        lock = RunDirLock(d).acquire()\n"
+              "    except RunDirBusyError:\n"
+              "        continue\n"
+              "    with open(log, 'a') as fh:\n"
+              "        fh.write(f'+{os.getpid()}\\n')\n"
+              "    time.sleep(0.01)\n"
+              "    with open(log, 'a') as fh:\n"
+              "        fh.write(f'-{os.getpid()}\\n')\n"
+              "    lock.release()\n"
+              "    held += 1\n"
+              "print(held)\n")
+    log = tmp_path / "log"
+    start = time.time() + 2.0  # after every interpreter has started
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(out), str(log), str(start)], stdout=subprocess.PIPE,
+                              text=True) for _ in range(4)]
+    held = [int(p.communicate(timeout=120)[0]) for p in procs]
+    assert sum(held) >= 30  # the lock went round (released locks are taken again)
+    inside = 0
+    for line in log.read_text().split():
+        inside += 1 if line[0] == "+" else -1
+        assert inside in (0, 1), "two processes held the lock at once"
+    assert not (out / LOCK_FILE).exists()

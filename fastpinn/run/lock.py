@@ -53,6 +53,20 @@ def _read_holder(fd: int) -> dict:
     return holder if isinstance(holder, dict) else {"pid": "?"}
 
 
+def _try_flock(fd: int, how: int, *, patience: float = 0.2) -> bool:
+    """Whether ``flock(fd, how)`` succeeds within ``patience`` seconds (a probe of :func:`check_not_busy`
+    holds the lock for microseconds; a writer holds it for the whole run)."""
+    end = time.monotonic() + patience
+    while True:
+        try:
+            fcntl.flock(fd, how | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= end:
+                return False
+            time.sleep(0.01)
+
+
 class RunDirLock:
     """The exclusive lock of ``run_dir`` while this process writes it (a context manager).
 
@@ -72,12 +86,10 @@ class RunDirLock:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         while True:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+            if not _try_flock(fd, fcntl.LOCK_EX):
                 holder = _read_holder(fd)
                 os.close(fd)
-                raise RunDirBusyError(self.run_dir, holder) from None
+                raise RunDirBusyError(self.run_dir, holder)
             # The holder before us may have removed the file between our open and our flock: then we
             # hold a lock on a file nobody else sees; open the current one again.
             try:
@@ -129,10 +141,8 @@ def check_not_busy(run_dir: Union[str, os.PathLike]) -> None:
     except OSError:
         return
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise RunDirBusyError(Path(run_dir), _read_holder(fd)) from None
+        if not _try_flock(fd, fcntl.LOCK_SH, patience=0.0):
+            raise RunDirBusyError(Path(run_dir), _read_holder(fd))
         fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
