@@ -77,6 +77,10 @@ def test_a_run_directory_naming_its_own_code_is_not_imported(trained, tmp_path, 
         assert len(err.strip().splitlines()) == 1 and "--problem" in err and "does not import" in err, (name, err)
     with pytest.raises(ValueError, match="does not import code a run directory names"):
         load_run(out)
+    for argv in (["train", "poisson1d", "--out", str(out), *FAST],  # train / resume over that directory
+                 ["train", "poisson1d", "--out", str(out), "--resume", *FAST]):
+        assert cli.main(argv) == cli.EXIT_USAGE
+        capsys.readouterr()
     assert not marker.exists()
 
 
