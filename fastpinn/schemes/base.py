@@ -278,12 +278,13 @@ class Scheme:
             kw[p.name] = p.from_json(v)
         return cls(**kw)
 
-    def describe(self, show: Iterable[str] = ()) -> str:
+    def describe(self, show: Iterable[str] = (), extra: Iterable[str] = ()) -> str:
         """``title (parameters)``, e.g. ``DN-PINN (β=0.99, p=1)``: the key parameters, those that differ from
-        their defaults, and those named in ``show`` (keys)."""
+        their defaults, those named in ``show`` (keys), then the ``extra`` parts (e.g. a run's schedule)."""
         show = set(show)
         parts = [p.text(getattr(self, p.name)) for key, p in self.parameters().items()
                  if p.shown or key in show or getattr(self, p.name) != p.check(p.default)]
+        parts += list(extra)
         title = self.title or self.name or type(self).__name__
         return f"{title} ({', '.join(parts)})" if parts else title
 
