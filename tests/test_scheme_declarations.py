@@ -32,7 +32,7 @@ def _allowed(spec: Param, value) -> bool:
         return False
 
 
-def _other_value(spec: Param):
+def other_allowed_value(spec: Param):
     """Another allowed value of a parameter (None: it has only one, e.g. tau of a scheme trained every step)."""
     d = spec.default
     if spec.kind == "bool":
@@ -55,7 +55,7 @@ def _other_value(spec: Param):
 def test_changing_any_declared_parameter_changes_identity_and_description(name, key, spec):
     """A run is never reused for another configuration: every declared parameter is part of the identity."""
     base = scheme_from_name(name)
-    other = _other_value(spec)
+    other = other_allowed_value(spec)
     if other is None:
         assert spec.choices is not None and len(spec.choices) == 1, f"{name}.{key}: no other allowed value found"
         return
