@@ -93,9 +93,9 @@ class NTK(TraceScheme):
     beta: float = ema_beta(0.0, shown=False)
     bias_correction: bool = bias_correction_flag()
     tau: int = update_interval()
-    per_point: bool = param(False, symbol="per point", help="NTK: per-point mean trace Tr(K_jj)/N_j")
+    per_point: bool = param(False, symbol="per point", help="per-point mean trace Tr(K_jj)/N_j")
     subsample: Optional[int] = param(128, kind="int", optional=True, minimum=1,
-                                     help="NTK: points per term for the traces ('none': all)")
+                                     help="points per term for the traces ('none': all)")
 
     def candidate_from_traces(self, traces: Tensor) -> tuple[Tensor, Tensor]:
         total = traces.sum(dim=1)

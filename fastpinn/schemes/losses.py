@@ -96,7 +96,7 @@ class SoftAdapt(LossScheme):
     tau: int = update_interval(1)
     temperature: float = _temperature()
     rate: str = param("relative", choices=("relative", "difference"),
-                      help="SoftAdapt: rate of change 'relative' (scale-free) or 'difference' (the paper's)")
+                      help="rate of change 'relative' (scale-free) or 'difference' (the paper's)")
 
     def propose(self, losses, lam, state, target, n_updates):
         prev, started = state["prev"], state["started"]
@@ -122,12 +122,12 @@ class ReLoBRaLo(LossScheme):
 
     tau: int = update_interval(1)
     alpha: float = param(0.999, minimum=0.0, maximum=1.0, symbol="α",
-                         help="ReLoBRaLo: weight of the history against the last lookback, in [0, 1]")
+                         help="weight of the history against the last lookback, in [0, 1]")
     rho_mean: float = param(0.999, minimum=0.0, maximum=1.0, symbol="E[ρ]",
-                            help="ReLoBRaLo: probability of keeping the history over a look back to the start")
+                            help="probability of keeping the history over a look back to the start")
     temperature: float = _temperature()
     seed: int = param(0, minimum=0, key="lookback_seed", symbol="seed",
-                      help="ReLoBRaLo: seed of the Bernoulli draws of rho")
+                      help="seed of the Bernoulli draws of rho")
 
     def init_state(self, members, n_terms, dtype, device):
         state = super().init_state(members, n_terms, dtype, device)
@@ -211,12 +211,12 @@ class GradNorm(StatefulStatsScheme):
 
     tau: int = _every_step()
     alpha: float = param(1.5, minimum=0.0, symbol="α", shown=True,
-                         help="GradNorm: strength of the restoring force alpha, a finite number >= 0")
+                         help="strength of the restoring force alpha, a finite number >= 0")
     lr: float = _weights_lr(0.025)
     betas: tuple = _weights_betas()
     eps: float = _weights_eps()
     columns: Optional[tuple] = param(None, kind="ints", optional=True, length=2, minimum=0,
-                                     help="GradNorm: the parameter subset W as columns start,stop of theta "
+                                     help="the parameter subset W as columns start,stop of theta "
                                           "(default: all parameters)")
 
     def check(self) -> None:

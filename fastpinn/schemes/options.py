@@ -64,8 +64,11 @@ def _default_text(value: Any) -> str:
 def _help(users: Sequence[tuple[str, Param]]) -> str:
     helps = list(dict.fromkeys(p.help for _, p in users))
     if len(helps) == 1:
-        read_by = ", ".join(f"{name} {_default_text(p.default)}" for name, p in users)
-        text = f"{helps[0]} (read by, with default: {read_by})"
+        by_default: dict[str, list[str]] = {}
+        for name, p in users:
+            by_default.setdefault(_default_text(p.default), []).append(name)
+        read_by = "; ".join(f"{d} for {', '.join(names)}" for d, names in by_default.items())
+        text = f"{helps[0]} (default: {read_by})"
     else:
         text = "; ".join(f"{name}: {p.help} (default {_default_text(p.default)})" for name, p in users)
     return text.replace("%", "%%")

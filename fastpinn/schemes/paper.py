@@ -34,7 +34,7 @@ class PINN(FixedWeights):
     """Fixed weights. ``weights``: one per loss term (``None``: all 1)."""
 
     weights: Optional[Sequence[float]] = param(None, kind="floats", optional=True, minimum=0.0,
-                                               help="fixed weight of each loss term (default: all 1)")
+                                               help="fixed weight of each loss term (none: all 1)")
 
 
 @register("ma", title="MA-PINN")
@@ -46,7 +46,7 @@ class MA(GradientStatsScheme):
     bias_correction: bool = bias_correction_flag()
     tau: int = update_interval()
     form: str = param("paper", choices=("paper", "wang"), key="ma_form", symbol="form",
-                      help="MA-PINN: 'paper' (eq. 15: divide by the applied weight) or 'wang' (Wang et al.'s code)")
+                      help="'paper' (eq. 15: divide by the applied weight) or 'wang' (Wang et al.'s code)")
 
     def candidate(self, stats: Tensor, lam_applied: Tensor, reference: int, numel: int) -> tuple[Tensor, Tensor]:
         # max|g_r| / (c_j mean|g_j|), c_j = lam_applied (eq. 15) or 1 (Wang et al.'s code)
@@ -78,7 +78,7 @@ class DN(GradientStatsScheme):
     """Dynamic norm-based weights: ratio of L^p norms of the gradients (``p >= 1`` or ``math.inf``)."""
 
     beta: float = ema_beta()
-    p: float = param(2.0, minimum=1.0, finite=False, help="DN-PINN norm exponent, >= 1 or inf")
+    p: float = param(2.0, minimum=1.0, finite=False, help="norm exponent of the gradients, >= 1 or inf")
     bias_correction: bool = bias_correction_flag()
     tau: int = update_interval()
 
