@@ -8,16 +8,11 @@ import json
 import math
 from dataclasses import dataclass
 
-import numpy as np
 import pytest
-import torch
 
 import fastpinn
-from fastpinn.ops import layout as L
-from fastpinn.problems import poisson1d
-from fastpinn.schemes import (SCHEME_NAMES, GradientStatsScheme, Param, add_scheme_options, bias_correction_flag,
-                              ema_beta, param, register, scheme_class, scheme_from_dict, scheme_from_name,
-                              scheme_params_from_args, stat_ratio, unregister, update_interval)
+from fastpinn.schemes import (SCHEME_NAMES, GradientStatsScheme, Param, add_scheme_options, param, register,
+                              scheme_class, scheme_from_dict, scheme_from_name, scheme_params_from_args)
 
 
 def _declared() -> list[tuple[str, str, Param]]:
@@ -159,44 +154,3 @@ def test_a_parameter_key_has_one_kind_across_schemes():
     with pytest.raises(ValueError, match="tau"):
         register("clash", title="Clash")(Clash)
     assert "clash" not in SCHEME_NAMES
-
-
-# ------------------------------------------------------------------------- a scheme added by this file alone
-@dataclass(frozen=True)
-class MaxOverMax(GradientStatsScheme):
-    """A toy scheme: ``hat_j = max|g_r| / (gain max|g_j|)``, smoothed by the shared EMA."""
-
-    beta: float = ema_beta()
-    tau: int = update_interval(2)
-    bias_correction: bool = bias_correction_flag()
-    gain: float = param(1.0, minimum=0.0, low_open=True, symbol="g", help="toy: divides the candidates")
-
-    def candidate(self, stats, lam_applied, reference, numel):
-        return stat_ratio(stats[:, reference, L.MAX_ABS], self.gain * stats[:, :, L.MAX_ABS], stats, reference)
-
-
-@pytest.fixture
-def toy():
-    register("toy-max", title="ToyMax")(MaxOverMax)
-    yield MaxOverMax
-    unregister("toy-max")
-
-
-def test_a_scheme_defined_here_is_registered_gets_its_option_and_trains(toy):
-    assert "toy-max" in SCHEME_NAMES and "toy-max" in fastpinn.SCHEME_NAMES
-    args = _parser().parse_args(["--gain", "4", "--tau", "1"])
-    scheme = scheme_from_name("toy-max", **scheme_params_from_args(["toy-max"], args))
-    assert scheme == MaxOverMax(gain=4.0, tau=1)
-    assert scheme.identity() == {"scheme": "toy-max", "beta": 0.9, "tau": 1, "bias_correction": False, "gain": 4.0}
-    assert scheme.describe() == "ToyMax (β=0.9, τ=1, g=4)"
-    with pytest.raises(ValueError, match="gain"):
-        MaxOverMax(gain=0)
-    trainer = fastpinn.Trainer(poisson1d(0, n_pde=16, depth=2, width=4), scheme, dtype=torch.float64,
-                               backend="torch")
-    history = trainer.train(4)
-    assert np.isfinite(history.losses).all() and not np.allclose(history.weights[-1], 1.0)
-    assert int(trainer.weighter.n_updates[0]) == 4  # tau = 1: an update every epoch
-
-
-def test_unregistered_toy_is_gone():
-    assert "toy-max" not in SCHEME_NAMES
