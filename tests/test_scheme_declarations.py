@@ -125,7 +125,7 @@ def test_every_parameter_key_is_one_option_defaulting_to_the_schemes_own():
     for _, key, _ in _declared():
         assert getattr(args, key) is None
     help_text = parser.format_help()
-    assert "--temperature" in help_text and "softadapt 0.1" in help_text and "relobralo 0.1" in help_text
+    assert "--temperature" in help_text and "0.1 for softadapt, relobralo" in help_text
     assert "--alpha" in help_text and "gradnorm: " in help_text  # different meanings: each scheme's help
     args = parser.parse_args(["--p", "inf", "--no-bias-correction", "--weights-betas", "0.5,0.9", "--subsample",
                               "none", "--columns", "0,8"])

@@ -217,7 +217,7 @@ class GradNorm(StatefulStatsScheme):
     eps: float = _weights_eps()
     columns: Optional[tuple] = param(None, kind="ints", optional=True, length=2, minimum=0,
                                      help="the parameter subset W as columns start,stop of theta "
-                                          "(default: all parameters)")
+                                          "(none: all parameters)")
 
     def check(self) -> None:
         if self.columns is not None and not self.columns[0] < self.columns[1]:
