@@ -74,7 +74,8 @@ def compare(problem: str, schemes: Sequence[str] = COMPARE_DEFAULT, *, seeds: in
             lr: float = 1e-3, force: bool = False, progress: bool = False, figure: bool = True,
             log: Callable[[str], None] = lambda s: None, scheme_params: Optional[dict] = None) -> CompareResult:
     """Train ``schemes`` side by side on ``problem`` (each one ensemble of ``seeds`` seeds, default
-    parameters but for ``scheme_params``, each given to the schemes that declare it) and write ``compare.md`` / ``compare.csv`` (rel. L2 mean ± s.e., training time, time over
+    parameters but for ``scheme_params``, each given to the schemes that declare it) and write
+    ``compare.md`` / ``compare.csv`` (rel. L2 mean ± s.e., training time, time over
     PINN; PINN is added when missing) and ``compare.png`` (rel. L2 vs epoch, mean over seeds, per scheme).
     Each run is a run directory ``<out>/<scheme>``; finished ones are reused (:func:`is_complete`)."""
     names = list(dict.fromkeys(["pinn", *schemes]))
