@@ -5,7 +5,6 @@ config.json and the command-line options now come from the schemes' declarations
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
