@@ -59,6 +59,23 @@ def test_every_declared_parameter_reaches_the_run_identity_and_config_json():
 
 def test_scheme_parameter_keys_do_not_collide_with_run_fields():
     assert not set(parameters_by_key()) & {f.name for f in fields(RunConfig)}
+    # a scheme that would: refused by the run layer, and RunConfig(lr=...) stays the training rate
+    from dataclasses import dataclass
+
+    from fastpinn.schemes import LossScheme, param, register, unregister
+
+    @dataclass(frozen=True)
+    class Clash(LossScheme):
+        lr: float = param(0.5, help="collides with the run's lr")
+
+    register("clash-lr", title="Clash")(Clash)
+    try:
+        cfg = RunConfig(problem="poisson1d", scheme="dn", lr=0.01)
+        assert cfg.lr == 0.01 and "lr" not in cfg.scheme_params
+        with pytest.raises(ValueError, match="declares a parameter 'lr', the name of a run setting"):
+            RunConfig(problem="poisson1d", scheme="clash-lr")
+    finally:
+        unregister("clash-lr")
 
 
 def test_old_config_json_with_flat_fields_still_reads():

@@ -310,6 +310,9 @@ def _resolve_scheme_params(scheme: str, given: dict) -> dict:
     (older callers and files wrote ``alpha: null`` for "the paper's value")."""
     out = {}
     for key, spec in scheme_class(scheme).parameters().items():
+        if key in RUN_FIELDS:  # config.json and the identity hold scheme parameters beside the run's fields
+            raise ValueError(f"scheme {scheme!r} declares a parameter {key!r}, the name of a run setting; "
+                             "give it another key (param(..., key=...))")
         value = given.get(key, given.get(spec.name, spec.default))
         out[key] = spec.default if value is None and not spec.optional else spec.from_json(value)
     return out
@@ -323,7 +326,7 @@ def _accept_flat_scheme_params(cls: type) -> type:
     @functools.wraps(generated)
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         keys = parameters_by_key()
-        flat = {k: kwargs.pop(k) for k in list(kwargs) if k in keys}
+        flat = {k: kwargs.pop(k) for k in list(kwargs) if k in keys and k not in RUN_FIELDS}
         if flat:
             kwargs["scheme_params"] = {**flat, **dict(kwargs.get("scheme_params") or {})}
         generated(self, *args, **kwargs)
@@ -332,4 +335,5 @@ def _accept_flat_scheme_params(cls: type) -> type:
     return cls
 
 
+RUN_FIELDS = frozenset(f.name for f in dataclasses.fields(RunConfig))
 RunConfig = _accept_flat_scheme_params(RunConfig)
