@@ -282,8 +282,8 @@ def _run_options(args: argparse.Namespace) -> dict:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .run import RunConfig, build_trainer, directory, is_user_problem, plan_run_dir, train_run
     from .schemes import scheme_params_from_args
+    from .run import RunConfig, build_trainer, directory, is_user_problem, plan_run_dir, train_run
 
     if args.seeds is not None:
         if args.seeds < 1:
