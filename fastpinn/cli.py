@@ -51,16 +51,6 @@ class _Parser(argparse.ArgumentParser):
         raise _UsageError(f"{self.prog}: error: {message} (see '{self.prog} --help')")
 
 
-def _parse_p(text: str) -> float:
-    t = text.strip().lower()
-    if t in ("inf", "infinity", "+inf", "∞"):
-        return math.inf
-    try:
-        return float(t)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid value {text!r}: a number >= 1 or 'inf'") from None
-
-
 def _nonnegative_int(text: str) -> int:
     try:
         v = int(text)
@@ -148,6 +138,7 @@ def _add_common(p: argparse.ArgumentParser, *, sizes: bool = True) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from .run import PROBLEMS, SCHEMES, TABLES
+    from .schemes import add_scheme_options
 
     parser = _Parser(prog="fastpinn", description="Physics-informed neural networks with dynamic loss weights "
                                                   "(Deguchi & Asai 2023: PINN, MA-, ID-, DN-PINN).")
@@ -164,16 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"a built-in problem ({', '.join(PROBLEMS)}) or FILE.py:FUNCTION, a function of your own "
                         "file returning a fastpinn.Problem (it may take seed= and size keywords such as n_pde=)")
     t.add_argument("--scheme", choices=SCHEMES, default="dn", help="weighting scheme (default dn)")
-    t.add_argument("--beta", type=float, default=0.9, help="EMA decay of the weights, in [0, 1) (default 0.9)")
-    t.add_argument("--tau", type=int, default=10, help="epochs between weight updates (default 10)")
-    t.add_argument("--p", type=_parse_p, default=2.0, help="DN-PINN norm exponent, >= 1 or 'inf' (default 2)")
-    t.add_argument("--bias-correction", action="store_true", help="bias-corrected weights lambda/(1-beta^n)")
-    t.add_argument("--ma-form", choices=("paper", "wang"), default="paper",
-                   help="MA-PINN: eq. 15 of the paper (default) or Wang et al.'s code")
-    # Options of the schemes beyond the paper's four (see fastpinn.schemes).
-    t.add_argument("--alpha", type=float, default=None, help="LRA / gradnorm-w EMA parameter alpha (default 0.9)")
-    t.add_argument("--reduce", choices=("sum", "mean"), default="sum", help="gradnorm-w: sum (paper) or mean")
-    t.add_argument("--temperature", type=float, default=0.1, help="softadapt / relobralo temperature (default 0.1)")
+    add_scheme_options(t)  # --beta, --tau, --p, --temperature, ...: generated from the schemes' declarations
     t.add_argument("--epochs", type=int, default=None, help="epochs (default: the problem's, as in the paper)")
     seeds = t.add_mutually_exclusive_group()
     seeds.add_argument("--seed", type=int, default=None, help="train one network with this seed (default 0)")
@@ -207,7 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     # fastpinn compare: the weighting schemes side by side (fastpinn.run.compare).
     c = sub.add_parser("compare", help="train several weighting schemes side by side and tabulate them",
-                       description="Train each scheme (default parameters) as one ensemble of seeds and write "
+                       description="Train each scheme (its default parameters, but for the scheme options "
+                                   "given: each goes to the schemes that read it) as one ensemble of seeds and write "
                                    "compare.md / compare.csv (rel. L2 mean ± s.e., time, time over PINN) and "
                                    "compare.png (rel. L2 vs epoch). Finished runs in --out are reused.")
     c.add_argument("problem", choices=PROBLEMS)
@@ -215,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
                    default=None, help="comma-separated scheme names (default pinn,dn,id,ma,lra,gradnorm-w)")
     c.add_argument("--seeds", type=int, default=3, help="seeds per scheme, trained as one ensemble (default 3)")
     c.add_argument("--epochs", type=int, default=None, help="epochs (default: the problem's, as in the paper)")
+    add_scheme_options(c)
     _add_common(c)
 
     pr = sub.add_parser("predict", help="a trained run's network on your points",
@@ -312,6 +296,7 @@ def _run_options(args: argparse.Namespace) -> dict:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from .schemes import scheme_params_from_args
     from .run import RunConfig, build_trainer, directory, is_user_problem, plan_run_dir, train_run
     from .run.ranks import torchrun_layout
 
@@ -331,9 +316,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if world > 1:  # torchrun: one model, its points split over the ranks (the Trainer sees the process group)
         device = _join_process_group(device, args.collective_timeout)
     log = _log if rank == 0 else None  # rank 0 speaks for the job; errors are printed by every rank
-    cfg = RunConfig(problem=args.problem, scheme=args.scheme, beta=args.beta, tau=args.tau, p=args.p,
-                    bias_correction=args.bias_correction, ma_form=args.ma_form, alpha=args.alpha, reduce=args.reduce,
-                    temperature=args.temperature,
+    cfg = RunConfig(problem=args.problem, scheme=args.scheme,
+                    scheme_params=scheme_params_from_args([args.scheme], args),
                     seeds=seeds, ensemble=ensemble,
                     epochs=args.epochs, lr=args.lr, device=device, dtype=args.dtype, backend=args.backend,
                     eval_every=args.eval_every, problem_kwargs=_sizes(args), compile=_compile_arg(args),
@@ -454,8 +438,14 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
 def _cmd_compare(args: argparse.Namespace) -> int:
     from .run import COMPARE_DEFAULT, compare
+    from .schemes import SCHEME_NAMES, scheme_params_from_args
 
-    res = compare(args.problem, args.schemes or COMPARE_DEFAULT, seeds=args.seeds, epochs=args.epochs,
+    names = args.schemes or COMPARE_DEFAULT
+    unknown = [n for n in names if n not in SCHEME_NAMES]
+    if unknown:
+        raise ValueError(f"--schemes must be among {', '.join(SCHEME_NAMES)}, got {unknown[0]!r}")
+    res = compare(args.problem, names, seeds=args.seeds, epochs=args.epochs,
+                  scheme_params=scheme_params_from_args(names, args),
                   device=_device(args.device), dtype=args.dtype, backend=args.backend, out=args.out,
                   problem_kwargs=_sizes(args), eval_every=args.eval_every, lr=args.lr, force=args.force,
                   progress=not args.no_progress, figure=not args.no_figures, log=_log)

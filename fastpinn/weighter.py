@@ -32,7 +32,7 @@ import torch
 from torch import Tensor
 
 from . import ops
-from .schemes import PINN, SCHEME_NAMES, DynamicScheme, LossScheme, Scheme
+from .schemes import PINN, SCHEME_NAMES, EMAScheme as DynamicScheme, Scheme, StatefulScheme as LossScheme
 
 __all__ = ["Weighter", "UPDATE_SCHEDULES", "first_update_for"]
 

@@ -79,3 +79,19 @@ def test_compare_rejects_unknown_scheme(tmp_path, capsys):
     rc = cli.main(["compare", "poisson1d", "--schemes", "dn,bogus", "--out", str(tmp_path / "c"), *TINY])
     _, err = capsys.readouterr()
     assert rc == 2 and "bogus" in err
+
+
+def test_compare_gives_a_scheme_option_to_the_schemes_that_read_it(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    argv = ["compare", "poisson1d", "--schemes", "softadapt", "--temperature", "5", "--seeds", "1", "--epochs", "4",
+            "--n-pde", "16", "--eval-every", "2", "--threads", "1", "--no-progress", "--no-figures",
+            "--backend", "torch", "--out", str(out)]
+    assert cli.main(argv) == 0
+    assert "| SoftAdapt (T=5) | 1 |" in capsys.readouterr().out
+    assert json.loads((out / "softadapt" / "config.json").read_text())["identity"]["temperature"] == 5.0
+    assert "temperature" not in json.loads((out / "pinn" / "config.json").read_text())["identity"]
+    # an option none of the schemes reads: one line, nothing trained
+    rc = cli.main([*argv[:3], "dn,lra", *argv[4:6], *argv[6:-1], str(tmp_path / "other")])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert rc == 2 and len(err) == 1 and "--temperature is not an option of schemes dn, lra" in err[0]
+    assert not (tmp_path / "other").exists()

@@ -19,8 +19,9 @@ KW = dict(n_pde=24, depth=2, width=6)
 
 
 def _scheme(name: str):
-    # tau = 2 so a few epochs hold several updates (GradNorm updates every step by design)
-    return scheme_from_name(name, tau=1 if name == "gradnorm" else 2)
+    # tau = 2 so a few epochs hold several updates (GradNorm and Uncertainty train every step by design, PINN
+    # has no tau: scheme_from_name refuses parameters a scheme does not declare)
+    return scheme_from_name(name, **({} if name in ("pinn", "uncertainty", "gradnorm") else {"tau": 2}))
 
 
 def _trainer(name: str, seed=0, **kw) -> Trainer:

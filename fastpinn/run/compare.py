@@ -74,9 +74,10 @@ def compare(problem: str, schemes: Sequence[str] = COMPARE_DEFAULT, *, seeds: in
             epochs: Optional[int] = None, device: str = "cpu", dtype: str = "float32", backend: str = "auto",
             out: Union[str, Path, None] = None, problem_kwargs: Optional[dict] = None, eval_every: int = 100,
             lr: float = 1e-3, force: bool = False, progress: bool = False, figure: bool = True,
-            log: Callable[[str], None] = lambda s: None) -> CompareResult:
+            log: Callable[[str], None] = lambda s: None, scheme_params: Optional[dict] = None) -> CompareResult:
     """Train ``schemes`` side by side on ``problem`` (each one ensemble of ``seeds`` seeds, default
-    parameters) and write ``compare.md`` / ``compare.csv`` (rel. L2 mean ± s.e., training time, time over
+    parameters but for ``scheme_params``, each given to the schemes that declare it) and write
+    ``compare.md`` / ``compare.csv`` (rel. L2 mean ± s.e., training time, time over
     PINN; PINN is added when missing) and ``compare.png`` (rel. L2 vs epoch, mean over seeds, per scheme).
     Each run is a run directory ``<out>/<scheme>``; finished ones are reused (:func:`is_complete`)."""
     names = list(dict.fromkeys(["pinn", *schemes]))
@@ -85,7 +86,8 @@ def compare(problem: str, schemes: Sequence[str] = COMPARE_DEFAULT, *, seeds: in
     for name in names:
         if name not in SCHEMES:
             raise ValueError(f"schemes must be among {', '.join(SCHEMES)}, got {name!r}")
-        cfgs[name] = RunConfig(problem=problem, scheme=name, seeds=tuple(range(seeds)), ensemble=True, epochs=epochs,
+        cfgs[name] = RunConfig(problem=problem, scheme=name, scheme_params=dict(scheme_params or {}),
+                               seeds=tuple(range(seeds)), ensemble=True, epochs=epochs,
                                lr=lr, device=device, dtype=dtype, backend=backend, eval_every=eval_every,
                                problem_kwargs=dict(problem_kwargs or {})).validate()
     root = Path(out) if out is not None else Path("runs") / f"compare-{problem}"

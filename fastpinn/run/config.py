@@ -4,6 +4,7 @@ and backends a run takes, and :class:`RunConfig`, everything that decides a run'
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import math
 from dataclasses import asdict, dataclass, field
@@ -15,7 +16,7 @@ import torch
 from .. import ops
 from .. import problems as problem_registry
 from ..problem import Problem
-from ..schemes import SCHEME_NAMES, Scheme, scheme_from_name
+from ..schemes import SCHEME_NAMES, Scheme, parameters_by_key, scheme_class, scheme_from_name
 
 __all__ = ["PROBLEMS", "USER_PROBLEM_FORM", "SCHEMES", "DTYPES", "BACKENDS", "SIZE_KEYS", "Log", "RunConfig",
            "is_user_problem", "user_problem_file", "file_sha256"]
@@ -32,14 +33,6 @@ BACKENDS = ops.BACKENDS
 SIZE_KEYS = ("n_pde", "n_bc", "n_ic", "batch_size")
 
 Log = Callable[[str], None]
-
-
-def _p_to_json(p: float) -> Union[float, str]:
-    return "inf" if math.isinf(p) else float(p)
-
-
-def _p_from_json(p: Union[float, str]) -> float:
-    return math.inf if p in ("inf", "Infinity") else float(p)
 
 
 def is_user_problem(name: str) -> bool:
@@ -102,6 +95,11 @@ def file_sha256(path: Path) -> str:
 class RunConfig:
     """One training configuration (what ``fastpinn train`` runs, and one row of a table).
 
+    ``scheme``: a registered scheme name; ``scheme_params``: its declared parameters by key
+    (:mod:`fastpinn.schemes`), the scheme's defaults filled in. They may also be given flat, as older code and
+    ``config.json`` files do: ``RunConfig(problem, scheme="dn", beta=0.99, p=math.inf)``; parameters the
+    scheme does not declare are dropped, and ``None`` for a parameter that cannot be ``None`` means its
+    default. ``cfg.beta`` reads ``cfg.scheme_params["beta"]``.
     ``seeds``: the seeds trained; ``ensemble``: train them as an ensemble problem (always for more than
     one seed; ``fastpinn train --seeds 1`` gives a one-member ensemble, ``--seed 0`` a single network).
     ``epochs``: ``None`` for the problem's own (the paper's protocol).
@@ -109,14 +107,7 @@ class RunConfig:
 
     problem: str
     scheme: str = "dn"
-    beta: float = 0.9
-    tau: int = 10
-    p: float = 2.0
-    bias_correction: bool = False
-    ma_form: str = "paper"
-    alpha: Optional[float] = None  # LRA / GradNormW: their papers' EMA parameter (None: 0.9)
-    reduce: str = "sum"  # GradNormW: "sum" (the paper) or "mean"
-    temperature: float = 0.1  # SoftAdapt / ReLoBRaLo softmax temperature
+    scheme_params: dict = field(default_factory=dict)
     seeds: tuple[int, ...] = (0,)
     ensemble: bool = False
     epochs: Optional[int] = None
@@ -149,6 +140,14 @@ class RunConfig:
             self.problem = f"{_user_file(self.problem).resolve()}:{str(self.problem).rpartition(':')[2]}"
         if len(self.seeds) > 1:
             self.ensemble = True
+        if self.scheme in SCHEMES:
+            self.scheme_params = _resolve_scheme_params(self.scheme, dict(self.scheme_params))
+
+    def __getattr__(self, name: str) -> Any:  # cfg.beta: a declared parameter of the run's scheme
+        params = self.__dict__.get("scheme_params")
+        if params is not None and name in params:
+            return params[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     # ------------------------------------------------------------------------------- validation
     def validate(self) -> "RunConfig":
@@ -218,23 +217,27 @@ class RunConfig:
         return self
 
     def scheme_object(self) -> Scheme:
-        return scheme_from_name(self.scheme, beta=self.beta, tau=self.tau, p=self.p,
-                                bias_correction=self.bias_correction, ma_form=self.ma_form, alpha=self.alpha,
-                                reduce=self.reduce, temperature=self.temperature)
+        """The scheme this run trains with (``ValueError`` naming a bad parameter)."""
+        return scheme_from_name(self.scheme, **self.scheme_params)
 
     # ------------------------------------------------------------------------------ (de)serialise
     def to_dict(self) -> dict:
+        """A JSON-safe dict; the scheme's parameters flat beside ``scheme`` (``"p": "inf"``), as always."""
         d = asdict(self)
-        d["p"] = _p_to_json(self.p)
+        params = d.pop("scheme_params")
+        if self.scheme in SCHEMES:
+            specs = scheme_class(self.scheme).parameters()
+            params = {k: specs[k].to_json(v) for k, v in params.items()}
+        d = {"problem": d.pop("problem"), "scheme": d.pop("scheme"), **params, **d}
         d["seeds"] = list(self.seeds)
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "RunConfig":
-        names = {f for f in cls.__dataclass_fields__}
+        """The inverse of :meth:`to_dict`; also reads older files (flat ``beta``, ``tau``, ``p``, ``alpha``:
+        null, parameters of other schemes)."""
+        names = set(cls.__dataclass_fields__) | set(parameters_by_key())
         kw = {k: v for k, v in d.items() if k in names}
-        if "p" in kw:
-            kw["p"] = _p_from_json(kw["p"])
         if "seeds" in kw:
             kw["seeds"] = tuple(kw["seeds"])
         return cls(**kw)
@@ -243,8 +246,10 @@ class RunConfig:
         """What decides the numbers of a run; two runs with equal identities are interchangeable.
 
         The backend, evaluation cadence and exact device index are left out (same numbers up to
-        rounding); scheme parameters the scheme does not read are left out too.
+        rounding). The scheme's part is generated from its declaration: every parameter it declares, none
+        it does not read.
         """
+        scheme = self.scheme_object()
         d: dict[str, Any] = {
             "problem": self.problem, "problem_kwargs": dict(sorted(self.problem_kwargs.items())),
             **({"problem_file_sha256": _file_digest(_user_file(self.problem))} if is_user_problem(self.problem)
@@ -254,19 +259,9 @@ class RunConfig:
             "lr": float(self.lr), "dtype": self.dtype,
             "device_type": torch.device(self.device).type,
         }
-        if self.scheme in ("lra", "gradnorm-w"):  # alpha replaces beta
-            sch = self.scheme_object()
-            d.update(alpha=float(sch.alpha), tau=int(self.tau), bias_correction=bool(self.bias_correction))
-            if self.scheme == "gradnorm-w":
-                d["reduce"] = self.reduce
-        elif self.scheme != "pinn":
-            d.update(beta=float(self.beta), tau=int(self.tau), bias_correction=bool(self.bias_correction))
-        if self.scheme == "dn":
-            d["p"] = _p_to_json(self.p)
-        if self.scheme == "ma":
-            d["ma_form"] = self.ma_form
+        d.update(scheme.identity())
         # Fidelity options only when set, so that runs written before they existed keep their identity.
-        if self.update_schedule != "fastpinn" and self.scheme != "pinn":
+        if self.update_schedule != "fastpinn" and scheme.dynamic:
             d["update_schedule"] = self.update_schedule
         if self.init != "glorot_normal":
             d["init"] = self.init
@@ -314,23 +309,43 @@ class RunConfig:
         return one(self.seeds[0])
 
     def describe(self, *, show_p: bool = False) -> str:
-        """Short human-readable name, e.g. ``DN-PINN (β=0.99, p=1)`` (``p`` shown when not 2, or always
-        with ``show_p``)."""
-        if self.scheme == "pinn":
-            return "PINN"
-        if self.scheme in ("lra", "gradnorm-w"):
-            sch = self.scheme_object()
-            extra = ", mean" if self.scheme == "gradnorm-w" and self.reduce == "mean" else ""
-            return f"{repr(sch).split('(')[0]} (α={sch.alpha:g}, τ={self.tau}{extra})"
-        parts = [f"β={self.beta:g}"]
-        if self.scheme == "dn" and (self.p != 2.0 or show_p):
-            parts.append(f"p={'∞' if math.isinf(self.p) else f'{self.p:g}'}")
-        if self.tau != 10:
-            parts.append(f"τ={self.tau}")
-        if self.bias_correction:
-            parts.append("bias corr.")
-        if self.scheme == "ma" and self.ma_form != "paper":
-            parts.append(f"form={self.ma_form}")
-        if self.update_schedule != "fastpinn":
-            parts.append(f"{self.update_schedule} schedule")
-        return f"{self.scheme.upper()}-PINN ({', '.join(parts)})"
+        """Short human-readable name from the scheme's declaration, e.g. ``DN-PINN (β=0.99, p=1)`` (``p``
+        shown when not 2, or always with ``show_p``), with a non-default update schedule."""
+        scheme = self.scheme_object()
+        schedule = [f"{self.update_schedule} schedule"] if self.update_schedule != "fastpinn" and scheme.dynamic else []
+        return scheme.describe(show=("p",) if show_p else (), extra=schedule)
+
+
+def _resolve_scheme_params(scheme: str, given: dict) -> dict:
+    """``scheme``'s declared parameters by key: ``given`` values (by key or field name, JSON forms read),
+    defaults for the rest; other keys dropped; ``None`` for a parameter that cannot be ``None`` is its default
+    (older callers and files wrote ``alpha: null`` for "the paper's value")."""
+    out = {}
+    for key, spec in scheme_class(scheme).parameters().items():
+        if key in RUN_FIELDS:  # config.json and the identity hold scheme parameters beside the run's fields
+            raise ValueError(f"scheme {scheme!r} declares a parameter {key!r}, the name of a run setting; "
+                             "give it another key (param(..., key=...))")
+        value = given.get(key, given.get(spec.name, spec.default))
+        out[key] = spec.default if value is None and not spec.optional else spec.from_json(value)
+    return out
+
+
+def _accept_flat_scheme_params(cls: type) -> type:
+    """Let ``RunConfig(..., beta=0.99)`` mean ``scheme_params={"beta": 0.99}``: any key a registered scheme
+    declares is accepted flat (so a new scheme's parameters are, with no change here)."""
+    generated = cls.__init__
+
+    @functools.wraps(generated)
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        keys = parameters_by_key()
+        flat = {k: kwargs.pop(k) for k in list(kwargs) if k in keys and k not in RUN_FIELDS}
+        if flat:
+            kwargs["scheme_params"] = {**flat, **dict(kwargs.get("scheme_params") or {})}
+        generated(self, *args, **kwargs)
+
+    cls.__init__ = __init__
+    return cls
+
+
+RUN_FIELDS = frozenset(f.name for f in dataclasses.fields(RunConfig))
+RunConfig = _accept_flat_scheme_params(RunConfig)

@@ -1,0 +1,107 @@
+"""Command-line options generated from the declared scheme parameters.
+
+:func:`add_scheme_options` adds one ``--key`` option per parameter key of the registered schemes (a key
+several schemes share is one option; its default is ``None``, which means each scheme's own default, and its
+help says which schemes read it). :func:`scheme_params_from_args` collects the options given and refuses, in
+one line, an option that none of the chosen schemes reads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from typing import Any, Callable, Iterable, Sequence
+
+from .base import Param
+from .registry import parameters_by_key, scheme_class
+
+__all__ = ["add_scheme_options", "scheme_params_from_args", "option_name"]
+
+
+def option_name(key: str) -> str:
+    """``ma_form`` -> ``--ma-form``."""
+    return "--" + key.replace("_", "-")
+
+
+def _number(text: str) -> float:
+    t = text.strip().lower().lstrip("+")
+    if t in ("inf", "infinity", "∞"):
+        return math.inf
+    try:
+        return float(t)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid integer {text!r}") from None
+
+
+def _value_parser(spec: Param) -> Callable[[str], Any]:
+    one = _integer if spec.kind in ("int", "ints") else _number
+
+    def parse(text: str) -> Any:
+        if spec.optional and text.strip().lower() == "none":
+            return None
+        if spec.kind in ("floats", "ints"):
+            return tuple(one(part) for part in text.split(","))
+        return one(text)
+
+    return parse
+
+
+def _default_text(value: Any) -> str:
+    if isinstance(value, tuple):
+        return ",".join(_default_text(v) for v in value)
+    if isinstance(value, float):
+        return "inf" if value == math.inf else f"{value:g}"
+    return "none" if value is None else str(value)
+
+
+def _help(users: Sequence[tuple[str, Param]]) -> str:
+    helps = list(dict.fromkeys(p.help for _, p in users))
+    if len(helps) == 1:
+        by_default: dict[str, list[str]] = {}
+        for name, p in users:
+            by_default.setdefault(_default_text(p.default), []).append(name)
+        read_by = "; ".join(f"{d} for {', '.join(names)}" for d, names in by_default.items())
+        text = f"{helps[0]} (default: {read_by})"
+    else:
+        text = "; ".join(f"{name}: {p.help} (default {_default_text(p.default)})" for name, p in users)
+    return text.replace("%", "%%")
+
+
+def add_scheme_options(parser: argparse.ArgumentParser) -> None:
+    """Add ``--key`` for every declared parameter key of the registered schemes (default ``None``: the chosen
+    scheme's own default). A flag gets ``--key`` / ``--no-key``; a tuple is given as ``a,b``; ``none`` sets an
+    optional parameter to ``None``."""
+    group = parser.add_argument_group("scheme parameters (each read by the schemes its help names)")
+    for key, users in parameters_by_key().items():
+        spec = users[0][1]
+        kw: dict[str, Any] = {"dest": key, "default": None, "help": _help(users)}
+        if spec.kind == "bool":
+            kw["action"] = argparse.BooleanOptionalAction
+        elif spec.kind == "str":
+            kw["choices"] = tuple(dict.fromkeys(c for _, p in users for c in (p.choices or ())))
+        else:
+            kw["type"] = _value_parser(spec)
+            kw["metavar"] = {"floats": "X,Y", "ints": "I,J", "int": "N"}.get(spec.kind, "X")
+        group.add_argument(option_name(key), **kw)
+
+
+def scheme_params_from_args(schemes: Iterable[str], args: argparse.Namespace) -> dict[str, Any]:
+    """``{key: value}`` of the scheme options given in ``args`` (those not ``None``). ``ValueError`` (one line)
+    for an option none of ``schemes`` reads, naming the options they do read."""
+    names = list(schemes)
+    reads = {key for name in names for key in scheme_class(name).parameters()}
+    given = {key: getattr(args, key) for key in parameters_by_key() if getattr(args, key, None) is not None}
+    for key in given:
+        if key not in reads:
+            theirs = ", ".join(option_name(k) for k in dict.fromkeys(
+                k for name in names for k in scheme_class(name).parameters())) or "none"
+            which = f"scheme {names[0]!r}" if len(names) == 1 else f"schemes {', '.join(names)}"
+            raise ValueError(f"{option_name(key)} is not an option of {which} (its options: {theirs})")
+    return given
