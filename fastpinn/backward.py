@@ -47,8 +47,9 @@ from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, Union
 import torch
 from torch import Tensor, nn
 
-from .reducers import GradientReducer, check_overlap_members, make_reducer, pack_losses
 from .params import ParameterRows, trainable_tensors
+from .reducers import GradientReducer, check_overlap_members, make_reducer, pack_losses
+from .schedule import DeviceGate, HostGate, UpdateGate, make_gate
 from .schemes import Scheme
 from .validation import check_flag, check_int
 from .weighter import Weighter
@@ -56,107 +57,6 @@ from .weighter import Weighter
 __all__ = ["WeightedBackward", "UpdateGate", "HostGate", "DeviceGate"]
 
 LossesLike = Union[Tensor, Sequence[Tensor]]
-
-
-class UpdateGate:
-    """Decides at which steps the loss weights update: steps ``0, period, 2 period, ...`` counted from the
-    gate's start, ``period = tau * steps_per_epoch`` (the first mini-batch of every ``tau``-th epoch),
-    shifted to start at ``first_step``.
-
-    Two kinds: :class:`HostGate` counts on the host (a plain int: no sync, statistics only on update
-    steps) and :class:`DeviceGate` counts in a device tensor (the decision never reaches Python, so the
-    step can be captured in a CUDA graph; statistics run every step, the EMA is masked off between updates).
-    """
-
-    def __init__(self, period: int, first_step: int = 0) -> None:
-        if isinstance(period, bool) or not isinstance(period, int) or period < 1:
-            raise ValueError(f"period must be an integer >= 1, got {period!r}")
-        if isinstance(first_step, bool) or not isinstance(first_step, int) or first_step < 0:
-            raise ValueError(f"first_step must be an integer >= 0, got {first_step!r}")
-        self.period = period
-        self.first_step = first_step
-
-    def decide(self) -> Union[bool, Tensor]:
-        raise NotImplementedError
-
-    def advance(self) -> None:
-        raise NotImplementedError
-
-    def set_step(self, step: int) -> None:
-        """Set the step count (e.g. ``epoch * steps_per_epoch`` after a resume)."""
-        raise NotImplementedError
-
-    @property
-    def step(self) -> int:
-        """The step count (reads the device for a :class:`DeviceGate`)."""
-        raise NotImplementedError
-
-    def state_tensors(self) -> list[Tensor]:
-        """Device tensors a captured CUDA graph mutates (snapshotted around capture)."""
-        return []
-
-
-class HostGate(UpdateGate):
-    """:class:`UpdateGate` with the step count in a Python int."""
-
-    def __init__(self, period: int, first_step: int = 0) -> None:
-        super().__init__(period, first_step)
-        self._step = 0
-
-    def decide(self) -> bool:
-        since = self._step - self.first_step
-        return since >= 0 and since % self.period == 0
-
-    def advance(self) -> None:
-        self._step += 1
-
-    def set_step(self, step: int) -> None:
-        self._step = int(step)
-
-    @property
-    def step(self) -> int:
-        return self._step
-
-
-class DeviceGate(UpdateGate):
-    """:class:`UpdateGate` with the step count in a device tensor; :meth:`decide` writes a 0-dim bool
-    tensor into a fixed buffer (same address every call, nothing allocated)."""
-
-    def __init__(self, period: int, first_step: int = 0, device: Union[str, torch.device, None] = None) -> None:
-        super().__init__(period, first_step)
-        self.counter = torch.zeros((), dtype=torch.int64, device=device)
-        self._since = torch.zeros((), dtype=torch.int64, device=device)
-        self._started = torch.zeros((), dtype=torch.bool, device=device)
-        self.active = torch.zeros((), dtype=torch.bool, device=device)
-
-    def decide(self) -> Tensor:
-        torch.sub(self.counter, self.first_step, out=self._since)
-        torch.ge(self._since, 0, out=self._started)
-        torch.remainder(self._since, self.period, out=self._since)
-        torch.eq(self._since, 0, out=self.active)
-        self.active.logical_and_(self._started)
-        return self.active
-
-    def advance(self) -> None:
-        self.counter.add_(1)
-
-    def set_step(self, step: int) -> None:
-        self.counter.fill_(int(step))  # from a host int: no sync
-
-    @property
-    def step(self) -> int:
-        return int(self.counter)
-
-    def state_tensors(self) -> list[Tensor]:
-        return [self.counter]
-
-
-def _gate(kind: str, period: int, first_step: int, device: torch.device) -> UpdateGate:
-    if kind == "host":
-        return HostGate(period, first_step)
-    if kind == "device":
-        return DeviceGate(period, first_step, device)
-    raise ValueError(f"gate must be 'host' or 'device', got {kind!r}")
 
 
 @contextlib.contextmanager
@@ -265,8 +165,8 @@ class WeightedBackward:
         dtype, device = self.rows.dtype, self.rows.device
         self.members = S
         self.weighter.reset(S, dtype, device)
-        tau = getattr(scheme, "tau", 1)
-        self.gate = _gate(gate, tau * steps_per_epoch, first_update * steps_per_epoch, device)
+        # the weighter's schedule (in epochs) counted in calls: one place for when the weights update
+        self.gate = make_gate(gate, self.weighter.schedule.in_steps(steps_per_epoch), device)
         self.reads = self.weighter.reads
         if reducer is None:
             reducer = make_reducer(process_group, overlap, bucket_elements)
