@@ -8,6 +8,7 @@ import torch
 import torch.distributed as dist
 
 import fastpinn
+from fastpinn.collectives import CollectiveError
 from fastpinn.reducers import AllReduceReducer, GradientReducer, LocalReducer, make_reducer
 
 SCHEMES = {"dn": lambda: fastpinn.DN(tau=2), "ma": lambda: fastpinn.MA(tau=1), "pinn": fastpinn.PINN,
@@ -84,3 +85,25 @@ def test_reducer_arguments_are_checked():
         AllReduceReducer(object(), bucket_elements=0)
     with pytest.raises(ValueError, match=r"shard_weights must hold one share per term \(2"):
         AllReduceReducer(object()).shares([0.5], ["a", "b"], torch.zeros(1, 2))
+
+
+class _Failed:
+    def wait(self) -> None:
+        raise RuntimeError("Connection closed by peer\nmore detail")
+
+
+@pytest.mark.parametrize("overlap", [False, True])
+def test_a_failed_collective_is_one_line_naming_the_rank(monkeypatch, overlap):
+    def all_reduce(buffer, op=None, group=None, async_op=False):
+        if async_op:
+            return _Failed()
+        raise RuntimeError("Connection closed by peer\nmore detail")
+
+    monkeypatch.setattr(dist, "all_reduce", all_reduce)
+    monkeypatch.setattr(dist, "get_rank", lambda group=None: 1)
+    monkeypatch.setattr(dist, "get_world_size", lambda group=None: 2)
+    p = torch.ones(3, dtype=torch.float64, requires_grad=True)
+    wb = fastpinn.WeightedBackward([p], fastpinn.DN(), 2, reducer=AllReduceReducer(object(), overlap=overlap))
+    with pytest.raises(CollectiveError,
+                       match=r"^rank 1 of 2: the gradient all-reduce .* failed: Connection closed by peer\. Another rank"):
+        wb([(p ** 2).sum(), p.sum()])
