@@ -54,6 +54,7 @@ from .schemes import Scheme
 from .validation import check_flag, check_int
 from .weighter import Weighter
 
+# The gates live in fastpinn.schedule; importable from here as before.
 __all__ = ["WeightedBackward", "UpdateGate", "HostGate", "DeviceGate"]
 
 LossesLike = Union[Tensor, Sequence[Tensor]]
@@ -406,7 +407,7 @@ class WeightedBackward:
         """One backward per term into row ``k`` of ``G``. Overlapped reductions (``S = 1``):
 
         * ``reduce_rows`` ``[1, K]`` (the shares, an update step): each finished row is scaled by its share,
-          and the final rows not yet in flight start their all-reduce once they hold ``bucket_elements``
+          and the reducer starts the final rows not yet in flight once they hold its ``bucket_elements``
           (the last rows with the losses behind them), while the next term's backward runs.
         * ``combine_buckets`` ``[1, 1, K]`` (weights times shares, another step): during the last backward
           each bucket it finishes gets its part of ``sum_j lam_j G_j`` written and its all-reduce started.
