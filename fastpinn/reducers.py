@@ -223,6 +223,8 @@ class AllReduceReducer:
         bucket_elements: with ``overlap``, the least elements of one collective (default ``2**16``): a piece
             is started once this much is final, so a small network still makes one collective per step (a
             tiny all-reduce costs its latency, which overlap does not hide).
+
+    One reducer serves one :class:`~fastpinn.WeightedBackward` (pass it as ``reducer=``).
     """
 
     def __init__(self, process_group: Any, *, overlap: bool = False,
@@ -232,11 +234,15 @@ class AllReduceReducer:
         self.bucket_elements = check_int("bucket_elements", bucket_elements, minimum=1)
         self.collectives = 0
         self.reduced_elements = 0
+        self._attached = False
         self._buckets: Optional[_Buckets] = None
         self._works: list[Any] = []  # in-flight async all-reduces of this step
 
     def attach(self, leaves: Sequence[Tensor], offsets: Sequence[int], n_params: int, members: int) -> None:
+        if self._attached:  # its buckets hook one backward's tensors, its counters count one backward's steps
+            raise ValueError("this AllReduceReducer already serves a WeightedBackward; make one per WeightedBackward")
         check_overlap_members(self.overlap, members)
+        self._attached = True
         self._buckets = _Buckets(leaves, offsets, n_params, self.bucket_elements) if self.overlap else None
 
     def shares(self, shard_weights: Union[Tensor, Sequence[float], None], term_names: Sequence[str],

@@ -81,6 +81,10 @@ def test_reducer_arguments_are_checked():
     with pytest.raises(ValueError, match="overlap=True needs members=1, got members=2"):
         fastpinn.WeightedBackward([torch.zeros(2, 3, requires_grad=True)], fastpinn.DN(), 2, members=2,
                                   reducer=AllReduceReducer(object(), overlap=True))
+    shared = AllReduceReducer(object())
+    fastpinn.WeightedBackward(p, fastpinn.DN(), 2, reducer=shared)
+    with pytest.raises(ValueError, match="already serves a WeightedBackward"):
+        fastpinn.WeightedBackward(p, fastpinn.DN(), 2, reducer=shared)
     with pytest.raises(ValueError, match="bucket_elements must be an integer >= 1, got 0"):
         AllReduceReducer(object(), bucket_elements=0)
     with pytest.raises(ValueError, match=r"shard_weights must hold one share per term \(2"):
