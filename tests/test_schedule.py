@@ -25,12 +25,23 @@ def _gate_updates(gate, steps):
 def test_weighter_and_both_gates_agree_on_the_first_100_steps(schedule, tau, bias_correction, steps_per_epoch):
     scheme = fastpinn.DN(tau=tau, bias_correction=bias_correction)
     first = first_update_for(schedule, scheme)
+    if schedule == "authors" and not bias_correction:
+        assert first == tau - 1  # 1-based epochs tau, 2 tau, ...
+    _check_agreement(scheme, first, steps_per_epoch)
+
+
+@pytest.mark.parametrize("tau,first,steps_per_epoch",
+                         [(t, f, s) for t in (1, 3, 10) for f in (0, 1, 4, 12) for s in (1, 2)])
+def test_any_first_update_agrees_on_the_first_100_steps(tau, first, steps_per_epoch):
+    _check_agreement(fastpinn.DN(tau=tau), first, steps_per_epoch)
+
+
+def _check_agreement(scheme, first, steps_per_epoch):
+    tau = scheme.tau
     w = Weighter(scheme, 2, first_update=first)
-    # the schedule as the paper states it: epochs first, first + tau, ... (authors: 1-based tau, 2 tau, ...)
+    # the schedule as documented: epochs first, first + tau, ...
     expected_epochs = [e for e in range(100) if e >= first and (e - first) % tau == 0]
     assert [e for e in range(100) if w.should_update(e)] == expected_epochs
-    if schedule == "authors" and not bias_correction:
-        assert expected_epochs[:2] == [tau - 1, 2 * tau - 1]
     # in steps: the first mini-batch of each updating epoch
     expected = [s % steps_per_epoch == 0 and w.should_update(s // steps_per_epoch) for s in range(100)]
     steps = w.schedule.in_steps(steps_per_epoch)
