@@ -29,10 +29,10 @@ import torch
 from fastpinn.malloc import retain_freed_memory
 applied = retain_freed_memory()
 torch.set_num_threads(1)
-from fastpinn.problems import paper
+from fastpinn import problems
 from fastpinn.schemes import DN
 from fastpinn.trainer import Trainer
-problem = dataclasses.replace(paper.get(sys.argv[1], 0, **json.loads(sys.argv[3])), solution=None)
+problem = dataclasses.replace(problems.get(sys.argv[1], 0, **json.loads(sys.argv[3])), solution=None)
 trainer = Trainer(problem, DN(tau=10), eval_every=10**9)
 trainer.train(5)
 epochs = int(sys.argv[2])

@@ -221,7 +221,7 @@ def _dde():
     return _DDE
 
 
-@pytest.mark.parametrize("side", ["deepxde", "fastpinn PINN", "fastpinn DN τ=10"], ids=bt._ascii)
+@pytest.mark.parametrize("side", ["deepxde", "fastpinn PINN", "fastpinn DN τ=10"], ids=bt.ascii_id)
 def test_burgers_iteration(benchmark, side: str) -> None:
     """One timed call = 10 Adam iterations (ms/iteration = time / 10)."""
     benchmark.group = f"burgers-deepxde-vs-fastpinn-{bt.DEVICE} (10 iterations)"

@@ -110,12 +110,12 @@ def compare(problem_name: str, size: str, rounds: int, seed: int = 0) -> dict:
     import time
 
     from fastpinn.derivatives import fastest_method
-    from fastpinn.problems import paper
+    from fastpinn import problems
 
     sizes = {"paper": {}, "cpu": {"allen_cahn": {"n_pde": 4096}},
              "quick": {"burgers": {"n_pde": 2000}, "poisson": {"n_pde": 1000, "n_bc": 200},
                        "allen_cahn": {"n_pde": 1024, "batch_size": 1024}}}[size]
-    problem = dataclasses.replace(paper.get(problem_name, 0, **sizes.get(problem_name, {})), solution=None)
+    problem = dataclasses.replace(problems.get(problem_name, 0, **sizes.get(problem_name, {})), solution=None)
     problem = problem.to(DEVICE, torch.float32)
     net = problem.network(dtype=torch.float32, device=DEVICE)
     term = problem.terms[0]

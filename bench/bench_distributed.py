@@ -69,7 +69,7 @@ def _job(rank: int, world: int, rdv: str, out: str, device: str, n_pde: int, epo
     res = {"epoch_s": h.train_seconds / epochs}
     wb = tr.backward
     if world > 1:  # the collectives alone, on the step's own buffers
-        for name, buf in (("G", wb._G_comm), ("grad", wb._grad_comm)):
+        for name, buf in (("G", wb.G_packed), ("grad", wb.grad_packed)):
             res[f"allreduce_{name}_s"] = _time_allreduce(buf, device)
             res[f"{name}_elements"] = buf.numel()
     if rank == 0:
@@ -139,7 +139,7 @@ def _overlap_job(rank: int, world: int, rdv: str, out: str, device: str, n_pde: 
                 times[overlap].append(trainers[overlap].train(epochs).train_seconds / epochs)
         steps = rounds * epochs  # burgers is full-batch: one step per epoch
         wb = trainers[False].backward
-        buf = wb._G_comm if "update steps" in kind else wb._grad_comm
+        buf = wb.G_packed if "update steps" in kind else wb.grad_packed
         res[kind] = {
             "blocking_s": times[False], "overlap_s": times[True],
             "identical": torch.equal(trainers[False].theta, trainers[True].theta),

@@ -44,8 +44,8 @@ import _machine  # noqa: E402
 import bench_deepxde as bd  # noqa: E402
 import bench_training as bt  # noqa: E402
 from fastpinn import DN, Trainer, _io  # noqa: E402
-from fastpinn.derivatives import _JetPlan  # noqa: E402
-from fastpinn.ops.mlp_jet import fused_mlp, mlp_jet, tape_numel  # noqa: E402
+from fastpinn.derivatives import fused_mlp  # noqa: E402
+from fastpinn.ops.mlp_jet import JetPlan, mlp_jet, tape_numel  # noqa: E402
 from fastpinn.problems import paper  # noqa: E402
 
 TARGET_FLOOR = 1.3  # fused Burgers DN step / floor at 1 thread
@@ -101,7 +101,7 @@ def store_vs_recompute(reps: int = 9) -> dict[str, float]:
     net = problem.network(dtype=torch.float32)
     x = problem.terms[0].points[0].to(torch.float32)
     wanted = [(), (0,), (1,), (1, 1)]
-    plan = _JetPlan(wanted)
+    plan = JetPlan(wanted)
     sizes = [net.in_dim] + [net.width] * (net.depth - 1) + [net.out_dim]
     theta = net.theta
 

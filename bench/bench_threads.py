@@ -49,13 +49,13 @@ import dataclasses, json, os, sys, time
 import torch
 from fastpinn.malloc import retain_freed_memory
 retain_freed_memory()
-from fastpinn.problems import paper
+from fastpinn import problems
 from fastpinn.schemes import DN
 from fastpinn.threads import threads_for_now
 from fastpinn.trainer import Trainer
 
 name, epochs, blocks, warm, cores = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
-problem = dataclasses.replace(paper.get(name, 0, **json.loads(sys.argv[6])), solution=None)
+problem = dataclasses.replace(problems.get(name, 0, **json.loads(sys.argv[6])), solution=None)
 configs = {"1 thread": 1, f"{cores} threads": cores, "auto": "auto"}
 trainers = {k: Trainer(problem, DN(tau=10), eval_every=10**9, derivative_method="jet", step_mode="eager", threads=v)
             for k, v in configs.items()}

@@ -43,7 +43,7 @@ from torch import Tensor, nn
 
 from fastpinn.malloc import retain_freed_memory
 from fastpinn.problem import Problem
-from fastpinn.problems import paper
+from fastpinn import problems
 from fastpinn.schemes import DN, ID, MA, PINN, Scheme
 from fastpinn.trainer import Trainer
 from fastpinn.weighter import Weighter
@@ -74,7 +74,7 @@ BLOCK = 10  # epochs per timed block: a multiple of every tau, so each block hol
 
 def build_problem(name: str, size: str = "cpu") -> Problem:
     """A paper problem at the given size, without its reference solution (no evaluation while timing)."""
-    return dataclasses.replace(paper.get(name, 0, **SIZES[size][name]), solution=None)
+    return dataclasses.replace(problems.get(name, 0, **SIZES[size][name]), solution=None)
 
 
 def sync() -> None:
@@ -279,7 +279,7 @@ def profile_step(problem: Problem, scheme: Scheme, steps: int = 24, warm: int = 
         raise ValueError("profile_step profiles a dynamic scheme's update step")
     tr = Trainer(problem, scheme, eval_every=10**9, device=DEVICE)
     w, theta = tr.weighter, tr.theta
-    G = tr._G
+    G = tr.backward.G  # [S, K, P], the per-term gradient buffer the Trainer's step fills
     names = ("forward", "backward_k", "backward_1", "stats", "ema", "combine", "adam")
     phases: dict[str, list[float]] = {k: [] for k in names}
     extra: list[float] = []
@@ -419,11 +419,12 @@ def _runner(problem: Problem, config: str):
     return FastRunner(problem, SCHEMES[config.removeprefix("fastpinn ")])
 
 
-def _ascii(name: str) -> str:
+def ascii_id(name: str) -> str:
+    """A test id without spaces or τ (pytest ids, file names)."""
     return name.replace("τ", "tau").replace(" ", "-")
 
 
-@pytest.mark.parametrize("config", _CONFIGS, ids=_ascii)
+@pytest.mark.parametrize("config", _CONFIGS, ids=ascii_id)
 @pytest.mark.parametrize("problem_name", PROBLEMS)
 def test_epoch_block(benchmark, problem_name: str, config: str) -> None:
     """One timed call = a block of 10 epochs (ms/epoch = time / 10)."""
@@ -435,7 +436,7 @@ def test_epoch_block(benchmark, problem_name: str, config: str) -> None:
 
 @pytest.mark.skipif(os.environ.get("FASTPINN_BENCH_COMPILE", "0") != "1",
                     reason="compiled rows need minutes of warm-up; set FASTPINN_BENCH_COMPILE=1")
-@pytest.mark.parametrize("scheme", ["PINN", "DN τ=10"], ids=_ascii)
+@pytest.mark.parametrize("scheme", ["PINN", "DN τ=10"], ids=ascii_id)
 @pytest.mark.parametrize("problem_name", PROBLEMS)
 def test_epoch_block_compiled(benchmark, problem_name: str, scheme: str) -> None:
     benchmark.group = f"training-{problem_name}-{BENCH_SIZE}-{DEVICE} (10-epoch block)"

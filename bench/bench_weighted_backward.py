@@ -58,13 +58,13 @@ torch.set_num_threads(1)
 from fastpinn.malloc import retain_freed_memory
 retain_freed_memory()
 import fastpinn
-from fastpinn.problems import paper
+from fastpinn import problems
 from fastpinn.schemes import DN, PINN
 from fastpinn.trainer import Trainer
 
 name, epochs, blocks, warm, with_loop = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5] == "1"
 sizes = json.loads(sys.argv[6])
-problem = dataclasses.replace(paper.get(name, 0, **sizes), solution=None)
+problem = dataclasses.replace(problems.get(name, 0, **sizes), solution=None)
 kwargs = dict(eval_every=10**9, derivative_method="jet", step_mode="eager")
 if "threads" in inspect.signature(Trainer.__init__).parameters:
     kwargs["threads"] = 1   # the new tree's policy; the old tree has no such argument (it keeps torch's setting)

@@ -27,25 +27,15 @@ How a call works depends only on what the scheme reads (:attr:`Weighter.reads`):
   then one backward of the weighted sum.
 * ``"fixed"`` (PINN): one backward of the weighted sum.
 
-Data-parallel training (``process_group=``, see the README section "Scale out with torch.distributed"):
-each rank passes its terms' *local* losses (means over its own points) and ``shard_weights[k] = n_rk /
-N_k`` (its share of term ``k``'s points in this step). Row ``k`` of the local ``G`` is scaled by that
-share and summed over the ranks, which gives the gradient of the *global* mean ``sum_r n_rk / N_k
-L_rk`` on every rank -- correct for unequal shards and mini-batches -- and the losses are reduced the
-same way. On an update step (``"stats"`` schemes) that is one all-reduce of ``G`` with the losses
-packed behind it, so the statistics and ``lambda`` come from the reduced ``G`` and are bit-identical on
-every rank; on any other step the weighted gradient is linear in ``G``, so only the combined ``[S, P]``
-gradient (losses packed behind it) is reduced: ``K`` times less data. Without a process group nothing is
-reduced and nothing is scaled: the single process is the one-rank case.
-
-With ``overlap=True`` (one network, ``S = 1``) those collectives run asynchronously beside the backward
-passes, as soon as a piece of the buffer is final: on an update step row ``k`` of ``G`` once term ``k``'s
-backward is done (its all-reduce runs while term ``k + 1``'s backward does), on the other steps buckets
-of the combined gradient, layer groups started from a post-accumulate-grad hook as the last backward
-finishes them (DDP-style). The same numbers are summed into the same buffers, so the results equal the
-blocking ones -- bit for bit with 2 ranks; with more, a collective may add the ranks' numbers in an order
-that depends on where an element sits in the buffer (ring segments), so to rounding, and still alike on
-every rank. More (smaller) collectives are made, each at least ``bucket_elements`` long.
+Data-parallel training (``process_group=`` or ``reducer=``): each rank passes its terms' *local* losses and
+``shard_weights[k] = n_rk / N_k``; row ``k`` of the local ``G`` is scaled by that share and a
+:class:`~fastpinn.reducers.GradientReducer` sums it over the ranks, which gives the gradient of the *global*
+mean on every rank (:mod:`fastpinn.reducers` has the details and the overlapped variant). On an update step
+(``"stats"`` schemes) that is ``G`` with the losses packed behind it, so the statistics and ``lambda`` come
+from the reduced ``G`` and are bit-identical on every rank; on any other step the weighted gradient is linear
+in ``G``, so only the combined ``[S, P]`` gradient (losses packed behind it) is reduced: ``K`` times less
+data. Without a process group nothing is reduced and nothing is scaled: the single process is the one-rank
+case.
 """
 
 from __future__ import annotations
@@ -57,115 +47,17 @@ from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, Union
 import torch
 from torch import Tensor, nn
 
-from .collectives import CollectiveError
 from .params import ParameterRows, trainable_tensors
+from .reducers import GradientReducer, check_overlap_members, make_reducer, pack_losses
+from .schedule import DeviceGate, HostGate, UpdateGate, make_gate
 from .schemes import Scheme
+from .validation import check_flag, check_int
 from .weighter import Weighter
 
+# The gates live in fastpinn.schedule; importable from here as before.
 __all__ = ["WeightedBackward", "UpdateGate", "HostGate", "DeviceGate"]
 
 LossesLike = Union[Tensor, Sequence[Tensor]]
-
-
-class UpdateGate:
-    """Decides at which steps the loss weights update: steps ``0, period, 2 period, ...`` counted from the
-    gate's start, ``period = tau * steps_per_epoch`` (the first mini-batch of every ``tau``-th epoch),
-    shifted to start at ``first_step``.
-
-    Two kinds: :class:`HostGate` counts on the host (a plain int: no sync, statistics only on update
-    steps) and :class:`DeviceGate` counts in a device tensor (the decision never reaches Python, so the
-    step can be captured in a CUDA graph; statistics run every step, the EMA is masked off between updates).
-    """
-
-    def __init__(self, period: int, first_step: int = 0) -> None:
-        if isinstance(period, bool) or not isinstance(period, int) or period < 1:
-            raise ValueError(f"period must be an integer >= 1, got {period!r}")
-        if isinstance(first_step, bool) or not isinstance(first_step, int) or first_step < 0:
-            raise ValueError(f"first_step must be an integer >= 0, got {first_step!r}")
-        self.period = period
-        self.first_step = first_step
-
-    def decide(self) -> Union[bool, Tensor]:
-        raise NotImplementedError
-
-    def advance(self) -> None:
-        raise NotImplementedError
-
-    def set_step(self, step: int) -> None:
-        """Set the step count (e.g. ``epoch * steps_per_epoch`` after a resume)."""
-        raise NotImplementedError
-
-    @property
-    def step(self) -> int:
-        """The step count (reads the device for a :class:`DeviceGate`)."""
-        raise NotImplementedError
-
-    def state_tensors(self) -> list[Tensor]:
-        """Device tensors a captured CUDA graph mutates (snapshotted around capture)."""
-        return []
-
-
-class HostGate(UpdateGate):
-    """:class:`UpdateGate` with the step count in a Python int."""
-
-    def __init__(self, period: int, first_step: int = 0) -> None:
-        super().__init__(period, first_step)
-        self._step = 0
-
-    def decide(self) -> bool:
-        since = self._step - self.first_step
-        return since >= 0 and since % self.period == 0
-
-    def advance(self) -> None:
-        self._step += 1
-
-    def set_step(self, step: int) -> None:
-        self._step = int(step)
-
-    @property
-    def step(self) -> int:
-        return self._step
-
-
-class DeviceGate(UpdateGate):
-    """:class:`UpdateGate` with the step count in a device tensor; :meth:`decide` writes a 0-dim bool
-    tensor into a fixed buffer (same address every call, nothing allocated)."""
-
-    def __init__(self, period: int, first_step: int = 0, device: Union[str, torch.device, None] = None) -> None:
-        super().__init__(period, first_step)
-        self.counter = torch.zeros((), dtype=torch.int64, device=device)
-        self._since = torch.zeros((), dtype=torch.int64, device=device)
-        self._started = torch.zeros((), dtype=torch.bool, device=device)
-        self.active = torch.zeros((), dtype=torch.bool, device=device)
-
-    def decide(self) -> Tensor:
-        torch.sub(self.counter, self.first_step, out=self._since)
-        torch.ge(self._since, 0, out=self._started)
-        torch.remainder(self._since, self.period, out=self._since)
-        torch.eq(self._since, 0, out=self.active)
-        self.active.logical_and_(self._started)
-        return self.active
-
-    def advance(self) -> None:
-        self.counter.add_(1)
-
-    def set_step(self, step: int) -> None:
-        self.counter.fill_(int(step))  # from a host int: no sync
-
-    @property
-    def step(self) -> int:
-        return int(self.counter)
-
-    def state_tensors(self) -> list[Tensor]:
-        return [self.counter]
-
-
-def _gate(kind: str, period: int, first_step: int, device: torch.device) -> UpdateGate:
-    if kind == "host":
-        return HostGate(period, first_step)
-    if kind == "device":
-        return DeviceGate(period, first_step, device)
-    raise ValueError(f"gate must be 'host' or 'device', got {kind!r}")
 
 
 @contextlib.contextmanager
@@ -175,68 +67,6 @@ def _accumulating_into_views() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*gradient layout contract.*")
         yield
-
-
-class _Buckets:
-    """The parameter row (``S = 1``) cut into contiguous ranges ``[lo, hi)`` of whole trainable tensors, in
-    the order a backward usually finishes them: from the row's end down (the output layer's gradient is
-    computed first). Each holds at least ``min_elements`` (a smaller rest joins the bucket before it).
-
-    :meth:`started` hooks the tensors' gradient accumulation (``register_post_accumulate_grad_hook``, which
-    fires after autograd has added into the preallocated ``.grad`` view in place) and hands each bucket to
-    ``on_ready`` once all its tensors are final -- always in bucket order, so every rank issues the same
-    collectives in the same order whatever order its hooks fire in, DDP-style.
-    """
-
-    def __init__(self, leaves: Sequence[Tensor], offsets: Sequence[int], n_params: int, min_elements: int) -> None:
-        self.leaves = list(leaves)
-        self.ranges: list[tuple[int, int]] = []
-        members: list[list[int]] = []
-        hi, cur = n_params, []
-        for i in sorted(range(len(self.leaves)), key=lambda i: offsets[i], reverse=True):
-            cur.append(i)
-            if hi - offsets[i] >= min_elements:
-                self.ranges.append((offsets[i], hi))
-                members.append(cur)
-                hi, cur = offsets[i], []
-        if cur:
-            if self.ranges:
-                self.ranges[-1] = (0, self.ranges[-1][1])
-                members[-1] += cur
-            else:
-                self.ranges.append((0, n_params))
-                members.append(cur)
-        self._sizes = [len(m) for m in members]
-        self._bucket_of = {i: b for b, m in enumerate(members) for i in m}
-
-    @contextlib.contextmanager
-    def started(self, on_ready: Callable[[int, int], None]) -> Iterator[None]:
-        """Around one backward: ``on_ready(lo, hi)`` per bucket as it becomes final; after the backward,
-        for the buckets left (tensors this loss does not reach keep the gradient they have)."""
-        left = list(self._sizes)
-        nxt = 0
-
-        def flush() -> None:
-            nonlocal nxt
-            while nxt < len(left) and left[nxt] <= 0:
-                nxt += 1
-                on_ready(*self.ranges[nxt - 1])
-
-        def hook_for(b: int) -> Callable[[Tensor], None]:
-            def hook(_: Tensor) -> None:
-                left[b] -= 1
-                flush()
-            return hook
-
-        handles = [leaf.register_post_accumulate_grad_hook(hook_for(self._bucket_of[i]))
-                   for i, leaf in enumerate(self.leaves)]
-        try:
-            yield
-        finally:
-            for h in handles:
-                h.remove()
-        left[:] = [0] * len(left)
-        flush()
 
 
 class WeightedBackward:
@@ -267,17 +97,15 @@ class WeightedBackward:
             be for ``torch.compile``d losses, whose compiled backward frees its buffers.
         process_group: a ``torch.distributed`` process group (or ``torch.distributed.group.WORLD``) to
             reduce the term gradients and losses over (data parallelism over points); ``None``
-            (default): one process, nothing reduced. Each call then takes ``shard_weights``.
-        overlap: ``False`` (default; measured no faster on CPUs with gloo, see
-            ``bench/bench_distributed.py --overlap``): each step's gradient reduction is one blocking
-            all-reduce after the backward passes. ``True``: start all-reduces of the pieces of the
-            buffer as they become final, overlapped with the backward passes still running (see the
-            module docstring); same results, more collectives. Needs ``members=1`` (for ``S > 1`` a term's
-            slice ``G[:, k]`` and a layer's gradient are strided, and collectives need contiguous
-            buffers). No effect without a process group.
-        bucket_elements: with ``overlap``, the least elements of one collective (default ``2**16``):
-            a piece is started once this much is final, so a small network still makes one collective
-            per step (a tiny all-reduce costs its latency, which overlap does not hide).
+            (default): one process, nothing reduced. Each call then takes ``shard_weights``. Shorthand for
+            ``reducer=fastpinn.reducers.AllReduceReducer(process_group, overlap=..., bucket_elements=...)``.
+        overlap: ``False`` (default): each step's gradient reduction is one blocking all-reduce after the
+            backward passes; ``True``: pieces start as they become final, overlapped with the backward
+            passes (same results, more collectives; needs ``members=1``). See
+            :class:`~fastpinn.reducers.AllReduceReducer`. No effect without a process group.
+        bucket_elements: with ``overlap``, the least elements of one collective (default ``2**16``).
+        reducer: a :class:`~fastpinn.reducers.GradientReducer` instead of the three arguments above
+            (default: built from them; a :class:`~fastpinn.reducers.LocalReducer` without a process group).
 
     Attributes:
         G: ``[S, K, P]`` the last per-term gradients (``None`` for a fixed-weight scheme).
@@ -287,8 +115,12 @@ class WeightedBackward:
         weighter: the :class:`~fastpinn.Weighter` holding the weights.
         gate: the :class:`UpdateGate`.
         backward_passes: autograd backward calls made so far (K per dynamic step, 1 per fixed step).
-        collectives, reduced_elements: all-reduces made so far and the elements they summed.
-        overlap: whether the collectives overlap the backward passes.
+        reducer: the :class:`~fastpinn.reducers.GradientReducer`.
+        collectives, reduced_elements: all-reduces made so far and the elements they summed (the reducer's).
+        overlap: whether the collectives overlap the backward passes (the reducer's).
+        G_packed, grad_packed: the flat buffers a data-parallel step reduces: ``G`` (``None`` for a fixed
+            scheme until :meth:`term_gradients`) and the weighted gradient, each with the ``[S, K]`` losses'
+            slot behind it.
     """
 
     def __init__(
@@ -309,6 +141,7 @@ class WeightedBackward:
         process_group: Any = None,
         overlap: bool = False,
         bucket_elements: int = 1 << 16,
+        reducer: Optional[GradientReducer] = None,
     ) -> None:
         self.leaves = trainable_tensors(parameters)
         self.rows = ParameterRows(self.leaves, members)
@@ -325,60 +158,68 @@ class WeightedBackward:
             if reference not in names:
                 raise ValueError(f"reference must be one of the term names {names}, got {reference!r}")
             reference = names.index(reference)
-        if isinstance(steps_per_epoch, bool) or not isinstance(steps_per_epoch, int) or steps_per_epoch < 1:
-            raise ValueError(f"steps_per_epoch must be an integer >= 1, got {steps_per_epoch!r}")
-        self.steps_per_epoch = steps_per_epoch
-        if isinstance(first_update, bool) or not isinstance(first_update, int) or first_update < 0:
-            raise ValueError(f"first_update must be an integer >= 0 (an epoch), got {first_update!r}")
+        self.steps_per_epoch = check_int("steps_per_epoch", steps_per_epoch, minimum=1)
+        check_int("first_update", first_update, minimum=0, hint=" (an epoch)")
         self.weighter = Weighter(scheme, n_terms=len(names), reference=reference, adaptive=adaptive, backend=backend,
                                  first_update=first_update)
         S, K, P = members, len(names), self.rows.n_params
         dtype, device = self.rows.dtype, self.rows.device
         self.members = S
         self.weighter.reset(S, dtype, device)
-        tau = getattr(scheme, "tau", 1)
-        self.gate = _gate(gate, tau * steps_per_epoch, first_update * steps_per_epoch, device)
+        # the weighter's schedule (in epochs) counted in calls: one place for when the weights update
+        self.gate = make_gate(gate, self.weighter.schedule.in_steps(steps_per_epoch), device)
         self.reads = self.weighter.reads
-        self.process_group = process_group
+        if reducer is None:
+            reducer = make_reducer(process_group, overlap, bucket_elements)
+            check_overlap_members(overlap, S)  # also without a process group, as the argument says
+        elif process_group is not None or overlap or bucket_elements != 1 << 16:
+            raise ValueError("pass either reducer= or process_group=/overlap=/bucket_elements=, not both")
+        elif not isinstance(reducer, GradientReducer):
+            raise ValueError(f"reducer must be a fastpinn.reducers.GradientReducer, got {type(reducer).__name__}")
+        reducer.attach(self.leaves, self.rows.offsets, P, S)
+        self.reducer = reducer
         # G and the weighted gradient each live in one flat buffer with a [S, K] loss slot behind them, so
         # a data-parallel step reduces gradient and losses in a single collective.
-        self._G_comm: Optional[Tensor] = None
+        self.G_packed: Optional[Tensor] = None
         self.G: Optional[Tensor] = None
         self._G_views = None
         if self.reads == "stats":
             self._allocate_G()
         blocks = [] if flat is None else ([flat] if isinstance(flat, Tensor) else list(flat))
         self.flat = blocks
-        self._grad_comm = torch.zeros(S * P + S * K, dtype=dtype, device=device)
-        self._grad_blocks = self._make_grad_blocks(blocks, S, P, self._grad_comm)
+        self.grad_packed = torch.zeros(S * P + S * K, dtype=dtype, device=device)
+        self._grad_blocks = self._make_grad_blocks(blocks, S, P, self.grad_packed)
         self._grad_views = self._leaf_grad_views()
         self.losses = torch.zeros(S, K, dtype=dtype, device=device)
         #: ``[S, K]`` int64: calls in which a term's loss was NaN/Inf (counted on the device, never synced).
         self.nonfinite_losses = torch.zeros(S, K, dtype=torch.int64, device=device)
-        if not isinstance(shared_graph, bool):
-            raise ValueError(f"shared_graph must be True or False, got {shared_graph!r}")
-        self.shared_graph = shared_graph
+        self.shared_graph = check_flag("shared_graph", shared_graph)
         self.backward_passes = 0
-        #: All-reduces made and the elements they moved (data parallelism; 0 without a process group).
-        self.collectives = 0
-        self.reduced_elements = 0
-        if not isinstance(overlap, bool):
-            raise ValueError(f"overlap must be True or False, got {overlap!r}")
-        if isinstance(bucket_elements, bool) or not isinstance(bucket_elements, int) or bucket_elements < 1:
-            raise ValueError(f"bucket_elements must be an integer >= 1, got {bucket_elements!r}")
-        if overlap and S > 1:
-            raise ValueError(f"overlap=True needs members=1, got members={S}: with an ensemble a term's gradients "
-                             "G[:, k] and a layer's are strided over the members, and a collective needs a "
-                             "contiguous buffer; use overlap=False")
-        self.overlap = overlap
-        self.bucket_elements = bucket_elements
-        self._buckets = _Buckets(self.leaves, self.rows.offsets, P, bucket_elements) if overlap else None
-        self._works: list[Any] = []  # in-flight async all-reduces of this call
+
+    @property
+    def collectives(self) -> int:
+        """All-reduces made so far (0 without a process group)."""
+        return self.reducer.collectives
+
+    @property
+    def reduced_elements(self) -> int:
+        """Elements the all-reduces summed so far."""
+        return self.reducer.reduced_elements
+
+    @property
+    def process_group(self) -> Any:
+        """The process group the gradients are reduced over (``None``: one process)."""
+        return getattr(self.reducer, "process_group", None)
+
+    @property
+    def overlap(self) -> bool:
+        """Whether the collectives overlap the backward passes."""
+        return self.reducer.overlap
 
     def _allocate_G(self) -> None:
         S, K, P = self.members, len(self.term_names), self.rows.n_params
-        self._G_comm = torch.zeros(S * K * P + S * K, dtype=self.rows.dtype, device=self.rows.device)
-        self.G = self._G_comm[:S * K * P].view(S, K, P)
+        self.G_packed = torch.zeros(S * K * P + S * K, dtype=self.rows.dtype, device=self.rows.device)
+        self.G = self.G_packed[:S * K * P].view(S, K, P)
         self._G_views = [self.rows.views(self.G[:, k]) for k in range(K)]
 
     @staticmethod
@@ -469,7 +310,8 @@ class WeightedBackward:
             raise ValueError("update=True/False needs the host gate; the device gate decides on the device")
         else:
             decision = bool(update)
-        share = self._shares(shard_weights)
+        reducer = self.reducer
+        share = reducer.shares(shard_weights, self.term_names, self.losses)
         if share is not None and accumulate:
             raise ValueError("accumulate=True cannot be combined with a process_group: the gradients already in "
                              ".grad would be summed over the ranks")
@@ -480,32 +322,32 @@ class WeightedBackward:
         # active: None = update now (host gate said yes), a device flag, or no update at all (host said no)
         run = isinstance(decision, Tensor) or decision
         active = decision if isinstance(decision, Tensor) else None
-        overlap = share is not None and self.overlap
+        overlap = share is not None and reducer.overlap
         if self.reads == "stats":
             if overlap and run:  # G's rows reduced as their backwards finish, the losses with the last one
                 self._term_backwards(items, accumulate, reduce_rows=share)
-                self._wait_all(self._G_comm)
+                reducer.wait(self.G_packed, self.losses)
             elif overlap:  # the combination of G reduced bucket by bucket as the last backward finishes it
                 lam = self.weighter.lam_applied.to(self.G.dtype) * share
-                self._pack_losses(self._grad_comm, True)
+                pack_losses(self.grad_packed, self.losses, True)
                 self._term_backwards(items, accumulate, combine_buckets=lam.unsqueeze(1))
                 self._point_grads()
-                self._wait_all(self._grad_comm)
+                reducer.wait(self.grad_packed, self.losses)
                 return self._finish(update)
             else:
                 self._term_backwards(items, accumulate)
                 if share is not None and run:  # one collective: G[S, K, P] with the losses packed behind it
                     self.G.mul_(share.unsqueeze(-1))
-                    self._all_reduce(self._G_comm)
+                    reducer.all_reduce(self.G_packed, self.losses)
             if run:
                 w.update_from_stats(w.statistics(self.G), self.rows.n_params, active=active, losses=self.losses)
             # off update steps the shares fold into the K weights instead of a pass over G
             self._combine(accumulate, share if share is not None and not run else None)
             if share is not None and not run:  # linear in G: reduce the [S, P] combination instead
-                self._all_reduce(self._grad_comm)
+                reducer.all_reduce(self.grad_packed, self.losses)
             return self._finish(update)
         if share is not None and run and self.reads == "losses":  # the update reads the global losses
-            self._all_reduce(self.losses)
+            reducer.all_reduce(self.losses)
         if run and self.reads == "losses":
             w.update_from_losses(self.losses, active=active)  # before the backward: weights for this step
         elif run and self.reads == "traces":
@@ -519,83 +361,12 @@ class WeightedBackward:
         with_losses = not (run and self.reads == "losses")  # else reduced above, before the update
         if overlap:  # buckets of .grad reduced as the backward finishes them
             self._fixed_backward(items, accumulate, share, with_losses=with_losses)
-            self._wait_all(self._grad_comm, with_losses=with_losses)
+            reducer.wait(self.grad_packed, self.losses, with_losses=with_losses)
         else:
             self._fixed_backward(items, accumulate, share)
             if share is not None:
-                self._all_reduce(self._grad_comm, with_losses=with_losses)
+                reducer.all_reduce(self.grad_packed, self.losses, with_losses=with_losses)
         return self._finish(update)
-
-    def _shares(self, shard_weights: Union[Tensor, Sequence[float], None]) -> Optional[Tensor]:
-        """``[1, K]`` this rank's shares of the term losses, or ``None`` without a process group."""
-        if self.process_group is None:
-            return None
-        K = len(self.term_names)
-        if shard_weights is None:
-            import torch.distributed as dist
-
-            return torch.full((1, K), 1.0 / dist.get_world_size(self.process_group), dtype=self.losses.dtype,
-                              device=self.losses.device)
-        share = torch.as_tensor(shard_weights, dtype=self.losses.dtype, device=self.losses.device).reshape(-1)
-        if share.numel() != K:
-            raise ValueError(f"shard_weights must hold one share per term ({K}: {self.term_names}), "
-                             f"got {share.numel()}")
-        return share.reshape(1, K)
-
-    def _pack_losses(self, buffer: Tensor, with_losses: bool) -> Tensor:
-        """Fill the loss slot behind a packed gradient buffer with this rank's scaled losses (or zeros)."""
-        slot = buffer[buffer.numel() - self.losses.numel():].view_as(self.losses)
-        if with_losses:
-            slot.copy_(self.losses)
-        else:
-            slot.zero_()
-        return slot
-
-    def _all_reduce(self, buffer: Tensor, with_losses: bool = True) -> None:
-        """Sum ``buffer`` over the ranks (blocking); when it is one of the packed gradient buffers, its loss
-        slot is filled with this rank's scaled losses first and read back after (the global losses)."""
-        packed = buffer is self._G_comm or buffer is self._grad_comm
-        slot = self._pack_losses(buffer, with_losses) if packed else None
-        self._collective(buffer, async_op=False)
-        if slot is not None and with_losses:
-            self.losses.copy_(slot)
-
-    def _start(self, piece: Tensor) -> None:
-        """Start the async all-reduce of a contiguous piece of a packed buffer (waited in :meth:`_wait_all`)."""
-        self._works.append(self._collective(piece, async_op=True))
-
-    def _wait_all(self, buffer: Tensor, with_losses: bool = True) -> None:
-        """Wait for this call's async all-reduces of ``buffer``'s pieces; read back the reduced losses."""
-        try:
-            while self._works:
-                self._works[0].wait()
-                self._works.pop(0)
-        except RuntimeError as exc:  # torch.distributed.DistError is one
-            self._abandon()
-            raise self._collective_failed(exc) from exc
-        if with_losses:
-            self.losses.copy_(buffer[buffer.numel() - self.losses.numel():].view_as(self.losses))
-
-    def _collective(self, buffer: Tensor, async_op: bool) -> Any:
-        import torch.distributed as dist
-
-        try:
-            work = dist.all_reduce(buffer, op=dist.ReduceOp.SUM, group=self.process_group, async_op=async_op)
-        except (RuntimeError, dist.DistError) as exc:
-            raise self._collective_failed(exc) from exc
-        self.collectives += 1
-        self.reduced_elements += buffer.numel()
-        return work
-
-    def _collective_failed(self, exc: BaseException) -> CollectiveError:
-        import torch.distributed as dist
-
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return CollectiveError(
-            f"rank {dist.get_rank(self.process_group)} of {dist.get_world_size(self.process_group)}: the "
-            f"gradient all-reduce (a collective every rank must join) failed: {first}. Another rank has "
-            "probably died or stalled past the process group's timeout; the job stops here -- rerun it "
-            "(resuming from the last checkpoint)")
 
     def _finish(self, update: Optional[bool]) -> Tensor:
         w = self.weighter
@@ -636,7 +407,7 @@ class WeightedBackward:
         """One backward per term into row ``k`` of ``G``. Overlapped reductions (``S = 1``):
 
         * ``reduce_rows`` ``[1, K]`` (the shares, an update step): each finished row is scaled by its share,
-          and the final rows not yet in flight start their all-reduce once they hold ``bucket_elements``
+          and the reducer starts the final rows not yet in flight once they hold its ``bucket_elements``
           (the last rows with the losses behind them), while the next term's backward runs.
         * ``combine_buckets`` ``[1, 1, K]`` (weights times shares, another step): during the last backward
           each bucket it finishes gets its part of ``sum_j lam_j G_j`` written and its all-reduce started.
@@ -644,8 +415,10 @@ class WeightedBackward:
         self._keep_existing_grads(accumulate)
         self.G.zero_()
         last = len(items) - 1
-        P = self.rows.n_params
-        started = 0  # self._G_comm[:started] is in flight
+        reducer = self.reducer
+        row_done = None
+        if reduce_rows is not None:
+            row_done = reducer.row_pieces(self.G_packed, self.losses, reduce_rows, self.rows.n_params)
         try:
             with _accumulating_into_views():
                 for k, loss in enumerate(items):
@@ -653,22 +426,15 @@ class WeightedBackward:
                         p.grad = view
                     retain = self.shared_graph and k < last
                     if combine_buckets is not None and k == last:
-                        with self._buckets.started(lambda lo, hi: self._combine_bucket(combine_buckets, lo, hi)):
+                        with reducer.buckets(lambda lo, hi: self._combine_bucket(combine_buckets, lo, hi)):
                             torch.autograd.backward(loss.sum(), inputs=self.leaves, retain_graph=retain)
                     else:
                         torch.autograd.backward(loss.sum(), inputs=self.leaves, retain_graph=retain)
                     self.backward_passes += 1
-                    if reduce_rows is None:
-                        continue
-                    self._G_comm[k * P:(k + 1) * P].mul_(reduce_rows[0, k])  # the row is final: scale it
-                    if k == last:
-                        self._pack_losses(self._G_comm, True)
-                        self._start(self._G_comm[started:])
-                    elif (k + 1) * P - started >= self.bucket_elements:
-                        self._start(self._G_comm[started:(k + 1) * P])
-                        started = (k + 1) * P
+                    if row_done is not None:
+                        row_done(k, k == last)
         except BaseException:
-            self._abandon()
+            reducer.abandon()
             raise
 
     def _combine_bucket(self, lam: Tensor, lo: int, hi: int) -> None:
@@ -676,22 +442,8 @@ class WeightedBackward:
         P = self.rows.n_params
         # the blocking path's product on a column slice: the same K-term sum per column (bit-equal on CPU,
         # checked in tests/test_distributed.py; a GPU kernel picked for another width could round differently)
-        torch.bmm(lam, self.G[:, :, lo:hi], out=self._grad_comm[:P].view(1, 1, P)[:, :, lo:hi])
-        self._start_grad_bucket(lo, hi)
-
-    def _start_grad_bucket(self, lo: int, hi: int) -> None:
-        """Start the all-reduce of ``.grad``'s columns ``[lo, hi)``; the bucket at the row's end takes the
-        loss slot behind it along (filled before the backward)."""
-        P = self.rows.n_params
-        self._start(self._grad_comm[lo:] if hi == P else self._grad_comm[lo:hi])
-
-    def _abandon(self) -> None:
-        """After an error mid-step: let the collectives already started finish (the peers joined them, and
-        they write into buffers the next step reuses), without raising a second error."""
-        works, self._works = self._works, []
-        for work in works:
-            with contextlib.suppress(RuntimeError):
-                work.wait()
+        torch.bmm(lam, self.G[:, :, lo:hi], out=self.grad_packed[:P].view(1, 1, P)[:, :, lo:hi])
+        self.reducer.start_columns(self.grad_packed, lo, hi, P)
 
     def _combine(self, accumulate: bool, share: Optional[Tensor] = None) -> None:
         lam = self.weighter.lam_applied.to(self.G.dtype)
@@ -723,12 +475,14 @@ class WeightedBackward:
             with _accumulating_into_views():
                 torch.autograd.backward(total, inputs=self.leaves)
         else:
-            self._pack_losses(self._grad_comm, with_losses)
+            pack_losses(self.grad_packed, self.losses, with_losses)
+            P = self.rows.n_params
             try:
-                with _accumulating_into_views(), self._buckets.started(self._start_grad_bucket):
+                with _accumulating_into_views(), \
+                        self.reducer.buckets(lambda lo, hi: self.reducer.start_columns(self.grad_packed, lo, hi, P)):
                     torch.autograd.backward(total, inputs=self.leaves)
             except BaseException:
-                self._abandon()
+                self.reducer.abandon()
                 raise
         self.backward_passes += 1
 

@@ -46,10 +46,11 @@ from torch import Tensor, nn
 from torch.func import functional_call, jacrev, jvp, vmap
 
 from fastpinn.network import MLP
+from fastpinn.ops.mlp_jet import JetPlan, mlp_jet
 
 __all__ = ["derivatives", "Fields", "choose_method", "fastest_method", "MethodChoice", "parse_request",
            "parse_requests", "METHODS", "DerivativeMethod", "register_method", "method_names",
-           "applicable_methods"]
+           "applicable_methods", "jet_mlp", "fused_mlp"]
 
 Request = Union[str, Sequence[str]]
 Method = str  # "auto" or a registered method name (see method_names())
@@ -445,7 +446,7 @@ def _any_network(net: Any, wanted: Sequence[DerivIndex]) -> Optional[str]:
 
 
 def _compute_jet(net: MLP, theta: Any, x: Tensor, wanted: Sequence[DerivIndex]) -> dict:
-    return _jet_mlp(net, theta, x, wanted)
+    return jet_mlp(net, theta, x, wanted)
 
 
 def _compute_fused(net: MLP, theta: Any, x: Tensor, wanted: Sequence[DerivIndex]) -> dict:
@@ -453,7 +454,7 @@ def _compute_fused(net: MLP, theta: Any, x: Tensor, wanted: Sequence[DerivIndex]
         # The op takes the flat theta; per-layer leaves are views of it in layout order.
         members = _mlp_members(net, theta)
         theta = torch.cat([t.reshape(members, -1) if members else t.reshape(-1) for t in theta], dim=-1)
-    return _fused_mlp(net, theta, x, wanted)
+    return fused_mlp(net, theta, x, wanted)
 
 
 def _compute_func(net: Any, theta: Any, x: Tensor, wanted: Sequence[DerivIndex]) -> dict:
@@ -509,29 +510,6 @@ def _batched_callable(net: Any, theta: Any) -> Callable[[Tensor], Tensor]:
 # ----------------------------------------------------------------------------------------------
 
 
-class _JetPlan:
-    """Which tangent directions and second-derivative channels one set of requests needs.
-
-    ``dirs``: coordinates whose first-derivative tangents are propagated (the union of the first-order
-    requests and the coordinates of the second-order ones). ``pairs``: requested second derivatives as
-    positions into ``dirs``. ``first_out``: positions into ``dirs`` of the requested first derivatives.
-    """
-
-    def __init__(self, wanted: Sequence[DerivIndex]) -> None:
-        too_high = [w for w in wanted if len(w) > 2]
-        if too_high:
-            raise NotImplementedError(
-                f"method 'jet' computes derivatives up to order 2; orders {sorted({len(w) for w in too_high})} were "
-                "requested; use method 'func' or 'autograd'"
-            )
-        self.first = sorted({w for w in wanted if len(w) == 1})
-        self.second = sorted({w for w in wanted if len(w) == 2})
-        self.dirs: list[int] = sorted({c for w in self.first + self.second for c in w})
-        position = {c: k for k, c in enumerate(self.dirs)}
-        self.pairs: list[tuple[int, int]] = [(position[i], position[j]) for i, j in self.second]
-        self.first_out: list[int] = [position[i] for (i,) in self.first]
-
-
 def _pair_products(t: Tensor, pairs: Sequence[tuple[int, int]]) -> Tensor:
     """``t[.., C, M, w]`` -> ``t_i * t_j`` for each pair ``(i, j)``: ``[.., len(pairs), M, w]``."""
     lefts = [i for i, _ in pairs]
@@ -570,8 +548,13 @@ def _linear_channels(t: Tensor, w: Tensor) -> Tensor:
     return out.reshape(members, channels, points, w.shape[1])
 
 
-def _jet_mlp(net: MLP, theta: Tensor, x: Tensor, wanted: Sequence[DerivIndex]) -> dict[DerivIndex, Tensor]:
-    """Value, first and second derivatives of an MLP by forward propagation of derivative jets.
+def jet_mlp(net: MLP, theta: Tensor, x: Tensor, wanted: Sequence[DerivIndex]) -> dict[DerivIndex, Tensor]:
+    """Value, first and second derivatives of an MLP by forward propagation of derivative jets: the
+    ``"jet"`` method, in pure PyTorch (and the test oracle of the fused op, :func:`fused_mlp`).
+
+    ``theta``: ``[P]``, ``[S, P]`` or the per-layer tensors (``net.layers`` layout); ``x``: ``[N, d]`` (any
+    leading shape for a single network) or ``[S, N, d]``; ``wanted``: derivative indices of order <= 2.
+    Returns index -> ``[.., N, out]`` (``[S, N, out]`` for an ensemble).
 
     Per layer we carry, for the requested directions only,
     ``z`` (pre-activation value ``[.., N, w]``), ``T`` (its first derivatives ``[.., nT, N, w]``) and
@@ -579,7 +562,7 @@ def _jet_mlp(net: MLP, theta: Tensor, x: Tensor, wanted: Sequence[DerivIndex]) -
     ``T_a = s T``, ``Q_a(i,j) = s (Q(i,j) - 2 a T_i T_j)``; through an affine map all channels are
     multiplied by ``W^T`` and only the value gets the bias.
     """
-    plan = _JetPlan(wanted)
+    plan = JetPlan(wanted)
     layers = net.layers(theta)
     ensemble = layers[0][0].dim() == 3
     lead = x.shape[:-1]
@@ -626,11 +609,26 @@ def _jet_mlp(net: MLP, theta: Tensor, x: Tensor, wanted: Sequence[DerivIndex]) -
     return values
 
 
-def _fused_mlp(net: MLP, theta: Tensor, x: Tensor, wanted: Sequence[DerivIndex]) -> dict[DerivIndex, Tensor]:
-    """``_jet_mlp``'s contract through the fused op ``fastpinn::mlp_jet_forward`` (fastpinn/ops/mlp_jet.py)."""
-    from fastpinn.ops.mlp_jet import fused_mlp
-
-    return fused_mlp(net, theta, x, wanted)
+def fused_mlp(net: MLP, theta: Tensor, x: Tensor, wanted: Sequence[DerivIndex]) -> dict[DerivIndex, Tensor]:
+    """:func:`jet_mlp`'s contract through the fused op ``fastpinn::mlp_jet_forward``
+    (:mod:`fastpinn.ops.mlp_jet`): ``wanted`` derivative indices
+    -> tensors ``[.., N, out]`` (``[S, N, out]`` for ``theta[S, P]``; any leading shape of ``x`` for a
+    single network). Orders <= 2 (``NotImplementedError`` beyond, as ``"jet"``)."""
+    plan = JetPlan(wanted)
+    ensemble = theta.dim() == 2
+    lead = x.shape[:-1]
+    th = theta if ensemble else theta.unsqueeze(0)
+    points = x if ensemble else x.reshape(-1, x.shape[-1])
+    sizes = [net.in_dim] + [net.width] * (net.depth - 1) + [net.out_dim]
+    fields = mlp_jet(th, points, net.input_scale, net.input_shift, sizes, plan.dirs, plan.pairs, plan.first_out)
+    values: dict[DerivIndex, Tensor] = {(): fields[:, 0]}
+    for k, index in enumerate(plan.first):
+        values[index] = fields[:, 1 + k]
+    for k, index in enumerate(plan.second):
+        values[index] = fields[:, 1 + len(plan.first) + k]
+    if not ensemble:
+        values = {index: v[0].reshape(*lead, v.shape[-1]) for index, v in values.items()}
+    return values
 
 
 # ----------------------------------------------------------------------------------------------

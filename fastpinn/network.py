@@ -94,13 +94,15 @@ class MLP(nn.Module):
 
         sizes = [in_dim] + [width] * (depth - 1) + [out_dim]
         self.layer_shapes: list[tuple[int, int]] = list(zip(sizes[1:], sizes[:-1]))  # (out, in)
-        self._offsets: list[tuple[int, int, int]] = []  # (weight offset, bias offset, end)
+        #: Per layer ``(weight offset, bias offset, end)`` in a row of ``theta``: layer ``i``'s ``W`` is
+        #: ``theta[..., w:b]`` (row-major ``[out, in]``), its ``b`` is ``theta[..., b:end]``.
+        self.layer_offsets: list[tuple[int, int, int]] = []
         offset = 0
         for n_out, n_in in self.layer_shapes:
             w_off = offset
             b_off = w_off + n_out * n_in
             offset = b_off + n_out
-            self._offsets.append((w_off, b_off, offset))
+            self.layer_offsets.append((w_off, b_off, offset))
         self.n_params = offset
 
         lo = _as_bounds(lower, in_dim, "lower")
@@ -121,7 +123,7 @@ class MLP(nn.Module):
     def _init_row(self, seed: int) -> Tensor:
         gen = torch.Generator().manual_seed(seed)
         row = torch.zeros(self.n_params, dtype=torch.float64)
-        for (n_out, n_in), (w_off, b_off, _) in zip(self.layer_shapes, self._offsets):
+        for (n_out, n_in), (w_off, b_off, _) in zip(self.layer_shapes, self.layer_offsets):
             std = math.sqrt(2.0 / (n_in + n_out))
             w = row[w_off:b_off]
             if self.init == "truncated_normal":
@@ -146,7 +148,7 @@ class MLP(nn.Module):
             return [(parts[2 * i], parts[2 * i + 1]) for i in range(self.depth)]
         lead = theta.shape[:-1]
         out = []
-        for (n_out, n_in), (w_off, b_off, end) in zip(self.layer_shapes, self._offsets):
+        for (n_out, n_in), (w_off, b_off, end) in zip(self.layer_shapes, self.layer_offsets):
             out.append((theta[..., w_off:b_off].reshape(*lead, n_out, n_in), theta[..., b_off:end]))
         return out
 

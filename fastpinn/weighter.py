@@ -32,7 +32,9 @@ import torch
 from torch import Tensor
 
 from . import ops
+from .schedule import UpdateSchedule
 from .schemes import PINN, SCHEME_NAMES, EMAScheme as DynamicScheme, Scheme, StatefulScheme as LossScheme
+from .validation import check_int
 
 __all__ = ["Weighter", "UPDATE_SCHEDULES", "first_update_for"]
 
@@ -100,9 +102,7 @@ class Weighter:
             raise ValueError(f"PINN weights must have n_terms={n_terms} entries, got {len(scheme.weights)}")
         if backend not in ops.BACKENDS:
             raise ValueError(f"backend must be one of {ops.BACKENDS}, got {backend!r}")
-        if isinstance(first_update, bool) or not isinstance(first_update, int) or first_update < 0:
-            raise ValueError(f"first_update must be an integer >= 0, got {first_update!r}")
-        self.first_update = first_update
+        self.first_update = check_int("first_update", first_update, minimum=0)
         self.scheme = scheme
         self.n_terms = n_terms
         self.reference = reference
@@ -350,10 +350,17 @@ class Weighter:
             raise RuntimeError("the Weighter has no state yet: call update(G) or reset(...) first")
         return self.lam_applied
 
+    @property
+    def schedule(self) -> UpdateSchedule:
+        """The epochs at which the weights update: ``first_update``, ``first_update + tau``, ... (a scheme
+        without ``tau``: every epoch from ``first_update``); a :class:`~fastpinn.WeightedBackward`'s gate counts
+        the same schedule in steps."""
+        return UpdateSchedule(getattr(self.scheme, "tau", 1), self.first_update)
+
     def should_update(self, epoch: int) -> bool:
         """Whether a dynamic scheme updates at this epoch, before its step: epochs ``first_update``,
         ``first_update + tau``, ... (0, tau, 2 tau, ... by default)."""
-        return self.dynamic and epoch >= self.first_update and (epoch - self.first_update) % self.scheme.tau == 0
+        return self.dynamic and self.schedule.is_update(epoch)
 
     @staticmethod
     def combine(G: Tensor, lam: Tensor) -> Tensor:

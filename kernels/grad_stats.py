@@ -62,7 +62,8 @@ except ImportError:  # pragma: no cover - older layouts / NGC containers
 from fastpinn.ops import layout as L
 from fastpinn.ops.reference import check_p
 
-__all__ = ["grad_stats_triton"]
+__all__ = ["grad_stats_triton", "launch_grad_stats", "grad_stats_partial_kernel", "grad_stats_merge_kernel",
+           "default_block"]
 
 # Workspace fields of the partial kernel (float, G's dtype): ws[field, row, split].
 _WS_SUM_ABS = tl.constexpr(0)
@@ -137,8 +138,10 @@ def _exponent(p1, p2, p3, DT: tl.constexpr):
 # ----------------------------------------------------------------------------------------------------------------
 
 
+# Pass 1, one program per (row, split): the split's partial sums into the workspace. Public (with the merge
+# kernel and default_block) so that tests can compile both for a GPU target ahead of time.
 @triton.jit(do_not_specialize=["n_cols"])
-def _grad_stats_partial_kernel(
+def grad_stats_partial_kernel(
     G_ptr,
     ws_ptr,
     cnt_ptr,
@@ -312,8 +315,9 @@ def _grad_stats_partial_kernel(
     tl.store(cnt_ptr + slot, bad)
 
 
+# Pass 2: the splits' partials of a block of rows merged into the statistics.
 @triton.jit(do_not_specialize=["n_cols"])
-def _grad_stats_merge_kernel(
+def grad_stats_merge_kernel(
     ws_ptr,
     cnt_ptr,
     out_ptr,
@@ -389,7 +393,7 @@ def _grad_stats_merge_kernel(
 
 def _is_interpreted() -> bool:
     """True when the kernels were created by the Triton interpreter (TRITON_INTERPRET=1 at import time)."""
-    return type(_grad_stats_partial_kernel).__name__ == "InterpretedFunction"
+    return type(grad_stats_partial_kernel).__name__ == "InterpretedFunction"
 
 
 @functools.lru_cache(maxsize=None)
@@ -397,7 +401,9 @@ def _sm_count(device_index: int) -> int:
     return torch.cuda.get_device_properties(device_index).multi_processor_count
 
 
-def _default_block(dtype: torch.dtype, interpreted: bool) -> int:
+def default_block(dtype: torch.dtype, interpreted: bool) -> int:
+    """The default chunk length (``BLOCK``) of :func:`grad_stats_partial_kernel` for ``dtype``, compiled or
+    under the interpreter."""
     if interpreted:
         return 16384  # the interpreter pays per op, not per element: few large chunks
     # 8 KiB chunks: four 16-byte vector loads per thread at 4 warps.  sm_90 register counts (ptxas): ~93 (fp32) /
@@ -453,7 +459,7 @@ def _grad_stats_op(G: Tensor, p: float) -> Tensor:
     launches (through ``wrap_triton``) instead of an opaque Python call. The fake implementation is explicit
     (:func:`_grad_stats_fake`): the derived one would run the interpreter's launches on fake tensors.
     """
-    return _grad_stats(G, p, block=None, splits=None)
+    return launch_grad_stats(G, p, block=None, splits=None)
 
 
 @_grad_stats_op.register_fake
@@ -487,7 +493,7 @@ def grad_stats_triton(G: Tensor, p: float = 2.0, *, block: int | None = None, sp
     if block is None and splits is None:
         _validate(G, p)  # ValueErrors with the field named, before entering the dispatcher
         return torch.ops.fastpinn.grad_stats_triton(G, float(p))
-    return _grad_stats(G, p, block=block, splits=splits)
+    return launch_grad_stats(G, p, block=block, splits=splits)
 
 
 def _validate(G: Tensor, p: float) -> float:
@@ -513,10 +519,11 @@ def _validate(G: Tensor, p: float) -> float:
     return p
 
 
-def _grad_stats(
+def launch_grad_stats(
     G: Tensor, p: float, *, block: int | None, splits: int | None, fused_sums: bool | None = None
 ) -> Tensor:
-    """Launcher: validate, pick (block, n_splits), run the partial and merge kernels.
+    """Launch the two kernels on ``G[S, K, P]`` -> ``stats[S, K, N_STATS]``: validate, pick (block, n_splits),
+    run the partial and merge kernels (:func:`grad_stats_triton` without the dispatcher).
 
     ``fused_sums`` (default: on for compiled kernels, off under the interpreter) selects the 4-wide joined
     reduction of the first pass; the interpreter path stacks along a contiguous axis instead, because numpy sums a
@@ -526,7 +533,7 @@ def _grad_stats(
     S, K, P = G.shape
     interpreted = _is_interpreted()
     if block is None:
-        block = _default_block(G.dtype, interpreted)
+        block = default_block(G.dtype, interpreted)
     else:
         b = _as_int(block)
         if b is None or not (_MIN_BLOCK <= b <= _MAX_BLOCK) or (b & (b - 1)):
@@ -560,7 +567,7 @@ def _grad_stats(
 
     ws = torch.empty((_N_WS, rows, n_splits), dtype=G.dtype, device=G.device)
     cnt = torch.empty((rows, n_splits), dtype=torch.int32, device=G.device)
-    wrap_triton(_grad_stats_partial_kernel)[(rows, n_splits)](
+    wrap_triton(grad_stats_partial_kernel)[(rows, n_splits)](
         G, ws, cnt,
         K, P, sp, sk, spp,
         chunk_len, n_splits, rows * n_splits,
@@ -575,7 +582,7 @@ def _grad_stats(
     )  # fmt: skip
     split_block = max(2, triton.next_power_of_2(n_splits))
     row_block = max(1, min(triton.next_power_of_2(rows), _MERGE_TILE // split_block))
-    wrap_triton(_grad_stats_merge_kernel)[(triton.cdiv(rows, row_block),)](
+    wrap_triton(grad_stats_merge_kernel)[(triton.cdiv(rows, row_block),)](
         ws, cnt, out,
         rows, P, chunk_len, n_splits, rows * n_splits,
         p1, p2, p3,

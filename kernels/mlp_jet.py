@@ -1,6 +1,6 @@
 """The fused tanh-MLP jet op in Triton: the CUDA kernels of ``fastpinn::mlp_jet_forward`` / ``mlp_jet_backward``.
 
-Same semantics as the C++ CPU kernel (csrc/mlp_jet.h; oracle ``fastpinn.derivatives._jet_mlp``). One program
+Same semantics as the C++ CPU kernel (csrc/mlp_jet.h; oracle ``fastpinn.derivatives.jet_mlp``). One program
 per (block of ``BLOCK`` points, ensemble member). A layer's jet lives in registers as ``H[BLOCK, CP, WP]``
 (points x channels padded to a power of two x neurons padded to a power of two, at least 16 for ``tl.dot``):
 the affine map of all channels is one ``[BLOCK * CP, WP] x [WP, WP]`` ``tl.dot`` (IEEE fp32, no TF32), and the

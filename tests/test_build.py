@@ -93,7 +93,7 @@ def test_extension_built_for_other_torch_is_rejected(monkeypatch: pytest.MonkeyP
     _ext.load()
     monkeypatch.setattr(torch, "__version__", "1.0.0")  # as if torch had been upgraded after the build
     with pytest.raises(RuntimeError, match=r"built against torch \S+, but torch 1\.0\.0 is installed") as info:
-        _ext._import_extension()
+        _ext.import_extension()
     assert "pip install --no-build-isolation -e ." in str(info.value)
 
 

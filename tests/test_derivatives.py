@@ -8,7 +8,8 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from fastpinn.derivatives import Fields, _JetPlan, choose_method, derivatives, parse_request
+from fastpinn.derivatives import Fields, choose_method, derivatives, parse_request
+from fastpinn.ops.mlp_jet import JetPlan
 from fastpinn.network import MLP
 
 F64 = torch.float64
@@ -131,11 +132,11 @@ def test_subsets_of_requests(method, requests):
 
 def test_jet_plan_propagates_only_needed_directions():
     coords = ("t", "x")
-    burgers = _JetPlan([parse_request(r, coords) for r in ("u", "u_t", "u_x", "u_xx")])
+    burgers = JetPlan([parse_request(r, coords) for r in ("u", "u_t", "u_x", "u_xx")])
     assert burgers.dirs == [0, 1] and burgers.pairs == [(1, 1)] and burgers.first_out == [0, 1]
-    poisson = _JetPlan([parse_request(r, ("x", "y")) for r in ("u", "u_xx", "u_yy")])
+    poisson = JetPlan([parse_request(r, ("x", "y")) for r in ("u", "u_xx", "u_yy")])
     assert poisson.dirs == [0, 1] and poisson.pairs == [(0, 0), (1, 1)] and poisson.first_out == []
-    one = _JetPlan([parse_request(r, ("t", "x", "y")) for r in ("u", "u_x")])
+    one = JetPlan([parse_request(r, ("t", "x", "y")) for r in ("u", "u_x")])
     assert one.dirs == [1] and one.pairs == []
 
 

@@ -1,15 +1,15 @@
 """The fused jet op fastpinn::mlp_jet_{forward,backward} (derivative method "fused") against the pure-PyTorch
-jets of ``derivatives._jet_mlp`` (and, once, nested autograd).
+jets of ``derivatives.jet_mlp`` (and, once, nested autograd).
 
-Tolerances. The fused op evaluates the same formulas as ``_jet_mlp`` with another summation order (register
+Tolerances. The fused op evaluates the same formulas as ``jet_mlp`` with another summation order (register
 blocks of 4 rows, FMAs) and its own tanh (a few ulps, see csrc/mlp_jet_kernel.h), so the two differ by
 rounding that the network amplifies layer by layer.
-* float64: the ``_jet_mlp`` result is the reference; the max error over points of each field must stay
+* float64: the ``jet_mlp`` result is the reference; the max error over points of each field must stay
   below ``F64_RTOL = 1e-11`` times the field's max magnitude. Depth 9 x width 128 sums of ~1e2 terms with
   eps64 = 2.2e-16 give errors of ~1e-14 of the scale, and gradients add a sum over the points; 1e-11 leaves
   two to three orders of margin while any formula error (a wrong sign, a dropped term, a tile edge) is O(1).
 * float32: both float32 results are compared with the float64 jets of the same (cast) parameters and points.
-  The fused error must be at most ``4x`` the error of ``_jet_mlp`` in float32 (the accepted rounding of the
+  The fused error must be at most ``4x`` the error of ``jet_mlp`` in float32 (the accepted rounding of the
   formulation at this precision), plus ``16 eps32`` of the scale as a floor for cases where the float32
   reference is exact by luck (e.g. a depth-1 net, N = 1).
 The same two rules apply to the gradients wrt theta (norms of the whole gradient) and wrt x.
@@ -25,11 +25,11 @@ import pytest
 import torch
 
 import fastpinn
-from fastpinn.derivatives import _JetPlan, _jet_mlp, derivatives, fastest_method
+from fastpinn.derivatives import derivatives, fastest_method, fused_mlp, jet_mlp
 from fastpinn.network import MLP
 from fastpinn.ops import _ext, mlp_jet
-from fastpinn.ops.mlp_jet import TILE, fused_mlp
-from fastpinn.problems import paper
+from fastpinn.ops.mlp_jet import TILE, JetPlan
+from fastpinn import problems
 
 pytestmark = pytest.mark.skipif(not _ext.available(), reason="fastpinn._C is not built")
 
@@ -66,15 +66,15 @@ def points(n: int, d: int, dtype: torch.dtype, lead=(), seed: int = 1) -> torch.
 def assert_fields_close(net: MLP, theta: torch.Tensor, x: torch.Tensor, wanted) -> None:
     got = fused_mlp(net, theta, x, wanted)
     if theta.dtype == torch.float64:
-        ref = _jet_mlp(net, theta, x, wanted)
+        ref = jet_mlp(net, theta, x, wanted)
         for k in wanted:
             assert got[k].shape == ref[k].shape and got[k].dtype == ref[k].dtype
             scale = ref[k].abs().max().clamp_min(1e-300)
             err = (got[k] - ref[k]).abs().max()
             assert err <= F64_RTOL * scale, f"{k}: error {err:.3e} > {F64_RTOL:.0e} x {scale:.3e}"
         return
-    exact = _jet_mlp(_as64(net), theta.double(), x.double(), wanted)
-    ref32 = _jet_mlp(net, theta, x, wanted)
+    exact = jet_mlp(_as64(net), theta.double(), x.double(), wanted)
+    ref32 = jet_mlp(net, theta, x, wanted)
     for k in wanted:
         assert got[k].shape == ref32[k].shape and got[k].dtype == torch.float32
         scale = exact[k].abs().max()
@@ -110,7 +110,7 @@ def test_single_network_keeps_leading_shape_of_x() -> None:
     net = make_net(2, 1, 3, 5, torch.float64)
     x = points(35, 2, torch.float64).reshape(5, 7, 2)
     got = fused_mlp(net, net.theta.detach(), x, BURGERS)
-    ref = _jet_mlp(net, net.theta.detach(), x, BURGERS)
+    ref = jet_mlp(net, net.theta.detach(), x, BURGERS)
     for k in BURGERS:
         assert got[k].shape == (5, 7, 1)
         torch.testing.assert_close(got[k], ref[k], rtol=F64_RTOL, atol=F64_RTOL)
@@ -170,12 +170,12 @@ def test_gradients_wrt_theta_and_x_match_jet(case: str, ensemble, dtype: torch.d
         w_d = {k: v.to(dtype) for k, v in weights.items()}
         got = grads(fused_mlp, net.theta, x0, w_d)
         if dtype == torch.float64:
-            ref = grads(_jet_mlp, net.theta, x0, w_d)
+            ref = grads(jet_mlp, net.theta, x0, w_d)
             for g, r in zip(got, ref):
                 assert (g - r).norm() <= F64_RTOL * r.norm().clamp_min(1e-300)
         else:
-            exact = grads(_jet_mlp, net.theta.double(), x0.double(), weights)
-            ref32 = grads(_jet_mlp, net.theta, x0, w_d)
+            exact = grads(jet_mlp, net.theta.double(), x0.double(), weights)
+            ref32 = grads(jet_mlp, net.theta, x0, w_d)
             for g, r, e in zip(got, ref32, exact):
                 bound = F32_FACTOR * (r.double() - e).norm() + F32_FLOOR_ULPS * EPS32 * e.norm()
                 assert (g.double() - e).norm() <= bound
@@ -201,7 +201,7 @@ def test_gradcheck_float64(store: bool, monkeypatch) -> None:
 
 def _op_args(dtype=torch.float64, n=TILE + 3, ensemble=2, shared=True):
     net = make_net(2, 1, 3, 5, dtype, ensemble=ensemble)
-    plan = _JetPlan(BURGERS)
+    plan = JetPlan(BURGERS)
     x = points(n, 2, dtype, lead=() if shared else (ensemble,))
     pairs = [p for pair in plan.pairs for p in pair]
     return (net.theta.detach().clone().requires_grad_(True), x, net.input_scale, net.input_shift, [2, 5, 5, 1],
@@ -294,7 +294,7 @@ def test_trainer_fused_matches_jet(name: str, kwargs: dict, scheme, store: bool,
     """A few DN-PINN epochs (per-term backward into G, mini-batches, periodic u_x terms, an ensemble of two
     seeds) with derivative_method='fused' follow 'jet' to rounding in float64."""
     monkeypatch.setattr(mlp_jet, "STORE", store)
-    problem = dataclasses.replace(paper.get(name, (0, 1), **kwargs), solution=None)
+    problem = dataclasses.replace(problems.get(name, (0, 1), **kwargs), solution=None)
     runs = {}
     for method in ("jet", "fused"):
         t = fastpinn.Trainer(problem, scheme, dtype=torch.float64, backend="torch", derivative_method=method,
@@ -310,15 +310,14 @@ def test_trainer_fused_matches_jet(name: str, kwargs: dict, scheme, store: bool,
 
 _ISA_CHECK = """
 import torch
-from fastpinn.derivatives import _jet_mlp
+from fastpinn.derivatives import fused_mlp, jet_mlp
 from fastpinn.network import MLP
-from fastpinn.ops.mlp_jet import fused_mlp
 for dtype in (torch.float64, torch.float32):
     for depth, width, wanted in ((9, 20, [(), (0,), (1,), (1, 1)]), (4, 13, [(0, 1), (1, 1), (0,)])):
         net = MLP(2, 1, depth, width, dtype=torch.float64, seed=5)
         x = torch.rand(67, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
         theta = net.theta.detach().clone().requires_grad_(True)
-        exact = _jet_mlp(net, theta, x, wanted)
+        exact = jet_mlp(net, theta, x, wanted)
         g_exact, = torch.autograd.grad(sum(v.sum() for v in exact.values()), theta)
         net_d = net.to(dtype)
         theta_d = theta.detach().to(dtype).requires_grad_(True)
@@ -374,7 +373,7 @@ def test_two_threads_split_the_tiles_like_one() -> None:
 def test_trainer_compiled_with_fused_matches_eager() -> None:
     """torch.compile traces the op through its fake implementation and autograd formula (~10 s of warm-up):
     the compiled terms train exactly like the eager ones (the op is opaque to inductor, same kernels)."""
-    problem = dataclasses.replace(paper.burgers(0, n_pde=300, n_ic=20, n_bc=20, depth=4, width=10), solution=None)
+    problem = dataclasses.replace(problems.burgers(0, n_pde=300, n_ic=20, n_bc=20, depth=4, width=10), solution=None)
     thetas = []
     for compile in (False, True):
         t = fastpinn.Trainer(problem, fastpinn.DN(tau=2), dtype=torch.float64, backend="torch",

@@ -293,7 +293,7 @@ def test_fused_first_pass_bookkeeping():
     G[1, 0, 3] = float("nan")
     clean = torch.tensor([[True, True], [False, True]], device=DEVICE)
     for p in (2.0, 3.0):
-        out = gs_mod._grad_stats(G, p, block=128, splits=2, fused_sums=True)
+        out = gs_mod.launch_grad_stats(G, p, block=128, splits=2, fused_sums=True)
         assert torch.equal(out[1, 0, L.NONFINITE], torch.tensor(1.0, dtype=torch.float64, device=DEVICE))
         assert_matches_reference(out, G, p, rows=clean)
 
@@ -408,13 +408,13 @@ def build(fn, args, consts, num_warps):
 
 for dt, general in (("fp32", False), ("fp64", True)):
     ptr = "*" + dt
-    build(gs._grad_stats_partial_kernel,
+    build(gs.grad_stats_partial_kernel,
           dict(G_ptr=ptr, ws_ptr=ptr, cnt_ptr="*i32", n_terms=3, n_cols=5, stride_s=15, stride_k=5, stride_p=1,
                chunk_len=64, n_splits=2, ws_field_stride=6, p1=3.0, p2=0.0, p3=0.0),
-          dict(BLOCK=gs._default_block(getattr(__import__("torch"), "float32" if dt == "fp32" else "float64"), False),
+          dict(BLOCK=gs.default_block(getattr(__import__("torch"), "float32" if dt == "fp32" else "float64"), False),
                SHIFT_WIN=256, GENERAL_P=general, USE_LIBDEVICE=general and dt == "fp64", WIDE_INDEX=False,
                FUSED_SUMS=True), 4)
-    build(gs._grad_stats_merge_kernel,
+    build(gs.grad_stats_merge_kernel,
           dict(ws_ptr=ptr, cnt_ptr="*i32", out_ptr=ptr, n_rows=3, n_cols=5, chunk_len=64, n_splits=2,
                ws_field_stride=6, p1=3.0, p2=0.0, p3=0.0),
           dict(ROW_BLOCK=4, SPLIT_BLOCK=2, NORM_KIND=4 if general else 2, USE_LIBDEVICE=general and dt == "fp64"), 4)
@@ -446,7 +446,7 @@ def test_compiles_for_sm90_ahead_of_time():
 def test_triton_op_registered_and_equal_to_launcher():
     G = torch.randn(2, 3, 777, dtype=torch.float64, device=DEVICE)
     via_op = torch.ops.fastpinn.grad_stats_triton(G, 2.5)
-    direct = gs_mod._grad_stats(G, 2.5, block=None, splits=None)
+    direct = gs_mod.launch_grad_stats(G, 2.5, block=None, splits=None)
     assert torch.equal(via_op, direct)  # the same kernels with the same configuration: bitwise
     assert torch.equal(grad_stats_triton(G, 2.5), via_op)
 

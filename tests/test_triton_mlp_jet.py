@@ -1,4 +1,4 @@
-"""The Triton kernels of the fused jet op (fastpinn/kernels/mlp_jet.py) against ``derivatives._jet_mlp``.
+"""The Triton kernels of the fused jet op (fastpinn/kernels/mlp_jet.py) against ``derivatives.jet_mlp``.
 
 Without a GPU they run under the Triton interpreter on CPU tensors (tests/conftest.py sets TRITON_INTERPRET=1),
 on tiny shapes (a few seconds in all); with CUDA the same checks run compiled on the device, and the op's CUDA
@@ -17,7 +17,8 @@ import torch
 
 triton = pytest.importorskip("triton")
 
-from fastpinn.derivatives import _JetPlan, _jet_mlp  # noqa: E402
+from fastpinn.derivatives import jet_mlp  # noqa: E402
+from fastpinn.ops.mlp_jet import JetPlan  # noqa: E402
 from fastpinn.network import MLP  # noqa: E402
 
 CUDA = torch.cuda.is_available()
@@ -39,7 +40,7 @@ CASES = [  # (d, depth, width, wanted, ensemble, shared points)
 def _run(case, dtype, n):
     d, depth, width, wanted, S, shared = case
     net = MLP(d, 1, depth, width, dtype=dtype, ensemble=S, seed=1, device=DEVICE)
-    plan = _JetPlan(wanted)
+    plan = JetPlan(wanted)
     gen = torch.Generator().manual_seed(n)
     lead = () if shared else (S,)
     x = torch.rand(*lead, n, d, generator=gen, dtype=torch.float64).to(dtype=dtype, device=DEVICE)
@@ -61,7 +62,7 @@ def test_triton_forward_and_backward_match_jet(case: int, dtype: torch.dtype) ->
         th = theta.clone().requires_grad_(True)
         xx = x.clone().requires_grad_(True)
         ens = CASES[case][4] is not None
-        ref = _jet_mlp(net, th if ens else th[0], xx, plan.first + plan.second + [()])
+        ref = jet_mlp(net, th if ens else th[0], xx, plan.first + plan.second + [()])
         ref = {k: (v if ens else v[None]) for k, v in ref.items()}
         gen = torch.Generator().manual_seed(7)
         gf = torch.randn(fields.shape, generator=gen, dtype=torch.float64).to(dtype=dtype, device=DEVICE)

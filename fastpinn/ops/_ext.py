@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["load", "available", "build_info", "REBUILD_HINT"]
+__all__ = ["load", "available", "build_info", "import_extension", "REBUILD_HINT"]
 
 REBUILD_HINT = (
     "Rebuild it from the repository root, against the torch installed now: "
@@ -34,7 +34,9 @@ def _major_minor(version: str) -> tuple[int, int] | None:
     return (int(m.group(1)), int(m.group(2))) if m else None
 
 
-def _import_extension() -> ModuleType:
+def import_extension() -> ModuleType:
+    """Import ``fastpinn._C`` and check the torch it was built against, uncached (:func:`load` caches the
+    result and registers the fakes). Raises RuntimeError like :func:`load`."""
     try:
         mod = importlib.import_module("fastpinn._C")
     except Exception as exc:  # ImportError, or an OSError/undefined symbol from a stale build
@@ -68,7 +70,7 @@ def load() -> ModuleType:
             if _error is not None:  # do not retry a failed import on every call
                 raise RuntimeError(str(_error)) from _error.__cause__
             try:
-                mod = _import_extension()
+                mod = import_extension()
             except RuntimeError as exc:
                 _error = exc
                 raise

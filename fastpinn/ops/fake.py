@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from .layout import N_STATS
+from .mlp_jet_autograd import register_autograd, tape_numel
 
 __all__ = ["register_fakes"]
 
@@ -54,8 +55,6 @@ def _mlp_jet_forward_fake(
 ) -> tuple[Tensor, Tensor]:
     """``fields[S, 1 + len(first_out) + len(pairs) / 2, N, sizes[-1]]`` of theta's dtype and device, and the
     tape (``[S * tiles * tape_numel]`` with ``store``, else ``[0]``)."""
-    from .mlp_jet import tape_numel
-
     torch._check(theta.dim() == 2, lambda: f"fastpinn::mlp_jet_forward: theta must be [S, P], got {tuple(theta.shape)}")
     torch._check(x.dim() in (2, 3), lambda: f"fastpinn::mlp_jet_forward: x must be [N, d] or [S, N, d], got {tuple(x.shape)}")
     n = x.shape[-2]
@@ -74,7 +73,7 @@ def _mlp_jet_backward_fake(
 
 def register_fakes() -> None:
     """Register the fake implementations of the compiled ops (once), and the autograd formula of
-    ``fastpinn::mlp_jet_forward`` (:func:`fastpinn.ops.mlp_jet.register_autograd`), so that importing
+    ``fastpinn::mlp_jet_forward`` (:func:`fastpinn.ops.mlp_jet_autograd.register_autograd`), so that importing
     ``fastpinn._C`` by itself leaves every op usable.
 
     Requires the schemas, i.e. ``fastpinn._C`` imported.
@@ -88,8 +87,6 @@ def register_fakes() -> None:
         torch.library.register_fake("fastpinn::ema_update", _ema_update_fake)
         torch.library.register_fake("fastpinn::mlp_jet_forward", _mlp_jet_forward_fake)
         torch.library.register_fake("fastpinn::mlp_jet_backward", _mlp_jet_backward_fake)
-        from .mlp_jet import register_autograd
-
         register_autograd()
         _registered = True
 

@@ -17,7 +17,7 @@ import torch
 from .. import sampling
 from ..problem import Problem, dirichlet, initial, pde, periodic, stack
 
-__all__ = ["burgers", "poisson", "allen_cahn", "PROBLEMS", "get"]
+__all__ = ["burgers", "poisson", "allen_cahn", "PROBLEMS"]
 
 Seed = Union[int, Sequence[int]]
 
@@ -158,10 +158,3 @@ def allen_cahn(seed: Seed = 0, *, n_pde: int = 20_000, n_ic: int = 512, n_bc: in
 
 
 PROBLEMS = {"burgers": burgers, "poisson": poisson, "allen_cahn": allen_cahn}
-
-
-def get(name: str, seed: Seed = 0, **kwargs) -> Problem:
-    """Build a built-in problem by name (:func:`fastpinn.problems.get`, the registry's)."""
-    from . import get as registry_get
-
-    return registry_get(name, seed, **kwargs)

@@ -226,7 +226,7 @@ class GradNorm(StatefulStatsScheme):
     @staticmethod
     def last_hidden_layer(net) -> tuple:
         """``(start, stop)`` of the weight matrix of ``net``'s last hidden layer in ``theta``."""
-        offsets = net._offsets
+        offsets = net.layer_offsets
         w_off, b_off, _ = offsets[-2] if len(offsets) >= 2 else offsets[-1]
         return (w_off, b_off)
 
