@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import json
 import math
 import os
@@ -71,6 +72,8 @@ def atomic_open(path: PathLike) -> Iterator[IO[bytes]]:
         except FileNotFoundError:
             mode = _NEW_FILE_MODE
         fd, tmp_name = tempfile.mkstemp(dir=directory, prefix=f".{dest.name}.", suffix=TMP_SUFFIX)
+    except FileExistsError:  # mkdir met a file where a parent directory should be: say that, not "File exists"
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(dest)) from None
     except OSError as exc:
         raise _naming(exc, dest) from None
     tmp = Path(tmp_name)
