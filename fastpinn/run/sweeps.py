@@ -131,6 +131,7 @@ def reproduce(
                 raise directory.RunDirError(f"{str(d)!r} holds a finished run of a different configuration; "
                                        "pass --force to retrain it, or choose another --out")
             plan.append((entry, part, d, reason))
+    me, n_shards = sweep_shard(shard)  # a bad --shard is refused before anything is written
     root.mkdir(parents=True, exist_ok=True)
     from .. import _io
 
@@ -138,7 +139,6 @@ def reproduce(
     results = []
     histories = {}
     missing = []
-    me, n_shards = sweep_shard(shard)
     # This shard's own units first, the others' after: a shard that checks another's units only once its
     # own are on disk cannot miss the last of them (whichever shard finishes last sees every run).
     order = sorted(range(len(plan)), key=lambda j: (j % n_shards != me, j))
