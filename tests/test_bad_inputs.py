@@ -75,6 +75,10 @@ CASES = [
     (["train", "nosuch"], USAGE, "problem"),
     (["train", "poisson1d:f"], USAGE, "problem"),
     (["train", "{tmp}/missing.py:f"], USAGE, "missing.py"),
+    (["train", "{tmp}/raises.py:make"], USAGE, "raises.py:make.*RuntimeError: boom"),
+    (["train", "{tmp}/raises.py:other"], USAGE, "raises.py.*other"),
+    (["train", "{tmp}/syntax.py:make"], USAGE, "syntax.py.*SyntaxError"),
+    (["train", "{tmp}/number.py:make"], USAGE, "number.py:make.*must return a fastpinn.Problem"),
     (["train", "poisson1d", "--resume", "--no-out"], USAGE, "--resume"),
     (TRAIN + ["--out", "{tmp}/afile"], ENVIRONMENT, "afile"),
     # compare
@@ -161,6 +165,9 @@ def files(tmp_path_factory) -> Path:
     (tmp / "nan.csv").write_text("nan\n")
     (tmp / "text.npy").write_text("not an array\n")
     (tmp / "afile").write_text("a file, not a directory\n")
+    (tmp / "raises.py").write_text("def make(seed=0):\n    raise RuntimeError('boom')\n")
+    (tmp / "syntax.py").write_text("def make(:\n")
+    (tmp / "number.py").write_text("def make(seed=0):\n    return 3\n")
     import numpy as np
 
     np.save(tmp / "empty.npy", np.zeros((0, 1)))

@@ -289,7 +289,11 @@ class RunConfig:
         takes_seed = "seed" in inspect.signature(factory).parameters
 
         def one(s: int) -> Problem:
-            made = factory(seed=s, **self.problem_kwargs) if takes_seed else factory(**self.problem_kwargs)
+            try:
+                made = factory(seed=s, **self.problem_kwargs) if takes_seed else factory(**self.problem_kwargs)
+            except Exception as exc:  # the user's code failed: one line naming the function, not a traceback
+                first = (str(exc).strip().splitlines() or [""])[0]
+                raise ValueError(f"problem {self.problem!r} raised {type(exc).__name__}: {first}") from exc
             if not isinstance(made, Problem):
                 raise ValueError(f"problem {self.problem!r} must return a fastpinn.Problem, got {type(made).__name__}")
             # the network is seeded from problem.seeds: make it the run's seed
