@@ -9,8 +9,10 @@ once more as real ``python -m fastpinn`` processes. Nothing here trains: every c
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -137,6 +139,10 @@ CASES = [
     (["evaluate", "{run}", "--points", "{tmp}/pts.csv", "--values", "{tmp}/empty.csv"], USAGE, "values"),
     (["evaluate", "{run}", "--points", "{tmp}/wide.csv", "--values", "{tmp}/three.csv"], USAGE, "points"),
     (["evaluate", "{tmp}/nodir"], USAGE, "nodir"),
+    (["evaluate", "{tmp}/config-empty"], USAGE, "problem"),
+    (["evaluate", "{tmp}/config-list"], USAGE, "configuration"),
+    (["evaluate", "{tmp}/config-kwargs"], USAGE, "configuration"),
+    (["evaluate", "{tmp}/config-p"], USAGE, "configuration"),
     (["evaluate", "{run}", "--out", "{tmp}/afile/x.json"], ENVIRONMENT, "afile"),
     (["evaluate", "{run}", "--device", "bogus"], USAGE, "device"),
 ]
@@ -171,6 +177,10 @@ def files(tmp_path_factory) -> Path:
     import numpy as np
 
     np.save(tmp / "empty.npy", np.zeros((0, 1)))
+    for name, config in [("empty", {}), ("list", []), ("kwargs", {"problem": "poisson1d", "problem_kwargs": [1]}),
+                         ("p", {"problem": "poisson1d", "p": {}})]:  # a damaged or edited config.json
+        shutil.copytree(tmp / "run", tmp / f"config-{name}")
+        (tmp / f"config-{name}" / "config.json").write_text(json.dumps({"config": config}))
     return tmp
 
 
@@ -182,6 +192,14 @@ def _one_line(err: str, code: int) -> str:
     if code == USAGE:  # refused before any work: nothing else was said
         assert len(lines) == 1, err
     return lines[-1]
+
+
+def test_the_cases_start_from_a_good_invocation(files, capsys):
+    # so that each case fails for the one thing it changes
+    assert cli.main(["predict", str(files / "run"), "--points", str(files / "pts.csv"), "--out",
+                     str(files / "p.csv")]) == 0
+    assert cli.main(["evaluate", str(files / "run")]) == 0
+    assert "error" not in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("argv,code,names", CASES, ids=[" ".join(c[0][:1] + c[0][-2:]) for c in CASES])

@@ -219,13 +219,20 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "RunConfig":
+        """The configuration ``to_dict`` wrote; ``ValueError`` (one line) for anything else (an edited or damaged
+        ``config.json``)."""
+        if not isinstance(d, dict):
+            raise ValueError(f"a run configuration is a JSON object, got {type(d).__name__}")
         names = {f for f in cls.__dataclass_fields__}
         kw = {k: v for k, v in d.items() if k in names}
-        if "p" in kw:
-            kw["p"] = _p_from_json(kw["p"])
-        if "seeds" in kw:
-            kw["seeds"] = tuple(kw["seeds"])
-        return cls(**kw)
+        try:
+            if "p" in kw:
+                kw["p"] = _p_from_json(kw["p"])
+            if "seeds" in kw:
+                kw["seeds"] = tuple(kw["seeds"])
+            return cls(**kw)
+        except (TypeError, AttributeError) as exc:  # a missing field, or a field of the wrong JSON type
+            raise ValueError(f"not a fastpinn run configuration ({exc})") from None
 
     def identity(self, epochs: Optional[int] = None) -> dict:
         """What decides the numbers of a run; two runs with equal identities are interchangeable.
