@@ -140,7 +140,7 @@ CASES = [
     (["evaluate", "{run}", "--points", "{tmp}/wide.csv", "--values", "{tmp}/three.csv"], USAGE, "points"),
     (["evaluate", "{tmp}/nodir"], USAGE, "nodir"),
     (["evaluate", "{tmp}/config-empty"], USAGE, "problem"),
-    (["evaluate", "{tmp}/config-list"], USAGE, "configuration"),
+    (["evaluate", "{tmp}/config-list"], USAGE, "config-list.*no readable config.json"),
     (["evaluate", "{tmp}/config-kwargs"], USAGE, "configuration"),
     (["evaluate", "{tmp}/config-p"], USAGE, "configuration"),
     (["evaluate", "{run}", "--out", "{tmp}/afile/x.json"], ENVIRONMENT, "afile"),
