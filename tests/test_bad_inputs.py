@@ -128,6 +128,8 @@ CASES = [
     (PREDICT + ["--points", "{tmp}/nan.csv"], USAGE, "points.*nan.csv"),
     (PREDICT + ["--points", "{tmp}/text.npy"], USAGE, "points.*text.npy"),
     (PREDICT + ["--points", "{tmp}/empty.npy"], USAGE, "points.*empty.npy"),
+    (PREDICT + ["--points", "{tmp}/complex.npy"], USAGE, "points.*complex.npy.*real numbers"),
+    (PREDICT + ["--points", "{tmp}/strings.npy"], USAGE, "points.*strings.npy.*real numbers"),
     (["predict", "{run}", "--points", "{tmp}/pts.csv", "--out", "{tmp}/p.txt"], USAGE, "output.*p.txt"),
     (["predict", "{run}", "--points", "{tmp}/pts.csv", "--out", "{tmp}/afile/p.csv"], ENVIRONMENT, "afile"),
     (PREDICT + ["--points", "{tmp}/pts.csv", "--member", "5"], USAGE, "--member"),
@@ -177,6 +179,8 @@ def files(tmp_path_factory) -> Path:
     import numpy as np
 
     np.save(tmp / "empty.npy", np.zeros((0, 1)))
+    np.save(tmp / "complex.npy", np.array([[0.5 + 1j]]))  # was cast to 0.5 with a warning
+    np.save(tmp / "strings.npy", np.array([["0.5"]]))
     for name, config in [("empty", {}), ("list", []), ("kwargs", {"problem": "poisson1d", "problem_kwargs": [1]}),
                          ("p", {"problem": "poisson1d", "p": {}})]:  # a damaged or edited config.json
         shutil.copytree(tmp / "run", tmp / f"config-{name}")

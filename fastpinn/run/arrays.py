@@ -26,7 +26,10 @@ def read_points(path: Union[str, Path], d: int, name: str = "points") -> np.ndar
         arr = _io.read_csv(p, name)
     else:
         raise ValueError(f"{name} file must end in .npy or .csv, got {str(p)!r}")
-    arr = np.asarray(arr, dtype=np.float64)
+    arr = np.asarray(arr)
+    if arr.dtype.kind not in "biuf":  # a complex, text or record .npy would be cast with a loss or fail
+        raise ValueError(f"{name} in {str(p)!r} must hold real numbers, got dtype {arr.dtype}")
+    arr = arr.astype(np.float64, copy=False)
     if arr.ndim == 1 and name == "points":
         arr = arr.reshape(-1, 1) if d == 1 else arr
     if d and (arr.ndim != 2 or arr.shape[1] != d):
