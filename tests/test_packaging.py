@@ -59,8 +59,8 @@ def test_setup_declares_a_simple_layout(tmp_path):
     assert "{'': '.'}" in proc.stdout and "'fastpinn.kernels'" in proc.stdout
     # and a regular build copies the kernels as files into the package
     build = tmp_path / "lib"
-    proc = subprocess.run([sys.executable, "setup.py", "-q", "build_py", "--build-lib", str(build)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([sys.executable, "setup.py", "-q", "egg_info", "--egg-base", str(tmp_path), "build_py",
+                           "--build-lib", str(build)], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     built = build / "fastpinn" / "kernels" / "mlp_jet.py"
     assert built.is_file() and not built.is_symlink()
