@@ -124,10 +124,15 @@ class CMakeBuild(build_ext):
 
 
 setup(
+    # fastpinn/kernels is a link to the top-level kernels/ (kept there as the home of the Triton kernels), so the
+    # package is exactly the folder fastpinn/ and the root is its source directory ("" -> "."). With that simple
+    # layout setuptools makes an editable install a plain sys.path entry to this checkout instead of an import
+    # hook appended to sys.meta_path: a hook loses to any folder named fastpinn/ in the current directory (a
+    # clone's own folder, seen from its parent, is a namespace package that shadowed the install: "cannot import
+    # name 'Problem' from 'fastpinn' (unknown location)"), whereas a regular package on sys.path wins over it.
     # Namespace discovery also picks up subpackages that have no __init__.py yet; __pycache__ is not a package.
-    packages=find_namespace_packages(include=["fastpinn", "fastpinn.*"], exclude=["*.__pycache__"])
-    + ["fastpinn.kernels"],
-    package_dir={"fastpinn.kernels": "kernels"},
+    packages=find_namespace_packages(include=["fastpinn", "fastpinn.*"], exclude=["*.__pycache__"]),
+    package_dir={"": "."},
     ext_modules=[CMakeExtension("fastpinn._C")],
     cmdclass={"build_ext": CMakeBuild},
     zip_safe=False,

@@ -1,4 +1,4 @@
-"""Atomic file writing.
+"""Atomic file writing, strict JSON, and reading numeric CSV tables.
 
 Every writer here creates a temporary file in the destination's directory (same filesystem, so the
 final rename is atomic), writes and fsyncs it, then ``os.replace``-s it over the destination. A
@@ -10,7 +10,10 @@ file, if any, is left untouched.
 from __future__ import annotations
 
 import contextlib
+import csv
+import errno
 import json
+import math
 import os
 import stat
 import tempfile
@@ -21,7 +24,7 @@ from typing import IO, Any
 import numpy as np
 
 __all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "atomic_save_npz", "atomic_open",
-           "remove_stray_temporaries"]
+           "remove_stray_temporaries", "plain_json", "json_text", "read_csv"]
 
 PathLike = str | os.PathLike[str]
 
@@ -69,6 +72,8 @@ def atomic_open(path: PathLike) -> Iterator[IO[bytes]]:
         except FileNotFoundError:
             mode = _NEW_FILE_MODE
         fd, tmp_name = tempfile.mkstemp(dir=directory, prefix=f".{dest.name}.", suffix=TMP_SUFFIX)
+    except FileExistsError:  # mkdir met a file where a parent directory should be: say that, not "File exists"
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(dest)) from None
     except OSError as exc:
         raise _naming(exc, dest) from None
     tmp = Path(tmp_name)
@@ -125,13 +130,41 @@ def atomic_write_text(path: PathLike, text: str, encoding: str = "utf-8") -> Non
     atomic_write_bytes(path, text.encode(encoding))
 
 
+def plain_json(obj: Any) -> Any:
+    """``obj`` in plain JSON types: numpy scalars and arrays as Python numbers and lists, paths as strings,
+    tuples as lists, and non-finite floats (NaN, +-Inf) as ``None`` -- standard JSON has no spelling for them,
+    and Python's default ``NaN``/``Infinity`` tokens break other readers."""
+    if isinstance(obj, dict):
+        return {str(k): plain_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [plain_json(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return plain_json(obj.tolist())
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        v = float(obj)
+        return v if math.isfinite(v) else None
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    return obj
+
+
+def json_text(obj: Any, indent: int | None = None) -> str:
+    """``obj`` as standard JSON text (:func:`plain_json` first; anything still not JSON raises)."""
+    return json.dumps(plain_json(obj), indent=indent, allow_nan=False)
+
+
 def atomic_write_json(path: PathLike, obj: Any, indent: int | None = 2) -> None:
-    """Serialise ``obj`` as JSON (plus a trailing newline) and write it to ``path`` atomically.
+    """Serialise ``obj`` as standard JSON (:func:`json_text`: NaN/Inf as ``null``) plus a trailing newline and
+    write it to ``path`` atomically.
 
     Serialisation happens before the file is touched, so an unserialisable ``obj`` raises
     ``TypeError``/``ValueError`` and leaves ``path`` as it was.
     """
-    text = json.dumps(obj, indent=indent) + "\n"
+    text = json_text(obj, indent=indent) + "\n"
     atomic_write_text(path, text)
 
 
@@ -142,3 +175,48 @@ def atomic_save_npz(path: PathLike, **arrays: Any) -> None:
     """
     with atomic_open(path) as fh:
         np.savez(fh, **arrays)
+
+
+def _is_number(field: str) -> bool:
+    try:
+        float(field)
+    except ValueError:
+        return False
+    return True
+
+
+def read_csv(path: PathLike, name: str = "table") -> np.ndarray:
+    """A comma-separated table of numbers as a float64 array ``[rows, columns]``.
+
+    The first row may be a header of names (no field a number), which is skipped; a first row of numbers is
+    data. A UTF-8 byte-order mark (Excel writes one) is ignored, as are blank lines and lines starting with
+    ``#``. Raises ``ValueError`` naming ``name``, the file and the line for a header mixing names and numbers,
+    a field that is not a number, rows of different widths, or a file with no data rows.
+    """
+    where = f"{name} file {os.fspath(path)!r}"
+    with open(path, encoding="utf-8-sig", newline="") as fh:  # utf-8-sig: strips the BOM if there is one
+        try:
+            lines = [(i, row) for i, row in enumerate(csv.reader(fh), start=1)
+                     if row and "".join(row).strip() and not row[0].lstrip().startswith("#")]
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise ValueError(f"{where} is not a UTF-8 CSV text file ({exc})") from None
+    if lines:
+        first_line, first = lines[0]
+        numeric = [_is_number(f) for f in first]
+        if not any(numeric):
+            lines = lines[1:]  # a header row of names
+        elif not all(numeric):
+            raise ValueError(f"{where}: line {first_line} mixes names and numbers ({','.join(first)!r}): the first "
+                             "row must be all names (a header) or all numbers (data)")
+    if not lines:
+        raise ValueError(f"{where} holds no rows of numbers")
+    width = len(lines[0][1])
+    rows = []
+    for i, row in lines:
+        if len(row) != width:
+            raise ValueError(f"{where}: line {i} has {len(row)} columns, the first data row {width}")
+        try:
+            rows.append([float(f) for f in row])
+        except ValueError:
+            raise ValueError(f"{where}: line {i} holds a field that is not a number ({','.join(row)!r})") from None
+    return np.asarray(rows, dtype=np.float64).reshape(len(rows), width)

@@ -12,7 +12,7 @@ Exit status (errors are one line on stderr, no traceback):
     2    bad argument (or an output directory holding something else, or a checkpoint of another
          configuration)
     3    filesystem or environment fault: read-only or full disk, an output path that is a file, a corrupt
-         checkpoint, CUDA requested but not available
+         checkpoint, CUDA requested but not available, an invalid $FASTPINN_THREADS
     4    data-parallel run (torchrun): another rank died or a collective timed out; rerun the same
          command to continue from the last checkpoint
     5    the output directory is in use: another live fastpinn process writes it (its pid is named)
@@ -46,18 +46,38 @@ class _UsageError(Exception):
     """A bad command line: printed as one line, exit status 2."""
 
 
+#: Largest magnitude an integer option takes (a C int): far beyond any run, where 2**63 used to overflow a
+#: torch size deep inside training, with a traceback.
+MAX_INT_OPTION = 2**31 - 1
+
+
+def _bounded_int(text: str) -> int:
+    value = int(text)  # a ValueError is argparse's "invalid int value"
+    if abs(value) > MAX_INT_OPTION:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_INT_OPTION} in magnitude, got {text}")
+    return value
+
+
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        # Every `type=int` option (of each subcommand, which is a _Parser too) parses with _bounded_int, so an
+        # option added later is bounded as well.
+        self.register("type", int, _bounded_int)
+
     def error(self, message: str) -> None:  # type: ignore[override]
         raise _UsageError(f"{self.prog}: error: {message} (see '{self.prog} --help')")
 
 
-def _nonnegative_int(text: str) -> int:
+def _thread_count(text: str) -> int:
+    from .threads import MAX_THREADS
+
     try:
         v = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"invalid integer {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {v}")
+    if not 0 <= v <= MAX_THREADS:
+        raise argparse.ArgumentTypeError(f"must be an integer in [0, {MAX_THREADS}], got {v}")
     return v
 
 
@@ -98,7 +118,7 @@ def _add_common(p: argparse.ArgumentParser, *, sizes: bool = True) -> None:
                    help="how input derivatives are computed: auto (the fastest that applies to the network), one of "
                         f"the registered methods ({', '.join(m for m in methods if m not in ('auto', 'tune'))}), "
                         "or tune (time each on this device, check they agree, use the fastest per loss term)")
-    p.add_argument("--threads", type=_nonnegative_int, default=None,
+    p.add_argument("--threads", type=_thread_count, default=None,
                    help="torch CPU threads; 0 keeps torch's default (default: as many as there are idle cores when "
                         "training starts, at least 1 -- fast on an idle machine, no collapse on a busy one; "
                         "see fastpinn.threads; $FASTPINN_THREADS overrides)")
@@ -397,8 +417,6 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    import json
-
     from . import _io
     from .run import evaluate_run, read_points
 
@@ -409,7 +427,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         points = read_points(args.points, 0)  # evaluate_run checks the width against the run's coordinates
         values = read_points(args.values, 0, "values")
     result = evaluate_run(args.run_dir, points, values, device=args.device, problem=args.problem)
-    text = json.dumps(result)
+    text = _io.json_text(result)  # standard JSON: a non-finite error is null, not Infinity
     print(text, flush=True)
     if args.out:
         _io.atomic_write_text(args.out, text + "\n")
@@ -440,6 +458,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     from .run import COMPARE_DEFAULT, compare
     from .schemes import SCHEME_NAMES, scheme_params_from_args
 
+    if args.schemes is not None and not args.schemes:
+        raise ValueError("--schemes must name at least one scheme (comma-separated), got none")
     names = args.schemes or COMPARE_DEFAULT
     unknown = [n for n in names if n not in SCHEME_NAMES]
     if unknown:
@@ -458,17 +478,17 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .run import DEMO_DEFAULTS, demo
 
-    g = lambda name: getattr(args, name, None)  # noqa: E731  (reproduce demo has fewer options)
-    epochs = g("epochs") or DEMO_DEFAULTS["epochs"]
-    n_pde = g("n_pde") or DEMO_DEFAULTS["n_pde"]
-    n_bc = g("n_bc") or DEMO_DEFAULTS["n_bc"]
-    beta = DEMO_DEFAULTS["beta"] if g("beta") is None else g("beta")
-    seed = DEMO_DEFAULTS["seed"] if g("seed") is None else g("seed")
+    def g(name: str, default: object = None) -> object:
+        # `reproduce demo` has fewer options; a given 0 is passed on (demo() refuses it), not replaced by the default
+        value = getattr(args, name, None)
+        return DEMO_DEFAULTS.get(name, default) if value is None else value
+
+    epochs, n_pde, n_bc, beta, seed = g("epochs"), g("n_pde"), g("n_bc"), g("beta"), g("seed")
     device = _device(args.device)
     t0 = time.perf_counter()
     res = demo(epochs=epochs, n_pde=n_pde, n_bc=n_bc, beta=beta, seed=seed, device=device, dtype=args.dtype,
                backend=args.backend, out=args.out, force=args.force, progress=not args.no_progress,
-               figures=not args.no_figures, eval_every=g("eval_every") or 250,
+               figures=not args.no_figures, eval_every=g("eval_every", 250),
                compile=_compile_arg(args), step_mode=getattr(args, "step_mode", "eager"),
                derivative_method=getattr(args, "derivative_method", "auto"), log=_log)
     wall = time.perf_counter() - t0
@@ -502,10 +522,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     import os
 
     from .threads import ENV as THREADS_ENV
+    from .threads import ThreadsEnvironmentError, environment_threads, oversubscription_warning
 
     threads = torch.get_num_threads()
     env_before = os.environ.get(THREADS_ENV)
     want = getattr(args, "threads", None)
+    if hasattr(args, "threads"):  # a training command: $FASTPINN_THREADS is checked before anything is written
+        try:
+            fixed = environment_threads() if want is None else want
+        except ThreadsEnvironmentError as exc:
+            _err(f"fastpinn {args.command}: error: {exc}")
+            return EXIT_ENVIRONMENT
+        warning = oversubscription_warning(fixed, "--threads" if want else THREADS_ENV) if fixed else None
+        if warning:
+            _err(f"fastpinn {args.command}: {warning}")
     # One policy (fastpinn.threads): every trainer resolves threads="auto" at train() -- the idle cores
     # then, at least one -- unless --threads (or $FASTPINN_THREADS) fixes the count.
     if want is not None:
@@ -559,7 +589,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except RunFailedError as exc:
         _err(f"{prog}: error: {exc}")
         return EXIT_RUN_FAILED
-    except (DeviceUnavailableError, CorruptCheckpointError) as exc:
+    except (DeviceUnavailableError, CorruptCheckpointError, ThreadsEnvironmentError) as exc:
         _err(f"{prog}: error: {exc}")
         return EXIT_ENVIRONMENT
     except OSError as exc:

@@ -23,7 +23,8 @@ from typing import Iterator, Optional, Union
 
 import torch
 
-__all__ = ["available_cores", "idle_cores", "threads_for_now", "use_threads", "ThreadSetting"]
+__all__ = ["available_cores", "idle_cores", "threads_for_now", "use_threads", "ThreadSetting", "ThreadsEnvironmentError",
+           "environment_threads", "oversubscription_warning", "MAX_THREADS"]
 
 ThreadSetting = Union[int, str, None]
 PROBE_SECONDS = 0.2  # long enough to average over scheduler ticks, short beside any training run
@@ -77,30 +78,63 @@ def threads_for_now(seconds: float = PROBE_SECONDS) -> int:
 _CACHE: dict[str, tuple[float, int]] = {}
 CACHE_SECONDS = 30.0  # re-measure at most this often (a train() call costs no probe in a tight loop)
 ENV = "FASTPINN_THREADS"  # overrides "auto": an integer >= 1 (e.g. 1 for bit-reproducible test suites)
+# Far above any core count we know of; a larger request is a typo (and torch's C int would overflow).
+MAX_THREADS = 4096
+
+
+class ThreadsEnvironmentError(ValueError):
+    """``$FASTPINN_THREADS`` holds something other than ``auto`` or an integer in ``[1, MAX_THREADS]``: a fault
+    of the environment, not of the arguments (the command line reports it with its environment exit code)."""
+
+
+def environment_threads() -> Optional[int]:
+    """The count ``$FASTPINN_THREADS`` fixes, or ``None`` where it is unset, empty or ``auto``.
+
+    Raises:
+        ThreadsEnvironmentError: for anything else, one line naming the variable and the allowed values.
+    """
+    env = os.environ.get(ENV, "").strip()
+    if not env or env == "auto":
+        return None
+    digits = env.isascii() and env.isdigit()  # "²".isdigit() is True, int("²") fails
+    if not digits or not 1 <= int(env) <= MAX_THREADS:
+        bound = f" (at most {MAX_THREADS})" if digits and int(env) > MAX_THREADS else ""
+        raise ThreadsEnvironmentError(f"{ENV} must be 'auto' or an integer >= 1{bound}, got {env!r}")
+    return int(env)
+
+
+def oversubscription_warning(count: int, source: str = "threads") -> Optional[str]:
+    """One line warning that ``count`` threads exceed the cores this process may run on (each kernel then
+    waits for descheduled threads: steps tens of times slower), or ``None`` when they fit."""
+    cores = available_cores()
+    if count <= cores:
+        return None
+    return (f"warning: {source} {count} exceeds the {cores} core{'s' if cores > 1 else ''} available to this "
+            f"process; training will be much slower than with {cores} (omit it to use the idle cores)")
 
 
 def resolve_threads(setting: ThreadSetting) -> Optional[int]:
     """``"auto"`` -> ``$FASTPINN_THREADS`` if set, else :func:`threads_for_now` (re-measured at most every
-    ``CACHE_SECONDS``); an int ``>= 1`` -> itself; ``None`` -> leave torch as it is.
+    ``CACHE_SECONDS``); an int in ``[1, MAX_THREADS]`` -> itself; ``None`` -> leave torch as it is.
 
     Raises:
-        ValueError: for anything else, naming the setting (or the environment variable).
+        ThreadsEnvironmentError: ``$FASTPINN_THREADS`` is invalid (see :func:`environment_threads`).
+        ValueError: for any other bad setting, naming it.
     """
     if setting is None:
         return None
     if setting == "auto":
-        env = os.environ.get(ENV, "").strip()
-        if env and env != "auto":
-            if not env.isdigit() or int(env) < 1:
-                raise ValueError(f"{ENV} must be 'auto' or an integer >= 1, got {env!r}")
-            return int(env)
+        fixed = environment_threads()
+        if fixed is not None:
+            return fixed
         now = time.monotonic()
         cached = _CACHE.get("auto")
         if cached is None or now - cached[0] > CACHE_SECONDS:
             _CACHE["auto"] = cached = (now, threads_for_now())
         return cached[1]
-    if isinstance(setting, bool) or not isinstance(setting, int) or setting < 1:
-        raise ValueError(f"threads must be 'auto', None or an integer >= 1, got {setting!r}")
+    if isinstance(setting, bool) or not isinstance(setting, int) or not 1 <= setting <= MAX_THREADS:
+        bound = f" (at most {MAX_THREADS})" if isinstance(setting, int) and setting > MAX_THREADS else ""
+        raise ValueError(f"threads must be 'auto', None or an integer >= 1{bound}, got {setting!r}")
     return setting
 
 

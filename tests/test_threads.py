@@ -58,3 +58,32 @@ def test_trainer_applies_the_setting_only_inside_train():
     assert torch.get_num_threads() == before
     with pytest.raises(ValueError, match="threads must be"):
         fastpinn.Trainer(poisson1d(0, n_pde=16, depth=2, width=4), fastpinn.DN(), threads=-1)
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-1", "1.5", "²", str(threads.MAX_THREADS + 1), str(2**63)])
+def test_bad_environment_variable_is_an_environment_error(monkeypatch, value):
+    monkeypatch.setenv(threads.ENV, value)
+    with pytest.raises(threads.ThreadsEnvironmentError, match=r"^FASTPINN_THREADS must be 'auto' or an integer >= 1"):
+        threads.environment_threads()
+    with pytest.raises(ValueError):  # still a ValueError for callers of resolve_threads
+        threads.resolve_threads("auto")
+
+
+@pytest.mark.parametrize("value,count", [("", None), ("auto", None), (" 3 ", 3), (str(threads.MAX_THREADS),
+                                                                                  threads.MAX_THREADS)])
+def test_environment_threads_accepts(monkeypatch, value, count):
+    monkeypatch.setenv(threads.ENV, value)
+    assert threads.environment_threads() == count
+
+
+def test_thread_counts_beyond_the_maximum_are_refused():
+    with pytest.raises(ValueError, match=f"at most {threads.MAX_THREADS}"):
+        threads.resolve_threads(2**63)
+
+
+def test_oversubscription_warning_names_the_setting_and_the_cores(monkeypatch):
+    monkeypatch.setattr(threads, "available_cores", lambda: 2)
+    assert threads.oversubscription_warning(2) is None
+    assert threads.oversubscription_warning(1000, "--threads") == (
+        "warning: --threads 1000 exceeds the 2 cores available to this process; training will be much slower "
+        "than with 2 (omit it to use the idle cores)")

@@ -14,22 +14,28 @@ __all__ = ["read_points", "write_array"]
 
 
 def read_points(path: Union[str, Path], d: int, name: str = "points") -> np.ndarray:
-    """Points ``[M, d]`` (or values) from ``.npy`` or ``.csv`` (comma-separated; one header row allowed)."""
+    """Points ``[M, d]`` (or values) from ``.npy`` or ``.csv`` (comma-separated; a first row of names is a header,
+    a first row of numbers is data; a UTF-8 byte-order mark is ignored: see :func:`fastpinn._io.read_csv`)."""
     p = Path(path)
     if p.suffix == ".npy":
-        arr = np.load(p, allow_pickle=False)
-    elif p.suffix == ".csv":
         try:
-            arr = np.loadtxt(p, delimiter=",", ndmin=2)
-        except ValueError:
-            arr = np.loadtxt(p, delimiter=",", ndmin=2, skiprows=1)
+            arr = np.load(p, allow_pickle=False)
+        except ValueError:  # numpy's message for a text file is "contains pickled (object) data"
+            raise ValueError(f"{name} file {str(p)!r} is not a .npy array of numbers") from None
+    elif p.suffix == ".csv":
+        arr = _io.read_csv(p, name)
     else:
         raise ValueError(f"{name} file must end in .npy or .csv, got {str(p)!r}")
-    arr = np.asarray(arr, dtype=np.float64)
+    arr = np.asarray(arr)
+    if arr.dtype.kind not in "biuf":  # a complex, text or record .npy would be cast with a loss or fail
+        raise ValueError(f"{name} in {str(p)!r} must hold real numbers, got dtype {arr.dtype}")
+    arr = arr.astype(np.float64, copy=False)
     if arr.ndim == 1 and name == "points":
         arr = arr.reshape(-1, 1) if d == 1 else arr
     if d and (arr.ndim != 2 or arr.shape[1] != d):
         raise ValueError(f"{name} in {str(p)!r} must have shape [M, {d}], got {list(arr.shape)}")
+    if arr.size == 0:
+        raise ValueError(f"{name} in {str(p)!r} hold no numbers (shape {list(arr.shape)})")
     if not np.isfinite(arr).all():
         raise ValueError(f"{name} in {str(p)!r} hold NaN or Inf")
     return arr

@@ -234,13 +234,19 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "RunConfig":
-        """The inverse of :meth:`to_dict`; also reads older files (flat ``beta``, ``tau``, ``p``, ``alpha``:
-        null, parameters of other schemes)."""
+        """The inverse of :meth:`to_dict` (also reads older files: flat ``beta``, ``tau``, ``p``, ``alpha``:
+        null, parameters of other schemes); ``ValueError`` (one line) for anything else (an edited or
+        damaged ``config.json``)."""
+        if not isinstance(d, dict):
+            raise ValueError(f"a run configuration is a JSON object, got {type(d).__name__}")
         names = set(cls.__dataclass_fields__) | set(parameters_by_key())
         kw = {k: v for k, v in d.items() if k in names}
-        if "seeds" in kw:
-            kw["seeds"] = tuple(kw["seeds"])
-        return cls(**kw)
+        try:
+            if "seeds" in kw:
+                kw["seeds"] = tuple(kw["seeds"])
+            return cls(**kw)
+        except (TypeError, AttributeError) as exc:  # a missing field, or a field of the wrong JSON type
+            raise ValueError(f"not a fastpinn run configuration ({exc})") from None
 
     def identity(self, epochs: Optional[int] = None) -> dict:
         """What decides the numbers of a run; two runs with equal identities are interchangeable.
@@ -296,7 +302,11 @@ class RunConfig:
         takes_seed = "seed" in inspect.signature(factory).parameters
 
         def one(s: int) -> Problem:
-            made = factory(seed=s, **self.problem_kwargs) if takes_seed else factory(**self.problem_kwargs)
+            try:
+                made = factory(seed=s, **self.problem_kwargs) if takes_seed else factory(**self.problem_kwargs)
+            except Exception as exc:  # the user's code failed: one line naming the function, not a traceback
+                first = (str(exc).strip().splitlines() or [""])[0]
+                raise ValueError(f"problem {self.problem!r} raised {type(exc).__name__}: {first}") from exc
             if not isinstance(made, Problem):
                 raise ValueError(f"problem {self.problem!r} must return a fastpinn.Problem, got {type(made).__name__}")
             # the network is seeded from problem.seeds: make it the run's seed

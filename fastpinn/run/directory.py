@@ -203,7 +203,9 @@ def checkpoint_problem(path: PathLike, identity: dict, epoch: Optional[int] = No
 
 
 def read_config(run_dir: PathLike) -> Optional[dict]:
-    return read_json(Path(run_dir) / CONFIG)
+    """The run's ``config.json``, or ``None`` when it is missing, not JSON, or holds no ``config`` object."""
+    config = read_json(Path(run_dir) / CONFIG)
+    return config if config is not None and isinstance(config.get("config"), dict) else None
 
 
 def read_metrics(run_dir: PathLike) -> Optional[dict]:

@@ -8,7 +8,6 @@ import os
 import platform
 import sys
 import time
-from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence, Union
 
 import numpy as np
@@ -21,27 +20,9 @@ PathLike = Union[str, os.PathLike]
 
 
 # ------------------------------------------------------------------------------------------ JSON
-def _jsonable(obj: Any) -> Any:
-    """Plain JSON types: numpy scalars/arrays to Python, non-finite floats to ``None`` (strict JSON)."""
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        v = float(obj)
-        return v if math.isfinite(v) else None
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
-
-
 def write_json(path: PathLike, obj: Any) -> None:
-    """Write ``obj`` as strict JSON (NaN/Inf become ``null``), atomically."""
-    _io.atomic_write_json(path, _jsonable(obj))
+    """Write ``obj`` as strict JSON (NaN/Inf become ``null``: :func:`fastpinn._io.plain_json`), atomically."""
+    _io.atomic_write_json(path, obj)
 
 
 def json_status(path: PathLike) -> str:

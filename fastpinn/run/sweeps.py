@@ -131,9 +131,9 @@ def reproduce(table: str, options: Optional[SweepOptions] = None, **overrides: A
     chunk = _seeds_per_run(o.seeds_per_run, o.seeds)
     preflight_backend(next((c for _, c in configs if c.scheme != "pinn"), configs[0][1]))
     plan = _plan_units(configs, chunk, root, force=o.force)
+    me, n_shards = sweep_shard(o.shard)  # a bad --shard is refused before anything is written
     root.mkdir(parents=True, exist_ok=True)
     directory.remove_run_temporaries(root, TABLE_FILES)  # of table files a killed sweep was writing
-    me, n_shards = sweep_shard(o.shard)
     # This shard's own units first, the others' after: a shard that checks another's units only once its
     # own are on disk cannot miss the last of them (whichever shard finishes last sees every run).
     order = sorted(range(len(plan)), key=lambda j: (j % n_shards != me, j))
