@@ -16,14 +16,18 @@ __all__ = ["check_int", "check_number", "check_choice", "check_flag", "check_opt
 T = TypeVar("T")
 
 
+def _num(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() and abs(v) < 1e16 else f"{v:g}"
+
+
 def _range_text(minimum: Optional[float], maximum: Optional[float], *, low_open: bool = False,
                 high_open: bool = False) -> str:
     if minimum is not None and maximum is not None:
-        return f"in {'(' if low_open else '['}{minimum:g}, {maximum:g}{')' if high_open else ']'}"
+        return f"in {'(' if low_open else '['}{_num(minimum)}, {_num(maximum)}{')' if high_open else ']'}"
     if minimum is not None:
-        return f"{'>' if low_open else '>='} {minimum:g}"
+        return f"{'>' if low_open else '>='} {_num(minimum)}"
     if maximum is not None:
-        return f"{'<' if high_open else '<='} {maximum:g}"
+        return f"{'<' if high_open else '<='} {_num(maximum)}"
     return ""
 
 

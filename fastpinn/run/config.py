@@ -245,7 +245,7 @@ class RunConfig:
             if "seeds" in kw:
                 kw["seeds"] = tuple(kw["seeds"])
             return cls(**kw)
-        except (TypeError, AttributeError) as exc:  # a missing field, or a field of the wrong JSON type
+        except (TypeError, AttributeError, ValueError) as exc:  # a missing field, a field of the wrong type or value
             raise ValueError(f"not a fastpinn run configuration ({exc})") from None
 
     def identity(self, epochs: Optional[int] = None) -> dict:

@@ -39,6 +39,8 @@ __all__ = ["Param", "param", "ema_beta", "update_interval", "bias_correction_fla
            "stat_ratio", "losses_ok"]
 
 KINDS = ("float", "int", "bool", "str", "floats", "ints")
+#: The largest value an integer parameter takes unless it declares its own maximum.
+INT_PARAM_MAX = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -98,7 +100,10 @@ class Param:
         if kind == "int":
             if self.choices is not None:
                 return check_choice(label, check_int(label, value, hint=self.hint), self.choices, hint=self.hint)
-            return check_int(label, value, minimum=self.minimum, maximum=self.maximum, hint=self.hint)
+            # Integer parameters end up in int64 device counters (steps, draws): 2^31 - 1 bounds them
+            # far from overflow when no tighter maximum is declared.
+            maximum = INT_PARAM_MAX if self.maximum is None else self.maximum
+            return check_int(label, value, minimum=self.minimum, maximum=maximum, hint=self.hint)
         return check_number(label, value, minimum=self.minimum, maximum=self.maximum, low_open=self.low_open,
                             high_open=self.high_open, finite=self.finite, hint=self.hint)
 

@@ -12,7 +12,7 @@ import argparse
 import math
 from typing import Any, Callable, Iterable, Sequence
 
-from .base import Param
+from .base import INT_PARAM_MAX, Param
 from .registry import parameters_by_key, scheme_class
 
 __all__ = ["add_scheme_options", "scheme_params_from_args", "option_name"]
@@ -35,9 +35,12 @@ def _number(text: str) -> float:
 
 def _integer(text: str) -> int:
     try:
-        return int(text.strip())
+        value = int(text.strip())
     except ValueError:
         raise argparse.ArgumentTypeError(f"invalid integer {text!r}") from None
+    if abs(value) > INT_PARAM_MAX:  # refused here, so the message names the option
+        raise argparse.ArgumentTypeError(f"must be at most {INT_PARAM_MAX} in magnitude, got {text}")
+    return value
 
 
 def _value_parser(spec: Param) -> Callable[[str], Any]:
