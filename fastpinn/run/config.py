@@ -244,7 +244,9 @@ class RunConfig:
         try:
             if "seeds" in kw:
                 kw["seeds"] = tuple(kw["seeds"])
-            return cls(**kw)
+            cfg = cls(**kw)
+            cfg.scheme_object()  # the scheme's values checked here, so a damaged file is named as such
+            return cfg
         except (TypeError, AttributeError, ValueError) as exc:  # a missing field, a field of the wrong type or value
             raise ValueError(f"not a fastpinn run configuration ({exc})") from None
 
