@@ -214,7 +214,7 @@ class RunConfig:
             raise ValueError(f"device must be 'cpu' or 'cuda[:N]', got {self.device!r}") from exc
         if dev.type not in ("cpu", "cuda"):
             raise ValueError(f"device must be 'cpu' or 'cuda[:N]', got {self.device!r}")
-        from .trainer import _check_device
+        from .trainer import check_device as _check_device
 
         _check_device(dev)  # DeviceUnavailableError: CUDA asked for, not there
         if self.step_mode == "cuda_graph" and dev.type != "cuda":

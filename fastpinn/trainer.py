@@ -10,175 +10,43 @@ written into device buffers and read back only every ``eval_every`` epochs.
 from __future__ import annotations
 
 import copy
-import dataclasses
-import io
-import itertools
 import math
 import time
-import types
 import warnings
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from . import _io
-from torch import nn
-
+from . import compile_policy
 from .backward import WeightedBackward
+from .checkpoint import (CHECKPOINT_FORMAT, check_state_dict, network_meta, read_checkpoint, scheme_meta,
+                         write_checkpoint)
 from .collectives import collective
+from .compile_policy import (AUTO_COMPILE_MIN_SPEEDUP, AUTO_COMPILE_PROBE_EPOCHS, AUTO_COMPILE_WARMUP_SECONDS,
+                             compile_or_fall_back, compiled_copy, decide_compile)
+from .cuda_graph import CapturedStep, batch_key, fresh_optimizer_state
+from .data_parallel import data_parallel_layout, shard_problem, torch_distributed, world_group
 from .derivatives import MethodChoice, choose_method, fastest_method, method_names, parse_requests
+from .errors import CheckpointError, CorruptCheckpointError, DeviceUnavailableError, NonFiniteError
+from .history import History, rel_l2_error
 from .network import MLP
 from .params import flatten_parameters, trainable_tensors
 from .problem import Problem
-from .schemes import DN, Scheme
 from .rba import ResidualAttention
+from .schemes import DN, Scheme
 from .threads import ThreadSetting, resolve_threads, use_threads
 from .weighter import first_update_for
 
+# History, the errors, the checkpoint format and the compile constants live in their own modules; they
+# are re-exported here so code written against fastpinn.trainer keeps working.
 __all__ = ["Trainer", "History", "NonFiniteError", "CheckpointError", "CorruptCheckpointError",
-           "DeviceUnavailableError", "rel_l2_error", "CHECKPOINT_FORMAT"]
-
-#: Version of the checkpoint layout written by :meth:`Trainer.save_checkpoint`; bumped when it changes.
-CHECKPOINT_FORMAT = 1
-
-
-class NonFiniteError(FloatingPointError):
-    """A loss or the parameters became NaN/Inf during training.
-
-    When :meth:`Trainer.train` raises it, the trainer has been put back to its last finite state (the last
-    ``eval_every`` boundary that passed the check). Attributes: ``term`` (name of the first non-finite loss,
-    ``None`` if only the parameters were), ``member`` (ensemble member), ``epoch`` (the epoch whose loss
-    was non-finite, or the boundary at which the parameters were found non-finite), ``last_good_epoch``
-    (the epoch the trainer was restored to), ``history`` (the :class:`History` of the call up to
-    ``last_good_epoch``) and ``checkpoint`` (path of the last good checkpoint, when a caller wrote one).
-    """
-
-    def __init__(self, message: str, *, term: Optional[str] = None, member: Optional[int] = None,
-                 epoch: Optional[int] = None, last_good_epoch: Optional[int] = None,
-                 history: Optional["History"] = None, checkpoint: Optional[str] = None) -> None:
-        super().__init__(message)
-        self.term, self.member, self.epoch = term, member, epoch
-        self.last_good_epoch, self.history, self.checkpoint = last_good_epoch, history, checkpoint
-
-
-class CheckpointError(ValueError):
-    """A checkpoint cannot be used: written by a different configuration (or format version)."""
-
-
-class CorruptCheckpointError(CheckpointError):
-    """A checkpoint file is truncated or corrupt (it cannot be read at all)."""
-
-
-class DeviceUnavailableError(ValueError):
-    """The requested device does not exist on this machine (e.g. ``"cuda"`` without CUDA)."""
-
-
-@dataclass
-class History:
-    """What a training run recorded.
-
-    Attributes (``S`` = ensemble members, 1 for a single network; ``K`` = loss terms):
-        term_names: ``[K]``.
-        losses: ``[E, S, K]`` unweighted term losses of every epoch (mean over its mini-batches).
-        weights: ``[E, S, K]`` the weights applied in every epoch.
-        eval_epochs: ``[M]`` epochs (counted after the step) at which ``rel_l2`` was measured.
-        rel_l2: ``[M, S]`` relative L2 error against the reference solution (empty without one).
-        skipped: ``[S, K]`` weight updates in which a term kept its weight (zero/non-finite statistic).
-        train_seconds: wall time of the training epochs alone (no evaluation, no warm-up).
-        warmup_seconds: one-off compilation / graph-capture time.
-        ensemble: ``None`` for one network, else ``S``.
-        coefficient_names: ``[C]`` the problem's trainable coefficients (inverse problems; empty otherwise).
-        coefficients: ``[E, S, C]`` their values after every epoch.
-    """
-
-    term_names: list[str]
-    losses: np.ndarray
-    weights: np.ndarray
-    eval_epochs: np.ndarray
-    rel_l2: np.ndarray
-    skipped: np.ndarray
-    train_seconds: float = 0.0
-    warmup_seconds: float = 0.0
-    ensemble: Optional[int] = None
-    extra: dict = field(default_factory=dict)
-    coefficient_names: list[str] = field(default_factory=list)
-    coefficients: np.ndarray = field(default_factory=lambda: np.zeros((0, 1, 0)))
-
-    @property
-    def epochs(self) -> int:
-        return int(self.losses.shape[0])
-
-    def final_rel_l2(self) -> np.ndarray:
-        """``[S]`` last measured relative L2 errors (NaN when never measured)."""
-        if self.rel_l2.shape[0] == 0:
-            return np.full(self.losses.shape[1], np.nan)
-        return self.rel_l2[-1]
-
-    def save(self, path: str) -> None:
-        """Write an ``.npz`` atomically."""
-        _io.atomic_save_npz(
-            path, term_names=np.array(self.term_names), losses=self.losses, weights=self.weights,
-            eval_epochs=self.eval_epochs, rel_l2=self.rel_l2, skipped=self.skipped,
-            train_seconds=np.array(self.train_seconds), warmup_seconds=np.array(self.warmup_seconds),
-            ensemble=np.array(-1 if self.ensemble is None else self.ensemble),
-            coefficient_names=np.array(self.coefficient_names, dtype=str), coefficients=self.coefficients)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain arrays and numbers (for embedding in a checkpoint); :meth:`from_dict` inverts it."""
-        return {"term_names": list(self.term_names), "losses": self.losses, "weights": self.weights,
-                "eval_epochs": self.eval_epochs, "rel_l2": self.rel_l2, "skipped": self.skipped,
-                "train_seconds": self.train_seconds, "warmup_seconds": self.warmup_seconds,
-                "ensemble": self.ensemble, "extra": dict(self.extra)}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "History":
-        return cls(list(d["term_names"]), np.asarray(d["losses"]), np.asarray(d["weights"]),
-                   np.asarray(d["eval_epochs"], dtype=np.int64), np.asarray(d["rel_l2"]), np.asarray(d["skipped"]),
-                   float(d["train_seconds"]), float(d["warmup_seconds"]), d["ensemble"], dict(d.get("extra", {})))
-
-    def concat(self, later: "History") -> "History":
-        """This history followed by ``later`` (the next :meth:`Trainer.train` call, e.g. after a resume):
-        epochs and evaluations appended, ``skipped`` and ``extra`` from ``later``, times summed."""
-        if list(later.term_names) != list(self.term_names) or later.ensemble != self.ensemble:
-            raise ValueError(f"cannot append a history of terms {later.term_names} (ensemble {later.ensemble}) "
-                             f"to one of {self.term_names} (ensemble {self.ensemble})")
-        S = self.losses.shape[1] if self.losses.ndim == 3 else later.losses.shape[1]
-        return History(
-            list(self.term_names), np.concatenate([self.losses, later.losses]),
-            np.concatenate([self.weights, later.weights]), np.concatenate([self.eval_epochs, later.eval_epochs]),
-            np.concatenate([self.rel_l2.reshape(-1, S), later.rel_l2.reshape(-1, S)]), later.skipped,
-            self.train_seconds + later.train_seconds, self.warmup_seconds + later.warmup_seconds, self.ensemble,
-            {**self.extra, **later.extra})
-
-    @classmethod
-    def load(cls, path: str) -> "History":
-        with np.load(path) as z:
-            ens = int(z["ensemble"])
-            names = [str(s) for s in z["coefficient_names"]] if "coefficient_names" in z else []
-            coefs = z["coefficients"] if "coefficients" in z else np.zeros((z["losses"].shape[0], z["losses"].shape[1], 0))
-            return cls([str(s) for s in z["term_names"]], z["losses"], z["weights"], z["eval_epochs"],
-                       z["rel_l2"], z["skipped"], float(z["train_seconds"]), float(z["warmup_seconds"]),
-                       None if ens < 0 else ens, coefficient_names=names, coefficients=coefs)
-
-
-def rel_l2_error(pred: Tensor, exact: Tensor) -> Tensor:
-    """``||pred - exact||_2 / ||exact||_2`` over the last axis: ``[..., M] -> [...]``."""
-    return torch.linalg.vector_norm(pred - exact, dim=-1) / torch.linalg.vector_norm(exact, dim=-1)
-
-
-_COMPILED_IDS = itertools.count()
+           "DeviceUnavailableError", "rel_l2_error", "CHECKPOINT_FORMAT", "STEP_MODES", "DERIVATIVE_METHODS",
+           "derivative_method_choices", "check_device", "fresh_optimizer_state", "AUTO_COMPILE_PROBE_EPOCHS",
+           "AUTO_COMPILE_MIN_SPEEDUP", "AUTO_COMPILE_WARMUP_SECONDS"]
 
 STEP_MODES = ("eager", "device", "cuda_graph")
-# compile="auto": eager epochs timed before deciding; the smallest compiled speed-up measured on the paper's
-# problems (CPU, bench/results: 1.2-1.6x); a cold torch.compile of a problem's terms (40-60 s measured on a
-# 2-core CPU, rounded up). Compiling pays when the remaining epochs save more than the warm-up costs.
-AUTO_COMPILE_PROBE_EPOCHS = 20
-AUTO_COMPILE_MIN_SPEEDUP = 1.2
-AUTO_COMPILE_WARMUP_SECONDS = 60.0
 
 
 def derivative_method_choices() -> tuple[str, ...]:
@@ -190,16 +58,13 @@ DERIVATIVE_METHODS = derivative_method_choices()
 _TUNED: dict[tuple, MethodChoice] = {}  # derivative-method choices, shared by the trainers of one process
 
 
-def _check_device(device: torch.device) -> None:
+def check_device(device: torch.device) -> None:
+    """:class:`DeviceUnavailableError` (one line) if ``device`` is CUDA and this machine has none."""
     if device.type == "cuda" and not torch.cuda.is_available():
         why = "this torch is a CPU-only build" if torch.version.cuda is None else "no CUDA GPU was found"
         raise DeviceUnavailableError(f"device {str(device)!r} was requested but CUDA is not available ({why}, torch "
                          f"{torch.__version__}); use device='cpu'")
 
-
-def _batch_key(indices: Sequence[Optional[Tensor]]) -> tuple:
-    """Mini-batch sizes of one step (``None``: the term's full point set): one compiled/captured graph each."""
-    return tuple(None if i is None else i.numel() for i in indices)
 
 def _network_key(net: nn.Module) -> tuple:
     """What tells two networks apart for the derivative-method cache: class, parameter and buffer
@@ -316,7 +181,7 @@ class Trainer:
         if step_mode not in STEP_MODES:
             raise ValueError(f"step_mode must be one of {STEP_MODES}, got {step_mode!r}")
         self.device = torch.device(device) if device is not None else torch.device("cpu")
-        _check_device(self.device)
+        check_device(self.device)
         if step_mode == "cuda_graph" and self.device.type != "cuda":
             raise ValueError(f"step_mode='cuda_graph' needs a CUDA device, got device={str(self.device)!r}; "
                              "use step_mode='device' or 'eager' elsewhere")
@@ -326,14 +191,14 @@ class Trainer:
         self.dtype = dtype
         self.problem = problem.to(self.device, dtype)
         #: This process's rank and the number of ranks training one model together (0 and 1 alone).
-        self.rank, self.world_size = _data_parallel_layout(distributed)
+        self.rank, self.world_size = data_parallel_layout(distributed)
         if self.world_size > 1 and step_mode == "cuda_graph":
             raise ValueError("step_mode='cuda_graph' is not supported with distributed training; use 'eager' or 'device'")
         # The global batch layout (points N, batch size, batches per epoch of every term): identical on every rank.
         self._layout = [(t.n_points, t.batch_size, t.n_batches) for t in self.problem.terms]
         self._shard_ranges = [(0, t.n_points) for t in self.problem.terms]
         if self.world_size > 1:
-            self.problem, self._shard_ranges = _shard_problem(self.problem, self.rank, self.world_size)
+            self.problem, self._shard_ranges = shard_problem(self.problem, self.rank, self.world_size)
             if threads == "auto":  # ranks share the node's cores: keep the launcher's setting (torchrun: OMP_NUM_THREADS)
                 self.threads = None
         self.scheme = DN() if scheme is None else scheme
@@ -410,7 +275,7 @@ class Trainer:
             adaptive=problem.adaptive, members=self.members, steps_per_epoch=self.steps_per_epoch,
             first_update=first_update, gate="host" if step_mode == "eager" else "device", backend=backend, flat=blocks,
             shared_graph=False,  # one forward per term: disjoint graphs
-            process_group=_world_group() if self.world_size > 1 else None, overlap=overlap)
+            process_group=world_group() if self.world_size > 1 else None, overlap=overlap)
         self.weighter = self.backward.weighter
         self.attention = attention
         self._residuals: dict[int, tuple[Tensor, Optional[Tensor]]] = {}  # term -> (r, index) of this step
@@ -436,7 +301,7 @@ class Trainer:
         #: term name -> derivative method its loss uses.
         self.derivative_methods: dict[str, str] = self._choose_derivative_methods()
         self._pending_warmup = time.perf_counter() - tick if derivative_method == "tune" else 0.0
-        self._graphs: dict[tuple, "_CapturedStep"] = {}
+        self._graphs: dict[tuple, CapturedStep] = {}
         self._build_loss_fns()
         self._init_run_state()
 
@@ -528,13 +393,7 @@ class Trainer:
 
         if not self.compiled:
             return loss_fn
-        # torch.compile keeps its graphs on the function's code object, at most a few per object: with one
-        # shared code object, a sweep that builds many trainers would silently fall back to eager once
-        # that limit is hit. A fresh code object per (trainer, term) gives each term its own cache.
-        code = loss_fn.__code__.replace(co_name=f"loss_{term.name}_{next(_COMPILED_IDS)}")
-        fresh = types.FunctionType(code, loss_fn.__globals__, code.co_name, loss_fn.__defaults__,
-                                   loss_fn.__closure__)
-        return torch.compile(fresh, dynamic=False)
+        return compiled_copy(loss_fn, f"loss_{term.name}")
 
     def _build_loss_fns(self) -> None:
         """Each term's loss function for the current ``compiled`` setting."""
@@ -546,33 +405,24 @@ class Trainer:
         self._graphs.clear()
         self._warm = not self.compiled and self.step_mode != "cuda_graph"
 
-    def _try_compile(self) -> float:
-        """Compile for ``compile="auto"``; if compilation fails (e.g. no C++ compiler for inductor), warn and
-        go on eagerly -- "auto" promises speed, not compilation. Returns the seconds spent."""
-        tick = time.perf_counter()
-        try:
+    def try_compile(self) -> float:
+        """Compile the term losses now and warm them up (``compile="auto"`` decided to); if compilation
+        fails, warn and go on eagerly. Returns the seconds spent."""
+        def compile_now() -> float:
             self.compiled = True
             self._build_loss_fns()
             return self.warmup()
-        except Exception as exc:  # noqa: BLE001 - any compiler failure: the eager path is still correct
+
+        def go_eager() -> None:
             self.compiled = False
             self._build_loss_fns()
-            reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-            if self.compile_decision is not None:
-                self.compile_decision.update(compiled=False, failed=reason)
-            warnings.warn(f"compile='auto': torch.compile failed ({reason}); training continues eagerly",
-                          RuntimeWarning, stacklevel=3)
-            return time.perf_counter() - tick
 
-    def _decide_compile(self, probe_epochs: int, probe_seconds: float, remaining: int) -> bool:
-        ms = 1e3 * probe_seconds / probe_epochs
-        saving = remaining * probe_seconds / probe_epochs * (1.0 - 1.0 / AUTO_COMPILE_MIN_SPEEDUP)
-        compile_now = saving > AUTO_COMPILE_WARMUP_SECONDS
-        self.compile_decision = {
-            "probe_epochs": probe_epochs, "eager_ms_per_epoch": ms, "remaining_epochs": remaining,
-            "expected_saving_seconds": saving, "assumed_warmup_seconds": AUTO_COMPILE_WARMUP_SECONDS,
-            "assumed_speedup": AUTO_COMPILE_MIN_SPEEDUP, "compiled": compile_now}
-        return compile_now
+        seconds, failed = compile_or_fall_back(compile_now, go_eager)
+        if failed is not None and self.compile_decision is not None:
+            self.compile_decision.update(compiled=False, failed=failed)
+        return seconds
+
+    _try_compile = try_compile  # the name fastpinn.experiments calls until it switches to try_compile
 
     def term_losses(self, indices: Optional[Sequence[Optional[Tensor]]] = None) -> list[Tensor]:
         """Unweighted losses of every term, each ``[S]`` (``[1]`` for a single network)."""
@@ -589,7 +439,7 @@ class Trainer:
         tick = time.perf_counter() - pending
         shapes = {}
         for idx in self._epoch_batches(advance=False):
-            shapes.setdefault(_batch_key(idx), idx)
+            shapes.setdefault(batch_key(idx), idx)
         for idx in shapes.values():
             if self.step_mode == "cuda_graph":
                 self._graph_for(idx)  # capturing runs (and so compiles) every graph first
@@ -654,11 +504,17 @@ class Trainer:
         local, shares = self._local_batch(indices)
         return self.step(local, shard_weights=shares)
 
-    def _graph_for(self, indices: Sequence[Optional[Tensor]]) -> "_CapturedStep":
-        key = _batch_key(indices)
+    def _graph_for(self, indices: Sequence[Optional[Tensor]]) -> CapturedStep:
+        key = batch_key(indices)
         if key not in self._graphs:
-            self._graphs[key] = _CapturedStep(self, indices)
+            self._graphs[key] = CapturedStep(self.step, indices, self.state_tensors(), self.optimizer, self.device)
         return self._graphs[key]
+
+    def state_tensors(self) -> list[Tensor]:
+        """Every device tensor a training step mutates besides the optimizer's state: the parameters, the
+        trainable coefficients and the weighted backward's state (snapshotted around CUDA-graph capture)."""
+        coefficients = [] if self.coefficients is None else [self.coefficients]
+        return [self.theta] + coefficients + self.backward.state_tensors()
 
     # ---------------------------------------------------------------------------------- evaluation
     def _reference_tensors(self) -> tuple[Tensor, Tensor]:
@@ -697,7 +553,7 @@ class Trainer:
         if self.world_size == 1:
             return self.evaluate()
         err = self.evaluate() if self.rank == 0 else torch.empty(self.members, dtype=torch.float64, device=self.device)
-        collective("the broadcast of rank 0's evaluation", _dist().broadcast, err, src=0)
+        collective("the broadcast of rank 0's evaluation", torch_distributed().broadcast, err, src=0)
         return err
 
     # ------------------------------------------------------------------------------------- training
@@ -899,7 +755,7 @@ class Trainer:
         first = 0
         done = epochs
         stopped = early_stopped = False
-        probe = AUTO_COMPILE_PROBE_EPOCHS if self.compile_policy == "auto" and not self.compiled else 0
+        probe = compile_policy.AUTO_COMPILE_PROBE_EPOCHS if self.compile_policy == "auto" and not self.compiled else 0
         self.compile_decision = None
         live = self._live = {"loss_log": loss_log, "weight_log": weight_log, "eval_epochs": eval_epochs,
                              "errors": errors, "done": 0, "train_seconds": 0.0, "warmup_seconds": warmup_seconds,
@@ -911,8 +767,9 @@ class Trainer:
                     if self.device.type == "cuda":
                         torch.cuda.synchronize(self.device)
                     train_seconds += time.perf_counter() - tick
-                    if self._decide_compile(probe, train_seconds, epochs - i):
-                        warmup_seconds += self._try_compile()
+                    self.compile_decision = decide_compile(probe, train_seconds, epochs - i)
+                    if self.compile_decision["compiled"]:
+                        warmup_seconds += self.try_compile()
                     tick = time.perf_counter()
                 batches = self._epoch_batches()
                 for b, idx in enumerate(batches):
@@ -938,7 +795,7 @@ class Trainer:
                 if self.world_size > 1:  # collective decisions: no rank raises or stops while the others wait
                     flag = torch.stack([nonfinite, torch.tensor(self._stop_requested, device=self.device)])
                     flag = flag.to(torch.int32)
-                    collective("the divergence/stop decision", _dist().all_reduce, flag, op=_dist().ReduceOp.MAX)
+                    collective("the divergence/stop decision", torch_distributed().all_reduce, flag, op=torch_distributed().ReduceOp.MAX)
                     nonfinite.copy_(flag[0].bool())
                     stopped = bool(flag[1])
                 if bool(nonfinite):
@@ -1017,20 +874,11 @@ class Trainer:
     # ---------------------------------------------------------------------------------- checkpoints
     def _meta(self) -> dict[str, Any]:
         """What a checkpoint must agree on with the trainer that loads it."""
-        sch = self.scheme
-        scheme = {"type": type(sch).__name__, **{f.name: getattr(sch, f.name) for f in dataclasses.fields(sch)}}
-        net = self.net
-        if isinstance(net, MLP):
-            network = {"in_dim": net.in_dim, "out_dim": net.out_dim, "depth": net.depth, "width": net.width,
-                       "n_params": net.n_params}
-        else:  # a user module: its class and the shapes of what is trained
-            network = {"type": f"{type(net).__module__}.{type(net).__qualname__}", "n_params": self.theta.numel(),
-                       "shapes": [list(p.shape) for p in self._leaves]}
         return {
             "ensemble": self.problem.ensemble,
             "terms": list(self.problem.term_names),
-            "scheme": scheme,
-            "network": network,
+            "scheme": scheme_meta(self.scheme),
+            "network": network_meta(self.net, self.theta.numel(), self._leaves),
             "coefficients": list(self.coefficient_names),
             "dtype": str(self.dtype).replace("torch.", ""),
             "update_schedule": self.update_schedule,
@@ -1058,36 +906,7 @@ class Trainer:
         """Raise :class:`CheckpointError` naming the field and both values if ``state`` was not written by a
         trainer of this configuration (format version, ensemble size, terms, scheme and its parameters,
         network shape, dtype, epoch)."""
-        if not isinstance(state, dict):
-            raise CheckpointError(f"{source} does not hold a trainer state (got {type(state).__name__})")
-
-        def mismatch(field: str, theirs: Any, ours: Any) -> CheckpointError:
-            return CheckpointError(f"{source} does not match this trainer: {field} is {theirs!r} in the "
-                                   f"checkpoint but {ours!r} here")
-
-        version = state.get("format_version")
-        if version != CHECKPOINT_FORMAT:
-            raise mismatch("format_version", version, CHECKPOINT_FORMAT)
-        missing = [k for k in ("meta", "epoch", "theta", "optimizer", "weighter", "batch_generator") if k not in state]
-        if missing:
-            raise CheckpointError(f"{source} is incomplete: missing {missing}")
-        meta, ours = state["meta"], self._meta()
-        for key in ("ensemble", "terms", "dtype", "update_schedule", "coefficients"):
-            theirs = meta.get(key, [] if key == "coefficients" else None)  # no coefficients: older files
-            if theirs != ours[key]:
-                raise mismatch(key, theirs, ours[key])
-        for group in ("scheme", "network"):
-            theirs = meta.get(group) or {}
-            for key, value in ours[group].items():
-                if theirs.get(key) != value:
-                    raise mismatch(f"{group}.{key}", theirs.get(key), value)
-        theta = state["theta"]
-        if not isinstance(theta, Tensor) or tuple(theta.shape) != tuple(self.theta.shape):
-            got = tuple(theta.shape) if isinstance(theta, Tensor) else type(theta).__name__
-            raise mismatch("theta shape", got, tuple(self.theta.shape))
-        epoch = state["epoch"]
-        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
-            raise mismatch("epoch", epoch, "an integer >= 0")
+        check_state_dict(state, self._meta(), self.theta.shape, source=source)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue from :meth:`state_dict` (checked with :meth:`check_state_dict` first)."""
@@ -1123,26 +942,15 @@ class Trainer:
             state = self.state_dict()
             if extra is not None:
                 state["extra"] = extra
-            buf = io.BytesIO()
-            torch.save(state, buf)
-            _io.atomic_write_bytes(path, buf.getvalue())
+            write_checkpoint(path, state)
         if self.world_size > 1:
-            collective("the checkpoint barrier", _dist().barrier)
+            collective("the checkpoint barrier", torch_distributed().barrier)
 
     @staticmethod
     def read_checkpoint(path: str, map_location: Union[str, torch.device, None] = "cpu") -> dict[str, Any]:
         """The state dict stored in ``path``; :class:`CheckpointError` (naming the path) if it is truncated
-        or corrupt, ``FileNotFoundError`` if missing."""
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
-        try:
-            state = torch.load(path, map_location=map_location, weights_only=False)
-        except Exception as exc:  # noqa: BLE001 - zip/pickle/EOF errors of a damaged file all mean "corrupt"
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise CorruptCheckpointError(f"checkpoint {str(path)!r} is truncated or corrupt ({first})") from None
-        if not isinstance(state, dict):
-            raise CorruptCheckpointError(f"checkpoint {str(path)!r} does not hold a trainer state")
-        return state
+        or corrupt, ``FileNotFoundError`` if missing (:func:`fastpinn.checkpoint.read_checkpoint`)."""
+        return read_checkpoint(path, map_location)
 
     def load_checkpoint(self, path: str, *, max_epoch: Optional[int] = None) -> dict[str, Any]:
         """Continue from a checkpoint file, after checking it matches this trainer; returns its ``extra``
@@ -1156,156 +964,3 @@ class Trainer:
         return dict(state.get("extra") or {})
 
 
-def _dist() -> Any:
-    import torch.distributed as dist
-
-    return dist
-
-
-def _world_group() -> Any:
-    return _dist().group.WORLD
-
-
-def _data_parallel_layout(distributed: Optional[bool]) -> tuple[int, int]:
-    """``(rank, world_size)`` of data-parallel training for ``Trainer(distributed=...)``."""
-    if distributed not in (None, True, False):
-        raise ValueError(f"distributed must be None (auto), True or False, got {distributed!r}")
-    dist = _dist()
-    initialized = dist.is_available() and dist.is_initialized()
-    if distributed is True and not initialized:
-        raise ValueError("distributed=True needs an initialized torch.distributed process group (launch with "
-                         "torchrun and call torch.distributed.init_process_group first)")
-    if distributed is False or not initialized:
-        return 0, 1
-    return dist.get_rank(), dist.get_world_size()
-
-
-def _shard_problem(problem: Problem, rank: int, world: int) -> tuple[Problem, list[tuple[int, int]]]:
-    """This rank's contiguous shard ``[r N // W, (r + 1) N // W)`` of every term's points (and targets)."""
-    terms, ranges = [], []
-    for t in problem.terms:
-        n = t.n_points
-        if n < world:
-            raise ValueError(f"term {t.name!r} has {n} points, fewer than the {world} ranks: every rank needs a shard")
-        lo, hi = rank * n // world, (rank + 1) * n // world
-        pts = tuple(p.narrow(-2, lo, hi - lo).clone() for p in t.points)
-        tg = None if t.targets is None else t.targets.narrow(-2, lo, hi - lo).clone()
-        terms.append(dataclasses.replace(t, points=pts, targets=tg, batch_size=None))
-        ranges.append((lo, hi))
-    return dataclasses.replace(problem, terms=terms), ranges
-
-
-class _StopAfterInit(Exception):
-    """Raised from inside a twin optimizer's lazy state initialisation to stop before any update."""
-
-
-def fresh_optimizer_state(optimizer: torch.optim.Optimizer) -> dict[int, dict[str, Any]]:
-    """The state a fresh optimizer of ``optimizer``'s type and hyper-parameters creates for each of its
-    parameters on their first step, keyed by ``id(param)`` (e.g. Adam's zero moments and step 0,
-    NAdam's ``mu_product`` 1, ASGD's ``eta`` = lr).
-
-    A twin optimizer over detached copies runs its own lazy initialisation (``_init_group``, which every
-    built-in ``torch.optim`` optimizer has) and is stopped right after it, so no update is applied.
-
-    Raises:
-        ValueError: for an optimizer without ``_init_group`` (its fresh state cannot be known).
-    """
-    if not hasattr(type(optimizer), "_init_group"):
-        raise ValueError(f"cannot tell what a fresh {type(optimizer).__name__} holds (it has no _init_group); "
-                         "run one training step before capturing a CUDA graph, or use torch.optim's optimizers")
-    twins: dict[int, Tensor] = {}
-    groups = []
-    for g in optimizer.param_groups:
-        params = []
-        for p in g["params"]:
-            twin = p.detach().clone().requires_grad_(True)
-            twin.grad = torch.zeros_like(twin)
-            twins[id(p)] = twin
-            params.append(twin)
-        groups.append({**{k: v for k, v in g.items() if k != "params"}, "params": params})
-    twin_opt = type(optimizer)(groups, **optimizer.defaults)
-    original = twin_opt._init_group
-
-    def init_then_stop(*args: Any, **kwargs: Any) -> Any:
-        original(*args, **kwargs)
-        raise _StopAfterInit
-
-    twin_opt._init_group = init_then_stop  # type: ignore[method-assign]
-    try:
-        twin_opt.step()
-    except _StopAfterInit:
-        pass
-    return {pid: dict(twin_opt.state.get(twin, {})) for pid, twin in twins.items()}
-
-
-class _CapturedStep:
-    """:meth:`Trainer.step` (device gate) for one mini-batch shape, captured in a CUDA graph.
-
-    Capture follows PyTorch's recipe: a few eager warm-up steps on a side stream (they allocate the
-    optimizer state and fix cuBLAS/Triton workspaces), then one captured step. Those steps train, so
-    every piece of state -- asked of the objects that own it: the parameters, the weighted backward
-    (weights, schedule, counters) and the optimizer -- is snapshotted first and written back in place
-    afterwards; optimizer state that did not exist yet is set to what a fresh optimizer holds
-    (:func:`fresh_optimizer_state`). Replays read the batch indices from fixed buffers that
-    :meth:`replay` fills.
-    """
-
-    WARMUP_STEPS = 3
-
-    def __init__(self, trainer: Trainer, indices: Sequence[Optional[Tensor]]) -> None:
-        self.trainer = trainer
-        self.indices = [None if i is None else i.clone() for i in indices]
-        saved = self._snapshot()
-        side = torch.cuda.Stream(device=trainer.device)
-        side.wait_stream(torch.cuda.current_stream(trainer.device))
-        with torch.cuda.stream(side):
-            for _ in range(self.WARMUP_STEPS):
-                trainer.step(self.indices)
-        torch.cuda.current_stream(trainer.device).wait_stream(side)
-        self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph):
-            self.losses = trainer.step(self.indices)
-        self._restore(saved)
-
-    def _state_tensors(self) -> list[Tensor]:
-        t = self.trainer
-        return [t.theta] + t.backward.state_tensors()
-
-    def _snapshot(self) -> dict[str, Any]:
-        opt = self.trainer.optimizer
-        with torch.no_grad():
-            tensors = {id(x): x.detach().clone() for x in self._state_tensors()}
-            optim = {id(p): {k: (v.detach().clone() if isinstance(v, Tensor) else v) for k, v in st.items()}
-                     for p, st in opt.state.items()}
-        return {"tensors": tensors, "optimizer": optim}
-
-    def _restore(self, saved: dict[str, Any]) -> None:
-        opt = self.trainer.optimizer
-        fresh: Optional[dict[int, dict[str, Any]]] = None
-        with torch.no_grad():
-            for x in self._state_tensors():
-                x.copy_(saved["tensors"][id(x)])
-            for p, st in opt.state.items():
-                before = saved["optimizer"].get(id(p), {})
-                for key, value in list(st.items()):
-                    if key in before:
-                        old = before[key]
-                    else:
-                        if fresh is None:
-                            fresh = fresh_optimizer_state(opt)
-                        old = fresh[id(p)][key]
-                    if isinstance(value, Tensor):
-                        value.copy_(old)  # in place: the captured graph holds this address
-                    else:
-                        st[key] = old
-        if self.trainer.device.type == "cuda":
-            torch.cuda.synchronize(self.trainer.device)
-
-    def replay(self, indices: Sequence[Optional[Tensor]]) -> Tensor:
-        """Run the captured step on these batch indices; returns the term losses ``[S, K]`` (overwritten
-        by the next replay)."""
-        for buf, idx in zip(self.indices, indices):
-            if buf is not None:
-                buf.copy_(idx)
-        self.graph.replay()
-        return self.losses

@@ -298,7 +298,7 @@ def test_graph_capture_warmup_leaves_no_trace(pretrained, monkeypatch):
     # moments created during the warm-up are zeroed: their initial value). The same snapshot/restore is
     # exercised here on the CPU, around eager device steps; afterwards training must continue bit for bit
     # as if nothing had happened.
-    from fastpinn import trainer as trainer_module
+    from fastpinn.cuda_graph import CapturedStep, StateSnapshot
 
     monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: None)
 
@@ -312,14 +312,12 @@ def test_graph_capture_warmup_leaves_no_trace(pretrained, monkeypatch):
     if pretrained:
         reference.train(pretrained)
         disturbed.train(pretrained)
-    capture = trainer_module._CapturedStep.__new__(trainer_module._CapturedStep)
-    capture.trainer = disturbed
-    saved = capture._snapshot()
+    saved = StateSnapshot(disturbed.state_tensors(), disturbed.optimizer)  # what CapturedStep takes
     batch = disturbed._epoch_batches(advance=False)[0]
-    for _ in range(capture.WARMUP_STEPS + 1):  # the warm-up steps and the captured one
+    for _ in range(CapturedStep.WARMUP_STEPS + 1):  # the warm-up steps and the captured one
         disturbed.step(batch)
     assert not torch.equal(disturbed.net.theta, reference.net.theta)
-    capture._restore(saved)
+    saved.restore()
     h_ref, h_dist = reference.train(5), disturbed.train(5)
     _histories_equal(h_ref, h_dist, reference, disturbed, tol=0.0)
 
@@ -336,7 +334,7 @@ def test_auto_compile_stays_eager_when_the_run_is_too_short():
 
 
 def test_auto_compile_switches_mid_run_and_matches_eager(monkeypatch):
-    from fastpinn import trainer as trainer_module
+    from fastpinn import compile_policy as trainer_module
 
     # Pretend compilation is free, so that the probe decides to compile after 3 epochs.
     monkeypatch.setattr(trainer_module, "AUTO_COMPILE_PROBE_EPOCHS", 3)
@@ -359,7 +357,7 @@ def test_bad_compile_argument():
 
 
 def test_auto_compile_falls_back_to_eager_when_compilation_fails(monkeypatch):
-    from fastpinn import trainer as trainer_module
+    from fastpinn import compile_policy as trainer_module
 
     monkeypatch.setattr(trainer_module, "AUTO_COMPILE_PROBE_EPOCHS", 2)
     monkeypatch.setattr(trainer_module, "AUTO_COMPILE_WARMUP_SECONDS", 0.0)

@@ -1,0 +1,107 @@
+"""What a training run recorded (:class:`History`) and the error measure it records."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from . import _io
+
+__all__ = ["History", "rel_l2_error"]
+
+
+@dataclass
+class History:
+    """What a training run recorded.
+
+    Attributes (``S`` = ensemble members, 1 for a single network; ``K`` = loss terms):
+        term_names: ``[K]``.
+        losses: ``[E, S, K]`` unweighted term losses of every epoch (mean over its mini-batches).
+        weights: ``[E, S, K]`` the weights applied in every epoch.
+        eval_epochs: ``[M]`` epochs (counted after the step) at which ``rel_l2`` was measured.
+        rel_l2: ``[M, S]`` relative L2 error against the reference solution (empty without one).
+        skipped: ``[S, K]`` weight updates in which a term kept its weight (zero/non-finite statistic).
+        train_seconds: wall time of the training epochs alone (no evaluation, no warm-up).
+        warmup_seconds: one-off compilation / graph-capture time.
+        ensemble: ``None`` for one network, else ``S``.
+        coefficient_names: ``[C]`` the problem's trainable coefficients (inverse problems; empty otherwise).
+        coefficients: ``[E, S, C]`` their values after every epoch.
+    """
+
+    term_names: list[str]
+    losses: np.ndarray
+    weights: np.ndarray
+    eval_epochs: np.ndarray
+    rel_l2: np.ndarray
+    skipped: np.ndarray
+    train_seconds: float = 0.0
+    warmup_seconds: float = 0.0
+    ensemble: Optional[int] = None
+    extra: dict = field(default_factory=dict)
+    coefficient_names: list[str] = field(default_factory=list)
+    coefficients: np.ndarray = field(default_factory=lambda: np.zeros((0, 1, 0)))
+
+    @property
+    def epochs(self) -> int:
+        return int(self.losses.shape[0])
+
+    def final_rel_l2(self) -> np.ndarray:
+        """``[S]`` last measured relative L2 errors (NaN when never measured)."""
+        if self.rel_l2.shape[0] == 0:
+            return np.full(self.losses.shape[1], np.nan)
+        return self.rel_l2[-1]
+
+    def save(self, path: str) -> None:
+        """Write an ``.npz`` atomically."""
+        _io.atomic_save_npz(
+            path, term_names=np.array(self.term_names), losses=self.losses, weights=self.weights,
+            eval_epochs=self.eval_epochs, rel_l2=self.rel_l2, skipped=self.skipped,
+            train_seconds=np.array(self.train_seconds), warmup_seconds=np.array(self.warmup_seconds),
+            ensemble=np.array(-1 if self.ensemble is None else self.ensemble),
+            coefficient_names=np.array(self.coefficient_names, dtype=str), coefficients=self.coefficients)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain arrays and numbers (for embedding in a checkpoint); :meth:`from_dict` inverts it."""
+        return {"term_names": list(self.term_names), "losses": self.losses, "weights": self.weights,
+                "eval_epochs": self.eval_epochs, "rel_l2": self.rel_l2, "skipped": self.skipped,
+                "train_seconds": self.train_seconds, "warmup_seconds": self.warmup_seconds,
+                "ensemble": self.ensemble, "extra": dict(self.extra)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "History":
+        return cls(list(d["term_names"]), np.asarray(d["losses"]), np.asarray(d["weights"]),
+                   np.asarray(d["eval_epochs"], dtype=np.int64), np.asarray(d["rel_l2"]), np.asarray(d["skipped"]),
+                   float(d["train_seconds"]), float(d["warmup_seconds"]), d["ensemble"], dict(d.get("extra", {})))
+
+    def concat(self, later: "History") -> "History":
+        """This history followed by ``later`` (the next :meth:`Trainer.train` call, e.g. after a resume):
+        epochs and evaluations appended, ``skipped`` and ``extra`` from ``later``, times summed."""
+        if list(later.term_names) != list(self.term_names) or later.ensemble != self.ensemble:
+            raise ValueError(f"cannot append a history of terms {later.term_names} (ensemble {later.ensemble}) "
+                             f"to one of {self.term_names} (ensemble {self.ensemble})")
+        S = self.losses.shape[1] if self.losses.ndim == 3 else later.losses.shape[1]
+        return History(
+            list(self.term_names), np.concatenate([self.losses, later.losses]),
+            np.concatenate([self.weights, later.weights]), np.concatenate([self.eval_epochs, later.eval_epochs]),
+            np.concatenate([self.rel_l2.reshape(-1, S), later.rel_l2.reshape(-1, S)]), later.skipped,
+            self.train_seconds + later.train_seconds, self.warmup_seconds + later.warmup_seconds, self.ensemble,
+            {**self.extra, **later.extra})
+
+    @classmethod
+    def load(cls, path: str) -> "History":
+        with np.load(path) as z:
+            ens = int(z["ensemble"])
+            names = [str(s) for s in z["coefficient_names"]] if "coefficient_names" in z else []
+            coefs = z["coefficients"] if "coefficients" in z else np.zeros((z["losses"].shape[0], z["losses"].shape[1], 0))
+            return cls([str(s) for s in z["term_names"]], z["losses"], z["weights"], z["eval_epochs"],
+                       z["rel_l2"], z["skipped"], float(z["train_seconds"]), float(z["warmup_seconds"]),
+                       None if ens < 0 else ens, coefficient_names=names, coefficients=coefs)
+
+
+def rel_l2_error(pred: Tensor, exact: Tensor) -> Tensor:
+    """``||pred - exact||_2 / ||exact||_2`` over the last axis: ``[..., M] -> [...]``."""
+    return torch.linalg.vector_norm(pred - exact, dim=-1) / torch.linalg.vector_norm(exact, dim=-1)
