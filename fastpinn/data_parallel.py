@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
+
+import torch
+from torch import Tensor
 
 from .problem import Problem
 
 __all__ = ["torch_distributed", "rank_and_world", "launcher_rank_and_world", "data_parallel_layout",
-           "world_group", "shard_problem"]
+           "world_group", "shard_problem", "BatchLayout"]
 
 
 def torch_distributed() -> Any:
@@ -73,3 +76,57 @@ def shard_problem(problem: Problem, rank: int, world: int) -> tuple[Problem, lis
         terms.append(dataclasses.replace(t, points=pts, targets=tg, batch_size=None))
         ranges.append((lo, hi))
     return dataclasses.replace(problem, terms=terms), ranges
+
+
+class BatchLayout:
+    """Which points every step of an epoch trains on, globally and on this rank.
+
+    ``layout``: per term ``(points N, batch size, batches per epoch)`` of the whole problem, identical on
+    every rank; ``shard_ranges``: per term the ``[lo, hi)`` of the global points this rank holds.
+    Mini-batches are laid out globally exactly as in one process (the same shuffling generator on every
+    rank draws the global permutation); each rank trains on the part of every global batch in its shard.
+    """
+
+    def __init__(self, layout: Sequence[tuple[int, Optional[int], int]], shard_ranges: Sequence[tuple[int, int]],
+                 world_size: int, dtype: torch.dtype, device: torch.device) -> None:
+        self.layout = list(layout)
+        self.shard_ranges = list(shard_ranges)
+        self.world_size = world_size
+        self.dtype, self.device = dtype, device
+        #: Steps per epoch: the most batches any term has (a term with fewer cycles through its own).
+        self.steps_per_epoch = max(nb for _, _, nb in self.layout)
+
+    def epoch_batches(self, generator: Optional[torch.Generator]) -> list[list[Optional[Tensor]]]:
+        """Per step of an epoch, the global point indices of each term (``None``: all points), shuffled by
+        ``generator`` (``None``: a fixed generator, leaving the training one untouched, e.g. for a warm-up)."""
+        gen = generator if generator is not None else torch.Generator(device=self.device).manual_seed(0)
+        perms = [None if nb == 1 else torch.randperm(n, generator=gen, device=self.device) for n, _, nb in self.layout]
+        steps = []
+        for b in range(self.steps_per_epoch):
+            idx: list[Optional[Tensor]] = []
+            for (_, bs, nb), perm in zip(self.layout, perms):
+                if perm is None:
+                    idx.append(None)
+                else:
+                    j = b % nb
+                    idx.append(perm[j * bs:(j + 1) * bs])
+            steps.append(idx)
+        return steps
+
+    def local(self, indices: Sequence[Optional[Tensor]]) -> tuple[list[Optional[Tensor]], Optional[Tensor]]:
+        """A global step's indices -> this rank's indices into its shard and its shares ``n_rk / N_k`` ``[K]``
+        of the step's points (``None`` alone: the indices as they are). A rank without any point of a batch
+        computes one placeholder point with share 0 (its gradient counts zero, the collective still runs)."""
+        if self.world_size == 1:
+            return list(indices), None
+        local: list[Optional[Tensor]] = []
+        shares = []
+        for (n, _, _), (lo, hi), idx in zip(self.layout, self.shard_ranges, indices):
+            if idx is None:
+                local.append(None)
+                shares.append((hi - lo) / n)
+                continue
+            mine = idx[(idx >= lo) & (idx < hi)] - lo
+            shares.append(mine.numel() / idx.numel())
+            local.append(mine if mine.numel() else idx.new_zeros(1))
+        return local, torch.tensor(shares, dtype=self.dtype, device=self.device)

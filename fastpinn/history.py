@@ -105,3 +105,46 @@ class History:
 def rel_l2_error(pred: Tensor, exact: Tensor) -> Tensor:
     """``||pred - exact||_2 / ||exact||_2`` over the last axis: ``[..., M] -> [...]``."""
     return torch.linalg.vector_norm(pred - exact, dim=-1) / torch.linalg.vector_norm(exact, dim=-1)
+
+
+class TrainingLog:
+    """What one :meth:`Trainer.train <fastpinn.Trainer.train>` call records as it goes: per-epoch device
+    buffers (read back only at evaluations) and the host-side evaluations and times.
+
+    ``losses``/``weights`` ``[E, S, K]``, ``coefficients`` ``[E, S, C]`` for the ``E`` epochs of the call;
+    ``done``: epochs recorded up to the last evaluation boundary.
+    """
+
+    def __init__(self, epochs: int, members: int, n_terms: int, n_coefficients: int, dtype: torch.dtype,
+                 device: torch.device, warmup_seconds: float = 0.0) -> None:
+        self.losses = torch.zeros(epochs, members, n_terms, dtype=dtype, device=device)
+        self.weights = torch.zeros(epochs, members, n_terms, dtype=dtype, device=device)
+        self.coefficients = torch.zeros(epochs, members, n_coefficients, dtype=dtype, device=device)
+        self.eval_epochs: list[int] = []
+        self.errors: list[np.ndarray] = []
+        self.done = 0
+        self.train_seconds = 0.0
+        self.warmup_seconds = warmup_seconds
+
+    def record_evaluation(self, epoch: int, rel_l2: np.ndarray) -> None:
+        self.eval_epochs.append(epoch)
+        self.errors.append(rel_l2)
+
+    def history(self, n: int, *, term_names: list[str], skipped: np.ndarray, ensemble: Optional[int],
+                coefficient_names: list[str], extra: dict[str, Any]) -> History:
+        """The :class:`History` of the first ``n`` epochs."""
+        S = self.losses.shape[1]
+        return History(
+            term_names=list(term_names),
+            losses=self.losses[:n].cpu().numpy(),
+            weights=self.weights[:n].cpu().numpy(),
+            eval_epochs=np.array(self.eval_epochs, dtype=np.int64),
+            rel_l2=np.array(self.errors, dtype=np.float64).reshape(len(self.errors), S),
+            skipped=skipped,
+            train_seconds=self.train_seconds,
+            warmup_seconds=self.warmup_seconds,
+            ensemble=ensemble,
+            extra=extra,
+            coefficient_names=list(coefficient_names),
+            coefficients=self.coefficients[:n].cpu().numpy(),
+        )

@@ -120,7 +120,7 @@ def test_checkpoint_resume_equals_straight_run(tmp_path):
 def test_minibatches_cover_pde_points_and_update_once_per_epoch():
     problem = allen_cahn(0, n_pde=50, n_ic=8, n_bc=4, batch_size=16, depth=2, width=6)
     trainer = Trainer(problem, fastpinn.DN(tau=1), backend="torch", eval_every=1000)
-    steps = trainer._epoch_batches()
+    steps = trainer.epoch_batches()
     assert len(steps) == 4  # ceil(50 / 16)
     pde_idx = torch.cat([s[0] for s in steps])
     assert sorted(pde_idx.tolist()) == list(range(50))
@@ -313,7 +313,7 @@ def test_graph_capture_warmup_leaves_no_trace(pretrained, monkeypatch):
         reference.train(pretrained)
         disturbed.train(pretrained)
     saved = StateSnapshot(disturbed.state_tensors(), disturbed.optimizer)  # what CapturedStep takes
-    batch = disturbed._epoch_batches(advance=False)[0]
+    batch = disturbed.epoch_batches(advance=False)[0]
     for _ in range(CapturedStep.WARMUP_STEPS + 1):  # the warm-up steps and the captured one
         disturbed.step(batch)
     assert not torch.equal(disturbed.net.theta, reference.net.theta)
