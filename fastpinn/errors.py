@@ -35,7 +35,8 @@ class CheckpointError(ValueError):
 
 
 class CorruptCheckpointError(CheckpointError):
-    """A checkpoint file is truncated or corrupt (it cannot be read at all)."""
+    """A checkpoint file cannot be read: truncated or corrupt (its checksum included), holding anything but
+    tensors and plain containers (never loaded: that would run code), or written by an older fastpinn."""
 
 
 class DeviceUnavailableError(ValueError):

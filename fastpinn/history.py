@@ -73,8 +73,9 @@ class History:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "History":
-        return cls(list(d["term_names"]), np.asarray(d["losses"]), np.asarray(d["weights"]),
-                   np.asarray(d["eval_epochs"], dtype=np.int64), np.asarray(d["rel_l2"]), np.asarray(d["skipped"]),
+        """Inverse of :meth:`to_dict`; arrays may come back as tensors (a checkpoint stores them so)."""
+        return cls(list(d["term_names"]), _array(d["losses"]), _array(d["weights"]),
+                   _array(d["eval_epochs"]).astype(np.int64), _array(d["rel_l2"]), _array(d["skipped"]),
                    float(d["train_seconds"]), float(d["warmup_seconds"]), d["ensemble"], dict(d.get("extra", {})))
 
     def concat(self, later: "History") -> "History":
@@ -100,6 +101,11 @@ class History:
             return cls([str(s) for s in z["term_names"]], z["losses"], z["weights"], z["eval_epochs"],
                        z["rel_l2"], z["skipped"], float(z["train_seconds"]), float(z["warmup_seconds"]),
                        None if ens < 0 else ens, coefficient_names=names, coefficients=coefs)
+
+
+def _array(value: Any) -> np.ndarray:
+    """A NumPy array from an array, a list or a tensor (on any device)."""
+    return value.detach().cpu().numpy() if isinstance(value, Tensor) else np.asarray(value)
 
 
 def rel_l2_error(pred: Tensor, exact: Tensor) -> Tensor:
