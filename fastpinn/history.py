@@ -69,28 +69,38 @@ class History:
         return {"term_names": list(self.term_names), "losses": self.losses, "weights": self.weights,
                 "eval_epochs": self.eval_epochs, "rel_l2": self.rel_l2, "skipped": self.skipped,
                 "train_seconds": self.train_seconds, "warmup_seconds": self.warmup_seconds,
-                "ensemble": self.ensemble, "extra": dict(self.extra)}
+                "ensemble": self.ensemble, "extra": dict(self.extra),
+                "coefficient_names": list(self.coefficient_names), "coefficients": self.coefficients}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "History":
         """Inverse of :meth:`to_dict`; arrays may come back as tensors (a checkpoint stores them so)."""
-        return cls(list(d["term_names"]), _array(d["losses"]), _array(d["weights"]),
+        losses = _array(d["losses"])
+        coefficients = (_array(d["coefficients"]) if "coefficients" in d
+                        else np.zeros((losses.shape[0], losses.shape[1] if losses.ndim == 3 else 1, 0)))
+        return cls(list(d["term_names"]), losses, _array(d["weights"]),
                    _array(d["eval_epochs"]).astype(np.int64), _array(d["rel_l2"]), _array(d["skipped"]),
-                   float(d["train_seconds"]), float(d["warmup_seconds"]), d["ensemble"], dict(d.get("extra", {})))
+                   float(d["train_seconds"]), float(d["warmup_seconds"]), d["ensemble"], dict(d.get("extra", {})),
+                   coefficient_names=list(d.get("coefficient_names", [])), coefficients=coefficients)
 
     def concat(self, later: "History") -> "History":
         """This history followed by ``later`` (the next :meth:`Trainer.train` call, e.g. after a resume):
-        epochs and evaluations appended, ``skipped`` and ``extra`` from ``later``, times summed."""
-        if list(later.term_names) != list(self.term_names) or later.ensemble != self.ensemble:
-            raise ValueError(f"cannot append a history of terms {later.term_names} (ensemble {later.ensemble}) "
-                             f"to one of {self.term_names} (ensemble {self.ensemble})")
+        epochs, evaluations and coefficient values appended, ``skipped`` and ``extra`` from ``later``,
+        times summed."""
+        if (list(later.term_names) != list(self.term_names) or later.ensemble != self.ensemble
+                or list(later.coefficient_names) != list(self.coefficient_names)):
+            raise ValueError(f"cannot append a history of terms {later.term_names} (ensemble {later.ensemble}, "
+                             f"coefficients {later.coefficient_names}) to one of {self.term_names} (ensemble "
+                             f"{self.ensemble}, coefficients {self.coefficient_names})")
         S = self.losses.shape[1] if self.losses.ndim == 3 else later.losses.shape[1]
+        C = len(self.coefficient_names)
         return History(
             list(self.term_names), np.concatenate([self.losses, later.losses]),
             np.concatenate([self.weights, later.weights]), np.concatenate([self.eval_epochs, later.eval_epochs]),
             np.concatenate([self.rel_l2.reshape(-1, S), later.rel_l2.reshape(-1, S)]), later.skipped,
             self.train_seconds + later.train_seconds, self.warmup_seconds + later.warmup_seconds, self.ensemble,
-            {**self.extra, **later.extra})
+            {**self.extra, **later.extra}, coefficient_names=list(self.coefficient_names),
+            coefficients=np.concatenate([self.coefficients.reshape(-1, S, C), later.coefficients.reshape(-1, S, C)]))
 
     @classmethod
     def load(cls, path: str) -> "History":
