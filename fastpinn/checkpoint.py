@@ -71,7 +71,7 @@ def check_state_dict(state: Any, meta: dict[str, Any], theta_shape: Sequence[int
     version = state.get("format_version")
     if version != CHECKPOINT_FORMAT:
         raise mismatch("format_version", version, CHECKPOINT_FORMAT)
-    missing = [k for k in ("meta", "epoch", "theta", "optimizer", "weighter", "batch_generator") if k not in state]
+    missing = [k for k in ("meta", "epoch", "theta", "optimizer", "backward", "batch_generator") if k not in state]
     if missing:
         raise CheckpointError(f"{source} is incomplete: missing {missing}")
     theirs_meta = state["meta"]

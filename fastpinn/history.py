@@ -100,7 +100,8 @@ class History:
             np.concatenate([self.rel_l2.reshape(-1, S), later.rel_l2.reshape(-1, S)]), later.skipped,
             self.train_seconds + later.train_seconds, self.warmup_seconds + later.warmup_seconds, self.ensemble,
             {**self.extra, **later.extra}, coefficient_names=list(self.coefficient_names),
-            coefficients=np.concatenate([self.coefficients.reshape(-1, S, C), later.coefficients.reshape(-1, S, C)]))
+            coefficients=np.concatenate([self.coefficients.reshape(self.epochs, S, C),
+                                          later.coefficients.reshape(later.epochs, S, C)]))
 
     @classmethod
     def load(cls, path: str) -> "History":

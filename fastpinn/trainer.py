@@ -691,7 +691,7 @@ class Trainer:
         nonfinite = torch.zeros((), dtype=torch.bool, device=self.device)
         reported_skips = self.weighter.skipped.clone()
         # The update schedule follows the host epoch (a host int: no sync), e.g. after a resume.
-        self.backward.gate.set_step(self.epoch * self.steps_per_epoch)
+        self.backward.set_schedule_step(self.epoch * self.steps_per_epoch)
         good, good_done = self._snapshot(), 0  # the last state that passed the finiteness check
         probe = compile_policy.AUTO_COMPILE_PROBE_EPOCHS if self.compile_policy == "auto" and not self.compiled else 0
         self.compile_decision = None
@@ -763,7 +763,7 @@ class Trainer:
         for b, idx in enumerate(batches):
             log.losses[i] += self._run_step(idx)
             if b == 0:
-                log.weights[i].copy_(self.weighter.lam_applied)
+                log.weights[i].copy_(self.backward.weights())
         if len(batches) > 1:
             log.losses[i] /= len(batches)
         if self.coefficients is not None:
@@ -855,8 +855,7 @@ class Trainer:
             "theta": self.theta.detach().clone(),
             "coefficients": None if self.coefficients is None else self.coefficients.detach().clone(),
             "optimizer": self.optimizer.state_dict(),
-            "weighter": self.weighter.state_dict(),
-            "update_step": self.backward.gate.step,
+            "backward": self.backward.state_dict(),  # weights, their schedule's step, non-finite counts
             "batch_generator": self._batch_gen.get_state(),
             "ntk_generator": self._ntk_gen.get_state() if self._traces is not None else None,
             "attention": None if self.attention is None else self.attention.state_dict(),
@@ -879,8 +878,7 @@ class Trainer:
                     raise ValueError(f"checkpoint has no trainable coefficients; this trainer has {self.coefficient_names}")
                 self.coefficients.copy_(state["coefficients"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.weighter.load_state_dict(state["weighter"])
-        self.weighter.to(dtype=self.dtype, device=self.device)
+        self.backward.load_state_dict(state["backward"])
         self._batch_gen.set_state(state["batch_generator"])
         if self.attention is not None:
             if state.get("attention") is None:
@@ -889,7 +887,6 @@ class Trainer:
         if self._traces is not None and state.get("ntk_generator") is not None:
             self._ntk_gen.set_state(state["ntk_generator"])
         self.epoch = int(state["epoch"])
-        self.backward.gate.set_step(int(state.get("update_step", self.epoch * self.steps_per_epoch)))
         best = state.get("best")
         self._best = None if best is None else {k: v.to(self.device).clone() for k, v in best.items()}
         # The optimizer and weighter replaced their state tensors: captured graphs point at the old ones.

@@ -111,3 +111,19 @@ def test_a_checkpoint_round_trips_every_field(tmp_path):
     ha, hb = a.train(4), b.train(4)
     np.testing.assert_array_equal(ha.losses, hb.losses)
     assert torch.equal(a.theta, b.theta)
+
+
+def test_the_weighted_backward_saves_its_own_state():
+    # One format for the weighted backward: the trainer's checkpoint holds backward.state_dict() as is.
+    a = Trainer(poisson1d(0, n_pde=12, depth=2, width=4), fastpinn.DN(tau=2), backend="torch", eval_every=2,
+                step_mode="device")
+    a.train(3)
+    state = a.state_dict()
+    assert "weighter" not in state and "update_step" not in state
+    assert set(state["backward"]) == set(a.backward.state_dict())
+    assert state["backward"]["gate_step"] == 3 * a.steps_per_epoch
+    b = Trainer(poisson1d(0, n_pde=12, depth=2, width=4), fastpinn.DN(tau=2), backend="torch", eval_every=2,
+                step_mode="device")
+    b.load_state_dict(state)
+    assert b.backward.gate.step == 3 * b.steps_per_epoch
+    assert torch.equal(b.backward.weights(), a.backward.weights())
