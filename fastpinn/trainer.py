@@ -32,10 +32,9 @@ from .checkpoint import (CHECKPOINT_FORMAT, check_state_dict, network_meta, read
                          write_checkpoint)
 from .collectives import collective
 from .compile_policy import (AUTO_COMPILE_MIN_SPEEDUP, AUTO_COMPILE_PROBE_EPOCHS, AUTO_COMPILE_WARMUP_SECONDS,
-                             compile_or_fall_back, compiled_copy, decide_compile)
+                             compile_or_fall_back, decide_compile)
 from .cuda_graph import CapturedStep, batch_key, fresh_optimizer_state
 from .data_parallel import BatchLayout, data_parallel_layout, shard_problem, torch_distributed, world_group
-from .derivatives import MethodChoice, choose_method, fastest_method, method_names, parse_requests
 from .errors import CheckpointError, CorruptCheckpointError, DeviceUnavailableError, NonFiniteError
 from .history import History, TrainingLog, rel_l2_error
 from .network import MLP
@@ -43,6 +42,7 @@ from .params import flatten_parameters, trainable_tensors
 from .problem import Problem
 from .rba import ResidualAttention
 from .schemes import DN, Scheme
+from .term_losses import DERIVATIVE_METHODS, TermLosses, derivative_method_choices
 from .threads import ThreadSetting, resolve_threads, use_threads
 from .validation import check_choice, check_int, check_optional_int
 from .weighter import first_update_for
@@ -57,29 +57,12 @@ __all__ = ["Trainer", "History", "NonFiniteError", "CheckpointError", "CorruptCh
 STEP_MODES = ("eager", "device", "cuda_graph")
 
 
-def derivative_method_choices() -> tuple[str, ...]:
-    """What ``derivative_method=`` takes: ``"auto"``, every registered method, ``"tune"``."""
-    return ("auto",) + method_names() + ("tune",)
-
-
-DERIVATIVE_METHODS = derivative_method_choices()
-_TUNED: dict[tuple, MethodChoice] = {}  # derivative-method choices, shared by the trainers of one process
-
-
 def check_device(device: torch.device) -> None:
     """:class:`DeviceUnavailableError` (one line) if ``device`` is CUDA and this machine has none."""
     if device.type == "cuda" and not torch.cuda.is_available():
         why = "this torch is a CPU-only build" if torch.version.cuda is None else "no CUDA GPU was found"
         raise DeviceUnavailableError(f"device {str(device)!r} was requested but CUDA is not available ({why}, torch "
                                      f"{torch.__version__}); use device='cpu'")
-
-
-def _network_key(net: nn.Module) -> tuple:
-    """What tells two networks apart for the derivative-method cache: class, parameter and buffer
-    shapes, and the module's repr (an MLP's shape; a user module's submodules)."""
-    shapes = tuple((name, tuple(t.shape), str(t.dtype)) for name, t in
-                   list(net.named_parameters()) + list(net.named_buffers()))
-    return (type(net).__module__, type(net).__qualname__, shapes, repr(net))
 
 
 OptimizerFactory = Callable[[list[torch.nn.Parameter]], torch.optim.Optimizer]
@@ -255,8 +238,14 @@ class Trainer:
                                  "points on one rank); use DN, MA, ID, PINN or a loss-based scheme")
             self._traces = self._ntk_traces_fn()
         tick = time.perf_counter()
+        #: Every term's loss function (derivative method chosen or tuned, compiled or not).
+        self.loss_functions = TermLosses(
+            self.problem, self.net, self.method, loss_params=self._loss_params, leaves=self._leaves,
+            coefficient_names=self.coefficient_names, coefficients=self.coefficients, device=self.device,
+            dtype=dtype, attention=self.attention,
+            tune_batch=self.batches.local(self.epoch_batches(advance=False)[0])[0] if self.method == "tune" else None)
         #: term name -> derivative method its loss uses.
-        self.derivative_methods: dict[str, str] = self._choose_derivative_methods()
+        self.derivative_methods: dict[str, str] = self.loss_functions.methods
         self._pending_warmup = time.perf_counter() - tick if derivative_method == "tune" else 0.0
         self._graphs: dict[tuple, CapturedStep] = {}
         self._build_loss_fns()
@@ -324,7 +313,6 @@ class Trainer:
 
     def _setup_attention(self, attention: Optional[ResidualAttention]) -> None:
         self.attention = attention
-        self._residuals: dict[int, tuple[Tensor, Optional[Tensor]]] = {}  # term -> (r, index) of this step
         if attention is None:
             return
         if self.world_size > 1:
@@ -355,36 +343,6 @@ class Trainer:
         """Autograd backward calls made by training steps so far."""
         return self.backward.backward_passes
 
-    def _choose_derivative_methods(self) -> dict[str, str]:
-        if self.method == "auto":  # resolved per term, so what ran is what gets recorded
-            coords = self.problem.coords
-            return {t.name: choose_method(self.net, None, parse_requests(t.requests, coords)) for t in self.problem.terms}
-        if self.method != "tune":
-            return {t.name: self.method for t in self.problem.terms}
-        first_batch = self.batches.local(self.epoch_batches(advance=False)[0])[0]
-        chosen = {}
-        for term, index in zip(self.problem.terms, first_batch):
-            key = (_network_key(self.net), str(self.device), self.dtype, term.requests, len(term.points),
-                   term.n_points if index is None else index.numel())
-            if key not in _TUNED:
-                def loss(method: str, term=term, index=index) -> Tensor:
-                    return term.loss(self.net, self.problem.coords, index, method=method, theta=self._loss_params,
-                                     coef=self._coefficient_views(self.coefficients),
-                                     ensemble=self.problem.ensemble is not None)
-
-                _TUNED[key] = fastest_method(loss, self._leaves)
-            chosen[term.name] = _TUNED[key].method
-        return chosen
-
-    def _coefficient_views(self, coefficients: Optional[Tensor]) -> Optional[dict[str, Tensor]]:
-        """Name -> coefficient as the residual sees it: a scalar, or ``[S, 1]`` for an ensemble. Made per
-        call (views), so every graph owns its own."""
-        if coefficients is None:
-            return None
-        if self.problem.ensemble is None:
-            return {n: coefficients[i] for i, n in enumerate(self.coefficient_names)}
-        return {n: coefficients[:, i:i + 1] for i, n in enumerate(self.coefficient_names)}
-
     def coefficient_values(self) -> dict[str, Tensor]:
         """The trainable coefficients now: name -> ``[S]`` (detached copies)."""
         if self.coefficients is None:
@@ -392,29 +350,9 @@ class Trainer:
         c = self.coefficients.detach().reshape(self.members, -1)
         return {n: c[:, i].clone() for i, n in enumerate(self.coefficient_names)}
 
-    def _make_loss_fn(self, term, method: str) -> Callable[[Any, Optional[Tensor], Optional[Tensor]], Tensor]:
-        coords, net, ensemble = self.problem.coords, self.net, self.problem.ensemble is not None
-        views = self._coefficient_views
-        k = self.problem.terms.index(term)
-        if self.attention is not None and k in self.attention.terms:
-            attention, residuals = self.attention, self._residuals
-
-            def attended(theta: Any, coefficients: Optional[Tensor], index: Optional[Tensor]) -> Tensor:
-                r = term.residual_values(net, coords, index, method=method, theta=theta, coef=views(coefficients))
-                residuals[k] = (r.detach(), index)
-                return attention.loss(k, r, index).reshape(-1)
-
-            return attended
-
-        def loss_fn(theta: Any, coefficients: Optional[Tensor], index: Optional[Tensor]) -> Tensor:
-            coef = views(coefficients)
-            return term.loss(net, coords, index, method=method, theta=theta, ensemble=ensemble, coef=coef).reshape(-1)
-
-        return compiled_copy(loss_fn, f"loss_{term.name}") if self.compiled else loss_fn
-
     def _build_loss_fns(self) -> None:
         """Each term's loss function for the current ``compiled`` setting."""
-        self._loss_fns = [self._make_loss_fn(t, self.derivative_methods[t.name]) for t in self.problem.terms]
+        self.loss_functions.build(self.compiled)
         self._drop_graphs()
 
     def _drop_graphs(self) -> None:
@@ -443,9 +381,7 @@ class Trainer:
 
     def term_losses(self, indices: Optional[Sequence[Optional[Tensor]]] = None) -> list[Tensor]:
         """Unweighted losses of every term, each ``[S]`` (``[1]`` for a single network)."""
-        params = self._loss_params
-        return [fn(params, self.coefficients, None if indices is None else indices[k])
-                for k, fn in enumerate(self._loss_fns)]
+        return self.loss_functions(self._loss_params, self.coefficients, indices)
 
     def warmup(self) -> float:
         """Compile (when ``compile=True``) and capture (``step_mode="cuda_graph"``) every graph training
@@ -493,9 +429,9 @@ class Trainer:
         self.backward(losses, update=update, traces=self._traces, shard_weights=shard_weights)
         self.optimizer.step()
         if self.attention is not None:  # the point weights follow this step's residuals (eq. 9-10)
-            for k, (r, index) in self._residuals.items():
+            for k, (r, index) in self.loss_functions.residuals.items():
                 self.attention.update(k, r, index)
-            self._residuals.clear()
+            self.loss_functions.residuals.clear()
         return self.backward.losses
 
     def _ntk_traces_fn(self) -> Callable[[], Tensor]:

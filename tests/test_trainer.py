@@ -266,7 +266,7 @@ def test_cuda_graph_step_equals_eager_step(scheme, compile):
 
 
 def test_tuned_derivative_methods_train_like_the_chosen_method():
-    from fastpinn.trainer import _TUNED
+    from fastpinn.term_losses import TUNED_METHODS as _TUNED
 
     _TUNED.clear()
     kwargs = dict(n_pde=40, depth=3, width=8)
