@@ -40,29 +40,30 @@ def fresh_optimizer_state(optimizer: torch.optim.Optimizer) -> dict[int, dict[st
     if not hasattr(type(optimizer), "_init_group"):
         raise ValueError(f"cannot tell what a fresh {type(optimizer).__name__} holds (it has no _init_group); "
                          "run one training step before capturing a CUDA graph, or use torch.optim's optimizers")
-    twins: dict[int, Tensor] = {}
-    groups = []
+    fresh: dict[int, dict[str, Any]] = {}
+    # One twin per parameter group: step() initialises and then updates group by group, so stopping after
+    # the first initialisation of a many-group twin would leave the later groups without state.
     for g in optimizer.param_groups:
-        params = []
+        twins: dict[int, Tensor] = {}
         for p in g["params"]:
             twin = p.detach().clone().requires_grad_(True)
             twin.grad = torch.zeros_like(twin)
             twins[id(p)] = twin
-            params.append(twin)
-        groups.append({**{k: v for k, v in g.items() if k != "params"}, "params": params})
-    twin_opt = type(optimizer)(groups, **optimizer.defaults)
-    original = twin_opt._init_group
+        hyper = {k: v for k, v in g.items() if k != "params"}
+        twin_opt = type(optimizer)([{**hyper, "params": list(twins.values())}], **optimizer.defaults)
+        original = twin_opt._init_group
 
-    def init_then_stop(*args: Any, **kwargs: Any) -> Any:
-        original(*args, **kwargs)
-        raise _StopAfterInit
+        def init_then_stop(*args: Any, original: Any = original, **kwargs: Any) -> Any:
+            original(*args, **kwargs)
+            raise _StopAfterInit
 
-    twin_opt._init_group = init_then_stop  # type: ignore[method-assign]
-    try:
-        twin_opt.step()
-    except _StopAfterInit:
-        pass
-    return {pid: dict(twin_opt.state.get(twin, {})) for pid, twin in twins.items()}
+        twin_opt._init_group = init_then_stop  # type: ignore[method-assign]
+        try:
+            twin_opt.step()
+        except _StopAfterInit:
+            pass
+        fresh.update({pid: dict(twin_opt.state.get(twin, {})) for pid, twin in twins.items()})
+    return fresh
 
 
 class StateSnapshot:
