@@ -105,7 +105,7 @@ class ProgressBar(Callback):
         done = epoch - self._first_epoch
         self.bar.update(done - self._shown)
         self._shown = done
-        self.bar.set_postfix_str(self._postfix(trainer, info, trainer.history_so_far().train_seconds, done))
+        self.bar.set_postfix_str(self._postfix(trainer, info, trainer.running_log.train_seconds, done))
         return None
 
     def on_train_end(self, trainer: "Trainer", extra: Optional[dict[str, Any]]) -> None:
