@@ -498,6 +498,11 @@ class WeightedBackward:
         lam = self.weighter.lam_applied
         return lam[0] if self.members == 1 else lam
 
+    def set_schedule_step(self, step: int) -> None:
+        """Set the weight-update schedule's step count (e.g. ``epoch * steps_per_epoch`` when a trainer
+        continues after a resume); from a host int, so no sync."""
+        self.gate.set_step(step)
+
     def state_tensors(self) -> list[Tensor]:
         """Every device tensor a step mutates that is training state (for snapshots around CUDA-graph
         capture): the weighter's state, the gate's counter and the non-finite counts."""

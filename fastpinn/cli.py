@@ -318,7 +318,7 @@ def _run_options(args: argparse.Namespace) -> dict:
 def _cmd_train(args: argparse.Namespace) -> int:
     from .schemes import scheme_params_from_args
     from .run import RunConfig, build_trainer, directory, is_user_problem, plan_run_dir, train_run
-    from .run.ranks import torchrun_layout
+    from .data_parallel import launcher_rank_and_world
 
     if args.seeds is not None:
         if args.seeds < 1:
@@ -332,7 +332,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.resume and args.force:
         raise ValueError("--resume and --force contradict each other (continue the run, or start afresh)")
     device = _device(args.device)
-    rank, world = torchrun_layout()
+    rank, world = launcher_rank_and_world()
     if world > 1:  # torchrun: one model, its points split over the ranks (the Trainer sees the process group)
         device = _join_process_group(device, args.collective_timeout)
     log = _log if rank == 0 else None  # rank 0 speaks for the job; errors are printed by every rank
@@ -516,7 +516,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     from .run import Interrupted, RunFailedError
     from .run.lock import RunDirBusyError
-    from .run.ranks import torchrun_layout
+    from .data_parallel import launcher_rank_and_world
     from .trainer import CorruptCheckpointError, DeviceUnavailableError, NonFiniteError
 
     import os
@@ -549,7 +549,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from .collectives import CollectiveError
 
     try:
-        rank, world = torchrun_layout()
+        rank, world = launcher_rank_and_world()
     except ValueError as exc:
         _err(f"{prog}: error: {exc}")
         return EXIT_USAGE

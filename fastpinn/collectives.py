@@ -10,23 +10,16 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from .data_parallel import torch_distributed
+from .errors import CollectiveError
+
 __all__ = ["CollectiveError", "collective", "agree", "broadcast_object"]
-
-
-class CollectiveError(RuntimeError):
-    """A collective every rank must join failed on this rank (a peer died, or a timeout passed)."""
-
-
-def _dist() -> Any:
-    import torch.distributed as dist
-
-    return dist
 
 
 def collective(what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """``fn(*args, **kwargs)``, a ``torch.distributed`` collective described by ``what`` (e.g. "the
     checkpoint barrier"); its failure is re-raised as :class:`CollectiveError`."""
-    dist = _dist()
+    dist = torch_distributed()
     try:
         return fn(*args, **kwargs)
     except (RuntimeError, dist.DistError) as exc:
@@ -43,7 +36,7 @@ def agree(flags: "list[bool]", what: str) -> "list[bool]":
     """Each flag OR-ed over the ranks (one all-reduce): a decision every rank then takes alike."""
     import torch
 
-    dist = _dist()
+    dist = torch_distributed()
     t = torch.tensor([int(bool(f)) for f in flags], dtype=torch.int32)
     if dist.get_backend() == "nccl":
         t = t.cuda()
@@ -54,5 +47,5 @@ def agree(flags: "list[bool]", what: str) -> "list[bool]":
 def broadcast_object(obj: Any, what: str, src: int = 0) -> Any:
     """Rank ``src``'s ``obj`` (a picklable value) on every rank."""
     box = [obj]
-    collective(what, _dist().broadcast_object_list, box, src=src)
+    collective(what, torch_distributed().broadcast_object_list, box, src=src)
     return box[0]

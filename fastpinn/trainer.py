@@ -5,211 +5,76 @@ A step is the term losses, the public :class:`~fastpinn.WeightedBackward` (one b
 same pieces a user's own loop calls. An epoch that updates the weights costs no extra backward pass: it
 only adds the fused statistics and the EMA update, both on the device. Per-epoch losses and weights are
 written into device buffers and read back only every ``eval_every`` epochs.
+
+The side jobs are parts the Trainer composes: the mini-batch layout and data parallelism
+(:mod:`fastpinn.data_parallel`), the compile policy (:mod:`fastpinn.compile_policy`), CUDA-graph capture
+(:mod:`fastpinn.cuda_graph`), the checkpoint format (:mod:`fastpinn.checkpoint`), the records of a call
+(:mod:`fastpinn.history`) and keep-best, patience, progress and periodic checkpoints
+(:mod:`fastpinn.callbacks`).
 """
 
 from __future__ import annotations
 
 import copy
-import dataclasses
-import io
-import itertools
 import math
 import time
-import types
 import warnings
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from . import _io
-from torch import nn
-
+from . import compile_policy
 from .backward import WeightedBackward
+from .callbacks import Callback, FunctionCallback, KeepBest, Patience, ProgressBar
+from .checkpoint import (CHECKPOINT_FORMAT, check_state_dict, network_meta, read_checkpoint, scheme_meta,
+                         write_checkpoint)
 from .collectives import collective
-from .derivatives import MethodChoice, choose_method, fastest_method, method_names, parse_requests
+from .compile_policy import (AUTO_COMPILE_MIN_SPEEDUP, AUTO_COMPILE_PROBE_EPOCHS, AUTO_COMPILE_WARMUP_SECONDS,
+                             compile_or_fall_back, decide_compile)
+from .cuda_graph import CapturedStep, batch_key, fresh_optimizer_state
+from .data_parallel import BatchLayout, data_parallel_layout, shard_problem, torch_distributed, world_group
+from .errors import CheckpointError, CorruptCheckpointError, DeviceUnavailableError, NonFiniteError
+from .history import History, TrainingLog, rel_l2_error
 from .network import MLP
 from .params import flatten_parameters, trainable_tensors
 from .problem import Problem
-from .schemes import DN, Scheme
 from .rba import ResidualAttention
+from .schemes import DN, Scheme
+from .term_losses import DERIVATIVE_METHODS, TermLosses, derivative_method_choices
 from .threads import ThreadSetting, resolve_threads, use_threads
+from .validation import check_choice, check_int, check_optional_int
 from .weighter import first_update_for
 
+# History, the errors, the checkpoint format and the compile constants live in their own modules; they
+# are re-exported here so code written against fastpinn.trainer keeps working.
 __all__ = ["Trainer", "History", "NonFiniteError", "CheckpointError", "CorruptCheckpointError",
-           "DeviceUnavailableError", "rel_l2_error", "CHECKPOINT_FORMAT"]
-
-#: Version of the checkpoint layout written by :meth:`Trainer.save_checkpoint`; bumped when it changes.
-CHECKPOINT_FORMAT = 1
-
-
-class NonFiniteError(FloatingPointError):
-    """A loss or the parameters became NaN/Inf during training.
-
-    When :meth:`Trainer.train` raises it, the trainer has been put back to its last finite state (the last
-    ``eval_every`` boundary that passed the check). Attributes: ``term`` (name of the first non-finite loss,
-    ``None`` if only the parameters were), ``member`` (ensemble member), ``epoch`` (the epoch whose loss
-    was non-finite, or the boundary at which the parameters were found non-finite), ``last_good_epoch``
-    (the epoch the trainer was restored to), ``history`` (the :class:`History` of the call up to
-    ``last_good_epoch``) and ``checkpoint`` (path of the last good checkpoint, when a caller wrote one).
-    """
-
-    def __init__(self, message: str, *, term: Optional[str] = None, member: Optional[int] = None,
-                 epoch: Optional[int] = None, last_good_epoch: Optional[int] = None,
-                 history: Optional["History"] = None, checkpoint: Optional[str] = None) -> None:
-        super().__init__(message)
-        self.term, self.member, self.epoch = term, member, epoch
-        self.last_good_epoch, self.history, self.checkpoint = last_good_epoch, history, checkpoint
-
-
-class CheckpointError(ValueError):
-    """A checkpoint cannot be used: written by a different configuration (or format version)."""
-
-
-class CorruptCheckpointError(CheckpointError):
-    """A checkpoint file is truncated or corrupt (it cannot be read at all)."""
-
-
-class DeviceUnavailableError(ValueError):
-    """The requested device does not exist on this machine (e.g. ``"cuda"`` without CUDA)."""
-
-
-@dataclass
-class History:
-    """What a training run recorded.
-
-    Attributes (``S`` = ensemble members, 1 for a single network; ``K`` = loss terms):
-        term_names: ``[K]``.
-        losses: ``[E, S, K]`` unweighted term losses of every epoch (mean over its mini-batches).
-        weights: ``[E, S, K]`` the weights applied in every epoch.
-        eval_epochs: ``[M]`` epochs (counted after the step) at which ``rel_l2`` was measured.
-        rel_l2: ``[M, S]`` relative L2 error against the reference solution (empty without one).
-        skipped: ``[S, K]`` weight updates in which a term kept its weight (zero/non-finite statistic).
-        train_seconds: wall time of the training epochs alone (no evaluation, no warm-up).
-        warmup_seconds: one-off compilation / graph-capture time.
-        ensemble: ``None`` for one network, else ``S``.
-        coefficient_names: ``[C]`` the problem's trainable coefficients (inverse problems; empty otherwise).
-        coefficients: ``[E, S, C]`` their values after every epoch.
-    """
-
-    term_names: list[str]
-    losses: np.ndarray
-    weights: np.ndarray
-    eval_epochs: np.ndarray
-    rel_l2: np.ndarray
-    skipped: np.ndarray
-    train_seconds: float = 0.0
-    warmup_seconds: float = 0.0
-    ensemble: Optional[int] = None
-    extra: dict = field(default_factory=dict)
-    coefficient_names: list[str] = field(default_factory=list)
-    coefficients: np.ndarray = field(default_factory=lambda: np.zeros((0, 1, 0)))
-
-    @property
-    def epochs(self) -> int:
-        return int(self.losses.shape[0])
-
-    def final_rel_l2(self) -> np.ndarray:
-        """``[S]`` last measured relative L2 errors (NaN when never measured)."""
-        if self.rel_l2.shape[0] == 0:
-            return np.full(self.losses.shape[1], np.nan)
-        return self.rel_l2[-1]
-
-    def save(self, path: str) -> None:
-        """Write an ``.npz`` atomically."""
-        _io.atomic_save_npz(
-            path, term_names=np.array(self.term_names), losses=self.losses, weights=self.weights,
-            eval_epochs=self.eval_epochs, rel_l2=self.rel_l2, skipped=self.skipped,
-            train_seconds=np.array(self.train_seconds), warmup_seconds=np.array(self.warmup_seconds),
-            ensemble=np.array(-1 if self.ensemble is None else self.ensemble),
-            coefficient_names=np.array(self.coefficient_names, dtype=str), coefficients=self.coefficients)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain arrays and numbers (for embedding in a checkpoint); :meth:`from_dict` inverts it."""
-        return {"term_names": list(self.term_names), "losses": self.losses, "weights": self.weights,
-                "eval_epochs": self.eval_epochs, "rel_l2": self.rel_l2, "skipped": self.skipped,
-                "train_seconds": self.train_seconds, "warmup_seconds": self.warmup_seconds,
-                "ensemble": self.ensemble, "extra": dict(self.extra)}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "History":
-        return cls(list(d["term_names"]), np.asarray(d["losses"]), np.asarray(d["weights"]),
-                   np.asarray(d["eval_epochs"], dtype=np.int64), np.asarray(d["rel_l2"]), np.asarray(d["skipped"]),
-                   float(d["train_seconds"]), float(d["warmup_seconds"]), d["ensemble"], dict(d.get("extra", {})))
-
-    def concat(self, later: "History") -> "History":
-        """This history followed by ``later`` (the next :meth:`Trainer.train` call, e.g. after a resume):
-        epochs and evaluations appended, ``skipped`` and ``extra`` from ``later``, times summed."""
-        if list(later.term_names) != list(self.term_names) or later.ensemble != self.ensemble:
-            raise ValueError(f"cannot append a history of terms {later.term_names} (ensemble {later.ensemble}) "
-                             f"to one of {self.term_names} (ensemble {self.ensemble})")
-        S = self.losses.shape[1] if self.losses.ndim == 3 else later.losses.shape[1]
-        return History(
-            list(self.term_names), np.concatenate([self.losses, later.losses]),
-            np.concatenate([self.weights, later.weights]), np.concatenate([self.eval_epochs, later.eval_epochs]),
-            np.concatenate([self.rel_l2.reshape(-1, S), later.rel_l2.reshape(-1, S)]), later.skipped,
-            self.train_seconds + later.train_seconds, self.warmup_seconds + later.warmup_seconds, self.ensemble,
-            {**self.extra, **later.extra})
-
-    @classmethod
-    def load(cls, path: str) -> "History":
-        with np.load(path) as z:
-            ens = int(z["ensemble"])
-            names = [str(s) for s in z["coefficient_names"]] if "coefficient_names" in z else []
-            coefs = z["coefficients"] if "coefficients" in z else np.zeros((z["losses"].shape[0], z["losses"].shape[1], 0))
-            return cls([str(s) for s in z["term_names"]], z["losses"], z["weights"], z["eval_epochs"],
-                       z["rel_l2"], z["skipped"], float(z["train_seconds"]), float(z["warmup_seconds"]),
-                       None if ens < 0 else ens, coefficient_names=names, coefficients=coefs)
-
-
-def rel_l2_error(pred: Tensor, exact: Tensor) -> Tensor:
-    """``||pred - exact||_2 / ||exact||_2`` over the last axis: ``[..., M] -> [...]``."""
-    return torch.linalg.vector_norm(pred - exact, dim=-1) / torch.linalg.vector_norm(exact, dim=-1)
-
-
-_COMPILED_IDS = itertools.count()
+           "DeviceUnavailableError", "rel_l2_error", "CHECKPOINT_FORMAT", "STEP_MODES", "DERIVATIVE_METHODS",
+           "derivative_method_choices", "check_device", "fresh_optimizer_state", "AUTO_COMPILE_PROBE_EPOCHS",
+           "AUTO_COMPILE_MIN_SPEEDUP", "AUTO_COMPILE_WARMUP_SECONDS"]
 
 STEP_MODES = ("eager", "device", "cuda_graph")
-# compile="auto": eager epochs timed before deciding; the smallest compiled speed-up measured on the paper's
-# problems (CPU, bench/results: 1.2-1.6x); a cold torch.compile of a problem's terms (40-60 s measured on a
-# 2-core CPU, rounded up). Compiling pays when the remaining epochs save more than the warm-up costs.
-AUTO_COMPILE_PROBE_EPOCHS = 20
-AUTO_COMPILE_MIN_SPEEDUP = 1.2
-AUTO_COMPILE_WARMUP_SECONDS = 60.0
 
 
-def derivative_method_choices() -> tuple[str, ...]:
-    """What ``derivative_method=`` takes: ``"auto"``, every registered method, ``"tune"``."""
-    return ("auto",) + method_names() + ("tune",)
-
-
-DERIVATIVE_METHODS = derivative_method_choices()
-_TUNED: dict[tuple, MethodChoice] = {}  # derivative-method choices, shared by the trainers of one process
-
-
-def _check_device(device: torch.device) -> None:
+def check_device(device: torch.device) -> None:
+    """:class:`DeviceUnavailableError` (one line) if ``device`` is CUDA and this machine has none."""
     if device.type == "cuda" and not torch.cuda.is_available():
         why = "this torch is a CPU-only build" if torch.version.cuda is None else "no CUDA GPU was found"
         raise DeviceUnavailableError(f"device {str(device)!r} was requested but CUDA is not available ({why}, torch "
-                         f"{torch.__version__}); use device='cpu'")
-
-
-def _batch_key(indices: Sequence[Optional[Tensor]]) -> tuple:
-    """Mini-batch sizes of one step (``None``: the term's full point set): one compiled/captured graph each."""
-    return tuple(None if i is None else i.numel() for i in indices)
-
-def _network_key(net: nn.Module) -> tuple:
-    """What tells two networks apart for the derivative-method cache: class, parameter and buffer
-    shapes, and the module's repr (an MLP's shape; a user module's submodules)."""
-    shapes = tuple((name, tuple(t.shape), str(t.dtype)) for name, t in
-                   list(net.named_parameters()) + list(net.named_buffers()))
-    return (type(net).__module__, type(net).__qualname__, shapes, repr(net))
+                                     f"{torch.__version__}); use device='cpu'")
 
 
 OptimizerFactory = Callable[[list[torch.nn.Parameter]], torch.optim.Optimizer]
+EvalCallback = Callable[["Trainer", int, dict[str, Any]], None]
+
+
+def _check_rate(name: str, value: Any, *, optional: bool = False) -> None:
+    """A learning rate: a positive finite number (or ``None`` where ``optional``)."""
+    if optional and value is None:
+        return
+    if not (isinstance(value, (int, float)) and value > 0 and math.isfinite(value)):
+        raise ValueError(f"{name} must be a positive number{' or None' if optional else ''}, got {value!r}")
 
 
 class Trainer:
@@ -309,40 +174,93 @@ class Trainer:
     ) -> None:
         if not isinstance(problem, Problem):
             raise ValueError(f"problem must be a fastpinn Problem, got {type(problem).__name__}")
-        if isinstance(eval_every, bool) or not isinstance(eval_every, int) or eval_every < 1:
-            raise ValueError(f"eval_every must be an integer >= 1, got {eval_every!r}")
-        if not (isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr)):
-            raise ValueError(f"lr must be a positive number, got {lr!r}")
-        if step_mode not in STEP_MODES:
-            raise ValueError(f"step_mode must be one of {STEP_MODES}, got {step_mode!r}")
+        self.eval_every = check_int("eval_every", eval_every, minimum=1)
+        _check_rate("lr", lr)
+        _check_rate("coefficient_lr", coefficient_lr, optional=True)
+        self.step_mode = check_choice("step_mode", step_mode, STEP_MODES)
+        self.method = check_choice("derivative_method", derivative_method, derivative_method_choices())
+        if not (isinstance(compile, bool) or compile == "auto"):
+            raise ValueError(f"compile must be True, False or 'auto', got {compile!r}")
         self.device = torch.device(device) if device is not None else torch.device("cpu")
-        _check_device(self.device)
+        check_device(self.device)
         if step_mode == "cuda_graph" and self.device.type != "cuda":
             raise ValueError(f"step_mode='cuda_graph' needs a CUDA device, got device={str(self.device)!r}; "
                              "use step_mode='device' or 'eager' elsewhere")
-        self.step_mode = step_mode
         resolve_threads(threads if threads != "auto" else None)  # validate now, decide at train()
         self.threads: ThreadSetting = threads
         self.dtype = dtype
         self.problem = problem.to(self.device, dtype)
         #: This process's rank and the number of ranks training one model together (0 and 1 alone).
-        self.rank, self.world_size = _data_parallel_layout(distributed)
+        self.rank, self.world_size = data_parallel_layout(distributed)
         if self.world_size > 1 and step_mode == "cuda_graph":
             raise ValueError("step_mode='cuda_graph' is not supported with distributed training; use 'eager' or 'device'")
         # The global batch layout (points N, batch size, batches per epoch of every term): identical on every rank.
-        self._layout = [(t.n_points, t.batch_size, t.n_batches) for t in self.problem.terms]
+        layout = [(t.n_points, t.batch_size, t.n_batches) for t in self.problem.terms]
         self._shard_ranges = [(0, t.n_points) for t in self.problem.terms]
         if self.world_size > 1:
-            self.problem, self._shard_ranges = _shard_problem(self.problem, self.rank, self.world_size)
+            self.problem, self._shard_ranges = shard_problem(self.problem, self.rank, self.world_size)
             if threads == "auto":  # ranks share the node's cores: keep the launcher's setting (torchrun: OMP_NUM_THREADS)
                 self.threads = None
+        #: Which points every step trains on (globally and on this rank).
+        self.batches = BatchLayout(layout, self._shard_ranges, self.world_size, dtype, self.device)
+        self.steps_per_epoch = self.batches.steps_per_epoch
         self.scheme = DN() if scheme is None else scheme
-        self.net = network if network is not None else self.problem.network(dtype=dtype, device=self.device)
-        if not isinstance(self.net, nn.Module):
-            raise ValueError(f"network must be a fastpinn.MLP or a torch.nn.Module, got {type(self.net).__name__}")
         #: ``S``, the ensemble members trained at once (1 for a single network).
         self.members = 1 if problem.ensemble is None else problem.ensemble
-        self.net.to(device=self.device, dtype=dtype)
+        self._setup_network(network)
+        self._setup_coefficients()
+        blocks = [self._flat] + ([] if self.coefficients is None else [self.coefficients])
+        self.optimizer = self._build_optimizer(optimizer, blocks, lr, coefficient_lr)
+        self.update_schedule = update_schedule
+        self.epoch = 0
+        # The shuffling generator lives on the training device so a mini-batch permutation needs no host copy.
+        self._batch_gen = torch.Generator(device=self.device).manual_seed(
+            problem.seeds[0] if batch_seed is None else batch_seed)
+        self._reference: Optional[tuple[Tensor, Tensor]] = None
+        self.compile_policy: Union[bool, str] = compile
+        self.compiled = compile is True
+        #: What ``compile="auto"`` measured and decided in the last :meth:`train` call (``None`` otherwise).
+        self.compile_decision: Optional[dict[str, Any]] = None
+        #: The public weighted backward this trainer's step is built on (owns G, the Weighter, the gate).
+        self.backward = WeightedBackward(
+            self._leaves + ([] if self.coefficients is None else [self.coefficients]), self.scheme,
+            problem.term_names, reference=problem.reference_term, adaptive=problem.adaptive, members=self.members,
+            steps_per_epoch=self.steps_per_epoch, first_update=first_update_for(update_schedule, self.scheme),
+            gate="host" if step_mode == "eager" else "device", backend=backend, flat=blocks,
+            shared_graph=False,  # one forward per term: disjoint graphs
+            process_group=world_group() if self.world_size > 1 else None, overlap=overlap)
+        self.weighter = self.backward.weighter
+        self._setup_attention(attention)
+        self._traces: Optional[Callable[[], Tensor]] = None
+        if self.weighter.reads == "traces":
+            if self.world_size > 1:
+                raise ValueError("NTK schemes are not supported with distributed training (the traces need all "
+                                 "points on one rank); use DN, MA, ID, PINN or a loss-based scheme")
+            self._traces = self._ntk_traces_fn()
+        tick = time.perf_counter()
+        #: Every term's loss function (derivative method chosen or tuned, compiled or not).
+        self.loss_functions = TermLosses(
+            self.problem, self.net, self.method, loss_params=self._loss_params, leaves=self._leaves,
+            coefficient_names=self.coefficient_names, coefficients=self.coefficients, device=self.device,
+            dtype=dtype, attention=self.attention,
+            tune_batch=self.batches.local(self.epoch_batches(advance=False)[0])[0] if self.method == "tune" else None)
+        #: term name -> derivative method its loss uses.
+        self.derivative_methods: dict[str, str] = self.loss_functions.methods
+        self._pending_warmup = time.perf_counter() - tick if derivative_method == "tune" else 0.0
+        self._graphs: dict[tuple, CapturedStep] = {}
+        self._build_loss_fns()
+        self._stop_requested = False
+        self._log: Optional[TrainingLog] = None  # the running train() call's records, for history_so_far()
+        #: Best relative L2 error seen per member, its epoch and parameters; ``None`` before any evaluation.
+        self._best: Optional[dict[str, Tensor]] = None
+
+    def _setup_network(self, network: Optional[nn.Module]) -> None:
+        """The network on this device, its flat parameters and the leaves each backward accumulates into."""
+        problem = self.problem
+        self.net = network if network is not None else problem.network(dtype=self.dtype, device=self.device)
+        if not isinstance(self.net, nn.Module):
+            raise ValueError(f"network must be a fastpinn.MLP or a torch.nn.Module, got {type(self.net).__name__}")
+        self.net.to(device=self.device, dtype=self.dtype)
         if isinstance(self.net, MLP):
             if self.net.ensemble != problem.ensemble:
                 raise ValueError(f"network ensemble={self.net.ensemble} does not match problem ensemble={problem.ensemble}")
@@ -358,101 +276,56 @@ class Trainer:
             self._flat = flatten_parameters(self.net)
             self._leaves = trainable_tensors(self.net)
             self._loss_params = None  # the module computes with its own parameters (views of the flat theta)
-        if derivative_method not in derivative_method_choices():
-            raise ValueError(f"derivative_method must be one of {derivative_method_choices()}, got {derivative_method!r}")
-        self.method = derivative_method
-        self.eval_every = eval_every
+
+    def _setup_coefficients(self) -> None:
         #: The problem's trainable coefficients (inverse problems): ``[C]`` (``[S, C]`` for an ensemble)
         #: in ``problem.coefficients`` order, or ``None``.
         self.coefficients: Optional[nn.Parameter] = None
-        self.coefficient_names = list(problem.coefficients)
+        self.coefficient_names = list(self.problem.coefficients)
         if self.coefficient_names:
-            init = torch.tensor([float(v) for v in problem.coefficients.values()], dtype=dtype, device=self.device)
-            self.coefficients = nn.Parameter(init if problem.ensemble is None
+            init = torch.tensor([float(v) for v in self.problem.coefficients.values()], dtype=self.dtype,
+                                device=self.device)
+            self.coefficients = nn.Parameter(init if self.problem.ensemble is None
                                              else init.expand(self.members, -1).contiguous())
-        if coefficient_lr is not None and not (isinstance(coefficient_lr, (int, float)) and coefficient_lr > 0
-                                               and math.isfinite(coefficient_lr)):
-            raise ValueError(f"coefficient_lr must be a positive number or None, got {coefficient_lr!r}")
-        blocks = [self._flat] + ([] if self.coefficients is None else [self.coefficients])
-        self.update_schedule = update_schedule
-        first_update = first_update_for(update_schedule, self.scheme)
+
+    def _build_optimizer(self, optimizer: Union[OptimizerFactory, torch.optim.Optimizer, None],
+                         blocks: list[Tensor], lr: float, coefficient_lr: Optional[float]) -> torch.optim.Optimizer:
         if isinstance(optimizer, torch.optim.Optimizer):
-            self.optimizer = optimizer
+            built = optimizer
         elif optimizer is None:
             # Fused Adam: one kernel over the flat theta (elementwise, so ensemble members stay independent).
             # Capturable keeps its step count on the device, which a CUDA graph needs.
             groups: list[dict[str, Any]] = [{"params": [self._flat]}]
             if self.coefficients is not None:
                 groups.append({"params": [self.coefficients], "lr": lr if coefficient_lr is None else coefficient_lr})
-            self.optimizer = torch.optim.Adam(groups, lr=lr, fused=True, capturable=step_mode == "cuda_graph")
+            built = torch.optim.Adam(groups, lr=lr, fused=True, capturable=self.step_mode == "cuda_graph")
         else:
-            self.optimizer = optimizer(blocks)
-        self._check_optimizer()
-        if step_mode == "cuda_graph" and not all(g.get("capturable", False) for g in self.optimizer.param_groups):
-            raise ValueError("optimizer must be built with capturable=True for step_mode='cuda_graph' "
-                             "(e.g. torch.optim.Adam(params, fused=True, capturable=True))")
-        self.epoch = 0
-        # The shuffling generator lives on the training device so a mini-batch permutation needs no host copy.
-        self._batch_gen = torch.Generator(device=self.device).manual_seed(
-            problem.seeds[0] if batch_seed is None else batch_seed)
-        self._reference: Optional[tuple[Tensor, Tensor]] = None
-        if not (isinstance(compile, bool) or compile == "auto"):
-            raise ValueError(f"compile must be True, False or 'auto', got {compile!r}")
-        self.compile_policy: Union[bool, str] = compile
-        self.compiled = compile is True
-        #: What ``compile="auto"`` measured and decided in the last :meth:`train` call (``None`` otherwise).
-        self.compile_decision: Optional[dict[str, Any]] = None
-        self.steps_per_epoch = max(nb for _, _, nb in self._layout)
-        #: The public weighted backward this trainer's step is built on (owns G, the Weighter, the gate).
-        leaves = self._leaves + ([] if self.coefficients is None else [self.coefficients])
-        self.backward = WeightedBackward(
-            leaves, self.scheme, problem.term_names, reference=problem.reference_term,
-            adaptive=problem.adaptive, members=self.members, steps_per_epoch=self.steps_per_epoch,
-            first_update=first_update, gate="host" if step_mode == "eager" else "device", backend=backend, flat=blocks,
-            shared_graph=False,  # one forward per term: disjoint graphs
-            process_group=_world_group() if self.world_size > 1 else None, overlap=overlap)
-        self.weighter = self.backward.weighter
-        self.attention = attention
-        self._residuals: dict[int, tuple[Tensor, Optional[Tensor]]] = {}  # term -> (r, index) of this step
-        if attention is not None:
-            if self.world_size > 1:
-                raise ValueError("attention (pointwise weights) normalises by the largest residual of a step's points, "
-                                 "which data parallelism splits over ranks: train it in one process")
-            if compile is True or step_mode == "cuda_graph":
-                raise ValueError("attention (pointwise weights) updates from each step's residuals in Python: "
-                                 "use compile=False or 'auto' and step_mode='eager' or 'device'")
-            if list(attention.n_points) != [t.n_points for t in self.problem.terms]:
-                raise ValueError(f"attention was built for term sizes {list(attention.n_points)}, the problem has "
-                                 f"{[t.n_points for t in self.problem.terms]}")
-            attention.reset(self.members, dtype, self.device)
-            self.compile_policy = False if compile == "auto" else compile  # its loss records residuals
-        self._traces: Optional[Callable[[], Tensor]] = None
-        if self.weighter.reads == "traces":
-            if self.world_size > 1:
-                raise ValueError("NTK schemes are not supported with distributed training (the traces need all "
-                                 "points on one rank); use DN, MA, ID, PINN or a loss-based scheme")
-            self._traces = self._ntk_traces_fn()
-        tick = time.perf_counter()
-        #: term name -> derivative method its loss uses.
-        self.derivative_methods: dict[str, str] = self._choose_derivative_methods()
-        self._pending_warmup = time.perf_counter() - tick if derivative_method == "tune" else 0.0
-        self._graphs: dict[tuple, "_CapturedStep"] = {}
-        self._build_loss_fns()
-        self._init_run_state()
-
-    def _check_optimizer(self) -> None:
-        """A user's optimizer must step this network's flat parameters, else training silently does nothing."""
-        held = [p for g in self.optimizer.param_groups for p in g["params"]]
+            built = optimizer(blocks)
+        # A user's optimizer must step this network's flat parameters, else training silently does nothing.
+        held = [p for g in built.param_groups for p in g["params"]]
         if not any(p is self._flat or any(p is leaf for leaf in self._leaves) for p in held):
             raise ValueError("optimizer must hold the network's parameters (network.theta / network.parameters()); "
                              f"it holds {len(held)} other tensor(s) of shapes {[tuple(p.shape) for p in held][:4]}")
+        if self.step_mode == "cuda_graph" and not all(g.get("capturable", False) for g in built.param_groups):
+            raise ValueError("optimizer must be built with capturable=True for step_mode='cuda_graph' "
+                             "(e.g. torch.optim.Adam(params, fused=True, capturable=True))")
+        return built
 
-    def _init_run_state(self) -> None:
-        """State of :meth:`train` beyond one step: stop requests, the last finite state, the best-seen error."""
-        self._stop_requested = False
-        self._live: Optional[dict[str, Any]] = None  # the running train() call's logs, for history_so_far()
-        #: Best relative L2 error seen per member, its epoch and parameters (``keep_best``); ``None`` before any.
-        self._best: Optional[dict[str, Tensor]] = None
+    def _setup_attention(self, attention: Optional[ResidualAttention]) -> None:
+        self.attention = attention
+        if attention is None:
+            return
+        if self.world_size > 1:
+            raise ValueError("attention (pointwise weights) normalises by the largest residual of a step's points, "
+                             "which data parallelism splits over ranks: train it in one process")
+        if self.compile_policy is True or self.step_mode == "cuda_graph":
+            raise ValueError("attention (pointwise weights) updates from each step's residuals in Python: "
+                             "use compile=False or 'auto' and step_mode='eager' or 'device'")
+        if list(attention.n_points) != [t.n_points for t in self.problem.terms]:
+            raise ValueError(f"attention was built for term sizes {list(attention.n_points)}, the problem has "
+                             f"{[t.n_points for t in self.problem.terms]}")
+        attention.reset(self.members, self.dtype, self.device)
+        self.compile_policy = False  # its loss records residuals ("auto" never compiles it)
 
     # ------------------------------------------------------------------------------------- one step
     @property
@@ -470,36 +343,6 @@ class Trainer:
         """Autograd backward calls made by training steps so far."""
         return self.backward.backward_passes
 
-    def _choose_derivative_methods(self) -> dict[str, str]:
-        if self.method == "auto":  # resolved per term, so what ran is what gets recorded
-            coords = self.problem.coords
-            return {t.name: choose_method(self.net, None, parse_requests(t.requests, coords)) for t in self.problem.terms}
-        if self.method != "tune":
-            return {t.name: self.method for t in self.problem.terms}
-        first_batch = self._local_batch(self._epoch_batches(advance=False)[0])[0]
-        chosen = {}
-        for term, index in zip(self.problem.terms, first_batch):
-            key = (_network_key(self.net), str(self.device), self.dtype, term.requests, len(term.points),
-                   term.n_points if index is None else index.numel())
-            if key not in _TUNED:
-                def loss(method: str, term=term, index=index) -> Tensor:
-                    return term.loss(self.net, self.problem.coords, index, method=method, theta=self._loss_params,
-                                     coef=self._coefficient_views(self.coefficients),
-                                     ensemble=self.problem.ensemble is not None)
-
-                _TUNED[key] = fastest_method(loss, self._leaves)
-            chosen[term.name] = _TUNED[key].method
-        return chosen
-
-    def _coefficient_views(self, coefficients: Optional[Tensor]) -> Optional[dict[str, Tensor]]:
-        """Name -> coefficient as the residual sees it: a scalar, or ``[S, 1]`` for an ensemble. Made per
-        call (views), so every graph owns its own."""
-        if coefficients is None:
-            return None
-        if self.problem.ensemble is None:
-            return {n: coefficients[i] for i, n in enumerate(self.coefficient_names)}
-        return {n: coefficients[:, i:i + 1] for i, n in enumerate(self.coefficient_names)}
-
     def coefficient_values(self) -> dict[str, Tensor]:
         """The trainable coefficients now: name -> ``[S]`` (detached copies)."""
         if self.coefficients is None:
@@ -507,38 +350,9 @@ class Trainer:
         c = self.coefficients.detach().reshape(self.members, -1)
         return {n: c[:, i].clone() for i, n in enumerate(self.coefficient_names)}
 
-    def _make_loss_fn(self, term, method: str) -> Callable[[Any, Optional[Tensor], Optional[Tensor]], Tensor]:
-        coords, net, ensemble = self.problem.coords, self.net, self.problem.ensemble is not None
-
-        views = self._coefficient_views
-        k = self.problem.terms.index(term)
-        if self.attention is not None and k in self.attention.terms:
-            attention, residuals = self.attention, self._residuals
-
-            def attended(theta: Any, coefficients: Optional[Tensor], index: Optional[Tensor]) -> Tensor:
-                r = term.residual_values(net, coords, index, method=method, theta=theta, coef=views(coefficients))
-                residuals[k] = (r.detach(), index)
-                return attention.loss(k, r, index).reshape(-1)
-
-            return attended
-
-        def loss_fn(theta: Any, coefficients: Optional[Tensor], index: Optional[Tensor]) -> Tensor:
-            coef = views(coefficients)
-            return term.loss(net, coords, index, method=method, theta=theta, ensemble=ensemble, coef=coef).reshape(-1)
-
-        if not self.compiled:
-            return loss_fn
-        # torch.compile keeps its graphs on the function's code object, at most a few per object: with one
-        # shared code object, a sweep that builds many trainers would silently fall back to eager once
-        # that limit is hit. A fresh code object per (trainer, term) gives each term its own cache.
-        code = loss_fn.__code__.replace(co_name=f"loss_{term.name}_{next(_COMPILED_IDS)}")
-        fresh = types.FunctionType(code, loss_fn.__globals__, code.co_name, loss_fn.__defaults__,
-                                   loss_fn.__closure__)
-        return torch.compile(fresh, dynamic=False)
-
     def _build_loss_fns(self) -> None:
         """Each term's loss function for the current ``compiled`` setting."""
-        self._loss_fns = [self._make_loss_fn(t, self.derivative_methods[t.name]) for t in self.problem.terms]
+        self.loss_functions.build(self.compiled)
         self._drop_graphs()
 
     def _drop_graphs(self) -> None:
@@ -546,39 +360,27 @@ class Trainer:
         self._graphs.clear()
         self._warm = not self.compiled and self.step_mode != "cuda_graph"
 
-    def _try_compile(self) -> float:
-        """Compile for ``compile="auto"``; if compilation fails (e.g. no C++ compiler for inductor), warn and
-        go on eagerly -- "auto" promises speed, not compilation. Returns the seconds spent."""
-        tick = time.perf_counter()
-        try:
+    def try_compile(self) -> float:
+        """Compile the term losses now and warm them up (``compile="auto"`` decided to); if compilation
+        fails, warn and go on eagerly. Returns the seconds spent."""
+        def compile_now() -> float:
             self.compiled = True
             self._build_loss_fns()
             return self.warmup()
-        except Exception as exc:  # noqa: BLE001 - any compiler failure: the eager path is still correct
+
+        def go_eager() -> None:
             self.compiled = False
             self._build_loss_fns()
-            reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-            if self.compile_decision is not None:
-                self.compile_decision.update(compiled=False, failed=reason)
-            warnings.warn(f"compile='auto': torch.compile failed ({reason}); training continues eagerly",
-                          RuntimeWarning, stacklevel=3)
-            return time.perf_counter() - tick
 
-    def _decide_compile(self, probe_epochs: int, probe_seconds: float, remaining: int) -> bool:
-        ms = 1e3 * probe_seconds / probe_epochs
-        saving = remaining * probe_seconds / probe_epochs * (1.0 - 1.0 / AUTO_COMPILE_MIN_SPEEDUP)
-        compile_now = saving > AUTO_COMPILE_WARMUP_SECONDS
-        self.compile_decision = {
-            "probe_epochs": probe_epochs, "eager_ms_per_epoch": ms, "remaining_epochs": remaining,
-            "expected_saving_seconds": saving, "assumed_warmup_seconds": AUTO_COMPILE_WARMUP_SECONDS,
-            "assumed_speedup": AUTO_COMPILE_MIN_SPEEDUP, "compiled": compile_now}
-        return compile_now
+        seconds, failed = compile_or_fall_back(compile_now, go_eager)
+        if failed is not None and self.compile_decision is not None:
+            self.compile_decision.update(compiled=False, failed=failed)
+        return seconds
+
 
     def term_losses(self, indices: Optional[Sequence[Optional[Tensor]]] = None) -> list[Tensor]:
         """Unweighted losses of every term, each ``[S]`` (``[1]`` for a single network)."""
-        params = self._loss_params
-        return [fn(params, self.coefficients, None if indices is None else indices[k])
-                for k, fn in enumerate(self._loss_fns)]
+        return self.loss_functions(self._loss_params, self.coefficients, indices)
 
     def warmup(self) -> float:
         """Compile (when ``compile=True``) and capture (``step_mode="cuda_graph"``) every graph training
@@ -588,13 +390,13 @@ class Trainer:
             return pending
         tick = time.perf_counter() - pending
         shapes = {}
-        for idx in self._epoch_batches(advance=False):
-            shapes.setdefault(_batch_key(idx), idx)
+        for idx in self.epoch_batches(advance=False):
+            shapes.setdefault(batch_key(idx), idx)
         for idx in shapes.values():
             if self.step_mode == "cuda_graph":
                 self._graph_for(idx)  # capturing runs (and so compiles) every graph first
                 continue
-            losses = self.term_losses(self._local_batch(idx)[0])
+            losses = self.term_losses(self.batches.local(idx)[0])
             for loss in losses:
                 torch.autograd.grad(loss.sum(), self._leaves, allow_unused=True, materialize_grads=True)
         if self.device.type == "cuda":
@@ -618,16 +420,17 @@ class Trainer:
         ``update``: force (``True``) or skip (``False``) the weight update without advancing the
         schedule (host gate only). Distributed: ``indices`` are into this rank's shard and
         ``shard_weights`` ``[K]`` its shares of the step's points (default: the whole shard, see
-        :meth:`_local_batch`); the losses returned are the global ones."""
+        :meth:`BatchLayout.local <fastpinn.data_parallel.BatchLayout.local>`); the losses returned are the
+        global ones."""
         if shard_weights is None and indices is None and self.world_size > 1:
-            shard_weights = self._local_batch([None] * len(self._layout))[1]
+            shard_weights = self.batches.local([None] * len(self.problem.terms))[1]
         losses = self.term_losses(indices)
         self.backward(losses, update=update, traces=self._traces, shard_weights=shard_weights)
         self.optimizer.step()
         if self.attention is not None:  # the point weights follow this step's residuals (eq. 9-10)
-            for k, (r, index) in self._residuals.items():
+            for k, (r, index) in self.loss_functions.residuals.items():
                 self.attention.update(k, r, index)
-            self._residuals.clear()
+            self.loss_functions.residuals.clear()
         return self.backward.losses
 
     def _ntk_traces_fn(self) -> Callable[[], Tensor]:
@@ -651,14 +454,20 @@ class Trainer:
         """One step of :meth:`train` in this trainer's ``step_mode``."""
         if self.step_mode == "cuda_graph":
             return self._graph_for(indices).replay(indices)
-        local, shares = self._local_batch(indices)
+        local, shares = self.batches.local(indices)
         return self.step(local, shard_weights=shares)
 
-    def _graph_for(self, indices: Sequence[Optional[Tensor]]) -> "_CapturedStep":
-        key = _batch_key(indices)
+    def _graph_for(self, indices: Sequence[Optional[Tensor]]) -> CapturedStep:
+        key = batch_key(indices)
         if key not in self._graphs:
-            self._graphs[key] = _CapturedStep(self, indices)
+            self._graphs[key] = CapturedStep(self.step, indices, self.state_tensors(), self.optimizer, self.device)
         return self._graphs[key]
+
+    def state_tensors(self) -> list[Tensor]:
+        """Every device tensor a training step mutates besides the optimizer's state: the parameters, the
+        trainable coefficients and the weighted backward's state (snapshotted around CUDA-graph capture)."""
+        coefficients = [] if self.coefficients is None else [self.coefficients]
+        return [self.theta] + coefficients + self.backward.state_tensors()
 
     # ---------------------------------------------------------------------------------- evaluation
     def _reference_tensors(self) -> tuple[Tensor, Tensor]:
@@ -697,65 +506,14 @@ class Trainer:
         if self.world_size == 1:
             return self.evaluate()
         err = self.evaluate() if self.rank == 0 else torch.empty(self.members, dtype=torch.float64, device=self.device)
-        collective("the broadcast of rank 0's evaluation", _dist().broadcast, err, src=0)
+        collective("the broadcast of rank 0's evaluation", torch_distributed().broadcast, err, src=0)
         return err
 
     # ------------------------------------------------------------------------------------- training
-    def _epoch_batches(self, advance: bool = True) -> list[list[Optional[Tensor]]]:
-        """Per step of the coming epoch, the point indices of each term (``None``: all points).
-
+    def epoch_batches(self, advance: bool = True) -> list[list[Optional[Tensor]]]:
+        """Per step of the coming epoch, the global point indices of each term (``None``: all points).
         ``advance=False`` leaves the shuffling generator untouched (for the warm-up)."""
-        n_steps = self.steps_per_epoch
-        gen = self._batch_gen
-        if not advance:
-            gen = torch.Generator(device=self.device).manual_seed(0)
-        # Global indices, drawn alike on every rank (same generator, same state): the batches one process trains.
-        perms = [None if nb == 1 else torch.randperm(n, generator=gen, device=self.device) for n, _, nb in self._layout]
-        steps = []
-        for b in range(n_steps):
-            idx = []
-            for (_, bs, nb), perm in zip(self._layout, perms):
-                if perm is None:
-                    idx.append(None)
-                else:
-                    j = b % nb
-                    idx.append(perm[j * bs:(j + 1) * bs])
-            steps.append(idx)
-        return steps
-
-    def _local_batch(self, indices: Sequence[Optional[Tensor]]) -> tuple[list[Optional[Tensor]], Optional[Tensor]]:
-        """A global step's indices -> this rank's indices into its shard and its shares ``n_rk / N_k`` ``[K]``
-        of the step's points (``None`` alone: the indices as they are). A rank without any point of a batch
-        computes one placeholder point with share 0 (its gradient counts zero, the collective still runs)."""
-        if self.world_size == 1:
-            return list(indices), None
-        local, shares = [], []
-        for (n, _, _), (lo, hi), idx in zip(self._layout, self._shard_ranges, indices):
-            if idx is None:
-                local.append(None)
-                shares.append((hi - lo) / n)
-                continue
-            mine = idx[(idx >= lo) & (idx < hi)] - lo
-            shares.append(mine.numel() / idx.numel())
-            local.append(mine if mine.numel() else idx.new_zeros(1))
-        return local, torch.tensor(shares, dtype=self.dtype, device=self.device)
-
-    def _locate_nonfinite(self, losses: Tensor, first_epoch: int) -> tuple[Optional[str], Optional[int], int, str]:
-        """After the device flag fired: which term, member and epoch went non-finite first (host reads, only
-        on failure). ``losses``: the ``[E, S, K]`` log since the last check, whose first row is ``first_epoch``."""
-        bad = ~torch.isfinite(losses)
-        if bool(bad.any()):
-            e, s, k = (int(v) for v in bad.nonzero()[0])
-            name = self.problem.terms[k].name
-            return name, s, first_epoch + e, f"loss {name!r} of member {s} at epoch {first_epoch + e}"
-        members = (~torch.isfinite(self.theta.reshape(self.members, -1))).any(dim=1)
-        s = int(members.nonzero()[0, 0])
-        return None, s, self.epoch, f"the network parameters of member {s} (found at epoch {self.epoch})"
-
-    def _snapshot(self) -> dict[str, Any]:
-        """A deep copy of the training state (parameters, optimizer, weights, shuffling, epoch) in memory."""
-        with torch.no_grad():
-            return copy.deepcopy(self.state_dict())
+        return self.batches.epoch_batches(self._batch_gen if advance else None)
 
     def request_stop(self) -> None:
         """Ask a running :meth:`train` to stop after the current epoch (safe from a signal handler: it only
@@ -765,41 +523,35 @@ class Trainer:
         request travels in the one small all-reduce made there)."""
         self._stop_requested = True
 
-    def history_so_far(self) -> "History":
-        """Inside a :meth:`train` callback: the :class:`History` of the running call up to now."""
-        if self._live is None:
-            raise RuntimeError("history_so_far() is only available while train() runs (e.g. in its callback)")
-        lv = self._live
-        return self._history(lv["loss_log"], lv["weight_log"], lv["eval_epochs"], lv["errors"], lv["done"],
-                             lv["train_seconds"], lv["warmup_seconds"], coef_log=lv["coef_log"])
+    @property
+    def running_log(self) -> Optional[TrainingLog]:
+        """Inside a :meth:`train` call: the records of the call so far (``None`` otherwise)."""
+        return self._log
 
-    def _history(self, loss_log: Tensor, weight_log: Tensor, eval_epochs: list[int], errors: list[np.ndarray],
-                 n: int, train_seconds: float, warmup_seconds: float, coef_log: Optional[Tensor] = None,
-                 **extra: Any) -> "History":
+    def history_so_far(self) -> History:
+        """Inside a :meth:`train` callback: the :class:`History` of the running call up to now."""
+        if self._log is None:
+            raise RuntimeError("history_so_far() is only available while train() runs (e.g. in its callback)")
+        return self._history(self._log, self._log.done)
+
+    def _history(self, log: TrainingLog, n: int, **extra: Any) -> History:
         """The :class:`History` of the first ``n`` epochs of a train() call."""
-        S = self.members
         info = {"compiled": self.compiled, "compile_decision": self.compile_decision}
         if self._best is not None:
             info["best_rel_l2"] = self._best["rel_l2"].cpu().numpy().tolist()
             info["best_epoch"] = self._best["epoch"].cpu().numpy().tolist()
         info.update(extra)
-        return History(
-            term_names=self.problem.term_names,
-            losses=loss_log[:n].cpu().numpy(),
-            weights=weight_log[:n].cpu().numpy(),
-            eval_epochs=np.array(eval_epochs, dtype=np.int64),
-            rel_l2=np.array(errors, dtype=np.float64).reshape(len(errors), S),
-            skipped=self.weighter.skipped.cpu().numpy(),
-            train_seconds=train_seconds,
-            warmup_seconds=warmup_seconds,
-            ensemble=self.problem.ensemble,
-            extra=info,
-            coefficient_names=list(self.coefficient_names),
-            coefficients=(np.zeros((n, S, 0)) if coef_log is None else coef_log[:n].cpu().numpy()),
-        )
+        return log.history(n, term_names=self.problem.term_names, skipped=self.weighter.skipped.cpu().numpy(),
+                           ensemble=self.problem.ensemble, coefficient_names=self.coefficient_names, extra=info)
 
-    def _track_best(self, err: np.ndarray) -> bool:
-        """Record a new evaluation in the best-seen state; returns whether any member improved."""
+    @property
+    def best(self) -> Optional[dict[str, Tensor]]:
+        """The best relative L2 error seen per member (``"rel_l2"`` ``[S]``), its epoch (``"epoch"`` ``[S]``,
+        -1 while none was finite) and parameters (``"theta"`` ``[S, P]``); ``None`` before any evaluation."""
+        return self._best
+
+    def _track_best(self, err: np.ndarray) -> None:
+        """Record a new evaluation in the best-seen state."""
         e = torch.as_tensor(err, dtype=torch.float64, device=self.device)
         theta = self.theta.detach().reshape(self.members, -1)
         if self._best is None:
@@ -811,7 +563,6 @@ class Trainer:
         b["rel_l2"] = torch.where(better, e, b["rel_l2"])
         b["epoch"] = torch.where(better, torch.full_like(b["epoch"], self.epoch), b["epoch"])
         b["theta"] = torch.where(better.unsqueeze(1), theta, b["theta"])
-        return bool(better.any())
 
     def restore_best(self) -> None:
         """Put the parameters with the lowest relative L2 error seen (per member) back into the network
@@ -826,17 +577,21 @@ class Trainer:
         epochs: Optional[int] = None,
         *,
         progress: bool = False,
-        callback: Optional[Callable[["Trainer", int, dict[str, Any]], None]] = None,
+        callback: Optional[EvalCallback] = None,
         keep_best: bool = False,
         patience: Optional[int] = None,
+        callbacks: Sequence[Callback] = (),
     ) -> History:
         """Train for ``epochs`` (default: the problem's) and return the :class:`History` of this call.
 
         At every epoch that is a multiple of ``eval_every`` (counted from the start of training, so a
         resumed run evaluates where an uninterrupted one does) and at the end: a NaN/Inf flag that every
         epoch folds into a device tensor is read (the only host sync), the relative L2 error is measured
-        when the problem has a reference, skipped weight updates are reported as warnings, and
-        ``callback(trainer, epoch, info)`` is called (:meth:`history_so_far` gives the history up to there).
+        when the problem has a reference, skipped weight updates are reported as warnings, and the
+        callbacks run (:mod:`fastpinn.callbacks`): ``progress`` (a tqdm bar), ``callback(trainer, epoch,
+        info)`` (:meth:`history_so_far` gives the history up to there), each of ``callbacks`` (objects
+        with ``on_train_begin``/``on_eval``/``on_train_end``; an ``on_eval`` returning ``True`` stops
+        early), then ``patience`` and ``keep_best``.
 
         If a loss or the parameters are non-finite, the trainer is restored to the state of the last
         boundary that passed (parameters, optimizer, weights, shuffling, epoch) and
@@ -850,187 +605,176 @@ class Trainer:
         :meth:`request_stop` ends the call after the current epoch (``History.extra["stopped"]``). Runs with
         this trainer's ``threads`` policy (``History.extra["threads"]``).
         """
+        epochs = check_int("epochs", self.problem.epochs if epochs is None else epochs, minimum=1)
+        patience = check_optional_int("patience", patience, minimum=1, hint=" (epochs)")
+        if (keep_best or patience is not None) and self.problem.solution is None:
+            raise ValueError("keep_best and patience need a problem with a reference solution (rel. L2 error)")
+        chain: list[Callback] = [ProgressBar()] if progress else []
+        chain += [FunctionCallback(callback)] if callback is not None else []
+        chain += list(callbacks)
+        chain += [Patience(patience)] if patience is not None else []
+        chain += [KeepBest()] if keep_best else []
         with use_threads(self.threads) as n_threads:
-            history = self._train(epochs, progress=progress, callback=callback, keep_best=keep_best,
-                                  patience=patience)
+            history = self._train(epochs, chain)
         history.extra["threads"] = n_threads
         return history
 
-    def _train(
-        self,
-        epochs: Optional[int],
-        *,
-        progress: bool,
-        callback: Optional[Callable[["Trainer", int, dict[str, Any]], None]],
-        keep_best: bool,
-        patience: Optional[int],
-    ) -> History:
-        epochs = self.problem.epochs if epochs is None else epochs
-        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-            raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
-        if patience is not None and (isinstance(patience, bool) or not isinstance(patience, int) or patience < 1):
-            raise ValueError(f"patience must be None or an integer >= 1 (epochs), got {patience!r}")
-        S, K = self.members, len(self.problem.terms)
-        has_reference = self.problem.solution is not None
-        if (keep_best or patience is not None) and not has_reference:
-            raise ValueError("keep_best and patience need a problem with a reference solution (rel. L2 error)")
-        warmup_seconds = self.warmup()
-        loss_log = torch.zeros(epochs, S, K, dtype=self.dtype, device=self.device)
-        weight_log = torch.zeros(epochs, S, K, dtype=self.dtype, device=self.device)
-        coef_log = torch.zeros(epochs, S, len(self.coefficient_names), dtype=self.dtype, device=self.device)
+    def _train(self, epochs: int, callbacks: Sequence[Callback]) -> History:
+        log = TrainingLog(epochs, self.members, len(self.problem.terms), len(self.coefficient_names), self.dtype,
+                          self.device, warmup_seconds=self.warmup())
         # Set by any epoch whose losses are not finite; read only at the eval boundaries.
         nonfinite = torch.zeros((), dtype=torch.bool, device=self.device)
-        eval_epochs: list[int] = []
-        errors: list[np.ndarray] = []
         reported_skips = self.weighter.skipped.clone()
         # The update schedule follows the host epoch (a host int: no sync), e.g. after a resume.
-        self.backward.gate.set_step(self.epoch * self.steps_per_epoch)
+        self.backward.set_schedule_step(self.epoch * self.steps_per_epoch)
         good, good_done = self._snapshot(), 0  # the last state that passed the finiteness check
-        # Patience counts from the last improvement this trainer has seen (kept in its state), so a
-        # resumed run stops early where the uninterrupted one does.
-        last_improved = self.epoch if self._best is None else max(int(self._best["epoch"].max()), 0)
-        bar = None
-        if progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=epochs, desc=f"{self.problem.name}/{getattr(self.scheme, 'name', 'scheme')}",
-                       unit="ep", dynamic_ncols=True)
-        train_seconds = 0.0
-        first = 0
-        done = epochs
-        stopped = early_stopped = False
-        probe = AUTO_COMPILE_PROBE_EPOCHS if self.compile_policy == "auto" and not self.compiled else 0
+        probe = compile_policy.AUTO_COMPILE_PROBE_EPOCHS if self.compile_policy == "auto" and not self.compiled else 0
         self.compile_decision = None
-        live = self._live = {"loss_log": loss_log, "weight_log": weight_log, "eval_epochs": eval_epochs,
-                             "errors": errors, "done": 0, "train_seconds": 0.0, "warmup_seconds": warmup_seconds,
-                             "coef_log": coef_log}
-        tick = time.perf_counter()
+        first, done, stopped, early_stopped = 0, epochs, False, False  # first: epoch after the last boundary
+        self._log = log
         try:
+            for cb in callbacks:
+                cb.on_train_begin(self, epochs)
+            tick = time.perf_counter()
             for i in range(epochs):
                 if probe and i == probe:  # compile="auto": the eager rate of the probe decides
-                    if self.device.type == "cuda":
-                        torch.cuda.synchronize(self.device)
-                    train_seconds += time.perf_counter() - tick
-                    if self._decide_compile(probe, train_seconds, epochs - i):
-                        warmup_seconds += self._try_compile()
+                    log.train_seconds += self._seconds_since(tick)
+                    self.compile_decision = decide_compile(probe, log.train_seconds, epochs - i)
+                    if self.compile_decision["compiled"]:
+                        log.warmup_seconds += self.try_compile()
                     tick = time.perf_counter()
-                batches = self._epoch_batches()
-                for b, idx in enumerate(batches):
-                    step_losses = self._run_step(idx)
-                    loss_log[i] += step_losses
-                    if b == 0:
-                        weight_log[i].copy_(self.weighter.lam_applied)
-                if len(batches) > 1:
-                    loss_log[i] /= len(batches)
-                if self.coefficients is not None:
-                    coef_log[i].copy_(self.coefficients.detach().reshape(S, -1))
-                torch.logical_or(nonfinite, ~torch.isfinite(loss_log[i]).all(), out=nonfinite)
-                self.epoch += 1
-                # Distributed: a stop is decided together at the next boundary (below), so every rank
-                # leaves the loop after the same epoch.
+                self._train_epoch(i, log, nonfinite)
+                # Distributed: a stop is decided together at the next boundary, so every rank leaves the
+                # loop after the same epoch.
                 stopped = self._stop_requested and self.world_size == 1
                 if not (self.epoch % self.eval_every == 0 or i + 1 == epochs or stopped):
                     continue
-                if self.device.type == "cuda":
-                    torch.cuda.synchronize(self.device)
-                train_seconds += time.perf_counter() - tick
-                torch.logical_or(nonfinite, ~torch.isfinite(self.theta).all(), out=nonfinite)
-                if self.world_size > 1:  # collective decisions: no rank raises or stops while the others wait
-                    flag = torch.stack([nonfinite, torch.tensor(self._stop_requested, device=self.device)])
-                    flag = flag.to(torch.int32)
-                    collective("the divergence/stop decision", _dist().all_reduce, flag, op=_dist().ReduceOp.MAX)
-                    nonfinite.copy_(flag[0].bool())
-                    stopped = bool(flag[1])
-                if bool(nonfinite):
-                    term, member, at, where = self._locate_nonfinite(loss_log[first:i + 1], self.epoch - (i + 1 - first))
-                    self.load_state_dict(good)
-                    history = self._history(loss_log, weight_log, eval_epochs, errors, good_done, train_seconds,
-                                            warmup_seconds, coef_log=coef_log, diverged=True)
-                    raise NonFiniteError(
-                        f"training diverged: {where} is not finite (scheme {self.scheme!r}); restored the last "
-                        f"finite state, epoch {self.epoch}; lower the learning rate or check the problem's terms",
-                        term=term, member=member, epoch=at, last_good_epoch=self.epoch, history=history)
+                log.train_seconds += self._seconds_since(tick)
+                diverged, stopped = self._boundary_decision(nonfinite, stopped)
+                if diverged:
+                    self._roll_back(log, good, good_done, first, i)
                 if stopped and i + 1 < epochs and self.epoch % self.eval_every != 0:
                     # An off-boundary stop: no evaluation, so a resume matches. A stop *at* a boundary
                     # evaluates first, as the uninterrupted run does there (the resumed call starts after it).
                     done = i + 1
                     break
-                info: dict[str, Any] = {"losses": loss_log[i].cpu().numpy(), "weights": weight_log[i].cpu().numpy()}
-                if has_reference:
-                    err = self._evaluate_once().cpu().numpy()
-                    eval_epochs.append(self.epoch)
-                    errors.append(err)
-                    info["rel_l2"] = err
-                    if self._track_best(err):
-                        last_improved = self.epoch
-                new_skips = self.weighter.skipped - reported_skips
-                if bool((new_skips > 0).any()):
-                    for k in range(K):
-                        n = int(new_skips[:, k].sum())
-                        if n:
-                            warnings.warn(
-                                f"term {self.problem.terms[k].name!r}: {n} weight update(s) kept the previous weight "
-                                "because a gradient statistic was zero or not finite", RuntimeWarning, stacklevel=2)
-                    reported_skips = self.weighter.skipped.clone()
+                info = self._evaluate_boundary(log, i)
+                reported_skips = self._warn_skipped(reported_skips)
                 good, good_done = self._snapshot(), i + 1
-                live.update(done=i + 1, train_seconds=train_seconds, warmup_seconds=warmup_seconds)
-                if bar is not None:
-                    bar.update(i + 1 - first)
-                    bar.set_postfix_str(self._postfix(info, train_seconds, i + 1))
-                if callback is not None:
-                    callback(self, self.epoch, info)
-                first = i + 1
-                out_of_patience = patience is not None and self.epoch - last_improved >= patience
-                if stopped or out_of_patience:
-                    # Out of patience here, the run is over whether or not a stop was also asked for:
+                log.done = first = i + 1
+                early_stopped = any([cb.on_eval(self, self.epoch, info) for cb in callbacks])  # every one runs
+                if stopped or early_stopped:
+                    # A callback ending the run here makes it over whether or not a stop was also asked for:
                     # reported as an early stop (nothing left to resume), as the uninterrupted run ends.
-                    early_stopped, stopped = out_of_patience, stopped and not out_of_patience
+                    stopped = stopped and not early_stopped
                     done = i + 1
                     break
                 tick = time.perf_counter()
+        except BaseException:
+            for cb in callbacks:
+                cb.on_train_end(self, None)
+            raise
         finally:
-            self._live = None
+            self._log = None
             self._stop_requested = False  # a request ends this call only
-            if bar is not None:
-                bar.close()
-        if keep_best and self._best is not None:
-            self.restore_best()
         extra: dict[str, Any] = {}
         if stopped:
             extra["stopped"] = True
         if early_stopped:
             extra["early_stopped"] = True
-        if keep_best:
-            extra["kept_best"] = True
-        return self._history(loss_log, weight_log, eval_epochs, errors, done, train_seconds, warmup_seconds,
-                             coef_log=coef_log, **extra)
+        for cb in callbacks:
+            cb.on_train_end(self, extra)
+        return self._history(log, done, **extra)
 
-    def _postfix(self, info: dict[str, Any], seconds: float, done: int) -> str:
-        names = self.problem.term_names
-        parts = [f"L_{n}={v:.2e}" for n, v in zip(names, info["losses"].mean(0))]
-        parts += [f"λ_{n}={v:.3g}" for n, v in zip(names, info["weights"].mean(0)) if n != names[self.problem.reference_term]]
-        if "rel_l2" in info:
-            parts.append(f"relL2={float(np.mean(info['rel_l2'])):.2e}")
-        parts.append(f"{done / max(seconds, 1e-9):.0f} ep/s")
-        return " ".join(parts)
+    def _seconds_since(self, tick: float) -> float:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter() - tick
+
+    def _train_epoch(self, i: int, log: TrainingLog, nonfinite: Tensor) -> None:
+        """Every step of one epoch; its losses (mean over its mini-batches), first weights and
+        coefficients go into row ``i`` of the log, a non-finite loss into the ``nonfinite`` flag."""
+        batches = self.epoch_batches()
+        for b, idx in enumerate(batches):
+            log.losses[i] += self._run_step(idx)
+            if b == 0:
+                log.weights[i].copy_(self.backward.weights())
+        if len(batches) > 1:
+            log.losses[i] /= len(batches)
+        if self.coefficients is not None:
+            log.coefficients[i].copy_(self.coefficients.detach().reshape(self.members, -1))
+        torch.logical_or(nonfinite, ~torch.isfinite(log.losses[i]).all(), out=nonfinite)
+        self.epoch += 1
+
+    def _boundary_decision(self, nonfinite: Tensor, stopped: bool) -> tuple[bool, bool]:
+        """``(diverged, stopped)`` at a boundary: the parameters are checked too; distributed, both are
+        decided together (no rank raises or stops while the others wait)."""
+        torch.logical_or(nonfinite, ~torch.isfinite(self.theta).all(), out=nonfinite)
+        if self.world_size > 1:
+            flag = torch.stack([nonfinite, torch.tensor(self._stop_requested, device=self.device)]).to(torch.int32)
+            dist = torch_distributed()
+            collective("the divergence/stop decision", dist.all_reduce, flag, op=dist.ReduceOp.MAX)
+            nonfinite.copy_(flag[0].bool())
+            stopped = bool(flag[1])
+        return bool(nonfinite), stopped
+
+    def _roll_back(self, log: TrainingLog, good: dict[str, Any], good_done: int, first: int, i: int) -> None:
+        """Restore the last finite state and raise :class:`NonFiniteError` naming what diverged first."""
+        term, member, at, where = self._locate_nonfinite(log.losses[first:i + 1], self.epoch - (i + 1 - first))
+        self.load_state_dict(good)
+        history = self._history(log, good_done, diverged=True)
+        raise NonFiniteError(
+            f"training diverged: {where} is not finite (scheme {self.scheme!r}); restored the last "
+            f"finite state, epoch {self.epoch}; lower the learning rate or check the problem's terms",
+            term=term, member=member, epoch=at, last_good_epoch=self.epoch, history=history)
+
+    def _locate_nonfinite(self, losses: Tensor, first_epoch: int) -> tuple[Optional[str], Optional[int], int, str]:
+        """After the device flag fired: which term, member and epoch went non-finite first (host reads, only
+        on failure). ``losses``: the ``[E, S, K]`` log since the last check, whose first row is ``first_epoch``."""
+        bad = ~torch.isfinite(losses)
+        if bool(bad.any()):
+            e, s, k = (int(v) for v in bad.nonzero()[0])
+            name = self.problem.terms[k].name
+            return name, s, first_epoch + e, f"loss {name!r} of member {s} at epoch {first_epoch + e}"
+        members = (~torch.isfinite(self.theta.reshape(self.members, -1))).any(dim=1)
+        s = int(members.nonzero()[0, 0])
+        return None, s, self.epoch, f"the network parameters of member {s} (found at epoch {self.epoch})"
+
+    def _evaluate_boundary(self, log: TrainingLog, i: int) -> dict[str, Any]:
+        """What the callbacks see at a boundary; the error is measured and recorded when there is a reference."""
+        info: dict[str, Any] = {"losses": log.losses[i].cpu().numpy(), "weights": log.weights[i].cpu().numpy()}
+        if self.problem.solution is not None:
+            err = self._evaluate_once().cpu().numpy()
+            log.record_evaluation(self.epoch, err)
+            info["rel_l2"] = err
+            self._track_best(err)
+        return info
+
+    def _warn_skipped(self, reported: Tensor) -> Tensor:
+        """Warn about weight updates skipped since ``reported``; returns the counts now reported."""
+        new_skips = self.weighter.skipped - reported
+        if not bool((new_skips > 0).any()):
+            return reported
+        for k in range(len(self.problem.terms)):
+            n = int(new_skips[:, k].sum())
+            if n:
+                warnings.warn(f"term {self.problem.terms[k].name!r}: {n} weight update(s) kept the previous weight "
+                              "because a gradient statistic was zero or not finite", RuntimeWarning, stacklevel=3)
+        return self.weighter.skipped.clone()
+
+    def _snapshot(self) -> dict[str, Any]:
+        """A deep copy of the training state (parameters, optimizer, weights, shuffling, epoch) in memory."""
+        with torch.no_grad():
+            return copy.deepcopy(self.state_dict())
 
     # ---------------------------------------------------------------------------------- checkpoints
     def _meta(self) -> dict[str, Any]:
         """What a checkpoint must agree on with the trainer that loads it."""
-        sch = self.scheme
-        scheme = {"type": type(sch).__name__, **{f.name: getattr(sch, f.name) for f in dataclasses.fields(sch)}}
-        net = self.net
-        if isinstance(net, MLP):
-            network = {"in_dim": net.in_dim, "out_dim": net.out_dim, "depth": net.depth, "width": net.width,
-                       "n_params": net.n_params}
-        else:  # a user module: its class and the shapes of what is trained
-            network = {"type": f"{type(net).__module__}.{type(net).__qualname__}", "n_params": self.theta.numel(),
-                       "shapes": [list(p.shape) for p in self._leaves]}
         return {
             "ensemble": self.problem.ensemble,
             "terms": list(self.problem.term_names),
-            "scheme": scheme,
-            "network": network,
+            "scheme": scheme_meta(self.scheme),
+            "network": network_meta(self.net, self.theta.numel(), self._leaves),
             "coefficients": list(self.coefficient_names),
             "dtype": str(self.dtype).replace("torch.", ""),
             "update_schedule": self.update_schedule,
@@ -1046,8 +790,7 @@ class Trainer:
             "theta": self.theta.detach().clone(),
             "coefficients": None if self.coefficients is None else self.coefficients.detach().clone(),
             "optimizer": self.optimizer.state_dict(),
-            "weighter": self.weighter.state_dict(),
-            "update_step": self.backward.gate.step,
+            "backward": self.backward.state_dict(),  # weights, their schedule's step, non-finite counts
             "batch_generator": self._batch_gen.get_state(),
             "ntk_generator": self._ntk_gen.get_state() if self._traces is not None else None,
             "attention": None if self.attention is None else self.attention.state_dict(),
@@ -1058,36 +801,7 @@ class Trainer:
         """Raise :class:`CheckpointError` naming the field and both values if ``state`` was not written by a
         trainer of this configuration (format version, ensemble size, terms, scheme and its parameters,
         network shape, dtype, epoch)."""
-        if not isinstance(state, dict):
-            raise CheckpointError(f"{source} does not hold a trainer state (got {type(state).__name__})")
-
-        def mismatch(field: str, theirs: Any, ours: Any) -> CheckpointError:
-            return CheckpointError(f"{source} does not match this trainer: {field} is {theirs!r} in the "
-                                   f"checkpoint but {ours!r} here")
-
-        version = state.get("format_version")
-        if version != CHECKPOINT_FORMAT:
-            raise mismatch("format_version", version, CHECKPOINT_FORMAT)
-        missing = [k for k in ("meta", "epoch", "theta", "optimizer", "weighter", "batch_generator") if k not in state]
-        if missing:
-            raise CheckpointError(f"{source} is incomplete: missing {missing}")
-        meta, ours = state["meta"], self._meta()
-        for key in ("ensemble", "terms", "dtype", "update_schedule", "coefficients"):
-            theirs = meta.get(key, [] if key == "coefficients" else None)  # no coefficients: older files
-            if theirs != ours[key]:
-                raise mismatch(key, theirs, ours[key])
-        for group in ("scheme", "network"):
-            theirs = meta.get(group) or {}
-            for key, value in ours[group].items():
-                if theirs.get(key) != value:
-                    raise mismatch(f"{group}.{key}", theirs.get(key), value)
-        theta = state["theta"]
-        if not isinstance(theta, Tensor) or tuple(theta.shape) != tuple(self.theta.shape):
-            got = tuple(theta.shape) if isinstance(theta, Tensor) else type(theta).__name__
-            raise mismatch("theta shape", got, tuple(self.theta.shape))
-        epoch = state["epoch"]
-        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
-            raise mismatch("epoch", epoch, "an integer >= 0")
+        check_state_dict(state, self._meta(), self.theta.shape, source=source)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue from :meth:`state_dict` (checked with :meth:`check_state_dict` first)."""
@@ -1099,8 +813,7 @@ class Trainer:
                     raise ValueError(f"checkpoint has no trainable coefficients; this trainer has {self.coefficient_names}")
                 self.coefficients.copy_(state["coefficients"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.weighter.load_state_dict(state["weighter"])
-        self.weighter.to(dtype=self.dtype, device=self.device)
+        self.backward.load_state_dict(state["backward"])
         self._batch_gen.set_state(state["batch_generator"])
         if self.attention is not None:
             if state.get("attention") is None:
@@ -1109,7 +822,6 @@ class Trainer:
         if self._traces is not None and state.get("ntk_generator") is not None:
             self._ntk_gen.set_state(state["ntk_generator"])
         self.epoch = int(state["epoch"])
-        self.backward.gate.set_step(int(state.get("update_step", self.epoch * self.steps_per_epoch)))
         best = state.get("best")
         self._best = None if best is None else {k: v.to(self.device).clone() for k, v in best.items()}
         # The optimizer and weighter replaced their state tensors: captured graphs point at the old ones.
@@ -1123,26 +835,15 @@ class Trainer:
             state = self.state_dict()
             if extra is not None:
                 state["extra"] = extra
-            buf = io.BytesIO()
-            torch.save(state, buf)
-            _io.atomic_write_bytes(path, buf.getvalue())
+            write_checkpoint(path, state)
         if self.world_size > 1:
-            collective("the checkpoint barrier", _dist().barrier)
+            collective("the checkpoint barrier", torch_distributed().barrier)
 
     @staticmethod
     def read_checkpoint(path: str, map_location: Union[str, torch.device, None] = "cpu") -> dict[str, Any]:
         """The state dict stored in ``path``; :class:`CheckpointError` (naming the path) if it is truncated
-        or corrupt, ``FileNotFoundError`` if missing."""
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
-        try:
-            state = torch.load(path, map_location=map_location, weights_only=False)
-        except Exception as exc:  # noqa: BLE001 - zip/pickle/EOF errors of a damaged file all mean "corrupt"
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise CorruptCheckpointError(f"checkpoint {str(path)!r} is truncated or corrupt ({first})") from None
-        if not isinstance(state, dict):
-            raise CorruptCheckpointError(f"checkpoint {str(path)!r} does not hold a trainer state")
-        return state
+        or corrupt, ``FileNotFoundError`` if missing (:func:`fastpinn.checkpoint.read_checkpoint`)."""
+        return read_checkpoint(path, map_location)
 
     def load_checkpoint(self, path: str, *, max_epoch: Optional[int] = None) -> dict[str, Any]:
         """Continue from a checkpoint file, after checking it matches this trainer; returns its ``extra``
@@ -1156,156 +857,3 @@ class Trainer:
         return dict(state.get("extra") or {})
 
 
-def _dist() -> Any:
-    import torch.distributed as dist
-
-    return dist
-
-
-def _world_group() -> Any:
-    return _dist().group.WORLD
-
-
-def _data_parallel_layout(distributed: Optional[bool]) -> tuple[int, int]:
-    """``(rank, world_size)`` of data-parallel training for ``Trainer(distributed=...)``."""
-    if distributed not in (None, True, False):
-        raise ValueError(f"distributed must be None (auto), True or False, got {distributed!r}")
-    dist = _dist()
-    initialized = dist.is_available() and dist.is_initialized()
-    if distributed is True and not initialized:
-        raise ValueError("distributed=True needs an initialized torch.distributed process group (launch with "
-                         "torchrun and call torch.distributed.init_process_group first)")
-    if distributed is False or not initialized:
-        return 0, 1
-    return dist.get_rank(), dist.get_world_size()
-
-
-def _shard_problem(problem: Problem, rank: int, world: int) -> tuple[Problem, list[tuple[int, int]]]:
-    """This rank's contiguous shard ``[r N // W, (r + 1) N // W)`` of every term's points (and targets)."""
-    terms, ranges = [], []
-    for t in problem.terms:
-        n = t.n_points
-        if n < world:
-            raise ValueError(f"term {t.name!r} has {n} points, fewer than the {world} ranks: every rank needs a shard")
-        lo, hi = rank * n // world, (rank + 1) * n // world
-        pts = tuple(p.narrow(-2, lo, hi - lo).clone() for p in t.points)
-        tg = None if t.targets is None else t.targets.narrow(-2, lo, hi - lo).clone()
-        terms.append(dataclasses.replace(t, points=pts, targets=tg, batch_size=None))
-        ranges.append((lo, hi))
-    return dataclasses.replace(problem, terms=terms), ranges
-
-
-class _StopAfterInit(Exception):
-    """Raised from inside a twin optimizer's lazy state initialisation to stop before any update."""
-
-
-def fresh_optimizer_state(optimizer: torch.optim.Optimizer) -> dict[int, dict[str, Any]]:
-    """The state a fresh optimizer of ``optimizer``'s type and hyper-parameters creates for each of its
-    parameters on their first step, keyed by ``id(param)`` (e.g. Adam's zero moments and step 0,
-    NAdam's ``mu_product`` 1, ASGD's ``eta`` = lr).
-
-    A twin optimizer over detached copies runs its own lazy initialisation (``_init_group``, which every
-    built-in ``torch.optim`` optimizer has) and is stopped right after it, so no update is applied.
-
-    Raises:
-        ValueError: for an optimizer without ``_init_group`` (its fresh state cannot be known).
-    """
-    if not hasattr(type(optimizer), "_init_group"):
-        raise ValueError(f"cannot tell what a fresh {type(optimizer).__name__} holds (it has no _init_group); "
-                         "run one training step before capturing a CUDA graph, or use torch.optim's optimizers")
-    twins: dict[int, Tensor] = {}
-    groups = []
-    for g in optimizer.param_groups:
-        params = []
-        for p in g["params"]:
-            twin = p.detach().clone().requires_grad_(True)
-            twin.grad = torch.zeros_like(twin)
-            twins[id(p)] = twin
-            params.append(twin)
-        groups.append({**{k: v for k, v in g.items() if k != "params"}, "params": params})
-    twin_opt = type(optimizer)(groups, **optimizer.defaults)
-    original = twin_opt._init_group
-
-    def init_then_stop(*args: Any, **kwargs: Any) -> Any:
-        original(*args, **kwargs)
-        raise _StopAfterInit
-
-    twin_opt._init_group = init_then_stop  # type: ignore[method-assign]
-    try:
-        twin_opt.step()
-    except _StopAfterInit:
-        pass
-    return {pid: dict(twin_opt.state.get(twin, {})) for pid, twin in twins.items()}
-
-
-class _CapturedStep:
-    """:meth:`Trainer.step` (device gate) for one mini-batch shape, captured in a CUDA graph.
-
-    Capture follows PyTorch's recipe: a few eager warm-up steps on a side stream (they allocate the
-    optimizer state and fix cuBLAS/Triton workspaces), then one captured step. Those steps train, so
-    every piece of state -- asked of the objects that own it: the parameters, the weighted backward
-    (weights, schedule, counters) and the optimizer -- is snapshotted first and written back in place
-    afterwards; optimizer state that did not exist yet is set to what a fresh optimizer holds
-    (:func:`fresh_optimizer_state`). Replays read the batch indices from fixed buffers that
-    :meth:`replay` fills.
-    """
-
-    WARMUP_STEPS = 3
-
-    def __init__(self, trainer: Trainer, indices: Sequence[Optional[Tensor]]) -> None:
-        self.trainer = trainer
-        self.indices = [None if i is None else i.clone() for i in indices]
-        saved = self._snapshot()
-        side = torch.cuda.Stream(device=trainer.device)
-        side.wait_stream(torch.cuda.current_stream(trainer.device))
-        with torch.cuda.stream(side):
-            for _ in range(self.WARMUP_STEPS):
-                trainer.step(self.indices)
-        torch.cuda.current_stream(trainer.device).wait_stream(side)
-        self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph):
-            self.losses = trainer.step(self.indices)
-        self._restore(saved)
-
-    def _state_tensors(self) -> list[Tensor]:
-        t = self.trainer
-        return [t.theta] + t.backward.state_tensors()
-
-    def _snapshot(self) -> dict[str, Any]:
-        opt = self.trainer.optimizer
-        with torch.no_grad():
-            tensors = {id(x): x.detach().clone() for x in self._state_tensors()}
-            optim = {id(p): {k: (v.detach().clone() if isinstance(v, Tensor) else v) for k, v in st.items()}
-                     for p, st in opt.state.items()}
-        return {"tensors": tensors, "optimizer": optim}
-
-    def _restore(self, saved: dict[str, Any]) -> None:
-        opt = self.trainer.optimizer
-        fresh: Optional[dict[int, dict[str, Any]]] = None
-        with torch.no_grad():
-            for x in self._state_tensors():
-                x.copy_(saved["tensors"][id(x)])
-            for p, st in opt.state.items():
-                before = saved["optimizer"].get(id(p), {})
-                for key, value in list(st.items()):
-                    if key in before:
-                        old = before[key]
-                    else:
-                        if fresh is None:
-                            fresh = fresh_optimizer_state(opt)
-                        old = fresh[id(p)][key]
-                    if isinstance(value, Tensor):
-                        value.copy_(old)  # in place: the captured graph holds this address
-                    else:
-                        st[key] = old
-        if self.trainer.device.type == "cuda":
-            torch.cuda.synchronize(self.trainer.device)
-
-    def replay(self, indices: Sequence[Optional[Tensor]]) -> Tensor:
-        """Run the captured step on these batch indices; returns the term losses ``[S, K]`` (overwritten
-        by the next replay)."""
-        for buf, idx in zip(self.indices, indices):
-            if buf is not None:
-                buf.copy_(idx)
-        self.graph.replay()
-        return self.losses

@@ -327,7 +327,7 @@ def test_fresh_optimizer_state_matches_a_real_first_step():
 
 def test_graph_capture_restores_fresh_nadam_state(monkeypatch):
     # The capture's warm-up creates NAdam state; its fresh value (mu_product = 1, not 0) must come back.
-    from fastpinn import trainer as trainer_module
+    from fastpinn.cuda_graph import CapturedStep, StateSnapshot
 
     monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: None)
 
@@ -337,12 +337,10 @@ def test_graph_capture_restores_fresh_nadam_state(monkeypatch):
                        optimizer=lambda params: torch.optim.NAdam(params, lr=1e-2))
 
     reference, disturbed = make(), make()
-    capture = trainer_module._CapturedStep.__new__(trainer_module._CapturedStep)
-    capture.trainer = disturbed
-    saved = capture._snapshot()
-    for _ in range(capture.WARMUP_STEPS + 1):
+    saved = StateSnapshot(disturbed.state_tensors(), disturbed.optimizer)  # what CapturedStep takes
+    for _ in range(CapturedStep.WARMUP_STEPS + 1):
         disturbed.step()
-    capture._restore(saved)
+    saved.restore()
     (state,) = disturbed.optimizer.state.values()
     assert float(state["mu_product"]) == 1.0 and float(state["step"]) == 0.0
     h_ref, h_dist = reference.train(4), disturbed.train(4)

@@ -28,6 +28,7 @@ import torch
 import torch.distributed as dist
 
 from fastpinn.cli import main
+from fastpinn.checkpoint import read_checkpoint
 
 pytestmark = [
     pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason="no torch.distributed/gloo"),
@@ -98,7 +99,7 @@ def test_killed_rank_fails_the_job_and_the_rerun_resumes_it(tmp_path, monkeypatc
     np.testing.assert_allclose(b["losses"], a["losses"], rtol=1e-4)
     np.testing.assert_allclose(b["weights"], a["weights"], rtol=1e-4)
     np.testing.assert_allclose(b["rel_l2"], a["rel_l2"], rtol=1e-9)
-    theta = [torch.load(d / "checkpoint.pt", weights_only=False)["theta"] for d in (straight, run)]
+    theta = [read_checkpoint(str(d / "checkpoint.pt"))["theta"] for d in (straight, run)]
     torch.testing.assert_close(theta[1], theta[0], rtol=1e-9, atol=1e-9 * float(theta[0].abs().max()))
     one = json.loads((straight / "metrics.json").read_text())
     np.testing.assert_allclose(m["rel_l2_per_seed"], one["rel_l2_per_seed"], rtol=1e-9)

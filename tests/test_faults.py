@@ -153,7 +153,7 @@ def test_checkpoint_format_version_and_epoch_are_checked(tmp_path):
     state = a.state_dict()
     state["format_version"] = 0
     torch.save(state, tmp_path / "old.pt")
-    with pytest.raises(CheckpointError, match="format_version is 0 in the checkpoint but 1 here"):
+    with pytest.raises(CheckpointError, match="format_version is 0 in the checkpoint but 2 here"):
         _trainer().load_checkpoint(str(tmp_path / "old.pt"))
     a.save_checkpoint(str(tmp_path / "ok.pt"))
     with pytest.raises(CheckpointError, match="epoch is 4 in the checkpoint but the run has only 3 epochs"):

@@ -103,3 +103,51 @@ def test_cli_records_the_learned_coefficient_in_metrics(tmp_path):
     h = History.load(str(out / "history.npz"))
     assert list(m["coefficients"]) == ["nu"] and len(m["coefficients"]["nu"]) == 1
     assert abs(m["coefficients"]["nu"][0] - float(h.coefficients[-1, 0, 0])) < 1e-6 and m["threads"] == 1
+
+
+def test_resume_keeps_the_coefficient_history(tmp_path, monkeypatch, capsys):
+    # The reproduction: an inverse run interrupted (SIGINT, checkpoint written) and resumed had
+    # coefficients of shape (0, 1, 0) and no names; it must equal the uninterrupted run's (E, 1, 1), ["nu"].
+    import os
+    import signal
+
+    from fastpinn import cli
+
+    args = ["train", "burgers_inverse", "--epochs", "12", "--n-pde", "40", "--eval-every", "2", "--no-figures",
+            "--no-progress", "--compile", "off", "--threads", "1", "--backend", "torch", "--dtype", "float64"]
+    assert cli.main([*args, "--out", str(tmp_path / "straight")]) == 0
+    straight = History.load(str(tmp_path / "straight" / "history.npz"))
+    assert straight.coefficients.shape == (12, 1, 1) and straight.coefficient_names == ["nu"]
+
+    real_train = Trainer.train
+
+    def train_and_interrupt(self, epochs=None, **kw):
+        cb = kw.get("callback")
+
+        def callback(tr, epoch, info):
+            if cb is not None:
+                cb(tr, epoch, info)
+            if epoch == 6:
+                os.kill(os.getpid(), signal.SIGINT)
+        kw["callback"] = callback
+        return real_train(self, epochs, **kw)
+
+    out = tmp_path / "resumed"
+    monkeypatch.setattr(Trainer, "train", train_and_interrupt)
+    assert cli.main([*args, "--out", str(out)]) == cli.EXIT_SIGINT
+    monkeypatch.setattr(Trainer, "train", real_train)
+    assert History.load(str(out / "history.npz")).epochs < 12
+    assert cli.main([*args, "--out", str(out)]) == 0
+    resumed = History.load(str(out / "history.npz"))
+    assert resumed.coefficient_names == straight.coefficient_names == ["nu"]
+    assert resumed.coefficients.shape == straight.coefficients.shape == (12, 1, 1)
+    np.testing.assert_array_equal(resumed.coefficients, straight.coefficients)
+    np.testing.assert_array_equal(resumed.losses, straight.losses)
+
+
+def test_history_round_trip_and_concat_keep_coefficients():
+    trainer = Trainer(_tiny_inverse(), fastpinn.DN(), backend="torch", dtype=torch.float64, eval_every=2)
+    first, second = trainer.train(3), trainer.train(2)
+    both = History.from_dict(first.to_dict()).concat(second)
+    assert both.coefficient_names == ["k"] and both.coefficients.shape == (5, 1, 1)
+    np.testing.assert_array_equal(both.coefficients, np.concatenate([first.coefficients, second.coefficients]))

@@ -13,7 +13,7 @@ from torch import nn
 import fastpinn
 from fastpinn import Problem, Trainer, dirichlet, pde, sampling
 from fastpinn.derivatives import applicable_methods, method_names
-from fastpinn.trainer import _network_key, derivative_method_choices
+from fastpinn.term_losses import derivative_method_choices, network_key as _network_key
 
 
 def _problem(residual, requests=("u_xx",)):

@@ -32,26 +32,6 @@ def test_the_old_modules_keep_their_public_names():
     assert experiments.reproduce.__module__ == "fastpinn.run.sweeps"
 
 
-def test_no_private_names_across_modules_of_the_run_layer():
-    """``from .x import _y`` or ``x._y`` of another module: what a module needs from another is public."""
-    offenders = []
-    for path in sorted(RUN_PACKAGE.glob("*.py")):
-        tree = ast.parse(path.read_text())
-        for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and node.level and node.module not in (None, "_io"):
-                offenders += [f"{path.name}: from {node.module} import {a.name}" for a in node.names
-                              if a.name.startswith("_") and not a.name.startswith("__")]
-            if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
-                    and node.value.id in ("directory", "records", "config", "one_run", "tables", "sweeps", "lock",
-                                          "ranks", "loading", "compare", "arrays")
-                    and node.attr.startswith("_") and not node.attr.startswith("__")):
-                offenders.append(f"{path.name}: {node.value.id}.{node.attr}")
-    # Known, waiting for public API of other layers (see the run layer's report): the trainer's device check
-    # and compile decision, the ops' extension loader.
-    known = {"config.py: from trainer import _check_device", "one_run.py: from ops import _ext"}
-    assert set(offenders) - known == set(), offenders
-
-
 def test_the_cli_reads_its_choices_from_the_registries(monkeypatch):
     from fastpinn import trainer
 

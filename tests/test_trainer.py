@@ -120,7 +120,7 @@ def test_checkpoint_resume_equals_straight_run(tmp_path):
 def test_minibatches_cover_pde_points_and_update_once_per_epoch():
     problem = allen_cahn(0, n_pde=50, n_ic=8, n_bc=4, batch_size=16, depth=2, width=6)
     trainer = Trainer(problem, fastpinn.DN(tau=1), backend="torch", eval_every=1000)
-    steps = trainer._epoch_batches()
+    steps = trainer.epoch_batches()
     assert len(steps) == 4  # ceil(50 / 16)
     pde_idx = torch.cat([s[0] for s in steps])
     assert sorted(pde_idx.tolist()) == list(range(50))
@@ -266,7 +266,7 @@ def test_cuda_graph_step_equals_eager_step(scheme, compile):
 
 
 def test_tuned_derivative_methods_train_like_the_chosen_method():
-    from fastpinn.trainer import _TUNED
+    from fastpinn.term_losses import TUNED_METHODS as _TUNED
 
     _TUNED.clear()
     kwargs = dict(n_pde=40, depth=3, width=8)
@@ -298,7 +298,7 @@ def test_graph_capture_warmup_leaves_no_trace(pretrained, monkeypatch):
     # moments created during the warm-up are zeroed: their initial value). The same snapshot/restore is
     # exercised here on the CPU, around eager device steps; afterwards training must continue bit for bit
     # as if nothing had happened.
-    from fastpinn import trainer as trainer_module
+    from fastpinn.cuda_graph import CapturedStep, StateSnapshot
 
     monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: None)
 
@@ -312,14 +312,12 @@ def test_graph_capture_warmup_leaves_no_trace(pretrained, monkeypatch):
     if pretrained:
         reference.train(pretrained)
         disturbed.train(pretrained)
-    capture = trainer_module._CapturedStep.__new__(trainer_module._CapturedStep)
-    capture.trainer = disturbed
-    saved = capture._snapshot()
-    batch = disturbed._epoch_batches(advance=False)[0]
-    for _ in range(capture.WARMUP_STEPS + 1):  # the warm-up steps and the captured one
+    saved = StateSnapshot(disturbed.state_tensors(), disturbed.optimizer)  # what CapturedStep takes
+    batch = disturbed.epoch_batches(advance=False)[0]
+    for _ in range(CapturedStep.WARMUP_STEPS + 1):  # the warm-up steps and the captured one
         disturbed.step(batch)
     assert not torch.equal(disturbed.net.theta, reference.net.theta)
-    capture._restore(saved)
+    saved.restore()
     h_ref, h_dist = reference.train(5), disturbed.train(5)
     _histories_equal(h_ref, h_dist, reference, disturbed, tol=0.0)
 
@@ -336,7 +334,7 @@ def test_auto_compile_stays_eager_when_the_run_is_too_short():
 
 
 def test_auto_compile_switches_mid_run_and_matches_eager(monkeypatch):
-    from fastpinn import trainer as trainer_module
+    from fastpinn import compile_policy as trainer_module
 
     # Pretend compilation is free, so that the probe decides to compile after 3 epochs.
     monkeypatch.setattr(trainer_module, "AUTO_COMPILE_PROBE_EPOCHS", 3)
@@ -359,7 +357,7 @@ def test_bad_compile_argument():
 
 
 def test_auto_compile_falls_back_to_eager_when_compilation_fails(monkeypatch):
-    from fastpinn import trainer as trainer_module
+    from fastpinn import compile_policy as trainer_module
 
     monkeypatch.setattr(trainer_module, "AUTO_COMPILE_PROBE_EPOCHS", 2)
     monkeypatch.setattr(trainer_module, "AUTO_COMPILE_WARMUP_SECONDS", 0.0)

@@ -26,10 +26,19 @@ from torch import Tensor
 from . import layout
 from .reference import check_p, ema_update_ref, grad_stats_ref
 
-__all__ = ["grad_stats", "ema_update", "stats_implementation", "layout", "grad_stats_ref", "ema_update_ref", "BACKENDS"]
+__all__ = ["grad_stats", "ema_update", "stats_implementation", "layout", "grad_stats_ref", "ema_update_ref", "BACKENDS",
+           "load_extension"]
 
 Backend = Literal["auto", "triton", "cpp", "torch"]
 BACKENDS = ("auto", "triton", "cpp", "torch")
+
+
+def load_extension() -> object:
+    """Load the compiled extension ``fastpinn._C`` (once) and return it; ``RuntimeError`` with instructions
+    to rebuild when it is missing or was built against another torch."""
+    from . import _ext
+
+    return _ext.load()
 
 
 def _check_backend(backend: str) -> None:

@@ -200,9 +200,9 @@ class RunConfig:
             raise ValueError(f"device must be 'cpu' or 'cuda[:N]', got {self.device!r}") from exc
         if dev.type not in ("cpu", "cuda"):
             raise ValueError(f"device must be 'cpu' or 'cuda[:N]', got {self.device!r}")
-        from ..trainer import _check_device
+        from ..trainer import check_device
 
-        _check_device(dev)  # DeviceUnavailableError: CUDA asked for, not there
+        check_device(dev)  # DeviceUnavailableError: CUDA asked for, not there
         if self.step_mode == "cuda_graph" and dev.type != "cuda":
             raise ValueError(f"step_mode 'cuda_graph' needs a CUDA device, got device {self.device!r}")
         accepted = inspect.signature(factory).parameters

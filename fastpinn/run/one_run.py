@@ -23,9 +23,9 @@ def preflight_backend(cfg: RunConfig) -> None:
     if cfg.scheme == "pinn" or cfg.backend == "torch":
         return
     try:
-        from ..ops import _ext
+        from ..ops import load_extension
 
-        _ext.load()
+        load_extension()
     except Exception as exc:  # RuntimeError with a rebuild hint, or an import problem
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ValueError(f"backend {cfg.backend!r} needs the compiled extension fastpinn._C, which is not "
@@ -328,7 +328,7 @@ def _resume_compile_decision(trainer: Any, extra: dict) -> None:
     if trainer.compile_policy != "auto":
         return
     if extra.get("compiled"):
-        trainer._try_compile()
+        trainer.try_compile()
         trainer.compile_policy = True
     elif trainer.epoch >= AUTO_COMPILE_PROBE_EPOCHS:
         trainer.compile_policy = False  # the probe already said: stay eager

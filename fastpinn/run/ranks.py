@@ -1,30 +1,14 @@
-"""Ranks of a run: the layout torchrun puts in the environment, and how rank 0 of a data-parallel run
-decides for every rank (rank 0 reads and writes the run directory).
+"""How rank 0 of a data-parallel run decides for every rank (rank 0 reads and writes the run directory).
 
-The one place the run layer detects ranks; ``fastpinn.data_parallel`` (the Trainer's layout) is the other
-side of the same facts.
+Ranks themselves are detected in one place, :mod:`fastpinn.data_parallel` (``rank_and_world`` for the
+process group, ``launcher_rank_and_world`` for what torchrun put in the environment).
 """
 
 from __future__ import annotations
 
 from typing import Any, Callable
 
-__all__ = ["torchrun_layout", "RunRanks"]
-
-
-def torchrun_layout() -> tuple[int, int]:
-    """``(rank, world size)`` torchrun put in the environment (``RANK`` and ``WORLD_SIZE``, both set);
-    ``(0, 1)`` outside it. ``ValueError`` (one line) when they are not integers."""
-    import os
-
-    rank, world = os.environ.get("RANK"), os.environ.get("WORLD_SIZE")
-    if not rank or not world:
-        return 0, 1
-    try:
-        return int(rank), int(world)
-    except ValueError:
-        raise ValueError(f"RANK and WORLD_SIZE must be integers (set by torchrun), got RANK={rank!r}, "
-                         f"WORLD_SIZE={world!r}") from None
+__all__ = ["RunRanks"]
 
 
 class RunRanks:
@@ -32,10 +16,9 @@ class RunRanks:
     local): rank 0 reads and writes the run directory, decisions it makes reach every rank."""
 
     def __init__(self) -> None:
-        import torch.distributed as dist
+        from ..data_parallel import rank_and_world
 
-        on = dist.is_available() and dist.is_initialized()
-        self.rank, self.world_size = (dist.get_rank(), dist.get_world_size()) if on else (0, 1)
+        self.rank, self.world_size = rank_and_world()
         self.lead = self.rank == 0
 
     def decide(self, fn: Callable[[], Any]) -> Any:

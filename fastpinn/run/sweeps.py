@@ -16,7 +16,7 @@ from .config import Log, RunConfig
 from .directory import resumable_epoch
 from .loading import trainer_from_run
 from .one_run import preflight_backend, train_run
-from .ranks import torchrun_layout
+from ..data_parallel import launcher_rank_and_world
 from .tables import (TABLES, Entry, Row, TableResult, finite_or_none, format_agrees, format_mean_pm, format_seconds,
                      format_table, table_entries, table_rows)
 
@@ -31,7 +31,7 @@ def sweep_shard(shard: Union[str, tuple[int, int], None] = None) -> tuple[int, i
     ``shard``: ``"i/n"`` (0 <= i < n, e.g. ``--shard 0/4`` of a cluster array job) or a pair; ``None``:
     the rank and world size ``torchrun`` puts in the environment (``RANK``/``WORLD_SIZE``), else ``(0, 1)``."""
     if shard is None:
-        shard = torchrun_layout()
+        shard = launcher_rank_and_world()
     if isinstance(shard, str):
         try:
             i, n = (int(v) for v in shard.split("/"))
