@@ -346,3 +346,25 @@ def test_graph_capture_restores_fresh_nadam_state(monkeypatch):
     h_ref, h_dist = reference.train(4), disturbed.train(4)
     assert torch.equal(reference.theta, disturbed.theta)
     assert (h_ref.losses == h_dist.losses).all()
+
+
+def test_own_loop_gets_the_trainers_thread_policy(monkeypatch):
+    """The README's loop runs inside ``fastpinn.threads.use_threads("auto")``: the count the Trainer's
+    ``train()`` uses (its History records it), restored afterwards."""
+    import fastpinn.threads as threads
+
+    monkeypatch.setenv(threads.ENV, "1")  # the policy's process-wide setting ("auto" measures otherwise)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        trainer = Trainer(poisson1d(0, n_pde=8, depth=2, width=4), fastpinn.DN(tau=2), backend="torch")
+        trained_with = trainer.train(1).extra["threads"]
+        model = _model()
+        wb = WeightedBackward(model, fastpinn.DN(tau=2), terms=3)
+        with threads.use_threads("auto") as n:
+            seen = torch.get_num_threads()
+            wb(_terms(model, torch.randn(4, 2, dtype=F64)))
+        assert n == seen == trained_with == 1
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
