@@ -256,7 +256,7 @@ def test_trainer_trains_a_builtin_problem_with_a_user_module(kind):
     n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     trainer = Trainer(problem, fastpinn.DN(tau=5), network=model, lr=1e-2, dtype=F64, eval_every=100)
     assert trainer.theta.shape == (n_trainable,)
-    assert set(trainer.derivative_methods.values()) == {"func"}
+    assert set(trainer.derivative_methods.values()) == {"autograd"}  # auto: the fast method for modules
     err0 = float(trainer.evaluate()[0])
     h = trainer.train(800)
     assert h.losses[-1].sum() < 0.01 * h.losses[0].sum()
