@@ -149,6 +149,20 @@ def table(name: str, res: dict[str, dict[str, list[float]]]) -> list[str]:
     return lines + [""]
 
 
+NOTES = [
+    "Notes:", "",
+    "- Read the CPU columns: on a shared machine (load average above the 2 cores) the wall time of a one-thread "
+    "process is mostly time spent waiting for a core, which varies from block to block with the other jobs; the "
+    "process CPU time is the work done.",
+    "- Target DN/PINN <= 1.05 on a system whose terms share points. The Trainer (a forward per term, so K "
+    "backwards walk K disjoint graphs) was already near 1 and stays there. The own loop with one shared forward "
+    "drops from ~2x to the bound of the update steps: they still need the K per-term gradients, i.e. K backwards "
+    "through the shared graph, once every tau steps, so DN/PINN ~ 1 + (K - 1) b / tau with b the backward's share "
+    "of a PINN step (K = 4, tau = 10: up to ~1.2 for small sizes where b ~ 2/3). Going below needs per-term "
+    "gradients from one batched backward on update steps (issue 20 item 2).",
+]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=7)
@@ -185,7 +199,7 @@ def main() -> None:
     if args.quick:
         return
     out = HERE / "results" / f"one-backward-{device_slug(info)}-{started:%Y-%m-%d}.md"
-    lines += ["Command: `OMP_NUM_THREADS=1 python bench/bench_one_backward.py`", ""]
+    lines += NOTES + ["", "Command: `OMP_NUM_THREADS=1 python bench/bench_one_backward.py`", ""]
     from fastpinn._io import atomic_write_text
 
     atomic_write_text(out, "\n".join(lines))

@@ -368,3 +368,22 @@ def test_own_loop_gets_the_trainers_thread_policy(monkeypatch):
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_accumulate_between_updates_adds_the_weighted_gradient():
+    """A gradient-statistic scheme between its updates runs one backward of the weighted sum; with
+    ``accumulate=True`` it adds to the existing .grad like the update step's combination does."""
+    model = _model(4)
+    x = torch.randn(6, 2, dtype=F64)
+    wb = WeightedBackward(model, fastpinn.DN(beta=0.5, tau=2), terms=3)
+    lam = wb(_terms(model, x)).clone()  # the update step
+    passes = wb.backward_passes
+    extra = sum(p.sum() for p in model.parameters())
+    for p in model.parameters():
+        p.grad = None
+    extra.backward()
+    before = _flat_grad(model).clone()
+    assert torch.equal(wb(_terms(model, x), accumulate=True), lam)  # not an update step
+    assert wb.backward_passes == passes + 1
+    want = before + lam @ _reference_G(model, _terms(model, x))
+    torch.testing.assert_close(_flat_grad(model), want, rtol=1e-13, atol=1e-15)
