@@ -95,6 +95,21 @@ def trainer_steps(rounds: int, steps: int) -> dict[str, list[float]]:
     return res
 
 
+NOTES = [
+    "Notes:", "",
+    "- Where `jet` does not apply (a user's module, orders above 2) `auto` now picks `autograd`; the old `auto` "
+    "picked `func`, 6-110x slower in every row above (2-80x in an earlier run under another load) (the Euler-beam Trainer step: ~11x).",
+    "- Missed: on an MLP `auto` keeps `jet`, while the fused jet op was 3-4x faster at width 20 (Burgers rows) and "
+    "slower at width 150 with 256 points. A rule by width would switch the default numerics of most runs, and a "
+    "timed choice would make a run's method depend on the machine's load: ranks could pick differently, and a "
+    "resumed run in a new process could continue with another method than the one it was checkpointed with "
+    "(no longer bit for bit). Once the fused op is at least as fast as `jet` at every width (issue 20 item 1's "
+    "kernel work), `choose_method` can return `fused` wherever it applies, deterministically.",
+    "- Times are wall best-of-N on a shared 2-core machine: small differences (e.g. jet vs autograd at 4,096 "
+    "points) are within its noise; the ratios the choice rests on are 3x and more.",
+]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=5)
@@ -127,7 +142,7 @@ def main() -> None:
     from fastpinn._io import atomic_write_text
 
     out = HERE / "results" / f"auto-method-{device_slug(info)}-{started:%Y-%m-%d}.md"
-    atomic_write_text(out, "\n".join(lines + ["Command: `OMP_NUM_THREADS=1 python bench/bench_auto_method.py`", ""]))
+    atomic_write_text(out, "\n".join(lines + NOTES + ["", "Command: `OMP_NUM_THREADS=1 python bench/bench_auto_method.py`", ""]))
     print(f"wrote {out}")
 
 
