@@ -46,8 +46,7 @@ def test_auto_picks_autograd_for_a_user_module_and_a_4th_order_request():
     assert _choice("user module") == "autograd"
     assert _choice("4th order") == "autograd"
     assert _choice("MLP 2nd order") == "jet"
-    for name in CASES:  # the pick always applies
-        make, coords, requests = CASES[name]
+    for name, (make, coords, requests) in CASES.items():  # the pick always applies
         assert applicable_methods(make(), requests, coords)[_choice(name)] is None
 
 
