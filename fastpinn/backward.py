@@ -6,7 +6,7 @@ The one piece every training loop uses, the :class:`~fastpinn.Trainer`'s include
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     for step in range(n_steps):
         losses = [loss_pde(model), loss_ic(model), loss_bc(model)]   # K scalar tensors
-        lam = wb(losses)          # one backward per term into G, lambda on its tau schedule, .grad set
+        lam = wb(losses)          # lambda on its tau schedule, .grad set to the weighted gradient
         opt.step()
 
 Like ``torch.amp.GradScaler`` it is a small stateful object beside the optimizer: it owns the gradient
@@ -15,12 +15,21 @@ matrix, the :class:`~fastpinn.Weighter` and the update schedule (an :class:`Upda
 
 How a call works depends only on what the scheme reads (:attr:`Weighter.reads`):
 
-* ``"stats"`` (MA, ID, DN, LRA, grad-norm, GradNorm): ``G`` is zeroed; for each term the trainable
-  tensors' ``.grad`` point at their slices of row ``k`` of ``G`` and that term's backward runs, so
-  autograd accumulates straight into ``G`` (no per-term gradient copies; the graph is freed after the last
-  term). On an update step the fused statistics of ``G`` and the EMA give new weights. Then ``.grad`` of
-  every trainable tensor is set to its slice of ``sum_j lam_j G_j`` (one batched matrix product into a
-  fixed buffer).
+* ``"stats"`` (MA, ID, DN, LRA, grad-norm, GradNorm), on an update step: ``G`` is zeroed; for each term
+  the trainable tensors' ``.grad`` point at their slices of row ``k`` of ``G`` and that term's backward
+  runs, so autograd accumulates straight into ``G`` (no per-term gradient copies; the graph is freed after
+  the last term). The fused statistics of ``G`` and the EMA give new weights, then ``.grad`` of every
+  trainable tensor is set to its slice of ``sum_j lam_j G_j`` (one batched matrix product into a fixed
+  buffer). Between updates (host gate: ``tau - 1`` steps in ``tau``) nothing reads ``G``, and the weighted
+  gradient is one backward of ``sum_j lam_j L_j``, as for a fixed scheme: a PINN-cost step, where ``K``
+  backwards cost up to ``K`` times more when the terms share their points (one forward). The result equals
+  ``sum_j lam_j G_j`` to rounding (the same numbers summed in another order; see
+  ``tests/test_one_backward.py``). ``G`` then keeps the last update step's rows.
+  The device gate (CUDA graphs) decides on the device, so its captured step has one static shape: ``K``
+  backwards and the statistics every step, the EMA masked off between updates -- ``K`` backwards where the
+  host gate makes one, i.e. up to ``K`` times the backward work on ``tau - 1`` steps in ``tau`` when the
+  terms share their points (about nothing extra when they do not: each term's backward then walks only its
+  own points' graph). That is the price of replaying one captured graph.
 * ``"losses"`` (SoftAdapt, ReLoBRaLo, uncertainty weighting): on an update step the weights come from
   the term losses themselves, then one backward of ``sum_j lam_j L_j`` -- a PINN-cost step, no ``G``.
 * ``"traces"`` (NTK): on an update step from the per-term NTK traces the caller provides (``traces=``),
@@ -33,9 +42,9 @@ Data-parallel training (``process_group=`` or ``reducer=``): each rank passes it
 mean on every rank (:mod:`fastpinn.reducers` has the details and the overlapped variant). On an update step
 (``"stats"`` schemes) that is ``G`` with the losses packed behind it, so the statistics and ``lambda`` come
 from the reduced ``G`` and are bit-identical on every rank; on any other step the weighted gradient is linear
-in ``G``, so only the combined ``[S, P]`` gradient (losses packed behind it) is reduced: ``K`` times less
-data. Without a process group nothing is reduced and nothing is scaled: the single process is the one-rank
-case.
+in ``G``, so only the combined ``[S, P]`` gradient of the one backward (losses packed behind it) is
+reduced: ``K`` times less data. Without a process group nothing is reduced and nothing is scaled: the single
+process is the one-rank case.
 """
 
 from __future__ import annotations
@@ -108,13 +117,15 @@ class WeightedBackward:
             (default: built from them; a :class:`~fastpinn.reducers.LocalReducer` without a process group).
 
     Attributes:
-        G: ``[S, K, P]`` the last per-term gradients (``None`` for a fixed-weight scheme).
+        G: ``[S, K, P]`` the per-term gradients of the last update step (host gate) or call (device gate);
+            ``None`` for a fixed-weight scheme.
         losses: ``[S, K]`` the last call's detached term losses (a fixed buffer).
         weighted_loss: ``[S]`` the last call's ``sum_j lam_j L_j`` (detached, computed when read; e.g. for an
             L-BFGS closure).
         weighter: the :class:`~fastpinn.Weighter` holding the weights.
         gate: the :class:`UpdateGate`.
-        backward_passes: autograd backward calls made so far (K per dynamic step, 1 per fixed step).
+        backward_passes: autograd backward calls made so far (``K`` per update step of a ``"stats"`` scheme,
+            every step with the device gate; 1 per other step).
         reducer: the :class:`~fastpinn.reducers.GradientReducer`.
         collectives, reduced_elements: all-reduces made so far and the elements they summed (the reducer's).
         overlap: whether the collectives overlap the backward passes (the reducer's).
@@ -323,29 +334,20 @@ class WeightedBackward:
         run = isinstance(decision, Tensor) or decision
         active = decision if isinstance(decision, Tensor) else None
         overlap = share is not None and reducer.overlap
-        if self.reads == "stats":
-            if overlap and run:  # G's rows reduced as their backwards finish, the losses with the last one
+        if self.reads == "stats" and run:  # per-term gradients only where the statistics read them
+            if overlap:  # G's rows reduced as their backwards finish, the losses with the last one
                 self._term_backwards(items, accumulate, reduce_rows=share)
                 reducer.wait(self.G_packed, self.losses)
-            elif overlap:  # the combination of G reduced bucket by bucket as the last backward finishes it
-                lam = self.weighter.lam_applied.to(self.G.dtype) * share
-                pack_losses(self.grad_packed, self.losses, True)
-                self._term_backwards(items, accumulate, combine_buckets=lam.unsqueeze(1))
-                self._point_grads()
-                reducer.wait(self.grad_packed, self.losses)
-                return self._finish(update)
             else:
                 self._term_backwards(items, accumulate)
-                if share is not None and run:  # one collective: G[S, K, P] with the losses packed behind it
+                if share is not None:  # one collective: G[S, K, P] with the losses packed behind it
                     self.G.mul_(share.unsqueeze(-1))
                     reducer.all_reduce(self.G_packed, self.losses)
-            if run:
-                w.update_from_stats(w.statistics(self.G), self.rows.n_params, active=active, losses=self.losses)
-            # off update steps the shares fold into the K weights instead of a pass over G
-            self._combine(accumulate, share if share is not None and not run else None)
-            if share is not None and not run:  # linear in G: reduce the [S, P] combination instead
-                reducer.all_reduce(self.grad_packed, self.losses)
+            w.update_from_stats(w.statistics(self.G), self.rows.n_params, active=active, losses=self.losses)
+            self._combine(accumulate)
             return self._finish(update)
+        # every other step: one backward of sum_j lam_j L_j (a stats scheme between its updates included:
+        # the weighted gradient is linear in G, so it needs no per-term rows)
         if share is not None and run and self.reads == "losses":  # the update reads the global losses
             reducer.all_reduce(self.losses)
         if run and self.reads == "losses":
@@ -402,16 +404,11 @@ class WeightedBackward:
             elif g.data_ptr() != view.data_ptr():
                 view.copy_(g)
 
-    def _term_backwards(self, items: Sequence[Tensor], accumulate: bool, reduce_rows: Optional[Tensor] = None,
-                        combine_buckets: Optional[Tensor] = None) -> None:
-        """One backward per term into row ``k`` of ``G``. Overlapped reductions (``S = 1``):
-
-        * ``reduce_rows`` ``[1, K]`` (the shares, an update step): each finished row is scaled by its share,
-          and the reducer starts the final rows not yet in flight once they hold its ``bucket_elements``
-          (the last rows with the losses behind them), while the next term's backward runs.
-        * ``combine_buckets`` ``[1, 1, K]`` (weights times shares, another step): during the last backward
-          each bucket it finishes gets its part of ``sum_j lam_j G_j`` written and its all-reduce started.
-        """
+    def _term_backwards(self, items: Sequence[Tensor], accumulate: bool, reduce_rows: Optional[Tensor] = None) -> None:
+        """One backward per term into row ``k`` of ``G``. With ``reduce_rows`` ``[1, K]`` (the shares of an
+        overlapped update step, ``S = 1``) each finished row is scaled by its share, and the reducer starts the
+        final rows not yet in flight once they hold its ``bucket_elements`` (the last rows with the losses
+        behind them), while the next term's backward runs."""
         self._keep_existing_grads(accumulate)
         self.G.zero_()
         last = len(items) - 1
@@ -425,11 +422,7 @@ class WeightedBackward:
                     for p, view in zip(self.leaves, self._G_views[k]):
                         p.grad = view
                     retain = self.shared_graph and k < last
-                    if combine_buckets is not None and k == last:
-                        with reducer.buckets(lambda lo, hi: self._combine_bucket(combine_buckets, lo, hi)):
-                            torch.autograd.backward(loss.sum(), inputs=self.leaves, retain_graph=retain)
-                    else:
-                        torch.autograd.backward(loss.sum(), inputs=self.leaves, retain_graph=retain)
+                    torch.autograd.backward(loss.sum(), inputs=self.leaves, retain_graph=retain)
                     self.backward_passes += 1
                     if row_done is not None:
                         row_done(k, k == last)
@@ -437,17 +430,9 @@ class WeightedBackward:
             reducer.abandon()
             raise
 
-    def _combine_bucket(self, lam: Tensor, lo: int, hi: int) -> None:
-        """Columns ``[lo, hi)`` of the combined gradient (``S = 1``) from ``G``, and start their all-reduce."""
-        P = self.rows.n_params
-        # the blocking path's product on a column slice: the same K-term sum per column (bit-equal on CPU,
-        # checked in tests/test_distributed.py; a GPU kernel picked for another width could round differently)
-        torch.bmm(lam, self.G[:, :, lo:hi], out=self.grad_packed[:P].view(1, 1, P)[:, :, lo:hi])
-        self.reducer.start_columns(self.grad_packed, lo, hi, P)
-
-    def _combine(self, accumulate: bool, share: Optional[Tensor] = None) -> None:
-        lam = self.weighter.lam_applied.to(self.G.dtype)
-        lam = (lam if share is None else lam * share).unsqueeze(1)  # [S, 1, K]
+    def _combine(self, accumulate: bool) -> None:
+        """``.grad`` = ``sum_j lam_j G_j`` (plus what was there with ``accumulate``), one batched product."""
+        lam = self.weighter.lam_applied.to(self.G.dtype).unsqueeze(1)  # [S, 1, K]
         whole = len(self._grad_blocks) == 1
         for a, b, buf in self._grad_blocks:
             out = buf.unsqueeze(1)  # [S, 1, n], a view: bmm writes the buffer in place

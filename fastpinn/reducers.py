@@ -13,7 +13,7 @@ Two reducers:
 * :class:`AllReduceReducer`: ``torch.distributed.all_reduce`` over a process group, either blocking after the
   backward passes (``overlap=False``) or started piece by piece beside them (``overlap=True``): on an update
   step a row of ``G`` once its term's backward is done, on the other steps buckets of the combined gradient
-  (layer groups, started from post-accumulate-grad hooks as the last backward finishes them, DDP-style).
+  (layer groups, started from post-accumulate-grad hooks as its one backward finishes them, DDP-style).
 
 Either kind is a :class:`GradientReducer`; the backward calls the methods below and owns nothing of the
 collectives.

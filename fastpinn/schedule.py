@@ -61,9 +61,10 @@ class UpdateGate:
     gate's start, ``period = tau * steps_per_epoch`` (the first mini-batch of every ``tau``-th epoch),
     shifted to start at ``first_step`` (an :class:`UpdateSchedule`).
 
-    Two kinds: :class:`HostGate` counts on the host (a plain int: no sync, statistics only on update
-    steps) and :class:`DeviceGate` counts in a device tensor (the decision never reaches Python, so the
-    step can be captured in a CUDA graph; statistics run every step, the EMA is masked off between updates).
+    Two kinds: :class:`HostGate` counts on the host (a plain int: no sync; per-term backwards and statistics
+    only on update steps, one backward of the weighted sum between them) and :class:`DeviceGate` counts in a
+    device tensor (the decision never reaches Python, so the step can be captured in a CUDA graph; per-term
+    backwards and statistics run every step, the EMA is masked off between updates).
     """
 
     def __init__(self, period: int, first_step: int = 0) -> None:

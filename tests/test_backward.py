@@ -256,7 +256,7 @@ def test_trainer_trains_a_builtin_problem_with_a_user_module(kind):
     n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     trainer = Trainer(problem, fastpinn.DN(tau=5), network=model, lr=1e-2, dtype=F64, eval_every=100)
     assert trainer.theta.shape == (n_trainable,)
-    assert set(trainer.derivative_methods.values()) == {"func"}
+    assert set(trainer.derivative_methods.values()) == {"autograd"}  # auto: the fast method for modules
     err0 = float(trainer.evaluate()[0])
     h = trainer.train(800)
     assert h.losses[-1].sum() < 0.01 * h.losses[0].sum()
@@ -346,3 +346,44 @@ def test_graph_capture_restores_fresh_nadam_state(monkeypatch):
     h_ref, h_dist = reference.train(4), disturbed.train(4)
     assert torch.equal(reference.theta, disturbed.theta)
     assert (h_ref.losses == h_dist.losses).all()
+
+
+def test_own_loop_gets_the_trainers_thread_policy(monkeypatch):
+    """The README's loop runs inside ``fastpinn.threads.use_threads("auto")``: the count the Trainer's
+    ``train()`` uses (its History records it), restored afterwards."""
+    import fastpinn.threads as threads
+
+    monkeypatch.setenv(threads.ENV, "1")  # the policy's process-wide setting ("auto" measures otherwise)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        trainer = Trainer(poisson1d(0, n_pde=8, depth=2, width=4), fastpinn.DN(tau=2), backend="torch")
+        trained_with = trainer.train(1).extra["threads"]
+        model = _model()
+        wb = WeightedBackward(model, fastpinn.DN(tau=2), terms=3)
+        with threads.use_threads("auto") as n:
+            seen = torch.get_num_threads()
+            wb(_terms(model, torch.randn(4, 2, dtype=F64)))
+        assert n == seen == trained_with == 1
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_accumulate_between_updates_adds_the_weighted_gradient():
+    """A gradient-statistic scheme between its updates runs one backward of the weighted sum; with
+    ``accumulate=True`` it adds to the existing .grad like the update step's combination does."""
+    model = _model(4)
+    x = torch.randn(6, 2, dtype=F64)
+    wb = WeightedBackward(model, fastpinn.DN(beta=0.5, tau=2), terms=3)
+    lam = wb(_terms(model, x)).clone()  # the update step
+    passes = wb.backward_passes
+    extra = sum(p.sum() for p in model.parameters())
+    for p in model.parameters():
+        p.grad = None
+    extra.backward()
+    before = _flat_grad(model).clone()
+    assert torch.equal(wb(_terms(model, x), accumulate=True), lam)  # not an update step
+    assert wb.backward_passes == passes + 1
+    want = before + lam @ _reference_G(model, _terms(model, x))
+    torch.testing.assert_close(_flat_grad(model), want, rtol=1e-13, atol=1e-15)

@@ -33,8 +33,10 @@ def test_update_epochs_cost_no_extra_backward():
         before = calls[0]
         trainer.train(1)
         per_epoch.append(calls[0] - before)
-    # Epochs 0, 3 and 6 update the weights; all run exactly one backward per loss term.
-    assert per_epoch == [len(problem.terms)] * 7
+    # Epochs 0, 3 and 6 update the weights with exactly one backward per loss term (no extra one); the
+    # others run one backward of the weighted sum (issue 20).
+    K = len(problem.terms)
+    assert per_epoch == [K, 1, 1, K, 1, 1, K]
 
 
 def test_pinn_uses_one_backward_per_step():
@@ -195,8 +197,11 @@ def test_device_decided_step_equals_eager_step(scheme):
     eager, device = make("eager"), make("device")
     assert device.steps_per_epoch == 4
     h_eager, h_device = eager.train(7), device.train(7)
-    # Same kernels in the same order; the masked-off EMA restores the state exactly, so bit-for-bit equal.
-    _histories_equal(h_eager, h_device, eager, device, tol=0.0)
+    # The masked-off EMA restores the state exactly. A fixed scheme runs the same kernels in the same order:
+    # bit-for-bit equal. A gradient-statistic scheme's eager step makes one backward of the weighted sum
+    # between updates where the device step combines K per-term backwards (issue 20): the same sums in
+    # another order, equal to rounding (measured 1.7e-15 relative here).
+    _histories_equal(h_eager, h_device, eager, device, tol=1e-12 if scheme.dynamic else 0.0)
     if scheme.dynamic:
         assert int(device.weighter.n_updates[0]) == len(range(0, 7, scheme.tau))
     assert device.backward.gate.step == 7 * 4 and eager.backward.gate.step == 7 * 4
