@@ -6,8 +6,12 @@
 (a manufactured solution: zero on every edge of L, which lie on x, y in {-1, 0, 1}). Interior points are a
 scrambled Sobol' set of the polygon, boundary points are uniform in arc length over its six edges.
 
-    python examples/poisson_lshape.py                # 5000 epochs
-    python examples/poisson_lshape.py --epochs 300
+    python examples/poisson_lshape.py                # 5000 epochs: rel. L2 9.7e-2, about a minute on a CPU
+    python examples/poisson_lshape.py --epochs 600   # 3.2e-1 (the test's short form)
+
+Measured on a CPU in float32 with PINN weights; a plain-PyTorch loop of the same setup (same points, tanh
+4 x 32, Adam 1e-3, full batch) reaches 9.9e-2 after 5000 epochs and 2.5e-1 after 600. Longer runs (DeepXDE
+uses 50,000 Adam steps then L-BFGS) get lower.
 """
 
 from __future__ import annotations
