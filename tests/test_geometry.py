@@ -45,6 +45,8 @@ CASES = {
     "5-D ball": (NBall([0.0] * 5, 1.0), math.pi ** 2.5 / math.gamma(3.5)),
     "disk union disk": (Disk((0, 0), 1) | Disk((1, 0), 1), 2 * math.pi - _lens(1, 1)),
     "disk and disk": (Disk((0, 0), 1) & Disk((1, 0), 1), _lens(1, 1)),
+    # nested difference: an island r <= 0.3 inside a ring 0.6 <= r <= 1
+    "disk minus annulus": (Disk((0, 0), 1) - (Disk((0, 0), 0.6) - Disk((0, 0), 0.3)), math.pi * (1 - 0.36 + 0.09)),
 }
 
 
@@ -100,6 +102,9 @@ ANALYTIC_NORMALS = {
     "5-D ball": lambda x: x,
     "disk union disk": lambda x: torch.where(x[:, :1] < 0.5, x, x - torch.tensor([1.0, 0.0], dtype=x.dtype)),
     "disk and disk": lambda x: torch.where(x[:, :1] > 0.5, x, x - torch.tensor([1.0, 0.0], dtype=x.dtype)),
+    # subtracted twice, the island's circle points outward again; the ring's inner circle points into the gap
+    "disk minus annulus": lambda x: torch.where((x.norm(dim=1, keepdim=True) - 0.6).abs() < 1e-9, -x, x)
+    / x.norm(dim=1, keepdim=True),
 }
 
 

@@ -212,8 +212,9 @@ class Ellipse(Domain):
 
     def signed_distance(self, x: Tensor) -> Tensor:
         g, grad = self._g(x)
-        # at the centre the gradient vanishes: the distance there is at least the smaller semi-axis
-        return g / grad.norm(dim=1).clamp(min=2 / float(self.axes.min()))
+        # |grad g| >= 2 / max(a, b) on the boundary; the floor (half that) only acts near the centre, where the
+        # gradient vanishes
+        return g / grad.norm(dim=1).clamp(min=1 / float(self.axes.max()))
 
     def boundary_normal(self, x: Tensor) -> Tensor:
         _, grad = self._g(x)
