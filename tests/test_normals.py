@@ -109,3 +109,13 @@ def test_a_problem_with_a_robin_term_builds_and_trains_a_step():
                       depth=2, width=8)
     history = fastpinn.Trainer(problem, fastpinn.PINN()).train(3)
     assert history.epochs == 3 and bool(np.isfinite(np.asarray(history.losses)).all())
+
+
+def test_normals_of_ensemble_points_follow_each_member():
+    # points [S, N, d] (a stacked problem): each member's normals are its own points' normals
+    disk = Disk((0, 0), 1.0)
+    x = torch.stack([disk.sample_boundary(16, generator=_gen(s)) for s in range(3)])
+    term = neumann("bc", x, value=2.0, domain=disk, coords=XY)
+    torch.testing.assert_close(term.targets[..., :2], x)
+    r = term.residual_values(SquaredRadius(), XY, method="autograd")
+    assert r.shape == (3, 16, 1) and float(r.detach().abs().max()) < 1e-12
