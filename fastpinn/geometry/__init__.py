@@ -9,6 +9,13 @@
 Sampling methods: "uniform", "lhs", "sobol", "halton" (the last two need scipy: ``fastpinn[geometry]``).
 Use with :func:`fastpinn.neumann` / :func:`fastpinn.robin` (``normals=`` or ``domain=``) for conditions on the
 outward normal derivative.
+
+Why no geometry library: a PINN needs containment, distance-to-boundary and normals of a few primitives and
+their combinations, not meshes or exact polygon booleans. Signed distances combine under union/intersection/
+difference by min/max, which covers the gallery (L-shape, square minus disks, cube minus spheres, N-balls)
+in ~600 lines of torch with no new dependency; only the quasi-random sequences come from a library
+(``scipy.stats.qmc``). Triangle meshes / STL (trimesh) or exact polygon booleans (shapely) would enter as
+optional extras behind this same ``Domain`` interface if a problem needs them.
 """
 
 from .base import BoundarySubset, Difference, Domain, Intersection, Union

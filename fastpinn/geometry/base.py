@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from typing import Callable, Optional, Sequence
+from typing import Callable, Optional
 
 import torch
 from torch import Tensor
 
-from ..validation import check_int, check_number
-from .cube import METHODS, CubeStream
+from ..validation import check_int
+from .cube import CubeStream
 
 __all__ = ["Domain", "BoundarySubset", "Union", "Intersection", "Difference", "Predicate"]
 
@@ -215,7 +215,7 @@ class _Combination(Domain):
         self.interior_params = self.dim
         leaves = self.primitives()
         for leaf in leaves:
-            if not hasattr(leaf, "map_boundary") or type(leaf).boundary_measure is Domain.boundary_measure:
+            if type(leaf).boundary_measure is Domain.boundary_measure:
                 raise ValueError(f"{self.op}: {type(leaf).__name__} cannot be combined (no boundary measure)")
         self._weights = torch.tensor([leaf.boundary_measure for leaf in leaves], dtype=torch.float64)
         self.boundary_params = 1 + max(leaf.boundary_params for leaf in leaves)
