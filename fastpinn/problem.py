@@ -283,6 +283,9 @@ def neumann(name: str, points: Tensor, coord: Optional[str] = None, value: Value
       :mod:`fastpinn.geometry` domain), ``du/dn = sum_i n_i du/dx_i``.
     """
     if coord is not None:
+        if not isinstance(coord, str):
+            raise ValueError(f"neumann: coord must be a coordinate name such as 'x', got {coord!r} (for the outward "
+                             "normal give value= by keyword with normals= or domain=)")
         if normals is not None or domain is not None:
             raise ValueError("neumann: give coord (an axis derivative) or normals=/domain= (the outward normal), not both")
         return _value_term(name, points, value, "u_" + coord, out_dim)

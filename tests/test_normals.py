@@ -84,6 +84,8 @@ def test_the_axis_form_still_works_and_the_forms_do_not_mix():
     x = torch.tensor([[1.0, 0.3], [1.0, -0.2]], dtype=torch.float64)
     r = neumann("bc", x, "x", 2.0).residual_values(SquaredRadius(), XY, method="autograd")
     assert float(r.detach().abs().max()) < 1e-12  # du/dx = 2x = 2 at x = 1
+    with pytest.raises(ValueError, match="coord must be a coordinate name"):
+        neumann("bc", x, 2.0, domain=Disk((0, 0), 1.0), coords=XY)  # the value given where the axis form's coord goes
     with pytest.raises(ValueError, match="not both"):
         neumann("bc", x, "x", normals=x, coords=XY)
     with pytest.raises(ValueError, match="exactly one of normals"):
