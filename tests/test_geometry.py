@@ -185,6 +185,8 @@ def test_hopeless_rejection_and_bad_input_are_named():
         Disk((0, 0), 1).sample_interior(10, where=lambda x: x[:, 0])
     with pytest.raises(ValueError, match="vertices"):
         Polygon([(0, 0), (1, 1)])
+    with pytest.raises(ValueError, match="simple polygon"):
+        Polygon([(0, 0), (2, 2), (2, 0), (0, 1)])  # a lopsided bow tie
     with pytest.raises(ValueError, match="lower < upper"):
         Box([0, 1], [1, 0])
     with pytest.raises(ValueError, match="same dimension"):

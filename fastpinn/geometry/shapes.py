@@ -258,10 +258,27 @@ class Polygon(Domain):
         lengths = self._e.norm(dim=1)
         if bool((lengths == 0).any()):
             raise ValueError("vertices must not repeat consecutively")
+        if self._crossing_edges():
+            raise ValueError("vertices must form a simple polygon (two of its edges cross)")
         self._len = lengths
         self._cum = torch.cat([torch.zeros(1, dtype=torch.float64), torch.cumsum(lengths, 0)])
         self._normal = torch.stack([self._e[:, 1], -self._e[:, 0]], dim=1) / lengths[:, None]
         self._area = abs(area2) / 2
+
+    def _crossing_edges(self) -> bool:
+        """Whether two non-adjacent edges cross (a proper crossing: each separates the other's ends)."""
+        a, e = self._a, self._e
+        b = a + e
+
+        def side(p: Tensor, q: Tensor, r: Tensor) -> Tensor:  # sign of (q - p) x (r - p), for every edge pair
+            u, v = q - p, r - p
+            return torch.sign(u[..., 0] * v[..., 1] - u[..., 1] * v[..., 0])
+
+        pa, pb, qa, qb = a[:, None], b[:, None], a[None], b[None]
+        crosses = (side(pa, pb, qa) * side(pa, pb, qb) < 0) & (side(qa, qb, pa) * side(qa, qb, pb) < 0)
+        i = torch.arange(len(a))
+        gap = (i[:, None] - i[None]).abs()
+        return bool((crosses & (gap > 1) & (gap < len(a) - 1)).any())
 
     @property
     def bbox(self):
