@@ -8,7 +8,8 @@ from . import problems
 from .backward import WeightedBackward
 from .derivatives import Fields, derivatives
 from .network import MLP
-from .problem import Problem, Term, data, dirichlet, initial, neumann, pde, periodic, stack
+from .problem import Problem, Term, data, dirichlet, initial, neumann, pde, periodic, robin, stack
+from . import geometry
 from . import schemes
 from . import ntk, rba
 from .schemes import DN, ID, LRA, MA, NTK, PINN, SCHEME_NAMES, GradNorm, GradNormW, ReLoBRaLo, SoftAdapt, Uncertainty, scheme_from_name
@@ -21,6 +22,6 @@ __all__ = [
     "MLP", "WeightedBackward", "PINN", "MA", "ID", "DN", "LRA", "GradNormW", "GradNorm", "NTK", "SoftAdapt",
     "ReLoBRaLo", "Uncertainty", "ntk", "rba", "SCHEME_NAMES", "schemes", "Weighter", "scheme_from_name", "Trainer",
     "History", "NonFiniteError",
-    "Problem", "Term", "pde", "data", "dirichlet", "initial", "neumann", "periodic", "stack", "derivatives", "Fields",
+    "Problem", "Term", "pde", "data", "dirichlet", "initial", "neumann", "robin", "periodic", "geometry", "stack", "derivatives", "Fields",
     "problems", "__version__",
 ]

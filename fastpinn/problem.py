@@ -29,8 +29,9 @@ from torch import Tensor
 
 from .derivatives import Fields, derivatives, parse_requests
 from .network import MLP
+from .validation import check_number
 
-__all__ = ["POINTS_OUTSIDE", "Term", "Problem", "pde", "data", "dirichlet", "initial", "neumann", "periodic", "stack"]
+__all__ = ["POINTS_OUTSIDE", "Term", "Problem", "pde", "data", "dirichlet", "initial", "neumann", "robin", "periodic", "stack"]
 
 Value = Union[float, Callable[[Tensor], Tensor], Tensor]
 POINTS_OUTSIDE = ("warn", "error", "ignore")
@@ -235,9 +236,72 @@ def initial(name: str, points: Tensor, value: Value, *, out_dim: int = 1) -> Ter
     return _value_term(name, points, value, "u", out_dim)
 
 
-def neumann(name: str, points: Tensor, coord: str, value: Value = 0.0, *, out_dim: int = 1) -> Term:
-    """``du/d(coord) = value`` on boundary points ``[N, d]``."""
-    return _value_term(name, points, value, "u_" + coord, out_dim)
+def _outward_normals(points: Tensor, normals: Optional[Tensor], domain: Any, what: str) -> Tensor:
+    """Unit normals shaped like ``points`` ``[..., N, d]``: given, or the domain's ``boundary_normal``."""
+    if (normals is None) == (domain is None):
+        raise ValueError(f"{what}: give exactly one of normals= (a tensor [N, d]) or domain= (a geometry domain)")
+    if domain is not None:
+        flat = points.detach().reshape(-1, points.shape[-1]).to(device="cpu", dtype=torch.float64)
+        normals = domain.boundary_normal(flat).reshape(points.shape)
+    n = torch.as_tensor(normals).to(device=points.device, dtype=points.dtype)
+    if n.shape != points.shape:
+        raise ValueError(f"{what}: normals must have the shape of the points {list(points.shape)}, got {list(n.shape)}")
+    length = n.norm(dim=-1, keepdim=True)
+    if not bool(torch.isfinite(length).all() and (length > 0).all()):
+        raise ValueError(f"{what}: normals must be finite and non-zero")
+    return n / length
+
+
+def _normal_term(name: str, points: Tensor, a: float, b: float, value: Value, normals: Optional[Tensor],
+                 domain: Any, coords: Optional[Sequence[str]], out_dim: int, what: str) -> Term:
+    """``a u + b du/dn = value``, ``du/dn = sum_i n_i du/dx_i`` with the outward unit normal ``n``."""
+    d = points.shape[-1]
+    if coords is None or isinstance(coords, str) or len(coords) != d:
+        raise ValueError(f"{what}: coords must name the {d} coordinates of the points, e.g. ('x', 'y'), got {coords!r}")
+    coords = tuple(coords)
+    n = _outward_normals(points, normals, domain, what)
+    targets = torch.cat([n, _target_values(value, points, out_dim)], dim=-1)  # one tensor: mini-batched with points
+
+    def residual(f: Fields, target: Tensor) -> Tensor:
+        normal, goal = target[..., :d], target[..., d:]
+        dudn = sum(normal[..., i:i + 1] * f[(c,)] for i, c in enumerate(coords))
+        out = b * dudn if a == 0.0 else a * f["u"] + b * dudn
+        return out - goal
+
+    first = tuple((c,) for c in coords)  # every first derivative, in the names' tuple form
+    return Term(name, (points,), residual, (("u",) if a != 0.0 else ()) + first, None, targets)
+
+
+def neumann(name: str, points: Tensor, coord: Optional[str] = None, value: Value = 0.0, *, out_dim: int = 1,
+            normals: Optional[Tensor] = None, domain: Any = None, coords: Optional[Sequence[str]] = None) -> Term:
+    """A Neumann condition on boundary points ``[N, d]``, in one of two forms:
+
+    * ``neumann(name, points, coord, value)``: ``du/d(coord) = value`` (an axis derivative; its sign on a
+      lower face is the caller's);
+    * ``neumann(name, points, value=v, normals=n or domain=D, coords=("x", "y"))``: ``du/dn = v`` with the
+      OUTWARD unit normal ``n`` ``[N, d]`` (given, or ``D.boundary_normal(points)`` of a
+      :mod:`fastpinn.geometry` domain), ``du/dn = sum_i n_i du/dx_i``.
+    """
+    if coord is not None:
+        if not isinstance(coord, str):
+            raise ValueError(f"neumann: coord must be a coordinate name such as 'x', got {coord!r} (for the outward "
+                             "normal give value= by keyword with normals= or domain=)")
+        if normals is not None or domain is not None:
+            raise ValueError("neumann: give coord (an axis derivative) or normals=/domain= (the outward normal), not both")
+        return _value_term(name, points, value, "u_" + coord, out_dim)
+    return _normal_term(name, points, 0.0, 1.0, value, normals, domain, coords, out_dim, f"neumann {name!r}")
+
+
+def robin(name: str, points: Tensor, a: float, b: float, value: Value = 0.0, *, normals: Optional[Tensor] = None,
+          domain: Any = None, coords: Optional[Sequence[str]] = None, out_dim: int = 1) -> Term:
+    """``a u + b du/dn = value`` on boundary points ``[N, d]``, ``n`` the outward unit normal ``[N, d]``
+    (``normals=``, or ``domain=`` a :mod:`fastpinn.geometry` domain), ``coords`` the coordinate names;
+    ``value`` as for :func:`dirichlet`."""
+    a = check_number("robin a", a)
+    b = check_number("robin b", b)
+    if a == 0.0 and b == 0.0:
+        raise ValueError("robin: a and b must not both be 0")
+    return _normal_term(name, points, a, b, value, normals, domain, coords, out_dim, f"robin {name!r}")
 
 
 def periodic(name: str, points_low: Tensor, points_high: Tensor, derivative: str = "u") -> Term:

@@ -2,7 +2,10 @@
 
 Points are drawn in float64 and returned in ``dtype`` -- float32 by default, the Trainer's default, so
 ``trainer.predict(sampling.uniform(...))`` needs no cast; the built-in problems ask for float64 (the
-Trainer casts to its own dtype, and a float64 run keeps every digit)."""
+Trainer casts to its own dtype, and a float64 run keeps every digit).
+
+Other domains (disks, polygons, CSG, space-time), boundary normals and quasi-random methods (Sobol', Halton):
+:mod:`fastpinn.geometry`, whose ``Box`` samples the same boxes by every method."""
 
 from __future__ import annotations
 
