@@ -39,8 +39,10 @@ OPTIMIZER_CHOICES = ("adam", "lbfgs", "adam+lbfgs")
 #: The forms of ``--lr-schedule``.
 LR_SCHEDULE_FORMS = ("none", "exp:GAMMA", "step:STEP:GAMMA", "cosine")
 #: A named L-BFGS: one iteration per step (so an epoch is an iteration), a strong-Wolfe line search (the
-#: step length 1 without one diverges easily on PINN losses), 50 correction pairs.
-LBFGS_DEFAULTS = {"lr": 1.0, "max_iter": 1, "history_size": 50, "line_search_fn": "strong_wolfe"}
+#: step length 1 without one diverges easily on PINN losses) of up to 24 evaluations (torch's default
+#: ``max_eval`` is ``1.25 max_iter``, which for one iteration leaves the line search no evaluation), 50
+#: correction pairs.
+LBFGS_DEFAULTS = {"lr": 1.0, "max_iter": 1, "max_eval": 25, "history_size": 50, "line_search_fn": "strong_wolfe"}
 
 
 def needs_closure(optimizer: torch.optim.Optimizer) -> bool:

@@ -476,7 +476,8 @@ class Trainer:
         weighted loss ``sum_j lam_j L_j`` the optimizer minimises in this step. The closure returns that
         loss summed over the ensemble members (one optimizer over ``theta[S, P]``: the members share the
         line search, so an ensemble member no longer equals its single run). The losses returned are those
-        of the closure's last call."""
+        of the closure's first call: at the parameters the step started from, as for any optimizer (later
+        calls may be rejected line-search trials)."""
         if shard_weights is None and indices is None and self.world_size > 1:
             shard_weights = self.batches.local([None] * len(self.problem.terms))[1]
         if self.stages.closure:
@@ -495,16 +496,20 @@ class Trainer:
                       shard_weights: Optional[Tensor]) -> None:
         """One step of a closure optimizer (see :meth:`step`)."""
         calls = 0
+        first = self.backward.losses.clone()
 
         def closure() -> Tensor:
             nonlocal calls
             losses = self.term_losses(indices)
             self.backward(losses, update=update if calls == 0 else False, traces=self._traces,
                           shard_weights=shard_weights)
+            if calls == 0:
+                first.copy_(self.backward.losses)
             calls += 1
             return self.backward.weighted_loss.sum()
 
         self.optimizer.step(closure)
+        self.backward.losses.copy_(first)
 
     def _ntk_traces_fn(self) -> Callable[[], Tensor]:
         """NTK schemes: per-term traces on a subsample drawn from the trainer's own device generator."""
