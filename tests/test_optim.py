@@ -194,3 +194,42 @@ def test_input_scaling_switch_feeds_raw_coordinates():
     # the Trainer trains it (its derivative path sees the same raw inputs)
     tr = Trainer(dataclasses.replace(_problem(), input_scaling=False), fastpinn.PINN(), eval_every=5)
     assert np.isfinite(tr.train(5).losses).all()
+
+
+def test_a_run_stopped_in_the_lbfgs_stage_resumes_bit_identically(tmp_path, monkeypatch):
+    """The run layer: SIGTERM during an L-BFGS iteration, then the same command continues in stage 2."""
+    import os
+    import signal
+
+    from fastpinn.run import RunConfig, train_run
+    from fastpinn.run.one_run import Interrupted
+
+    cfg = RunConfig(problem="poisson1d", epochs=20, optimizer="adam+lbfgs", lbfgs_iters=15, backend="torch",
+                    dtype="float64", eval_every=5, problem_kwargs={"n_pde": 32})
+
+    def run(out):
+        return train_run(cfg, out, figures=False, checkpoint_every=5, checkpoint_seconds=None)
+
+    run(tmp_path / "straight")
+    real = Trainer._run_step
+    sent = []
+
+    def step_then_stop(self, idx):
+        if self.epoch == 27 and not sent:
+            sent.append(True)
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(self, idx)
+
+    monkeypatch.setattr(Trainer, "_run_step", step_then_stop)
+    with pytest.raises(Interrupted):
+        run(tmp_path / "run")
+    monkeypatch.undo()
+    state = Trainer.read_checkpoint(str(tmp_path / "run" / "checkpoint.pt"))
+    assert state["epoch"] == 28 and state["stage"] == 1 and state["optimizer"]["state"][0]["n_iter"] == 8
+    assert run(tmp_path / "run")["resumed_from_epoch"] == 28
+    a, b = (fastpinn.History.load(str(tmp_path / d / "history.npz")) for d in ("straight", "run"))
+    assert a.epochs == b.epochs == 35
+    for name in ("losses", "weights", "rel_l2"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    theta = [Trainer.read_checkpoint(str(tmp_path / d / "checkpoint.pt"))["theta"] for d in ("straight", "run")]
+    assert torch.equal(*theta)
