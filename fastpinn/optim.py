@@ -164,14 +164,15 @@ class StageRunner:
         #: ``(first epoch, end epoch or None)`` per stage.
         self.bounds = run_stages(self.stages)
         self._build = build
-        for stage in self.stages[1:]:
-            build(stage)  # refused now, not mid-training
+        #: Whether any stage's optimizer needs a closure.
+        self.any_closure = any(needs_closure(build(stage)) for stage in self.stages[1:])  # refused now, not later
         self.index = -1
         self.optimizer: torch.optim.Optimizer
         self.scheduler: Any = None
         #: Whether the current optimizer's ``step`` needs a closure.
         self.closure = False
         self.enter(0)
+        self.any_closure = self.any_closure or self.closure
 
     @property
     def end(self) -> Optional[int]:

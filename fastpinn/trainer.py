@@ -363,6 +363,9 @@ class Trainer:
         if self.world_size > 1:
             raise ValueError("attention (pointwise weights) normalises by the largest residual of a step's points, "
                              "which data parallelism splits over ranks: train it in one process")
+        if self.stages.any_closure:
+            raise ValueError("attention (pointwise weights) follows each step's residuals, which a closure "
+                             "optimizer evaluates at several trial points per step: use another optimizer")
         if self.compile_policy is True or self.step_mode == "cuda_graph":
             raise ValueError("attention (pointwise weights) updates from each step's residuals in Python: "
                              "use compile=False or 'auto' and step_mode='eager' or 'device'")

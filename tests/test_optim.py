@@ -163,6 +163,11 @@ def test_bad_stages_are_refused_before_training():
         Stage("lbfgs", epochs=3, iterations=3)
     with pytest.raises(ValueError, match="ReduceLROnPlateau"):
         Trainer(_problem(), lr_scheduler=lambda o: torch.optim.lr_scheduler.ReduceLROnPlateau(o))
+    from fastpinn.rba import ResidualAttention
+
+    with pytest.raises(ValueError, match="closure optimizer"):
+        Trainer(_problem(), stages=[Stage("adam", epochs=3), Stage("lbfgs", iterations=3)],
+                attention=ResidualAttention([64, 2], terms=(0,)))
     assert needs_closure(torch.optim.LBFGS([torch.zeros(1, requires_grad=True)]))
     assert not needs_closure(torch.optim.Adam([torch.zeros(1, requires_grad=True)]))
 
