@@ -58,21 +58,26 @@ def test_lbfgs_with_dynamic_weights():
     assert weighted[-1] < 0.2 * weighted[300], (weighted[300], weighted[-1])
 
 
-def test_closure_recomputes_with_current_weights_and_updates_only_once_per_step():
+def test_closure_recomputes_with_current_weights_and_updates_only_once_per_step(monkeypatch):
+    """Each closure call is a weighted backward at the current parameters; only the first of a step may
+    update the weights (the gate decides, update=None), the line search's calls pass update=False."""
+    from fastpinn.backward import WeightedBackward
+
+    calls = []
+    real = WeightedBackward.__call__
+
+    def spy(self, losses, **kw):
+        calls.append((kw.get("update"), float(losses[0].detach().sum())))
+        return real(self, losses, **kw)
+
+    monkeypatch.setattr(WeightedBackward, "__call__", spy)
     tr = Trainer(_problem(), fastpinn.DN(tau=1), stages=[Stage("lbfgs", iterations=3)])
-    calls, updates = [], []
-    original = tr.backward.__call__
-
-    def spy(losses, **kw):
-        calls.append(kw.get("update"))
-        return original(losses, **kw)
-
-    tr.backward = type("Spy", (), {"__call__": staticmethod(spy), "__getattr__": lambda s, n: getattr(original.__self__, n)})()
     tr.train(3)
-    firsts = [i for i, u in enumerate(calls) if u is None]
-    assert len(firsts) == 3 and all(u is False for i, u in enumerate(calls) if i not in firsts), calls
-    assert len(calls) > 3  # the line search re-evaluated the loss
-    del updates
+    firsts = [i for i, (u, _) in enumerate(calls) if u is None]
+    assert len(firsts) == 3 and firsts[0] == 0, calls  # one gate decision per outer step
+    assert all(u is False for i, (u, _) in enumerate(calls) if i not in firsts), calls
+    assert len(calls) > 3 and len({loss for _, loss in calls}) > 3  # the line search moved the parameters
+    assert tr.backward.gate.step == 3
 
 
 def _staged(eval_every: int = 5) -> Trainer:
