@@ -60,7 +60,8 @@ def check_state_dict(state: Any, meta: dict[str, Any], theta_shape: Sequence[int
                      source: str = "checkpoint") -> None:
     """Raise :class:`CheckpointError` naming the field and both values if ``state`` was not written by a
     trainer whose configuration is ``meta`` (format version, ensemble size, terms, scheme and its
-    parameters, network shape, dtype, optimizer stages) with parameters of ``theta_shape``, or its epoch is not valid."""
+    parameters, network shape, dtype, optimizer stages) with parameters of ``theta_shape``, or its epoch is not
+    valid."""
     if not isinstance(state, dict):
         raise CheckpointError(f"{source} does not hold a trainer state (got {type(state).__name__})")
 

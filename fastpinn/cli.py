@@ -174,7 +174,8 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
                         "epochs; cosine anneals it to 0 over the Adam epochs; default none)")
     o.add_argument("--depth", type=int, default=None, help="weight layers of the network (default: the problem's)")
     o.add_argument("--width", type=int, default=None, help="neurons per hidden layer (default: the problem's)")
-    o.add_argument("--activation", choices=activation_choices(), default="tanh", help="hidden activation (default tanh)")
+    o.add_argument("--activation", choices=activation_choices(), default="tanh",
+                   help="hidden activation (default tanh)")
     o.add_argument("--no-input-scaling", action="store_true",
                    help="feed the raw coordinates to the network (default: min-max scaled from the domain box onto "
                         "[-1, 1])")
@@ -388,8 +389,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if log is not None:
         ranks = f" x {world} ranks (data parallel)" if world > 1 else ""
         log(f"fastpinn train: {'resuming ' if action == 'resume' else ''}{args.problem} with {cfg.describe()}, "
-            f"seeds {list(seeds)}, {cfg.total_epochs(prebuilt[0].epochs if cfg.epochs is None else cfg.epochs)} epochs on "
-            f"{device}{ranks} -> {out}")
+            f"seeds {list(seeds)}, {cfg.total_epochs(prebuilt[0].epochs if cfg.epochs is None else cfg.epochs)} "
+            f"epochs on {device}{ranks} -> {out}")
     m = train_run(cfg, out, force=args.force, resume=True if args.resume else None, progress=not args.no_progress,
                   figures=not args.no_figures, prebuilt=prebuilt, log=log, **options)
     err = _fmt_err(m.get("rel_l2_mean"), m.get("rel_l2_sem"), int(m.get("n_seeds", 1)))

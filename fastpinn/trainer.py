@@ -98,7 +98,7 @@ class Trainer:
             ``[Stage("adam", epochs=N, lr=1e-3), Stage("lbfgs", iterations=M)]`` (Adam, then L-BFGS). Each
             stage's optimizer is built fresh when training reaches its first epoch; the checkpoint holds the
             stage and its optimizer's state, so a run stopped in any stage resumes there, and one
-            :meth:`train` call (default length: to the end of the last stage) gives one History across
+            :meth:`train` call (default length: to the end of the last stage, if it has one) gives one History across
             stages (``History.extra["stages"]``). The last stage continues if more epochs are asked for.
         lr_scheduler: a ``torch.optim.lr_scheduler`` factory taking the optimizer, e.g. ``lambda opt:
             torch.optim.lr_scheduler.ExponentialLR(opt, 0.999)``, stepped once per epoch (after its last
@@ -665,8 +665,8 @@ class Trainer:
         patience: Optional[int] = None,
         callbacks: Sequence[Callback] = (),
     ) -> History:
-        """Train for ``epochs`` (default: the problem's; with several ``stages``, to the end of the last
-        stage) and return the :class:`History` of this call.
+        """Train for ``epochs`` (default: the problem's; with ``stages`` whose last has a length, to its end)
+        and return the :class:`History` of this call.
 
         At every epoch that is a multiple of ``eval_every`` (counted from the start of training, so a
         resumed run evaluates where an uninterrupted one does) and at the end: a NaN/Inf flag that every
@@ -691,7 +691,7 @@ class Trainer:
         """
         if epochs is None:
             end = self.stages.end
-            epochs = self.problem.epochs if end is None or len(self.stages.stages) == 1 else end - self.epoch
+            epochs = self.problem.epochs if end is None else end - self.epoch
             if epochs < 1:
                 raise ValueError(f"the stages end at epoch {end} and the trainer is at epoch {self.epoch}: "
                                  "pass epochs= to continue in the last stage")

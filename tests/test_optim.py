@@ -72,7 +72,7 @@ def test_closure_recomputes_with_current_weights_and_updates_only_once_per_step(
 
     monkeypatch.setattr(WeightedBackward, "__call__", spy)
     tr = Trainer(_problem(), fastpinn.DN(tau=1), stages=[Stage("lbfgs", iterations=3)])
-    tr.train(3)
+    assert tr.train().epochs == 3  # the default length: to the end of the stages
     firsts = [i for i, (u, _) in enumerate(calls) if u is None]
     assert len(firsts) == 3 and firsts[0] == 0, calls  # one gate decision per outer step
     assert all(u is False for i, (u, _) in enumerate(calls) if i not in firsts), calls
@@ -192,7 +192,8 @@ def test_input_scaling_switch_feeds_raw_coordinates():
     assert base.input_scaling
     terms = base.terms[:1]
     kw = dict(depth=3, width=8, points_outside="ignore")
-    raw = fastpinn.Problem("box", ("x",), (0.0,), (10.0,), terms, input_scaling=False, **kw).network(dtype=torch.float64)
+    raw = fastpinn.Problem("box", ("x",), (0.0,), (10.0,), terms, input_scaling=False, **kw)
+    raw = raw.network(dtype=torch.float64)
     scaled = fastpinn.Problem("box", ("x",), (0.0,), (10.0,), terms, **kw).network(dtype=torch.float64)
     x = torch.tensor([[0.0], [2.5], [10.0]], dtype=torch.float64)
     with torch.no_grad():
