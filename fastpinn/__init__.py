@@ -8,6 +8,7 @@ from . import problems
 from .backward import WeightedBackward
 from .derivatives import Fields, derivatives
 from .network import MLP
+from .optim import Stage
 from .problem import Problem, Term, data, dirichlet, initial, neumann, pde, periodic, robin, stack
 from . import geometry
 from . import schemes
@@ -21,7 +22,8 @@ __version__ = "0.1.0"
 __all__ = [
     "MLP", "WeightedBackward", "PINN", "MA", "ID", "DN", "LRA", "GradNormW", "GradNorm", "NTK", "SoftAdapt",
     "ReLoBRaLo", "Uncertainty", "ntk", "rba", "SCHEME_NAMES", "schemes", "Weighter", "scheme_from_name", "Trainer",
-    "History", "NonFiniteError",
-    "Problem", "Term", "pde", "data", "dirichlet", "initial", "neumann", "robin", "periodic", "geometry", "stack", "derivatives", "Fields",
+    "History", "NonFiniteError", "Stage",
+    "Problem", "Term", "pde", "data", "dirichlet", "initial", "neumann", "robin", "periodic", "geometry", "stack",
+    "derivatives", "Fields",
     "problems", "__version__",
 ]

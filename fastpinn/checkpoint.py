@@ -60,7 +60,8 @@ def check_state_dict(state: Any, meta: dict[str, Any], theta_shape: Sequence[int
                      source: str = "checkpoint") -> None:
     """Raise :class:`CheckpointError` naming the field and both values if ``state`` was not written by a
     trainer whose configuration is ``meta`` (format version, ensemble size, terms, scheme and its
-    parameters, network shape, dtype) with parameters of ``theta_shape``, or its epoch is not valid."""
+    parameters, network shape, dtype, optimizer stages) with parameters of ``theta_shape``, or its epoch is not
+    valid."""
     if not isinstance(state, dict):
         raise CheckpointError(f"{source} does not hold a trainer state (got {type(state).__name__})")
 
@@ -79,6 +80,9 @@ def check_state_dict(state: Any, meta: dict[str, Any], theta_shape: Sequence[int
         theirs = theirs_meta.get(key, [] if key == "coefficients" else None)  # no coefficients: older files
         if theirs != meta[key]:
             raise mismatch(key, theirs, meta[key])
+    stages = theirs_meta.get("stages")  # files written before stages had one optimizer
+    if stages is not None and stages != meta.get("stages"):
+        raise mismatch("stages", stages, meta.get("stages"))
     for group in ("scheme", "network"):
         theirs = theirs_meta.get(group) or {}
         for key, value in meta[group].items():

@@ -156,6 +156,38 @@ def _add_common(p: argparse.ArgumentParser, *, sizes: bool = True) -> None:
                             "100, with --eval-every 1)")
 
 
+def _add_training_options(p: argparse.ArgumentParser) -> None:
+    """The optimizer, schedule and network options of train and compare (each in config.json and the run
+    identity; --init is among the fidelity options)."""
+    from .optim import LR_SCHEDULE_FORMS, OPTIMIZER_CHOICES
+    from .run.config import activation_choices
+
+    o = p.add_argument_group("optimizer and network")
+    o.add_argument("--optimizer", choices=OPTIMIZER_CHOICES, default="adam",
+                   help="adam (default: --epochs of Adam), lbfgs (--lbfgs-iters L-BFGS iterations) or adam+lbfgs "
+                        "(Adam, then L-BFGS: DeepXDE's usual recipe); an L-BFGS iteration is one epoch of the run")
+    o.add_argument("--lbfgs-iters", type=int, default=1000, metavar="M",
+                   help="L-BFGS iterations of --optimizer lbfgs / adam+lbfgs (default 1000; strong-Wolfe line search)")
+    o.add_argument("--lr-schedule", default="none", metavar="SCHEDULE",
+                   help=f"Adam's learning-rate schedule, stepped once per epoch: {', '.join(LR_SCHEDULE_FORMS)} "
+                        "(exp:0.999 multiplies the rate by 0.999 per epoch; step:1000:0.5 halves it every 1000 "
+                        "epochs; cosine anneals it to 0 over the Adam epochs; default none)")
+    o.add_argument("--depth", type=int, default=None, help="weight layers of the network (default: the problem's)")
+    o.add_argument("--width", type=int, default=None, help="neurons per hidden layer (default: the problem's)")
+    o.add_argument("--activation", choices=activation_choices(), default="tanh",
+                   help="hidden activation (default tanh)")
+    o.add_argument("--no-input-scaling", action="store_true",
+                   help="feed the raw coordinates to the network (default: min-max scaled from the domain box onto "
+                        "[-1, 1])")
+
+
+def _training(args: argparse.Namespace) -> dict:
+    """The RunConfig fields of :func:`_add_training_options`."""
+    return {"optimizer": args.optimizer, "lbfgs_iters": args.lbfgs_iters, "lr_schedule": args.lr_schedule,
+            "depth": args.depth, "width": args.width, "activation": args.activation,
+            "input_scaling": not args.no_input_scaling}
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .run import PROBLEMS, SCHEMES, TABLES
     from .schemes import add_scheme_options
@@ -183,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true",
                    help="continue the interrupted run in --out from its checkpoint (error if there is none; "
                         "rerunning the same command on the same directory resumes too)")
+    _add_training_options(t)
     t.add_argument("--collective-timeout", type=float, default=300.0, metavar="S",
                    help="under torchrun (data parallelism over the points): seconds a rank waits in a "
                         "collective before the job fails, e.g. after a peer died (default 300)")
@@ -220,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--epochs", type=int, default=None, help="epochs (default: the problem's, as in the paper)")
     add_scheme_options(c)
     _add_common(c)
+    _add_training_options(c)
 
     pr = sub.add_parser("predict", help="a trained run's network on your points",
                         description="Load RUN_DIR's checkpoint and write the network's output at the points of "
@@ -341,7 +375,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
                     seeds=seeds, ensemble=ensemble,
                     epochs=args.epochs, lr=args.lr, device=device, dtype=args.dtype, backend=args.backend,
                     eval_every=args.eval_every, problem_kwargs=_sizes(args), compile=_compile_arg(args),
-                    step_mode=args.step_mode, derivative_method=args.derivative_method, **_fidelity(args))
+                    step_mode=args.step_mode, derivative_method=args.derivative_method, **_fidelity(args),
+                    **_training(args))
     options = _run_options(args)
     if args.resume and not args.out:
         raise ValueError("--resume needs --out (the directory of the run to continue)")
@@ -354,8 +389,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if log is not None:
         ranks = f" x {world} ranks (data parallel)" if world > 1 else ""
         log(f"fastpinn train: {'resuming ' if action == 'resume' else ''}{args.problem} with {cfg.describe()}, "
-            f"seeds {list(seeds)}, {prebuilt[0].epochs if cfg.epochs is None else cfg.epochs} epochs on "
-            f"{device}{ranks} -> {out}")
+            f"seeds {list(seeds)}, {cfg.total_epochs(prebuilt[0].epochs if cfg.epochs is None else cfg.epochs)} "
+            f"epochs on {device}{ranks} -> {out}")
     m = train_run(cfg, out, force=args.force, resume=True if args.resume else None, progress=not args.no_progress,
                   figures=not args.no_figures, prebuilt=prebuilt, log=log, **options)
     err = _fmt_err(m.get("rel_l2_mean"), m.get("rel_l2_sem"), int(m.get("n_seeds", 1)))
@@ -468,6 +503,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
                   scheme_params=scheme_params_from_args(names, args),
                   device=_device(args.device), dtype=args.dtype, backend=args.backend, out=args.out,
                   problem_kwargs=_sizes(args), eval_every=args.eval_every, lr=args.lr, force=args.force,
+                  options={**_training(args), "init": args.init},
                   progress=not args.no_progress, figure=not args.no_figures, log=_log)
     print(res.markdown, flush=True)
     print(f"written: {res.out_dir / 'compare.md'}, {res.out_dir / 'compare.csv'}"

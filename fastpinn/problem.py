@@ -29,7 +29,7 @@ from torch import Tensor
 
 from .derivatives import Fields, derivatives, parse_requests
 from .network import MLP
-from .validation import check_number
+from .validation import check_flag, check_number
 
 __all__ = ["POINTS_OUTSIDE", "Term", "Problem", "pde", "data", "dirichlet", "initial", "neumann", "robin", "periodic", "stack"]
 
@@ -337,6 +337,8 @@ class Problem:
             e.g. ``{"nu": 0.05}``; trained with the network and read by residuals as ``f.coef["nu"]``.
         points_outside: what a point outside the box ``[lower, upper]`` does at construction:
             ``"warn"`` (default, ``UserWarning``), ``"error"`` (``ValueError``) or ``"ignore"``.
+        input_scaling: ``True`` (default): :meth:`network` min-max scales the inputs from the box onto
+            ``[-1, 1]``; ``False``: it feeds the raw coordinates (as DeepXDE's networks do by default).
     """
 
     name: str
@@ -356,6 +358,7 @@ class Problem:
     extra: dict = field(default_factory=dict)
     coefficients: dict = field(default_factory=dict)
     points_outside: str = "warn"
+    input_scaling: bool = True
 
     def __post_init__(self) -> None:
         self.coords = tuple(self.coords)
@@ -371,6 +374,7 @@ class Problem:
                 raise ValueError(f"the box must have finite lower < upper in every coordinate, got "
                                  f"lower={lo} >= upper={hi} for {c!r}" if lo >= hi else
                                  f"the box must be finite, got lower={lo}, upper={hi} for {c!r}")
+        check_flag("input_scaling", self.input_scaling)
         if self.points_outside not in POINTS_OUTSIDE:
             raise ValueError(f"points_outside must be one of {POINTS_OUTSIDE}, got {self.points_outside!r}")
         if not self.terms:
@@ -431,12 +435,15 @@ class Problem:
         return [t.name for t in self.terms]
 
     def network(self, *, dtype: torch.dtype = torch.float32, device: Union[str, torch.device, None] = None,
-                init: str = "glorot_normal") -> MLP:
+                init: str = "glorot_normal", **options: Any) -> MLP:
         """A fresh network for this problem, seeded like its points (an ensemble for stacked problems);
-        ``init``: see :data:`fastpinn.network.INITS`."""
+        ``init``: see :data:`fastpinn.network.INITS`; ``options``: more :class:`~fastpinn.MLP` arguments.
+        Inputs are scaled from the box onto ``[-1, 1]``, or passed raw without ``input_scaling``."""
         seed = list(self.seeds) if self.ensemble is not None else self.seeds[0]
-        return MLP(len(self.coords), self.out_dim, self.depth, self.width, self.lower, self.upper,
-                   ensemble=self.ensemble, seed=seed, dtype=dtype, device=device, init=init)
+        # the identity map (scale 1, shift 0, exactly) is the box [-1, 1]
+        lower, upper = (self.lower, self.upper) if self.input_scaling else (-1.0, 1.0)
+        return MLP(len(self.coords), self.out_dim, self.depth, self.width, lower, upper,
+                   ensemble=self.ensemble, seed=seed, dtype=dtype, device=device, init=init, **options)
 
     def reference(self) -> tuple[np.ndarray, np.ndarray]:
         """The exact/reference solution on the evaluation grid: points ``X[M, d]`` (columns in ``coords``

@@ -38,6 +38,7 @@ from .data_parallel import BatchLayout, data_parallel_layout, shard_problem, tor
 from .errors import CheckpointError, CorruptCheckpointError, DeviceUnavailableError, NonFiniteError
 from .history import History, TrainingLog, rel_l2_error
 from .network import MLP
+from .optim import SchedulerFactory, Stage, StageRunner, build_named_optimizer, needs_closure
 from .params import flatten_parameters, trainable_tensors
 from .problem import Problem
 from .rba import ResidualAttention
@@ -88,9 +89,20 @@ class Trainer:
             ``[M, out]`` point by point (single-network problems; its derivatives use ``torch.func`` or
             autograd). A module's trainable parameters are moved into one flat tensor
             (:func:`fastpinn.params.flatten_parameters`), so ``G`` rows and the optimizer see one vector.
-        optimizer: a ``torch.optim.Optimizer`` factory taking the parameter list (``[theta]``), or an
-            optimizer already built on ``network.parameters()`` (default fused Adam, ``lr``).
+        optimizer: a ``torch.optim.Optimizer`` factory taking the parameter list (``[theta]``, plus the
+            trainable coefficients), or an optimizer already built on ``network.parameters()`` (default fused
+            Adam, ``lr``). Any ``torch.optim`` optimizer, closure optimizers included (``torch.optim.LBFGS``:
+            see :meth:`step`).
         lr: learning rate of the default Adam.
+        stages: instead of ``optimizer``, a sequence of :class:`fastpinn.Stage` run in order, e.g.
+            ``[Stage("adam", epochs=N, lr=1e-3), Stage("lbfgs", iterations=M)]`` (Adam, then L-BFGS). Each
+            stage's optimizer is built fresh when training reaches its first epoch; the checkpoint holds the
+            stage and its optimizer's state, so a run stopped in any stage resumes there, and one
+            :meth:`train` call (default length: to the end of the last stage, if it has one) gives one History across
+            stages (``History.extra["stages"]``). The last stage continues if more epochs are asked for.
+        lr_scheduler: a ``torch.optim.lr_scheduler`` factory taking the optimizer, e.g. ``lambda opt:
+            torch.optim.lr_scheduler.ExponentialLR(opt, 0.999)``, stepped once per epoch (after its last
+            step) and saved in the checkpoint. With ``stages``, give each :class:`~fastpinn.Stage` its own.
         device, dtype: where and in which precision to train (float32 like the paper, or float64).
         derivative_method: ``"auto"``, ``"jet"``, ``"func"``, ``"autograd"`` (see
             :func:`fastpinn.derivatives.derivatives`), or ``"tune"``: time every applicable method on each
@@ -171,6 +183,8 @@ class Trainer:
         attention: Optional["ResidualAttention"] = None,
         distributed: Optional[bool] = None,
         overlap: bool = False,
+        stages: Optional[Sequence[Stage]] = None,
+        lr_scheduler: Optional[SchedulerFactory] = None,
     ) -> None:
         if not isinstance(problem, Problem):
             raise ValueError(f"problem must be a fastpinn Problem, got {type(problem).__name__}")
@@ -210,7 +224,16 @@ class Trainer:
         self._setup_network(network)
         self._setup_coefficients()
         blocks = [self._flat] + ([] if self.coefficients is None else [self.coefficients])
-        self.optimizer = self._build_optimizer(optimizer, blocks, lr, coefficient_lr)
+        self._lr, self._coefficient_lr, self._blocks = lr, coefficient_lr, blocks
+        if stages is not None and (optimizer is not None or lr_scheduler is not None):
+            raise ValueError("pass stages= or optimizer=/lr_scheduler=, not both (each Stage takes its optimizer "
+                             "and lr_scheduler)")
+        if stages is None:
+            stages = [Stage(optimizer if optimizer is not None else "adam", lr_scheduler=lr_scheduler)]
+        elif isinstance(stages, Stage):
+            stages = [stages]
+        #: The optimizer stages, the one training is in and its lr scheduler (:mod:`fastpinn.optim`).
+        self.stages = StageRunner(stages, self._build_optimizer)
         self.update_schedule = update_schedule
         self.epoch = 0
         # The shuffling generator lives on the training device so a mini-batch permutation needs no host copy.
@@ -288,19 +311,37 @@ class Trainer:
             self.coefficients = nn.Parameter(init if self.problem.ensemble is None
                                              else init.expand(self.members, -1).contiguous())
 
-    def _build_optimizer(self, optimizer: Union[OptimizerFactory, torch.optim.Optimizer, None],
-                         blocks: list[Tensor], lr: float, coefficient_lr: Optional[float]) -> torch.optim.Optimizer:
+    @property
+    def optimizer(self) -> torch.optim.Optimizer:
+        """The optimizer of the stage training is in."""
+        return self.stages.optimizer
+
+    @property
+    def lr_scheduler(self) -> Any:
+        """The lr scheduler of the stage training is in (``None``: none)."""
+        return self.stages.scheduler
+
+    def _build_optimizer(self, stage: Stage) -> torch.optim.Optimizer:
+        """A stage's optimizer on the flat parameters (and coefficients), checked against this trainer."""
+        optimizer, lr, blocks = stage.optimizer, self._lr if stage.lr is None else stage.lr, self._blocks
         if isinstance(optimizer, torch.optim.Optimizer):
             built = optimizer
-        elif optimizer is None:
+        elif optimizer == "adam":
             # Fused Adam: one kernel over the flat theta (elementwise, so ensemble members stay independent).
             # Capturable keeps its step count on the device, which a CUDA graph needs.
             groups: list[dict[str, Any]] = [{"params": [self._flat]}]
             if self.coefficients is not None:
+                coefficient_lr = self._coefficient_lr
                 groups.append({"params": [self.coefficients], "lr": lr if coefficient_lr is None else coefficient_lr})
-            built = torch.optim.Adam(groups, lr=lr, fused=True, capturable=self.step_mode == "cuda_graph")
+            built = torch.optim.Adam(groups, **{"lr": lr, "fused": True, "capturable": self.step_mode == "cuda_graph",
+                                                **stage.options})
+        elif isinstance(optimizer, str):  # L-BFGS: one group (it takes no per-group options), step length 1
+            built = build_named_optimizer(optimizer, blocks, 1.0 if optimizer == "lbfgs" and stage.lr is None else lr,
+                                          stage.options)
         else:
             built = optimizer(blocks)
+        if not isinstance(built, torch.optim.Optimizer):
+            raise ValueError(f"optimizer must build a torch.optim.Optimizer, got {type(built).__name__}")
         # A user's optimizer must step this network's flat parameters, else training silently does nothing.
         held = [p for g in built.param_groups for p in g["params"]]
         if not any(p is self._flat or any(p is leaf for leaf in self._leaves) for p in held):
@@ -309,6 +350,10 @@ class Trainer:
         if self.step_mode == "cuda_graph" and not all(g.get("capturable", False) for g in built.param_groups):
             raise ValueError("optimizer must be built with capturable=True for step_mode='cuda_graph' "
                              "(e.g. torch.optim.Adam(params, fused=True, capturable=True))")
+        if needs_closure(built) and self.step_mode != "eager":
+            raise ValueError(f"a closure optimizer ({type(built).__name__}) re-evaluates the loss several times "
+                             f"per step, which the weight-update gate of step_mode={self.step_mode!r} cannot "
+                             "follow: use step_mode='eager'")
         return built
 
     def _setup_attention(self, attention: Optional[ResidualAttention]) -> None:
@@ -318,6 +363,9 @@ class Trainer:
         if self.world_size > 1:
             raise ValueError("attention (pointwise weights) normalises by the largest residual of a step's points, "
                              "which data parallelism splits over ranks: train it in one process")
+        if self.stages.any_closure:
+            raise ValueError("attention (pointwise weights) follows each step's residuals, which a closure "
+                             "optimizer evaluates at several trial points per step: use another optimizer")
         if self.compile_policy is True or self.step_mode == "cuda_graph":
             raise ValueError("attention (pointwise weights) updates from each step's residuals in Python: "
                              "use compile=False or 'auto' and step_mode='eager' or 'device'")
@@ -421,17 +469,50 @@ class Trainer:
         schedule (host gate only). Distributed: ``indices`` are into this rank's shard and
         ``shard_weights`` ``[K]`` its shares of the step's points (default: the whole shard, see
         :meth:`BatchLayout.local <fastpinn.data_parallel.BatchLayout.local>`); the losses returned are the
-        global ones."""
+        global ones.
+
+        A closure optimizer (``torch.optim.LBFGS``; eager step mode) gets a closure that recomputes the
+        term losses and the weighted gradient at the current parameters (the public weighted backward's
+        closure path). The loss weights follow the outer step's schedule: they may update only in the
+        closure's first call of a step (the gate decides and advances once per step, as for Adam); every
+        further call (line search, inner iterations) uses ``update=False``, so it differentiates the same
+        weighted loss ``sum_j lam_j L_j`` the optimizer minimises in this step. The closure returns that
+        loss summed over the ensemble members (one optimizer over ``theta[S, P]``: the members share the
+        line search, so an ensemble member no longer equals its single run). The losses returned are those
+        of the closure's first call: at the parameters the step started from, as for any optimizer (later
+        calls may be rejected line-search trials)."""
         if shard_weights is None and indices is None and self.world_size > 1:
             shard_weights = self.batches.local([None] * len(self.problem.terms))[1]
-        losses = self.term_losses(indices)
-        self.backward(losses, update=update, traces=self._traces, shard_weights=shard_weights)
-        self.optimizer.step()
+        if self.stages.closure:
+            self._closure_step(indices, update, shard_weights)
+        else:
+            losses = self.term_losses(indices)
+            self.backward(losses, update=update, traces=self._traces, shard_weights=shard_weights)
+            self.optimizer.step()
         if self.attention is not None:  # the point weights follow this step's residuals (eq. 9-10)
             for k, (r, index) in self.loss_functions.residuals.items():
                 self.attention.update(k, r, index)
             self.loss_functions.residuals.clear()
         return self.backward.losses
+
+    def _closure_step(self, indices: Optional[Sequence[Optional[Tensor]]], update: Optional[bool],
+                      shard_weights: Optional[Tensor]) -> None:
+        """One step of a closure optimizer (see :meth:`step`)."""
+        calls = 0
+        first = self.backward.losses.clone()
+
+        def closure() -> Tensor:
+            nonlocal calls
+            losses = self.term_losses(indices)
+            self.backward(losses, update=update if calls == 0 else False, traces=self._traces,
+                          shard_weights=shard_weights)
+            if calls == 0:
+                first.copy_(self.backward.losses)
+            calls += 1
+            return self.backward.weighted_loss.sum()
+
+        self.optimizer.step(closure)
+        self.backward.losses.copy_(first)
 
     def _ntk_traces_fn(self) -> Callable[[], Tensor]:
         """NTK schemes: per-term traces on a subsample drawn from the trainer's own device generator."""
@@ -537,6 +618,8 @@ class Trainer:
     def _history(self, log: TrainingLog, n: int, **extra: Any) -> History:
         """The :class:`History` of the first ``n`` epochs of a train() call."""
         info = {"compiled": self.compiled, "compile_decision": self.compile_decision}
+        if len(self.stages.stages) > 1:
+            info["stages"] = self.stages.describe()
         if self._best is not None:
             info["best_rel_l2"] = self._best["rel_l2"].cpu().numpy().tolist()
             info["best_epoch"] = self._best["epoch"].cpu().numpy().tolist()
@@ -582,7 +665,8 @@ class Trainer:
         patience: Optional[int] = None,
         callbacks: Sequence[Callback] = (),
     ) -> History:
-        """Train for ``epochs`` (default: the problem's) and return the :class:`History` of this call.
+        """Train for ``epochs`` (default: the problem's; with ``stages`` whose last has a length, to its end)
+        and return the :class:`History` of this call.
 
         At every epoch that is a multiple of ``eval_every`` (counted from the start of training, so a
         resumed run evaluates where an uninterrupted one does) and at the end: a NaN/Inf flag that every
@@ -605,7 +689,13 @@ class Trainer:
         :meth:`request_stop` ends the call after the current epoch (``History.extra["stopped"]``). Runs with
         this trainer's ``threads`` policy (``History.extra["threads"]``).
         """
-        epochs = check_int("epochs", self.problem.epochs if epochs is None else epochs, minimum=1)
+        if epochs is None:
+            end = self.stages.end
+            epochs = self.problem.epochs if end is None else end - self.epoch
+            if epochs < 1:
+                raise ValueError(f"the stages end at epoch {end} and the trainer is at epoch {self.epoch}: "
+                                 "pass epochs= to continue in the last stage")
+        epochs = check_int("epochs", epochs, minimum=1)
         patience = check_optional_int("patience", patience, minimum=1, hint=" (epochs)")
         if (keep_best or patience is not None) and self.problem.solution is None:
             raise ValueError("keep_best and patience need a problem with a reference solution (rel. L2 error)")
@@ -694,6 +784,8 @@ class Trainer:
     def _train_epoch(self, i: int, log: TrainingLog, nonfinite: Tensor) -> None:
         """Every step of one epoch; its losses (mean over its mini-batches), first weights and
         coefficients go into row ``i`` of the log, a non-finite loss into the ``nonfinite`` flag."""
+        if self.stages.begin_epoch(self.epoch):
+            self._drop_graphs()  # captured steps hold the previous optimizer (recaptured when next run)
         batches = self.epoch_batches()
         for b, idx in enumerate(batches):
             log.losses[i] += self._run_step(idx)
@@ -704,6 +796,7 @@ class Trainer:
         if self.coefficients is not None:
             log.coefficients[i].copy_(self.coefficients.detach().reshape(self.members, -1))
         torch.logical_or(nonfinite, ~torch.isfinite(log.losses[i]).all(), out=nonfinite)
+        self.stages.end_epoch()
         self.epoch += 1
 
     def _boundary_decision(self, nonfinite: Tensor, stopped: bool) -> tuple[bool, bool]:
@@ -778,6 +871,7 @@ class Trainer:
             "coefficients": list(self.coefficient_names),
             "dtype": str(self.dtype).replace("torch.", ""),
             "update_schedule": self.update_schedule,
+            "stages": self.stages.describe(),
         }
 
     def state_dict(self) -> dict[str, Any]:
@@ -789,7 +883,7 @@ class Trainer:
             "epoch": self.epoch,
             "theta": self.theta.detach().clone(),
             "coefficients": None if self.coefficients is None else self.coefficients.detach().clone(),
-            "optimizer": self.optimizer.state_dict(),
+            **self.stages.state_dict(),  # "stage", "optimizer" (the stage's), "lr_scheduler"
             "backward": self.backward.state_dict(),  # weights, their schedule's step, non-finite counts
             "batch_generator": self._batch_gen.get_state(),
             "ntk_generator": self._ntk_gen.get_state() if self._traces is not None else None,
@@ -812,7 +906,10 @@ class Trainer:
                 if state.get("coefficients") is None:
                     raise ValueError(f"checkpoint has no trainable coefficients; this trainer has {self.coefficient_names}")
                 self.coefficients.copy_(state["coefficients"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        try:
+            self.stages.load_state_dict(state)
+        except ValueError as exc:
+            raise CheckpointError(f"the state does not match this trainer: {exc}") from None
         self.backward.load_state_dict(state["backward"])
         self._batch_gen.set_state(state["batch_generator"])
         if self.attention is not None:

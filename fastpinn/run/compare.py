@@ -74,14 +74,22 @@ def compare(problem: str, schemes: Sequence[str] = COMPARE_DEFAULT, *, seeds: in
             epochs: Optional[int] = None, device: str = "cpu", dtype: str = "float32", backend: str = "auto",
             out: Union[str, Path, None] = None, problem_kwargs: Optional[dict] = None, eval_every: int = 100,
             lr: float = 1e-3, force: bool = False, progress: bool = False, figure: bool = True,
-            log: Callable[[str], None] = lambda s: None, scheme_params: Optional[dict] = None) -> CompareResult:
+            log: Callable[[str], None] = lambda s: None, scheme_params: Optional[dict] = None,
+            options: Optional[dict] = None) -> CompareResult:
     """Train ``schemes`` side by side on ``problem`` (each one ensemble of ``seeds`` seeds, default
     parameters but for ``scheme_params``, each given to the schemes that declare it) and write
     ``compare.md`` / ``compare.csv`` (rel. L2 mean ± s.e., training time, time over
     PINN; PINN is added when missing) and ``compare.png`` (rel. L2 vs epoch, mean over seeds, per scheme).
-    Each run is a run directory ``<out>/<scheme>``; finished ones are reused (:func:`is_complete`)."""
+    Each run is a run directory ``<out>/<scheme>``; finished ones are reused (:func:`is_complete`).
+    ``options``: more :class:`RunConfig` fields for every run, among
+    :data:`~fastpinn.run.config.TRAINING_OPTIONS` (optimizer, schedule, network)."""
     names = list(dict.fromkeys(["pinn", *schemes]))
     check_int("seeds", seeds, minimum=1)
+    from .config import TRAINING_OPTIONS
+
+    unknown = sorted(set(options or {}) - set(TRAINING_OPTIONS))
+    if unknown:
+        raise ValueError(f"options must be among {', '.join(TRAINING_OPTIONS)}, got {unknown[0]!r}")
     cfgs = {}
     for name in names:
         if name not in SCHEMES:
@@ -89,7 +97,7 @@ def compare(problem: str, schemes: Sequence[str] = COMPARE_DEFAULT, *, seeds: in
         cfgs[name] = RunConfig(problem=problem, scheme=name, scheme_params=dict(scheme_params or {}),
                                seeds=tuple(range(seeds)), ensemble=True, epochs=epochs,
                                lr=lr, device=device, dtype=dtype, backend=backend, eval_every=eval_every,
-                               problem_kwargs=dict(problem_kwargs or {})).validate()
+                               problem_kwargs=dict(problem_kwargs or {}), **dict(options or {})).validate()
     root = Path(out) if out is not None else Path("runs") / f"compare-{problem}"
     preflight_backend(next((c for n, c in cfgs.items() if n != "pinn"), cfgs["pinn"]))
     from ..trainer import History

@@ -19,7 +19,7 @@ from ..problem import Problem
 from ..schemes import SCHEME_NAMES, Scheme, parameters_by_key, scheme_class, scheme_from_name
 
 __all__ = ["PROBLEMS", "USER_PROBLEM_FORM", "SCHEMES", "DTYPES", "BACKENDS", "SIZE_KEYS", "Log", "RunConfig",
-           "is_user_problem", "user_problem_file", "file_sha256"]
+           "is_user_problem", "user_problem_file", "file_sha256", "activation_choices", "TRAINING_OPTIONS"]
 
 #: The built-in problems (their registry: :data:`fastpinn.problems.BUILTIN`).
 PROBLEMS = problem_registry.NAMES
@@ -33,6 +33,15 @@ BACKENDS = ops.BACKENDS
 SIZE_KEYS = ("n_pde", "n_bc", "n_ic", "batch_size")
 
 Log = Callable[[str], None]
+
+
+def activation_choices() -> tuple[str, ...]:
+    """The activations a run may name: the network's registry (``fastpinn.network.ACTIVATIONS``) where it
+    exists, else tanh alone."""
+    from .. import network
+
+    registry = getattr(network, "ACTIVATIONS", None)
+    return tuple(registry) if registry else ("tanh",)
 
 
 def is_user_problem(name: str) -> bool:
@@ -132,6 +141,17 @@ class RunConfig:
     #: as for any ensemble). A chunk of a sweep's seeds keeps the whole configuration's, so its members
     #: draw the batches they would draw in the one ensemble (``reproduce(seeds_per_run=...)``).
     batch_seed: Optional[int] = None
+    #: Optimizer, schedule and network options (each in the identity only when not its default, so runs
+    #: written before they existed keep theirs). ``optimizer``: ``adam`` (``epochs`` of Adam), ``lbfgs``
+    #: (``lbfgs_iters`` L-BFGS iterations) or ``adam+lbfgs`` (both, in turn); ``lr_schedule``: Adam's
+    #: (:data:`fastpinn.optim.LR_SCHEDULE_FORMS`); ``depth``/``width``: ``None`` for the problem's.
+    optimizer: str = "adam"
+    lbfgs_iters: int = 1000
+    lr_schedule: str = "none"
+    depth: Optional[int] = None
+    width: Optional[int] = None
+    activation: str = "tanh"
+    input_scaling: bool = True
 
     def __post_init__(self) -> None:
         self.seeds = tuple(int(s) for s in self.seeds)
@@ -194,6 +214,7 @@ class RunConfig:
         if self.patience is not None and (isinstance(self.patience, bool) or not isinstance(self.patience, int)
                                           or self.patience < 1):
             raise ValueError(f"patience must be an integer >= 1 (epochs), got {self.patience!r}")
+        self._validate_training_options()
         try:
             dev = torch.device(self.device)
         except (RuntimeError, TypeError) as exc:
@@ -215,6 +236,44 @@ class RunConfig:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{key} must be an integer >= 1, got {value!r}")
         return self
+
+    def _validate_training_options(self) -> None:
+        from ..optim import OPTIMIZER_CHOICES, parse_lr_schedule
+        from ..validation import check_choice, check_flag, check_int, check_optional_int
+
+        check_choice("optimizer", self.optimizer, OPTIMIZER_CHOICES)
+        check_int("lbfgs_iters", self.lbfgs_iters, minimum=1, maximum=2**31 - 1)
+        parse_lr_schedule(self.lr_schedule, 1)
+        if self.optimizer == "lbfgs" and self.epochs is not None:
+            raise ValueError(f"epochs counts the Adam epochs; with optimizer 'lbfgs' the run is lbfgs_iters "
+                             f"iterations (got epochs={self.epochs})")
+        if self.optimizer == "lbfgs" and self.lr_schedule != "none":
+            raise ValueError(f"lr_schedule is Adam's; optimizer 'lbfgs' has none (got {self.lr_schedule!r})")
+        check_optional_int("depth", self.depth, minimum=1, maximum=2**31 - 1)
+        check_optional_int("width", self.width, minimum=1, maximum=2**31 - 1)
+        check_choice("activation", self.activation, activation_choices())
+        check_flag("input_scaling", self.input_scaling)
+
+    def total_epochs(self, adam_epochs: int) -> int:
+        """The run's epochs given its Adam epochs: an L-BFGS iteration is one epoch."""
+        uses_adam, uses_lbfgs = "adam" in self.optimizer, "lbfgs" in self.optimizer
+        return (int(adam_epochs) if uses_adam else 0) + (int(self.lbfgs_iters) if uses_lbfgs else 0)
+
+    def trainer_options(self, adam_epochs: int) -> dict[str, Any]:
+        """The Trainer's ``stages=`` for this run's optimizer and schedule (nothing for plain Adam)."""
+        from ..optim import Stage, parse_lr_schedule
+
+        schedule = parse_lr_schedule(self.lr_schedule, adam_epochs)
+        if self.optimizer == "adam":
+            return {} if schedule is None else {"lr_scheduler": schedule}
+        lbfgs = Stage("lbfgs", iterations=int(self.lbfgs_iters))
+        if self.optimizer == "lbfgs":
+            return {"stages": [lbfgs]}
+        return {"stages": [Stage("adam", epochs=int(adam_epochs), lr_scheduler=schedule), lbfgs]}
+
+    def network_options(self) -> dict[str, Any]:
+        """Keyword arguments of :meth:`Problem.network <fastpinn.Problem.network>` beyond the init."""
+        return {} if self.activation == "tanh" else {"activation": self.activation}
 
     def scheme_object(self) -> Scheme:
         """The scheme this run trains with (``ValueError`` naming a bad parameter)."""
@@ -281,20 +340,41 @@ class RunConfig:
             d["batch_seed"] = int(self.batch_seed)
         if self.attention is not None:
             d["attention"] = {k: float(v) for k, v in sorted(self.attention.items())}
+        if self.optimizer != "adam":
+            d["optimizer"] = self.optimizer
+            d["lbfgs_iters"] = int(self.lbfgs_iters)
+        if self.lr_schedule != "none":
+            d["lr_schedule"] = self.lr_schedule
+        for key in ("depth", "width"):
+            if getattr(self, key) is not None:
+                d[key] = int(getattr(self, key))
+        if self.activation != "tanh":
+            d["activation"] = self.activation
+        if not self.input_scaling:
+            d["input_scaling"] = False
         return d
 
     def resolved_epochs(self) -> int:
-        """``epochs``, or the problem's default (the paper's protocol) when it is ``None``."""
-        if self.epochs is not None:
-            return int(self.epochs)
+        """The run's epochs: ``epochs`` (or the problem's default, the paper's protocol, when it is ``None``)
+        of Adam, plus the L-BFGS iterations (:meth:`total_epochs`)."""
+        if self.epochs is not None or self.optimizer == "lbfgs":
+            return self.total_epochs(0 if self.epochs is None else self.epochs)
         factory = _problem_factory(self.problem)
         param = inspect.signature(factory).parameters.get("epochs")
         if param is not None and isinstance(param.default, int):
-            return int(param.default)
-        return int(self.build_problem().epochs)  # a user's factory without an epochs argument
+            return self.total_epochs(param.default)
+        return self.total_epochs(self.build_problem().epochs)  # a user's factory without an epochs argument
 
     # --------------------------------------------------------------------------------- building
     def build_problem(self) -> Problem:
+        """The run's problem, with its network shape and input scaling as the run sets them."""
+        problem = self._build_problem()
+        shape = {k: v for k, v in (("depth", self.depth), ("width", self.width)) if v is not None}
+        if shape or not self.input_scaling:
+            problem = dataclasses.replace(problem, **shape, input_scaling=self.input_scaling)
+        return problem
+
+    def _build_problem(self) -> Problem:
         seed: Union[int, list[int]] = list(self.seeds) if self.ensemble else self.seeds[0]
         from ..problems import get
 
@@ -360,4 +440,6 @@ def _accept_flat_scheme_params(cls: type) -> type:
 
 
 RUN_FIELDS = frozenset(f.name for f in dataclasses.fields(RunConfig))
+#: The run's optimizer, schedule and network options (what ``fastpinn train`` and ``compare`` take for them).
+TRAINING_OPTIONS = ("optimizer", "lbfgs_iters", "lr_schedule", "depth", "width", "activation", "init", "input_scaling")
 RunConfig = _accept_flat_scheme_params(RunConfig)

@@ -45,8 +45,9 @@ def build_trainer(cfg: RunConfig) -> tuple[Problem, Any]:
     cfg.validate()
     preflight_backend(cfg)
     problem = cfg.build_problem()
-    network = problem.network(dtype=DTYPES[cfg.dtype], device=cfg.device, init=cfg.init)
+    network = problem.network(dtype=DTYPES[cfg.dtype], device=cfg.device, init=cfg.init, **cfg.network_options())
     trainer = Trainer(problem, cfg.scheme_object(), network=network, lr=cfg.lr, device=cfg.device,
+                      **cfg.trainer_options(problem.epochs if cfg.epochs is None else cfg.epochs),
                       batch_seed=cfg.batch_seed,
                       dtype=DTYPES[cfg.dtype], eval_every=cfg.eval_every, backend=cfg.backend, compile=cfg.compile,
                       step_mode=cfg.step_mode, derivative_method=cfg.derivative_method,
@@ -185,7 +186,7 @@ def _train_locked(cfg: RunConfig, out: Path, ranks: RunRanks, *, force: bool, re
                          f"{ranks.world_size}: build it under the same torch.distributed setup")
     out = ranks.decide(lambda: directory.prepare_run_dir(out, force=force or start is not None))
     ranks.barrier("the run directory barrier")  # the directory exists before any rank reads from it
-    epochs = problem.epochs if cfg.epochs is None else cfg.epochs
+    epochs = cfg.total_epochs(problem.epochs if cfg.epochs is None else cfg.epochs)  # Adam's, then L-BFGS's
     previous = None  # the history before this process (resume)
     if start is not None:
         extra = trainer.load_checkpoint(str(out / directory.CHECKPOINT), max_epoch=epochs)
