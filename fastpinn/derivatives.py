@@ -9,13 +9,15 @@ Interchangeable methods:
 
 * ``"jet"`` -- forward-propagated derivative jets through an :class:`~fastpinn.network.MLP`: the value,
   the first-derivative tangents along only the needed coordinate directions and the requested second
-  derivatives travel together through every affine map (batched matmuls) and ``tanh``. Orders <= 2.
+  derivatives travel together through every affine map (batched matmuls) and activation (closed-form
+  derivatives of each of :data:`fastpinn.network.ACTIVATIONS`), and through the MLP's input/output
+  transforms (``torch.func``). Orders <= 2.
 * ``"func"`` -- ``torch.func``: ``vmap`` over points of ``jacrev`` (value and first derivatives) and
   ``jvp`` of it along only the needed directions (second derivatives) of a per-point function
   ``x_i[d] -> u_i[out]``; nested ``jvp`` for higher orders. Works for any pointwise callable; any order.
 * ``"fused"`` -- the same jets as ``"jet"`` in one compiled op over tiles of points
-  (:mod:`fastpinn.ops.mlp_jet`: C++ CPU kernel, Triton CUDA kernel; ``"jet"`` is its oracle). MLP only,
-  orders <= 2, first-order differentiable (a double backward raises).
+  (:mod:`fastpinn.ops.mlp_jet`: C++ CPU kernel, Triton CUDA kernel; ``"jet"`` is its oracle). tanh MLP
+  without transforms only, orders <= 2, first-order differentiable (a double backward raises).
 * ``"autograd"`` -- nested ``torch.autograd.grad(..., create_graph=True)``, the classic PINN way and
   the oracle for the other two. Any order.
 
@@ -439,6 +441,17 @@ def _jet_applicable(net: Any, wanted: Sequence[DerivIndex]) -> Optional[str]:
     return None
 
 
+def _fused_applicable(net: Any, wanted: Sequence[DerivIndex]) -> Optional[str]:
+    reason = _jet_applicable(net, wanted)
+    if reason is not None:
+        return reason
+    if net.activation.name != "tanh":  # the compiled kernels (csrc/, kernels/) hard-code tanh
+        return f"the compiled kernel is tanh-only; this MLP uses {net.activation.name!r} (use method 'jet')"
+    if net.transformed:
+        return "the compiled kernel has no input/output transforms (use method 'jet')"
+    return None
+
+
 def _any_network(net: Any, wanted: Sequence[DerivIndex]) -> Optional[str]:
     if isinstance(net, MLP) or isinstance(net, nn.Module) or callable(net):
         return None
@@ -558,38 +571,100 @@ def jet_mlp(net: MLP, theta: Tensor, x: Tensor, wanted: Sequence[DerivIndex]) ->
 
     Per layer we carry, for the requested directions only,
     ``z`` (pre-activation value ``[.., N, w]``), ``T`` (its first derivatives ``[.., nT, N, w]``) and
-    ``Q`` (its second derivatives ``[.., nQ, N, w]``). Through ``a = tanh(z)`` with ``s = 1 - a^2``:
-    ``T_a = s T``, ``Q_a(i,j) = s (Q(i,j) - 2 a T_i T_j)``; through an affine map all channels are
-    multiplied by ``W^T`` and only the value gets the bias.
+    ``Q`` (its second derivatives ``[.., nQ, N, w]``). Through ``a = phi(z)`` (the network's activation,
+    ``phi'`` and ``phi''`` in closed form): ``T_a = phi' T``, ``Q_a(i,j) = phi' Q(i,j) + phi'' T_i T_j``
+    (tanh: ``phi' = 1 - a^2``, ``phi'' = -2 a phi'``); through an affine map all channels are multiplied by
+    ``W^T`` and only the value gets the bias. An input transform's jets start the first layer and an output
+    transform is applied to the network's jets (both with ``torch.func``, exact), see :func:`_feature_jets`
+    and :func:`_output_transform_jets`.
     """
     plan = JetPlan(wanted)
+    if net.output_transform is None:
+        return _jet_layers(net, theta, x, plan)
+    # The output map needs N's first derivative along every direction a request uses, and the second ones asked.
+    inner = JetPlan([()] + [(c,) for c in plan.dirs] + plan.second)
+    n = _jet_layers(net, theta, x, inner)
+    if n[()].dim() == x.dim() + 1:  # shared points into an ensemble: the map sees x per member, like N
+        x = x.unsqueeze(0).expand(n[()].shape[0], *x.shape)
+    return _output_transform_jets(net.output_transform, x, n, wanted)
+
+
+def _feature_jets(fn: Callable[[Tensor], Tensor], x: Tensor, plan: JetPlan) -> dict[DerivIndex, Tensor]:
+    """An input transform's value and its derivatives along ``plan.dirs`` and ``plan.second`` (``"func"``)."""
+    return _func_pointwise(fn, x, [()] + [(c,) for c in plan.dirs] + list(plan.second))
+
+
+def _output_transform_jets(fn: Callable[[Tensor, Tensor], Tensor], x: Tensor, n: Mapping[DerivIndex, Tensor],
+                           wanted: Sequence[DerivIndex]) -> dict[DerivIndex, Tensor]:
+    """Derivatives of ``u(x) = fn(x, N(x))`` from ``N``'s jets ``n`` (value, ``(c,)`` per direction, requested pairs).
+
+    Along the curve ``g(s, r) = fn(x + s e_i + r e_j, N + s N_i + r N_j + s r N_ij)`` the chain rule gives
+    ``dg/ds(0) = u_i`` and ``d2g/ds dr(0, 0) = u_ij`` exactly (the ``s^2``, ``r^2`` terms of N's Taylor expansion
+    do not reach the mixed derivative), so nested forward-mode ``jvp`` in the scalars ``s``, ``r`` of the
+    pointwise ``fn`` on all points at once gives every point's derivative.
+    """
+    eye = torch.eye(x.shape[-1], dtype=x.dtype, device=x.device)
+    zero, one = x.new_zeros(()), x.new_ones(())
+    n0 = n[()]
+
+    def along(g: Callable[[Tensor], Tensor]) -> Tensor:
+        return jvp(g, (zero,), (one,))[1]
+
+    out: dict[DerivIndex, Tensor] = {}
+    for index in wanted:
+        if index == ():
+            out[index] = fn(x, n0)
+        elif len(index) == 1:
+            (i,) = index
+            out[index] = along(lambda s, i=i: fn(x + s * eye[i], n0 + s * n[(i,)]))
+        else:
+            i, j = index
+
+            def mixed(s: Tensor, i: int = i, j: int = j) -> Tensor:
+                return along(lambda r: fn(x + s * eye[i] + r * eye[j],
+                                          n0 + s * n[(i,)] + r * n[(j,)] + (s * r) * n[(i, j)]))
+
+            out[index] = along(mixed)
+    return out
+
+
+def _jet_layers(net: MLP, theta: Tensor, x: Tensor, plan: JetPlan) -> dict[DerivIndex, Tensor]:
+    """The jets of the network's output before any output transform (see :func:`jet_mlp`)."""
     layers = net.layers(theta)
     ensemble = layers[0][0].dim() == 3
     lead = x.shape[:-1]
     if not ensemble and x.dim() != 2:
         x = x.reshape(-1, x.shape[-1])  # a single net is pointwise: fold any leading shape into N
-    scale = net.input_scale
 
     w0, b0 = layers[0]
-    z = _affine(x * scale + net.input_shift, w0, b0)  # [.., N, w]
-    # d(first pre-activation)/dx_c = scale_c * W0[:, c] is the same at every point: one row per direction, M = 1.
-    if plan.dirs:
-        t = torch.stack([w0[..., :, c] * scale[c] for c in plan.dirs], dim=-2).unsqueeze(-2)  # [.., nT, 1, w]
+    q: Optional[Tensor] = None
+    if net.input_transform is None:
+        scale = net.input_scale
+        z = _affine(x * scale + net.input_shift, w0, b0)  # [.., N, w]
+        # d(first pre-activation)/dx_c = scale_c * W0[:, c] is the same at every point: one row per direction, M = 1.
+        if plan.dirs:
+            t = torch.stack([w0[..., :, c] * scale[c] for c in plan.dirs], dim=-2).unsqueeze(-2)  # [.., nT, 1, w]
+        else:
+            t = None
+        # second derivatives of the first pre-activation are zero
     else:
-        t = None
-    q: Optional[Tensor] = None  # second derivatives of the first pre-activation are zero
+        features = _feature_jets(net.input_transform, x, plan)  # index -> [.., N, F]
+        z = _affine(features[()], w0, b0)
+        t = _linear_channels(_channels_for(w0, [features[(c,)] for c in plan.dirs]), w0) if plan.dirs else None
+        if plan.second:
+            q = _linear_channels(_channels_for(w0, [features[index] for index in plan.second]), w0)
 
     for depth_index, (w, b) in enumerate(layers[1:]):
-        a = torch.tanh(z)
-        s = 1.0 - a * a
-        a_c, s_c = a.unsqueeze(-3), s.unsqueeze(-3)  # broadcast over channels
+        a, d1, d2 = net.activation.jet(z)
+        d1_c = d1.unsqueeze(-3)  # broadcast over channels
         if plan.pairs:
             tt = _pair_products(t, plan.pairs)
-            q = s_c * (tt * (-2.0 * a_c) if q is None else torch.addcmul(q, a_c, tt, value=-2.0))
+            d2_c = d2.unsqueeze(-3)
+            q = d2_c * tt if q is None else torch.addcmul(d1_c * q, d2_c, tt)
         if t is not None:
             if depth_index == len(layers) - 2:
                 t = _select_channels(t, plan.first_out)  # the output layer only needs requested tangents
-            t = s_c * t
+            t = d1_c * t
             t = _linear_channels(t, w)
         if q is not None:
             q = _linear_channels(q, w)
@@ -609,11 +684,22 @@ def jet_mlp(net: MLP, theta: Tensor, x: Tensor, wanted: Sequence[DerivIndex]) ->
     return values
 
 
+def _channels_for(w: Tensor, channels: Sequence[Tensor]) -> Tensor:
+    """Stack per-channel ``[.., N, F]`` tensors as ``[.., C, N, F]``, with a members dim when ``w`` has one."""
+    t = torch.stack(channels, dim=-3)
+    if w.dim() == 3 and t.dim() == 3:  # shared points into an ensemble
+        t = t.unsqueeze(0).expand(w.shape[0], *t.shape)
+    return t
+
+
 def fused_mlp(net: MLP, theta: Tensor, x: Tensor, wanted: Sequence[DerivIndex]) -> dict[DerivIndex, Tensor]:
     """:func:`jet_mlp`'s contract through the fused op ``fastpinn::mlp_jet_forward``
     (:mod:`fastpinn.ops.mlp_jet`): ``wanted`` derivative indices
     -> tensors ``[.., N, out]`` (``[S, N, out]`` for ``theta[S, P]``; any leading shape of ``x`` for a
     single network). Orders <= 2 (``NotImplementedError`` beyond, as ``"jet"``)."""
+    reason = _fused_applicable(net, wanted)
+    if reason is not None:
+        raise ValueError(f"method 'fused' does not apply: {reason}")
     plan = JetPlan(wanted)
     ensemble = theta.dim() == 2
     lead = x.shape[:-1]
@@ -796,8 +882,9 @@ def _autograd_mlp(net: MLP, theta: Tensor, x: Tensor, wanted: Sequence[DerivInde
 
 register_method(DerivativeMethod("jet", _jet_applicable, _compute_jet,
                                  "forward derivative jets through a fastpinn.MLP (orders <= 2)"))
-register_method(DerivativeMethod("fused", _jet_applicable, _compute_fused,
-                                 "the forward jets of 'jet' as one compiled op over tiles of points (orders <= 2)"))
+register_method(DerivativeMethod("fused", _fused_applicable, _compute_fused,
+                                 "the forward jets of 'jet' as one compiled op over tiles of points (tanh MLP without "
+                                 "transforms, orders <= 2)"))
 register_method(DerivativeMethod("func", _any_network, _compute_func,
                                  "torch.func: vmap over points of jacrev/jvp (any pointwise network, any order)"))
 register_method(DerivativeMethod("autograd", _any_network, _compute_autograd,
