@@ -442,9 +442,10 @@ def _jet_applicable(net: Any, wanted: Sequence[DerivIndex]) -> Optional[str]:
 
 
 def _fused_applicable(net: Any, wanted: Sequence[DerivIndex]) -> Optional[str]:
-    reason = _jet_applicable(net, wanted)
-    if reason is not None:
-        return reason
+    return _jet_applicable(net, wanted) or _fused_network_reason(net)
+
+
+def _fused_network_reason(net: MLP) -> Optional[str]:
     if net.activation.name != "tanh":  # the compiled kernels (csrc/, kernels/) hard-code tanh
         return f"the compiled kernel is tanh-only; this MLP uses {net.activation.name!r} (use method 'jet')"
     if net.transformed:
@@ -697,7 +698,7 @@ def fused_mlp(net: MLP, theta: Tensor, x: Tensor, wanted: Sequence[DerivIndex]) 
     (:mod:`fastpinn.ops.mlp_jet`): ``wanted`` derivative indices
     -> tensors ``[.., N, out]`` (``[S, N, out]`` for ``theta[S, P]``; any leading shape of ``x`` for a
     single network). Orders <= 2 (``NotImplementedError`` beyond, as ``"jet"``)."""
-    reason = _fused_applicable(net, wanted)
+    reason = _fused_network_reason(net)
     if reason is not None:
         raise ValueError(f"method 'fused' does not apply: {reason}")
     plan = JetPlan(wanted)
