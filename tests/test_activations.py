@@ -154,7 +154,7 @@ def test_activation_shows_in_repr():
 def test_glorot_uniform_bounds_variance_and_zero_biases():
     assert "glorot_uniform" in INITS
     net = MLP(200, 300, depth=2, width=400, seed=1, init="glorot_uniform", dtype=torch.float64)
-    for (w, b), (n_out, n_in) in zip(net.layers(), net.layer_shapes):
+    for (w, b), (n_out, n_in) in zip(net.layers(net.theta.detach()), net.layer_shapes):
         a = math.sqrt(6.0 / (n_in + n_out))
         assert float(w.abs().max()) <= a
         # 80,000+ samples of U(-a, a): the extremes come within 1e-3 a of the bounds with overwhelming probability
@@ -165,7 +165,7 @@ def test_glorot_uniform_bounds_variance_and_zero_biases():
         assert abs(float(w.mean())) < 0.01 * a
         assert bool((b == 0).all())
     # a uniform, not a normal: the 4th standardized moment of U is 1.8 (a normal's is 3)
-    w0 = net.layers()[0][0]
+    w0 = net.layers(net.theta.detach())[0][0]
     kurtosis = float(((w0 - w0.mean()) ** 4).mean() / w0.var() ** 2)
     assert kurtosis == pytest.approx(1.8, abs=0.05)
     # seeded like the other inits: same seed same draw, float32 the float64 draw rounded
