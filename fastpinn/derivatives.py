@@ -574,7 +574,7 @@ def jet_mlp(net: MLP, theta: Tensor, x: Tensor, wanted: Sequence[DerivIndex]) ->
     ``z`` (pre-activation value ``[.., N, w]``), ``T`` (its first derivatives ``[.., nT, N, w]``) and
     ``Q`` (its second derivatives ``[.., nQ, N, w]``). Through ``a = phi(z)`` (the network's activation,
     ``phi'`` and ``phi''`` in closed form): ``T_a = phi' T``, ``Q_a(i,j) = phi' Q(i,j) + phi'' T_i T_j``
-    (tanh: ``phi' = 1 - a^2``, ``phi'' = -2 a phi'``); through an affine map all channels are multiplied by
+    (tanh: ``phi' = 1 - a^2``, ``phi'' = -2 a phi'``, so ``Q_a = phi' (Q - 2 a T_i T_j)``); through an affine map all channels are multiplied by
     ``W^T`` and only the value gets the bias. An input transform's jets start the first layer and an output
     transform is applied to the network's jets (both with ``torch.func``, exact), see :func:`_feature_jets`
     and :func:`_output_transform_jets`.
@@ -655,13 +655,22 @@ def _jet_layers(net: MLP, theta: Tensor, x: Tensor, plan: JetPlan) -> dict[Deriv
         if plan.second:
             q = _linear_channels(_channels_for(w0, [features[index] for index in plan.second]), w0)
 
+    activation = net.activation
     for depth_index, (w, b) in enumerate(layers[1:]):
-        a, d1, d2 = net.activation.jet(z)
-        d1_c = d1.unsqueeze(-3)  # broadcast over channels
-        if plan.pairs:
-            tt = _pair_products(t, plan.pairs)
-            d2_c = d2.unsqueeze(-3)
-            q = d2_c * tt if q is None else torch.addcmul(d1_c * q, d2_c, tt)
+        if activation.factored is not None:  # phi'' = phi' rho: Q_a = phi' (Q + rho T_i T_j)
+            a, d1, rho = activation.factored(z)
+            d1_c = d1.unsqueeze(-3)  # broadcast over channels
+            if plan.pairs:
+                tt = _pair_products(t, plan.pairs)
+                rho_c = rho.unsqueeze(-3)
+                q = d1_c * (tt * rho_c if q is None else torch.addcmul(q, rho_c, tt))
+        else:
+            a, d1, d2 = activation.jet(z)
+            d1_c = d1.unsqueeze(-3)
+            if plan.pairs:
+                tt = _pair_products(t, plan.pairs)
+                d2_c = d2.unsqueeze(-3)
+                q = d2_c * tt if q is None else torch.addcmul(d1_c * q, d2_c, tt)
         if t is not None:
             if depth_index == len(layers) - 2:
                 t = _select_channels(t, plan.first_out)  # the output layer only needs requested tangents
