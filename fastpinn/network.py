@@ -21,7 +21,8 @@ from torch import Tensor, nn
 
 from .validation import check_choice
 
-__all__ = ["MLP", "INITS", "ACTIVATIONS", "Activation", "HardConstraint", "InputTransform", "OutputTransform"]
+__all__ = ["MLP", "INITS", "ACTIVATIONS", "Activation", "HardConstraint", "InputTransform", "OutputTransform",
+           "box_bounds"]
 
 #: Weight initialisations: ``"glorot_normal"`` (the default: normal with std ``sqrt(2 / (fan_in + fan_out))``),
 #: ``"glorot_uniform"`` (uniform on ``[-a, a]``, ``a = sqrt(6 / (fan_in + fan_out))``: the same variance; Keras'
@@ -143,6 +144,17 @@ def _as_bounds(value: Union[float, Sequence[float], Tensor], dim: int, name: str
     return t
 
 
+def box_bounds(lower: Union[float, Sequence[float], Tensor], upper: Union[float, Sequence[float], Tensor],
+               dim: int) -> tuple[Tensor, Tensor]:
+    """The box ``[lower, upper]`` as float64 tensors ``[dim]`` (a number is the same in every coordinate);
+    ``ValueError`` naming the field for a wrong length or an empty side."""
+    lo = _as_bounds(lower, dim, "lower")
+    hi = _as_bounds(upper, dim, "upper")
+    if not bool((hi > lo).all()):
+        raise ValueError(f"upper must exceed lower in every coordinate, got lower={lo.tolist()} upper={hi.tolist()}")
+    return lo, hi
+
+
 class MLP(nn.Module):
     """Fully connected network (tanh by default) with flat parameters, as used in the DN-PINN paper.
 
@@ -165,6 +177,7 @@ class MLP(nn.Module):
         input_transform: ``fn(x[..., in_dim]) -> features[..., F]``, a pointwise torch callable the first layer
             sees instead of the box-scaled ``x`` (e.g. polar ``(r, cos theta, sin theta)`` or periodic
             ``(cos 2 pi x / L, sin 2 pi x / L)`` features); ``F`` is read by calling it once on the box centre.
+            An ``nn.Module`` becomes a submodule (moved and cast with the network, e.g. fixed random features).
         output_transform: ``fn(x[..., in_dim], N[..., out_dim]) -> u[..., out_u]``, pointwise, applied to the
             network's output, e.g. :class:`HardConstraint` ``(g, d)`` for ``u = g(x) + d(x) N(x)``. For an
             ensemble ``x`` arrives as ``[S, N, in_dim]``, like ``N``.
@@ -211,12 +224,12 @@ class MLP(nn.Module):
             raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
         self.in_dim, self.out_dim, self.depth, self.width = in_dim, out_dim, depth, width
         self.ensemble = ensemble
-        lo = _as_bounds(lower, in_dim, "lower")
-        hi = _as_bounds(upper, in_dim, "upper")
-        if not bool((hi > lo).all()):
-            raise ValueError(f"upper must exceed lower in every coordinate, got lower={lo.tolist()} upper={hi.tolist()}")
+        lo, hi = box_bounds(lower, upper, in_dim)
         #: Inputs of the first layer: ``in_dim``, or the input transform's feature count.
-        self.n_features = in_dim if input_transform is None else _feature_count(input_transform, (lo + hi) / 2)
+        if isinstance(input_transform, nn.Module):  # a submodule (its buffers move with the network)
+            input_transform.to(dtype=dtype, device=device)
+        centre = ((lo + hi) / 2).to(dtype=dtype, device=device)
+        self.n_features = in_dim if input_transform is None else _feature_count(input_transform, centre)
         n_members = 1 if ensemble is None else ensemble
         if isinstance(seed, int):
             seeds = [seed + s for s in range(n_members)]
@@ -362,7 +375,7 @@ class MLP(nn.Module):
 
 
 def _feature_count(fn: InputTransform, centre: Tensor) -> int:
-    """``F`` of an input transform, from one call on the box centre ``[1, d]`` (float64)."""
+    """``F`` of an input transform, from one call on the box centre ``[1, d]``."""
     out = fn(centre.unsqueeze(0))
     if not isinstance(out, Tensor) or out.dim() != 2 or out.shape[0] != 1 or out.shape[1] < 1:
         got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
