@@ -590,6 +590,7 @@ def jet_mlp(net: MLP, theta: Tensor, x: Tensor, wanted: Sequence[DerivIndex]) ->
     return _output_transform_jets(net.output_transform, x, n, wanted)
 
 
+@torch.compiler.disable  # dynamo cannot trace this vmap of jacrev/jvp; it depends on x only, not on theta
 def _feature_jets(fn: Callable[[Tensor], Tensor], x: Tensor, plan: JetPlan) -> dict[DerivIndex, Tensor]:
     """An input transform's value and its derivatives along ``plan.dirs`` and ``plan.second`` (``"func"``)."""
     return _func_pointwise(fn, x, [()] + [(c,) for c in plan.dirs] + list(plan.second))

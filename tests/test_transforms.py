@@ -204,3 +204,23 @@ def test_hard_constrained_poisson_trains_without_a_boundary_term():
     assert float(u[0].abs()) == 0.0 and float(u[-1].abs()) == 0.0  # the boundary is exact, not learned
     err = float(torch.linalg.vector_norm(u[:, 0] - torch.sin(math.pi * x[:, 0])) / torch.linalg.vector_norm(torch.sin(math.pi * x[:, 0])))
     assert err < 0.05, err
+
+
+@pytest.mark.slow
+def test_compiled_training_of_a_transformed_network_matches_eager():
+    """torch.compile of the jet through both transforms (the input features' jets run outside the graph)."""
+    from fastpinn.problems import poisson1d
+    from fastpinn.trainer import Trainer
+
+    problem = poisson1d(0, n_pde=16, depth=3, width=8)
+    thetas = []
+    for compile in (False, True):
+        net = MLP(1, 1, 3, 8, -1.0, 1.0, dtype=torch.float64, activation="silu",
+                  input_transform=lambda x: torch.cat([x, torch.sin(math.pi * x)], -1),
+                  output_transform=HardConstraint(lambda x: torch.zeros_like(x), lambda x: 1 - x ** 2))
+        trainer = Trainer(problem, fastpinn.DN(beta=0.9), network=net, backend="torch", dtype=torch.float64,
+                          compile=compile)
+        trainer.train(3)
+        assert trainer.derivative_methods["pde"] == "jet" and trainer.compiled is compile
+        thetas.append(net.theta.detach().clone())
+    torch.testing.assert_close(thetas[1], thetas[0], rtol=0, atol=1e-12)
