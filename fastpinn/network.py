@@ -184,8 +184,9 @@ class MLP(nn.Module):
 
     The transforms must be made of differentiable torch operations that ``torch.func`` can trace (no
     ``.item()``, no in-place changes of their inputs): every derivative method differentiates through them
-    exactly (``"jet"`` propagates their jets with ``torch.func``; ``"fused"`` refuses transformed or non-tanh
-    networks, so ``"auto"`` never picks it for them).
+    exactly (``"jet"`` propagates their jets with forward-mode ``jvp``; ``"fused"`` refuses transformed or non-tanh
+    networks; ``"auto"`` picks ``"jet"`` for an untransformed MLP of any activation and ``"autograd"`` for a
+    transformed one, see :func:`fastpinn.derivatives.choose_method`).
     """
 
     def __init__(

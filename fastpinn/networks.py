@@ -2,8 +2,9 @@
 
 * :class:`FourierFeatureMLP` -- an :class:`~fastpinn.network.MLP` whose input transform is a fixed random
   Fourier embedding ``[cos(2 pi x B), sin(2 pi x B)]`` (Tancik et al. 2020; Wang, Wang & Perdikaris 2021 for
-  PINNs). It *is* an MLP, so the ``"jet"`` method applies (the features' jets come from ``torch.func``);
-  ``"fused"`` does not (the compiled kernel has no input transform).
+  PINNs). It *is* an MLP, so the ``"jet"`` method applies (the features' jets come from forward-mode ``jvp``);
+  ``"fused"`` does not (the compiled kernel has no input transform); ``"auto"`` picks ``"autograd"``, measured
+  faster through transforms on the CPU (:func:`fastpinn.derivatives.choose_method`).
 * :class:`ModifiedMLP` -- the modified MLP of Wang, Teng & Perdikaris (2021), an ordinary ``nn.Module``:
   the ``"func"`` and ``"autograd"`` methods (``"auto"`` picks ``"func"``), trained through its own parameters.
 """
