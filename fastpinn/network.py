@@ -183,7 +183,8 @@ class MLP(nn.Module):
             ensemble ``x`` arrives as ``[S, N, in_dim]``, like ``N``.
 
     The transforms must be made of differentiable torch operations that ``torch.func`` can trace (no
-    ``.item()``, no in-place changes of their inputs): every derivative method differentiates through them
+    ``.item()``, no in-place changes of their inputs) and index coordinates from the end (``x[..., k]``: the
+    ``"func"`` method calls them on one point ``x[d]`` at a time): every derivative method differentiates through them
     exactly (``"jet"`` propagates their jets with forward-mode ``jvp``; ``"fused"`` refuses transformed or non-tanh
     networks; ``"auto"`` picks ``"jet"`` for an untransformed MLP of any activation and ``"autograd"`` for a
     transformed one, see :func:`fastpinn.derivatives.choose_method`).
