@@ -48,10 +48,11 @@ def scheme_meta(scheme: Any) -> dict[str, Any]:
 
 
 def network_meta(net: nn.Module, n_params: int, leaves: Sequence[Tensor]) -> dict[str, Any]:
-    """An MLP's shape, or a user module's class and the shapes of what is trained."""
+    """An MLP's shape and activation, or a user module's class and the shapes of what is trained."""
     if isinstance(net, MLP):
+        # The activation changes what theta means (the same shape resumes silently otherwise).
         return {"in_dim": net.in_dim, "out_dim": net.out_dim, "depth": net.depth, "width": net.width,
-                "n_params": net.n_params}
+                "n_params": net.n_params, "activation": net.activation.name}
     return {"type": f"{type(net).__module__}.{type(net).__qualname__}", "n_params": n_params,
             "shapes": [list(p.shape) for p in leaves]}
 

@@ -9,13 +9,15 @@ Interchangeable methods:
 
 * ``"jet"`` -- forward-propagated derivative jets through an :class:`~fastpinn.network.MLP`: the value,
   the first-derivative tangents along only the needed coordinate directions and the requested second
-  derivatives travel together through every affine map (batched matmuls) and ``tanh``. Orders <= 2.
+  derivatives travel together through every affine map (batched matmuls) and activation (closed-form
+  derivatives of each of :data:`fastpinn.network.ACTIVATIONS`), and through the MLP's input/output
+  transforms (``torch.func``). Orders <= 2.
 * ``"func"`` -- ``torch.func``: ``vmap`` over points of ``jacrev`` (value and first derivatives) and
   ``jvp`` of it along only the needed directions (second derivatives) of a per-point function
   ``x_i[d] -> u_i[out]``; nested ``jvp`` for higher orders. Works for any pointwise callable; any order.
 * ``"fused"`` -- the same jets as ``"jet"`` in one compiled op over tiles of points
-  (:mod:`fastpinn.ops.mlp_jet`: C++ CPU kernel, Triton CUDA kernel; ``"jet"`` is its oracle). MLP only,
-  orders <= 2, first-order differentiable (a double backward raises).
+  (:mod:`fastpinn.ops.mlp_jet`: C++ CPU kernel, Triton CUDA kernel; ``"jet"`` is its oracle). tanh MLP
+  without transforms only, orders <= 2, first-order differentiable (a double backward raises).
 * ``"autograd"`` -- nested ``torch.autograd.grad(..., create_graph=True)``, the classic PINN way and
   the oracle for the other two. Any order.
 
@@ -45,7 +47,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, jacrev, jvp, vmap
 
-from fastpinn.network import MLP
+from fastpinn.network import MLP, HardConstraint
 from fastpinn.ops.mlp_jet import JetPlan, mlp_jet
 
 __all__ = ["derivatives", "Fields", "choose_method", "fastest_method", "MethodChoice", "parse_request",
@@ -221,17 +223,24 @@ class Fields(Mapping):
 
 
 def choose_method(net: Any, x: Optional[Tensor] = None, wanted: Optional[Sequence[DerivIndex]] = None) -> str:
-    """The method ``"auto"`` resolves to: ``"jet"`` for an :class:`MLP` (when the requested orders allow
-    it), else ``"autograd"``.
+    """The method ``"auto"`` resolves to: ``"jet"`` for an :class:`MLP` without transforms (when the requested
+    orders allow it), else ``"autograd"``.
 
-    A cost model from measurements (``bench/bench_auto_method.py``; 1 thread, forward + backward of the
-    derivative fields): where ``"jet"`` does not apply, ``"func"`` (a ``vmap`` of per-point ``torch.func``
-    transforms) took 2-80x the time of ``"autograd"`` -- a user's 1-32-32-1 ``nn.Sequential`` (u, u_xx):
-    21 vs 0.6 ms at 16 points, 46 vs 20 ms at 2,048; an MLP's 4th-order request (u_xxx, u_xxxx): 193 vs 2.4
-    ms at 10 points, 424 vs 62 ms at 2,048 -- so ``"func"`` is never the default. ``x`` is accepted so the
-    choice can later depend on the device.
+    A cost model from measurements (1 thread, forward + backward of the derivative fields):
+
+    * where ``"jet"`` does not apply, ``"func"`` (a ``vmap`` of per-point ``torch.func`` transforms) took 2-80x
+      the time of ``"autograd"`` (``bench/bench_auto_method.py``) -- a user's 1-32-32-1 ``nn.Sequential``
+      (u, u_xx): 21 vs 0.6 ms at 16 points, 46 vs 20 ms at 2,048; an MLP's 4th-order request (u_xxx, u_xxxx):
+      193 vs 2.4 ms at 10 points, 424 vs 62 ms at 2,048 -- so ``"func"`` is never the default;
+    * with transforms the jet pays for the transforms' own ``torch.func`` jets: on the Burgers network (9 x 20,
+      2540 points, u, u_t, u_x, u_xx) the median step was jet 24 / autograd 19 ms with a
+      :class:`~fastpinn.network.HardConstraint`, 37 / 20 ms with a general output map, 37 / 28 ms with
+      periodic features and a hard constraint (plain tanh MLP: jet 12, autograd 23 ms).
+
+    ``derivative_method="tune"`` measures it on the actual device. ``x`` is accepted so the choice can later
+    depend on the device.
     """
-    if isinstance(net, MLP) and (wanted is None or _jet_applicable(net, wanted) is None):
+    if isinstance(net, MLP) and not net.transformed and (wanted is None or _jet_applicable(net, wanted) is None):
         return "jet"
     return "autograd"
 
@@ -444,6 +453,18 @@ def _jet_applicable(net: Any, wanted: Sequence[DerivIndex]) -> Optional[str]:
     return None
 
 
+def _fused_applicable(net: Any, wanted: Sequence[DerivIndex]) -> Optional[str]:
+    return _jet_applicable(net, wanted) or _fused_network_reason(net)
+
+
+def _fused_network_reason(net: MLP) -> Optional[str]:
+    if net.activation.name != "tanh":  # the compiled kernels (csrc/, kernels/) hard-code tanh
+        return f"the compiled kernel is tanh-only; this MLP uses {net.activation.name!r} (use method 'jet')"
+    if net.transformed:
+        return "the compiled kernel has no input/output transforms (use method 'jet')"
+    return None
+
+
 def _any_network(net: Any, wanted: Sequence[DerivIndex]) -> Optional[str]:
     if isinstance(net, MLP) or isinstance(net, nn.Module) or callable(net):
         return None
@@ -563,38 +584,153 @@ def jet_mlp(net: MLP, theta: Tensor, x: Tensor, wanted: Sequence[DerivIndex]) ->
 
     Per layer we carry, for the requested directions only,
     ``z`` (pre-activation value ``[.., N, w]``), ``T`` (its first derivatives ``[.., nT, N, w]``) and
-    ``Q`` (its second derivatives ``[.., nQ, N, w]``). Through ``a = tanh(z)`` with ``s = 1 - a^2``:
-    ``T_a = s T``, ``Q_a(i,j) = s (Q(i,j) - 2 a T_i T_j)``; through an affine map all channels are
-    multiplied by ``W^T`` and only the value gets the bias.
+    ``Q`` (its second derivatives ``[.., nQ, N, w]``). Through ``a = phi(z)`` (the network's activation,
+    ``phi'`` and ``phi''`` in closed form): ``T_a = phi' T``, ``Q_a(i,j) = phi' Q(i,j) + phi'' T_i T_j``
+    (tanh: ``phi' = 1 - a^2``, ``phi'' = -2 a phi'``, so ``Q_a = phi' (Q - 2 a T_i T_j)``); through an affine map all channels are multiplied by
+    ``W^T`` and only the value gets the bias. An input transform's jets start the first layer and an output
+    transform is applied to the network's jets (both with ``torch.func``, exact), see :func:`_feature_jets`
+    and :func:`_output_transform_jets`.
     """
     plan = JetPlan(wanted)
+    if net.output_transform is None:
+        return _jet_layers(net, theta, x, plan)
+    # The output map needs N's first derivative along every direction a request uses, and the second ones asked.
+    inner = JetPlan([()] + [(c,) for c in plan.dirs] + plan.second)
+    n = _jet_layers(net, theta, x, inner)
+    if n[()].dim() == x.dim() + 1:  # shared points into an ensemble: the map sees x per member, like N
+        x = x.unsqueeze(0).expand(n[()].shape[0], *x.shape)
+    return _output_transform_jets(net.output_transform, x, n, wanted)
+
+
+def _pointwise_jets(fn: Callable[[Tensor], Tensor], x: Tensor, wanted: Sequence[DerivIndex]) -> dict[DerivIndex, Tensor]:
+    """Value and derivatives (orders <= 2) of a pointwise ``fn: x[..., d] -> [..., F]`` at every point.
+
+    ``fn`` is pointwise, so one forward-mode ``jvp`` of the whole batch along the unit direction ``e_c`` is every
+    point's derivative by ``x_c`` (and a nested one the second derivatives): a few evaluations of ``fn``, no
+    ``vmap`` over points.
+    """
+    x = x.contiguous()  # a forward-mode primal may not be an expanded view (shared points of an ensemble)
+    eye = torch.eye(x.shape[-1], dtype=x.dtype, device=x.device)
+
+    def along(f: Callable[[Tensor], Tensor], c: int) -> Callable[[Tensor], Tensor]:
+        return lambda y: jvp(f, (y,), (eye[c].expand_as(y).clone(),))[1]
+
+    out: dict[DerivIndex, Tensor] = {}
+    for index in wanted:
+        g = fn
+        for c in index:
+            g = along(g, c)
+        out[index] = g(x)
+    return out
+
+
+@torch.compiler.disable  # dynamo does not trace these jvps well; they depend on x only, not on theta
+def _feature_jets(fn: Callable[[Tensor], Tensor], x: Tensor, plan: JetPlan) -> dict[DerivIndex, Tensor]:
+    """An input transform's value and its derivatives along ``plan.dirs`` and ``plan.second``."""
+    return _pointwise_jets(fn, x, [()] + [(c,) for c in plan.dirs] + list(plan.second))
+
+
+def _output_transform_jets(fn: Callable[[Tensor, Tensor], Tensor], x: Tensor, n: Mapping[DerivIndex, Tensor],
+                           wanted: Sequence[DerivIndex]) -> dict[DerivIndex, Tensor]:
+    """Derivatives of ``u(x) = fn(x, N(x))`` from ``N``'s jets ``n`` (value, ``(c,)`` per direction, requested pairs).
+
+    :class:`HardConstraint` ``u = g + d N``: the product rule on the jets of ``g`` and ``d`` (functions of ``x``
+    only). Any other map: along the curve ``h(s, r) = fn(x + s e_i + r e_j, N + s N_i + r N_j + s r N_ij)`` the
+    chain rule gives ``dh/ds(0) = u_i`` and ``d2h/ds dr(0, 0) = u_ij`` exactly (the ``s^2``, ``r^2`` terms of N's
+    Taylor expansion do not reach the mixed derivative), so nested forward-mode ``jvp`` in the scalars ``s``, ``r``
+    of the pointwise ``fn`` on all points at once gives every point's derivative.
+    """
+    if isinstance(fn, HardConstraint):
+        return _hard_constraint_jets(fn, x, n, wanted)
+    eye = torch.eye(x.shape[-1], dtype=x.dtype, device=x.device)
+    zero, one = x.new_zeros(()), x.new_ones(())
+    n0 = n[()]
+
+    def along(g: Callable[[Tensor], Tensor]) -> Tensor:
+        return jvp(g, (zero,), (one,))[1]
+
+    out: dict[DerivIndex, Tensor] = {}
+    for index in wanted:
+        if index == ():
+            out[index] = fn(x, n0)
+        elif len(index) == 1:
+            (i,) = index
+            out[index] = along(lambda s, i=i: fn(x + s * eye[i], n0 + s * n[(i,)]))
+        else:
+            i, j = index
+
+            def mixed(s: Tensor, i: int = i, j: int = j) -> Tensor:
+                return along(lambda r: fn(x + s * eye[i] + r * eye[j],
+                                          n0 + s * n[(i,)] + r * n[(j,)] + (s * r) * n[(i, j)]))
+
+            out[index] = along(mixed)
+    return out
+
+
+def _hard_constraint_jets(fn: HardConstraint, x: Tensor, n: Mapping[DerivIndex, Tensor],
+                          wanted: Sequence[DerivIndex]) -> dict[DerivIndex, Tensor]:
+    """``u = g + d N``: ``u_i = g_i + d_i N + d N_i``, ``u_ij = g_ij + d_ij N + d_i N_j + d_j N_i + d N_ij``."""
+    g = _pointwise_jets(fn.g, x, wanted)
+    d = _pointwise_jets(fn.d, x, list(n))
+    out: dict[DerivIndex, Tensor] = {}
+    for index in wanted:
+        if index == ():
+            out[index] = g[()] + d[()] * n[()]
+        elif len(index) == 1:
+            out[index] = g[index] + d[index] * n[()] + d[()] * n[index]
+        else:
+            i, j = index
+            out[index] = (g[index] + d[index] * n[()] + d[(i,)] * n[(j,)] + d[(j,)] * n[(i,)]
+                          + d[()] * n[index])
+    return out
+
+
+def _jet_layers(net: MLP, theta: Tensor, x: Tensor, plan: JetPlan) -> dict[DerivIndex, Tensor]:
+    """The jets of the network's output before any output transform (see :func:`jet_mlp`)."""
     layers = net.layers(theta)
     ensemble = layers[0][0].dim() == 3
     lead = x.shape[:-1]
     if not ensemble and x.dim() != 2:
         x = x.reshape(-1, x.shape[-1])  # a single net is pointwise: fold any leading shape into N
-    scale = net.input_scale
 
     w0, b0 = layers[0]
-    z = _affine(x * scale + net.input_shift, w0, b0)  # [.., N, w]
-    # d(first pre-activation)/dx_c = scale_c * W0[:, c] is the same at every point: one row per direction, M = 1.
-    if plan.dirs:
-        t = torch.stack([w0[..., :, c] * scale[c] for c in plan.dirs], dim=-2).unsqueeze(-2)  # [.., nT, 1, w]
+    q: Optional[Tensor] = None
+    if net.input_transform is None:
+        scale = net.input_scale
+        z = _affine(x * scale + net.input_shift, w0, b0)  # [.., N, w]
+        # d(first pre-activation)/dx_c = scale_c * W0[:, c] is the same at every point: one row per direction, M = 1.
+        if plan.dirs:
+            t = torch.stack([w0[..., :, c] * scale[c] for c in plan.dirs], dim=-2).unsqueeze(-2)  # [.., nT, 1, w]
+        else:
+            t = None
+        # second derivatives of the first pre-activation are zero
     else:
-        t = None
-    q: Optional[Tensor] = None  # second derivatives of the first pre-activation are zero
+        features = _feature_jets(net.input_transform, x, plan)  # index -> [.., N, F]
+        z = _affine(features[()], w0, b0)
+        t = _linear_channels(_channels_for(w0, [features[(c,)] for c in plan.dirs]), w0) if plan.dirs else None
+        if plan.second:
+            q = _linear_channels(_channels_for(w0, [features[index] for index in plan.second]), w0)
 
+    activation = net.activation
     for depth_index, (w, b) in enumerate(layers[1:]):
-        a = torch.tanh(z)
-        s = 1.0 - a * a
-        a_c, s_c = a.unsqueeze(-3), s.unsqueeze(-3)  # broadcast over channels
-        if plan.pairs:
-            tt = _pair_products(t, plan.pairs)
-            q = s_c * (tt * (-2.0 * a_c) if q is None else torch.addcmul(q, a_c, tt, value=-2.0))
+        if activation.factored is not None:  # phi'' = phi' rho: Q_a = phi' (Q + rho T_i T_j)
+            a, d1, rho = activation.factored(z)
+            d1_c = d1.unsqueeze(-3)  # broadcast over channels
+            if plan.pairs:
+                tt = _pair_products(t, plan.pairs)
+                rho_c = rho.unsqueeze(-3)
+                q = d1_c * (tt * rho_c if q is None else torch.addcmul(q, rho_c, tt))
+        else:
+            a, d1, d2 = activation.jet(z)
+            d1_c = d1.unsqueeze(-3)
+            if plan.pairs:
+                tt = _pair_products(t, plan.pairs)
+                d2_c = d2.unsqueeze(-3)
+                q = d2_c * tt if q is None else torch.addcmul(d1_c * q, d2_c, tt)
         if t is not None:
             if depth_index == len(layers) - 2:
                 t = _select_channels(t, plan.first_out)  # the output layer only needs requested tangents
-            t = s_c * t
+            t = d1_c * t
             t = _linear_channels(t, w)
         if q is not None:
             q = _linear_channels(q, w)
@@ -614,11 +750,22 @@ def jet_mlp(net: MLP, theta: Tensor, x: Tensor, wanted: Sequence[DerivIndex]) ->
     return values
 
 
+def _channels_for(w: Tensor, channels: Sequence[Tensor]) -> Tensor:
+    """Stack per-channel ``[.., N, F]`` tensors as ``[.., C, N, F]``, with a members dim when ``w`` has one."""
+    t = torch.stack(channels, dim=-3)
+    if w.dim() == 3 and t.dim() == 3:  # shared points into an ensemble
+        t = t.unsqueeze(0).expand(w.shape[0], *t.shape)
+    return t
+
+
 def fused_mlp(net: MLP, theta: Tensor, x: Tensor, wanted: Sequence[DerivIndex]) -> dict[DerivIndex, Tensor]:
     """:func:`jet_mlp`'s contract through the fused op ``fastpinn::mlp_jet_forward``
     (:mod:`fastpinn.ops.mlp_jet`): ``wanted`` derivative indices
     -> tensors ``[.., N, out]`` (``[S, N, out]`` for ``theta[S, P]``; any leading shape of ``x`` for a
     single network). Orders <= 2 (``NotImplementedError`` beyond, as ``"jet"``)."""
+    reason = _fused_network_reason(net)
+    if reason is not None:
+        raise ValueError(f"method 'fused' does not apply: {reason}")
     plan = JetPlan(wanted)
     ensemble = theta.dim() == 2
     lead = x.shape[:-1]
@@ -801,8 +948,9 @@ def _autograd_mlp(net: MLP, theta: Tensor, x: Tensor, wanted: Sequence[DerivInde
 
 register_method(DerivativeMethod("jet", _jet_applicable, _compute_jet,
                                  "forward derivative jets through a fastpinn.MLP (orders <= 2)"))
-register_method(DerivativeMethod("fused", _jet_applicable, _compute_fused,
-                                 "the forward jets of 'jet' as one compiled op over tiles of points (orders <= 2)"))
+register_method(DerivativeMethod("fused", _fused_applicable, _compute_fused,
+                                 "the forward jets of 'jet' as one compiled op over tiles of points (tanh MLP without "
+                                 "transforms, orders <= 2)"))
 register_method(DerivativeMethod("func", _any_network, _compute_func,
                                  "torch.func: vmap over points of jacrev/jvp (any pointwise network, any order)"))
 register_method(DerivativeMethod("autograd", _any_network, _compute_autograd,

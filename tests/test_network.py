@@ -101,3 +101,96 @@ def test_bad_arguments_name_the_field(kwargs, field):
     args.update(kwargs)
     with pytest.raises(ValueError, match=field):
         MLP(**args)
+
+
+# ---------------------------------------------------------------------------------------------
+# Built-in networks: random Fourier features and the modified MLP (fastpinn.networks)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_fourier_feature_mlp_is_an_mlp_on_fixed_random_features():
+    from fastpinn import derivatives
+    from fastpinn.derivatives import applicable_methods
+    from fastpinn.networks import FourierFeatureMLP
+
+    net = FourierFeatureMLP(2, 1, 3, 6, [0.0, -1.0], [2.0, 1.0], sigma=3.0, n_features=7, seed=2, dtype=torch.float64)
+    assert net.n_features == 14 and net.layer_shapes[0] == (6, 14)
+    B = torch.randn(2, 7, generator=torch.Generator().manual_seed(2), dtype=torch.float64) * 3.0
+    torch.testing.assert_close(net.input_transform.B, B, rtol=0, atol=0)
+    x = torch.rand(9, 2, dtype=torch.float64) * 2 - torch.tensor([0.0, 1.0], dtype=torch.float64)
+    scaled = torch.stack([x[:, 0] - 1.0, x[:, 1]], dim=-1)  # [0, 2] x [-1, 1] -> [-1, 1]^2
+    feats = torch.cat([torch.cos(2 * math.pi * scaled @ B), torch.sin(2 * math.pi * scaled @ B)], dim=-1)
+    (w0, b0), (w1, b1), (w2, b2) = net.layers(net.theta.detach())
+    plain = torch.tanh(torch.tanh(feats @ w0.T + b0) @ w1.T + b1) @ w2.T + b2
+    torch.testing.assert_close(net(x), plain, rtol=1e-13, atol=1e-13)
+    # B is not trained, travels with the network, and is drawn the same in any dtype
+    assert [n for n, _ in net.named_parameters()] == ["theta"]
+    assert "input_transform.B" in net.state_dict()
+    assert net.to(torch.float32).input_transform.B.dtype == torch.float32
+    net.double()
+    reasons = applicable_methods(net, ["u_xx"], ("t", "x"))
+    assert reasons["jet"] is None and "no input/output transforms" in reasons["fused"]
+    requests = ["u", "u_t", "u_xx", "u_tx"]
+    jet = derivatives(net, x, ("t", "x"), requests, method="jet")
+    ref = derivatives(net, x, ("t", "x"), requests, method="autograd")
+    for r in requests:  # features of frequency ~2 pi sigma: fields ~1e3, float64 rounding ~1e-13 of that
+        torch.testing.assert_close(jet[r], ref[r], rtol=1e-11, atol=1e-11 * float(ref[r].detach().abs().max()))
+
+
+def _modified_plain(net, x):
+    """Wang, Teng & Perdikaris (2021), written out from the module's weights."""
+    p = {n: t.detach() for n, t in net.named_parameters()}
+    phi = torch.sin
+    xs = x * net.input_scale + net.input_shift
+    u = phi(xs @ p["encoder_u.weight"].T + p["encoder_u.bias"])
+    v = phi(xs @ p["encoder_v.weight"].T + p["encoder_v.bias"])
+    h = xs
+    for k in range(net.depth - 1):
+        z = phi(h @ p[f"gates.{k}.weight"].T + p[f"gates.{k}.bias"])
+        h = (1 - z) * u + z * v
+    return h @ p["output.weight"].T + p["output.bias"]
+
+
+def test_modified_mlp_matches_its_equations_and_trains_through_the_generic_path():
+    from fastpinn import derivatives
+    from fastpinn.derivatives import choose_method
+    from fastpinn.networks import ModifiedMLP
+
+    net = ModifiedMLP(2, 3, depth=4, width=5, lower=[0.0, -1.0], upper=[1.0, 1.0], activation="sin",
+                      init="glorot_uniform", seed=1, dtype=torch.float64)
+    with torch.no_grad():
+        for p in net.parameters():
+            if p.dim() == 1:
+                p.copy_(torch.linspace(-0.5, 0.5, p.numel(), dtype=torch.float64))  # exercise the biases
+    x = torch.rand(7, 2, dtype=torch.float64)
+    torch.testing.assert_close(net(x), _modified_plain(net, x), rtol=1e-14, atol=1e-14)
+    assert net.gates[0].in_features == 2 and len(net.gates) == 3
+    bound = math.sqrt(6.0 / (2 + 5))
+    assert float(net.encoder_u.weight.detach().abs().max()) <= bound
+    assert choose_method(net, None, [(1, 1)]) == "func"
+    requests = ["u", "u_x", "u_tx", "u_xxx"]
+    ref = derivatives(lambda pts: _modified_plain(net, pts), x, ("t", "x"), requests, method="autograd")
+    for method in ("func", "autograd"):
+        got = derivatives(net, x, ("t", "x"), requests, method=method)
+        for r in requests:
+            torch.testing.assert_close(got[r], ref[r], rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="depth"):
+        ModifiedMLP(2, 1, depth=1, width=4)
+    with pytest.raises(ValueError, match="init must be one of glorot_normal, glorot_uniform"):
+        ModifiedMLP(2, 1, depth=2, width=4, init="truncated_normal")
+
+
+def test_modified_mlp_in_the_trainer():
+    import fastpinn
+    from fastpinn.networks import ModifiedMLP
+    from fastpinn.problems import poisson1d
+    from fastpinn.trainer import Trainer
+
+    problem = poisson1d(0, n_pde=16, depth=3, width=8)
+    net = ModifiedMLP(1, 1, depth=3, width=8, lower=-1.0, upper=1.0)
+    before = [p.detach().clone() for p in net.parameters()]
+    trainer = Trainer(problem, fastpinn.DN(beta=0.9), network=net, backend="torch", eval_every=2)
+    assert set(trainer.derivative_methods.values()) == {"func"}
+    history = trainer.train(4)
+    assert all(not torch.equal(b, p) for b, p in zip(before, net.parameters()))
+    assert history.epochs == 4

@@ -14,6 +14,9 @@ Differentiability: first order. ``grad`` of any loss built from the fields wrt `
 ``scale``/``shift`` (the network's input-scaling buffers) get no gradient; a second backward (e.g.
 ``create_graph=True`` then differentiating the gradient again) raises a ``RuntimeError`` saying so.
 The Trainer needs first-order gradients only.
+
+The kernels hard-code tanh and the box scaling of the inputs: ``fastpinn.derivatives`` offers the ``"fused"``
+method only for a tanh :class:`~fastpinn.network.MLP` without input/output transforms (``"jet"`` does the rest).
 """
 
 from __future__ import annotations
