@@ -167,7 +167,7 @@ def test_modified_mlp_matches_its_equations_and_trains_through_the_generic_path(
     assert net.gates[0].in_features == 2 and len(net.gates) == 3
     bound = math.sqrt(6.0 / (2 + 5))
     assert float(net.encoder_u.weight.detach().abs().max()) <= bound
-    assert choose_method(net, None, [(1, 1)]) == "func"
+    assert choose_method(net, None, [(1, 1)]) == "autograd"  # a plain module: autograd (choose_method)
     requests = ["u", "u_x", "u_tx", "u_xxx"]
     ref = derivatives(lambda pts: _modified_plain(net, pts), x, ("t", "x"), requests, method="autograd")
     for method in ("func", "autograd"):
@@ -190,7 +190,7 @@ def test_modified_mlp_in_the_trainer():
     net = ModifiedMLP(1, 1, depth=3, width=8, lower=-1.0, upper=1.0)
     before = [p.detach().clone() for p in net.parameters()]
     trainer = Trainer(problem, fastpinn.DN(beta=0.9), network=net, backend="torch", eval_every=2)
-    assert set(trainer.derivative_methods.values()) == {"func"}
+    assert set(trainer.derivative_methods.values()) == {"autograd"}  # auto for a plain module
     history = trainer.train(4)
     assert all(not torch.equal(b, p) for b, p in zip(before, net.parameters()))
     assert history.epochs == 4

@@ -164,9 +164,9 @@ def test_fused_refuses_transforms_and_auto_picks_autograd():
     reasons = applicable_methods(net, ["u_xx"], COORDS)
     assert "no input/output transforms" in reasons["fused"]
     assert reasons["jet"] is None
-    # measured faster than the jet through transforms on CPU (see choose_method); beyond order 2 as well
+    # measured faster than the jet through transforms on CPU (see choose_method); beyond order 2 too
     assert choose_method(net, None, [(1, 1)]) == "autograd"
-    assert choose_method(net, None, [(1, 1, 1)]) == "func"
+    assert choose_method(net, None, [(1, 1, 1)]) == "autograd"  # func is never the default (choose_method)
     with pytest.raises(ValueError, match="'fused' does not apply: the compiled kernel has no input/output"):
         derivatives(net, _points(3), COORDS, ["u_xx"], method="fused")
 
