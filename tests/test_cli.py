@@ -190,8 +190,10 @@ def test_module_entry_point_end_to_end(tmp_path):
 
 
 def test_device_step_mode_gives_the_eager_numbers(tmp_path, capsys):
-    # The device-decided step runs the same kernels as the eager one (statistics every step, EMA masked):
-    # same history to the bit; the mode is recorded in config.json but is not part of the run's identity.
+    # The device-decided step combines K per-term backwards on every step; the eager (host-gate) step makes one
+    # backward of the weighted sum between updates (issue 20): the same sums in another order, so equal to
+    # rounding (float64: ~1e-15 relative, tests/test_trainer.py). The mode is recorded in config.json but is
+    # not part of the run's identity.
     hist = {}
     for mode in ("eager", "device"):
         out = tmp_path / mode
@@ -200,8 +202,8 @@ def test_device_step_mode_gives_the_eager_numbers(tmp_path, capsys):
         assert rc == 0
         assert json.loads((out / "config.json").read_text())["config"]["step_mode"] == mode
         hist[mode] = History.load(str(out / "history.npz"))
-    np.testing.assert_array_equal(hist["device"].losses, hist["eager"].losses)
-    np.testing.assert_array_equal(hist["device"].weights, hist["eager"].weights)
+    np.testing.assert_allclose(hist["device"].losses, hist["eager"].losses, rtol=1e-12)
+    np.testing.assert_allclose(hist["device"].weights, hist["eager"].weights, rtol=1e-12)
 
 
 def test_tuned_derivative_methods_are_recorded(tmp_path, capsys):

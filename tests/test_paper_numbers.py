@@ -163,8 +163,10 @@ def test_authors_schedule_on_the_device_gate_equals_the_host_gate():
         return t, t.train(10)
 
     (host, h_host), (device, h_device) = run("eager"), run("device")
-    assert torch.equal(host.theta, device.theta)
-    assert (h_host.weights == h_device.weights).all()
+    # equal to rounding: between updates the host gate makes one backward of the weighted sum, the device
+    # gate combines the per-term rows (tests/test_trainer.py measures ~1e-15 relative in float64)
+    torch.testing.assert_close(host.theta, device.theta, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(h_host.weights, h_device.weights, rtol=1e-12)
     changed = [e for e in range(1, 10) if (h_host.weights[e] != h_host.weights[e - 1]).any()]
     assert changed == [2, 5, 8] and int(device.weighter.n_updates[0]) == 3
 
