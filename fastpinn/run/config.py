@@ -226,7 +226,7 @@ class RunConfig:
         d = asdict(self)
         params = d.pop("scheme_params")
         if self.scheme in SCHEMES:
-            specs = scheme_class(self.scheme).parameters()
+            specs = scheme_class(self.scheme).declared()
             params = {k: specs[k].to_json(v) for k, v in params.items()}
         d = {"problem": d.pop("problem"), "scheme": d.pop("scheme"), **params, **d}
         d["seeds"] = list(self.seeds)
@@ -333,12 +333,14 @@ def _resolve_scheme_params(scheme: str, given: dict) -> dict:
     defaults for the rest; other keys dropped; ``None`` for a parameter that cannot be ``None`` is its default
     (older callers and files wrote ``alpha: null`` for "the paper's value")."""
     out = {}
-    for key, spec in scheme_class(scheme).parameters().items():
+    for key, spec in scheme_class(scheme).declared().items():
         if key in RUN_FIELDS:  # config.json and the identity hold scheme parameters beside the run's fields
             raise ValueError(f"scheme {scheme!r} declares a parameter {key!r}, the name of a run setting; "
                              "give it another key (param(..., key=...))")
         value = given.get(key, given.get(spec.name, spec.default))
-        out[key] = spec.default if value is None and not spec.optional else spec.from_json(value)
+        value = spec.default if value is None and not spec.optional else spec.from_json(value)
+        if not (spec.remedy and value == spec.default):  # a remedy option is recorded only when set
+            out[key] = value
     return out
 
 

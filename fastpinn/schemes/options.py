@@ -99,12 +99,12 @@ def scheme_params_from_args(schemes: Iterable[str], args: argparse.Namespace) ->
     """``{key: value}`` of the scheme options given in ``args`` (those not ``None``). ``ValueError`` (one line)
     for an option none of ``schemes`` reads, naming the options they do read."""
     names = list(schemes)
-    reads = {key for name in names for key in scheme_class(name).parameters()}
+    reads = {key for name in names for key in scheme_class(name).declared()}
     given = {key: getattr(args, key) for key in parameters_by_key() if getattr(args, key, None) is not None}
     for key in given:
         if key not in reads:
             theirs = ", ".join(option_name(k) for k in dict.fromkeys(
-                k for name in names for k in scheme_class(name).parameters())) or "none"
+                k for name in names for k in scheme_class(name).declared())) or "none"
             which = f"scheme {names[0]!r}" if len(names) == 1 else f"schemes {', '.join(names)}"
             raise ValueError(f"{option_name(key)} is not an option of {which} (its options: {theirs})")
     return given
