@@ -104,7 +104,7 @@ def scheme_params_from_args(schemes: Iterable[str], args: argparse.Namespace) ->
     for key in given:
         if key not in reads:
             theirs = ", ".join(option_name(k) for k in dict.fromkeys(
-                k for name in names for k in scheme_class(name).declared())) or "none"
+                k for name in names for k in scheme_class(name).parameters())) or "none"
             which = f"scheme {names[0]!r}" if len(names) == 1 else f"schemes {', '.join(names)}"
             raise ValueError(f"{option_name(key)} is not an option of {which} (its options: {theirs})")
     return given
