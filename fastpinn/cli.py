@@ -337,7 +337,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         device = _join_process_group(device, args.collective_timeout)
     log = _log if rank == 0 else None  # rank 0 speaks for the job; errors are printed by every rank
     cfg = RunConfig(problem=args.problem, scheme=args.scheme,
-                    scheme_params=scheme_params_from_args([args.scheme], args),
+                    scheme_params=scheme_params_from_args([args.scheme], args, cli_defaults=True),
                     seeds=seeds, ensemble=ensemble,
                     epochs=args.epochs, lr=args.lr, device=device, dtype=args.dtype, backend=args.backend,
                     eval_every=args.eval_every, problem_kwargs=_sizes(args), compile=_compile_arg(args),

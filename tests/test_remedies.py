@@ -129,3 +129,15 @@ def test_warmup_in_steps_with_mini_batches():
     problem.terms[0].batch_size = 8  # 2 steps per epoch
     weights = train_weights(fastpinn.DN(beta=0.5, tau=1, weight_warmup=2), epochs=4, problem=problem)
     assert np.all(weights[:2] == 1.0) and not np.all(weights[2] == 1.0)
+
+
+def test_fastpinn_train_defaults_dn_to_beta_099_and_keeps_the_class_default():
+    """The evidence (docs/weights.md): at the README's Burgers command, beta = 0.9 collapses lam_ic, 0.99 does not."""
+    parser = argparse.ArgumentParser()
+    add_scheme_options(parser)
+    none_given = parser.parse_args([])
+    assert scheme_params_from_args(["dn"], none_given, cli_defaults=True) == {"beta": 0.99}
+    assert scheme_params_from_args(["ma"], none_given, cli_defaults=True) == {}
+    assert scheme_params_from_args(["dn"], parser.parse_args(["--beta", "0.9"]), cli_defaults=True) == {"beta": 0.9}
+    assert scheme_params_from_args(["dn", "ma"], none_given) == {}  # compare: the class defaults
+    assert fastpinn.DN().beta == 0.9  # the paper's value stays the class default

@@ -74,6 +74,9 @@ class Param:
     #: A remedy option of the weights (bounds, warm-up): part of the identity and ``config.json`` only when
     #: set, so a run without it keeps the identity it had before the option existed.
     remedy: bool = False
+    #: The default of ``fastpinn train`` where the evidence says the class default is a poor first choice
+    #: for a new user (DN's beta: 0.99, see docs/weights.md); ``None``: the class default.
+    cli_default: Any = None
     name: str = ""  # the field name, filled in by Scheme.declared()
 
     @property
@@ -206,10 +209,10 @@ def _kind_of(default: Any) -> str:
 
 
 # Parameters several schemes share: declared here once, used by each scheme that reads them.
-def ema_beta(default: float = 0.9, *, shown: bool = True) -> Any:
+def ema_beta(default: float = 0.9, *, shown: bool = True, cli_default: Optional[float] = None) -> Any:
     """``beta`` of the shared EMA ``lam <- beta lam + (1 - beta) candidate``, in [0, 1)."""
     return param(float(default), minimum=0.0, maximum=1.0, high_open=True, symbol="β", shown=shown,
-                 help="EMA decay of the weights, in [0, 1)")
+                 cli_default=cli_default, help="EMA decay of the weights, in [0, 1)")
 
 
 def update_interval(default: int = 10, **spec: Any) -> Any:

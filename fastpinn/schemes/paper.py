@@ -82,9 +82,12 @@ class ID(GradientStatsScheme):
 @register("dn", title="DN-PINN")
 @dataclass(frozen=True)
 class DN(GradientStatsScheme):
-    """Dynamic norm-based weights: ratio of L^p norms of the gradients (``p >= 1`` or ``math.inf``)."""
+    """Dynamic norm-based weights: ratio of L^p norms of the gradients (``p >= 1`` or ``math.inf``).
 
-    beta: float = ema_beta()
+    ``fastpinn train`` uses ``beta = 0.99`` unless ``--beta`` is given: with 0.9 the weight of the initial
+    condition collapses on Burgers (u = 0 solves the PDE), see docs/weights.md; the class keeps the paper's 0.9."""
+
+    beta: float = ema_beta(cli_default=0.99)
     p: float = param(2.0, minimum=1.0, finite=False, help="norm exponent of the gradients, >= 1 or inf")
     bias_correction: bool = bias_correction_flag()
     tau: int = update_interval()
