@@ -254,7 +254,7 @@ class WeightWatch(Callback):
 
             tqdm.write(f"warning: {report.message}", file=sys.stderr)  # above the bar, on its stream
         else:
-            warnings.warn(report.message, WeightWarning, stacklevel=4)
+            warnings.warn(report.message, WeightWarning, stacklevel=5)  # the caller of train()
 
 
 def _who(members: Any, S: int) -> str:
