@@ -8,8 +8,8 @@ few ``[S, K]`` numbers to the host. It reports, once per term and kind:
 
 * ``collapse``: an adaptive weight below ``collapse`` (default 1e-3) times its start value and still falling;
 * ``runaway``: an adaptive weight above ``runaway`` (default 1e3);
-* ``stall``: a term's loss fell by less than ``stall_drop`` (10 %) over ``stall_epochs`` epochs while its
-  weight moved by a factor ``stall_factor`` (10) or more;
+* ``stall``: a term's loss (geometric mean over the epochs of a window) fell by less than ``stall_drop``
+  (10 %) over ``stall_epochs`` epochs while its weight moved by a factor ``stall_factor`` (10) or more;
 * ``skipped``: weight updates that kept the previous weight because a gradient statistic was zero or not
   finite;
 * ``nonfinite``: a weight that is not finite.
@@ -141,7 +141,9 @@ class WeightWatch(Callback):
         bad = ~torch.isfinite(W)
         E = W.shape[0]
         first_of = lambda m: torch.where(m.any(0), m.to(torch.int8).argmax(0), torch.full_like(m[0], E, dtype=torch.int64))
-        stacked = torch.stack([W[-1].double(), W.amax(0).double(), L.double().mean(0), first_of(low).double(),
+        # The loss of a window: its geometric mean (Adam's spikes barely move it; a stalled loss stays put).
+        l_level = L.double().abs().clamp_min(1e-300).log().mean(0).exp()
+        stacked = torch.stack([W[-1].double(), W.amax(0).double(), l_level, first_of(low).double(),
                                first_of(high).double(), first_of(bad).double()]).cpu().numpy()
         w_last, w_max, l_mean, low_at, high_at, bad_at = stacked
         skipped = None
