@@ -8,8 +8,8 @@ few ``[S, K]`` numbers to the host. It reports, once per term and kind:
 
 * ``collapse``: an adaptive weight below ``collapse`` (default 1e-3) times its start value and still falling;
 * ``runaway``: an adaptive weight above ``runaway`` (default 1e3);
-* ``stall``: a term's loss (geometric mean over the epochs of a window) fell by less than ``stall_drop``
-  (10 %) over ``stall_epochs`` epochs while its weight moved by a factor ``stall_factor`` (10) or more;
+* ``stall``: a term's loss fell by less than ``stall_drop`` (10 %) over ``stall_epochs`` epochs (the best epoch
+  of the last window against the geometric mean of the window then) while its weight moved by a factor ``stall_factor`` (10) or more;
 * ``skipped``: weight updates that kept the previous weight because a gradient statistic was zero or not
   finite;
 * ``nonfinite``: a weight that is not finite.
@@ -143,9 +143,9 @@ class WeightWatch(Callback):
         first_of = lambda m: torch.where(m.any(0), m.to(torch.int8).argmax(0), torch.full_like(m[0], E, dtype=torch.int64))
         # The loss of a window: its geometric mean (Adam's spikes barely move it; a stalled loss stays put).
         l_level = L.double().abs().clamp_min(1e-300).log().mean(0).exp()
-        stacked = torch.stack([W[-1].double(), W.amax(0).double(), l_level, first_of(low).double(),
-                               first_of(high).double(), first_of(bad).double()]).cpu().numpy()
-        w_last, w_max, l_mean, low_at, high_at, bad_at = stacked
+        stacked = torch.stack([W[-1].double(), W.amax(0).double(), l_level, L.double().amin(0),
+                               first_of(low).double(), first_of(high).double(), first_of(bad).double()]).cpu().numpy()
+        w_last, w_max, l_level, l_best, low_at, high_at, bad_at = stacked
         skipped = None
         if weighter.skipped is not None and self._skipped is not None:
             skipped = (weighter.skipped - self._skipped).cpu().numpy()
@@ -186,7 +186,7 @@ class WeightWatch(Callback):
                     f"λ_{name} ran away to {top:.1e} (above {self.runaway:g}) since epoch {since}"
                     f"{_who(members, W.shape[1])}: {hint}; try an upper bound --weight-max (e.g. 100), a larger "
                     "--beta (e.g. 0.99), or --scheme pinn"))
-        out += self._stall_reports(names, watched, epoch, l_mean, w_last)
+        out += self._stall_reports(names, watched, epoch, l_level, l_best, w_last)
         self._previous = np.where(np.isfinite(w_last), w_last, self._previous)
         if skipped is not None:
             self._skipped = weighter.skipped.clone()
@@ -216,9 +216,11 @@ class WeightWatch(Callback):
             "whose loss does not depend on the network, or a gradient that overflows; check the term's residual, "
             "lower the learning rate or use --scheme pinn")
 
-    def _stall_reports(self, names: list[str], watched: np.ndarray, epoch: int, l_mean: np.ndarray,
-                       w_last: np.ndarray) -> list[WeightReport]:
-        self._points.append((epoch, l_mean, w_last))
+    def _stall_reports(self, names: list[str], watched: np.ndarray, epoch: int, l_level: np.ndarray,
+                       l_best: np.ndarray, w_last: np.ndarray) -> list[WeightReport]:
+        """A stall: even the best loss of this window is not ``stall_drop`` below the level (geometric mean)
+        of the window ``stall_epochs`` earlier, while the weight moved ``stall_factor``x since then."""
+        self._points.append((epoch, l_level, w_last))
         then = [p for p in self._points if p[1] is not None and p[0] <= epoch - self.stall_epochs]
         # Keep only what a later boundary can still compare with: the newest point old enough, and younger ones.
         if then:
@@ -229,14 +231,14 @@ class WeightWatch(Callback):
         out = []
         with np.errstate(divide="ignore", invalid="ignore"):
             moved = np.maximum(w_last / w0, w0 / w_last) >= self.stall_factor
-            stalled = l_mean > (1.0 - self.stall_drop) * l0
+            stalled = l_best > (1.0 - self.stall_drop) * l0
         for k, name in enumerate(names):
-            members = np.nonzero(moved[:, k] & stalled[:, k] & np.isfinite(l_mean[:, k]))[0] if watched[k] else []
+            members = np.nonzero(moved[:, k] & stalled[:, k] & np.isfinite(l_best[:, k]))[0] if watched[k] else []
             if len(members):
                 s = int(members[0])
                 out.append(WeightReport(
-                    "stall", name, epoch, e0, float(l_mean[s, k] / l0[s, k]), members.tolist(),
-                    f"L_{name} stalled from epoch {e0} to {epoch} ({l0[s, k]:.2e} -> {l_mean[s, k]:.2e}) while "
+                    "stall", name, epoch, e0, float(l_best[s, k] / l0[s, k]), members.tolist(),
+                    f"L_{name} stalled from epoch {e0} to {epoch} ({l0[s, k]:.2e} -> at best {l_best[s, k]:.2e}) while "
                     f"λ_{name} moved from {w0[s, k]:.3g} to {w_last[s, k]:.3g}{_who(members, len(w_last))}: the "
                     "weight is not helping this term; try bounds --weight-min/--weight-max, --beta 0.99, or "
                     "--scheme pinn"))
