@@ -101,7 +101,10 @@ class WeightWatch(Callback):
         self._call_first = len(self.reports)
         self._skipped = None if w.skipped is None else w.skipped.clone()
         if self._start is None and w.lam_applied is not None:
-            self._start = w.lam_applied.detach().cpu().numpy().astype(np.float64)
+            # The start is the weights before epoch 0; a trainer resumed later started, as every scheme
+            # does, from weights 1.
+            start = w.lam_applied.detach().cpu().numpy().astype(np.float64)
+            self._start = start if trainer.epoch == 0 else np.ones_like(start)
             self._previous = self._start.copy()  # [S, K] the weights at the last boundary
             self._below_since = np.full(self._start.shape, -1, dtype=np.int64)
             self._points: list[tuple[int, np.ndarray, np.ndarray]] = [(trainer.epoch, None, self._start)]

@@ -180,3 +180,21 @@ def test_the_report_reaches_metrics_json_and_the_progress_output(tmp_path, capsy
     assert len(collapses) == 1 and collapses[0]["term"] == "bc" and collapses[0]["epoch"] == 5
     err = capsys.readouterr().err
     assert err.count("λ_bc collapsed") == 1
+
+
+def test_a_resumed_run_keeps_earlier_reports_and_does_not_repeat_them(tmp_path):
+    first = Trainer(scaled_bc(1e4), fastpinn.DN(beta=0.0, tau=1), backend="torch", eval_every=5)
+    h1, _ = train_collecting(first, 10)
+    path = str(tmp_path / "ckpt.pt")
+    first.save_checkpoint(path)
+    second = Trainer(scaled_bc(1e4), fastpinn.DN(beta=0.0, tau=1), backend="torch", eval_every=5)
+    second.load_checkpoint(path)
+    unaware = Trainer(scaled_bc(1e4), fastpinn.DN(beta=0.0, tau=1), backend="torch", eval_every=5)
+    unaware.load_checkpoint(path)
+    _, shown = train_collecting(unaware, 5)
+    assert any("collapsed" in str(w.message) for w in shown)  # measured against the start, 1
+    second.watch.already_reported(h1.extra["weight_warnings"])
+    h2, shown = train_collecting(second, 10)
+    assert not any("collapsed" in str(w.message) for w in shown)
+    kinds = [r["kind"] for r in h1.concat(h2).extra["weight_warnings"]]
+    assert kinds.count("collapse") == 1 and kinds == [r["kind"] for r in h1.extra["weight_warnings"] + h2.extra["weight_warnings"]]
