@@ -9,7 +9,8 @@ few ``[S, K]`` numbers to the host. It reports, once per term and kind:
 * ``collapse``: an adaptive weight below ``collapse`` (default 1e-3) times its start value and still falling;
 * ``runaway``: an adaptive weight above ``runaway`` (default 1e3);
 * ``stall``: a term's loss fell by less than ``stall_drop`` (10 %) over ``stall_epochs`` epochs (the best epoch
-  of the last window against the geometric mean of the window then) while its weight moved by a factor ``stall_factor`` (10) or more;
+  of the last window against the geometric mean of the window then; not a loss already 1e-4 below its
+  first level) while its weight moved by a factor ``stall_factor`` (10) or more;
 * ``skipped``: weight updates that kept the previous weight because a gradient statistic was zero or not
   finite;
 * ``nonfinite``: a weight that is not finite.
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
 __all__ = ["WeightWatch", "WeightReport", "WeightWarning", "KINDS"]
 
 KINDS = ("collapse", "runaway", "stall", "skipped", "nonfinite")
+#: A loss below this fraction of its first level counts as converged, never as stalled.
+CONVERGED = 1e-4
 
 
 class WeightWarning(RuntimeWarning):
@@ -91,6 +94,7 @@ class WeightWatch(Callback):
         self.reports: list[WeightReport] = []
         self._reported: set[tuple[str, str]] = set()
         self._start: Optional[np.ndarray] = None  # [S, K] the weights before the first epoch watched
+        self._first_level: Optional[np.ndarray] = None  # [S, K] the loss level of the first window
         self._call_first = 0
 
     # ------------------------------------------------------------------------------------ the hooks
@@ -223,6 +227,8 @@ class WeightWatch(Callback):
                        l_best: np.ndarray, w_last: np.ndarray) -> list[WeightReport]:
         """A stall: even the best loss of this window is not ``stall_drop`` below the level (geometric mean)
         of the window ``stall_epochs`` earlier, while the weight moved ``stall_factor``x since then."""
+        if self._first_level is None:
+            self._first_level = l_level
         self._points.append((epoch, l_level, w_last))
         then = [p for p in self._points if p[1] is not None and p[0] <= epoch - self.stall_epochs]
         # Keep only what a later boundary can still compare with: the newest point old enough, and younger ones.
@@ -234,7 +240,8 @@ class WeightWatch(Callback):
         out = []
         with np.errstate(divide="ignore", invalid="ignore"):
             moved = np.maximum(w_last / w0, w0 / w_last) >= self.stall_factor
-            stalled = l_best > (1.0 - self.stall_drop) * l0
+            # a loss 1e4 below where it began has converged: it has nothing left to stall
+            stalled = (l_best > (1.0 - self.stall_drop) * l0) & (l_best > CONVERGED * self._first_level)
         for k, name in enumerate(names):
             members = np.nonzero(moved[:, k] & stalled[:, k] & np.isfinite(l_best[:, k]))[0] if watched[k] else []
             if len(members):
