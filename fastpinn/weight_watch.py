@@ -140,14 +140,17 @@ class WeightWatch(Callback):
         """Everything wrong in the window ``W``/``L`` ``[E, S, K]`` of epochs ``first_epoch ..`` up to ``epoch``."""
         weighter = trainer.weighter
         names = list(trainer.problem.term_names)
-        watched = np.array(weighter.adaptive_mask, dtype=bool)  # [K]
+        # [K] the weights a scheme moves (fixed weights, PINN's included, are the user's choice)
+        watched = np.array(weighter.adaptive_mask, dtype=bool) & bool(getattr(weighter, "dynamic", True))
         # One transfer per boundary: what the window says, reduced on the device.
         start = torch.as_tensor(self._start, dtype=W.dtype, device=W.device)
         low = W < self.collapse * start
         high = W > self.runaway
         bad = ~torch.isfinite(W)
         E = W.shape[0]
-        first_of = lambda m: torch.where(m.any(0), m.to(torch.int8).argmax(0), torch.full_like(m[0], E, dtype=torch.int64))
+        def first_of(m: torch.Tensor) -> torch.Tensor:  # [S, K] the first row where m holds, E where never
+            return torch.where(m.any(0), m.to(W.dtype).argmax(0), torch.full_like(m[0], E, dtype=torch.int64))
+
         # The loss of a window: its geometric mean (Adam's spikes barely move it; a stalled loss stays put).
         l_level = L.double().abs().clamp_min(1e-300).log().mean(0).exp()
         stacked = torch.stack([W[-1].double(), W.amax(0).double(), l_level, L.double().amin(0),
@@ -173,10 +176,10 @@ class WeightWatch(Callback):
                                         "lower the learning rate, bound the weights with --weight-max, "
                                         "or use --scheme pinn"))
             for s in range(W.shape[1]):  # since when each member's weight has been below the threshold
-                if low_at[s, k] < E and self._below_since[s, k] < 0:
+                if w_last[s, k] >= self.collapse * self._start[s, k]:
+                    self._below_since[s, k] = -1  # back above: a later dip starts afresh
+                elif self._below_since[s, k] < 0:
                     self._below_since[s, k] = first_epoch + int(low_at[s, k])
-                elif w_last[s, k] >= self.collapse * self._start[s, k]:
-                    self._below_since[s, k] = -1
             falling = (w_last[:, k] < self.collapse * self._start[:, k]) & (w_last[:, k] < self._previous[:, k])
             members = np.nonzero(falling)[0]
             if len(members):

@@ -198,3 +198,10 @@ def test_a_resumed_run_keeps_earlier_reports_and_does_not_repeat_them(tmp_path):
     assert not any("collapsed" in str(w.message) for w in shown)
     kinds = [r["kind"] for r in h1.concat(h2).extra["weight_warnings"]]
     assert kinds.count("collapse") == 1 and kinds == [r["kind"] for r in h1.extra["weight_warnings"] + h2.extra["weight_warnings"]]
+
+
+def test_fixed_weights_are_the_users_choice_not_a_runaway():
+    problem = poisson1d(0, n_pde=16, depth=2, width=4)
+    history, shown = train_collecting(Trainer(problem, fastpinn.PINN(weights=(1.0, 1e4)), backend="torch",
+                                              eval_every=5), 10)
+    assert history.extra["weight_warnings"] == [] and shown == []
