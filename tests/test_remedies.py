@@ -4,6 +4,8 @@ weights (weight_warmup). Without them the paper's method is unchanged, bit for b
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -141,3 +143,32 @@ def test_fastpinn_train_defaults_dn_to_beta_099_and_keeps_the_class_default():
     assert scheme_params_from_args(["dn"], parser.parse_args(["--beta", "0.9"]), cli_defaults=True) == {"beta": 0.9}
     assert scheme_params_from_args(["dn", "ma"], none_given) == {}  # compare: the class defaults
     assert fastpinn.DN().beta == 0.9  # the paper's value stays the class default
+
+
+def test_the_reference_term_is_a_run_option(tmp_path, capsys):
+    from fastpinn import cli
+    from fastpinn.trainer import History
+
+    out = tmp_path / "ref-bc"
+    rc = cli.main(["train", "poisson1d", "--reference-term", "bc", "--tau", "1", "--epochs", "4", "--n-pde", "16",
+                   "--no-figures", "--no-progress", "--compile", "off", "--threads", "1", "--backend", "torch",
+                   "--out", str(out)])
+    assert rc == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["identity"]["reference_term"] == "bc"
+    weights = History.load(str(out / "history.npz")).weights  # [E, 1, K]: bc fixed at 1, pde adaptive
+    assert np.all(weights[:, 0, 1] == 1.0) and not np.all(weights[:, 0, 0] == 1.0)
+    assert "reference_term" not in RunConfig(problem="poisson1d").identity()  # earlier runs keep their identity
+    rc = cli.main(["train", "poisson1d", "--reference-term", "nope", "--epochs", "2", "--out", str(tmp_path / "x")])
+    assert rc == cli.EXIT_USAGE
+    assert "reference_term must be one of pde, bc, got 'nope'" in capsys.readouterr().err
+
+
+def test_an_explicit_adaptive_mask_keeps_its_fixed_terms():
+    from fastpinn.run.config import with_reference_term
+
+    problem = poisson1d(0, n_pde=8, depth=2, width=4)
+    moved = with_reference_term(problem, "bc")
+    assert moved.reference_term == 1 and moved.adaptive is None
+    masked = with_reference_term(dataclasses.replace(problem, adaptive=(False, True)), "bc")
+    assert masked.adaptive == (False, False)

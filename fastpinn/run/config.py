@@ -132,6 +132,9 @@ class RunConfig:
     #: as for any ensemble). A chunk of a sweep's seeds keeps the whole configuration's, so its members
     #: draw the batches they would draw in the one ensemble (``reproduce(seeds_per_run=...)``).
     batch_seed: Optional[int] = None
+    #: The name of the reference term of the dynamic weights (``None``: the problem's own); a remedy when
+    #: the PDE residual's gradient misleads the weights (docs/weights.md).
+    reference_term: Optional[str] = None
 
     def __post_init__(self) -> None:
         self.seeds = tuple(int(s) for s in self.seeds)
@@ -281,6 +284,8 @@ class RunConfig:
             d["batch_seed"] = int(self.batch_seed)
         if self.attention is not None:
             d["attention"] = {k: float(v) for k, v in sorted(self.attention.items())}
+        if self.reference_term is not None:
+            d["reference_term"] = self.reference_term
         return d
 
     def resolved_epochs(self) -> int:
@@ -295,6 +300,9 @@ class RunConfig:
 
     # --------------------------------------------------------------------------------- building
     def build_problem(self) -> Problem:
+        return with_reference_term(self._build_problem(), self.reference_term)
+
+    def _build_problem(self) -> Problem:
         seed: Union[int, list[int]] = list(self.seeds) if self.ensemble else self.seeds[0]
         from ..problems import get
 
@@ -326,6 +334,20 @@ class RunConfig:
         scheme = self.scheme_object()
         schedule = [f"{self.update_schedule} schedule"] if self.update_schedule != "fastpinn" and scheme.dynamic else []
         return scheme.describe(show=("p",) if show_p else (), extra=schedule)
+
+
+def with_reference_term(problem: Problem, name: Optional[str]) -> Problem:
+    """``problem`` with the term ``name`` as the reference of the dynamic weights (``None``: as it is). The new
+    reference is not adaptive; with the default adaptivity the old reference becomes adaptive, an explicit
+    ``adaptive`` mask is kept otherwise."""
+    if name is None:
+        return problem
+    names = list(problem.term_names)
+    if name not in names:
+        raise ValueError(f"reference_term must be one of {', '.join(names)}, got {name!r}")
+    k = names.index(name)
+    adaptive = None if problem.adaptive is None else tuple(bool(a) and i != k for i, a in enumerate(problem.adaptive))
+    return dataclasses.replace(problem, reference_term=k, adaptive=adaptive)
 
 
 def _resolve_scheme_params(scheme: str, given: dict) -> dict:
