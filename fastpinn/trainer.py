@@ -599,12 +599,11 @@ class Trainer:
         At every epoch that is a multiple of ``eval_every`` (counted from the start of training, so a
         resumed run evaluates where an uninterrupted one does) and at the end: a NaN/Inf flag that every
         epoch folds into a device tensor is read (the only host sync), the relative L2 error is measured
-        when the problem has a reference, the weight watcher (``watch``) reports what went wrong with the
-        weights (once per term and kind), and the
-        callbacks run (:mod:`fastpinn.callbacks`): ``progress`` (a tqdm bar), ``callback(trainer, epoch,
-        info)`` (:meth:`history_so_far` gives the history up to there), each of ``callbacks`` (objects
-        with ``on_train_begin``/``on_eval``/``on_train_end``; an ``on_eval`` returning ``True`` stops
-        early), then ``patience`` and ``keep_best``.
+        when the problem has a reference, and the callbacks run (:mod:`fastpinn.callbacks`): ``progress``
+        (a tqdm bar), the weight watcher (``watch``: what went wrong with the weights, once per term and
+        kind), ``callback(trainer, epoch, info)`` (:meth:`history_so_far` gives the history up to there),
+        each of ``callbacks`` (objects with ``on_train_begin``/``on_eval``/``on_train_end``; an ``on_eval``
+        returning ``True`` stops early), then ``patience`` and ``keep_best``.
 
         If a loss or the parameters are non-finite, the trainer is restored to the state of the last
         boundary that passed (parameters, optimizer, weights, shuffling, epoch) and
