@@ -208,6 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "file returning a fastpinn.Problem (it may take seed= and size keywords such as n_pde=)")
     t.add_argument("--scheme", choices=SCHEMES, default="dn", help="weighting scheme (default dn)")
     add_scheme_options(t)  # --beta, --tau, --p, --temperature, ...: generated from the schemes' declarations
+    t.add_argument("--reference-term", default=None, metavar="NAME",
+                   help="the term whose gradient the dynamic weights are measured against, weight fixed at 1 "
+                        "(default: the problem's, the PDE residual); see docs/weights.md")
     t.add_argument("--epochs", type=int, default=None, help="epochs (default: the problem's, as in the paper)")
     seeds = t.add_mutually_exclusive_group()
     seeds.add_argument("--seed", type=int, default=None, help="train one network with this seed (default 0)")
@@ -371,12 +374,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
         device = _join_process_group(device, args.collective_timeout)
     log = _log if rank == 0 else None  # rank 0 speaks for the job; errors are printed by every rank
     cfg = RunConfig(problem=args.problem, scheme=args.scheme,
-                    scheme_params=scheme_params_from_args([args.scheme], args),
+                    scheme_params=scheme_params_from_args([args.scheme], args, cli_defaults=True),
                     seeds=seeds, ensemble=ensemble,
                     epochs=args.epochs, lr=args.lr, device=device, dtype=args.dtype, backend=args.backend,
                     eval_every=args.eval_every, problem_kwargs=_sizes(args), compile=_compile_arg(args),
-                    step_mode=args.step_mode, derivative_method=args.derivative_method, **_fidelity(args),
-                    **_training(args))
+                    step_mode=args.step_mode, derivative_method=args.derivative_method,
+                    reference_term=args.reference_term, **_fidelity(args), **_training(args))
     options = _run_options(args)
     if args.resume and not args.out:
         raise ValueError("--resume needs --out (the directory of the run to continue)")

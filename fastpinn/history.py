@@ -99,7 +99,7 @@ class History:
             np.concatenate([self.weights, later.weights]), np.concatenate([self.eval_epochs, later.eval_epochs]),
             np.concatenate([self.rel_l2.reshape(-1, S), later.rel_l2.reshape(-1, S)]), later.skipped,
             self.train_seconds + later.train_seconds, self.warmup_seconds + later.warmup_seconds, self.ensemble,
-            {**self.extra, **later.extra}, coefficient_names=list(self.coefficient_names),
+            _merged_extra(self.extra, later.extra), coefficient_names=list(self.coefficient_names),
             coefficients=np.concatenate([self.coefficients.reshape(self.epochs, S, C),
                                           later.coefficients.reshape(later.epochs, S, C)]))
 
@@ -112,6 +112,14 @@ class History:
             return cls([str(s) for s in z["term_names"]], z["losses"], z["weights"], z["eval_epochs"],
                        z["rel_l2"], z["skipped"], float(z["train_seconds"]), float(z["warmup_seconds"]),
                        None if ens < 0 else ens, coefficient_names=names, coefficients=coefs)
+
+
+def _merged_extra(first: dict, later: dict) -> dict:
+    """``later``'s extra over ``first``'s; the weight watcher's reports of both calls, in order."""
+    out = {**first, **later}
+    if "weight_warnings" in first or "weight_warnings" in later:
+        out["weight_warnings"] = list(first.get("weight_warnings", [])) + list(later.get("weight_warnings", []))
+    return out
 
 
 def _array(value: Any) -> np.ndarray:

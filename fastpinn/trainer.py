@@ -18,7 +18,6 @@ from __future__ import annotations
 import copy
 import math
 import time
-import warnings
 from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
@@ -46,6 +45,7 @@ from .schemes import DN, Scheme
 from .term_losses import DERIVATIVE_METHODS, TermLosses, derivative_method_choices
 from .threads import ThreadSetting, resolve_threads, use_threads
 from .validation import check_choice, check_int, check_optional_int
+from .weight_watch import WeightWatch
 from .weighter import first_update_for
 
 # History, the errors, the checkpoint format and the compile constants live in their own modules; they
@@ -83,7 +83,8 @@ class Trainer:
 
     Args:
         problem: the problem (points ``[N, d]``, or ``[S, N, d]`` for an ensemble of ``S`` seeds).
-        scheme: ``PINN()``, ``MA(...)``, ``ID(...)`` or ``DN(...)`` (default ``DN()``).
+        scheme: any registered scheme, e.g. ``PINN()``, ``MA(...)``, ``ID(...)``, ``DN(...)`` (default
+            ``DN(beta=0.99)``, as ``fastpinn train``).
         network: optional network (default ``problem.network(...)``): a :class:`~fastpinn.MLP` (an
             ensemble must match the problem), or any ``nn.Module`` mapping points ``[M, d]`` to
             ``[M, out]`` point by point (single-network problems; its derivatives use ``torch.func`` or
@@ -159,6 +160,10 @@ class Trainer:
             rank 0 only and the checkpoint does not depend on ``W``. Eager and ``"device"`` step modes.
         overlap: with ``distributed``, overlap the gradient all-reduces with the backward passes
             (:class:`~fastpinn.WeightedBackward`'s ``overlap``; same results). Default ``False``.
+        watch: ``True`` (default): watch the loss weights (:class:`fastpinn.weight_watch.WeightWatch`: a
+            collapsing, runaway or useless weight, skipped updates), reported once each at evaluation
+            boundaries and in ``History.extra["weight_warnings"]``; a ``WeightWatch`` to set its thresholds;
+            ``False``: no watching.
     """
 
     def __init__(
@@ -185,6 +190,7 @@ class Trainer:
         overlap: bool = False,
         stages: Optional[Sequence[Stage]] = None,
         lr_scheduler: Optional[SchedulerFactory] = None,
+        watch: Union[bool, WeightWatch] = True,
     ) -> None:
         if not isinstance(problem, Problem):
             raise ValueError(f"problem must be a fastpinn Problem, got {type(problem).__name__}")
@@ -218,7 +224,8 @@ class Trainer:
         #: Which points every step trains on (globally and on this rank).
         self.batches = BatchLayout(layout, self._shard_ranges, self.world_size, dtype, self.device)
         self.steps_per_epoch = self.batches.steps_per_epoch
-        self.scheme = DN() if scheme is None else scheme
+        # beta = 0.99 as `fastpinn train` uses: at 0.9 the Burgers weights collapse (docs/weights.md)
+        self.scheme = DN(beta=0.99) if scheme is None else scheme
         #: ``S``, the ensemble members trained at once (1 for a single network).
         self.members = 1 if problem.ensemble is None else problem.ensemble
         self._setup_network(network)
@@ -273,6 +280,11 @@ class Trainer:
         self._graphs: dict[tuple, CapturedStep] = {}
         self._build_loss_fns()
         self._stop_requested = False
+        if not isinstance(watch, (bool, WeightWatch)):
+            raise ValueError(f"watch must be True, False or a fastpinn.weight_watch.WeightWatch, got {watch!r}")
+        #: The weight watcher every train() call runs (``None``: not watching); one per trainer, so a
+        #: finding is reported once however many calls train.
+        self.watch: Optional[WeightWatch] = WeightWatch() if watch is True else (watch or None)
         self._log: Optional[TrainingLog] = None  # the running train() call's records, for history_so_far()
         #: Best relative L2 error seen per member, its epoch and parameters; ``None`` before any evaluation.
         self._best: Optional[dict[str, Tensor]] = None
@@ -623,6 +635,8 @@ class Trainer:
         if self._best is not None:
             info["best_rel_l2"] = self._best["rel_l2"].cpu().numpy().tolist()
             info["best_epoch"] = self._best["epoch"].cpu().numpy().tolist()
+        if self.watch is not None:
+            info["weight_warnings"] = self.watch.call_reports()
         info.update(extra)
         return log.history(n, term_names=self.problem.term_names, skipped=self.weighter.skipped.cpu().numpy(),
                            ensemble=self.problem.ensemble, coefficient_names=self.coefficient_names, extra=info)
@@ -671,11 +685,11 @@ class Trainer:
         At every epoch that is a multiple of ``eval_every`` (counted from the start of training, so a
         resumed run evaluates where an uninterrupted one does) and at the end: a NaN/Inf flag that every
         epoch folds into a device tensor is read (the only host sync), the relative L2 error is measured
-        when the problem has a reference, skipped weight updates are reported as warnings, and the
-        callbacks run (:mod:`fastpinn.callbacks`): ``progress`` (a tqdm bar), ``callback(trainer, epoch,
-        info)`` (:meth:`history_so_far` gives the history up to there), each of ``callbacks`` (objects
-        with ``on_train_begin``/``on_eval``/``on_train_end``; an ``on_eval`` returning ``True`` stops
-        early), then ``patience`` and ``keep_best``.
+        when the problem has a reference, and the callbacks run (:mod:`fastpinn.callbacks`): ``progress``
+        (a tqdm bar), the weight watcher (``watch``: what went wrong with the weights, once per term and
+        kind), ``callback(trainer, epoch, info)`` (:meth:`history_so_far` gives the history up to there),
+        each of ``callbacks`` (objects with ``on_train_begin``/``on_eval``/``on_train_end``; an ``on_eval``
+        returning ``True`` stops early), then ``patience`` and ``keep_best``.
 
         If a loss or the parameters are non-finite, the trainer is restored to the state of the last
         boundary that passed (parameters, optimizer, weights, shuffling, epoch) and
@@ -700,6 +714,9 @@ class Trainer:
         if (keep_best or patience is not None) and self.problem.solution is None:
             raise ValueError("keep_best and patience need a problem with a reference solution (rel. L2 error)")
         chain: list[Callback] = [ProgressBar()] if progress else []
+        if self.watch is not None:
+            self.watch.progress = bool(progress)
+            chain.append(self.watch)
         chain += [FunctionCallback(callback)] if callback is not None else []
         chain += list(callbacks)
         chain += [Patience(patience)] if patience is not None else []
@@ -714,7 +731,6 @@ class Trainer:
                           self.device, warmup_seconds=self.warmup())
         # Set by any epoch whose losses are not finite; read only at the eval boundaries.
         nonfinite = torch.zeros((), dtype=torch.bool, device=self.device)
-        reported_skips = self.weighter.skipped.clone()
         # The update schedule follows the host epoch (a host int: no sync), e.g. after a resume.
         self.backward.set_schedule_step(self.epoch * self.steps_per_epoch)
         good, good_done = self._snapshot(), 0  # the last state that passed the finiteness check
@@ -749,7 +765,6 @@ class Trainer:
                     done = i + 1
                     break
                 info = self._evaluate_boundary(log, i)
-                reported_skips = self._warn_skipped(reported_skips)
                 good, good_done = self._snapshot(), i + 1
                 log.done = first = i + 1
                 early_stopped = any([cb.on_eval(self, self.epoch, info) for cb in callbacks])  # every one runs
@@ -842,18 +857,6 @@ class Trainer:
             info["rel_l2"] = err
             self._track_best(err)
         return info
-
-    def _warn_skipped(self, reported: Tensor) -> Tensor:
-        """Warn about weight updates skipped since ``reported``; returns the counts now reported."""
-        new_skips = self.weighter.skipped - reported
-        if not bool((new_skips > 0).any()):
-            return reported
-        for k in range(len(self.problem.terms)):
-            n = int(new_skips[:, k].sum())
-            if n:
-                warnings.warn(f"term {self.problem.terms[k].name!r}: {n} weight update(s) kept the previous weight "
-                              "because a gradient statistic was zero or not finite", RuntimeWarning, stacklevel=3)
-        return self.weighter.skipped.clone()
 
     def _snapshot(self) -> dict[str, Any]:
         """A deep copy of the training state (parameters, optimizer, weights, shuffling, epoch) in memory."""

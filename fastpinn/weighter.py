@@ -271,6 +271,7 @@ class Weighter:
         # The gate is inside the op (read on the device): no clone/restore, no host sync.
         ops.ema_update(hat, valid, self._adaptive, self.lam, self.lam_applied, self.n_updates, self.skipped,
                        sch.beta, sch.bias_correction, active, backend=self._update_backend())
+        self._clamp()
 
     def update_from_traces(self, traces: Tensor, active: Optional[Tensor] = None) -> None:
         """In-place EMA update of an NTK scheme's weights from per-term NTK traces ``[S, K]`` or ``[K]``
@@ -293,6 +294,18 @@ class Weighter:
         sch = self.scheme
         ops.ema_update(hat, valid, self._adaptive, self.lam, self.lam_applied, self.n_updates, self.skipped,
                        sch.beta, sch.bias_correction, active, backend=self._update_backend())
+        self._clamp()
+
+    def _clamp(self) -> None:
+        """The remedy ``weight_min``/``weight_max`` of an EMA scheme: clamp the EMA state and the applied
+        weights in place (no host sync). The bounds enclose 1, the weight of the reference and non-adaptive
+        terms and of every term before its first update, so a gated-off update stays a no-op; without
+        bounds nothing runs (the paper's method, bit for bit)."""
+        lo, hi = getattr(self.scheme, "weight_min", None), getattr(self.scheme, "weight_max", None)
+        if lo is None and hi is None:
+            return
+        self.lam.clamp_(min=lo, max=hi)
+        self.lam_applied.clamp_(min=lo, max=hi)
 
     def update_from_losses(self, losses: Tensor, active: Optional[Tensor] = None) -> Tensor:
         """In-place update of a loss-based scheme's weights from this step's term losses.
@@ -352,10 +365,16 @@ class Weighter:
 
     @property
     def schedule(self) -> UpdateSchedule:
-        """The epochs at which the weights update: ``first_update``, ``first_update + tau``, ... (a scheme
+        """The epochs at which the weights update: ``first_update``, ``first_update + tau``, ... shifted by the
+        scheme's ``weight_warmup`` (a scheme
         without ``tau``: every epoch from ``first_update``); a :class:`~fastpinn.WeightedBackward`'s gate counts
         the same schedule in steps."""
-        return UpdateSchedule(getattr(self.scheme, "tau", 1), self.first_update)
+        return UpdateSchedule(getattr(self.scheme, "tau", 1), self.first_update + self.warmup)
+
+    @property
+    def warmup(self) -> int:
+        """Epochs the weights stay fixed before the schedule starts (the scheme's ``weight_warmup``, 0 if none)."""
+        return int(getattr(self.scheme, "weight_warmup", 0))
 
     def should_update(self, epoch: int) -> bool:
         """Whether a dynamic scheme updates at this epoch, before its step: epochs ``first_update``,

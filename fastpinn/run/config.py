@@ -152,6 +152,9 @@ class RunConfig:
     width: Optional[int] = None
     activation: str = "tanh"
     input_scaling: bool = True
+    #: The name of the reference term of the dynamic weights (``None``: the problem's own); a remedy when
+    #: the PDE residual's gradient misleads the weights (docs/weights.md).
+    reference_term: Optional[str] = None
 
     def __post_init__(self) -> None:
         self.seeds = tuple(int(s) for s in self.seeds)
@@ -285,7 +288,7 @@ class RunConfig:
         d = asdict(self)
         params = d.pop("scheme_params")
         if self.scheme in SCHEMES:
-            specs = scheme_class(self.scheme).parameters()
+            specs = scheme_class(self.scheme).declared()
             params = {k: specs[k].to_json(v) for k, v in params.items()}
         d = {"problem": d.pop("problem"), "scheme": d.pop("scheme"), **params, **d}
         d["seeds"] = list(self.seeds)
@@ -352,6 +355,8 @@ class RunConfig:
             d["activation"] = self.activation
         if not self.input_scaling:
             d["input_scaling"] = False
+        if self.reference_term is not None:
+            d["reference_term"] = self.reference_term
         return d
 
     def resolved_epochs(self) -> int:
@@ -367,12 +372,12 @@ class RunConfig:
 
     # --------------------------------------------------------------------------------- building
     def build_problem(self) -> Problem:
-        """The run's problem, with its network shape and input scaling as the run sets them."""
+        """The run's problem, with its network shape, input scaling and reference term as the run sets them."""
         problem = self._build_problem()
         shape = {k: v for k, v in (("depth", self.depth), ("width", self.width)) if v is not None}
         if shape or not self.input_scaling:
             problem = dataclasses.replace(problem, **shape, input_scaling=self.input_scaling)
-        return problem
+        return with_reference_term(problem, self.reference_term)
 
     def _build_problem(self) -> Problem:
         seed: Union[int, list[int]] = list(self.seeds) if self.ensemble else self.seeds[0]
@@ -408,17 +413,33 @@ class RunConfig:
         return scheme.describe(show=("p",) if show_p else (), extra=schedule)
 
 
+def with_reference_term(problem: Problem, name: Optional[str]) -> Problem:
+    """``problem`` with the term ``name`` as the reference of the dynamic weights (``None``: as it is). The new
+    reference is not adaptive; with the default adaptivity the old reference becomes adaptive, an explicit
+    ``adaptive`` mask is kept otherwise."""
+    if name is None:
+        return problem
+    names = list(problem.term_names)
+    if name not in names:
+        raise ValueError(f"reference_term must be one of {', '.join(names)}, got {name!r}")
+    k = names.index(name)
+    adaptive = None if problem.adaptive is None else tuple(bool(a) and i != k for i, a in enumerate(problem.adaptive))
+    return dataclasses.replace(problem, reference_term=k, adaptive=adaptive)
+
+
 def _resolve_scheme_params(scheme: str, given: dict) -> dict:
     """``scheme``'s declared parameters by key: ``given`` values (by key or field name, JSON forms read),
     defaults for the rest; other keys dropped; ``None`` for a parameter that cannot be ``None`` is its default
     (older callers and files wrote ``alpha: null`` for "the paper's value")."""
     out = {}
-    for key, spec in scheme_class(scheme).parameters().items():
+    for key, spec in scheme_class(scheme).declared().items():
         if key in RUN_FIELDS:  # config.json and the identity hold scheme parameters beside the run's fields
             raise ValueError(f"scheme {scheme!r} declares a parameter {key!r}, the name of a run setting; "
                              "give it another key (param(..., key=...))")
         value = given.get(key, given.get(spec.name, spec.default))
-        out[key] = spec.default if value is None and not spec.optional else spec.from_json(value)
+        value = spec.default if value is None and not spec.optional else spec.from_json(value)
+        if not (spec.remedy and value == spec.default):  # a remedy option is recorded only when set
+            out[key] = value
     return out
 
 

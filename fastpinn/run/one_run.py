@@ -191,6 +191,8 @@ def _train_locked(cfg: RunConfig, out: Path, ranks: RunRanks, *, force: bool, re
     if start is not None:
         extra = trainer.load_checkpoint(str(out / directory.CHECKPOINT), max_epoch=epochs)
         previous = History.from_dict(extra["history"])
+        if trainer.watch is not None:  # what the interrupted process reported is not reported again
+            trainer.watch.already_reported(previous.extra.get("weight_warnings", []))
         if previous.epochs != trainer.epoch:
             raise directory.RunDirError(f"{str(out / directory.CHECKPOINT)!r} holds {previous.epochs} epochs of "
                                         f"history at epoch {trainer.epoch}; pass --force to start over")
@@ -303,6 +305,8 @@ def _train_locked(cfg: RunConfig, out: Path, ranks: RunRanks, *, force: bool, re
         "coefficients": {n: [float(v) for v in vals] for n, vals in
                          ((n, trainer.coefficient_values()[n].cpu().numpy()) for n in trainer.coefficient_names)},
         "threads": history.extra.get("threads"), "ranks": trainer.world_size,
+        # what the weight watcher found (fastpinn.weight_watch): one entry per term and kind
+        "weight_warnings": list(history.extra.get("weight_warnings", [])),
     })
     if cfg.keep_best and best:
         # The network now holds the best-seen parameters: its error is the best-seen one, per seed.

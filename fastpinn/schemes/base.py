@@ -34,7 +34,8 @@ from torch import Tensor
 from ..ops import layout as L
 from ..validation import check_choice, check_flag, check_int, check_number
 
-__all__ = ["Param", "param", "ema_beta", "update_interval", "bias_correction_flag", "Scheme", "FixedWeights",
+__all__ = ["Param", "param", "ema_beta", "update_interval", "bias_correction_flag", "weight_bound", "weight_warmup",
+           "Scheme", "FixedWeights",
            "EMAScheme", "GradientStatsScheme", "TraceScheme", "StatefulScheme", "LossScheme", "StatefulStatsScheme",
            "stat_ratio", "losses_ok"]
 
@@ -70,7 +71,13 @@ class Param:
     symbol: str = ""
     shown: bool = False
     hint: str = ""
-    name: str = ""  # the field name, filled in by Scheme.parameters()
+    #: A remedy option of the weights (bounds, warm-up): part of the identity and ``config.json`` only when
+    #: set, so a run without it keeps the identity it had before the option existed.
+    remedy: bool = False
+    #: The default of ``fastpinn train`` where the evidence says the class default is a poor first choice
+    #: for a new user (DN's beta: 0.99, see docs/weights.md); ``None``: the class default.
+    cli_default: Any = None
+    name: str = ""  # the field name, filled in by Scheme.declared()
 
     @property
     def label(self) -> str:
@@ -202,10 +209,10 @@ def _kind_of(default: Any) -> str:
 
 
 # Parameters several schemes share: declared here once, used by each scheme that reads them.
-def ema_beta(default: float = 0.9, *, shown: bool = True) -> Any:
+def ema_beta(default: float = 0.9, *, shown: bool = True, cli_default: Optional[float] = None) -> Any:
     """``beta`` of the shared EMA ``lam <- beta lam + (1 - beta) candidate``, in [0, 1)."""
     return param(float(default), minimum=0.0, maximum=1.0, high_open=True, symbol="β", shown=shown,
-                 help="EMA decay of the weights, in [0, 1)")
+                 cli_default=cli_default, help="EMA decay of the weights, in [0, 1)")
 
 
 def update_interval(default: int = 10, **spec: Any) -> Any:
@@ -216,6 +223,20 @@ def update_interval(default: int = 10, **spec: Any) -> Any:
 def bias_correction_flag() -> Any:
     """``bias_correction``: applied weights ``lam / (1 - beta^n)``, ``n`` the term's own updates."""
     return param(False, symbol="bias corr.", help="bias-corrected weights lambda/(1-beta^n)")
+
+
+def weight_bound(side: str) -> Any:
+    """``weight_min`` / ``weight_max``: clamp the adaptive weights (EMA state and applied weight) to a bound
+    after every update; ``None`` (default): unbounded, the paper's method exactly."""
+    what = "lower" if side == "min" else "upper"
+    return param(None, kind="float", optional=True, minimum=0.0, low_open=True, remedy=True,
+                 symbol=f"λ_{side}", help=f"{what} bound of the adaptive weights (none: unbounded, the paper's)")
+
+
+def weight_warmup() -> Any:
+    """``weight_warmup``: the weights stay at 1 for the first N epochs (no update before epoch N)."""
+    return param(0, minimum=0, remedy=True, symbol="warm-up",
+                 help="epochs with fixed weights 1 before the first update (0: none, the paper's)")
 
 
 # ------------------------------------------------------------------------------------------------ the base
@@ -236,7 +257,7 @@ class Scheme:
     uses_reference: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
-        for p in self.parameters().values():
+        for p in self.declared().values():
             object.__setattr__(self, p.name, p.check(getattr(self, p.name)))
         self.check()
 
@@ -246,7 +267,19 @@ class Scheme:
     # ------------------------------------------------------------------------------ the declaration
     @classmethod
     def parameters(cls) -> dict[str, Param]:
-        """The declared parameters, by key, in declaration order."""
+        """The scheme's own declared parameters, by key, in declaration order (without the remedy options
+        of :meth:`remedies`)."""
+        return {k: p for k, p in cls.declared().items() if not p.remedy}
+
+    @classmethod
+    def remedies(cls) -> dict[str, Param]:
+        """The declared remedy options (``weight_min``, ``weight_max``, ``weight_warmup`` of the EMA schemes)."""
+        return {k: p for k, p in cls.declared().items() if p.remedy}
+
+    @classmethod
+    def declared(cls) -> dict[str, Param]:
+        """Every declared parameter, remedies included, by key, in declaration order (the command-line
+        options, validation and :meth:`from_params` read these)."""
         out = {}
         for f in dataclasses.fields(cls):
             spec = f.metadata.get("param")
@@ -256,12 +289,14 @@ class Scheme:
         return out
 
     def params(self) -> dict[str, Any]:
-        """The parameter values, by key."""
-        return {key: getattr(self, p.name) for key, p in self.parameters().items()}
+        """The parameter values, by key: every own parameter, and the remedy options that are set."""
+        return {key: getattr(self, p.name) for key, p in self.declared().items()
+                if not p.remedy or getattr(self, p.name) != p.default}
 
     def to_dict(self) -> dict[str, Any]:
-        """``{"scheme": name, key: value, ...}``: every declared parameter, JSON-safe (``inf`` as ``"inf"``)."""
-        specs = self.parameters()
+        """``{"scheme": name, key: value, ...}``: every own parameter and each remedy option that is set,
+        JSON-safe (``inf`` as ``"inf"``)."""
+        specs = self.declared()
         return {"scheme": self.name, **{key: specs[key].to_json(v) for key, v in self.params().items()}}
 
     def identity(self) -> dict[str, Any]:
@@ -272,7 +307,7 @@ class Scheme:
     def from_params(cls, params: dict[str, Any]) -> "Scheme":
         """Build from ``{key or field name: value}`` (JSON forms accepted); ``ValueError`` for a parameter
         this scheme does not declare, naming the ones it does."""
-        specs = cls.parameters()
+        specs = cls.declared()
         by_name = {p.name: p for p in specs.values()}
         kw = {}
         for k, v in params.items():
@@ -287,7 +322,7 @@ class Scheme:
         """``title (parameters)``, e.g. ``DN-PINN (β=0.99, p=1)``: the key parameters, those that differ from
         their defaults, those named in ``show`` (keys), then the ``extra`` parts (e.g. a run's schedule)."""
         show = set(show)
-        parts = [p.text(getattr(self, p.name)) for key, p in self.parameters().items()
+        parts = [p.text(getattr(self, p.name)) for key, p in self.declared().items()
                  if p.shown or key in show or getattr(self, p.name) != p.check(p.default)]
         parts += list(extra)
         title = self.title or self.name or type(self).__name__
@@ -308,6 +343,15 @@ class EMAScheme(Scheme):
     optionally bias-corrected. Subclasses have (declared, or derived from their paper's parameter) ``beta``,
     ``tau`` and ``bias_correction``; :class:`fastpinn.Weighter` and the compiled op ``fastpinn::ema_update``
     do the rest (per-term bias correction, the adaptive-term mask, skip counting of invalid candidates)."""
+
+    def check(self) -> None:
+        # The weights start at 1: bounds that enclose 1 keep the clamp a no-op on a state no update touched
+        # (so an update switched off on the device leaves the state exactly as it was).
+        lo, hi = getattr(self, "weight_min", None), getattr(self, "weight_max", None)
+        if lo is not None and lo > 1.0:
+            raise ValueError(f"weight_min must be None or in (0, 1] (the weights start at 1), got {lo!r}")
+        if hi is not None and hi < 1.0:
+            raise ValueError(f"weight_max must be None or >= 1 (the weights start at 1), got {hi!r}")
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ import torch
 from torch import Tensor
 
 from ..ops import layout as L
-from .base import GradientStatsScheme, TraceScheme, bias_correction_flag, ema_beta, param, stat_ratio, update_interval
+from .base import (GradientStatsScheme, TraceScheme, bias_correction_flag, ema_beta, param, stat_ratio, update_interval,
+                   weight_bound, weight_warmup)
 from .registry import register
 
 __all__ = ["LRA", "GradNormW", "NTK"]
@@ -31,6 +32,9 @@ class LRA(GradientStatsScheme):
                          help="the paper's EMA parameter: lam <- (1-alpha) lam + alpha hat, in (0, 1]")
     tau: int = update_interval()
     bias_correction: bool = bias_correction_flag()
+    weight_min: Optional[float] = weight_bound("min")
+    weight_max: Optional[float] = weight_bound("max")
+    weight_warmup: int = weight_warmup()
 
     @property
     def beta(self) -> float:
@@ -59,6 +63,9 @@ class GradNormW(GradientStatsScheme):
     tau: int = update_interval(1000)
     reduce: str = param("sum", choices=("sum", "mean"), help="'sum' (the paper) or 'mean' (divide by K)")
     bias_correction: bool = bias_correction_flag()
+    weight_min: Optional[float] = weight_bound("min")
+    weight_max: Optional[float] = weight_bound("max")
+    weight_warmup: int = weight_warmup()
 
     uses_reference = False
 
@@ -96,6 +103,9 @@ class NTK(TraceScheme):
     per_point: bool = param(False, symbol="per point", help="per-point mean trace Tr(K_jj)/N_j")
     subsample: Optional[int] = param(128, kind="int", optional=True, minimum=1,
                                      help="points per term for the traces ('none': all)")
+    weight_min: Optional[float] = weight_bound("min")
+    weight_max: Optional[float] = weight_bound("max")
+    weight_warmup: int = weight_warmup()
 
     def candidate_from_traces(self, traces: Tensor) -> tuple[Tensor, Tensor]:
         total = traces.sum(dim=1)

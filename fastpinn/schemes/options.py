@@ -69,7 +69,10 @@ def _help(users: Sequence[tuple[str, Param]]) -> str:
     if len(helps) == 1:
         by_default: dict[str, list[str]] = {}
         for name, p in users:
-            by_default.setdefault(_default_text(p.default), []).append(name)
+            text = _default_text(p.default)
+            if p.cli_default is not None:
+                text = f"{_default_text(p.cli_default)} (train; {text} in Python and compare)"
+            by_default.setdefault(text, []).append(name)
         read_by = "; ".join(f"{d} for {', '.join(names)}" for d, names in by_default.items())
         text = f"{helps[0]} (default: {read_by})"
     else:
@@ -95,11 +98,19 @@ def add_scheme_options(parser: argparse.ArgumentParser) -> None:
         group.add_argument(option_name(key), **kw)
 
 
-def scheme_params_from_args(schemes: Iterable[str], args: argparse.Namespace) -> dict[str, Any]:
+def scheme_params_from_args(schemes: Iterable[str], args: argparse.Namespace, *,
+                            cli_defaults: bool = False) -> dict[str, Any]:
     """``{key: value}`` of the scheme options given in ``args`` (those not ``None``). ``ValueError`` (one line)
-    for an option none of ``schemes`` reads, naming the options they do read."""
+    for an option none of ``schemes`` reads, naming the options they do read. ``cli_defaults`` (one scheme, as
+    ``fastpinn train``): a parameter not given takes its declared ``cli_default`` where it has one."""
     names = list(schemes)
-    reads = {key for name in names for key in scheme_class(name).parameters()}
+    if cli_defaults:
+        if len(names) != 1:
+            raise ValueError("cli_defaults needs exactly one scheme")
+        fallback = {key: p.cli_default for key, p in scheme_class(names[0]).declared().items()
+                    if p.cli_default is not None and getattr(args, key, None) is None}
+        return {**fallback, **scheme_params_from_args(names, args)}
+    reads = {key for name in names for key in scheme_class(name).declared()}
     given = {key: getattr(args, key) for key in parameters_by_key() if getattr(args, key, None) is not None}
     for key in given:
         if key not in reads:

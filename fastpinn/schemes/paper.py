@@ -22,7 +22,8 @@ import torch
 from torch import Tensor
 
 from ..ops import layout as L
-from .base import FixedWeights, GradientStatsScheme, bias_correction_flag, ema_beta, param, stat_ratio, update_interval
+from .base import (FixedWeights, GradientStatsScheme, bias_correction_flag, ema_beta, param, stat_ratio, update_interval,
+                   weight_bound, weight_warmup)
 from .registry import register
 
 __all__ = ["PINN", "MA", "ID", "DN"]
@@ -47,6 +48,9 @@ class MA(GradientStatsScheme):
     tau: int = update_interval()
     form: str = param("paper", choices=("paper", "wang"), key="ma_form", symbol="form",
                       help="'paper' (eq. 15: divide by the applied weight) or 'wang' (Wang et al.'s code)")
+    weight_min: Optional[float] = weight_bound("min")
+    weight_max: Optional[float] = weight_bound("max")
+    weight_warmup: int = weight_warmup()
 
     def candidate(self, stats: Tensor, lam_applied: Tensor, reference: int, numel: int) -> tuple[Tensor, Tensor]:
         # max|g_r| / (c_j mean|g_j|), c_j = lam_applied (eq. 15) or 1 (Wang et al.'s code)
@@ -64,6 +68,9 @@ class ID(GradientStatsScheme):
     beta: float = ema_beta()
     bias_correction: bool = bias_correction_flag()
     tau: int = update_interval()
+    weight_min: Optional[float] = weight_bound("min")
+    weight_max: Optional[float] = weight_bound("max")
+    weight_warmup: int = weight_warmup()
 
     def candidate(self, stats: Tensor, lam_applied: Tensor, reference: int, numel: int) -> tuple[Tensor, Tensor]:
         # Bessel-corrected sample std; numel == 1 gives NaN -> invalid, the honest outcome.
@@ -75,12 +82,18 @@ class ID(GradientStatsScheme):
 @register("dn", title="DN-PINN")
 @dataclass(frozen=True)
 class DN(GradientStatsScheme):
-    """Dynamic norm-based weights: ratio of L^p norms of the gradients (``p >= 1`` or ``math.inf``)."""
+    """Dynamic norm-based weights: ratio of L^p norms of the gradients (``p >= 1`` or ``math.inf``).
 
-    beta: float = ema_beta()
+    ``fastpinn train`` uses ``beta = 0.99`` unless ``--beta`` is given: with 0.9 the weight of the initial
+    condition collapses on Burgers (u = 0 solves the PDE), see docs/weights.md; the class keeps the paper's 0.9."""
+
+    beta: float = ema_beta(cli_default=0.99)
     p: float = param(2.0, minimum=1.0, finite=False, help="norm exponent of the gradients, >= 1 or inf")
     bias_correction: bool = bias_correction_flag()
     tau: int = update_interval()
+    weight_min: Optional[float] = weight_bound("min")
+    weight_max: Optional[float] = weight_bound("max")
+    weight_warmup: int = weight_warmup()
 
     def candidate(self, stats: Tensor, lam_applied: Tensor, reference: int, numel: int) -> tuple[Tensor, Tensor]:
         norm = stats[:, :, L.NORM_P]

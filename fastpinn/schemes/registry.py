@@ -30,7 +30,7 @@ def register(name: str, *, title: str) -> Callable[[S], S]:
             raise TypeError(f"register() takes a fastpinn.schemes.Scheme subclass, got {cls!r}")
         if name in _REGISTRY and _REGISTRY[name] is not cls:
             raise ValueError(f"a scheme named {name!r} is already registered ({_REGISTRY[name].__name__})")
-        for key, spec in cls.parameters().items():
+        for key, spec in cls.declared().items():
             for other, p in parameters_by_key().get(key, []):
                 if p.kind != spec.kind:
                     raise ValueError(f"parameter {key!r} of {cls.__name__} is a {spec.kind}, but scheme "
@@ -101,6 +101,6 @@ def parameters_by_key() -> dict[str, list[tuple[str, Param]]]:
     """Every declared parameter key of the registered schemes: ``key -> [(scheme name, Param), ...]``."""
     out: dict[str, list[tuple[str, Param]]] = {}
     for name, cls in _REGISTRY.items():
-        for key, spec in cls.parameters().items():
+        for key, spec in cls.declared().items():
             out.setdefault(key, []).append((name, spec))
     return out

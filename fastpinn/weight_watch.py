@@ -1,0 +1,283 @@
+"""Watch the loss weights while training and say, once and in words, when they go wrong.
+
+:class:`WeightWatch` is a :class:`~fastpinn.callbacks.Callback` the :class:`~fastpinn.Trainer` installs by
+default (``Trainer(watch=True)``). It reads nothing per step: at each evaluation boundary (where the loop
+already synchronises) it reduces the epochs logged since the last boundary on the device -- the per-epoch
+weights and losses of :class:`~fastpinn.history.TrainingLog`, the Weighter's skip counters -- and copies a
+few ``[S, K]`` numbers to the host. It reports, once per term and kind:
+
+* ``collapse``: an adaptive weight below ``collapse`` (default 1e-3) times its start value and still falling;
+* ``runaway``: an adaptive weight above ``runaway`` (default 1e5: the paper's 2-D Poisson problem, which DN
+  solves to 6e-3, takes its boundary weight to ~7e3 -- a large weight is not by itself a failure);
+* ``stall``: a term's loss fell by less than ``stall_drop`` (10 %) over ``stall_epochs`` epochs (the best epoch
+  of the last window against the geometric mean of the window then; not a loss already 1e-4 below its
+  first level) while its weight moved by a factor ``stall_factor`` (10) or more;
+* ``skipped``: weight updates that kept the previous weight because a gradient statistic was zero or not
+  finite;
+* ``nonfinite``: a weight that is not finite.
+
+Each report is a :class:`WeightReport` (term, kind, epoch since when, value, members, message). The message
+goes to the progress output (above the bar when there is one, else as a :class:`WeightWarning`), the
+reports of a ``train()`` call into ``History.extra["weight_warnings"]`` and from there into a run's
+``metrics.json``.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Optional
+
+import numpy as np
+import torch
+
+from .callbacks import Callback
+from .validation import check_int, check_number
+
+if TYPE_CHECKING:
+    from .trainer import Trainer
+
+__all__ = ["WeightWatch", "WeightReport", "WeightWarning", "KINDS"]
+
+KINDS = ("collapse", "runaway", "stall", "skipped", "nonfinite")
+#: A loss below this fraction of its first level counts as converged, never as stalled.
+CONVERGED = 1e-4
+
+
+class WeightWarning(RuntimeWarning):
+    """The warning category of a :class:`WeightWatch` report shown without a progress bar."""
+
+
+@dataclass(frozen=True)
+class WeightReport:
+    """One finding: ``kind`` (one of :data:`KINDS`) of the weight of ``term`` since ``since_epoch`` (reported
+    at ``epoch``); ``value``: the weight (collapse, runaway), the loss ratio (stall) or the count (skipped);
+    ``members``: the ensemble members it concerns; ``message``: what happened and what to try."""
+
+    kind: str
+    term: str
+    epoch: int
+    since_epoch: int
+    value: float
+    members: list = field(default_factory=list)
+    message: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class WeightWatch(Callback):
+    """Detects collapsing, runaway, stalled and skipped loss weights at evaluation boundaries.
+
+    Args:
+        collapse: report a weight below ``collapse`` x its start value that is still falling (0 < x < 1).
+        runaway: report a weight above this (> 1).
+        stall_epochs, stall_drop, stall_factor: report a term whose loss fell by less than the fraction
+            ``stall_drop`` over ``stall_epochs`` epochs while its weight changed by a factor ``stall_factor``
+            or more.
+        echo: print each report as it is found (``False``: only record it).
+
+    ``reports`` holds every report of this watcher (a trainer keeps one watcher over its ``train()`` calls,
+    so a finding is reported once per run).
+    """
+
+    def __init__(self, *, collapse: float = 1e-3, runaway: float = 1e5, stall_epochs: int = 1000,
+                 stall_drop: float = 0.1, stall_factor: float = 10.0, echo: bool = True) -> None:
+        self.collapse = check_number("collapse", collapse, minimum=0, maximum=1, low_open=True, high_open=True)
+        self.runaway = check_number("runaway", runaway, minimum=1, low_open=True)
+        self.stall_epochs = check_int("stall_epochs", stall_epochs, minimum=1)
+        self.stall_drop = check_number("stall_drop", stall_drop, minimum=0, maximum=1, high_open=True)
+        self.stall_factor = check_number("stall_factor", stall_factor, minimum=1, low_open=True)
+        self.echo = bool(echo)
+        #: Show reports above a progress bar (set by :meth:`Trainer.train` from its ``progress``).
+        self.progress = False
+        self.reports: list[WeightReport] = []
+        self._reported: set[tuple[str, str]] = set()
+        self._start: Optional[np.ndarray] = None  # [S, K] the weights before the first epoch watched
+        self._first_level: Optional[np.ndarray] = None  # [S, K] the loss level of the first window
+        self._call_first = 0
+
+    # ------------------------------------------------------------------------------------ the hooks
+    def on_train_begin(self, trainer: "Trainer", epochs: int) -> None:
+        w = trainer.weighter
+        self._call_epoch0 = trainer.epoch  # the epoch of row 0 of this call's log
+        self._row = 0  # the first log row not yet watched
+        self._call_first = len(self.reports)
+        self._skipped = None if w.skipped is None else w.skipped.clone()
+        if self._start is None and w.lam_applied is not None:
+            # The start is the weights before epoch 0; a trainer resumed later started, as every scheme
+            # does, from weights 1.
+            start = w.lam_applied.detach().cpu().numpy().astype(np.float64)
+            self._start = start if trainer.epoch == 0 else np.ones_like(start)
+            self._previous = self._start.copy()  # [S, K] the weights at the last boundary
+            self._below_since = np.full(self._start.shape, -1, dtype=np.int64)
+            self._points: list[tuple[int, np.ndarray, np.ndarray]] = [(trainer.epoch, None, self._start)]
+
+    def on_eval(self, trainer: "Trainer", epoch: int, info: dict[str, Any]) -> Optional[bool]:
+        log = trainer.running_log
+        end = epoch - self._call_epoch0
+        if log is None or end <= self._row or self._start is None:
+            return None
+        first_epoch = self._call_epoch0 + self._row
+        found = self._findings(trainer, log.weights[self._row:end], log.losses[self._row:end], first_epoch, epoch)
+        self._row = end
+        for report in found:
+            self._report(trainer, report)
+        return None
+
+    def call_reports(self) -> list[dict[str, Any]]:
+        """The reports of the running (or last) ``train()`` call, as dicts (``History.extra["weight_warnings"]``)."""
+        return [r.to_dict() for r in self.reports[self._call_first:]]
+
+    def already_reported(self, reports: list[dict[str, Any]]) -> None:
+        """Mark earlier reports (e.g. from the history of a run being resumed) as made: not repeated."""
+        for r in reports:
+            self._reported.add((r["kind"], r["term"]))
+
+    # ---------------------------------------------------------------------------------- the checks
+    def _findings(self, trainer: "Trainer", W: torch.Tensor, L: torch.Tensor, first_epoch: int,
+                  epoch: int) -> list[WeightReport]:
+        """Everything wrong in the window ``W``/``L`` ``[E, S, K]`` of epochs ``first_epoch ..`` up to ``epoch``."""
+        weighter = trainer.weighter
+        names = list(trainer.problem.term_names)
+        # [K] the weights a scheme moves (fixed weights, PINN's included, are the user's choice)
+        watched = np.array(weighter.adaptive_mask, dtype=bool) & bool(getattr(weighter, "dynamic", True))
+        # One transfer per boundary: what the window says, reduced on the device.
+        start = torch.as_tensor(self._start, dtype=W.dtype, device=W.device)
+        low = W < self.collapse * start
+        high = W > self.runaway
+        bad = ~torch.isfinite(W)
+        E = W.shape[0]
+        def first_of(m: torch.Tensor) -> torch.Tensor:  # [S, K] the first row where m holds, E where never
+            return torch.where(m.any(0), m.to(W.dtype).argmax(0), torch.full_like(m[0], E, dtype=torch.int64))
+
+        # The loss of a window: its geometric mean (Adam's spikes barely move it; a stalled loss stays put).
+        l_level = L.double().abs().clamp_min(1e-300).log().mean(0).exp()
+        stacked = torch.stack([W[-1].double(), W.amax(0).double(), l_level, L.double().amin(0),
+                               first_of(low).double(), first_of(high).double(), first_of(bad).double()]).cpu().numpy()
+        w_last, w_max, l_level, l_best, low_at, high_at, bad_at = stacked
+        skipped = None
+        if weighter.skipped is not None and self._skipped is not None:
+            skipped = (weighter.skipped - self._skipped).cpu().numpy()
+        out: list[WeightReport] = []
+        scheme = trainer.scheme
+        ref = names[trainer.problem.reference_term] if getattr(scheme, "uses_reference", False) else None
+        for k, name in enumerate(names):
+            if skipped is not None and skipped[:, k].sum() > 0:
+                n = int(skipped[:, k].sum())
+                out.append(self._skip_report(name, first_epoch, epoch, n, list(np.nonzero(skipped[:, k])[0])))
+            if not watched[k]:
+                continue
+            members = np.nonzero(bad_at[:, k] < E)[0]
+            if len(members):
+                since = first_epoch + int(bad_at[members, k].min())
+                out.append(WeightReport("nonfinite", name, epoch, since, float("nan"), members.tolist(),
+                                        f"λ_{name} is not finite since epoch {since}{_who(members, W.shape[1])}: "
+                                        "lower the learning rate, bound the weights with --weight-max, "
+                                        "or use --scheme pinn"))
+            for s in range(W.shape[1]):  # since when each member's weight has been below the threshold
+                if w_last[s, k] >= self.collapse * self._start[s, k]:
+                    self._below_since[s, k] = -1  # back above: a later dip starts afresh
+                elif self._below_since[s, k] < 0:
+                    self._below_since[s, k] = first_epoch + int(low_at[s, k])
+            falling = (w_last[:, k] < self.collapse * self._start[:, k]) & (w_last[:, k] < self._previous[:, k])
+            members = np.nonzero(falling)[0]
+            if len(members):
+                out.append(self._collapse_report(name, ref, epoch, members, w_last[:, k], W.shape[1], k))
+            members = np.nonzero(high_at[:, k] < E)[0]
+            if len(members):
+                since = first_epoch + int(high_at[members, k].min())
+                top = float(w_max[members, k].max())
+                hint = (f"the gradient of '{name}' is tiny next to that of the reference term '{ref}' (terms with "
+                        "few points or a high derivative order make this ratio huge)" if ref else
+                        f"the scheme gives '{name}' ever more weight")
+                out.append(WeightReport(
+                    "runaway", name, epoch, since, top, members.tolist(),
+                    f"λ_{name} ran away to {top:.1e} (above {self.runaway:g}) since epoch {since}"
+                    f"{_who(members, W.shape[1])}: {hint}; try an upper bound --weight-max (e.g. 100), a larger "
+                    "--beta (e.g. 0.99), or --scheme pinn"))
+        out += self._stall_reports(names, watched, epoch, l_level, l_best, w_last)
+        self._previous = np.where(np.isfinite(w_last), w_last, self._previous)
+        if skipped is not None:
+            self._skipped = weighter.skipped.clone()
+        return out
+
+    def _collapse_report(self, name: str, ref: Optional[str], epoch: int, members: np.ndarray, w: np.ndarray,
+                         S: int, k: int) -> WeightReport:
+        value = float(w[members].min())
+        s = int(members[np.argmin(w[members])])
+        share = value / self._start[s, k]
+        since = int(self._below_since[members, k][self._below_since[members, k] >= 0].min(initial=epoch))
+        why = (f"the gradient of the reference term '{ref}' is small next to that of '{name}', often because a "
+               f"trivial solution (u ≈ 0) satisfies the PDE, so '{name}' is all but ignored" if ref else
+               f"the scheme has all but switched off '{name}'")
+        return WeightReport(
+            "collapse", name, epoch, since, value, members.tolist(),
+            f"λ_{name} collapsed to {value:.1e} by epoch {epoch} ({100 * share:.2g}% of its start "
+            f"{self._start[s, k]:.3g}; below {self.collapse:g}x since epoch {since}){_who(members, S)}: {why}; "
+            "try --beta 0.99, a lower bound --weight-min (e.g. 0.01), a warm-up --weight-warmup N, "
+            "or --scheme pinn")
+
+    def _skip_report(self, name: str, first_epoch: int, epoch: int, n: int, members: list) -> WeightReport:
+        return WeightReport(
+            "skipped", name, epoch, first_epoch, float(n), [int(m) for m in members],
+            f"term {name!r}: {n} weight update(s) between epochs {first_epoch} and {epoch} kept the previous weight "
+            "because a gradient statistic (of this term or the reference term) was zero or not finite: a term "
+            "whose loss does not depend on the network, or a gradient that overflows; check the term's residual, "
+            "lower the learning rate or use --scheme pinn")
+
+    def _stall_reports(self, names: list[str], watched: np.ndarray, epoch: int, l_level: np.ndarray,
+                       l_best: np.ndarray, w_last: np.ndarray) -> list[WeightReport]:
+        """A stall: even the best loss of this window is not ``stall_drop`` below the level (geometric mean)
+        of the window ``stall_epochs`` earlier, while the weight moved ``stall_factor``x since then."""
+        if self._first_level is None:
+            self._first_level = l_level
+        self._points.append((epoch, l_level, w_last))
+        then = [p for p in self._points if p[1] is not None and p[0] <= epoch - self.stall_epochs]
+        # Keep only what a later boundary can still compare with: the newest point old enough, and younger ones.
+        if then:
+            self._points = [p for p in self._points if p[0] >= then[-1][0]]
+        if not then:
+            return []
+        e0, l0, w0 = then[-1]
+        out = []
+        with np.errstate(divide="ignore", invalid="ignore"):
+            moved = np.maximum(w_last / w0, w0 / w_last) >= self.stall_factor
+            # a loss 1e4 below where it began has converged: it has nothing left to stall
+            stalled = (l_best > (1.0 - self.stall_drop) * l0) & (l_best > CONVERGED * self._first_level)
+        for k, name in enumerate(names):
+            members = np.nonzero(moved[:, k] & stalled[:, k] & np.isfinite(l_best[:, k]))[0] if watched[k] else []
+            if len(members):
+                s = int(members[0])
+                out.append(WeightReport(
+                    "stall", name, epoch, e0, float(l_best[s, k] / l0[s, k]), members.tolist(),
+                    f"L_{name} stalled from epoch {e0} to {epoch} ({l0[s, k]:.2e} -> at best {l_best[s, k]:.2e}) while "
+                    f"λ_{name} moved from {w0[s, k]:.3g} to {w_last[s, k]:.3g}{_who(members, len(w_last))}: the "
+                    "weight is not helping this term; try bounds --weight-min/--weight-max, --beta 0.99, or "
+                    "--scheme pinn"))
+        return out
+
+    # ------------------------------------------------------------------------------------ reporting
+    def _report(self, trainer: "Trainer", report: WeightReport) -> None:
+        key = (report.kind, report.term)
+        if key in self._reported:
+            return
+        self._reported.add(key)
+        self.reports.append(report)
+        if not self.echo or trainer.rank != 0:
+            return
+        if self.progress:
+            from tqdm.auto import tqdm
+
+            tqdm.write(f"warning: {report.message}", file=sys.stderr)  # above the bar, on its stream
+        else:
+            warnings.warn(report.message, WeightWarning, stacklevel=5)  # the caller of train()
+
+
+def _who(members: Any, S: int) -> str:
+    """`` (seeds 0, 2 of 3)`` for an ensemble, nothing for one network."""
+    members = list(members)
+    if S == 1:
+        return ""
+    return f" (member{'s' if len(members) > 1 else ''} {', '.join(map(str, members))} of {S})"

@@ -1,0 +1,207 @@
+"""The weight watcher: a collapsing, runaway, stalled or skipped weight is reported once, in words, in the
+progress output, the History and metrics.json; a healthy run reports nothing."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+import warnings
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+import fastpinn
+from fastpinn import Trainer, cli
+from fastpinn.problems import poisson1d
+from fastpinn.weight_watch import WeightWarning, WeightWatch
+
+
+def scaled_bc(factor: float, **kw):
+    """poisson1d whose boundary residual is scaled: ||grad L_bc|| grows by factor^2, so DN's
+    lam_bc = ||grad L_pde|| / ||grad L_bc|| shrinks (factor > 1) or grows (factor < 1) by as much."""
+    problem = poisson1d(0, n_pde=16, depth=2, width=4, **kw)
+    good = problem.terms[1].residual
+    problem.terms[1].residual = lambda f, target: factor * good(f, target)
+    return problem
+
+
+def train_collecting(trainer: Trainer, epochs: int):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        history = trainer.train(epochs)
+    return history, [w for w in caught if issubclass(w.category, WeightWarning)]
+
+
+def test_a_collapsing_weight_is_reported_once_naming_term_epoch_and_remedies():
+    trainer = Trainer(scaled_bc(1e4), fastpinn.DN(beta=0.0, tau=1), backend="torch", eval_every=5)
+    history, shown = train_collecting(trainer, 20)
+    collapses = [r for r in history.extra["weight_warnings"] if r["kind"] == "collapse"]
+    assert len(collapses) == 1 and collapses[0]["term"] == "bc"
+    report = collapses[0]
+    assert report["epoch"] == 5 and report["since_epoch"] == 0 and report["value"] < 1e-3
+    assert report["value"] == pytest.approx(float(history.weights[4, 0, 1]))
+    text = report["message"]
+    assert text.startswith("λ_bc collapsed to") and "by epoch 5" in text and "'pde'" in text
+    assert "--beta 0.99" in text and "--weight-min" in text and "--scheme pinn" in text
+    assert [str(w.message) for w in shown].count(text) == 1  # shown once, though the weight stays collapsed
+    # A second call on the same trainer does not repeat it.
+    again, shown = train_collecting(trainer, 10)
+    assert not [r for r in again.extra["weight_warnings"] if r["kind"] == "collapse"] and not any(
+        "collapsed" in str(w.message) for w in shown)
+
+
+def test_a_runaway_weight_is_reported_once():
+    trainer = Trainer(scaled_bc(1e-4), fastpinn.DN(beta=0.0, tau=1), backend="torch", eval_every=5)
+    history, shown = train_collecting(trainer, 15)
+    runaways = [r for r in history.extra["weight_warnings"] if r["kind"] == "runaway"]
+    assert len(runaways) == 1 and runaways[0]["term"] == "bc" and runaways[0]["value"] > 1e3
+    assert runaways[0]["since_epoch"] == 0
+    assert "--weight-max" in runaways[0]["message"]
+    assert sum("ran away" in str(w.message) for w in shown) == 1
+
+
+@pytest.mark.parametrize("scheme", [fastpinn.DN(), fastpinn.DN(beta=0.99), fastpinn.PINN()], ids=repr)
+def test_a_healthy_run_reports_nothing(scheme):
+    trainer = Trainer(poisson1d([0, 1], n_pde=16, depth=2, width=4), scheme, backend="torch", eval_every=10)
+    history, shown = train_collecting(trainer, 40)
+    assert history.extra["weight_warnings"] == [] and shown == []
+
+
+def test_skipped_updates_are_one_report_per_term_not_one_warning_per_boundary():
+    problem = poisson1d(0, n_pde=16, depth=2, width=4)
+    problem.terms[1].residual = lambda f, target: 0.0 * f["u"] + 1.0  # zero gradient: DN cannot update it
+    trainer = Trainer(problem, fastpinn.DN(tau=1), backend="torch", eval_every=2)
+    history, shown = train_collecting(trainer, 8)
+    assert len(shown) == 1 and "term 'bc'" in str(shown[0].message)
+    assert "kept the previous weight" in str(shown[0].message)
+    (report,) = history.extra["weight_warnings"]
+    assert report["kind"] == "skipped" and report["value"] == 2  # the updates of the first window
+    assert history.skipped.tolist() == [[0, 8]]
+
+
+def test_watch_false_and_custom_thresholds():
+    quiet = Trainer(scaled_bc(1e4), fastpinn.DN(beta=0.0, tau=1), backend="torch", eval_every=5, watch=False)
+    history, shown = train_collecting(quiet, 10)
+    assert "weight_warnings" not in history.extra and shown == []
+    # A lower threshold than the collapse reaches: nothing to say.
+    lenient = Trainer(scaled_bc(1e4), fastpinn.DN(beta=0.0, tau=1), backend="torch", eval_every=5,
+                      watch=WeightWatch(collapse=1e-30, stall_epochs=10_000))
+    history, _ = train_collecting(lenient, 10)
+    assert [r["kind"] for r in history.extra["weight_warnings"]] == []
+    with pytest.raises(ValueError, match="collapse"):
+        WeightWatch(collapse=2.0)
+    with pytest.raises(ValueError, match="watch"):
+        Trainer(poisson1d(0, n_pde=8, depth=2, width=4), watch="yes")
+
+
+# ------------------------------------------------------------------------------ synthetic histories
+def feed(watch: WeightWatch, weights: np.ndarray, losses: np.ndarray, eval_every: int) -> list:
+    """Run the watcher's hooks over given per-epoch weights/losses ``[E, S, K]`` (a stand-in trainer)."""
+    E, S, K = weights.shape
+    log = SimpleNamespace(weights=torch.tensor(weights), losses=torch.tensor(losses))
+    weighter = SimpleNamespace(adaptive_mask=(False,) + (True,) * (K - 1), lam_applied=torch.ones(S, K),
+                               skipped=torch.zeros(S, K, dtype=torch.int64))
+    trainer = SimpleNamespace(epoch=0, weighter=weighter, running_log=log, rank=0,
+                              scheme=fastpinn.DN(), problem=SimpleNamespace(term_names=["pde", "ic"][:K],
+                                                                            reference_term=0))
+    watch.echo = False
+    watch.on_train_begin(trainer, E)
+    for epoch in range(eval_every, E + 1, eval_every):
+        watch.on_eval(trainer, epoch, {})
+    return watch.reports
+
+
+def test_synthetic_collapse_reports_since_when_the_weight_is_below_the_threshold():
+    E = 1000
+    w = np.ones((E, 1, 2), dtype=np.float32)
+    w[:, 0, 1] = np.logspace(0, -5, E)  # 1 -> 1e-5: below 1e-3 from epoch 600 on
+    losses = np.ones_like(w)
+    losses[:, 0, 1] = np.linspace(1.0, 0.1, E)  # the term's loss still falls: no stall
+    reports = feed(WeightWatch(), w, losses, eval_every=100)
+    assert [(r.kind, r.term, r.epoch, r.since_epoch) for r in reports] == [("collapse", "ic", 700, 600)]
+
+
+def test_synthetic_collapse_that_recovers_is_not_reported():
+    E = 400
+    w = np.ones((E, 1, 2), dtype=np.float32)
+    w[:150, 0, 1] = np.logspace(0, -4, 150)  # a dip below 1e-3 inside a window...
+    w[150:, 0, 1] = 0.5  # ...gone by the boundary
+    assert feed(WeightWatch(), w, np.ones_like(w), eval_every=100) == []
+
+
+def test_synthetic_stall_while_the_weight_moves():
+    E = 2000
+    w = np.ones((E, 1, 2), dtype=np.float32)
+    w[:, 0, 1] = np.logspace(0, -2.5, E)  # down ~18x per 1000 epochs, never below 1e-3
+    losses = np.ones_like(w)
+    losses[:, 0, 1] = 0.4  # the term's loss does not move
+    reports = feed(WeightWatch(), w, losses, eval_every=100)
+    assert [(r.kind, r.term, r.epoch, r.since_epoch) for r in reports] == [("stall", "ic", 1100, 100)]
+    assert "L_ic stalled" in reports[0].message and "--scheme pinn" in reports[0].message
+    # The loss falling keeps it quiet.
+    losses[:, 0, 1] = np.logspace(0, -3, E)
+    assert feed(WeightWatch(), w, losses, eval_every=100) == []
+
+
+# ---------------------------------------------------------------------------------- metrics.json
+PROBLEM_FILE = textwrap.dedent('''
+    import math, torch
+    from fastpinn import Problem, pde, dirichlet, sampling
+
+    def make_problem(seed=0, n_pde=16, epochs=500):
+        gen = torch.Generator().manual_seed(seed)
+        x = sampling.uniform(n_pde, [0.0], [1.0], gen)
+        def residual(f):
+            return f["u_xx"][..., 0] + math.pi ** 2 * torch.sin(math.pi * f.x[..., 0])
+        def boundary(f):  # scaled: its gradient dwarfs the PDE's, so DN's weight on it collapses
+            return 1e4 * f["u"][..., 0]
+        def solution():
+            X = torch.linspace(0, 1, 33, dtype=torch.float64).reshape(-1, 1)
+            return X.numpy(), torch.sin(math.pi * X[:, 0]).numpy()
+        return Problem(name="collapsing", coords=("x",), lower=(0.0,), upper=(1.0,),
+                       terms=[pde("pde", x, residual, "u_xx"),
+                              pde("bc", torch.tensor([[0.0], [1.0]], dtype=torch.float64), boundary, "u")],
+                       depth=2, width=4, epochs=epochs, solution=solution, seeds=(seed,))
+''')
+
+
+def test_the_report_reaches_metrics_json_and_the_progress_output(tmp_path, capsys):
+    path = tmp_path / "collapsing.py"
+    path.write_text(PROBLEM_FILE)
+    out = tmp_path / "run"
+    rc = cli.main(["train", f"{path}:make_problem", "--scheme", "dn", "--beta", "0", "--tau", "1", "--epochs", "10",
+                   "--eval-every", "5", "--no-figures", "--compile", "off", "--threads", "1", "--backend", "torch",
+                   "--out", str(out)])
+    assert rc == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    collapses = [r for r in metrics["weight_warnings"] if r["kind"] == "collapse"]
+    assert len(collapses) == 1 and collapses[0]["term"] == "bc" and collapses[0]["epoch"] == 5
+    err = capsys.readouterr().err
+    assert err.count("λ_bc collapsed") == 1
+
+
+def test_a_resumed_run_keeps_earlier_reports_and_does_not_repeat_them(tmp_path):
+    first = Trainer(scaled_bc(1e4), fastpinn.DN(beta=0.0, tau=1), backend="torch", eval_every=5)
+    h1, _ = train_collecting(first, 10)
+    path = str(tmp_path / "ckpt.pt")
+    first.save_checkpoint(path)
+    second = Trainer(scaled_bc(1e4), fastpinn.DN(beta=0.0, tau=1), backend="torch", eval_every=5)
+    second.load_checkpoint(path)
+    unaware = Trainer(scaled_bc(1e4), fastpinn.DN(beta=0.0, tau=1), backend="torch", eval_every=5)
+    unaware.load_checkpoint(path)
+    _, shown = train_collecting(unaware, 5)
+    assert any("collapsed" in str(w.message) for w in shown)  # measured against the start, 1
+    second.watch.already_reported(h1.extra["weight_warnings"])
+    h2, shown = train_collecting(second, 10)
+    assert not any("collapsed" in str(w.message) for w in shown)
+    kinds = [r["kind"] for r in h1.concat(h2).extra["weight_warnings"]]
+    assert kinds.count("collapse") == 1 and kinds == [r["kind"] for r in h1.extra["weight_warnings"] + h2.extra["weight_warnings"]]
+
+
+def test_fixed_weights_are_the_users_choice_not_a_runaway():
+    problem = poisson1d(0, n_pde=16, depth=2, width=4)
+    history, shown = train_collecting(Trainer(problem, fastpinn.PINN(weights=(1.0, 1e4)), backend="torch",
+                                              eval_every=5), 10)
+    assert history.extra["weight_warnings"] == [] and shown == []
