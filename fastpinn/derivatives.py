@@ -21,6 +21,8 @@ Interchangeable methods:
 * ``"autograd"`` -- nested ``torch.autograd.grad(..., create_graph=True)``, the classic PINN way and
   the oracle for the other two. Any order.
 
+This module holds the requests, the result container, the registry and the choice; the computations live in
+:mod:`fastpinn.jets` (``"jet"``, ``"fused"``) and :mod:`fastpinn.autodiff` (``"func"``, ``"autograd"``).
 The methods form one registry (:func:`register_method`, :func:`method_names`): each says whether it
 applies to a network and a set of requests (:func:`applicable_methods`), so the trainer, the tuner and
 the command line all read the same list. ``"auto"`` picks one with :func:`choose_method`;
@@ -45,10 +47,12 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
-from torch.func import functional_call, jacrev, jvp, vmap
+from torch.func import functional_call
 
-from fastpinn.network import MLP, HardConstraint
-from fastpinn.ops.mlp_jet import JetPlan, mlp_jet
+from fastpinn.network import MLP
+from fastpinn.autodiff import autograd_derivatives, autograd_mlp, func_mlp, func_pointwise, mlp_members
+from fastpinn.jets import fused_mlp, fused_network_reason, jet_mlp
+from fastpinn.ops.mlp_jet import DerivIndex
 
 __all__ = ["derivatives", "Fields", "choose_method", "fastest_method", "MethodChoice", "parse_request",
            "parse_requests", "METHODS", "DerivativeMethod", "register_method", "method_names",
@@ -57,9 +61,6 @@ __all__ = ["derivatives", "Fields", "choose_method", "fastest_method", "MethodCh
 Request = Union[str, Sequence[str]]
 Method = str  # "auto" or a registered method name (see method_names())
 
-# A derivative as the sorted tuple of the indices of the coordinates it differentiates by;
-# () is the value, (1,) is d/dx_1, (0, 1) is d2/dx_0 dx_1. Sorting makes mixed derivatives order-free.
-DerivIndex = tuple[int, ...]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -454,15 +455,8 @@ def _jet_applicable(net: Any, wanted: Sequence[DerivIndex]) -> Optional[str]:
 
 
 def _fused_applicable(net: Any, wanted: Sequence[DerivIndex]) -> Optional[str]:
-    return _jet_applicable(net, wanted) or _fused_network_reason(net)
+    return _jet_applicable(net, wanted) or fused_network_reason(net)
 
-
-def _fused_network_reason(net: MLP) -> Optional[str]:
-    if net.activation.name != "tanh":  # the compiled kernels (csrc/, kernels/) hard-code tanh
-        return f"the compiled kernel is tanh-only; this MLP uses {net.activation.name!r} (use method 'jet')"
-    if net.transformed:
-        return "the compiled kernel has no input/output transforms (use method 'jet')"
-    return None
 
 
 def _any_network(net: Any, wanted: Sequence[DerivIndex]) -> Optional[str]:
@@ -478,21 +472,21 @@ def _compute_jet(net: MLP, theta: Any, x: Tensor, wanted: Sequence[DerivIndex]) 
 def _compute_fused(net: MLP, theta: Any, x: Tensor, wanted: Sequence[DerivIndex]) -> dict:
     if not isinstance(theta, Tensor):
         # The op takes the flat theta; per-layer leaves are views of it in layout order.
-        members = _mlp_members(net, theta)
+        members = mlp_members(net, theta)
         theta = torch.cat([t.reshape(members, -1) if members else t.reshape(-1) for t in theta], dim=-1)
     return fused_mlp(net, theta, x, wanted)
 
 
 def _compute_func(net: Any, theta: Any, x: Tensor, wanted: Sequence[DerivIndex]) -> dict:
     if isinstance(net, MLP):
-        return _func_mlp(net, theta, x, wanted)
-    return _func_pointwise(_batched_callable(net, theta), x, wanted)
+        return func_mlp(net, theta, x, wanted)
+    return func_pointwise(_batched_callable(net, theta), x, wanted)
 
 
 def _compute_autograd(net: Any, theta: Any, x: Tensor, wanted: Sequence[DerivIndex]) -> dict:
     if isinstance(net, MLP):
-        return _autograd_mlp(net, theta, x, wanted)
-    return _autograd_derivatives(_batched_callable(net, theta), x, wanted)
+        return autograd_mlp(net, theta, x, wanted)
+    return autograd_derivatives(_batched_callable(net, theta), x, wanted)
 
 
 def _check_mlp_inputs(net: MLP, x: Tensor, theta: Any) -> Any:
@@ -529,421 +523,6 @@ def _batched_callable(net: Any, theta: Any) -> Callable[[Tensor], Tensor]:
         "theta for a module other than MLP must be a mapping of parameter names to tensors "
         f"(torch.func.functional_call), got {type(theta).__name__} for {type(net).__name__}"
     )
-
-
-# ----------------------------------------------------------------------------------------------
-# "jet": forward derivative jets through the MLP
-# ----------------------------------------------------------------------------------------------
-
-
-def _pair_products(t: Tensor, pairs: Sequence[tuple[int, int]]) -> Tensor:
-    """``t[.., C, M, w]`` -> ``t_i * t_j`` for each pair ``(i, j)``: ``[.., len(pairs), M, w]``."""
-    lefts = [i for i, _ in pairs]
-    if all(i == j for i, j in pairs) and lefts == list(range(lefts[0], lefts[0] + len(lefts))):
-        # Only diagonal channels in a contiguous block (e.g. Poisson's xx, yy): one op on a slice.
-        return t[..., lefts[0] : lefts[0] + len(lefts), :, :].square()
-    return torch.stack([t[..., i, :, :] * t[..., j, :, :] for i, j in pairs], dim=-3)
-
-
-def _select_channels(t: Tensor, channels: Sequence[int]) -> Tensor:
-    """``t[.., C, M, w]`` -> channels by position; a slice when they are contiguous, so no copy."""
-    if not channels:
-        return t[..., :0, :, :]
-    if list(channels) == list(range(channels[0], channels[0] + len(channels))):
-        return t[..., channels[0] : channels[0] + len(channels), :, :]
-    return torch.stack([t[..., c, :, :] for c in channels], dim=-3)
-
-
-def _affine(h: Tensor, w: Tensor, b: Tensor) -> Tensor:
-    """``h[.., M, in] @ w[.., out, in]^T + b[.., out]``; ``h[M, in]`` with an ensemble ``w`` broadcasts."""
-    if w.dim() == 2:
-        if h.dim() == 2:
-            return torch.addmm(b, h, w.t())
-        return torch.matmul(h, w.t()) + b
-    if h.dim() == 2:  # shared points into an ensemble
-        return torch.matmul(h, w.transpose(1, 2)) + b.unsqueeze(1)
-    return torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
-
-
-def _linear_channels(t: Tensor, w: Tensor) -> Tensor:
-    """Tangent-like channels ``t[.., C, M, in]`` through ``w[.., out, in]`` (no bias): ``[.., C, M, out]``."""
-    if w.dim() == 2:
-        return torch.matmul(t, w.t())  # folds the leading dims into one matmul
-    members, channels, points, n_in = t.shape
-    out = torch.bmm(t.reshape(members, channels * points, n_in), w.transpose(1, 2))
-    return out.reshape(members, channels, points, w.shape[1])
-
-
-def jet_mlp(net: MLP, theta: Tensor, x: Tensor, wanted: Sequence[DerivIndex]) -> dict[DerivIndex, Tensor]:
-    """Value, first and second derivatives of an MLP by forward propagation of derivative jets: the
-    ``"jet"`` method, in pure PyTorch (and the test oracle of the fused op, :func:`fused_mlp`).
-
-    ``theta``: ``[P]``, ``[S, P]`` or the per-layer tensors (``net.layers`` layout); ``x``: ``[N, d]`` (any
-    leading shape for a single network) or ``[S, N, d]``; ``wanted``: derivative indices of order <= 2.
-    Returns index -> ``[.., N, out]`` (``[S, N, out]`` for an ensemble).
-
-    Per layer we carry, for the requested directions only,
-    ``z`` (pre-activation value ``[.., N, w]``), ``T`` (its first derivatives ``[.., nT, N, w]``) and
-    ``Q`` (its second derivatives ``[.., nQ, N, w]``). Through ``a = phi(z)`` (the network's activation,
-    ``phi'`` and ``phi''`` in closed form): ``T_a = phi' T``, ``Q_a(i,j) = phi' Q(i,j) + phi'' T_i T_j``
-    (tanh: ``phi' = 1 - a^2``, ``phi'' = -2 a phi'``, so ``Q_a = phi' (Q - 2 a T_i T_j)``); through an affine map all channels are multiplied by
-    ``W^T`` and only the value gets the bias. An input transform's jets start the first layer and an output
-    transform is applied to the network's jets (both with ``torch.func``, exact), see :func:`_feature_jets`
-    and :func:`_output_transform_jets`.
-    """
-    plan = JetPlan(wanted)
-    if net.output_transform is None:
-        return _jet_layers(net, theta, x, plan)
-    # The output map needs N's first derivative along every direction a request uses, and the second ones asked.
-    inner = JetPlan([()] + [(c,) for c in plan.dirs] + plan.second)
-    n = _jet_layers(net, theta, x, inner)
-    if n[()].dim() == x.dim() + 1:  # shared points into an ensemble: the map sees x per member, like N
-        x = x.unsqueeze(0).expand(n[()].shape[0], *x.shape)
-    return _output_transform_jets(net.output_transform, x, n, wanted)
-
-
-def _pointwise_jets(fn: Callable[[Tensor], Tensor], x: Tensor, wanted: Sequence[DerivIndex]) -> dict[DerivIndex, Tensor]:
-    """Value and derivatives (orders <= 2) of a pointwise ``fn: x[..., d] -> [..., F]`` at every point.
-
-    ``fn`` is pointwise, so one forward-mode ``jvp`` of the whole batch along the unit direction ``e_c`` is every
-    point's derivative by ``x_c`` (and a nested one the second derivatives): a few evaluations of ``fn``, no
-    ``vmap`` over points.
-    """
-    x = x.contiguous()  # a forward-mode primal may not be an expanded view (shared points of an ensemble)
-    eye = torch.eye(x.shape[-1], dtype=x.dtype, device=x.device)
-
-    def along(f: Callable[[Tensor], Tensor], c: int) -> Callable[[Tensor], Tensor]:
-        return lambda y: jvp(f, (y,), (eye[c].expand_as(y).clone(),))[1]
-
-    out: dict[DerivIndex, Tensor] = {}
-    for index in wanted:
-        g = fn
-        for c in index:
-            g = along(g, c)
-        out[index] = g(x)
-    return out
-
-
-@torch.compiler.disable  # dynamo does not trace these jvps well; they depend on x only, not on theta
-def _feature_jets(fn: Callable[[Tensor], Tensor], x: Tensor, plan: JetPlan) -> dict[DerivIndex, Tensor]:
-    """An input transform's value and its derivatives along ``plan.dirs`` and ``plan.second``."""
-    return _pointwise_jets(fn, x, [()] + [(c,) for c in plan.dirs] + list(plan.second))
-
-
-def _output_transform_jets(fn: Callable[[Tensor, Tensor], Tensor], x: Tensor, n: Mapping[DerivIndex, Tensor],
-                           wanted: Sequence[DerivIndex]) -> dict[DerivIndex, Tensor]:
-    """Derivatives of ``u(x) = fn(x, N(x))`` from ``N``'s jets ``n`` (value, ``(c,)`` per direction, requested pairs).
-
-    :class:`HardConstraint` ``u = g + d N``: the product rule on the jets of ``g`` and ``d`` (functions of ``x``
-    only). Any other map: along the curve ``h(s, r) = fn(x + s e_i + r e_j, N + s N_i + r N_j + s r N_ij)`` the
-    chain rule gives ``dh/ds(0) = u_i`` and ``d2h/ds dr(0, 0) = u_ij`` exactly (the ``s^2``, ``r^2`` terms of N's
-    Taylor expansion do not reach the mixed derivative), so nested forward-mode ``jvp`` in the scalars ``s``, ``r``
-    of the pointwise ``fn`` on all points at once gives every point's derivative.
-    """
-    if isinstance(fn, HardConstraint):
-        return _hard_constraint_jets(fn, x, n, wanted)
-    eye = torch.eye(x.shape[-1], dtype=x.dtype, device=x.device)
-    zero, one = x.new_zeros(()), x.new_ones(())
-    n0 = n[()]
-
-    def along(g: Callable[[Tensor], Tensor]) -> Tensor:
-        return jvp(g, (zero,), (one,))[1]
-
-    out: dict[DerivIndex, Tensor] = {}
-    for index in wanted:
-        if index == ():
-            out[index] = fn(x, n0)
-        elif len(index) == 1:
-            (i,) = index
-            out[index] = along(lambda s, i=i: fn(x + s * eye[i], n0 + s * n[(i,)]))
-        else:
-            i, j = index
-
-            def mixed(s: Tensor, i: int = i, j: int = j) -> Tensor:
-                return along(lambda r: fn(x + s * eye[i] + r * eye[j],
-                                          n0 + s * n[(i,)] + r * n[(j,)] + (s * r) * n[(i, j)]))
-
-            out[index] = along(mixed)
-    return out
-
-
-def _hard_constraint_jets(fn: HardConstraint, x: Tensor, n: Mapping[DerivIndex, Tensor],
-                          wanted: Sequence[DerivIndex]) -> dict[DerivIndex, Tensor]:
-    """``u = g + d N``: ``u_i = g_i + d_i N + d N_i``, ``u_ij = g_ij + d_ij N + d_i N_j + d_j N_i + d N_ij``."""
-    g = _pointwise_jets(fn.g, x, wanted)
-    d = _pointwise_jets(fn.d, x, list(n))
-    out: dict[DerivIndex, Tensor] = {}
-    for index in wanted:
-        if index == ():
-            out[index] = g[()] + d[()] * n[()]
-        elif len(index) == 1:
-            out[index] = g[index] + d[index] * n[()] + d[()] * n[index]
-        else:
-            i, j = index
-            out[index] = (g[index] + d[index] * n[()] + d[(i,)] * n[(j,)] + d[(j,)] * n[(i,)]
-                          + d[()] * n[index])
-    return out
-
-
-def _jet_layers(net: MLP, theta: Tensor, x: Tensor, plan: JetPlan) -> dict[DerivIndex, Tensor]:
-    """The jets of the network's output before any output transform (see :func:`jet_mlp`)."""
-    layers = net.layers(theta)
-    ensemble = layers[0][0].dim() == 3
-    lead = x.shape[:-1]
-    if not ensemble and x.dim() != 2:
-        x = x.reshape(-1, x.shape[-1])  # a single net is pointwise: fold any leading shape into N
-
-    w0, b0 = layers[0]
-    q: Optional[Tensor] = None
-    if net.input_transform is None:
-        scale = net.input_scale
-        z = _affine(x * scale + net.input_shift, w0, b0)  # [.., N, w]
-        # d(first pre-activation)/dx_c = scale_c * W0[:, c] is the same at every point: one row per direction, M = 1.
-        if plan.dirs:
-            t = torch.stack([w0[..., :, c] * scale[c] for c in plan.dirs], dim=-2).unsqueeze(-2)  # [.., nT, 1, w]
-        else:
-            t = None
-        # second derivatives of the first pre-activation are zero
-    else:
-        features = _feature_jets(net.input_transform, x, plan)  # index -> [.., N, F]
-        z = _affine(features[()], w0, b0)
-        t = _linear_channels(_channels_for(w0, [features[(c,)] for c in plan.dirs]), w0) if plan.dirs else None
-        if plan.second:
-            q = _linear_channels(_channels_for(w0, [features[index] for index in plan.second]), w0)
-
-    activation = net.activation
-    for depth_index, (w, b) in enumerate(layers[1:]):
-        if activation.factored is not None:  # phi'' = phi' rho: Q_a = phi' (Q + rho T_i T_j)
-            a, d1, rho = activation.factored(z)
-            d1_c = d1.unsqueeze(-3)  # broadcast over channels
-            if plan.pairs:
-                tt = _pair_products(t, plan.pairs)
-                rho_c = rho.unsqueeze(-3)
-                q = d1_c * (tt * rho_c if q is None else torch.addcmul(q, rho_c, tt))
-        else:
-            a, d1, d2 = activation.jet(z)
-            d1_c = d1.unsqueeze(-3)
-            if plan.pairs:
-                tt = _pair_products(t, plan.pairs)
-                d2_c = d2.unsqueeze(-3)
-                q = d2_c * tt if q is None else torch.addcmul(d1_c * q, d2_c, tt)
-        if t is not None:
-            if depth_index == len(layers) - 2:
-                t = _select_channels(t, plan.first_out)  # the output layer only needs requested tangents
-            t = d1_c * t
-            t = _linear_channels(t, w)
-        if q is not None:
-            q = _linear_channels(q, w)
-        z = _affine(a, w, b)
-
-    if len(layers) == 1 and t is not None:
-        t = _select_channels(t, plan.first_out)
-    values: dict[DerivIndex, Tensor] = {(): z}
-    for k, index in enumerate(plan.first):
-        values[index] = t[..., k, :, :].expand_as(z)  # depth 1: the derivative is the same at every point
-    for k, index in enumerate(plan.second):
-        values[index] = q[..., k, :, :] if q is not None else torch.zeros_like(z)  # depth 1: affine
-    if len(layers) == 1:
-        values = {index: v.contiguous() for index, v in values.items()}
-    if not ensemble:
-        values = {index: v.reshape(*lead, v.shape[-1]) for index, v in values.items()}
-    return values
-
-
-def _channels_for(w: Tensor, channels: Sequence[Tensor]) -> Tensor:
-    """Stack per-channel ``[.., N, F]`` tensors as ``[.., C, N, F]``, with a members dim when ``w`` has one."""
-    t = torch.stack(channels, dim=-3)
-    if w.dim() == 3 and t.dim() == 3:  # shared points into an ensemble
-        t = t.unsqueeze(0).expand(w.shape[0], *t.shape)
-    return t
-
-
-def fused_mlp(net: MLP, theta: Tensor, x: Tensor, wanted: Sequence[DerivIndex]) -> dict[DerivIndex, Tensor]:
-    """:func:`jet_mlp`'s contract through the fused op ``fastpinn::mlp_jet_forward``
-    (:mod:`fastpinn.ops.mlp_jet`): ``wanted`` derivative indices
-    -> tensors ``[.., N, out]`` (``[S, N, out]`` for ``theta[S, P]``; any leading shape of ``x`` for a
-    single network). Orders <= 2 (``NotImplementedError`` beyond, as ``"jet"``)."""
-    reason = _fused_network_reason(net)
-    if reason is not None:
-        raise ValueError(f"method 'fused' does not apply: {reason}")
-    plan = JetPlan(wanted)
-    ensemble = theta.dim() == 2
-    lead = x.shape[:-1]
-    th = theta if ensemble else theta.unsqueeze(0)
-    points = x if ensemble else x.reshape(-1, x.shape[-1])
-    sizes = [net.in_dim] + [net.width] * (net.depth - 1) + [net.out_dim]
-    fields = mlp_jet(th, points, net.input_scale, net.input_shift, sizes, plan.dirs, plan.pairs, plan.first_out)
-    values: dict[DerivIndex, Tensor] = {(): fields[:, 0]}
-    for k, index in enumerate(plan.first):
-        values[index] = fields[:, 1 + k]
-    for k, index in enumerate(plan.second):
-        values[index] = fields[:, 1 + len(plan.first) + k]
-    if not ensemble:
-        values = {index: v[0].reshape(*lead, v.shape[-1]) for index, v in values.items()}
-    return values
-
-
-# ----------------------------------------------------------------------------------------------
-# "func": torch.func, vmap over points of jacrev / jvp compositions
-# ----------------------------------------------------------------------------------------------
-
-
-def _directional(f: Callable[[Tensor], Tensor], direction: Tensor) -> Callable[[Tensor], Tensor]:
-    """``y -> (d/dv) f(y)`` along ``direction`` (forward mode)."""
-    return lambda y: jvp(f, (y,), (direction,))[1]
-
-
-def _point_derivatives(
-    f: Callable[[Tensor], Tensor], wanted: Sequence[DerivIndex], d: int, dtype: torch.dtype, device: torch.device
-) -> Callable[[Tensor], tuple[Tensor, ...]]:
-    """A function ``x_i[d] -> (D_w u(x_i) for w in wanted)`` built from torch.func transforms.
-
-    Orders <= 2 share one computation, forward-over-reverse like ``hessian``: ``jacrev`` gives the value
-    (as aux) and all first derivatives, and a ``vmap`` of ``jvp`` of that over only the directions that
-    second-order requests differentiate by last gives the second derivatives (Burgers' ``u_xx``: one
-    direction, not ``d``). On CPU this was ~3x faster than forward-over-forward (``vmap`` of ``jvp``
-    over the first directions inside the outer ``jvp``). Each higher order is one ``vmap`` of a
-    ``jvp`` nested ``order`` times over its direction tuples.
-    """
-    eye = torch.eye(d, dtype=dtype, device=device)
-
-    def unit_rows(coordinates: Sequence[int]) -> Tensor:
-        return torch.stack([eye[c] for c in coordinates])  # int indexing: no host->device copy
-
-    first = [w for w in wanted if len(w) == 1]
-    second = [w for w in wanted if len(w) == 2]
-    outer = sorted({j for _, j in second})
-    outer_position = {c: k for k, c in enumerate(outer)}
-    outer_basis = unit_rows(outer) if outer else None
-    higher: dict[int, list[DerivIndex]] = {}
-    for index in wanted:
-        if len(index) > 2:
-            higher.setdefault(len(index), []).append(index)
-    higher_bases = {order: torch.stack([unit_rows(index) for index in group]) for order, group in higher.items()}
-
-    def value_and_aux(y: Tensor) -> tuple[Tensor, Tensor]:
-        u = f(y)
-        return u, u
-
-    # y[d] -> (J[*out, d], u[*out]): the value rides along as aux, so f runs once.
-    jacobian_and_value = jacrev(value_and_aux, has_aux=True)
-
-    def at_point(xi: Tensor) -> tuple[Tensor, ...]:
-        results: dict[DerivIndex, Tensor] = {}
-        if outer_basis is not None:
-            (jac, u), (jac_dot, _) = vmap(lambda w: jvp(jacobian_and_value, (xi,), (w,)))(outer_basis)
-            jac, u = jac[0], u[0]  # the primals come back with the outer batch dim; rows are equal
-            for i, j in second:
-                results[(i, j)] = jac_dot[outer_position[j]][..., i]
-        elif first:
-            jac, u = jacobian_and_value(xi)
-        else:
-            jac, u = None, f(xi)
-        results[()] = u
-        for (i,) in first:
-            results[(i,)] = jac[..., i]
-        for order, group in higher.items():
-
-            def along(directions: Tensor, order: int = order) -> Tensor:
-                g = f
-                for k in range(order):
-                    g = _directional(g, directions[k])
-                return g(xi)
-
-            batch = vmap(along)(higher_bases[order])  # [n, *out]
-            for k, index in enumerate(group):
-                results[index] = batch[k]
-        return tuple(results[index] for index in wanted)
-
-    return at_point
-
-
-def _func_pointwise(call: Callable[[Tensor], Tensor], x: Tensor, wanted: Sequence[DerivIndex]) -> dict[DerivIndex, Tensor]:
-    """torch.func derivatives of a batched pointwise callable ``[M, d] -> [M, *out]``."""
-    lead, d = x.shape[:-1], x.shape[-1]
-    points = x.reshape(-1, d)
-    per_point = _point_derivatives(lambda xi: call(xi.unsqueeze(0))[0], wanted, d, x.dtype, x.device)
-    outs = vmap(per_point)(points)
-    return {index: v.reshape(*lead, *v.shape[1:]) for index, v in zip(wanted, outs)}
-
-
-def _func_mlp(net: MLP, theta: Tensor, x: Tensor, wanted: Sequence[DerivIndex]) -> dict[DerivIndex, Tensor]:
-    """torch.func derivatives of an MLP through its pure ``forward_with``; vmap over members too."""
-    d = x.shape[-1]
-
-    def member(theta_s: Tensor, x_s: Tensor) -> tuple[Tensor, ...]:
-        per_point = _point_derivatives(lambda xi: net.forward_with(theta_s, xi), wanted, d, x.dtype, x.device)
-        return vmap(per_point)(x_s)
-
-    if not isinstance(theta, Tensor):
-        theta = list(theta)  # per-layer tensors: a plain list is a pytree vmap maps over leaf by leaf
-    if _mlp_members(net, theta) is None:
-        lead = x.shape[:-1]
-        outs = member(theta, x.reshape(-1, d))
-        return {index: v.reshape(*lead, v.shape[-1]) for index, v in zip(wanted, outs)}
-    outs = vmap(member, in_dims=(0, 0 if x.dim() == 3 else None))(theta, x)
-    return dict(zip(wanted, outs))
-
-
-# ----------------------------------------------------------------------------------------------
-# "autograd": nested torch.autograd.grad
-# ----------------------------------------------------------------------------------------------
-
-
-def _autograd_derivatives(
-    call: Callable[[Tensor], Tensor], x: Tensor, wanted: Sequence[DerivIndex], point_dims: Optional[int] = None
-) -> dict[DerivIndex, Tensor]:
-    """Nested ``autograd.grad`` with ``create_graph=True``.
-
-    Summing an output over all points before differentiating gives per-point derivatives because
-    each output depends only on its own point. ``point_dims``: how many leading dims of ``x`` index
-    points (default all but the last).
-    """
-    point_dims = x.dim() - 1 if point_dims is None else point_dims
-    with torch.enable_grad():
-        xg = x if x.requires_grad else x.detach().requires_grad_(True)
-        u = call(xg)
-        out_shape = u.shape[point_dims:]
-        flat: dict[DerivIndex, Tensor] = {(): u.reshape(*u.shape[:point_dims], -1)}  # [.., N, K]
-        gradients: dict[DerivIndex, Tensor] = {}  # prefix -> [.., N, K, d]
-
-        def gradient_of(prefix: DerivIndex) -> Tensor:
-            if prefix not in gradients:
-                base = derivative(prefix)
-                columns = []
-                for k in range(base.shape[-1]):
-                    if base.requires_grad:
-                        (g,) = torch.autograd.grad(
-                            base[..., k].sum(), xg, create_graph=True, allow_unused=True, materialize_grads=True
-                        )
-                    else:  # does not depend on x (e.g. the first derivative of an affine map)
-                        g = torch.zeros_like(xg)
-                    columns.append(g)
-                gradients[prefix] = torch.stack(columns, dim=-2)
-            return gradients[prefix]
-
-        def derivative(index: DerivIndex) -> Tensor:
-            if index not in flat:
-                flat[index] = gradient_of(index[:-1])[..., index[-1]]
-            return flat[index]
-
-        return {index: derivative(index).reshape(*x.shape[:point_dims], *out_shape) for index in wanted}
-
-
-def _mlp_members(net: MLP, theta: Any) -> Optional[int]:
-    """``S`` for ensemble parameters (``[S, P]`` or per-layer ``[S, ...]``), ``None`` for one network."""
-    w0 = net.layers(theta)[0][0]
-    return w0.shape[0] if w0.dim() == 3 else None
-
-
-def _autograd_mlp(net: MLP, theta: Tensor, x: Tensor, wanted: Sequence[DerivIndex]) -> dict[DerivIndex, Tensor]:
-    members = _mlp_members(net, theta)
-    if members is not None and x.dim() == 2:
-        # Shared points: give each member its own copy so the sum over the batch never mixes members.
-        x = x.unsqueeze(0).expand(members, *x.shape)
-        if not x.requires_grad:
-            x = x.detach().requires_grad_(True)
-    return _autograd_derivatives(lambda points: net.forward_with(theta, points), x, wanted)
 
 
 register_method(DerivativeMethod("jet", _jet_applicable, _compute_jet,

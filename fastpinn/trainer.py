@@ -1,16 +1,16 @@
 """The training loop: points -> network -> derivatives -> loss terms -> weighted backward -> optimizer step.
 
-A step is the term losses, the public :class:`~fastpinn.WeightedBackward` (one backward per term into
-``G[S, K, P]``, the weights on their schedule, ``grad = sum_j lam_j G_j``) and the optimizer step -- the
-same pieces a user's own loop calls. An epoch that updates the weights costs no extra backward pass: it
-only adds the fused statistics and the EMA update, both on the device. Per-epoch losses and weights are
-written into device buffers and read back only every ``eval_every`` epochs.
+A step is the term losses, the public :class:`~fastpinn.WeightedBackward` (on a weight-update step one
+backward per term into ``G[S, K, P]`` and the fused statistics and EMA on the device; between updates one
+backward of ``sum_j lam_j L_j``) and the optimizer step (or a stage's closure optimizer, :mod:`fastpinn.optim`)
+-- the same pieces a user's own loop calls. Per-epoch losses and weights are written into device buffers
+and read back only every ``eval_every`` epochs, where the callbacks run (the weight watcher among them).
 
 The side jobs are parts the Trainer composes: the mini-batch layout and data parallelism
 (:mod:`fastpinn.data_parallel`), the compile policy (:mod:`fastpinn.compile_policy`), CUDA-graph capture
 (:mod:`fastpinn.cuda_graph`), the checkpoint format (:mod:`fastpinn.checkpoint`), the records of a call
-(:mod:`fastpinn.history`) and keep-best, patience, progress and periodic checkpoints
-(:mod:`fastpinn.callbacks`).
+(:mod:`fastpinn.history`), keep-best, patience, progress and periodic checkpoints
+(:mod:`fastpinn.callbacks`) and the weight watcher (:mod:`fastpinn.weight_watch`).
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ from torch import Tensor
 
 from .mlp_jet_autograd import TILE, register_autograd, tape_numel
 
-__all__ = ["mlp_jet", "JetPlan", "register_autograd", "tape_numel", "TILE", "STORE"]
+__all__ = ["mlp_jet", "JetPlan", "DerivIndex", "register_autograd", "tape_numel", "TILE", "STORE"]
 
 # Keep the forward state for the backward (True) or recompute it per tile (False). Measured on the Burgers
 # PDE term (bench_fused_mlp.py, 2-core AMD EPYC, 1 thread, AVX2 kernels): forward + backward 13.9 ms
@@ -37,6 +37,11 @@ __all__ = ["mlp_jet", "JetPlan", "register_autograd", "tape_numel", "TILE", "STO
 # streams through DRAM, the recompute stays in cache. The store path stays as a tested option so that the
 # benchmark re-measures the choice.
 STORE = False
+
+
+#: A derivative as the sorted tuple of the indices of the coordinates it differentiates by: ``()`` is the value,
+#: ``(1,)`` is d/dx_1, ``(0, 1)`` is d2/dx_0 dx_1. Sorting makes mixed derivatives order-free.
+DerivIndex = tuple[int, ...]
 
 
 class JetPlan:
