@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any, Iterable, Optional, TypeVar
 
-__all__ = ["check_int", "check_number", "check_choice", "check_flag", "check_optional_int"]
+__all__ = ["check_int", "check_number", "check_choice", "check_flag", "check_optional_int", "range_text"]
 
 T = TypeVar("T")
 
@@ -20,8 +20,9 @@ def _num(v: float) -> str:
     return str(int(v)) if float(v).is_integer() and abs(v) < 1e16 else f"{v:g}"
 
 
-def _range_text(minimum: Optional[float], maximum: Optional[float], *, low_open: bool = False,
-                high_open: bool = False) -> str:
+def range_text(minimum: Optional[float], maximum: Optional[float], *, low_open: bool = False,
+               high_open: bool = False) -> str:
+    """The allowed range as messages say it: ``in [0, 1)``, ``>= 1``, ``< 5`` (``""`` without bounds)."""
     if minimum is not None and maximum is not None:
         return f"in {'(' if low_open else '['}{_num(minimum)}, {_num(maximum)}{')' if high_open else ']'}"
     if minimum is not None:
@@ -38,7 +39,7 @@ def check_int(name: str, value: Any, *, minimum: Optional[int] = None, maximum: 
     if ok and ((minimum is not None and value < minimum) or (maximum is not None and value > maximum)):
         ok = False
     if not ok:
-        bounds = _range_text(minimum, maximum)
+        bounds = range_text(minimum, maximum)
         raise ValueError(f"{name} must be an integer{' ' + bounds if bounds else ''}{hint}, got {value!r}")
     return int(value)
 
@@ -51,7 +52,7 @@ def check_optional_int(name: str, value: Any, *, minimum: Optional[int] = None, 
     try:
         return check_int(name, value, minimum=minimum, maximum=maximum, hint=hint)
     except ValueError:
-        bounds = _range_text(minimum, maximum)
+        bounds = range_text(minimum, maximum)
         raise ValueError(f"{name} must be None or an integer{' ' + bounds if bounds else ''}{hint}, "
                          f"got {value!r}") from None
 
@@ -71,7 +72,7 @@ def check_number(name: str, value: Any, *, minimum: Optional[float] = None, maxi
         if ok and maximum is not None:
             ok = v < maximum if high_open else v <= maximum
     if not ok:
-        bounds = _range_text(minimum, maximum, low_open=low_open, high_open=high_open)
+        bounds = range_text(minimum, maximum, low_open=low_open, high_open=high_open)
         kind = "a finite number" if finite else "a number"
         raise ValueError(f"{name} must be {kind}{' ' + bounds if bounds else ''}{hint}, got {value!r}")
     return float(value)

@@ -32,7 +32,7 @@ import torch
 from torch import Tensor
 
 from ..ops import layout as L
-from ..validation import check_choice, check_flag, check_int, check_number
+from ..validation import check_choice, check_flag, check_int, check_number, range_text
 
 __all__ = ["Param", "param", "ema_beta", "update_interval", "bias_correction_flag", "weight_bound", "weight_warmup",
            "Scheme", "FixedWeights",
@@ -166,13 +166,9 @@ def _value_text(value: Any) -> str:
 
 
 def _bounds_text(p: Param) -> str:
-    lo, hi = p.minimum, p.maximum
-    if lo is not None and hi is not None:
-        return f"in {'(' if p.low_open else '['}{lo:g}, {hi:g}{')' if p.high_open else ']'}"
-    if lo is not None:
-        return f"{'>' if p.low_open else '>='} {lo:g}"
-    if hi is not None:
-        return f"{'<' if p.high_open else '<='} {hi:g}"
+    text = range_text(p.minimum, p.maximum, low_open=p.low_open, high_open=p.high_open)
+    if text:
+        return text
     if p.choices is not None:
         return "among " + ", ".join(map(str, p.choices))
     return ""
