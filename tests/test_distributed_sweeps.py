@@ -180,4 +180,7 @@ def test_torchrun_sweep_that_loses_a_rank_fails_and_the_rerun_trains_only_what_i
         assert (out / k / "metrics.json").stat().st_mtime_ns == mtime, k
         assert f"reusing {out / k}" in output, output
     trained = [k for k in keys if k not in done]
-    assert all(f"-> {out / k}" in output or f"resuming {out / k}" in output for k in trained), output
+    # trained afresh, resumed from a checkpoint, or retrained where the killed rank had started it (config.json
+    # written before its first checkpoint): which one depends on how far rank 1 got before the kill
+    assert all(f"-> {out / k}" in output or f"resuming {out / k}" in output or f"retraining {out / k}:" in output
+               for k in trained), output
