@@ -204,10 +204,10 @@ def compare(problem: str, schemes: Sequence[str] = COMPARE_DEFAULT, *, seeds: Op
         rows.append({"scheme": name, "label": cfg.describe(), "status": m.get("status", "ok"),
                      "seeds": len(seed_list), "rel_l2_mean": finite_or_none(m.get("rel_l2_mean")),
                      "rel_l2_sem": finite_or_none(m.get("rel_l2_sem")),
-                     "train_seconds": finite_or_none(m.get("train_seconds")),
+                     "train_seconds": finite_or_none(m.get("train_seconds")), "time_over_pinn": None,
                      "rel_l2_min": min(per_seed) if per_seed else None,
                      "rel_l2_max": max(per_seed) if per_seed else None,
-                     "weight_warnings": len(m.get("weight_warnings") or [])})
+                     "weight_warnings": len(m.get("weight_warnings") or []), "rank": None})
     base = rows[0]["train_seconds"]
     for r in rows:
         r["time_over_pinn"] = (r["train_seconds"] / base) if base and r["train_seconds"] is not None else None
