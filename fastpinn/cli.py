@@ -520,7 +520,9 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     print(f"written: {res.out_dir / 'compare.md'}, {res.out_dir / 'compare.csv'}"
           + (f", {res.figure}" if res.figure else ""), flush=True)
     print(winner, flush=True)  # last: the best scheme and the command that trains it
-    return 0
+    if res.winner is None and any(r["status"] == "diverged" for r in res.rows):
+        return EXIT_DIVERGED  # every scheme diverged: no answer, as a lone diverged run reports it
+    return EXIT_OK
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:

@@ -136,3 +136,17 @@ def test_compare_a_function_without_seed_trains_one_seed_and_refuses_more(proble
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert rc == 2 and len(err) == 1 and "seeds must be 1" in err[0] and "no seed argument" in err[0]
     assert not (tmp_path / "other").exists()
+
+
+def test_a_diverged_scheme_is_a_row_not_the_end_of_the_comparison(problem_file, tmp_path, capsys):
+    # 1e30 * u_xx overflows float32 in the first loss: every run diverges at epoch 0
+    blows = problem_file.parent / "blows.py"
+    blows.write_text(PROBLEM_FILE.replace("return f[\"u_xx\"][..., 0] +", "return 1e30 * f[\"u_xx\"][..., 0] +"))
+    out = tmp_path / "cmp"
+    rc = cli.main(["compare", f"{blows}:make_problem", "--schemes", "dn", "--seeds", "2", "--no-figures",
+                   "--out", str(out), *FAST])
+    captured = capsys.readouterr()
+    assert rc == cli.EXIT_DIVERGED  # no scheme finished: no winner
+    assert [(r["scheme"], r["status"]) for r in _csv(out)] == [("pinn", "diverged"), ("dn", "diverged")]
+    assert captured.out.strip().splitlines()[-1].startswith("No scheme finished")
+    assert "dn: diverged" in captured.err
