@@ -12,7 +12,6 @@ from typing import Any, Callable, Optional, Sequence, Union
 
 from . import directory, records
 from .config import SCHEMES, TRAINING_OPTIONS, Log, RunConfig, is_user_problem, problem_takes_seed
-from .directory import is_complete
 from .one_run import preflight_backend, train_run
 from ..validation import check_int
 from .tables import finite_or_none, format_mean_pm, format_seconds

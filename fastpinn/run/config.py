@@ -19,7 +19,8 @@ from ..problem import Problem
 from ..schemes import SCHEME_NAMES, Scheme, parameters_by_key, scheme_class, scheme_from_name
 
 __all__ = ["PROBLEMS", "USER_PROBLEM_FORM", "SCHEMES", "DTYPES", "BACKENDS", "SIZE_KEYS", "Log", "RunConfig",
-           "is_user_problem", "user_problem_file", "file_sha256", "problem_takes_seed", "activation_choices", "TRAINING_OPTIONS"]
+           "is_user_problem", "user_problem_file", "file_sha256", "problem_takes_seed", "activation_choices",
+           "TRAINING_OPTIONS"]
 
 #: The built-in problems (their registry: :data:`fastpinn.problems.BUILTIN`).
 PROBLEMS = problem_registry.NAMES
