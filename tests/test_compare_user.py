@@ -87,6 +87,14 @@ def test_compare_ranks_the_schemes_on_a_user_file_and_the_winner_command_trains_
     assert cli.main([*command[1:], "--out", str(tmp_path / "winner"), "--no-figures", *FAST]) == 0
     capsys.readouterr()
     assert _identity(tmp_path / "winner") == _identity(out / winner["scheme"])
+    # and so would every other scheme's (DN: compare's beta 0.9 is not train's default 0.99)
+    for name in ("pinn", "dn", "lra"):
+        cfg = RunConfig.from_dict(json.loads((out / name / "config.json").read_text())["config"])
+        words = shlex.split(train_command(problem, cfg))
+        assert ("--beta" in words) == (name == "dn")
+        assert cli.main([*words[1:], "--out", str(tmp_path / f"train-{name}"), "--no-figures", *FAST]) == 0
+        assert _identity(tmp_path / f"train-{name}") == _identity(out / name)
+    capsys.readouterr()
 
 
 def test_train_command_states_what_differs_from_train_defaults():
