@@ -247,12 +247,19 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("compare", help="train several weighting schemes side by side and tabulate them",
                        description="Train each scheme (its default parameters, but for the scheme options "
                                    "given: each goes to the schemes that read it) as one ensemble of seeds and write "
-                                   "compare.md / compare.csv (rel. L2 mean ± s.e., time, time over PINN) and "
-                                   "compare.png (rel. L2 vs epoch). Finished runs in --out are reused.")
-    c.add_argument("problem", choices=PROBLEMS)
+                                   "compare.md / compare.csv (the schemes ranked by rel. L2: mean ± s.e. and "
+                                   "min–max over seeds, time, time over PINN) and compare.png (rel. L2 vs epoch, "
+                                   "mean and band over seeds); the last line names the best scheme and the "
+                                   "'fastpinn train' command that trains it. Finished runs of the same "
+                                   "configuration (and problem file contents) in --out are reused.")
+    c.add_argument("problem", metavar="PROBLEM",
+                   help=f"a built-in problem ({', '.join(PROBLEMS)}) or FILE.py:FUNCTION, a function of your own "
+                        "file returning a fastpinn.Problem (as for 'fastpinn train')")
     c.add_argument("--schemes", type=lambda v: tuple(x.strip() for x in v.split(",") if x.strip()),
                    default=None, help="comma-separated scheme names (default pinn,dn,id,ma,lra,gradnorm-w)")
-    c.add_argument("--seeds", type=int, default=3, help="seeds per scheme, trained as one ensemble (default 3)")
+    c.add_argument("--seeds", type=int, default=None,
+                   help="seeds per scheme, trained as one ensemble (default 3; 1 for a FUNCTION without a seed "
+                        "argument)")
     c.add_argument("--epochs", type=int, default=None, help="epochs (default: the problem's, as in the paper)")
     add_scheme_options(c)
     _add_common(c)
@@ -508,10 +515,14 @@ def _cmd_compare(args: argparse.Namespace) -> int:
                   problem_kwargs=_sizes(args), eval_every=args.eval_every, lr=args.lr, force=args.force,
                   options={**_training(args), "init": args.init},
                   progress=not args.no_progress, figure=not args.no_figures, log=_log)
-    print(res.markdown, flush=True)
+    table, _, winner = res.markdown.rstrip("\n").rpartition("\n")
+    print(table, flush=True)
     print(f"written: {res.out_dir / 'compare.md'}, {res.out_dir / 'compare.csv'}"
           + (f", {res.figure}" if res.figure else ""), flush=True)
-    return 0
+    print(winner, flush=True)  # last: the best scheme and the command that trains it
+    if res.winner is None and any(r["status"] == "diverged" for r in res.rows):
+        return EXIT_DIVERGED  # every scheme diverged: no answer, as a lone diverged run reports it
+    return EXIT_OK
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:

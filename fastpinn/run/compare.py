@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import csv
 import io
+import math
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence, Union
 
 from . import directory, records
-from .config import SCHEMES, Log, RunConfig
-from .directory import is_complete
+from .config import SCHEMES, TRAINING_OPTIONS, Log, RunConfig, is_user_problem, problem_takes_seed
 from .one_run import preflight_backend, train_run
 from ..validation import check_int
 from .tables import finite_or_none, format_mean_pm, format_seconds
 
-__all__ = ["DEMO_DEFAULTS", "demo", "COMPARE_DEFAULT", "CompareResult", "compare"]
+__all__ = ["DEMO_DEFAULTS", "demo", "COMPARE_DEFAULT", "COMPARE_SEEDS", "CompareResult", "compare", "compare_name",
+           "train_command"]
 
 
 #: The demo's defaults, chosen from CPU measurements (see the README): Poisson on [0, 1]^2 as in the
@@ -60,72 +62,160 @@ def demo(*, epochs: int = DEMO_DEFAULTS["epochs"], n_pde: int = DEMO_DEFAULTS["n
 # ----------------------------------------------------------------------------------------- compare
 #: Schemes ``fastpinn compare`` trains by default: those the Trainer runs today.
 COMPARE_DEFAULT = ("pinn", "dn", "id", "ma", "lra", "gradnorm-w")
+#: Seeds per scheme by default (one for a user's function without a ``seed`` argument).
+COMPARE_SEEDS = 3
 
 
 @dataclass
 class CompareResult:
+    """What :func:`compare` wrote. ``rows``: one per scheme in training order (PINN first), each with its
+    ``rank`` (1: lowest mean rel. L2; failed runs last); ``winner``: the best row's scheme, ``None`` when no
+    run finished; ``train_command``: the ``fastpinn train`` command line of the winner's configuration."""
+
     out_dir: Path
     markdown: str
     rows: list[dict]
     figure: Optional[Path]
+    winner: Optional[str] = None
+    train_command: Optional[str] = None
 
 
-def compare(problem: str, schemes: Sequence[str] = COMPARE_DEFAULT, *, seeds: int = 3,
+def compare_name(problem: str) -> str:
+    """A directory-safe name of ``problem``: itself for a built-in, ``file-function`` for ``file.py:function``."""
+    if is_user_problem(problem):
+        file, _, func = str(problem).rpartition(":")
+        return f"{Path(file).stem}-{func}"
+    return str(problem)
+
+
+def _seeds_for(problem: str, seeds: Optional[int]) -> tuple[tuple[int, ...], bool]:
+    """The seeds of each scheme's run and whether they train as an ensemble: ``seeds`` (default
+    :data:`COMPARE_SEEDS`) as one ensemble, or seed 0 alone for a function without a ``seed`` argument."""
+    takes_seed = problem_takes_seed(problem)  # ValueError naming an unknown problem or a bad file
+    if seeds is None:
+        seeds = COMPARE_SEEDS if takes_seed else 1
+    check_int("seeds", seeds, minimum=1)
+    if not takes_seed:
+        if seeds > 1:
+            raise ValueError(f"seeds must be 1 for problem {problem!r}: its function takes no seed argument, so every "
+                             f"seed would train the same network (got {seeds}; add seed=0 to its arguments to compare "
+                             "over seeds)")
+        return (0,), False
+    return tuple(range(seeds)), True
+
+
+def _option_tokens(key: str, value: Any, kind: str) -> list[str]:
+    """``--key value`` as ``fastpinn train`` parses it (:func:`fastpinn.schemes.add_scheme_options`)."""
+    from ..schemes.options import option_name
+
+    name = option_name(key)
+    if kind == "bool":
+        return [name if value else "--no-" + name[2:]]
+
+    def text(v: Any) -> str:
+        if v is None:
+            return "none"
+        if isinstance(v, float):
+            return "inf" if v == math.inf else ("-inf" if v == -math.inf else repr(v))
+        return str(v)
+
+    return [name, ",".join(text(v) for v in value) if isinstance(value, tuple) else text(value)]
+
+
+def train_command(problem: str, cfg: RunConfig) -> str:
+    """The ``fastpinn train`` command line that trains ``cfg`` (``problem`` as the user wrote it): the scheme's
+    parameters where they differ from ``train``'s defaults, the seeds, epochs, sizes and training options."""
+    from ..schemes import scheme_class
+
+    words = ["fastpinn", "train", str(problem), "--scheme", cfg.scheme]
+    for key, spec in scheme_class(cfg.scheme).declared().items():
+        value = cfg.scheme_params.get(key, spec.default)
+        train_default = spec.default if spec.cli_default is None else spec.cli_default
+        if value != train_default:
+            words += _option_tokens(key, value, spec.kind)
+    if cfg.ensemble:
+        words += ["--seeds", str(len(cfg.seeds))]
+    if cfg.epochs is not None:
+        words += ["--epochs", str(cfg.epochs)]
+    for key, value in sorted(cfg.problem_kwargs.items()):
+        words += _option_tokens(key, value, "int")
+    defaults = RunConfig(problem=cfg.problem)
+    for key in ("lr", "dtype", *TRAINING_OPTIONS):
+        value = getattr(cfg, key)
+        if value == getattr(defaults, key) or (key == "lbfgs_iters" and cfg.optimizer == "adam"):
+            continue
+        words += ["--no-input-scaling"] if key == "input_scaling" else _option_tokens(key, value, "str")
+    return shlex.join(words)
+
+
+def _not_reused_because(run_dir: Path, cfg: RunConfig) -> Optional[str]:
+    """Why the run in ``run_dir`` cannot stand for ``cfg`` (``None``: it can); an edited problem file is named."""
+    identity = cfg.identity(cfg.resolved_epochs())
+    reason = directory.verify_run(run_dir, identity)
+    old = (directory.read_config(run_dir) or {}).get("identity") or {}
+    digest = identity.get("problem_file_sha256")
+    if reason is not None and digest and old.get("problem_file_sha256") not in (None, digest):
+        return f"the problem file changed since it was trained (SHA-256 {old['problem_file_sha256'][:12]}... " \
+               f"now {digest[:12]}...)"
+    return reason
+
+
+def compare(problem: str, schemes: Sequence[str] = COMPARE_DEFAULT, *, seeds: Optional[int] = None,
             epochs: Optional[int] = None, device: str = "cpu", dtype: str = "float32", backend: str = "auto",
             out: Union[str, Path, None] = None, problem_kwargs: Optional[dict] = None, eval_every: int = 100,
             lr: float = 1e-3, force: bool = False, progress: bool = False, figure: bool = True,
             log: Callable[[str], None] = lambda s: None, scheme_params: Optional[dict] = None,
             options: Optional[dict] = None) -> CompareResult:
-    """Train ``schemes`` side by side on ``problem`` (each one ensemble of ``seeds`` seeds, default
-    parameters but for ``scheme_params``, each given to the schemes that declare it) and write
-    ``compare.md`` / ``compare.csv`` (rel. L2 mean ± s.e., training time, time over
-    PINN; PINN is added when missing) and ``compare.png`` (rel. L2 vs epoch, mean over seeds, per scheme).
-    Each run is a run directory ``<out>/<scheme>``; finished ones are reused (:func:`is_complete`).
-    ``options``: more :class:`RunConfig` fields for every run, among
-    :data:`~fastpinn.run.config.TRAINING_OPTIONS` (optimizer, schedule, network)."""
-    names = list(dict.fromkeys(["pinn", *schemes]))
-    check_int("seeds", seeds, minimum=1)
-    from .config import TRAINING_OPTIONS
+    """Train ``schemes`` side by side on ``problem`` -- a built-in name or ``FILE.py:FUNCTION`` -- each as one
+    ensemble of ``seeds`` seeds (default :data:`COMPARE_SEEDS`; one network, seed 0, for a function without a
+    ``seed`` argument), default parameters but for ``scheme_params``, each given to the schemes that declare it.
 
+    Writes ``compare.md`` (the schemes ranked by mean rel. L2, best first: mean ± s.e. and min–max over seeds,
+    training time, time over PINN; then the winner and the ``fastpinn train`` command that trains it),
+    ``compare.csv`` (the same numbers, one row per scheme in training order, with its ``rank``) and
+    ``compare.png`` (rel. L2 vs epoch per scheme: mean over seeds, band from min to max). PINN is added when
+    missing (the time baseline). Each run is a run directory ``<out>/<scheme>``; a finished one of the same
+    configuration -- for a user's file, the same file contents (its SHA-256 is in the run identity) -- is
+    reused, any other is retrained and the reason logged. ``options``: more :class:`RunConfig` fields for every
+    run, among :data:`~fastpinn.run.config.TRAINING_OPTIONS` (optimizer, schedule, network)."""
+    names = list(dict.fromkeys(["pinn", *schemes]))
     unknown = sorted(set(options or {}) - set(TRAINING_OPTIONS))
     if unknown:
         raise ValueError(f"options must be among {', '.join(TRAINING_OPTIONS)}, got {unknown[0]!r}")
-    cfgs = {}
     for name in names:
         if name not in SCHEMES:
             raise ValueError(f"schemes must be among {', '.join(SCHEMES)}, got {name!r}")
-        cfgs[name] = RunConfig(problem=problem, scheme=name, scheme_params=dict(scheme_params or {}),
-                               seeds=tuple(range(seeds)), ensemble=True, epochs=epochs,
-                               lr=lr, device=device, dtype=dtype, backend=backend, eval_every=eval_every,
-                               problem_kwargs=dict(problem_kwargs or {}), **dict(options or {})).validate()
-    root = Path(out) if out is not None else Path("runs") / f"compare-{problem}"
+    seed_list, ensemble = _seeds_for(problem, seeds)
+    cfgs = {name: RunConfig(problem=problem, scheme=name, scheme_params=dict(scheme_params or {}), seeds=seed_list,
+                            ensemble=ensemble, epochs=epochs, lr=lr, device=device, dtype=dtype, backend=backend,
+                            eval_every=eval_every, problem_kwargs=dict(problem_kwargs or {}),
+                            **dict(options or {})).validate()
+            for name in names}
+    root = Path(out) if out is not None else Path("runs") / f"compare-{compare_name(problem)}"
     preflight_backend(next((c for n, c in cfgs.items() if n != "pinn"), cfgs["pinn"]))
-    from ..trainer import History
 
     rows, curves = [], {}
     for name, cfg in cfgs.items():
         run_dir = root / name
-        if not force and is_complete(run_dir, cfg):
-            log(f"compare: {name}: reusing {run_dir}")
-            m = records.read_json(run_dir / directory.METRICS)
-        else:
-            log(f"compare: training {cfg.describe()} ({seeds} seeds) -> {run_dir}")
-            m = train_run(cfg, run_dir, force=True, progress=progress, figures=False, command="compare")
-        h = History.load(str(run_dir / directory.HISTORY))
-        if h.rel_l2.shape[0]:
-            curves[name] = (h.eval_epochs, h.rel_l2.mean(axis=1))
+        m = _finished_run(name, cfg, run_dir, force=force, progress=progress, log=log)
+        curves[name] = _error_curve(run_dir)
+        per_seed = [v for v in (finite_or_none(x) for x in m.get("rel_l2_per_seed", [])) if v is not None]
         rows.append({"scheme": name, "label": cfg.describe(), "status": m.get("status", "ok"),
-                     "seeds": seeds, "rel_l2_mean": finite_or_none(m.get("rel_l2_mean")),
-                     "rel_l2_sem": finite_or_none(m.get("rel_l2_sem")), "train_seconds": finite_or_none(m.get("train_seconds"))})
+                     "seeds": len(seed_list), "rel_l2_mean": finite_or_none(m.get("rel_l2_mean")),
+                     "rel_l2_sem": finite_or_none(m.get("rel_l2_sem")),
+                     "train_seconds": finite_or_none(m.get("train_seconds")), "time_over_pinn": None,
+                     "rel_l2_min": min(per_seed) if per_seed else None,
+                     "rel_l2_max": max(per_seed) if per_seed else None,
+                     "weight_warnings": len(m.get("weight_warnings") or []), "rank": None})
     base = rows[0]["train_seconds"]
     for r in rows:
         r["time_over_pinn"] = (r["train_seconds"] / base) if base and r["train_seconds"] is not None else None
-    lines = ["| scheme | seeds | rel. L2 (mean ± s.e.) | time (s) | time / PINN |", "|---|---:|---:|---:|---:|"]
-    for r in rows:
-        err = format_mean_pm(r["rel_l2_mean"], r["rel_l2_sem"]) if r["status"] == "ok" else r["status"]
-        ratio = "n/a" if r["time_over_pinn"] is None else f"{r['time_over_pinn']:.2f}"
-        lines.append(f"| {r['label']} | {r['seeds']} | {err} | {format_seconds(r['train_seconds'])} | {ratio} |")
-    md = "\n".join(lines) + "\n"
+    ranked = sorted(rows, key=_rank_key)
+    for k, r in enumerate(ranked, 1):
+        r["rank"] = k
+    best = ranked[0] if _rank_key(ranked[0])[0] == 0 else None
+    command = train_command(problem, cfgs[best["scheme"]]) if best else None
+    md = _markdown(ranked, best, command)
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
     w.writeheader()
@@ -135,19 +225,92 @@ def compare(problem: str, schemes: Sequence[str] = COMPARE_DEFAULT, *, seeds: in
     atomic_write_text(root / "compare.md", md)
     atomic_write_text(root / "compare.csv", buf.getvalue())
     fig_path = None
-    if figure and curves:
-        from matplotlib.figure import Figure
+    if figure and any(c is not None for c in curves.values()):
+        labels = {name: cfg.describe() for name, cfg in cfgs.items()}
+        fig_path = _figure(root / "compare.png", curves, labels, title=f"{compare_name(problem)}: weighting schemes",
+                           seeds=len(seed_list))
+    return CompareResult(root, md, rows, fig_path, best["scheme"] if best else None, command)
 
-        from ..plots import save_figure
 
-        fig = Figure(figsize=(7, 4.5), layout="constrained")
-        ax = fig.add_subplot()
-        for name, (ep, err) in curves.items():
-            ax.plot(ep, err, label=cfgs[name].describe())
-        ax.set_yscale("log")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(f"relative L2 error (mean over {seeds} seeds)")
-        ax.set_title(f"{problem}: weighting schemes")
-        ax.legend(fontsize=8)
-        fig_path = save_figure(fig, root / "compare.png")
-    return CompareResult(root, md, rows, fig_path)
+def _finished_run(name: str, cfg: RunConfig, run_dir: Path, *, force: bool, progress: bool, log: Log) -> dict:
+    """The metrics of ``cfg``'s run in ``run_dir``: reused when it is finished and of this configuration,
+    trained otherwise (a diverged run is a row of the table, not the end of the comparison)."""
+    from ..trainer import NonFiniteError
+
+    if not force and run_dir.exists():
+        reason = _not_reused_because(run_dir, cfg)
+        if reason is None:
+            log(f"compare: {name}: reusing {run_dir}")
+            return records.read_json(run_dir / directory.METRICS) or {}
+        if directory.is_nonempty_dir(run_dir):
+            log(f"compare: {name}: not reusing {run_dir}: {reason}")
+    log(f"compare: training {cfg.describe()} ({len(cfg.seeds)} seed{'s' * (len(cfg.seeds) > 1)}) -> {run_dir}")
+    try:
+        return train_run(cfg, run_dir, force=True, progress=progress, figures=False, command="compare")
+    except NonFiniteError as exc:
+        log(f"compare: {name}: diverged ({exc})")
+        return records.read_json(run_dir / directory.METRICS) or {"status": "diverged"}
+
+
+def _error_curve(run_dir: Path) -> Optional[tuple]:
+    """``(epochs [M], mean [M], min [M], max [M])`` of the run's rel. L2 over its seeds, ``None`` without one."""
+    import numpy as np
+
+    from ..trainer import History
+
+    h = History.load(str(run_dir / directory.HISTORY))
+    if not h.rel_l2.shape[0]:
+        return None
+    err = np.asarray(h.rel_l2, dtype=float)
+    return h.eval_epochs, err.mean(axis=1), err.min(axis=1), err.max(axis=1)
+
+
+def _rank_key(row: dict) -> tuple:
+    """Finished runs by mean rel. L2, then the rest (diverged, no reference solution) in training order."""
+    ok = row["status"] == "ok" and row["rel_l2_mean"] is not None
+    return (0, row["rel_l2_mean"]) if ok else (1, 0.0)
+
+
+def _markdown(ranked: list[dict], best: Optional[dict], command: Optional[str]) -> str:
+    lines = ["| rank | scheme | seeds | rel. L2 (mean ± s.e.) | rel. L2 min – max | time (s) | time / PINN "
+             "| weight warnings |", "|---:|---|---:|---:|---:|---:|---:|---:|"]
+    for r in ranked:
+        ok = r["status"] == "ok"
+        err = format_mean_pm(r["rel_l2_mean"], r["rel_l2_sem"]) if ok else r["status"]
+        spread = f"{r['rel_l2_min']:.2e} – {r['rel_l2_max']:.2e}" if ok and r["rel_l2_min"] is not None else "n/a"
+        ratio = "n/a" if r["time_over_pinn"] is None else f"{r['time_over_pinn']:.2f}"
+        lines.append(f"| {r['rank']} | {r['label']} | {r['seeds']} | {err} | {spread} | "
+                     f"{format_seconds(r['train_seconds'])} | {ratio} | {r['weight_warnings']} |")
+    lines.append("")
+    lines.append(_winner_line(best, command))
+    return "\n".join(lines) + "\n"
+
+
+def _winner_line(best: Optional[dict], command: Optional[str]) -> str:
+    if best is None:
+        return "No scheme finished with a rel. L2 error (diverged, or the problem has no reference solution)."
+    return (f"Best: {best['label']} (rel. L2 {format_mean_pm(best['rel_l2_mean'], best['rel_l2_sem'])}); "
+            f"train it with: {command}")
+
+
+def _figure(path: Path, curves: dict, labels: dict, *, title: str, seeds: int) -> Path:
+    from matplotlib.figure import Figure
+
+    from ..plots import save_figure
+
+    fig = Figure(figsize=(7, 4.5), layout="constrained")
+    ax = fig.add_subplot()
+    for name, curve in curves.items():
+        if curve is None:
+            continue
+        ep, mean, lo, hi = curve
+        (line,) = ax.plot(ep, mean, label=labels[name])
+        if seeds > 1:
+            ax.fill_between(ep, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    band = f"mean over {seeds} seeds, band: min – max" if seeds > 1 else "one seed"
+    ax.set_ylabel(f"relative L2 error ({band})")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    return save_figure(fig, path)

@@ -19,7 +19,8 @@ from ..problem import Problem
 from ..schemes import SCHEME_NAMES, Scheme, parameters_by_key, scheme_class, scheme_from_name
 
 __all__ = ["PROBLEMS", "USER_PROBLEM_FORM", "SCHEMES", "DTYPES", "BACKENDS", "SIZE_KEYS", "Log", "RunConfig",
-           "is_user_problem", "user_problem_file", "file_sha256", "activation_choices", "TRAINING_OPTIONS"]
+           "is_user_problem", "user_problem_file", "file_sha256", "problem_takes_seed", "activation_choices",
+           "TRAINING_OPTIONS"]
 
 #: The built-in problems (their registry: :data:`fastpinn.problems.BUILTIN`).
 PROBLEMS = problem_registry.NAMES
@@ -81,6 +82,12 @@ def _problem_factory(name: str) -> Callable[..., Problem]:
         raise ValueError(f"problem must be one of {', '.join(PROBLEMS)} or {USER_PROBLEM_FORM} (a function of your "
                          f"own file returning a fastpinn.Problem), got {name!r}")
     return factories[name]
+
+
+def problem_takes_seed(name: str) -> bool:
+    """Whether problem ``name``'s factory takes a ``seed`` argument (every built-in does; a user's function may
+    not, and then trains one network, seed 0). ``ValueError`` for an unknown name or a bad file."""
+    return "seed" in inspect.signature(_problem_factory(name)).parameters
 
 
 def _file_digest(path: Path) -> str:
