@@ -85,3 +85,13 @@ def test_laplace_disk(capsys):
     assert callable(module.main) and "python examples/laplace_disk.py" in module.__doc__
     assert module.main(epochs=600) < 0.1
     assert "rel. L2" in capsys.readouterr().out
+
+
+def test_diffusion_reaction(capsys):
+    # 600 epochs reach 0.15 (measured, CPU float32); a plain-PyTorch loop of the same setup is at 0.14, 0.13,
+    # 0.14 after 600 (seeds 0-2). The hard constraint with N = 0 is at 0.62; in the plain loop a flipped source
+    # ends at 0.75 and dropping the constraint at 6.7, so 0.3 separates a working setup from those
+    module = _load("diffusion_reaction")
+    assert callable(module.main) and "python examples/diffusion_reaction.py" in module.__doc__
+    assert module.main(epochs=600) < 0.3
+    assert "rel. L2" in capsys.readouterr().out
