@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from fastpinn import MLP, Problem, Trainer, PINN, initial
+from fastpinn import MLP, PINN, Problem, Trainer, initial, stack
 from fastpinn.quadrature import Quadrature, gauss_legendre, integral_term, integrate, segment_nodes
 
 
@@ -117,3 +117,39 @@ def test_volterra_term_trains_in_a_problem():
     history = Trainer(problem, PINN()).train(150)
     losses = history.losses.sum(-1)[:, 0]  # [E]
     assert math.isfinite(losses[-1]) and losses[-1] < losses[0] / 10
+
+
+def test_integral_term_in_a_stacked_ensemble_equals_its_members():
+    # stack() pairs points, nodes and weights per member: member s's residual equals its single problem's
+    def problem(seed):
+        x = torch.rand(6, 1, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+        def residual(f, quad):
+            return f["u_x"][..., 0] - quad.integral(lambda g: g.x[..., 0] * g["u"][..., 0])
+
+        return Problem(name="ide", coords=("x",), lower=(0.0,), upper=(1.0,), seeds=(seed,), depth=2, width=5,
+                       terms=[integral_term("ide", x, residual, ("u", "u_x"), axis=0, lower=0.0, n=4)])
+
+    singles = [problem(s) for s in (3, 4)]
+    ens = stack(singles)
+    assert ens.terms[0].targets.shape == (2, 6, 4)
+    net = ens.network(dtype=torch.float64)
+    r = ens.terms[0].residual_values(net, ("x",), method="autograd")
+    assert r.shape == (2, 6)
+    for s, single in enumerate(singles):  # member s is seeded like the single network of seed s
+        one = single.terms[0].residual_values(single.network(dtype=torch.float64), ("x",), method="autograd")
+        assert torch.allclose(r[s], one, atol=1e-12)
+
+
+@pytest.mark.parametrize("method", ["jet", "func"])
+def test_integral_term_gives_the_same_residual_with_every_derivative_method(method):
+    net = MLP(1, 1, 3, 8, [0.0], [2.0], seed=2, dtype=torch.float64)
+    x = torch.linspace(0.0, 2.0, 9, dtype=torch.float64)[:, None]
+
+    def residual(f, quad):
+        xs = f.x[..., 0]
+        return f["u_x"][..., 0] - quad.integral(lambda g: torch.exp(g.x[..., 0] - xs) * g["u_x"][..., 0])
+
+    term = integral_term("ide", x, residual, ("u", "u_x"), axis=0, lower=0.0, n=6)
+    ref = term.residual_values(net, ("x",), method="autograd")
+    assert torch.allclose(term.residual_values(net, ("x",), method=method), ref, atol=1e-12)
