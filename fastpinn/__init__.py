@@ -10,7 +10,7 @@ from .derivatives import Fields, derivatives
 from .network import MLP
 from .optim import Stage
 from .problem import Problem, Term, data, dirichlet, initial, neumann, pde, periodic, robin, stack
-from . import geometry
+from . import geometry, quadrature
 from . import schemes
 from . import ntk, rba
 from .schemes import DN, ID, LRA, MA, NTK, PINN, SCHEME_NAMES, GradNorm, GradNormW, ReLoBRaLo, SoftAdapt, Uncertainty, scheme_from_name
