@@ -48,7 +48,7 @@ def test_poisson_lshape(capsys):
 
 
 @pytest.mark.parametrize("name", ["heat_equation", "own_model_loop", "inverse_burgers", "kovasznay_system",
-                                  "poisson_lshape"])
+                                  "poisson_lshape", "volterra_ide", "laplace_disk", "diffusion_reaction"])
 def test_every_example_has_a_main_and_a_docstring(name):
     module = _load(name)
     assert callable(module.main) and module.__doc__ and "python examples/" in module.__doc__
