@@ -5,34 +5,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import textwrap
 
 import numpy as np
 import pytest
 
 from fastpinn import cli
 from fastpinn.run import load_run
-
-FAST = ["--epochs", "6", "--eval-every", "3", "--no-figures", "--no-progress", "--compile", "off", "--threads", "1",
-        "--backend", "torch"]
-
-PROBLEM = textwrap.dedent('''
-    import math, torch
-    from fastpinn import Problem, pde, dirichlet, sampling
-
-    def make_problem(seed=0, n_pde=24, epochs=500):
-        gen = torch.Generator().manual_seed(seed)
-        x = sampling.uniform(n_pde, [0.0], [1.0], gen)
-        def residual(f):
-            return f["u_xx"][..., 0] + math.pi ** 2 * torch.sin(math.pi * f.x[..., 0])
-        def solution():
-            X = torch.linspace(0, 1, 33, dtype=torch.float64).reshape(-1, 1)
-            return X.numpy(), torch.sin(math.pi * X[:, 0]).numpy()
-        return Problem(name="mine", coords=("x",), lower=(0.0,), upper=(1.0,),
-                       terms=[pde("pde", x, residual, "u_xx"),
-                              dirichlet("bc", torch.tensor([[0.0], [1.0]], dtype=torch.float64), 0.0)],
-                       depth=2, width=8, epochs=epochs, solution=solution, seeds=(seed,))
-''')
+from user_problem import FAST, PROBLEM_FILE as PROBLEM
 
 
 def _marking(marker) -> str:
