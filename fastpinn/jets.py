@@ -211,13 +211,13 @@ def _jet_layers(net: MLP, theta: Tensor, x: Tensor, plan: JetPlan) -> dict[Deriv
 
     activation = net.activation
     for depth_index, (w, b) in enumerate(layers[1:]):
-        if activation.factored is not None:  # phi'' = phi' rho: Q_a = phi' (Q + rho T_i T_j)
-            a, d1, rho = activation.factored(z)
+        if activation.factored is not None:  # phi'' = phi' c r: Q_a = phi' (Q + c r T_i T_j)
+            a, d1, r, c = activation.factored(z)
             d1_c = d1.unsqueeze(-3)  # broadcast over channels
             if plan.pairs:
                 tt = _pair_products(t, plan.pairs)
-                rho_c = rho.unsqueeze(-3)
-                q = d1_c * (tt * rho_c if q is None else torch.addcmul(q, rho_c, tt))
+                r_c = r.unsqueeze(-3)
+                q = d1_c * (tt * (c * r_c) if q is None else torch.addcmul(q, r_c, tt, value=c))
         else:
             a, d1, d2 = activation.jet(z)
             d1_c = d1.unsqueeze(-3)
