@@ -15,7 +15,6 @@ The side jobs are parts the Trainer composes: the mini-batch layout and data par
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from typing import Any, Callable, Optional, Sequence, Union
@@ -34,6 +33,7 @@ from .compile_policy import (AUTO_COMPILE_MIN_SPEEDUP, AUTO_COMPILE_PROBE_EPOCHS
                              compile_or_fall_back, decide_compile)
 from .cuda_graph import CapturedStep, batch_key, fresh_optimizer_state
 from .data_parallel import BatchLayout, data_parallel_layout, shard_problem, torch_distributed, world_group
+from .divergence import BestSeen, boundary_decision, locate_nonfinite, snapshot
 from .errors import CheckpointError, CorruptCheckpointError, DeviceUnavailableError, NonFiniteError
 from .history import History, TrainingLog, rel_l2_error
 from .network import MLP
@@ -286,8 +286,7 @@ class Trainer:
         #: finding is reported once however many calls train.
         self.watch: Optional[WeightWatch] = WeightWatch() if watch is True else (watch or None)
         self._log: Optional[TrainingLog] = None  # the running train() call's records, for history_so_far()
-        #: Best relative L2 error seen per member, its epoch and parameters; ``None`` before any evaluation.
-        self._best: Optional[dict[str, Tensor]] = None
+        self._best = BestSeen(self.device)
 
     def _setup_network(self, network: Optional[nn.Module]) -> None:
         """The network on this device, its flat parameters and the leaves each backward accumulates into."""
@@ -632,9 +631,7 @@ class Trainer:
         info = {"compiled": self.compiled, "compile_decision": self.compile_decision}
         if len(self.stages.stages) > 1:
             info["stages"] = self.stages.describe()
-        if self._best is not None:
-            info["best_rel_l2"] = self._best["rel_l2"].cpu().numpy().tolist()
-            info["best_epoch"] = self._best["epoch"].cpu().numpy().tolist()
+        info.update(self._best.history_extra())
         if self.watch is not None:
             info["weight_warnings"] = self.watch.call_reports()
         info.update(extra)
@@ -645,29 +642,12 @@ class Trainer:
     def best(self) -> Optional[dict[str, Tensor]]:
         """The best relative L2 error seen per member (``"rel_l2"`` ``[S]``), its epoch (``"epoch"`` ``[S]``,
         -1 while none was finite) and parameters (``"theta"`` ``[S, P]``); ``None`` before any evaluation."""
-        return self._best
-
-    def _track_best(self, err: np.ndarray) -> None:
-        """Record a new evaluation in the best-seen state."""
-        e = torch.as_tensor(err, dtype=torch.float64, device=self.device)
-        theta = self.theta.detach().reshape(self.members, -1)
-        if self._best is None:
-            self._best = {"rel_l2": torch.full_like(e, math.inf), "epoch": torch.full(e.shape, -1, dtype=torch.int64,
-                                                                                      device=self.device),
-                          "theta": theta.clone()}
-        b = self._best
-        better = e < b["rel_l2"]  # a NaN error never counts as better
-        b["rel_l2"] = torch.where(better, e, b["rel_l2"])
-        b["epoch"] = torch.where(better, torch.full_like(b["epoch"], self.epoch), b["epoch"])
-        b["theta"] = torch.where(better.unsqueeze(1), theta, b["theta"])
+        return self._best.state
 
     def restore_best(self) -> None:
         """Put the parameters with the lowest relative L2 error seen (per member) back into the network
         (the authors' protocol); optimizer and weights stay as they are."""
-        if self._best is None:
-            raise RuntimeError("no evaluation has been recorded yet (the problem needs a reference solution)")
-        with torch.no_grad():
-            self.theta.copy_(self._best["theta"].reshape(self.theta.shape))
+        self._best.restore_into(self.theta)
 
     def train(
         self,
@@ -733,7 +713,7 @@ class Trainer:
         nonfinite = torch.zeros((), dtype=torch.bool, device=self.device)
         # The update schedule follows the host epoch (a host int: no sync), e.g. after a resume.
         self.backward.set_schedule_step(self.epoch * self.steps_per_epoch)
-        good, good_done = self._snapshot(), 0  # the last state that passed the finiteness check
+        good, good_done = snapshot(self.state_dict()), 0  # the last state that passed the finiteness check
         probe = compile_policy.AUTO_COMPILE_PROBE_EPOCHS if self.compile_policy == "auto" and not self.compiled else 0
         self.compile_decision = None
         first, done, stopped, early_stopped = 0, epochs, False, False  # first: epoch after the last boundary
@@ -756,7 +736,8 @@ class Trainer:
                 if not (self.epoch % self.eval_every == 0 or i + 1 == epochs or stopped):
                     continue
                 log.train_seconds += self._seconds_since(tick)
-                diverged, stopped = self._boundary_decision(nonfinite, stopped)
+                diverged, stopped = boundary_decision(nonfinite, self.theta, stopped, self._stop_requested,
+                                                      self.world_size)
                 if diverged:
                     self._roll_back(log, good, good_done, first, i)
                 if stopped and i + 1 < epochs and self.epoch % self.eval_every != 0:
@@ -765,7 +746,7 @@ class Trainer:
                     done = i + 1
                     break
                 info = self._evaluate_boundary(log, i)
-                good, good_done = self._snapshot(), i + 1
+                good, good_done = snapshot(self.state_dict()), i + 1
                 log.done = first = i + 1
                 early_stopped = any([cb.on_eval(self, self.epoch, info) for cb in callbacks])  # every one runs
                 if stopped or early_stopped:
@@ -814,39 +795,17 @@ class Trainer:
         self.stages.end_epoch()
         self.epoch += 1
 
-    def _boundary_decision(self, nonfinite: Tensor, stopped: bool) -> tuple[bool, bool]:
-        """``(diverged, stopped)`` at a boundary: the parameters are checked too; distributed, both are
-        decided together (no rank raises or stops while the others wait)."""
-        torch.logical_or(nonfinite, ~torch.isfinite(self.theta).all(), out=nonfinite)
-        if self.world_size > 1:
-            flag = torch.stack([nonfinite, torch.tensor(self._stop_requested, device=self.device)]).to(torch.int32)
-            dist = torch_distributed()
-            collective("the divergence/stop decision", dist.all_reduce, flag, op=dist.ReduceOp.MAX)
-            nonfinite.copy_(flag[0].bool())
-            stopped = bool(flag[1])
-        return bool(nonfinite), stopped
-
     def _roll_back(self, log: TrainingLog, good: dict[str, Any], good_done: int, first: int, i: int) -> None:
         """Restore the last finite state and raise :class:`NonFiniteError` naming what diverged first."""
-        term, member, at, where = self._locate_nonfinite(log.losses[first:i + 1], self.epoch - (i + 1 - first))
+        term, member, at, where = locate_nonfinite(log.losses[first:i + 1], self.epoch - (i + 1 - first),
+                                                   self.theta.reshape(self.members, -1), self.epoch,
+                                                   self.problem.term_names)
         self.load_state_dict(good)
         history = self._history(log, good_done, diverged=True)
         raise NonFiniteError(
             f"training diverged: {where} is not finite (scheme {self.scheme!r}); restored the last "
             f"finite state, epoch {self.epoch}; lower the learning rate or check the problem's terms",
             term=term, member=member, epoch=at, last_good_epoch=self.epoch, history=history)
-
-    def _locate_nonfinite(self, losses: Tensor, first_epoch: int) -> tuple[Optional[str], Optional[int], int, str]:
-        """After the device flag fired: which term, member and epoch went non-finite first (host reads, only
-        on failure). ``losses``: the ``[E, S, K]`` log since the last check, whose first row is ``first_epoch``."""
-        bad = ~torch.isfinite(losses)
-        if bool(bad.any()):
-            e, s, k = (int(v) for v in bad.nonzero()[0])
-            name = self.problem.terms[k].name
-            return name, s, first_epoch + e, f"loss {name!r} of member {s} at epoch {first_epoch + e}"
-        members = (~torch.isfinite(self.theta.reshape(self.members, -1))).any(dim=1)
-        s = int(members.nonzero()[0, 0])
-        return None, s, self.epoch, f"the network parameters of member {s} (found at epoch {self.epoch})"
 
     def _evaluate_boundary(self, log: TrainingLog, i: int) -> dict[str, Any]:
         """What the callbacks see at a boundary; the error is measured and recorded when there is a reference."""
@@ -855,13 +814,8 @@ class Trainer:
             err = self._evaluate_once().cpu().numpy()
             log.record_evaluation(self.epoch, err)
             info["rel_l2"] = err
-            self._track_best(err)
+            self._best.track(err, self.theta.reshape(self.members, -1), self.epoch)
         return info
-
-    def _snapshot(self) -> dict[str, Any]:
-        """A deep copy of the training state (parameters, optimizer, weights, shuffling, epoch) in memory."""
-        with torch.no_grad():
-            return copy.deepcopy(self.state_dict())
 
     # ---------------------------------------------------------------------------------- checkpoints
     def _meta(self) -> dict[str, Any]:
@@ -891,7 +845,7 @@ class Trainer:
             "batch_generator": self._batch_gen.get_state(),
             "ntk_generator": self._ntk_gen.get_state() if self._traces is not None else None,
             "attention": None if self.attention is None else self.attention.state_dict(),
-            "best": None if self._best is None else {k: v.clone() for k, v in self._best.items()},
+            "best": self._best.state_dict(),
         }
 
     def check_state_dict(self, state: Any, *, source: str = "checkpoint") -> None:
@@ -922,8 +876,7 @@ class Trainer:
         if self._traces is not None and state.get("ntk_generator") is not None:
             self._ntk_gen.set_state(state["ntk_generator"])
         self.epoch = int(state["epoch"])
-        best = state.get("best")
-        self._best = None if best is None else {k: v.to(self.device).clone() for k, v in best.items()}
+        self._best.load_state_dict(state.get("best"))
         # The optimizer and weighter replaced their state tensors: captured graphs point at the old ones.
         self._drop_graphs()
 
