@@ -37,7 +37,7 @@ from .divergence import BestSeen, boundary_decision, locate_nonfinite, snapshot
 from .errors import CheckpointError, CorruptCheckpointError, DeviceUnavailableError, NonFiniteError
 from .history import History, TrainingLog, rel_l2_error
 from .network import MLP
-from .optim import SchedulerFactory, Stage, StageRunner, build_named_optimizer, needs_closure
+from .optim import SchedulerFactory, Stage, StageRunner, build_stage_optimizer, closure_step
 from .params import flatten_parameters, trainable_tensors
 from .problem import Problem
 from .rba import ResidualAttention
@@ -231,7 +231,6 @@ class Trainer:
         self._setup_network(network)
         self._setup_coefficients()
         blocks = [self._flat] + ([] if self.coefficients is None else [self.coefficients])
-        self._lr, self._coefficient_lr, self._blocks = lr, coefficient_lr, blocks
         if stages is not None and (optimizer is not None or lr_scheduler is not None):
             raise ValueError("pass stages= or optimizer=/lr_scheduler=, not both (each Stage takes its optimizer "
                              "and lr_scheduler)")
@@ -240,7 +239,8 @@ class Trainer:
         elif isinstance(stages, Stage):
             stages = [stages]
         #: The optimizer stages, the one training is in and its lr scheduler (:mod:`fastpinn.optim`).
-        self.stages = StageRunner(stages, self._build_optimizer)
+        self.stages = StageRunner(stages, lambda stage: build_stage_optimizer(
+            stage, blocks, self._leaves, lr=lr, coefficient_lr=coefficient_lr, step_mode=step_mode))
         self.update_schedule = update_schedule
         self.epoch = 0
         # The shuffling generator lives on the training device so a mini-batch permutation needs no host copy.
@@ -332,41 +332,6 @@ class Trainer:
         """The lr scheduler of the stage training is in (``None``: none)."""
         return self.stages.scheduler
 
-    def _build_optimizer(self, stage: Stage) -> torch.optim.Optimizer:
-        """A stage's optimizer on the flat parameters (and coefficients), checked against this trainer."""
-        optimizer, lr, blocks = stage.optimizer, self._lr if stage.lr is None else stage.lr, self._blocks
-        if isinstance(optimizer, torch.optim.Optimizer):
-            built = optimizer
-        elif optimizer == "adam":
-            # Fused Adam: one kernel over the flat theta (elementwise, so ensemble members stay independent).
-            # Capturable keeps its step count on the device, which a CUDA graph needs.
-            groups: list[dict[str, Any]] = [{"params": [self._flat]}]
-            if self.coefficients is not None:
-                coefficient_lr = self._coefficient_lr
-                groups.append({"params": [self.coefficients], "lr": lr if coefficient_lr is None else coefficient_lr})
-            built = torch.optim.Adam(groups, **{"lr": lr, "fused": True, "capturable": self.step_mode == "cuda_graph",
-                                                **stage.options})
-        elif isinstance(optimizer, str):  # L-BFGS: one group (it takes no per-group options), step length 1
-            built = build_named_optimizer(optimizer, blocks, 1.0 if optimizer == "lbfgs" and stage.lr is None else lr,
-                                          stage.options)
-        else:
-            built = optimizer(blocks)
-        if not isinstance(built, torch.optim.Optimizer):
-            raise ValueError(f"optimizer must build a torch.optim.Optimizer, got {type(built).__name__}")
-        # A user's optimizer must step this network's flat parameters, else training silently does nothing.
-        held = [p for g in built.param_groups for p in g["params"]]
-        if not any(p is self._flat or any(p is leaf for leaf in self._leaves) for p in held):
-            raise ValueError("optimizer must hold the network's parameters (network.theta / network.parameters()); "
-                             f"it holds {len(held)} other tensor(s) of shapes {[tuple(p.shape) for p in held][:4]}")
-        if self.step_mode == "cuda_graph" and not all(g.get("capturable", False) for g in built.param_groups):
-            raise ValueError("optimizer must be built with capturable=True for step_mode='cuda_graph' "
-                             "(e.g. torch.optim.Adam(params, fused=True, capturable=True))")
-        if needs_closure(built) and self.step_mode != "eager":
-            raise ValueError(f"a closure optimizer ({type(built).__name__}) re-evaluates the loss several times "
-                             f"per step, which the weight-update gate of step_mode={self.step_mode!r} cannot "
-                             "follow: use step_mode='eager'")
-        return built
-
     def _setup_attention(self, attention: Optional[ResidualAttention]) -> None:
         self.attention = attention
         if attention is None:
@@ -436,7 +401,6 @@ class Trainer:
             self.compile_decision.update(compiled=False, failed=failed)
         return seconds
 
-
     def term_losses(self, indices: Optional[Sequence[Optional[Tensor]]] = None) -> list[Tensor]:
         """Unweighted losses of every term, each ``[S]`` (``[1]`` for a single network)."""
         return self.loss_functions(self._loss_params, self.coefficients, indices)
@@ -483,19 +447,17 @@ class Trainer:
         global ones.
 
         A closure optimizer (``torch.optim.LBFGS``; eager step mode) gets a closure that recomputes the
-        term losses and the weighted gradient at the current parameters (the public weighted backward's
-        closure path). The loss weights follow the outer step's schedule: they may update only in the
-        closure's first call of a step (the gate decides and advances once per step, as for Adam); every
-        further call (line search, inner iterations) uses ``update=False``, so it differentiates the same
-        weighted loss ``sum_j lam_j L_j`` the optimizer minimises in this step. The closure returns that
-        loss summed over the ensemble members (one optimizer over ``theta[S, P]``: the members share the
-        line search, so an ensemble member no longer equals its single run). The losses returned are those
-        of the closure's first call: at the parameters the step started from, as for any optimizer (later
-        calls may be rejected line-search trials)."""
+        term losses and the weighted gradient at the current parameters (:func:`fastpinn.optim.closure_step`):
+        the weights may update only in its first call of a step (the gate decides and advances once per step,
+        as for Adam), so every further call differentiates the same weighted loss. One optimizer over
+        ``theta[S, P]``: the members share the line search, so an ensemble member no longer equals its single
+        run. The losses returned are those of the closure's first call: at the parameters the step started
+        from, as for any optimizer (later calls may be rejected line-search trials)."""
         if shard_weights is None and indices is None and self.world_size > 1:
             shard_weights = self.batches.local([None] * len(self.problem.terms))[1]
         if self.stages.closure:
-            self._closure_step(indices, update, shard_weights)
+            closure_step(self.optimizer, self.backward, lambda: self.term_losses(indices), update=update,
+                         traces=self._traces, shard_weights=shard_weights)
         else:
             losses = self.term_losses(indices)
             self.backward(losses, update=update, traces=self._traces, shard_weights=shard_weights)
@@ -505,25 +467,6 @@ class Trainer:
                 self.attention.update(k, r, index)
             self.loss_functions.residuals.clear()
         return self.backward.losses
-
-    def _closure_step(self, indices: Optional[Sequence[Optional[Tensor]]], update: Optional[bool],
-                      shard_weights: Optional[Tensor]) -> None:
-        """One step of a closure optimizer (see :meth:`step`)."""
-        calls = 0
-        first = self.backward.losses.clone()
-
-        def closure() -> Tensor:
-            nonlocal calls
-            losses = self.term_losses(indices)
-            self.backward(losses, update=update if calls == 0 else False, traces=self._traces,
-                          shard_weights=shard_weights)
-            if calls == 0:
-                first.copy_(self.backward.losses)
-            calls += 1
-            return self.backward.weighted_loss.sum()
-
-        self.optimizer.step(closure)
-        self.backward.losses.copy_(first)
 
     def _ntk_traces_fn(self) -> Callable[[], Tensor]:
         """NTK schemes: per-term traces on a subsample drawn from the trainer's own device generator."""
