@@ -38,7 +38,7 @@ from .errors import CheckpointError, CorruptCheckpointError, DeviceUnavailableEr
 from .history import History, TrainingLog, rel_l2_error
 from .network import MLP
 from .optim import SchedulerFactory, Stage, StageRunner, build_stage_optimizer, closure_step
-from .params import flatten_parameters, trainable_tensors
+from .params import coefficient_parameter, training_parameters
 from .problem import Problem
 from .rba import ResidualAttention
 from .schemes import DN, Scheme
@@ -228,8 +228,17 @@ class Trainer:
         self.scheme = DN(beta=0.99) if scheme is None else scheme
         #: ``S``, the ensemble members trained at once (1 for a single network).
         self.members = 1 if problem.ensemble is None else problem.ensemble
-        self._setup_network(network)
-        self._setup_coefficients()
+        self.net = network if network is not None else self.problem.network(dtype=dtype, device=self.device)
+        if not isinstance(self.net, nn.Module):
+            raise ValueError(f"network must be a fastpinn.MLP or a torch.nn.Module, got {type(self.net).__name__}")
+        self.net.to(device=self.device, dtype=dtype)
+        # The flat parameters the optimizer steps and the leaves each backward accumulates into.
+        self._flat, self._leaves, self._loss_params = training_parameters(self.net, self.problem.ensemble)
+        #: The problem's trainable coefficients (inverse problems): ``[C]`` (``[S, C]`` for an ensemble)
+        #: in ``problem.coefficients`` order, or ``None``.
+        self.coefficients: Optional[nn.Parameter] = coefficient_parameter(
+            self.problem.coefficients.values(), self.problem.ensemble, dtype, self.device)
+        self.coefficient_names = list(self.problem.coefficients)
         blocks = [self._flat] + ([] if self.coefficients is None else [self.coefficients])
         if stages is not None and (optimizer is not None or lr_scheduler is not None):
             raise ValueError("pass stages= or optimizer=/lr_scheduler=, not both (each Stage takes its optimizer "
@@ -288,40 +297,6 @@ class Trainer:
         self._log: Optional[TrainingLog] = None  # the running train() call's records, for history_so_far()
         self._best = BestSeen(self.device)
 
-    def _setup_network(self, network: Optional[nn.Module]) -> None:
-        """The network on this device, its flat parameters and the leaves each backward accumulates into."""
-        problem = self.problem
-        self.net = network if network is not None else problem.network(dtype=self.dtype, device=self.device)
-        if not isinstance(self.net, nn.Module):
-            raise ValueError(f"network must be a fastpinn.MLP or a torch.nn.Module, got {type(self.net).__name__}")
-        self.net.to(device=self.device, dtype=self.dtype)
-        if isinstance(self.net, MLP):
-            if self.net.ensemble != problem.ensemble:
-                raise ValueError(f"network ensemble={self.net.ensemble} does not match problem ensemble={problem.ensemble}")
-            self._flat = self.net.theta
-            # Separate per-layer leaves aliasing theta: each backward accumulates into its slice of G.
-            self._leaves = self.net.leaves()
-            self._loss_params: Any = self._leaves
-        else:
-            if problem.ensemble is not None:
-                raise ValueError(f"an ensemble problem (ensemble={problem.ensemble}) needs a fastpinn.MLP network "
-                                 f"(one flat theta[S, P]); got {type(self.net).__name__}: train single-network "
-                                 "problems with it, one per seed")
-            self._flat = flatten_parameters(self.net)
-            self._leaves = trainable_tensors(self.net)
-            self._loss_params = None  # the module computes with its own parameters (views of the flat theta)
-
-    def _setup_coefficients(self) -> None:
-        #: The problem's trainable coefficients (inverse problems): ``[C]`` (``[S, C]`` for an ensemble)
-        #: in ``problem.coefficients`` order, or ``None``.
-        self.coefficients: Optional[nn.Parameter] = None
-        self.coefficient_names = list(self.problem.coefficients)
-        if self.coefficient_names:
-            init = torch.tensor([float(v) for v in self.problem.coefficients.values()], dtype=self.dtype,
-                                device=self.device)
-            self.coefficients = nn.Parameter(init if self.problem.ensemble is None
-                                             else init.expand(self.members, -1).contiguous())
-
     @property
     def optimizer(self) -> torch.optim.Optimizer:
         """The optimizer of the stage training is in."""
@@ -336,18 +311,9 @@ class Trainer:
         self.attention = attention
         if attention is None:
             return
-        if self.world_size > 1:
-            raise ValueError("attention (pointwise weights) normalises by the largest residual of a step's points, "
-                             "which data parallelism splits over ranks: train it in one process")
-        if self.stages.any_closure:
-            raise ValueError("attention (pointwise weights) follows each step's residuals, which a closure "
-                             "optimizer evaluates at several trial points per step: use another optimizer")
-        if self.compile_policy is True or self.step_mode == "cuda_graph":
-            raise ValueError("attention (pointwise weights) updates from each step's residuals in Python: "
-                             "use compile=False or 'auto' and step_mode='eager' or 'device'")
-        if list(attention.n_points) != [t.n_points for t in self.problem.terms]:
-            raise ValueError(f"attention was built for term sizes {list(attention.n_points)}, the problem has "
-                             f"{[t.n_points for t in self.problem.terms]}")
+        attention.check_training(n_points=[t.n_points for t in self.problem.terms], world_size=self.world_size,
+                                 closure=self.stages.any_closure, compiled=self.compile_policy is True,
+                                 step_mode=self.step_mode)
         attention.reset(self.members, self.dtype, self.device)
         self.compile_policy = False  # its loss records residuals ("auto" never compiles it)
 
