@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from . import compile_policy
 from .backward import WeightedBackward
-from .callbacks import Callback, FunctionCallback, KeepBest, Patience, ProgressBar
+from .callbacks import Callback, train_callbacks
 from .checkpoint import (CHECKPOINT_FORMAT, check_state_dict, network_meta, read_checkpoint, scheme_meta,
                          write_checkpoint)
 from .collectives import collective
@@ -38,6 +38,7 @@ from .errors import CheckpointError, CorruptCheckpointError, DeviceUnavailableEr
 from .history import History, TrainingLog, rel_l2_error
 from .network import MLP
 from .optim import SchedulerFactory, Stage, StageRunner, build_stage_optimizer, closure_step
+from .ntk import traces_function
 from .params import coefficient_parameter, training_parameters
 from .problem import Problem
 from .rba import ResidualAttention
@@ -275,7 +276,10 @@ class Trainer:
             if self.world_size > 1:
                 raise ValueError("NTK schemes are not supported with distributed training (the traces need all "
                                  "points on one rank); use DN, MA, ID, PINN or a loss-based scheme")
-            self._traces = self._ntk_traces_fn()
+            #: Draws the NTK subsample (its state is in the checkpoint, so a resume draws the same points).
+            self._ntk_gen = torch.Generator(device=self.device).manual_seed(self.problem.seeds[0] + 7919)
+            self._traces = traces_function(self.problem, self.net, self.theta, self.scheme, self._ntk_gen,
+                                           coefficients=self.coefficients is not None)
         tick = time.perf_counter()
         #: Every term's loss function (derivative method chosen or tuned, compiled or not).
         self.loss_functions = TermLosses(
@@ -434,23 +438,6 @@ class Trainer:
             self.loss_functions.residuals.clear()
         return self.backward.losses
 
-    def _ntk_traces_fn(self) -> Callable[[], Tensor]:
-        """NTK schemes: per-term traces on a subsample drawn from the trainer's own device generator."""
-        from .ntk import term_traces
-
-        if not isinstance(self.net, MLP) or self.coefficients is not None:
-            raise ValueError("the NTK scheme computes per-point parameter gradients of a fastpinn.MLP without "
-                             "trainable coefficients; use another scheme for this network or problem")
-        scheme = self.scheme
-        #: Draws the NTK subsample (its state is in the checkpoint, so a resume draws the same points).
-        self._ntk_gen = torch.Generator(device=self.device).manual_seed(self.problem.seeds[0] + 7919)
-
-        def traces() -> Tensor:
-            return term_traces(self.problem.terms, self.net, self.problem.coords, theta=self.theta,
-                               subsample=scheme.subsample, per_point=scheme.per_point, generator=self._ntk_gen)
-
-        return traces
-
     def _run_step(self, indices: list[Optional[Tensor]]) -> Tensor:
         """One step of :meth:`train` in this trainer's ``step_mode``."""
         if self.step_mode == "cuda_graph":
@@ -602,14 +589,10 @@ class Trainer:
         patience = check_optional_int("patience", patience, minimum=1, hint=" (epochs)")
         if (keep_best or patience is not None) and self.problem.solution is None:
             raise ValueError("keep_best and patience need a problem with a reference solution (rel. L2 error)")
-        chain: list[Callback] = [ProgressBar()] if progress else []
         if self.watch is not None:
             self.watch.progress = bool(progress)
-            chain.append(self.watch)
-        chain += [FunctionCallback(callback)] if callback is not None else []
-        chain += list(callbacks)
-        chain += [Patience(patience)] if patience is not None else []
-        chain += [KeepBest()] if keep_best else []
+        chain = train_callbacks(progress=progress, watch=self.watch, callback=callback, callbacks=callbacks,
+                                patience=patience, keep_best=keep_best)
         with use_threads(self.threads) as n_threads:
             history = self._train(epochs, chain)
         history.extra["threads"] = n_threads
