@@ -5,7 +5,9 @@ A :class:`Stage` is one optimizer for a number of epochs (``Stage("adam", epochs
 recipe: Adam, then L-BFGS), switching at the epoch where one ends. One epoch is one optimizer step per
 mini-batch; a named L-BFGS stage makes one L-BFGS iteration per step (``max_iter=1``), so for full-batch
 training ``iterations=M`` is ``M`` epochs -- the History, evaluations and checkpoints stay per epoch and a
-run can be stopped and resumed between any two iterations.
+run can be stopped and resumed between any two iterations. Each stage's optimizer is built fresh when
+training reaches its first epoch (:class:`StageRunner`); the checkpoint holds the stage and its optimizer's
+state, so a run stopped in any stage resumes there.
 
 Closure optimizers (those whose ``step`` requires a ``closure``, e.g. ``torch.optim.LBFGS``) are detected
 from their signature (:func:`needs_closure`); the Trainer then evaluates the term losses and the weighted

@@ -8,8 +8,9 @@ and read back only every ``eval_every`` epochs, where the callbacks run (the wei
 
 The side jobs are parts the Trainer composes: the mini-batch layout and data parallelism
 (:mod:`fastpinn.data_parallel`), the compile policy (:mod:`fastpinn.compile_policy`), CUDA-graph capture
-(:mod:`fastpinn.cuda_graph`), the checkpoint format (:mod:`fastpinn.checkpoint`), the records of a call
-(:mod:`fastpinn.history`), keep-best, patience, progress and periodic checkpoints
+(:mod:`fastpinn.cuda_graph`), the optimizers and stages (:mod:`fastpinn.optim`), the checkpoint format
+(:mod:`fastpinn.checkpoint`), the records of a call (:mod:`fastpinn.history`), the best-seen state and
+the NaN roll-back (:mod:`fastpinn.divergence`), keep-best, patience, progress and periodic checkpoints
 (:mod:`fastpinn.callbacks`) and the weight watcher (:mod:`fastpinn.weight_watch`).
 """
 
@@ -97,11 +98,10 @@ class Trainer:
             see :meth:`step`).
         lr: learning rate of the default Adam.
         stages: instead of ``optimizer``, a sequence of :class:`fastpinn.Stage` run in order, e.g.
-            ``[Stage("adam", epochs=N, lr=1e-3), Stage("lbfgs", iterations=M)]`` (Adam, then L-BFGS). Each
-            stage's optimizer is built fresh when training reaches its first epoch; the checkpoint holds the
-            stage and its optimizer's state, so a run stopped in any stage resumes there, and one
-            :meth:`train` call (default length: to the end of the last stage, if it has one) gives one History across
-            stages (``History.extra["stages"]``). The last stage continues if more epochs are asked for.
+            ``[Stage("adam", epochs=N, lr=1e-3), Stage("lbfgs", iterations=M)]`` (Adam, then L-BFGS; see
+            :mod:`fastpinn.optim`). A run stopped in any stage resumes there; one :meth:`train` call (default
+            length: to the end of the last stage, if it has one) gives one History across stages
+            (``History.extra["stages"]``). The last stage continues if more epochs are asked for.
         lr_scheduler: a ``torch.optim.lr_scheduler`` factory taking the optimizer, e.g. ``lambda opt:
             torch.optim.lr_scheduler.ExponentialLR(opt, 0.999)``, stepped once per epoch (after its last
             step) and saved in the checkpoint. With ``stages``, give each :class:`~fastpinn.Stage` its own.
@@ -119,13 +119,10 @@ class Trainer:
             ``"authors"`` (as the authors' TensorFlow scripts: epochs tau - 1, 2 tau - 1, ... without bias
             correction, 0, tau, ... with it); see :data:`fastpinn.weighter.UPDATE_SCHEDULES`.
         compile: ``True``: compile each term's loss (derivatives + residual, forward and backward) with
-            ``torch.compile``; one graph per term so each backward runs only its own term. The one-off
-            compilation happens in a warm-up before the first epoch and is reported apart
-            (``History.warmup_seconds``). Results equal the eager step's to rounding. ``"auto"``: train
-            the first ``AUTO_COMPILE_PROBE_EPOCHS`` epochs of each :meth:`train` call eagerly, then compile
-            only if the remaining epochs, at the measured eager rate and the smallest measured compiled
-            speed-up (``AUTO_COMPILE_MIN_SPEEDUP``), would save more than a cold compilation costs
-            (``AUTO_COMPILE_WARMUP_SECONDS``); :attr:`compile_decision` records the numbers.
+            ``torch.compile``, one graph per term, in a warm-up before the first epoch reported apart
+            (``History.warmup_seconds``). Results equal the eager step's to rounding. ``"auto"``: probe a
+            few eager epochs of each :meth:`train` call, then compile only if it pays
+            (:mod:`fastpinn.compile_policy`); :attr:`compile_decision` records the numbers.
         step_mode: how a training step runs (results agree to rounding in every mode):
 
             - ``"eager"``: the weight-update decision comes from the host's epoch counter (a plain int,
@@ -148,17 +145,11 @@ class Trainer:
             the cores idle right now, at least 1, or ``$FASTPINN_THREADS``), an integer, or ``None`` to
             leave torch's setting alone. The previous setting is restored after ``train()``; the count
             used is in ``History.extra["threads"]``.
-        distributed: data parallelism over the points with ``torch.distributed`` (launch with ``torchrun``):
-            ``None`` (default) when a process group is initialized with more than one rank, ``True``
-            (requires one), ``False`` (train alone even under ``torchrun``, e.g. a sweep over ranks). Each
-            rank then keeps only its contiguous shard of every term's points (rank ``r`` of ``W``: point
-            indices ``[r N // W, (r + 1) N // W)``, so shard sizes may differ by one). Mini-batches are laid
-            out globally exactly as in one process (the same shuffling generator on every rank draws the
-            global permutation) and each rank trains on the part of every global batch that lies in its
-            shard; the weighted backward reduces gradients and losses with the shares ``n_rk / N_k``, so
-            ``W`` ranks train what one process trains on the same points, to rounding. The NaN check is a
-            collective decision; evaluation runs on rank 0 (broadcast); :meth:`save_checkpoint` writes on
-            rank 0 only and the checkpoint does not depend on ``W``. Eager and ``"device"`` step modes.
+        distributed: data parallelism over the points with ``torch.distributed`` (launch with ``torchrun``;
+            how the points and batches are split: :mod:`fastpinn.data_parallel`): ``None`` (default) when a
+            process group is initialized with more than one rank, ``True`` (requires one), ``False`` (train
+            alone even under ``torchrun``, e.g. a sweep over ranks). ``W`` ranks train what one process trains
+            on the same points, to rounding. Eager and ``"device"`` step modes.
         overlap: with ``distributed``, overlap the gradient all-reduces with the backward passes
             (:class:`~fastpinn.WeightedBackward`'s ``overlap``; same results). Default ``False``.
         watch: ``True`` (default): watch the loss weights (:class:`fastpinn.weight_watch.WeightWatch`: a
