@@ -32,7 +32,8 @@ if TYPE_CHECKING:
     from .backward import WeightedBackward
 
 __all__ = ["Stage", "OPTIMIZER_NAMES", "OPTIMIZER_CHOICES", "LR_SCHEDULE_FORMS", "LBFGS_DEFAULTS", "needs_closure",
-           "build_named_optimizer", "build_stage_optimizer", "closure_step", "check_scheduler", "parse_lr_schedule", "run_stages", "StageRunner"]
+           "build_named_optimizer", "build_stage_optimizer", "closure_step", "check_scheduler", "parse_lr_schedule",
+           "run_stages", "StageRunner"]
 
 OptimizerFactory = Callable[[list[torch.Tensor]], torch.optim.Optimizer]
 SchedulerFactory = Callable[[torch.optim.Optimizer], Any]

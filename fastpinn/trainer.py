@@ -36,6 +36,7 @@ from .cuda_graph import CapturedStep, batch_key, fresh_optimizer_state
 from .data_parallel import BatchLayout, data_parallel_layout, shard_problem, torch_distributed, world_group
 from .divergence import BestSeen, boundary_decision, locate_nonfinite, snapshot
 from .errors import CheckpointError, CorruptCheckpointError, DeviceUnavailableError, NonFiniteError
+from .evaluation import evaluate_on_rank0, predict_points, reference_error, reference_tensors
 from .history import History, TrainingLog, rel_l2_error
 from .network import MLP
 from .optim import SchedulerFactory, Stage, StageRunner, build_stage_optimizer, closure_step
@@ -449,44 +450,17 @@ class Trainer:
         return [self.theta] + coefficients + self.backward.state_tensors()
 
     # ---------------------------------------------------------------------------------- evaluation
-    def _reference_tensors(self) -> tuple[Tensor, Tensor]:
-        if self._reference is None:
-            X, U = self.problem.reference()
-            Xt = torch.as_tensor(np.asarray(X), dtype=self.dtype, device=self.device)
-            Ut = torch.as_tensor(np.asarray(U), dtype=torch.float64, device=self.device)
-            self._reference = (Xt, Ut.reshape(Ut.shape[0], -1))
-        return self._reference
-
-    @torch.no_grad()
     def predict(self, X: Union[Tensor, np.ndarray], chunk: int = 65536) -> Tensor:
         """Network output on points ``X[M, d]`` (any float dtype, any device; computed in the trainer's
         dtype on its device): ``[M, out]`` (ensemble: ``[S, M, out]``)."""
-        X = torch.as_tensor(X)
-        d = len(self.problem.coords)
-        if X.dim() != 2 or X.shape[1] != d:
-            raise ValueError(f"points must have shape [M, {d}] (columns {self.problem.coords}), got {tuple(X.shape)}")
-        if not X.is_floating_point():
-            raise ValueError(f"points must be a floating-point array, got {X.dtype}")
-        X = X.to(device=self.device, dtype=self.dtype)
-        parts = [self.net(X[i:i + chunk]) for i in range(0, X.shape[0], chunk)]
-        return torch.cat(parts, dim=-2)
+        return predict_points(self.net, X, self.problem.coords, self.dtype, self.device, chunk)
 
     def evaluate(self) -> Tensor:
         """Relative L2 error ``[S]`` on the problem's reference grid (float64)."""
-        X, U = self._reference_tensors()
-        pred = self.predict(X).to(torch.float64)
-        if pred.dim() == 2:
-            pred = pred.unsqueeze(0)
-        # [S, M*out] vs [M*out]: flatten outputs so a vector solution counts every component.
-        return rel_l2_error(pred.reshape(pred.shape[0], -1), U.reshape(-1))
-
-    def _evaluate_once(self) -> Tensor:
-        """:meth:`evaluate` on rank 0, broadcast to the others (every rank then decides alike)."""
-        if self.world_size == 1:
-            return self.evaluate()
-        err = self.evaluate() if self.rank == 0 else torch.empty(self.members, dtype=torch.float64, device=self.device)
-        collective("the broadcast of rank 0's evaluation", torch_distributed().broadcast, err, src=0)
-        return err
+        if self._reference is None:
+            self._reference = reference_tensors(self.problem, self.dtype, self.device)
+        X, U = self._reference
+        return reference_error(self.predict(X), U)
 
     # ------------------------------------------------------------------------------------- training
     def epoch_batches(self, advance: bool = True) -> list[list[Optional[Tensor]]]:
@@ -694,7 +668,8 @@ class Trainer:
         """What the callbacks see at a boundary; the error is measured and recorded when there is a reference."""
         info: dict[str, Any] = {"losses": log.losses[i].cpu().numpy(), "weights": log.weights[i].cpu().numpy()}
         if self.problem.solution is not None:
-            err = self._evaluate_once().cpu().numpy()
+            err = evaluate_on_rank0(self.evaluate, self.rank, self.world_size, self.members, self.device)
+            err = err.cpu().numpy()
             log.record_evaluation(self.epoch, err)
             info["rel_l2"] = err
             self._best.track(err, self.theta.reshape(self.members, -1), self.epoch)
