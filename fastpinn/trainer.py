@@ -16,7 +16,6 @@ the NaN roll-back (:mod:`fastpinn.divergence`), keep-best, patience, progress an
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any, Callable, Optional, Sequence, Union
 
@@ -47,7 +46,7 @@ from .rba import ResidualAttention
 from .schemes import DN, Scheme
 from .term_losses import DERIVATIVE_METHODS, TermLosses, derivative_method_choices
 from .threads import ThreadSetting, resolve_threads, use_threads
-from .validation import check_choice, check_int, check_optional_int
+from .validation import check_choice, check_int, check_optional_int, check_rate
 from .weight_watch import WeightWatch
 from .weighter import first_update_for
 
@@ -71,14 +70,6 @@ def check_device(device: torch.device) -> None:
 
 OptimizerFactory = Callable[[list[torch.nn.Parameter]], torch.optim.Optimizer]
 EvalCallback = Callable[["Trainer", int, dict[str, Any]], None]
-
-
-def _check_rate(name: str, value: Any, *, optional: bool = False) -> None:
-    """A learning rate: a positive finite number (or ``None`` where ``optional``)."""
-    if optional and value is None:
-        return
-    if not (isinstance(value, (int, float)) and value > 0 and math.isfinite(value)):
-        raise ValueError(f"{name} must be a positive number{' or None' if optional else ''}, got {value!r}")
 
 
 class Trainer:
@@ -188,8 +179,8 @@ class Trainer:
         if not isinstance(problem, Problem):
             raise ValueError(f"problem must be a fastpinn Problem, got {type(problem).__name__}")
         self.eval_every = check_int("eval_every", eval_every, minimum=1)
-        _check_rate("lr", lr)
-        _check_rate("coefficient_lr", coefficient_lr, optional=True)
+        check_rate("lr", lr)
+        check_rate("coefficient_lr", coefficient_lr, optional=True)
         self.step_mode = check_choice("step_mode", step_mode, STEP_MODES)
         self.method = check_choice("derivative_method", derivative_method, derivative_method_choices())
         if not (isinstance(compile, bool) or compile == "auto"):
