@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 
@@ -23,7 +23,8 @@ from .validation import check_int, check_number
 if TYPE_CHECKING:
     from .trainer import Trainer
 
-__all__ = ["Callback", "FunctionCallback", "KeepBest", "Patience", "ProgressBar", "PeriodicCheckpoint"]
+__all__ = ["Callback", "FunctionCallback", "KeepBest", "Patience", "ProgressBar", "PeriodicCheckpoint",
+           "train_callbacks"]
 
 
 class Callback:
@@ -165,3 +166,18 @@ class PeriodicCheckpoint(Callback):
             self.save(trainer)
             self._last_epoch, self._last_time = epoch, time.monotonic()
         return None
+
+
+def train_callbacks(*, progress: bool, watch: Optional[Callback],
+                    callback: Optional[Callable[["Trainer", int, dict[str, Any]], None]], callbacks: Sequence[Callback],
+                    patience: Optional[int], keep_best: bool) -> list[Callback]:
+    """The callbacks of one ``Trainer.train`` call, in the order they run: the progress bar, the weight
+    watcher (``watch``), ``callback``, the user's ``callbacks``, then :class:`Patience` and :class:`KeepBest`."""
+    chain: list[Callback] = [ProgressBar()] if progress else []
+    if watch is not None:
+        chain.append(watch)
+    chain += [FunctionCallback(callback)] if callback is not None else []
+    chain += list(callbacks)
+    chain += [Patience(patience)] if patience is not None else []
+    chain += [KeepBest()] if keep_best else []
+    return chain

@@ -2,6 +2,10 @@
 
 ``compile="auto"`` trains a few eager epochs, then compiles only if the remaining epochs would save more
 than a cold compilation costs; a compiler failure falls back to the (correct) eager path with a warning.
+In detail: a Trainer trains the first ``AUTO_COMPILE_PROBE_EPOCHS`` epochs of each ``train`` call eagerly,
+then compiles only if the remaining epochs, at the measured eager rate and the smallest measured compiled
+speed-up (``AUTO_COMPILE_MIN_SPEEDUP``), would save more than a cold compilation costs
+(``AUTO_COMPILE_WARMUP_SECONDS``) (:func:`decide_compile`).
 """
 
 from __future__ import annotations

@@ -2,6 +2,15 @@
 
 The one place that reads ranks: :func:`rank_and_world` for an initialized ``torch.distributed`` process
 group, :func:`launcher_rank_and_world` for what ``torchrun`` put in the environment (before a group exists).
+
+A Trainer with ``distributed`` on keeps, on each rank, only its contiguous shard of every term's points
+(rank ``r`` of ``W``: point indices ``[r N // W, (r + 1) N // W)``, so shard sizes may differ by one;
+:func:`shard_problem`). Mini-batches are laid out globally exactly as in one process (the same shuffling
+generator on every rank draws the global permutation) and each rank trains on the part of every global
+batch that lies in its shard (:class:`BatchLayout`); the weighted backward reduces gradients and losses
+with the shares ``n_rk / N_k``, so ``W`` ranks train what one process trains on the same points, to
+rounding. The NaN check is a collective decision; evaluation runs on rank 0 (broadcast); checkpoints are
+written on rank 0 only and do not depend on ``W``.
 """
 
 from __future__ import annotations

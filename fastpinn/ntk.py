@@ -22,14 +22,15 @@ an unbiased estimate of the full trace (points drawn without replacement).
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from .derivatives import derivatives
+from .network import MLP
 
-__all__ = ["term_residuals", "term_traces"]
+__all__ = ["term_residuals", "term_traces", "traces_function"]
 
 
 def term_residuals(term, net, coords: Sequence[str], index: Optional[Tensor] = None, *,
@@ -89,3 +90,19 @@ def term_traces(terms: Sequence, net, coords: Sequence[str], *, theta: Optional[
         trace = sq * (n_all / n)
         out.append(trace / n_all if per_point else trace)
     return torch.stack(out, dim=1).detach()
+
+
+def traces_function(problem: Any, net: nn.Module, theta: Tensor, scheme: Any, generator: torch.Generator, *,
+                    coefficients: bool = False) -> Callable[[], Tensor]:
+    """What an NTK scheme's Trainer calls each weight update: ``traces()`` ``[S, K]`` of ``problem``'s terms
+    (:func:`term_traces`) on a subsample of ``scheme.subsample`` points drawn from ``generator``.
+    ``coefficients``: whether the problem trains coefficients (refused, as is a network other than an MLP)."""
+    if not isinstance(net, MLP) or coefficients:
+        raise ValueError("the NTK scheme computes per-point parameter gradients of a fastpinn.MLP without "
+                         "trainable coefficients; use another scheme for this network or problem")
+
+    def traces() -> Tensor:
+        return term_traces(problem.terms, net, problem.coords, theta=theta, subsample=scheme.subsample,
+                           per_point=scheme.per_point, generator=generator)
+
+    return traces

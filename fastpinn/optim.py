@@ -5,7 +5,9 @@ A :class:`Stage` is one optimizer for a number of epochs (``Stage("adam", epochs
 recipe: Adam, then L-BFGS), switching at the epoch where one ends. One epoch is one optimizer step per
 mini-batch; a named L-BFGS stage makes one L-BFGS iteration per step (``max_iter=1``), so for full-batch
 training ``iterations=M`` is ``M`` epochs -- the History, evaluations and checkpoints stay per epoch and a
-run can be stopped and resumed between any two iterations.
+run can be stopped and resumed between any two iterations. Each stage's optimizer is built fresh when
+training reaches its first epoch (:class:`StageRunner`); the checkpoint holds the stage and its optimizer's
+state, so a run stopped in any stage resumes there.
 
 Closure optimizers (those whose ``step`` requires a ``closure``, e.g. ``torch.optim.LBFGS``) are detected
 from their signature (:func:`needs_closure`); the Trainer then evaluates the term losses and the weighted
@@ -20,14 +22,18 @@ from __future__ import annotations
 import inspect
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence, Union
 
 import torch
 
 from .validation import check_choice, check_number, check_optional_int
 
+if TYPE_CHECKING:
+    from .backward import WeightedBackward
+
 __all__ = ["Stage", "OPTIMIZER_NAMES", "OPTIMIZER_CHOICES", "LR_SCHEDULE_FORMS", "LBFGS_DEFAULTS", "needs_closure",
-           "build_named_optimizer", "check_scheduler", "parse_lr_schedule", "run_stages", "StageRunner"]
+           "build_named_optimizer", "build_stage_optimizer", "closure_step", "check_scheduler", "parse_lr_schedule",
+           "run_stages", "StageRunner"]
 
 OptimizerFactory = Callable[[list[torch.Tensor]], torch.optim.Optimizer]
 SchedulerFactory = Callable[[torch.optim.Optimizer], Any]
@@ -118,6 +124,77 @@ def build_named_optimizer(name: str, params: list[torch.Tensor], lr: float,
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, **options)
     raise ValueError(f"build_named_optimizer builds {('lbfgs', 'sgd')}, got {name!r}")
+
+
+def build_stage_optimizer(stage: Stage, blocks: list[torch.Tensor], leaves: Sequence[torch.Tensor], *, lr: float,
+                          coefficient_lr: Optional[float], step_mode: str) -> torch.optim.Optimizer:
+    """A stage's optimizer on a trainer's parameter blocks, checked against that trainer.
+
+    ``blocks``: the flat network parameters ``theta``, then the trainable coefficients if any (what a factory
+    receives); ``leaves``: the network's trainable tensors (a user's optimizer may hold these instead of
+    ``theta``); ``lr``: the default learning rate (a stage's own ``lr`` wins); ``coefficient_lr``: the
+    coefficients' in the default Adam (``None``: ``lr``); ``step_mode``: the trainer's.
+    """
+    optimizer, lr = stage.optimizer, lr if stage.lr is None else stage.lr
+    flat = blocks[0]
+    if isinstance(optimizer, torch.optim.Optimizer):
+        built = optimizer
+    elif optimizer == "adam":
+        # Fused Adam: one kernel over the flat theta (elementwise, so ensemble members stay independent).
+        # Capturable keeps its step count on the device, which a CUDA graph needs.
+        groups: list[dict[str, Any]] = [{"params": [flat]}]
+        if len(blocks) > 1:
+            groups.append({"params": [blocks[1]], "lr": lr if coefficient_lr is None else coefficient_lr})
+        built = torch.optim.Adam(groups, **{"lr": lr, "fused": True, "capturable": step_mode == "cuda_graph",
+                                            **stage.options})
+    elif isinstance(optimizer, str):  # L-BFGS: one group (it takes no per-group options), step length 1
+        built = build_named_optimizer(optimizer, blocks, 1.0 if optimizer == "lbfgs" and stage.lr is None else lr,
+                                      stage.options)
+    else:
+        built = optimizer(blocks)
+    if not isinstance(built, torch.optim.Optimizer):
+        raise ValueError(f"optimizer must build a torch.optim.Optimizer, got {type(built).__name__}")
+    # A user's optimizer must step this network's flat parameters, else training silently does nothing.
+    held = [p for g in built.param_groups for p in g["params"]]
+    if not any(p is flat or any(p is leaf for leaf in leaves) for p in held):
+        raise ValueError("optimizer must hold the network's parameters (network.theta / network.parameters()); "
+                         f"it holds {len(held)} other tensor(s) of shapes {[tuple(p.shape) for p in held][:4]}")
+    if step_mode == "cuda_graph" and not all(g.get("capturable", False) for g in built.param_groups):
+        raise ValueError("optimizer must be built with capturable=True for step_mode='cuda_graph' "
+                         "(e.g. torch.optim.Adam(params, fused=True, capturable=True))")
+    if needs_closure(built) and step_mode != "eager":
+        raise ValueError(f"a closure optimizer ({type(built).__name__}) re-evaluates the loss several times "
+                         f"per step, which the weight-update gate of step_mode={step_mode!r} cannot "
+                         "follow: use step_mode='eager'")
+    return built
+
+
+def closure_step(optimizer: torch.optim.Optimizer, backward: "WeightedBackward",
+                 term_losses: Callable[[], list[torch.Tensor]], *, update: Optional[bool],
+                 traces: Optional[Callable[[], torch.Tensor]], shard_weights: Optional[torch.Tensor]) -> None:
+    """One step of a closure optimizer (e.g. ``torch.optim.LBFGS``): its closure recomputes ``term_losses()``
+    and the weighted gradient (``backward``) at the current parameters.
+
+    The loss weights follow the outer step's schedule: they may update (``update``) only in the closure's
+    first call of a step; every further call (line search, inner iterations) uses ``update=False``, so it
+    differentiates the same weighted loss ``sum_j lam_j L_j`` the optimizer minimises in this step. The
+    closure returns that loss summed over the ensemble members. ``backward.losses`` is left holding the
+    losses of the first call (at the parameters the step started from).
+    """
+    calls = 0
+    first = backward.losses.clone()
+
+    def closure() -> torch.Tensor:
+        nonlocal calls
+        losses = term_losses()
+        backward(losses, update=update if calls == 0 else False, traces=traces, shard_weights=shard_weights)
+        if calls == 0:
+            first.copy_(backward.losses)
+        calls += 1
+        return backward.weighted_loss.sum()
+
+    optimizer.step(closure)
+    backward.losses.copy_(first)
 
 
 def check_scheduler(scheduler: Any) -> Any:

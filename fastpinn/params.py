@@ -11,12 +11,14 @@ an optimizer can step all of them in one fused kernel and a checkpoint holds one
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence, Union
+from typing import Any, Iterable, Optional, Sequence, Union
 
 import torch
 from torch import Tensor, nn
 
-__all__ = ["ParameterRows", "flatten_parameters", "trainable_tensors"]
+from .network import MLP
+
+__all__ = ["ParameterRows", "flatten_parameters", "trainable_tensors", "training_parameters", "coefficient_parameter"]
 
 
 def trainable_tensors(parameters: Union[nn.Module, Iterable[Tensor]]) -> list[Tensor]:
@@ -116,3 +118,36 @@ def flatten_parameters(module: nn.Module) -> nn.Parameter:
             view.copy_(p)
             p.data = view
     return theta
+
+
+def training_parameters(net: nn.Module, ensemble: Optional[int]) -> tuple[Tensor, list[Tensor], Any]:
+    """What a Trainer trains of ``net`` (on its device already): ``(theta, leaves, loss_params)``.
+
+    ``theta``: the flat parameters ``[P]`` (``[S, P]`` for an ensemble :class:`~fastpinn.MLP`) the optimizer
+    steps; ``leaves``: the tensors each backward accumulates into; ``loss_params``: what the term losses
+    take as parameters (``None``: a module computes with its own). ``ensemble``: the problem's.
+    """
+    if isinstance(net, MLP):
+        if net.ensemble != ensemble:
+            raise ValueError(f"network ensemble={net.ensemble} does not match problem ensemble={ensemble}")
+        # Separate per-layer leaves aliasing theta: each backward accumulates into its slice of G.
+        leaves = net.leaves()
+        return net.theta, leaves, leaves
+    if ensemble is not None:
+        raise ValueError(f"an ensemble problem (ensemble={ensemble}) needs a fastpinn.MLP network "
+                         f"(one flat theta[S, P]); got {type(net).__name__}: train single-network "
+                         "problems with it, one per seed")
+    theta = flatten_parameters(net)
+    # The module computes with its own parameters (views of the flat theta).
+    return theta, trainable_tensors(net), None
+
+
+def coefficient_parameter(values: Iterable[float], ensemble: Optional[int], dtype: torch.dtype,
+                          device: torch.device) -> Optional[nn.Parameter]:
+    """A problem's trainable coefficients (inverse problems) as one parameter: ``[C]`` (``[S, C]`` for an
+    ensemble of ``S``) in the given order, or ``None`` when there are none."""
+    values = [float(v) for v in values]
+    if not values:
+        return None
+    init = torch.tensor(values, dtype=dtype, device=device)
+    return nn.Parameter(init if ensemble is None else init.expand(ensemble, -1).contiguous())

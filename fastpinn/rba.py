@@ -54,6 +54,23 @@ class ResidualAttention:
         self.gamma, self.eta, self.init = float(gamma), float(eta), float(init)
         self.lam: dict[int, Tensor] = {}  # term index -> [S, N_k]
 
+    def check_training(self, *, n_points: Sequence[int], world_size: int, closure: bool, compiled: bool,
+                       step_mode: str) -> None:
+        """``ValueError`` unless a Trainer can train with these weights: the problem's term sizes ``n_points``,
+        one process (``world_size``), no closure optimizer, not compiled (``compile=True``) or captured."""
+        if world_size > 1:
+            raise ValueError("attention (pointwise weights) normalises by the largest residual of a step's points, "
+                             "which data parallelism splits over ranks: train it in one process")
+        if closure:
+            raise ValueError("attention (pointwise weights) follows each step's residuals, which a closure "
+                             "optimizer evaluates at several trial points per step: use another optimizer")
+        if compiled or step_mode == "cuda_graph":
+            raise ValueError("attention (pointwise weights) updates from each step's residuals in Python: "
+                             "use compile=False or 'auto' and step_mode='eager' or 'device'")
+        if list(self.n_points) != list(n_points):
+            raise ValueError(f"attention was built for term sizes {list(self.n_points)}, the problem has "
+                             f"{list(n_points)}")
+
     def reset(self, members: int = 1, dtype: torch.dtype = torch.float32, device=None) -> None:
         self.lam = {k: torch.full((members, self.n_points[k]), self.init, dtype=dtype, device=device)
                     for k in self.terms}

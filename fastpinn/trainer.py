@@ -8,15 +8,14 @@ and read back only every ``eval_every`` epochs, where the callbacks run (the wei
 
 The side jobs are parts the Trainer composes: the mini-batch layout and data parallelism
 (:mod:`fastpinn.data_parallel`), the compile policy (:mod:`fastpinn.compile_policy`), CUDA-graph capture
-(:mod:`fastpinn.cuda_graph`), the checkpoint format (:mod:`fastpinn.checkpoint`), the records of a call
-(:mod:`fastpinn.history`), keep-best, patience, progress and periodic checkpoints
+(:mod:`fastpinn.cuda_graph`), the optimizers and stages (:mod:`fastpinn.optim`), the checkpoint format
+(:mod:`fastpinn.checkpoint`), the records of a call (:mod:`fastpinn.history`), the best-seen state and
+the NaN roll-back (:mod:`fastpinn.divergence`), keep-best, patience, progress and periodic checkpoints
 (:mod:`fastpinn.callbacks`) and the weight watcher (:mod:`fastpinn.weight_watch`).
 """
 
 from __future__ import annotations
 
-import copy
-import math
 import time
 from typing import Any, Callable, Optional, Sequence, Union
 
@@ -26,7 +25,7 @@ from torch import Tensor, nn
 
 from . import compile_policy
 from .backward import WeightedBackward
-from .callbacks import Callback, FunctionCallback, KeepBest, Patience, ProgressBar
+from .callbacks import Callback, train_callbacks
 from .checkpoint import (CHECKPOINT_FORMAT, check_state_dict, network_meta, read_checkpoint, scheme_meta,
                          write_checkpoint)
 from .collectives import collective
@@ -34,17 +33,20 @@ from .compile_policy import (AUTO_COMPILE_MIN_SPEEDUP, AUTO_COMPILE_PROBE_EPOCHS
                              compile_or_fall_back, decide_compile)
 from .cuda_graph import CapturedStep, batch_key, fresh_optimizer_state
 from .data_parallel import BatchLayout, data_parallel_layout, shard_problem, torch_distributed, world_group
+from .divergence import BestSeen, boundary_decision, locate_nonfinite, snapshot
 from .errors import CheckpointError, CorruptCheckpointError, DeviceUnavailableError, NonFiniteError
+from .evaluation import evaluate_on_rank0, predict_points, reference_error, reference_tensors
 from .history import History, TrainingLog, rel_l2_error
 from .network import MLP
-from .optim import SchedulerFactory, Stage, StageRunner, build_named_optimizer, needs_closure
-from .params import flatten_parameters, trainable_tensors
+from .optim import SchedulerFactory, Stage, StageRunner, build_stage_optimizer, closure_step
+from .ntk import traces_function
+from .params import coefficient_parameter, training_parameters
 from .problem import Problem
 from .rba import ResidualAttention
 from .schemes import DN, Scheme
 from .term_losses import DERIVATIVE_METHODS, TermLosses, derivative_method_choices
 from .threads import ThreadSetting, resolve_threads, use_threads
-from .validation import check_choice, check_int, check_optional_int
+from .validation import check_choice, check_int, check_optional_int, check_rate
 from .weight_watch import WeightWatch
 from .weighter import first_update_for
 
@@ -70,14 +72,6 @@ OptimizerFactory = Callable[[list[torch.nn.Parameter]], torch.optim.Optimizer]
 EvalCallback = Callable[["Trainer", int, dict[str, Any]], None]
 
 
-def _check_rate(name: str, value: Any, *, optional: bool = False) -> None:
-    """A learning rate: a positive finite number (or ``None`` where ``optional``)."""
-    if optional and value is None:
-        return
-    if not (isinstance(value, (int, float)) and value > 0 and math.isfinite(value)):
-        raise ValueError(f"{name} must be a positive number{' or None' if optional else ''}, got {value!r}")
-
-
 class Trainer:
     """Train a :class:`~fastpinn.problem.Problem` with any weighting scheme.
 
@@ -96,11 +90,10 @@ class Trainer:
             see :meth:`step`).
         lr: learning rate of the default Adam.
         stages: instead of ``optimizer``, a sequence of :class:`fastpinn.Stage` run in order, e.g.
-            ``[Stage("adam", epochs=N, lr=1e-3), Stage("lbfgs", iterations=M)]`` (Adam, then L-BFGS). Each
-            stage's optimizer is built fresh when training reaches its first epoch; the checkpoint holds the
-            stage and its optimizer's state, so a run stopped in any stage resumes there, and one
-            :meth:`train` call (default length: to the end of the last stage, if it has one) gives one History across
-            stages (``History.extra["stages"]``). The last stage continues if more epochs are asked for.
+            ``[Stage("adam", epochs=N, lr=1e-3), Stage("lbfgs", iterations=M)]`` (Adam, then L-BFGS; see
+            :mod:`fastpinn.optim`). A run stopped in any stage resumes there; one :meth:`train` call (default
+            length: to the end of the last stage, if it has one) gives one History across stages
+            (``History.extra["stages"]``). The last stage continues if more epochs are asked for.
         lr_scheduler: a ``torch.optim.lr_scheduler`` factory taking the optimizer, e.g. ``lambda opt:
             torch.optim.lr_scheduler.ExponentialLR(opt, 0.999)``, stepped once per epoch (after its last
             step) and saved in the checkpoint. With ``stages``, give each :class:`~fastpinn.Stage` its own.
@@ -118,13 +111,10 @@ class Trainer:
             ``"authors"`` (as the authors' TensorFlow scripts: epochs tau - 1, 2 tau - 1, ... without bias
             correction, 0, tau, ... with it); see :data:`fastpinn.weighter.UPDATE_SCHEDULES`.
         compile: ``True``: compile each term's loss (derivatives + residual, forward and backward) with
-            ``torch.compile``; one graph per term so each backward runs only its own term. The one-off
-            compilation happens in a warm-up before the first epoch and is reported apart
-            (``History.warmup_seconds``). Results equal the eager step's to rounding. ``"auto"``: train
-            the first ``AUTO_COMPILE_PROBE_EPOCHS`` epochs of each :meth:`train` call eagerly, then compile
-            only if the remaining epochs, at the measured eager rate and the smallest measured compiled
-            speed-up (``AUTO_COMPILE_MIN_SPEEDUP``), would save more than a cold compilation costs
-            (``AUTO_COMPILE_WARMUP_SECONDS``); :attr:`compile_decision` records the numbers.
+            ``torch.compile``, one graph per term, in a warm-up before the first epoch reported apart
+            (``History.warmup_seconds``). Results equal the eager step's to rounding. ``"auto"``: probe a
+            few eager epochs of each :meth:`train` call, then compile only if it pays
+            (:mod:`fastpinn.compile_policy`); :attr:`compile_decision` records the numbers.
         step_mode: how a training step runs (results agree to rounding in every mode):
 
             - ``"eager"``: the weight-update decision comes from the host's epoch counter (a plain int,
@@ -147,17 +137,11 @@ class Trainer:
             the cores idle right now, at least 1, or ``$FASTPINN_THREADS``), an integer, or ``None`` to
             leave torch's setting alone. The previous setting is restored after ``train()``; the count
             used is in ``History.extra["threads"]``.
-        distributed: data parallelism over the points with ``torch.distributed`` (launch with ``torchrun``):
-            ``None`` (default) when a process group is initialized with more than one rank, ``True``
-            (requires one), ``False`` (train alone even under ``torchrun``, e.g. a sweep over ranks). Each
-            rank then keeps only its contiguous shard of every term's points (rank ``r`` of ``W``: point
-            indices ``[r N // W, (r + 1) N // W)``, so shard sizes may differ by one). Mini-batches are laid
-            out globally exactly as in one process (the same shuffling generator on every rank draws the
-            global permutation) and each rank trains on the part of every global batch that lies in its
-            shard; the weighted backward reduces gradients and losses with the shares ``n_rk / N_k``, so
-            ``W`` ranks train what one process trains on the same points, to rounding. The NaN check is a
-            collective decision; evaluation runs on rank 0 (broadcast); :meth:`save_checkpoint` writes on
-            rank 0 only and the checkpoint does not depend on ``W``. Eager and ``"device"`` step modes.
+        distributed: data parallelism over the points with ``torch.distributed`` (launch with ``torchrun``;
+            how the points and batches are split: :mod:`fastpinn.data_parallel`): ``None`` (default) when a
+            process group is initialized with more than one rank, ``True`` (requires one), ``False`` (train
+            alone even under ``torchrun``, e.g. a sweep over ranks). ``W`` ranks train what one process trains
+            on the same points, to rounding. Eager and ``"device"`` step modes.
         overlap: with ``distributed``, overlap the gradient all-reduces with the backward passes
             (:class:`~fastpinn.WeightedBackward`'s ``overlap``; same results). Default ``False``.
         watch: ``True`` (default): watch the loss weights (:class:`fastpinn.weight_watch.WeightWatch`: a
@@ -195,8 +179,8 @@ class Trainer:
         if not isinstance(problem, Problem):
             raise ValueError(f"problem must be a fastpinn Problem, got {type(problem).__name__}")
         self.eval_every = check_int("eval_every", eval_every, minimum=1)
-        _check_rate("lr", lr)
-        _check_rate("coefficient_lr", coefficient_lr, optional=True)
+        check_rate("lr", lr)
+        check_rate("coefficient_lr", coefficient_lr, optional=True)
         self.step_mode = check_choice("step_mode", step_mode, STEP_MODES)
         self.method = check_choice("derivative_method", derivative_method, derivative_method_choices())
         if not (isinstance(compile, bool) or compile == "auto"):
@@ -228,10 +212,18 @@ class Trainer:
         self.scheme = DN(beta=0.99) if scheme is None else scheme
         #: ``S``, the ensemble members trained at once (1 for a single network).
         self.members = 1 if problem.ensemble is None else problem.ensemble
-        self._setup_network(network)
-        self._setup_coefficients()
+        self.net = network if network is not None else self.problem.network(dtype=dtype, device=self.device)
+        if not isinstance(self.net, nn.Module):
+            raise ValueError(f"network must be a fastpinn.MLP or a torch.nn.Module, got {type(self.net).__name__}")
+        self.net.to(device=self.device, dtype=dtype)
+        # The flat parameters the optimizer steps and the leaves each backward accumulates into.
+        self._flat, self._leaves, self._loss_params = training_parameters(self.net, self.problem.ensemble)
+        #: The problem's trainable coefficients (inverse problems): ``[C]`` (``[S, C]`` for an ensemble)
+        #: in ``problem.coefficients`` order, or ``None``.
+        self.coefficients: Optional[nn.Parameter] = coefficient_parameter(
+            self.problem.coefficients.values(), self.problem.ensemble, dtype, self.device)
+        self.coefficient_names = list(self.problem.coefficients)
         blocks = [self._flat] + ([] if self.coefficients is None else [self.coefficients])
-        self._lr, self._coefficient_lr, self._blocks = lr, coefficient_lr, blocks
         if stages is not None and (optimizer is not None or lr_scheduler is not None):
             raise ValueError("pass stages= or optimizer=/lr_scheduler=, not both (each Stage takes its optimizer "
                              "and lr_scheduler)")
@@ -240,7 +232,8 @@ class Trainer:
         elif isinstance(stages, Stage):
             stages = [stages]
         #: The optimizer stages, the one training is in and its lr scheduler (:mod:`fastpinn.optim`).
-        self.stages = StageRunner(stages, self._build_optimizer)
+        self.stages = StageRunner(stages, lambda stage: build_stage_optimizer(
+            stage, blocks, self._leaves, lr=lr, coefficient_lr=coefficient_lr, step_mode=step_mode))
         self.update_schedule = update_schedule
         self.epoch = 0
         # The shuffling generator lives on the training device so a mini-batch permutation needs no host copy.
@@ -266,7 +259,10 @@ class Trainer:
             if self.world_size > 1:
                 raise ValueError("NTK schemes are not supported with distributed training (the traces need all "
                                  "points on one rank); use DN, MA, ID, PINN or a loss-based scheme")
-            self._traces = self._ntk_traces_fn()
+            #: Draws the NTK subsample (its state is in the checkpoint, so a resume draws the same points).
+            self._ntk_gen = torch.Generator(device=self.device).manual_seed(self.problem.seeds[0] + 7919)
+            self._traces = traces_function(self.problem, self.net, self.theta, self.scheme, self._ntk_gen,
+                                           coefficients=self.coefficients is not None)
         tick = time.perf_counter()
         #: Every term's loss function (derivative method chosen or tuned, compiled or not).
         self.loss_functions = TermLosses(
@@ -286,42 +282,7 @@ class Trainer:
         #: finding is reported once however many calls train.
         self.watch: Optional[WeightWatch] = WeightWatch() if watch is True else (watch or None)
         self._log: Optional[TrainingLog] = None  # the running train() call's records, for history_so_far()
-        #: Best relative L2 error seen per member, its epoch and parameters; ``None`` before any evaluation.
-        self._best: Optional[dict[str, Tensor]] = None
-
-    def _setup_network(self, network: Optional[nn.Module]) -> None:
-        """The network on this device, its flat parameters and the leaves each backward accumulates into."""
-        problem = self.problem
-        self.net = network if network is not None else problem.network(dtype=self.dtype, device=self.device)
-        if not isinstance(self.net, nn.Module):
-            raise ValueError(f"network must be a fastpinn.MLP or a torch.nn.Module, got {type(self.net).__name__}")
-        self.net.to(device=self.device, dtype=self.dtype)
-        if isinstance(self.net, MLP):
-            if self.net.ensemble != problem.ensemble:
-                raise ValueError(f"network ensemble={self.net.ensemble} does not match problem ensemble={problem.ensemble}")
-            self._flat = self.net.theta
-            # Separate per-layer leaves aliasing theta: each backward accumulates into its slice of G.
-            self._leaves = self.net.leaves()
-            self._loss_params: Any = self._leaves
-        else:
-            if problem.ensemble is not None:
-                raise ValueError(f"an ensemble problem (ensemble={problem.ensemble}) needs a fastpinn.MLP network "
-                                 f"(one flat theta[S, P]); got {type(self.net).__name__}: train single-network "
-                                 "problems with it, one per seed")
-            self._flat = flatten_parameters(self.net)
-            self._leaves = trainable_tensors(self.net)
-            self._loss_params = None  # the module computes with its own parameters (views of the flat theta)
-
-    def _setup_coefficients(self) -> None:
-        #: The problem's trainable coefficients (inverse problems): ``[C]`` (``[S, C]`` for an ensemble)
-        #: in ``problem.coefficients`` order, or ``None``.
-        self.coefficients: Optional[nn.Parameter] = None
-        self.coefficient_names = list(self.problem.coefficients)
-        if self.coefficient_names:
-            init = torch.tensor([float(v) for v in self.problem.coefficients.values()], dtype=self.dtype,
-                                device=self.device)
-            self.coefficients = nn.Parameter(init if self.problem.ensemble is None
-                                             else init.expand(self.members, -1).contiguous())
+        self._best = BestSeen(self.device)
 
     @property
     def optimizer(self) -> torch.optim.Optimizer:
@@ -333,57 +294,13 @@ class Trainer:
         """The lr scheduler of the stage training is in (``None``: none)."""
         return self.stages.scheduler
 
-    def _build_optimizer(self, stage: Stage) -> torch.optim.Optimizer:
-        """A stage's optimizer on the flat parameters (and coefficients), checked against this trainer."""
-        optimizer, lr, blocks = stage.optimizer, self._lr if stage.lr is None else stage.lr, self._blocks
-        if isinstance(optimizer, torch.optim.Optimizer):
-            built = optimizer
-        elif optimizer == "adam":
-            # Fused Adam: one kernel over the flat theta (elementwise, so ensemble members stay independent).
-            # Capturable keeps its step count on the device, which a CUDA graph needs.
-            groups: list[dict[str, Any]] = [{"params": [self._flat]}]
-            if self.coefficients is not None:
-                coefficient_lr = self._coefficient_lr
-                groups.append({"params": [self.coefficients], "lr": lr if coefficient_lr is None else coefficient_lr})
-            built = torch.optim.Adam(groups, **{"lr": lr, "fused": True, "capturable": self.step_mode == "cuda_graph",
-                                                **stage.options})
-        elif isinstance(optimizer, str):  # L-BFGS: one group (it takes no per-group options), step length 1
-            built = build_named_optimizer(optimizer, blocks, 1.0 if optimizer == "lbfgs" and stage.lr is None else lr,
-                                          stage.options)
-        else:
-            built = optimizer(blocks)
-        if not isinstance(built, torch.optim.Optimizer):
-            raise ValueError(f"optimizer must build a torch.optim.Optimizer, got {type(built).__name__}")
-        # A user's optimizer must step this network's flat parameters, else training silently does nothing.
-        held = [p for g in built.param_groups for p in g["params"]]
-        if not any(p is self._flat or any(p is leaf for leaf in self._leaves) for p in held):
-            raise ValueError("optimizer must hold the network's parameters (network.theta / network.parameters()); "
-                             f"it holds {len(held)} other tensor(s) of shapes {[tuple(p.shape) for p in held][:4]}")
-        if self.step_mode == "cuda_graph" and not all(g.get("capturable", False) for g in built.param_groups):
-            raise ValueError("optimizer must be built with capturable=True for step_mode='cuda_graph' "
-                             "(e.g. torch.optim.Adam(params, fused=True, capturable=True))")
-        if needs_closure(built) and self.step_mode != "eager":
-            raise ValueError(f"a closure optimizer ({type(built).__name__}) re-evaluates the loss several times "
-                             f"per step, which the weight-update gate of step_mode={self.step_mode!r} cannot "
-                             "follow: use step_mode='eager'")
-        return built
-
     def _setup_attention(self, attention: Optional[ResidualAttention]) -> None:
         self.attention = attention
         if attention is None:
             return
-        if self.world_size > 1:
-            raise ValueError("attention (pointwise weights) normalises by the largest residual of a step's points, "
-                             "which data parallelism splits over ranks: train it in one process")
-        if self.stages.any_closure:
-            raise ValueError("attention (pointwise weights) follows each step's residuals, which a closure "
-                             "optimizer evaluates at several trial points per step: use another optimizer")
-        if self.compile_policy is True or self.step_mode == "cuda_graph":
-            raise ValueError("attention (pointwise weights) updates from each step's residuals in Python: "
-                             "use compile=False or 'auto' and step_mode='eager' or 'device'")
-        if list(attention.n_points) != [t.n_points for t in self.problem.terms]:
-            raise ValueError(f"attention was built for term sizes {list(attention.n_points)}, the problem has "
-                             f"{[t.n_points for t in self.problem.terms]}")
+        attention.check_training(n_points=[t.n_points for t in self.problem.terms], world_size=self.world_size,
+                                 closure=self.stages.any_closure, compiled=self.compile_policy is True,
+                                 step_mode=self.step_mode)
         attention.reset(self.members, self.dtype, self.device)
         self.compile_policy = False  # its loss records residuals ("auto" never compiles it)
 
@@ -437,7 +354,6 @@ class Trainer:
             self.compile_decision.update(compiled=False, failed=failed)
         return seconds
 
-
     def term_losses(self, indices: Optional[Sequence[Optional[Tensor]]] = None) -> list[Tensor]:
         """Unweighted losses of every term, each ``[S]`` (``[1]`` for a single network)."""
         return self.loss_functions(self._loss_params, self.coefficients, indices)
@@ -484,19 +400,17 @@ class Trainer:
         global ones.
 
         A closure optimizer (``torch.optim.LBFGS``; eager step mode) gets a closure that recomputes the
-        term losses and the weighted gradient at the current parameters (the public weighted backward's
-        closure path). The loss weights follow the outer step's schedule: they may update only in the
-        closure's first call of a step (the gate decides and advances once per step, as for Adam); every
-        further call (line search, inner iterations) uses ``update=False``, so it differentiates the same
-        weighted loss ``sum_j lam_j L_j`` the optimizer minimises in this step. The closure returns that
-        loss summed over the ensemble members (one optimizer over ``theta[S, P]``: the members share the
-        line search, so an ensemble member no longer equals its single run). The losses returned are those
-        of the closure's first call: at the parameters the step started from, as for any optimizer (later
-        calls may be rejected line-search trials)."""
+        term losses and the weighted gradient at the current parameters (:func:`fastpinn.optim.closure_step`):
+        the weights may update only in its first call of a step (the gate decides and advances once per step,
+        as for Adam), so every further call differentiates the same weighted loss. One optimizer over
+        ``theta[S, P]``: the members share the line search, so an ensemble member no longer equals its single
+        run. The losses returned are those of the closure's first call: at the parameters the step started
+        from, as for any optimizer (later calls may be rejected line-search trials)."""
         if shard_weights is None and indices is None and self.world_size > 1:
             shard_weights = self.batches.local([None] * len(self.problem.terms))[1]
         if self.stages.closure:
-            self._closure_step(indices, update, shard_weights)
+            closure_step(self.optimizer, self.backward, lambda: self.term_losses(indices), update=update,
+                         traces=self._traces, shard_weights=shard_weights)
         else:
             losses = self.term_losses(indices)
             self.backward(losses, update=update, traces=self._traces, shard_weights=shard_weights)
@@ -506,42 +420,6 @@ class Trainer:
                 self.attention.update(k, r, index)
             self.loss_functions.residuals.clear()
         return self.backward.losses
-
-    def _closure_step(self, indices: Optional[Sequence[Optional[Tensor]]], update: Optional[bool],
-                      shard_weights: Optional[Tensor]) -> None:
-        """One step of a closure optimizer (see :meth:`step`)."""
-        calls = 0
-        first = self.backward.losses.clone()
-
-        def closure() -> Tensor:
-            nonlocal calls
-            losses = self.term_losses(indices)
-            self.backward(losses, update=update if calls == 0 else False, traces=self._traces,
-                          shard_weights=shard_weights)
-            if calls == 0:
-                first.copy_(self.backward.losses)
-            calls += 1
-            return self.backward.weighted_loss.sum()
-
-        self.optimizer.step(closure)
-        self.backward.losses.copy_(first)
-
-    def _ntk_traces_fn(self) -> Callable[[], Tensor]:
-        """NTK schemes: per-term traces on a subsample drawn from the trainer's own device generator."""
-        from .ntk import term_traces
-
-        if not isinstance(self.net, MLP) or self.coefficients is not None:
-            raise ValueError("the NTK scheme computes per-point parameter gradients of a fastpinn.MLP without "
-                             "trainable coefficients; use another scheme for this network or problem")
-        scheme = self.scheme
-        #: Draws the NTK subsample (its state is in the checkpoint, so a resume draws the same points).
-        self._ntk_gen = torch.Generator(device=self.device).manual_seed(self.problem.seeds[0] + 7919)
-
-        def traces() -> Tensor:
-            return term_traces(self.problem.terms, self.net, self.problem.coords, theta=self.theta,
-                               subsample=scheme.subsample, per_point=scheme.per_point, generator=self._ntk_gen)
-
-        return traces
 
     def _run_step(self, indices: list[Optional[Tensor]]) -> Tensor:
         """One step of :meth:`train` in this trainer's ``step_mode``."""
@@ -563,44 +441,17 @@ class Trainer:
         return [self.theta] + coefficients + self.backward.state_tensors()
 
     # ---------------------------------------------------------------------------------- evaluation
-    def _reference_tensors(self) -> tuple[Tensor, Tensor]:
-        if self._reference is None:
-            X, U = self.problem.reference()
-            Xt = torch.as_tensor(np.asarray(X), dtype=self.dtype, device=self.device)
-            Ut = torch.as_tensor(np.asarray(U), dtype=torch.float64, device=self.device)
-            self._reference = (Xt, Ut.reshape(Ut.shape[0], -1))
-        return self._reference
-
-    @torch.no_grad()
     def predict(self, X: Union[Tensor, np.ndarray], chunk: int = 65536) -> Tensor:
         """Network output on points ``X[M, d]`` (any float dtype, any device; computed in the trainer's
         dtype on its device): ``[M, out]`` (ensemble: ``[S, M, out]``)."""
-        X = torch.as_tensor(X)
-        d = len(self.problem.coords)
-        if X.dim() != 2 or X.shape[1] != d:
-            raise ValueError(f"points must have shape [M, {d}] (columns {self.problem.coords}), got {tuple(X.shape)}")
-        if not X.is_floating_point():
-            raise ValueError(f"points must be a floating-point array, got {X.dtype}")
-        X = X.to(device=self.device, dtype=self.dtype)
-        parts = [self.net(X[i:i + chunk]) for i in range(0, X.shape[0], chunk)]
-        return torch.cat(parts, dim=-2)
+        return predict_points(self.net, X, self.problem.coords, self.dtype, self.device, chunk)
 
     def evaluate(self) -> Tensor:
         """Relative L2 error ``[S]`` on the problem's reference grid (float64)."""
-        X, U = self._reference_tensors()
-        pred = self.predict(X).to(torch.float64)
-        if pred.dim() == 2:
-            pred = pred.unsqueeze(0)
-        # [S, M*out] vs [M*out]: flatten outputs so a vector solution counts every component.
-        return rel_l2_error(pred.reshape(pred.shape[0], -1), U.reshape(-1))
-
-    def _evaluate_once(self) -> Tensor:
-        """:meth:`evaluate` on rank 0, broadcast to the others (every rank then decides alike)."""
-        if self.world_size == 1:
-            return self.evaluate()
-        err = self.evaluate() if self.rank == 0 else torch.empty(self.members, dtype=torch.float64, device=self.device)
-        collective("the broadcast of rank 0's evaluation", torch_distributed().broadcast, err, src=0)
-        return err
+        if self._reference is None:
+            self._reference = reference_tensors(self.problem, self.dtype, self.device)
+        X, U = self._reference
+        return reference_error(self.predict(X), U)
 
     # ------------------------------------------------------------------------------------- training
     def epoch_batches(self, advance: bool = True) -> list[list[Optional[Tensor]]]:
@@ -632,9 +483,7 @@ class Trainer:
         info = {"compiled": self.compiled, "compile_decision": self.compile_decision}
         if len(self.stages.stages) > 1:
             info["stages"] = self.stages.describe()
-        if self._best is not None:
-            info["best_rel_l2"] = self._best["rel_l2"].cpu().numpy().tolist()
-            info["best_epoch"] = self._best["epoch"].cpu().numpy().tolist()
+        info.update(self._best.history_extra())
         if self.watch is not None:
             info["weight_warnings"] = self.watch.call_reports()
         info.update(extra)
@@ -645,29 +494,12 @@ class Trainer:
     def best(self) -> Optional[dict[str, Tensor]]:
         """The best relative L2 error seen per member (``"rel_l2"`` ``[S]``), its epoch (``"epoch"`` ``[S]``,
         -1 while none was finite) and parameters (``"theta"`` ``[S, P]``); ``None`` before any evaluation."""
-        return self._best
-
-    def _track_best(self, err: np.ndarray) -> None:
-        """Record a new evaluation in the best-seen state."""
-        e = torch.as_tensor(err, dtype=torch.float64, device=self.device)
-        theta = self.theta.detach().reshape(self.members, -1)
-        if self._best is None:
-            self._best = {"rel_l2": torch.full_like(e, math.inf), "epoch": torch.full(e.shape, -1, dtype=torch.int64,
-                                                                                      device=self.device),
-                          "theta": theta.clone()}
-        b = self._best
-        better = e < b["rel_l2"]  # a NaN error never counts as better
-        b["rel_l2"] = torch.where(better, e, b["rel_l2"])
-        b["epoch"] = torch.where(better, torch.full_like(b["epoch"], self.epoch), b["epoch"])
-        b["theta"] = torch.where(better.unsqueeze(1), theta, b["theta"])
+        return self._best.state
 
     def restore_best(self) -> None:
         """Put the parameters with the lowest relative L2 error seen (per member) back into the network
         (the authors' protocol); optimizer and weights stay as they are."""
-        if self._best is None:
-            raise RuntimeError("no evaluation has been recorded yet (the problem needs a reference solution)")
-        with torch.no_grad():
-            self.theta.copy_(self._best["theta"].reshape(self.theta.shape))
+        self._best.restore_into(self.theta)
 
     def train(
         self,
@@ -713,14 +545,10 @@ class Trainer:
         patience = check_optional_int("patience", patience, minimum=1, hint=" (epochs)")
         if (keep_best or patience is not None) and self.problem.solution is None:
             raise ValueError("keep_best and patience need a problem with a reference solution (rel. L2 error)")
-        chain: list[Callback] = [ProgressBar()] if progress else []
         if self.watch is not None:
             self.watch.progress = bool(progress)
-            chain.append(self.watch)
-        chain += [FunctionCallback(callback)] if callback is not None else []
-        chain += list(callbacks)
-        chain += [Patience(patience)] if patience is not None else []
-        chain += [KeepBest()] if keep_best else []
+        chain = train_callbacks(progress=progress, watch=self.watch, callback=callback, callbacks=callbacks,
+                                patience=patience, keep_best=keep_best)
         with use_threads(self.threads) as n_threads:
             history = self._train(epochs, chain)
         history.extra["threads"] = n_threads
@@ -733,7 +561,7 @@ class Trainer:
         nonfinite = torch.zeros((), dtype=torch.bool, device=self.device)
         # The update schedule follows the host epoch (a host int: no sync), e.g. after a resume.
         self.backward.set_schedule_step(self.epoch * self.steps_per_epoch)
-        good, good_done = self._snapshot(), 0  # the last state that passed the finiteness check
+        good, good_done = snapshot(self.state_dict()), 0  # the last state that passed the finiteness check
         probe = compile_policy.AUTO_COMPILE_PROBE_EPOCHS if self.compile_policy == "auto" and not self.compiled else 0
         self.compile_decision = None
         first, done, stopped, early_stopped = 0, epochs, False, False  # first: epoch after the last boundary
@@ -756,7 +584,8 @@ class Trainer:
                 if not (self.epoch % self.eval_every == 0 or i + 1 == epochs or stopped):
                     continue
                 log.train_seconds += self._seconds_since(tick)
-                diverged, stopped = self._boundary_decision(nonfinite, stopped)
+                diverged, stopped = boundary_decision(nonfinite, self.theta, stopped, self._stop_requested,
+                                                      self.world_size)
                 if diverged:
                     self._roll_back(log, good, good_done, first, i)
                 if stopped and i + 1 < epochs and self.epoch % self.eval_every != 0:
@@ -765,7 +594,7 @@ class Trainer:
                     done = i + 1
                     break
                 info = self._evaluate_boundary(log, i)
-                good, good_done = self._snapshot(), i + 1
+                good, good_done = snapshot(self.state_dict()), i + 1
                 log.done = first = i + 1
                 early_stopped = any([cb.on_eval(self, self.epoch, info) for cb in callbacks])  # every one runs
                 if stopped or early_stopped:
@@ -814,21 +643,11 @@ class Trainer:
         self.stages.end_epoch()
         self.epoch += 1
 
-    def _boundary_decision(self, nonfinite: Tensor, stopped: bool) -> tuple[bool, bool]:
-        """``(diverged, stopped)`` at a boundary: the parameters are checked too; distributed, both are
-        decided together (no rank raises or stops while the others wait)."""
-        torch.logical_or(nonfinite, ~torch.isfinite(self.theta).all(), out=nonfinite)
-        if self.world_size > 1:
-            flag = torch.stack([nonfinite, torch.tensor(self._stop_requested, device=self.device)]).to(torch.int32)
-            dist = torch_distributed()
-            collective("the divergence/stop decision", dist.all_reduce, flag, op=dist.ReduceOp.MAX)
-            nonfinite.copy_(flag[0].bool())
-            stopped = bool(flag[1])
-        return bool(nonfinite), stopped
-
     def _roll_back(self, log: TrainingLog, good: dict[str, Any], good_done: int, first: int, i: int) -> None:
         """Restore the last finite state and raise :class:`NonFiniteError` naming what diverged first."""
-        term, member, at, where = self._locate_nonfinite(log.losses[first:i + 1], self.epoch - (i + 1 - first))
+        term, member, at, where = locate_nonfinite(log.losses[first:i + 1], self.epoch - (i + 1 - first),
+                                                   self.theta.reshape(self.members, -1), self.epoch,
+                                                   self.problem.term_names)
         self.load_state_dict(good)
         history = self._history(log, good_done, diverged=True)
         raise NonFiniteError(
@@ -836,32 +655,16 @@ class Trainer:
             f"finite state, epoch {self.epoch}; lower the learning rate or check the problem's terms",
             term=term, member=member, epoch=at, last_good_epoch=self.epoch, history=history)
 
-    def _locate_nonfinite(self, losses: Tensor, first_epoch: int) -> tuple[Optional[str], Optional[int], int, str]:
-        """After the device flag fired: which term, member and epoch went non-finite first (host reads, only
-        on failure). ``losses``: the ``[E, S, K]`` log since the last check, whose first row is ``first_epoch``."""
-        bad = ~torch.isfinite(losses)
-        if bool(bad.any()):
-            e, s, k = (int(v) for v in bad.nonzero()[0])
-            name = self.problem.terms[k].name
-            return name, s, first_epoch + e, f"loss {name!r} of member {s} at epoch {first_epoch + e}"
-        members = (~torch.isfinite(self.theta.reshape(self.members, -1))).any(dim=1)
-        s = int(members.nonzero()[0, 0])
-        return None, s, self.epoch, f"the network parameters of member {s} (found at epoch {self.epoch})"
-
     def _evaluate_boundary(self, log: TrainingLog, i: int) -> dict[str, Any]:
         """What the callbacks see at a boundary; the error is measured and recorded when there is a reference."""
         info: dict[str, Any] = {"losses": log.losses[i].cpu().numpy(), "weights": log.weights[i].cpu().numpy()}
         if self.problem.solution is not None:
-            err = self._evaluate_once().cpu().numpy()
+            err = evaluate_on_rank0(self.evaluate, self.rank, self.world_size, self.members, self.device)
+            err = err.cpu().numpy()
             log.record_evaluation(self.epoch, err)
             info["rel_l2"] = err
-            self._track_best(err)
+            self._best.track(err, self.theta.reshape(self.members, -1), self.epoch)
         return info
-
-    def _snapshot(self) -> dict[str, Any]:
-        """A deep copy of the training state (parameters, optimizer, weights, shuffling, epoch) in memory."""
-        with torch.no_grad():
-            return copy.deepcopy(self.state_dict())
 
     # ---------------------------------------------------------------------------------- checkpoints
     def _meta(self) -> dict[str, Any]:
@@ -891,7 +694,7 @@ class Trainer:
             "batch_generator": self._batch_gen.get_state(),
             "ntk_generator": self._ntk_gen.get_state() if self._traces is not None else None,
             "attention": None if self.attention is None else self.attention.state_dict(),
-            "best": None if self._best is None else {k: v.clone() for k, v in self._best.items()},
+            "best": self._best.state_dict(),
         }
 
     def check_state_dict(self, state: Any, *, source: str = "checkpoint") -> None:
@@ -922,8 +725,7 @@ class Trainer:
         if self._traces is not None and state.get("ntk_generator") is not None:
             self._ntk_gen.set_state(state["ntk_generator"])
         self.epoch = int(state["epoch"])
-        best = state.get("best")
-        self._best = None if best is None else {k: v.to(self.device).clone() for k, v in best.items()}
+        self._best.load_state_dict(state.get("best"))
         # The optimizer and weighter replaced their state tensors: captured graphs point at the old ones.
         self._drop_graphs()
 

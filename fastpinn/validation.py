@@ -11,7 +11,8 @@ from __future__ import annotations
 import math
 from typing import Any, Iterable, Optional, TypeVar
 
-__all__ = ["check_int", "check_number", "check_choice", "check_flag", "check_optional_int", "range_text"]
+__all__ = ["check_int", "check_number", "check_choice", "check_flag", "check_optional_int", "check_rate",
+           "range_text"]
 
 T = TypeVar("T")
 
@@ -91,3 +92,11 @@ def check_flag(name: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise ValueError(f"{name} must be True or False, got {value!r}")
     return value
+
+
+def check_rate(name: str, value: Any, *, optional: bool = False) -> None:
+    """A learning rate: a positive finite number (or ``None`` where ``optional``)."""
+    if optional and value is None:
+        return
+    if not (isinstance(value, (int, float)) and value > 0 and math.isfinite(value)):
+        raise ValueError(f"{name} must be a positive number{' or None' if optional else ''}, got {value!r}")
