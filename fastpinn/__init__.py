@@ -24,6 +24,6 @@ __all__ = [
     "ReLoBRaLo", "Uncertainty", "ntk", "rba", "SCHEME_NAMES", "schemes", "Weighter", "scheme_from_name", "Trainer",
     "History", "NonFiniteError", "Stage",
     "Problem", "Term", "pde", "data", "dirichlet", "initial", "neumann", "robin", "periodic", "geometry", "stack",
-    "derivatives", "Fields",
+    "derivatives", "Fields", "quadrature",
     "problems", "__version__",
 ]
