@@ -564,6 +564,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return int(exc.code or 0)
     import torch
 
+    from .collectives import CollectiveError
     from .run import Interrupted, RunFailedError
     from .run.lock import RunDirBusyError
     from .data_parallel import launcher_rank_and_world
@@ -573,6 +574,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     from .threads import ENV as THREADS_ENV
     from .threads import ThreadsEnvironmentError, environment_threads, oversubscription_warning
+
+    # One line on stderr and the documented exit status, per kind of failure (the first match wins).
+    exit_by_error = {CollectiveError: EXIT_PEER, RunDirBusyError: EXIT_BUSY, RunFailedError: EXIT_RUN_FAILED,
+                      DeviceUnavailableError: EXIT_ENVIRONMENT, CorruptCheckpointError: EXIT_ENVIRONMENT,
+                      ThreadsEnvironmentError: EXIT_ENVIRONMENT}
 
     threads = torch.get_num_threads()
     env_before = os.environ.get(THREADS_ENV)
@@ -596,8 +602,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     retain_freed_memory()
 
     prog = f"fastpinn {args.command}"
-    from .collectives import CollectiveError
-
     try:
         rank, world = launcher_rank_and_world()
     except ValueError as exc:
@@ -611,18 +615,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                  "train' (one run, its points split over the ranks) or 'fastpinn reproduce' (a sweep split "
                  "over the ranks)")
             return EXIT_USAGE
+    commands = {"train": _cmd_train, "reproduce": _cmd_reproduce, "compare": _cmd_compare, "predict": _cmd_predict,
+                "evaluate": _cmd_evaluate, "demo": _cmd_demo}
     try:
-        if args.command == "train":
-            return _cmd_train(args)
-        if args.command == "reproduce":
-            return _cmd_reproduce(args)
-        if args.command == "compare":
-            return _cmd_compare(args)
-        if args.command == "predict":
-            return _cmd_predict(args)
-        if args.command == "evaluate":
-            return _cmd_evaluate(args)
-        return _cmd_demo(args)
+        return commands[args.command](args)
     except NonFiniteError as exc:
         where = f"; last good checkpoint: {exc.checkpoint}" if exc.checkpoint else ""
         _err(f"{prog}: {exc}{where}")
@@ -630,18 +626,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except Interrupted as exc:
         _err(f"{prog}: {exc}")
         return EXIT_SIGTERM if exc.signum == signal.SIGTERM else EXIT_SIGINT
-    except CollectiveError as exc:
+    except tuple(exit_by_error) as exc:  # before ValueError/OSError: some of these are ValueErrors
         _err(f"{prog}: error: {exc}")
-        return EXIT_PEER
-    except RunDirBusyError as exc:
-        _err(f"{prog}: error: {exc}")
-        return EXIT_BUSY
-    except RunFailedError as exc:
-        _err(f"{prog}: error: {exc}")
-        return EXIT_RUN_FAILED
-    except (DeviceUnavailableError, CorruptCheckpointError, ThreadsEnvironmentError) as exc:
-        _err(f"{prog}: error: {exc}")
-        return EXIT_ENVIRONMENT
+        return next(code for kind, code in exit_by_error.items() if isinstance(exc, kind))
     except OSError as exc:
         _err(f"{prog}: error: {_os_error(exc)}")
         return EXIT_ENVIRONMENT
