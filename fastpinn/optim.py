@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence, Union
 
 import torch
 
+from .lockstep import LockstepOptimizer
 from .validation import check_choice, check_number, check_optional_int
 
 if TYPE_CHECKING:
@@ -67,7 +68,8 @@ class Stage:
 
     Args:
         optimizer: a name from :data:`OPTIMIZER_NAMES` (``"adam"``: the Trainer's fused Adam; ``"lbfgs"``:
-            ``torch.optim.LBFGS`` with :data:`LBFGS_DEFAULTS`; ``"sgd"``), or a factory taking the parameter
+            ``torch.optim.LBFGS`` with :data:`LBFGS_DEFAULTS`, one per member for an ensemble, see
+            :class:`~fastpinn.lockstep.LockstepOptimizer`; ``"sgd"``), or a factory taking the parameter
             list (``[theta]``, plus the trainable coefficients) and returning any ``torch.optim`` optimizer.
         epochs, iterations: the stage's length in epochs (the two names are the same count: ``iterations``
             reads better for L-BFGS); at most one; neither: the stage runs to the end of training (last
@@ -120,7 +122,10 @@ def build_named_optimizer(name: str, params: list[torch.Tensor], lr: float,
                           options: dict[str, Any]) -> torch.optim.Optimizer:
     """L-BFGS or SGD of a :class:`Stage` on ``params`` (Adam is the Trainer's own, with its fused options)."""
     if name == "lbfgs":
-        return torch.optim.LBFGS(params, **{**LBFGS_DEFAULTS, "lr": lr, **options})
+        options = {**LBFGS_DEFAULTS, "lr": lr, **options}
+        if params[0].dim() == 2:  # an ensemble theta[S, P]: one L-BFGS per member, else they share a line search
+            return LockstepOptimizer(params, lambda rows: torch.optim.LBFGS(rows, **options))
+        return torch.optim.LBFGS(params, **options)
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, **options)
     raise ValueError(f"build_named_optimizer builds {('lbfgs', 'sgd')}, got {name!r}")
@@ -178,7 +183,8 @@ def closure_step(optimizer: torch.optim.Optimizer, backward: "WeightedBackward",
     The loss weights follow the outer step's schedule: they may update (``update``) only in the closure's
     first call of a step; every further call (line search, inner iterations) uses ``update=False``, so it
     differentiates the same weighted loss ``sum_j lam_j L_j`` the optimizer minimises in this step. The
-    closure returns that loss summed over the ensemble members. ``backward.losses`` is left holding the
+    closure returns that loss per member ``[S]`` to a :class:`~fastpinn.lockstep.LockstepOptimizer` (one
+    optimizer per ensemble member), else summed over the members. ``backward.losses`` is left holding the
     losses of the first call (at the parameters the step started from).
     """
     calls = 0
@@ -191,7 +197,8 @@ def closure_step(optimizer: torch.optim.Optimizer, backward: "WeightedBackward",
         if calls == 0:
             first.copy_(backward.losses)
         calls += 1
-        return backward.weighted_loss.sum()
+        # Per-member losses for one optimizer per member, else their sum (the members' losses are independent).
+        return backward.weighted_loss if isinstance(optimizer, LockstepOptimizer) else backward.weighted_loss.sum()
 
     optimizer.step(closure)
     backward.losses.copy_(first)

@@ -402,9 +402,10 @@ class Trainer:
         A closure optimizer (``torch.optim.LBFGS``; eager step mode) gets a closure that recomputes the
         term losses and the weighted gradient at the current parameters (:func:`fastpinn.optim.closure_step`):
         the weights may update only in its first call of a step (the gate decides and advances once per step,
-        as for Adam), so every further call differentiates the same weighted loss. One optimizer over
-        ``theta[S, P]``: the members share the line search, so an ensemble member no longer equals its single
-        run. The losses returned are those of the closure's first call: at the parameters the step started
+        as for Adam), so every further call differentiates the same weighted loss. The named ``"lbfgs"``
+        runs one L-BFGS per ensemble member in lock step (:class:`~fastpinn.lockstep.LockstepOptimizer`), so a
+        member equals its single run; a user's closure optimizer over all of ``theta[S, P]`` makes the members
+        share its line search. The losses returned are those of the closure's first call: at the parameters the step started
         from, as for any optimizer (later calls may be rejected line-search trials)."""
         if shard_weights is None and indices is None and self.world_size > 1:
             shard_weights = self.batches.local([None] * len(self.problem.terms))[1]
