@@ -90,6 +90,12 @@ class Term:
                 raise ValueError(f"term {self.name!r}: targets must be a tensor, got {type(self.targets).__name__}")
             if self.targets.is_floating_point() and not bool(torch.isfinite(self.targets).all()):
                 raise ValueError(f"term {self.name!r}: targets must be finite (they hold NaN or Inf)")
+            # Targets are indexed with the points along dim -2 (mini-batches, resampling): [N] cannot be.
+            if self.targets.dim() < 2 or self.targets.shape[-2] != n:
+                hint = (" (one value per point: pass targets[:, None] and read tg[..., 0] in the residual)"
+                        if self.targets.dim() == 1 and self.targets.shape[0] == n else "")
+                raise ValueError(f"term {self.name!r}: targets must have shape [N, k] or [S, N, k] with N = {n} "
+                                 f"(the points' N), got shape {tuple(self.targets.shape)}{hint}")
         if self.batch_size is not None and (not isinstance(self.batch_size, int) or self.batch_size < 1):
             raise ValueError(f"term {self.name!r}: batch_size must be None or an integer >= 1, got {self.batch_size!r}")
         if isinstance(self.requests, str):

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from fastpinn import problems, sampling
-from fastpinn.problem import Problem, dirichlet, pde, periodic, stack
+from fastpinn.problem import Problem, Term, dirichlet, pde, periodic, stack
 
 
 def test_burgers_paper_protocol():
@@ -109,3 +109,16 @@ def test_reference_returns_points_in_coords_order_and_values():
     Xb, Ub = problems.burgers(0).reference()
     assert Xb[:, 0].min() == 0.0 and Xb[:, 0].max() == 1.0  # t from 0 to 1 inclusive
     np.testing.assert_allclose(Ub[Xb[:, 0] == 0], -np.sin(np.pi * Xb[Xb[:, 0] == 0, 1]), atol=1e-12)
+
+
+def test_targets_shaped_n_are_refused_with_the_fix_named():
+    """Issue 17: a ``[N]`` target failed later, in the residual's trial evaluation, with a message that blamed
+    the residual. Targets are indexed with the points along dim -2, so they must be ``[N, k]``."""
+    x = torch.linspace(-1, 1, 7)[:, None]
+    with pytest.raises(ValueError, match=r"term 'data': targets must have shape \[N, k\].*got shape \(7,\).*"
+                                         r"targets\[:, None\]"):
+        Term("data", (x,), lambda f, tg: f["u"] - tg, ("u",), targets=torch.sin(x[:, 0]))
+    with pytest.raises(ValueError, match=r"N = 7.*got shape \(5, 1\)"):
+        Term("data", (x,), lambda f, tg: f["u"] - tg[..., 0], ("u",), targets=torch.zeros(5, 1))
+    ok = Term("data", (x,), lambda f, tg: f["u"] - tg[..., 0], ("u",), targets=torch.sin(x))
+    assert ok.targets.shape == (7, 1)
