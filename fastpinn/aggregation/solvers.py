@@ -282,40 +282,46 @@ def aligned_mtl_weights(gram: Tensor, pref: Optional[Tensor] = None, scale: str 
     return torch.where((rank == 0).unsqueeze(-1), pref, w)
 
 
-def nash_mtl_weights(gram: Tensor, iters: int = 40, max_norm: float = 0.0, reg: float = 1e-10) -> Tensor:
+def nash_mtl_weights(gram: Tensor, iters: int = 50, max_norm: float = 0.0, reg: float = 1e-12) -> Tensor:
     """Nash-MTL (Navon et al., ICML 2022, Eq. 3 / Algorithm 1): ``alpha > 0`` with ``alpha_i (A alpha)_i = 1``.
 
     That is the minimiser of the strictly convex, self-concordant ``phi(a) = a^T A a / 2 - sum log a_i``
     (gradient ``A a - 1/a``), found with ``iters`` damped Newton steps (Nesterov's step ``1/(1 + lambda)``
-    while the Newton decrement ``lambda >= 1/4``, full steps after; every iterate stays positive), started
-    from the diagonal solution ``1/sqrt(A_ii)`` rescaled along itself. A is first scaled to unit mean diagonal
-    and ``reg`` times the identity is added, so that a zero row or two exactly opposed rows (where the
+    while the Newton decrement ``lambda >= 1/4``, full steps after; every iterate stays positive). With
+    ``alpha = beta / |g_i|`` the equation becomes ``beta_i (C beta)_i = 1`` on the cosine matrix C, so the
+    iteration (started at ``beta = 1``, the answer for orthogonal gradients) never sees the gradients'
+    magnitudes. ``reg`` times the identity is added to C, so that two exactly opposed rows (where the
     bargaining problem has no solution and the weights diverge) give large finite weights whose combination
-    vanishes. The authors' code instead runs up to 20 convex-concave steps with cvxpy/ECOS, warm-started from
+    vanishes; a zero gradient gets weight 0.
+    The authors' code instead runs up to 20 convex-concave steps with cvxpy/ECOS, warm-started from
     the previous training step (TorchJD copies it; it stops at ``|A a - 1/a| < 1e-3``), and recomputes only
     every ``update_weights_every`` steps -- a caller's schedule, not part of this function. ``max_norm > 0``
     scales w down so that ``|d| <= max_norm`` (the code's clipping; 0 = off, the paper). Accuracy: the tests
-    check ``|a * (A a) - 1| < 1e-10`` after the default 40 steps on Gram matrices with condition up to 1e12.
+    check ``|a * (A a) - 1| < 1e-8`` after the default 50 steps for cosine matrices with condition up to 1e8
+    (any gradient magnitudes: the iteration runs on the cosine matrix ``C``, ``alpha = beta / |g_i|``).
+    Beyond that ``reg`` (relative to the unit diagonal of ``C``) dominates the error, by ``reg * beta_i^2``.
     """
     iters = check_int("iters", iters, minimum=1)
     max_norm = check_number("max_norm", max_norm, minimum=0.0)
     reg = check_number("reg", reg, minimum=0.0)
     a = as_gram(gram)
     s, k = a.shape[:2]
-    diag = a.diagonal(dim1=-2, dim2=-1)
-    unit = diag.mean(-1).clamp_min(torch.finfo(torch.float64).tiny)  # scale of A
+    # alpha = beta / |g_i| turns alpha_i (A alpha)_i = 1 into beta_i (C beta)_i = 1 with C the cosine matrix:
+    # the gradients' magnitudes (which differ by orders in a PINN) leave the iteration
+    inv_norm = _zero_safe_inverse(a.diagonal(dim1=-2, dim2=-1).clamp_min(0).sqrt())
+    zero_row = inv_norm == 0
     eye = torch.eye(k, dtype=a.dtype, device=a.device)
-    an = a / unit.view(s, 1, 1) + reg * eye
-    alpha = (an.diagonal(dim1=-2, dim2=-1)).rsqrt()
-    alpha = alpha * (k / (alpha * (an @ alpha.unsqueeze(-1)).squeeze(-1)).sum(-1, keepdim=True)).sqrt()
+    cosine = inv_norm.unsqueeze(-1) * a * inv_norm.unsqueeze(-2) + torch.diag_embed(zero_row.to(a.dtype))
+    cosine = cosine + reg * eye
+    beta = torch.ones(s, k, dtype=a.dtype, device=a.device)
     for _ in range(iters):
-        grad = (an @ alpha.unsqueeze(-1)).squeeze(-1) - 1.0 / alpha
-        hess = an + torch.diag_embed(alpha.pow(-2))
+        grad = (cosine @ beta.unsqueeze(-1)).squeeze(-1) - 1.0 / beta
+        hess = cosine + torch.diag_embed(beta.pow(-2))
         step = solve(hess, grad.unsqueeze(-1)).squeeze(-1)
         decrement = (grad * step).sum(-1, keepdim=True).clamp_min(0).sqrt()
         damping = torch.where(decrement < 0.25, torch.ones_like(decrement), 1.0 / (1.0 + decrement))
-        alpha = (alpha - damping * step).clamp_min(torch.finfo(torch.float64).tiny)
-    w = alpha / unit.sqrt().unsqueeze(-1)  # alpha_i (A alpha)_i = 1 in the original scale
+        beta = (beta - damping * step).clamp_min(torch.finfo(torch.float64).tiny)
+    w = beta * inv_norm  # a zero gradient gets weight 0
     if max_norm > 0:
         norm = (w * (a @ w.unsqueeze(-1)).squeeze(-1)).sum(-1, keepdim=True).clamp_min(0).sqrt()
         w = torch.where(norm > max_norm, w * max_norm / torch.where(norm > 0, norm, torch.ones_like(norm)), w)
