@@ -464,3 +464,15 @@ def test_float32_gram_is_promoted():
 def test_bad_arguments(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_hyperparameters_at_their_limits():
+    """CAGrad with c = 0 is GD on the mean; ``reduction="sum"`` is K times the mean; UPGrad's preference vector
+    scales the projected rows (pref = e_0: the projection of g_0 alone onto the dual cone)."""
+    g = jacobian("conflict", 4, torch.float64)
+    a = gram_of(g)
+    torch.testing.assert_close(cagrad_weights(a, c=0.0), mean_weights(a))
+    torch.testing.assert_close(mean_weights(a, reduction="sum"), 4 * mean_weights(a))
+    pref = torch.tensor([1.0, 0.0, 0.0, 0.0], dtype=torch.float64)
+    expected = ref.dual_cone_projection_ref(g.numpy(), g[0].numpy())
+    assert_close_direction(direction(upgrad_weights(a, pref=pref), g), expected, g, 1e-10)
