@@ -476,3 +476,21 @@ def test_hyperparameters_at_their_limits():
     pref = torch.tensor([1.0, 0.0, 0.0, 0.0], dtype=torch.float64)
     expected = ref.dual_cone_projection_ref(g.numpy(), g[0].numpy())
     assert_close_direction(direction(upgrad_weights(a, pref=pref), g), expected, g, 1e-10)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", KINDS)
+def test_ten_terms_match_numpy_reference(kind):
+    """K = 10 (the issue's upper end: 1024 active sets, Jacobi at 10 sweeps) against the same oracles."""
+    g = jacobian(kind, 10, torch.float64, p=60)
+    gn = g.numpy()
+    a = gram_of(g)
+    tol = 1e-9 if kind != "ill" else 1e-5
+    assert_close_direction(direction(upgrad_weights(a), g), ref.upgrad_ref(gn), g, max(tol, 1e-6))
+    assert_close_direction(direction(config_weights(a), g), ref.config_ref(gn), g, tol)
+    assert_close_direction(direction(aligned_mtl_weights(a), g), ref.aligned_mtl_ref(gn), g, tol)
+    assert_close_direction(direction(imtl_g_weights(a), g), ref.imtl_g_general_ref(gn), g, max(tol, 1e-8))
+    assert_close_direction(direction(nash_mtl_weights(a), g), ref.nash_mtl_ref(gn), g, max(tol, 1e-6))
+    w = mgda_weights(a)[0]
+    aw = a[0] @ w
+    assert torch.all(aw >= w @ aw - 1e-9 * a[0].diagonal().max())
