@@ -1,0 +1,194 @@
+"""Point resampling (fastpinn.resampling): periodic, RAR, RAD; resume; checkpoint; bad input."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from fastpinn import PINN, Resampling, Trainer, sampling
+from fastpinn.errors import CheckpointError
+from fastpinn.problems import poisson1d
+from fastpinn.resampling import SEED_OFFSET, rad_indices, rad_probabilities, rar_indices, residual_magnitude
+
+
+def _trainer(kind: str, *, seed=0, n_pde=32, scheme=None, **options) -> Trainer:
+    opts = {"every": 3, "candidates": 400, "points": 5, **options}
+    return Trainer(poisson1d(seed, n_pde=n_pde, width=16), scheme, dtype=torch.float64, threads=1,
+                   resampling=Resampling(kind, **opts), eval_every=1000)
+
+
+def _magnitude(tr: Trainer, candidates: torch.Tensor) -> torch.Tensor:
+    term = tr.problem.terms[0]
+    return residual_magnitude(term, tr.net, tr.problem.coords, candidates, method="autograd")
+
+
+def _generator_copy(tr: Trainer, member: int = 0) -> torch.Generator:
+    g = torch.Generator()
+    g.set_state(tr.resampler.generators[member].get_state())
+    return g
+
+
+# ------------------------------------------------------------------------------------- each kind
+def test_periodic_redraws_every_point_from_its_own_generator():
+    tr = _trainer("periodic", scheme=PINN())
+    first = tr.problem.terms[0].points[0].clone()
+    tr.train(3)  # epochs 0, 1, 2: nothing resampled yet
+    assert torch.equal(tr.problem.terms[0].points[0], first)
+    expected = sampling.uniform(32, [-1.0], [1.0], torch.Generator().manual_seed(0 + SEED_OFFSET), dtype=torch.float64)
+    tr.train(1)  # epoch 3 starts with a resampling
+    assert torch.equal(tr.problem.terms[0].points[0], expected)
+    assert tr.resampler.count == 1
+
+
+def test_rar_adds_exactly_the_top_m_residual_candidates():
+    tr = _trainer("rar", scheme=PINN())
+    tr.train(3)
+    old = tr.problem.terms[0].points[0].clone()
+    candidates = sampling.uniform(400, [-1.0], [1.0], _generator_copy(tr), dtype=torch.float64)
+    mag = _magnitude(tr, candidates)  # at the parameters the resampling sees
+    tr.train(1)
+    new = tr.problem.terms[0].points[0]
+    assert new.shape == (37, 1) and torch.equal(new[:32], old)
+    chosen = mag.topk(5).indices
+    assert torch.equal(new[32:], candidates[chosen])
+    others = torch.ones(400, dtype=torch.bool)
+    others[chosen] = False
+    assert float(mag[chosen].min()) >= float(mag[others].max())
+    assert tr.batches.layout[0][0] == 37  # the whole term trains on the new points
+    tr.train(3)
+    assert tr.problem.terms[0].n_points == 42
+
+
+def test_rad_keeps_the_count_and_draws_from_the_candidates():
+    tr = _trainer("rad", scheme=PINN(), k=2.0, c=0.0)
+    tr.train(3)
+    candidates = sampling.uniform(400, [-1.0], [1.0], _generator_copy(tr), dtype=torch.float64)
+    mag = _magnitude(tr, candidates)
+    tr.train(1)
+    new = tr.problem.terms[0].points[0]
+    assert new.shape == (32, 1)
+    pos = (new[:, 0:1] == candidates[:, 0][None, :]).float().argmax(1)
+    assert torch.equal(candidates[pos], new) and pos.unique().numel() == 32  # distinct candidates
+    # c = 0, k = 2: p ∝ |r|^2, so E_p |r|^2 = E |r|^4 / E |r|^2, 1.5 E |r|^2 for the (near-sinusoidal)
+    # residual here; 32 of 400 without replacement keeps most of that
+    assert float(mag[pos].pow(2).mean()) > 1.2 * float(mag.pow(2).mean())
+
+
+@pytest.mark.parametrize("k, c, cdf", [
+    (1.0, 0.0, lambda x: x ** 2),                # p ∝ x / mean x = 2x
+    (2.0, 1.0, lambda x: (x ** 3 + x) / 2),      # p ∝ x^2 / (1/3) + 1 = 3x^2 + 1, normalized (3x^2 + 1) / 2
+])
+def test_rad_samples_follow_the_density(k, c, cdf):
+    """|r| = x on 200 000 uniform candidates in [0, 1]: the 2 000 drawn follow p(x) ∝ |r|^k / mean |r|^k + c.
+    Kolmogorov-Smirnov distance against the density's CDF: 1.95 / sqrt(2000) = 0.044 is its 0.1 % critical value
+    for independent draws; drawing 1 % of the pool without replacement moves the CDF by under 0.01. The same
+    statistic against the uniform CDF is > 0.1, so the check can fail."""
+    x = torch.rand(200_000, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    idx = rad_indices(x, 2000, k, c, torch.Generator().manual_seed(2))
+    s = x[idx].sort().values
+    ecdf_hi = torch.arange(1, 2001, dtype=torch.float64) / 2000
+    ks = float(torch.maximum((ecdf_hi - cdf(s)).abs(), (ecdf_hi - 1 / 2000 - cdf(s)).abs()).max())
+    ks_uniform = float(torch.maximum((ecdf_hi - s).abs(), (ecdf_hi - 1 / 2000 - s).abs()).max())
+    assert ks < 0.044 + 0.01
+    assert ks_uniform > 0.1
+
+
+def test_rad_probabilities_and_rar_indices_directly():
+    mag = torch.tensor([[0.0, 1.0, 3.0], [2.0, 2.0, 2.0]])
+    p = rad_probabilities(mag, 1.0, 0.0)
+    assert torch.allclose(p[0], torch.tensor([0.0, 0.25, 0.75], dtype=torch.float64))
+    assert torch.allclose(p[1], torch.full((3,), 1 / 3, dtype=torch.float64))
+    assert torch.allclose(rad_probabilities(torch.zeros(4), 1.0, 1.0), torch.full((4,), 0.25, dtype=torch.float64))
+    assert rar_indices(mag, 1)[0].tolist() == [2]
+
+
+# --------------------------------------------------------------------------------- resume and checkpoints
+@pytest.mark.parametrize("kind", ["periodic", "rar", "rad"])
+def test_resume_equals_the_uninterrupted_run_bit_for_bit(kind, tmp_path):
+    straight = _trainer(kind)
+    straight.train(12)
+    first = _trainer(kind)
+    first.train(6)  # a resampling happened at epoch 3; the next is at the first epoch of the resumed call
+    first.save_checkpoint(tmp_path / "ck.pt")
+    resumed = _trainer(kind)
+    resumed.load_checkpoint(tmp_path / "ck.pt")
+    resumed.train(6)
+    assert torch.equal(resumed.theta, straight.theta)
+    assert torch.equal(resumed.problem.terms[0].points[0], straight.problem.terms[0].points[0])
+    assert resumed.resampler.count == straight.resampler.count == 3
+
+
+def test_checkpoint_round_trip_and_mismatches(tmp_path):
+    tr = _trainer("rar")
+    tr.train(4)
+    tr.save_checkpoint(tmp_path / "ck.pt")
+    state = Trainer.read_checkpoint(tmp_path / "ck.pt")
+    assert torch.equal(state["resampling"]["points"]["pde"], tr.problem.terms[0].points[0])
+    assert state["meta"]["resampling"]["pde"]["kind"] == "rar"
+    other = _trainer("rar")
+    other.load_checkpoint(tmp_path / "ck.pt")
+    assert other.problem.terms[0].n_points == 37 and other.batches.layout[0][0] == 37
+    with pytest.raises(CheckpointError, match="resampling"):
+        _trainer("rad").load_checkpoint(tmp_path / "ck.pt")
+    with pytest.raises(CheckpointError, match="resampling"):
+        Trainer(poisson1d(0, n_pde=32, width=16), dtype=torch.float64).load_checkpoint(tmp_path / "ck.pt")
+
+
+def test_ensemble_members_resample_as_their_single_runs():
+    ens = _trainer("periodic", seed=[0, 1], scheme=PINN())
+    ens.train(4)
+    for s in (0, 1):
+        single = _trainer("periodic", seed=s, scheme=PINN())
+        single.train(4)
+        assert torch.equal(ens.problem.terms[0].points[0][s], single.problem.terms[0].points[0])
+    rar = _trainer("rar", seed=[0, 1], scheme=PINN())
+    rar.train(4)
+    assert rar.problem.terms[0].points[0].shape == (2, 37, 1)
+
+
+def test_the_users_problem_points_are_not_changed():
+    problem = poisson1d(0, n_pde=32, width=16)
+    before = problem.terms[0].points[0].clone()
+    Trainer(problem, PINN(), dtype=torch.float64, resampling=Resampling("periodic", every=1)).train(2)
+    assert torch.equal(problem.terms[0].points[0], before)
+
+
+def test_a_geometry_domain_or_a_function_draws_the_candidates():
+    from fastpinn.geometry import Interval
+
+    for sampler in (Interval(0.0, 0.5), lambda n, g: 0.5 * torch.rand(n, 1, generator=g, dtype=torch.float64)):
+        tr = _trainer("periodic", scheme=PINN(), sampler=sampler, every=1)
+        tr.train(2)
+        pts = tr.problem.terms[0].points[0]
+        assert float(pts.min()) >= 0.0 and float(pts.max()) <= 0.5
+
+
+# ----------------------------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize("kwargs, message", [
+    ({"kind": "adaptive"}, "resampling kind must be one of none, periodic, rar, rad, got 'adaptive'"),
+    ({"kind": "rar", "every": 0}, "resampling every must be an integer >= 1, got 0"),
+    ({"kind": "rad", "k": -1.0}, "resampling k must be a finite number >= 0, got -1.0"),
+    ({"kind": "rad", "c": math.nan}, "resampling c must be a finite number >= 0"),
+    ({"kind": "rar", "points": 2.5}, "resampling points must be an integer >= 1, got 2.5"),
+    ({"kind": "rar", "sampler": 3}, "resampling sampler must be None"),
+])
+def test_bad_options_are_one_line_value_errors(kwargs, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace("[", r"\[")) as err:
+        Resampling(**kwargs)
+    assert "\n" not in str(err.value)
+
+
+def test_terms_that_cannot_be_resampled_are_refused():
+    problem = poisson1d(0, n_pde=32, width=16)
+    with pytest.raises(ValueError, match="resampling term must be one of pde, bc, got 'interior'"):
+        Trainer(problem, resampling=Resampling("rar", term="interior"))
+    with pytest.raises(ValueError, match="resampling term 'bc': only a term on one point set without targets"):
+        Trainer(problem, resampling=Resampling("rar", term="bc"))
+    with pytest.raises(ValueError, match="resampling candidates must be >= the term's 32 points"):
+        Trainer(problem, resampling=Resampling("rad", candidates=16))
+    problem.terms[0].batch_size = 8
+    with pytest.raises(ValueError, match="kind 'rar' on the mini-batched term 'pde'"):
+        Trainer(problem, resampling=Resampling("rar"))
+    Trainer(problem, resampling=Resampling("rad", every=1)).train(2)  # the count stays: mini-batches are fine
