@@ -30,6 +30,7 @@ and the run identity are generated from the declaration.
 from __future__ import annotations
 
 import dataclasses
+import argparse
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence, Union
 
@@ -41,7 +42,8 @@ from .problem import Problem, Term
 from .validation import check_choice, check_int, check_number
 
 __all__ = ["KINDS", "OPTIONS", "Option", "Resampling", "Resampler", "residual_magnitude", "rar_indices",
-           "rad_probabilities", "rad_indices", "option_flag"]
+           "rad_probabilities", "rad_indices", "option_flag", "add_resampling_options", "resampling_from_args",
+           "resampling_from_dict"]
 
 KINDS = ("none", "periodic", "rar", "rad")
 #: Added to the member's seed for the resampling generator, so it does not repeat the points' own draws.
@@ -132,6 +134,53 @@ class Resampling:
         if self.seed is not None:
             out["seed"] = self.seed
         return out
+
+
+def resampling_from_dict(options: Optional[dict[str, Any]]) -> Optional[Resampling]:
+    """A :class:`Resampling` from its recorded form (``config.json``: kind, the declared options, term);
+    ``None`` for ``None``. ``ValueError`` (one line) for a key it does not take."""
+    if options is None:
+        return None
+    if not isinstance(options, dict):
+        raise ValueError(f"resampling must be a dict of options or None, got {type(options).__name__}")
+    allowed = ("kind", *(o.name for o in OPTIONS), "term", "seed")
+    for key in options:
+        check_choice("resampling option", key, allowed + ("sampler",))
+    return Resampling(**{k: v for k, v in options.items() if k != "sampler"})  # a run samples its box
+
+
+def add_resampling_options(parser: argparse.ArgumentParser) -> None:
+    """``--resample KIND``, ``--resample-term NAME`` and one ``--resample-<name>`` per declared option
+    (default ``None``: the declared default), generated from :data:`OPTIONS`."""
+    group = parser.add_argument_group("point resampling (fastpinn.resampling)")
+    group.add_argument("--resample", choices=KINDS, default="none",
+                       help="resample the PDE term's points every --resample-every epochs: periodic (fresh uniform "
+                            "draws), rar (add the candidates of largest residual) or rad (draw from p ∝ |r|^k / "
+                            "mean |r|^k + c); default none".replace("%", "%%"))
+    group.add_argument("--resample-term", default=None, metavar="NAME",
+                       help="the term resampled (default: the reference term, the PDE residual)")
+    for opt in OPTIONS:
+        group.add_argument(option_flag(opt.name), dest=f"resample_{opt.name}", type=opt.type, default=None,
+                           metavar="N" if opt.type is int else "X",
+                           help=f"{opt.help} ({', '.join(opt.kinds)}; default {opt.default})")
+
+
+def resampling_from_args(args: argparse.Namespace) -> Optional[dict[str, Any]]:
+    """The run's resampling options from :func:`add_resampling_options` (``None`` for ``--resample none``),
+    the declared defaults filled in; ``ValueError`` (one line) for an option the kind does not read."""
+    kind = getattr(args, "resample", "none")
+    given = {o.name: getattr(args, f"resample_{o.name}", None) for o in OPTIONS}
+    given = {k: v for k, v in given.items() if v is not None}
+    if kind == "none":
+        if given or getattr(args, "resample_term", None) is not None:
+            raise ValueError(f"{option_flag(next(iter(given), 'term'))} needs --resample periodic, rar or rad")
+        return None
+    for opt in OPTIONS:
+        if opt.name in given and kind not in opt.kinds:
+            reads = ", ".join(option_flag(o.name) for o in OPTIONS if kind in o.kinds)
+            raise ValueError(f"{option_flag(opt.name)} is not an option of --resample {kind} (its options: {reads})")
+    spec = Resampling(kind, **given, term=getattr(args, "resample_term", None))  # checked here
+    return {k: v for k, v in spec.describe().items() if k != "sampler"}
 
 
 # ------------------------------------------------------------------------------------- public pieces
