@@ -192,3 +192,81 @@ def test_terms_that_cannot_be_resampled_are_refused():
     with pytest.raises(ValueError, match="kind 'rar' on the mini-batched term 'pde'"):
         Trainer(problem, resampling=Resampling("rar"))
     Trainer(problem, resampling=Resampling("rad", every=1)).train(2)  # the count stays: mini-batches are fine
+
+
+
+# ----------------------------------------------------------------------------------------------- the CLI
+TINY = ["--epochs", "12", "--n-pde", "16", "--threads", "1", "--no-progress", "--no-figures", "--backend", "torch",
+        "--eval-every", "4", "--scheme", "pinn"]
+
+
+def test_cli_records_resampling_and_refuses_a_directory_of_another(tmp_path, capsys):
+    import json
+
+    from fastpinn import cli
+
+    out = tmp_path / "run"
+    argv = ["train", "poisson1d", "--out", str(out), *TINY, "--resample", "rar", "--resample-every", "5",
+            "--resample-candidates", "100", "--resample-points", "3"]
+    assert cli.main(argv) == 0
+    config = json.loads((out / "config.json").read_text())
+    expected = {"kind": "rar", "every": 5, "candidates": 100, "points": 3, "term": None}
+    assert config["config"]["resampling"] == expected
+    assert config["identity"]["resampling"] == {**expected, "sampler": "box"}
+    state = Trainer.read_checkpoint(out / "checkpoint.pt")
+    assert state["resampling"]["points"]["pde"].shape == (16 + 2 * 3, 1)  # resampled at epochs 5 and 10
+    capsys.readouterr()
+    assert cli.main(argv[:-1] + ["4"]) == 2  # another resampling: the directory is refused
+    assert "different configuration" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("extra, needle", [
+    (["--resample", "rar", "--resample-k", "2"], "--resample-k is not an option of --resample rar"),
+    (["--resample-every", "3"], "--resample-every needs --resample periodic, rar or rad"),
+    (["--resample", "rad", "--resample-every", "0"], "resampling every must be an integer >= 1, got 0"),
+    (["--resample", "auto"], "invalid choice"),
+    (["--resample", "rar", "--resample-term", "bc"], "resampling term 'bc': only a term on one point set"),
+])
+def test_cli_bad_resampling_options_exit_2_with_one_line(extra, needle, tmp_path, capsys):
+    from fastpinn import cli
+
+    assert cli.main(["train", "poisson1d", "--out", str(tmp_path / "o"), *TINY, *extra]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and needle in err[0]
+    assert not (tmp_path / "o").exists()
+
+# ------------------------------------------------------------------------------------- does it help
+def _sharp_layer(seed: int, n_pde: int = 24, a: float = 20.0):
+    """-u'' = f on [-1, 1] with u = arctan(a x): a layer of width ~1/a at 0 that 24 uniform points miss."""
+    import numpy as np
+
+    from fastpinn import Problem, dirichlet, pde
+
+    x = sampling.uniform(n_pde, [-1.0], [1.0], torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+    def residual(f):
+        x = f.x[..., 0]
+        return f["u_xx"][..., 0] + 2 * a ** 3 * x / (1 + (a * x) ** 2) ** 2
+
+    def solution():
+        X = np.linspace(-1, 1, 2001)[:, None]
+        return X, np.arctan(a * X[:, 0])
+
+    bc = torch.tensor([[-1.0], [1.0]], dtype=torch.float64)
+    return Problem("sharp_layer", ("x",), (-1.0,), (1.0,),
+                   [pde("pde", x, residual, ("u_xx",)), dirichlet("bc", bc, lambda p: torch.atan(a * p[:, 0]))],
+                   depth=4, width=32, solution=solution, seeds=(seed,))
+
+
+@pytest.mark.slow
+def test_rar_and_rad_lower_the_error_on_a_sharp_layer():
+    """The measurement of docs/resampling.md, seed 0 (2000 epochs of Adam, 24 points, resampling every 500):
+    measured rel. L2 0.34 without resampling, 7e-3 with RAR (+6 points each time), 5e-2 with RAD."""
+    errors = {}
+    for kind in ("none", "rar", "rad"):
+        spec = None if kind == "none" else Resampling(kind, every=500, candidates=2000, points=6)
+        tr = Trainer(_sharp_layer(0), PINN(), dtype=torch.float64, resampling=spec, threads=1, eval_every=2000)
+        tr.train(2000)
+        errors[kind] = float(tr.evaluate()[0])
+    assert errors["rar"] < errors["none"] / 5
+    assert errors["rad"] < errors["none"] / 2
