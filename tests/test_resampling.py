@@ -42,6 +42,16 @@ def test_periodic_redraws_every_point_from_its_own_generator():
     assert tr.resampler.count == 1
 
 
+@pytest.mark.parametrize("kind", ["periodic", "rad"])
+def test_same_count_kinds_write_in_place(kind):
+    """What keeps a captured CUDA graph valid: the point tensor the step reads keeps its address."""
+    tr = _trainer(kind, scheme=PINN(), every=1)
+    tensor = tr.problem.terms[0].points[0]
+    before = tensor.clone()
+    tr.train(2)
+    assert tr.problem.terms[0].points[0] is tensor and not torch.equal(tensor, before)
+
+
 def test_rar_adds_exactly_the_top_m_residual_candidates():
     tr = _trainer("rar", scheme=PINN())
     tr.train(3)
