@@ -211,8 +211,10 @@ def rar_indices(magnitude: Tensor, m: int) -> Tensor:
 
 def rad_probabilities(magnitude: Tensor, k: float, c: float) -> Tensor:
     """``p ∝ |r|^k / mean |r|^k + c`` over the last dimension, normalized to sum 1 (uniform if every
-    ``|r|^k`` is 0)."""
+    ``|r|^k`` is 0). A non-finite ``|r|`` counts as 0: a diverging run is the NaN check's to report (and
+    roll back), not a sampling error's."""
     e = magnitude.to(torch.float64).pow(k)
+    e = torch.where(torch.isfinite(e), e, torch.zeros_like(e))
     mean = e.mean(dim=-1, keepdim=True)
     p = torch.where(mean > 0, e / mean.clamp_min(torch.finfo(torch.float64).tiny), torch.ones_like(e)) + c
     return p / p.sum(dim=-1, keepdim=True)

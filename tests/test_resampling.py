@@ -112,6 +112,9 @@ def test_rad_probabilities_and_rar_indices_directly():
     assert torch.allclose(p[1], torch.full((3,), 1 / 3, dtype=torch.float64))
     assert torch.allclose(rad_probabilities(torch.zeros(4), 1.0, 1.0), torch.full((4,), 0.25, dtype=torch.float64))
     assert rar_indices(mag, 1)[0].tolist() == [2]
+    # a non-finite residual counts as 0 (the NaN check reports divergence; sampling must not fail first)
+    p = rad_probabilities(torch.tensor([math.nan, 1.0, 3.0]), 1.0, 0.0)
+    assert torch.allclose(p, torch.tensor([0.0, 0.25, 0.75], dtype=torch.float64))
 
 
 # --------------------------------------------------------------------------------- resume and checkpoints
@@ -156,6 +159,33 @@ def test_ensemble_members_resample_as_their_single_runs():
     rar = _trainer("rar", seed=[0, 1], scheme=PINN())
     rar.train(4)
     assert rar.problem.terms[0].points[0].shape == (2, 37, 1)
+
+
+@pytest.mark.parametrize("kind", ["rar", "rad"])
+def test_the_nan_roll_back_restores_the_points(kind):
+    """A loss that turns NaN after epoch 4: the trainer rolls back to the boundary at 4, points included
+    (RAR: 32 + 5 points from the resampling at epoch 2, not the 42 or 47 it reached)."""
+    from fastpinn import NonFiniteError
+
+    problem = poisson1d(0, n_pde=32, width=16)
+    scale = torch.ones((), dtype=torch.float64)
+    term = problem.terms[0]
+    inner = term.residual
+    term.residual = lambda f: inner(f) * scale
+    tr = Trainer(problem, PINN(), dtype=torch.float64, threads=1, eval_every=4,
+                 resampling=Resampling(kind, every=2, candidates=400, points=5))
+    saved = {}
+
+    def poison(trainer, epoch, info):
+        if epoch == 4:
+            saved["points"] = trainer.problem.terms[0].points[0].clone()
+            scale.fill_(math.nan)
+
+    with pytest.raises(NonFiniteError):
+        tr.train(12, callback=poison)
+    assert tr.epoch == 4
+    assert torch.equal(tr.problem.terms[0].points[0], saved["points"])
+    assert tr.batches.layout[0][0] == saved["points"].shape[0] == (37 if kind == "rar" else 32)
 
 
 def test_the_users_problem_points_are_not_changed():
