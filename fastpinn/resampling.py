@@ -282,6 +282,22 @@ class Resampler:
         """Whether some term's point count changes (RAR): what static-shape graphs cannot follow."""
         return any(spec.kind == "rar" for spec in self.specs.values())
 
+    def check_training(self, *, world_size: int, step_mode: str, attended: Sequence[int] = ()) -> None:
+        """``ValueError`` (one line) for what this resampling cannot train with: data parallelism (the points
+        are sharded over the ranks), RAR under ``step_mode="cuda_graph"`` (static shapes; no re-capture) and
+        pointwise attention on a resampled term (``attended``: those terms)."""
+        if not self.specs:
+            return
+        if world_size > 1:
+            raise ValueError("resampling is not supported with distributed training (the points are sharded over "
+                             "the ranks); train in one process or use resampling kind 'none'")
+        if self.changes_counts and step_mode == "cuda_graph":
+            raise ValueError("resampling kind 'rar' changes the point count, which a captured CUDA graph cannot "
+                             "follow; use step_mode='device' or 'eager', or kind 'rad' or 'periodic'")
+        if set(attended) & set(self.specs):
+            raise ValueError("resampling a term with pointwise attention is not supported (its weights belong to "
+                             "the points); resample another term or drop attention")
+
     def describe(self) -> dict[str, dict[str, Any]]:
         """Term name -> its resampling options (recorded in checkpoints: a different setup does not resume)."""
         names = self.problem.term_names

@@ -295,18 +295,9 @@ class Trainer:
         if resampling is None:
             return None
         resampler = Resampler([resampling] if isinstance(resampling, Resampling) else list(resampling), self.problem)
-        if not resampler:
-            return None
-        if self.world_size > 1:
-            raise ValueError("resampling is not supported with distributed training (the points are sharded over "
-                             "the ranks); train in one process or use resampling kind 'none'")
-        if resampler.changes_counts and self.step_mode == "cuda_graph":
-            raise ValueError("resampling kind 'rar' changes the point count, which a captured CUDA graph cannot "
-                             "follow; use step_mode='device' or 'eager', or kind 'rad' or 'periodic'")
-        if self.attention is not None and set(self.attention.terms) & set(resampler.specs):
-            raise ValueError("resampling a term with pointwise attention is not supported (its weights belong to "
-                             "the points); resample another term or drop attention")
-        return resampler
+        resampler.check_training(world_size=self.world_size, step_mode=self.step_mode,
+                                 attended=() if self.attention is None else self.attention.terms)
+        return resampler if resampler else None
 
     def _resample(self) -> None:
         """Resample the terms due at this epoch with their residuals under the current parameters."""

@@ -310,3 +310,25 @@ def test_rar_and_rad_lower_the_error_on_a_sharp_layer():
         errors[kind] = float(tr.evaluate()[0])
     assert errors["rar"] < errors["none"] / 5
     assert errors["rad"] < errors["none"] / 2
+
+
+def test_what_resampling_cannot_train_with_is_refused():
+    """Data parallelism, RAR under a CUDA graph and attention on a resampled term (checked without launching
+    ranks or needing a GPU: the Resampler's check the Trainer calls)."""
+    from fastpinn.resampling import Resampler
+
+    def resampler(kind):
+        return Resampler([Resampling(kind)], poisson1d(0, n_pde=32, width=16))
+
+    with pytest.raises(ValueError, match="resampling is not supported with distributed training"):
+        resampler("periodic").check_training(world_size=2, step_mode="eager")
+    with pytest.raises(ValueError, match="kind 'rar' changes the point count, which a captured CUDA graph"):
+        resampler("rar").check_training(world_size=1, step_mode="cuda_graph")
+    resampler("rad").check_training(world_size=1, step_mode="cuda_graph")  # same count: graphs stay valid
+    with pytest.raises(ValueError, match="resampling a term with pointwise attention is not supported"):
+        resampler("rad").check_training(world_size=1, step_mode="eager", attended=(0,))
+    from fastpinn.rba import ResidualAttention
+
+    with pytest.raises(ValueError, match="pointwise attention"):
+        Trainer(poisson1d(0, n_pde=32, width=16), attention=ResidualAttention([32, 2], terms=(0,)),
+                resampling=Resampling("rad"))
