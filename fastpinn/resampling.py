@@ -9,9 +9,10 @@ A :class:`Resampling` says what happens to one term's points every ``every`` epo
   ``N`` of them are kept, drawn without replacement with probability
   ``p(x) ∝ |r(x)|^k / mean |r|^k + c`` (``c`` large: uniform; ``k`` large: the worst points).
 
-The sampler draws candidates: by default uniformly in the problem's box ``[lower, upper]`` (the interior of
-the built-in problems' PDE terms), or a :mod:`fastpinn.geometry` domain (its ``sample_interior``) or any
-function ``sampler(n, generator) -> [n, d]``. The residual is the term's own
+The sampler draws candidates: the resampling's ``sampler``, else the term's own (``pde(...,
+sampler=domain)``, so ``fastpinn train FILE.py:fn --resample ...`` samples a user's domain), else uniformly in
+the problem's box ``[lower, upper]`` (the interior of the built-in problems' PDE terms). A sampler is a
+:mod:`fastpinn.geometry` domain (its ``sample_interior``) or a function ``sampler(n, generator) -> [n, d]``. The residual is the term's own
 (:meth:`~fastpinn.Term.residual_values` with the derivative method the trainer uses for the term); no
 gradient flows to the parameters. Each ensemble member has its own points and its own generator, seeded from
 its seed, so member ``s`` resamples as the single run of seed ``s`` does.
@@ -93,8 +94,9 @@ class Resampling:
         kind: one of :data:`KINDS`.
         every, candidates, points, k, c: see :data:`OPTIONS` (each read only by the kinds it names).
         term: the term's name (``None``: the problem's reference term, the PDE residual).
-        sampler: draws candidate points ``[n, d]``: ``None`` (uniform in the problem's box), a
-            :mod:`fastpinn.geometry` domain, or ``fn(n, generator)``.
+        sampler: draws candidate points ``[n, d]``: ``None`` (the term's own ``sampler``, e.g.
+            ``pde(..., sampler=domain)``, else uniform in the problem's box), a :mod:`fastpinn.geometry` domain,
+            or ``fn(n, generator)``.
         seed: seed of the resampling generator (``None``: each member's seed + :data:`SEED_OFFSET`; an
             int: that seed + the member's index).
     """
@@ -129,7 +131,7 @@ class Resampling:
             return out
         out.update({o.name: getattr(self, o.name) for o in OPTIONS if self.kind in o.kinds})
         out["term"] = self.term
-        out["sampler"] = ("box" if self.sampler is None else
+        out["sampler"] = ("default" if self.sampler is None else
                           type(self.sampler).__name__ if hasattr(self.sampler, "sample_interior") else "function")
         if self.seed is not None:
             out["seed"] = self.seed
@@ -307,17 +309,19 @@ class Resampler:
         """The terms resampled at the start of ``epoch``."""
         return [k for k, spec in self.specs.items() if epoch > 0 and epoch % spec.every == 0]
 
-    def draw(self, spec: Resampling, n: int) -> Tensor:
-        """``n`` candidate points per member: ``[n, d]`` (``[S, n, d]``), from the members' generators."""
+    def draw(self, k: int, n: int) -> Tensor:
+        """``n`` candidate points per member for term ``k``: ``[n, d]`` (``[S, n, d]``), from the members'
+        generators, by the resampling's sampler, else the term's, else uniformly in the problem's box."""
         p = self.problem
+        sampler = self.specs[k].sampler if self.specs[k].sampler is not None else p.terms[k].sampler
         one = []
         for gen in self.generators:
-            if spec.sampler is None:
+            if sampler is None:
                 x = sampling.uniform(n, p.lower, p.upper, gen, dtype=torch.float64)
-            elif hasattr(spec.sampler, "sample_interior"):
-                x = spec.sampler.sample_interior(n, "uniform", gen, dtype=torch.float64)
+            elif hasattr(sampler, "sample_interior"):
+                x = sampler.sample_interior(n, "uniform", gen, dtype=torch.float64)
             else:
-                x = torch.as_tensor(spec.sampler(n, gen))
+                x = torch.as_tensor(sampler(n, gen))
             if tuple(x.shape) != (n, len(p.coords)):
                 raise ValueError(f"resampling sampler must return [n, d] = [{n}, {len(p.coords)}] points, "
                                  f"got {list(x.shape)}")
@@ -336,9 +340,9 @@ class Resampler:
             old = term.points[0]
             if spec.kind == "periodic":
                 with torch.no_grad():
-                    old.copy_(self.draw(spec, term.n_points))
+                    old.copy_(self.draw(k, term.n_points))
                 continue
-            cand = self.draw(spec, spec.candidates)
+            cand = self.draw(k, spec.candidates)
             mag = magnitude(k, cand)
             if spec.kind == "rar":
                 idx = rar_indices(mag, spec.points)

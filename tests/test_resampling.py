@@ -205,6 +205,23 @@ def test_a_geometry_domain_or_a_function_draws_the_candidates():
         assert float(pts.min()) >= 0.0 and float(pts.max()) <= 0.5
 
 
+def test_the_terms_own_sampler_is_the_default():
+    """A user's problem on a domain that is not its box says where its PDE points come from once
+    (``pde(..., sampler=domain)``); resampling, also from the command line, draws there."""
+    from fastpinn import pde
+    from fastpinn.geometry import Interval
+
+    problem = poisson1d(0, n_pde=32, width=16)
+    old = problem.terms[0]
+    problem.terms[0] = pde("pde", old.points[0].abs() / 2, old.residual, old.requests, sampler=Interval(0.0, 0.5))
+    tr = Trainer(problem, PINN(), dtype=torch.float64, threads=1, resampling=Resampling("rar", every=1, points=50))
+    tr.train(2)
+    pts = tr.problem.terms[0].points[0]
+    assert pts.shape == (82, 1) and float(pts.min()) >= 0.0 and float(pts.max()) <= 0.5
+    with pytest.raises(ValueError, match="term 'pde': sampler must be None, a fastpinn.geometry domain"):
+        pde("pde", old.points[0], old.residual, old.requests, sampler="disk")
+
+
 # ----------------------------------------------------------------------------------------------- bad input
 @pytest.mark.parametrize("kwargs, message", [
     ({"kind": "adaptive"}, "resampling kind must be one of none, periodic, rar, rad, got 'adaptive'"),
@@ -252,7 +269,7 @@ def test_cli_records_resampling_and_refuses_a_directory_of_another(tmp_path, cap
     config = json.loads((out / "config.json").read_text())
     expected = {"kind": "rar", "every": 5, "candidates": 100, "points": 3, "term": None}
     assert config["config"]["resampling"] == expected
-    assert config["identity"]["resampling"] == {**expected, "sampler": "box"}
+    assert config["identity"]["resampling"] == {**expected, "sampler": "default"}
     state = Trainer.read_checkpoint(out / "checkpoint.pt")
     assert state["resampling"]["points"]["pde"].shape == (16 + 2 * 3, 1)  # resampled at epochs 5 and 10
     capsys.readouterr()
