@@ -120,8 +120,9 @@ class Resampling:
         if self.seed is not None:
             check_int("resampling seed", self.seed, minimum=0)
         if not (self.sampler is None or callable(self.sampler) or hasattr(self.sampler, "sample_interior")):
-            raise ValueError("resampling sampler must be None (uniform in the problem's box), a fastpinn.geometry "
-                             f"domain or a function (n, generator) -> [n, d], got {type(self.sampler).__name__}")
+            raise ValueError("resampling sampler must be None (the term's own, else the problem's box), a "
+                             "fastpinn.geometry domain or a function (n, generator) -> [n, d], got "
+                             f"{type(self.sampler).__name__}")
 
     def describe(self) -> dict[str, Any]:
         """The options this kind reads (what a checkpoint and a run identity record); ``{"kind": "none"}``
@@ -148,7 +149,8 @@ def resampling_from_dict(options: Optional[dict[str, Any]]) -> Optional[Resampli
     allowed = ("kind", *(o.name for o in OPTIONS), "term", "seed")
     for key in options:
         check_choice("resampling option", key, allowed + ("sampler",))
-    return Resampling(**{k: v for k, v in options.items() if k != "sampler"})  # a run samples its box
+    # a run's sampler is the default one (the term's own, else the box); the record only names it
+    return Resampling(**{k: v for k, v in options.items() if k != "sampler"})
 
 
 def add_resampling_options(parser: argparse.ArgumentParser) -> None:
@@ -156,9 +158,10 @@ def add_resampling_options(parser: argparse.ArgumentParser) -> None:
     (default ``None``: the declared default), generated from :data:`OPTIONS`."""
     group = parser.add_argument_group("point resampling (fastpinn.resampling)")
     group.add_argument("--resample", choices=KINDS, default="none",
-                       help="resample the PDE term's points every --resample-every epochs: periodic (fresh uniform "
-                            "draws), rar (add the candidates of largest residual) or rad (draw from p ∝ |r|^k / "
-                            "mean |r|^k + c); default none".replace("%", "%%"))
+                       help="resample the PDE term's points every --resample-every epochs: periodic (fresh draws), "
+                            "rar (add the candidates of largest residual) or rad (draw from p ∝ |r|^k / mean |r|^k "
+                            "+ c); candidates come from the term's sampler, else the problem's box (default none; "
+                            "see docs/resampling.md)")
     group.add_argument("--resample-term", default=None, metavar="NAME",
                        help="the term resampled (default: the reference term, the PDE residual)")
     for opt in OPTIONS:
