@@ -9,6 +9,8 @@ from .backward import WeightedBackward
 from .derivatives import Fields, derivatives
 from .network import MLP
 from .optim import Stage
+from . import resampling
+from .resampling import Resampling
 from .problem import Problem, Term, data, dirichlet, initial, neumann, pde, periodic, robin, stack
 from . import geometry, quadrature
 from . import schemes
@@ -24,6 +26,6 @@ __all__ = [
     "ReLoBRaLo", "Uncertainty", "ntk", "rba", "SCHEME_NAMES", "schemes", "Weighter", "scheme_from_name", "Trainer",
     "History", "NonFiniteError", "Stage",
     "Problem", "Term", "pde", "data", "dirichlet", "initial", "neumann", "robin", "periodic", "geometry", "stack",
-    "derivatives", "Fields", "quadrature",
+    "derivatives", "Fields", "quadrature", "Resampling", "resampling",
     "problems", "__version__",
 ]

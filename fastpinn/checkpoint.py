@@ -81,6 +81,8 @@ def check_state_dict(state: Any, meta: dict[str, Any], theta_shape: Sequence[int
         theirs = theirs_meta.get(key, [] if key == "coefficients" else None)  # no coefficients: older files
         if theirs != meta[key]:
             raise mismatch(key, theirs, meta[key])
+    if theirs_meta.get("resampling") != meta.get("resampling"):  # None: no resampling (and older files)
+        raise mismatch("resampling", theirs_meta.get("resampling"), meta.get("resampling"))
     stages = theirs_meta.get("stages")  # files written before stages had one optimizer
     if stages is not None and stages != meta.get("stages"):
         raise mismatch("stages", stages, meta.get("stages"))

@@ -190,6 +190,7 @@ def _training(args: argparse.Namespace) -> dict:
 
 def build_parser() -> argparse.ArgumentParser:
     from .run import PROBLEMS, SCHEMES, TABLES
+    from .resampling import add_resampling_options
     from .schemes import add_scheme_options
 
     parser = _Parser(prog="fastpinn", description="Physics-informed neural networks with dynamic loss weights "
@@ -219,6 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="continue the interrupted run in --out from its checkpoint (error if there is none; "
                         "rerunning the same command on the same directory resumes too)")
     _add_training_options(t)
+    add_resampling_options(t)  # --resample, --resample-every, ...: generated from fastpinn.resampling.OPTIONS
     t.add_argument("--collective-timeout", type=float, default=300.0, metavar="S",
                    help="under torchrun (data parallelism over the points): seconds a rank waits in a "
                         "collective before the job fails, e.g. after a peer died (default 300)")
@@ -360,6 +362,7 @@ def _run_options(args: argparse.Namespace) -> dict:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from .resampling import resampling_from_args
     from .schemes import scheme_params_from_args
     from .run import RunConfig, build_trainer, directory, is_user_problem, plan_run_dir, train_run
     from .data_parallel import launcher_rank_and_world
@@ -386,7 +389,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
                     epochs=args.epochs, lr=args.lr, device=device, dtype=args.dtype, backend=args.backend,
                     eval_every=args.eval_every, problem_kwargs=_sizes(args), compile=_compile_arg(args),
                     step_mode=args.step_mode, derivative_method=args.derivative_method,
-                    reference_term=args.reference_term, **_fidelity(args), **_training(args))
+                    reference_term=args.reference_term, resampling=resampling_from_args(args),
+                    **_fidelity(args), **_training(args))
     options = _run_options(args)
     if args.resume and not args.out:
         raise ValueError("--resume needs --out (the directory of the run to continue)")

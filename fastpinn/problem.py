@@ -51,6 +51,9 @@ class Term:
         batch_size: mini-batch over this term's points (``None``: all points every step).
         targets: optional tensors the residual closes over, moved with the term (``[..., N, ...]``,
             indexed with the points when mini-batching).
+        sampler: where the points come from, for resampling (:mod:`fastpinn.resampling`): a
+            :mod:`fastpinn.geometry` domain (its interior) or ``fn(n, generator) -> [n, d]``; ``None``: the
+            problem's box.
     """
 
     name: str
@@ -59,6 +62,7 @@ class Term:
     requests: tuple[str, ...] = ("u",)
     batch_size: Optional[int] = None
     targets: Optional[Tensor] = None
+    sampler: Any = None
 
     def __post_init__(self) -> None:
         if isinstance(self.points, (Tensor, np.ndarray)):
@@ -98,6 +102,9 @@ class Term:
                                  f"(the points' N), got shape {tuple(self.targets.shape)}{hint}")
         if self.batch_size is not None and (not isinstance(self.batch_size, int) or self.batch_size < 1):
             raise ValueError(f"term {self.name!r}: batch_size must be None or an integer >= 1, got {self.batch_size!r}")
+        if not (self.sampler is None or callable(self.sampler) or hasattr(self.sampler, "sample_interior")):
+            raise ValueError(f"term {self.name!r}: sampler must be None, a fastpinn.geometry domain or a function "
+                             f"(n, generator) -> [n, d], got {type(self.sampler).__name__}")
         if isinstance(self.requests, str):
             self.requests = (self.requests,)  # one request, not its characters
         self.requests = tuple(self.requests)
@@ -208,9 +215,11 @@ def _target_values(value: Value, pts: Tensor, out_dim: int) -> Tensor:
 
 
 def pde(name: str, points: Tensor, residual: Callable[[Fields], Tensor], requests: Sequence[str],
-        batch_size: Optional[int] = None) -> Term:
-    """A PDE residual term on collocation points ``[N, d]`` (or ``[S, N, d]``)."""
-    return Term(name, (points,), residual, (requests,) if isinstance(requests, str) else tuple(requests), batch_size)
+        batch_size: Optional[int] = None, *, sampler: Any = None) -> Term:
+    """A PDE residual term on collocation points ``[N, d]`` (or ``[S, N, d]``); ``sampler``: where resampling
+    draws new ones (a :mod:`fastpinn.geometry` domain or ``fn(n, generator)``; default the problem's box)."""
+    return Term(name, (points,), residual, (requests,) if isinstance(requests, str) else tuple(requests), batch_size,
+                sampler=sampler)
 
 
 def _value_term(name: str, points: Tensor, value: Value, derivative: str, out_dim: int) -> Term:

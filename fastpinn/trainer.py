@@ -43,6 +43,7 @@ from .ntk import traces_function
 from .params import coefficient_parameter, training_parameters
 from .problem import Problem
 from .rba import ResidualAttention
+from .resampling import Resampler, Resampling, residual_magnitude
 from .schemes import DN, Scheme
 from .term_losses import DERIVATIVE_METHODS, TermLosses, derivative_method_choices
 from .threads import ThreadSetting, resolve_threads, use_threads
@@ -144,6 +145,9 @@ class Trainer:
             on the same points, to rounding. Eager and ``"device"`` step modes.
         overlap: with ``distributed``, overlap the gradient all-reduces with the backward passes
             (:class:`~fastpinn.WeightedBackward`'s ``overlap``; same results). Default ``False``.
+        resampling: a :class:`fastpinn.Resampling` (or a list, one per term): periodic redraws, RAR or RAD of a
+            term's points every so many epochs (:mod:`fastpinn.resampling`); the points and the resampling
+            generators are in the checkpoint. Not with ``distributed``; RAR not with ``step_mode="cuda_graph"``.
         watch: ``True`` (default): watch the loss weights (:class:`fastpinn.weight_watch.WeightWatch`: a
             collapsing, runaway or useless weight, skipped updates), reported once each at evaluation
             boundaries and in ``History.extra["weight_warnings"]``; a ``WeightWatch`` to set its thresholds;
@@ -175,6 +179,7 @@ class Trainer:
         stages: Optional[Sequence[Stage]] = None,
         lr_scheduler: Optional[SchedulerFactory] = None,
         watch: Union[bool, WeightWatch] = True,
+        resampling: Union[Resampling, Sequence[Resampling], None] = None,
     ) -> None:
         if not isinstance(problem, Problem):
             raise ValueError(f"problem must be a fastpinn Problem, got {type(problem).__name__}")
@@ -283,6 +288,34 @@ class Trainer:
         self.watch: Optional[WeightWatch] = WeightWatch() if watch is True else (watch or None)
         self._log: Optional[TrainingLog] = None  # the running train() call's records, for history_so_far()
         self._best = BestSeen(self.device)
+        self.resampler = self._setup_resampling(resampling)
+
+    def _setup_resampling(self, resampling: Union[Resampling, Sequence[Resampling], None]) -> Optional[Resampler]:
+        """The :class:`~fastpinn.resampling.Resampler` of ``resampling`` (``None`` when nothing is resampled)."""
+        if resampling is None:
+            return None
+        resampler = Resampler([resampling] if isinstance(resampling, Resampling) else list(resampling), self.problem)
+        resampler.check_training(world_size=self.world_size, step_mode=self.step_mode,
+                                 attended=() if self.attention is None else self.attention.terms)
+        return resampler if resampler else None
+
+    def _resample(self) -> None:
+        """Resample the terms due at this epoch with their residuals under the current parameters."""
+        coef = self.loss_functions.coefficient_views(None if self.coefficients is None else self.coefficients.detach())
+
+        def magnitude(k: int, candidates: Tensor) -> Tensor:
+            term = self.problem.terms[k]
+            return residual_magnitude(term, self.net, self.problem.coords, candidates, coef=coef,
+                                      method=self.derivative_methods[term.name], theta=self._loss_params)
+
+        self._follow_point_counts(self.resampler.resample(self.epoch, magnitude))
+
+    def _follow_point_counts(self, terms: Sequence[int]) -> None:
+        """The batch layout of ``terms`` after their points changed (RAR adds points)."""
+        for k in terms:
+            t = self.problem.terms[k]
+            self.batches.layout[k] = (t.n_points, t.batch_size, t.n_batches)
+            self._shard_ranges[k] = self.batches.shard_ranges[k] = (0, t.n_points)
 
     @property
     def optimizer(self) -> torch.optim.Optimizer:
@@ -629,6 +662,8 @@ class Trainer:
     def _train_epoch(self, i: int, log: TrainingLog, nonfinite: Tensor) -> None:
         """Every step of one epoch; its losses (mean over its mini-batches), first weights and
         coefficients go into row ``i`` of the log, a non-finite loss into the ``nonfinite`` flag."""
+        if self.resampler is not None and self.resampler.due(self.epoch):
+            self._resample()
         if self.stages.begin_epoch(self.epoch):
             self._drop_graphs()  # captured steps hold the previous optimizer (recaptured when next run)
         batches = self.epoch_batches()
@@ -679,6 +714,7 @@ class Trainer:
             "dtype": str(self.dtype).replace("torch.", ""),
             "update_schedule": self.update_schedule,
             "stages": self.stages.describe(),
+            "resampling": None if self.resampler is None else self.resampler.describe(),
         }
 
     def state_dict(self) -> dict[str, Any]:
@@ -696,6 +732,7 @@ class Trainer:
             "ntk_generator": self._ntk_gen.get_state() if self._traces is not None else None,
             "attention": None if self.attention is None else self.attention.state_dict(),
             "best": self._best.state_dict(),
+            "resampling": None if self.resampler is None else self.resampler.state_dict(),
         }
 
     def check_state_dict(self, state: Any, *, source: str = "checkpoint") -> None:
@@ -727,6 +764,11 @@ class Trainer:
             self._ntk_gen.set_state(state["ntk_generator"])
         self.epoch = int(state["epoch"])
         self._best.load_state_dict(state.get("best"))
+        if self.resampler is not None:
+            try:
+                self._follow_point_counts(self.resampler.load_state_dict(state.get("resampling")))
+            except ValueError as exc:
+                raise CheckpointError(f"the state does not match this trainer: {exc}") from None
         # The optimizer and weighter replaced their state tensors: captured graphs point at the old ones.
         self._drop_graphs()
 

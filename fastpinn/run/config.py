@@ -162,6 +162,9 @@ class RunConfig:
     #: The name of the reference term of the dynamic weights (``None``: the problem's own); a remedy when
     #: the PDE residual's gradient misleads the weights (docs/weights.md).
     reference_term: Optional[str] = None
+    #: Point resampling (:mod:`fastpinn.resampling`): ``None``, or the options of a
+    #: :class:`~fastpinn.Resampling` with its kind, e.g. ``{"kind": "rar", "every": 1000, ...}``.
+    resampling: Optional[dict] = None
 
     def __post_init__(self) -> None:
         self.seeds = tuple(int(s) for s in self.seeds)
@@ -225,6 +228,7 @@ class RunConfig:
                                           or self.patience < 1):
             raise ValueError(f"patience must be an integer >= 1 (epochs), got {self.patience!r}")
         self._validate_training_options()
+        self.resampling_spec()  # kind and options checked by the declaration
         try:
             dev = torch.device(self.device)
         except (RuntimeError, TypeError) as exc:
@@ -274,12 +278,21 @@ class RunConfig:
         from ..optim import Stage, parse_lr_schedule
 
         schedule = parse_lr_schedule(self.lr_schedule, adam_epochs)
+        resampling = self.resampling_spec()
+        options: dict[str, Any] = {} if resampling is None else {"resampling": resampling}
         if self.optimizer == "adam":
-            return {} if schedule is None else {"lr_scheduler": schedule}
+            return options if schedule is None else {**options, "lr_scheduler": schedule}
         lbfgs = Stage("lbfgs", iterations=int(self.lbfgs_iters))
         if self.optimizer == "lbfgs":
-            return {"stages": [lbfgs]}
-        return {"stages": [Stage("adam", epochs=int(adam_epochs), lr_scheduler=schedule), lbfgs]}
+            return {**options, "stages": [lbfgs]}
+        return {**options, "stages": [Stage("adam", epochs=int(adam_epochs), lr_scheduler=schedule), lbfgs]}
+
+    def resampling_spec(self) -> Any:
+        """The run's :class:`~fastpinn.Resampling` (``None``: none); ``ValueError`` for a bad option."""
+        from ..resampling import resampling_from_dict
+
+        spec = resampling_from_dict(self.resampling)
+        return None if spec is None or spec.kind == "none" else spec
 
     def network_options(self) -> dict[str, Any]:
         """Keyword arguments of :meth:`Problem.network <fastpinn.Problem.network>` beyond the init."""
@@ -364,6 +377,9 @@ class RunConfig:
             d["input_scaling"] = False
         if self.reference_term is not None:
             d["reference_term"] = self.reference_term
+        resampling = self.resampling_spec()
+        if resampling is not None:  # only when set, so runs written before it keep their identity
+            d["resampling"] = resampling.describe()
         return d
 
     def resolved_epochs(self) -> int:
