@@ -249,8 +249,9 @@ def choose_method(net: Any, x: Optional[Tensor] = None, wanted: Optional[Sequenc
 
     Args:
         net: the network. x: the points (their count is the default ``n_points``). wanted: the term's
-            derivative indices (``None``: up to order 2). n_points: points per step (a mini-batch's size;
-            ``[S, N, d]`` points count ``S * N``); default: from ``x``, else :data:`DEFAULT_POINTS`.
+            derivative indices (``None``: up to order 2). n_points: points per step and member (a mini-batch's
+            size); default: from ``x``, else :data:`DEFAULT_POINTS`. An ensemble of ``S`` members counts
+            ``S * N`` points (its work), so does ``x`` of shape ``[S, N, d]``.
 
     ``derivative_method="tune"`` measures instead, on the actual device and load.
     """
@@ -261,8 +262,13 @@ def choose_method(net: Any, x: Optional[Tensor] = None, wanted: Optional[Sequenc
     candidates = ["jet", "autograd"]
     if fused_network_reason(net) is None and _ext.available():
         candidates.insert(0, "fused")
-    if n_points is None:
-        n_points = x.numel() // max(x.shape[-1], 1) if x is not None and x.dim() >= 1 else DEFAULT_POINTS
+    members = net.theta.shape[0] if net.theta.dim() == 2 else 1  # an ensemble evaluates every member's points
+    if n_points is None and x is not None and x.dim() >= 1:
+        n_points = x.numel() // max(x.shape[-1], 1) * (members if x.dim() == 2 else 1)
+    elif n_points is None:
+        n_points = DEFAULT_POINTS * members
+    else:
+        n_points = n_points * members
     order = max((len(w) for w in wanted), default=0) if wanted is not None else 2
     return method_costs.fastest(candidates, order, net.width, max(int(n_points), 1))
 

@@ -102,6 +102,19 @@ def test_the_point_count_comes_from_x_and_the_choice_is_deterministic():
         assert len({choose_method(net, x, wanted) for _ in range(3)}) == 1
 
 
+@needs_ext
+def test_an_ensemble_counts_every_members_points():
+    # Width 256, second derivatives: jet is measured fastest at 1,000 points, fused at 10,000.
+    wanted = parse_requests(("u", "u_t", "u_x", "u_xx"), ("t", "x"))
+    single, ensemble = fastpinn.MLP(2, 1, 4, 256, seed=0), fastpinn.MLP(2, 1, 4, 256, seed=0, ensemble=10)
+    few, many = (choose_method(single, None, wanted, n_points=n) for n in (1000, 10_000))
+    assert few != many
+    x = torch.rand(1000, 2)
+    assert choose_method(ensemble, x, wanted) == many  # shared points: every member evaluates them
+    assert choose_method(ensemble, x.expand(10, 1000, 2), wanted) == many
+    assert choose_method(ensemble, None, wanted, n_points=1000) == many
+
+
 @pytest.mark.parametrize("name", ["user module", "4th order", "burgers"])
 def test_real_timing_end_to_end(name):
     """One real measurement, lenient: the gaps the choice rests on are 2.5-80x at these sizes; 3x is allowed."""
