@@ -1,148 +1,150 @@
-"""What ``derivative_method="auto"`` picks against the fastest applicable method (issue 20, item 1).
+"""``derivative_method="auto"`` against every applicable method chosen by hand (issue 20, item 1).
 
-For each case every applicable derivative method is timed with :func:`fastpinn.derivatives.fastest_method`
-(forward of the requested fields, a loss summing their squares, backward to the parameters; one warm-up,
-best of ``--repeats``; the methods' gradients are checked to agree), and the table shows
-:func:`fastpinn.derivatives.choose_method`'s pick and its time over the fastest. Cases: a user's
-``nn.Sequential`` (the README's 1-32-32-1 model, u and u_xx), an MLP with a 4th-order request (an Euler
-beam: 1-20-20-20-1, u_xxx and u_xxxx), the paper's Burgers network (2-20x8-1, u, u_t, u_x, u_xx) and a
-wide MLP (2-150-150-150-1, Helmholtz's u_xx and u_yy), each at a few point counts. Then the Trainer on an
-Euler-beam problem (10 + 2 + 2 points): ms per step with ``auto`` against ``func`` (the old ``auto``),
-interleaved.
+One process, 1 thread, float32, interleaved: every round times every (case, method) once, in a shuffled order,
+and a case's figure is the median over rounds (a shared, noisy machine: the paired ratio of two methods in the
+same round is what counts). One timing is the CPU time (``time.process_time``) of the forward of the requested
+fields, a loss summing their squares and the backward to the parameters -- what a training step does per term
+-- averaged over enough calls to fill ~20 ms.
 
-    OMP_NUM_THREADS=1 python bench/bench_auto_method.py            # writes bench/results/auto-method-<cpu>-<date>.md
-    OMP_NUM_THREADS=1 python bench/bench_auto_method.py --quick    # a smoke run, nothing written
+Grid: a plain tanh :class:`~fastpinn.MLP` with 2 inputs and 3 hidden layers of width 16, 20, 50, 150, 256;
+requests of order 1 (u, u_t, u_x), 2 (Burgers: u, u_t, u_x, u_xx), 3 (u, u_x, u_xxx), 4 (u, u_xxxx);
+100, 1,000 and 10,000 points. ``func`` is timed for orders 3-4 up to 1,000 points only (it took 2-80x the time
+of ``autograd`` wherever it was measured; at 10,000 points a single call takes many seconds). The tables give
+ms per method, ``auto``'s pick and ``auto`` / fastest; ``--calibration`` also prints the rows of
+:data:`fastpinn.method_costs.CALIBRATION` (the cost model ``choose_method`` reads) from the medians.
+
+    OMP_NUM_THREADS=1 python bench/bench_auto_method.py              # writes bench/results/auto-method-<cpu>-<date>.md
+    OMP_NUM_THREADS=1 python bench/bench_auto_method.py --quick      # a smoke run, nothing written
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import random
+import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 import torch
-from torch import nn
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import fastpinn  # noqa: E402
-from fastpinn.derivatives import applicable_methods, choose_method, derivatives, fastest_method, parse_requests  # noqa: E402
-from fastpinn.problem import Problem, dirichlet, pde  # noqa: E402
-from fastpinn.trainer import Trainer  # noqa: E402
+from fastpinn.derivatives import applicable_methods, choose_method, derivatives, parse_requests  # noqa: E402
+from fastpinn.malloc import retain_freed_memory  # noqa: E402
 
 from _machine import describe, device_slug  # noqa: E402
-from _stats import fmt_quartiles  # noqa: E402
+
+COORDS = ("t", "x")
+REQUESTS = {1: ("u", "u_t", "u_x"), 2: ("u", "u_t", "u_x", "u_xx"), 3: ("u", "u_x", "u_xxx"), 4: ("u", "u_xxxx")}
+WIDTHS = (16, 20, 50, 150, 256)
+POINTS = (100, 1000, 10000)
+DEPTH = 4  # weight layers: 3 hidden layers
+FUNC_MAX_POINTS = 1000
+BLOCK_SECONDS = 0.02
 
 
-def readme_module() -> nn.Module:
-    torch.manual_seed(0)
-    return nn.Sequential(nn.Linear(1, 32), nn.Tanh(), nn.Linear(32, 32), nn.Tanh(), nn.Linear(32, 1))
+class Case:
+    """One (width, order, points) cell: its network, points and the methods that apply."""
 
+    def __init__(self, width: int, order: int, n: int) -> None:
+        self.width, self.order, self.n = width, order, n
+        self.net = fastpinn.MLP(2, 1, DEPTH, width, seed=0)
+        self.x = torch.rand(n, 2, generator=torch.Generator().manual_seed(n))
+        self.requests = REQUESTS[order]
+        why = applicable_methods(self.net, self.requests, COORDS)
+        self.methods = [m for m, reason in why.items() if reason is None
+                        and not (m == "func" and (order <= 2 or n > FUNC_MAX_POINTS))]
+        self.auto = choose_method(self.net, self.x, parse_requests(self.requests, COORDS))
+        self.calls = {m: 1 for m in self.methods}
 
-CASES = [  # name, network factory, coords, requests, point counts
-    ("user nn.Sequential 1-32-32-1", readme_module, ("x",), ("u", "u_xx"), (16, 256, 2048)),
-    ("MLP 1-20x3-1, 4th order", lambda: fastpinn.MLP(1, 1, 3, 20, seed=0), ("x",), ("u_xxx", "u_xxxx"),
-     (10, 256, 2048)),
-    ("MLP 2-20x8-1 (Burgers)", lambda: fastpinn.MLP(2, 1, 8, 20, seed=0), ("t", "x"), ("u", "u_t", "u_x", "u_xx"),
-     (256, 4096)),
-    ("MLP 2-150x3-1 (Helmholtz)", lambda: fastpinn.MLP(2, 1, 3, 150, seed=0), ("x", "y"), ("u", "u_xx", "u_yy"),
-     (256, 2048)),
-]
+    def step(self, method: str) -> None:
+        f = derivatives(self.net, self.x, coords=COORDS, requests=self.requests, method=method)
+        loss = sum(v.pow(2).sum() for v in f.values())
+        torch.autograd.grad(loss, [self.net.theta])
 
-
-def time_methods(make, coords, requests, n: int, repeats: int) -> tuple[dict[str, float], str]:
-    net = make()
-    x = torch.rand(n, len(coords), generator=torch.Generator().manual_seed(n))
-    params = [net.theta] if isinstance(net, fastpinn.MLP) else list(net.parameters())
-    candidates = [m for m, why in applicable_methods(net, requests, coords).items() if why is None]
-
-    def loss(method: str) -> torch.Tensor:
-        f = derivatives(net, x, coords=coords, requests=requests, method=method)
-        return sum(v.pow(2).sum() for _, v in f.items())
-
-    choice = fastest_method(loss, params, candidates, repeats=repeats)
-    return choice.seconds, choose_method(net, x, parse_requests(requests, coords))
-
-
-def euler_beam() -> Problem:
-    """u'''' = 1 on [0, 1], u = u'' = 0 at both ends (simply supported), 10 interior points."""
-    x = torch.linspace(0.05, 0.95, 10, dtype=torch.float64).unsqueeze(1)
-    ends = torch.tensor([[0.0], [1.0]], dtype=torch.float64)
-    return Problem(name="euler_beam", coords=("x",), lower=(0.0,), upper=(1.0,),
-                   terms=[pde("pde", x, lambda f: f["u_xxxx"][..., 0] - 1.0, ("u_xxxx",)),
-                          dirichlet("u_ends", ends),
-                          pde("m_ends", ends, lambda f: f["u_xx"][..., 0], ("u_xx",))],
-                   depth=3, width=20)
-
-
-def trainer_steps(rounds: int, steps: int) -> dict[str, list[float]]:
-    trainers = {m: Trainer(euler_beam(), fastpinn.PINN(), derivative_method=m, threads=None, eval_every=10**9,
-                           compile=False) for m in ("auto", "func")}
-    res: dict[str, list[float]] = {m: [] for m in trainers}
-    for t in trainers.values():
-        for _ in range(3):
-            t.step()
-    for r in range(rounds):
-        for m in (list(trainers) if r % 2 == 0 else list(trainers)[::-1]):
+    def calibrate(self) -> None:
+        """A warm-up call per method and the number of calls that fills a timed block."""
+        for m in self.methods:
             tick = time.process_time()
-            for _ in range(steps):
-                trainers[m].step()
-            res[m].append((time.process_time() - tick) / steps)
-    res["methods"] = [str(trainers["auto"].derivative_methods)]
-    return res
+            self.step(m)
+            self.step(m)
+            once = (time.process_time() - tick) / 2
+            self.calls[m] = max(1, min(50, int(BLOCK_SECONDS / max(once, 1e-6))))
+
+    def time(self, method: str) -> float:
+        tick = time.process_time()
+        for _ in range(self.calls[method]):
+            self.step(method)
+        return (time.process_time() - tick) / self.calls[method]
 
 
-NOTES = [
-    "Notes:", "",
-    "- Where `jet` does not apply (a user's module, orders above 2) `auto` now picks `autograd`; the old `auto` "
-    "picked `func`, 6-110x slower in every row above (2-80x in an earlier run under another load) (the Euler-beam Trainer step: ~11x).",
-    "- Missed: on an MLP `auto` keeps `jet`, while the fused jet op was 3-4x faster at width 20 (Burgers rows) and "
-    "slower at width 150 with 256 points. A rule by width would switch the default numerics of most runs, and a "
-    "timed choice would make a run's method depend on the machine's load: ranks could pick differently, and a "
-    "resumed run in a new process could continue with another method than the one it was checkpointed with "
-    "(no longer bit for bit). Once the fused op is at least as fast as `jet` at every width (issue 20 item 1's "
-    "kernel work), `choose_method` can return `fused` wherever it applies, deterministically.",
-    "- Times are wall best-of-N on a shared 2-core machine: small differences (e.g. jet vs autograd at 4,096 "
-    "points) are within its noise; the ratios the choice rests on are 3x and more.",
-]
+def run(cases: list[Case], rounds: int, seed: int = 0) -> dict[tuple[int, int, int], dict[str, list[float]]]:
+    rng = random.Random(seed)
+    times = {(c.width, c.order, c.n): {m: [] for m in c.methods} for c in cases}
+    for r in range(rounds):
+        work = [(c, m) for c in cases for m in c.methods]
+        rng.shuffle(work)
+        for c, m in work:
+            times[(c.width, c.order, c.n)][m].append(c.time(m))
+        print(f"round {r + 1}/{rounds} done", flush=True)
+    return times
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--quick", action="store_true", help="widths 20 and 150, 100 and 1,000 points, 2 rounds")
+    ap.add_argument("--calibration", action="store_true", help="print the medians as CALIBRATION rows")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    retain_freed_memory()  # as the command line does: no page faults from freed activations
     info = describe("cpu")
+    cpu = subprocess.run("lscpu | grep 'Model name'", shell=True, capture_output=True, text=True).stdout.strip()
     started = _dt.datetime.now(_dt.timezone.utc)
-    lines = [f"# derivative_method=\"auto\" against the fastest applicable method ({started:%Y-%m-%d})", "",
-             f"Machine: {info['device_name']}; load average at start {info['load_average']}; torch {info['torch']}; "
-             "1 thread; float32. Seconds: best of "
-             f"{args.repeats} forward + backward passes (wall, after a warm-up) per method.", "",
-             "| case | points | ms per method | auto picks | auto / fastest |", "|---|---|---|---|---|"]
-    for name, make, coords, requests, counts in CASES:
-        for n in counts[:1] if args.quick else counts:
-            seconds, pick = time_methods(make, coords, requests, n, 2 if args.quick else args.repeats)
-            ms = ", ".join(f"{m} {1e3 * s:.2f}" for m, s in sorted(seconds.items(), key=lambda kv: kv[1]))
-            ratio = seconds[pick] / min(seconds.values())
-            lines.append(f"| {name} | {n} | {ms} | {pick} | {ratio:.2f} |")
-            print(lines[-1], flush=True)
-    res = trainer_steps(2 if args.quick else 5, 5 if args.quick else 20)
-    lines += ["", "Trainer, Euler beam (1-20x3-1, 10 + 2 + 2 points, PINN), CPU ms per step, 1 thread, "
-              "interleaved blocks (median [quartiles] over blocks):", "",
-              f"- `auto` ({res['methods'][0]}): {fmt_quartiles([1e3 * s for s in res['auto']], 2)}",
-              f"- `func` (the old `auto` for the 4th-order term): {fmt_quartiles([1e3 * s for s in res['func']], 2)}",
-              ""]
-    print("\n".join(lines[-5:]))
+    widths, points = ((20, 150), (100, 1000)) if args.quick else (WIDTHS, POINTS)
+    rounds = 2 if args.quick else args.rounds
+    cases = [Case(w, o, n) for o in REQUESTS for w in widths for n in points]
+    for c in cases:
+        c.calibrate()
+    times = run(cases, rounds)
+    med = {key: {m: 1e3 * statistics.median(v) for m, v in per.items()} for key, per in times.items()}
+
+    lines = [f"# derivative_method=\"auto\" against each method by hand ({started:%Y-%m-%d})", "",
+             f"Machine: `{cpu}` ({info['device_name']}); load average at start {tuple(round(x, 2) for x in info['load_average'])}; "
+             f"torch {info['torch']}; 1 thread; float32. MLP 2 -> {DEPTH - 1} hidden x width -> 1, tanh. "
+             f"Median over {rounds} interleaved rounds of the CPU ms of one forward + backward of the fields.", "",
+             "| order | width | points | ms per method (fastest first) | auto picks | auto / fastest | "
+             "worst / auto |", "|---|---|---|---|---|---|---|"]
+    worst_ratio = 0.0
+    for c in cases:
+        m = med[(c.width, c.order, c.n)]
+        ranked = sorted(m.items(), key=lambda kv: kv[1])
+        ratio = m[c.auto] / ranked[0][1]
+        worst_ratio = max(worst_ratio, ratio)
+        lines.append(f"| {c.order} | {c.width} | {c.n} | " + ", ".join(f"{k} {v:.2f}" for k, v in ranked)
+                     + f" | {c.auto} | {ratio:.2f} | {ranked[-1][1] / m[c.auto]:.2f} |")
+    lines += ["", f"Largest auto / fastest over the grid: **{worst_ratio:.2f}**.", ""]
+    fused_jet = [(c, med[(c.width, c.order, c.n)]) for c in cases if c.order <= 2]
+    lines += ["fused / jet (orders 1-2): " + ", ".join(
+        f"w{c.width} n{c.n} o{c.order}: {m['fused'] / m['jet']:.2f}" for c, m in fused_jet if "fused" in m), ""]
+    print("\n".join(lines))
+    if args.calibration:
+        print("CALIBRATION rows:")
+        for c in cases:
+            m = med[(c.width, c.order, c.n)]
+            print(f"    ({c.order}, {c.width}, {c.n}): {{" + ", ".join(f'"{k}": {v:.3g}' for k, v in sorted(m.items()))
+                  + "},")
     if args.quick:
         return
     from fastpinn._io import atomic_write_text
 
     out = HERE / "results" / f"auto-method-{device_slug(info)}-{started:%Y-%m-%d}.md"
-    atomic_write_text(out, "\n".join(lines + NOTES + ["", "Command: `OMP_NUM_THREADS=1 python bench/bench_auto_method.py`", ""]))
+    atomic_write_text(out, "\n".join(lines + ["Command: `OMP_NUM_THREADS=1 python bench/bench_auto_method.py`", ""]))
     print(f"wrote {out}")
 
 

@@ -38,13 +38,26 @@ struct Plan {
 
 // Scratch elements one task needs (one tile at a time).
 int64_t forward_scratch(const Plan& plan);
-int64_t backward_scratch(const Plan& plan);
+int64_t backward_scratch(const Plan& plan, int64_t elem_bytes);
 // Lanes of the widest SIMD vector of any kernel set (64-byte vectors of floats), for scratch sizing.
 constexpr int64_t kMaxLanes = 16;
 // Elements of the weight-gradient SIMD accumulators of layers 1..L-1 (laid out with theta's offsets from
 // w_off[1]: the gaps of the biases are unused), at kMaxLanes per entry.
 inline int64_t gw_acc_elems(const Plan& P) {
   return P.n_layers > 1 ? (P.w_off[P.n_layers - 1] + P.sizes[P.n_layers] * P.sizes[P.n_layers - 1] - P.w_off[1]) * kMaxLanes : 0;
+}
+// Whether the backward keeps the hidden layers' weight gradients in SIMD accumulators (gw_acc_elems) over a
+// call's tiles: when they fit in L2 next to the tile state (narrow nets: Burgers 9x20 needs 100 KiB).
+constexpr int64_t kAccBytes = 256 * 1024;
+inline bool use_simd_acc(const Plan& P, int64_t elem_bytes) { return gw_acc_elems(P) * elem_bytes <= kAccBytes; }
+// Columns of a transposed activation jet: n rounded up to whole chunks of two SIMD vectors of any kernel set.
+inline int64_t padded_cols(int64_t n) { return (n + 2 * kMaxLanes - 1) / (2 * kMaxLanes) * (2 * kMaxLanes); }
+// Otherwise: the weight gradients of layers 1..L-1 with rows padded to padded_cols (no horizontal sums per
+// tile, see mlp_jet_kernel.h), then one transposed activation jet [C * kTile, padded_cols(max_width)].
+inline int64_t grad_weight_elems(const Plan& P) {
+  int64_t n = padded_cols(P.max_width) * P.channels * kTile;
+  for (int64_t k = 1; k < P.n_layers; ++k) n += P.sizes[k + 1] * padded_cols(P.sizes[k]);
+  return n;
 }
 // Elements of one tile's stored forward state (the tape): the scaled points, every layer's jet, and the
 // activation jet and tanh' of every hidden layer. Must match fastpinn/ops/mlp_jet.py::tape_numel.

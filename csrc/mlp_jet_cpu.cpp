@@ -20,8 +20,9 @@ namespace mlpjet {
 
 int64_t forward_scratch(const Plan& P) { return P.sizes[0] * kTile + 2 * P.max_width * P.channels * kTile; }
 
-int64_t backward_scratch(const Plan& P) {
-  return tape_elems(P) + 2 * std::max(P.max_width * P.channels * kTile, P.sizes[0] * kTile) + gw_acc_elems(P);
+int64_t backward_scratch(const Plan& P, int64_t elem_bytes) {
+  return tape_elems(P) + 2 * std::max(P.max_width * P.channels * kTile, P.sizes[0] * kTile) +
+         (use_simd_acc(P, elem_bytes) ? gw_acc_elems(P) : grad_weight_elems(P));
 }
 
 namespace {
@@ -217,7 +218,7 @@ std::tuple<at::Tensor, at::Tensor> mlp_jet_backward_cpu(const at::Tensor& grad_i
       scalar_t* part = partial.mutable_data_ptr<scalar_t>();
       scalar_t* gx = x_grad ? gx_members.mutable_data_ptr<scalar_t>() : nullptr;
       const scalar_t* tp = has_tape ? tape.const_data_ptr<scalar_t>() : nullptr;
-      const int64_t P_len = theta.size(1), scratch_len = backward_scratch(P);
+      const int64_t P_len = theta.size(1), scratch_len = backward_scratch(P, sizeof(scalar_t));
       at::parallel_for(0, chunks, 1, [&](int64_t c_begin, int64_t c_end) {
         std::vector<scalar_t> scratch(scratch_len);
         for (int64_t c = c_begin; c < c_end; ++c) {

@@ -139,37 +139,65 @@ FI void vtanh(V<T> z, V<T>& a, V<T>& s) {
 }
 
 // ---- products -----------------------------------------------------------------------------------------
-// out[j, 0:len] = sum_i w(j, i) in[i, 0:len] for j < rows, with w(j, i) = w[j * sj + i * si] (so the same
-// kernel serves W and W^T). len is a multiple of 2 * kLanes.
-template <typename T, int JB>
-FI void matmul_rows(const T* w, int64_t sj, int64_t si, int64_t inner, const T* in, int64_t in_ld, T* out,
-                    int64_t out_ld, int64_t len) {
+// Rows of output per register block: 8 with 64-byte vectors (32 registers: 16 accumulators), else 4 (16
+// registers: 8 accumulators), each row two SIMD vectors wide.
+constexpr int kRowBlock = kVecBytes == 64 ? 8 : 4;
+
+// out[j, 0:2NL] (=|+=) sum_i w(j, i) in[i, 0:2NL] for j < JB, with w(j, i) = w[j * sj + i * si] (so the same
+// kernel serves W and W^T): one column chunk of two SIMD vectors.
+template <typename T, int JB, bool ACC>
+FI void matmul_chunk(const T* w, int64_t sj, int64_t si, int64_t inner, const T* in, int64_t in_ld, T* out,
+                     int64_t out_ld) {
   constexpr int64_t NL = kLanes<T>;
-  for (int64_t k = 0; k < len; k += 2 * NL) {
-    V<T> acc[JB][2];
-    for (int jb = 0; jb < JB; ++jb) acc[jb][0] = acc[jb][1] = V<T>{};
-    for (int64_t i = 0; i < inner; ++i) {
-      const V<T> h0 = load(in + i * in_ld + k);
-      const V<T> h1 = load(in + i * in_ld + k + NL);
-      for (int jb = 0; jb < JB; ++jb) {
-        const V<T> wv = splat<T>(w[jb * sj + i * si]);
-        acc[jb][0] += wv * h0;
-        acc[jb][1] += wv * h1;
-      }
-    }
+  V<T> acc[JB][2];
+  for (int jb = 0; jb < JB; ++jb) {
+    acc[jb][0] = ACC ? load(out + jb * out_ld) : V<T>{};
+    acc[jb][1] = ACC ? load(out + jb * out_ld + NL) : V<T>{};
+  }
+  for (int64_t i = 0; i < inner; ++i) {
+    const V<T> h0 = load(in + i * in_ld);
+    const V<T> h1 = load(in + i * in_ld + NL);
     for (int jb = 0; jb < JB; ++jb) {
-      store(out + jb * out_ld + k, acc[jb][0]);
-      store(out + jb * out_ld + k + NL, acc[jb][1]);
+      const V<T> wv = splat<T>(w[jb * sj + i * si]);
+      acc[jb][0] += wv * h0;
+      acc[jb][1] += wv * h1;
     }
+  }
+  for (int jb = 0; jb < JB; ++jb) {
+    store(out + jb * out_ld, acc[jb][0]);
+    store(out + jb * out_ld + NL, acc[jb][1]);
   }
 }
 
-template <typename T>
+// out[j, 0:len] (=|+=) sum_i w(j, i) in[i, 0:len] for j < rows; len is a multiple of 2 * kLanes. The column
+// chunks are the outer loop: one chunk of `in` ([inner, 2NL], e.g. 256 x 128 B = 32 KiB) stays in L1 while
+// every row block reads it; the weights, read as scalars, are reused from cache lines 16 at a time.
+template <typename T, bool ACC = false>
 void matmul(const T* w, int64_t sj, int64_t si, int64_t rows, int64_t inner, const T* in, int64_t in_ld, T* out,
             int64_t out_ld, int64_t len) {
-  int64_t j = 0;
-  for (; j + 4 <= rows; j += 4) matmul_rows<T, 4>(w + j * sj, sj, si, inner, in, in_ld, out + j * out_ld, out_ld, len);
-  for (; j < rows; ++j) matmul_rows<T, 1>(w + j * sj, sj, si, inner, in, in_ld, out + j * out_ld, out_ld, len);
+  constexpr int64_t JB = kRowBlock;
+  for (int64_t k = 0; k < len; k += 2 * kLanes<T>) {
+    int64_t j = 0;
+    for (; j + JB <= rows; j += JB)
+      matmul_chunk<T, JB, ACC>(w + j * sj, sj, si, inner, in + k, in_ld, out + j * out_ld + k, out_ld);
+    for (; j + 2 <= rows; j += 2)
+      matmul_chunk<T, 2, ACC>(w + j * sj, sj, si, inner, in + k, in_ld, out + j * out_ld + k, out_ld);
+    for (; j < rows; ++j) matmul_chunk<T, 1, ACC>(w + j * sj, sj, si, inner, in + k, in_ld, out + j * out_ld + k, out_ld);
+  }
+}
+
+// at[c, i] = a[i, c] for i < n, c < ct, and zero for n <= i < ld (the padding columns of the weight gradient).
+template <typename T>
+void transpose_padded(const T* a, int64_t n, int64_t ct, T* at, int64_t ld) {
+  constexpr int64_t B = 8;  // 8 x 8 blocks: both sides touch whole runs of a cache line
+  for (int64_t i0 = 0; i0 < n; i0 += B) {
+    const int64_t i1 = i0 + B < n ? i0 + B : n;
+    for (int64_t c0 = 0; c0 < ct; c0 += B)
+      for (int64_t i = i0; i < i1; ++i)
+        for (int64_t c = c0; c < c0 + B; ++c) at[c * ld + i] = a[i * ct + c];
+  }
+  for (int64_t c = 0; c < ct; ++c)
+    for (int64_t i = n; i < ld; ++i) at[c * ld + i] = T(0);
 }
 
 // gw[j * ldw + i] += sum_k g[j, k] a[i, k] (k < len, a multiple of kLanes) for j < rows, i < cols.
@@ -207,7 +235,6 @@ void outer(const T* g, int64_t g_ld, int64_t rows, const T* a, int64_t a_ld, int
 
 // As outer, but into per-entry SIMD accumulators acc[(j * ldw + i) * kLanes ..] (no horizontal sum per tile:
 // the weight gradient's sum over a task's tiles is reduced once at the end, see backward_impl).
-constexpr int64_t kAccBytes = 256 * 1024;
 
 template <typename T, int JB, int IB>
 FI void outer_block_acc(const T* g, int64_t g_ld, const T* a, int64_t a_ld, int64_t len, T* acc_base, int64_t ldw) {
@@ -423,10 +450,16 @@ void backward_impl(const Plan& P, const T* theta, const T* scale, const T* shift
   T* GA = G + g_rows;
   // SIMD accumulators of the hidden and output layers' weight gradients over this call's tiles, when they fit
   // in L2 next to the tile state (narrow nets: Burgers 9x20 needs 100 KiB); wider nets sum per tile instead.
+  // Wider nets accumulate each layer's weight gradient in a row-padded copy instead, from the transposed
+  // activation jet (a product over the tile's C * kTile columns without horizontal sums; see
+  // grad_weight_elems).
   T* gw_acc = GA + g_rows;
-  const int64_t acc_len = gw_acc_elems(P);
-  const bool use_acc = acc_len * static_cast<int64_t>(sizeof(T)) <= kAccBytes;
-  if (use_acc) std::memset(gw_acc, 0, sizeof(T) * acc_len);
+  const bool use_acc = use_simd_acc(P, sizeof(T));
+  const int64_t acc_len = use_acc ? gw_acc_elems(P) : grad_weight_elems(P);
+  std::memset(gw_acc, 0, sizeof(T) * acc_len);
+  T* at = gw_acc + (use_acc ? 0 : acc_len - padded_cols(P.max_width) * CT);  // the transposed jet, last
+  int64_t gw_pad_off[64];
+  for (int64_t k = 1, off = 0; k < L; off += P.sizes[k + 1] * padded_cols(P.sizes[k]), ++k) gw_pad_off[k] = off;
   for (int64_t t = tile_begin; t < tile_end; ++t) {
     const int64_t p0 = t * kTile, np = n_points - p0 < kTile ? n_points - p0 : kTile;
     if (tape != nullptr) {
@@ -451,7 +484,9 @@ void backward_impl(const Plan& P, const T* theta, const T* scale, const T* shift
       if (use_acc) {
         outer_acc(G, CT, n_o, A[k - 1], CT, n_in, CT, gw_acc + (P.w_off[k] - P.w_off[1]) * kLanes<T>, n_in);
       } else {
-        outer(G, CT, n_o, A[k - 1], CT, n_in, CT, grad_theta + P.w_off[k], n_in);
+        const int64_t ld = padded_cols(n_in);
+        transpose_padded(A[k - 1], n_in, CT, at, ld);
+        matmul<T, true>(G, CT, 1, n_o, CT, at, ld, gw_acc + gw_pad_off[k], ld, ld);  // gw += G A^T
       }
       for (int64_t j = 0; j < n_o; ++j) gb[j] += row_sum(G + j * CT);
       matmul(w, 1, n_in, n_in, n_o, G, CT, GA, CT, CT);  // GA = W^T G
@@ -480,6 +515,13 @@ void backward_impl(const Plan& P, const T* theta, const T* scale, const T* shift
     const T* acc = gw_acc + (P.w_off[k] - P.w_off[1]) * kLanes<T>;
     T* gw = grad_theta + P.w_off[k];
     for (int64_t e = 0; e < n; ++e) gw[e] += hsum<T>(load(acc + e * kLanes<T>));
+  }
+  for (int64_t k = 1; !use_acc && k < L; ++k) {  // drop the padding columns
+    const int64_t n_in = P.sizes[k], ld = padded_cols(n_in);
+    const T* acc = gw_acc + gw_pad_off[k];
+    T* gw = grad_theta + P.w_off[k];
+    for (int64_t j = 0; j < P.sizes[k + 1]; ++j)
+      for (int64_t i = 0; i < n_in; ++i) gw[j * n_in + i] += acc[j * ld + i];
   }
 }
 

@@ -52,6 +52,8 @@ from torch.func import functional_call
 from fastpinn.network import MLP
 from fastpinn.autodiff import autograd_derivatives, autograd_mlp, func_mlp, func_pointwise, mlp_members
 from fastpinn.jets import fused_mlp, fused_network_reason, jet_mlp
+from fastpinn import method_costs
+from fastpinn.ops import _ext
 from fastpinn.ops.mlp_jet import DerivIndex
 
 __all__ = ["derivatives", "Fields", "choose_method", "fastest_method", "MethodChoice", "parse_request",
@@ -223,27 +225,52 @@ class Fields(Mapping):
 # ----------------------------------------------------------------------------------------------
 
 
-def choose_method(net: Any, x: Optional[Tensor] = None, wanted: Optional[Sequence[DerivIndex]] = None) -> str:
-    """The method ``"auto"`` resolves to: ``"jet"`` for an :class:`MLP` without transforms (when the requested
-    orders allow it), else ``"autograd"``.
+#: Points per step assumed by :func:`choose_method` when neither ``x`` nor ``n_points`` says.
+DEFAULT_POINTS = 1000
 
-    A cost model from measurements (1 thread, forward + backward of the derivative fields):
 
-    * where ``"jet"`` does not apply, ``"func"`` (a ``vmap`` of per-point ``torch.func`` transforms) took 2-80x
-      the time of ``"autograd"`` (``bench/bench_auto_method.py``) -- a user's 1-32-32-1 ``nn.Sequential``
-      (u, u_xx): 21 vs 0.6 ms at 16 points, 46 vs 20 ms at 2,048; an MLP's 4th-order request (u_xxx, u_xxxx):
-      193 vs 2.4 ms at 10 points, 424 vs 62 ms at 2,048 -- so ``"func"`` is never the default;
-    * with transforms the jet pays for the transforms' own ``torch.func`` jets: on the Burgers network (9 x 20,
-      2540 points, u, u_t, u_x, u_xx) the median step was jet 24 / autograd 19 ms with a
-      :class:`~fastpinn.network.HardConstraint`, 37 / 20 ms with a general output map, 37 / 28 ms with
-      periodic features and a hard constraint (plain tanh MLP: jet 12, autograd 23 ms).
+def choose_method(net: Any, x: Optional[Tensor] = None, wanted: Optional[Sequence[DerivIndex]] = None,
+                  n_points: Optional[int] = None) -> str:
+    """The method ``"auto"`` resolves to for one term: the fastest applicable one by the measured cost model of
+    :mod:`fastpinn.method_costs` (a pure function of the shape: the same network, orders and point count always
+    give the same method).
 
-    ``derivative_method="tune"`` measures it on the actual device. ``x`` is accepted so the choice can later
-    depend on the device.
+    * A network other than :class:`MLP`, or a request above order 2: ``"autograd"``. ``"func"`` (a ``vmap`` of
+      per-point ``torch.func`` transforms) took 2-80x the time of ``"autograd"`` wherever it was measured
+      (``bench/bench_auto_method.py``), so it is never the default.
+    * An MLP with input/output transforms: ``"autograd"`` -- the jet pays for the transforms' own ``torch.func``
+      jets: on the Burgers network (9 x 20, 2540 points, u, u_t, u_x, u_xx) the median step was jet 24 / autograd
+      19 ms with a :class:`~fastpinn.network.HardConstraint`, 37 / 20 ms with a general output map, 37 / 28 ms with
+      periodic features and a hard constraint.
+    * A plain MLP on the CPU (orders <= 2): the least predicted time among ``"fused"`` (tanh, compiled extension
+      loaded), ``"jet"`` and ``"autograd"`` for the term's order, the network's width and ``n_points``
+      (:func:`fastpinn.method_costs.fastest`; e.g. ``fused`` for Burgers' 9 x 20 net, ``autograd`` for
+      first derivatives of a 150-wide one). On another device: ``"jet"`` (not calibrated there).
+
+    Args:
+        net: the network. x: the points (their count is the default ``n_points``). wanted: the term's
+            derivative indices (``None``: up to order 2). n_points: points per step and member (a mini-batch's
+            size); default: from ``x``, else :data:`DEFAULT_POINTS`. An ensemble of ``S`` members counts
+            ``S * N`` points (its work), so does ``x`` of shape ``[S, N, d]``.
+
+    ``derivative_method="tune"`` measures instead, on the actual device and load.
     """
-    if isinstance(net, MLP) and not net.transformed and (wanted is None or _jet_applicable(net, wanted) is None):
+    if not isinstance(net, MLP) or net.transformed or (wanted is not None and _jet_applicable(net, wanted) is not None):
+        return "autograd"
+    if net.theta.device.type != "cpu":
         return "jet"
-    return "autograd"
+    candidates = ["jet", "autograd"]
+    if fused_network_reason(net) is None and _ext.available():
+        candidates.insert(0, "fused")
+    members = net.theta.shape[0] if net.theta.dim() == 2 else 1  # an ensemble evaluates every member's points
+    if n_points is None and x is not None and x.dim() >= 1:
+        n_points = x.numel() // max(x.shape[-1], 1) * (members if x.dim() == 2 else 1)
+    elif n_points is None:
+        n_points = DEFAULT_POINTS * members
+    else:
+        n_points = n_points * members
+    order = max((len(w) for w in wanted), default=0) if wanted is not None else 2
+    return method_costs.fastest(candidates, order, net.width, max(int(n_points), 1))
 
 
 @dataclass(frozen=True)
@@ -364,7 +391,7 @@ def derivatives(
             ``"u_tx"`` (single-character names) or tuples of names such as ``("x", "x")``.
         method: ``"jet"`` (MLP only, order <= 2), ``"fused"`` (as ``"jet"``, one compiled op),
             ``"func"``, ``"autograd"`` or ``"auto"``
-            (:func:`choose_method`: ``"jet"`` where it applies, else ``"autograd"``).
+            (:func:`choose_method`: the fastest applicable method by a measured cost model).
         theta: parameters to use instead of the module's own: ``[P]`` or ``[S, P]`` for an
             :class:`MLP` (ensemble-ness follows ``theta``'s rank, as in ``MLP.forward_with``); a
             name-to-tensor mapping for another ``nn.Module`` (``torch.func.functional_call``).

@@ -74,7 +74,8 @@ class TermLosses:
                 tune_batch: Optional[Sequence[Optional[Tensor]]]) -> dict[str, str]:
         problem, net = self.problem, self.net
         if method == "auto":  # resolved per term, so what ran is what gets recorded
-            return {t.name: choose_method(net, None, parse_requests(t.requests, problem.coords)) for t in problem.terms}
+            return {t.name: choose_method(net, None, parse_requests(t.requests, problem.coords),
+                                          n_points=min(t.n_points, t.batch_size or t.n_points)) for t in problem.terms}
         if method != "tune":
             return {t.name: method for t in problem.terms}
         batch = tune_batch if tune_batch is not None else [None] * len(problem.terms)

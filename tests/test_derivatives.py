@@ -237,7 +237,7 @@ def test_func_on_plain_sequential():
     net = _sequential()
     x = torch.rand(8, 2, dtype=F64)
     requests = _all_requests(2)
-    assert choose_method(net) == "autograd" and choose_method(MLP(2, 1, 2, 3)) == "jet"
+    assert choose_method(net) == "autograd" and choose_method(MLP(2, 1, 2, 3)) in ("fused", "jet")  # cost model (method_costs)
     xg = x.clone().requires_grad_(True)
     u = net(xg)
     expected = {r: torch.stack([_nested_grad(u[:, k], xg, ("t", "x"), r) for k in range(2)], dim=-1) for r in requests}

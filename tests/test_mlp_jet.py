@@ -50,6 +50,9 @@ CASES = {
     "depth2-width3": (2, 1, 2, 3, BURGERS),
     "d3-mixed-all": (3, 1, 4, 13, [()] + [(i,) for i in range(3)] + list(itertools.combinations_with_replacement(range(3), 2))),
     "d3-mixed-only-2out": (3, 2, 3, 6, [(0, 2), (1, 2)]),
+    # Wide layers take the backward's padded weight-gradient path (150 -> 160 columns; 7 output rows leave a
+    # remainder of every register block size).
+    "wide-150-odd": (3, 7, 3, 150, [(), (0,), (0, 2), (1, 1)]),
 }
 
 
