@@ -187,8 +187,8 @@ class MLP(nn.Module):
     ``.item()``, no in-place changes of their inputs) and index coordinates from the end (``x[..., k]``: the
     ``"func"`` method calls them on one point ``x[d]`` at a time): every derivative method differentiates through them
     exactly (``"jet"`` propagates their jets with forward-mode ``jvp``; ``"fused"`` refuses transformed or non-tanh
-    networks; ``"auto"`` picks ``"jet"`` for an untransformed MLP of any activation and ``"autograd"`` for a
-    transformed one, see :func:`fastpinn.derivatives.choose_method`).
+    networks; ``"auto"`` picks the cheapest of ``"fused"``/``"jet"``/``"autograd"`` from measured costs for an
+    untransformed MLP and ``"autograd"`` for a transformed one, see :func:`fastpinn.derivatives.choose_method`).
     """
 
     def __init__(

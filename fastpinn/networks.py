@@ -6,7 +6,7 @@
   ``"fused"`` does not (the compiled kernel has no input transform); ``"auto"`` picks ``"autograd"``, measured
   faster through transforms on the CPU (:func:`fastpinn.derivatives.choose_method`).
 * :class:`ModifiedMLP` -- the modified MLP of Wang, Teng & Perdikaris (2021), an ordinary ``nn.Module``:
-  the ``"func"`` and ``"autograd"`` methods (``"auto"`` picks ``"func"``), trained through its own parameters.
+  the ``"func"`` and ``"autograd"`` methods (``"auto"`` picks ``"autograd"``), trained through its own parameters.
 """
 
 from __future__ import annotations
