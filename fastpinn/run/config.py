@@ -282,8 +282,10 @@ class RunConfig:
         return {"stages": [Stage("adam", epochs=int(adam_epochs), lr_scheduler=schedule), lbfgs]}
 
     def network_options(self) -> dict[str, Any]:
-        """Keyword arguments of :meth:`Problem.network <fastpinn.Problem.network>` beyond the init."""
-        return {} if self.activation == "tanh" else {"activation": self.activation}
+        """Keyword arguments of :meth:`Problem.network <fastpinn.Problem.network>`: only the options the run
+        sets away from their defaults, so a problem's declared ``architecture`` keeps its own otherwise."""
+        return {**({} if self.activation == "tanh" else {"activation": self.activation}),
+                **({} if self.init == "glorot_normal" else {"init": self.init})}
 
     def scheme_object(self) -> Scheme:
         """The scheme this run trains with (``ValueError`` naming a bad parameter)."""
