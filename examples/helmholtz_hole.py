@@ -17,7 +17,7 @@ seconds are those of a busy machine, several times an idle one's). A plain-PyTor
 (same points and network, Adam 1e-3 on the unweighted sum of the three mean squared residuals, autograd
 derivatives) reaches 2.0e-1 after 1500 epochs and 1.6 after 300, as fastpinn's PINN weights do (2.1e-1, 1.6):
 the dynamic weights, which lift the boundary terms, are worth a factor 8 here. An untrained network is at
-1.1. DeepXDE trains this one (at twice the wave number) with a 3 x 350 sin network for 5000 epochs.
+1.1. DeepXDE's version has twice the wave number (and a wider network, trained longer).
 """
 
 from __future__ import annotations

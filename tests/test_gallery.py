@@ -34,10 +34,26 @@ def test_every_gallery_example_documents_its_commands_and_errors(name):
 
 
 SHORT = {  # name: (epochs, bound); the measured short-form error is in the example's docstring
+    # 0.27 with DN weights; unweighted (PINN, and the plain loop) 1.6 at 300 epochs, untrained 1.13
+    "helmholtz_hole": (300, 0.6),
+    # 0.33 (the plain loop: the same); the constant initial state (N = 0) is at 0.61
+    "lotka_volterra": (600, 0.5),
+    # 0.20 with DN weights; PINN weights 3.0 at 200 epochs, untrained 1.09
+    "poisson_spheres": (200, 0.6),
+    # 0.10; untrained 1.05
+    "poisson_nball": (200, 0.3),
+    # 0.85: this short a run only starts to move off the constraint (u = x^2 cos pi x alone is at 0.67), so the
+    # bound catches a broken setup (a diverging or exploding run is far above 1), not accuracy
+    "allen_cahn_hard": (300, 1.0),
 }
 
 
-@pytest.mark.parametrize("name", sorted(SHORT))
+#: Short forms run only with ``-m slow``: the longest (Allen–Cahn's 300 epochs through two transforms took 39 s on
+#: the busy 2-core machine) and the one whose bound is loosest.
+SLOW = {"allen_cahn_hard"}
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in sorted(SHORT)])
 def test_gallery_example_short_form(name, capsys):
     epochs, bound = SHORT[name]
     assert _load(name).main(epochs=epochs) < bound
