@@ -58,3 +58,16 @@ def test_gallery_example_short_form(name, capsys):
     epochs, bound = SHORT[name]
     assert _load(name).main(epochs=epochs) < bound
     assert "rel. L2" in capsys.readouterr().out
+
+
+def test_multiscale_poisson_short_form_fits_the_fast_mode():
+    # Not converged in any short budget (its docstring says why), so the check is what the Fourier features buy:
+    # 25 epochs bring the residual's mean square from 8.8e6 to 1.5e5 (57x, measured) while a plain tanh MLP with
+    # the same constraint stays at 3.0e6 (1.00x: it cannot follow the 25 periods of the fast mode at all)
+    import fastpinn
+
+    module = _load("multiscale_poisson")
+    history = fastpinn.Trainer(module.make_problem(), fastpinn.PINN(), eval_every=25).train(25)
+    first, last = float(history.losses[0].sum()), float(history.losses[-1].sum())
+    assert first / last > 10
+    assert float(history.final_rel_l2()[0]) < 1.5  # 1.01 (the slow mode is learnt last); the plain MLP is at 3.5
