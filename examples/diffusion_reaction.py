@@ -18,7 +18,8 @@ transform, tanh 3 x 32 hidden, Glorot normal, inputs scaled to [-1, 1], Adam 1e-
 trains a 6 x 30 network for 20,000 epochs.
 
 The problem declares its network (``Problem(architecture=partial(MLP, output_transform=HardConstraint(...)))``),
-so ``fastpinn train examples/diffusion_reaction.py:make_problem`` and ``fastpinn compare`` train it constrained too.
+so ``fastpinn train examples/diffusion_reaction.py:make_problem`` and ``fastpinn compare`` train it
+constrained too.
 """
 
 from __future__ import annotations

@@ -18,7 +18,8 @@ features, tanh 3 x 20 hidden, Glorot normal, Adam 1e-3, full batch) reaches 1.9e
 directly, no periodicity) it stalls at 2.9e-1.
 
 The problem declares its network (``Problem(architecture=partial(MLP, input_transform=cartesian_features))``),
-so ``fastpinn train examples/laplace_disk.py:make_problem`` and ``fastpinn compare`` train it with the features too.
+so ``fastpinn train examples/laplace_disk.py:make_problem`` and ``fastpinn compare`` train it with the
+features too.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The Lotka–Volterra predator–prey system, an ODE system with two outputs and the initial values imposed exactly:
+"""The Lotka–Volterra predator–prey system: an ODE system, two outputs, initial values imposed exactly:
 
     x' = a x - b x y,   y' = c x y - e y   on  t in [0, 8],   a = 1, b = 0.5, c = 0.2, e = 0.6,
     x(0) = 4, y(0) = 1

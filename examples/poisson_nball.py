@@ -12,10 +12,9 @@ the ball. The coordinates are x1 .. x5, so the second derivatives are requested 
     python examples/poisson_nball.py --epochs 200     # 1.0e-1 (the test's short form)
 
 Measured on the shared 2-core Intel Xeon (float32, seed 0, PINN weights; the seconds are those of a busy
-machine). DN-PINN weights reach 4.2e-2 after 1000 epochs and 7.9e-2 after 200. A plain-PyTorch loop of the same setup (same points
-and network, Adam 1e-3 on the unweighted sum of the two mean squared residuals, autograd derivatives) gives the
-same numbers, 5.6e-2 and 1.0e-1.
-An untrained network is at 1.05.
+machine). DN-PINN weights reach 4.2e-2 after 1000 epochs and 7.9e-2 after 200. A plain-PyTorch loop of the same
+setup (same points and network, Adam 1e-3 on the unweighted sum of the two mean squared residuals, autograd
+derivatives) gives the same numbers, 5.6e-2 and 1.0e-1. An untrained network is at 1.05.
 """
 
 from __future__ import annotations
