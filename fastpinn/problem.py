@@ -345,7 +345,7 @@ class Problem:
             ``functools.partial(FourierFeatureMLP, sigma=10.0)``; ``None``: a plain :class:`~fastpinn.MLP`.
             The one place a problem declares its network: :meth:`network`, the Trainer's default network,
             ``fastpinn train FILE.py:FUNCTION`` and ``fastpinn compare`` all build it from here (the command
-            line's ``--activation``/``--init`` still override the factory's own).
+            line's ``--activation``/``--init``, when set away from tanh/glorot_normal, override the factory's own).
     """
 
     name: str

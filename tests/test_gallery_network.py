@@ -98,3 +98,31 @@ def test_fastpinn_compare_runs_a_gallery_problem_with_its_network(tmp_path, caps
     assert run_dirs
     _, _, trainer = load_run(run_dirs[0], problem=problem)
     assert isinstance(trainer.net, FourierFeatureMLP)
+
+
+DECLARED = '''
+from functools import partial
+import torch
+from fastpinn import MLP, Problem, pde, dirichlet
+
+def make_problem(seed=0):
+    x = torch.linspace(0, 1, 12)[:, None]
+    return Problem("declared", ("x",), (0.0,), (1.0,),
+                   [pde("pde", x, lambda f: f["u_xx"][..., 0] + 1.0, "u_xx"),
+                    dirichlet("bc", torch.tensor([[0.0], [1.0]]), 0.0)],
+                   depth=2, width=8, seeds=(seed,),
+                   architecture=partial(MLP, activation="sin", init="glorot_uniform"))
+'''
+
+
+@pytest.mark.parametrize("options,activation,init", [
+    ([], "sin", "glorot_uniform"),                                      # the problem's own
+    (["--activation", "silu", "--init", "truncated_normal"], "silu", "truncated_normal"),  # the command line's
+])
+def test_the_command_line_overrides_a_declared_activation_and_init_only_when_set(tmp_path, options, activation, init):
+    path = tmp_path / "declared.py"
+    path.write_text(DECLARED)
+    problem, out = f"{path}:make_problem", tmp_path / "run"
+    assert cli.main(["train", problem, "--seed", "0", "--out", str(out), *options, *FAST]) == 0
+    _, _, trainer = load_run(out, problem=problem)
+    assert trainer.net.activation.name == activation and trainer.net.init == init
