@@ -16,7 +16,7 @@ term. The reference is the Fourier pseudo-spectral ETDRK4 solution of :mod:`fast
 Measured on the shared 2-core Intel Xeon (float32, seed 0, PINN weights; one term, so every scheme is the same;
 the seconds are those of a busy machine). A plain-PyTorch loop of the same setup (same points, features and
 constraint, Adam 1e-3 on the mean squared residual, autograd derivatives) gives the same numbers, 5.8e-1 after
-1500 epochs and 8.5e-1 after 300; Adam at 5e-3 reaches 5.6e-1, and 5000 epochs 5.4e-1 (a plateau: 5.6e-1 at
+1500 epochs and 8.5e-1 after 300; Adam at 5e-3 reaches 5.6e-1; at 1e-3, 5000 epochs reach 5.4e-1 (a plateau: 5.6e-1 at
 2000, 87 s on a quieter machine). The constraint alone (u = x^2 cos(pi x) at every t) is at 0.67, so in this
 budget the network moves only a little beyond its constraint: the bump at x = 0 grows out of the unstable state
 u = 0, the part of this problem PINNs are known to miss without causal weighting or tens of thousands of epochs
