@@ -17,14 +17,16 @@ transform, tanh 3 x 32 hidden, Glorot normal, inputs scaled to [-1, 1], Adam 1e-
 (N = 0, u = g) is at 0.62; without the transform (no condition at all) the plain loop ends at 6.7. DeepXDE
 trains a 6 x 30 network for 20,000 epochs.
 
-``fastpinn train examples/diffusion_reaction.py:make_problem`` would build the network without the constraint
-(a Problem does not carry network options): train through :func:`main` or pass ``network(problem)``.
+The problem declares its network (``Problem(architecture=partial(MLP, output_transform=HardConstraint(...)))``),
+so ``fastpinn train examples/diffusion_reaction.py:make_problem`` and ``fastpinn compare`` train it
+constrained too.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+from functools import partial
 
 import numpy as np
 import torch
@@ -51,7 +53,8 @@ def exact(x: torch.Tensor) -> torch.Tensor:
 
 
 def make_problem(seed: int = 0, n_pde: int = 2000) -> Problem:
-    """The diffusion–reaction problem; train it with ``network(problem)`` (the constraint is a network option)."""
+    """The diffusion–reaction problem, its network with the exact initial and boundary values built in
+    (``fastpinn train examples/diffusion_reaction.py:make_problem``)."""
     gen = torch.Generator().manual_seed(seed)
     lower, upper = torch.tensor([-math.pi, 0.0]), torch.tensor([math.pi, 1.0])
     x_pde = lower + (upper - lower) * torch.rand(n_pde, 2, generator=gen)
@@ -69,17 +72,13 @@ def make_problem(seed: int = 0, n_pde: int = 2000) -> Problem:
 
     return Problem(name="diffusion_reaction", coords=("x", "t"), lower=tuple(lower.tolist()),
                    upper=tuple(upper.tolist()), terms=[pde("pde", x_pde, residual, requests=("u_t", "u_xx"))],
-                   depth=4, width=32, epochs=3000, solution=solution, seeds=(seed,))
-
-
-def network(problem: Problem) -> fastpinn.MLP:
-    """The problem's network with the exact initial and boundary values built in."""
-    return problem.network(output_transform=HardConstraint(initial_value, vanishing))
+                   depth=4, width=32, epochs=3000, solution=solution, seeds=(seed,),
+                   architecture=partial(fastpinn.MLP, output_transform=HardConstraint(initial_value, vanishing)))
 
 
 def main(epochs: int = 3000) -> float:
     problem = make_problem()
-    history = Trainer(problem, fastpinn.PINN(), network=network(problem), eval_every=max(1, epochs // 4)).train(epochs)
+    history = Trainer(problem, fastpinn.PINN(), eval_every=max(1, epochs // 4)).train(epochs)
     error = float(history.final_rel_l2()[0])
     print(f"diffusion-reaction: rel. L2 = {error:.3e} after {epochs} epochs ({history.train_seconds:.1f} s)")
     return error

@@ -17,14 +17,16 @@ features, tanh 3 x 20 hidden, Glorot normal, Adam 1e-3, full batch) reaches 1.9e
 1, 2) after 3000 epochs and 2.2e-2, 4.5e-2, 1.0e-2 after 600; without the features (the box-scaled (r, th) fed
 directly, no periodicity) it stalls at 2.9e-1.
 
-``fastpinn train examples/laplace_disk.py:make_problem`` would build the network without the features (a
-Problem does not carry network options): train through :func:`main` or pass ``network(problem)`` to the Trainer.
+The problem declares its network (``Problem(architecture=partial(MLP, input_transform=cartesian_features))``),
+so ``fastpinn train examples/laplace_disk.py:make_problem`` and ``fastpinn compare`` train it with the
+features too.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+from functools import partial
 
 import numpy as np
 import torch
@@ -56,7 +58,8 @@ def exact(p: torch.Tensor) -> torch.Tensor:
 
 
 def make_problem(seed: int = 0, n_pde: int = 1000, n_bc: int = 200) -> Problem:
-    """The polar Laplace problem; train it with ``network(problem)`` (the features are a network option)."""
+    """The polar Laplace problem, its network on the Cartesian features instead of the box-scaled (r, th)
+    (``fastpinn train examples/laplace_disk.py:make_problem``)."""
     gen = torch.Generator().manual_seed(seed)
     p_pde = polar(DISK.sample_interior(n_pde, "sobol", gen)).float()
     p_bc = polar(DISK.sample_boundary(n_bc, "uniform", gen)).float()
@@ -73,17 +76,13 @@ def make_problem(seed: int = 0, n_pde: int = 1000, n_bc: int = 200) -> Problem:
 
     return Problem(name="laplace_disk", coords=("r", "th"), lower=(0.0, 0.0), upper=(1.0, 2 * math.pi),
                    terms=[pde("pde", p_pde, residual, requests=REQUESTS), dirichlet("bc", p_bc, exact)],
-                   depth=4, width=20, epochs=3000, solution=solution, seeds=(seed,))
-
-
-def network(problem: Problem) -> fastpinn.MLP:
-    """The problem's network on the Cartesian features instead of the box-scaled (r, th)."""
-    return problem.network(input_transform=cartesian_features)
+                   depth=4, width=20, epochs=3000, solution=solution, seeds=(seed,),
+                   architecture=partial(fastpinn.MLP, input_transform=cartesian_features))
 
 
 def main(epochs: int = 3000) -> float:
     problem = make_problem()
-    history = Trainer(problem, fastpinn.PINN(), network=network(problem), eval_every=max(1, epochs // 4)).train(epochs)
+    history = Trainer(problem, fastpinn.PINN(), eval_every=max(1, epochs // 4)).train(epochs)
     error = float(history.final_rel_l2()[0])
     print(f"laplace on the disk: rel. L2 = {error:.3e} after {epochs} epochs ({history.train_seconds:.1f} s)")
     return error

@@ -354,6 +354,13 @@ class Problem:
             ``"warn"`` (default, ``UserWarning``), ``"error"`` (``ValueError``) or ``"ignore"``.
         input_scaling: ``True`` (default): :meth:`network` min-max scales the inputs from the box onto
             ``[-1, 1]``; ``False``: it feeds the raw coordinates (as DeepXDE's networks do by default).
+        architecture: the network this problem is meant to train with, as a class or factory called like
+            :class:`~fastpinn.MLP` (``(in_dim, out_dim, depth, width, lower, upper, *, seed, dtype, device,
+            ...)``), e.g. ``functools.partial(MLP, input_transform=features, output_transform=hard)`` or
+            ``functools.partial(FourierFeatureMLP, sigma=10.0)``; ``None``: a plain :class:`~fastpinn.MLP`.
+            The one place a problem declares its network: :meth:`network`, the Trainer's default network,
+            ``fastpinn train FILE.py:FUNCTION`` and ``fastpinn compare`` all build it from here (the command
+            line's ``--activation``/``--init``, when set away from tanh/glorot_normal, override the factory's own).
     """
 
     name: str
@@ -374,6 +381,7 @@ class Problem:
     coefficients: dict = field(default_factory=dict)
     points_outside: str = "warn"
     input_scaling: bool = True
+    architecture: Optional[Callable[..., Any]] = None
 
     def __post_init__(self) -> None:
         self.coords = tuple(self.coords)
@@ -390,6 +398,9 @@ class Problem:
                                  f"lower={lo} >= upper={hi} for {c!r}" if lo >= hi else
                                  f"the box must be finite, got lower={lo}, upper={hi} for {c!r}")
         check_flag("input_scaling", self.input_scaling)
+        if self.architecture is not None and not callable(self.architecture):
+            raise ValueError(f"architecture must be None or a network class/factory called like fastpinn.MLP, "
+                             f"got {type(self.architecture).__name__}")
         if self.points_outside not in POINTS_OUTSIDE:
             raise ValueError(f"points_outside must be one of {POINTS_OUTSIDE}, got {self.points_outside!r}")
         if not self.terms:
@@ -450,15 +461,22 @@ class Problem:
         return [t.name for t in self.terms]
 
     def network(self, *, dtype: torch.dtype = torch.float32, device: Union[str, torch.device, None] = None,
-                init: str = "glorot_normal", **options: Any) -> MLP:
-        """A fresh network for this problem, seeded like its points (an ensemble for stacked problems);
-        ``init``: see :data:`fastpinn.network.INITS`; ``options``: more :class:`~fastpinn.MLP` arguments.
-        Inputs are scaled from the box onto ``[-1, 1]``, or passed raw without ``input_scaling``."""
+                init: Optional[str] = None, **options: Any) -> Any:
+        """A fresh network for this problem, seeded like its points (an ensemble for stacked problems): its
+        :attr:`architecture` (default :class:`~fastpinn.MLP`) with the problem's shape and box. ``init``: see
+        :data:`fastpinn.network.INITS` (``None``: the architecture's own, Glorot normal for an MLP);
+        ``options``: more keyword arguments of the architecture, overriding its own. Inputs are scaled from the
+        box onto ``[-1, 1]``, or passed raw without ``input_scaling``."""
         seed = list(self.seeds) if self.ensemble is not None else self.seeds[0]
         # the identity map (scale 1, shift 0, exactly) is the box [-1, 1]
         lower, upper = (self.lower, self.upper) if self.input_scaling else (-1.0, 1.0)
-        return MLP(len(self.coords), self.out_dim, self.depth, self.width, lower, upper,
-                   ensemble=self.ensemble, seed=seed, dtype=dtype, device=device, init=init, **options)
+        build = MLP if self.architecture is None else self.architecture
+        if init is not None:
+            options["init"] = init
+        if self.ensemble is not None:  # only then: a single-network architecture need not take ensemble=
+            options["ensemble"] = self.ensemble
+        return build(len(self.coords), self.out_dim, self.depth, self.width, lower, upper,
+                     seed=seed, dtype=dtype, device=device, **options)
 
     def reference(self) -> tuple[np.ndarray, np.ndarray]:
         """The exact/reference solution on the evaluation grid: points ``X[M, d]`` (columns in ``coords``

@@ -295,8 +295,10 @@ class RunConfig:
         return None if spec is None or spec.kind == "none" else spec
 
     def network_options(self) -> dict[str, Any]:
-        """Keyword arguments of :meth:`Problem.network <fastpinn.Problem.network>` beyond the init."""
-        return {} if self.activation == "tanh" else {"activation": self.activation}
+        """Keyword arguments of :meth:`Problem.network <fastpinn.Problem.network>`: only the options the run
+        sets away from their defaults, so a problem's declared ``architecture`` keeps its own otherwise."""
+        return {**({} if self.activation == "tanh" else {"activation": self.activation}),
+                **({} if self.init == "glorot_normal" else {"init": self.init})}
 
     def scheme_object(self) -> Scheme:
         """The scheme this run trains with (``ValueError`` naming a bad parameter)."""

@@ -45,7 +45,7 @@ def build_trainer(cfg: RunConfig) -> tuple[Problem, Any]:
     cfg.validate()
     preflight_backend(cfg)
     problem = cfg.build_problem()
-    network = problem.network(dtype=DTYPES[cfg.dtype], device=cfg.device, init=cfg.init, **cfg.network_options())
+    network = problem.network(dtype=DTYPES[cfg.dtype], device=cfg.device, **cfg.network_options())
     trainer = Trainer(problem, cfg.scheme_object(), network=network, lr=cfg.lr, device=cfg.device,
                       **cfg.trainer_options(problem.epochs if cfg.epochs is None else cfg.epochs),
                       batch_seed=cfg.batch_seed,
