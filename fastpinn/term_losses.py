@@ -4,6 +4,12 @@ chosen per term, or tuned by timing on this device) and, when asked, its own ``t
 A term's function is ``fn(theta, coefficients, index) -> [S]``: ``theta`` what the network computes with
 (its per-layer leaves, or ``None`` for a user module's own parameters), ``coefficients`` the trainable
 coefficients ``[C]`` (``[S, C]``), ``index`` the term's mini-batch (``None``: every point).
+
+Terms evaluated on the same point sets (equal tensors, whole batch, e.g. a system's momentum and continuity
+equations) share one evaluation: the network and the union of their derivative requests are computed once
+per step and each term's residual reads its fields from it (:func:`shared_point_groups`). Their losses then
+hang off one autograd graph, so one backward of the weighted sum walks the network once; per-term backwards
+(a gradient-statistic scheme's update step) retain it (:attr:`TermLosses.shared`).
 """
 
 from __future__ import annotations
@@ -14,13 +20,16 @@ import torch
 from torch import Tensor, nn
 
 from .compile_policy import compiled_copy
-from .derivatives import MethodChoice, choose_method, fastest_method, method_names, parse_requests
-from .problem import Problem
+from .derivatives import (DerivIndex, MethodChoice, choose_method, derivatives, fastest_method, method_names,
+                          parse_requests)
+from .problem import Problem, Term
 from .rba import ResidualAttention
 
-__all__ = ["derivative_method_choices", "DERIVATIVE_METHODS", "TUNED_METHODS", "network_key", "TermLosses"]
+__all__ = ["derivative_method_choices", "DERIVATIVE_METHODS", "TUNED_METHODS", "network_key", "TermLosses",
+           "shared_point_groups"]
 
 LossFn = Callable[[Any, Optional[Tensor], Optional[Tensor]], Tensor]
+GroupFn = Callable[[Any, Optional[Tensor]], list[Tensor]]
 
 
 def derivative_method_choices() -> tuple[str, ...]:
@@ -40,6 +49,40 @@ def network_key(net: nn.Module) -> tuple:
     shapes = tuple((name, tuple(t.shape), str(t.dtype)) for name, t in
                    list(net.named_parameters()) + list(net.named_buffers()))
     return (type(net).__module__, type(net).__qualname__, shapes, repr(net))
+
+
+def _same_points(a: Term, b: Term) -> bool:
+    if len(a.points) != len(b.points):
+        return False
+    return all(p is q or (p.shape == q.shape and p.dtype == q.dtype and p.device == q.device and bool(torch.equal(p, q)))
+               for p, q in zip(a.points, b.points))
+
+
+def shared_point_groups(terms: Sequence[Term], methods: Sequence[str], alone: Sequence[bool] = ()) -> list[list[int]]:
+    """Indices of ``terms`` partitioned into groups that can share one evaluation, in term order: terms on
+    equal point sets, trained on every point each step (one batch), with the same derivative method.
+    ``alone[k]``: term ``k`` keeps its own evaluation (e.g. pointwise attention records its residual)."""
+    groups: list[list[int]] = []
+    for k, term in enumerate(terms):
+        if not (k < len(alone) and alone[k]) and term.n_batches == 1:
+            for g in groups:
+                first = terms[g[0]]
+                if not (g[0] < len(alone) and alone[g[0]]) and first.n_batches == 1 and methods[g[0]] == methods[k] \
+                        and _same_points(first, term):
+                    g.append(k)
+                    break
+            else:
+                groups.append([k])
+        else:
+            groups.append([k])
+    return groups
+
+
+def _union(requests: Sequence[Sequence[DerivIndex]]) -> list[DerivIndex]:
+    out: list[DerivIndex] = []
+    for wanted in requests:
+        out.extend(w for w in wanted if w not in out)
+    return out
 
 
 class TermLosses:
@@ -69,12 +112,19 @@ class TermLosses:
         #: term name -> derivative method its loss uses.
         self.methods = self._choose(method, loss_params, leaves, coefficients, tune_batch)
         self.fns: list[LossFn] = []
+        #: ``(terms, fn)`` per group of terms sharing one evaluation (:func:`shared_point_groups`; eager only).
+        self.groups: list[tuple[list[int], Optional[GroupFn]]] = []
 
     def _choose(self, method: str, loss_params: Any, leaves: Sequence[Tensor], coefficients: Optional[Tensor],
                 tune_batch: Optional[Sequence[Optional[Tensor]]]) -> dict[str, str]:
         problem, net = self.problem, self.net
-        if method == "auto":  # resolved per term, so what ran is what gets recorded
-            return {t.name: choose_method(net, None, parse_requests(t.requests, problem.coords)) for t in problem.terms}
+        if method == "auto":  # resolved per term (per group of terms sharing points), so what ran is recorded
+            chosen = {t.name: choose_method(net, None, parse_requests(t.requests, problem.coords)) for t in problem.terms}
+            for group in shared_point_groups(problem.terms, ["auto"] * len(problem.terms), self._alone()):
+                if len(group) > 1:
+                    m = choose_method(net, None, self._requests(group))
+                    chosen.update({problem.terms[k].name: m for k in group})
+            return chosen
         if method != "tune":
             return {t.name: method for t in problem.terms}
         batch = tune_batch if tune_batch is not None else [None] * len(problem.terms)
@@ -91,6 +141,19 @@ class TermLosses:
             chosen[term.name] = TUNED_METHODS[key].method
         return chosen
 
+    def _alone(self) -> list[bool]:
+        """Terms that keep their own evaluation: those under pointwise attention (they record residuals)."""
+        return [self.attention is not None and k in self.attention.terms for k in range(len(self.problem.terms))]
+
+    def _requests(self, group: Sequence[int]) -> list[DerivIndex]:
+        coords = self.problem.coords
+        return _union([parse_requests(self.problem.terms[k].requests, coords) for k in group])
+
+    @property
+    def shared(self) -> bool:
+        """Whether some terms' losses share one autograd graph (a per-term backward must retain it)."""
+        return any(fn is not None for _, fn in self.groups)
+
     def coefficient_views(self, coefficients: Optional[Tensor]) -> Optional[dict[str, Tensor]]:
         """Name -> coefficient as the residual sees it: a scalar, or ``[S, 1]`` for an ensemble. Made per
         call (views), so every graph owns its own."""
@@ -103,7 +166,35 @@ class TermLosses:
     def build(self, compiled: bool) -> None:
         """(Re)make every term's function, each compiled on its own when ``compiled``."""
         self.compiled = compiled
-        self.fns = [self._make(k, self.methods[t.name]) for k, t in enumerate(self.problem.terms)]
+        terms = self.problem.terms
+        self.fns = [self._make(k, self.methods[t.name]) for k, t in enumerate(terms)]
+        # Compiled: one graph per term as before (a compiled backward frees its buffers, so it cannot be
+        # walked once per term through a shared graph).
+        groups = [[k] for k in range(len(terms))] if compiled else \
+            shared_point_groups(terms, [self.methods[t.name] for t in terms], self._alone())
+        self.groups = [(g, self._make_group(g) if len(g) > 1 else None) for g in groups]
+
+    def _make_group(self, group: list[int]) -> GroupFn:
+        """One evaluation of the network and the union of the group's requests on their (equal) point sets,
+        every term's loss from it."""
+        terms = [self.problem.terms[k] for k in group]
+        point_sets, coords, net = terms[0].points, self.problem.coords, self.net
+        wanted = [tuple(coords[i] for i in index) for index in self._requests(group)]  # by coordinate names
+        method = self.methods[terms[0].name]
+        ensemble = self.problem.ensemble is not None
+        views = self.coefficient_views
+
+        def group_losses(theta: Any, coefficients: Optional[Tensor]) -> list[Tensor]:
+            coef = views(coefficients)
+            fields = []
+            for x in point_sets:
+                f = derivatives(net, x, coords=coords, requests=wanted, method=method, theta=theta)
+                if coef:
+                    f.coef = coef
+                fields.append(f)
+            return [t.mean_square(t.residual_of(fields), ensemble).reshape(-1) for t in terms]
+
+        return group_losses
 
     def _make(self, k: int, method: str) -> LossFn:
         term = self.problem.terms[k]
@@ -127,5 +218,14 @@ class TermLosses:
 
     def __call__(self, params: Any, coefficients: Optional[Tensor],
                  indices: Optional[Sequence[Optional[Tensor]]] = None) -> list[Tensor]:
-        """Every term's unweighted loss, each ``[S]``."""
-        return [fn(params, coefficients, None if indices is None else indices[k]) for k, fn in enumerate(self.fns)]
+        """Every term's unweighted loss, each ``[S]``; a group of terms sharing points in one evaluation when
+        the step trains on all of their points."""
+        out: list[Optional[Tensor]] = [None] * len(self.fns)
+        for group, shared in self.groups:
+            if shared is not None and (indices is None or all(indices[k] is None for k in group)):
+                for k, loss in zip(group, shared(params, coefficients)):
+                    out[k] = loss
+                continue
+            for k in group:
+                out[k] = self.fns[k](params, coefficients, None if indices is None else indices[k])
+        return out  # type: ignore[return-value]
