@@ -14,19 +14,19 @@ hang off one autograd graph, so one backward of the weighted sum walks the netwo
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence, Union
 
 import torch
 from torch import Tensor, nn
 
 from .compile_policy import compiled_copy
-from .derivatives import (DerivIndex, MethodChoice, choose_method, derivatives, fastest_method, method_names,
-                          parse_requests)
+from .derivatives import (DerivIndex, Fields, MethodChoice, choose_method, derivatives, fastest_method,
+                          method_names, parse_requests)
 from .problem import Problem, Term
 from .rba import ResidualAttention
 
 __all__ = ["derivative_method_choices", "DERIVATIVE_METHODS", "TUNED_METHODS", "network_key", "TermLosses",
-           "shared_point_groups"]
+           "shared_point_groups", "MERGE_POINTS", "MERGED_METHODS"]
 
 LossFn = Callable[[Any, Optional[Tensor], Optional[Tensor]], Tensor]
 GroupFn = Callable[[Any, Optional[Tensor]], list[Tensor]]
@@ -51,31 +51,73 @@ def network_key(net: nn.Module) -> tuple:
     return (type(net).__module__, type(net).__qualname__, shapes, repr(net))
 
 
-def _same_points(a: Term, b: Term) -> bool:
-    if len(a.points) != len(b.points):
-        return False
-    return all(p is q or (p.shape == q.shape and p.dtype == q.dtype and p.device == q.device and bool(torch.equal(p, q)))
-               for p, q in zip(a.points, b.points))
+#: A group also gathers terms on *different* point sets into one evaluation (their points concatenated) while
+#: it holds at most this many points and its method is one of :data:`MERGED_METHODS`. Nested autograd pays a
+#: fixed cost per evaluation -- a chain of ``autograd.grad`` calls, one per derivative order and output column,
+#: and a backward through each -- that bounds a small problem (Euler beam, 10 + 4 points, 4th order: 5 chains
+#: a step in 3 evaluations -> 1; DeepXDE's design of one batch for every term). A jet evaluation is one forward
+#: pass whatever the orders, and larger sets pay for the union of requests on every point, so those keep their
+#: own evaluation (the paper's problems: unchanged, bit for bit).
+MERGE_POINTS = 256
+MERGED_METHODS = ("autograd", "func")
 
 
-def shared_point_groups(terms: Sequence[Term], methods: Sequence[str], alone: Sequence[bool] = ()) -> list[list[int]]:
-    """Indices of ``terms`` partitioned into groups that can share one evaluation, in term order: terms on
-    equal point sets, trained on every point each step (one batch), with the same derivative method.
+def _equal(p: Tensor, q: Tensor) -> bool:
+    return p is q or (p.shape == q.shape and p.dtype == q.dtype and p.device == q.device and bool(torch.equal(p, q)))
+
+
+def _blocks_of(terms: Sequence[Term]) -> tuple[list[Tensor], list[list[int]]]:
+    """The distinct point sets of ``terms`` in order of appearance, and per term the index of each of its sets."""
+    blocks: list[Tensor] = []
+    where: list[list[int]] = []
+    for term in terms:
+        mine = []
+        for p in term.points:
+            i = next((i for i, b in enumerate(blocks) if _equal(p, b)), None)
+            if i is None:
+                blocks.append(p)
+                i = len(blocks) - 1
+            mine.append(i)
+        where.append(mine)
+    return blocks, where
+
+
+def shared_point_groups(terms: Sequence[Term], methods: Union[Sequence[str], Callable[[list[int]], Optional[str]]],
+                        alone: Sequence[bool] = (), merge_points: int = MERGE_POINTS) -> list[list[int]]:
+    """Indices of ``terms`` partitioned into groups that share one evaluation, in term order: terms trained on
+    every point each step (one batch) with one derivative method, on equal point sets -- or on any while the
+    group's distinct points number at most ``merge_points`` and its method is in :data:`MERGED_METHODS`.
+
+    ``methods``: each term's method, or a callable giving the method of a group of term indices (``None``: the
+    terms cannot share one), e.g. ``"auto"``'s choice for the union of their requests.
     ``alone[k]``: term ``k`` keeps its own evaluation (e.g. pointwise attention records its residual)."""
-    groups: list[list[int]] = []
+    if callable(methods):
+        method_of = methods
+    else:
+        names = list(methods)
+
+        def method_of(group: list[int]) -> Optional[str]:
+            return names[group[0]] if all(names[k] == names[group[0]] for k in group) else None
+
+    groups: list[tuple[list[int], Optional[list[Tensor]]]] = []  # terms, distinct point sets (None: alone)
     for k, term in enumerate(terms):
-        if not (k < len(alone) and alone[k]) and term.n_batches == 1:
-            for g in groups:
-                first = terms[g[0]]
-                if not (g[0] < len(alone) and alone[g[0]]) and first.n_batches == 1 and methods[g[0]] == methods[k] \
-                        and _same_points(first, term):
-                    g.append(k)
-                    break
-            else:
-                groups.append([k])
+        if (k < len(alone) and alone[k]) or term.n_batches != 1:
+            groups.append(([k], None))
+            continue
+        for group, blocks in groups:
+            if blocks is None:
+                continue
+            method = method_of(group + [k])
+            if method is None:
+                continue
+            new = [p for p in term.points if not any(_equal(p, b) for b in blocks)]
+            if not new or (method in MERGED_METHODS and sum(b.shape[-2] for b in blocks + new) <= merge_points):
+                group.append(k)
+                blocks.extend(new)
+                break
         else:
-            groups.append([k])
-    return groups
+            groups.append(([k], _blocks_of([term])[0]))
+    return [g for g, _ in groups]
 
 
 def _union(requests: Sequence[Sequence[DerivIndex]]) -> list[DerivIndex]:
@@ -110,6 +152,7 @@ class TermLosses:
         self.residuals: dict[int, tuple[Tensor, Optional[Tensor]]] = {}
         self.compiled = False
         #: term name -> derivative method its loss uses.
+        self._plan: Optional[list[list[int]]] = None  # the groups "auto" chose its methods for
         self.methods = self._choose(method, loss_params, leaves, coefficients, tune_batch)
         self.fns: list[LossFn] = []
         #: ``(terms, fn)`` per group of terms sharing one evaluation (:func:`shared_point_groups`; eager only).
@@ -119,12 +162,11 @@ class TermLosses:
                 tune_batch: Optional[Sequence[Optional[Tensor]]]) -> dict[str, str]:
         problem, net = self.problem, self.net
         if method == "auto":  # resolved per term (per group of terms sharing points), so what ran is recorded
-            chosen = {t.name: choose_method(net, None, parse_requests(t.requests, problem.coords)) for t in problem.terms}
-            for group in shared_point_groups(problem.terms, ["auto"] * len(problem.terms), self._alone()):
-                if len(group) > 1:
-                    m = choose_method(net, None, self._requests(group))
-                    chosen.update({problem.terms[k].name: m for k in group})
-            return chosen
+            def union_method(group: list[int]) -> str:
+                return choose_method(net, None, self._requests(group))
+
+            self._plan = shared_point_groups(problem.terms, union_method, self._alone())
+            return {problem.terms[k].name: union_method(group) for group in self._plan for k in group}
         if method != "tune":
             return {t.name: method for t in problem.terms}
         batch = tune_batch if tune_batch is not None else [None] * len(problem.terms)
@@ -170,29 +212,46 @@ class TermLosses:
         self.fns = [self._make(k, self.methods[t.name]) for k, t in enumerate(terms)]
         # Compiled: one graph per term as before (a compiled backward frees its buffers, so it cannot be
         # walked once per term through a shared graph).
-        groups = [[k] for k in range(len(terms))] if compiled else \
-            shared_point_groups(terms, [self.methods[t.name] for t in terms], self._alone())
+        if compiled:
+            groups = [[k] for k in range(len(terms))]
+        elif self._plan is not None:
+            groups = self._plan
+        else:
+            groups = shared_point_groups(terms, [self.methods[t.name] for t in terms], self._alone())
         self.groups = [(g, self._make_group(g) if len(g) > 1 else None) for g in groups]
 
     def _make_group(self, group: list[int]) -> GroupFn:
-        """One evaluation of the network and the union of the group's requests on their (equal) point sets,
-        every term's loss from it."""
+        """One evaluation of the network and the union of the group's requests on its distinct point sets
+        (concatenated when several), every term's loss from its slices of it."""
         terms = [self.problem.terms[k] for k in group]
-        point_sets, coords, net = terms[0].points, self.problem.coords, self.net
+        coords, net = self.problem.coords, self.net
         wanted = [tuple(coords[i] for i in index) for index in self._requests(group)]  # by coordinate names
         method = self.methods[terms[0].name]
         ensemble = self.problem.ensemble is not None
         views = self.coefficient_views
+        blocks, where = _blocks_of(terms)
+        x = blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=-2)
+        dim = x.dim() - 2  # the points' dimension, in x and in every field
+        spans = []
+        start = 0
+        for b in blocks:
+            spans.append((start, b.shape[-2]))
+            start += b.shape[-2]
 
         def group_losses(theta: Any, coefficients: Optional[Tensor]) -> list[Tensor]:
             coef = views(coefficients)
-            fields = []
-            for x in point_sets:
-                f = derivatives(net, x, coords=coords, requests=wanted, method=method, theta=theta)
-                if coef:
-                    f.coef = coef
-                fields.append(f)
-            return [t.mean_square(t.residual_of(fields), ensemble).reshape(-1) for t in terms]
+            f = derivatives(net, x, coords=coords, requests=wanted, method=method, theta=theta)
+            if len(blocks) == 1:
+                fields = [f]
+            else:
+                values = {f.index(name): f[name] for name in wanted}
+                fields = [Fields({i: v.narrow(dim, lo, n) for i, v in values.items()}, coords, b)
+                          for b, (lo, n) in zip(blocks, spans)]
+            if coef:
+                for g in fields:
+                    g.coef = coef
+            return [t.mean_square(t.residual_of([fields[i] for i in mine]), ensemble).reshape(-1)
+                    for t, mine in zip(terms, where)]
 
         return group_losses
 

@@ -46,16 +46,20 @@ def _close(a: torch.Tensor, b: torch.Tensor) -> None:
 
 
 def test_groups_of_a_system():
-    t = Trainer(_small(), fastpinn.PINN(), dtype=F64, threads=None)
-    assert [g for g, _ in t.loss_functions.groups] == [[0, 1, 2], [3]]
+    big = dataclasses.replace(kovasznay(0, n_pde=300, n_bc=8, depth=2, width=6), solution=None)
+    t = Trainer(big, fastpinn.PINN(), dtype=F64, threads=None)
+    assert [g for g, _ in t.loss_functions.groups] == [[0, 1, 2], [3]]  # 308 points: bc keeps its own
     assert t.backward.shared_graph
-    # separate but equal tensors share; a mini-batched term or one on other points does not
+    # separate but equal tensors share; a mini-batched term, another method or attention does not
     terms = _small().terms
     x = terms[0].points[0]
     batched = pde("batched", x.clone(), lambda f: f["u"][..., 0], ("u",), batch_size=8)
     assert shared_point_groups(terms + [batched], ["jet"] * 5) == [[0, 1, 2], [3], [4]]
     assert shared_point_groups(terms, ["jet", "autograd", "jet", "jet"]) == [[0, 2], [1], [3]]
     assert shared_point_groups(terms, ["jet"] * 4, alone=[False, True, False, False]) == [[0, 2], [1], [3]]
+    # nested autograd on a small problem: every term in one evaluation over the concatenated points
+    assert shared_point_groups(terms + [batched], ["autograd"] * 5) == [[0, 1, 2, 3], [4]]
+    assert shared_point_groups(terms, ["autograd"] * 4, merge_points=24) == [[0, 1, 2], [3]]
 
 
 class Counting(nn.Module):
@@ -71,13 +75,14 @@ class Counting(nn.Module):
 
 
 def test_one_network_evaluation_per_point_set():
-    """The issue's cause: 3 terms on the PDE points evaluated the network 3 times a step; now once (+1 for bc)."""
+    """The issue's cause: 3 terms on the PDE points evaluated the network 3 times a step; now once."""
     net = Counting()
     t = Trainer(_small(), fastpinn.PINN(), network=net, dtype=F64, threads=None)
+    assert [g for g, _ in t.loss_functions.groups] == [[0, 1, 2, 3]]
     t.step()
     net.calls = 0
     t.step()
-    assert net.calls == 2
+    assert net.calls == 1  # a module's derivatives are nested autograd: 24 + 8 points in one evaluation (5838b7e: 4)
     assert t.backward_passes == 2  # PINN: one backward a step
 
 
@@ -106,7 +111,8 @@ def test_ensemble_equals_the_per_term_path(step_mode):
 
 
 def test_union_of_requests_picks_one_method():
-    """A 4th-order term and a 1st-order term on the same points: one evaluation, by a method for both."""
+    """A 4th-order term, a 1st-order term on the same points and values at the ends (a 14-point problem): one
+    evaluation, by a method for all (nested autograd: the jet stops at order 2)."""
     x = torch.linspace(0.1, 0.9, 12, dtype=F64).unsqueeze(1)
     ends = torch.tensor([[0.0], [1.0]], dtype=F64)
     problem = Problem(name="beam", coords=("x",), lower=(0.0,), upper=(1.0,),
@@ -114,7 +120,8 @@ def test_union_of_requests_picks_one_method():
                              pde("slope", x, lambda f: f["u_x"][..., 0], ("u_x",)),
                              dirichlet("ends", ends)], depth=2, width=8)
     shared = Trainer(problem, fastpinn.DN(tau=2), dtype=F64, threads=None, eval_every=10**6)
-    assert shared.derivative_methods == {"pde": "autograd", "slope": "autograd", "ends": "jet"}
+    assert shared.derivative_methods == {"pde": "autograd", "slope": "autograd", "ends": "autograd"}
+    assert [g for g, _ in shared.loss_functions.groups] == [[0, 1, 2]]
     alone = _per_term(Trainer(problem, fastpinn.DN(tau=2), dtype=F64, threads=None, eval_every=10**6))
     shared.train(6)
     alone.train(6)
