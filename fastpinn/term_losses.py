@@ -82,15 +82,26 @@ def _blocks_of(terms: Sequence[Term]) -> tuple[list[Tensor], list[list[int]]]:
     return blocks, where
 
 
+def _values_only(term: Term) -> bool:
+    """Whether ``term`` reads the network's value alone (its own evaluation is one forward pass)."""
+    return all(r == "u" or r == () for r in term.requests)
+
+
 def shared_point_groups(terms: Sequence[Term], methods: Union[Sequence[str], Callable[[list[int]], Optional[str]]],
                         alone: Sequence[bool] = (), merge_points: int = MERGE_POINTS) -> list[list[int]]:
     """Indices of ``terms`` partitioned into groups that share one evaluation, in term order: terms trained on
     every point each step (one batch) with one derivative method, on equal point sets -- or on any while the
-    group's distinct points number at most ``merge_points`` and its method is in :data:`MERGED_METHODS`.
+    group's distinct points number at most ``merge_points``, its method is in :data:`MERGED_METHODS` and the
+    joining term reads a derivative (a values-only term's own evaluation is one forward pass: merging would
+    save little and put the group's derivative chain on its points too).
 
     ``methods``: each term's method, or a callable giving the method of a group of term indices (``None``: the
     terms cannot share one), e.g. ``"auto"``'s choice for the union of their requests.
-    ``alone[k]``: term ``k`` keeps its own evaluation (e.g. pointwise attention records its residual)."""
+    ``alone[k]``: term ``k`` keeps its own evaluation (e.g. pointwise attention records its residual).
+    A term on paired point sets (:func:`~fastpinn.problem.periodic`) keeps its own too: sharing the paper's
+    Allen-Cahn pair ``bc_u``/``bc_ux`` (200 + 200 points beside a 4,096-point PDE batch) would gain a few
+    percent and change that run's numbers in the last bits (``tests/test_backward.py`` pins it bit for bit
+    against a loop of per-term losses)."""
     if callable(methods):
         method_of = methods
     else:
@@ -101,7 +112,7 @@ def shared_point_groups(terms: Sequence[Term], methods: Union[Sequence[str], Cal
 
     groups: list[tuple[list[int], Optional[list[Tensor]]]] = []  # terms, distinct point sets (None: alone)
     for k, term in enumerate(terms):
-        if (k < len(alone) and alone[k]) or term.n_batches != 1:
+        if (k < len(alone) and alone[k]) or term.n_batches != 1 or len(term.points) > 1:
             groups.append(([k], None))
             continue
         for group, blocks in groups:
@@ -111,7 +122,8 @@ def shared_point_groups(terms: Sequence[Term], methods: Union[Sequence[str], Cal
             if method is None:
                 continue
             new = [p for p in term.points if not any(_equal(p, b) for b in blocks)]
-            if not new or (method in MERGED_METHODS and sum(b.shape[-2] for b in blocks + new) <= merge_points):
+            if not new or (method in MERGED_METHODS and not _values_only(term)
+                           and sum(b.shape[-2] for b in blocks + new) <= merge_points):
                 group.append(k)
                 blocks.extend(new)
                 break

@@ -57,9 +57,12 @@ def test_groups_of_a_system():
     assert shared_point_groups(terms + [batched], ["jet"] * 5) == [[0, 1, 2], [3], [4]]
     assert shared_point_groups(terms, ["jet", "autograd", "jet", "jet"]) == [[0, 2], [1], [3]]
     assert shared_point_groups(terms, ["jet"] * 4, alone=[False, True, False, False]) == [[0, 2], [1], [3]]
-    # nested autograd on a small problem: every term in one evaluation over the concatenated points
-    assert shared_point_groups(terms + [batched], ["autograd"] * 5) == [[0, 1, 2, 3], [4]]
-    assert shared_point_groups(terms, ["autograd"] * 4, merge_points=24) == [[0, 1, 2], [3]]
+    # nested autograd on a small problem: a term reading derivatives on other points joins (concatenated points);
+    # a values-only term (bc) keeps its one forward pass
+    slope = pde("slope", terms[3].points[0].clone(), lambda f: f["u_x"][..., 0], ("u_x",))
+    assert shared_point_groups(terms + [slope], ["autograd"] * 5) == [[0, 1, 2, 4], [3]]
+    assert shared_point_groups(terms + [slope], ["autograd"] * 5, merge_points=24) == [[0, 1, 2], [3, 4]]
+    assert shared_point_groups(terms + [slope], ["jet"] * 5) == [[0, 1, 2], [3, 4]]
 
 
 class Counting(nn.Module):
@@ -78,11 +81,11 @@ def test_one_network_evaluation_per_point_set():
     """The issue's cause: 3 terms on the PDE points evaluated the network 3 times a step; now once."""
     net = Counting()
     t = Trainer(_small(), fastpinn.PINN(), network=net, dtype=F64, threads=None)
-    assert [g for g, _ in t.loss_functions.groups] == [[0, 1, 2, 3]]
+    assert [g for g, _ in t.loss_functions.groups] == [[0, 1, 2], [3]]
     t.step()
     net.calls = 0
     t.step()
-    assert net.calls == 1  # a module's derivatives are nested autograd: 24 + 8 points in one evaluation (5838b7e: 4)
+    assert net.calls == 2  # 5838b7e: 4, one per term
     assert t.backward_passes == 2  # PINN: one backward a step
 
 
@@ -110,19 +113,22 @@ def test_ensemble_equals_the_per_term_path(step_mode):
     _close(shared.theta, alone.theta)
 
 
-def test_union_of_requests_picks_one_method():
-    """A 4th-order term, a 1st-order term on the same points and values at the ends (a 14-point problem): one
-    evaluation, by a method for all (nested autograd: the jet stops at order 2)."""
+@pytest.mark.parametrize("name", ["pinn", "dn", "lra", "softadapt"])
+def test_concatenated_points_equal_the_per_term_path(name):
+    """An Euler-beam-like 14-point problem: a 4th-order term and a 1st-order term on the same points, moments and
+    values at the ends: one evaluation over the concatenated points, by one method for all (nested autograd:
+    the jet stops at order 2)."""
     x = torch.linspace(0.1, 0.9, 12, dtype=F64).unsqueeze(1)
     ends = torch.tensor([[0.0], [1.0]], dtype=F64)
     problem = Problem(name="beam", coords=("x",), lower=(0.0,), upper=(1.0,),
                       terms=[pde("pde", x, lambda f: f["u_xxxx"][..., 0] - 1.0, ("u_xxxx",)),
                              pde("slope", x, lambda f: f["u_x"][..., 0], ("u_x",)),
+                             pde("moment", ends, lambda f: f["u_xx"][..., 0], ("u_xx",)),
                              dirichlet("ends", ends)], depth=2, width=8)
-    shared = Trainer(problem, fastpinn.DN(tau=2), dtype=F64, threads=None, eval_every=10**6)
-    assert shared.derivative_methods == {"pde": "autograd", "slope": "autograd", "ends": "autograd"}
-    assert [g for g, _ in shared.loss_functions.groups] == [[0, 1, 2]]
-    alone = _per_term(Trainer(problem, fastpinn.DN(tau=2), dtype=F64, threads=None, eval_every=10**6))
+    shared = Trainer(problem, _scheme(name), dtype=F64, threads=None, eval_every=10**6, backend="torch")
+    assert set(shared.derivative_methods.values()) == {"autograd"}
+    assert [g for g, _ in shared.loss_functions.groups] == [[0, 1, 2, 3]]
+    alone = _per_term(Trainer(problem, _scheme(name), dtype=F64, threads=None, eval_every=10**6, backend="torch"))
     shared.train(6)
     alone.train(6)
     _close(shared.theta, alone.theta)
