@@ -274,13 +274,13 @@ def beltrami_case() -> Case:
                    for i in range(3)]
             return mom + [J[0][0] + J[1][1] + J[2][2]]
 
-        def ex(x, i):
-            return exact(torch.as_tensor(x, dtype=torch.float64))[:, i:i + 1].numpy()
+        def ex(i):  # DeepXDE reads a second parameter as auxiliary variables: one-argument functions only
+            return lambda x: exact(torch.as_tensor(x, dtype=torch.float64))[:, i:i + 1].numpy()
 
         spatial = dde.geometry.Cuboid([-1, -1, -1], [1, 1, 1])
         geomtime = dde.geometry.GeometryXTime(spatial, dde.geometry.TimeDomain(0, 1))
-        bcs = [dde.icbc.DirichletBC(geomtime, lambda x, i=i: ex(x, i), lambda _, on: on, component=i) for i in range(3)]
-        ics = [dde.icbc.IC(geomtime, lambda x, i=i: ex(x, i), lambda _, on: on, component=i) for i in range(3)]
+        bcs = [dde.icbc.DirichletBC(geomtime, ex(i), lambda _, on: on, component=i) for i in range(3)]
+        ics = [dde.icbc.IC(geomtime, ex(i), lambda _, on: on, component=i) for i in range(3)]
         data = dde.data.TimePDE(geomtime, pde_, bcs + ics, num_domain=n_dom, num_boundary=n_bnd,
                                 num_initial=n_ini, train_distribution="pseudo")
         return data, [4] + [50] * 4 + [4], "tanh", _box_transform((-1, -1, -1, 0), (1, 1, 1, 1))
@@ -381,7 +381,7 @@ class Fast:
         problem, options = case.fastpinn()
         net = problem.network(**options) if options else None
         self.trainer = Trainer(problem, scheme, network=net, derivative_method=method, eval_every=10**9,
-                               threads=None)
+                               threads=None, watch=False)  # threads: set by the suite, alike for both sides
         self.methods = sorted(set(self.trainer.derivative_methods.values()))
 
     def block(self, n: int) -> float:

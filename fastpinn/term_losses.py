@@ -93,7 +93,8 @@ def shared_point_groups(terms: Sequence[Term], methods: Union[Sequence[str], Cal
     every point each step (one batch) with one derivative method, on equal point sets -- or on any while the
     group's distinct points number at most ``merge_points``, its method is in :data:`MERGED_METHODS` and the
     joining term reads a derivative (a values-only term's own evaluation is one forward pass: merging would
-    save little and put the group's derivative chain on its points too).
+    save little and put the group's derivative chain on its points too) with that method on its own (``auto``
+    never moves a jet term onto other points' nested autograd).
 
     ``methods``: each term's method, or a callable giving the method of a group of term indices (``None``: the
     terms cannot share one), e.g. ``"auto"``'s choice for the union of their requests.
@@ -122,7 +123,7 @@ def shared_point_groups(terms: Sequence[Term], methods: Union[Sequence[str], Cal
             if method is None:
                 continue
             new = [p for p in term.points if not any(_equal(p, b) for b in blocks)]
-            if not new or (method in MERGED_METHODS and not _values_only(term)
+            if not new or (method in MERGED_METHODS and not _values_only(term) and method_of([k]) == method
                            and sum(b.shape[-2] for b in blocks + new) <= merge_points):
                 group.append(k)
                 blocks.extend(new)

@@ -115,15 +115,15 @@ def test_ensemble_equals_the_per_term_path(step_mode):
 
 @pytest.mark.parametrize("name", ["pinn", "dn", "lra", "softadapt"])
 def test_concatenated_points_equal_the_per_term_path(name):
-    """An Euler-beam-like 14-point problem: a 4th-order term and a 1st-order term on the same points, moments and
-    values at the ends: one evaluation over the concatenated points, by one method for all (nested autograd:
-    the jet stops at order 2)."""
+    """An Euler-beam-like 14-point problem: a 4th-order term and a 1st-order term on the same points, shear forces
+    (3rd order: nested autograd on their own too) and values at the ends: one evaluation over the concatenated
+    points, by one method for all (nested autograd: the jet stops at order 2)."""
     x = torch.linspace(0.1, 0.9, 12, dtype=F64).unsqueeze(1)
     ends = torch.tensor([[0.0], [1.0]], dtype=F64)
     problem = Problem(name="beam", coords=("x",), lower=(0.0,), upper=(1.0,),
                       terms=[pde("pde", x, lambda f: f["u_xxxx"][..., 0] - 1.0, ("u_xxxx",)),
                              pde("slope", x, lambda f: f["u_x"][..., 0], ("u_x",)),
-                             pde("moment", ends, lambda f: f["u_xx"][..., 0], ("u_xx",)),
+                             pde("shear", ends, lambda f: f["u_xxx"][..., 0], ("u_xxx",)),
                              dirichlet("ends", ends)], depth=2, width=8)
     shared = Trainer(problem, _scheme(name), dtype=F64, threads=None, eval_every=10**6, backend="torch")
     assert set(shared.derivative_methods.values()) == {"autograd"}
