@@ -350,6 +350,7 @@ CASES: dict[str, Callable[[], Case]] = {
     "poisson1d_tiny": poisson1d_tiny_case,
 }
 PAPER = ("burgers",)  # the >= 3x target; >= 2x elsewhere
+SHARED = ("beltrami",)  # also timed with every term evaluated on its own (before issue 20 item 2)
 
 
 # ------------------------------------------------------------------------------------------- runners
@@ -377,11 +378,16 @@ class DeepXDE:
 
 
 class Fast:
-    def __init__(self, case: Case, scheme, method: str = "auto") -> None:
+    """``share=False``: every term evaluates the network on its own (the path before shared evaluations)."""
+
+    def __init__(self, case: Case, scheme, method: str = "auto", share: bool = True) -> None:
         problem, options = case.fastpinn()
         net = problem.network(**options) if options else None
         self.trainer = Trainer(problem, scheme, network=net, derivative_method=method, eval_every=10**9,
                                threads=None, watch=False)  # threads: set by the suite, alike for both sides
+        if not share:
+            self.trainer.loss_functions.groups = [([k], None) for k in range(len(problem.terms))]
+            self.trainer.backward.shared_graph = False
         self.methods = sorted(set(self.trainer.derivative_methods.values()))
 
     def block(self, n: int) -> float:
@@ -431,6 +437,9 @@ def run_case(dde, name: str, threads: list[int], rounds: int, seconds: float, lo
         if n == threads[0]:
             for m in hand_methods(case):
                 runners[f"PINN {m}"] = Fast(case, fastpinn.PINN(), method=m)
+            if name in SHARED:
+                runners["per-term PINN"] = Fast(case, fastpinn.PINN(), share=False)
+                runners["per-term DN"] = Fast(case, fastpinn.DN(beta=0.99, tau=10), share=False)
         samples = interleave(runners, rounds, seconds)
         med = {k: 1e3 * median(v) for k, v in samples.items()}
         ratio = {k: median([a / b for a, b in zip(samples["DeepXDE"], samples[k])]) for k in ("PINN", "DN")}
@@ -470,6 +479,15 @@ def report(results: list[dict], info: dict, args, started) -> str:
                          f"{', '.join(row['auto_methods'])} |")
         lines.append("")
     n = args.threads[0]
+    lines += [f"## Terms on shared points: one evaluation against one per term ({n} thread(s))", "",
+              "| problem | PINN ms shared / per-term | DN ms shared / per-term | DN / PINN shared | DN / PINN per-term |",
+              "|---|---|---|---|---|"]
+    for r in results:
+        m = r["threads"][n]["median_ms"]
+        if "per-term PINN" in m:
+            lines.append(f"| {r['name']} | {m['PINN']:.2f} / {m['per-term PINN']:.2f} | {m['DN']:.2f} / "
+                         f"{m['per-term DN']:.2f} | {m['DN'] / m['PINN']:.3f} | {m['per-term DN'] / m['per-term PINN']:.3f} |")
+    lines.append("")
     lines += [f"## The default against the best method chosen by hand (PINN, {n} thread(s))", "",
               "| problem | ms per method | best | default / best | within 10 % |", "|---|---|---|---|---|"]
     for r in results:
