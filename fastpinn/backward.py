@@ -102,8 +102,9 @@ class WeightedBackward:
             contiguous buffer of its own), so an optimizer built on the blocks steps everything at once.
         shared_graph: ``True`` (default): the term losses may share one autograd graph (e.g. one forward
             pass), so it is kept until the last term's backward. ``False``: each loss has its own graph
-            (as in the Trainer, one forward per term), which then need not be retained -- and must not
-            be for ``torch.compile``d losses, whose compiled backward frees its buffers.
+            (one forward per term), which then need not be retained -- and must not be for
+            ``torch.compile``d losses, whose compiled backward frees its buffers. The Trainer sets it from
+            its term losses (:attr:`fastpinn.term_losses.TermLosses.shared`: terms sharing one evaluation).
         process_group: a ``torch.distributed`` process group (or ``torch.distributed.group.WORLD``) to
             reduce the term gradients and losses over (data parallelism over points); ``None``
             (default): one process, nothing reduced. Each call then takes ``shard_weights``. Shorthand for

@@ -7,9 +7,11 @@ coefficients ``[C]`` (``[S, C]``), ``index`` the term's mini-batch (``None``: ev
 
 Terms evaluated on the same point sets (equal tensors, whole batch, e.g. a system's momentum and continuity
 equations) share one evaluation: the network and the union of their derivative requests are computed once
-per step and each term's residual reads its fields from it (:func:`shared_point_groups`). Their losses then
-hang off one autograd graph, so one backward of the weighted sum walks the network once; per-term backwards
-(a gradient-statistic scheme's update step) retain it (:attr:`TermLosses.shared`).
+per step and each term's residual reads its fields from it (:func:`shared_point_groups`); on a small problem
+whose derivatives are nested autograd, terms on different points share one too, over their concatenated
+points (:data:`MERGE_POINTS`). Their losses then hang off one autograd graph, so one backward of the weighted
+sum walks the network once; per-term backwards (a gradient-statistic scheme's update step) retain it
+(:attr:`TermLosses.shared`). Compiled losses keep one graph per term.
 """
 
 from __future__ import annotations
@@ -164,8 +166,8 @@ class TermLosses:
         self.attention = attention
         self.residuals: dict[int, tuple[Tensor, Optional[Tensor]]] = {}
         self.compiled = False
-        #: term name -> derivative method its loss uses.
         self._plan: Optional[list[list[int]]] = None  # the groups "auto" chose its methods for
+        #: term name -> derivative method its loss uses.
         self.methods = self._choose(method, loss_params, leaves, coefficients, tune_batch)
         self.fns: list[LossFn] = []
         #: ``(terms, fn)`` per group of terms sharing one evaluation (:func:`shared_point_groups`; eager only).
