@@ -102,8 +102,9 @@ class WeightedBackward:
             contiguous buffer of its own), so an optimizer built on the blocks steps everything at once.
         shared_graph: ``True`` (default): the term losses may share one autograd graph (e.g. one forward
             pass), so it is kept until the last term's backward. ``False``: each loss has its own graph
-            (as in the Trainer, one forward per term), which then need not be retained -- and must not
-            be for ``torch.compile``d losses, whose compiled backward frees its buffers.
+            (one forward per term), which then need not be retained -- and must not be for
+            ``torch.compile``d losses, whose compiled backward frees its buffers. The Trainer sets it from
+            its term losses (:attr:`fastpinn.term_losses.TermLosses.shared`: terms sharing one evaluation).
         process_group: a ``torch.distributed`` process group (or ``torch.distributed.group.WORLD``) to
             reduce the term gradients and losses over (data parallelism over points); ``None``
             (default): one process, nothing reduced. Each call then takes ``shard_weights``. Shorthand for
@@ -206,6 +207,10 @@ class WeightedBackward:
         self.nonfinite_losses = torch.zeros(S, K, dtype=torch.int64, device=device)
         self.shared_graph = check_flag("shared_graph", shared_graph)
         self.backward_passes = 0
+        # Only an ensemble's [S, ...] parameters get .grad views strided unlike themselves (autograd's warning,
+        # silenced per backward); one network's views are contiguous like their tensors and skip the
+        # warnings-filter context (~0.2 ms a step: a tiny problem's step is a few ms).
+        self._quiet = _accumulating_into_views if S > 1 else contextlib.nullcontext
 
     @property
     def collectives(self) -> int:
@@ -417,7 +422,7 @@ class WeightedBackward:
         if reduce_rows is not None:
             row_done = reducer.row_pieces(self.G_packed, self.losses, reduce_rows, self.rows.n_params)
         try:
-            with _accumulating_into_views():
+            with self._quiet():
                 for k, loss in enumerate(items):
                     for p, view in zip(self.leaves, self._G_views[k]):
                         p.grad = view
@@ -457,13 +462,13 @@ class WeightedBackward:
         total = sum((lam[:, k] * item.reshape(self.members)).sum() for k, item in enumerate(items))
         self._point_grads()
         if with_losses is None:
-            with _accumulating_into_views():
+            with self._quiet():
                 torch.autograd.backward(total, inputs=self.leaves)
         else:
             pack_losses(self.grad_packed, self.losses, with_losses)
             P = self.rows.n_params
             try:
-                with _accumulating_into_views(), \
+                with self._quiet(), \
                         self.reducer.buckets(lambda lo, hi: self.reducer.start_columns(self.grad_packed, lo, hi, P)):
                     torch.autograd.backward(total, inputs=self.leaves)
             except BaseException:

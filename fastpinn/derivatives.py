@@ -86,6 +86,11 @@ def _allowed_forms(coords: Sequence[str]) -> str:
     )
 
 
+#: (request, coords) -> DerivIndex for the requests parsed so far: residuals look fields up by name every step
+#: (``f["u_xx"]``), and parsing a string each time cost ~10 us a lookup -- most of a tiny problem's step budget.
+_PARSED: dict[tuple[Any, tuple[str, ...]], DerivIndex] = {}
+
+
 def parse_request(request: Request, coords: Sequence[str]) -> DerivIndex:
     """Turn one request into its canonical :data:`DerivIndex` (sorted coordinate indices).
 
@@ -93,6 +98,20 @@ def parse_request(request: Request, coords: Sequence[str]) -> DerivIndex:
         ValueError: naming the request and the allowed forms when it is not one of them.
     """
     coords = tuple(coords)
+    key = (request, coords)
+    try:
+        return _PARSED[key]
+    except KeyError:
+        pass
+    except TypeError:  # an unhashable spelling (a list): parsed every time
+        return _parse_request(request, coords)
+    index = _parse_request(request, coords)
+    if len(_PARSED) < 4096:  # spellings are few; the bound only guards against a generated stream of them
+        _PARSED[key] = index
+    return index
+
+
+def _parse_request(request: Request, coords: tuple[str, ...]) -> DerivIndex:
 
     def bad(reason: str) -> ValueError:
         return ValueError(f"bad derivative request {request!r}: {reason}; allowed forms: {_allowed_forms(coords)}")

@@ -136,6 +136,11 @@ class Term:
         coefficients, seen by the residual as ``f.coef``.
         """
         r = self.residual_values(net, coords, index, method=method, theta=theta, coef=coef)
+        return self.mean_square(r, ensemble)
+
+    def mean_square(self, r: Tensor, ensemble: Optional[bool] = None) -> Tensor:
+        """The loss of residual values ``r`` ``[.., N]`` / ``[.., N, m]``: a scalar, ``[S]`` for an ensemble
+        (default: the points' ``[S, N, d]`` form)."""
         if ensemble is None:
             ensemble = self.points[0].dim() == 3
         sq = r.pow(2)
@@ -151,6 +156,12 @@ class Term:
             if coef:
                 f.coef = coef
             fields.append(f)
+        return self.residual_of(fields, index)
+
+    def residual_of(self, fields: Sequence[Fields], index: Optional[Tensor] = None) -> Tensor:
+        """The residual from fields already evaluated at this term's point sets (one :class:`Fields` per set,
+        at the mini-batch ``index``; they may hold more derivatives than :attr:`requests`, e.g. when terms on
+        the same points share one evaluation)."""
         if self.targets is not None:
             tg = self.targets if index is None else self.targets.index_select(-2, index)
             return self.residual(*fields, tg)

@@ -4,23 +4,34 @@ chosen per term, or tuned by timing on this device) and, when asked, its own ``t
 A term's function is ``fn(theta, coefficients, index) -> [S]``: ``theta`` what the network computes with
 (its per-layer leaves, or ``None`` for a user module's own parameters), ``coefficients`` the trainable
 coefficients ``[C]`` (``[S, C]``), ``index`` the term's mini-batch (``None``: every point).
+
+Terms evaluated on the same point sets (equal tensors, whole batch, e.g. a system's momentum and continuity
+equations) share one evaluation: the network and the union of their derivative requests are computed once
+per step and each term's residual reads its fields from it (:func:`shared_point_groups`); on a small problem
+whose derivatives are nested autograd, terms on different points share one too, over their concatenated
+points (:data:`MERGE_POINTS`). Their losses then hang off one autograd graph, so one backward of the weighted
+sum walks the network once; per-term backwards (a gradient-statistic scheme's update step) retain it
+(:attr:`TermLosses.shared`). Compiled losses keep one graph per term.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence, Union
 
 import torch
 from torch import Tensor, nn
 
 from .compile_policy import compiled_copy
-from .derivatives import MethodChoice, choose_method, fastest_method, method_names, parse_requests
-from .problem import Problem
+from .derivatives import (DerivIndex, Fields, MethodChoice, choose_method, derivatives, fastest_method,
+                          method_names, parse_requests)
+from .problem import Problem, Term
 from .rba import ResidualAttention
 
-__all__ = ["derivative_method_choices", "DERIVATIVE_METHODS", "TUNED_METHODS", "network_key", "TermLosses"]
+__all__ = ["derivative_method_choices", "DERIVATIVE_METHODS", "TUNED_METHODS", "network_key", "TermLosses",
+           "shared_point_groups", "MERGE_POINTS", "MERGED_METHODS"]
 
 LossFn = Callable[[Any, Optional[Tensor], Optional[Tensor]], Tensor]
+GroupFn = Callable[[Any, Optional[Tensor]], list[Tensor]]
 
 
 def derivative_method_choices() -> tuple[str, ...]:
@@ -40,6 +51,95 @@ def network_key(net: nn.Module) -> tuple:
     shapes = tuple((name, tuple(t.shape), str(t.dtype)) for name, t in
                    list(net.named_parameters()) + list(net.named_buffers()))
     return (type(net).__module__, type(net).__qualname__, shapes, repr(net))
+
+
+#: A group also gathers terms on *different* point sets into one evaluation (their points concatenated) while
+#: it holds at most this many points and its method is one of :data:`MERGED_METHODS`. Nested autograd pays a
+#: fixed cost per evaluation -- a chain of ``autograd.grad`` calls, one per derivative order and output column,
+#: and a backward through each -- that bounds a small problem (Euler beam, 10 + 4 points, 4th order: 5 chains
+#: a step in 3 evaluations -> 1; DeepXDE's design of one batch for every term). A jet evaluation is one forward
+#: pass whatever the orders, and larger sets pay for the union of requests on every point, so those keep their
+#: own evaluation (the paper's problems: unchanged, bit for bit).
+MERGE_POINTS = 256
+MERGED_METHODS = ("autograd", "func")
+
+
+def _equal(p: Tensor, q: Tensor) -> bool:
+    return p is q or (p.shape == q.shape and p.dtype == q.dtype and p.device == q.device and bool(torch.equal(p, q)))
+
+
+def _blocks_of(terms: Sequence[Term]) -> tuple[list[Tensor], list[list[int]]]:
+    """The distinct point sets of ``terms`` in order of appearance, and per term the index of each of its sets."""
+    blocks: list[Tensor] = []
+    where: list[list[int]] = []
+    for term in terms:
+        mine = []
+        for p in term.points:
+            i = next((i for i, b in enumerate(blocks) if _equal(p, b)), None)
+            if i is None:
+                blocks.append(p)
+                i = len(blocks) - 1
+            mine.append(i)
+        where.append(mine)
+    return blocks, where
+
+
+def _values_only(term: Term) -> bool:
+    """Whether ``term`` reads the network's value alone (its own evaluation is one forward pass)."""
+    return all(r == "u" or r == () for r in term.requests)
+
+
+def shared_point_groups(terms: Sequence[Term], methods: Union[Sequence[str], Callable[[list[int]], Optional[str]]],
+                        alone: Sequence[bool] = (), merge_points: int = MERGE_POINTS) -> list[list[int]]:
+    """Indices of ``terms`` partitioned into groups that share one evaluation, in term order: terms trained on
+    every point each step (one batch) with one derivative method, on equal point sets -- or on any while the
+    group's distinct points number at most ``merge_points``, its method is in :data:`MERGED_METHODS` and the
+    joining term reads a derivative (a values-only term's own evaluation is one forward pass: merging would
+    save little and put the group's derivative chain on its points too) with that method on its own (``auto``
+    never moves a jet term onto other points' nested autograd).
+
+    ``methods``: each term's method, or a callable giving the method of a group of term indices (``None``: the
+    terms cannot share one), e.g. ``"auto"``'s choice for the union of their requests.
+    ``alone[k]``: term ``k`` keeps its own evaluation (e.g. pointwise attention records its residual).
+    A term on paired point sets (:func:`~fastpinn.problem.periodic`) keeps its own too: sharing the paper's
+    Allen-Cahn pair ``bc_u``/``bc_ux`` (200 + 200 points beside a 4,096-point PDE batch) would gain a few
+    percent and change that run's numbers in the last bits (``tests/test_backward.py`` pins it bit for bit
+    against a loop of per-term losses)."""
+    if callable(methods):
+        method_of = methods
+    else:
+        names = list(methods)
+
+        def method_of(group: list[int]) -> Optional[str]:
+            return names[group[0]] if all(names[k] == names[group[0]] for k in group) else None
+
+    groups: list[tuple[list[int], Optional[list[Tensor]]]] = []  # terms, distinct point sets (None: alone)
+    for k, term in enumerate(terms):
+        if (k < len(alone) and alone[k]) or term.n_batches != 1 or len(term.points) > 1:
+            groups.append(([k], None))
+            continue
+        for group, blocks in groups:
+            if blocks is None:
+                continue
+            method = method_of(group + [k])
+            if method is None:
+                continue
+            new = [p for p in term.points if not any(_equal(p, b) for b in blocks)]
+            if not new or (method in MERGED_METHODS and not _values_only(term) and method_of([k]) == method
+                           and sum(b.shape[-2] for b in blocks + new) <= merge_points):
+                group.append(k)
+                blocks.extend(new)
+                break
+        else:
+            groups.append(([k], _blocks_of([term])[0]))
+    return [g for g, _ in groups]
+
+
+def _union(requests: Sequence[Sequence[DerivIndex]]) -> list[DerivIndex]:
+    out: list[DerivIndex] = []
+    for wanted in requests:
+        out.extend(w for w in wanted if w not in out)
+    return out
 
 
 class TermLosses:
@@ -66,16 +166,24 @@ class TermLosses:
         self.attention = attention
         self.residuals: dict[int, tuple[Tensor, Optional[Tensor]]] = {}
         self.compiled = False
+        self._plan: Optional[list[list[int]]] = None  # the groups "auto" chose its methods for
         #: term name -> derivative method its loss uses.
         self.methods = self._choose(method, loss_params, leaves, coefficients, tune_batch)
         self.fns: list[LossFn] = []
+        #: ``(terms, fn)`` per group of terms sharing one evaluation (:func:`shared_point_groups`; eager only).
+        self.groups: list[tuple[list[int], Optional[GroupFn]]] = []
 
     def _choose(self, method: str, loss_params: Any, leaves: Sequence[Tensor], coefficients: Optional[Tensor],
                 tune_batch: Optional[Sequence[Optional[Tensor]]]) -> dict[str, str]:
         problem, net = self.problem, self.net
-        if method == "auto":  # resolved per term, so what ran is what gets recorded
-            return {t.name: choose_method(net, None, parse_requests(t.requests, problem.coords),
-                                          n_points=min(t.n_points, t.batch_size or t.n_points)) for t in problem.terms}
+        if method == "auto":  # resolved per term (per group of terms sharing points), so what ran is recorded
+            def union_method(group: list[int]) -> str:
+                # A group evaluates the network once over its (equal) point set: the cost model's point count.
+                points = max(min(t.n_points, t.batch_size or t.n_points) for t in (problem.terms[k] for k in group))
+                return choose_method(net, None, self._requests(group), n_points=points)
+
+            self._plan = shared_point_groups(problem.terms, union_method, self._alone())
+            return {problem.terms[k].name: union_method(group) for group in self._plan for k in group}
         if method != "tune":
             return {t.name: method for t in problem.terms}
         batch = tune_batch if tune_batch is not None else [None] * len(problem.terms)
@@ -92,6 +200,19 @@ class TermLosses:
             chosen[term.name] = TUNED_METHODS[key].method
         return chosen
 
+    def _alone(self) -> list[bool]:
+        """Terms that keep their own evaluation: those under pointwise attention (they record residuals)."""
+        return [self.attention is not None and k in self.attention.terms for k in range(len(self.problem.terms))]
+
+    def _requests(self, group: Sequence[int]) -> list[DerivIndex]:
+        coords = self.problem.coords
+        return _union([parse_requests(self.problem.terms[k].requests, coords) for k in group])
+
+    @property
+    def shared(self) -> bool:
+        """Whether some terms' losses share one autograd graph (a per-term backward must retain it)."""
+        return any(fn is not None for _, fn in self.groups)
+
     def coefficient_views(self, coefficients: Optional[Tensor]) -> Optional[dict[str, Tensor]]:
         """Name -> coefficient as the residual sees it: a scalar, or ``[S, 1]`` for an ensemble. Made per
         call (views), so every graph owns its own."""
@@ -104,7 +225,52 @@ class TermLosses:
     def build(self, compiled: bool) -> None:
         """(Re)make every term's function, each compiled on its own when ``compiled``."""
         self.compiled = compiled
-        self.fns = [self._make(k, self.methods[t.name]) for k, t in enumerate(self.problem.terms)]
+        terms = self.problem.terms
+        self.fns = [self._make(k, self.methods[t.name]) for k, t in enumerate(terms)]
+        # Compiled: one graph per term as before (a compiled backward frees its buffers, so it cannot be
+        # walked once per term through a shared graph).
+        if compiled:
+            groups = [[k] for k in range(len(terms))]
+        elif self._plan is not None:
+            groups = self._plan
+        else:
+            groups = shared_point_groups(terms, [self.methods[t.name] for t in terms], self._alone())
+        self.groups = [(g, self._make_group(g) if len(g) > 1 else None) for g in groups]
+
+    def _make_group(self, group: list[int]) -> GroupFn:
+        """One evaluation of the network and the union of the group's requests on its distinct point sets
+        (concatenated when several), every term's loss from its slices of it."""
+        terms = [self.problem.terms[k] for k in group]
+        coords, net = self.problem.coords, self.net
+        wanted = [tuple(coords[i] for i in index) for index in self._requests(group)]  # by coordinate names
+        method = self.methods[terms[0].name]
+        ensemble = self.problem.ensemble is not None
+        views = self.coefficient_views
+        blocks, where = _blocks_of(terms)
+        x = blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=-2)
+        dim = x.dim() - 2  # the points' dimension, in x and in every field
+        spans = []
+        start = 0
+        for b in blocks:
+            spans.append((start, b.shape[-2]))
+            start += b.shape[-2]
+
+        def group_losses(theta: Any, coefficients: Optional[Tensor]) -> list[Tensor]:
+            coef = views(coefficients)
+            f = derivatives(net, x, coords=coords, requests=wanted, method=method, theta=theta)
+            if len(blocks) == 1:
+                fields = [f]
+            else:
+                values = {f.index(name): f[name] for name in wanted}
+                fields = [Fields({i: v.narrow(dim, lo, n) for i, v in values.items()}, coords, b)
+                          for b, (lo, n) in zip(blocks, spans)]
+            if coef:
+                for g in fields:
+                    g.coef = coef
+            return [t.mean_square(t.residual_of([fields[i] for i in mine]), ensemble).reshape(-1)
+                    for t, mine in zip(terms, where)]
+
+        return group_losses
 
     def _make(self, k: int, method: str) -> LossFn:
         term = self.problem.terms[k]
@@ -128,5 +294,14 @@ class TermLosses:
 
     def __call__(self, params: Any, coefficients: Optional[Tensor],
                  indices: Optional[Sequence[Optional[Tensor]]] = None) -> list[Tensor]:
-        """Every term's unweighted loss, each ``[S]``."""
-        return [fn(params, coefficients, None if indices is None else indices[k]) for k, fn in enumerate(self.fns)]
+        """Every term's unweighted loss, each ``[S]``; a group of terms sharing points in one evaluation when
+        the step trains on all of their points."""
+        out: list[Optional[Tensor]] = [None] * len(self.fns)
+        for group, shared in self.groups:
+            if shared is not None and (indices is None or all(indices[k] is None for k in group)):
+                for k, loss in zip(group, shared(params, coefficients)):
+                    out[k] = loss
+                continue
+            for k in group:
+                out[k] = self.fns[k](params, coefficients, None if indices is None else indices[k])
+        return out  # type: ignore[return-value]

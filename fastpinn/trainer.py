@@ -255,7 +255,7 @@ class Trainer:
             problem.term_names, reference=problem.reference_term, adaptive=problem.adaptive, members=self.members,
             steps_per_epoch=self.steps_per_epoch, first_update=first_update_for(update_schedule, self.scheme),
             gate="host" if step_mode == "eager" else "device", backend=backend, flat=blocks,
-            shared_graph=False,  # one forward per term: disjoint graphs
+            shared_graph=False,  # set by _build_loss_fns: True where terms share one evaluation
             process_group=world_group() if self.world_size > 1 else None, overlap=overlap)
         self.weighter = self.backward.weighter
         self._setup_attention(attention)
@@ -363,6 +363,8 @@ class Trainer:
     def _build_loss_fns(self) -> None:
         """Each term's loss function for the current ``compiled`` setting."""
         self.loss_functions.build(self.compiled)
+        # Terms on the same points share one evaluation (one graph): per-term backwards must retain it.
+        self.backward.shared_graph = self.loss_functions.shared
         self._drop_graphs()
 
     def _drop_graphs(self) -> None:
@@ -406,8 +408,9 @@ class Trainer:
                 self._graph_for(idx)  # capturing runs (and so compiles) every graph first
                 continue
             losses = self.term_losses(self.batches.local(idx)[0])
-            for loss in losses:
-                torch.autograd.grad(loss.sum(), self._leaves, allow_unused=True, materialize_grads=True)
+            for k, loss in enumerate(losses):
+                torch.autograd.grad(loss.sum(), self._leaves, allow_unused=True, materialize_grads=True,
+                                    retain_graph=self.backward.shared_graph and k + 1 < len(losses))
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         self._warm = True
