@@ -223,10 +223,13 @@ def test_trainer_step_equals_a_user_loop_of_the_public_pieces(name):
     opt = torch.optim.Adam([net.theta], lr=1e-3, fused=True)
     wb = WeightedBackward(net.leaves(), fastpinn.DN(beta=0.9, tau=2), prob.term_names, reference=prob.reference_term,
                           adaptive=prob.adaptive, flat=net.theta, backend="torch", shared_graph=False)
-    for _ in range(7):
-        losses = [t.loss(net, prob.coords, theta=net.leaves()) for t in prob.terms]
-        wb(losses)
-        opt.step()
+    # The Trainer's thread policy, as the README's own loop applies it: the fused kernel's tile reduction
+    # (what "auto" picks for these nets) rounds differently with another thread count.
+    with fastpinn.threads.use_threads("auto"):
+        for _ in range(7):
+            losses = [t.loss(net, prob.coords, theta=net.leaves()) for t in prob.terms]
+            wb(losses)
+            opt.step()
     assert torch.equal(net.theta, trainer.theta)
     assert torch.equal(wb.weights(), trainer.backward.weights())
     assert history.weights.shape == (7, 1, len(prob.terms))
@@ -299,15 +302,17 @@ def test_step_allocates_no_gradient_rows(scheme, step_mode):
     # Per-term gradients accumulate into G in place and the weighted sum is written into a fixed buffer:
     # no op in a step creates a tensor of P entries (the old path made several per term: autograd.grad's
     # row and one slice_backward per weight and bias).
+    # The jet path: "fused" (what auto now picks for this net on the CPU) hands the compiled op one flat theta,
+    # so it concatenates the per-layer leaves and splits the gradient back (two P-rows per term evaluation).
     problem = burgers(0, n_pde=40, n_ic=8, n_bc=8, depth=3, width=6)
-    trainer = Trainer(problem, scheme, backend="cpp", step_mode=step_mode)
+    trainer = Trainer(problem, scheme, backend="cpp", step_mode=step_mode, derivative_method="jet")
     trainer.train(2)
     with _Allocations(trainer.net.n_params) as seen:
         trainer.step()
     assert seen.hits == []
     # the counter does see rows when they are made: a gradient w.r.t. the flat theta (the old path)
     with _Allocations(trainer.net.n_params) as control:
-        loss = trainer.problem.terms[0].loss(trainer.net, trainer.problem.coords, theta=trainer.theta)
+        loss = trainer.problem.terms[0].loss(trainer.net, trainer.problem.coords, theta=trainer.theta, method="jet")
         torch.autograd.grad(loss, trainer.theta)
     assert "aten.slice_backward.default" in control.hits
 
