@@ -32,6 +32,11 @@ How a call works depends only on what the scheme reads (:attr:`Weighter.reads`):
   own points' graph). That is the price of replaying one captured graph.
 * ``"losses"`` (SoftAdapt, ReLoBRaLo, uncertainty weighting): on an update step the weights come from
   the term losses themselves, then one backward of ``sum_j lam_j L_j`` -- a PINN-cost step, no ``G``.
+* ``"gram"`` (the aggregators: PCGrad, MGDA, ..., :mod:`fastpinn.schemes.aggregators`): every call, as a
+  ``"stats"`` update step with the Gram matrix ``G Gᵀ`` (one fused pass) in place of the statistics; the
+  weights are the solver's and ``.grad`` is the direction ``sum_j w_j G_j``. ``"momentum"`` (M-ConFIG): the
+  backward of one term per call (all ``K`` on the first call, and every call with the device gate), folded
+  into that term's momentum; ``.grad`` combines the momenta.
 * ``"traces"`` (NTK): on an update step from the per-term NTK traces the caller provides (``traces=``),
   then one backward of the weighted sum.
 * ``"fixed"`` (PINN): one backward of the weighted sum.
@@ -59,6 +64,7 @@ from torch import Tensor, nn
 from .params import ParameterRows, trainable_tensors
 from .reducers import GradientReducer, check_overlap_members, make_reducer, pack_losses
 from .schedule import DeviceGate, HostGate, UpdateGate, make_gate
+from .aggregation.gram import term_gram
 from .schemes import Scheme
 from .validation import check_flag, check_int
 from .weighter import Weighter
@@ -176,9 +182,11 @@ class WeightedBackward:
         S, K, P = members, len(names), self.rows.n_params
         dtype, device = self.rows.dtype, self.rows.device
         self.members = S
-        self.weighter.reset(S, dtype, device)
+        self.weighter.reset(S, dtype, device, n_params=P)
         # the weighter's schedule (in epochs) counted in calls: one place for when the weights update
-        self.gate = make_gate(gate, self.weighter.schedule.in_steps(steps_per_epoch), device)
+        # (an aggregator decides every call, mini-batches included)
+        calls = 1 if getattr(scheme, "every_call", False) else steps_per_epoch
+        self.gate = make_gate(gate, self.weighter.schedule.in_steps(calls), device)
         self.reads = self.weighter.reads
         if reducer is None:
             reducer = make_reducer(process_group, overlap, bucket_elements)
@@ -194,7 +202,7 @@ class WeightedBackward:
         self.G_packed: Optional[Tensor] = None
         self.G: Optional[Tensor] = None
         self._G_views = None
-        if self.reads == "stats":
+        if self.weighter.needs_term_gradients:
             self._allocate_G()
         blocks = [] if flat is None else ([flat] if isinstance(flat, Tensor) else list(flat))
         self.flat = blocks
@@ -334,17 +342,27 @@ class WeightedBackward:
         run = isinstance(decision, Tensor) or decision
         active = decision if isinstance(decision, Tensor) else None
         overlap = share is not None and reducer.overlap
-        if self.reads == "stats" and run:  # per-term gradients only where the statistics read them
+        if w.needs_term_gradients and run:  # per-term gradients only where the statistics read them
+            # M-ConFIG on the host gate: one term's backward per call (all on the first)
+            only = self.gate.step % len(items) if self.reads == "momentum" and not isinstance(active, Tensor) \
+                and self.gate.step > 0 else None
             if overlap:  # G's rows reduced as their backwards finish, the losses with the last one
-                self._term_backwards(items, accumulate, reduce_rows=share)
+                self._term_backwards(items, accumulate, reduce_rows=share, only=only)
                 reducer.wait(self.G_packed, self.losses)
             else:
-                self._term_backwards(items, accumulate)
+                self._term_backwards(items, accumulate, only=only)
                 if share is not None:  # one collective: G[S, K, P] with the losses packed behind it
                     self.G.mul_(share.unsqueeze(-1))
                     reducer.all_reduce(self.G_packed, self.losses)
-            w.update_from_stats(w.statistics(self.G), self.rows.n_params, active=active, losses=self.losses)
-            self._combine(accumulate)
+            rows = self.G
+            if self.reads == "gram":  # the direction's weights from the (reduced) G: alike on every rank
+                w.update_from_gram(term_gram(self.G, w.backend), active=active)
+            elif self.reads == "momentum":
+                term = self.gate.counter % len(items) if isinstance(active, Tensor) else self.gate.step % len(items)
+                rows = w.update_from_momentum(self.G, term, active=active)
+            else:
+                w.update_from_stats(w.statistics(self.G), self.rows.n_params, active=active, losses=self.losses)
+            self._combine(accumulate, rows)
             return self._finish(update)
         # every other step: one backward of sum_j lam_j L_j (a stats scheme between its updates included:
         # the weighted gradient is linear in G, so it needs no per-term rows)
@@ -404,11 +422,13 @@ class WeightedBackward:
             elif g.data_ptr() != view.data_ptr():
                 view.copy_(g)
 
-    def _term_backwards(self, items: Sequence[Tensor], accumulate: bool, reduce_rows: Optional[Tensor] = None) -> None:
+    def _term_backwards(self, items: Sequence[Tensor], accumulate: bool, reduce_rows: Optional[Tensor] = None,
+                        only: Optional[int] = None) -> None:
         """One backward per term into row ``k`` of ``G``. With ``reduce_rows`` ``[1, K]`` (the shares of an
         overlapped update step, ``S = 1``) each finished row is scaled by its share, and the reducer starts the
         final rows not yet in flight once they hold its ``bucket_elements`` (the last rows with the losses
-        behind them), while the next term's backward runs."""
+        behind them), while the next term's backward runs. ``only``: run term ``only``'s backward alone (its
+        row; the others stay zero)."""
         self._keep_existing_grads(accumulate)
         self.G.zero_()
         last = len(items) - 1
@@ -419,9 +439,13 @@ class WeightedBackward:
         try:
             with _accumulating_into_views():
                 for k, loss in enumerate(items):
+                    if only is not None and k != only:
+                        if row_done is not None:
+                            row_done(k, k == last)
+                        continue
                     for p, view in zip(self.leaves, self._G_views[k]):
                         p.grad = view
-                    retain = self.shared_graph and k < last
+                    retain = self.shared_graph and k < last and only is None
                     torch.autograd.backward(loss.sum(), inputs=self.leaves, retain_graph=retain)
                     self.backward_passes += 1
                     if row_done is not None:
@@ -430,13 +454,15 @@ class WeightedBackward:
             reducer.abandon()
             raise
 
-    def _combine(self, accumulate: bool) -> None:
-        """``.grad`` = ``sum_j lam_j G_j`` (plus what was there with ``accumulate``), one batched product."""
-        lam = self.weighter.lam_applied.to(self.G.dtype).unsqueeze(1)  # [S, 1, K]
+    def _combine(self, accumulate: bool, rows: Optional[Tensor] = None) -> None:
+        """``.grad`` = ``sum_j lam_j G_j`` (plus what was there with ``accumulate``), one batched product;
+        ``rows``: ``[S, K, P]`` to combine instead of ``G`` (M-ConFIG's momenta)."""
+        rows = self.G if rows is None else rows
+        lam = self.weighter.lam_applied.to(rows.dtype).unsqueeze(1)  # [S, 1, K]
         whole = len(self._grad_blocks) == 1
         for a, b, buf in self._grad_blocks:
             out = buf.unsqueeze(1)  # [S, 1, n], a view: bmm writes the buffer in place
-            G = self.G if whole else self.G[:, :, a:b]
+            G = rows if whole else rows[:, :, a:b]
             if accumulate:
                 out.baddbmm_(lam, G)
             else:
