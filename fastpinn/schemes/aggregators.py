@@ -37,9 +37,10 @@ __all__ = ["AggregatorScheme", "PCGrad", "MGDA", "CAGrad", "IMTLG", "AlignedMTL"
 AGGREGATOR_READS = ("gram", "momentum")
 
 
-def _iters(what: str) -> Any:
+def _iters() -> Any:
+    """``iters``: the fixed iteration count of an iterative solver (no convergence test: no host sync)."""
     return param(None, kind="int", optional=True, minimum=1, maximum=100_000, symbol="iters",
-                 help=f"fixed iterations of the {what} solver ('none': the solver's default)")
+                 help="fixed iterations of the aggregator's solver ('none': the solver's default)")
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ class PCGrad(AggregatorScheme):
     every rank. The paper draws one order per task, its reference code shuffles once per step for all tasks;
     this follows the code (one order per step and member)."""
 
-    seed: int = param(0, minimum=0, symbol="seed", help="seed of the random projection order")
+    seed: int = param(0, minimum=0, key="pcgrad_seed", symbol="seed", help="seed of PCGrad's random projection order")
     solver: ClassVar[str] = "pcgrad_weights"
 
     def order(self, members: int, n_terms: int, n_updates: Tensor) -> Tensor:
@@ -105,7 +106,7 @@ class MGDA(AggregatorScheme):
     """MGDA, Sener & Koltun, NeurIPS 2018: the min-norm point of the convex hull of the ``g_k`` (Frank-Wolfe
     on the Gram matrix, a fixed number of iterations)."""
 
-    iters: Optional[int] = _iters("Frank-Wolfe")
+    iters: Optional[int] = _iters()
     solver: ClassVar[str] = "mgda_weights"
 
     def solver_kwargs(self, gram: Tensor, n_updates: Tensor) -> dict[str, Any]:
@@ -120,7 +121,7 @@ class CAGrad(AggregatorScheme):
 
     c: float = param(0.5, minimum=0.0, key="cagrad_c", symbol="c", shown=True,
                      help="CAGrad's radius c >= 0 of the ball around the mean gradient")
-    iters: Optional[int] = _iters("dual")
+    iters: Optional[int] = _iters()
     solver: ClassVar[str] = "cagrad_weights"
 
     def solver_kwargs(self, gram: Tensor, n_updates: Tensor) -> dict[str, Any]:
@@ -151,7 +152,7 @@ class NashMTL(AggregatorScheme):
     """Nash-MTL, Navon et al., ICML 2022: the Nash bargaining solution ``(G Gᵀ) w = 1 / w`` (fixed iterations
     on the device instead of the paper's convex solver)."""
 
-    iters: Optional[int] = _iters("bargaining")
+    iters: Optional[int] = _iters()
     solver: ClassVar[str] = "nash_mtl_weights"
 
     def solver_kwargs(self, gram: Tensor, n_updates: Tensor) -> dict[str, Any]:
