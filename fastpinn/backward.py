@@ -32,11 +32,11 @@ How a call works depends only on what the scheme reads (:attr:`Weighter.reads`):
   own points' graph). That is the price of replaying one captured graph.
 * ``"losses"`` (SoftAdapt, ReLoBRaLo, uncertainty weighting): on an update step the weights come from
   the term losses themselves, then one backward of ``sum_j lam_j L_j`` -- a PINN-cost step, no ``G``.
-* ``"gram"`` (the aggregators: PCGrad, MGDA, ..., :mod:`fastpinn.schemes.aggregators`): every call, as a
-  ``"stats"`` update step with the Gram matrix ``G Gᵀ`` (one fused pass) in place of the statistics; the
-  weights are the solver's and ``.grad`` is the direction ``sum_j w_j G_j``. ``"momentum"`` (M-ConFIG): the
-  backward of one term per call (all ``K`` on the first call, and every call with the device gate), folded
-  into that term's momentum; ``.grad`` combines the momenta.
+  The aggregators (PCGrad, MGDA, ..., :mod:`fastpinn.schemes.aggregators`) read ``"stats"`` with the Gram
+  matrix ``G Gᵀ`` (one fused pass) in place of the statistics; the weights are the solver's and ``.grad`` is
+  the direction ``sum_j w_j G_j``; their ``tau`` counts calls (default 1: every call).
+* ``"momentum"`` (M-ConFIG): the backward of one term per call (all ``K`` with the device gate, which uses
+  one row), folded into that term's momentum; ``.grad`` combines the momenta.
 * ``"traces"`` (NTK): on an update step from the per-term NTK traces the caller provides (``traces=``),
   then one backward of the weighted sum.
 * ``"fixed"`` (PINN): one backward of the weighted sum.
@@ -343,9 +343,9 @@ class WeightedBackward:
         active = decision if isinstance(decision, Tensor) else None
         overlap = share is not None and reducer.overlap
         if w.needs_term_gradients and run:  # per-term gradients only where the statistics read them
-            # M-ConFIG on the host gate: one term's backward per call (all on the first)
-            only = self.gate.step % len(items) if self.reads == "momentum" and not isinstance(active, Tensor) \
-                and self.gate.step > 0 else None
+            # M-ConFIG: the term of this update (the updates so far, mod K); the host gate runs its backward alone
+            term = self._momentum_term(active, len(items)) if self.reads == "momentum" else None
+            only = term if isinstance(term, int) else None
             if overlap:  # G's rows reduced as their backwards finish, the losses with the last one
                 self._term_backwards(items, accumulate, reduce_rows=share, only=only)
                 reducer.wait(self.G_packed, self.losses)
@@ -355,11 +355,12 @@ class WeightedBackward:
                     self.G.mul_(share.unsqueeze(-1))
                     reducer.all_reduce(self.G_packed, self.losses)
             rows = self.G
-            if self.reads == "gram":  # the direction's weights from the (reduced) G: alike on every rank
-                w.update_from_gram(term_gram(self.G, w.backend), active=active)
-            elif self.reads == "momentum":
-                term = self.gate.counter % len(items) if isinstance(active, Tensor) else self.gate.step % len(items)
+            if self.reads == "momentum":
                 rows = w.update_from_momentum(self.G, term, active=active)
+                if isinstance(active, Tensor) and w.scheme.tau > 1:  # device gate between updates: as the host's
+                    rows = torch.where(active, rows, self.G)         # one backward of sum_k w_k L_k
+            elif w.aggregates:  # the direction's weights from the (reduced) G: alike on every rank
+                w.update_from_gram(term_gram(self.G, w.backend), active=active)
             else:
                 w.update_from_stats(w.statistics(self.G), self.rows.n_params, active=active, losses=self.losses)
             self._combine(accumulate, rows)
@@ -387,6 +388,14 @@ class WeightedBackward:
             if share is not None:
                 reducer.all_reduce(self.grad_packed, self.losses, with_losses=with_losses)
         return self._finish(update)
+
+    def _momentum_term(self, active: Optional[Tensor], K: int) -> Union[int, Tensor]:
+        """M-ConFIG's term of this update: the member's update count mod ``K`` (a device tensor with the device
+        gate; with the host gate the same number from the host's schedule, so only its backward runs)."""
+        if isinstance(active, Tensor):
+            return self.weighter.n_updates[0] % K
+        sched = self.gate.schedule
+        return ((self.gate.step - sched.first_step) // sched.period) % K
 
     def _finish(self, update: Optional[bool]) -> Tensor:
         w = self.weighter

@@ -19,10 +19,12 @@ What a training step calls depends only on :attr:`Weighter.reads` (never on the 
 * ``"losses"`` (SoftAdapt, ReLoBRaLo, Uncertainty; :attr:`needs_term_gradients` is False): at update steps
   ``update_from_losses(losses.detach(), active=...)`` with ``losses[S, K]`` of this step, then one backward of
   ``(losses * lam_applied).sum()`` -- a PINN-cost step.
-* ``"gram"`` (the aggregators PCGrad, MGDA, ..., see :mod:`fastpinn.schemes.aggregators`): per-term gradients
-  ``G[S, K, P]`` every step, ``update_from_gram(fastpinn.ops.grad_gram(G), active=...)`` gives the weights of the
-  direction, then ``theta.grad = combine(G, lam_applied)``. ``"momentum"`` (M-ConFIG): ``rows =
-  update_from_momentum(G, term, active=...)`` folds this step's term into its momentum, then
+  The aggregators (PCGrad, MGDA, ..., :mod:`fastpinn.schemes.aggregators`; :attr:`aggregates` is True) read
+  ``"stats"`` too, with the Gram matrix in place of the statistics:
+  ``update_from_gram(fastpinn.ops.grad_gram(G), active=...)`` gives the weights of the direction, then
+  ``theta.grad = combine(G, lam_applied)``.
+* ``"momentum"`` (M-ConFIG; :attr:`needs_term_gradients` is True): ``rows = update_from_momentum(G, term,
+  active=...)`` folds row ``term`` of ``G`` (the only one computed) into its momentum, then
   ``theta.grad = combine(rows, lam_applied)``.
 * ``"traces"`` (NTK; :attr:`needs_term_gradients` is False): at update steps
   ``update_from_traces(fastpinn.ntk.term_traces(problem.terms, net, coords, subsample=scheme.subsample,
@@ -40,7 +42,7 @@ from . import ops
 from .schedule import UpdateSchedule
 from .aggregation.gram import term_gram
 from .schemes import PINN, SCHEME_NAMES, EMAScheme as DynamicScheme, Scheme, StatefulScheme as LossScheme
-from .schemes.aggregators import AGGREGATOR_READS
+from .schemes.aggregators import is_aggregator
 from .validation import check_int
 
 __all__ = ["Weighter", "UPDATE_SCHEDULES", "first_update_for"]
@@ -137,7 +139,13 @@ class Weighter:
     @property
     def needs_term_gradients(self) -> bool:
         """Whether a step needs the per-term gradients ``G[S, K, P]`` (else one backward of the weighted sum)."""
-        return self.reads == "stats" or self.reads in AGGREGATOR_READS
+        return self.reads in ("stats", "momentum")
+
+    @property
+    def aggregates(self) -> bool:
+        """Whether the scheme is an aggregator: its weights come from the Gram matrix of ``G`` (or of M-ConFIG's
+        momenta) and make the update direction."""
+        return is_aggregator(self.scheme)
 
     def reset(self, members: int = 1, dtype: torch.dtype = torch.float32,
               device: torch.device | str | None = None, n_params: Optional[int] = None) -> None:
@@ -165,7 +173,7 @@ class Weighter:
         self.skipped = torch.zeros(members, k, dtype=torch.int64, device=device)
         self._adaptive = adaptive
         self._members = members
-        if self.reads in AGGREGATOR_READS:  # (M-ConFIG's momenta are [S, K, P])
+        if self.aggregates:  # (M-ConFIG's momenta are [S, K, P])
             self.scheme_state = self.scheme.init_state(members, k, dtype, device, n_params=n_params)
         else:
             self.scheme_state = (self.scheme.init_state(members, k, dtype, device)
@@ -238,7 +246,7 @@ class Weighter:
                              "update_from_losses(losses)")
         G3 = self._check_G(G)
         self._ensure_state(G3)
-        if self.reads == "gram":
+        if self.aggregates and self.reads == "stats":
             self.update_from_gram(term_gram(G3, self.backend))
         elif self.reads == "momentum":
             self.update_from_momentum(G3, self.n_updates[0] % self.n_terms)
@@ -270,6 +278,9 @@ class Weighter:
         if self.reads != "stats":
             raise ValueError(f"scheme {self.scheme.name!r} reads {self.reads!r}, not gradient statistics: "
                              "call update_from_losses")
+        if self.aggregates:
+            raise ValueError(f"scheme {self.scheme.name!r} is an aggregator: its weights come from the Gram matrix, "
+                             "call update_from_gram(fastpinn.ops.grad_gram(G))")
         if self.lam is None:
             self.reset(stats.shape[0], stats.dtype, stats.device)
         if isinstance(self.scheme, LossScheme):  # GradNorm: trainable weights from statistics and losses
@@ -292,7 +303,7 @@ class Weighter:
         per-term gradients: ``lam_applied`` becomes the solver's ``w`` (direction ``sum_k w_k G_k``); a member
         whose weights come out non-finite keeps its previous ones (counted in ``skipped``). ``active`` as for
         :meth:`update_from_stats`. No host sync."""
-        if self.reads != "gram":
+        if not (self.aggregates and self.reads == "stats"):
             raise ValueError(f"scheme {getattr(self.scheme, 'name', self.scheme)!r} reads {self.reads!r}, "
                              "not the Gram matrix of the term gradients")
         if gram.dim() != 3 or tuple(gram.shape[1:]) != (self.n_terms, self.n_terms):

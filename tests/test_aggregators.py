@@ -67,7 +67,7 @@ def test_every_method_is_registered_with_its_title_and_options():
     add_scheme_options(parser)
     args = parser.parse_args(["--cagrad-c", "0.3", "--iters", "7"])
     cagrad = scheme_from_name("cagrad", **scheme_params_from_args(["cagrad"], args))
-    assert cagrad.identity() == {"scheme": "cagrad", "cagrad_c": 0.3, "iters": 7}
+    assert cagrad.identity() == {"scheme": "cagrad", "cagrad_c": 0.3, "iters": 7, "tau": 1}
     assert cagrad.describe() == "CAGrad (c=0.3, iters=7)"
     assert scheme_from_name("dcgd").describe() == "DCGD (variant=center)"
     with pytest.raises(ValueError, match="--iters is not an option of scheme 'pcgrad'"):
@@ -165,25 +165,26 @@ def test_m_config_runs_one_backward_per_call_and_the_device_gate_agrees(with_con
             opt.step()
         results[gate] = (grads, wb.backward_passes, wb.weighter.scheme_state["count"].clone())
     host, device = results["host"], results["device"]
-    assert host[1] == 3 + 6 and device[1] == 3 * 7  # all terms on the first call, then one per call
-    assert host[2].tolist() == [[3, 3, 3]] and torch.equal(host[2], device[2])  # 1 + the calls of each term
+    assert host[1] == 7 and device[1] == 3 * 7  # one backward per call (the device gate: K, one row used)
+    assert host[2].tolist() == [[3, 2, 2]] and torch.equal(host[2], device[2])  # terms 0, 1, 2, 0, 1, 2, 0
     for a, b in zip(host[0], device[0]):
         assert torch.equal(a, b)
 
 
 def test_m_config_momenta_of_constant_gradients_are_the_gradients(with_config):
     """Linear losses have constant gradients c_k: each bias-corrected momentum is c_k whatever its count, so
-    every step's direction is ConFIG of the c_k."""
+    every step's direction is ConFIG of the c_k seen so far: c_0 alone, then {c_0, c_1}, then all three."""
     gen = torch.Generator().manual_seed(5)
     c = torch.randn(3, 8, generator=gen, dtype=torch.float64)
     c[2] = -0.5 * c[0] + 0.2 * c[2]
     theta = torch.zeros(1, 8, dtype=torch.float64, requires_grad=True)
     wb = WeightedBackward([theta], MConFIG(beta=0.8), 3)
-    want = combine_rows(c.unsqueeze(0), config_oracle(term_gram(c.unsqueeze(0))))
-    for _ in range(5):
+    for step in range(5):
+        seen = c[:min(step + 1, 3)].unsqueeze(0)
+        want = combine_rows(seen, config_oracle(term_gram(seen)))
         wb([(theta * c[k]).sum(dim=1) for k in range(3)])
         np.testing.assert_allclose(theta.grad.numpy(), want.numpy(), rtol=1e-10, atol=1e-13)
-        for k in range(3):  # the direction has equal positive cosine to every gradient (ConFIG's property)
+        for k in range(seen.shape[1]):  # equal positive cosine to every gradient seen (ConFIG's property)
             cos = float(theta.grad[0] @ c[k] / theta.grad[0].norm() / c[k].norm())
             assert cos > 0
 

@@ -1,13 +1,15 @@
 """Aggregators: schemes that choose the update *direction* from the per-term gradients, every step.
 
-Each step the :class:`~fastpinn.WeightedBackward` runs the ``K`` per-term backwards into ``G[S, K, P]``, forms
-the Gram matrices ``G Gᵀ`` in one pass (:func:`fastpinn.ops.grad_gram`, float64), asks the scheme for the
-weights ``w[S, K]`` (:meth:`AggregatorScheme.aggregate`: a solver of :mod:`fastpinn.aggregation.solvers`,
-batched over the ensemble, fixed iterations or closed form, no host sync) and sets ``.grad`` to the direction
-``sum_k w_k G_k`` -- the same call, data flow and buffers as the gradient-statistics schemes, with the Gram
-in place of the statistics and no EMA: the weights are the solver's, fresh every step (``tau = 1``, one update
-per call also with mini-batches). With data parallelism ``G`` is reduced before the Gram, so every rank
-solves the same problem from the same bits and takes the same direction.
+On an update step the :class:`~fastpinn.WeightedBackward` runs the ``K`` per-term backwards into
+``G[S, K, P]`` (``reads == "stats"``, as the gradient-statistics schemes), forms the Gram matrices ``G Gᵀ`` in
+one pass (:func:`fastpinn.ops.grad_gram`, float64) instead of the statistics, asks the scheme for the weights
+``w[S, K]`` (:meth:`AggregatorScheme.aggregate`: a solver of :mod:`fastpinn.aggregation.solvers`, batched over the
+ensemble, fixed iterations or closed form, no host sync) and sets ``.grad`` to the direction ``sum_k w_k G_k``.
+No EMA: the weights are the solver's. ``tau`` counts *steps* (calls), not epochs: ``tau = 1`` (default, the
+papers) solves every step, mini-batches included; ``tau > 1`` reuses the last weights in between (as LibMTL's
+``update_weights_every`` for Nash-MTL), where a host-gate step is one backward of ``sum_k w_k L_k``. With data
+parallelism ``G`` is reduced before the Gram, so every rank solves the same problem from the same bits and
+takes the same direction.
 
 M-ConFIG (:class:`MConFIG`, ``reads == "momentum"``) differs: one backward of one term per step, the terms in
 turn, each term's gradient kept in a momentum buffer ``m[S, K, P]`` (bias-corrected by its own count), ConFIG
@@ -31,10 +33,12 @@ from .losses import uniform_draws
 from .registry import register
 
 __all__ = ["AggregatorScheme", "PCGrad", "MGDA", "CAGrad", "IMTLG", "AlignedMTL", "NashMTL", "UPGrad", "ConFIG",
-           "MConFIG", "DCGD", "AGGREGATOR_READS"]
+           "MConFIG", "DCGD", "is_aggregator"]
 
-#: The ``reads`` values of the aggregators: the Gram matrix of ``G`` every step, or of the momenta (M-ConFIG).
-AGGREGATOR_READS = ("gram", "momentum")
+
+def is_aggregator(scheme: Any) -> bool:
+    """Whether ``scheme`` chooses the update direction (an :class:`AggregatorScheme`)."""
+    return isinstance(scheme, AggregatorScheme)
 
 
 def _iters() -> Any:
@@ -48,11 +52,11 @@ class AggregatorScheme(StatefulScheme):
     """Base of the aggregators: :meth:`aggregate` maps ``gram[S, K, K]`` (float64) to ``w[S, K]`` (float64)
     with ``d_s = sum_k w[s, k] g_{s, k}``. ``solver``: the name of the function of
     :mod:`fastpinn.aggregation.solvers` (looked up at call time); :meth:`solver_kwargs` its hyper-parameters.
-    Updates every call (``tau = 1``); the weights start at 1 (the plain sum) until the first update."""
+    ``tau`` (declared by each method, default 1) counts steps; the weights start at 1 (the plain sum) until the
+    first update."""
 
-    reads: ClassVar[str] = "gram"
-    tau: ClassVar[int] = 1
-    every_call: ClassVar[bool] = True
+    reads: ClassVar[str] = "stats"  # the per-term gradients G on update steps
+    every_call: ClassVar[bool] = True  # tau counts calls, mini-batches included
     solver: ClassVar[str] = ""
 
     def solver_kwargs(self, gram: Tensor, n_updates: Tensor) -> dict[str, Any]:
@@ -68,6 +72,11 @@ class AggregatorScheme(StatefulScheme):
     def init_state(self, members: int, n_terms: int, dtype: torch.dtype, device: Any,
                    n_params: Optional[int] = None) -> dict[str, Tensor]:
         return {}
+
+
+def _steps_between_updates() -> Any:
+    return param(1, minimum=1, symbol="τ", help="steps between direction updates (1: every step, the papers'; "
+                 "more: the last weights reused in between)")
 
 
 def _with_iters(scheme: Any, kwargs: Optional[dict] = None) -> dict[str, Any]:
@@ -89,6 +98,7 @@ class PCGrad(AggregatorScheme):
 
     seed: int = param(0, minimum=0, key="pcgrad_seed", symbol="seed", help="seed of PCGrad's random projection order")
     solver: ClassVar[str] = "pcgrad_weights"
+    tau: int = _steps_between_updates()
 
     def order(self, members: int, n_terms: int, n_updates: Tensor) -> Tensor:
         """``[S, K]`` int64: this step's projection order of each member (a permutation of ``0..K-1``)."""
@@ -108,6 +118,7 @@ class MGDA(AggregatorScheme):
 
     iters: Optional[int] = _iters()
     solver: ClassVar[str] = "mgda_weights"
+    tau: int = _steps_between_updates()
 
     def solver_kwargs(self, gram: Tensor, n_updates: Tensor) -> dict[str, Any]:
         return _with_iters(self)
@@ -123,6 +134,7 @@ class CAGrad(AggregatorScheme):
                      help="CAGrad's radius c >= 0 of the ball around the mean gradient")
     iters: Optional[int] = _iters()
     solver: ClassVar[str] = "cagrad_weights"
+    tau: int = _steps_between_updates()
 
     def solver_kwargs(self, gram: Tensor, n_updates: Tensor) -> dict[str, Any]:
         return _with_iters(self, {"c": self.c})
@@ -135,6 +147,7 @@ class IMTLG(AggregatorScheme):
     gradient (a K x K linear solve, pseudo-inverse on the Gram matrix)."""
 
     solver: ClassVar[str] = "imtl_g_weights"
+    tau: int = _steps_between_updates()
 
 
 @register("aligned-mtl", title="Aligned-MTL")
@@ -144,6 +157,7 @@ class AlignedMTL(AggregatorScheme):
     (eigen-decomposition of the Gram matrix)."""
 
     solver: ClassVar[str] = "aligned_mtl_weights"
+    tau: int = _steps_between_updates()
 
 
 @register("nash-mtl", title="Nash-MTL")
@@ -154,6 +168,7 @@ class NashMTL(AggregatorScheme):
 
     iters: Optional[int] = _iters()
     solver: ClassVar[str] = "nash_mtl_weights"
+    tau: int = _steps_between_updates()
 
     def solver_kwargs(self, gram: Tensor, n_updates: Tensor) -> dict[str, Any]:
         return _with_iters(self)
@@ -166,6 +181,7 @@ class UPGrad(AggregatorScheme):
     cone of the rows (one small quadratic program per row)."""
 
     solver: ClassVar[str] = "upgrad_weights"
+    tau: int = _steps_between_updates()
 
 
 @register("config", title="ConFIG")
@@ -175,6 +191,7 @@ class ConFIG(AggregatorScheme):
     squares on the normalised rows), scaled by the sum of the gradients' projections on it."""
 
     solver: ClassVar[str] = "config_weights"
+    tau: int = _steps_between_updates()
 
 
 @register("dcgd", title="DCGD")
@@ -186,6 +203,7 @@ class DCGD(AggregatorScheme):
     variant: str = param("center", choices=("projection", "average", "center"), key="dcgd_variant",
                          symbol="variant", shown=True, help="DCGD's rule: projection, average or center")
     solver: ClassVar[str] = "dcgd_weights"
+    tau: int = _steps_between_updates()
 
     def solver_kwargs(self, gram: Tensor, n_updates: Tensor) -> dict[str, Any]:
         return {"variant": self.variant}
@@ -197,8 +215,13 @@ class MConFIG(AggregatorScheme):
     """M-ConFIG, Liu, Chu & Thuerey, ICLR 2025: one backward of one term per step (the terms in turn), each
     term's gradient kept in a momentum ``m_k <- beta m_k + (1 - beta) g_k`` (updated only on its own steps,
     bias-corrected by its own count ``c_k``: ``m_k / (1 - beta^c_k)``), and ConFIG on the corrected momenta,
-    whose combination is the direction. The first step runs all ``K`` backwards, so every term has a momentum
-    from the start (the paper's algorithm leaves the start open).
+    whose combination is the direction.
+
+    The first ``K - 1`` steps, before every term has been seen, are left open by the paper: here the direction
+    is ConFIG of the terms seen so far (the unseen ones enter the solver as unit vectors orthogonal to every
+    other row -- which separates them exactly from the least-squares problem of the seen rows -- with weight 0,
+    and the length is then set by ConFIG's rule ``sum_seen (m_k . u) u``). So a step costs one backward from
+    the first one on.
 
     State: ``momentum[S, K, P]`` and ``count[S, K]`` (int64), checkpointed with the weights."""
 
@@ -206,31 +229,33 @@ class MConFIG(AggregatorScheme):
                         shown=True, help="M-ConFIG's momentum decay of each term's gradient, in [0, 1)")
     reads: ClassVar[str] = "momentum"
     solver: ClassVar[str] = "config_weights"
+    tau: int = _steps_between_updates()
 
     def init_state(self, members: int, n_terms: int, dtype: torch.dtype, device: Any,
                    n_params: Optional[int] = None) -> dict[str, Tensor]:
         return {"momentum": torch.zeros(members, n_terms, n_params or 0, dtype=dtype, device=device),
                 "count": torch.zeros(members, n_terms, dtype=torch.int64, device=device)}
 
-    def momentum_step(self, G: Tensor, term: Tensor, state: dict[str, Tensor], gram_of: Any,
-                      on: Tensor) -> Tensor:
-        """Fold row ``term`` of ``G[S, K, P]`` into its momentum, and every row whose term has no momentum yet
-        (``term``: a 0-dim int64 tensor or an int; where ``on`` is False nothing changes) and return the weights ``w[S, K]`` (float64) of the momenta themselves: the
-        direction is ``sum_k w_k m_k``. ``gram_of``: ``momentum -> gram`` (the fused kernel)."""
+    def momentum_step(self, G: Tensor, term: Any, state: dict[str, Tensor], gram_of: Any, on: Tensor) -> Tensor:
+        """Fold row ``term`` of ``G[S, K, P]`` into its momentum (``term``: an int or a 0-dim int64 tensor;
+        where ``on`` is False nothing changes) and return the weights ``w[S, K]`` (float64) of the momenta
+        themselves: the direction is ``sum_k w_k m_k``. ``gram_of``: ``momenta -> gram`` (the fused kernel)."""
         m, count = state["momentum"], state["count"]
         K = G.shape[1]
-        # this step's term, and every term not seen yet (the first step computes all K rows)
-        mine = ((torch.arange(K, device=G.device) == term).unsqueeze(0) | (count == 0)) & on  # [S, K]
+        mine = ((torch.arange(K, device=G.device) == term) & on).unsqueeze(0)  # [1, K]
         m.copy_(torch.where(mine.unsqueeze(2), self.beta * m + (1.0 - self.beta) * G, m))
         count.add_(mine.to(torch.int64))
-        seen = count > 0
-        correction = 1.0 - torch.pow(self.beta, count.to(torch.float64))  # [S, K]
+        seen = count > 0  # [S, K]
+        correction = 1.0 - torch.pow(self.beta, count.to(torch.float64))
         scale = torch.where(seen, 1.0 / torch.where(seen, correction, 1.0), 0.0)
-        # ConFIG on the bias-corrected momenta m_k / (1 - beta^c_k): their Gram is D gram(m) D, D = diag(scale).
-        unseen = ~seen
+        # ConFIG on the corrected momenta m_k / (1 - beta^c_k): their Gram is D gram(m) D, D = diag(scale)
         gram = scaled_gram(gram_of(m), scale)
-        # (a term still unseen -- only when ``on`` was False at the start -- gets a unit diagonal so the
-        # normalised rows stay defined; its weight is multiplied by scale = 0 below)
-        gram = gram + torch.diag_embed(unseen.to(gram.dtype))
-        w = getattr(solvers, self.solver)(gram)
+        unseen = ~seen
+        w = getattr(solvers, self.solver)(gram + torch.diag_embed(unseen.to(gram.dtype)))
+        w = torch.where(seen, w, 0.0)
+        # ConFIG's length over the seen rows: v = sum w_k m_k -> (sum_k m_k . v / |v|^2) v
+        gw = (gram @ w.unsqueeze(2)).squeeze(2)
+        norm2 = (w * gw).sum(dim=1, keepdim=True)
+        length = torch.where(norm2 > 0, gw.sum(dim=1, keepdim=True) / torch.where(norm2 > 0, norm2, 1.0), 1.0)
+        w = torch.where(unseen.any(dim=1, keepdim=True), w * length, w)
         return w * scale
