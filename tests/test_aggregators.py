@@ -149,6 +149,8 @@ def test_weighter_update_reads_the_gram_of_G():
     assert torch.equal(lam, PCGrad().aggregate(term_gram(G), torch.zeros(2, dtype=torch.int64)))
     with pytest.raises(ValueError, match="Gram"):
         fastpinn.Weighter(fastpinn.DN(), 3).update_from_gram(term_gram(G))
+    with pytest.raises(ValueError, match="aggregator"):
+        w.update_from_stats(w.statistics(G), G.shape[-1])
 
 
 # -------------------------------------------------------------------------------------------------- M-ConFIG
