@@ -30,11 +30,11 @@ How a call works depends only on what the scheme reads (:attr:`Weighter.reads`):
   host gate makes one, i.e. up to ``K`` times the backward work on ``tau - 1`` steps in ``tau`` when the
   terms share their points (about nothing extra when they do not: each term's backward then walks only its
   own points' graph). That is the price of replaying one captured graph.
-* ``"losses"`` (SoftAdapt, ReLoBRaLo, uncertainty weighting): on an update step the weights come from
-  the term losses themselves, then one backward of ``sum_j lam_j L_j`` -- a PINN-cost step, no ``G``.
   The aggregators (PCGrad, MGDA, ..., :mod:`fastpinn.schemes.aggregators`) read ``"stats"`` with the Gram
   matrix ``G Gᵀ`` (one fused pass) in place of the statistics; the weights are the solver's and ``.grad`` is
   the direction ``sum_j w_j G_j``; their ``tau`` counts calls (default 1: every call).
+* ``"losses"`` (SoftAdapt, ReLoBRaLo, uncertainty weighting): on an update step the weights come from
+  the term losses themselves, then one backward of ``sum_j lam_j L_j`` -- a PINN-cost step, no ``G``.
 * ``"momentum"`` (M-ConFIG): the backward of one term per call (all ``K`` with the device gate, which uses
   one row), folded into that term's momentum; ``.grad`` combines the momenta.
 * ``"traces"`` (NTK): on an update step from the per-term NTK traces the caller provides (``traces=``),
