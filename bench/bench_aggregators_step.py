@@ -117,6 +117,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=None)
     ap.add_argument("--accuracy-epochs", type=int, default=0, help="also train short runs for accuracy (0: no)")
     ap.add_argument("--seeds", default="0,1")
+    ap.add_argument("--no-overhead", action="store_true", help="only the accuracy runs")
     ap.add_argument("--out", default=None, help="result file (default bench/results/aggregators-step-<machine>-<date>.md)")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -132,7 +133,7 @@ def main() -> None:
                  f"{info['load_average']}.", f"Command: `python {' '.join(sys.argv)}`", "",
                  f"Aggregators with a solver in this build: {', '.join(methods) or 'none'}.", ""]
         raw = {"machine": info, "overhead": {}, "accuracy": {}}
-        for name in names:
+        for name in ([] if args.no_overhead else names):
             sizes = QUICK_SIZES[name] if args.quick else {}
             res = overhead(name, sizes, epochs, rounds, warm=2, methods=methods)
             raw["overhead"][name] = res
