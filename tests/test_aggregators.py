@@ -273,3 +273,13 @@ def test_the_cli_trains_pcgrad_and_its_seed_is_part_of_the_run_identity(tmp_path
     config = json.loads((out / "config.json").read_text())
     assert config["identity"]["pcgrad_seed"] == 3
     assert "PCGrad (seed=3)" in capsys.readouterr().err
+
+
+def test_compare_trains_an_aggregator_beside_pinn_as_an_ensemble_of_seeds(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    argv = ["compare", "poisson1d", "--schemes", "pinn,pcgrad", "--seeds", "2", "--epochs", "4", "--n-pde", "16",
+            "--eval-every", "2", "--threads", "1", "--no-progress", "--no-figures", "--backend", "torch",
+            "--out", str(out)]
+    assert cli.main(argv) == 0
+    table = (out / "compare.md").read_text()
+    assert "PCGrad" in table and "PINN" in table
