@@ -124,3 +124,12 @@ def test_non_finite_entries_propagate_and_bad_input_is_refused():
         ops.grad_gram(G[0, 0])
     with pytest.raises(ValueError, match="backend"):
         ops.grad_gram(G, backend="numpy")
+
+
+@needs_cpp
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_opcheck_grad_gram(dtype):
+    """The schema, the fake (meta) implementation and the CPU kernel agree (torch.compile can trace the op)."""
+    G = _data((2, 3, 37), dtype)
+    torch.library.opcheck(torch.ops.fastpinn.grad_gram.default, (G,))
+    torch.library.opcheck(torch.ops.fastpinn.grad_gram.default, (G.transpose(0, 1),))
