@@ -93,8 +93,10 @@ class PCGrad(AggregatorScheme):
     in a random order, then summed. The order of each step and member is drawn from ``seed``, the member and
     its update count by a counter-based generator (:func:`fastpinn.schemes.losses.uniform_draws`): no generator
     state to checkpoint beyond the update count, the same draws on the device gate and the host gate, and on
-    every rank. The paper draws one order per task, its reference code shuffles once per step for all tasks;
-    this follows the code (one order per step and member)."""
+    every rank. Algorithm 1 of the paper visits the other tasks "in random order" for each task; the authors'
+    TensorFlow code shuffles the tasks once per step and projects every task in that order (skipping nothing:
+    a task's own row never conflicts with it at the start). This follows the code: one order per step and
+    member, the task itself skipped."""
 
     seed: int = param(0, minimum=0, key="pcgrad_seed", symbol="seed", help="seed of PCGrad's random projection order")
     solver: ClassVar[str] = "pcgrad_weights"
