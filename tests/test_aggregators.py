@@ -241,7 +241,7 @@ def _trainer(name: str) -> fastpinn.Trainer:
 
 @pytest.mark.parametrize("name", list(METHODS))
 def test_the_trainer_trains_every_method(name, with_config):
-    solver = getattr(scheme_from_name(name), "solver")
+    solver = scheme_from_name(name).solver
     if not hasattr(solvers, solver):
         pytest.skip(f"solvers.{solver} is not in this build (the placeholder solvers.py)")
     t = _trainer(name)
