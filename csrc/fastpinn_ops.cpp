@@ -11,6 +11,9 @@ TORCH_LIBRARY(fastpinn, m) {
   m.set_python_module("fastpinn.ops.fake");
   // Per-row statistics of G[S, K, P] -> stats[S, K, 7]; see fastpinn/ops/reference.py::grad_stats_ref.
   m.def("grad_stats(Tensor G, float p) -> Tensor");
+  // Gram matrix of each member's rows of G[S, K, P] -> gram[S, K, K], float64 whatever G's dtype (CPU kernel only;
+  // CUDA tensors use the Triton op fastpinn::grad_gram_triton); see fastpinn/ops/reference.py::grad_gram_ref.
+  m.def("grad_gram(Tensor G) -> Tensor");
   // Scheme-free in-place EMA update of the loss weights from candidate weights hat[S, K] and a validity mask;
   // see fastpinn/ops/reference.py::ema_update_ref.
   m.def(

@@ -1,4 +1,4 @@
-// CPU kernel of fastpinn::grad_stats. Numerics: grad_stats.h.
+// CPU kernels of fastpinn::grad_stats (numerics: grad_stats.h) and fastpinn::grad_gram (below).
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
@@ -443,10 +443,111 @@ at::Tensor grad_stats_cpu(const at::Tensor& G, double p) {
   return out;
 }
 
+// ---- fastpinn::grad_gram: out[s, i, j] = sum_p G[s, i, p] G[s, j, p] in float64, one pass over G.
+//
+// A task reads one kChunk-column slab of all K rows of a member (converted to double: a product of two floats is
+// exact in double) and forms all K (K + 1) / 2 dot products of the slab, which stays in L1/L2 while it does. Each
+// slab dot product uses kGramLanes independent accumulators added in a fixed order at the end; the slabs of a
+// member are then merged in column order with Neumaier compensation. Error of an entry: at most about
+// (kChunk / kGramLanes + 2) eps64 sum_p |g_i g_j|, independent of P and of the number of threads (fixed
+// chunking, fixed merge order).
+constexpr int kGramLanes = 4;
+
+double gram_dot(const double* x, const double* y, int64_t n) {
+  double acc[kGramLanes] = {0.0, 0.0, 0.0, 0.0};
+  int64_t q = 0;
+  for (; q + kGramLanes <= n; q += kGramLanes) {
+    for (int l = 0; l < kGramLanes; ++l) {
+      acc[l] += x[q + l] * y[q + l];
+    }
+  }
+  for (int l = 0; q < n; ++q, ++l) {
+    acc[l] += x[q] * y[q];
+  }
+  return (acc[0] + acc[1]) + (acc[2] + acc[3]);
+}
+
+template <typename T>
+void grad_gram_cpu_kernel(const at::Tensor& G, at::Tensor& out) {
+  const int64_t S = G.size(0);
+  const int64_t K = G.size(1);
+  const int64_t P = G.size(2);
+  const int64_t s0 = G.stride(0);
+  const int64_t s1 = G.stride(1);
+  const int64_t s2 = G.stride(2);
+  const T* g = G.const_data_ptr<T>();
+  const int64_t n_chunks = (P + kChunk - 1) / kChunk;
+  const int64_t pairs = K * (K + 1) / 2;
+  const int64_t grain = std::max<int64_t>(1, kGrainElements / (K * kChunk));
+
+  std::vector<double> parts(S * n_chunks * pairs);
+  at::parallel_for(0, S * n_chunks, grain, [&](int64_t begin, int64_t end) {
+    std::vector<double> slab(K * kChunk);
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t s = i / n_chunks;
+      const int64_t start = (i % n_chunks) * kChunk;
+      const int64_t n = std::min(kChunk, P - start);
+      for (int64_t k = 0; k < K; ++k) {
+        const T* x = g + s * s0 + k * s1 + start * s2;
+        double* y = slab.data() + k * kChunk;
+        for (int64_t q = 0; q < n; ++q) {
+          y[q] = static_cast<double>(x[q * s2]);
+        }
+      }
+      double* part = parts.data() + i * pairs;
+      for (int64_t a = 0; a < K; ++a) {
+        for (int64_t b = a; b < K; ++b) {
+          *part++ = gram_dot(slab.data() + a * kChunk, slab.data() + b * kChunk, n);
+        }
+      }
+    }
+  });
+
+  double* o = out.data_ptr<double>();
+  at::parallel_for(0, S * pairs, 64, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t s = i / pairs;
+      const int64_t pair = i % pairs;
+      Compensated<double> acc{0.0, 0.0};
+      for (int64_t c = 0; c < n_chunks; ++c) {
+        acc.add(parts[(s * n_chunks + c) * pairs + pair]);
+      }
+      // (a, b) of the pair-th entry of the upper triangle, row by row
+      int64_t a = 0;
+      int64_t first = 0;
+      while (first + (K - a) <= pair) {
+        first += K - a;
+        ++a;
+      }
+      const int64_t b = a + (pair - first);
+      const double v = acc.value();
+      o[(s * K + a) * K + b] = v;
+      o[(s * K + b) * K + a] = v;
+    }
+  });
+}
+
+at::Tensor grad_gram_cpu(const at::Tensor& G) {
+  TORCH_CHECK(G.layout() == at::kStrided, "fastpinn::grad_gram: G must be a strided (dense) tensor, got layout ",
+              G.layout());
+  TORCH_CHECK(G.dim() == 3, "fastpinn::grad_gram: G must be 3-D [S, K, P], got shape ", G.sizes());
+  TORCH_CHECK(is_float_or_double(G), "fastpinn::grad_gram: G must be float32 or float64, got ", G.scalar_type());
+  TORCH_CHECK(G.size(2) >= 1, "fastpinn::grad_gram: G must have P = G.size(2) >= 1, got shape ", G.sizes());
+  at::Tensor out = at::empty({G.size(0), G.size(1), G.size(1)}, G.options().dtype(at::kDouble));
+  if (out.numel() == 0) {
+    return out;
+  }
+  AT_DISPATCH_FLOATING_TYPES(G.scalar_type(), "fastpinn::grad_gram", [&] {
+    grad_gram_cpu_kernel<scalar_t>(G, out);
+  });
+  return out;
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(fastpinn, CPU, m) {
   m.impl("grad_stats", &grad_stats_cpu);
+  m.impl("grad_gram", &grad_gram_cpu);
 }
 
 }  // namespace fastpinn

@@ -30,8 +30,13 @@ How a call works depends only on what the scheme reads (:attr:`Weighter.reads`):
   host gate makes one, i.e. up to ``K`` times the backward work on ``tau - 1`` steps in ``tau`` when the
   terms share their points (about nothing extra when they do not: each term's backward then walks only its
   own points' graph). That is the price of replaying one captured graph.
+  The aggregators (PCGrad, MGDA, ..., :mod:`fastpinn.schemes.aggregators`) read ``"stats"`` with the Gram
+  matrix ``G Gᵀ`` (one fused pass) in place of the statistics; the weights are the solver's and ``.grad`` is
+  the direction ``sum_j w_j G_j``; their ``tau`` counts calls (default 1: every call).
 * ``"losses"`` (SoftAdapt, ReLoBRaLo, uncertainty weighting): on an update step the weights come from
   the term losses themselves, then one backward of ``sum_j lam_j L_j`` -- a PINN-cost step, no ``G``.
+* ``"momentum"`` (M-ConFIG): the backward of one term per call (all ``K`` with the device gate, which uses
+  one row), folded into that term's momentum; ``.grad`` combines the momenta.
 * ``"traces"`` (NTK): on an update step from the per-term NTK traces the caller provides (``traces=``),
   then one backward of the weighted sum.
 * ``"fixed"`` (PINN): one backward of the weighted sum.
@@ -59,6 +64,7 @@ from torch import Tensor, nn
 from .params import ParameterRows, trainable_tensors
 from .reducers import GradientReducer, check_overlap_members, make_reducer, pack_losses
 from .schedule import DeviceGate, HostGate, UpdateGate, make_gate
+from .aggregation.gram import term_gram
 from .schemes import Scheme
 from .validation import check_flag, check_int
 from .weighter import Weighter
@@ -177,9 +183,11 @@ class WeightedBackward:
         S, K, P = members, len(names), self.rows.n_params
         dtype, device = self.rows.dtype, self.rows.device
         self.members = S
-        self.weighter.reset(S, dtype, device)
+        self.weighter.reset(S, dtype, device, n_params=P)
         # the weighter's schedule (in epochs) counted in calls: one place for when the weights update
-        self.gate = make_gate(gate, self.weighter.schedule.in_steps(steps_per_epoch), device)
+        # (an aggregator decides every call, mini-batches included)
+        calls = 1 if getattr(scheme, "every_call", False) else steps_per_epoch
+        self.gate = make_gate(gate, self.weighter.schedule.in_steps(calls), device)
         self.reads = self.weighter.reads
         if reducer is None:
             reducer = make_reducer(process_group, overlap, bucket_elements)
@@ -195,7 +203,7 @@ class WeightedBackward:
         self.G_packed: Optional[Tensor] = None
         self.G: Optional[Tensor] = None
         self._G_views = None
-        if self.reads == "stats":
+        if self.weighter.needs_term_gradients:
             self._allocate_G()
         blocks = [] if flat is None else ([flat] if isinstance(flat, Tensor) else list(flat))
         self.flat = blocks
@@ -339,17 +347,28 @@ class WeightedBackward:
         run = isinstance(decision, Tensor) or decision
         active = decision if isinstance(decision, Tensor) else None
         overlap = share is not None and reducer.overlap
-        if self.reads == "stats" and run:  # per-term gradients only where the statistics read them
+        if w.needs_term_gradients and run:  # per-term gradients only where the statistics read them
+            # M-ConFIG: the term of this update (the updates so far, mod K); the host gate runs its backward alone
+            term = self._momentum_term(active, len(items)) if self.reads == "momentum" else None
+            only = term if isinstance(term, int) else None
             if overlap:  # G's rows reduced as their backwards finish, the losses with the last one
-                self._term_backwards(items, accumulate, reduce_rows=share)
+                self._term_backwards(items, accumulate, reduce_rows=share, only=only)
                 reducer.wait(self.G_packed, self.losses)
             else:
-                self._term_backwards(items, accumulate)
+                self._term_backwards(items, accumulate, only=only)
                 if share is not None:  # one collective: G[S, K, P] with the losses packed behind it
                     self.G.mul_(share.unsqueeze(-1))
                     reducer.all_reduce(self.G_packed, self.losses)
-            w.update_from_stats(w.statistics(self.G), self.rows.n_params, active=active, losses=self.losses)
-            self._combine(accumulate)
+            rows = self.G
+            if self.reads == "momentum":
+                rows = w.update_from_momentum(self.G, term, active=active)
+                if isinstance(active, Tensor) and w.scheme.tau > 1:  # device gate between updates: as the host's
+                    rows = torch.where(active, rows, self.G)         # one backward of sum_k w_k L_k
+            elif w.aggregates:  # the direction's weights from the (reduced) G: alike on every rank
+                w.update_from_gram(term_gram(self.G, w.backend), active=active)
+            else:
+                w.update_from_stats(w.statistics(self.G), self.rows.n_params, active=active, losses=self.losses)
+            self._combine(accumulate, rows)
             return self._finish(update)
         # every other step: one backward of sum_j lam_j L_j (a stats scheme between its updates included:
         # the weighted gradient is linear in G, so it needs no per-term rows)
@@ -374,6 +393,14 @@ class WeightedBackward:
             if share is not None:
                 reducer.all_reduce(self.grad_packed, self.losses, with_losses=with_losses)
         return self._finish(update)
+
+    def _momentum_term(self, active: Optional[Tensor], K: int) -> Union[int, Tensor]:
+        """M-ConFIG's term of this update: the member's update count mod ``K`` (a device tensor with the device
+        gate; with the host gate the same number from the host's schedule, so only its backward runs)."""
+        if isinstance(active, Tensor):
+            return self.weighter.n_updates[0] % K
+        sched = self.gate.schedule
+        return ((self.gate.step - sched.first_step) // sched.period) % K
 
     def _finish(self, update: Optional[bool]) -> Tensor:
         w = self.weighter
@@ -409,11 +436,13 @@ class WeightedBackward:
             elif g.data_ptr() != view.data_ptr():
                 view.copy_(g)
 
-    def _term_backwards(self, items: Sequence[Tensor], accumulate: bool, reduce_rows: Optional[Tensor] = None) -> None:
+    def _term_backwards(self, items: Sequence[Tensor], accumulate: bool, reduce_rows: Optional[Tensor] = None,
+                        only: Optional[int] = None) -> None:
         """One backward per term into row ``k`` of ``G``. With ``reduce_rows`` ``[1, K]`` (the shares of an
         overlapped update step, ``S = 1``) each finished row is scaled by its share, and the reducer starts the
         final rows not yet in flight once they hold its ``bucket_elements`` (the last rows with the losses
-        behind them), while the next term's backward runs."""
+        behind them), while the next term's backward runs. ``only``: run term ``only``'s backward alone (its
+        row; the others stay zero)."""
         self._keep_existing_grads(accumulate)
         self.G.zero_()
         last = len(items) - 1
@@ -424,9 +453,13 @@ class WeightedBackward:
         try:
             with self._quiet():
                 for k, loss in enumerate(items):
+                    if only is not None and k != only:
+                        if row_done is not None:
+                            row_done(k, k == last)
+                        continue
                     for p, view in zip(self.leaves, self._G_views[k]):
                         p.grad = view
-                    retain = self.shared_graph and k < last
+                    retain = self.shared_graph and k < last and only is None
                     torch.autograd.backward(loss.sum(), inputs=self.leaves, retain_graph=retain)
                     self.backward_passes += 1
                     if row_done is not None:
@@ -435,13 +468,15 @@ class WeightedBackward:
             reducer.abandon()
             raise
 
-    def _combine(self, accumulate: bool) -> None:
-        """``.grad`` = ``sum_j lam_j G_j`` (plus what was there with ``accumulate``), one batched product."""
-        lam = self.weighter.lam_applied.to(self.G.dtype).unsqueeze(1)  # [S, 1, K]
+    def _combine(self, accumulate: bool, rows: Optional[Tensor] = None) -> None:
+        """``.grad`` = ``sum_j lam_j G_j`` (plus what was there with ``accumulate``), one batched product;
+        ``rows``: ``[S, K, P]`` to combine instead of ``G`` (M-ConFIG's momenta)."""
+        rows = self.G if rows is None else rows
+        lam = self.weighter.lam_applied.to(rows.dtype).unsqueeze(1)  # [S, 1, K]
         whole = len(self._grad_blocks) == 1
         for a, b, buf in self._grad_blocks:
             out = buf.unsqueeze(1)  # [S, 1, n], a view: bmm writes the buffer in place
-            G = self.G if whole else self.G[:, :, a:b]
+            G = rows if whole else rows[:, :, a:b]
             if accumulate:
                 out.baddbmm_(lam, G)
             else:

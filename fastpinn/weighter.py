@@ -19,6 +19,13 @@ What a training step calls depends only on :attr:`Weighter.reads` (never on the 
 * ``"losses"`` (SoftAdapt, ReLoBRaLo, Uncertainty; :attr:`needs_term_gradients` is False): at update steps
   ``update_from_losses(losses.detach(), active=...)`` with ``losses[S, K]`` of this step, then one backward of
   ``(losses * lam_applied).sum()`` -- a PINN-cost step.
+  The aggregators (PCGrad, MGDA, ..., :mod:`fastpinn.schemes.aggregators`; :attr:`aggregates` is True) read
+  ``"stats"`` too, with the Gram matrix in place of the statistics:
+  ``update_from_gram(fastpinn.ops.grad_gram(G), active=...)`` gives the weights of the direction, then
+  ``theta.grad = combine(G, lam_applied)``.
+* ``"momentum"`` (M-ConFIG; :attr:`needs_term_gradients` is True): ``rows = update_from_momentum(G, term,
+  active=...)`` folds row ``term`` of ``G`` (the only one computed) into its momentum, then
+  ``theta.grad = combine(rows, lam_applied)``.
 * ``"traces"`` (NTK; :attr:`needs_term_gradients` is False): at update steps
   ``update_from_traces(fastpinn.ntk.term_traces(problem.terms, net, coords, subsample=scheme.subsample,
   per_point=scheme.per_point, generator=g), active=...)``, then one backward of the weighted sum.
@@ -26,14 +33,16 @@ What a training step calls depends only on :attr:`Weighter.reads` (never on the 
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from typing import Any, Optional, Sequence, Union
 
 import torch
 from torch import Tensor
 
 from . import ops
 from .schedule import UpdateSchedule
+from .aggregation.gram import term_gram
 from .schemes import PINN, SCHEME_NAMES, EMAScheme as DynamicScheme, Scheme, StatefulScheme as LossScheme
+from .schemes.aggregators import is_aggregator
 from .validation import check_int
 
 __all__ = ["Weighter", "UPDATE_SCHEDULES", "first_update_for"]
@@ -130,10 +139,16 @@ class Weighter:
     @property
     def needs_term_gradients(self) -> bool:
         """Whether a step needs the per-term gradients ``G[S, K, P]`` (else one backward of the weighted sum)."""
-        return self.reads == "stats"
+        return self.reads in ("stats", "momentum")
+
+    @property
+    def aggregates(self) -> bool:
+        """Whether the scheme is an aggregator: its weights come from the Gram matrix of ``G`` (or of M-ConFIG's
+        momenta) and make the update direction."""
+        return is_aggregator(self.scheme)
 
     def reset(self, members: int = 1, dtype: torch.dtype = torch.float32,
-              device: torch.device | str | None = None) -> None:
+              device: torch.device | str | None = None, n_params: Optional[int] = None) -> None:
         """(Re)create the state for ``members`` ensemble members: weights 1 (0 for adaptive terms
         with bias correction, whose applied weight is still 1 until the first update)."""
         if dtype not in (torch.float32, torch.float64):
@@ -158,8 +173,11 @@ class Weighter:
         self.skipped = torch.zeros(members, k, dtype=torch.int64, device=device)
         self._adaptive = adaptive
         self._members = members
-        self.scheme_state = (self.scheme.init_state(members, k, dtype, device)
-                             if isinstance(self.scheme, LossScheme) else {})
+        if self.aggregates:  # (M-ConFIG's momenta are [S, K, P])
+            self.scheme_state = self.scheme.init_state(members, k, dtype, device, n_params=n_params)
+        else:
+            self.scheme_state = (self.scheme.init_state(members, k, dtype, device)
+                                 if isinstance(self.scheme, LossScheme) else {})
 
     def _target_mask(self, device: torch.device | str | None) -> Tensor:
         """``[K]`` bool: the terms the EMA updates (adaptive, and not the reference when the scheme has one)."""
@@ -182,7 +200,7 @@ class Weighter:
     def _ensure_state(self, G3: Tensor) -> None:
         s = G3.shape[0]
         if self.lam is None:
-            self.reset(s, G3.dtype, G3.device)
+            self.reset(s, G3.dtype, G3.device, n_params=G3.shape[-1])
         elif self._members != s:
             raise ValueError(f"G has {s} ensemble members but this Weighter holds state for {self._members}")
         elif self.lam.dtype != G3.dtype or self.lam.device != G3.device:
@@ -228,7 +246,11 @@ class Weighter:
                              "update_from_losses(losses)")
         G3 = self._check_G(G)
         self._ensure_state(G3)
-        if self.dynamic:
+        if self.aggregates and self.reads == "stats":
+            self.update_from_gram(term_gram(G3, self.backend))
+        elif self.reads == "momentum":
+            self.update_from_momentum(G3, self.n_updates[0] % self.n_terms)
+        elif self.dynamic:
             self.update_from_stats(self.statistics(G3), G3.shape[-1], losses=losses)
         out = self.lam_applied.clone()
         return out if G.dim() == 3 else out.squeeze(0)
@@ -256,6 +278,9 @@ class Weighter:
         if self.reads != "stats":
             raise ValueError(f"scheme {self.scheme.name!r} reads {self.reads!r}, not gradient statistics: "
                              "call update_from_losses")
+        if self.aggregates:
+            raise ValueError(f"scheme {self.scheme.name!r} is an aggregator: its weights come from the Gram matrix, "
+                             "call update_from_gram(fastpinn.ops.grad_gram(G))")
         if self.lam is None:
             self.reset(stats.shape[0], stats.dtype, stats.device)
         if isinstance(self.scheme, LossScheme):  # GradNorm: trainable weights from statistics and losses
@@ -272,6 +297,41 @@ class Weighter:
         ops.ema_update(hat, valid, self._adaptive, self.lam, self.lam_applied, self.n_updates, self.skipped,
                        sch.beta, sch.bias_correction, active, backend=self._update_backend())
         self._clamp()
+
+    def update_from_gram(self, gram: Tensor, active: Optional[Tensor] = None) -> None:
+        """An aggregator's weights of this step from the Gram matrices ``gram[S, K, K]`` (float64) of the
+        per-term gradients: ``lam_applied`` becomes the solver's ``w`` (direction ``sum_k w_k G_k``); a member
+        whose weights come out non-finite keeps its previous ones (counted in ``skipped``). ``active`` as for
+        :meth:`update_from_stats`. No host sync."""
+        if not (self.aggregates and self.reads == "stats"):
+            raise ValueError(f"scheme {getattr(self.scheme, 'name', self.scheme)!r} reads {self.reads!r}, "
+                             "not the Gram matrix of the term gradients")
+        if gram.dim() != 3 or tuple(gram.shape[1:]) != (self.n_terms, self.n_terms):
+            raise ValueError(f"gram must have shape [S, K={self.n_terms}, K={self.n_terms}], got {tuple(gram.shape)}")
+        if self.lam is None:
+            self.reset(gram.shape[0], torch.float64, gram.device)
+        w = self.scheme.aggregate(gram.to(torch.float64), self.n_updates)
+        self._apply_aggregate(w, active)
+
+    def update_from_momentum(self, G: Tensor, term: Union[int, Tensor], active: Optional[Tensor] = None) -> Tensor:
+        """M-ConFIG: fold row ``term`` of ``G[S, K, P]`` (and, on the first update, every row) into the
+        per-term momenta and set the weights of the momenta; returns the momenta ``[S, K, P]``, whose
+        combination with :meth:`weights` is the direction. ``term``: an int or a 0-dim int64 device tensor."""
+        if self.reads != "momentum":
+            raise ValueError(f"scheme {getattr(self.scheme, 'name', self.scheme)!r} reads {self.reads!r}, "
+                             "not the per-term momenta")
+        G3 = self._check_G(G)
+        self._ensure_state(G3)
+        if self.scheme_state["momentum"].shape[-1] != G3.shape[-1]:
+            raise ValueError(f"G has {G3.shape[-1]} columns, the momenta {self.scheme_state['momentum'].shape[-1]}")
+        on = torch.ones((), dtype=torch.bool, device=G3.device) if active is None else active.to(torch.bool)
+        w = self.scheme.momentum_step(G3, term, self.scheme_state, lambda m: term_gram(m, self.backend), on)
+        self._apply_aggregate(w, on)
+        return self.scheme_state["momentum"]
+
+    def _apply_aggregate(self, w: Tensor, active: Optional[Tensor]) -> None:
+        on = torch.ones((), dtype=torch.bool, device=w.device) if active is None else active.to(torch.bool)
+        self._apply(w.to(self.lam.dtype), torch.isfinite(w).all(dim=1), {}, on)
 
     def update_from_traces(self, traces: Tensor, active: Optional[Tensor] = None) -> None:
         """In-place EMA update of an NTK scheme's weights from per-term NTK traces ``[S, K]`` or ``[K]``

@@ -24,10 +24,10 @@ import torch
 from torch import Tensor
 
 from . import layout
-from .reference import check_p, ema_update_ref, grad_stats_ref
+from .reference import check_p, ema_update_ref, grad_gram_ref, grad_stats_ref
 
-__all__ = ["grad_stats", "ema_update", "stats_implementation", "layout", "grad_stats_ref", "ema_update_ref", "BACKENDS",
-           "load_extension"]
+__all__ = ["grad_stats", "grad_gram", "ema_update", "stats_implementation", "gram_implementation", "layout",
+           "grad_stats_ref", "grad_gram_ref", "ema_update_ref", "BACKENDS", "load_extension"]
 
 Backend = Literal["auto", "triton", "cpp", "torch"]
 BACKENDS = ("auto", "triton", "cpp", "torch")
@@ -98,6 +98,54 @@ def grad_stats(G: Tensor, p: float = 2.0, *, backend: Backend = "auto") -> Tenso
 
         _ext.load()
         out = torch.ops.fastpinn.grad_stats(G3, p)
+    return out if G.dim() == 3 else out.squeeze(0)
+
+
+def gram_implementation(G: Tensor, backend: Backend = "auto") -> str:
+    """Which implementation :func:`grad_gram` runs for ``G``: ``"auto"`` is Triton for CUDA tensors when it is
+    installed, else cuBLAS through PyTorch (``"torch"``: the C++ library has a CPU kernel of the Gram only), and
+    the C++ kernel for CPU tensors."""
+    _check_backend(backend)
+    if backend != "auto":
+        return backend
+    if G.is_cuda:
+        return "triton" if _triton_usable(G) else "torch"
+    return "cpp"
+
+
+def grad_gram(G: Tensor, *, backend: Backend = "auto") -> Tensor:
+    """The Gram matrix of each member's gradient rows, in one pass over ``G``.
+
+    Args:
+        G: ``[K, P]`` or ``[S, K, P]``, float32 or float64, any strides, ``K, P >= 1``.
+        backend: ``"auto"`` (:func:`gram_implementation`), ``"triton"`` (also on CPU under
+            ``TRITON_INTERPRET=1``), ``"cpp"`` (CPU tensors) or ``"torch"`` (:func:`grad_gram_ref`).
+
+    Returns:
+        ``gram[K, K]`` or ``gram[S, K, K]``, float64 (``gram[s, i, j] = G[s, i] . G[s, j]``).
+    """
+    _check_backend(backend)
+    if G.dim() not in (2, 3):
+        raise ValueError(f"G must have shape [K, P] or [S, K, P], got {tuple(G.shape)}")
+    if G.dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"G must be float32 or float64, got {G.dtype}")
+    if G.shape[-1] < 1 or G.shape[-2] < 1:
+        raise ValueError(f"G must have K >= 1 and P >= 1, got shape {tuple(G.shape)}")
+    G3 = G if G.dim() == 3 else G.unsqueeze(0)
+    how = gram_implementation(G3, backend)
+    if how == "torch":
+        out = grad_gram_ref(G3)
+    elif how == "triton":
+        from ..kernels import grad_gram_triton
+
+        out = grad_gram_triton(G3)
+    else:
+        from . import _ext
+
+        _ext.load()
+        if G3.is_cuda:
+            raise ValueError("backend='cpp' has no CUDA kernel of the Gram matrix: use 'triton' or 'torch'")
+        out = torch.ops.fastpinn.grad_gram(G3)
     return out if G.dim() == 3 else out.squeeze(0)
 
 

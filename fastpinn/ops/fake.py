@@ -33,6 +33,12 @@ def _grad_stats_fake(G: Tensor, p: float) -> Tensor:
     return G.new_empty((G.shape[0], G.shape[1], N_STATS))
 
 
+def _grad_gram_fake(G: Tensor) -> Tensor:
+    """``G[S, K, P]`` -> a new ``[S, K, K]`` float64 tensor on ``G``'s device."""
+    torch._check(G.dim() == 3, lambda: f"fastpinn::grad_gram: G must be 3-D [S, K, P], got shape {tuple(G.shape)}")
+    return G.new_empty((G.shape[0], G.shape[1], G.shape[1]), dtype=torch.float64)
+
+
 def _ema_update_fake(
     hat: Tensor,
     valid: Tensor,
@@ -85,6 +91,8 @@ def register_fakes() -> None:
         # Called from this module: torch checks it against the C++ set_python_module("fastpinn.ops.fake").
         torch.library.register_fake("fastpinn::grad_stats", _grad_stats_fake)
         torch.library.register_fake("fastpinn::ema_update", _ema_update_fake)
+        if hasattr(torch.ops.fastpinn, "grad_gram"):  # a library built before the op existed lacks it
+            torch.library.register_fake("fastpinn::grad_gram", _grad_gram_fake)
         torch.library.register_fake("fastpinn::mlp_jet_forward", _mlp_jet_forward_fake)
         torch.library.register_fake("fastpinn::mlp_jet_backward", _mlp_jet_backward_fake)
         register_autograd()

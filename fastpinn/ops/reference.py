@@ -13,7 +13,7 @@ from torch import Tensor
 
 from . import layout as L
 
-__all__ = ["grad_stats_ref", "ema_update_ref", "check_p"]
+__all__ = ["grad_stats_ref", "grad_gram_ref", "ema_update_ref", "check_p"]
 
 
 def check_p(p: float) -> float:
@@ -62,6 +62,24 @@ def grad_stats_ref(G: Tensor, p: float = 2.0) -> Tensor:
         norm_p = torch.where(max_abs > 0, max_abs * scaled, torch.zeros_like(max_abs))
     nonfinite = (~torch.isfinite(G)).sum(-1).to(G.dtype)
     return torch.stack([sum_abs, sum_sq, max_abs, total, norm_p, m2, nonfinite], dim=-1)
+
+
+def grad_gram_ref(G: Tensor) -> Tensor:
+    """The Gram matrix of the gradient rows: ``gram[..., i, j] = sum_p G[..., i, p] G[..., j, p]``.
+
+    Args:
+        G: ``[..., K, P]`` (typically ``[S, K, P]``), float32 or float64, ``P >= 1``.
+
+    Returns:
+        ``gram[..., K, K]`` in float64 whatever ``G``'s dtype: the aggregators solve their small problems in
+        float64, and a product of two float32 numbers is exact in float64, so only the sums round.
+    """
+    if G.dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"G must be float32 or float64, got {G.dtype}")
+    if G.dim() < 2 or G.shape[-1] < 1:
+        raise ValueError(f"G must have shape [..., K, P] with P >= 1, got shape {tuple(G.shape)}")
+    G64 = G.to(torch.float64)
+    return G64 @ G64.transpose(-1, -2)
 
 
 def ema_update_ref(

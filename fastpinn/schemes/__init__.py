@@ -17,7 +17,9 @@ from the declaration, so adding a scheme is one class and one registration::
         def candidate(self, stats, lam_applied, reference, numel): ...
 
 Modules: :mod:`~fastpinn.schemes.paper` (PINN, MA, ID, DN), :mod:`~fastpinn.schemes.gradient` (LRA, GradNormW,
-NTK), :mod:`~fastpinn.schemes.losses` (SoftAdapt, ReLoBRaLo, Uncertainty, GradNorm).
+NTK), :mod:`~fastpinn.schemes.losses` (SoftAdapt, ReLoBRaLo, Uncertainty, GradNorm),
+:mod:`~fastpinn.schemes.aggregators` (PCGrad, MGDA, CAGrad, IMTL-G, Aligned-MTL, Nash-MTL, UPGrad, ConFIG, M-ConFIG,
+DCGD: the update direction from the Gram matrix of the term gradients, every step).
 """
 
 from .base import (EMAScheme, FixedWeights, GradientStatsScheme, LossScheme, Param, Scheme, StatefulScheme,
@@ -29,6 +31,8 @@ from .paper import DN, ID, MA, PINN
 from .gradient import LRA, NTK, GradNormW
 from .losses import GradNorm, ReLoBRaLo, SoftAdapt, Uncertainty, uniform_draws
 from .options import add_scheme_options, scheme_params_from_args
+from .aggregators import (AggregatorScheme, AlignedMTL, CAGrad, ConFIG, DCGD, IMTLG, MConFIG, MGDA, NashMTL, PCGrad,
+                          UPGrad)
 
 #: The earlier name of :class:`EMAScheme` (the base of the schemes whose weights follow the shared EMA).
 DynamicScheme = EMAScheme
@@ -38,4 +42,5 @@ __all__ = ["Scheme", "PINN", "MA", "ID", "DN", "LRA", "GradNormW", "NTK", "SoftA
            "StatefulScheme", "LossScheme", "StatefulStatsScheme", "Param", "param", "ema_beta", "update_interval",
            "bias_correction_flag", "stat_ratio", "register", "unregister", "scheme_class", "scheme_from_name",
            "scheme_from_dict", "parameters_by_key", "SCHEME_NAMES", "uniform_draws", "add_scheme_options",
-           "scheme_params_from_args"]
+           "scheme_params_from_args", "AggregatorScheme", "PCGrad", "MGDA", "CAGrad", "IMTLG", "AlignedMTL", "NashMTL",
+           "UPGrad", "ConFIG", "MConFIG", "DCGD"]
