@@ -1,0 +1,153 @@
+"""Issue 18's table rerun: each problem the issue names, as a user problem file (bench/problems/), trained with
+the library's defaults, the issue's settings, the authors' update rule, and the remedies; then the table.
+
+    python bench/weights_cases.py run RUNS_DIR [--worker I/N]     # train what is missing (N workers in parallel)
+    python bench/weights_cases.py report RUNS_DIR FIG_PREFIX      # print the markdown table, write the figures
+
+Every run is one ``fastpinn train FILE.py:make_problem ...`` command as a user types it (printed in the table),
+CPU, float32, one thread, ``--compile off``, the derivative method ``auto``. Seeds: ``--seeds 2`` (seeds 0
+and 1 as one ensemble) unless the case says ``--seed 0``. Run lengths are cut for a shared 2-core machine where
+the case says so (the ``epochs`` column).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+# (key, label, options) -- the options are added to the case's own; {warm} and {ref} are filled per case.
+CONFIGS = [
+    ("pinn", "PINN", "--scheme pinn"),
+    ("dn", "DN, defaults (β = 0.99)", ""),
+    ("dn09", "DN β = 0.9 (the issue's)", "--beta 0.9"),
+    ("authors", "DN β = 0.9, authors' rule", "--beta 0.9 --update-schedule authors --init truncated_normal"),
+    ("clamp", "DN + clamp [0.01, 100]", "--weight-min 0.01 --weight-max 100"),
+    ("warmup", "DN + warm-up", "--weight-warmup {warm}"),
+    ("ref", "DN + reference term", "--reference-term {ref}"),
+    ("lra", "switch: LRA", "--scheme lra"),
+]
+
+# name: (file, epochs, seeds option, eval every, reference term for the "ref" row, configs to skip, extra configs)
+CASES = {
+    "wave1d": ("wave1d.py", 2000, "--seeds 2", 100, "ic", (), ()),
+    "euler_beam": ("euler_beam.py", 5000, "--seeds 2", 100, "u0", ("dn09",),
+                   (("authors099", "DN β = 0.99, authors' rule", "--update-schedule authors --init truncated_normal"),)),
+    "klein_gordon": ("klein_gordon.py", 2000, "--seeds 2", 100, "ic", (), ()),
+    "beltrami": ("beltrami.py", 300, "--seed 0", 25, "ic_u", ("warmup", "lra"), ()),
+    "heat": ("heat.py", 6000, "--seeds 2", 200, "ic", (), ()),
+    "helmholtz2d": ("helmholtz2d.py", 1000, "--seed 0", 100, "bc", ("warmup", "ref"), ()),
+}
+
+
+def configs(case: str) -> list[tuple[str, str, str]]:
+    file, epochs, seeds, every, ref, skip, extra = CASES[case]
+    warm = max(100, (epochs // 3) // 100 * 100)
+    rows = [c for c in CONFIGS if c[0] not in skip] + list(extra)
+    return [(k, label, opts.format(warm=warm, ref=ref)) for k, label, opts in rows]
+
+
+def command(case: str, opts: str, out: Path) -> list[str]:
+    file, epochs, seeds, every, *_ = CASES[case]
+    return [sys.executable, "-m", "fastpinn", "train", f"bench/problems/{file}:make_problem", "--epochs", str(epochs),
+            *seeds.split(), *opts.split(), "--eval-every", str(every), "--threads", "1", "--compile", "off",
+            "--no-progress", "--no-figures", "--out", str(out)]
+
+
+def jobs() -> list[tuple[str, str, str, str]]:
+    """Every (case, key, label, options), the rows that answer the issue first."""
+    out = [(case, k, label, opts) for case in CASES for k, label, opts in configs(case)]
+    first = ("pinn", "dn", "dn09", "authors", "authors099")
+    return [j for j in out if j[1] in first] + [j for j in out if j[1] not in first]
+
+
+def run(runs: Path, worker: int, workers: int) -> None:
+    for i, (case, key, _, opts) in enumerate(jobs()):
+        out = runs / case / key
+        if i % workers != worker or (out / "metrics.json").exists():
+            continue
+        cmd = command(case, opts, out)
+        print(" ".join(cmd[1:]), flush=True)
+        subprocess.run(["nice", "-n", "5", *cmd, "--force"], cwd=HERE.parent, check=False)
+
+
+def display(cmd: list[str]) -> str:
+    keep = [w for w in cmd[2:] if w not in ("--threads", "1", "--compile", "off", "--no-progress", "--no-figures")]
+    return " ".join(keep[:keep.index("--out")] if "--out" in keep else keep)
+
+
+def report(runs: Path, prefix: str) -> None:
+    import numpy as np
+
+    from fastpinn.history import History
+
+    print("| problem | configuration | rel. L2 mean (per seed) | final λ (max over seeds) | weight watcher | s |")
+    print("|---|---|---|---|---|---|")
+    histories = {}
+    for case in CASES:
+        for key, label, opts in configs(case):
+            d = runs / case / key
+            if not (d / "metrics.json").exists():
+                print(f"| {case} | {label} | not run | | | |")
+                continue
+            m = json.loads((d / "metrics.json").read_text())
+            h = History.load(str(d / "history.npz"))
+            histories[case, key] = (label, h)
+            per = m.get("rel_l2_per_seed") or [m.get("rel_l2")]
+            err = f"{m['rel_l2_mean']:.3g}" + (f" ({', '.join(f'{v:.3g}' for v in per)})" if len(per) > 1 else "")
+            last = h.weights[-1]  # [S, K]
+            lam = ", ".join(f"{n} {last[:, k].max():.2g}" for k, n in enumerate(h.term_names)
+                            if not np.allclose(h.weights[:, :, k], 1.0))
+            warn = "; ".join(f"{w['kind']} λ_{w['term']} @ {w['epoch']}" for w in m.get("weight_warnings") or [])
+            print(f"| {case} | {label} | {err} | {lam or '1'} | {warn or 'none'} | {m['train_seconds']:.0f} |")
+    figures(histories, prefix)
+
+
+def figures(histories: dict, prefix: str) -> None:
+    """One PNG per case: every adaptive λ of seed 0 (left) and the rel. L2 (mean over seeds, right)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    for case in CASES:
+        rows = [(k, *histories[case, k]) for k, *_ in configs(case) if (case, k) in histories]
+        if not rows:
+            continue
+        fig, ax = plt.subplots(1, 2, figsize=(10, 3.6))
+        for key, label, h in rows:
+            color = None
+            for k, n in enumerate(h.term_names):
+                w = h.weights[:, 0, k]
+                if np.allclose(h.weights[:, :, k], 1.0) or key not in ("dn", "dn09", "authors", "authors099", "clamp"):
+                    continue
+                (line,) = ax[0].semilogy(np.abs(w) + 1e-30, lw=0.9, color=color,
+                                         label=f"{label}" if color is None else None)
+                color = line.get_color()
+                ax[0].annotate(n, (len(w) - 1, abs(w[-1]) + 1e-30), fontsize=6, color=color)
+            if len(h.eval_epochs):
+                ax[1].semilogy(h.eval_epochs, np.asarray(h.rel_l2).mean(axis=1), label=label, lw=1)
+        ax[0].set_xlabel("epoch"); ax[0].set_ylabel("adaptive λ (seed 0; term at the line's end)")
+        ax[0].legend(fontsize=6)
+        ax[1].set_xlabel("epoch"); ax[1].set_ylabel("rel. L2 (mean over seeds)"); ax[1].legend(fontsize=6)
+        fig.suptitle(case, fontsize=9)
+        fig.tight_layout()
+        fig.savefig(f"{prefix}{case}.png", dpi=70)
+        plt.close(fig)
+
+
+if __name__ == "__main__":
+    what, runs = sys.argv[1], Path(sys.argv[2])
+    if what == "run":
+        worker, workers = (map(int, sys.argv[4].split("/")) if len(sys.argv) > 4 else (0, 1))
+        run(runs, worker, workers)
+    elif what == "report":
+        report(runs, sys.argv[3])
+    elif what == "commands":
+        for case, key, label, opts in jobs():
+            print(display(command(case, opts, runs / case / key)))
