@@ -60,15 +60,17 @@ def command(case: str, opts: str, out: Path) -> list[str]:
 
 #: The order the runs are trained in (a shared 2-core machine finishes only a prefix in an hour): the issue's
 #: comparison (PINN, the defaults, the issue's β, the authors' rule), then the remedies, the failing cases first.
-ORDER = [(c, k) for k in ("pinn", "dn", "dn09") for c in ("wave1d", "euler_beam", "klein_gordon", "heat", "beltrami",
-                                                           "helmholtz2d")]
+ORDER = [(c, k) for k in ("pinn", "dn") for c in ("wave1d", "euler_beam", "klein_gordon", "heat", "beltrami",
+                                                   "helmholtz2d")]
 ORDER[3:3] = [("wave1d", "authors"), ("euler_beam", "authors099")]
-ORDER += [("wave1d", "warmup"), ("wave1d", "clamp"), ("euler_beam", "clamp"), ("wave1d", "lra"),
-          ("klein_gordon", "authors"), ("euler_beam", "warmup"), ("wave1d", "ref"), ("beltrami", "clamp"),
-          ("klein_gordon", "warmup"), ("klein_gordon", "clamp"), ("heat", "authors"), ("beltrami", "authors"),
-          ("helmholtz2d", "clamp"), ("euler_beam", "lra"), ("klein_gordon", "lra"), ("euler_beam", "ref"),
-          ("klein_gordon", "ref"), ("heat", "warmup"), ("heat", "clamp"), ("heat", "lra"), ("heat", "ref"),
-          ("beltrami", "ref"), ("helmholtz2d", "authors"), ("helmholtz2d", "lra"), ("euler_beam", "authors")]
+ORDER += [("wave1d", "dn09"), ("helmholtz2d", "dn09"), ("wave1d", "warmup"), ("wave1d", "clamp"),
+          ("euler_beam", "clamp"), ("wave1d", "lra"), ("euler_beam", "warmup"),
+          ("klein_gordon", "dn09"), ("beltrami", "dn09"), ("wave1d", "ref"), ("klein_gordon", "clamp"),
+          ("heat", "dn09"), ("klein_gordon", "authors"), ("beltrami", "clamp"), ("klein_gordon", "warmup"),
+          ("heat", "authors"), ("beltrami", "authors"), ("helmholtz2d", "clamp"), ("euler_beam", "lra"),
+          ("klein_gordon", "lra"), ("euler_beam", "ref"), ("klein_gordon", "ref"), ("heat", "warmup"),
+          ("heat", "clamp"), ("heat", "lra"), ("heat", "ref"), ("beltrami", "ref"), ("helmholtz2d", "authors"),
+          ("helmholtz2d", "lra"), ("euler_beam", "authors")]
 
 
 def jobs() -> list[tuple[str, str, str, str]]:
@@ -94,35 +96,70 @@ def display(cmd: list[str]) -> str:
     return " ".join(keep[:keep.index("--out")] if "--out" in keep else keep)
 
 
-def report(runs: Path, prefix: str) -> None:
-    import numpy as np
+def _machine() -> str:
+    model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+                 "unknown CPU")
+    return f"{model}, {os.cpu_count()} cores (shared with other jobs: load average {os.getloadavg()[0]:.0f})"
 
+
+def _load(runs: Path) -> dict:
+    """``{(case, key): (label, options, metrics, History)}`` of the finished runs."""
     from fastpinn.history import History
 
-    print("| problem | configuration | rel. L2 mean (per seed) | final λ (max over seeds) | weight watcher | s |")
-    print("|---|---|---|---|---|---|")
-    histories = {}
+    out = {}
     for case in CASES:
         for key, label, opts in configs(case):
             d = runs / case / key
-            if not (d / "metrics.json").exists():
-                print(f"| {case} | {label} | not run | | | |")
+            if (d / "metrics.json").exists():
+                out[case, key] = (label, opts, json.loads((d / "metrics.json").read_text()),
+                                  History.load(str(d / "history.npz")))
+    return out
+
+
+def report(runs: Path, prefix: str) -> None:
+    import time
+
+    import numpy as np
+
+    done = _load(runs)
+    print(f"Machine: {_machine()}; CPU, float32, one thread per run. Written {time.strftime('%Y-%m-%d')}.\n")
+    keys = [k for k, *_ in CONFIGS] + ["authors099"]
+    print("Mean rel. L2 at the last epoch (seeds 0, 1 as one ensemble, or seed 0 alone where the case says); "
+          "`!` the weight watcher reported something (the details below); `-` not run.\n")
+    print("| problem | epochs | seeds | " + " | ".join(k for k in keys) + " |")
+    print("|---|---:|---|" + "---:|" * len(keys))
+    for case, (file, epochs, seeds, *_) in CASES.items():
+        cells = []
+        for k in keys:
+            if (case, k) not in done:
+                cells.append("-")
                 continue
-            m = json.loads((d / "metrics.json").read_text())
-            h = History.load(str(d / "history.npz"))
-            histories[case, key] = (label, h)
-            per = m.get("rel_l2_per_seed") or [m.get("rel_l2")]
-            err = f"{m['rel_l2_mean']:.3g}" + (f" ({', '.join(f'{v:.3g}' for v in per)})" if len(per) > 1 else "")
-            last = h.weights[-1]  # [S, K]
-            lam = ", ".join(f"{n} {last[:, k].max():.2g}" for k, n in enumerate(h.term_names)
-                            if not np.allclose(h.weights[:, :, k], 1.0))
-            warn = "; ".join(f"{w['kind']} λ_{w['term']} @ {w['epoch']}" for w in m.get("weight_warnings") or [])
-            print(f"| {case} | {label} | {err} | {lam or '1'} | {warn or 'none'} | {m['train_seconds']:.0f} |")
-    figures(histories, prefix)
+            m = done[case, k][2]
+            cells.append(f"{m['rel_l2_mean']:.3g}" + (" !" if m.get("weight_warnings") else ""))
+        print(f"| {case} | {epochs} | {seeds.split()[1] if '--seeds' in seeds else 'seed 0'} | " + " | ".join(cells) + " |")
+    print("\nThe columns: " + "; ".join(f"`{k}` {label} (`{opts or 'no options'}`)" for k, label, opts in
+                                          CONFIGS + list(CASES['euler_beam'][6])) + ".\n")
+    print("| problem | configuration | rel. L2 mean (per seed) | final λ (max over seeds) | weight watcher | s |")
+    print("|---|---|---|---|---|---|")
+    for (case, key), (label, opts, m, h) in done.items():
+        per = m.get("rel_l2_per_seed") or [m.get("rel_l2")]
+        err = f"{m['rel_l2_mean']:.3g}" + (f" ({', '.join(f'{v:.3g}' for v in per)})" if len(per) > 1 else "")
+        last = h.weights[-1]  # [S, K]
+        lam = ", ".join(f"{n} {last[:, k].max():.2g}" for k, n in enumerate(h.term_names)
+                        if not np.allclose(h.weights[:, :, k], 1.0))
+        warn = "; ".join(f"{w['kind']} λ_{w['term']} @ {w['epoch']} (member {','.join(map(str, w['members']))})"
+                         for w in m.get("weight_warnings") or [])
+        print(f"| {case} | {label} | {err} | {lam or '1'} | {warn or 'none'} | {m['train_seconds']:.0f} |")
+    figures({k: (v[0], v[3]) for k, v in done.items()}, prefix)
+
+
+COLORS = {"pinn": "k", "dn": "C0", "dn09": "C1", "authors": "C3", "authors099": "C3", "clamp": "C2", "warmup": "C4",
+          "ref": "C5", "lra": "C7"}
 
 
 def figures(histories: dict, prefix: str) -> None:
-    """One PNG per case: every adaptive λ of seed 0 (left) and the rel. L2 (mean over seeds, right)."""
+    """One PNG per case: the adaptive λ of the DN runs without a warm-up, of the seed that ends worse (left), and
+    the rel. L2 over epochs (mean over seeds, right); one colour per configuration."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -135,20 +172,22 @@ def figures(histories: dict, prefix: str) -> None:
             continue
         fig, ax = plt.subplots(1, 2, figsize=(10, 3.6))
         for key, label, h in rows:
-            color = None
-            for k, n in enumerate(h.term_names):
-                w = h.weights[:, 0, k]
-                if np.allclose(h.weights[:, :, k], 1.0) or key not in ("dn", "dn09", "authors", "authors099", "clamp"):
-                    continue
-                (line,) = ax[0].semilogy(np.abs(w) + 1e-30, lw=0.9, color=color,
-                                         label=f"{label}" if color is None else None)
-                color = line.get_color()
-                ax[0].annotate(n, (len(w) - 1, abs(w[-1]) + 1e-30), fontsize=6, color=color)
+            err = np.asarray(h.rel_l2)
+            if key in ("dn", "dn09", "authors", "authors099", "clamp", "ref"):
+                s = int(np.argmax(err[-1])) if len(err) else 0
+                for k, n in enumerate(h.term_names):
+                    if np.allclose(h.weights[:, :, k], 1.0):
+                        continue
+                    w = np.abs(h.weights[:, s, k]) + 1e-30
+                    ax[0].semilogy(w, lw=0.9, color=COLORS[key], label=f"{label} (seed {s})" if k == 1 else None)
+                    ax[0].annotate(n, (len(w) - 1, w[-1]), fontsize=6, color=COLORS[key])
             if len(h.eval_epochs):
-                ax[1].semilogy(h.eval_epochs, np.asarray(h.rel_l2).mean(axis=1), label=label, lw=1)
-        ax[0].set_xlabel("epoch"); ax[0].set_ylabel("adaptive λ (seed 0; term at the line's end)")
-        ax[0].legend(fontsize=6)
-        ax[1].set_xlabel("epoch"); ax[1].set_ylabel("rel. L2 (mean over seeds)"); ax[1].legend(fontsize=6)
+                ax[1].semilogy(h.eval_epochs, err.mean(axis=1), label=label, lw=1, color=COLORS[key])
+        ax[0].set_xlabel("epoch"); ax[0].set_ylabel("adaptive λ (term named at the end)")
+        ax[1].set_xlabel("epoch"); ax[1].set_ylabel("rel. L2 (mean over seeds)")
+        for a in ax:
+            if a.get_legend_handles_labels()[0]:
+                a.legend(fontsize=6)
         fig.suptitle(case, fontsize=9)
         fig.tight_layout()
         fig.savefig(f"{prefix}{case}.png", dpi=70)
