@@ -127,7 +127,12 @@ def report(runs: Path, prefix: str) -> None:
     import numpy as np
 
     done = _load(runs)
-    print(f"Machine: {_machine()}; CPU, float32, one thread per run. Written {time.strftime('%Y-%m-%d')}.\n")
+    print("# Issue 18's table rerun: the library's defaults, the issue's β, the authors' rule and the remedies\n")
+    print(f"Machine: {_machine()}; CPU, float32, one thread per run. Written {time.strftime('%Y-%m-%d')} by "
+          "`python bench/weights_cases.py report RUNS_DIR docs/figures/weights-` (the runs: `... run RUNS_DIR`; "
+          "every command at the end). Seeds: `--seeds 2` is seeds 0 and 1 trained as one ensemble; `seed 0` one "
+          "network. Short runs on a loaded machine: see docs/weights.md. Burgers (the issue's first two rows) is in "
+          "weights-burgers-cpu-intel-xeon-2c-2026-12-06.md.\n")
     keys = [k for k, *_ in CONFIGS] + ["authors099", "dn09_warmup", "dn09_clamp"]
     print("Mean rel. L2 at the last epoch (seeds 0, 1 as one ensemble, or seed 0 alone where the case says); "
           "`!` the weight watcher reported something (the details below); `-` not run.\n")
@@ -155,6 +160,11 @@ def report(runs: Path, prefix: str) -> None:
         warn = "; ".join(f"{w['kind']} λ_{w['term']} @ {w['epoch']} (member {','.join(map(str, w['members']))})"
                          for w in m.get("weight_warnings") or [])
         print(f"| {case} | {label} | {err} | {lam or '1'} | {warn or 'none'} | {m['train_seconds']:.0f} |")
+    print("\nThe commands (each with `--threads 1 --compile off --no-progress --no-figures --out RUNS_DIR/CASE/KEY`):\n")
+    print("```")
+    for case, key, _, opts in jobs():
+        print(f"{case}/{key}: " + display(command(case, opts, runs / case / key)))
+    print("```")
     figures({k: (v[0], v[3]) for k, v in done.items()}, prefix)
 
 
