@@ -104,7 +104,7 @@ def display(cmd: list[str]) -> str:
 def _machine() -> str:
     model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
                  "unknown CPU")
-    return f"{model}, {os.cpu_count()} cores (shared with other jobs: load average {os.getloadavg()[0]:.0f})"
+    return f"{model} (`lscpu`), {os.cpu_count()} cores shared with seven other sessions and a background job"
 
 
 def _load(runs: Path) -> dict:
@@ -147,8 +147,10 @@ def report(runs: Path, prefix: str) -> None:
             m = done[case, k][2]
             cells.append(f"{m['rel_l2_mean']:.3g}" + (" !" if m.get("weight_warnings") else ""))
         print(f"| {case} | {epochs} | {seeds.split()[1] if '--seeds' in seeds else 'seed 0'} | " + " | ".join(cells) + " |")
-    print("\nThe columns: " + "; ".join(f"`{k}` {label} (`{opts or 'no options'}`)" for k, label, opts in
-                                          CONFIGS + list(CASES['euler_beam'][6])) + ".\n")
+    print("\nThe columns: " + "; ".join(f"`{k}` {label} (`{opts.format(warm='N', ref='TERM') or 'no options'}`)"
+                                          for k, label, opts in CONFIGS + list(CASES['euler_beam'][6]) + list(AT_09))
+          + ". N: a third of the epochs, rounded down to 100; TERM: the initial condition (the boundary condition "
+          "for Helmholtz, u0 for the beam).\n")
     print("| problem | configuration | rel. L2 mean (per seed) | final λ (max over seeds) | weight watcher | s |")
     print("|---|---|---|---|---|---|")
     for (case, key), (label, opts, m, h) in done.items():
