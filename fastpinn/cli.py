@@ -189,8 +189,8 @@ def _training(args: argparse.Namespace) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .run import PROBLEMS, SCHEMES, TABLES
     from .resampling import add_resampling_options
+    from .run import COMPARE_DEFAULT, PROBLEMS, SCHEMES, TABLES
     from .schemes import add_scheme_options
 
     parser = _Parser(prog="fastpinn", description="Physics-informed neural networks with dynamic loss weights "
@@ -258,7 +258,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"a built-in problem ({', '.join(PROBLEMS)}) or FILE.py:FUNCTION, a function of your own "
                         "file returning a fastpinn.Problem (as for 'fastpinn train')")
     c.add_argument("--schemes", type=lambda v: tuple(x.strip() for x in v.split(",") if x.strip()),
-                   default=None, help="comma-separated scheme names (default pinn,dn,id,ma,lra,gradnorm-w)")
+                   default=None, help="comma-separated scheme names, each optionally with remedies: SCHEME+clamp (weights in "
+                        "[0.01, 100]), +warmup (weights 1 for a third of the epochs), +bias (bias correction), "
+                        "+KEY=VALUE (a parameter, e.g. dn+beta=0.99), +ref=TERM (the reference term) "
+                        f"(default {','.join(COMPARE_DEFAULT)})")
     c.add_argument("--seeds", type=int, default=None,
                    help="seeds per scheme, trained as one ensemble (default 3; 1 for a FUNCTION without a seed "
                         "argument)")
@@ -505,16 +508,15 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
 def _cmd_compare(args: argparse.Namespace) -> int:
     from .run import COMPARE_DEFAULT, compare
-    from .schemes import SCHEME_NAMES, scheme_params_from_args
+    from .run.compare import parse_entry
+    from .schemes import scheme_params_from_args
 
     if args.schemes is not None and not args.schemes:
         raise ValueError("--schemes must name at least one scheme (comma-separated), got none")
     names = args.schemes or COMPARE_DEFAULT
-    unknown = [n for n in names if n not in SCHEME_NAMES]
-    if unknown:
-        raise ValueError(f"--schemes must be among {', '.join(SCHEME_NAMES)}, got {unknown[0]!r}")
+    bases = list(dict.fromkeys(parse_entry(n).scheme for n in names))  # dn+clamp: a remedy of dn
     res = compare(args.problem, names, seeds=args.seeds, epochs=args.epochs,
-                  scheme_params=scheme_params_from_args(names, args),
+                  scheme_params=scheme_params_from_args(bases, args),
                   device=_device(args.device), dtype=args.dtype, backend=args.backend, out=args.out,
                   problem_kwargs=_sizes(args), eval_every=args.eval_every, lr=args.lr, force=args.force,
                   options={**_training(args), "init": args.init},

@@ -166,7 +166,10 @@ class WeightWatch(Callback):
         for k, name in enumerate(names):
             if skipped is not None and skipped[:, k].sum() > 0:
                 n = int(skipped[:, k].sum())
-                out.append(self._skip_report(name, first_epoch, epoch, n, list(np.nonzero(skipped[:, k])[0])))
+                members = np.nonzero(skipped[:, k])[0]
+                fitted = bool((l_best[members, k] == 0).any())  # a loss of exactly 0 has a zero gradient
+                out.append(self._skip_report(name, first_epoch, epoch, n, list(members), fitted,
+                                             float(w_max[members, k].max())))
             if not watched[k]:
                 continue
             members = np.nonzero(bad_at[:, k] < E)[0]
@@ -219,13 +222,17 @@ class WeightWatch(Callback):
             "try --beta 0.99, a lower bound --weight-min (e.g. 0.01), a warm-up --weight-warmup N, "
             "or --scheme pinn")
 
-    def _skip_report(self, name: str, first_epoch: int, epoch: int, n: int, members: list) -> WeightReport:
+    def _skip_report(self, name: str, first_epoch: int, epoch: int, n: int, members: list, fitted: bool,
+                     weight: float) -> WeightReport:
+        what = (f"the loss of '{name}' was exactly 0 (fitted to the last bit, typically under a very large weight: "
+                f"λ_{name} reached {weight:.2g}), so its gradient was 0; bound the weight with --weight-max (e.g. 100) "
+                "or use --scheme pinn" if fitted else
+                "a term whose loss does not depend on the network, or a gradient that overflows; check the term's "
+                "residual, lower the learning rate or use --scheme pinn")
         return WeightReport(
             "skipped", name, epoch, first_epoch, float(n), [int(m) for m in members],
             f"term {name!r}: {n} weight update(s) between epochs {first_epoch} and {epoch} kept the previous weight "
-            "because a gradient statistic (of this term or the reference term) was zero or not finite: a term "
-            "whose loss does not depend on the network, or a gradient that overflows; check the term's residual, "
-            "lower the learning rate or use --scheme pinn")
+            f"because a gradient statistic (of this term or the reference term) was zero or not finite: {what}")
 
     def _stall_reports(self, names: list[str], watched: np.ndarray, epoch: int, l_level: np.ndarray,
                        l_best: np.ndarray, w_last: np.ndarray) -> list[WeightReport]:

@@ -137,3 +137,40 @@ def test_a_diverged_scheme_is_a_row_not_the_end_of_the_comparison(problem_file, 
     assert [(r["scheme"], r["status"]) for r in _csv(out)] == [("pinn", "diverged"), ("dn", "diverged")]
     assert captured.out.strip().splitlines()[-1].startswith("No scheme finished")
     assert "dn: diverged" in captured.err
+
+
+def test_compare_trains_remedies_as_rows_and_their_train_commands_reproduce_them(problem_file, tmp_path, capsys):
+    out = tmp_path / "cmp"
+    problem = f"{problem_file}:make_problem"
+    entries = "dn+clamp,dn+warmup,dn+beta=0.99+ref=bc"
+    assert cli.main(["compare", problem, "--schemes", entries, "--seeds", "2", "--out", str(out), *FAST]) == 0
+    capsys.readouterr()
+    rows = _csv(out)
+    assert [r["scheme"] for r in rows] == ["pinn", "dn+clamp", "dn+warmup", "dn+beta=0.99+ref=bc"]
+    labels = {r["scheme"]: r["label"] for r in rows}
+    assert "λ_min=0.01" in labels["dn+clamp"] and "λ_max=100" in labels["dn+clamp"]
+    assert "warm-up=2" in labels["dn+warmup"]  # a third of the 6 epochs
+    assert "β=0.99" in labels["dn+beta=0.99+ref=bc"] and labels["dn+beta=0.99+ref=bc"].endswith("reference term bc")
+    ident = {r["scheme"]: _identity(out / r["scheme"]) for r in rows}
+    assert (ident["dn+clamp"]["weight_min"], ident["dn+clamp"]["weight_max"]) == (0.01, 100.0)
+    assert ident["dn+warmup"]["weight_warmup"] == 2 and ident["dn+beta=0.99+ref=bc"]["reference_term"] == "bc"
+    assert len({json.dumps(i, sort_keys=True) for i in ident.values()}) == 4  # four different runs
+    hist = __import__("fastpinn").history.History.load(str(out / "dn+warmup" / "history.npz"))
+    assert (hist.weights[:2] == 1).all()  # held at 1 during the warm-up
+    for name in ("dn+clamp", "dn+warmup", "dn+beta=0.99+ref=bc"):  # each row's train command trains that run
+        cfg = RunConfig.from_dict(json.loads((out / name / "config.json").read_text())["config"])
+        words = shlex.split(train_command(problem, cfg))
+        assert cli.main([*words[1:], "--out", str(tmp_path / "t"), "--force", "--no-figures", *FAST]) == 0
+        assert _identity(tmp_path / "t") == ident[name]
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize("entry, words", [("pinn+clamp", ("no remedy 'clamp'", "pinn")),
+                                          ("dn+cramp", ("'cramp' must be one of the remedies", "clamp")),
+                                          ("dn+beta=high", ("beta='high' is not a float",)),
+                                          ("dnn", ("schemes must be among",))])
+def test_compare_refuses_a_bad_entry_in_one_line(problem_file, tmp_path, capsys, entry, words):
+    rc = cli.main(["compare", f"{problem_file}:make_problem", "--schemes", entry, "--out", str(tmp_path / "c"), *FAST])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert rc == 2 and len(err) == 1 and all(w in err[0] for w in words), err
+    assert not (tmp_path / "c").exists()

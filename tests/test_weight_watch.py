@@ -79,6 +79,20 @@ def test_skipped_updates_are_one_report_per_term_not_one_warning_per_boundary():
     (report,) = history.extra["weight_warnings"]
     assert report["kind"] == "skipped" and report["value"] == 2  # the updates of the first window
     assert history.skipped.tolist() == [[0, 8]]
+    assert "does not depend on the network" in report["message"] and "exactly 0" not in report["message"]
+
+
+def test_a_term_fitted_to_exactly_zero_loss_is_named_as_such():
+    # The Euler beam (bench/problems/euler_beam.py, DN beta 0.99): the one-point term u(0) = 0 under a weight of
+    # 4e7 reaches a float32 loss of exactly 0 at some update epochs, its gradient is 0 and DN skips the update.
+    problem = poisson1d(0, n_pde=16, depth=2, width=4)
+    problem.terms[1].residual = lambda f, target: 0.0 * f["u"]  # loss exactly 0: fitted, not "independent"
+    trainer = Trainer(problem, fastpinn.DN(tau=1), backend="torch", eval_every=2)
+    history, shown = train_collecting(trainer, 4)
+    (report,) = history.extra["weight_warnings"]
+    assert report["kind"] == "skipped" and report["term"] == "bc"
+    assert "loss of 'bc' was exactly 0" in report["message"] and "--weight-max" in report["message"]
+    assert [str(w.message) for w in shown] == [report["message"]]
 
 
 def test_watch_false_and_custom_thresholds():

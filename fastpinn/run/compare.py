@@ -16,8 +16,8 @@ from .one_run import preflight_backend, train_run
 from ..validation import check_int
 from .tables import finite_or_none, format_mean_pm, format_seconds
 
-__all__ = ["DEMO_DEFAULTS", "demo", "COMPARE_DEFAULT", "COMPARE_SEEDS", "CompareResult", "compare", "compare_name",
-           "train_command"]
+__all__ = ["DEMO_DEFAULTS", "demo", "COMPARE_DEFAULT", "COMPARE_SEEDS", "REMEDIES", "Entry", "parse_entry",
+           "CompareResult", "compare", "compare_name", "train_command"]
 
 
 #: The demo's defaults, chosen from CPU measurements (see the README): Poisson on [0, 1]^2 as in the
@@ -60,10 +60,81 @@ def demo(*, epochs: int = DEMO_DEFAULTS["epochs"], n_pde: int = DEMO_DEFAULTS["n
 
 
 # ----------------------------------------------------------------------------------------- compare
-#: Schemes ``fastpinn compare`` trains by default: those the Trainer runs today.
-COMPARE_DEFAULT = ("pinn", "dn", "id", "ma", "lra", "gradnorm-w")
+#: What ``fastpinn compare`` trains by default: the schemes the Trainer runs today, DN at the paper's β = 0.9 and
+#: at ``train``'s 0.99, and DN with the remedies of docs/weights.md (bounds, warm-up).
+COMPARE_DEFAULT = ("pinn", "dn", "dn+beta=0.99", "dn+clamp", "dn+warmup", "id", "ma", "lra", "gradnorm-w")
 #: Seeds per scheme by default (one for a user's function without a ``seed`` argument).
 COMPARE_SEEDS = 3
+
+
+#: Named remedies an entry ``SCHEME+REMEDY`` adds to its scheme (docs/weights.md): ``clamp`` bounds the weights
+#: to [0.01, 100]; ``warmup`` holds them at 1 for the first third of the epochs; ``bias`` corrects the EMA's bias.
+REMEDIES = {"clamp": {"weight_min": 0.01, "weight_max": 100.0}, "warmup": {}, "bias": {"bias_correction": True}}
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One row of a comparison: ``scheme`` with ``params`` (``(key, value)`` pairs over the scheme's defaults),
+    ``warmup`` (hold the weights for a third of the epochs) and ``reference_term`` (``None``: the problem's).
+    ``text`` is how the user wrote it (``dn+clamp``), the row's name and run directory."""
+
+    text: str
+    scheme: str
+    params: tuple = ()
+    warmup: bool = False
+    reference_term: Optional[str] = None
+
+
+def _parse_value(spec: Any, key: str, text: str) -> Any:
+    """``text`` as a value of the declared parameter ``spec`` (one number, integer, flag or word)."""
+    try:
+        if spec.kind == "bool":
+            if text.lower() not in ("true", "false", "1", "0"):
+                raise ValueError
+            return text.lower() in ("true", "1")
+        if spec.kind == "int":
+            return int(text)
+        if spec.kind == "float":
+            return float(text)
+        if spec.kind == "str":
+            return text
+    except ValueError:
+        pass
+    raise ValueError(f"schemes: {key}={text!r} is not a {spec.kind} value")
+
+
+def parse_entry(text: str) -> Entry:
+    """``SCHEME[+PART...]``, each part a remedy of :data:`REMEDIES`, ``KEY=VALUE`` (a parameter the scheme
+    declares, e.g. ``beta=0.99``, ``weight_max=100``) or ``ref=TERM`` (the reference term); ``ValueError``
+    (one line) naming what is not allowed."""
+    from ..schemes import scheme_class
+
+    scheme, *parts = str(text).strip().split("+")
+    if scheme not in SCHEMES:
+        raise ValueError(f"schemes must be among {', '.join(SCHEMES)} (each optionally +REMEDY or +KEY=VALUE), "
+                         f"got {text!r}")
+    declared = scheme_class(scheme).declared()
+    params: dict[str, Any] = {}
+    warmup, reference = False, None
+    for part in parts:
+        key, eq, value = part.partition("=")
+        if not eq and key in REMEDIES:
+            needs = (*REMEDIES[key], *(("weight_warmup",) if key == "warmup" else ()))
+            missing = [k for k in needs if k not in declared]
+            if missing:
+                raise ValueError(f"schemes: {text!r}: scheme {scheme!r} has no remedy {key!r} (it declares no "
+                                 f"{missing[0]}; the remedies apply to ma, id, dn, lra, gradnorm-w, ntk)")
+            params.update(REMEDIES[key])
+            warmup = warmup or key == "warmup"
+        elif eq and key == "ref" and value:
+            reference = value
+        elif eq and key in declared:
+            params[key] = _parse_value(declared[key], key, value)
+        else:
+            raise ValueError(f"schemes: {text!r}: {part!r} must be one of the remedies {', '.join(REMEDIES)}, "
+                             f"ref=TERM, or KEY=VALUE with KEY a parameter of {scheme!r} "
+                             f"({', '.join(declared) or 'none'})")
+    return Entry(str(text).strip(), scheme, tuple(params.items()), warmup, reference)
 
 
 @dataclass
@@ -128,6 +199,8 @@ def train_command(problem: str, cfg: RunConfig) -> str:
     from ..schemes import scheme_class
 
     words = ["fastpinn", "train", str(problem), "--scheme", cfg.scheme]
+    if cfg.reference_term is not None:
+        words += ["--reference-term", cfg.reference_term]
     for key, spec in scheme_class(cfg.scheme).declared().items():
         value = cfg.scheme_params.get(key, spec.default)
         train_default = spec.default if spec.cli_default is None else spec.cli_default
@@ -178,19 +251,15 @@ def compare(problem: str, schemes: Sequence[str] = COMPARE_DEFAULT, *, seeds: Op
     configuration -- for a user's file, the same file contents (its SHA-256 is in the run identity) -- is
     reused, any other is retrained and the reason logged. ``options``: more :class:`RunConfig` fields for every
     run, among :data:`~fastpinn.run.config.TRAINING_OPTIONS` (optimizer, schedule, network)."""
-    names = list(dict.fromkeys(["pinn", *schemes]))
+    entries = {e.text: e for e in map(parse_entry, ["pinn", *schemes])}  # PINN first, each entry once
     unknown = sorted(set(options or {}) - set(TRAINING_OPTIONS))
     if unknown:
         raise ValueError(f"options must be among {', '.join(TRAINING_OPTIONS)}, got {unknown[0]!r}")
-    for name in names:
-        if name not in SCHEMES:
-            raise ValueError(f"schemes must be among {', '.join(SCHEMES)}, got {name!r}")
     seed_list, ensemble = _seeds_for(problem, seeds)
-    cfgs = {name: RunConfig(problem=problem, scheme=name, scheme_params=dict(scheme_params or {}), seeds=seed_list,
-                            ensemble=ensemble, epochs=epochs, lr=lr, device=device, dtype=dtype, backend=backend,
-                            eval_every=eval_every, problem_kwargs=dict(problem_kwargs or {}),
-                            **dict(options or {})).validate()
-            for name in names}
+    cfgs = {name: _entry_config(entry, problem=problem, scheme_params=dict(scheme_params or {}), seeds=seed_list,
+                                ensemble=ensemble, epochs=epochs, lr=lr, device=device, dtype=dtype, backend=backend,
+                                eval_every=eval_every, problem_kwargs=dict(problem_kwargs or {}), **dict(options or {}))
+            for name, entry in entries.items()}
     root = Path(out) if out is not None else Path("runs") / f"compare-{compare_name(problem)}"
     preflight_backend(next((c for n, c in cfgs.items() if n != "pinn"), cfgs["pinn"]))
 
@@ -200,7 +269,7 @@ def compare(problem: str, schemes: Sequence[str] = COMPARE_DEFAULT, *, seeds: Op
         m = _finished_run(name, cfg, run_dir, force=force, progress=progress, log=log)
         curves[name] = _error_curve(run_dir)
         per_seed = [v for v in (finite_or_none(x) for x in m.get("rel_l2_per_seed", [])) if v is not None]
-        rows.append({"scheme": name, "label": cfg.describe(), "status": m.get("status", "ok"),
+        rows.append({"scheme": name, "label": _label(cfg), "status": m.get("status", "ok"),
                      "seeds": len(seed_list), "rel_l2_mean": finite_or_none(m.get("rel_l2_mean")),
                      "rel_l2_sem": finite_or_none(m.get("rel_l2_sem")),
                      "train_seconds": finite_or_none(m.get("train_seconds")), "time_over_pinn": None,
@@ -226,10 +295,26 @@ def compare(problem: str, schemes: Sequence[str] = COMPARE_DEFAULT, *, seeds: Op
     atomic_write_text(root / "compare.csv", buf.getvalue())
     fig_path = None
     if figure and any(c is not None for c in curves.values()):
-        labels = {name: cfg.describe() for name, cfg in cfgs.items()}
+        labels = {name: _label(cfg) for name, cfg in cfgs.items()}
         fig_path = _figure(root / "compare.png", curves, labels, title=f"{compare_name(problem)}: weighting schemes",
                            seeds=len(seed_list))
     return CompareResult(root, md, rows, fig_path, best["scheme"] if best else None, command)
+
+
+def _entry_config(entry: Entry, **fields: Any) -> RunConfig:
+    """The validated :class:`RunConfig` of one entry: its parameters over the shared ``scheme_params``, a warm-up
+    of a third of the (resolved) epochs, its reference term."""
+    params = {**fields.pop("scheme_params"), **dict(entry.params)}
+    cfg = RunConfig(scheme=entry.scheme, scheme_params=params, reference_term=entry.reference_term, **fields)
+    if entry.warmup:
+        cfg = RunConfig(scheme=entry.scheme, reference_term=entry.reference_term, **fields,
+                        scheme_params={**params, "weight_warmup": max(1, cfg.resolved_epochs() // 3)})
+    return cfg.validate()
+
+
+def _label(cfg: RunConfig) -> str:
+    """The scheme's description, with a reference term other than the problem's."""
+    return cfg.describe() + ("" if cfg.reference_term is None else f", reference term {cfg.reference_term}")
 
 
 def _finished_run(name: str, cfg: RunConfig, run_dir: Path, *, force: bool, progress: bool, log: Log) -> dict:
