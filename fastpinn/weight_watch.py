@@ -143,6 +143,8 @@ class WeightWatch(Callback):
         names = list(trainer.problem.term_names)
         # [K] the weights a scheme moves (fixed weights, PINN's included, are the user's choice)
         watched = np.array(weighter.adaptive_mask, dtype=bool) & bool(getattr(weighter, "dynamic", True))
+        # Aggregators (PCGrad, MGDA, ...) pick a direction each step: their weights may be 0 or large by design.
+        aggregates = bool(getattr(weighter, "aggregates", False))
         # One transfer per boundary: what the window says, reduced on the device.
         start = torch.as_tensor(self._start, dtype=W.dtype, device=W.device)
         low = W < self.collapse * start
@@ -179,6 +181,8 @@ class WeightWatch(Callback):
                                         f"λ_{name} is not finite since epoch {since}{_who(members, W.shape[1])}: "
                                         "lower the learning rate, bound the weights with --weight-max, "
                                         "or use --scheme pinn"))
+            if aggregates:  # each step's combination coefficients: small or large ones are the method working
+                continue
             for s in range(W.shape[1]):  # since when each member's weight has been below the threshold
                 if w_last[s, k] >= self.collapse * self._start[s, k]:
                     self._below_since[s, k] = -1  # back above: a later dip starts afresh
@@ -200,7 +204,8 @@ class WeightWatch(Callback):
                     f"λ_{name} ran away to {top:.1e} (above {self.runaway:g}) since epoch {since}"
                     f"{_who(members, W.shape[1])}: {hint}; try an upper bound --weight-max (e.g. 100), a larger "
                     "--beta (e.g. 0.99), or --scheme pinn"))
-        out += self._stall_reports(names, watched, epoch, l_level, l_best, w_last)
+        if not aggregates:
+            out += self._stall_reports(names, watched, epoch, l_level, l_best, w_last)
         self._previous = np.where(np.isfinite(w_last), w_last, self._previous)
         if skipped is not None:
             self._skipped = weighter.skipped.clone()

@@ -283,3 +283,16 @@ def test_compare_trains_an_aggregator_beside_pinn_as_an_ensemble_of_seeds(tmp_pa
     assert cli.main(argv) == 0
     table = (out / "compare.md").read_text()
     assert "PCGrad" in table and "PINN" in table
+
+
+def test_the_weight_watch_does_not_call_an_aggregators_zero_weight_a_collapse(recwarn):
+    """MGDA's minimum-norm point often puts weight 0 on a term (here the PDE's: 1e-9 by epoch 400), which the
+    collapse rule of the EMA schemes reported with advice (--beta) that does not apply to an aggregator."""
+    from fastpinn.weight_watch import WeightWatch
+
+    t = fastpinn.Trainer(poisson1d(0, n_pde=64, depth=3, width=16), scheme_from_name("mgda"), eval_every=20,
+                         watch=WeightWatch(stall_epochs=100))
+    h = t.train(400)
+    assert float(h.weights[-1].min()) < 1e-3 * float(h.weights[0].max())  # a weight near 0: the old report
+    assert not [w for w in recwarn.list if "λ_" in str(w.message)]
+    assert not h.extra.get("weight_warnings")
