@@ -99,6 +99,24 @@ def test_paper_values_of_tables_1_to_3_as_published():
             assert e.time_s == secs and e.overhead_pct == pct, key
 
 
+def test_paper_values_of_table_4_as_published():
+    """Table 4 (DN-PINN with L^p norms; Burgers read in 1e-3, the header's 1e-2 being a typo): every cell."""
+    printed = {  # (beta, p): Burgers x1e-3, Poisson x1e-3, Allen-Cahn x1e-2
+        (0.9, "1"): ((17.58, 7.83), (1.17, 0.13), (1.55, 0.08)),
+        (0.9, "2"): ((12.70, 2.25), (1.41, 0.11), (1.60, 0.19)),
+        (0.9, "inf"): ((11.78, 2.72), (1.16, 0.06), (1.70, 0.19)),
+        (0.99, "1"): ((7.65, 0.90), (1.09, 0.08), (1.28, 0.08)),
+        (0.99, "2"): ((7.49, 1.12), (1.11, 0.11), (1.58, 0.17)),
+        (0.99, "inf"): ((8.60, 1.30), (1.19, 0.13), (1.78, 0.15)),
+    }
+    assert len(paper_numbers.PAPER["table4"]) == 18
+    for (beta, p), cells in printed.items():
+        for problem, unit, (mean, sem) in zip(("burgers", "poisson", "allen_cahn"), (1e-3, 1e-3, 1e-2), cells):
+            e = paper_numbers.lookup("table4", f"{problem}/dn-b{beta:g}-p{p}")
+            assert (e.rel_l2_mean, e.rel_l2_sem) == (pytest.approx(mean * unit), pytest.approx(sem * unit))
+            assert e.time_s is None
+
+
 # ------------------------------------------------------------------------------- partial sweeps
 def _stop_second_configuration_at(monkeypatch, epoch: int) -> None:
     """The second configuration trained stops after ``epoch`` as a SIGTERM would (checkpoint, then
@@ -121,7 +139,8 @@ def _stop_second_configuration_at(monkeypatch, epoch: int) -> None:
 
 
 def _tree(root: Path) -> dict:
-    return {str(p.relative_to(root)): p.stat().st_mtime_ns for p in sorted(root.rglob("*"))}
+    """Every file under ``root`` with its modification time (a write would change one)."""
+    return {str(p.relative_to(root)): p.stat().st_mtime_ns for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 def test_report_only_tables_a_half_done_sweep_without_training_or_writing(tmp_path, monkeypatch, capsys):
@@ -151,6 +170,25 @@ def test_report_only_tables_a_half_done_sweep_without_training_or_writing(tmp_pa
     assert all(r.status == NOT_STARTED for r in rest)
     assert "in progress, epoch 11/30 (now " in res.markdown and "Partial table" in res.markdown
     assert "1 of 7 run(s) finished, 1 in progress" in res.markdown
+
+    assert not ma.running and ", training" not in res.markdown
+    # a live process holding the directory (as a training shard does) marks the row as training now
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys, time; fd = os.open(sys.argv[1], "
+                               "os.O_RDWR | os.O_CREAT); fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); "
+                               "time.sleep(60)", str(out / "ma-b0.9" / ".fastpinn.lock")], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        busy = sweeps.report("table1", out=out, **TINY)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert busy.rows[1].running and "in progress, epoch 11/30, training (now " in busy.markdown
+    (out / "ma-b0.9" / ".fastpinn.lock").unlink()
+    assert _tree(out) == before
 
     # the command line: the same sweep's options plus --report-only print the table, exit 0
     capsys.readouterr()

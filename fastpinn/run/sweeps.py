@@ -15,6 +15,7 @@ from ..validation import check_choice, check_int
 from . import directory, records
 from .config import Log, RunConfig
 from .directory import resumable_epoch
+from .lock import RunDirBusyError, check_not_busy
 from .loading import trainer_from_run
 from .one_run import preflight_backend, train_run
 from ..data_parallel import launcher_rank_and_world
@@ -202,12 +203,12 @@ def unit_state(cfg: RunConfig, d: Path, reason: Optional[str]) -> dict:
     """What one unit's directory ``d`` holds for configuration ``cfg``, as metrics for :func:`table_rows`:
     its ``metrics.json`` when finished (``reason`` ``None``: every file checked); ``status``
     :data:`IN_PROGRESS` with ``epoch``/``epochs``, the per-seed errors at its last evaluation and the
-    training time so far from a checkpoint of ``cfg`` (epoch 0 when it has started without one yet);
-    else :data:`NOT_STARTED`, or the other configuration it holds."""
+    training time so far from a checkpoint of ``cfg`` (epoch 0 when it has started without one yet),
+    ``running`` when a live process holds ``d``; else :data:`NOT_STARTED`, or the other configuration it holds."""
     if reason is None:
         return dict(directory.read_metrics(d) or {})
     identity = cfg.identity(cfg.resolved_epochs())
-    base = {"n_seeds": len(cfg.seeds), "epochs": cfg.resolved_epochs()}
+    base = {"n_seeds": len(cfg.seeds), "epochs": cfg.resolved_epochs(), "running": _running(d)}
     if not d.is_dir():
         return dict(base, status=NOT_STARTED)
     if directory.checkpoint_problem(d / directory.CHECKPOINT, identity) is None:
@@ -223,6 +224,15 @@ def unit_state(cfg: RunConfig, d: Path, reason: Optional[str]) -> dict:
     if directory.is_nonempty_dir(d) and records.json_status(d / directory.CONFIG) == "ok":
         return dict(base, status=f"{d.name}/ holds another configuration")
     return dict(base, status=NOT_STARTED)
+
+
+def _running(d: Path) -> bool:
+    """Whether a live process holds the run directory ``d`` (probed, nothing written)."""
+    try:
+        check_not_busy(d)
+    except RunDirBusyError:
+        return True
+    return False
 
 
 @dataclass

@@ -119,6 +119,8 @@ class Row:
     best_rel_l2_sem: Optional[float] = None
     epoch: Optional[int] = None
     epochs: Optional[int] = None
+    #: An unfinished row whose run directory a live process holds now (it is training).
+    running: bool = False
 
     @property
     def agrees(self) -> Optional[bool]:
@@ -165,7 +167,8 @@ def table_rows(table: str, entries: Sequence[tuple[Entry, str, dict]]) -> list[R
                         reused=bool(m.get("_reused", False)), paper=paper_numbers.lookup(table, entry.key),
                         best_rel_l2_mean=finite_or_none(best_mean), best_rel_l2_sem=finite_or_none(best_sem),
                         epoch=_int_or_none(m.get("epoch")) if status == IN_PROGRESS else None,
-                        epochs=_int_or_none(m.get("epochs")) if status == IN_PROGRESS else None))
+                        epochs=_int_or_none(m.get("epochs")) if status == IN_PROGRESS else None,
+                        running=bool(m.get("running", False))))
     base = next((r.train_seconds for r in rows if r.key == "pinn" and r.status == "ok" and r.train_seconds), None)
     for r in rows:
         if base and r.train_seconds is not None and r.status == "ok":
@@ -217,11 +220,13 @@ def format_pct(v: Optional[float], is_base: bool = False) -> str:
 
 
 def format_ours(row: Row) -> str:
-    """Our rel. L2 cell: mean ± s.e. of a finished row; an unfinished one says how far it is."""
+    """Our rel. L2 cell: mean ± s.e. of a finished row; an unfinished one says how far it is (and whether
+    a process is training it now), with its errors at that checkpoint."""
     if row.status == "ok":
         return format_mean_pm(row.rel_l2_mean, row.rel_l2_sem)
     if row.status == IN_PROGRESS:
         at = f"in progress, epoch {row.epoch if row.epoch is not None else '?'}/{row.epochs or '?'}"
+        at += ", training" if row.running else ""
         return at if row.rel_l2_mean is None else f"{at} (now {format_mean_pm(row.rel_l2_mean, row.rel_l2_sem)})"
     return row.status
 
