@@ -231,6 +231,14 @@ def format_ours(row: Row) -> str:
     return row.status
 
 
+def _time_to_go(row: Row) -> str:
+    """``", ~X h to go"``: an unfinished row's remaining training time at its rate so far."""
+    if not (row.epoch and row.epochs and row.train_seconds):
+        return ""
+    left = row.train_seconds * (row.epochs - row.epoch) / row.epoch
+    return f", ~{left / 3600:.1f} h to go" if left >= 360 else f", ~{left / 60:.0f} min to go"
+
+
 def format_table(rows: Sequence[Row], *, title: str = "", note: str = "") -> tuple[str, str]:
     """``(markdown, csv)`` of a reproduced table beside the paper's numbers ("n/a" where unknown).
 
@@ -250,7 +258,7 @@ def format_table(rows: Sequence[Row], *, title: str = "", note: str = "") -> tup
     for r in rows:
         secs = format_seconds(r.train_seconds)
         if r.status == IN_PROGRESS and r.train_seconds is not None:
-            secs += " so far"
+            secs += " so far" + _time_to_go(r)
         cells = [r.label + (" (reused)" if r.reused else ""), str(r.n_seeds), format_ours(r),
                  format_mean_pm(r.paper.rel_l2_mean, r.paper.rel_l2_sem),
                  format_mean_pm(r.best_rel_l2_mean, r.best_rel_l2_sem), secs, format_seconds(r.paper.time_s),
