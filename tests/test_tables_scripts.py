@@ -70,7 +70,8 @@ def test_cpu_script_trains_the_background_jobs_sweeps_and_reports_them(tmp_path)
     common = "--derivative-method fused --device cpu --no-progress --checkpoint-seconds 120"
     t1 = f"-m fastpinn reproduce table1 --seeds 3 --out {root}/table1-3seeds {common}"
     t2 = f"-m fastpinn reproduce table2 --seeds 10 --out {root}/table2 {common}"
-    assert calls.read_text().splitlines() == [f"{t1} --shard 0/6"] + [f"{t2} --shard {i}/7" for i in (6, 0, 5, 4, 3, 2, 1)]
+    shards = [f"{t2} --shard {i}/7" for i in (6, 0, 5, 4, 3, 2, 1)]  # DN b=0.99 and PINN first
+    assert calls.read_text().splitlines() == [f"{t1} --shard 0/6"] + shards
     calls.unlink()
     assert _run(CPU, str(root), "report", env={"PYTHON": str(fake)}).returncode == 0
     assert calls.read_text().splitlines() == [f"{t1} --report-only", f"{t2} --report-only"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections import Counter
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Iterable, Optional, Union
@@ -186,15 +187,13 @@ def report(table: str, options: Optional[SweepOptions] = None, **overrides: Any)
              for j, (entry, cfg, d, reason) in enumerate(sweep.plan)]
     missing = [str(d.relative_to(sweep.root)) for (_, _, d, _), (_, _, m) in zip(sweep.plan, units)
                if m.get("status") not in ("ok", "diverged")]
-    counts = {}
-    for _, _, m in units:
-        status = m.get("status")
-        counts[status] = counts.get(status, 0) + 1
-    done = counts.get("ok", 0) + counts.get("diverged", 0)
-    partial = (f"Partial table, assembled from what {sweep.root} held at {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} "
-               f"(`--report-only`: nothing trained, nothing written there): {done} of {len(units)} run(s) finished, "
-               f"{counts.get(IN_PROGRESS, 0)} in progress (their errors and times are those of their last "
-               f"checkpoint), {len(units) - done - counts.get(IN_PROGRESS, 0)} not started." if missing else "")
+    counts = Counter(m.get("status") for _, _, m in units)
+    done, running = counts["ok"] + counts["diverged"], counts[IN_PROGRESS]
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    partial = (f"Partial table, assembled from what {sweep.root} held at {when} (`--report-only`: nothing trained, "
+               f"nothing written there): {done} of {len(units)} run(s) finished, {running} in progress (their "
+               f"errors and times are those of their last checkpoint), {len(units) - done - running} not started."
+               if missing else "")
     rows, md, csv_text = sweep.render(units, extra_note=partial)
     return TableResult(table, sweep.root, rows, md, csv_text, [], missing)
 
@@ -252,7 +251,8 @@ class _Sweep:
         check_choice("table", table, TABLES)
         check_int("seeds", o.seeds, minimum=1)
         spec = TABLES[table]
-        root = Path(o.out) if o.out is not None else Path("runs") / (table if o.problem is None else f"{table}-{o.problem}")
+        default_root = Path("runs") / (table if o.problem is None else f"{table}-{o.problem}")
+        root = Path(o.out) if o.out is not None else default_root
         configs = [(entry, o.run_config(entry)) for entry in table_entries(table, o.problem)]
         chunk = _seeds_per_run(o.seeds_per_run, o.seeds)
         return cls(table, o, o.problem is None or o.problem in spec.problems,
@@ -399,9 +399,9 @@ def _merge_chunks(results: list[tuple[Entry, str, dict]]) -> list[tuple[Entry, s
             epochs = unfinished[0].get("epochs")
             reached = [int(m["epoch"]) if m.get("status") == IN_PROGRESS else epochs if m in started else 0
                        for m in parts]
+            n_seeds = sum(int(m.get("n_seeds") or len(m.get("rel_l2_per_seed") or [])) for m in parts)
             out.append((entry, label, {"status": IN_PROGRESS if started else unfinished[0]["status"],
-                                       "epoch": min(reached), "epochs": epochs, "n_seeds": sum(
-                                           int(m.get("n_seeds") or len(m.get("rel_l2_per_seed") or [])) for m in parts)}))
+                                       "epoch": min(reached), "epochs": epochs, "n_seeds": n_seeds}))
             continue
         per_seed, best = cat("rel_l2_per_seed"), cat("best_rel_l2_per_seed")
         mean, sem = records.mean_sem(per_seed)
