@@ -50,7 +50,12 @@ for t in $TABLES; do
     --checkpoint-seconds 60 --no-progress "${EXTRA_ARGS[@]}" >"$ROOT/$t.log" 2>&1
   code=$?
   tail -3 "$ROOT/$t.log"
-  if [ "$code" -ne 0 ]; then echo "== $t stopped with exit $code (143: budget; rerun to resume)"; rc=$code; break; fi
+  # timeout exits 124 when it sent the SIGTERM (the run then wrote its checkpoint and exited 143)
+  if [ "$code" -eq 124 ] || [ "$code" -eq 143 ]; then
+    echo "== $t stopped by BUDGET_S after writing its checkpoint; rerun to resume"; rc=143; break
+  elif [ "$code" -ne 0 ]; then
+    echo "== $t failed with exit $code (see $ROOT/$t.log)"; rc=$code; break
+  fi
 done
 for t in $TABLES; do
   echo

@@ -16,14 +16,14 @@ GPU = REPO / "bench" / "reproduce_gpu.sh"
 CPU = REPO / "bench" / "reproduce_cpu_tables.sh"
 
 
-def _fake_python(tmp_path: Path, fail_on: str = "") -> tuple[Path, Path]:
-    """A stand-in for python that records its arguments, one call a line, and exits 143 (stopped by the
-    budget) when they contain ``fail_on``."""
+def _fake_python(tmp_path: Path, fail_on: str = "", code: int = 143) -> tuple[Path, Path]:
+    """A stand-in for python that records its arguments, one call a line, and exits ``code`` when they
+    contain ``fail_on``."""
     calls = tmp_path / "calls.txt"
     fake = tmp_path / "python"
     fake.write_text(f"""#!/usr/bin/env bash
 echo "$*" >> {shlex.quote(str(calls))}
-case "$*" in *{shlex.quote(fail_on or "@@never@@")}*) exit 143 ;; esac
+case "$*" in *{shlex.quote(fail_on or "@@never@@")}*) exit {code} ;; esac
 exit 0
 """)
     fake.chmod(0o755)
@@ -52,12 +52,13 @@ def test_gpu_script_trains_table1_then_table3_as_10_seed_ensembles_then_reports(
     ]
 
 
-def test_gpu_script_stopped_by_its_budget_still_reports_and_says_so(tmp_path):
-    fake, calls = _fake_python(tmp_path, fail_on="reproduce table1 --seeds 2 --epochs 5 --device cpu")
+@pytest.mark.parametrize("code", [124, 143])  # timeout's status when it sent the SIGTERM; the run's own
+def test_gpu_script_stopped_by_its_budget_still_reports_and_says_so(tmp_path, code):
+    fake, calls = _fake_python(tmp_path, fail_on="reproduce table1 --seeds 2 --epochs 5 --device cpu", code=code)
     res = _run(GPU, str(tmp_path / "root"),
                env={"PYTHON": str(fake), "BUDGET_S": "100", "DEVICE": "cpu", "SEEDS": "2", "EPOCHS": "5",
                     "EXTRA": "--n-pde 64 --no-figures"})
-    assert res.returncode == 143 and "rerun to resume" in res.stdout
+    assert res.returncode == 143 and "stopped by BUDGET_S after writing its checkpoint; rerun to resume" in res.stdout
     lines = calls.read_text().splitlines()
     assert len(lines) == 3 and "--n-pde 64 --no-figures" in lines[0]  # table3 not started; both reported
     assert all(line.endswith("--n-pde 64 --no-figures --report-only") for line in lines[1:])
