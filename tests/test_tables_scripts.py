@@ -64,6 +64,13 @@ def test_gpu_script_stopped_by_its_budget_still_reports_and_says_so(tmp_path, co
     assert all(line.endswith("--n-pde 64 --no-figures --report-only") for line in lines[1:])
 
 
+def test_gpu_script_names_a_failed_table_and_its_log(tmp_path):
+    fake, calls = _fake_python(tmp_path, fail_on="reproduce table3 --seeds 10 --device cuda", code=1)
+    res = _run(GPU, str(tmp_path / "root"), env={"PYTHON": str(fake)})
+    assert res.returncode == 1 and f"table3 failed with exit 1 (see {tmp_path / 'root' / 'table3.log'})" in res.stdout
+    assert len(calls.read_text().splitlines()) == 4  # both trained, both reported
+
+
 def test_cpu_script_trains_the_background_jobs_sweeps_and_reports_them(tmp_path):
     fake, calls = _fake_python(tmp_path)
     root = tmp_path / "runs"
