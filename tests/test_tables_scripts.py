@@ -23,6 +23,7 @@ def _fake_python(tmp_path: Path, fail_on: str = "", code: int = 143) -> tuple[Pa
     fake = tmp_path / "python"
     fake.write_text(f"""#!/usr/bin/env bash
 echo "$*" >> {shlex.quote(str(calls))}
+case "$*" in *--report-only*) echo "### a table of $4"; echo; echo "Partial table, assembled ..." ;; esac
 case "$*" in *{shlex.quote(fail_on or "@@never@@")}*) exit {code} ;; esac
 exit 0
 """)
@@ -84,6 +85,25 @@ def test_cpu_script_trains_the_background_jobs_sweeps_and_reports_them(tmp_path)
     assert _run(CPU, str(root), "report", env={"PYTHON": str(fake)}).returncode == 0
     assert calls.read_text().splitlines() == [f"{t1} --report-only", f"{t2} --report-only"]
     assert _run(CPU, str(root), "bogus", env={"PYTHON": str(fake)}).returncode == 2
+
+
+def test_cpu_script_writes_the_reports_as_results_files_naming_machine_and_commands(tmp_path):
+    fake, calls = _fake_python(tmp_path)
+    res = _run(CPU, str(tmp_path / "runs"), "results", str(tmp_path / "results"), env={"PYTHON": str(fake)})
+    assert res.returncode == 0, res.stderr
+    files = sorted((tmp_path / "results").iterdir())
+    cores = os.cpu_count()  # the machine's, not OMP_NUM_THREADS's (which the script sets to 1)
+    assert [f.name.split("-cpu-")[0] for f in files] == ["reproduce-table1-3seeds", "reproduce-table2-10seeds"]
+    assert all(f.name.endswith(f"-{cores}c-partial.md") for f in files)
+    t1 = files[0].read_text()
+    model = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+    model = next((line.split(":", 1)[1].strip() for line in model.splitlines() if line.startswith("Model name")), "")
+    assert t1.startswith("# Table 1 (Burgers), PINN and DN-PINN β = 0.99 rows") and t1.rstrip().endswith(
+        "Partial table, assembled ...")
+    assert f"Machine: {model} (`lscpu`), {cores} cores" in t1 and "### a table of table1" in t1
+    assert ("`python -m fastpinn reproduce table1 --seeds 3 --out ROOT/table1-3seeds --derivative-method fused "
+            "--device cpu --no-progress --checkpoint-seconds 120 --shard 0/6`") in t1
+    assert "`nice -n 19 bash bench/reproduce_cpu_tables.sh ROOT >>ROOT/log.txt 2>&1 &`" in t1
 
 
 @pytest.mark.slow  # four fastpinn processes (~30 s each on a loaded 2-core box)
