@@ -207,6 +207,10 @@ def test_report_only_tables_a_half_done_sweep_without_training_or_writing(tmp_pa
     done = experiments.reproduce("table1", out=out, **TINY)
     final = sweeps.report("table1", out=out, **TINY)
     assert final.missing == [] and "Partial table" not in final.markdown
+    import json
+
+    written = json.loads((out / "table.json").read_text())["rows"]
+    assert [(r["agrees"], r["agrees_within_2se"]) for r in written] == [(None, None)] * 7  # poisson1d: no paper
     assert [(r.status, r.rel_l2_mean, r.rel_l2_sem) for r in final.rows] == [
         (r.status, r.rel_l2_mean, r.rel_l2_sem) for r in done.rows]
 
