@@ -202,6 +202,10 @@ def test_report_only_tables_a_half_done_sweep_without_training_or_writing(tmp_pa
     assert [r.status for r in other.rows] == ["pinn/ holds another configuration",
                                               "ma-b0.9/ holds another configuration"] + [NOT_STARTED] * 5
 
+    # a CUDA sweep's runs can be tabled on a machine without CUDA (here: not these CPU runs)
+    on_cuda = sweeps.report("table1", out=out, **dict(TINY, device="cuda"))
+    assert on_cuda.rows[0].status == "pinn/ holds another configuration"
+
     # once the sweep finishes, the report is its table
     monkeypatch.undo()
     done = experiments.reproduce("table1", out=out, **TINY)

@@ -79,8 +79,13 @@ class SweepOptions:
     figures: bool = True
     log: Optional[Log] = None
 
-    def run_config(self, entry: Entry) -> RunConfig:
-        """The configuration of one table entry under these options (validated)."""
+    def run_config(self, entry: Entry, *, check_device: bool = True) -> RunConfig:
+        """The configuration of one table entry under these options (validated; without ``check_device``
+        a CUDA device need not be present -- a report compares identities only, so a GPU sweep's runs can be
+        tabled on a machine without one)."""
+        if not check_device:
+            on_cpu = replace(self, device="cpu", step_mode="eager").run_config(entry)
+            return replace(on_cpu, device=self.device, step_mode=self.step_mode)
         cfg = RunConfig(problem=entry.problem, scheme=entry.scheme, beta=entry.beta, p=entry.p,
                         bias_correction=entry.bias_correction, seeds=tuple(range(self.seeds)), ensemble=True,
                         epochs=self.epochs if self.epochs is not None else entry.epochs, lr=self.lr,
@@ -254,7 +259,7 @@ class _Sweep:
         spec = TABLES[table]
         default_root = Path("runs") / (table if o.problem is None else f"{table}-{o.problem}")
         root = Path(o.out) if o.out is not None else default_root
-        configs = [(entry, o.run_config(entry)) for entry in table_entries(table, o.problem)]
+        configs = [(entry, o.run_config(entry, check_device=refuse_other)) for entry in table_entries(table, o.problem)]
         chunk = _seeds_per_run(o.seeds_per_run, o.seeds)
         return cls(table, o, o.problem is None or o.problem in spec.problems,
                    spec.problems if o.problem is None else (o.problem,), root, chunk,
