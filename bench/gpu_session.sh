@@ -9,7 +9,9 @@
 #    are checked against their pure-PyTorch twins); FASTPINN_GPU_FULL_SUITE=1 adds the whole suite at the end;
 # 3. measures the statistics kernel's bandwidth at P = 10^7 and the whole-run targets
 #    (bench_gpu_targets.py: Burgers per step mode, the 10-seed ensemble, Table 1 projected);
-# 4. optionally (FASTPINN_GPU_RUN_ALL=1) the interleaved scheme-overhead benchmark (run_all.py, ~15 min).
+# 4. optionally (FASTPINN_GPU_TABLES=1) the paper's Tables 1 and 3 at a reduced length (bench/reproduce_gpu.sh,
+#    10 seeds x FASTPINN_GPU_TABLE_EPOCHS=300 epochs, at most 4 minutes): the command works on CUDA, time per row;
+# 5. optionally (FASTPINN_GPU_RUN_ALL=1) the interleaved scheme-overhead benchmark (run_all.py, ~15 min).
 # Logs and result files go to $OUT (the device tool's folder) or bench/results/gpu-session.
 # Stages run in order of importance, each under its own time limit, so a hang in one still leaves the
 # others' results; stages 1-3 fit a 10-minute device call (build ~3 min, tests ~3 min, benchmarks ~3 min).
@@ -59,6 +61,14 @@ if [ "$NGPU" -ge 2 ]; then
     --out "$OUT/distributed.md" 2>&1 | tail -20
 else
   echo "data-parallel scaling: needs >= 2 GPUs, found $NGPU (skipped)"
+fi
+
+if [ "${FASTPINN_GPU_TABLES:-0}" = 1 ]; then
+  # The full Tables 1 and 3 take longer than a session: this checks their command on the GPU and times each
+  # configuration at a reduced length (the full run: bash bench/reproduce_gpu.sh ROOT, resumable).
+  TEP=${FASTPINN_GPU_TABLE_EPOCHS:-300}
+  stage "paper Tables 1 and 3, 10 seeds x $TEP epochs (bench/reproduce_gpu.sh)"
+  EPOCHS=$TEP BUDGET_S=240 EXTRA="--no-figures" PYTHON=$PY bash bench/reproduce_gpu.sh "$OUT/tables" 2>&1 | tail -45
 fi
 
 if [ "${FASTPINN_GPU_FULL_SUITE:-0}" = 1 ]; then

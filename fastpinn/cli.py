@@ -243,6 +243,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train each configuration's seeds in ensembles of at most M (OUT/<key>.seeds-a-b/, "
                         "each a unit of work for --shard): for an ensemble too large for one device, or more "
                         "ranks than configurations (default: all seeds in one run, OUT/<key>/)")
+    r.add_argument("--report-only", action="store_true",
+                   help="train nothing and write nothing: print the table of what --out holds now for this "
+                        "sweep (give the options it trains with): finished configurations, the unfinished ones "
+                        "'in progress, epoch E/N' with their errors at their last checkpoint, the rest 'not "
+                        "started'; safe while shards are training")
     _add_common(r)
 
     # fastpinn compare: the weighting schemes side by side (fastpinn.run.compare).
@@ -491,6 +496,8 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
     if args.table == "demo":
         return _cmd_demo(args)
+    if args.report_only:
+        return _report_only(args)
     res = reproduce(args.table, seeds=args.seeds, epochs=args.epochs, device=_device(args.device), dtype=args.dtype,
                     backend=args.backend, out=args.out, problem=args.problem, problem_kwargs=_sizes(args),
                     lr=args.lr, eval_every=args.eval_every, compile=_compile_arg(args), step_mode=args.step_mode,
@@ -503,6 +510,19 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         return 0
     print(res.markdown, flush=True)
     print(f"written: {res.out_dir / 'table.md'}, {res.out_dir / 'table.csv'}", flush=True)
+    return 0
+
+
+def _report_only(args: argparse.Namespace) -> int:
+    from .run.sweeps import report
+
+    # The device only enters a run's identity as its type: a CUDA sweep can be reported on a CPU machine.
+    res = report(args.table, seeds=args.seeds, epochs=args.epochs, device=_device(args.device), dtype=args.dtype,
+                 out=args.out, problem=args.problem, problem_kwargs=_sizes(args), lr=args.lr,
+                 fidelity=_fidelity(args), seeds_per_run=args.seeds_per_run)
+    print(res.markdown, end="", flush=True)
+    if res.missing:
+        _log(f"unfinished: {', '.join(res.missing)}; rerun without --report-only to train them")
     return 0
 
 

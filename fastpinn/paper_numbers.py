@@ -94,12 +94,12 @@ def lookup(table: str, key: str) -> PaperEntry:
     return PAPER.get(table, {}).get(key, _UNKNOWN)
 
 
-def agrees(mean: Optional[float], sem: Optional[float], paper: PaperEntry) -> Optional[bool]:
-    """Whether our mean and the paper's differ by at most their combined standard error
-    ``sqrt(sem^2 + sem_paper^2)``; ``None`` when either side is missing (one seed has no s.e.: only the
-    paper's counts then)."""
+def agrees(mean: Optional[float], sem: Optional[float], paper: PaperEntry, factor: float = 1.0) -> Optional[bool]:
+    """Whether our mean and the paper's differ by at most ``factor`` times their combined standard error:
+    ``|mean - mean_paper| <= factor * sqrt(sem^2 + sem_paper^2)``; ``None`` when either side is missing
+    (one seed has no s.e.: only the paper's counts then)."""
     if mean is None or paper.rel_l2_mean is None or not math.isfinite(mean):
         return None
     ours = sem if sem is not None and math.isfinite(sem) else 0.0
     combined = math.hypot(ours, paper.rel_l2_sem or 0.0)
-    return abs(mean - paper.rel_l2_mean) <= combined
+    return abs(mean - paper.rel_l2_mean) <= factor * combined

@@ -3,10 +3,12 @@ chunks) and writes the table and its figures."""
 
 from __future__ import annotations
 
+import time
 import warnings
+from collections import Counter
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Iterable, Optional, Union
 
 from .. import _io, paper_numbers
 from ..trainer import NonFiniteError
@@ -14,13 +16,14 @@ from ..validation import check_choice, check_int
 from . import directory, records
 from .config import Log, RunConfig
 from .directory import resumable_epoch
+from .lock import RunDirBusyError, check_not_busy
 from .loading import trainer_from_run
 from .one_run import preflight_backend, train_run
 from ..data_parallel import launcher_rank_and_world
-from .tables import (TABLES, Entry, Row, TableResult, finite_or_none, format_agrees, format_mean_pm, format_seconds,
-                     format_table, table_entries, table_rows)
+from .tables import (IN_PROGRESS, NOT_STARTED, TABLES, Entry, Row, TableResult, finite_or_none, format_agrees,
+                     format_mean_pm, format_seconds, format_table, table_entries, table_rows)
 
-__all__ = ["sweep_shard", "SweepOptions", "reproduce"]
+__all__ = ["sweep_shard", "SweepOptions", "reproduce", "report", "unit_state"]
 
 #: What a sweep writes in its root (``fnmatch`` patterns): the table and its figures.
 TABLE_FILES = ("table.md", "table.csv", "table.json", "summary.png", "gradients*.png", "bias_correction*.png")
@@ -76,8 +79,13 @@ class SweepOptions:
     figures: bool = True
     log: Optional[Log] = None
 
-    def run_config(self, entry: Entry) -> RunConfig:
-        """The configuration of one table entry under these options (validated)."""
+    def run_config(self, entry: Entry, *, check_device: bool = True) -> RunConfig:
+        """The configuration of one table entry under these options (validated; without ``check_device``
+        a CUDA device need not be present -- a report compares identities only, so a GPU sweep's runs can be
+        tabled on a machine without one)."""
+        if not check_device:
+            on_cpu = replace(self, device="cpu", step_mode="eager").run_config(entry)
+            return replace(on_cpu, device=self.device, step_mode=self.step_mode)
         cfg = RunConfig(problem=entry.problem, scheme=entry.scheme, beta=entry.beta, p=entry.p,
                         bias_correction=entry.bias_correction, seeds=tuple(range(self.seeds)), ensemble=True,
                         epochs=self.epochs if self.epochs is not None else entry.epochs, lr=self.lr,
@@ -121,16 +129,9 @@ def reproduce(table: str, options: Optional[SweepOptions] = None, **overrides: A
     """
     o = replace(options or SweepOptions(), **overrides)
     log = o.log or (lambda s: None)
-    check_choice("table", table, TABLES)
-    check_int("seeds", o.seeds, minimum=1)
-    spec = TABLES[table]
-    own = o.problem is None or o.problem in spec.problems  # the paper's problems: its numbers apply
-    probs = spec.problems if o.problem is None else (o.problem,)
-    root = Path(o.out) if o.out is not None else Path("runs") / (table if o.problem is None else f"{table}-{o.problem}")
-    configs = [(entry, o.run_config(entry)) for entry in table_entries(table, o.problem)]
-    chunk = _seeds_per_run(o.seeds_per_run, o.seeds)
-    preflight_backend(next((c for _, c in configs if c.scheme != "pinn"), configs[0][1]))
-    plan = _plan_units(configs, chunk, root, force=o.force)
+    sweep = _Sweep.of(table, o, refuse_other=True)
+    preflight_backend(next((c for _, c, _, _ in sweep.plan if c.scheme != "pinn"), sweep.plan[0][1]))
+    plan, root = sweep.plan, sweep.root
     me, n_shards = sweep_shard(o.shard)  # a bad --shard is refused before anything is written
     root.mkdir(parents=True, exist_ok=True)
     directory.remove_run_temporaries(root, TABLE_FILES)  # of table files a killed sweep was writing
@@ -141,11 +142,7 @@ def reproduce(table: str, options: Optional[SweepOptions] = None, **overrides: A
     missing = []
     for j in order:
         entry, cfg, d, reason = plan[j]
-        label = cfg.describe(show_p=table == "table4")
-        if len(probs) > 1:
-            label = f"{entry.problem}: {label}"
-        if len(cfg.seeds) < o.seeds:
-            label = f"{label} [seeds {cfg.seeds[0]}-{cfg.seeds[-1]}]"
+        label = sweep.label(j)
         if j % n_shards != me:  # another shard's: used if finished by now
             reason = directory.verify_run(d, cfg.identity(cfg.resolved_epochs())) if d.is_dir() else "absent"
             if reason is not None:
@@ -156,45 +153,172 @@ def reproduce(table: str, options: Optional[SweepOptions] = None, **overrides: A
             err = format_mean_pm(finite_or_none(metrics.get("rel_l2_mean")), finite_or_none(metrics.get("rel_l2_sem")))
             log(f"    rel. L2 = {err}, {format_seconds(finite_or_none(metrics.get('train_seconds')))} s")
         finished[j] = (entry, label, metrics)
-    results = [finished[j] for j in sorted(finished)]
-    histories = {}
-    for entry, _, d, _ in plan:
-        if (d / directory.HISTORY).exists() and entry.key not in histories:  # chunked: the first chunk's
-            histories[entry.key] = d / directory.HISTORY
-    if chunk < o.seeds:  # one row per configuration, from all its chunks
-        results = _merge_chunks(results)
-        plan = [u for i, u in enumerate(plan) if i == 0 or u[0].key != plan[i - 1][0].key]
     if missing:
         log(f"shard {me}/{n_shards} done; the table is written when the other shards finish (missing: "
             f"{', '.join(missing)}); rerun any shard to assemble it")
         return TableResult(table, root, [], "", "", [], missing)
-    rows = table_rows(table if own else "", results)  # another problem: no paper numbers
+    rows, md, csv_text = sweep.render([finished[j] for j in sorted(finished)])
     for r in rows:
         if r.paper.rel_l2_mean is not None:
             log(f"{r.label}: ours {format_mean_pm(r.rel_l2_mean, r.rel_l2_sem)}, paper "
                 f"{format_mean_pm(r.paper.rel_l2_mean, r.paper.rel_l2_sem)}, "
                 f"agree within s.e.: {format_agrees(r.agrees)}")
-    how = ("trained as one batched ensemble" if chunk >= o.seeds else
-           f"trained in batched ensembles of at most {chunk} seeds (one run directory each)")
-    n_note = (f"{o.seeds} seed(s) per configuration, {how} on {o.device}; time = wall time of the training "
-              f"epochs of that batched run{'' if chunk >= o.seeds else ', summed over the chunks'}. Paper numbers: "
-              f"{paper_numbers.SOURCE} (10 runs, TensorFlow on an RTX A6000).")
-    spec_note = spec.note if own else (
-        f"Run on {o.problem} instead of the paper's {', '.join(spec.problems)}; the paper's numbers do not apply.")
-    note = " ".join(s for s in (spec_note, n_note) if s)
-    title = spec.title
-    if not own or o.epochs or o.problem is not None:
-        title = f"{spec.title} ({', '.join(probs)}, {o.epochs or 'paper'} epochs)"
-    md, csv_text = format_table(rows, title=title, note=note)
     _io.atomic_write_text(root / "table.md", md)
     _io.atomic_write_text(root / "table.csv", csv_text)
     records.write_json(root / "table.json", {
-        "table": table, "problems": list(probs), "seeds": o.seeds, "epochs": o.epochs, "device": o.device,
-        "rows": [dict(asdict(r), paper=asdict(r.paper), agrees=r.agrees) for r in rows]})
+        "table": table, "problems": list(sweep.problems), "seeds": o.seeds, "epochs": o.epochs, "device": o.device,
+        "rows": [dict(asdict(r), paper=asdict(r.paper), agrees=r.agrees, agrees_within_2se=r.agrees_within(2.0))
+                 for r in rows]})
     fig_paths: list[Path] = []
     if o.figures:
-        fig_paths = _table_figures(table, plan, rows, histories, root, title)
+        histories = {}
+        for entry, _, d, _ in plan:
+            if (d / directory.HISTORY).exists() and entry.key not in histories:  # chunked: the first chunk's
+                histories[entry.key] = d / directory.HISTORY
+        fig_paths = _table_figures(table, sweep.row_units(), rows, histories, root, sweep.title)
     return TableResult(table, root, rows, md, csv_text, fig_paths)
+
+
+def report(table: str, options: Optional[SweepOptions] = None, **overrides: Any) -> TableResult:
+    """The table of what ``out`` holds now for the sweep :func:`reproduce` would run with the same
+    arguments, training nothing and writing nothing (safe beside running shards): finished units as
+    :func:`reproduce` would reuse them (every file checked); an unfinished unit with a checkpoint of its
+    configuration as "in progress, epoch E/N" with its errors and training time at that checkpoint; the
+    others "not started" (or naming the other configuration their directory holds).
+    :attr:`TableResult.missing` lists the unfinished units; nothing is written, so ``figures`` is empty.
+    """
+    o = replace(options or SweepOptions(), **overrides)
+    sweep = _Sweep.of(table, o, refuse_other=False)
+    units = [(entry, sweep.label(j), unit_state(cfg, d, reason))
+             for j, (entry, cfg, d, reason) in enumerate(sweep.plan)]
+    missing = [str(d.relative_to(sweep.root)) for (_, _, d, _), (_, _, m) in zip(sweep.plan, units)
+               if m.get("status") not in ("ok", "diverged")]
+    counts = Counter(m.get("status") for _, _, m in units)
+    done, running = counts["ok"] + counts["diverged"], counts[IN_PROGRESS]
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    partial = (f"Partial table, assembled from what {sweep.root} held at {when} (`--report-only`: nothing trained, "
+               f"nothing written there): {done} of {len(units)} run(s) finished, {running} in progress (their "
+               f"errors and times are those of their last checkpoint), {len(units) - done - running} not started."
+               if missing else "")
+    rows, md, csv_text = sweep.render(units, extra_note=partial)
+    return TableResult(table, sweep.root, rows, md, csv_text, [], missing)
+
+
+def unit_state(cfg: RunConfig, d: Path, reason: Optional[str]) -> dict:
+    """What one unit's directory ``d`` holds for configuration ``cfg``, as metrics for :func:`table_rows`:
+    its ``metrics.json`` when finished (``reason`` ``None``: every file checked); ``status``
+    :data:`IN_PROGRESS` with ``epoch``/``epochs``, the per-seed errors at its last evaluation and the
+    training time so far from a checkpoint of ``cfg`` (epoch 0 when it has started without one yet),
+    ``running`` when a live process holds ``d``; else :data:`NOT_STARTED`, or the other configuration it holds."""
+    if reason is None:
+        return dict(directory.read_metrics(d) or {})
+    identity = cfg.identity(cfg.resolved_epochs())
+    base = {"n_seeds": len(cfg.seeds), "epochs": cfg.resolved_epochs(), "running": _running(d)}
+    if not d.is_dir():
+        return dict(base, status=NOT_STARTED)
+    if directory.checkpoint_problem(d / directory.CHECKPOINT, identity) is None:
+        from ..trainer import History
+
+        state = directory.read_checkpoint(d / directory.CHECKPOINT)
+        hist = History.from_dict(state["extra"]["history"])
+        per_seed = [float(v) for v in hist.final_rel_l2()] if hist.rel_l2.shape[0] else []
+        return dict(base, status=IN_PROGRESS, epoch=int(state["epoch"]), rel_l2_per_seed=per_seed,
+                    best_rel_l2_per_seed=list(hist.extra.get("best_rel_l2", [])), train_seconds=hist.train_seconds)
+    if (directory.read_config(d) or {}).get("identity") == identity:  # started, before its first checkpoint
+        return dict(base, status=IN_PROGRESS, epoch=0)
+    if directory.is_nonempty_dir(d) and records.json_status(d / directory.CONFIG) == "ok":
+        return dict(base, status=f"{d.name}/ holds another configuration")
+    return dict(base, status=NOT_STARTED)
+
+
+def _running(d: Path) -> bool:
+    """Whether a live process holds the run directory ``d`` (probed, nothing written)."""
+    try:
+        check_not_busy(d)
+    except RunDirBusyError:
+        return True
+    return False
+
+
+@dataclass
+class _Sweep:
+    """A table's sweep under given options: its units of work and how its rows and table are written."""
+
+    table: str
+    options: SweepOptions
+    own: bool  # the paper's problems: its numbers apply
+    problems: tuple[str, ...]
+    root: Path
+    chunk: int
+    plan: list  # (entry, config, run dir, why it cannot be reused or None) per unit
+
+    @classmethod
+    def of(cls, table: str, o: SweepOptions, *, refuse_other: bool) -> "_Sweep":
+        check_choice("table", table, TABLES)
+        check_int("seeds", o.seeds, minimum=1)
+        spec = TABLES[table]
+        default_root = Path("runs") / (table if o.problem is None else f"{table}-{o.problem}")
+        root = Path(o.out) if o.out is not None else default_root
+        configs = [(entry, o.run_config(entry, check_device=refuse_other)) for entry in table_entries(table, o.problem)]
+        chunk = _seeds_per_run(o.seeds_per_run, o.seeds)
+        return cls(table, o, o.problem is None or o.problem in spec.problems,
+                   spec.problems if o.problem is None else (o.problem,), root, chunk,
+                   _plan_units(configs, chunk, root, force=o.force or not refuse_other))
+
+    def label(self, j: int) -> str:
+        entry, cfg, _, _ = self.plan[j]
+        label = cfg.describe(show_p=self.table == "table4")
+        if len(self.problems) > 1:
+            label = f"{entry.problem}: {label}"
+        if len(cfg.seeds) < self.options.seeds:
+            label = f"{label} [seeds {cfg.seeds[0]}-{cfg.seeds[-1]}]"
+        return label
+
+    def row_units(self) -> list:
+        """The plan with one unit per configuration (a chunked configuration's first chunk)."""
+        return [u for i, u in enumerate(self.plan) if i == 0 or u[0].key != self.plan[i - 1][0].key]
+
+    @property
+    def title(self) -> str:
+        o, spec = self.options, TABLES[self.table]
+        if not self.own or o.epochs or o.problem is not None:
+            return f"{spec.title} ({', '.join(self.problems)}, {o.epochs or 'paper'} epochs)"
+        return spec.title
+
+    def render(self, results: list[tuple[Entry, str, dict]], extra_note: str = "") -> tuple[list[Row], str, str]:
+        """``(rows, markdown, csv)`` from one ``(entry, label, metrics)`` per unit."""
+        o, spec = self.options, TABLES[self.table]
+        if self.chunk < o.seeds:  # one row per configuration, from all its chunks
+            results = _merge_chunks(results)
+        rows = table_rows(self.table if self.own else "", results)  # another problem: no paper numbers
+        how = ("trained as one batched ensemble" if self.chunk >= o.seeds else
+               f"trained in batched ensembles of at most {self.chunk} seeds (one run directory each)")
+        machines = _machines(d for _, _, d, _ in self.plan)
+        n_note = (f"{o.seeds} seed(s) per configuration, {how} on {o.device}; time = wall time of the training "
+                  f"epochs of that batched run{'' if self.chunk >= o.seeds else ', summed over the chunks'}"
+                  f"{', on ' + '; '.join(machines) if machines else ''}. Paper numbers: {paper_numbers.SOURCE} "
+                  f"(10 runs, TensorFlow on one NVIDIA RTX A6000).")
+        spec_note = spec.note if self.own else (
+            f"Run on {o.problem} instead of the paper's {', '.join(spec.problems)}; the paper's numbers do not apply.")
+        note = " ".join(s for s in (spec_note, n_note, extra_note) if s)
+        md, csv_text = format_table(rows, title=self.title, note=note)
+        return rows, md, csv_text
+
+
+def _machines(dirs: Iterable[Path]) -> list[str]:
+    """The machines the runs in ``dirs`` trained on, from their ``config.json`` (each named once)."""
+    out: list[str] = []
+    for d in dirs:
+        env = (directory.read_config(d) or {}).get("environment") or {}
+        if not env.get("device_name"):
+            continue
+        what = str(env["device_name"])
+        if env.get("cuda_version") is None and env.get("cpu_count"):
+            what += f" ({env['cpu_count']} CPUs, {env.get('torch_num_threads', '?')} torch thread(s))"
+        what += f", torch {env.get('torch_version', '?')}"
+        if what not in out:
+            out.append(what)
+    return out
 
 
 def _plan_units(configs: list[tuple[Entry, RunConfig]], chunk: int, root: Path, *, force: bool) -> list[tuple]:
@@ -275,6 +399,16 @@ def _merge_chunks(results: list[tuple[Entry, str, dict]]) -> list[tuple[Entry, s
         def cat(name: str) -> list:
             return [v for m in parts for v in (m.get(name) or [])]
 
+        unfinished = [m for m in parts if m.get("status", "ok") not in ("ok", "diverged")]
+        if unfinished:  # a partial table (report): the row is as far as its least advanced chunk
+            started = [m for m in parts if m.get("status", "ok") in ("ok", "diverged", IN_PROGRESS)]
+            epochs = unfinished[0].get("epochs")
+            reached = [int(m["epoch"]) if m.get("status") == IN_PROGRESS else epochs if m in started else 0
+                       for m in parts]
+            n_seeds = sum(int(m.get("n_seeds") or len(m.get("rel_l2_per_seed") or [])) for m in parts)
+            out.append((entry, label, {"status": IN_PROGRESS if started else unfinished[0]["status"],
+                                       "epoch": min(reached), "epochs": epochs, "n_seeds": n_seeds}))
+            continue
         per_seed, best = cat("rel_l2_per_seed"), cat("best_rel_l2_per_seed")
         mean, sem = records.mean_sem(per_seed)
         bad = [m for m in parts if m.get("status", "ok") != "ok"]

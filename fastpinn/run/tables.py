@@ -14,7 +14,8 @@ from .. import paper_numbers
 from . import records
 
 __all__ = ["Entry", "TableSpec", "TABLES", "FIG12_EPOCHS", "table_entries", "Row", "table_rows", "format_table",
-           "TableResult", "finite_or_none", "format_mean_pm", "format_seconds", "format_agrees"]
+           "TableResult", "finite_or_none", "format_mean_pm", "format_seconds", "format_agrees", "format_agreement",
+           "AGREEMENT_LEGEND", "IN_PROGRESS", "NOT_STARTED"]
 
 
 @dataclass(frozen=True)
@@ -92,9 +93,17 @@ def table_entries(table: str, problem: Optional[str] = None) -> list[Entry]:
                     key=f"{problem}/{e.key.split('/', 1)[1]}" if multi else e.key) for e in first]
 
 
+#: Row statuses besides a finished run's (``"ok"``, ``"diverged"``): a unit with a checkpoint of its
+#: configuration but no ``metrics.json`` yet, and one with nothing of its configuration on disk.
+IN_PROGRESS = "in progress"
+NOT_STARTED = "not started"
+
+
 @dataclass
 class Row:
-    """One line of a reproduced table."""
+    """One line of a reproduced table. An unfinished configuration (``status`` :data:`IN_PROGRESS`) has
+    the epoch its checkpoint reached (``epoch`` of ``epochs``), the errors at its last evaluation and its
+    training time so far."""
 
     key: str
     label: str
@@ -108,13 +117,22 @@ class Row:
     paper: paper_numbers.PaperEntry = field(default_factory=paper_numbers.PaperEntry)
     best_rel_l2_mean: Optional[float] = None
     best_rel_l2_sem: Optional[float] = None
+    epoch: Optional[int] = None
+    epochs: Optional[int] = None
+    #: An unfinished row whose run directory a live process holds now (it is training).
+    running: bool = False
 
     @property
     def agrees(self) -> Optional[bool]:
         """Our mean within the combined standard errors of the paper's (``None``: nothing to compare)."""
+        return self.agrees_within(1.0)
+
+    def agrees_within(self, factor: float) -> Optional[bool]:
+        """Our final mean within ``factor`` combined standard errors of the paper's (``None``: nothing to
+        compare, or not finished)."""
         if self.status != "ok":
             return None
-        return paper_numbers.agrees(self.rel_l2_mean, self.rel_l2_sem, self.paper)
+        return paper_numbers.agrees(self.rel_l2_mean, self.rel_l2_sem, self.paper, factor)
 
 
 def finite_or_none(v: Any) -> Optional[float]:
@@ -125,8 +143,14 @@ def finite_or_none(v: Any) -> Optional[float]:
     return f if math.isfinite(f) else None
 
 
+def _int_or_none(v: Any) -> Optional[int]:
+    return None if v is None else int(v)
+
+
 def table_rows(table: str, entries: Sequence[tuple[Entry, str, dict]]) -> list[Row]:
-    """Rows from ``(entry, label, metrics)``; the time overhead is relative to the table's PINN row."""
+    """Rows from ``(entry, label, metrics)``; the time overhead is relative to the table's PINN row (both
+    finished). ``metrics`` of an unfinished unit: ``status`` :data:`IN_PROGRESS` with ``epoch`` and
+    ``epochs``, or :data:`NOT_STARTED`."""
     rows = []
     for entry, label, m in entries:
         per_seed = m.get("rel_l2_per_seed") or []
@@ -137,19 +161,42 @@ def table_rows(table: str, entries: Sequence[tuple[Entry, str, dict]]) -> list[R
             mean, sem = finite_or_none(m.get("rel_l2_mean")), finite_or_none(m.get("rel_l2_sem"))
         best = [v for v in (finite_or_none(x) for x in m.get("best_rel_l2_per_seed") or []) if v is not None]
         best_mean, best_sem = records.mean_sem(best) if best else (None, None)
-        rows.append(Row(entry.key, label, len(per_seed), finite_or_none(mean), finite_or_none(sem), finite_or_none(m.get("train_seconds")),
-                        status=str(m.get("status", "ok")), reused=bool(m.get("_reused", False)),
-                        paper=paper_numbers.lookup(table, entry.key), best_rel_l2_mean=finite_or_none(best_mean),
-                        best_rel_l2_sem=finite_or_none(best_sem)))
-    base = next((r.train_seconds for r in rows if r.key == "pinn" and r.train_seconds), None)
+        status = str(m.get("status", "ok"))
+        rows.append(Row(entry.key, label, len(per_seed) or int(m.get("n_seeds") or 0), finite_or_none(mean),
+                        finite_or_none(sem), finite_or_none(m.get("train_seconds")), status=status,
+                        reused=bool(m.get("_reused", False)), paper=paper_numbers.lookup(table, entry.key),
+                        best_rel_l2_mean=finite_or_none(best_mean), best_rel_l2_sem=finite_or_none(best_sem),
+                        epoch=_int_or_none(m.get("epoch")) if status == IN_PROGRESS else None,
+                        epochs=_int_or_none(m.get("epochs")) if status == IN_PROGRESS else None,
+                        running=bool(m.get("running", False))))
+    base = next((r.train_seconds for r in rows if r.key == "pinn" and r.status == "ok" and r.train_seconds), None)
     for r in rows:
-        if base and r.train_seconds is not None:
+        if base and r.train_seconds is not None and r.status == "ok":
             r.overhead_pct = 100.0 * (r.train_seconds - base) / base
     return rows
 
 
 def format_agrees(v: Optional[bool]) -> str:
     return "n/a" if v is None else ("yes" if v else "no")
+
+
+def format_agreement(row: Row) -> str:
+    """The agreement cell: ``yes`` within 1x the combined s.e., ``within 2×`` within 2x but not 1x, ``no``
+    beyond 2x, ``n/a`` when there is nothing to compare (:data:`AGREEMENT_LEGEND`)."""
+    one, two = row.agrees_within(1.0), row.agrees_within(2.0)
+    if one is None:
+        return "n/a"
+    return "yes" if one else ("within 2×" if two else "no")
+
+
+#: What the agreement column means, printed under every table.
+AGREEMENT_LEGEND = (
+    "Agreement: *yes* when |ours − paper| ≤ √(s.e._ours² + s.e._paper²) (our final mean within one combined "
+    "standard error of the paper's); *within 2×* when only |ours − paper| ≤ 2·√(s.e._ours² + s.e._paper²); "
+    "*no* beyond that; *n/a* when a side is missing or the row has not finished. One combined s.e. is a "
+    "strict test: two ensembles drawn from the same distribution differ by more than that about a third of "
+    "the time (normal means), more often with 3 seeds, whose s.e. is itself uncertain; the 2× band holds "
+    "about 95 % of such differences, so a *no* is the row to look at.")
 
 
 def format_sci(v: Optional[float], digits: int = 2) -> str:
@@ -172,45 +219,72 @@ def format_pct(v: Optional[float], is_base: bool = False) -> str:
     return "n/a" if v is None else f"{v:+.1f}"
 
 
+def format_ours(row: Row) -> str:
+    """Our rel. L2 cell: mean ± s.e. of a finished row; an unfinished one says how far it is (and whether
+    a process is training it now), with its errors at that checkpoint."""
+    if row.status == "ok":
+        return format_mean_pm(row.rel_l2_mean, row.rel_l2_sem)
+    if row.status == IN_PROGRESS:
+        at = f"in progress, epoch {row.epoch if row.epoch is not None else '?'}/{row.epochs or '?'}"
+        at += ", training" if row.running else ""
+        return at if row.rel_l2_mean is None else f"{at} (now {format_mean_pm(row.rel_l2_mean, row.rel_l2_sem)})"
+    return row.status
+
+
+def _time_to_go(row: Row) -> str:
+    """``", ~X h to go"``: an unfinished row's remaining training time at its rate so far."""
+    if not (row.epoch and row.epochs and row.train_seconds):
+        return ""
+    left = row.train_seconds * (row.epochs - row.epoch) / row.epoch
+    return f", ~{left / 3600:.1f} h to go" if left >= 360 else f", ~{left / 60:.0f} min to go"
+
+
 def format_table(rows: Sequence[Row], *, title: str = "", note: str = "") -> tuple[str, str]:
     """``(markdown, csv)`` of a reproduced table beside the paper's numbers ("n/a" where unknown).
 
-    Columns: configuration; final rel. L2 mean ± standard error over seeds; the best-seen one (lowest
-    error at any evaluation, per seed -- what the authors' early-stopping protocol reports); training time
-    (s); time over PINN (%); the paper's rel. L2, time and time over PINN; whether our final mean lies
-    within the combined standard errors of the paper's.
+    Columns: configuration; seeds; our final rel. L2 mean ± standard error over seeds, the paper's beside
+    it; our best-seen one (lowest error at any evaluation, per seed -- what the authors' early-stopping
+    protocol reports); our training time (s; so far, for an unfinished row) beside the paper's; time over
+    PINN (%), ours and the paper's; agreement (:data:`AGREEMENT_LEGEND`, printed under the table).
     """
-    head = ["Configuration", "seeds", "rel. L2 (mean ± s.e.)", "best seen (mean ± s.e.)", "time (s)",
-            "time vs PINN (%)", "paper rel. L2 (mean ± s.e.)", "paper time (s)", "paper vs PINN (%)",
-            "agrees (within s.e.)"]
+    head = ["Configuration", "seeds", "rel. L2 (mean ± s.e.)", "paper rel. L2 (mean ± s.e.)",
+            "best seen (mean ± s.e.)", "time (s)", "paper time (s)", "time vs PINN (%)", "paper vs PINN (%)",
+            "agrees (1× / 2× combined s.e.)"]
     lines = []
     if title:
         lines += [f"### {title}", ""]
     lines.append("| " + " | ".join(head) + " |")
     lines.append("|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|")
     for r in rows:
-        ours = format_mean_pm(r.rel_l2_mean, r.rel_l2_sem) if r.status == "ok" else r.status
-        cells = [r.label + (" (reused)" if r.reused else ""), str(r.n_seeds), ours,
-                 format_mean_pm(r.best_rel_l2_mean, r.best_rel_l2_sem), format_seconds(r.train_seconds),
-                 format_pct(r.overhead_pct, r.key == "pinn"), format_mean_pm(r.paper.rel_l2_mean, r.paper.rel_l2_sem),
-                 format_seconds(r.paper.time_s), format_pct(r.paper.overhead_pct, r.key == "pinn"), format_agrees(r.agrees)]
+        secs = format_seconds(r.train_seconds)
+        if r.status == IN_PROGRESS and r.train_seconds is not None:
+            secs += " so far" + _time_to_go(r)
+        cells = [r.label + (" (reused)" if r.reused else ""), str(r.n_seeds), format_ours(r),
+                 format_mean_pm(r.paper.rel_l2_mean, r.paper.rel_l2_sem),
+                 format_mean_pm(r.best_rel_l2_mean, r.best_rel_l2_sem), secs, format_seconds(r.paper.time_s),
+                 format_pct(r.overhead_pct, r.key == "pinn"), format_pct(r.paper.overhead_pct, r.key == "pinn"),
+                 format_agreement(r)]
         lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", AGREEMENT_LEGEND]
     if note:
         lines += ["", note]
     md = "\n".join(lines) + "\n"
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["key", "configuration", "status", "n_seeds", "rel_l2_mean", "rel_l2_sem", "best_rel_l2_mean",
-                "best_rel_l2_sem", "train_seconds", "time_vs_pinn_pct", "paper_rel_l2_mean", "paper_rel_l2_sem",
-                "paper_time_s", "paper_time_vs_pinn_pct", "agrees_within_sem"])
+    w.writerow(["key", "configuration", "status", "epoch", "epochs", "n_seeds", "rel_l2_mean", "rel_l2_sem",
+                "best_rel_l2_mean", "best_rel_l2_sem", "train_seconds", "time_vs_pinn_pct", "paper_rel_l2_mean",
+                "paper_rel_l2_sem", "paper_time_s", "paper_time_vs_pinn_pct", "agrees_within_sem",
+                "agrees_within_2sem"])
 
     def c(v: Optional[float]) -> str:
         return "n/a" if v is None else repr(float(v))
 
     for r in rows:
-        w.writerow([r.key, r.label, r.status, r.n_seeds, c(r.rel_l2_mean), c(r.rel_l2_sem), c(r.best_rel_l2_mean),
-                    c(r.best_rel_l2_sem), c(r.train_seconds), c(r.overhead_pct), c(r.paper.rel_l2_mean),
-                    c(r.paper.rel_l2_sem), c(r.paper.time_s), c(r.paper.overhead_pct), format_agrees(r.agrees)])
+        w.writerow([r.key, r.label, r.status, "n/a" if r.epoch is None else r.epoch,
+                    "n/a" if r.epochs is None else r.epochs, r.n_seeds, c(r.rel_l2_mean), c(r.rel_l2_sem),
+                    c(r.best_rel_l2_mean), c(r.best_rel_l2_sem), c(r.train_seconds), c(r.overhead_pct),
+                    c(r.paper.rel_l2_mean), c(r.paper.rel_l2_sem), c(r.paper.time_s), c(r.paper.overhead_pct),
+                    format_agrees(r.agrees), format_agrees(r.agrees_within(2.0))])
     return md, buf.getvalue()
 
 
