@@ -16,12 +16,15 @@ from . import geometry, quadrature
 from . import schemes
 from . import ntk, rba
 from .schemes import DN, ID, LRA, MA, NTK, PINN, SCHEME_NAMES, GradNorm, GradNormW, ReLoBRaLo, SoftAdapt, Uncertainty, scheme_from_name
+from .schemes import (DCGD, IMTLG, MGDA, AlignedMTL, CAGrad, ConFIG, MConFIG, NashMTL, PCGrad,  # aggregators
+                      UPGrad)
 from .trainer import History, NonFiniteError, Trainer
 from .weighter import Weighter
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "PCGrad", "MGDA", "CAGrad", "IMTLG", "AlignedMTL", "NashMTL", "UPGrad", "ConFIG", "MConFIG", "DCGD",
     "MLP", "WeightedBackward", "PINN", "MA", "ID", "DN", "LRA", "GradNormW", "GradNorm", "NTK", "SoftAdapt",
     "ReLoBRaLo", "Uncertainty", "ntk", "rba", "SCHEME_NAMES", "schemes", "Weighter", "scheme_from_name", "Trainer",
     "History", "NonFiniteError", "Stage",
