@@ -38,11 +38,12 @@ import numpy as np
 import torch
 
 import fastpinn
-from fastpinn import Problem, Trainer, pde
+from fastpinn import Problem, Resampling, Trainer, pde
 from fastpinn.network import HardConstraint
-from fastpinn.networks import FourierFeatureMLP
+from fastpinn.networks import MultiScaleFourierFeatureMLP
 
 LOW, HIGH, SMALL = 2 * math.pi, 50 * math.pi, 0.1
+LR = 5e-3  # Adam's; 1e-3 is 4x slower here (0.46 after 1200 epochs, the plain loop)
 
 
 def exact(x: torch.Tensor) -> torch.Tensor:
@@ -58,36 +59,41 @@ def vanishing(x: torch.Tensor) -> torch.Tensor:
     return x * (1 - x)
 
 
-def make_problem(seed: int = 0, n_pde: int = 4000, batch_size: int = 250, sigma: float = 10.0) -> Problem:
+def make_problem(seed: int = 0, n_pde: int = 1000, sigmas: tuple[float, ...] = (1.0, 10.0)) -> Problem:
     """The multi-scale Poisson problem (``fastpinn train examples/multiscale_poisson.py:make_problem``)."""
     gen = torch.Generator().manual_seed(seed)
     x = torch.rand(n_pde, 1, generator=gen)
 
-    def residual(f):  # [N, 1] fields -> [N]
+    def residual(f):  # [N, 1] fields -> [N], in units of the fast mode's curvature (50 pi)^2
         s = f.x[..., 0]
         source = LOW ** 2 * torch.sin(LOW * s) + SMALL * HIGH ** 2 * torch.sin(HIGH * s)
-        return f["u_xx"][..., 0] + source
+        return (f["u_xx"][..., 0] + source) / HIGH ** 2
 
     def solution():
         X = torch.linspace(0.0, 1.0, 2001, dtype=torch.float64)[:, None]
         return X.numpy(), exact(X[:, 0]).numpy()
 
     return Problem(name="multiscale_poisson", coords=("x",), lower=(0.0,), upper=(1.0,),
-                   terms=[pde("pde", x, residual, requests=("u_xx",), batch_size=batch_size)],
-                   depth=3, width=64, epochs=150, solution=solution, seeds=(seed,),
-                   architecture=partial(FourierFeatureMLP, sigma=sigma, n_features=64,
+                   terms=[pde("pde", x, residual, requests=("u_xx",))],
+                   depth=3, width=64, epochs=1200, solution=solution, seeds=(seed,),
+                   architecture=partial(MultiScaleFourierFeatureMLP, sigmas=sigmas, n_features=32,
                                         output_transform=HardConstraint(zero, vanishing)))
 
 
-def main(epochs: int = 150) -> float:
-    history = Trainer(make_problem(), fastpinn.PINN(), eval_every=max(1, epochs // 4)).train(epochs)
+def main(epochs: int = 1200, lr: float = LR) -> float:
+    # fresh collocation points every epoch: the network cannot fit the 25 periods between fixed points
+    trainer = Trainer(make_problem(), fastpinn.PINN(), lr=lr, eval_every=max(1, epochs // 4),
+                      resampling=Resampling("periodic", every=1))
+    history = trainer.train(epochs)
     error = float(history.final_rel_l2()[0])
-    print(f"multi-scale poisson (Fourier features): rel. L2 = {error:.3e} after {epochs} epochs "
+    print(f"multi-scale poisson (multi-scale Fourier features): rel. L2 = {error:.3e} after {epochs} epochs "
           f"({history.train_seconds:.1f} s)")
     return error
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=150)
-    main(parser.parse_args().epochs)
+    parser.add_argument("--epochs", type=int, default=1200)
+    parser.add_argument("--lr", type=float, default=LR)
+    args = parser.parse_args()
+    main(args.epochs, args.lr)
