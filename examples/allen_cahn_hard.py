@@ -77,7 +77,8 @@ def causal(residual: torch.Tensor, t: torch.Tensor, bins: int = CAUSAL_BINS, eps
     time counts once the earlier ones are fitted. ``w`` is detached (no gradient flows through the weights)."""
     b = (t * bins).long().clamp(0, bins - 1)
     square = residual.detach() ** 2
-    per_bin = torch.zeros(bins, dtype=square.dtype).index_add(0, b, square) / torch.bincount(b, minlength=bins).clamp(min=1)
+    counts = torch.bincount(b, minlength=bins).clamp(min=1)
+    per_bin = torch.zeros(bins, dtype=square.dtype, device=square.device).index_add(0, b, square) / counts
     w = torch.exp(-eps * (torch.cumsum(per_bin, 0) - per_bin))
     return residual * w[b].sqrt()
 
