@@ -42,7 +42,7 @@ from fastpinn.network import HardConstraint
 from fastpinn.reference.allen_cahn import allen_cahn_solve
 
 DIFFUSION = 1e-3
-ADAM, LBFGS = 1500, 500  # Adam epochs, then L-BFGS iterations
+ADAM, LBFGS = 3000, 1000  # Adam epochs, then L-BFGS iterations
 CAUSAL_EPS, CAUSAL_BINS = 10.0, 32
 
 
@@ -72,15 +72,15 @@ def reference_grid(nt: int = 51, n_modes: int = 512) -> tuple[np.ndarray, np.nda
 
 
 def causal(residual: torch.Tensor, t: torch.Tensor, bins: int = CAUSAL_BINS, eps: float = CAUSAL_EPS) -> torch.Tensor:
-    """``residual[N]`` scaled by ``sqrt(w)`` of its time bin, ``w_i = exp(-eps * sum_{j < i} L_j)`` with ``L_j``
+    """``residual[..., N]`` (points ``t[..., N]``) scaled by ``sqrt(w)`` of its time bin, ``w_i = exp(-eps * sum_{j < i} L_j)`` with ``L_j``
     the mean square residual of bin ``j`` (Wang, Sankaran & Perdikaris 2022, "Respecting causality"): a later
     time counts once the earlier ones are fitted. ``w`` is detached (no gradient flows through the weights)."""
-    b = (t * bins).long().clamp(0, bins - 1)
+    b = (t * bins).long().clamp(0, bins - 1)  # [..., N]: each point's bin (leading dims: ensemble members)
     square = residual.detach() ** 2
-    counts = torch.bincount(b, minlength=bins).clamp(min=1)
-    per_bin = torch.zeros(bins, dtype=square.dtype, device=square.device).index_add(0, b, square) / counts
-    w = torch.exp(-eps * (torch.cumsum(per_bin, 0) - per_bin))
-    return residual * w[b].sqrt()
+    zeros = square.new_zeros(*square.shape[:-1], bins)
+    per_bin = zeros.scatter_add(-1, b, square) / zeros.scatter_add(-1, b, torch.ones_like(square)).clamp(min=1)
+    w = torch.exp(-eps * (torch.cumsum(per_bin, -1) - per_bin))
+    return residual * w.gather(-1, b).sqrt()
 
 
 def make_problem(seed: int = 0, n_pde: int = 2000, eps: float = CAUSAL_EPS) -> Problem:

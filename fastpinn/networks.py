@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from .network import ACTIVATIONS, INITS, MLP, OutputTransform, box_bounds
 from .validation import check_choice, check_int, check_number
 
-__all__ = ["FourierFeatures", "FourierFeatureMLP", "MultiScaleFourierFeatureMLP", "ModifiedMLP", "glorot_linear"]
+__all__ = ["FourierFeatures", "FourierFeatureMLP", "MultiScaleFourierFeatureMLP", "ModifiedMLP", "PlainNetwork", "glorot_linear"]
 
 Bounds = Union[float, Sequence[float], Tensor]
 
@@ -87,7 +87,16 @@ def glorot_linear(n_in: int, n_out: int, gen: torch.Generator, init: str = "glor
     return layer
 
 
-class MultiScaleFourierFeatureMLP(nn.Module):
+class PlainNetwork(nn.Module):
+    """An ordinary ``nn.Module`` network (no ensemble, no jet path) that reports its size like :class:`MLP`."""
+
+    @property
+    def n_params(self) -> int:
+        """Number of trained parameters (as :attr:`MLP.n_params`; the run records read it)."""
+        return sum(p.numel() for p in self.parameters())
+
+
+class MultiScaleFourierFeatureMLP(PlainNetwork):
     """The multi-scale Fourier feature network of Wang, Wang & Perdikaris (2021, "On the eigenvector bias of
     Fourier feature networks"): one :class:`FourierFeatures` embedding per entry of ``sigmas`` (``n_features``
     each; the ``i``-th drawn from ``feature_seed + i``), the same hidden layers applied to each embedding, their
@@ -104,12 +113,16 @@ class MultiScaleFourierFeatureMLP(nn.Module):
 
     def __init__(self, in_dim: int, out_dim: int, depth: int, width: int, lower: Bounds = -1.0, upper: Bounds = 1.0,
                  *, sigmas: Sequence[float] = (1.0, 10.0), n_features: int = 64, feature_seed: Optional[int] = None,
-                 activation: str = "tanh", init: str = "glorot_normal", seed: int = 0,
-                 output_transform: Optional[OutputTransform] = None, dtype: torch.dtype = torch.float32,
-                 device: Union[str, torch.device, None] = None) -> None:
+                 activation: str = "tanh", init: str = "glorot_normal", seed: Union[int, Sequence[int]] = 0,
+                 output_transform: Optional[OutputTransform] = None, ensemble: Optional[int] = None,
+                 dtype: torch.dtype = torch.float32, device: Union[str, torch.device, None] = None) -> None:
         super().__init__()
         for name, value in (("in_dim", in_dim), ("out_dim", out_dim), ("depth", depth), ("width", width)):
             check_int(name, value, minimum=2 if name == "depth" else 1)
+        if ensemble not in (None, 1):  # a stacked problem (several seeds) asks for one network per seed
+            raise ValueError(f"ensemble: MultiScaleFourierFeatureMLP trains one network (one seed at a time), "
+                             f"got ensemble={ensemble}")
+        seed = seed if isinstance(seed, int) else int(list(seed)[0])
         sigmas = tuple(sigmas)
         if not sigmas:
             raise ValueError("sigmas must name at least one feature scale, got ()")
@@ -144,7 +157,7 @@ class MultiScaleFourierFeatureMLP(nn.Module):
                 f"activation={self.activation.name!r}, init={self.init!r}")
 
 
-class ModifiedMLP(nn.Module):
+class ModifiedMLP(PlainNetwork):
     """The modified MLP of Wang, Teng & Perdikaris (2021, "Understanding and mitigating gradient pathologies in
     physics-informed neural networks"), with ``x`` scaled from the box to ``[-1, 1]``::
 

@@ -39,6 +39,7 @@ def test_multiscale_fourier_features_match_a_hand_built_network():
     lower, upper = torch.tensor([0.0, -1.0], dtype=torch.float64), torch.tensor([1.0, 1.0], dtype=torch.float64)
     torch.testing.assert_close(net(x), _by_hand(net, x, (1.0, 10.0), 4, 2, lower, upper), rtol=1e-12, atol=1e-12)
     assert len(net.trunk) == 2 and net.output.in_features == 2 * 5  # depth - 1 shared layers, two branches
+    assert net.n_params == (8 * 5 + 5) + (5 * 5 + 5) + (10 * 3 + 3)  # the run records read it
     hard = HardConstraint(lambda x: torch.zeros_like(x[..., :1]), lambda x: x[..., :1])
     constrained = MultiScaleFourierFeatureMLP(2, 1, depth=2, width=4, output_transform=hard)
     assert float(constrained(torch.tensor([[0.0, 0.3]])).detach().abs()) == 0.0
@@ -46,6 +47,8 @@ def test_multiscale_fourier_features_match_a_hand_built_network():
         MultiScaleFourierFeatureMLP(1, 1, depth=2, width=4, sigmas=())
     with pytest.raises(ValueError, match="depth"):
         MultiScaleFourierFeatureMLP(1, 1, depth=1, width=4)
+    with pytest.raises(ValueError, match="ensemble: MultiScaleFourierFeatureMLP trains one network"):
+        MultiScaleFourierFeatureMLP(1, 1, depth=2, width=4, seed=[0, 1], ensemble=2)
 
 
 def test_multiscale_fourier_features_train_in_the_trainer():
@@ -58,3 +61,16 @@ def test_multiscale_fourier_features_train_in_the_trainer():
     assert set(trainer.derivative_methods.values()) == {"autograd"}
     assert trainer.train(4).epochs == 4
     assert all(not torch.equal(b, p) for b, p in zip(before, net.parameters()))
+
+
+def test_a_plain_network_problem_trains_through_the_cli(tmp_path):
+    # `fastpinn train FILE.py:make_problem` read `net.n_params`, which only MLP had: AttributeError for the
+    # multi-scale network (and ModifiedMLP) before they reported their size
+    from pathlib import Path
+
+    from fastpinn import cli
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "multiscale_poisson.py"
+    assert cli.main(["train", f"{example}:make_problem", "--epochs", "2", "--eval-every", "2", "--no-figures",
+                     "--no-progress", "--compile", "off", "--threads", "1", "--backend", "torch",
+                     "--out", str(tmp_path / "run")]) in (0, None)
