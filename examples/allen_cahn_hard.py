@@ -20,12 +20,12 @@ The reference is the Fourier pseudo-spectral ETDRK4 solution of :mod:`fastpinn.r
 
 Measured on the shared 2-core Intel Xeon (float32, seed 0, PINN weights; one term, so every scheme is the same;
 seconds of a busy machine). Without the causal weights 1500 Adam + 500 L-BFGS reach only 5.2e-1 (and the short form
-8.5e-1): the residual falls to a few 1e-3 while u misses the bump at x = 0 that grows out of the unstable state
-u = 0, the failure PINNs are known for on this problem; the constraint alone (u = x^2 cos(pi x) at every t) is
-at 0.67. A plain-PyTorch loop of the same setup (same points, features, constraint and causal weights, PyTorch's
-default init, Adam 1e-3 then ``torch.optim.LBFGS`` with the same options, autograd derivatives) gives 1.9e-2
-after 3000 + 1000, 4.5e-2 after 1500 + 500 and 3.1e-1 after 300 Adam epochs; without the causal weights 8.0e-1 after 300 Adam epochs and
-4.1e-1 after 1500 + 500. DeepXDE's version trains 40,000 Adam epochs, then L-BFGS.
+8.5e-1): the residual falls to a few 1e-3 while u misses the bump at x = 0 that grows out of the unstable state u =
+0, the failure PINNs are known for on this problem; the constraint alone (u = x^2 cos(pi x) at every t) is at 0.67.
+A plain-PyTorch loop of the same setup (same points, features, constraint and causal weights, PyTorch's default
+init, Adam 1e-3 then ``torch.optim.LBFGS`` with the same options, autograd derivatives) gives 1.9e-2 after 3000 +
+1000, 4.5e-2 after 1500 + 500 and 3.1e-1 after 300 Adam epochs; without the causal weights 8.0e-1 after 300 Adam
+epochs and 4.1e-1 after 1500 + 500. DeepXDE's version trains 40,000 Adam epochs, then L-BFGS.
 """
 
 from __future__ import annotations

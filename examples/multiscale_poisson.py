@@ -22,17 +22,17 @@ it checks what the fast features buy, the residual's mean square falling 79x (la
 first 5) where a plain tanh MLP with the same constraint and points falls 1.02x (it fits the slow mode, 0.81,
 and cannot follow the 25 periods of the fast one).
 
-A plain-PyTorch loop of the same setup (the same two embeddings and trunk, PyTorch's default init, the same
-scaled residual, Adam 5e-3, 1000 fresh points a step, autograd) reaches 3.7e-2 after 1200 steps and 3.4e-2
-after 1800; on 2000 fixed points 4.9e-2 after 1200 (the library's run on 2000 fixed points, Glorot init, is at
-4.2e-1 after 2000: fresh points converged faster here). At Adam 1e-3 the plain loop is at 4.6e-1 after 1200
-(so the learning rate matters); with Adam 1e-3 on fixed points then L-BFGS, 9.6e-1 (4000 points, 300 + 300
-steps) and 1.1 (1000 points, 500 + 300: the loss falls while the slow mode drifts); with both scales'
-frequencies in one embedding, 1.4. In the library, one sigma = 10 embedding (``FourierFeatureMLP``, 64
-features) with everything else as here is at 0.92 after 2000 epochs: the second scale is what works. The
-multi-scale network is one network, not an ensemble, so ``fastpinn compare`` (which trains the seeds as an
-ensemble) refuses it with a one-line error; ``fastpinn train`` and ``main`` run it. The earlier version of this example (one sigma = 10 embedding, unscaled
-residual, Adam 1e-3, mini-batches) stayed near 1.0 after 600 epochs.
+A plain-PyTorch loop of the same setup (the same two embeddings and trunk, PyTorch's default init, the same scaled
+residual, Adam 5e-3, 1000 fresh points a step, autograd) reaches 3.7e-2 after 1200 steps and 3.4e-2 after 1800; on
+2000 fixed points 4.9e-2 after 1200 (the library's run on 2000 fixed points, Glorot init, is at 4.2e-1 after 2000:
+fresh points converged faster here). At Adam 1e-3 the plain loop is at 4.6e-1 after 1200 (so the learning rate
+matters); with Adam 1e-3 on fixed points then L-BFGS, 9.6e-1 (4000 points, 300 + 300 steps) and 1.1 (1000 points,
+500 + 300: the loss falls while the slow mode drifts); with both scales' frequencies in one embedding, 1.4. In the
+library, one sigma = 10 embedding (``FourierFeatureMLP``, 64 features) with everything else as here is at 0.92
+after 2000 epochs: the second scale is what works. The multi-scale network is one network, not an ensemble, so
+``fastpinn compare`` (which trains the seeds as an ensemble) refuses it with a one-line error; ``fastpinn train``
+and ``main`` run it. The earlier version of this example (one sigma = 10 embedding, unscaled residual, Adam 1e-3,
+mini-batches) stayed near 1.0 after 600 epochs.
 """
 
 from __future__ import annotations
