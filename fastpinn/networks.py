@@ -35,17 +35,24 @@ class FourierFeatures(nn.Module):
     in float64 (the same draw for any dtype), never trained.
     """
 
-    def __init__(self, in_dim: int, n_features: int, sigma: float, lower: Bounds = -1.0, upper: Bounds = 1.0,
-                 *, seed: int = 0) -> None:
+    def __init__(self, in_dim: int, n_features: int, sigma: Union[float, Sequence[float]], lower: Bounds = -1.0,
+                 upper: Bounds = 1.0, *, seed: int = 0) -> None:
         super().__init__()
         check_int("in_dim", in_dim, minimum=1)
         check_int("n_features", n_features, minimum=1)
-        check_number("sigma", sigma, minimum=0.0, low_open=True)
+        sigmas = (sigma,) if isinstance(sigma, (int, float)) else tuple(sigma)
+        if not sigmas:
+            raise ValueError("sigma must be a number > 0 or a non-empty sequence of them, got ()")
+        for s in sigmas:
+            check_number("sigma", s, minimum=0.0, low_open=True)
         gen = torch.Generator().manual_seed(int(seed))
-        self.sigma, self.n_features = float(sigma), n_features
+        self.sigma = float(sigmas[0]) if len(sigmas) == 1 else tuple(map(float, sigmas))
+        self.n_features = n_features
         lo, hi = box_bounds(lower, upper, in_dim)
         scale = 2.0 / (hi - lo)
-        self.register_buffer("B", torch.randn(in_dim, n_features, generator=gen, dtype=torch.float64) * sigma)
+        # one block of n_features frequencies per scale, drawn in turn from the same generator
+        B = torch.cat([torch.randn(in_dim, n_features, generator=gen, dtype=torch.float64) * s for s in sigmas], 1)
+        self.register_buffer("B", B)
         self.register_buffer("scale", scale)
         self.register_buffer("shift", -1.0 - scale * lo)
 
@@ -54,7 +61,8 @@ class FourierFeatures(nn.Module):
         return torch.cat([torch.cos(angle), torch.sin(angle)], dim=-1)
 
     def extra_repr(self) -> str:
-        return f"sigma={self.sigma:g}, n_features={self.n_features}"
+        sigma = f"{self.sigma:g}" if isinstance(self.sigma, float) else str(self.sigma)
+        return f"sigma={sigma}, n_features={self.n_features}"
 
 
 class FourierFeatureMLP(MLP):

@@ -74,3 +74,19 @@ def test_a_plain_network_problem_trains_through_the_cli(tmp_path):
     assert cli.main(["train", f"{example}:make_problem", "--epochs", "2", "--eval-every", "2", "--no-figures",
                      "--no-progress", "--compile", "off", "--threads", "1", "--backend", "torch",
                      "--out", str(tmp_path / "run")]) in (0, None)
+
+
+def test_fourier_features_take_several_scales_in_one_embedding():
+    from fastpinn.networks import FourierFeatureMLP, FourierFeatures
+
+    one = FourierFeatures(1, 400, 1.0, 0.0, 1.0, seed=3)
+    two = FourierFeatures(1, 400, (1.0, 10.0), 0.0, 1.0, seed=3)
+    assert two.B.shape == (1, 800) and two(torch.rand(5, 1)).shape == (5, 1600)
+    torch.testing.assert_close(two.B[:, :400], one.B)  # the first scale's block is the single-scale draw
+    assert 7.0 < float(two.B[:, 400:].std() / two.B[:, :400].std()) < 14.0  # sample stds of 400 draws: ratio ~10
+    net = FourierFeatureMLP(1, 1, 3, 8, 0.0, 1.0, sigma=(1.0, 10.0), n_features=4)
+    assert net.n_features == 16 and "sigma=(1.0, 10.0)" in repr(net)
+    with pytest.raises(ValueError, match="sigma"):
+        FourierFeatures(1, 4, ())
+    with pytest.raises(ValueError, match="sigma"):
+        FourierFeatures(1, 4, (1.0, -2.0))
