@@ -40,6 +40,9 @@ def test_multiscale_fourier_features_match_a_hand_built_network():
     torch.testing.assert_close(net(x), _by_hand(net, x, (1.0, 10.0), 4, 2, lower, upper), rtol=1e-12, atol=1e-12)
     assert len(net.trunk) == 2 and net.output.in_features == 2 * 5  # depth - 1 shared layers, two branches
     assert net.n_params == (8 * 5 + 5) + (5 * 5 + 5) + (10 * 3 + 3)  # the run records read it
+    from fastpinn.networks import ModifiedMLP  # the other plain network, the same defect
+    modified = ModifiedMLP(2, 1, depth=3, width=4)
+    assert modified.n_params == sum(p.numel() for p in modified.parameters()) == 3 * (2 * 4 + 4) + (4 * 4 + 4) + 5
     hard = HardConstraint(lambda x: torch.zeros_like(x[..., :1]), lambda x: x[..., :1])
     constrained = MultiScaleFourierFeatureMLP(2, 1, depth=2, width=4, output_transform=hard)
     assert float(constrained(torch.tensor([[0.0, 0.3]])).detach().abs()) == 0.0
