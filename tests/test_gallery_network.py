@@ -16,7 +16,7 @@ import fastpinn
 from fastpinn import MLP, Problem, Trainer, cli, dirichlet, pde
 from fastpinn.experiments import load_run
 from fastpinn.network import HardConstraint
-from fastpinn.networks import FourierFeatureMLP, ModifiedMLP
+from fastpinn.networks import FourierFeatureMLP, ModifiedMLP, MultiScaleFourierFeatureMLP
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 FAST = ["--epochs", "4", "--eval-every", "2", "--no-figures", "--no-progress", "--compile", "off", "--threads", "1",
@@ -73,7 +73,7 @@ def test_an_architecture_that_is_not_callable_is_refused_in_one_line():
 
 @pytest.mark.parametrize("name,check", [
     ("laplace_disk", lambda net: net.input_transform is not None and net.input_transform.__name__ == "cartesian_features"),
-    ("multiscale_poisson", lambda net: isinstance(net, FourierFeatureMLP) and net.output_transform is not None),
+    ("multiscale_poisson", lambda net: isinstance(net, MultiScaleFourierFeatureMLP) and net.output_transform is not None),
 ])
 def test_fastpinn_train_builds_a_gallery_problems_declared_network(name, check, tmp_path):
     problem = f"{EXAMPLES / name}.py:make_problem"
@@ -86,7 +86,7 @@ def test_fastpinn_train_builds_a_gallery_problems_declared_network(name, check, 
 
 
 def test_fastpinn_compare_runs_a_gallery_problem_with_its_network(tmp_path, capsys):
-    problem = f"{EXAMPLES / 'multiscale_poisson'}.py:make_problem"
+    problem = f"{EXAMPLES / 'laplace_disk'}.py:make_problem"
     out = tmp_path / "cmp"
     assert cli.main(["compare", problem, "--schemes", "dn", "--seeds", "1", "--n-pde", "32", "--out", str(out),
                      *[a for a in FAST if a != "--no-figures"]]) == 0
@@ -97,7 +97,7 @@ def test_fastpinn_compare_runs_a_gallery_problem_with_its_network(tmp_path, caps
     run_dirs = [p.parent for p in out.rglob("config.json")]
     assert run_dirs
     _, _, trainer = load_run(run_dirs[0], problem=problem)
-    assert isinstance(trainer.net, FourierFeatureMLP)
+    assert trainer.net.input_transform.__name__ == "cartesian_features"
 
 
 DECLARED = '''

@@ -203,7 +203,8 @@ def _train_locked(cfg: RunConfig, out: Path, ranks: RunRanks, *, force: bool, re
         "identity": identity,
         "resolved": {
             "epochs": epochs, "scheme_repr": repr(trainer.scheme), "term_names": problem.term_names,
-            "n_params": int(trainer.net.n_params), "depth": problem.depth, "width": problem.width,
+            "n_params": int(trainer.theta.shape[-1]),  # any network: the flat parameters the optimizer steps
+            "depth": problem.depth, "width": problem.width,
             "ensemble": problem.ensemble, "seeds": list(problem.seeds),
             "n_points": {t.name: t.n_points for t in problem.terms},
             "batch_size": {t.name: t.batch_size for t in problem.terms},
