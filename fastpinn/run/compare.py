@@ -6,7 +6,7 @@ import csv
 import io
 import math
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence, Union
 
@@ -17,7 +17,7 @@ from ..validation import check_int
 from .tables import finite_or_none, format_mean_pm, format_seconds
 
 __all__ = ["DEMO_DEFAULTS", "demo", "COMPARE_DEFAULT", "COMPARE_SEEDS", "REMEDIES", "Entry", "parse_entry",
-           "CompareResult", "compare", "compare_name", "train_command"]
+           "CompareResult", "compare", "compare_name", "train_command", "trains_ensembles"]
 
 
 #: The demo's defaults, chosen from CPU measurements (see the README): Poisson on [0, 1]^2 as in the
@@ -208,6 +208,8 @@ def train_command(problem: str, cfg: RunConfig) -> str:
             words += _option_tokens(key, value, spec.kind)
     if cfg.ensemble:
         words += ["--seeds", str(len(cfg.seeds))]
+    elif cfg.seeds != (0,):
+        words += ["--seed", str(cfg.seeds[0])]
     if cfg.epochs is not None:
         words += ["--epochs", str(cfg.epochs)]
     for key, value in sorted(cfg.problem_kwargs.items()):
@@ -263,11 +265,20 @@ def compare(problem: str, schemes: Sequence[str] = COMPARE_DEFAULT, *, seeds: Op
     root = Path(out) if out is not None else Path("runs") / f"compare-{compare_name(problem)}"
     preflight_backend(next((c for n, c in cfgs.items() if n != "pinn"), cfgs["pinn"]))
 
+    # a network that trains one seed at a time (ModifiedMLP, MultiScaleFourierFeatureMLP): one run per seed
+    one_run_per_seed = ensemble and not trains_ensembles(cfgs["pinn"])
+    if one_run_per_seed:
+        log(f"compare: {problem}'s network trains one seed at a time: one run per seed in <scheme>/seed-<k>")
     rows, curves = [], {}
     for name, cfg in cfgs.items():
-        run_dir = root / name
-        m = _finished_run(name, cfg, run_dir, force=force, progress=progress, log=log)
-        curves[name] = _error_curve(run_dir)
+        if one_run_per_seed:
+            runs = {root / name / f"seed-{s}": _one_seed(cfg, s) for s in seed_list}
+            m = _seed_metrics([_finished_run(f"{name} seed {c.seeds[0]}", c, d, force=force, progress=progress,
+                                             log=log) for d, c in runs.items()])
+        else:
+            runs = {root / name: cfg}
+            m = _finished_run(name, cfg, root / name, force=force, progress=progress, log=log)
+        curves[name] = _error_curve(list(runs))
         per_seed = [v for v in (finite_or_none(x) for x in m.get("rel_l2_per_seed", [])) if v is not None]
         rows.append({"scheme": name, "label": _label(cfg), "status": m.get("status", "ok"),
                      "seeds": len(seed_list), "rel_l2_mean": finite_or_none(m.get("rel_l2_mean")),
@@ -283,7 +294,10 @@ def compare(problem: str, schemes: Sequence[str] = COMPARE_DEFAULT, *, seeds: Op
     for k, r in enumerate(ranked, 1):
         r["rank"] = k
     best = ranked[0] if _rank_key(ranked[0])[0] == 0 else None
-    command = train_command(problem, cfgs[best["scheme"]]) if best else None
+    winner_cfg = None if best is None else cfgs[best["scheme"]]
+    if winner_cfg is not None and one_run_per_seed:
+        winner_cfg = _one_seed(winner_cfg, seed_list[0])
+    command = train_command(problem, winner_cfg) if winner_cfg is not None else None
     md = _markdown(ranked, best, command)
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
@@ -337,17 +351,51 @@ def _finished_run(name: str, cfg: RunConfig, run_dir: Path, *, force: bool, prog
         return records.read_json(run_dir / directory.METRICS) or {"status": "diverged"}
 
 
-def _error_curve(run_dir: Path) -> Optional[tuple]:
-    """``(epochs [M], mean [M], min [M], max [M])`` of the run's rel. L2 over its seeds, ``None`` without one."""
+def trains_ensembles(cfg: RunConfig) -> bool:
+    """Whether the network of ``cfg``'s problem trains several seeds as one ensemble: the default MLP does; a
+    declared ``architecture`` does when it builds for two seeds (a single-network one raises, as
+    ``MultiScaleFourierFeatureMLP`` does, or takes no ``ensemble`` argument, as ``ModifiedMLP``)."""
+    problem = _one_seed(cfg, cfg.seeds[0]).build_problem()
+    if problem.architecture is None:
+        return True
+    try:
+        replace(problem, seeds=(0, 1), ensemble=2).network(**cfg.network_options())
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _one_seed(cfg: RunConfig, seed: int) -> RunConfig:
+    """``cfg`` training the single network of ``seed``."""
+    return replace(cfg, seeds=(seed,), ensemble=False).validate()
+
+
+def _seed_metrics(runs: list[dict]) -> dict:
+    """The metrics of single-seed runs as one ensemble's would read: rel. L2 per seed, its mean and s.e., the
+    summed training time, the first status that is not ``ok``, all weight warnings."""
+    per_seed = [x for m in runs for x in m.get("rel_l2_per_seed", [m.get("rel_l2", float("nan"))])]
+    finite = [v for v in (finite_or_none(x) for x in per_seed) if v is not None]
+    mean, sem = records.mean_sem(finite) if len(finite) == len(per_seed) else (float("nan"), float("nan"))
+    seconds = [finite_or_none(m.get("train_seconds")) for m in runs]
+    return {"status": next((m["status"] for m in runs if m.get("status", "ok") != "ok"), "ok"),
+            "rel_l2_per_seed": per_seed, "rel_l2_mean": mean, "rel_l2_sem": sem,
+            "train_seconds": None if None in seconds else sum(seconds),
+            "weight_warnings": [w for m in runs for w in (m.get("weight_warnings") or [])]}
+
+
+def _error_curve(run_dirs: list[Path]) -> Optional[tuple]:
+    """``(epochs [M], mean [M], min [M], max [M])`` of the rel. L2 over the seeds of ``run_dirs`` (one ensemble
+    run, or one run per seed: their common evaluations), ``None`` without any."""
     import numpy as np
 
     from ..trainer import History
 
-    h = History.load(str(run_dir / directory.HISTORY))
-    if not h.rel_l2.shape[0]:
+    histories = [History.load(str(d / directory.HISTORY)) for d in run_dirs]
+    m = min(h.rel_l2.shape[0] for h in histories)
+    if not m:
         return None
-    err = np.asarray(h.rel_l2, dtype=float)
-    return h.eval_epochs, err.mean(axis=1), err.min(axis=1), err.max(axis=1)
+    err = np.concatenate([np.asarray(h.rel_l2, dtype=float)[:m].reshape(m, -1) for h in histories], axis=1)
+    return histories[0].eval_epochs[:m], err.mean(axis=1), err.min(axis=1), err.max(axis=1)
 
 
 def _rank_key(row: dict) -> tuple:
