@@ -268,8 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "+KEY=VALUE (a parameter, e.g. dn+beta=0.99), +ref=TERM (the reference term) "
                         f"(default {','.join(COMPARE_DEFAULT)})")
     c.add_argument("--seeds", type=int, default=None,
-                   help="seeds per scheme, trained as one ensemble (default 3; 1 for a FUNCTION without a seed "
-                        "argument)")
+                   help="seeds per scheme, trained as one ensemble, or one run per seed for a network that trains "
+                        "one seed at a time (default 3; 1 for a FUNCTION without a seed argument)")
     c.add_argument("--epochs", type=int, default=None, help="epochs (default: the problem's, as in the paper)")
     add_scheme_options(c)
     _add_common(c)

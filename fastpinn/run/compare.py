@@ -241,15 +241,20 @@ def compare(problem: str, schemes: Sequence[str] = COMPARE_DEFAULT, *, seeds: Op
             lr: float = 1e-3, force: bool = False, progress: bool = False, figure: bool = True,
             log: Callable[[str], None] = lambda s: None, scheme_params: Optional[dict] = None,
             options: Optional[dict] = None) -> CompareResult:
-    """Train ``schemes`` side by side on ``problem`` -- a built-in name or ``FILE.py:FUNCTION`` -- each as one
-    ensemble of ``seeds`` seeds (default :data:`COMPARE_SEEDS`; one network, seed 0, for a function without a
-    ``seed`` argument), default parameters but for ``scheme_params``, each given to the schemes that declare it.
+    """Train ``schemes`` side by side on ``problem`` -- a built-in name or ``FILE.py:FUNCTION`` -- each over
+    ``seeds`` seeds (default :data:`COMPARE_SEEDS`; one network, seed 0, for a function without a ``seed``
+    argument), as one ensemble where the network allows, default parameters but for ``scheme_params``, each
+    given to the schemes that declare it.
 
     Writes ``compare.md`` (the schemes ranked by mean rel. L2, best first: mean ± s.e. and min–max over seeds,
     training time, time over PINN; then the winner and the ``fastpinn train`` command that trains it),
     ``compare.csv`` (the same numbers, one row per scheme in training order, with its ``rank``) and
     ``compare.png`` (rel. L2 vs epoch per scheme: mean over seeds, band from min to max). PINN is added when
-    missing (the time baseline). Each run is a run directory ``<out>/<scheme>``; a finished one of the same
+    missing (the time baseline). Each run is a run directory ``<out>/<scheme>`` -- or, for a problem whose
+    network trains one seed at a time (:func:`trains_ensembles` false: ``ModifiedMLP``,
+    ``MultiScaleFourierFeatureMLP``), one single-network run per seed ``<out>/<scheme>/seed-<k>``, aggregated
+    into the same row (time: their sum) and curve, the winner's command then training seed 0; a finished one
+    of the same
     configuration -- for a user's file, the same file contents (its SHA-256 is in the run identity) -- is
     reused, any other is retrained and the reason logged. ``options``: more :class:`RunConfig` fields for every
     run, among :data:`~fastpinn.run.config.TRAINING_OPTIONS` (optimizer, schedule, network)."""
