@@ -32,6 +32,10 @@ def test_compare_trains_one_run_per_seed_for_a_single_network_architecture_and_r
     assert not trains_ensembles(RunConfig(problem=problem, seeds=(0, 1)))
     (tmp_path / "plain.py").write_text(PROBLEM_FILE)
     assert trains_ensembles(RunConfig(problem=f"{tmp_path / 'plain.py'}:make_problem", seeds=(0, 1)))  # the MLP
+    (tmp_path / "wrapped.py").write_text(PROBLEM_FILE.replace("import math, torch", "import math, torch, functools\n"
+                                                              "from fastpinn import MLP").replace(
+        "seeds=(seed,))", "seeds=(seed,), architecture=functools.partial(MLP, init='glorot_uniform'))"))
+    assert trains_ensembles(RunConfig(problem=f"{tmp_path / 'wrapped.py'}:make_problem", seeds=(0, 1)))
 
     args = ["compare", problem, "--schemes", "dn", "--seeds", "2", "--out", str(out), *FAST]
     assert cli.main(args) == 0

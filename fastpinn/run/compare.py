@@ -360,11 +360,13 @@ def trains_ensembles(cfg: RunConfig) -> bool:
     """Whether the network of ``cfg``'s problem trains several seeds as one ensemble: the default MLP does; a
     declared ``architecture`` does when it builds for two seeds (a single-network one raises, as
     ``MultiScaleFourierFeatureMLP`` does, or takes no ``ensemble`` argument, as ``ModifiedMLP``)."""
-    problem = _one_seed(cfg, cfg.seeds[0]).build_problem()
+    from ..problem import stack
+
+    problem = _one_seed(cfg, 0).build_problem()
     if problem.architecture is None:
         return True
-    try:
-        replace(problem, seeds=(0, 1), ensemble=2).network(**cfg.network_options())
+    try:  # the two-member ensemble of seed 0's points: cheap, and a network built as compare would build it
+        stack([problem, replace(problem, seeds=(1,))]).network(**cfg.network_options())
     except (TypeError, ValueError):
         return False
     return True
