@@ -3,7 +3,7 @@
 For each method that TorchJD implements, K terms and P parameters, a float32 G [K, P] (the training dtype) is
 aggregated into a direction [P] by
 
-* fastpinn: the Gram matrix ``G G^T`` in float64 (what the fused statistics kernel hands the scheme), the
+* fastpinn: the Gram matrix ``G G^T`` in float64 from the fused kernel ``fastpinn.ops.grad_gram``, the
   method's ``<name>_weights`` (fastpinn.aggregation.solvers) and ``w @ G``;
 * fastpinn's "solve" alone: the weights from the given Gram;
 * TorchJD: its aggregator called on G (it forms the Gram itself, solves -- quadprog, cvxpy, or torch on the
@@ -54,12 +54,15 @@ def solve_only(method: str, k: int) -> Callable[[torch.Tensor], torch.Tensor]:
 
 
 def ours(method: str, k: int) -> Callable[[torch.Tensor], torch.Tensor]:
-    """Gram in float64 (here by an upcast and a matmul; in training the fused kernel), weights, ``w @ G``."""
+    """What a training step does: the Gram in float64 by the fused kernel (``fastpinn.ops.grad_gram``, one pass
+    over G), the weights, ``w @ G``."""
+    from fastpinn.ops import grad_gram
+
     solve = solve_only(method, k)
 
     def run(g: torch.Tensor) -> torch.Tensor:
-        g64 = g.to(torch.float64)
-        return solve((g64 @ g64.T).unsqueeze(0))[0].to(g.dtype) @ g
+        gram = grad_gram(g)
+        return solve(gram.reshape(1, k, k))[0].to(g.dtype) @ g
 
     return run
 
@@ -119,7 +122,7 @@ def main() -> None:
     cpu = subprocess.run("lscpu | grep 'Model name'", shell=True, capture_output=True, text=True).stdout.strip()
     lines = [f"# fastpinn aggregation solvers vs TorchJD, {_dt.date.today().isoformat()}", "",
              f"`{cpu}`; {info['cpu_cores_usable']} usable cores, load average {info['load_average']}; torch "
-             f"{torch.__version__}; one thread; float32 G, Gram in float64 on the fastpinn side. "
+             f"{torch.__version__}; one thread; float32 G, Gram in float64 by the fused kernel on the fastpinn side. "
              f"Rounds: {rounds}. Command: `python bench/bench_aggregators.py{' --quick' if args.quick else ''}`.",
              "", "Times per call in ms (median over rounds); ratio = fastpinn / TorchJD, median [quartiles] of "
              "the per-round ratios (< 1: fastpinn faster). \"solve ms\": fastpinn's weights alone from a given Gram "
