@@ -46,6 +46,16 @@ def _check_backend(backend: str) -> None:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
 
 
+
+def _check_gradients(G: Tensor) -> None:
+    """The per-term gradient matrix an op reads: ``[K, P]`` or ``[S, K, P]``, float32/float64, non-empty."""
+    if G.dim() not in (2, 3):
+        raise ValueError(f"G must have shape [K, P] or [S, K, P], got {tuple(G.shape)}")
+    if G.dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"G must be float32 or float64, got {G.dtype}")
+    if G.shape[-1] < 1 or G.shape[-2] < 1:
+        raise ValueError(f"G must have K >= 1 and P >= 1, got shape {tuple(G.shape)}")
+
 def _triton_usable(t: Tensor) -> bool:
     if not t.is_cuda:
         return False
@@ -80,12 +90,7 @@ def grad_stats(G: Tensor, p: float = 2.0, *, backend: Backend = "auto") -> Tenso
     """
     _check_backend(backend)
     p = check_p(p)
-    if G.dim() not in (2, 3):
-        raise ValueError(f"G must have shape [K, P] or [S, K, P], got {tuple(G.shape)}")
-    if G.dtype not in (torch.float32, torch.float64):
-        raise ValueError(f"G must be float32 or float64, got {G.dtype}")
-    if G.shape[-1] < 1 or G.shape[-2] < 1:
-        raise ValueError(f"G must have K >= 1 and P >= 1, got shape {tuple(G.shape)}")
+    _check_gradients(G)
     if backend == "torch":
         return grad_stats_ref(G, p)
     G3 = G if G.dim() == 3 else G.unsqueeze(0)
@@ -125,12 +130,7 @@ def grad_gram(G: Tensor, *, backend: Backend = "auto") -> Tensor:
         ``gram[K, K]`` or ``gram[S, K, K]``, float64 (``gram[s, i, j] = G[s, i] . G[s, j]``).
     """
     _check_backend(backend)
-    if G.dim() not in (2, 3):
-        raise ValueError(f"G must have shape [K, P] or [S, K, P], got {tuple(G.shape)}")
-    if G.dtype not in (torch.float32, torch.float64):
-        raise ValueError(f"G must be float32 or float64, got {G.dtype}")
-    if G.shape[-1] < 1 or G.shape[-2] < 1:
-        raise ValueError(f"G must have K >= 1 and P >= 1, got shape {tuple(G.shape)}")
+    _check_gradients(G)
     G3 = G if G.dim() == 3 else G.unsqueeze(0)
     how = gram_implementation(G3, backend)
     if how == "torch":
