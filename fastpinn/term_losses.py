@@ -95,8 +95,11 @@ def shared_point_groups(terms: Sequence[Term], methods: Union[Sequence[str], Cal
     every point each step (one batch) with one derivative method, on equal point sets -- or on any while the
     group's distinct points number at most ``merge_points``, its method is in :data:`MERGED_METHODS` and the
     joining term reads a derivative (a values-only term's own evaluation is one forward pass: merging would
-    save little and put the group's derivative chain on its points too) with that method on its own (``auto``
-    never moves a jet term onto other points' nested autograd).
+    save little and put the group's derivative chain on its points too) with that method on its own -- or,
+    the group already reading derivatives with that nested method, with any method (``auto`` on a small
+    problem: a 4th-order term's autograd chain takes the low-order boundary terms that alone would be fused,
+    one derivative evaluation a step instead of two; measured faster on the Euler beam, see
+    ``bench/results/deepxde-suite-merged-cpu-intel-xeon-2c-2026-12-06.md``).
 
     ``methods``: each term's method, or a callable giving the method of a group of term indices (``None``: the
     terms cannot share one), e.g. ``"auto"``'s choice for the union of their requests.
@@ -113,6 +116,12 @@ def shared_point_groups(terms: Sequence[Term], methods: Union[Sequence[str], Cal
         def method_of(group: list[int]) -> Optional[str]:
             return names[group[0]] if all(names[k] == names[group[0]] for k in group) else None
 
+    def _nested_already(group: list[int], method: str) -> bool:
+        # The group already pays a nested chain for a derivative read on its own: a low-order term on a
+        # few more points extends that chain instead of paying an evaluation of its own (Euler beam under
+        # auto: 2 derivative evaluations a step -> 1, as fast as autograd by hand).
+        return method_of(group) == method and any(not _values_only(terms[j]) for j in group)
+
     groups: list[tuple[list[int], Optional[list[Tensor]]]] = []  # terms, distinct point sets (None: alone)
     for k, term in enumerate(terms):
         if (k < len(alone) and alone[k]) or term.n_batches != 1 or len(term.points) > 1:
@@ -125,7 +134,8 @@ def shared_point_groups(terms: Sequence[Term], methods: Union[Sequence[str], Cal
             if method is None:
                 continue
             new = [p for p in term.points if not any(_equal(p, b) for b in blocks)]
-            if not new or (method in MERGED_METHODS and not _values_only(term) and method_of([k]) == method
+            if not new or (method in MERGED_METHODS and not _values_only(term)
+                           and (method_of([k]) == method or _nested_already(group, method))
                            and sum(b.shape[-2] for b in blocks + new) <= merge_points):
                 group.append(k)
                 blocks.extend(new)
