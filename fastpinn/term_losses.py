@@ -169,8 +169,10 @@ class TermLosses:
     def __init__(self, problem: Problem, net: nn.Module, method: str, *, loss_params: Any,
                  leaves: Sequence[Tensor], coefficient_names: Sequence[str], coefficients: Optional[Tensor],
                  device: torch.device, dtype: torch.dtype, attention: Optional[ResidualAttention] = None,
-                 tune_batch: Optional[Sequence[Optional[Tensor]]] = None) -> None:
+                 tune_batch: Optional[Sequence[Optional[Tensor]]] = None, own_evaluation: Sequence[int] = ()) -> None:
         self.problem, self.net = problem, net
+        #: Terms whose points change during training (resampling): a group's concatenated points would go stale.
+        self.own_evaluation = frozenset(own_evaluation)
         self.device, self.dtype = device, dtype
         self.coefficient_names = list(coefficient_names)
         self.attention = attention
@@ -211,8 +213,10 @@ class TermLosses:
         return chosen
 
     def _alone(self) -> list[bool]:
-        """Terms that keep their own evaluation: those under pointwise attention (they record residuals)."""
-        return [self.attention is not None and k in self.attention.terms for k in range(len(self.problem.terms))]
+        """Terms that keep their own evaluation: those under pointwise attention (they record residuals) and
+        those whose points change (``own_evaluation``)."""
+        return [(self.attention is not None and k in self.attention.terms) or k in self.own_evaluation
+                for k in range(len(self.problem.terms))]
 
     def _requests(self, group: Sequence[int]) -> list[DerivIndex]:
         coords = self.problem.coords

@@ -268,12 +268,15 @@ class Trainer:
             self._ntk_gen = torch.Generator(device=self.device).manual_seed(self.problem.seeds[0] + 7919)
             self._traces = traces_function(self.problem, self.net, self.theta, self.scheme, self._ntk_gen,
                                            coefficients=self.coefficients is not None)
+        # Before the loss functions: it gives the resampled terms their own point tensors, which they read.
+        self.resampler = self._setup_resampling(resampling)
         tick = time.perf_counter()
         #: Every term's loss function (derivative method chosen or tuned, compiled or not).
         self.loss_functions = TermLosses(
             self.problem, self.net, self.method, loss_params=self._loss_params, leaves=self._leaves,
             coefficient_names=self.coefficient_names, coefficients=self.coefficients, device=self.device,
             dtype=dtype, attention=self.attention,
+            own_evaluation=() if self.resampler is None else tuple(self.resampler.specs),
             tune_batch=self.batches.local(self.epoch_batches(advance=False)[0])[0] if self.method == "tune" else None)
         #: term name -> derivative method its loss uses.
         self.derivative_methods: dict[str, str] = self.loss_functions.methods
@@ -288,7 +291,6 @@ class Trainer:
         self.watch: Optional[WeightWatch] = WeightWatch() if watch is True else (watch or None)
         self._log: Optional[TrainingLog] = None  # the running train() call's records, for history_so_far()
         self._best = BestSeen(self.device)
-        self.resampler = self._setup_resampling(resampling)
 
     def _setup_resampling(self, resampling: Union[Resampling, Sequence[Resampling], None]) -> Optional[Resampler]:
         """The :class:`~fastpinn.resampling.Resampler` of ``resampling`` (``None`` when nothing is resampled)."""

@@ -7,7 +7,9 @@ import math
 import pytest
 import torch
 
+import fastpinn
 from fastpinn import PINN, Resampling, Trainer, sampling
+from fastpinn.problem import Problem, dirichlet, pde
 from fastpinn.errors import CheckpointError
 from fastpinn.problems import poisson1d
 from fastpinn.resampling import SEED_OFFSET, rad_indices, rad_probabilities, rar_indices, residual_magnitude
@@ -349,3 +351,33 @@ def test_what_resampling_cannot_train_with_is_refused():
     with pytest.raises(ValueError, match="pointwise attention"):
         Trainer(poisson1d(0, n_pde=32, width=16), attention=ResidualAttention([32, 2], terms=(0,)),
                 resampling=Resampling("rad"))
+
+
+def test_a_resampled_term_is_trained_on_its_new_points_when_terms_would_share_an_evaluation():
+    """Small nested-autograd problems evaluate their derivative terms once over concatenated points; that copy
+    was made when the trainer was built, so a resampled term of such a group trained on its first points
+    forever (the run equalled one without resampling). A resampled term keeps its own evaluation."""
+    F64 = torch.float64
+    x = torch.linspace(0.05, 0.95, 10, dtype=F64).unsqueeze(1)
+    ends = torch.tensor([[0.0], [1.0]], dtype=F64)
+
+    def beam():
+        return Problem(name="beam", coords=("x",), lower=(0.0,), upper=(1.0,),
+                       terms=[pde("pde", x.clone(), lambda f: f["u_xxxx"][..., 0] - 1.0, ("u_xxxx",)),
+                              dirichlet("u_ends", ends),
+                              pde("m_ends", ends, lambda f: f["u_xx"][..., 0], ("u_xx",))],
+                       depth=2, width=8)
+
+    def trainer(resampling):
+        return fastpinn.Trainer(beam(), fastpinn.PINN(), dtype=F64, derivative_method="autograd", eval_every=100,
+                                resampling=resampling)
+
+    still, moving = trainer(None), trainer(fastpinn.Resampling("periodic", every=1, term="pde"))
+    assert [g for g, _ in still.loss_functions.groups] == [[0, 2], [1]]  # what the pde term would share
+    assert [0] in [g for g, _ in moving.loss_functions.groups]
+    still.train(6)
+    moving.train(6)
+    assert (still.theta - moving.theta).abs().max() > 1e-6
+    term = moving.problem.terms[0]
+    own = term.loss(moving.net, moving.problem.coords, method="autograd", theta=moving.theta)
+    torch.testing.assert_close(moving.term_losses()[0].reshape(()), own.reshape(()), rtol=1e-12, atol=0)
