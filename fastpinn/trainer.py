@@ -31,7 +31,7 @@ from .checkpoint import (CHECKPOINT_FORMAT, check_state_dict, network_meta, read
 from .collectives import collective
 from .compile_policy import (AUTO_COMPILE_MIN_SPEEDUP, AUTO_COMPILE_PROBE_EPOCHS, AUTO_COMPILE_WARMUP_SECONDS,
                              compile_or_fall_back, decide_compile)
-from .cuda_graph import CapturedStep, batch_key, fresh_optimizer_state
+from .cuda_graph import fresh_optimizer_state
 from .data_parallel import BatchLayout, data_parallel_layout, shard_problem, torch_distributed, world_group
 from .divergence import BestSeen, boundary_decision, locate_nonfinite, snapshot
 from .errors import CheckpointError, CorruptCheckpointError, DeviceUnavailableError, NonFiniteError
@@ -45,6 +45,7 @@ from .problem import Problem
 from .rba import ResidualAttention
 from .resampling import Resampler, Resampling, residual_magnitude
 from .schemes import DN, Scheme
+from .step_runner import StepRunner
 from .term_losses import DERIVATIVE_METHODS, TermLosses, derivative_method_choices
 from .threads import ThreadSetting, resolve_threads, use_threads
 from .validation import check_choice, check_int, check_optional_int, check_rate
@@ -246,7 +247,6 @@ class Trainer:
             problem.seeds[0] if batch_seed is None else batch_seed)
         self._reference: Optional[tuple[Tensor, Tensor]] = None
         self.compile_policy: Union[bool, str] = compile
-        self.compiled = compile is True
         #: What ``compile="auto"`` measured and decided in the last :meth:`train` call (``None`` otherwise).
         self.compile_decision: Optional[dict[str, Any]] = None
         #: The public weighted backward this trainer's step is built on (owns G, the Weighter, the gate).
@@ -280,9 +280,14 @@ class Trainer:
             tune_batch=self.batches.local(self.epoch_batches(advance=False)[0])[0] if self.method == "tune" else None)
         #: term name -> derivative method its loss uses.
         self.derivative_methods: dict[str, str] = self.loss_functions.methods
-        self._pending_warmup = time.perf_counter() - tick if derivative_method == "tune" else 0.0
-        self._graphs: dict[tuple, CapturedStep] = {}
-        self._build_loss_fns()
+        #: How the step runs: compiled or not, captured or not, and the warm-up (:mod:`fastpinn.step_runner`).
+        self.step_runner = StepRunner(
+            lambda indices: self.step(indices), self.term_losses, self.loss_functions, self.backward,
+            leaves=self._leaves, epoch_batches=lambda: self.epoch_batches(advance=False), local=self.batches.local,
+            state_tensors=self.state_tensors, optimizer=lambda: self.optimizer, step_mode=self.step_mode,
+            device=self.device, compiled=compile is True,
+            pending_warmup=time.perf_counter() - tick if derivative_method == "tune" else 0.0)
+        self._graphs = self.step_runner.graphs  # the captured steps (the same dict)
         self._stop_requested = False
         if not isinstance(watch, (bool, WeightWatch)):
             raise ValueError(f"watch must be True, False or a fastpinn.weight_watch.WeightWatch, got {watch!r}")
@@ -362,31 +367,31 @@ class Trainer:
         c = self.coefficients.detach().reshape(self.members, -1)
         return {n: c[:, i].clone() for i, n in enumerate(self.coefficient_names)}
 
+    @property
+    def compiled(self) -> bool:
+        """Whether the term losses are compiled now (``compile=True``, or ``"auto"`` decided to)."""
+        return self.step_runner.compiled
+
+    @compiled.setter
+    def compiled(self, value: bool) -> None:  # takes effect at the next _build_loss_fns, as before
+        self.step_runner.compiled = value
+
     def _build_loss_fns(self) -> None:
         """Each term's loss function for the current ``compiled`` setting."""
-        self.loss_functions.build(self.compiled)
-        # Terms on the same points share one evaluation (one graph): per-term backwards must retain it.
-        self.backward.shared_graph = self.loss_functions.shared
-        self._drop_graphs()
+        self.step_runner.build(self.compiled)
 
     def _drop_graphs(self) -> None:
         """Forget captured graphs; the next :meth:`warmup` compiles/captures what training will use."""
-        self._graphs.clear()
-        self._warm = not self.compiled and self.step_mode != "cuda_graph"
+        self.step_runner.drop_graphs()
 
     def try_compile(self) -> float:
         """Compile the term losses now and warm them up (``compile="auto"`` decided to); if compilation
         fails, warn and go on eagerly. Returns the seconds spent."""
         def compile_now() -> float:
-            self.compiled = True
-            self._build_loss_fns()
+            self.step_runner.build(True)
             return self.warmup()
 
-        def go_eager() -> None:
-            self.compiled = False
-            self._build_loss_fns()
-
-        seconds, failed = compile_or_fall_back(compile_now, go_eager)
+        seconds, failed = compile_or_fall_back(compile_now, lambda: self.step_runner.build(False))
         if failed is not None and self.compile_decision is not None:
             self.compile_decision.update(compiled=False, failed=failed)
         return seconds
@@ -398,25 +403,7 @@ class Trainer:
     def warmup(self) -> float:
         """Compile (when ``compile=True``) and capture (``step_mode="cuda_graph"``) every graph training
         will use, outside the timed epochs: one per distinct mini-batch size. Returns the seconds spent."""
-        pending, self._pending_warmup = self._pending_warmup, 0.0  # tuning done at construction
-        if self._warm:
-            return pending
-        tick = time.perf_counter() - pending
-        shapes = {}
-        for idx in self.epoch_batches(advance=False):
-            shapes.setdefault(batch_key(idx), idx)
-        for idx in shapes.values():
-            if self.step_mode == "cuda_graph":
-                self._graph_for(idx)  # capturing runs (and so compiles) every graph first
-                continue
-            losses = self.term_losses(self.batches.local(idx)[0])
-            for k, loss in enumerate(losses):
-                torch.autograd.grad(loss.sum(), self._leaves, allow_unused=True, materialize_grads=True,
-                                    retain_graph=self.backward.shared_graph and k + 1 < len(losses))
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        self._warm = True
-        return time.perf_counter() - tick
+        return self.step_runner.warmup()
 
     def term_gradients(self, losses: Sequence[Tensor]) -> Tensor:
         """One backward per term: ``G[S, K, P]`` with row ``(s, k)`` = grad of member ``s``'s term ``k``
@@ -463,15 +450,9 @@ class Trainer:
     def _run_step(self, indices: list[Optional[Tensor]]) -> Tensor:
         """One step of :meth:`train` in this trainer's ``step_mode``."""
         if self.step_mode == "cuda_graph":
-            return self._graph_for(indices).replay(indices)
+            return self.step_runner.graph_for(indices).replay(indices)
         local, shares = self.batches.local(indices)
         return self.step(local, shard_weights=shares)
-
-    def _graph_for(self, indices: Sequence[Optional[Tensor]]) -> CapturedStep:
-        key = batch_key(indices)
-        if key not in self._graphs:
-            self._graphs[key] = CapturedStep(self.step, indices, self.state_tensors(), self.optimizer, self.device)
-        return self._graphs[key]
 
     def state_tensors(self) -> list[Tensor]:
         """Every device tensor a training step mutates besides the optimizer's state: the parameters, the
