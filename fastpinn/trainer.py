@@ -26,13 +26,11 @@ from torch import Tensor, nn
 from . import compile_policy
 from .backward import WeightedBackward
 from .callbacks import Callback, train_callbacks
-from .checkpoint import (CHECKPOINT_FORMAT, check_state_dict, network_meta, read_checkpoint, scheme_meta,
-                         write_checkpoint)
-from .collectives import collective
+from .checkpoint import CHECKPOINT_FORMAT, read_checkpoint
 from .compile_policy import (AUTO_COMPILE_MIN_SPEEDUP, AUTO_COMPILE_PROBE_EPOCHS, AUTO_COMPILE_WARMUP_SECONDS,
                              compile_or_fall_back, decide_compile)
 from .cuda_graph import fresh_optimizer_state
-from .data_parallel import BatchLayout, data_parallel_layout, shard_problem, torch_distributed, world_group
+from .data_parallel import BatchLayout, data_parallel_layout, shard_problem, world_group
 from .divergence import BestSeen, boundary_decision, locate_nonfinite, snapshot
 from .errors import CheckpointError, CorruptCheckpointError, DeviceUnavailableError, NonFiniteError
 from .evaluation import evaluate_on_rank0, predict_points, reference_error, reference_tensors
@@ -45,6 +43,7 @@ from .problem import Problem
 from .rba import ResidualAttention
 from .resampling import Resampler, Resampling, residual_magnitude
 from .schemes import DN, Scheme
+from .trainer_state import TrainerState, check_max_epoch, save_state
 from .step_runner import StepRunner
 from .term_losses import DERIVATIVE_METHODS, TermLosses, derivative_method_choices
 from .threads import ThreadSetting, resolve_threads, use_threads
@@ -296,6 +295,13 @@ class Trainer:
         self.watch: Optional[WeightWatch] = WeightWatch() if watch is True else (watch or None)
         self._log: Optional[TrainingLog] = None  # the running train() call's records, for history_so_far()
         self._best = BestSeen(self.device)
+        # What of this trainer a checkpoint holds (:mod:`fastpinn.trainer_state`).
+        self._state = TrainerState(
+            problem=self.problem, scheme=self.scheme, net=self.net, leaves=self._leaves, theta=self.theta,
+            coefficients=self.coefficients, coefficient_names=self.coefficient_names, dtype=dtype,
+            update_schedule=update_schedule, stages=self.stages, backward=self.backward, batch_generator=self._batch_gen,
+            ntk_generator=self._ntk_gen if self._traces is not None else None, attention=self.attention,
+            best=self._best, resampler=self.resampler, device=self.device, on_points_changed=self._follow_point_counts)
 
     def _setup_resampling(self, resampling: Union[Resampling, Sequence[Resampling], None]) -> Optional[Resampler]:
         """The :class:`~fastpinn.resampling.Resampler` of ``resampling`` (``None`` when nothing is resampled)."""
@@ -689,72 +695,21 @@ class Trainer:
         return info
 
     # ---------------------------------------------------------------------------------- checkpoints
-    def _meta(self) -> dict[str, Any]:
-        """What a checkpoint must agree on with the trainer that loads it."""
-        return {
-            "ensemble": self.problem.ensemble,
-            "terms": list(self.problem.term_names),
-            "scheme": scheme_meta(self.scheme),
-            "network": network_meta(self.net, self.theta.numel(), self._leaves),
-            "coefficients": list(self.coefficient_names),
-            "dtype": str(self.dtype).replace("torch.", ""),
-            "update_schedule": self.update_schedule,
-            "stages": self.stages.describe(),
-            "resampling": None if self.resampler is None else self.resampler.describe(),
-        }
-
     def state_dict(self) -> dict[str, Any]:
         """Everything training continues from: parameters, optimizer, weights, shuffling, epoch, best-seen
         state, plus the format version and the configuration facts :meth:`load_state_dict` checks."""
-        return {
-            "format_version": CHECKPOINT_FORMAT,
-            "meta": self._meta(),
-            "epoch": self.epoch,
-            "theta": self.theta.detach().clone(),
-            "coefficients": None if self.coefficients is None else self.coefficients.detach().clone(),
-            **self.stages.state_dict(),  # "stage", "optimizer" (the stage's), "lr_scheduler"
-            "backward": self.backward.state_dict(),  # weights, their schedule's step, non-finite counts
-            "batch_generator": self._batch_gen.get_state(),
-            "ntk_generator": self._ntk_gen.get_state() if self._traces is not None else None,
-            "attention": None if self.attention is None else self.attention.state_dict(),
-            "best": self._best.state_dict(),
-            "resampling": None if self.resampler is None else self.resampler.state_dict(),
-        }
+        return self._state.state_dict(self.epoch)
 
     def check_state_dict(self, state: Any, *, source: str = "checkpoint") -> None:
         """Raise :class:`CheckpointError` naming the field and both values if ``state`` was not written by a
         trainer of this configuration (format version, ensemble size, terms, scheme and its parameters,
         network shape, dtype, epoch)."""
-        check_state_dict(state, self._meta(), self.theta.shape, source=source)
+        self._state.check(state, source=source)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue from :meth:`state_dict` (checked with :meth:`check_state_dict` first)."""
         self.check_state_dict(state, source="state")
-        with torch.no_grad():
-            self.theta.copy_(state["theta"])
-            if self.coefficients is not None:
-                if state.get("coefficients") is None:
-                    raise ValueError(f"checkpoint has no trainable coefficients; this trainer has {self.coefficient_names}")
-                self.coefficients.copy_(state["coefficients"])
-        try:
-            self.stages.load_state_dict(state)
-        except ValueError as exc:
-            raise CheckpointError(f"the state does not match this trainer: {exc}") from None
-        self.backward.load_state_dict(state["backward"])
-        self._batch_gen.set_state(state["batch_generator"])
-        if self.attention is not None:
-            if state.get("attention") is None:
-                raise CheckpointError("the checkpoint has no pointwise attention weights; this trainer uses attention")
-            self.attention.load_state_dict({k: v.to(self.device) for k, v in state["attention"].items()})
-        if self._traces is not None and state.get("ntk_generator") is not None:
-            self._ntk_gen.set_state(state["ntk_generator"])
-        self.epoch = int(state["epoch"])
-        self._best.load_state_dict(state.get("best"))
-        if self.resampler is not None:
-            try:
-                self._follow_point_counts(self.resampler.load_state_dict(state.get("resampling")))
-            except ValueError as exc:
-                raise CheckpointError(f"the state does not match this trainer: {exc}") from None
+        self._state.load_state_dict(state, lambda epoch: setattr(self, "epoch", epoch))
         # The optimizer and weighter replaced their state tensors: captured graphs point at the old ones.
         self._drop_graphs()
 
@@ -762,13 +717,7 @@ class Trainer:
         """``torch.save`` of :meth:`state_dict` (plus ``extra``, e.g. the history so far), written atomically.
         Distributed: rank 0 writes, every rank waits on a barrier until the file is there (the state is the
         same on every rank and does not depend on the number of ranks)."""
-        if self.rank == 0:
-            state = self.state_dict()
-            if extra is not None:
-                state["extra"] = extra
-            write_checkpoint(path, state)
-        if self.world_size > 1:
-            collective("the checkpoint barrier", torch_distributed().barrier)
+        save_state(path, self.state_dict, extra, rank=self.rank, world_size=self.world_size)
 
     @staticmethod
     def read_checkpoint(path: str, map_location: Union[str, torch.device, None] = "cpu") -> dict[str, Any]:
@@ -781,9 +730,7 @@ class Trainer:
         (``{}`` if none). ``max_epoch``: refuse a checkpoint past this epoch (e.g. the run's length)."""
         state = self.read_checkpoint(path, map_location=self.device)
         self.check_state_dict(state, source=f"checkpoint {str(path)!r}")
-        if max_epoch is not None and state["epoch"] > max_epoch:
-            raise CheckpointError(f"checkpoint {str(path)!r} does not match this run: epoch is {state['epoch']} "
-                                  f"in the checkpoint but the run has only {max_epoch} epochs")
+        check_max_epoch(state, path, max_epoch)
         self.load_state_dict(state)
         return dict(state.get("extra") or {})
 
