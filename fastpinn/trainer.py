@@ -41,7 +41,7 @@ from .ntk import traces_function
 from .params import coefficient_parameter, training_parameters
 from .problem import Problem
 from .rba import ResidualAttention
-from .resampling import Resampler, Resampling, residual_magnitude
+from .resampling import Resampling, training_resampler
 from .schemes import DN, Scheme
 from .trainer_state import TrainerState, check_max_epoch, save_state
 from .step_runner import StepRunner
@@ -268,7 +268,9 @@ class Trainer:
             self._traces = traces_function(self.problem, self.net, self.theta, self.scheme, self._ntk_gen,
                                            coefficients=self.coefficients is not None)
         # Before the loss functions: it gives the resampled terms their own point tensors, which they read.
-        self.resampler = self._setup_resampling(resampling)
+        self.resampler = training_resampler(resampling, self.problem, world_size=self.world_size,
+                                            step_mode=self.step_mode,
+                                            attended=() if self.attention is None else self.attention.terms)
         tick = time.perf_counter()
         #: Every term's loss function (derivative method chosen or tuned, compiled or not).
         self.loss_functions = TermLosses(
@@ -303,25 +305,11 @@ class Trainer:
             ntk_generator=self._ntk_gen if self._traces is not None else None, attention=self.attention,
             best=self._best, resampler=self.resampler, device=self.device, on_points_changed=self._follow_point_counts)
 
-    def _setup_resampling(self, resampling: Union[Resampling, Sequence[Resampling], None]) -> Optional[Resampler]:
-        """The :class:`~fastpinn.resampling.Resampler` of ``resampling`` (``None`` when nothing is resampled)."""
-        if resampling is None:
-            return None
-        resampler = Resampler([resampling] if isinstance(resampling, Resampling) else list(resampling), self.problem)
-        resampler.check_training(world_size=self.world_size, step_mode=self.step_mode,
-                                 attended=() if self.attention is None else self.attention.terms)
-        return resampler if resampler else None
-
     def _resample(self) -> None:
         """Resample the terms due at this epoch with their residuals under the current parameters."""
         coef = self.loss_functions.coefficient_views(None if self.coefficients is None else self.coefficients.detach())
-
-        def magnitude(k: int, candidates: Tensor) -> Tensor:
-            term = self.problem.terms[k]
-            return residual_magnitude(term, self.net, self.problem.coords, candidates, coef=coef,
-                                      method=self.derivative_methods[term.name], theta=self._loss_params)
-
-        self._follow_point_counts(self.resampler.resample(self.epoch, magnitude))
+        self._follow_point_counts(self.resampler.resample_with_network(
+            self.epoch, self.net, methods=self.derivative_methods, theta=self._loss_params, coef=coef))
 
     def _follow_point_counts(self, terms: Sequence[int]) -> None:
         """The batch layout of ``terms`` after their points changed (RAR adds points)."""
