@@ -7,11 +7,13 @@ backward of ``sum_j lam_j L_j``) and the optimizer step (or a stage's closure op
 and read back only every ``eval_every`` epochs, where the callbacks run (the weight watcher among them).
 
 The side jobs are parts the Trainer composes: the mini-batch layout and data parallelism
-(:mod:`fastpinn.data_parallel`), the compile policy (:mod:`fastpinn.compile_policy`), CUDA-graph capture
-(:mod:`fastpinn.cuda_graph`), the optimizers and stages (:mod:`fastpinn.optim`), the checkpoint format
-(:mod:`fastpinn.checkpoint`), the records of a call (:mod:`fastpinn.history`), the best-seen state and
-the NaN roll-back (:mod:`fastpinn.divergence`), keep-best, patience, progress and periodic checkpoints
-(:mod:`fastpinn.callbacks`) and the weight watcher (:mod:`fastpinn.weight_watch`).
+(:mod:`fastpinn.data_parallel`), how the step runs -- compiled or not, captured in CUDA graphs or not, and
+the warm-up (:mod:`fastpinn.step_runner`, over :mod:`fastpinn.compile_policy` and :mod:`fastpinn.cuda_graph`),
+the optimizers and stages (:mod:`fastpinn.optim`), what a checkpoint holds (:mod:`fastpinn.trainer_state`)
+and its file format (:mod:`fastpinn.checkpoint`), resampling (:mod:`fastpinn.resampling`), the records of a
+call (:mod:`fastpinn.history`), the best-seen state and the NaN roll-back (:mod:`fastpinn.divergence`),
+keep-best, patience, progress and periodic checkpoints (:mod:`fastpinn.callbacks`) and the weight watcher
+(:mod:`fastpinn.weight_watch`).
 """
 
 from __future__ import annotations
