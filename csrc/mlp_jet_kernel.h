@@ -7,7 +7,7 @@
 // Layout of one tile in scratch: a layer's jet is [neuron][channel][kTile] (points innermost), so that
 // * the affine map of all C channels at once is one [out, in] x [in, C * kTile] product whose inner loop runs
 //   over C * kTile contiguous elements (register-blocked: 4 output rows x 2 SIMD vectors of accumulators);
-// * tanh and the jet rules are lane-wise over the kTile points of one neuron;
+// * the activation (tanh, sin) and the jet rules are lane-wise over the kTile points of one neuron;
 // * the weight gradient of a layer is the [out, C * kTile] x [C * kTile, in] product of the output gradient
 //   and the stored input jet, again over contiguous rows.
 // A tile's jets (all layers, all channels: ~ L * width * C * kTile elements, e.g. 9 * 20 * 4 * 32 floats =
@@ -137,6 +137,88 @@ FI void vtanh(V<T> z, V<T>& a, V<T>& s) {
   a = reinterpret_cast<V<T>>(reinterpret_cast<I>(t) | (zi & sign_mask));
   s = (T(4) * e) * (inv * inv);
 }
+
+// ---- sin and cos, lane-wise, to about one ulp of 1 (absolute) in float and double -------------------------
+// Range reduction z = k pi/2 + r, k = round(z 2/pi), |r| <= pi/4 (+ rounding), with pi/2 = c1 + c2 + c3 + rest
+// (Cody-Waite): c1 and c2 have few significant bits (float 8 and 11, double 33 and 32), so k c1 and k c2 are exact
+// products for |k| < 2^13 (float) / 2^20 (double), i.e. |z| < 12868 / 1.6e6; z - k c1 is exact (Sterbenz: z and
+// k c1 are within a factor 2 when k != 0), z - k c1 - k c2 and the subtraction of k c3 round once each, and
+// |k rest| < 2^13 * 1.8e-15 (float) / 2^20 * 1.1e-37 (double). So r is within ~1 ulp(pi/4) (absolute) of the
+// exact reduced argument. sin r and cos r are Taylor polynomials on |r| <= pi/4 (+ a few ulps): float up to r^9 /
+// r^10 (next terms r^11/11!, r^12/12! below 2e-9 relative), double up to r^17 / r^18 (next below 2e-19 relative),
+// evaluated by Horner (a few ulps). The quadrant k mod 4 picks +-sin r / +-cos r. Total: a few ulps of 1
+// absolute, the rounding of the float32/float64 result itself. Beyond |z| = 12868 (float) / 1.6e6 (double) the
+// products k c1, k c2 round and the error grows like |z| eps, the size of z's own representation error there
+// (a PINN's pre-activations are orders of magnitude smaller). NaN and +-inf give NaN.
+template <typename T>
+struct SinConst;
+template <>
+struct SinConst<float> {
+  static constexpr float c1 = 1.5703125f;                 // 0x1.92p+0
+  static constexpr float c2 = 4.8375129699707031250e-4f;  // 0x1.fb4p-12
+  static constexpr float c3 = 7.5497901264043315314e-8f;  // pi/2 - c1 - c2, rounded
+  static constexpr int sin_terms = 5;                     // r, r^3, ..., r^9
+  static constexpr int cos_terms = 6;                     // 1, r^2, ..., r^10
+};
+template <>
+struct SinConst<double> {
+  static constexpr double c1 = 1.5707963267341256141662598;  // 0x1.921fb544p+0
+  static constexpr double c2 = 6.0771005063039659765e-11;    // 0x1.0b4611a6p-34
+  static constexpr double c3 = 2.0222662487959506e-21;       // 0x1.3198a2e037073p-69
+  static constexpr int sin_terms = 9;                        // r, r^3, ..., r^17
+  static constexpr int cos_terms = 10;                       // 1, r^2, ..., r^18
+};
+
+template <typename T>
+FI void vsincos(V<T> z, V<T>& sn, V<T>& cs) {
+  using C = SinConst<T>;
+  using TC = TanhConst<T>;  // the round-to-integer constants
+  using I = IV<T>;
+  using Lane = typename VecOf<T>::Lane;
+  const V<T> y = z * T(0.63661977236758134308) + TC::magic;  // z 2/pi rounded to an integer in the low bits
+  const V<T> kf = y - TC::magic;
+  const I k = reinterpret_cast<I>(y) - TC::magic_bits;
+  const V<T> r = ((z - kf * C::c1) - kf * C::c2) - kf * C::c3;
+  const V<T> r2 = r * r;
+  // sin r = r (1 - r^2/(2*3) (1 - r^2/(4*5) (1 - ...))), cos r = 1 - r^2/(1*2) (1 - r^2/(3*4) (1 - ...)).
+  V<T> ps = splat<T>(T(1));
+  for (int n = C::sin_terms - 1; n >= 1; --n) ps = T(1) - r2 * ps * (T(1) / (T(2 * n) * T(2 * n + 1)));
+  V<T> pc = splat<T>(T(1));
+  for (int n = C::cos_terms - 1; n >= 1; --n) pc = T(1) - r2 * pc * (T(1) / (T(2 * n - 1) * T(2 * n)));
+  const V<T> s0 = r * ps, c0 = pc;
+  const I one = I{} + static_cast<Lane>(1), two = I{} + static_cast<Lane>(2);
+  const I swap = (k & one) != 0;  // odd quadrant: sin z = +-cos r, cos z = -+sin r
+  constexpr int sign_shift = sizeof(T) * 8 - 2;  // bit 1 of k to the sign bit
+  const V<T> s_sel = swap ? c0 : s0;
+  const V<T> c_sel = swap ? s0 : c0;
+  sn = reinterpret_cast<V<T>>(reinterpret_cast<I>(s_sel) ^ ((k & two) << sign_shift));
+  cs = reinterpret_cast<V<T>>(reinterpret_cast<I>(c_sel) ^ (((k + one) & two) << sign_shift));
+}
+
+// ---- the activations' derivatives -----------------------------------------------------------------------
+// Activation codes of Plan::activation (fastpinn/ops/mlp_jet.py ACTIVATION_CODES): 0 tanh, 1 sin.
+// Act::forward gives phi(z) and phi'(z); Act::higher gives the second and third derivatives from z, phi and phi'
+// (what a tile's forward state keeps), so the jet rules below are one code for every activation.
+constexpr int64_t kTanh = 0, kSin = 1;
+template <typename T, int64_t A>
+struct Act;
+template <typename T>
+struct Act<T, kTanh> {
+  static FI void forward(V<T> z, V<T>& a, V<T>& d1) { vtanh<T>(z, a, d1); }
+  // With s = phi' = 1 - a^2: phi'' = -2 a s, phi''' = -2 s (s - 2 a^2).
+  static FI void higher(V<T>, V<T> a, V<T> d1, V<T>& d2, V<T>& d3) {
+    d2 = T(-2) * a * d1;
+    d3 = T(-2) * d1 * (d1 - T(2) * (a * a));
+  }
+};
+template <typename T>
+struct Act<T, kSin> {
+  static FI void forward(V<T> z, V<T>& a, V<T>& d1) { vsincos<T>(z, a, d1); }
+  static FI void higher(V<T>, V<T> a, V<T> d1, V<T>& d2, V<T>& d3) {  // sin'' = -sin, sin''' = -cos
+    d2 = -a;
+    d3 = -d1;
+  }
+};
 
 // ---- products -----------------------------------------------------------------------------------------
 // Rows of output per register block: 8 with 64-byte vectors (32 registers: 16 accumulators), else 4 (16
@@ -278,60 +360,85 @@ FI T row_sum(const T* g) {  // sum of kTile entries
   return hsum<T>(acc);
 }
 
-// ---- the jet through tanh -------------------------------------------------------------------------------
-// One neuron: z[C][kTile] (pre-activation jet) -> a[C][kTile] (and s = tanh' to s_out if not null); a may alias z (each lane vector is read
-// completely before it is written: second derivatives first, as they read the pre-activation tangents).
-template <typename T>
-FI void tanh_jet_row(const Plan& P, const T* z, T* a, T* s_out) {
+// ---- the jet through the activation ----------------------------------------------------------------------
+// One neuron: z[C][kTile] (pre-activation jet) -> a[C][kTile] (and phi' to d1_out if not null) by
+// T'_c = phi' T_c, Q'_q = phi' Q_q + phi'' T_i T_j; a may alias z (each lane vector is read completely before it
+// is written: second derivatives first, as they read the pre-activation tangents).
+template <typename T, int64_t A>
+FI void act_jet_row(const Plan& P, const T* z, T* a, T* d1_out) {
   const int64_t nT = P.n_dirs;
   for (int64_t v = 0; v < kTile; v += kLanes<T>) {
-    V<T> av, s;
-    vtanh<T>(load(z + v), av, s);
-    if (s_out != nullptr) store(s_out + v, s);
-    const V<T> m2a = T(-2) * av;
+    const V<T> zv = load(z + v);
+    V<T> av, d1, d2, d3;
+    Act<T, A>::forward(zv, av, d1);
+    Act<T, A>::higher(zv, av, d1, d2, d3);
+    if (d1_out != nullptr) store(d1_out + v, d1);
     for (int64_t q = 0; q < P.n_pairs; ++q) {
       const V<T> ti = load(z + (1 + P.pair_i[q]) * kTile + v);
       const V<T> tj = load(z + (1 + P.pair_j[q]) * kTile + v);
       const V<T> qv = load(z + (1 + nT + q) * kTile + v);
-      store(a + (1 + nT + q) * kTile + v, s * (qv + m2a * (ti * tj)));
+      store(a + (1 + nT + q) * kTile + v, d1 * qv + d2 * (ti * tj));
     }
-    for (int64_t c = 0; c < nT; ++c) store(a + (1 + c) * kTile + v, s * load(z + (1 + c) * kTile + v));
+    for (int64_t c = 0; c < nT; ++c) store(a + (1 + c) * kTile + v, d1 * load(z + (1 + c) * kTile + v));
     store(a + v, av);
   }
 }
 
-// Reverse of tanh_jet_row for one neuron: from the pre-activation jet z, the activation a (channel 0 of the
-// stored post-activation jet), its derivative s and the gradient ga wrt the post-activation jet, the gradient
-// gz wrt the pre-activation jet (gz must not alias ga or z).
-template <typename T>
-FI void tanh_jet_row_backward(const Plan& P, const T* z, const T* a, const T* sd, const T* ga, T* gz) {
+// Reverse of act_jet_row for one neuron: from the pre-activation jet z, the activation a (channel 0 of the
+// stored post-activation jet), its derivative d1 and the gradient ga wrt the post-activation jet, the gradient
+// gz wrt the pre-activation jet (gz must not alias ga or z):
+// gz_T_c = phi' gT_c + phi'' sum_q gQ_q T_other, gz_Q_q = phi' gQ_q,
+// gz_z = phi' ga_z + phi'' (sum_c gT_c T_c + sum_q gQ_q Q_q) + phi''' sum_q gQ_q T_i T_j.
+template <typename T, int64_t A>
+FI void act_jet_row_backward(const Plan& P, const T* z, const T* a, const T* sd, const T* ga, T* gz) {
   const int64_t nT = P.n_dirs;
   for (int64_t v = 0; v < kTile; v += kLanes<T>) {
     const V<T> av = load(a + v);
-    const V<T> s = load(sd + v);
-    V<T> gs = V<T>{};         // d loss / d s
-    V<T> gav = load(ga + v);  // d loss / d a (direct)
+    const V<T> d1 = load(sd + v);
+    V<T> d2, d3;
+    Act<T, A>::higher(load(z + v), av, d1, d2, d3);
+    V<T> g1 = V<T>{};  // d loss / d phi'
+    V<T> g2 = V<T>{};  // d loss / d phi''
     for (int64_t c = 0; c < nT; ++c) {
       const V<T> g = load(ga + (1 + c) * kTile + v);
-      gs += g * load(z + (1 + c) * kTile + v);
-      store(gz + (1 + c) * kTile + v, s * g);
+      g1 += g * load(z + (1 + c) * kTile + v);
+      store(gz + (1 + c) * kTile + v, d1 * g);
     }
-    const V<T> m2as = T(-2) * av * s;
     for (int64_t q = 0; q < P.n_pairs; ++q) {
       const int64_t ci = 1 + P.pair_i[q], cj = 1 + P.pair_j[q];
       const V<T> ti = load(z + ci * kTile + v);
       const V<T> tj = load(z + cj * kTile + v);
       const V<T> gq = load(ga + (1 + nT + q) * kTile + v);
-      const V<T> tt = ti * tj;
-      gs += gq * (load(z + (1 + nT + q) * kTile + v) - T(2) * av * tt);
-      gav += T(-2) * s * (gq * tt);
-      store(gz + (1 + nT + q) * kTile + v, s * gq);
-      const V<T> coef = m2as * gq;
+      g1 += gq * load(z + (1 + nT + q) * kTile + v);
+      g2 += gq * (ti * tj);
+      store(gz + (1 + nT + q) * kTile + v, d1 * gq);
+      const V<T> coef = d2 * gq;
       store(gz + ci * kTile + v, load(gz + ci * kTile + v) + coef * tj);
       store(gz + cj * kTile + v, load(gz + cj * kTile + v) + coef * ti);
     }
-    // a = tanh(z): da/dz = s, ds/dz = -2 a s.
-    store(gz + v, gav * s + gs * m2as);
+    store(gz + v, load(ga + v) * d1 + g1 * d2 + g2 * d3);
+  }
+}
+
+// The activation jets of n neurons (rows of C * kTile) for the plan's activation; d1 may be null.
+template <typename T>
+void act_jet_rows(const Plan& P, const T* z, T* a, T* d1, int64_t n) {
+  const int64_t CT = P.channels * kTile;
+  if (P.activation == kSin) {
+    for (int64_t i = 0; i < n; ++i) act_jet_row<T, kSin>(P, z + i * CT, a + i * CT, d1 ? d1 + i * kTile : nullptr);
+  } else {
+    for (int64_t i = 0; i < n; ++i) act_jet_row<T, kTanh>(P, z + i * CT, a + i * CT, d1 ? d1 + i * kTile : nullptr);
+  }
+}
+
+template <typename T>
+void act_jet_rows_backward(const Plan& P, const T* z, const T* a, const T* d1, const T* ga, T* gz, int64_t n) {
+  const int64_t CT = P.channels * kTile;
+  for (int64_t i = 0; i < n; ++i) {
+    if (P.activation == kSin)
+      act_jet_row_backward<T, kSin>(P, z + i * CT, a + i * CT, d1 + i * kTile, ga + i * CT, gz + i * CT);
+    else
+      act_jet_row_backward<T, kTanh>(P, z + i * CT, a + i * CT, d1 + i * kTile, ga + i * CT, gz + i * CT);
   }
 }
 
@@ -347,7 +454,7 @@ void load_tile(const Plan& P, const T* scale, const T* shift, const T* x, int64_
 
 // Forward through all layers: Z[k] receives layer k's pre-activation jet, A[k] (k < L - 1) its activation jet
 // (A[k] may equal Z[k]: the activation then overwrites it, and Z[k + 1] must differ from Z[k]) and, if Sd is
-// not null, Sd[k] the tanh derivative [width][kTile].
+// not null, Sd[k] the activation's derivative [width][kTile].
 template <typename T>
 void tile_forward(const Plan& P, const T* theta, const T* scale, const T* xs, T* const* Z, T* const* A,
                   T* const* Sd) {
@@ -368,8 +475,7 @@ void tile_forward(const Plan& P, const T* theta, const T* scale, const T* xs, T*
   }
   for (int64_t k = 1; k < P.n_layers; ++k) {
     const int64_t n_in = P.sizes[k], n_out = P.sizes[k + 1];
-    for (int64_t i = 0; i < n_in; ++i)
-      tanh_jet_row(P, Z[k - 1] + i * CT, A[k - 1] + i * CT, Sd != nullptr ? Sd[k - 1] + i * kTile : nullptr);
+    act_jet_rows(P, Z[k - 1], A[k - 1], Sd != nullptr ? Sd[k - 1] : nullptr, n_in);
     const T* w = theta + P.w_off[k];
     const T* b = theta + P.b_off[k];
     matmul(w, n_in, 1, n_out, n_in, A[k - 1], CT, Z[k], CT, CT);
@@ -385,7 +491,7 @@ FI int64_t field_channel(const Plan& P, int64_t oc) {
   return 1 + P.n_dirs + (oc - 1 - P.n_first);
 }
 
-// Pointers of one tile's forward state (the scaled points, every layer's jets and tanh') laid out from base;
+// Pointers of one tile's forward state (the scaled points, every layer's jets and phi') laid out from base;
 // returns the end. The same layout serves the backward's scratch (recompute) and the forward's tape (store).
 template <typename T>
 T* layout_state(const Plan& P, T* base, T*& xs, T** Z, T** A, T** Sd) {
@@ -490,8 +596,7 @@ void backward_impl(const Plan& P, const T* theta, const T* scale, const T* shift
       }
       for (int64_t j = 0; j < n_o; ++j) gb[j] += row_sum(G + j * CT);
       matmul(w, 1, n_in, n_in, n_o, G, CT, GA, CT, CT);  // GA = W^T G
-      for (int64_t i = 0; i < n_in; ++i) tanh_jet_row_backward(P, Z[k - 1] + i * CT, A[k - 1] + i * CT, Sd[k - 1] + i * kTile,
-                                                     GA + i * CT, G + i * CT);
+      act_jet_rows_backward(P, Z[k - 1], A[k - 1], Sd[k - 1], GA, G, n_in);
     }
     // First layer: value channel from the scaled points, tangents from W0[:, dirs[c]] * scale[dirs[c]].
     const int64_t n1 = P.sizes[1];
