@@ -67,7 +67,7 @@ FI void store(T* p, V<T> v) {
 }
 template <typename T>
 FI V<T> splat(T x) {
-  return V<T>{} + x;
+  return x - V<T>{};  // x - (+0) is x for every x (-0 included), so this folds to a broadcast; V{} + x does not
 }
 template <typename T>
 FI T hsum(V<T> v) {
