@@ -318,7 +318,8 @@ import torch
 from fastpinn.derivatives import fused_mlp, jet_mlp
 from fastpinn.network import MLP
 for dtype, activation in itertools.product((torch.float64, torch.float32), ("tanh", "sin")):
-    for depth, width, wanted in ((9, 20, [(), (0,), (1,), (1, 1)]), (4, 13, [(0, 1), (1, 1), (0,)])):
+    # (3, 70): wide enough for the padded weight-gradient path (its in-register transposes per vector width)
+    for depth, width, wanted in ((9, 20, [(), (0,), (1,), (1, 1)]), (4, 13, [(0, 1), (1, 1), (0,)]), (3, 70, [(), (1, 1)])):
         net = MLP(2, 1, depth, width, dtype=torch.float64, seed=5, activation=activation)
         x = torch.rand(67, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
         theta = net.theta.detach().clone().requires_grad_(True)
