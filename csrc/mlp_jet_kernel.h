@@ -7,7 +7,7 @@
 // Layout of one tile in scratch: a layer's jet is [neuron][channel][kTile] (points innermost), so that
 // * the affine map of all C channels at once is one [out, in] x [in, C * kTile] product whose inner loop runs
 //   over C * kTile contiguous elements (register-blocked: 4 output rows x 2 SIMD vectors of accumulators);
-// * the activation (tanh, sin) and the jet rules are lane-wise over the kTile points of one neuron;
+// * the activation (tanh, sin, silu) and the jet rules are lane-wise over the kTile points of one neuron;
 // * the weight gradient of a layer is the [out, C * kTile] x [C * kTile, in] product of the output gradient
 //   and the stored input jet, again over contiguous rows.
 // A tile's jets (all layers, all channels: ~ L * width * C * kTile elements, e.g. 9 * 20 * 4 * 32 floats =
@@ -108,17 +108,12 @@ struct TanhConst<double> {
 // tanh(z) and its derivative s = 1 - tanh(z)^2. s is computed as 4 e / (2 + m)^2 with e = 1 + m = exp(-2|z|)
 // (exact algebra), not as 1 - a^2: near saturation 1 - a^2 cancels and would carry a's rounding error
 // amplified by 1 / s into every tangent and second derivative.
+// exp(x) and expm1(x) for x already clamped to where 2^round(x / ln2) is a normal number (|x| <= 87 in float,
+// 708 in double).
 template <typename T>
-FI void vtanh(V<T> z, V<T>& a, V<T>& s) {
+FI void vexp_parts(V<T> x, V<T>& m, V<T>& e) {
   using C = TanhConst<T>;
   using I = IV<T>;
-  using Lane = typename VecOf<T>::Lane;
-  const I sign_mask = I{} + static_cast<Lane>(static_cast<Lane>(1) << (sizeof(T) * 8 - 1));
-  const I zi = reinterpret_cast<I>(z);
-  const V<T> az = reinterpret_cast<V<T>>(zi & ~sign_mask);
-  V<T> x = splat<T>(T(-2)) * az;
-  const V<T> lo = splat<T>(T(-40));
-  x = x < lo ? lo : x;  // NaN stays NaN (the comparison is false) and propagates
   const V<T> y = x * T(1.4426950408889634074) + C::magic;
   const V<T> kf = y - C::magic;
   const V<T> r = (x - kf * C::ln2_hi) - kf * C::ln2_lo;
@@ -131,12 +126,45 @@ FI void vtanh(V<T> z, V<T>& a, V<T>& s) {
   p = r + (r * r) * p;
   const I ki = reinterpret_cast<I>(y) - C::magic_bits;
   const V<T> pow2 = reinterpret_cast<V<T>>((ki + C::bias) << C::shift);
-  const V<T> m = pow2 * p + (pow2 - T(1));  // expm1(x)
-  const V<T> e = pow2 * p + pow2;           // exp(x)
+  m = pow2 * p + (pow2 - T(1));  // expm1(x)
+  e = pow2 * p + pow2;           // exp(x)
+}
+
+// tanh(z) and its derivative s = 1 - tanh(z)^2. s is computed as 4 e / (2 + m)^2 with e = 1 + m = exp(-2|z|)
+// (exact algebra), not as 1 - a^2: near saturation 1 - a^2 cancels and would carry a's rounding error
+// amplified by 1 / s into every tangent and second derivative.
+template <typename T>
+FI void vtanh(V<T> z, V<T>& a, V<T>& s) {
+  using I = IV<T>;
+  using Lane = typename VecOf<T>::Lane;
+  const I sign_mask = I{} + static_cast<Lane>(static_cast<Lane>(1) << (sizeof(T) * 8 - 1));
+  const I zi = reinterpret_cast<I>(z);
+  const V<T> az = reinterpret_cast<V<T>>(zi & ~sign_mask);
+  V<T> x = splat<T>(T(-2)) * az;
+  const V<T> lo = splat<T>(T(-40));
+  x = x < lo ? lo : x;  // NaN stays NaN (the comparison is false) and propagates
+  V<T> m, e;
+  vexp_parts<T>(x, m, e);
   const V<T> inv = T(1) / (m + T(2));
   const V<T> t = -m * inv;
   a = reinterpret_cast<V<T>>(reinterpret_cast<I>(t) | (zi & sign_mask));
   s = (T(4) * e) * (inv * inv);
+}
+
+// The logistic sigma(z) = 1 / (1 + e), e = exp(-z), with -z clamped to [-87, 87] (float) / [-708, 708] (double):
+// sigma and its complement 1 - sigma = e sigma and 1 - 2 sigma = expm1(-z) sigma without cancellation. The clamp
+// changes sigma only where it is below 1e-37 (float) / 1e-307 (double) or within that of 1.
+template <typename T>
+FI void vsigmoid(V<T> z, V<T>& sig, V<T>& one_minus, V<T>& one_minus_2) {
+  constexpr T bound = sizeof(T) == 4 ? T(87) : T(708);
+  V<T> x = -z;
+  x = x < -bound ? splat<T>(-bound) : x;  // NaN stays NaN
+  x = x > bound ? splat<T>(bound) : x;
+  V<T> m, e;
+  vexp_parts<T>(x, m, e);
+  sig = T(1) / (T(1) + e);
+  one_minus = e * sig;
+  one_minus_2 = m * sig;
 }
 
 // ---- sin and cos, lane-wise, to about one ulp of 1 (absolute) in float and double -------------------------
@@ -197,27 +225,53 @@ FI void vsincos(V<T> z, V<T>& sn, V<T>& cs) {
 }
 
 // ---- the activations' derivatives -----------------------------------------------------------------------
-// Activation codes of Plan::activation (fastpinn/ops/mlp_jet.py ACTIVATION_CODES): 0 tanh, 1 sin.
-// Act::forward gives phi(z) and phi'(z); Act::higher gives the second and third derivatives from z, phi and phi'
-// (what a tile's forward state keeps), so the jet rules below are one code for every activation.
-constexpr int64_t kTanh = 0, kSin = 1;
+// Activation codes of Plan::activation (fastpinn/ops/mlp_jet.py ACTIVATION_CODES): 0 tanh, 1 sin, 2 silu.
+// Act::forward gives phi(z), phi'(z) and phi''(z); Act::higher the second and third derivatives from z, phi and
+// phi' (what a tile's forward state keeps), so the jet rules below are one code for every activation.
+constexpr int64_t kTanh = 0, kSin = 1, kSilu = 2;
 template <typename T, int64_t A>
 struct Act;
 template <typename T>
 struct Act<T, kTanh> {
-  static FI void forward(V<T> z, V<T>& a, V<T>& d1) { vtanh<T>(z, a, d1); }
   // With s = phi' = 1 - a^2: phi'' = -2 a s, phi''' = -2 s (s - 2 a^2).
+  static FI void forward(V<T> z, V<T>& a, V<T>& d1, V<T>& d2) {
+    vtanh<T>(z, a, d1);
+    d2 = T(-2) * a * d1;
+  }
   static FI void higher(V<T>, V<T> a, V<T> d1, V<T>& d2, V<T>& d3) {
     d2 = T(-2) * a * d1;
     d3 = T(-2) * d1 * (d1 - T(2) * (a * a));
   }
 };
 template <typename T>
-struct Act<T, kSin> {
-  static FI void forward(V<T> z, V<T>& a, V<T>& d1) { vsincos<T>(z, a, d1); }
-  static FI void higher(V<T>, V<T> a, V<T> d1, V<T>& d2, V<T>& d3) {  // sin'' = -sin, sin''' = -cos
+struct Act<T, kSin> {  // sin' = cos, sin'' = -sin, sin''' = -cos
+  static FI void forward(V<T> z, V<T>& a, V<T>& d1, V<T>& d2) {
+    vsincos<T>(z, a, d1);
+    d2 = -a;
+  }
+  static FI void higher(V<T>, V<T> a, V<T> d1, V<T>& d2, V<T>& d3) {
     d2 = -a;
     d3 = -d1;
+  }
+};
+// silu(z) = z sigma(z). With p = sigma' = sigma (1 - sigma), sigma'' = p (1 - 2 sigma), sigma''' = p (1 - 6 p):
+// silu' = sigma + z p, silu'' = p (2 + z (1 - 2 sigma)), silu''' = p (3 (1 - 2 sigma) + z (1 - 6 p)).
+template <typename T>
+struct Act<T, kSilu> {
+  static FI void forward(V<T> z, V<T>& a, V<T>& d1, V<T>& d2) {
+    V<T> sig, om, om2;
+    vsigmoid<T>(z, sig, om, om2);
+    const V<T> p = sig * om;
+    a = z * sig;
+    d1 = sig + z * p;
+    d2 = p * (T(2) + z * om2);
+  }
+  static FI void higher(V<T> z, V<T>, V<T>, V<T>& d2, V<T>& d3) {
+    V<T> sig, om, om2;
+    vsigmoid<T>(z, sig, om, om2);
+    const V<T> p = sig * om;
+    d2 = p * (T(2) + z * om2);
+    d3 = p * (T(3) * om2 + z * (T(1) - T(6) * p));
   }
 };
 
@@ -394,9 +448,8 @@ FI void act_jet_row(const Plan& P, const T* z, T* a, T* d1_out) {
   const int64_t nT = P.n_dirs;
   for (int64_t v = 0; v < kTile; v += kLanes<T>) {
     const V<T> zv = load(z + v);
-    V<T> av, d1, d2, d3;
-    Act<T, A>::forward(zv, av, d1);
-    Act<T, A>::higher(zv, av, d1, d2, d3);
+    V<T> av, d1, d2;
+    Act<T, A>::forward(zv, av, d1, d2);
     if (d1_out != nullptr) store(d1_out + v, d1);
     for (int64_t q = 0; q < P.n_pairs; ++q) {
       const V<T> ti = load(z + (1 + P.pair_i[q]) * kTile + v);
@@ -446,24 +499,32 @@ FI void act_jet_row_backward(const Plan& P, const T* z, const T* a, const T* sd,
 }
 
 // The activation jets of n neurons (rows of C * kTile) for the plan's activation; d1 may be null.
+template <typename T, int64_t A>
+void act_rows(const Plan& P, const T* z, T* a, T* d1, int64_t n) {
+  const int64_t CT = P.channels * kTile;
+  for (int64_t i = 0; i < n; ++i) act_jet_row<T, A>(P, z + i * CT, a + i * CT, d1 ? d1 + i * kTile : nullptr);
+}
 template <typename T>
 void act_jet_rows(const Plan& P, const T* z, T* a, T* d1, int64_t n) {
-  const int64_t CT = P.channels * kTile;
-  if (P.activation == kSin) {
-    for (int64_t i = 0; i < n; ++i) act_jet_row<T, kSin>(P, z + i * CT, a + i * CT, d1 ? d1 + i * kTile : nullptr);
-  } else {
-    for (int64_t i = 0; i < n; ++i) act_jet_row<T, kTanh>(P, z + i * CT, a + i * CT, d1 ? d1 + i * kTile : nullptr);
+  switch (P.activation) {
+    case kSin: return act_rows<T, kSin>(P, z, a, d1, n);
+    case kSilu: return act_rows<T, kSilu>(P, z, a, d1, n);
+    default: return act_rows<T, kTanh>(P, z, a, d1, n);
   }
 }
 
+template <typename T, int64_t A>
+void act_rows_backward(const Plan& P, const T* z, const T* a, const T* d1, const T* ga, T* gz, int64_t n) {
+  const int64_t CT = P.channels * kTile;
+  for (int64_t i = 0; i < n; ++i)
+    act_jet_row_backward<T, A>(P, z + i * CT, a + i * CT, d1 + i * kTile, ga + i * CT, gz + i * CT);
+}
 template <typename T>
 void act_jet_rows_backward(const Plan& P, const T* z, const T* a, const T* d1, const T* ga, T* gz, int64_t n) {
-  const int64_t CT = P.channels * kTile;
-  for (int64_t i = 0; i < n; ++i) {
-    if (P.activation == kSin)
-      act_jet_row_backward<T, kSin>(P, z + i * CT, a + i * CT, d1 + i * kTile, ga + i * CT, gz + i * CT);
-    else
-      act_jet_row_backward<T, kTanh>(P, z + i * CT, a + i * CT, d1 + i * kTile, ga + i * CT, gz + i * CT);
+  switch (P.activation) {
+    case kSin: return act_rows_backward<T, kSin>(P, z, a, d1, ga, gz, n);
+    case kSilu: return act_rows_backward<T, kSilu>(P, z, a, d1, ga, gz, n);
+    default: return act_rows_backward<T, kTanh>(P, z, a, d1, ga, gz, n);
   }
 }
 
