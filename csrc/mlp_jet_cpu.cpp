@@ -38,7 +38,7 @@ struct OwnedPlan {
 OwnedPlan make_plan(const char* op, const at::Tensor& theta, const at::Tensor& x, const at::Tensor& scale,
                     const at::Tensor& shift, at::IntArrayRef sizes, at::IntArrayRef dirs, at::IntArrayRef pairs,
                     at::IntArrayRef first_out, int64_t activation) {
-  TORCH_CHECK(activation >= 0 && activation < kActivations, op, "activation must be 0 (tanh), 1 (sin) or 2 (silu), got ",
+  TORCH_CHECK(activation >= 0 && activation < kActivations, op, "activation must be 0 (tanh), 1 (sin), 2 (silu) or 3 (softplus), got ",
               activation);
   TORCH_CHECK(is_float_or_double(theta), op, "theta must be float32 or float64, got ", theta.scalar_type());
   TORCH_CHECK(theta.dim() == 2, op, "theta must be 2-D [S, P], got shape ", theta.sizes());

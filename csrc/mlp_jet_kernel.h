@@ -7,7 +7,7 @@
 // Layout of one tile in scratch: a layer's jet is [neuron][channel][kTile] (points innermost), so that
 // * the affine map of all C channels at once is one [out, in] x [in, C * kTile] product whose inner loop runs
 //   over C * kTile contiguous elements (register-blocked: 4 output rows x 2 SIMD vectors of accumulators);
-// * the activation (tanh, sin, silu) and the jet rules are lane-wise over the kTile points of one neuron;
+// * the activation (tanh, sin, silu, softplus) and the jet rules are lane-wise over the kTile points of one neuron;
 // * the weight gradient of a layer is the [out, C * kTile] x [C * kTile, in] product of the output gradient
 //   and the stored input jet, again over contiguous rows.
 // A tile's jets (all layers, all channels: ~ L * width * C * kTile elements, e.g. 9 * 20 * 4 * 32 floats =
@@ -151,20 +151,38 @@ FI void vtanh(V<T> z, V<T>& a, V<T>& s) {
   s = (T(4) * e) * (inv * inv);
 }
 
-// The logistic sigma(z) = 1 / (1 + e), e = exp(-z), with -z clamped to [-87, 87] (float) / [-708, 708] (double):
-// sigma and its complement 1 - sigma = e sigma and 1 - 2 sigma = expm1(-z) sigma without cancellation. The clamp
-// changes sigma only where it is below 1e-37 (float) / 1e-307 (double) or within that of 1.
+// The logistic sigma(z) = 1 / (1 + exp(-z)) from u = exp(-|z|) in (0, 1] (no overflow), with 1 - sigma and
+// 1 - 2 sigma = -+expm1(-|z|) / (1 + u) without cancellation; u and log1p(u) serve softplus. -|z| is clamped at
+// -87 (float) / -708 (double), which changes sigma only where it is below 1e-37 / 1e-307 or within that of 1.
 template <typename T>
-FI void vsigmoid(V<T> z, V<T>& sig, V<T>& one_minus, V<T>& one_minus_2) {
+FI void vsigmoid(V<T> z, V<T>& sig, V<T>& one_minus, V<T>& one_minus_2, V<T>& u) {
+  using I = IV<T>;
+  using Lane = typename VecOf<T>::Lane;
   constexpr T bound = sizeof(T) == 4 ? T(87) : T(708);
-  V<T> x = -z;
+  const I sign_mask = I{} + static_cast<Lane>(static_cast<Lane>(1) << (sizeof(T) * 8 - 1));
+  V<T> x = reinterpret_cast<V<T>>(reinterpret_cast<I>(z) | sign_mask);  // -|z|
   x = x < -bound ? splat<T>(-bound) : x;  // NaN stays NaN
-  x = x > bound ? splat<T>(bound) : x;
-  V<T> m, e;
-  vexp_parts<T>(x, m, e);
-  sig = T(1) / (T(1) + e);
-  one_minus = e * sig;
-  one_minus_2 = m * sig;
+  V<T> m;
+  vexp_parts<T>(x, m, u);
+  const V<T> inv = T(1) / (T(1) + u);
+  const V<T> small = u * inv;  // 1 / (1 + exp(|z|))
+  const auto pos = z >= T(0);
+  sig = pos ? inv : small;
+  one_minus = pos ? small : inv;
+  one_minus_2 = (pos ? m : -m) * inv;
+}
+
+// log1p(u) for u in [0, 1]: 2 atanh(s) with s = u / (2 + u) in [0, 1/3], the odd series 2 s (1 + s^2/3 + s^4/5 +
+// ...) of positive terms (relative accuracy of s, a few ulps); truncated after s^14 (float: next term below
+// 9^-8 / 17 = 1.4e-9 relative) / s^32 (double: next below 9^-17 / 35 = 1.7e-18).
+template <typename T>
+FI V<T> vlog1p_unit(V<T> u) {
+  constexpr int terms = sizeof(T) == 4 ? 8 : 17;
+  const V<T> s = u / (T(2) + u);
+  const V<T> s2 = s * s;
+  V<T> p = splat<T>(T(1) / T(2 * terms - 1));
+  for (int n = terms - 2; n >= 0; --n) p = p * s2 + T(1) / T(2 * n + 1);
+  return T(2) * s * p;
 }
 
 // ---- sin and cos, lane-wise, to about one ulp of 1 (absolute) in float and double -------------------------
@@ -225,10 +243,11 @@ FI void vsincos(V<T> z, V<T>& sn, V<T>& cs) {
 }
 
 // ---- the activations' derivatives -----------------------------------------------------------------------
-// Activation codes of Plan::activation (fastpinn/ops/mlp_jet.py ACTIVATION_CODES): 0 tanh, 1 sin, 2 silu.
+// Activation codes of Plan::activation (fastpinn/ops/mlp_jet.py ACTIVATION_CODES): 0 tanh, 1 sin, 2 silu,
+// 3 softplus.
 // Act::forward gives phi(z), phi'(z) and phi''(z); Act::higher the second and third derivatives from z, phi and
 // phi' (what a tile's forward state keeps), so the jet rules below are one code for every activation.
-constexpr int64_t kTanh = 0, kSin = 1, kSilu = 2;
+constexpr int64_t kTanh = 0, kSin = 1, kSilu = 2, kSoftplus = 3;
 template <typename T, int64_t A>
 struct Act;
 template <typename T>
@@ -259,19 +278,37 @@ struct Act<T, kSin> {  // sin' = cos, sin'' = -sin, sin''' = -cos
 template <typename T>
 struct Act<T, kSilu> {
   static FI void forward(V<T> z, V<T>& a, V<T>& d1, V<T>& d2) {
-    V<T> sig, om, om2;
-    vsigmoid<T>(z, sig, om, om2);
+    V<T> sig, om, om2, u;
+    vsigmoid<T>(z, sig, om, om2, u);
     const V<T> p = sig * om;
     a = z * sig;
     d1 = sig + z * p;
     d2 = p * (T(2) + z * om2);
   }
   static FI void higher(V<T> z, V<T>, V<T>, V<T>& d2, V<T>& d3) {
-    V<T> sig, om, om2;
-    vsigmoid<T>(z, sig, om, om2);
+    V<T> sig, om, om2, u;
+    vsigmoid<T>(z, sig, om, om2, u);
     const V<T> p = sig * om;
     d2 = p * (T(2) + z * om2);
     d3 = p * (T(3) * om2 + z * (T(1) - T(6) * p));
+  }
+};
+// softplus(z) = log(1 + e^z) = max(z, 0) + log1p(exp(-|z|)); its derivatives: sigma, p = sigma (1 - sigma) and
+// p (1 - 2 sigma).
+template <typename T>
+struct Act<T, kSoftplus> {
+  static FI void forward(V<T> z, V<T>& a, V<T>& d1, V<T>& d2) {
+    V<T> sig, om, om2, u;
+    vsigmoid<T>(z, sig, om, om2, u);
+    a = (z > T(0) ? z : V<T>{}) + vlog1p_unit<T>(u);
+    d1 = sig;
+    d2 = sig * om;
+  }
+  static FI void higher(V<T> z, V<T>, V<T>, V<T>& d2, V<T>& d3) {
+    V<T> sig, om, om2, u;
+    vsigmoid<T>(z, sig, om, om2, u);
+    d2 = sig * om;
+    d3 = d2 * om2;
   }
 };
 
@@ -509,6 +546,7 @@ void act_jet_rows(const Plan& P, const T* z, T* a, T* d1, int64_t n) {
   switch (P.activation) {
     case kSin: return act_rows<T, kSin>(P, z, a, d1, n);
     case kSilu: return act_rows<T, kSilu>(P, z, a, d1, n);
+    case kSoftplus: return act_rows<T, kSoftplus>(P, z, a, d1, n);
     default: return act_rows<T, kTanh>(P, z, a, d1, n);
   }
 }
@@ -524,6 +562,7 @@ void act_jet_rows_backward(const Plan& P, const T* z, const T* a, const T* d1, c
   switch (P.activation) {
     case kSin: return act_rows_backward<T, kSin>(P, z, a, d1, ga, gz, n);
     case kSilu: return act_rows_backward<T, kSilu>(P, z, a, d1, ga, gz, n);
+    case kSoftplus: return act_rows_backward<T, kSoftplus>(P, z, a, d1, ga, gz, n);
     default: return act_rows_backward<T, kTanh>(P, z, a, d1, ga, gz, n);
   }
 }

@@ -317,7 +317,7 @@ import itertools
 import torch
 from fastpinn.derivatives import fused_mlp, jet_mlp
 from fastpinn.network import MLP
-for dtype, activation in itertools.product((torch.float64, torch.float32), ("tanh", "sin", "silu")):
+for dtype, activation in itertools.product((torch.float64, torch.float32), ("tanh", "sin", "silu", "softplus")):
     # (3, 70): wide enough for the padded weight-gradient path (its in-register transposes per vector width)
     for depth, width, wanted in ((9, 20, [(), (0,), (1,), (1, 1)]), (4, 13, [(0, 1), (1, 1), (0,)]), (3, 70, [(), (1, 1)])):
         net = MLP(2, 1, depth, width, dtype=torch.float64, seed=5, activation=activation)

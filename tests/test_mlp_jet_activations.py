@@ -1,5 +1,5 @@
-"""The fused jet op with activations other than tanh (``sin``, ``silu``: csrc/mlp_jet_kernel.h ``Act``) against
-the pure-PyTorch jets of ``jet_mlp`` (its oracle), forward fields and gradients wrt theta and x.
+"""The fused jet op with activations other than tanh (``sin``, ``silu``, ``softplus``: csrc/mlp_jet_kernel.h
+``Act``) against the pure-PyTorch jets of ``jet_mlp`` (its oracle), forward fields and gradients wrt theta and x.
 
 Tolerances: the rules of tests/test_mlp_jet.py (float64: 1e-11 of each field's scale; float32: 4x the float32
 jet's own error against float64 plus 16 eps32 of the scale) -- the kernel evaluates the same jet formulas in
@@ -74,20 +74,21 @@ def test_sin_and_cos_to_a_few_ulps(dtype: torch.dtype) -> None:
     assert bool(nan[()].isnan().all())
 
 
+@pytest.mark.parametrize("activation", ["silu", "softplus"])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
-def test_silu_and_its_derivatives_to_a_few_ulps(dtype: torch.dtype) -> None:
-    """u = silu(z), u_x = silu'(z), u_xx = silu''(z) of a 1 -> 1 -> 1 silu net with z = x, against the closed forms of
+def test_sigmoid_activations_and_derivatives_to_a_few_ulps(dtype: torch.dtype, activation: str) -> None:
+    """u = phi(z), u_x = phi'(z), u_xx = phi''(z) of a 1 -> 1 -> 1 net with z = x, against the closed forms of
     fastpinn.network in float64 at the same z, over z in [-800, 800] (past the sigmoid's exp clamp, +-87 in float32,
-    +-708 in float64) and near 0. Each field is a sum of terms of size <= 2 (1 + |z|); the kernel's exp and the
-    sums round each within a few eps of that, so the bound is 16 eps (1 + |z|) (absolute)."""
+    +-708 in float64) and near 0. Each field is a sum of terms of size <= 2 (1 + |z|); the kernel's exp, log1p and
+    the sums round each within a few eps of that, so the bound is 16 eps (1 + |z|) (absolute)."""
     from fastpinn.network import ACTIVATIONS
 
-    net = MLP(1, 1, 2, 1, activation="silu", dtype=dtype)
+    net = MLP(1, 1, 2, 1, activation=activation, dtype=dtype)
     theta = torch.tensor([1.0, 0.0, 1.0, 0.0], dtype=dtype)
     z = torch.cat([torch.linspace(-800, 800, 8001, dtype=torch.float64),
                    torch.linspace(-3, 3, 601, dtype=torch.float64), torch.tensor([1e-30, -1e-8])]).to(dtype)
     got = fused_mlp(net, theta, z[:, None], [(), (0,), (0, 0)])
-    exact = ACTIVATIONS["silu"].jet(z.double())
+    exact = ACTIVATIONS[activation].jet(z.double())
     bound = 16 * torch.finfo(dtype).eps * (1 + z.double().abs())
     for key, ref in zip(((), (0,), (0, 0)), exact):
         excess = float(((got[key][:, 0].double() - ref).abs() - bound).max())
@@ -148,7 +149,7 @@ def test_fused_applies_to_the_kernels_activations_only() -> None:
         net = MLP(2, 1, 3, 8, activation=name)
         reason = applicable_methods(net, ("u", "u_xx"), ("t", "x"))["fused"]
         assert (reason is None) == (name in ACTIVATION_CODES), (name, reason)
-    with pytest.raises(RuntimeError, match="activation must be 0 \\(tanh\\), 1 \\(sin\\) or 2 \\(silu\\)"):
+    with pytest.raises(RuntimeError, match=r"activation must be 0 \(tanh\), 1 \(sin\), 2 \(silu\) or 3 \(softplus\)"):
         net = MLP(2, 1, 2, 3)
         torch.ops.fastpinn.mlp_jet_forward(net.theta.detach()[None], torch.zeros(3, 2), net.input_scale,
                                            net.input_shift, [2, 3, 1], [], [], [], False, 7)

@@ -1,4 +1,4 @@
-"""The fused MLP jet op (tanh, sin or silu hidden layers): value, first and second input derivatives of a
+"""The fused MLP jet op (tanh, sin, silu or softplus hidden layers): value, first and second input derivatives of a
 :class:`~fastpinn.network.MLP` in one pass over tiles of points, with its backward to ``theta`` (and ``x``).
 
 ``torch.ops.fastpinn.mlp_jet_forward`` (C++ CPU kernel, csrc/mlp_jet*.{h,cpp}; Triton CUDA kernel,
@@ -33,7 +33,7 @@ __all__ = ["mlp_jet", "JetPlan", "DerivIndex", "register_autograd", "tape_numel"
 
 #: Hidden-layer activations the CPU kernel implements, by name (fastpinn.network.ACTIVATIONS) -> the op's
 #: ``activation`` argument (csrc/mlp_jet_kernel.h ``Act``).
-ACTIVATION_CODES: dict[str, int] = {"tanh": 0, "sin": 1, "silu": 2}
+ACTIVATION_CODES: dict[str, int] = {"tanh": 0, "sin": 1, "silu": 2, "softplus": 3}
 
 # Keep the forward state for the backward (True) or recompute it per tile (False). Measured on the Burgers
 # PDE term (bench_fused_mlp.py, 2-core AMD EPYC, 1 thread, AVX2 kernels): forward + backward 13.9 ms
