@@ -11,8 +11,10 @@ so every rank, every resumed run and every repetition of a problem picks the sam
 What the grid does not vary, and why that is acceptable: depth (every method's cost is a sum over layers, so
 the ratios barely move), dtype (float32 measured; float64 slows the matmuls of every method alike), the
 activation (tanh measured; ``fused`` also runs sin, whose sin/cos cost what its tanh does -- within 2 % on the
-op at widths 32 and 128 -- and ``jet`` and ``autograd`` evaluate other activations' derivatives elementwise at
-similar cost), the number of input coordinates (2 measured).
+op at widths 32 and 128 --, and silu and softplus, where ``jet`` and ``autograd`` pay more for the activation's
+derivatives than with tanh (bench/results/fused-widths-cpu-intel-xeon-2c-2026-12-06-b.md: jet 1.3-1.8x its tanh
+time, fused about the same), so the tanh table errs towards them there), the number of input coordinates (2
+measured).
 """
 
 from __future__ import annotations
