@@ -163,3 +163,27 @@ def test_auto_considers_fused_for_a_sin_net() -> None:
     method = choose_method(net, torch.zeros(480, 2), [(), (0, 0), (1, 1)])
     cost = method_costs.predicted_ms(2, 150, 480)
     assert method == min(("fused", "jet", "autograd"), key=cost.__getitem__)
+
+
+@pytest.mark.parametrize("activation", ACTS)
+def test_trainer_fused_matches_jet(activation: str) -> None:
+    """A few DN-PINN epochs of a small Burgers problem on a sin/silu/softplus network with derivative_method='fused'
+    follow 'jet' to rounding in float64 (the tolerance of tests/test_mlp_jet.py's tanh version)."""
+    import dataclasses
+
+    import fastpinn
+    from fastpinn import problems
+
+    problem = dataclasses.replace(problems.get("burgers", (0, 1), n_pde=70, n_ic=9, n_bc=11, depth=4, width=10),
+                                  solution=None)
+    runs = {}
+    for method in ("jet", "fused"):
+        net = problem.network(dtype=torch.float64, activation=activation)
+        t = fastpinn.Trainer(problem, fastpinn.DN(tau=2), network=net, dtype=torch.float64, backend="torch",
+                             derivative_method=method, eval_every=1000)
+        assert set(t.derivative_methods.values()) == {method}
+        t.train(4)
+        runs[method] = (t.net.theta.detach().clone(), t.weighter.lam.detach().clone())
+    (th_j, lam_j), (th_f, lam_f) = runs["jet"], runs["fused"]
+    torch.testing.assert_close(th_f, th_j, rtol=0, atol=1e-9)
+    torch.testing.assert_close(lam_f, lam_j, rtol=1e-8, atol=0)
