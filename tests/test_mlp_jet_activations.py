@@ -190,3 +190,26 @@ def test_trainer_fused_matches_jet(activation: str) -> None:
     (th_j, lam_j), (th_f, lam_f) = runs["jet"], runs["fused"]
     torch.testing.assert_close(th_f, th_j, rtol=0, atol=1e-9)
     torch.testing.assert_close(lam_f, lam_j, rtol=1e-8, atol=0)
+
+
+def test_opcheck_with_the_activation_argument() -> None:
+    """The op's schema, fake implementation and autograd formula with the trailing ``activation`` argument (one
+    activation, recomputing backward: tests/test_mlp_jet.py runs opcheck over the store variants)."""
+    activation = ACTS[0]
+    from fastpinn.ops.mlp_jet import JetPlan
+
+    net = make_net(2, 1, 3, 5, torch.float64, ensemble=2, activation=activation)
+    plan = JetPlan(BURGERS)
+    pairs = [p for pair in plan.pairs for p in pair]
+    theta = net.theta.detach().clone().requires_grad_(True)
+    x = points(TILE + 3, 2, torch.float64)
+    code = ACTIVATION_CODES[activation]
+    common = ([2, 5, 5, 1], plan.dirs, pairs, plan.first_out)
+    for store in (False,):
+        torch.library.opcheck(torch.ops.fastpinn.mlp_jet_forward.default,
+                              (theta, x, net.input_scale, net.input_shift, *common, store, code))
+        fields, tape = torch.ops.fastpinn.mlp_jet_forward(theta.detach(), x, net.input_scale, net.input_shift, *common,
+                                                          store, code)
+        torch.library.opcheck(torch.ops.fastpinn.mlp_jet_backward.default,
+                              (torch.randn_like(fields), theta.detach(), x, net.input_scale, net.input_shift, tape,
+                               *common, True, code))
