@@ -15,6 +15,7 @@ ms per method, ``auto``'s pick and ``auto`` / fastest; ``--calibration`` also pr
 
     OMP_NUM_THREADS=1 python bench/bench_auto_method.py              # writes bench/results/auto-method-<cpu>-<date>.md
     OMP_NUM_THREADS=1 python bench/bench_auto_method.py --quick      # a smoke run, nothing written
+    OMP_NUM_THREADS=1 python bench/bench_auto_method.py --orders 1,2 --calibration   # the rows fused competes in
 """
 
 from __future__ import annotations
@@ -100,6 +101,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--quick", action="store_true", help="widths 20 and 150, 100 and 1,000 points, 2 rounds")
     ap.add_argument("--calibration", action="store_true", help="print the medians as CALIBRATION rows")
+    ap.add_argument("--orders", default="1,2,3,4", help="derivative orders to time (e.g. 1,2 to recalibrate the "
+                    "rows a change of the fused kernel moves; nothing is written unless all four run)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     retain_freed_memory()  # as the command line does: no page faults from freed activations
@@ -108,7 +111,8 @@ def main() -> None:
     started = _dt.datetime.now(_dt.timezone.utc)
     widths, points = ((20, 150), (100, 1000)) if args.quick else (WIDTHS, POINTS)
     rounds = 2 if args.quick else args.rounds
-    cases = [Case(w, o, n) for o in REQUESTS for w in widths for n in points]
+    orders = [int(v) for v in args.orders.split(",")]
+    cases = [Case(w, o, n) for o in REQUESTS if o in orders for w in widths for n in points]
     for c in cases:
         c.calibrate()
     times = run(cases, rounds)
@@ -139,7 +143,7 @@ def main() -> None:
             m = med[(c.width, c.order, c.n)]
             print(f"    ({c.order}, {c.width}, {c.n}): {{" + ", ".join(f'"{k}": {v:.3g}' for k, v in sorted(m.items()))
                   + "},")
-    if args.quick:
+    if args.quick or set(orders) != set(REQUESTS):
         return
     from fastpinn._io import atomic_write_text
 

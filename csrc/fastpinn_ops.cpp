@@ -20,7 +20,7 @@ TORCH_LIBRARY(fastpinn, m) {
       "ema_update(Tensor hat, Tensor valid, Tensor target, Tensor? active, Tensor(a!) lam, "
       "Tensor(b!) lam_applied, Tensor(c!) n_updates, Tensor(d!) skipped, float beta, "
       "bool bias_correction) -> ()");
-  // A tanh MLP with forward derivative jets, fused over tiles of points; see csrc/mlp_jet.h and
+  // An MLP (activation 0 tanh, 1 sin, 2 silu, 3 softplus) with forward derivative jets, fused over tiles of points; see csrc/mlp_jet.h and
   // fastpinn/ops/mlp_jet.py (the Python entry, its autograd formula and its oracle). theta[S, P],
   // x[N, d] or [S, N, d], scale/shift[d], sizes = [d, hidden..., out], dirs = tangent coordinates,
   // pairs = flat (i, j) positions into dirs, first_out = positions into dirs of the returned first
@@ -28,10 +28,10 @@ TORCH_LIBRARY(fastpinn, m) {
   // tile's forward state for the backward ([S * tiles * tape_elems]), else it is empty.
   m.def(
       "mlp_jet_forward(Tensor theta, Tensor x, Tensor scale, Tensor shift, int[] sizes, int[] dirs, int[] pairs, "
-      "int[] first_out, bool store) -> (Tensor, Tensor)");
+      "int[] first_out, bool store, int activation=0) -> (Tensor, Tensor)");
   // Gradient of sum(grad_fields * fields) wrt theta [S, P] and, if x_grad, wrt x (x's shape; else [0]).
   // The per-tile forward state is read from tape, or recomputed when tape is empty.
   m.def(
       "mlp_jet_backward(Tensor grad_fields, Tensor theta, Tensor x, Tensor scale, Tensor shift, Tensor tape, "
-      "int[] sizes, int[] dirs, int[] pairs, int[] first_out, bool x_grad) -> (Tensor, Tensor)");
+      "int[] sizes, int[] dirs, int[] pairs, int[] first_out, bool x_grad, int activation=0) -> (Tensor, Tensor)");
 }

@@ -1,13 +1,13 @@
-// fastpinn::mlp_jet_forward / mlp_jet_backward: a tanh MLP with forward derivative jets, fused over tiles of
-// points. This header is shared by the ATen-side dispatcher (mlp_jet_cpu.cpp) and the tile kernels
-// (mlp_jet_kernel.h, compiled once per instruction set), so it includes no torch header.
+// fastpinn::mlp_jet_forward / mlp_jet_backward: an MLP (tanh, sin, silu or softplus) with forward derivative
+// jets, fused over tiles of points. This header is shared by the ATen-side dispatcher (mlp_jet_cpu.cpp) and the tile
+// kernels (mlp_jet_kernel.h, compiled once per instruction set), so it includes no torch header.
 //
-// Semantics (the oracle is fastpinn/derivatives.py::_jet_mlp): per layer the jet of the pre-activation is
-// carried in C = 1 + n_dirs + n_pairs channels, the value z, the tangents T_c = dz/dx_{dirs[c]} and the
-// second derivatives Q_q = d2z/dx_{dirs[pair_i[q]]} dx_{dirs[pair_j[q]]}. Through a = tanh(z), s = 1 - a^2:
-// T'_c = s T_c and Q'_q = s (Q_q - 2 a T_i T_j); through an affine map every channel is multiplied by W and
-// only the value gets the bias. The first pre-activation is W0 (scale * x + shift) + b0, its tangents
-// W0[:, c] * scale[c] (the same at every point) and its second derivatives zero.
+// Semantics (the oracle is fastpinn/jets.py::jet_mlp): per layer the jet of the pre-activation is carried in
+// C = 1 + n_dirs + n_pairs channels, the value z, the tangents T_c = dz/dx_{dirs[c]} and the second derivatives
+// Q_q = d2z/dx_{dirs[pair_i[q]]} dx_{dirs[pair_j[q]]}. Through a = phi(z) (Plan::activation: tanh, sin, silu or
+// softplus): T'_c = phi'(z) T_c and Q'_q = phi'(z) Q_q + phi''(z) T_i T_j; through an affine map every channel is
+// multiplied by W and only the value gets the bias. The first pre-activation is W0 (scale * x + shift) + b0, its
+// tangents W0[:, c] * scale[c] (the same at every point) and its second derivatives zero.
 #pragma once
 
 #include <cstdint>
@@ -34,7 +34,9 @@ struct Plan {
   int64_t channels;          // C = 1 + n_dirs + n_pairs (internal)
   int64_t out_channels;      // 1 + n_first + n_pairs (fields returned: value, first, second)
   int64_t max_width;         // max(sizes[1..L])
+  int64_t activation;        // of the hidden layers: 0 tanh, 1 sin, 2 silu, 3 softplus (Act)
 };
+constexpr int64_t kActivations = 4;
 
 // Scratch elements one task needs (one tile at a time).
 int64_t forward_scratch(const Plan& plan);
@@ -60,7 +62,7 @@ inline int64_t grad_weight_elems(const Plan& P) {
   return n;
 }
 // Elements of one tile's stored forward state (the tape): the scaled points, every layer's jet, and the
-// activation jet and tanh' of every hidden layer. Must match fastpinn/ops/mlp_jet.py::tape_numel.
+// activation jet and phi' of every hidden layer. Must match fastpinn/ops/mlp_jet.py::tape_numel.
 inline int64_t tape_elems(const Plan& P) {
   const int64_t CT = P.channels * kTile;
   int64_t n = P.sizes[0] * kTile;

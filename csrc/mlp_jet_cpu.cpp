@@ -37,7 +37,9 @@ struct OwnedPlan {
 
 OwnedPlan make_plan(const char* op, const at::Tensor& theta, const at::Tensor& x, const at::Tensor& scale,
                     const at::Tensor& shift, at::IntArrayRef sizes, at::IntArrayRef dirs, at::IntArrayRef pairs,
-                    at::IntArrayRef first_out) {
+                    at::IntArrayRef first_out, int64_t activation) {
+  TORCH_CHECK(activation >= 0 && activation < kActivations, op, "activation must be 0 (tanh), 1 (sin), 2 (silu) or 3 (softplus), got ",
+              activation);
   TORCH_CHECK(is_float_or_double(theta), op, "theta must be float32 or float64, got ", theta.scalar_type());
   TORCH_CHECK(theta.dim() == 2, op, "theta must be 2-D [S, P], got shape ", theta.sizes());
   for (const at::Tensor* t : {&x, &scale, &shift}) {
@@ -94,6 +96,7 @@ OwnedPlan make_plan(const char* op, const at::Tensor& theta, const at::Tensor& x
   P.channels = 1 + P.n_dirs + P.n_pairs;
   P.out_channels = 1 + P.n_first + P.n_pairs;
   P.max_width = max_width;
+  P.activation = activation;
   return o;
 }
 
@@ -143,9 +146,10 @@ void call_backward(const Plan& P, const T* theta, const T* scale, const T* shift
 std::tuple<at::Tensor, at::Tensor> mlp_jet_forward_cpu(const at::Tensor& theta_in, const at::Tensor& x_in,
                                                        const at::Tensor& scale_in, const at::Tensor& shift_in,
                                                        at::IntArrayRef sizes, at::IntArrayRef dirs,
-                                                       at::IntArrayRef pairs, at::IntArrayRef first_out, bool store) {
+                                                       at::IntArrayRef pairs, at::IntArrayRef first_out, bool store,
+                                                       int64_t activation) {
   constexpr const char* op = "fastpinn::mlp_jet_forward: ";
-  OwnedPlan owned = make_plan(op, theta_in, x_in, scale_in, shift_in, sizes, dirs, pairs, first_out);
+  OwnedPlan owned = make_plan(op, theta_in, x_in, scale_in, shift_in, sizes, dirs, pairs, first_out, activation);
   const Plan& P = owned.plan;
   const at::Tensor theta = theta_in.contiguous(), x = x_in.contiguous();
   const at::Tensor scale = scale_in.contiguous(), shift = shift_in.contiguous();
@@ -182,9 +186,9 @@ std::tuple<at::Tensor, at::Tensor> mlp_jet_backward_cpu(const at::Tensor& grad_i
                                                         const at::Tensor& shift_in, const at::Tensor& tape_in,
                                                         at::IntArrayRef sizes,
                                                         at::IntArrayRef dirs, at::IntArrayRef pairs,
-                                                        at::IntArrayRef first_out, bool x_grad) {
+                                                        at::IntArrayRef first_out, bool x_grad, int64_t activation) {
   constexpr const char* op = "fastpinn::mlp_jet_backward: ";
-  OwnedPlan owned = make_plan(op, theta_in, x_in, scale_in, shift_in, sizes, dirs, pairs, first_out);
+  OwnedPlan owned = make_plan(op, theta_in, x_in, scale_in, shift_in, sizes, dirs, pairs, first_out, activation);
   const Plan& P = owned.plan;
   const at::Tensor theta = theta_in.contiguous(), x = x_in.contiguous();
   const at::Tensor scale = scale_in.contiguous(), shift = shift_in.contiguous();

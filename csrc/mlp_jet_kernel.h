@@ -7,13 +7,14 @@
 // Layout of one tile in scratch: a layer's jet is [neuron][channel][kTile] (points innermost), so that
 // * the affine map of all C channels at once is one [out, in] x [in, C * kTile] product whose inner loop runs
 //   over C * kTile contiguous elements (register-blocked: 4 output rows x 2 SIMD vectors of accumulators);
-// * tanh and the jet rules are lane-wise over the kTile points of one neuron;
+// * the activation (tanh, sin, silu, softplus) and the jet rules are lane-wise over the kTile points of one neuron;
 // * the weight gradient of a layer is the [out, C * kTile] x [C * kTile, in] product of the output gradient
 //   and the stored input jet, again over contiguous rows.
 // A tile's jets (all layers, all channels: ~ L * width * C * kTile elements, e.g. 9 * 20 * 4 * 32 floats =
 // 92 KiB for Burgers) stay in L2 between the forward and the backward sweep of the tile.
 #include <cstdint>
 #include <cstring>
+#include <utility>
 
 #include "mlp_jet.h"
 
@@ -67,7 +68,7 @@ FI void store(T* p, V<T> v) {
 }
 template <typename T>
 FI V<T> splat(T x) {
-  return V<T>{} + x;
+  return x - V<T>{};  // x - (+0) is x for every x (-0 included), so this folds to a broadcast; V{} + x does not
 }
 template <typename T>
 FI T hsum(V<T> v) {
@@ -107,17 +108,12 @@ struct TanhConst<double> {
 // tanh(z) and its derivative s = 1 - tanh(z)^2. s is computed as 4 e / (2 + m)^2 with e = 1 + m = exp(-2|z|)
 // (exact algebra), not as 1 - a^2: near saturation 1 - a^2 cancels and would carry a's rounding error
 // amplified by 1 / s into every tangent and second derivative.
+// exp(x) and expm1(x) for x already clamped to where 2^round(x / ln2) is a normal number (|x| <= 87 in float,
+// 708 in double).
 template <typename T>
-FI void vtanh(V<T> z, V<T>& a, V<T>& s) {
+FI void vexp_parts(V<T> x, V<T>& m, V<T>& e) {
   using C = TanhConst<T>;
   using I = IV<T>;
-  using Lane = typename VecOf<T>::Lane;
-  const I sign_mask = I{} + static_cast<Lane>(static_cast<Lane>(1) << (sizeof(T) * 8 - 1));
-  const I zi = reinterpret_cast<I>(z);
-  const V<T> az = reinterpret_cast<V<T>>(zi & ~sign_mask);
-  V<T> x = splat<T>(T(-2)) * az;
-  const V<T> lo = splat<T>(T(-40));
-  x = x < lo ? lo : x;  // NaN stays NaN (the comparison is false) and propagates
   const V<T> y = x * T(1.4426950408889634074) + C::magic;
   const V<T> kf = y - C::magic;
   const V<T> r = (x - kf * C::ln2_hi) - kf * C::ln2_lo;
@@ -130,13 +126,191 @@ FI void vtanh(V<T> z, V<T>& a, V<T>& s) {
   p = r + (r * r) * p;
   const I ki = reinterpret_cast<I>(y) - C::magic_bits;
   const V<T> pow2 = reinterpret_cast<V<T>>((ki + C::bias) << C::shift);
-  const V<T> m = pow2 * p + (pow2 - T(1));  // expm1(x)
-  const V<T> e = pow2 * p + pow2;           // exp(x)
+  m = pow2 * p + (pow2 - T(1));  // expm1(x)
+  e = pow2 * p + pow2;           // exp(x)
+}
+
+// tanh(z) and its derivative s = 1 - tanh(z)^2. s is computed as 4 e / (2 + m)^2 with e = 1 + m = exp(-2|z|)
+// (exact algebra), not as 1 - a^2: near saturation 1 - a^2 cancels and would carry a's rounding error
+// amplified by 1 / s into every tangent and second derivative.
+template <typename T>
+FI void vtanh(V<T> z, V<T>& a, V<T>& s) {
+  using I = IV<T>;
+  using Lane = typename VecOf<T>::Lane;
+  const I sign_mask = I{} + static_cast<Lane>(static_cast<Lane>(1) << (sizeof(T) * 8 - 1));
+  const I zi = reinterpret_cast<I>(z);
+  const V<T> az = reinterpret_cast<V<T>>(zi & ~sign_mask);
+  V<T> x = splat<T>(T(-2)) * az;
+  const V<T> lo = splat<T>(T(-40));
+  x = x < lo ? lo : x;  // NaN stays NaN (the comparison is false) and propagates
+  V<T> m, e;
+  vexp_parts<T>(x, m, e);
   const V<T> inv = T(1) / (m + T(2));
   const V<T> t = -m * inv;
   a = reinterpret_cast<V<T>>(reinterpret_cast<I>(t) | (zi & sign_mask));
   s = (T(4) * e) * (inv * inv);
 }
+
+// The logistic sigma(z) = 1 / (1 + exp(-z)) from u = exp(-|z|) in (0, 1] (no overflow), with 1 - sigma and
+// 1 - 2 sigma = -+expm1(-|z|) / (1 + u) without cancellation; u and log1p(u) serve softplus. -|z| is clamped at
+// -87 (float) / -708 (double), which changes sigma only where it is below 1e-37 / 1e-307 or within that of 1.
+template <typename T>
+FI void vsigmoid(V<T> z, V<T>& sig, V<T>& one_minus, V<T>& one_minus_2, V<T>& u) {
+  using I = IV<T>;
+  using Lane = typename VecOf<T>::Lane;
+  constexpr T bound = sizeof(T) == 4 ? T(87) : T(708);
+  const I sign_mask = I{} + static_cast<Lane>(static_cast<Lane>(1) << (sizeof(T) * 8 - 1));
+  V<T> x = reinterpret_cast<V<T>>(reinterpret_cast<I>(z) | sign_mask);  // -|z|
+  x = x < -bound ? splat<T>(-bound) : x;  // NaN stays NaN
+  V<T> m;
+  vexp_parts<T>(x, m, u);
+  const V<T> inv = T(1) / (T(1) + u);
+  const V<T> small = u * inv;  // 1 / (1 + exp(|z|))
+  const auto pos = z >= T(0);
+  sig = pos ? inv : small;
+  one_minus = pos ? small : inv;
+  one_minus_2 = (pos ? m : -m) * inv;
+}
+
+// log1p(u) for u in [0, 1]: 2 atanh(s) with s = u / (2 + u) in [0, 1/3], the odd series 2 s (1 + s^2/3 + s^4/5 +
+// ...) of positive terms (relative accuracy of s, a few ulps); truncated after s^14 (float: next term below
+// 9^-8 / 17 = 1.4e-9 relative) / s^32 (double: next below 9^-17 / 35 = 1.7e-18).
+template <typename T>
+FI V<T> vlog1p_unit(V<T> u) {
+  constexpr int terms = sizeof(T) == 4 ? 8 : 17;
+  const V<T> s = u / (T(2) + u);
+  const V<T> s2 = s * s;
+  V<T> p = splat<T>(T(1) / T(2 * terms - 1));
+  for (int n = terms - 2; n >= 0; --n) p = p * s2 + T(1) / T(2 * n + 1);
+  return T(2) * s * p;
+}
+
+// ---- sin and cos, lane-wise, to about one ulp of 1 (absolute) in float and double -------------------------
+// Range reduction z = k pi/2 + r, k = round(z 2/pi), |r| <= pi/4 (+ rounding), with pi/2 = c1 + c2 + c3 + rest
+// (Cody-Waite): c1 and c2 have few significant bits (float 8 and 11, double 33 and 32), so k c1 and k c2 are exact
+// products for |k| < 2^13 (float) / 2^20 (double), i.e. |z| < 12868 / 1.6e6; z - k c1 is exact (Sterbenz: z and
+// k c1 are within a factor 2 when k != 0), z - k c1 - k c2 and the subtraction of k c3 round once each, and
+// |k rest| < 2^13 * 1.8e-15 (float) / 2^20 * 1.1e-37 (double). So r is within ~1 ulp(pi/4) (absolute) of the
+// exact reduced argument. sin r and cos r are Taylor polynomials on |r| <= pi/4 (+ a few ulps): float up to r^9 /
+// r^10 (next terms r^11/11!, r^12/12! below 2e-9 relative), double up to r^17 / r^18 (next below 2e-19 relative),
+// evaluated by Horner (a few ulps). The quadrant k mod 4 picks +-sin r / +-cos r. Total: a few ulps of 1
+// absolute, the rounding of the float32/float64 result itself. Beyond |z| = 12868 (float) / 1.6e6 (double) the
+// products k c1, k c2 round and the error grows like |z| eps, the size of z's own representation error there
+// (a PINN's pre-activations are orders of magnitude smaller). NaN and +-inf give NaN.
+template <typename T>
+struct SinConst;
+template <>
+struct SinConst<float> {
+  static constexpr float c1 = 1.5703125f;                 // 0x1.92p+0
+  static constexpr float c2 = 4.8375129699707031250e-4f;  // 0x1.fb4p-12
+  static constexpr float c3 = 7.5497901264043315314e-8f;  // pi/2 - c1 - c2, rounded
+  static constexpr int sin_terms = 5;                     // r, r^3, ..., r^9
+  static constexpr int cos_terms = 6;                     // 1, r^2, ..., r^10
+};
+template <>
+struct SinConst<double> {
+  static constexpr double c1 = 1.5707963267341256141662598;  // 0x1.921fb544p+0
+  static constexpr double c2 = 6.0771005063039659765e-11;    // 0x1.0b4611a6p-34
+  static constexpr double c3 = 2.0222662487959506e-21;       // 0x1.3198a2e037073p-69
+  static constexpr int sin_terms = 9;                        // r, r^3, ..., r^17
+  static constexpr int cos_terms = 10;                       // 1, r^2, ..., r^18
+};
+
+template <typename T>
+FI void vsincos(V<T> z, V<T>& sn, V<T>& cs) {
+  using C = SinConst<T>;
+  using TC = TanhConst<T>;  // the round-to-integer constants
+  using I = IV<T>;
+  using Lane = typename VecOf<T>::Lane;
+  const V<T> y = z * T(0.63661977236758134308) + TC::magic;  // z 2/pi rounded to an integer in the low bits
+  const V<T> kf = y - TC::magic;
+  const I k = reinterpret_cast<I>(y) - TC::magic_bits;
+  const V<T> r = ((z - kf * C::c1) - kf * C::c2) - kf * C::c3;
+  const V<T> r2 = r * r;
+  // sin r = r (1 - r^2/(2*3) (1 - r^2/(4*5) (1 - ...))), cos r = 1 - r^2/(1*2) (1 - r^2/(3*4) (1 - ...)).
+  V<T> ps = splat<T>(T(1));
+  for (int n = C::sin_terms - 1; n >= 1; --n) ps = T(1) - r2 * ps * (T(1) / (T(2 * n) * T(2 * n + 1)));
+  V<T> pc = splat<T>(T(1));
+  for (int n = C::cos_terms - 1; n >= 1; --n) pc = T(1) - r2 * pc * (T(1) / (T(2 * n - 1) * T(2 * n)));
+  const V<T> s0 = r * ps, c0 = pc;
+  const I one = I{} + static_cast<Lane>(1), two = I{} + static_cast<Lane>(2);
+  const I swap = (k & one) != 0;  // odd quadrant: sin z = +-cos r, cos z = -+sin r
+  constexpr int sign_shift = sizeof(T) * 8 - 2;  // bit 1 of k to the sign bit
+  const V<T> s_sel = swap ? c0 : s0;
+  const V<T> c_sel = swap ? s0 : c0;
+  sn = reinterpret_cast<V<T>>(reinterpret_cast<I>(s_sel) ^ ((k & two) << sign_shift));
+  cs = reinterpret_cast<V<T>>(reinterpret_cast<I>(c_sel) ^ (((k + one) & two) << sign_shift));
+}
+
+// ---- the activations' derivatives -----------------------------------------------------------------------
+// Activation codes of Plan::activation (fastpinn/ops/mlp_jet.py ACTIVATION_CODES): 0 tanh, 1 sin, 2 silu,
+// 3 softplus.
+// Act::forward gives phi(z), phi'(z) and phi''(z); Act::higher the second and third derivatives from z, phi and
+// phi' (what a tile's forward state keeps), so the jet rules below are one code for every activation.
+constexpr int64_t kTanh = 0, kSin = 1, kSilu = 2, kSoftplus = 3;
+template <typename T, int64_t A>
+struct Act;
+template <typename T>
+struct Act<T, kTanh> {
+  // With s = phi' = 1 - a^2: phi'' = -2 a s, phi''' = -2 s (s - 2 a^2).
+  static FI void forward(V<T> z, V<T>& a, V<T>& d1, V<T>& d2) {
+    vtanh<T>(z, a, d1);
+    d2 = T(-2) * a * d1;
+  }
+  static FI void higher(V<T>, V<T> a, V<T> d1, V<T>& d2, V<T>& d3) {
+    d2 = T(-2) * a * d1;
+    d3 = T(-2) * d1 * (d1 - T(2) * (a * a));
+  }
+};
+template <typename T>
+struct Act<T, kSin> {  // sin' = cos, sin'' = -sin, sin''' = -cos
+  static FI void forward(V<T> z, V<T>& a, V<T>& d1, V<T>& d2) {
+    vsincos<T>(z, a, d1);
+    d2 = -a;
+  }
+  static FI void higher(V<T>, V<T> a, V<T> d1, V<T>& d2, V<T>& d3) {
+    d2 = -a;
+    d3 = -d1;
+  }
+};
+// silu(z) = z sigma(z). With p = sigma' = sigma (1 - sigma), sigma'' = p (1 - 2 sigma), sigma''' = p (1 - 6 p):
+// silu' = sigma + z p, silu'' = p (2 + z (1 - 2 sigma)), silu''' = p (3 (1 - 2 sigma) + z (1 - 6 p)).
+template <typename T>
+struct Act<T, kSilu> {
+  static FI void forward(V<T> z, V<T>& a, V<T>& d1, V<T>& d2) {
+    V<T> sig, om, om2, u;
+    vsigmoid<T>(z, sig, om, om2, u);
+    const V<T> p = sig * om;
+    a = z * sig;
+    d1 = sig + z * p;
+    d2 = p * (T(2) + z * om2);
+  }
+  static FI void higher(V<T> z, V<T>, V<T>, V<T>& d2, V<T>& d3) {
+    V<T> sig, om, om2, u;
+    vsigmoid<T>(z, sig, om, om2, u);
+    const V<T> p = sig * om;
+    d2 = p * (T(2) + z * om2);
+    d3 = p * (T(3) * om2 + z * (T(1) - T(6) * p));
+  }
+};
+// softplus(z) = log(1 + e^z) = max(z, 0) + log1p(exp(-|z|)); its derivatives: sigma, p = sigma (1 - sigma) and
+// p (1 - 2 sigma).
+template <typename T>
+struct Act<T, kSoftplus> {
+  static FI void forward(V<T> z, V<T>& a, V<T>& d1, V<T>& d2) {
+    V<T> sig, om, om2, u;
+    vsigmoid<T>(z, sig, om, om2, u);
+    a = (z > T(0) ? z : V<T>{}) + vlog1p_unit<T>(u);
+    d1 = sig;
+    d2 = sig * om;
+  }
+  static FI void higher(V<T> z, V<T>, V<T>, V<T>& d2, V<T>& d3) {
+    V<T> sig, om, om2, u;
+    vsigmoid<T>(z, sig, om, om2, u);
+    d2 = sig * om;
+    d3 = d2 * om2;
+  }
+};
 
 // ---- products -----------------------------------------------------------------------------------------
 // Rows of output per register block: 8 with 64-byte vectors (32 registers: 16 accumulators), else 4 (16
@@ -186,18 +360,42 @@ void matmul(const T* w, int64_t sj, int64_t si, int64_t rows, int64_t inner, con
   }
 }
 
-// at[c, i] = a[i, c] for i < n, c < ct, and zero for n <= i < ld (the padding columns of the weight gradient).
+// One butterfly stage of an in-register transpose of NL rows of NL lanes: rows k and k + H (k & H == 0) swap
+// their off-diagonal H x H sub-blocks. After the stages H = NL/2, ..., 1, row k holds column k.
+template <typename T, int64_t H, size_t... L>
+FI V<T> swap_lo(V<T> a, V<T> b, std::index_sequence<L...>) {
+  return __builtin_shufflevector(a, b, ((L & H) ? kLanes<T> + L - H : L)...);
+}
+template <typename T, int64_t H, size_t... L>
+FI V<T> swap_hi(V<T> a, V<T> b, std::index_sequence<L...>) {
+  return __builtin_shufflevector(a, b, ((L & H) ? kLanes<T> + L : L + H)...);
+}
+template <typename T, int64_t H>
+FI void transpose_stages(V<T>* r) {
+  constexpr auto lanes = std::make_index_sequence<kLanes<T>>{};
+  for (int64_t k = 0; k < kLanes<T>; ++k) {
+    if (k & H) continue;
+    const V<T> lo = swap_lo<T, H>(r[k], r[k + H], lanes), hi = swap_hi<T, H>(r[k], r[k + H], lanes);
+    r[k] = lo;
+    r[k + H] = hi;
+  }
+  if constexpr (H > 1) transpose_stages<T, H / 2>(r);
+}
+
+// at[c, i] = a[i, c] for i < n, c < ct, and zero for n <= i < ld (the padding columns of the weight gradient);
+// ct and ld are multiples of kLanes. Blocks of kLanes x kLanes are transposed in registers (a scalar copy took
+// ~10 % of a wide layer's backward).
 template <typename T>
 void transpose_padded(const T* a, int64_t n, int64_t ct, T* at, int64_t ld) {
-  constexpr int64_t B = 8;  // 8 x 8 blocks: both sides touch whole runs of a cache line
-  for (int64_t i0 = 0; i0 < n; i0 += B) {
-    const int64_t i1 = i0 + B < n ? i0 + B : n;
-    for (int64_t c0 = 0; c0 < ct; c0 += B)
-      for (int64_t i = i0; i < i1; ++i)
-        for (int64_t c = c0; c < c0 + B; ++c) at[c * ld + i] = a[i * ct + c];
+  constexpr int64_t NL = kLanes<T>;
+  for (int64_t i0 = 0; i0 < ld; i0 += NL) {
+    for (int64_t c0 = 0; c0 < ct; c0 += NL) {
+      V<T> r[NL];
+      for (int64_t k = 0; k < NL; ++k) r[k] = i0 + k < n ? load(a + (i0 + k) * ct + c0) : V<T>{};
+      transpose_stages<T, NL / 2>(r);
+      for (int64_t k = 0; k < NL; ++k) store(at + (c0 + k) * ld + i0, r[k]);
+    }
   }
-  for (int64_t c = 0; c < ct; ++c)
-    for (int64_t i = n; i < ld; ++i) at[c * ld + i] = T(0);
 }
 
 // gw[j * ldw + i] += sum_k g[j, k] a[i, k] (k < len, a multiple of kLanes) for j < rows, i < cols.
@@ -278,60 +476,94 @@ FI T row_sum(const T* g) {  // sum of kTile entries
   return hsum<T>(acc);
 }
 
-// ---- the jet through tanh -------------------------------------------------------------------------------
-// One neuron: z[C][kTile] (pre-activation jet) -> a[C][kTile] (and s = tanh' to s_out if not null); a may alias z (each lane vector is read
-// completely before it is written: second derivatives first, as they read the pre-activation tangents).
-template <typename T>
-FI void tanh_jet_row(const Plan& P, const T* z, T* a, T* s_out) {
+// ---- the jet through the activation ----------------------------------------------------------------------
+// One neuron: z[C][kTile] (pre-activation jet) -> a[C][kTile] (and phi' to d1_out if not null) by
+// T'_c = phi' T_c, Q'_q = phi' Q_q + phi'' T_i T_j; a may alias z (each lane vector is read completely before it
+// is written: second derivatives first, as they read the pre-activation tangents).
+template <typename T, int64_t A>
+FI void act_jet_row(const Plan& P, const T* z, T* a, T* d1_out) {
   const int64_t nT = P.n_dirs;
   for (int64_t v = 0; v < kTile; v += kLanes<T>) {
-    V<T> av, s;
-    vtanh<T>(load(z + v), av, s);
-    if (s_out != nullptr) store(s_out + v, s);
-    const V<T> m2a = T(-2) * av;
+    const V<T> zv = load(z + v);
+    V<T> av, d1, d2;
+    Act<T, A>::forward(zv, av, d1, d2);
+    if (d1_out != nullptr) store(d1_out + v, d1);
     for (int64_t q = 0; q < P.n_pairs; ++q) {
       const V<T> ti = load(z + (1 + P.pair_i[q]) * kTile + v);
       const V<T> tj = load(z + (1 + P.pair_j[q]) * kTile + v);
       const V<T> qv = load(z + (1 + nT + q) * kTile + v);
-      store(a + (1 + nT + q) * kTile + v, s * (qv + m2a * (ti * tj)));
+      store(a + (1 + nT + q) * kTile + v, d1 * qv + d2 * (ti * tj));
     }
-    for (int64_t c = 0; c < nT; ++c) store(a + (1 + c) * kTile + v, s * load(z + (1 + c) * kTile + v));
+    for (int64_t c = 0; c < nT; ++c) store(a + (1 + c) * kTile + v, d1 * load(z + (1 + c) * kTile + v));
     store(a + v, av);
   }
 }
 
-// Reverse of tanh_jet_row for one neuron: from the pre-activation jet z, the activation a (channel 0 of the
-// stored post-activation jet), its derivative s and the gradient ga wrt the post-activation jet, the gradient
-// gz wrt the pre-activation jet (gz must not alias ga or z).
-template <typename T>
-FI void tanh_jet_row_backward(const Plan& P, const T* z, const T* a, const T* sd, const T* ga, T* gz) {
+// Reverse of act_jet_row for one neuron: from the pre-activation jet z, the activation a (channel 0 of the
+// stored post-activation jet), its derivative d1 and the gradient ga wrt the post-activation jet, the gradient
+// gz wrt the pre-activation jet (gz must not alias ga or z):
+// gz_T_c = phi' gT_c + phi'' sum_q gQ_q T_other, gz_Q_q = phi' gQ_q,
+// gz_z = phi' ga_z + phi'' (sum_c gT_c T_c + sum_q gQ_q Q_q) + phi''' sum_q gQ_q T_i T_j.
+template <typename T, int64_t A>
+FI void act_jet_row_backward(const Plan& P, const T* z, const T* a, const T* sd, const T* ga, T* gz) {
   const int64_t nT = P.n_dirs;
   for (int64_t v = 0; v < kTile; v += kLanes<T>) {
     const V<T> av = load(a + v);
-    const V<T> s = load(sd + v);
-    V<T> gs = V<T>{};         // d loss / d s
-    V<T> gav = load(ga + v);  // d loss / d a (direct)
+    const V<T> d1 = load(sd + v);
+    V<T> d2, d3;
+    Act<T, A>::higher(load(z + v), av, d1, d2, d3);
+    V<T> g1 = V<T>{};  // d loss / d phi'
+    V<T> g2 = V<T>{};  // d loss / d phi''
     for (int64_t c = 0; c < nT; ++c) {
       const V<T> g = load(ga + (1 + c) * kTile + v);
-      gs += g * load(z + (1 + c) * kTile + v);
-      store(gz + (1 + c) * kTile + v, s * g);
+      g1 += g * load(z + (1 + c) * kTile + v);
+      store(gz + (1 + c) * kTile + v, d1 * g);
     }
-    const V<T> m2as = T(-2) * av * s;
     for (int64_t q = 0; q < P.n_pairs; ++q) {
       const int64_t ci = 1 + P.pair_i[q], cj = 1 + P.pair_j[q];
       const V<T> ti = load(z + ci * kTile + v);
       const V<T> tj = load(z + cj * kTile + v);
       const V<T> gq = load(ga + (1 + nT + q) * kTile + v);
-      const V<T> tt = ti * tj;
-      gs += gq * (load(z + (1 + nT + q) * kTile + v) - T(2) * av * tt);
-      gav += T(-2) * s * (gq * tt);
-      store(gz + (1 + nT + q) * kTile + v, s * gq);
-      const V<T> coef = m2as * gq;
+      g1 += gq * load(z + (1 + nT + q) * kTile + v);
+      g2 += gq * (ti * tj);
+      store(gz + (1 + nT + q) * kTile + v, d1 * gq);
+      const V<T> coef = d2 * gq;
       store(gz + ci * kTile + v, load(gz + ci * kTile + v) + coef * tj);
       store(gz + cj * kTile + v, load(gz + cj * kTile + v) + coef * ti);
     }
-    // a = tanh(z): da/dz = s, ds/dz = -2 a s.
-    store(gz + v, gav * s + gs * m2as);
+    store(gz + v, load(ga + v) * d1 + g1 * d2 + g2 * d3);
+  }
+}
+
+// The activation jets of n neurons (rows of C * kTile) for the plan's activation; d1 may be null.
+template <typename T, int64_t A>
+void act_rows(const Plan& P, const T* z, T* a, T* d1, int64_t n) {
+  const int64_t CT = P.channels * kTile;
+  for (int64_t i = 0; i < n; ++i) act_jet_row<T, A>(P, z + i * CT, a + i * CT, d1 ? d1 + i * kTile : nullptr);
+}
+template <typename T>
+void act_jet_rows(const Plan& P, const T* z, T* a, T* d1, int64_t n) {
+  switch (P.activation) {
+    case kSin: return act_rows<T, kSin>(P, z, a, d1, n);
+    case kSilu: return act_rows<T, kSilu>(P, z, a, d1, n);
+    case kSoftplus: return act_rows<T, kSoftplus>(P, z, a, d1, n);
+    default: return act_rows<T, kTanh>(P, z, a, d1, n);
+  }
+}
+
+template <typename T, int64_t A>
+void act_rows_backward(const Plan& P, const T* z, const T* a, const T* d1, const T* ga, T* gz, int64_t n) {
+  const int64_t CT = P.channels * kTile;
+  for (int64_t i = 0; i < n; ++i)
+    act_jet_row_backward<T, A>(P, z + i * CT, a + i * CT, d1 + i * kTile, ga + i * CT, gz + i * CT);
+}
+template <typename T>
+void act_jet_rows_backward(const Plan& P, const T* z, const T* a, const T* d1, const T* ga, T* gz, int64_t n) {
+  switch (P.activation) {
+    case kSin: return act_rows_backward<T, kSin>(P, z, a, d1, ga, gz, n);
+    case kSilu: return act_rows_backward<T, kSilu>(P, z, a, d1, ga, gz, n);
+    case kSoftplus: return act_rows_backward<T, kSoftplus>(P, z, a, d1, ga, gz, n);
+    default: return act_rows_backward<T, kTanh>(P, z, a, d1, ga, gz, n);
   }
 }
 
@@ -347,7 +579,7 @@ void load_tile(const Plan& P, const T* scale, const T* shift, const T* x, int64_
 
 // Forward through all layers: Z[k] receives layer k's pre-activation jet, A[k] (k < L - 1) its activation jet
 // (A[k] may equal Z[k]: the activation then overwrites it, and Z[k + 1] must differ from Z[k]) and, if Sd is
-// not null, Sd[k] the tanh derivative [width][kTile].
+// not null, Sd[k] the activation's derivative [width][kTile].
 template <typename T>
 void tile_forward(const Plan& P, const T* theta, const T* scale, const T* xs, T* const* Z, T* const* A,
                   T* const* Sd) {
@@ -368,8 +600,7 @@ void tile_forward(const Plan& P, const T* theta, const T* scale, const T* xs, T*
   }
   for (int64_t k = 1; k < P.n_layers; ++k) {
     const int64_t n_in = P.sizes[k], n_out = P.sizes[k + 1];
-    for (int64_t i = 0; i < n_in; ++i)
-      tanh_jet_row(P, Z[k - 1] + i * CT, A[k - 1] + i * CT, Sd != nullptr ? Sd[k - 1] + i * kTile : nullptr);
+    act_jet_rows(P, Z[k - 1], A[k - 1], Sd != nullptr ? Sd[k - 1] : nullptr, n_in);
     const T* w = theta + P.w_off[k];
     const T* b = theta + P.b_off[k];
     matmul(w, n_in, 1, n_out, n_in, A[k - 1], CT, Z[k], CT, CT);
@@ -385,7 +616,7 @@ FI int64_t field_channel(const Plan& P, int64_t oc) {
   return 1 + P.n_dirs + (oc - 1 - P.n_first);
 }
 
-// Pointers of one tile's forward state (the scaled points, every layer's jets and tanh') laid out from base;
+// Pointers of one tile's forward state (the scaled points, every layer's jets and phi') laid out from base;
 // returns the end. The same layout serves the backward's scratch (recompute) and the forward's tape (store).
 template <typename T>
 T* layout_state(const Plan& P, T* base, T*& xs, T** Z, T** A, T** Sd) {
@@ -490,8 +721,7 @@ void backward_impl(const Plan& P, const T* theta, const T* scale, const T* shift
       }
       for (int64_t j = 0; j < n_o; ++j) gb[j] += row_sum(G + j * CT);
       matmul(w, 1, n_in, n_in, n_o, G, CT, GA, CT, CT);  // GA = W^T G
-      for (int64_t i = 0; i < n_in; ++i) tanh_jet_row_backward(P, Z[k - 1] + i * CT, A[k - 1] + i * CT, Sd[k - 1] + i * kTile,
-                                                     GA + i * CT, G + i * CT);
+      act_jet_rows_backward(P, Z[k - 1], A[k - 1], Sd[k - 1], GA, G, n_in);
     }
     // First layer: value channel from the scaled points, tangents from W0[:, dirs[c]] * scale[dirs[c]].
     const int64_t n1 = P.sizes[1];

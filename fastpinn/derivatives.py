@@ -16,8 +16,9 @@ Interchangeable methods:
   ``jvp`` of it along only the needed directions (second derivatives) of a per-point function
   ``x_i[d] -> u_i[out]``; nested ``jvp`` for higher orders. Works for any pointwise callable; any order.
 * ``"fused"`` -- the same jets as ``"jet"`` in one compiled op over tiles of points
-  (:mod:`fastpinn.ops.mlp_jet`: C++ CPU kernel, Triton CUDA kernel; ``"jet"`` is its oracle). tanh MLP
-  without transforms only, orders <= 2, first-order differentiable (a double backward raises).
+  (:mod:`fastpinn.ops.mlp_jet`: C++ CPU kernel, Triton CUDA kernel; ``"jet"`` is its oracle). tanh, sin, silu
+  or softplus MLP (CUDA: tanh) without transforms only, orders <= 2, first-order differentiable (a double
+  backward raises).
 * ``"autograd"`` -- nested ``torch.autograd.grad(..., create_graph=True)``, the classic PINN way and
   the oracle for the other two. Any order.
 
@@ -261,8 +262,9 @@ def choose_method(net: Any, x: Optional[Tensor] = None, wanted: Optional[Sequenc
       jets: on the Burgers network (9 x 20, 2540 points, u, u_t, u_x, u_xx) the median step was jet 24 / autograd
       19 ms with a :class:`~fastpinn.network.HardConstraint`, 37 / 20 ms with a general output map, 37 / 28 ms with
       periodic features and a hard constraint.
-    * A plain MLP on the CPU (orders <= 2): the least predicted time among ``"fused"`` (tanh, compiled extension
-      loaded), ``"jet"`` and ``"autograd"`` for the term's order, the network's width and ``n_points``
+    * A plain MLP on the CPU (orders <= 2): the least predicted time among ``"fused"`` (an activation of
+      :data:`~fastpinn.ops.mlp_jet.ACTIVATION_CODES`, compiled extension loaded), ``"jet"`` and ``"autograd"`` for
+      the term's order, the network's width and ``n_points``
       (:func:`fastpinn.method_costs.fastest`; e.g. ``fused`` for Burgers' 9 x 20 net, ``autograd`` for
       first derivatives of a 150-wide one). On another device: ``"jet"`` (not calibrated there).
 
@@ -574,8 +576,8 @@ def _batched_callable(net: Any, theta: Any) -> Callable[[Tensor], Tensor]:
 register_method(DerivativeMethod("jet", _jet_applicable, _compute_jet,
                                  "forward derivative jets through a fastpinn.MLP (orders <= 2)"))
 register_method(DerivativeMethod("fused", _fused_applicable, _compute_fused,
-                                 "the forward jets of 'jet' as one compiled op over tiles of points (tanh MLP without "
-                                 "transforms, orders <= 2)"))
+                                 "the forward jets of 'jet' as one compiled op over tiles of points (tanh, sin, silu "
+                                 "or softplus MLP without transforms, orders <= 2)"))
 register_method(DerivativeMethod("func", _any_network, _compute_func,
                                  "torch.func: vmap over points of jacrev/jvp (any pointwise network, any order)"))
 register_method(DerivativeMethod("autograd", _any_network, _compute_autograd,

@@ -16,14 +16,15 @@ from torch import Tensor
 from torch.func import jvp
 
 from .network import MLP, HardConstraint
-from .ops.mlp_jet import DerivIndex, JetPlan, mlp_jet
+from .ops.mlp_jet import ACTIVATION_CODES, DerivIndex, JetPlan, mlp_jet
 
 __all__ = ["jet_mlp", "fused_mlp", "fused_network_reason"]
 
 def fused_network_reason(net: MLP) -> Optional[str]:
     """Why the compiled fused kernel cannot run this MLP (``None``: it can)."""
-    if net.activation.name != "tanh":  # the compiled kernels (csrc/, kernels/) hard-code tanh
-        return f"the compiled kernel is tanh-only; this MLP uses {net.activation.name!r} (use method 'jet')"
+    if net.activation.name not in ACTIVATION_CODES:
+        return (f"the compiled kernel knows the activations {tuple(ACTIVATION_CODES)}; this MLP uses "
+                f"{net.activation.name!r} (use method 'jet')")
     if net.transformed:
         return "the compiled kernel has no input/output transforms (use method 'jet')"
     return None
@@ -270,7 +271,8 @@ def fused_mlp(net: MLP, theta: Tensor, x: Tensor, wanted: Sequence[DerivIndex]) 
     th = theta if ensemble else theta.unsqueeze(0)
     points = x if ensemble else x.reshape(-1, x.shape[-1])
     sizes = [net.in_dim] + [net.width] * (net.depth - 1) + [net.out_dim]
-    fields = mlp_jet(th, points, net.input_scale, net.input_shift, sizes, plan.dirs, plan.pairs, plan.first_out)
+    fields = mlp_jet(th, points, net.input_scale, net.input_shift, sizes, plan.dirs, plan.pairs, plan.first_out,
+                     activation=net.activation.name)
     values: dict[DerivIndex, Tensor] = {(): fields[:, 0]}
     for k, index in enumerate(plan.first):
         values[index] = fields[:, 1 + k]

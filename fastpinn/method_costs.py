@@ -10,8 +10,11 @@ so every rank, every resumed run and every repetition of a problem picks the sam
 
 What the grid does not vary, and why that is acceptable: depth (every method's cost is a sum over layers, so
 the ratios barely move), dtype (float32 measured; float64 slows the matmuls of every method alike), the
-activation (``fused`` is tanh-only; ``jet`` and ``autograd`` evaluate other activations' derivatives
-elementwise at similar cost), the number of input coordinates (2 measured).
+activation (tanh measured; ``fused`` also runs sin, whose sin/cos cost what its tanh does -- within 2 % on the
+op at widths 32 and 128 --, and silu and softplus, where ``jet`` and ``autograd`` pay more for the activation's
+derivatives than with tanh (bench/results/fused-widths-cpu-intel-xeon-2c-2026-12-06-b.md: jet 1.3-1.8x its tanh
+time, fused about the same), so the tanh table errs towards them there), the number of input coordinates (2
+measured).
 """
 
 from __future__ import annotations
@@ -23,41 +26,42 @@ from typing import Sequence
 __all__ = ["MACHINE", "SOURCE", "CALIBRATION", "predicted_ms", "fastest"]
 
 MACHINE = "Intel(R) Xeon(R) Processor (2 cores shared, AVX-512), torch 2.13.0+cpu, 1 thread, float32"
-SOURCE = "bench/results/auto-method-cpu-intel-xeon-2c-2026-12-06.md"
+SOURCE = ("bench/results/auto-method-cpu-intel-xeon-2c-2026-12-06-b.md (orders 1-2, after the fused kernel's "
+          "2026-12-06 speed-ups), bench/results/auto-method-cpu-intel-xeon-2c-2026-12-06.md (orders 3-4)")
 
 #: (highest derivative order, width, points) -> method -> median ms of forward + backward (MLP 2 -> 3 hidden x
 #: width -> 1, tanh; requests: order 1 u, u_t, u_x; 2 u, u_t, u_x, u_xx; 3 u, u_x, u_xxx; 4 u, u_xxxx).
 CALIBRATION: dict[tuple[int, int, int], dict[str, float]] = {
-    (1, 16, 100): {"autograd": 0.827, "fused": 0.605, "jet": 0.912},
-    (1, 16, 1000): {"autograd": 1.29, "fused": 0.779, "jet": 1.6},
-    (1, 16, 10000): {"autograd": 6.89, "fused": 3.42, "jet": 11.3},
-    (1, 20, 100): {"autograd": 0.905, "fused": 0.486, "jet": 0.934},
-    (1, 20, 1000): {"autograd": 1.42, "fused": 0.897, "jet": 2.01},
-    (1, 20, 10000): {"autograd": 8.63, "fused": 4.33, "jet": 14},
-    (1, 50, 100): {"autograd": 0.997, "fused": 0.784, "jet": 1.12},
-    (1, 50, 1000): {"autograd": 2.87, "fused": 2.74, "jet": 4.15},
-    (1, 50, 10000): {"autograd": 23.6, "fused": 18.4, "jet": 39.2},
-    (1, 150, 100): {"autograd": 1.97, "fused": 2.61, "jet": 2.57},
-    (1, 150, 1000): {"autograd": 10.4, "fused": 13.9, "jet": 16.3},
-    (1, 150, 10000): {"autograd": 101, "fused": 119, "jet": 158},
-    (1, 256, 100): {"autograd": 4.31, "fused": 5.98, "jet": 5.22},
-    (1, 256, 1000): {"autograd": 20.1, "fused": 36.6, "jet": 32.5},
-    (1, 256, 10000): {"autograd": 194, "fused": 331, "jet": 309},
-    (2, 16, 100): {"autograd": 1.31, "fused": 0.537, "jet": 1.29},
-    (2, 16, 1000): {"autograd": 2.43, "fused": 0.898, "jet": 2.36},
-    (2, 16, 10000): {"autograd": 17.7, "fused": 4.19, "jet": 17},
-    (2, 20, 100): {"autograd": 1.36, "fused": 0.591, "jet": 1.27},
-    (2, 20, 1000): {"autograd": 2.91, "fused": 1.1, "jet": 2.62},
-    (2, 20, 10000): {"autograd": 21.1, "fused": 5.54, "jet": 22.1},
-    (2, 50, 100): {"autograd": 1.77, "fused": 0.895, "jet": 1.59},
-    (2, 50, 1000): {"autograd": 6.49, "fused": 3.43, "jet": 6.45},
-    (2, 50, 10000): {"autograd": 58.8, "fused": 24.6, "jet": 62.1},
-    (2, 150, 100): {"autograd": 3.75, "fused": 3.37, "jet": 3.39},
-    (2, 150, 1000): {"autograd": 23.2, "fused": 18.1, "jet": 23.6},
-    (2, 150, 10000): {"autograd": 231, "fused": 157, "jet": 243},
-    (2, 256, 100): {"autograd": 7.23, "fused": 7.87, "jet": 6.65},
-    (2, 256, 1000): {"autograd": 47, "fused": 47.4, "jet": 46.9},
-    (2, 256, 10000): {"autograd": 469, "fused": 443, "jet": 465},
+    (1, 16, 100): {"autograd": 0.812, "fused": 0.409, "jet": 0.781},
+    (1, 16, 1000): {"autograd": 1.13, "fused": 0.638, "jet": 1.32},
+    (1, 16, 10000): {"autograd": 5.25, "fused": 2.89, "jet": 9.05},
+    (1, 20, 100): {"autograd": 0.788, "fused": 0.42, "jet": 0.812},
+    (1, 20, 1000): {"autograd": 1.28, "fused": 0.811, "jet": 1.64},
+    (1, 20, 10000): {"autograd": 6.82, "fused": 3.75, "jet": 11.8},
+    (1, 50, 100): {"autograd": 0.951, "fused": 0.559, "jet": 1.07},
+    (1, 50, 1000): {"autograd": 2.51, "fused": 1.87, "jet": 3.25},
+    (1, 50, 10000): {"autograd": 19.3, "fused": 13.9, "jet": 31.7},
+    (1, 150, 100): {"autograd": 1.81, "fused": 1.73, "jet": 2.26},
+    (1, 150, 1000): {"autograd": 8.25, "fused": 8.8, "jet": 14.3},
+    (1, 150, 10000): {"autograd": 90.1, "fused": 75.6, "jet": 141},
+    (1, 256, 100): {"autograd": 3.37, "fused": 3.88, "jet": 4.13},
+    (1, 256, 1000): {"autograd": 19.1, "fused": 22.9, "jet": 28.9},
+    (1, 256, 10000): {"autograd": 178, "fused": 201, "jet": 287},
+    (2, 16, 100): {"autograd": 1.14, "fused": 0.471, "jet": 1.12},
+    (2, 16, 1000): {"autograd": 2.19, "fused": 0.784, "jet": 1.85},
+    (2, 16, 10000): {"autograd": 14.4, "fused": 3.38, "jet": 14.3},
+    (2, 20, 100): {"autograd": 1.22, "fused": 0.559, "jet": 1.12},
+    (2, 20, 1000): {"autograd": 2.52, "fused": 0.947, "jet": 2.39},
+    (2, 20, 10000): {"autograd": 17.8, "fused": 4.57, "jet": 18.1},
+    (2, 50, 100): {"autograd": 1.6, "fused": 0.732, "jet": 1.5},
+    (2, 50, 1000): {"autograd": 5.33, "fused": 2.27, "jet": 5.23},
+    (2, 50, 10000): {"autograd": 50, "fused": 17.1, "jet": 51.7},
+    (2, 150, 100): {"autograd": 3.24, "fused": 2.22, "jet": 3.14},
+    (2, 150, 1000): {"autograd": 20.5, "fused": 12.1, "jet": 18.4},
+    (2, 150, 10000): {"autograd": 209, "fused": 107, "jet": 222},
+    (2, 256, 100): {"autograd": 5.78, "fused": 5.18, "jet": 5.65},
+    (2, 256, 1000): {"autograd": 41, "fused": 32.2, "jet": 39.3},
+    (2, 256, 10000): {"autograd": 436, "fused": 278, "jet": 439},
     (3, 16, 100): {"autograd": 2.25, "func": 21.7},
     (3, 16, 1000): {"autograd": 5.17, "func": 29.9},
     (3, 16, 10000): {"autograd": 40.7},

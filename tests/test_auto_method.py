@@ -31,7 +31,7 @@ CASES = {  # name -> (network, coords, requests)
     "user module": (_module, ("x",), ("u", "u_xx")),
     "4th order": (lambda: fastpinn.MLP(1, 1, 3, 20, seed=0), ("x",), ("u_xxx", "u_xxxx")),
     "burgers": (lambda: fastpinn.MLP(2, 1, 9, 20, seed=0), ("t", "x"), ("u", "u_t", "u_x", "u_xx")),
-    "silu MLP": (lambda: fastpinn.MLP(2, 1, 4, 20, seed=0, activation="silu"), ("t", "x"), ("u", "u_t", "u_xx")),
+    "gelu MLP": (lambda: fastpinn.MLP(2, 1, 4, 20, seed=0, activation="gelu"), ("t", "x"), ("u", "u_t", "u_xx")),
 }
 
 
@@ -57,7 +57,7 @@ def test_auto_picks_fused_for_the_burgers_network():
 
 
 def test_fused_is_not_a_candidate_for_other_activations():
-    assert _choice("silu MLP") in ("jet", "autograd")
+    assert _choice("gelu MLP") in ("jet", "autograd")  # the compiled kernel has tanh, sin, silu, softplus
 
 
 @needs_ext
@@ -104,9 +104,9 @@ def test_the_point_count_comes_from_x_and_the_choice_is_deterministic():
 
 @needs_ext
 def test_an_ensemble_counts_every_members_points():
-    # Width 256, second derivatives: jet is measured fastest at 1,000 points, fused at 10,000.
-    wanted = parse_requests(("u", "u_t", "u_x", "u_xx"), ("t", "x"))
-    single, ensemble = fastpinn.MLP(2, 1, 4, 256, seed=0), fastpinn.MLP(2, 1, 4, 256, seed=0, ensemble=10)
+    # Width 150, first derivatives: autograd is measured fastest at 1,000 points, fused at 10,000.
+    wanted = parse_requests(("u", "u_t", "u_x"), ("t", "x"))
+    single, ensemble = fastpinn.MLP(2, 1, 4, 150, seed=0), fastpinn.MLP(2, 1, 4, 150, seed=0, ensemble=10)
     few, many = (choose_method(single, None, wanted, n_points=n) for n in (1000, 10_000))
     assert few != many
     x = torch.rand(1000, 2)

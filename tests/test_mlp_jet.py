@@ -56,9 +56,10 @@ CASES = {
 }
 
 
-def make_net(d: int, out: int, depth: int, width: int, dtype: torch.dtype, ensemble=None, seed: int = 0) -> MLP:
+def make_net(d: int, out: int, depth: int, width: int, dtype: torch.dtype, ensemble=None, seed: int = 0,
+             activation: str = "tanh") -> MLP:
     return MLP(d, out, depth, width, lower=[-1.0 + 0.5 * i for i in range(d)], upper=[1.0 + i for i in range(d)],
-               ensemble=ensemble, seed=seed, dtype=dtype)
+               ensemble=ensemble, seed=seed, dtype=dtype, activation=activation)
 
 
 def points(n: int, d: int, dtype: torch.dtype, lead=(), seed: int = 1) -> torch.Tensor:
@@ -312,12 +313,14 @@ def test_trainer_fused_matches_jet(name: str, kwargs: dict, scheme, store: bool,
 
 
 _ISA_CHECK = """
+import itertools
 import torch
 from fastpinn.derivatives import fused_mlp, jet_mlp
 from fastpinn.network import MLP
-for dtype in (torch.float64, torch.float32):
-    for depth, width, wanted in ((9, 20, [(), (0,), (1,), (1, 1)]), (4, 13, [(0, 1), (1, 1), (0,)])):
-        net = MLP(2, 1, depth, width, dtype=torch.float64, seed=5)
+for dtype, activation in itertools.product((torch.float64, torch.float32), ("tanh", "sin", "silu", "softplus")):
+    # (3, 70): wide enough for the padded weight-gradient path (its in-register transposes per vector width)
+    for depth, width, wanted in ((9, 20, [(), (0,), (1,), (1, 1)]), (4, 13, [(0, 1), (1, 1), (0,)]), (3, 70, [(), (1, 1)])):
+        net = MLP(2, 1, depth, width, dtype=torch.float64, seed=5, activation=activation)
         x = torch.rand(67, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
         theta = net.theta.detach().clone().requires_grad_(True)
         exact = jet_mlp(net, theta, x, wanted)

@@ -1,5 +1,5 @@
-"""The fused tanh-MLP jet op: value, first and second input derivatives of a :class:`~fastpinn.network.MLP`
-in one pass over tiles of points, with its backward to ``theta`` (and ``x``).
+"""The fused MLP jet op (tanh, sin, silu or softplus hidden layers): value, first and second input derivatives of a
+:class:`~fastpinn.network.MLP` in one pass over tiles of points, with its backward to ``theta`` (and ``x``).
 
 ``torch.ops.fastpinn.mlp_jet_forward`` (C++ CPU kernel, csrc/mlp_jet*.{h,cpp}; Triton CUDA kernel,
 fastpinn/kernels/mlp_jet.py, registered on CUDA machines) computes exactly what
@@ -15,8 +15,9 @@ Differentiability: first order. ``grad`` of any loss built from the fields wrt `
 ``create_graph=True`` then differentiating the gradient again) raises a ``RuntimeError`` saying so.
 The Trainer needs first-order gradients only.
 
-The kernels hard-code tanh and the box scaling of the inputs: ``fastpinn.derivatives`` offers the ``"fused"``
-method only for a tanh :class:`~fastpinn.network.MLP` without input/output transforms (``"jet"`` does the rest).
+The kernels know the activations of :data:`ACTIVATION_CODES` (the Triton CUDA kernel tanh only) and the box
+scaling of the inputs: ``fastpinn.derivatives`` offers the ``"fused"`` method only for such an
+:class:`~fastpinn.network.MLP` without input/output transforms (``"jet"`` does the rest).
 """
 
 from __future__ import annotations
@@ -28,7 +29,11 @@ from torch import Tensor
 
 from .mlp_jet_autograd import TILE, register_autograd, tape_numel
 
-__all__ = ["mlp_jet", "JetPlan", "DerivIndex", "register_autograd", "tape_numel", "TILE", "STORE"]
+__all__ = ["mlp_jet", "JetPlan", "DerivIndex", "register_autograd", "tape_numel", "TILE", "STORE", "ACTIVATION_CODES"]
+
+#: Hidden-layer activations the CPU kernel implements, by name (fastpinn.network.ACTIVATIONS) -> the op's
+#: ``activation`` argument (csrc/mlp_jet_kernel.h ``Act``).
+ACTIVATION_CODES: dict[str, int] = {"tanh": 0, "sin": 1, "silu": 2, "softplus": 3}
 
 # Keep the forward state for the backward (True) or recompute it per tile (False). Measured on the Burgers
 # PDE term (bench_fused_mlp.py, 2-core AMD EPYC, 1 thread, AVX2 kernels): forward + backward 13.9 ms
@@ -89,8 +94,9 @@ def mlp_jet(
     pairs: Sequence[tuple[int, int]],
     first_out: Sequence[int],
     store: Optional[bool] = None,
+    activation: str = "tanh",
 ) -> Tensor:
-    """Fused jets of a tanh MLP at the points.
+    """Fused jets of an MLP at the points.
 
     Args:
         theta: ``[S, P]`` parameters (layout of :class:`~fastpinn.network.MLP`).
@@ -102,6 +108,7 @@ def mlp_jet(
             a :class:`JetPlan` computes them).
         store: keep every tile's forward state for the backward (memory: :func:`tape_numel` per member)
             instead of recomputing it; ``None``: :data:`STORE` when a gradient will be needed, else no.
+        activation: of the hidden layers, a key of :data:`ACTIVATION_CODES` (CUDA: ``"tanh"`` only).
 
     Returns:
         ``fields[S, 1 + len(first_out) + len(pairs), N, out]``: the value, the first derivatives in
@@ -112,7 +119,12 @@ def mlp_jet(
             compiled extension (which defines the op) is not built -- so that ``fastest_method`` skips the
             method; the message says why.
     """
+    if activation not in ACTIVATION_CODES:
+        raise ValueError(f"activation must be one of {tuple(ACTIVATION_CODES)}, got {activation!r}")
+    code = ACTIVATION_CODES[activation]
     if theta.device.type == "cuda":
+        if code != 0:
+            raise NotImplementedError(f"derivative method 'fused' on CUDA is tanh-only, got {activation!r}")
         try:
             import triton  # noqa: F401 - the CUDA kernels are Triton (fastpinn/kernels/mlp_jet.py)
         except ImportError as exc:
@@ -129,6 +141,6 @@ def mlp_jet(
     if store is None:
         store = STORE and torch.is_grad_enabled() and (theta.requires_grad or x.requires_grad)
     fields, _tape = torch.ops.fastpinn.mlp_jet_forward(
-        theta, x, scale, shift, list(sizes), list(dirs), _flat_pairs(pairs), list(first_out), bool(store)
+        theta, x, scale, shift, list(sizes), list(dirs), _flat_pairs(pairs), list(first_out), bool(store), code
     )
     return fields

@@ -29,22 +29,25 @@ def tape_numel(n_points: int, sizes: Sequence[int], n_dirs: int, n_pairs: int) -
 
 
 def _setup_context(ctx, inputs, output) -> None:  # noqa: ANN001 - torch.library's signature
-    theta, x, scale, shift, sizes, dirs, pairs, first_out, _store = inputs
+    theta, x, scale, shift, sizes, dirs, pairs, first_out, _store = inputs[:9]
+    activation = inputs[9] if len(inputs) > 9 else 0
     _fields, tape = output
     ctx.mark_non_differentiable(tape)
     ctx.save_for_backward(theta, x, scale, shift, tape)
     ctx.plan = (sizes, dirs, pairs, first_out)
+    ctx.activation = activation
+    ctx.n_inputs = len(inputs)
     ctx.x_grad = bool(ctx.needs_input_grad[1])
 
 
 def _backward(ctx, grad_fields: Tensor, _grad_tape: Optional[Tensor]):  # noqa: ANN001, ANN202
     theta, x, scale, shift, tape = ctx.saved_tensors
     if grad_fields is None:  # only the tape was used downstream: nothing flows back
-        return (None,) * 9
+        return (None,) * ctx.n_inputs
     grad_theta, grad_x = torch.ops.fastpinn.mlp_jet_backward(grad_fields, theta, x, scale, shift, tape, *ctx.plan,
-                                                             ctx.x_grad)
+                                                             ctx.x_grad, ctx.activation)
     # scale / shift are the network's constant input map (buffers): no gradient.
-    return grad_theta, (grad_x if ctx.x_grad else None), None, None, None, None, None, None, None
+    return (grad_theta, (grad_x if ctx.x_grad else None)) + (None,) * (ctx.n_inputs - 2)
 
 
 def _no_double_backward(ctx, grad_theta: Tensor, grad_x: Tensor):  # noqa: ANN001, ANN202
