@@ -24,7 +24,7 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-__all__ = ["mlp_taylor", "taylor_reference", "TAYLOR_ACTIVATIONS", "MAX_ORDER"]
+__all__ = ["mlp_taylor", "taylor_reference", "taylor_available", "TAYLOR_ACTIVATIONS", "MAX_ORDER"]
 
 #: Hidden-layer activations the op has a recursion for.
 TAYLOR_ACTIVATIONS = ("tanh", "sin")
@@ -39,6 +39,13 @@ def _check_args(sizes: Sequence[int], dirs: Sequence[int], order: int, activatio
         raise ValueError(f"order must be an integer in [0, {MAX_ORDER}], got {order!r}")
     if len(set(dirs)) != len(dirs) or any(not 0 <= c < sizes[0] for c in dirs):
         raise ValueError(f"dirs must be distinct coordinate indices in [0, {sizes[0]}), got {list(dirs)}")
+
+
+def taylor_available() -> bool:
+    """Whether the compiled extension is loaded and defines the op (a library built before it existed lacks it)."""
+    from . import _ext
+
+    return _ext.available() and hasattr(torch.ops.fastpinn, "mlp_taylor_forward")
 
 
 def mlp_taylor(theta: Tensor, x: Tensor, scale: Tensor, shift: Tensor, sizes: Sequence[int], dirs: Sequence[int],
