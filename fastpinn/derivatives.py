@@ -597,10 +597,10 @@ register_method(DerivativeMethod("jet", _jet_applicable, _compute_jet,
 register_method(DerivativeMethod("fused", _fused_applicable, _compute_fused,
                                  "the forward jets of 'jet' as one compiled op over tiles of points (tanh MLP without "
                                  "transforms, orders <= 2)"))
-register_method(DerivativeMethod("taylor", taylor_reason, _compute_taylor,
-                                 "univariate Taylor mode as one compiled op: pure derivatives d^k u/dx_c^k of a tanh or "
-                                 "sin MLP without transforms, any order up to 8 (no mixed partials)"))
 register_method(DerivativeMethod("func", _any_network, _compute_func,
                                  "torch.func: vmap over points of jacrev/jvp (any pointwise network, any order)"))
 register_method(DerivativeMethod("autograd", _any_network, _compute_autograd,
                                  "nested torch.autograd.grad (any pointwise network, any order; the oracle)"))
+register_method(DerivativeMethod("taylor", taylor_reason, _compute_taylor,
+                                 "univariate Taylor mode as one compiled op: pure derivatives d^k u/dx_c^k of a tanh or "
+                                 "sin MLP without transforms, any order up to 8 (no mixed partials)"))

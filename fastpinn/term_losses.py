@@ -105,7 +105,8 @@ def shared_point_groups(terms: Sequence[Term], methods: Union[Sequence[str], Cal
     the group already reading derivatives with that nested method, with any method (``auto`` on a small
     problem: a 4th-order term's autograd chain takes the low-order boundary terms that alone would be fused,
     one derivative evaluation a step instead of two; measured faster on the Euler beam, see
-    ``bench/results/deepxde-suite-merged-cpu-intel-xeon-2c-2026-12-06.md``).
+    ``bench/results/deepxde-suite-merged-cpu-intel-xeon-2c-2026-12-06.md``). A group by a method of
+    :data:`VALUE_CHANNEL_METHODS` (``"taylor"``) takes values-only terms on other points too.
 
     ``methods``: each term's method, or a callable giving the method of a group of term indices (``None``: the
     terms cannot share one), e.g. ``"auto"``'s choice for the union of their requests.
