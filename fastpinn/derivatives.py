@@ -20,6 +20,9 @@ Interchangeable methods:
   without transforms only, orders <= 2, first-order differentiable (a double backward raises).
 * ``"autograd"`` -- nested ``torch.autograd.grad(..., create_graph=True)``, the classic PINN way and
   the oracle for the other two. Any order.
+* ``"taylor"`` -- univariate Taylor mode as one compiled op (:mod:`fastpinn.taylor`,
+  :mod:`fastpinn.ops.mlp_taylor`): pure derivatives ``d^k u/dx_c^k`` (no mixed partials) of a tanh or sin MLP
+  without transforms, orders up to 8 in one pass (``"auto"``'s pick above order 2 where it is measured faster).
 
 This module holds the requests, the result container, the registry and the choice; the computations live in
 :mod:`fastpinn.jets` (``"jet"``, ``"fused"``) and :mod:`fastpinn.autodiff` (``"func"``, ``"autograd"``).
@@ -422,7 +425,7 @@ def derivatives(
         requests: what to compute, see :func:`parse_request`: ``"u"``, ``"u_x"``, ``"u_xx"``,
             ``"u_tx"`` (single-character names) or tuples of names such as ``("x", "x")``.
         method: ``"jet"`` (MLP only, order <= 2), ``"fused"`` (as ``"jet"``, one compiled op),
-            ``"func"``, ``"autograd"`` or ``"auto"``
+            ``"func"``, ``"autograd"``, ``"taylor"`` (pure derivatives of a tanh/sin MLP, any order <= 8) or ``"auto"``
             (:func:`choose_method`: the fastest applicable method by a measured cost model).
         theta: parameters to use instead of the module's own: ``[P]`` or ``[S, P]`` for an
             :class:`MLP` (ensemble-ness follows ``theta``'s rank, as in ``MLP.forward_with``); a
