@@ -195,6 +195,21 @@ def test_op_refuses_bad_arguments_and_a_double_backward():
         torch.autograd.grad(g.sum(), theta)
 
 
+@needs_op
+@pytest.mark.parametrize("dtype, per_member, activation", [(F64, False, "tanh"), (F32, True, "sin")])
+def test_opcheck(dtype, per_member, activation):
+    """Schema, fake (meta) implementation and autograd registration agree with the kernels (torch.compile's view)."""
+    sizes = [2, 6, 5, 1]
+    theta, x, scale, shift = _inputs(sizes, 37, 1, dtype, members=2, per_member=per_member)
+    theta.requires_grad_(True)
+    args = (theta, x, scale, shift, sizes, [1, 0], 3, activation)
+    torch.library.opcheck(torch.ops.fastpinn.mlp_taylor_forward.default, args)
+    grad = torch.randn(2, 7, 37, 1, dtype=dtype)
+    for x_grad in (False, True):
+        torch.library.opcheck(torch.ops.fastpinn.mlp_taylor_backward.default,
+                              (grad, theta.detach(), x, scale, shift, sizes, [1, 0], 3, activation, x_grad))
+
+
 # ---------------------------------------------------------------------------------------------------------
 # The derivative method
 # ---------------------------------------------------------------------------------------------------------
@@ -205,7 +220,7 @@ def test_op_refuses_bad_arguments_and_a_double_backward():
 def test_method_matches_autograd_with_leaves_and_ensembles(activation):
     coords = ("t", "x")
     requests = ["u", "u_x", "u_xxxx", "u_tt"]
-    for ensemble, leaves in ((None, True), (2, False)):
+    for ensemble, leaves in ((None, True), (2, False))[: 2 if activation == "tanh" else 1]:
         net = fastpinn.MLP(2, 2, 3, 12, lower=[0.0, -1.0], upper=[1.0, 2.0], seed=3, dtype=F64,
                            activation=activation, ensemble=ensemble)
         x = torch.rand(9, 2, dtype=F64, generator=torch.Generator().manual_seed(0))
@@ -219,7 +234,8 @@ def test_method_matches_autograd_with_leaves_and_ensembles(activation):
                 torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10 * float(b.abs().max()))
             for name in requests:
                 assert got[name].shape == ref[name].shape
-                torch.testing.assert_close(got[name], ref[name], rtol=1e-10, atol=1e-10 * float(ref[name].abs().max()))
+                scale = float(ref[name].detach().abs().max())
+                torch.testing.assert_close(got[name], ref[name], rtol=1e-10, atol=1e-10 * scale)
 
 
 def test_method_applies_to_pure_derivatives_of_plain_tanh_or_sin_mlps_only():
@@ -262,7 +278,7 @@ def _euler_beam(dtype=F64) -> Problem:
 
 
 @needs_op
-@pytest.mark.parametrize("steps", [60, pytest.param(400, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("steps", [40, pytest.param(400, marks=pytest.mark.slow)])
 def test_euler_beam_auto_is_one_taylor_evaluation_and_trains_like_autograd(steps):
     """The issue's case: under ``auto`` every term shares one Taylor call on the 14 points (the value is one of its
     channels), and float64 training lands where nested autograd lands, to rounding.
