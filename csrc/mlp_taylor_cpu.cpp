@@ -83,16 +83,12 @@ Plan make_plan(const char* op, const at::Tensor& theta, const at::Tensor& x, con
   return P;
 }
 
-std::tuple<at::Tensor, at::Tensor> contiguous_inputs(const at::Tensor& theta, const at::Tensor& x) {
-  return {theta.contiguous(), x.contiguous()};
-}
-
 at::Tensor mlp_taylor_forward_cpu(const at::Tensor& theta_in, const at::Tensor& x_in, const at::Tensor& scale_in,
                                   const at::Tensor& shift_in, at::IntArrayRef sizes, at::IntArrayRef dirs,
                                   int64_t order, c10::string_view activation) {
   constexpr const char* op = "fastpinn::mlp_taylor_forward: ";
   const Plan P = make_plan(op, theta_in, x_in, scale_in, shift_in, sizes, dirs, order, activation);
-  auto [theta, x] = contiguous_inputs(theta_in, x_in);
+  const at::Tensor theta = theta_in.contiguous(), x = x_in.contiguous();
   const at::Tensor scale = scale_in.contiguous(), shift = shift_in.contiguous();
   const int64_t S = theta.size(0), N = x.size(-2), n_out = sizes.back(), d = sizes[0], C = P.channels;
   const bool shared = x.dim() == 2;
@@ -134,7 +130,7 @@ std::tuple<at::Tensor, at::Tensor> mlp_taylor_backward_cpu(const at::Tensor& gra
                                                            c10::string_view activation, bool x_grad) {
   constexpr const char* op = "fastpinn::mlp_taylor_backward: ";
   const Plan P = make_plan(op, theta_in, x_in, scale_in, shift_in, sizes, dirs, order, activation);
-  auto [theta, x] = contiguous_inputs(theta_in, x_in);
+  const at::Tensor theta = theta_in.contiguous(), x = x_in.contiguous();
   const at::Tensor scale = scale_in.contiguous(), shift = shift_in.contiguous();
   const int64_t S = theta.size(0), N = x.size(-2), n_out = sizes.back(), d = sizes[0], C = P.channels;
   TORCH_CHECK(grad_in.scalar_type() == theta.scalar_type() && grad_in.dim() == 4 && grad_in.size(0) == S &&

@@ -28,6 +28,7 @@ void activation_forward(const Plan& P, int64_t w, int64_t np, const T* Z, T* A, 
   const bool is_tanh = P.activation == Activation::kTanh;
   for (int64_t i = 0; i < w; ++i) {
     auto at = [&](const T* base, int64_t d, int64_t k) { return base + (P.ch(d, k) * w + i) * TP; };
+    auto mut = [&](T* base, int64_t d, int64_t k) { return base + (P.ch(d, k) * w + i) * TP; };
     const T* z0 = at(Z, 0, 0);
     T* a0 = A + i * TP;
     T* x0 = X + i * TP;
@@ -45,7 +46,7 @@ void activation_forward(const Plan& P, int64_t w, int64_t np, const T* Z, T* A, 
     }
     for (int64_t d = 0; d < nd; ++d) {
       for (int64_t k = 1; k <= n; ++k) {
-        T* ak = const_cast<T*>(at(A, d, k));
+        T* ak = mut(A, d, k);
         for (int64_t p = 0; p < np; ++p) ak[p] = 0;
         for (int64_t j = 1; j <= k; ++j) {
           const T coef = static_cast<T>(j) / static_cast<T>(k);
@@ -54,7 +55,7 @@ void activation_forward(const Plan& P, int64_t w, int64_t np, const T* Z, T* A, 
           for (int64_t p = 0; p < np; ++p) ak[p] += coef * zj[p] * xkj[p];
         }
         if (k == n) continue;  // X_n is never read
-        T* xk = const_cast<T*>(at(X, d, k));
+        T* xk = mut(X, d, k);
         for (int64_t p = 0; p < np; ++p) xk[p] = 0;
         if (is_tanh) {  // s_k = -sum_{j=0..k} a_j a_{k-j}
           for (int64_t j = 0; j <= k; ++j) {
@@ -272,7 +273,6 @@ void tile_backward(const Plan& P, const T* theta, const T* scale, const T* st, i
       for (int64_t p = 0; p < np; ++p) gx[(p0 + p) * d + j] = acc[p] * scale[j];
     }
   }
-  (void)C;
 }
 
 }  // namespace mlptaylor
