@@ -41,7 +41,7 @@ def taylor_reason(net: object, wanted: Sequence[DerivIndex]) -> Optional[str]:
 def taylor_plan(wanted: Sequence[DerivIndex]) -> tuple[list[int], int]:
     """The directions (sorted coordinates of the derivatives asked) and the order (the highest asked) of one call."""
     dirs = sorted({w[0] for w in wanted if w})
-    return dirs, max((len(w) for w in wanted), default=0)
+    return dirs, max([len(w) for w in wanted] + [0])  # no max(default=): dynamo breaks its graph on it
 
 
 def taylor_mlp(net: MLP, theta: Tensor, x: Tensor, wanted: Sequence[DerivIndex],
