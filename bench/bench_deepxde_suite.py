@@ -420,11 +420,11 @@ def interleave(runners: dict[str, Any], rounds: int, seconds: float, seed: int =
 def hand_methods(case: Case) -> list[str]:
     problem, options = case.fastpinn()
     net = problem.network(**options)
-    ok = set(["jet", "fused", "autograd"])
+    ok = set(["jet", "fused", "taylor", "autograd"])
     for t in problem.terms:
         why = applicable_methods(net, t.requests, problem.coords)
         ok &= {m for m, reason in why.items() if reason is None}
-    return [m for m in ("jet", "fused", "autograd") if m in ok]
+    return [m for m in ("jet", "fused", "taylor", "autograd") if m in ok]
 
 
 def run_case(dde, name: str, threads: list[int], rounds: int, seconds: float, log) -> dict:

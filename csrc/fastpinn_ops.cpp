@@ -34,4 +34,14 @@ TORCH_LIBRARY(fastpinn, m) {
   m.def(
       "mlp_jet_backward(Tensor grad_fields, Tensor theta, Tensor x, Tensor scale, Tensor shift, Tensor tape, "
       "int[] sizes, int[] dirs, int[] pairs, int[] first_out, bool x_grad, int activation=0) -> (Tensor, Tensor)");
+  // Pure input derivatives d^k u/dx_c^k (k <= order) of a tanh or sin MLP by univariate Taylor mode; see
+  // csrc/mlp_taylor.h and fastpinn/ops/mlp_taylor.py. -> fields[S, 1 + len(dirs) * order, N, out]: the value,
+  // then per direction the orders 1..order.
+  m.def(
+      "mlp_taylor_forward(Tensor theta, Tensor x, Tensor scale, Tensor shift, int[] sizes, int[] dirs, int order, "
+      "str activation) -> Tensor");
+  // Gradient of sum(grad_fields * fields) wrt theta [S, P] and, if x_grad, wrt x (x's shape; else [0]).
+  m.def(
+      "mlp_taylor_backward(Tensor grad_fields, Tensor theta, Tensor x, Tensor scale, Tensor shift, int[] sizes, "
+      "int[] dirs, int order, str activation, bool x_grad) -> (Tensor, Tensor)");
 }

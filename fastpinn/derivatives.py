@@ -21,6 +21,9 @@ Interchangeable methods:
   backward raises).
 * ``"autograd"`` -- nested ``torch.autograd.grad(..., create_graph=True)``, the classic PINN way and
   the oracle for the other two. Any order.
+* ``"taylor"`` -- univariate Taylor mode as one compiled op (:mod:`fastpinn.taylor`,
+  :mod:`fastpinn.ops.mlp_taylor`): pure derivatives ``d^k u/dx_c^k`` (no mixed partials) of a tanh or sin MLP
+  without transforms, orders up to 8 in one pass (``"auto"``'s pick above order 2 where it is measured faster).
 
 This module holds the requests, the result container, the registry and the choice; the computations live in
 :mod:`fastpinn.jets` (``"jet"``, ``"fused"``) and :mod:`fastpinn.autodiff` (``"func"``, ``"autograd"``).
@@ -53,9 +56,11 @@ from torch.func import functional_call
 from fastpinn.network import MLP
 from fastpinn.autodiff import autograd_derivatives, autograd_mlp, func_mlp, func_pointwise, mlp_members
 from fastpinn.jets import fused_mlp, fused_network_reason, jet_mlp
+from fastpinn.taylor import taylor_mlp, taylor_reason
 from fastpinn import method_costs
 from fastpinn.ops import _ext
 from fastpinn.ops.mlp_jet import DerivIndex
+from fastpinn.ops.mlp_taylor import taylor_available
 
 __all__ = ["derivatives", "Fields", "choose_method", "fastest_method", "MethodChoice", "parse_request",
            "parse_requests", "METHODS", "DerivativeMethod", "register_method", "method_names",
@@ -255,7 +260,10 @@ def choose_method(net: Any, x: Optional[Tensor] = None, wanted: Optional[Sequenc
     :mod:`fastpinn.method_costs` (a pure function of the shape: the same network, orders and point count always
     give the same method).
 
-    * A network other than :class:`MLP`, or a request above order 2: ``"autograd"``. ``"func"`` (a ``vmap`` of
+    * Requests above order 2 that are all pure derivatives along one coordinate (``u_xxxx``), of a tanh or sin
+      MLP on the CPU with the compiled extension: the faster of ``"taylor"`` (one compiled Taylor-mode pass) and
+      ``"autograd"`` by the cost model (``"taylor"`` wherever measured so far, see :mod:`fastpinn.method_costs`).
+    * A network other than :class:`MLP`, or another request above order 2: ``"autograd"``. ``"func"`` (a ``vmap`` of
       per-point ``torch.func`` transforms) took 2-80x the time of ``"autograd"`` wherever it was measured
       (``bench/bench_auto_method.py``), so it is never the default.
     * An MLP with input/output transforms: ``"autograd"`` -- the jet pays for the transforms' own ``torch.func``
@@ -276,13 +284,21 @@ def choose_method(net: Any, x: Optional[Tensor] = None, wanted: Optional[Sequenc
 
     ``derivative_method="tune"`` measures instead, on the actual device and load.
     """
-    if not isinstance(net, MLP) or net.transformed or (wanted is not None and _jet_applicable(net, wanted) is not None):
+    if not isinstance(net, MLP) or net.transformed:
+        return "autograd"
+    above_two = wanted is not None and _jet_applicable(net, wanted) is not None
+    taylor = (wanted is not None and net.theta.device.type == "cpu" and taylor_reason(net, wanted) is None
+              and taylor_available())
+    if above_two and not taylor:
         return "autograd"
     if net.theta.device.type != "cpu":
         return "jet"
-    candidates = ["jet", "autograd"]
-    if fused_network_reason(net) is None and _ext.available():
-        candidates.insert(0, "fused")
+    if above_two:
+        candidates = ["taylor", "autograd"]
+    else:
+        candidates = ["jet", "autograd"]
+        if fused_network_reason(net) is None and _ext.available():
+            candidates.insert(0, "fused")
     members = net.theta.shape[0] if net.theta.dim() == 2 else 1  # an ensemble evaluates every member's points
     if n_points is None and x is not None and x.dim() >= 1:
         n_points = x.numel() // max(x.shape[-1], 1) * (members if x.dim() == 2 else 1)
@@ -411,7 +427,7 @@ def derivatives(
         requests: what to compute, see :func:`parse_request`: ``"u"``, ``"u_x"``, ``"u_xx"``,
             ``"u_tx"`` (single-character names) or tuples of names such as ``("x", "x")``.
         method: ``"jet"`` (MLP only, order <= 2), ``"fused"`` (as ``"jet"``, one compiled op),
-            ``"func"``, ``"autograd"`` or ``"auto"``
+            ``"func"``, ``"autograd"``, ``"taylor"`` (pure derivatives of a tanh/sin MLP, any order <= 8) or ``"auto"``
             (:func:`choose_method`: the fastest applicable method by a measured cost model).
         theta: parameters to use instead of the module's own: ``[P]`` or ``[S, P]`` for an
             :class:`MLP` (ensemble-ness follows ``theta``'s rank, as in ``MLP.forward_with``); a
@@ -517,12 +533,20 @@ def _compute_jet(net: MLP, theta: Any, x: Tensor, wanted: Sequence[DerivIndex]) 
     return jet_mlp(net, theta, x, wanted)
 
 
+def _flat_theta(net: MLP, theta: Any) -> Tensor:
+    """The flat ``[P]``/``[S, P]`` theta the compiled ops take; per-layer leaves are views of it in layout order."""
+    if isinstance(theta, Tensor):
+        return theta
+    members = mlp_members(net, theta)
+    return torch.cat([t.reshape(members, -1) if members else t.reshape(-1) for t in theta], dim=-1)
+
+
 def _compute_fused(net: MLP, theta: Any, x: Tensor, wanted: Sequence[DerivIndex]) -> dict:
-    if not isinstance(theta, Tensor):
-        # The op takes the flat theta; per-layer leaves are views of it in layout order.
-        members = mlp_members(net, theta)
-        theta = torch.cat([t.reshape(members, -1) if members else t.reshape(-1) for t in theta], dim=-1)
-    return fused_mlp(net, theta, x, wanted)
+    return fused_mlp(net, _flat_theta(net, theta), x, wanted)
+
+
+def _compute_taylor(net: MLP, theta: Any, x: Tensor, wanted: Sequence[DerivIndex]) -> dict:
+    return taylor_mlp(net, _flat_theta(net, theta), x, wanted)
 
 
 def _compute_func(net: Any, theta: Any, x: Tensor, wanted: Sequence[DerivIndex]) -> dict:
@@ -582,3 +606,6 @@ register_method(DerivativeMethod("func", _any_network, _compute_func,
                                  "torch.func: vmap over points of jacrev/jvp (any pointwise network, any order)"))
 register_method(DerivativeMethod("autograd", _any_network, _compute_autograd,
                                  "nested torch.autograd.grad (any pointwise network, any order; the oracle)"))
+register_method(DerivativeMethod("taylor", taylor_reason, _compute_taylor,
+                                 "univariate Taylor mode as one compiled op: pure derivatives d^k u/dx_c^k of a tanh or "
+                                 "sin MLP without transforms, any order up to 8 (no mixed partials)"))

@@ -23,14 +23,18 @@ import bisect
 import math
 from typing import Sequence
 
-__all__ = ["MACHINE", "SOURCE", "CALIBRATION", "predicted_ms", "fastest"]
+__all__ = ["MACHINE", "SOURCE", "TAYLOR_SOURCE", "CALIBRATION", "predicted_ms", "fastest"]
 
 MACHINE = "Intel(R) Xeon(R) Processor (2 cores shared, AVX-512), torch 2.13.0+cpu, 1 thread, float32"
 SOURCE = ("bench/results/auto-method-cpu-intel-xeon-2c-2026-12-06-b.md (orders 1-2, after the fused kernel's "
           "2026-12-06 speed-ups), bench/results/auto-method-cpu-intel-xeon-2c-2026-12-06.md (orders 3-4)")
+TAYLOR_SOURCE = "bench/results/taylor-euler-beam-cpu-intel-xeon-2c-2026-12-06.md"
 
 #: (highest derivative order, width, points) -> method -> median ms of forward + backward (MLP 2 -> 3 hidden x
 #: width -> 1, tanh; requests: order 1 u, u_t, u_x; 2 u, u_t, u_x, u_xx; 3 u, u_x, u_xxx; 4 u, u_xxxx).
+#: ``"taylor"`` (orders 3-4): the row's ``autograd`` entry times the paired median ratio taylor / autograd measured
+#: by ``bench/bench_taylor.py --calibration`` (same grid and timing; :data:`TAYLOR_SOURCE`), so the row stays on
+#: one time base: 0.17-0.35x autograd at widths 16-20 (4th order), 1.7-2.8x at width 150-256 (3rd order).
 CALIBRATION: dict[tuple[int, int, int], dict[str, float]] = {
     (1, 16, 100): {"autograd": 0.812, "fused": 0.409, "jet": 0.781},
     (1, 16, 1000): {"autograd": 1.13, "fused": 0.638, "jet": 1.32},
@@ -62,36 +66,36 @@ CALIBRATION: dict[tuple[int, int, int], dict[str, float]] = {
     (2, 256, 100): {"autograd": 5.78, "fused": 5.18, "jet": 5.65},
     (2, 256, 1000): {"autograd": 41, "fused": 32.2, "jet": 39.3},
     (2, 256, 10000): {"autograd": 436, "fused": 278, "jet": 439},
-    (3, 16, 100): {"autograd": 2.25, "func": 21.7},
-    (3, 16, 1000): {"autograd": 5.17, "func": 29.9},
-    (3, 16, 10000): {"autograd": 40.7},
-    (3, 20, 100): {"autograd": 2.49, "func": 22.1},
-    (3, 20, 1000): {"autograd": 6.14, "func": 32.4},
-    (3, 20, 10000): {"autograd": 52.3},
-    (3, 50, 100): {"autograd": 3.22, "func": 24.2},
-    (3, 50, 1000): {"autograd": 15.4, "func": 53.5},
-    (3, 50, 10000): {"autograd": 145},
-    (3, 150, 100): {"autograd": 7.14, "func": 33.4},
-    (3, 150, 1000): {"autograd": 52.1, "func": 147},
-    (3, 150, 10000): {"autograd": 599},
-    (3, 256, 100): {"autograd": 13.8, "func": 53.4},
-    (3, 256, 1000): {"autograd": 103, "func": 285},
-    (3, 256, 10000): {"autograd": 1.32e+03},
-    (4, 16, 100): {"autograd": 5.03, "func": 47.8},
-    (4, 16, 1000): {"autograd": 13.8, "func": 66.6},
-    (4, 16, 10000): {"autograd": 105},
-    (4, 20, 100): {"autograd": 5.3, "func": 47.3},
-    (4, 20, 1000): {"autograd": 15.2, "func": 74.3},
-    (4, 20, 10000): {"autograd": 136},
-    (4, 50, 100): {"autograd": 7.33, "func": 54.4},
-    (4, 50, 1000): {"autograd": 38, "func": 131},
-    (4, 50, 10000): {"autograd": 395},
-    (4, 150, 100): {"autograd": 17.1, "func": 78.4},
-    (4, 150, 1000): {"autograd": 134, "func": 487},
-    (4, 150, 10000): {"autograd": 1.64e+03},
-    (4, 256, 100): {"autograd": 31.7, "func": 125},
-    (4, 256, 1000): {"autograd": 258, "func": 777},
-    (4, 256, 10000): {"autograd": 3.38e+03},
+    (3, 16, 100): {"autograd": 2.25, "func": 21.7, "taylor": 0.665},
+    (3, 16, 1000): {"autograd": 5.17, "func": 29.9, "taylor": 3.05},
+    (3, 16, 10000): {"autograd": 40.7, "taylor": 28.2},
+    (3, 20, 100): {"autograd": 2.49, "func": 22.1, "taylor": 0.846},
+    (3, 20, 1000): {"autograd": 6.14, "func": 32.4, "taylor": 4.16},
+    (3, 20, 10000): {"autograd": 52.3, "taylor": 37.5},
+    (3, 50, 100): {"autograd": 3.22, "func": 24.2, "taylor": 2.38},
+    (3, 50, 1000): {"autograd": 15.4, "func": 53.5, "taylor": 15.5},
+    (3, 50, 10000): {"autograd": 145, "taylor": 140},
+    (3, 150, 100): {"autograd": 7.14, "func": 33.4, "taylor": 12.4},
+    (3, 150, 1000): {"autograd": 52.1, "func": 147, "taylor": 101},
+    (3, 150, 10000): {"autograd": 599, "taylor": 1.09e+03},
+    (3, 256, 100): {"autograd": 13.8, "func": 53.4, "taylor": 36},
+    (3, 256, 1000): {"autograd": 103, "func": 285, "taylor": 287},
+    (3, 256, 10000): {"autograd": 1.32e+03, "taylor": 3.31e+03},
+    (4, 16, 100): {"autograd": 5.03, "func": 47.8, "taylor": 0.864},
+    (4, 16, 1000): {"autograd": 13.8, "func": 66.6, "taylor": 2.4},
+    (4, 16, 10000): {"autograd": 105, "taylor": 33.8},
+    (4, 20, 100): {"autograd": 5.3, "func": 47.3, "taylor": 0.901},
+    (4, 20, 1000): {"autograd": 15.2, "func": 74.3, "taylor": 5.07},
+    (4, 20, 10000): {"autograd": 136, "taylor": 47.8},
+    (4, 50, 100): {"autograd": 7.33, "func": 54.4, "taylor": 2.68},
+    (4, 50, 1000): {"autograd": 38, "func": 131, "taylor": 17.3},
+    (4, 50, 10000): {"autograd": 395, "taylor": 185},
+    (4, 150, 100): {"autograd": 17.1, "func": 78.4, "taylor": 15.9},
+    (4, 150, 1000): {"autograd": 134, "func": 487, "taylor": 135},
+    (4, 150, 10000): {"autograd": 1.64e+03, "taylor": 1.32e+03},
+    (4, 256, 100): {"autograd": 31.7, "func": 125, "taylor": 42},
+    (4, 256, 1000): {"autograd": 258, "func": 777, "taylor": 368},
+    (4, 256, 10000): {"autograd": 3.38e+03, "taylor": 3.55e+03},
 }
 
 _ORDERS = sorted({o for o, _, _ in CALIBRATION})

@@ -28,7 +28,7 @@ from .problem import Problem, Term
 from .rba import ResidualAttention
 
 __all__ = ["derivative_method_choices", "DERIVATIVE_METHODS", "TUNED_METHODS", "network_key", "TermLosses",
-           "shared_point_groups", "MERGE_POINTS", "MERGED_METHODS"]
+           "shared_point_groups", "MERGE_POINTS", "MERGED_METHODS", "VALUE_CHANNEL_METHODS"]
 
 LossFn = Callable[[Any, Optional[Tensor], Optional[Tensor]], Tensor]
 GroupFn = Callable[[Any, Optional[Tensor]], list[Tensor]]
@@ -59,9 +59,15 @@ def network_key(net: nn.Module) -> tuple:
 #: and a backward through each -- that bounds a small problem (Euler beam, 10 + 4 points, 4th order: 5 chains
 #: a step in 3 evaluations -> 1; DeepXDE's design of one batch for every term). A jet evaluation is one forward
 #: pass whatever the orders, and larger sets pay for the union of requests on every point, so those keep their
-#: own evaluation (the paper's problems: unchanged, bit for bit).
+#: own evaluation (the paper's problems: unchanged, bit for bit). ``"taylor"`` is one compiled call whatever the
+#: orders, but that call's fixed cost (dispatch, autograd node, a backward) is all a few points cost: the Euler
+#: beam's derivative terms share one call as they shared one autograd chain.
 MERGE_POINTS = 256
-MERGED_METHODS = ("autograd", "func")
+MERGED_METHODS = ("autograd", "func", "taylor")
+#: Merged methods whose evaluation carries the value as one channel of the same call: a values-only term joins
+#: their group too (its own evaluation would be a call and a backward of its own; Euler beam: 2 Taylor calls a
+#: step -> 1). Nested autograd keeps values-only terms apart (tests/test_shared_eval.py).
+VALUE_CHANNEL_METHODS = ("taylor",)
 
 
 def _equal(p: Tensor, q: Tensor) -> bool:
@@ -99,7 +105,8 @@ def shared_point_groups(terms: Sequence[Term], methods: Union[Sequence[str], Cal
     the group already reading derivatives with that nested method, with any method (``auto`` on a small
     problem: a 4th-order term's autograd chain takes the low-order boundary terms that alone would be fused,
     one derivative evaluation a step instead of two; measured faster on the Euler beam, see
-    ``bench/results/deepxde-suite-merged-cpu-intel-xeon-2c-2026-12-06.md``).
+    ``bench/results/deepxde-suite-merged-cpu-intel-xeon-2c-2026-12-06.md``). A group by a method of
+    :data:`VALUE_CHANNEL_METHODS` (``"taylor"``) takes values-only terms on other points too.
 
     ``methods``: each term's method, or a callable giving the method of a group of term indices (``None``: the
     terms cannot share one), e.g. ``"auto"``'s choice for the union of their requests.
@@ -134,7 +141,7 @@ def shared_point_groups(terms: Sequence[Term], methods: Union[Sequence[str], Cal
             if method is None:
                 continue
             new = [p for p in term.points if not any(_equal(p, b) for b in blocks)]
-            if not new or (method in MERGED_METHODS and not _values_only(term)
+            if not new or (method in MERGED_METHODS and (not _values_only(term) or method in VALUE_CHANNEL_METHODS)
                            and (method_of([k]) == method or _nested_already(group, method))
                            and sum(b.shape[-2] for b in blocks + new) <= merge_points):
                 group.append(k)

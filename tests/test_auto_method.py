@@ -1,10 +1,12 @@
 """``derivative_method="auto"`` picks, per term, the fastest applicable method by the measured cost model of
 :mod:`fastpinn.method_costs` (issue 20, item 1): never ``"func"`` (2-80x slower than ``"autograd"`` wherever
-measured), ``"autograd"`` for user modules, orders above 2 and transformed MLPs, and on a plain MLP the least
-predicted time of ``"fused"``, ``"jet"`` and ``"autograd"`` for the term's order, width and point count."""
+measured), ``"autograd"`` for user modules, transformed MLPs and orders above 2 (there ``"taylor"`` when every
+request is a pure derivative and the cost model prices it faster), and on a plain MLP the least predicted time of
+``"fused"``, ``"jet"`` and ``"autograd"`` for the term's order, width and point count."""
 
 from __future__ import annotations
 
+import importlib
 import math
 
 import pytest
@@ -15,10 +17,12 @@ import fastpinn
 from fastpinn import method_costs
 from fastpinn.derivatives import applicable_methods, choose_method, derivatives, fastest_method, parse_requests
 from fastpinn.ops import _ext
+from fastpinn.ops.mlp_taylor import taylor_available
 from fastpinn.problem import Problem, dirichlet, pde
 from fastpinn.trainer import Trainer
 
 F64 = torch.float64
+derivatives_module = importlib.import_module("fastpinn.derivatives")  # fastpinn.derivatives is also a function
 needs_ext = pytest.mark.skipif(not _ext.available(), reason="fastpinn._C is not built")
 
 
@@ -42,7 +46,9 @@ def _choice(name: str, n_points: int = 1000) -> str:
 
 def test_auto_picks_autograd_where_no_jet_applies_and_never_func():
     assert _choice("user module") == "autograd"
-    assert _choice("4th order") == "autograd"
+    # pure 4th derivatives of a narrow tanh MLP: the Taylor-mode op where built (0.2-0.35x autograd's time at width
+    # 20, bench/bench_taylor.py), else nested autograd
+    assert _choice("4th order") == ("taylor" if taylor_available() else "autograd")
     for name, (make, coords, requests) in CASES.items():  # the pick always applies
         for n in (10, 1000, 100_000):
             assert applicable_methods(make(), requests, coords)[_choice(name, n)] is None
@@ -143,17 +149,28 @@ def _euler_beam() -> Problem:
                    depth=2, width=8)
 
 
-def test_trainer_auto_chooses_per_term_and_trains_like_the_methods_by_hand():
+@pytest.mark.parametrize("taylor", [False, True])
+def test_trainer_auto_chooses_per_term_and_trains_like_the_methods_by_hand(taylor, monkeypatch):
     """Per term, except on a small problem: a derivative-reading term joins a group that already runs nested
     autograd (one evaluation a step), so ``m_ends`` (``u_xx``, fused on its own) runs the 4th-order term's
-    autograd chain; the values-only ``u_ends`` keeps its own choice and evaluation."""
+    autograd chain; the values-only ``u_ends`` keeps its own choice and evaluation. With the Taylor-mode op built,
+    the 4th-order term runs it and every term joins its one call (the value is one of its channels)."""
+    if taylor and not taylor_available():
+        pytest.skip("fastpinn._C lacks mlp_taylor")
+    if not taylor:  # a library without the Taylor op: nested autograd above order 2
+        monkeypatch.setattr(derivatives_module, "taylor_available", lambda: False)
     problem = _euler_beam()
     auto = Trainer(problem, fastpinn.PINN(), dtype=F64, backend="torch", eval_every=100)
     alone = {t.name: choose_method(auto.net, None, parse_requests(t.requests, problem.coords), n_points=t.n_points)
              for t in problem.terms}
-    assert alone["pde"] == "autograd" and alone["m_ends"] == "fused"
-    assert auto.derivative_methods == {"pde": "autograd", "u_ends": alone["u_ends"], "m_ends": "autograd"}
-    assert [g for g, _ in auto.loss_functions.groups] == [[0, 2], [1]]
+    nested = "taylor" if taylor else "autograd"
+    assert alone["pde"] == nested and alone["m_ends"] == "fused"
+    if taylor:
+        assert auto.derivative_methods == {"pde": "taylor", "u_ends": "taylor", "m_ends": "taylor"}
+        assert [g for g, _ in auto.loss_functions.groups] == [[0, 1, 2]]
+    else:
+        assert auto.derivative_methods == {"pde": "autograd", "u_ends": alone["u_ends"], "m_ends": "autograd"}
+        assert [g for g, _ in auto.loss_functions.groups] == [[0, 2], [1]]
     by_hand = Trainer(_euler_beam(), fastpinn.PINN(), dtype=F64, backend="torch", eval_every=100,
                       derivative_method="autograd")
     auto.train(3)

@@ -213,7 +213,7 @@ def test_tuned_derivative_methods_are_recorded(tmp_path, capsys):
     assert rc == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics["derivative_methods"]) == {"pde", "bc"}
-    assert set(metrics["derivative_methods"].values()) <= {"jet", "fused", "func", "autograd"}
+    assert set(metrics["derivative_methods"].values()) <= {"jet", "fused", "func", "autograd", "taylor"}
     assert metrics["warmup_seconds"] > 0
     config = json.loads((out / "config.json").read_text())
     assert config["config"]["derivative_method"] == "tune"

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from fastpinn.derivatives import Fields, choose_method, derivatives, parse_request
+from fastpinn.ops.mlp_taylor import taylor_available
 from fastpinn.ops.mlp_jet import JetPlan
 from fastpinn.network import MLP
 
@@ -399,8 +400,10 @@ def test_fastest_method_times_every_method_and_picks_the_fastest(dtype):
     from fastpinn.ops import _ext
 
     fused = {"fused"} if _ext.available() else set()  # "fused" needs the compiled extension (else not applicable)
-    assert set(choice.seconds) == {"jet", "func", "autograd"} | fused
-    assert set(choice.rejected) == {"fused"} - fused
+    # "taylor" (pure derivatives: u_t, u_x, u_xx are) needs a library built with the mlp_taylor op
+    taylor = {"taylor"} if taylor_available() else set()
+    assert set(choice.seconds) == {"jet", "func", "autograd"} | fused | taylor
+    assert set(choice.rejected) == {"fused", "taylor"} - fused - taylor
     assert all(t > 0 for t in choice.seconds.values())
     assert choice.seconds[choice.method] == min(choice.seconds.values())
 
@@ -431,7 +434,7 @@ def test_fastest_method_skips_methods_that_do_not_apply():
         return derivatives(net, x, coords=("x",), requests=("u_xxx",), method=method).u_xxx.square().mean()
 
     choice = fastest_method(loss, net.theta, repeats=1)
-    assert "not applicable" in choice.rejected["jet"] and choice.method in ("func", "autograd")
+    assert "not applicable" in choice.rejected["jet"] and choice.method in ("func", "autograd", "taylor")
     with pytest.raises(ValueError, match="candidates"):
         fastest_method(loss, net.theta, candidates=("auto",))
     with pytest.raises(ValueError, match="no derivative method applies"):

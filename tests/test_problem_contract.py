@@ -104,7 +104,7 @@ def test_derivative_methods_are_one_registry():
     mlp = fastpinn.MLP(2, 1, 2, 4)
     seq = nn.Sequential(nn.Linear(2, 4), nn.Tanh(), nn.Linear(4, 1))
     assert applicable_methods(mlp, ("u", "u_xx"), ("t", "x")) == {"jet": None, "fused": None, "func": None,
-                                                                   "autograd": None}
+                                                                   "autograd": None, "taylor": None}
     third = applicable_methods(mlp, [("x", "x", "x")], ("t", "x"))
     assert "order 2" in third["jet"] and "order 2" in third["fused"] and third["func"] is None
     assert "needs a fastpinn.network.MLP" in applicable_methods(seq, "u_x", ("t", "x"))["jet"]

@@ -19,6 +19,7 @@ import fastpinn
 from fastpinn.problem import Problem, dirichlet, pde, stack
 from fastpinn.problems import kovasznay
 from fastpinn.schemes import SCHEME_NAMES, scheme_from_name
+from fastpinn.ops.mlp_taylor import taylor_available
 from fastpinn.term_losses import shared_point_groups
 from fastpinn.trainer import Trainer
 
@@ -113,11 +114,15 @@ def test_ensemble_equals_the_per_term_path(step_mode):
     _close(shared.theta, alone.theta)
 
 
+@pytest.mark.parametrize("method", ["autograd", "taylor"])
 @pytest.mark.parametrize("name", ["pinn", "dn", "lra", "softadapt"])
-def test_concatenated_points_equal_the_per_term_path(name):
+def test_concatenated_points_equal_the_per_term_path(name, method):
     """An Euler-beam-like 14-point problem: a 4th-order term and a 1st-order term on the same points, shear forces
     (3rd order: nested autograd on their own too) and values at the ends: one evaluation over the concatenated
-    points, by one method for all (nested autograd: the jet stops at order 2)."""
+    points, by one method for all (nested autograd: the jet stops at order 2; or the Taylor-mode op, ``auto``'s
+    choice where it is built)."""
+    if method == "taylor" and not taylor_available():
+        pytest.skip("fastpinn._C lacks mlp_taylor")
     x = torch.linspace(0.1, 0.9, 12, dtype=F64).unsqueeze(1)
     ends = torch.tensor([[0.0], [1.0]], dtype=F64)
     problem = Problem(name="beam", coords=("x",), lower=(0.0,), upper=(1.0,),
@@ -125,10 +130,12 @@ def test_concatenated_points_equal_the_per_term_path(name):
                              pde("slope", x, lambda f: f["u_x"][..., 0], ("u_x",)),
                              pde("shear", ends, lambda f: f["u_xxx"][..., 0], ("u_xxx",)),
                              dirichlet("ends", ends)], depth=2, width=8)
-    shared = Trainer(problem, _scheme(name), dtype=F64, threads=None, eval_every=10**6, backend="torch")
-    assert set(shared.derivative_methods.values()) == {"autograd"}
+    shared = Trainer(problem, _scheme(name), dtype=F64, threads=None, eval_every=10**6, backend="torch",
+                     derivative_method=method)
+    assert set(shared.derivative_methods.values()) == {method}
     assert [g for g, _ in shared.loss_functions.groups] == [[0, 1, 2, 3]]
-    alone = _per_term(Trainer(problem, _scheme(name), dtype=F64, threads=None, eval_every=10**6, backend="torch"))
+    alone = _per_term(Trainer(problem, _scheme(name), dtype=F64, threads=None, eval_every=10**6, backend="torch",
+                              derivative_method=method))
     shared.train(6)
     alone.train(6)
     _close(shared.theta, alone.theta)

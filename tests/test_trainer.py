@@ -278,7 +278,7 @@ def test_tuned_derivative_methods_train_like_the_chosen_method():
     tuned = Trainer(poisson1d(0, **kwargs), fastpinn.DN(tau=2), dtype=torch.float64, backend="torch",
                     derivative_method="tune")
     assert set(tuned.derivative_methods) == {"pde", "bc"}
-    assert set(tuned.derivative_methods.values()) <= {"jet", "fused", "func", "autograd"}
+    assert set(tuned.derivative_methods.values()) <= {"jet", "fused", "func", "autograd", "taylor"}
     assert len(_TUNED) == 2  # one measurement per term
     h = tuned.train(4)
     assert h.warmup_seconds > 0  # the tuning is reported as warm-up, not as training time

@@ -16,6 +16,7 @@ from torch import Tensor
 
 from .layout import N_STATS
 from .mlp_jet_autograd import register_autograd, tape_numel
+from .mlp_taylor_autograd import mlp_taylor_backward_fake, mlp_taylor_forward_fake, register_taylor_autograd
 
 __all__ = ["register_fakes"]
 
@@ -96,5 +97,9 @@ def register_fakes() -> None:
         torch.library.register_fake("fastpinn::mlp_jet_forward", _mlp_jet_forward_fake)
         torch.library.register_fake("fastpinn::mlp_jet_backward", _mlp_jet_backward_fake)
         register_autograd()
+        if hasattr(torch.ops.fastpinn, "mlp_taylor_forward"):  # a library built before the op existed lacks it
+            torch.library.register_fake("fastpinn::mlp_taylor_forward", mlp_taylor_forward_fake)
+            torch.library.register_fake("fastpinn::mlp_taylor_backward", mlp_taylor_backward_fake)
+            register_taylor_autograd()
         _registered = True
 
