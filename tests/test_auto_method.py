@@ -146,14 +146,15 @@ def _euler_beam() -> Problem:
 def test_trainer_auto_chooses_per_term_and_trains_like_the_methods_by_hand():
     """Per term, except on a small problem: a derivative-reading term joins a group that already runs nested
     autograd (one evaluation a step), so ``m_ends`` (``u_xx``, fused on its own) runs the 4th-order term's
-    autograd chain; the values-only ``u_ends`` keeps its own choice and evaluation."""
+    autograd chain; so does the values-only ``u_ends``, where the cost model prices one evaluation below two
+    (``fastpinn.method_costs.join_pays``; before: its own choice and evaluation)."""
     problem = _euler_beam()
     auto = Trainer(problem, fastpinn.PINN(), dtype=F64, backend="torch", eval_every=100)
     alone = {t.name: choose_method(auto.net, None, parse_requests(t.requests, problem.coords), n_points=t.n_points)
              for t in problem.terms}
     assert alone["pde"] == "autograd" and alone["m_ends"] == "fused"
-    assert auto.derivative_methods == {"pde": "autograd", "u_ends": alone["u_ends"], "m_ends": "autograd"}
-    assert [g for g, _ in auto.loss_functions.groups] == [[0, 2], [1]]
+    assert auto.derivative_methods == {"pde": "autograd", "u_ends": "autograd", "m_ends": "autograd"}
+    assert [g for g, _ in auto.loss_functions.groups] == [[0, 1, 2]]
     by_hand = Trainer(_euler_beam(), fastpinn.PINN(), dtype=F64, backend="torch", eval_every=100,
                       derivative_method="autograd")
     auto.train(3)
