@@ -44,7 +44,7 @@ from .validation import check_choice, check_int, check_number
 
 __all__ = ["KINDS", "OPTIONS", "Option", "Resampling", "Resampler", "residual_magnitude", "rar_indices",
            "rad_probabilities", "rad_indices", "option_flag", "add_resampling_options", "resampling_from_args",
-           "resampling_from_dict"]
+           "resampling_from_dict", "training_resampler"]
 
 KINDS = ("none", "periodic", "rar", "rad")
 #: Added to the member's seed for the resampling generator, so it does not repeat the points' own draws.
@@ -359,6 +359,18 @@ class Resampler:
         self.count += bool(done)
         return done
 
+    def resample_with_network(self, epoch: int, net: Any, *, methods: dict[str, str], theta: Any = None,
+                              coef: Optional[dict[str, Tensor]] = None) -> list[int]:
+        """:meth:`resample` with each term's ``|r|`` under ``net`` as it is now (:func:`residual_magnitude`
+        with term ``name``'s derivative method ``methods[name]``, the parameters ``theta`` and the
+        coefficients ``coef``). Returns the terms whose points changed."""
+        def magnitude(k: int, candidates: Tensor) -> Tensor:
+            term = self.problem.terms[k]
+            return residual_magnitude(term, net, self.problem.coords, candidates, coef=coef,
+                                      method=methods[term.name], theta=theta)
+
+        return self.resample(epoch, magnitude)
+
     def state_dict(self) -> dict[str, Any]:
         """The generators' states and the resampled terms' points (tensors only)."""
         names = self.problem.term_names
@@ -384,6 +396,17 @@ class Resampler:
                 term.points = (pts.clone(),)
         self.count = int(state.get("count", 0))
         return list(self.specs)
+
+
+def training_resampler(resampling: Union[Resampling, Sequence[Resampling], None], problem: Problem, *,
+                       world_size: int, step_mode: str, attended: Sequence[int] = ()) -> Optional[Resampler]:
+    """The :class:`Resampler` a trainer composes for ``resampling`` (one :class:`Resampling` or a list),
+    checked against how it trains (:meth:`Resampler.check_training`); ``None`` when nothing is resampled."""
+    if resampling is None:
+        return None
+    resampler = Resampler([resampling] if isinstance(resampling, Resampling) else list(resampling), problem)
+    resampler.check_training(world_size=world_size, step_mode=step_mode, attended=attended)
+    return resampler if resampler else None
 
 
 def _take(x: Tensor, idx: Tensor) -> Tensor:

@@ -7,11 +7,13 @@ backward of ``sum_j lam_j L_j``) and the optimizer step (or a stage's closure op
 and read back only every ``eval_every`` epochs, where the callbacks run (the weight watcher among them).
 
 The side jobs are parts the Trainer composes: the mini-batch layout and data parallelism
-(:mod:`fastpinn.data_parallel`), the compile policy (:mod:`fastpinn.compile_policy`), CUDA-graph capture
-(:mod:`fastpinn.cuda_graph`), the optimizers and stages (:mod:`fastpinn.optim`), the checkpoint format
-(:mod:`fastpinn.checkpoint`), the records of a call (:mod:`fastpinn.history`), the best-seen state and
-the NaN roll-back (:mod:`fastpinn.divergence`), keep-best, patience, progress and periodic checkpoints
-(:mod:`fastpinn.callbacks`) and the weight watcher (:mod:`fastpinn.weight_watch`).
+(:mod:`fastpinn.data_parallel`), how the step runs -- compiled or not, captured in CUDA graphs or not, and
+the warm-up (:mod:`fastpinn.step_runner`, over :mod:`fastpinn.compile_policy` and :mod:`fastpinn.cuda_graph`),
+the optimizers and stages (:mod:`fastpinn.optim`), what a checkpoint holds (:mod:`fastpinn.trainer_state`)
+and its file format (:mod:`fastpinn.checkpoint`), resampling (:mod:`fastpinn.resampling`), the records of a
+call (:mod:`fastpinn.history`), the best-seen state and the NaN roll-back (:mod:`fastpinn.divergence`),
+keep-best, patience, progress and periodic checkpoints (:mod:`fastpinn.callbacks`) and the weight watcher
+(:mod:`fastpinn.weight_watch`).
 """
 
 from __future__ import annotations
@@ -26,13 +28,11 @@ from torch import Tensor, nn
 from . import compile_policy
 from .backward import WeightedBackward
 from .callbacks import Callback, train_callbacks
-from .checkpoint import (CHECKPOINT_FORMAT, check_state_dict, network_meta, read_checkpoint, scheme_meta,
-                         write_checkpoint)
-from .collectives import collective
+from .checkpoint import CHECKPOINT_FORMAT, read_checkpoint
 from .compile_policy import (AUTO_COMPILE_MIN_SPEEDUP, AUTO_COMPILE_PROBE_EPOCHS, AUTO_COMPILE_WARMUP_SECONDS,
                              compile_or_fall_back, decide_compile)
-from .cuda_graph import CapturedStep, batch_key, fresh_optimizer_state
-from .data_parallel import BatchLayout, data_parallel_layout, shard_problem, torch_distributed, world_group
+from .cuda_graph import fresh_optimizer_state
+from .data_parallel import BatchLayout, data_parallel_layout, shard_problem, world_group
 from .divergence import BestSeen, boundary_decision, locate_nonfinite, snapshot
 from .errors import CheckpointError, CorruptCheckpointError, DeviceUnavailableError, NonFiniteError
 from .evaluation import evaluate_on_rank0, predict_points, reference_error, reference_tensors
@@ -43,8 +43,10 @@ from .ntk import traces_function
 from .params import coefficient_parameter, training_parameters
 from .problem import Problem
 from .rba import ResidualAttention
-from .resampling import Resampler, Resampling, residual_magnitude
+from .resampling import Resampling, training_resampler
 from .schemes import DN, Scheme
+from .trainer_state import TrainerState, check_max_epoch, save_state
+from .step_runner import StepRunner
 from .term_losses import DERIVATIVE_METHODS, TermLosses, derivative_method_choices
 from .threads import ThreadSetting, resolve_threads, use_threads
 from .validation import check_choice, check_int, check_optional_int, check_rate
@@ -246,7 +248,6 @@ class Trainer:
             problem.seeds[0] if batch_seed is None else batch_seed)
         self._reference: Optional[tuple[Tensor, Tensor]] = None
         self.compile_policy: Union[bool, str] = compile
-        self.compiled = compile is True
         #: What ``compile="auto"`` measured and decided in the last :meth:`train` call (``None`` otherwise).
         self.compile_decision: Optional[dict[str, Any]] = None
         #: The public weighted backward this trainer's step is built on (owns G, the Weighter, the gate).
@@ -269,7 +270,9 @@ class Trainer:
             self._traces = traces_function(self.problem, self.net, self.theta, self.scheme, self._ntk_gen,
                                            coefficients=self.coefficients is not None)
         # Before the loss functions: it gives the resampled terms their own point tensors, which they read.
-        self.resampler = self._setup_resampling(resampling)
+        self.resampler = training_resampler(resampling, self.problem, world_size=self.world_size,
+                                            step_mode=self.step_mode,
+                                            attended=() if self.attention is None else self.attention.terms)
         tick = time.perf_counter()
         #: Every term's loss function (derivative method chosen or tuned, compiled or not).
         self.loss_functions = TermLosses(
@@ -280,9 +283,14 @@ class Trainer:
             tune_batch=self.batches.local(self.epoch_batches(advance=False)[0])[0] if self.method == "tune" else None)
         #: term name -> derivative method its loss uses.
         self.derivative_methods: dict[str, str] = self.loss_functions.methods
-        self._pending_warmup = time.perf_counter() - tick if derivative_method == "tune" else 0.0
-        self._graphs: dict[tuple, CapturedStep] = {}
-        self._build_loss_fns()
+        #: How the step runs: compiled or not, captured or not, and the warm-up (:mod:`fastpinn.step_runner`).
+        self.step_runner = StepRunner(
+            lambda indices: self.step(indices), self.term_losses, self.loss_functions, self.backward,
+            leaves=self._leaves, epoch_batches=lambda: self.epoch_batches(advance=False), local=self.batches.local,
+            state_tensors=self.state_tensors, optimizer=lambda: self.optimizer, step_mode=self.step_mode,
+            device=self.device, compiled=compile is True,
+            pending_warmup=time.perf_counter() - tick if derivative_method == "tune" else 0.0)
+        self._graphs = self.step_runner.graphs  # the captured steps (the same dict)
         self._stop_requested = False
         if not isinstance(watch, (bool, WeightWatch)):
             raise ValueError(f"watch must be True, False or a fastpinn.weight_watch.WeightWatch, got {watch!r}")
@@ -291,26 +299,19 @@ class Trainer:
         self.watch: Optional[WeightWatch] = WeightWatch() if watch is True else (watch or None)
         self._log: Optional[TrainingLog] = None  # the running train() call's records, for history_so_far()
         self._best = BestSeen(self.device)
-
-    def _setup_resampling(self, resampling: Union[Resampling, Sequence[Resampling], None]) -> Optional[Resampler]:
-        """The :class:`~fastpinn.resampling.Resampler` of ``resampling`` (``None`` when nothing is resampled)."""
-        if resampling is None:
-            return None
-        resampler = Resampler([resampling] if isinstance(resampling, Resampling) else list(resampling), self.problem)
-        resampler.check_training(world_size=self.world_size, step_mode=self.step_mode,
-                                 attended=() if self.attention is None else self.attention.terms)
-        return resampler if resampler else None
+        # What of this trainer a checkpoint holds (:mod:`fastpinn.trainer_state`).
+        self._state = TrainerState(
+            problem=self.problem, scheme=self.scheme, net=self.net, leaves=self._leaves, theta=self.theta,
+            coefficients=self.coefficients, coefficient_names=self.coefficient_names, dtype=dtype,
+            update_schedule=update_schedule, stages=self.stages, backward=self.backward, batch_generator=self._batch_gen,
+            ntk_generator=self._ntk_gen if self._traces is not None else None, attention=self.attention,
+            best=self._best, resampler=self.resampler, device=self.device, on_points_changed=self._follow_point_counts)
 
     def _resample(self) -> None:
         """Resample the terms due at this epoch with their residuals under the current parameters."""
         coef = self.loss_functions.coefficient_views(None if self.coefficients is None else self.coefficients.detach())
-
-        def magnitude(k: int, candidates: Tensor) -> Tensor:
-            term = self.problem.terms[k]
-            return residual_magnitude(term, self.net, self.problem.coords, candidates, coef=coef,
-                                      method=self.derivative_methods[term.name], theta=self._loss_params)
-
-        self._follow_point_counts(self.resampler.resample(self.epoch, magnitude))
+        self._follow_point_counts(self.resampler.resample_with_network(
+            self.epoch, self.net, methods=self.derivative_methods, theta=self._loss_params, coef=coef))
 
     def _follow_point_counts(self, terms: Sequence[int]) -> None:
         """The batch layout of ``terms`` after their points changed (RAR adds points)."""
@@ -362,31 +363,31 @@ class Trainer:
         c = self.coefficients.detach().reshape(self.members, -1)
         return {n: c[:, i].clone() for i, n in enumerate(self.coefficient_names)}
 
+    @property
+    def compiled(self) -> bool:
+        """Whether the term losses are compiled now (``compile=True``, or ``"auto"`` decided to)."""
+        return self.step_runner.compiled
+
+    @compiled.setter
+    def compiled(self, value: bool) -> None:  # takes effect at the next _build_loss_fns, as before
+        self.step_runner.compiled = value
+
     def _build_loss_fns(self) -> None:
         """Each term's loss function for the current ``compiled`` setting."""
-        self.loss_functions.build(self.compiled)
-        # Terms on the same points share one evaluation (one graph): per-term backwards must retain it.
-        self.backward.shared_graph = self.loss_functions.shared
-        self._drop_graphs()
+        self.step_runner.build(self.compiled)
 
     def _drop_graphs(self) -> None:
         """Forget captured graphs; the next :meth:`warmup` compiles/captures what training will use."""
-        self._graphs.clear()
-        self._warm = not self.compiled and self.step_mode != "cuda_graph"
+        self.step_runner.drop_graphs()
 
     def try_compile(self) -> float:
         """Compile the term losses now and warm them up (``compile="auto"`` decided to); if compilation
         fails, warn and go on eagerly. Returns the seconds spent."""
         def compile_now() -> float:
-            self.compiled = True
-            self._build_loss_fns()
+            self.step_runner.build(True)
             return self.warmup()
 
-        def go_eager() -> None:
-            self.compiled = False
-            self._build_loss_fns()
-
-        seconds, failed = compile_or_fall_back(compile_now, go_eager)
+        seconds, failed = compile_or_fall_back(compile_now, lambda: self.step_runner.build(False))
         if failed is not None and self.compile_decision is not None:
             self.compile_decision.update(compiled=False, failed=failed)
         return seconds
@@ -398,25 +399,7 @@ class Trainer:
     def warmup(self) -> float:
         """Compile (when ``compile=True``) and capture (``step_mode="cuda_graph"``) every graph training
         will use, outside the timed epochs: one per distinct mini-batch size. Returns the seconds spent."""
-        pending, self._pending_warmup = self._pending_warmup, 0.0  # tuning done at construction
-        if self._warm:
-            return pending
-        tick = time.perf_counter() - pending
-        shapes = {}
-        for idx in self.epoch_batches(advance=False):
-            shapes.setdefault(batch_key(idx), idx)
-        for idx in shapes.values():
-            if self.step_mode == "cuda_graph":
-                self._graph_for(idx)  # capturing runs (and so compiles) every graph first
-                continue
-            losses = self.term_losses(self.batches.local(idx)[0])
-            for k, loss in enumerate(losses):
-                torch.autograd.grad(loss.sum(), self._leaves, allow_unused=True, materialize_grads=True,
-                                    retain_graph=self.backward.shared_graph and k + 1 < len(losses))
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        self._warm = True
-        return time.perf_counter() - tick
+        return self.step_runner.warmup()
 
     def term_gradients(self, losses: Sequence[Tensor]) -> Tensor:
         """One backward per term: ``G[S, K, P]`` with row ``(s, k)`` = grad of member ``s``'s term ``k``
@@ -463,15 +446,9 @@ class Trainer:
     def _run_step(self, indices: list[Optional[Tensor]]) -> Tensor:
         """One step of :meth:`train` in this trainer's ``step_mode``."""
         if self.step_mode == "cuda_graph":
-            return self._graph_for(indices).replay(indices)
+            return self.step_runner.graph_for(indices).replay(indices)
         local, shares = self.batches.local(indices)
         return self.step(local, shard_weights=shares)
-
-    def _graph_for(self, indices: Sequence[Optional[Tensor]]) -> CapturedStep:
-        key = batch_key(indices)
-        if key not in self._graphs:
-            self._graphs[key] = CapturedStep(self.step, indices, self.state_tensors(), self.optimizer, self.device)
-        return self._graphs[key]
 
     def state_tensors(self) -> list[Tensor]:
         """Every device tensor a training step mutates besides the optimizer's state: the parameters, the
@@ -708,72 +685,21 @@ class Trainer:
         return info
 
     # ---------------------------------------------------------------------------------- checkpoints
-    def _meta(self) -> dict[str, Any]:
-        """What a checkpoint must agree on with the trainer that loads it."""
-        return {
-            "ensemble": self.problem.ensemble,
-            "terms": list(self.problem.term_names),
-            "scheme": scheme_meta(self.scheme),
-            "network": network_meta(self.net, self.theta.numel(), self._leaves),
-            "coefficients": list(self.coefficient_names),
-            "dtype": str(self.dtype).replace("torch.", ""),
-            "update_schedule": self.update_schedule,
-            "stages": self.stages.describe(),
-            "resampling": None if self.resampler is None else self.resampler.describe(),
-        }
-
     def state_dict(self) -> dict[str, Any]:
         """Everything training continues from: parameters, optimizer, weights, shuffling, epoch, best-seen
         state, plus the format version and the configuration facts :meth:`load_state_dict` checks."""
-        return {
-            "format_version": CHECKPOINT_FORMAT,
-            "meta": self._meta(),
-            "epoch": self.epoch,
-            "theta": self.theta.detach().clone(),
-            "coefficients": None if self.coefficients is None else self.coefficients.detach().clone(),
-            **self.stages.state_dict(),  # "stage", "optimizer" (the stage's), "lr_scheduler"
-            "backward": self.backward.state_dict(),  # weights, their schedule's step, non-finite counts
-            "batch_generator": self._batch_gen.get_state(),
-            "ntk_generator": self._ntk_gen.get_state() if self._traces is not None else None,
-            "attention": None if self.attention is None else self.attention.state_dict(),
-            "best": self._best.state_dict(),
-            "resampling": None if self.resampler is None else self.resampler.state_dict(),
-        }
+        return self._state.state_dict(self.epoch)
 
     def check_state_dict(self, state: Any, *, source: str = "checkpoint") -> None:
         """Raise :class:`CheckpointError` naming the field and both values if ``state`` was not written by a
         trainer of this configuration (format version, ensemble size, terms, scheme and its parameters,
         network shape, dtype, epoch)."""
-        check_state_dict(state, self._meta(), self.theta.shape, source=source)
+        self._state.check(state, source=source)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue from :meth:`state_dict` (checked with :meth:`check_state_dict` first)."""
         self.check_state_dict(state, source="state")
-        with torch.no_grad():
-            self.theta.copy_(state["theta"])
-            if self.coefficients is not None:
-                if state.get("coefficients") is None:
-                    raise ValueError(f"checkpoint has no trainable coefficients; this trainer has {self.coefficient_names}")
-                self.coefficients.copy_(state["coefficients"])
-        try:
-            self.stages.load_state_dict(state)
-        except ValueError as exc:
-            raise CheckpointError(f"the state does not match this trainer: {exc}") from None
-        self.backward.load_state_dict(state["backward"])
-        self._batch_gen.set_state(state["batch_generator"])
-        if self.attention is not None:
-            if state.get("attention") is None:
-                raise CheckpointError("the checkpoint has no pointwise attention weights; this trainer uses attention")
-            self.attention.load_state_dict({k: v.to(self.device) for k, v in state["attention"].items()})
-        if self._traces is not None and state.get("ntk_generator") is not None:
-            self._ntk_gen.set_state(state["ntk_generator"])
-        self.epoch = int(state["epoch"])
-        self._best.load_state_dict(state.get("best"))
-        if self.resampler is not None:
-            try:
-                self._follow_point_counts(self.resampler.load_state_dict(state.get("resampling")))
-            except ValueError as exc:
-                raise CheckpointError(f"the state does not match this trainer: {exc}") from None
+        self._state.load_state_dict(state, lambda epoch: setattr(self, "epoch", epoch))
         # The optimizer and weighter replaced their state tensors: captured graphs point at the old ones.
         self._drop_graphs()
 
@@ -781,13 +707,7 @@ class Trainer:
         """``torch.save`` of :meth:`state_dict` (plus ``extra``, e.g. the history so far), written atomically.
         Distributed: rank 0 writes, every rank waits on a barrier until the file is there (the state is the
         same on every rank and does not depend on the number of ranks)."""
-        if self.rank == 0:
-            state = self.state_dict()
-            if extra is not None:
-                state["extra"] = extra
-            write_checkpoint(path, state)
-        if self.world_size > 1:
-            collective("the checkpoint barrier", torch_distributed().barrier)
+        save_state(path, self.state_dict, extra, rank=self.rank, world_size=self.world_size)
 
     @staticmethod
     def read_checkpoint(path: str, map_location: Union[str, torch.device, None] = "cpu") -> dict[str, Any]:
@@ -800,9 +720,7 @@ class Trainer:
         (``{}`` if none). ``max_epoch``: refuse a checkpoint past this epoch (e.g. the run's length)."""
         state = self.read_checkpoint(path, map_location=self.device)
         self.check_state_dict(state, source=f"checkpoint {str(path)!r}")
-        if max_epoch is not None and state["epoch"] > max_epoch:
-            raise CheckpointError(f"checkpoint {str(path)!r} does not match this run: epoch is {state['epoch']} "
-                                  f"in the checkpoint but the run has only {max_epoch} epochs")
+        check_max_epoch(state, path, max_epoch)
         self.load_state_dict(state)
         return dict(state.get("extra") or {})
 
