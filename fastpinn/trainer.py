@@ -436,7 +436,7 @@ class Trainer:
         else:
             losses = self.term_losses(indices)
             self.backward(losses, update=update, traces=self._traces, shard_weights=shard_weights)
-            self.optimizer.step()
+            self.stages.step()  # a fused Adam's kernel called directly (fastpinn.optim.DirectAdamStep)
         if self.attention is not None:  # the point weights follow this step's residuals (eq. 9-10)
             for k, (r, index) in self.loss_functions.residuals.items():
                 self.attention.update(k, r, index)
