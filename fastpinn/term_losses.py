@@ -9,7 +9,8 @@ Terms evaluated on the same point sets (equal tensors, whole batch, e.g. a syste
 equations) share one evaluation: the network and the union of their derivative requests are computed once
 per step and each term's residual reads its fields from it (:func:`shared_point_groups`); on a small problem
 whose derivatives are nested autograd, terms on different points share one too, over their concatenated
-points (:data:`MERGE_POINTS`). Their losses then hang off one autograd graph, so one backward of the weighted
+points (:data:`MERGE_POINTS`), and under ``auto`` a values-only term joins a small group that reads derivatives
+(any method) where the cost model prices one evaluation below two (:func:`fastpinn.method_costs.join_pays`). Their losses then hang off one autograd graph, so one backward of the weighted
 sum walks the network once; per-term backwards (a gradient-statistic scheme's update step) retain it
 (:attr:`TermLosses.shared`). Compiled losses keep one graph per term.
 """
