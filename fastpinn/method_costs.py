@@ -23,7 +23,7 @@ import bisect
 import math
 from typing import Sequence
 
-__all__ = ["MACHINE", "SOURCE", "TAYLOR_SOURCE", "CALIBRATION", "predicted_ms", "fastest"]
+__all__ = ["MACHINE", "SOURCE", "TAYLOR_SOURCE", "CALIBRATION", "predicted_ms", "fastest", "join_pays"]
 
 MACHINE = "Intel(R) Xeon(R) Processor (2 cores shared, AVX-512), torch 2.13.0+cpu, 1 thread, float32"
 SOURCE = ("bench/results/auto-method-cpu-intel-xeon-2c-2026-12-06-b.md (orders 1-2, after the fused kernel's "
@@ -134,3 +134,17 @@ def fastest(candidates: Sequence[str], order: int, width: int, n_points: int) ->
         raise ValueError("candidates must name at least one method")
     cost = predicted_ms(order, width, n_points)
     return min(candidates, key=lambda m: (cost.get(m, math.inf), list(candidates).index(m)))
+
+
+def join_pays(method: str, order: int, width: int, points: int, join_method: str, join_points: int) -> bool:
+    """Whether one evaluation by ``method`` of derivatives up to ``order`` over ``points + join_points`` points is
+    predicted faster than that evaluation over ``points`` plus a values-only evaluation of the other
+    ``join_points`` by ``join_method`` on their own (a small problem's values-only term joining a group that
+    reads derivatives: the fixed cost of an evaluation against the per-point cost of the group's derivatives).
+    ``False`` when the table does not price a method."""
+    together = predicted_ms(order, width, points + join_points).get(method)
+    group = predicted_ms(order, width, points).get(method)
+    alone = predicted_ms(0, width, join_points).get(join_method)
+    if together is None or group is None or alone is None:
+        return False
+    return together < group + alone

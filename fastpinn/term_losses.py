@@ -9,7 +9,8 @@ Terms evaluated on the same point sets (equal tensors, whole batch, e.g. a syste
 equations) share one evaluation: the network and the union of their derivative requests are computed once
 per step and each term's residual reads its fields from it (:func:`shared_point_groups`); on a small problem
 whose derivatives are nested autograd, terms on different points share one too, over their concatenated
-points (:data:`MERGE_POINTS`). Their losses then hang off one autograd graph, so one backward of the weighted
+points (:data:`MERGE_POINTS`), and under ``auto`` a values-only term joins a small group that reads derivatives
+(any method) where the cost model prices one evaluation below two (:func:`fastpinn.method_costs.join_pays`). Their losses then hang off one autograd graph, so one backward of the weighted
 sum walks the network once; per-term backwards (a gradient-statistic scheme's update step) retain it
 (:attr:`TermLosses.shared`). Compiled losses keep one graph per term.
 """
@@ -22,8 +23,10 @@ import torch
 from torch import Tensor, nn
 
 from .compile_policy import compiled_copy
+from .method_costs import join_pays
 from .derivatives import (DerivIndex, Fields, MethodChoice, choose_method, derivatives, fastest_method,
                           method_names, parse_requests)
+from .network import MLP
 from .problem import Problem, Term
 from .rba import ResidualAttention
 
@@ -32,6 +35,8 @@ __all__ = ["derivative_method_choices", "DERIVATIVE_METHODS", "TUNED_METHODS", "
 
 LossFn = Callable[[Any, Optional[Tensor], Optional[Tensor]], Tensor]
 GroupFn = Callable[[Any, Optional[Tensor]], list[Tensor]]
+#: ``(group, k, the group's distinct points, k's new points) -> bool`` (:func:`shared_point_groups`).
+JoinRule = Callable[[list[int], int, int, int], bool]
 
 
 def derivative_method_choices() -> tuple[str, ...]:
@@ -96,7 +101,8 @@ def _values_only(term: Term) -> bool:
 
 
 def shared_point_groups(terms: Sequence[Term], methods: Union[Sequence[str], Callable[[list[int]], Optional[str]]],
-                        alone: Sequence[bool] = (), merge_points: int = MERGE_POINTS) -> list[list[int]]:
+                        alone: Sequence[bool] = (), merge_points: int = MERGE_POINTS,
+                        join_values: Optional[JoinRule] = None) -> list[list[int]]:
     """Indices of ``terms`` partitioned into groups that share one evaluation, in term order: terms trained on
     every point each step (one batch) with one derivative method, on equal point sets -- or on any while the
     group's distinct points number at most ``merge_points``, its method is in :data:`MERGED_METHODS` and the
@@ -111,6 +117,11 @@ def shared_point_groups(terms: Sequence[Term], methods: Union[Sequence[str], Cal
     ``methods``: each term's method, or a callable giving the method of a group of term indices (``None``: the
     terms cannot share one), e.g. ``"auto"``'s choice for the union of their requests.
     ``alone[k]``: term ``k`` keeps its own evaluation (e.g. pointwise attention records its residual).
+    ``join_values(group, k, points, new)``: whether the values-only term ``k`` (``new`` points of its own) joins
+    ``group`` after all, a group that reads derivatives on ``points`` distinct points (``points + new`` at most
+    ``merge_points``); ``auto`` asks its cost model (:func:`fastpinn.method_costs.join_pays`: on a small
+    problem an evaluation's fixed cost outweighs a few more points in the group's: the Euler beam's ``u0``
+    into the nested-autograd chain, the tiny 1-D Poisson's ends into the fused PDE evaluation). Default: never.
     A term on paired point sets (:func:`~fastpinn.problem.periodic`) keeps its own too: sharing the paper's
     Allen-Cahn pair ``bc_u``/``bc_ux`` (200 + 200 points beside a 4,096-point PDE batch) would gain a few
     percent and change that run's numbers in the last bits (``tests/test_backward.py`` pins it bit for bit
@@ -141,9 +152,13 @@ def shared_point_groups(terms: Sequence[Term], methods: Union[Sequence[str], Cal
             if method is None:
                 continue
             new = [p for p in term.points if not any(_equal(p, b) for b in blocks)]
-            if not new or (method in MERGED_METHODS and (not _values_only(term) or method in VALUE_CHANNEL_METHODS)
-                           and (method_of([k]) == method or _nested_already(group, method))
-                           and sum(b.shape[-2] for b in blocks + new) <= merge_points):
+            points, added = sum(b.shape[-2] for b in blocks), sum(p.shape[-2] for p in new)
+            small = points + added <= merge_points
+            if not new or (small and method in MERGED_METHODS
+                           and (not _values_only(term) or method in VALUE_CHANNEL_METHODS)
+                           and (method_of([k]) == method or _nested_already(group, method))) \
+                    or (small and join_values is not None and _values_only(term)
+                        and any(not _values_only(terms[j]) for j in group) and join_values(group, k, points, added)):
                 group.append(k)
                 blocks.extend(new)
                 break
@@ -201,7 +216,16 @@ class TermLosses:
                 points = max(min(t.n_points, t.batch_size or t.n_points) for t in (problem.terms[k] for k in group))
                 return choose_method(net, None, self._requests(group), n_points=points)
 
-            self._plan = shared_point_groups(problem.terms, union_method, self._alone())
+            def values_join(group: list[int], k: int, points: int, added: int) -> bool:
+                # Priced for an MLP (the cost model's width); a user module's values-only term keeps its forward.
+                if not isinstance(net, MLP):
+                    return False
+                order = max((len(w) for w in self._requests(group + [k])), default=0)
+                members = problem.ensemble or 1  # an ensemble evaluates every member's points (as choose_method)
+                return join_pays(union_method(group + [k]), order, net.width, points * members, union_method([k]),
+                                 added * members)
+
+            self._plan = shared_point_groups(problem.terms, union_method, self._alone(), join_values=values_join)
             return {problem.terms[k].name: union_method(group) for group in self._plan for k in group}
         if method != "tune":
             return {t.name: method for t in problem.terms}

@@ -436,7 +436,7 @@ class Trainer:
         else:
             losses = self.term_losses(indices)
             self.backward(losses, update=update, traces=self._traces, shard_weights=shard_weights)
-            self.optimizer.step()
+            self.stages.step()  # a fused Adam's kernel called directly (fastpinn.optim.DirectAdamStep)
         if self.attention is not None:  # the point weights follow this step's residuals (eq. 9-10)
             for k, (r, index) in self.loss_functions.residuals.items():
                 self.attention.update(k, r, index)
@@ -573,7 +573,8 @@ class Trainer:
     def _train(self, epochs: int, callbacks: Sequence[Callback]) -> History:
         log = TrainingLog(epochs, self.members, len(self.problem.terms), len(self.coefficient_names), self.dtype,
                           self.device, warmup_seconds=self.warmup())
-        # Set by any epoch whose losses are not finite; read only at the eval boundaries.
+        # Set at the eval boundaries by any epoch since the last whose losses are not finite (one check of the
+        # rows there, not a few tiny kernels every epoch), or by non-finite parameters.
         nonfinite = torch.zeros((), dtype=torch.bool, device=self.device)
         # The update schedule follows the host epoch (a host int: no sync), e.g. after a resume.
         self.backward.set_schedule_step(self.epoch * self.steps_per_epoch)
@@ -593,13 +594,14 @@ class Trainer:
                     if self.compile_decision["compiled"]:
                         log.warmup_seconds += self.try_compile()
                     tick = time.perf_counter()
-                self._train_epoch(i, log, nonfinite)
+                self._train_epoch(i, log)
                 # Distributed: a stop is decided together at the next boundary, so every rank leaves the
                 # loop after the same epoch.
                 stopped = self._stop_requested and self.world_size == 1
                 if not (self.epoch % self.eval_every == 0 or i + 1 == epochs or stopped):
                     continue
                 log.train_seconds += self._seconds_since(tick)
+                torch.logical_or(nonfinite, ~torch.isfinite(log.losses[first:i + 1]).all(), out=nonfinite)
                 diverged, stopped = boundary_decision(nonfinite, self.theta, stopped, self._stop_requested,
                                                       self.world_size)
                 if diverged:
@@ -641,9 +643,9 @@ class Trainer:
             torch.cuda.synchronize(self.device)
         return time.perf_counter() - tick
 
-    def _train_epoch(self, i: int, log: TrainingLog, nonfinite: Tensor) -> None:
+    def _train_epoch(self, i: int, log: TrainingLog) -> None:
         """Every step of one epoch; its losses (mean over its mini-batches), first weights and
-        coefficients go into row ``i`` of the log, a non-finite loss into the ``nonfinite`` flag."""
+        coefficients go into row ``i`` of the log."""
         if self.resampler is not None and self.resampler.due(self.epoch):
             self._resample()
         if self.stages.begin_epoch(self.epoch):
@@ -657,7 +659,6 @@ class Trainer:
             log.losses[i] /= len(batches)
         if self.coefficients is not None:
             log.coefficients[i].copy_(self.coefficients.detach().reshape(self.members, -1))
-        torch.logical_or(nonfinite, ~torch.isfinite(log.losses[i]).all(), out=nonfinite)
         self.stages.end_epoch()
         self.epoch += 1
 

@@ -202,10 +202,13 @@ def test_nonfinite_losses_are_counted_on_the_device():
 
 
 # ----------------------------------------------------------------------------------- the Trainer
+# Above MERGE_POINTS (256) points like the paper's problems: on a smaller one "auto" lets the values-only terms
+# join the PDE term's evaluation (tests/test_shared_eval.py), which a loop of per-term losses matches to rounding only.
 PAPER_PROBLEMS_TINY = {
-    "burgers": lambda: burgers(0, n_pde=64, n_ic=12, n_bc=12, depth=3, width=8),
-    "poisson": lambda: fastpinn.problems.poisson(0, n_pde=64, n_bc=16, depth=3, width=8),
-    "allen_cahn": lambda: fastpinn.problems.allen_cahn(0, n_pde=64, n_ic=12, n_bc=8, batch_size=64, depth=3, width=8),
+    "burgers": lambda: burgers(0, n_pde=256, n_ic=12, n_bc=12, depth=3, width=8),
+    "poisson": lambda: fastpinn.problems.poisson(0, n_pde=256, n_bc=16, depth=3, width=8),
+    "allen_cahn": lambda: fastpinn.problems.allen_cahn(0, n_pde=256, n_ic=12, n_bc=8, batch_size=256, depth=3,
+                                                       width=8),
 }
 
 

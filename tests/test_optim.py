@@ -244,3 +244,74 @@ def test_a_run_stopped_in_the_lbfgs_stage_resumes_bit_identically(tmp_path, monk
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
     theta = [Trainer.read_checkpoint(str(tmp_path / d / "checkpoint.pt"))["theta"] for d in ("straight", "run")]
     assert torch.equal(*theta)
+
+
+def _two_groups(**adam):
+    torch.manual_seed(0)
+    theta, coef = torch.nn.Parameter(torch.randn(300)), torch.nn.Parameter(torch.randn(3))
+    opt = torch.optim.Adam([{"params": [theta]}, {"params": [coef], "lr": 5e-2}],
+                           **{"lr": 1e-2, "fused": True, "weight_decay": 1e-3, **adam})
+    return theta, coef, opt
+
+
+def _run(step, theta, coef, n=12):
+    g = torch.Generator().manual_seed(1)
+    for _ in range(n):
+        theta.grad, coef.grad = torch.randn(300, generator=g), torch.randn(3, generator=g)
+        step()
+
+
+@pytest.mark.parametrize("adam", [{}, {"maximize": True}, {"amsgrad": True}])
+def test_direct_adam_step_equals_torch_adam_bit_for_bit(adam, monkeypatch):
+    """Issue 20 item 4: the Trainer's Adam step calls the fused kernel itself (torch's Python around it was ~95 us
+    of a 1 ms tiny-problem step); the parameters and the state stay exactly torch's. Only the first step (which
+    creates the state) goes through torch's ``step``; AMSGrad always does."""
+    from fastpinn.optim import DirectAdamStep
+
+    calls = []
+    original = torch.optim.Adam.step
+    monkeypatch.setattr(torch.optim.Adam, "step", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    t1, c1, o1 = _two_groups(**adam)
+    t2, c2, o2 = _two_groups(**adam)
+    _run(o1.step, t1, c1)
+    calls.clear()
+    _run(DirectAdamStep(o2), t2, c2)
+    assert torch.equal(t1, t2) and torch.equal(c1, c2)
+    for p, q in ((t1, t2), (c1, c2)):
+        assert all(torch.equal(o1.state[p][k], o2.state[q][k]) for k in o1.state[p])
+    assert len(calls) == (12 if adam.get("amsgrad") else 1)
+
+
+def test_direct_adam_step_leaves_a_scheduled_or_hooked_optimizer_to_torch():
+    from fastpinn.optim import DirectAdamStep
+
+    theta, coef, opt = _two_groups()
+    step = DirectAdamStep(opt)
+    _run(step, theta, coef, n=1)
+    assert step._plan() is not None
+    handle = opt.register_step_pre_hook(lambda *a: None)
+    assert step._plan() is None
+    handle.remove()
+    torch.optim.lr_scheduler.ExponentialLR(opt, 0.9)  # wraps opt.step on the instance
+    assert step._plan() is None
+    assert not DirectAdamStep(torch.optim.SGD([theta], lr=0.1)).eligible
+
+
+def test_trainer_with_direct_adam_equals_torch_adam(monkeypatch):
+    """A Trainer's run (an inverse problem: the coefficients are Adam's second group) with the direct step is the
+    run with torch's ``Adam.step``, bit for bit."""
+    from fastpinn import optim
+
+    from fastpinn.problems.inverse import burgers_inverse
+
+    def run():
+        problem = burgers_inverse(0, n_data=40, n_pde=60, n_ic=10, n_bc=10, depth=3, width=8)
+        tr = Trainer(problem, fastpinn.DN(tau=3), eval_every=100, threads=None, coefficient_lr=3e-2)
+        tr.train(9)
+        return tr.theta.detach().clone(), tr.coefficients.detach().clone()
+
+    direct = run()
+    monkeypatch.setattr(optim.DirectAdamStep, "_plan", lambda self: None)
+    by_torch = run()
+    assert torch.equal(direct[0], by_torch[0]) and torch.equal(direct[1], by_torch[1])
+    assert float(direct[1].reshape(-1)[0]) != 0.1  # the coefficient (its own Adam group) moved

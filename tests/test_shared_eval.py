@@ -19,6 +19,7 @@ import fastpinn
 from fastpinn.problem import Problem, dirichlet, pde, stack
 from fastpinn.problems import kovasznay
 from fastpinn.schemes import SCHEME_NAMES, scheme_from_name
+from fastpinn.method_costs import join_pays
 from fastpinn.ops.mlp_taylor import taylor_available
 from fastpinn.term_losses import shared_point_groups
 from fastpinn.trainer import Trainer
@@ -59,7 +60,8 @@ def test_groups_of_a_system():
     assert shared_point_groups(terms, ["jet", "autograd", "jet", "jet"]) == [[0, 2], [1], [3]]
     assert shared_point_groups(terms, ["jet"] * 4, alone=[False, True, False, False]) == [[0, 2], [1], [3]]
     # nested autograd on a small problem: a term reading derivatives on other points joins (concatenated points);
-    # a values-only term (bc) keeps its one forward pass
+    # a values-only term (bc) keeps its one forward pass unless a join rule says joining pays (auto's cost model,
+    # test_values_only_term_joins_a_small_group_under_auto)
     slope = pde("slope", terms[3].points[0].clone(), lambda f: f["u_x"][..., 0], ("u_x",))
     assert shared_point_groups(terms + [slope], ["autograd"] * 5) == [[0, 1, 2, 4], [3]]
     assert shared_point_groups(terms + [slope], ["autograd"] * 5, merge_points=24) == [[0, 1, 2], [3, 4]]
@@ -108,7 +110,9 @@ def test_ensemble_equals_the_per_term_path(step_mode):
                        step_mode=step_mode, eval_every=10**6, threads=None)
 
     shared, alone = make(), _per_term(make())
-    assert [g for g, _ in shared.loss_functions.groups] == [[0, 1, 2], [3]]
+    # 2 x (24 + 8) points under auto: the values-only bc joins the PDE evaluation (its own would cost more:
+    # method_costs.join_pays), so the concatenated points of an ensemble are compared too
+    assert [g for g, _ in shared.loss_functions.groups] == [[0, 1, 2, 3]]
     shared.train(6)
     alone.train(6)
     _close(shared.theta, alone.theta)
@@ -139,3 +143,40 @@ def test_concatenated_points_equal_the_per_term_path(name, method):
     shared.train(6)
     alone.train(6)
     _close(shared.theta, alone.theta)
+
+
+def _beam(width: int = 20) -> Problem:
+    """The bench's Euler beam (bench/bench_deepxde_suite.py): 4th order on 12 points, conditions at the ends."""
+    x = torch.cat([torch.linspace(0.05, 0.95, 10, dtype=F64).unsqueeze(1), torch.tensor([[0.0], [1.0]], dtype=F64)])
+    left, right = torch.tensor([[0.0]], dtype=F64), torch.tensor([[1.0]], dtype=F64)
+    return Problem(name="euler_beam", coords=("x",), lower=(0.0,), upper=(1.0,), input_scaling=False,
+                   terms=[pde("pde", x, lambda f: f["u_xxxx"][..., 0] + 1.0, ("u_xxxx",)),
+                          dirichlet("u0", left),
+                          pde("du0", left, lambda f: f["u_x"][..., 0], ("u_x",)),
+                          pde("ddu1", right, lambda f: f["u_xx"][..., 0], ("u_xx",)),
+                          pde("dddu1", right, lambda f: f["u_xxx"][..., 0], ("u_xxx",))],
+                   depth=4, width=width)
+
+
+def test_values_only_term_joins_a_small_group_under_auto():
+    """Issue 20 item 4: on a small problem the values-only ``u0`` joins the group that reads derivatives when the
+    cost model predicts one evaluation faster than two (measured: Euler beam 4.87 -> 4.40 ms a step, the tiny 1-D
+    Poisson 1.22 -> 0.97; bench/results/small-problems-*.md). On the old code ``u0`` kept its own evaluation:
+    [[0, 2, 3, 4], [1]]. A method given by hand, a user module (not priced) and larger problems keep the pin."""
+    t = Trainer(_beam(), fastpinn.PINN(), dtype=F64, threads=None, eval_every=10**6, backend="torch")
+    assert [g for g, _ in t.loss_functions.groups] == [[0, 1, 2, 3, 4]]
+    # the group's method: the 4th-order term's (Taylor-mode op when built, else nested autograd)
+    assert t.derivative_methods["u0"] == ("taylor" if taylor_available() else "autograd")
+    by_hand = Trainer(_beam(), fastpinn.PINN(), dtype=F64, threads=None, eval_every=10**6, backend="torch",
+                      derivative_method="autograd")
+    assert [g for g, _ in by_hand.loss_functions.groups] == [[0, 2, 3, 4], [1]]
+    alone = _per_term(Trainer(_beam(), fastpinn.PINN(), dtype=F64, threads=None, eval_every=10**6, backend="torch"))
+    t.train(6)
+    alone.train(6)
+    _close(t.theta, alone.theta)
+    # the cost model decides, not the method: a fused 2nd-order group takes 2 end points ...
+    assert join_pays("fused", 2, 50, 16, "fused", 2)
+    assert join_pays("autograd", 4, 20, 13, "fused", 1)
+    # ... but 128 values on a 4th-order chain over 100 points at width 150 cost more than their own forward
+    assert not join_pays("autograd", 4, 150, 100, "autograd", 128)
+    assert not join_pays("jet", 4, 20, 13, "fused", 1)  # a method the table does not price: never
