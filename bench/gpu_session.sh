@@ -7,6 +7,8 @@
 # 2. runs the fused jet op's Triton tests and its Burgers benchmark first (bench_fused_mlp.py), then the GPU
 #    tests (on a GPU the Triton kernels run compiled, the CUDA ops and the CUDA-graph step
 #    are checked against their pure-PyTorch twins); FASTPINN_GPU_FULL_SUITE=1 adds the whole suite at the end;
+#    then the aggregators' GPU checks (issue 19: no device-to-host copy in a step, the captured step equals the
+#    eager one, the Gram op's compiled Triton kernel against exact sums);
 # 3. measures the statistics kernel's bandwidth at P = 10^7 and the whole-run targets
 #    (bench_gpu_targets.py: Burgers per step mode, the 10-seed ensemble, Table 1 projected);
 # 4. optionally (FASTPINN_GPU_TABLES=1) the paper's Tables 1 and 3 at a reduced length (bench/reproduce_gpu.sh,
@@ -46,6 +48,13 @@ stage "GPU tests (compiled Triton kernel, CUDA ops, CUDA-graph step)"
 timeout 240 $PY -m pytest -q -p no:cacheprovider --durations=10 tests/test_trainer.py tests/test_cpp_ops.py \
   tests/test_triton_grad_stats.py tests/test_schemes.py tests/test_ntk.py >"$OUT/tests_gpu.log" 2>&1
 echo "GPU tests rc=$?"; tail -25 "$OUT/tests_gpu.log"
+
+stage "aggregators (issue 19): no host sync (set_sync_debug_mode), CUDA-graph capture, Triton Gram kernel compiled"
+# -rs: a skip here means a check did not run (e.g. no CUDA seen), so its reason is printed
+timeout 180 $PY -m pytest -q -rs -p no:cacheprovider --durations=5 tests/test_aggregators_gpu.py \
+  tests/test_aggregators_gram.py tests/test_aggregators.py::test_device_gate_step_has_no_device_to_host_copy_on_cuda \
+  >"$OUT/tests_aggregators_gpu.log" 2>&1
+echo "aggregator GPU tests rc=$?"; tail -15 "$OUT/tests_aggregators_gpu.log"
 
 stage "statistics kernel bandwidth"
 timeout 90 $PY bench/bench_grad_stats_bandwidth.py 2>&1 | tee "$OUT/bandwidth.txt"
