@@ -61,22 +61,25 @@ def geo_mean(xs: list[float]) -> str:
 def report(problem: str, root: Path, schemes: list[str]) -> tuple[list[str], dict]:
     runs = {s: load(root / problem / s) for s in schemes if (root / problem / s / "metrics.json").exists()}
     missing = [s for s in schemes if s not in runs]
-    dn = runs["dn"]["rel_l2_per_seed"] if "dn" in runs else None
+    base = {b: runs[b]["rel_l2_per_seed"] for b in BASELINES if b in runs}
     first = next(iter(runs.values()))
     lines = [f"## {problem}: {first['epochs']} epochs, seeds {first['seeds']} (one ensemble per scheme), "
              f"derivative method {sorted(set(first['derivative_methods'].values()))}", "",
-             "| rank | scheme | rel. L2 mean ± s.e. | min – max | per seed | / DN per seed (geo. mean) | "
-             "seeds better than DN | train s |", "|---:|---|---:|---:|---|---:|---:|---:|"]
+             "| rank | scheme | rel. L2 mean ± s.e. | min – max | per seed | / DN (geo. mean of the seeds' ratios) | "
+             "seeds better than DN | / PINN (geo. mean) | seeds better than PINN | train s |",
+             "|---:|---|---:|---:|---|---:|---:|---:|---:|---:|"]
     order = sorted(runs, key=lambda s: statistics.fmean(runs[s]["rel_l2_per_seed"]))
     for rank, s in enumerate(order, 1):
         m = runs[s]
         errs = m["rel_l2_per_seed"]
         mu, se = mean_se(errs)
-        ratio = [e / d for e, d in zip(errs, dn)] if dn else []
-        better = f"{sum(r < 1 for r in ratio)}/{len(ratio)}" if dn and s != "dn" else "–"
+        paired = []
+        for b in BASELINES:
+            ratio = [e / d for e, d in zip(errs, base[b])] if b in base and s != b else []
+            paired += [geo_mean(ratio), f"{sum(r < 1 for r in ratio)}/{len(ratio)}" if ratio else "–"]
         lines.append(f"| {rank} | {m['label']} | {mu:.3g} ± {se:.2g} | {min(errs):.3g} – {max(errs):.3g} | "
-                     f"{', '.join(f'{e:.3g}' for e in errs)} | {geo_mean(ratio)} | {better} | "
-                     f"{m['train_seconds']:.0f} |")
+                     f"{', '.join(f'{e:.3g}' for e in errs)} | {paired[2]} | {paired[3]} | {paired[0]} | "
+                     f"{paired[1]} | {m['train_seconds']:.0f} |")
     if missing:
         lines += ["", f"Not finished in time: {', '.join(missing)}."]
     return lines + [""], {s: {k: runs[s][k] for k in ("rel_l2_per_seed", "train_seconds", "epochs", "seeds")}
