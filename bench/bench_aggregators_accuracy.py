@@ -86,6 +86,19 @@ def report(problem: str, root: Path, schemes: list[str]) -> tuple[list[str], dic
                           for s in runs}
 
 
+def shown_argv(argv: list[str]) -> list[str]:
+    """The command line for the report, without the ``--note`` text (the report prints it below)."""
+    out, skip = [], False
+    for a in argv:
+        if skip or a.startswith("--note="):
+            skip = False
+            continue
+        skip = a == "--note"
+        if not skip:
+            out.append(a)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--problems", default="poisson,burgers")
@@ -109,7 +122,7 @@ def main() -> None:
     lines = [f"# Aggregators: accuracy against PINN and DN ({_dt.date.today()})", "",
              f"Machine: {info['device_name']}; torch {info['torch']}; one thread per run; load average at the "
              f"report {tuple(round(x, 1) for x in info['load_average'])}.",
-             f"Command: `python bench/bench_aggregators_accuracy.py {' '.join(sys.argv[1:])}`", ""]
+             f"Command: `python bench/bench_aggregators_accuracy.py {' '.join(shown_argv(sys.argv[1:]))}`", ""]
     if args.note:
         lines += [args.note, ""]
     raw = {"machine": info}
