@@ -15,6 +15,7 @@ median and spread.
 
     python bench/bench_aggregators_step.py --quick                       # a few minutes
     python bench/bench_aggregators_step.py --accuracy-epochs 300 --seeds 0,1 --problems poisson
+    python bench/bench_aggregators_step.py --device cuda --step-mode cuda_graph --problems burgers   # on a GPU
 """
 
 from __future__ import annotations
@@ -72,10 +73,12 @@ def _problem(name: str, seed: int, sizes: dict, solution: bool):
     return p if solution else dataclasses.replace(p, solution=None)
 
 
-def overhead(name: str, sizes: dict, epochs: int, rounds: int, warm: int, methods: list[str]) -> dict:
+def overhead(name: str, sizes: dict, epochs: int, rounds: int, warm: int, methods: list[str], device: str = "cpu",
+             step_mode: str = "eager") -> dict:
     schemes = {"PINN": PINN(), "DN τ=1": DN(tau=1), "gram + mean": GramMean(),
                **{n: fastpinn.schemes.scheme_from_name(n) for n in methods}}
-    kw = dict(eval_every=10**9, derivative_method="jet", step_mode="eager", threads=1)
+    kw = dict(eval_every=10**9, derivative_method="jet", step_mode=step_mode, threads=1, device=device)
+    cuda = torch.device(device).type == "cuda"
     trainers = {k: fastpinn.Trainer(_problem(name, 0, sizes, False), s, **kw) for k, s in schemes.items()}
     for t in trainers.values():
         t.train(warm)
@@ -85,8 +88,15 @@ def overhead(name: str, sizes: dict, epochs: int, rounds: int, warm: int, method
     for r in range(rounds):
         for k in (keys if r % 2 == 0 else keys[::-1]):
             c0 = time.process_time()
-            h = trainers[k].train(epochs)
-            wall[k].append(h.train_seconds / epochs)
+            if cuda:  # the kernels of the block finished inside it, whatever train() waits for
+                torch.cuda.synchronize()
+                t0 = time.perf_counter()
+                trainers[k].train(epochs)
+                torch.cuda.synchronize()
+                wall[k].append((time.perf_counter() - t0) / epochs)
+            else:
+                h = trainers[k].train(epochs)
+                wall[k].append(h.train_seconds / epochs)
             cpu[k].append((time.process_time() - c0) / epochs)
     return {"wall_s": wall, "cpu_s": cpu, "steps_per_epoch": trainers["PINN"].steps_per_epoch,
             "terms": len(trainers["PINN"].problem.terms)}
@@ -118,6 +128,9 @@ def main() -> None:
     ap.add_argument("--accuracy-epochs", type=int, default=0, help="also train short runs for accuracy (0: no)")
     ap.add_argument("--seeds", default="0,1")
     ap.add_argument("--no-overhead", action="store_true", help="only the accuracy runs")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda[:N] (the overhead runs; ratios of wall time on CUDA)")
+    ap.add_argument("--step-mode", default="eager", choices=("eager", "device", "cuda_graph"),
+                    help="the Trainer's step_mode of the overhead runs (cuda_graph: CUDA only)")
     ap.add_argument("--out", default=None, help="result file (default bench/results/aggregators-step-<machine>-<date>.md)")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -127,7 +140,8 @@ def main() -> None:
     register("gram-mean", title="gram + mean")(GramMean)
     try:
         methods = aggregators()
-        info = describe("cpu")
+        info = describe("cuda" if args.device.startswith("cuda") else "cpu")
+        basis = "cpu_s" if args.device == "cpu" else "wall_s"  # a GPU's work is not this process's CPU time
         lines = [f"# Aggregators: step overhead and accuracy ({_dt.date.today()})", "",
                  f"Machine: {info['device_name']}; torch {info['torch']}; one thread; load average "
                  f"{info['load_average']}.", f"Command: `python {' '.join(sys.argv)}`", "",
@@ -135,17 +149,19 @@ def main() -> None:
         raw = {"machine": info, "overhead": {}, "accuracy": {}}
         for name in ([] if args.no_overhead else names):
             sizes = QUICK_SIZES[name] if args.quick else {}
-            res = overhead(name, sizes, epochs, rounds, warm=2, methods=methods)
+            res = overhead(name, sizes, epochs, rounds, warm=2, methods=methods, device=args.device,
+                           step_mode=args.step_mode)
             raw["overhead"][name] = res
             lines += [f"## {name} ({'quick sizes ' + json.dumps(sizes) if sizes else 'paper sizes'}; "
-                      f"K = {res['terms']}, {res['steps_per_epoch']} steps/epoch; {rounds} rounds of {epochs} epochs)",
-                      "", "| scheme | ms/epoch (wall) | ms/epoch (CPU) | CPU ratio to DN τ=1 [q1, q3] | "
-                      "CPU ratio to PINN [q1, q3] |", "|---|---|---|---|---|"]
+                      f"K = {res['terms']}, {res['steps_per_epoch']} steps/epoch; {rounds} rounds of {epochs} epochs; "
+                      f"{args.device}, step_mode {args.step_mode})",
+                      "", f"| scheme | ms/epoch (wall) | ms/epoch (CPU) | {basis[:-2]} ratio to DN τ=1 [q1, q3] | "
+                      f"{basis[:-2]} ratio to PINN [q1, q3] |", "|---|---|---|---|---|"]
             for key in res["wall_s"]:
                 w = statistics.median(res["wall_s"][key]) * 1e3
                 c = statistics.median(res["cpu_s"][key]) * 1e3
-                to_dn = fmt_quartiles(ratios(res["cpu_s"], key, "DN τ=1"))
-                to_pinn = fmt_quartiles(ratios(res["cpu_s"], key, "PINN"))
+                to_dn = fmt_quartiles(ratios(res[basis], key, "DN τ=1"))
+                to_pinn = fmt_quartiles(ratios(res[basis], key, "PINN"))
                 lines.append(f"| {key} | {w:.1f} | {c:.1f} | {to_dn} | {to_pinn} |")
             lines.append("")
         if args.accuracy_epochs:

@@ -7,6 +7,9 @@
 # 2. runs the fused jet op's Triton tests and its Burgers benchmark first (bench_fused_mlp.py), then the GPU
 #    tests (on a GPU the Triton kernels run compiled, the CUDA ops and the CUDA-graph step
 #    are checked against their pure-PyTorch twins); FASTPINN_GPU_FULL_SUITE=1 adds the whole suite at the end;
+#    then the aggregators' GPU checks (issue 19: no device-to-host copy in a step, the captured step equals the
+#    eager one, the Gram op's compiled Triton kernel against exact sums; FASTPINN_GPU_AGG_BENCH=1 adds their
+#    per-step overhead on Burgers with CUDA graphs, bench_aggregators_step.py, ~2 min);
 # 3. measures the statistics kernel's bandwidth at P = 10^7 and the whole-run targets
 #    (bench_gpu_targets.py: Burgers per step mode, the 10-seed ensemble, Table 1 projected);
 # 4. optionally (FASTPINN_GPU_TABLES=1) the paper's Tables 1 and 3 at a reduced length (bench/reproduce_gpu.sh,
@@ -46,6 +49,17 @@ stage "GPU tests (compiled Triton kernel, CUDA ops, CUDA-graph step)"
 timeout 240 $PY -m pytest -q -p no:cacheprovider --durations=10 tests/test_trainer.py tests/test_cpp_ops.py \
   tests/test_triton_grad_stats.py tests/test_schemes.py tests/test_ntk.py >"$OUT/tests_gpu.log" 2>&1
 echo "GPU tests rc=$?"; tail -25 "$OUT/tests_gpu.log"
+
+stage "aggregators (issue 19): no host sync (set_sync_debug_mode), CUDA-graph capture, Triton Gram kernel compiled"
+# -rs: a skip here means a check did not run (e.g. no CUDA seen), so its reason is printed
+timeout 180 $PY -m pytest -q -rs -p no:cacheprovider --durations=5 tests/test_aggregators_gpu.py \
+  tests/test_aggregators_gram.py tests/test_aggregators.py::test_device_gate_step_has_no_device_to_host_copy_on_cuda \
+  >"$OUT/tests_aggregators_gpu.log" 2>&1
+echo "aggregator GPU tests rc=$?"; tail -15 "$OUT/tests_aggregators_gpu.log"
+if [ "${FASTPINN_GPU_AGG_BENCH:-0}" = 1 ]; then  # issue 19's overhead target (<= 5 % over DN τ=1 on Burgers)
+  timeout 180 $PY bench/bench_aggregators_step.py --device cuda --step-mode cuda_graph --problems burgers \
+    --rounds 4 --out "$OUT/aggregators-step-gpu.md" 2>&1 | tail -18
+fi
 
 stage "statistics kernel bandwidth"
 timeout 90 $PY bench/bench_grad_stats_bandwidth.py 2>&1 | tee "$OUT/bandwidth.txt"

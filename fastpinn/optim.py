@@ -28,6 +28,7 @@ import torch
 import torch.optim.optimizer as torch_optimizer_module  # its global step hooks
 
 from .lockstep import LockstepOptimizer
+from .schemes.aggregators import check_closure_optimizer
 from .validation import check_choice, check_number, check_optional_int
 
 if TYPE_CHECKING:
@@ -248,6 +249,7 @@ def closure_step(optimizer: torch.optim.Optimizer, backward: "WeightedBackward",
     optimizer per ensemble member), else summed over the members. ``backward.losses`` is left holding the
     losses of the first call (at the parameters the step started from).
     """
+    check_closure_optimizer(backward.weighter.scheme, type(optimizer).__name__)  # M-ConFIG: no closure
     calls = 0
     first = backward.losses.clone()
 

@@ -28,6 +28,9 @@ from fastpinn.kernels import grad_gram_triton
 from fastpinn.ops import _ext
 
 EPS64 = torch.finfo(torch.float64).eps
+# The Triton kernel runs where its input is: compiled on a GPU (bench/gpu_session.sh), under the interpreter on
+# the CPU (tests/conftest.py sets TRITON_INTERPRET=1 only where there is no GPU, so CPU tensors would fail there).
+TRITON_DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 SHAPES = [(1, 1, 1), (1, 2, 511), (2, 3, 512), (2, 5, 513), (1, 8, 1537), (3, 4, 7)]
 needs_cpp = pytest.mark.skipif(not _ext.available() or not hasattr(torch.ops.fastpinn, "grad_gram"),
                                reason="the compiled extension with fastpinn::grad_gram is not built")
@@ -58,7 +61,7 @@ def _data(shape, dtype, seed=0):
 def _check(out: torch.Tensor, G: torch.Tensor, sequential: float) -> None:
     truth, mag = _truth(G)
     assert out.dtype == torch.float64 and tuple(out.shape) == truth.shape
-    err = np.abs(out.numpy() - truth)
+    err = np.abs(out.cpu().numpy() - truth)
     bound = (sequential + 1) * EPS64 * mag
     assert (err <= bound).all(), float((err / np.maximum(mag, 1e-300)).max())
     assert torch.equal(out, out.transpose(1, 2))  # exactly symmetric
@@ -84,8 +87,9 @@ def test_cpp_kernel_matches_exact_sum(shape, dtype):
 @pytest.mark.parametrize("shape", [(1, 1, 1), (2, 3, 33), (1, 5, 130), (2, 9, 50)])
 def test_triton_kernel_matches_exact_sum(shape, dtype):
     G = _data(shape, dtype, seed=2)
-    _check(grad_gram_triton(G), G, sequential=shape[-1] / 16 + 20)  # defaults, through the dispatcher op
-    _check(grad_gram_triton(G, block=16, splits=3), G, sequential=shape[-1] / 16 + 20)  # several tiles and splits
+    on = G.to(TRITON_DEVICE)
+    _check(grad_gram_triton(on), G, sequential=shape[-1] / 16 + 20)  # defaults, through the dispatcher op
+    _check(grad_gram_triton(on, block=16, splits=3), G, sequential=shape[-1] / 16 + 20)  # several tiles and splits
 
 
 @needs_cpp
@@ -93,7 +97,7 @@ def test_strided_and_two_dimensional_inputs():
     base = _data((2, 6, 300), torch.float64, seed=3)
     G = base[:, ::2, ::3]  # non-contiguous rows and columns
     _check(ops.grad_gram(G, backend="cpp"), G, sequential=132)
-    _check(grad_gram_triton(G, block=16, splits=2), G, sequential=G.shape[-1] / 16 + 20)
+    _check(grad_gram_triton(G.to(TRITON_DEVICE), block=16, splits=2), G, sequential=G.shape[-1] / 16 + 20)
     two = ops.grad_gram(base[0], backend="cpp")
     assert two.shape == (6, 6) and torch.equal(two, ops.grad_gram(base[:1], backend="cpp")[0])
 

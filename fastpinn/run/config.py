@@ -253,6 +253,7 @@ class RunConfig:
 
     def _validate_training_options(self) -> None:
         from ..optim import OPTIMIZER_CHOICES, parse_lr_schedule
+        from ..schemes.aggregators import check_closure_optimizer
         from ..validation import check_choice, check_flag, check_int, check_optional_int
 
         check_choice("optimizer", self.optimizer, OPTIMIZER_CHOICES)
@@ -263,6 +264,8 @@ class RunConfig:
                              f"iterations (got epochs={self.epochs})")
         if self.optimizer == "lbfgs" and self.lr_schedule != "none":
             raise ValueError(f"lr_schedule is Adam's; optimizer 'lbfgs' has none (got {self.lr_schedule!r})")
+        if "lbfgs" in self.optimizer:
+            check_closure_optimizer(self.scheme_object(), self.optimizer)
         check_optional_int("depth", self.depth, minimum=1, maximum=2**31 - 1)
         check_optional_int("width", self.width, minimum=1, maximum=2**31 - 1)
         check_choice("activation", self.activation, activation_choices())

@@ -33,12 +33,28 @@ from .losses import uniform_draws
 from .registry import register
 
 __all__ = ["AggregatorScheme", "PCGrad", "MGDA", "CAGrad", "IMTLG", "AlignedMTL", "NashMTL", "UPGrad", "ConFIG",
-           "MConFIG", "DCGD", "is_aggregator"]
+           "MConFIG", "DCGD", "is_aggregator", "check_closure_optimizer"]
 
 
 def is_aggregator(scheme: Any) -> bool:
     """Whether ``scheme`` chooses the update direction (an :class:`AggregatorScheme`)."""
     return isinstance(scheme, AggregatorScheme)
+
+
+def check_closure_optimizer(scheme: Any, optimizer: str) -> None:
+    """Refuse M-ConFIG with a closure optimizer (L-BFGS; ``optimizer``: its name, for the message).
+
+    A closure optimizer needs the gradient of the loss its closure returns, at every point it evaluates: its
+    line search compares directional derivatives along the step and its curvature pairs are differences of
+    gradients. M-ConFIG's direction combines *momenta* of earlier steps' gradients, the gradient of no loss,
+    so the first call's direction and the line search's trial gradients would be of different functions.
+    Advancing the momenta once per optimizer step (as the closure's first call does) cannot repair that, so
+    the combination is refused; ConFIG (no momentum) gives the gradient of ``sum_k w_k L_k`` with the
+    weights fixed within the step, which L-BFGS can follow."""
+    if isinstance(scheme, MConFIG):
+        raise ValueError(f"scheme 'm-config' cannot train with optimizer {optimizer!r}: its direction combines "
+                         "momenta of earlier gradients, not the gradient of the loss L-BFGS's line search "
+                         "evaluates; use optimizer 'adam', or scheme 'config' (ConFIG, no momentum) with L-BFGS")
 
 
 def _iters() -> Any:
