@@ -45,6 +45,7 @@ from .problem import Problem
 from .rba import ResidualAttention
 from .resampling import Resampling, training_resampler
 from .schemes import DN, Scheme
+from .schemes.aggregators import check_closure_optimizer
 from .trainer_state import TrainerState, check_max_epoch, save_state
 from .step_runner import StepRunner
 from .term_losses import DERIVATIVE_METHODS, TermLosses, derivative_method_choices
@@ -241,6 +242,8 @@ class Trainer:
         #: The optimizer stages, the one training is in and its lr scheduler (:mod:`fastpinn.optim`).
         self.stages = StageRunner(stages, lambda stage: build_stage_optimizer(
             stage, blocks, self._leaves, lr=lr, coefficient_lr=coefficient_lr, step_mode=step_mode))
+        if self.stages.any_closure:  # refused now, not when an L-BFGS stage starts after the Adam epochs
+            check_closure_optimizer(self.scheme, "a closure optimizer (L-BFGS)")
         self.update_schedule = update_schedule
         self.epoch = 0
         # The shuffling generator lives on the training device so a mini-batch permutation needs no host copy.
