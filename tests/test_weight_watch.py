@@ -137,6 +137,21 @@ def test_synthetic_collapse_reports_since_when_the_weight_is_below_the_threshold
     assert [(r.kind, r.term, r.epoch, r.since_epoch) for r in reports] == [("collapse", "ic", 700, 600)]
 
 
+def test_a_member_that_fails_later_is_named_too():
+    # Issue 18's Euler beam at 10,000 epochs, 3 seeds: λ_u0 ran away in member 0 at epoch 280 and in members
+    # 1 and 2 at 620 and 1160; the one report named member 0 only, so the later failures went unsaid.
+    E = 1000
+    w = np.ones((E, 3, 2), dtype=np.float32)
+    for s, start in enumerate((250, 250, 650)):  # members 0 and 1 together, member 2 later
+        w[start:, s, 1] = 1e6
+    reports = feed(WeightWatch(), w, np.ones_like(w), eval_every=100)
+    runaways = [(r.kind, r.term, r.epoch, r.since_epoch, r.members) for r in reports if r.kind == "runaway"]
+    assert runaways == [("runaway", "ic", 300, 250, [0, 1]), ("runaway", "ic", 700, 650, [2])]
+    assert "(member 2 of 3)" in [r for r in reports if r.kind == "runaway"][1].message
+    # ... and once each: later boundaries, where all three stay above the threshold, add nothing.
+    assert len(runaways) == 2
+
+
 def test_synthetic_collapse_that_recovers_is_not_reported():
     E = 400
     w = np.ones((E, 1, 2), dtype=np.float32)
