@@ -249,7 +249,9 @@ class WeightWatch(Callback):
     def _stall_reports(self, names: list[str], watched: np.ndarray, epoch: int, l_level: np.ndarray,
                        l_best: np.ndarray, w_last: np.ndarray) -> list[WeightReport]:
         """A stall: even the best loss of this window is not ``stall_drop`` below the level (geometric mean)
-        of the window ``stall_epochs`` earlier, while the weight moved ``stall_factor``x since then."""
+        of the window ``stall_epochs`` earlier, while the weight moved ``stall_factor``x since then or is held at
+        ``1/stall_factor`` of its start or less (a weight that fell in the first updates, before any window to
+        compare with, as bias correction makes it: issue 18's Klein-Gordon)."""
         if self._first_level is None:
             self._first_level = l_level
         self._points.append((epoch, l_level, w_last))
@@ -262,7 +264,8 @@ class WeightWatch(Callback):
         e0, l0, w0 = then[-1]
         out = []
         with np.errstate(divide="ignore", invalid="ignore"):
-            moved = np.maximum(w_last / w0, w0 / w_last) >= self.stall_factor
+            moved = ((np.maximum(w_last / w0, w0 / w_last) >= self.stall_factor)
+                     | (w_last <= self._start / self.stall_factor))
             # a loss 1e4 below where it began has converged: it has nothing left to stall
             stalled = (l_best > (1.0 - self.stall_drop) * l0) & (l_best > CONVERGED * self._first_level)
         for k, name in enumerate(names):
@@ -273,7 +276,8 @@ class WeightWatch(Callback):
                 out.append(WeightReport(
                     "stall", name, epoch, e0, float(l_best[s, k] / l0[s, k]), members.tolist(),
                     f"L_{name} stalled from epoch {e0} to {epoch} ({l0[s, k]:.2e} -> at best {l_best[s, k]:.2e}) while "
-                    f"λ_{name} moved from {w0[s, k]:.3g} to {w_last[s, k]:.3g}{_who(members, len(w_last))}: the "
+                    f"λ_{name} went from {w0[s, k]:.3g} to {w_last[s, k]:.3g} ({100 * w_last[s, k] / self._start[s, k]:.3g}% "
+                    f"of its start){_who(members, len(w_last))}: the "
                     "weight is not helping this term; try bounds --weight-min/--weight-max, --beta 0.99, or "
                     "--scheme pinn"))
         return out
