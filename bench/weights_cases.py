@@ -166,9 +166,9 @@ def report(runs: Path, prefix: str, load_log: Path | None = None) -> None:
     done = _load(runs)
     keys = [k for k, *_ in CONFIGS]
     print("# Issue 18's table rerun at the issue's protocol: PINN, DN with the library's defaults, the remedies\n")
-    print(f"Machine: {_machine(load_log)}. CPU, float32, one thread per run (`--threads 1`), `nice -n 5`, two runs "
-          f"at a time. Written {time.strftime('%Y-%m-%d')} by `python bench/weights_cases.py report RUNS_DIR "
-          "docs/figures/weights-` after `python bench/weights_cases.py run RUNS_DIR` (twice, in parallel); every "
+    print(f"Machine: {_machine(load_log)}. CPU, float32, one thread per run (`--threads 1`), `nice -n 5`, two or three "
+          f"runs at a time. Written {time.strftime('%Y-%m-%d')} by `python bench/weights_cases.py report RUNS_DIR "
+          "docs/figures/weights-b-` after `python bench/weights_cases.py run RUNS_DIR` (started two or three times, in parallel); every "
           "command is at the end. Each run is three seeds (0, 1, 2) trained as one ensemble (`--seeds 3`); the "
           "epochs are the issue's.\n")
     print("Rel. L2 at the last epoch, mean ± s.e. over the three seeds; `!` the weight watcher reported (details "
