@@ -1,13 +1,12 @@
-"""Issue 18's table rerun: each problem the issue names, as a user problem file (bench/problems/), trained with
-the library's defaults, the issue's settings, the authors' update rule, and the remedies; then the table.
+"""Issue 18's table rerun: each problem the issue names (Burgers as the README's command, the others as user
+problem files in bench/problems/), trained with PINN, the library's defaults and each remedy; then the table.
 
-    python bench/weights_cases.py run RUNS_DIR [--worker I/N]     # train what is missing (N workers in parallel)
-    python bench/weights_cases.py report RUNS_DIR FIG_PREFIX      # print the markdown table, write the figures
+    python bench/weights_cases.py run RUNS_DIR      # train what is not claimed yet (start several in parallel)
+    python bench/weights_cases.py report RUNS_DIR FIG_PREFIX [LOAD_LOG]  # the markdown table, the figures
 
-Every run is one ``fastpinn train FILE.py:make_problem ...`` command as a user types it (printed in the table),
-CPU, float32, one thread, ``--compile off``, the derivative method ``auto``. Seeds: ``--seeds 2`` (seeds 0
-and 1 as one ensemble) unless the case says ``--seed 0``. Run lengths are cut for a shared 2-core machine where
-the case says so (the ``epochs`` column).
+Every run is one ``fastpinn train PROBLEM ...`` command as a user types it (printed in the table), CPU,
+float32, one thread, ``--compile off``, the derivative method ``auto``, the issue's epochs, seeds 0, 1, 2 as
+one ensemble (``--seeds 3``).
 """
 
 from __future__ import annotations
@@ -24,27 +23,25 @@ HERE = Path(__file__).resolve().parent
 CONFIGS = [
     ("pinn", "PINN", "--scheme pinn"),
     ("dn", "DN, defaults (β = 0.99)", ""),
-    ("dn09", "DN β = 0.9 (the issue's)", "--beta 0.9"),
-    ("authors", "DN β = 0.9, authors' rule", "--beta 0.9 --update-schedule authors --init truncated_normal"),
     ("clamp", "DN + clamp [0.01, 100]", "--weight-min 0.01 --weight-max 100"),
     ("warmup", "DN + warm-up", "--weight-warmup {warm}"),
+    ("bias", "DN + bias correction", "--bias-correction"),
     ("ref", "DN + reference term", "--reference-term {ref}"),
     ("lra", "switch: LRA", "--scheme lra"),
 ]
 
-# The remedies on the issue's β = 0.9, where the defaults already train (the collapsing cases).
-AT_09 = (("dn09_warmup", "DN β = 0.9 + warm-up", "--beta 0.9 --weight-warmup {warm}"),
-         ("dn09_clamp", "DN β = 0.9 + clamp [0.01, 100]", "--beta 0.9 --weight-min 0.01 --weight-max 100"))
-
-# name: (file, epochs, seeds option, eval every, reference term for the "ref" row, configs to skip, extra configs)
+# name: (problem, epochs, seeds option, eval every, reference term for the "ref" row, configs to skip, extra configs)
+# The issue's protocol: its epochs per row, three seeds (0, 1, 2) trained as one ensemble. Burgers is the
+# README's command (`fastpinn train burgers --epochs 3000`), the others user problem files in bench/problems/.
+SEEDS = "--seeds 3"
 CASES = {
-    "wave1d": ("wave1d.py", 2000, "--seeds 2", 100, "ic", (), AT_09),
-    "euler_beam": ("euler_beam.py", 5000, "--seeds 2", 100, "u0", ("dn09",),
-                   (("authors099", "DN β = 0.99, authors' rule", "--update-schedule authors --init truncated_normal"),)),
-    "klein_gordon": ("klein_gordon.py", 2000, "--seeds 2", 100, "ic", (), ()),
-    "beltrami": ("beltrami.py", 300, "--seed 0", 25, "ic_u", ("warmup", "lra"), ()),
-    "heat": ("heat.py", 3000, "--seeds 2", 100, "ic", (), AT_09),
-    "helmholtz2d": ("helmholtz2d.py", 1000, "--seed 0", 100, "bc", ("warmup", "ref"), ()),
+    "burgers": ("burgers", 3000, SEEDS, 100, "ic", (), ()),
+    "wave1d": ("bench/problems/wave1d.py:make_problem", 2000, SEEDS, 100, "ic", (), ()),
+    "euler_beam": ("bench/problems/euler_beam.py:make_problem", 10000, SEEDS, 100, "u0", (), ()),
+    "klein_gordon": ("bench/problems/klein_gordon.py:make_problem", 2000, SEEDS, 100, "ic", (), ()),
+    "beltrami": ("bench/problems/beltrami.py:make_problem", 300, SEEDS, 25, "ic_u", (), ()),
+    "heat": ("bench/problems/heat.py:make_problem", 6000, SEEDS, 100, "ic", (), ()),
+    "helmholtz2d": ("bench/problems/helmholtz2d.py:make_problem", 3000, SEEDS, 100, "bc", (), ()),
 }
 
 
@@ -56,26 +53,17 @@ def configs(case: str) -> list[tuple[str, str, str]]:
 
 
 def command(case: str, opts: str, out: Path) -> list[str]:
-    file, epochs, seeds, every, *_ = CASES[case]
-    return [sys.executable, "-m", "fastpinn", "train", f"bench/problems/{file}:make_problem", "--epochs", str(epochs),
+    problem, epochs, seeds, every, *_ = CASES[case]
+    return [sys.executable, "-m", "fastpinn", "train", problem, "--epochs", str(epochs),
             *seeds.split(), *opts.split(), "--eval-every", str(every), "--threads", "1", "--compile", "off",
             "--no-progress", "--no-figures", "--out", str(out)]
 
 
-#: The order the runs are trained in (a shared 2-core machine finishes only a prefix in an hour): the issue's
-#: comparison (PINN, the defaults, the issue's β, the authors' rule), then the remedies, the failing cases first.
-ORDER = [(c, k) for k in ("pinn", "dn") for c in ("wave1d", "euler_beam", "klein_gordon", "heat", "beltrami",
-                                                   "helmholtz2d")]
-ORDER[3:3] = [("wave1d", "authors"), ("euler_beam", "authors099")]
-ORDER += [("wave1d", "dn09"), ("helmholtz2d", "dn09"), ("wave1d", "warmup"), ("wave1d", "clamp"),
-          ("euler_beam", "clamp"), ("wave1d", "dn09_warmup"), ("heat", "dn09_warmup"), ("wave1d", "dn09_clamp"),
-          ("euler_beam", "warmup"), ("heat", "dn09_clamp"), ("wave1d", "lra"),
-          ("klein_gordon", "dn09"), ("beltrami", "dn09"), ("wave1d", "ref"), ("klein_gordon", "clamp"),
-          ("heat", "dn09"), ("klein_gordon", "authors"), ("beltrami", "clamp"), ("klein_gordon", "warmup"),
-          ("heat", "authors"), ("beltrami", "authors"), ("helmholtz2d", "clamp"), ("euler_beam", "lra"),
-          ("klein_gordon", "lra"), ("euler_beam", "ref"), ("klein_gordon", "ref"), ("heat", "warmup"),
-          ("heat", "clamp"), ("heat", "lra"), ("heat", "ref"), ("beltrami", "ref"), ("helmholtz2d", "authors"),
-          ("helmholtz2d", "lra"), ("euler_beam", "authors")]
+#: The order the runs are trained in: the issue's comparison (PINN and the defaults on every row) first, then
+#: the remedies, the rows where DN with the defaults does worst first (a shared machine may finish only a prefix).
+ORDER = [(c, k) for c in CASES for k in ("pinn", "dn")]
+ORDER += [(c, k) for c in ("euler_beam", "wave1d", "klein_gordon", "heat", "beltrami", "helmholtz2d", "burgers")
+          for k in ("clamp", "warmup", "bias", "ref", "lra")]
 
 
 def jobs() -> list[tuple[str, str, str, str]]:
@@ -84,12 +72,16 @@ def jobs() -> list[tuple[str, str, str, str]]:
     return [(c, k, *rows[c, k]) for c, k in ORDER if (c, k) in rows]
 
 
-def run(runs: Path, worker: int, workers: int) -> None:
-    """Train this worker's share of the runs not yet started (a directory that exists is finished, running in
-    another worker, or was stopped: delete it to train it again)."""
-    for i, (case, key, _, opts) in enumerate(jobs()):
+def run(runs: Path) -> None:
+    """Train the runs not yet claimed, in the order of :data:`ORDER`; start several of these in parallel and
+    each takes the next free run (claimed by creating ``RUNS_DIR/CASE/KEY.claim``; delete the claim and the run
+    directory to train a run again)."""
+    for case, key, _, opts in jobs():
         out = runs / case / key
-        if i % workers != worker or out.exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.close(os.open(f"{out}.claim", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
             continue
         cmd = command(case, opts, out)
         print(" ".join(cmd[1:]), flush=True)
@@ -101,10 +93,17 @@ def display(cmd: list[str]) -> str:
     return " ".join(keep[:keep.index("--out")] if "--out" in keep else keep)
 
 
-def _machine() -> str:
+def _machine(load_log: Path | None) -> str:
     model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
                  "unknown CPU")
-    return f"{model} (`lscpu`), {os.cpu_count()} cores shared with seven other sessions and a background job"
+    text = f"{model} (`lscpu`), {os.cpu_count()} cores shared with other sessions and a background job"
+    if load_log is not None and load_log.exists():
+        # lines "HH:MM load1 load5 load15 ..." sampled once a minute while the runs trained
+        one = [float(line.split()[1]) for line in load_log.read_text().splitlines() if len(line.split()) > 2]
+        if one:
+            text += (f"; 1-minute load average while the runs trained: median {sorted(one)[len(one) // 2]:.1f}, "
+                     f"range {min(one):.1f}-{max(one):.1f} ({len(one)} samples, one a minute)")
+    return text
 
 
 def _load(runs: Path) -> dict:
@@ -121,48 +120,111 @@ def _load(runs: Path) -> dict:
     return out
 
 
-def report(runs: Path, prefix: str) -> None:
+#: "Far worse than PINN": a rel. L2 above this multiple of PINN's mean on the same problem (the issue's hard
+#: condition is that every such run names the term in a weight-watcher report).
+FAR_WORSE = 2.0
+
+
+def _mean_se(m: dict) -> str:
+    per = m.get("rel_l2_per_seed") or [m["rel_l2_mean"]]
+    return f"{m['rel_l2_mean']:.3g}" + (f" ± {m['rel_l2_sem']:.2g}" if len(per) > 1 else "")
+
+
+def _short(w: dict) -> str:
+    return f"{w['kind']} λ_{w['term']} @ {w['epoch']} (member {','.join(map(str, w['members']))})"
+
+
+def far_worse(done: dict, members_only: bool = False) -> list[tuple[str, str, list[int], list[dict]]]:
+    """The non-PINN runs whose mean error is above :data:`FAR_WORSE` x PINN's mean on the same problem (the
+    issue's condition; the members listed are those above that bar), or with ``members_only`` those whose mean
+    is not but a member ends above :data:`FAR_WORSE` x PINN's same seed (same points, same initial network):
+    ``(case, key, those members, the watcher's reports naming any of them)``."""
+    out = []
+    for (case, key), (_, _, m, _) in done.items():
+        if key == "pinn" or (case, "pinn") not in done:
+            continue
+        pinn = done[case, "pinn"][2]
+        per = m.get("rel_l2_per_seed") or [m["rel_l2_mean"]]
+        if (m["rel_l2_mean"] > FAR_WORSE * pinn["rel_l2_mean"]) == members_only:
+            continue
+        if members_only:
+            pinn_per = pinn.get("rel_l2_per_seed") or [pinn["rel_l2_mean"]]
+            members = [i for i, v in enumerate(per) if v > FAR_WORSE * pinn_per[i]]
+        else:
+            members = [i for i, v in enumerate(per) if v > FAR_WORSE * pinn["rel_l2_mean"]]
+        if members:
+            said = [w for w in m.get("weight_warnings") or [] if set(w["members"]) & set(members)]
+            out.append((case, key, members, said))
+    return out
+
+
+def report(runs: Path, prefix: str, load_log: Path | None = None) -> None:
     import time
 
     import numpy as np
 
     done = _load(runs)
-    print("# Issue 18's table rerun: the library's defaults, the issue's β, the authors' rule and the remedies\n")
-    print(f"Machine: {_machine()}; CPU, float32, one thread per run. Written {time.strftime('%Y-%m-%d')} by "
-          "`python bench/weights_cases.py report RUNS_DIR docs/figures/weights-` (the runs: `... run RUNS_DIR`; "
-          "every command at the end). Seeds: `--seeds 2` is seeds 0 and 1 trained as one ensemble; `seed 0` one "
-          "network. Short runs on a loaded machine: see docs/weights.md. Burgers (the issue's first two rows) is in "
-          "weights-burgers-cpu-intel-xeon-2c-2026-12-06.md.\n")
-    keys = [k for k, *_ in CONFIGS] + ["authors099", "dn09_warmup", "dn09_clamp"]
-    print("Mean rel. L2 at the last epoch (seeds 0, 1 as one ensemble, or seed 0 alone where the case says); "
-          "`!` the weight watcher reported something (the details below); `-` not run.\n")
-    print("| problem | epochs | seeds | " + " | ".join(k for k in keys) + " |")
-    print("|---|---:|---|" + "---:|" * len(keys))
-    for case, (file, epochs, seeds, *_) in CASES.items():
+    keys = [k for k, *_ in CONFIGS]
+    print("# Issue 18's table rerun at the issue's protocol: PINN, DN with the library's defaults, the remedies\n")
+    print(f"Machine: {_machine(load_log)}. CPU, float32, one thread per run (`--threads 1`), `nice -n 5`, two or three "
+          f"runs at a time. Written {time.strftime('%Y-%m-%d')} by `python bench/weights_cases.py report RUNS_DIR "
+          "docs/figures/weights-b-` after `python bench/weights_cases.py run RUNS_DIR` (started two or three times, in parallel); every "
+          "command is at the end. Each run is three seeds (0, 1, 2) trained as one ensemble (`--seeds 3`); the "
+          "epochs are the issue's.\n")
+    print("Rel. L2 at the last epoch, mean ± s.e. over the three seeds; `!` the weight watcher reported (details "
+          f"below); **bold** the mean is above {FAR_WORSE:g}x PINN's; `-` not run.\n")
+    print("| problem | epochs | " + " | ".join(label for _, label, _ in CONFIGS) + " |")
+    print("|---|---:|" + "---:|" * len(keys))
+    bad = {(c, k) for c, k, *_ in far_worse(done)}
+    for case, (_, epochs, *_) in CASES.items():
         cells = []
         for k in keys:
             if (case, k) not in done:
                 cells.append("-")
                 continue
             m = done[case, k][2]
-            cells.append(f"{m['rel_l2_mean']:.3g}" + (" !" if m.get("weight_warnings") else ""))
-        print(f"| {case} | {epochs} | {seeds.split()[1] if '--seeds' in seeds else 'seed 0'} | " + " | ".join(cells) + " |")
-    print("\nThe columns: " + "; ".join(f"`{k}` {label} (`{opts.format(warm='N', ref='TERM') or 'no options'}`)"
-                                          for k, label, opts in CONFIGS + list(CASES['euler_beam'][6]) + list(AT_09))
-          + ". N: a third of the epochs, rounded down to 100; TERM: the initial condition (the boundary condition "
-          "for Helmholtz, u0 for the beam).\n")
-    print("| problem | configuration | rel. L2 mean (per seed) | final λ (max over seeds) | weight watcher | s |")
-    print("|---|---|---|---|---|---|")
+            cell = _mean_se(m) + (" !" if m.get("weight_warnings") else "")
+            cells.append(f"**{cell}**" if (case, k) in bad else cell)
+        print(f"| {case} | {epochs} | " + " | ".join(cells) + " |")
+    print("\nThe options of each column: " + "; ".join(
+        f"{label}: `{opts.format(warm='N', ref='TERM') or 'none'}`" for _, label, opts in CONFIGS)
+          + ". N: a third of the epochs, rounded down to 100; TERM: the initial condition (`ic`; `ic_u` for "
+          "Beltrami, `bc` for Helmholtz, `u0` for the beam).\n")
+    for members_only in (False, True):
+        if members_only:
+            print(f"\nRuns whose mean is within {FAR_WORSE:g}x PINN's but with a member above {FAR_WORSE:g}x "
+                  "PINN's same seed:\n")
+        else:
+            print(f"## Runs with a mean above {FAR_WORSE:g}x PINN's mean, and what the watcher said\n")
+        rows = far_worse(done, members_only)
+        if not rows:
+            print("None.")
+        for case, key, members, said in rows:
+            m = done[case, key][2]
+            per = ", ".join(f"{v:.3g}" for v in m.get("rel_l2_per_seed") or [m["rel_l2_mean"]])
+            named = {int(i) for w in said for i in w["members"]}
+            unsaid = [i for i in members if i not in named]
+            pm = done[case, "pinn"][2]
+            pinn = (", ".join(f"{v:.3g}" for v in pm.get("rel_l2_per_seed") or [pm["rel_l2_mean"]]) if members_only
+                    else f"mean {pm['rel_l2_mean']:.3g}")
+            print(f"* **{case}, {done[case, key][0]}** ({per}; PINN {pinn}), "
+                  f"member{'s' if len(members) > 1 else ''} {', '.join(map(str, members))}: "
+                  + ("; ".join(f"`{w['kind']}` (epoch {w['epoch']}) \"{w['message']}\"" for w in said)
+                     if said else "no report")
+                  + (f" -- **no report names member{'s' if len(unsaid) > 1 else ''} "
+                     f"{', '.join(map(str, unsaid))}**" if unsaid else ""))
+    print("\n## Every run\n")
+    print("| problem | configuration | rel. L2 per seed | final λ (max over seeds) | weight watcher | train s |")
+    print("|---|---|---|---|---|---:|")
     for (case, key), (label, opts, m, h) in done.items():
-        per = m.get("rel_l2_per_seed") or [m.get("rel_l2")]
-        err = f"{m['rel_l2_mean']:.3g}" + (f" ({', '.join(f'{v:.3g}' for v in per)})" if len(per) > 1 else "")
+        per = ", ".join(f"{v:.3g}" for v in m.get("rel_l2_per_seed") or [m["rel_l2_mean"]])
         last = h.weights[-1]  # [S, K]
         lam = ", ".join(f"{n} {last[:, k].max():.2g}" for k, n in enumerate(h.term_names)
                         if not np.allclose(h.weights[:, :, k], 1.0))
-        warn = "; ".join(f"{w['kind']} λ_{w['term']} @ {w['epoch']} (member {','.join(map(str, w['members']))})"
-                         for w in m.get("weight_warnings") or [])
-        print(f"| {case} | {label} | {err} | {lam or '1'} | {warn or 'none'} | {m['train_seconds']:.0f} |")
-    print("\nThe commands (each with `--threads 1 --compile off --no-progress --no-figures --out RUNS_DIR/CASE/KEY`):\n")
+        warn = "; ".join(_short(w) for w in m.get("weight_warnings") or [])
+        print(f"| {case} | {label} | {per} | {lam or '1'} | {warn or 'none'} | {m['train_seconds']:.0f} |")
+    print("\nThe commands (each with `--threads 1 --compile off --no-progress --no-figures --out RUNS_DIR/CASE/KEY`, "
+          "under `nice -n 5`):\n")
     print("```")
     for case, key, _, opts in jobs():
         print(f"{case}/{key}: " + display(command(case, opts, runs / case / key)))
@@ -170,8 +232,7 @@ def report(runs: Path, prefix: str) -> None:
     figures({k: (v[0], v[3]) for k, v in done.items()}, prefix)
 
 
-COLORS = {"dn09_warmup": "C6", "dn09_clamp": "C8", "pinn": "k", "dn": "C0", "dn09": "C1", "authors": "C3", "authors099": "C3", "clamp": "C2", "warmup": "C4",
-          "ref": "C5", "lra": "C7"}
+COLORS = {"pinn": "k", "dn": "C0", "clamp": "C2", "warmup": "C4", "bias": "C1", "ref": "C5", "lra": "C7"}
 
 
 def figures(histories: dict, prefix: str) -> None:
@@ -190,7 +251,7 @@ def figures(histories: dict, prefix: str) -> None:
         fig, ax = plt.subplots(1, 2, figsize=(10, 3.6))
         for key, label, h in rows:
             err = np.asarray(h.rel_l2)
-            if key in ("dn", "dn09", "authors", "authors099", "clamp", "ref", "dn09_clamp"):
+            if key in ("dn", "clamp", "bias", "ref"):
                 s = int(np.argmax(err[-1])) if len(err) else 0
                 for k, n in enumerate(h.term_names):
                     if np.allclose(h.weights[:, :, k], 1.0):
@@ -214,10 +275,9 @@ def figures(histories: dict, prefix: str) -> None:
 if __name__ == "__main__":
     what, runs = sys.argv[1], Path(sys.argv[2])
     if what == "run":
-        worker, workers = (map(int, sys.argv[4].split("/")) if len(sys.argv) > 4 else (0, 1))
-        run(runs, worker, workers)
+        run(runs)
     elif what == "report":
-        report(runs, sys.argv[3])
+        report(runs, sys.argv[3], Path(sys.argv[4]) if len(sys.argv) > 4 else None)
     elif what == "commands":
         for case, key, label, opts in jobs():
             print(display(command(case, opts, runs / case / key)))

@@ -4,9 +4,11 @@
 default (``Trainer(watch=True)``). It reads nothing per step: at each evaluation boundary (where the loop
 already synchronises) it reduces the epochs logged since the last boundary on the device -- the per-epoch
 weights and losses of :class:`~fastpinn.history.TrainingLog`, the Weighter's skip counters -- and copies a
-few ``[S, K]`` numbers to the host. It reports, once per term and kind:
+few ``[S, K]`` numbers to the host. It reports, once per term, kind and ensemble member (the members that
+meet a condition at the same boundary share one report; one that meets it later gets its own):
 
-* ``collapse``: an adaptive weight below ``collapse`` (default 1e-3) times its start value and still falling;
+* ``collapse``: an adaptive weight below ``collapse`` (default 1e-2) times its start value and still falling
+  (issue 18's 1-D wave with bias correction failed with λ_ic at 0.2-0.6 % of its start: 1e-3 missed it);
 * ``runaway``: an adaptive weight above ``runaway`` (default 1e5: the paper's 2-D Poisson problem, which DN
   solves to 6e-3, takes its boundary weight to ~7e3 -- a large weight is not by itself a failure);
 * ``stall``: a term's loss fell by less than ``stall_drop`` (10 %) over ``stall_epochs`` epochs (the best epoch
@@ -82,7 +84,7 @@ class WeightWatch(Callback):
     so a finding is reported once per run).
     """
 
-    def __init__(self, *, collapse: float = 1e-3, runaway: float = 1e5, stall_epochs: int = 1000,
+    def __init__(self, *, collapse: float = 1e-2, runaway: float = 1e5, stall_epochs: int = 1000,
                  stall_drop: float = 0.1, stall_factor: float = 10.0, echo: bool = True) -> None:
         self.collapse = check_number("collapse", collapse, minimum=0, maximum=1, low_open=True, high_open=True)
         self.runaway = check_number("runaway", runaway, minimum=1, low_open=True)
@@ -93,7 +95,7 @@ class WeightWatch(Callback):
         #: Show reports above a progress bar (set by :meth:`Trainer.train` from its ``progress``).
         self.progress = False
         self.reports: list[WeightReport] = []
-        self._reported: set[tuple[str, str]] = set()
+        self._reported: dict[tuple[str, str], set[int]] = {}  # (kind, term) -> the members already named
         self._start: Optional[np.ndarray] = None  # [S, K] the weights before the first epoch watched
         self._first_level: Optional[np.ndarray] = None  # [S, K] the loss level of the first window
         self._call_first = 0
@@ -133,7 +135,12 @@ class WeightWatch(Callback):
     def already_reported(self, reports: list[dict[str, Any]]) -> None:
         """Mark earlier reports (e.g. from the history of a run being resumed) as made: not repeated."""
         for r in reports:
-            self._reported.add((r["kind"], r["term"]))
+            self._reported.setdefault((r["kind"], r["term"]), set()).update(int(m) for m in r["members"])
+
+    def _new(self, kind: str, term: str, members: Any) -> np.ndarray:
+        """``members`` less those already named in a report of this kind on this term."""
+        said = self._reported.get((kind, term), ())
+        return np.array([int(m) for m in members if int(m) not in said], dtype=np.int64)
 
     # ---------------------------------------------------------------------------------- the checks
     def _findings(self, trainer: "Trainer", W: torch.Tensor, L: torch.Tensor, first_epoch: int,
@@ -166,15 +173,15 @@ class WeightWatch(Callback):
         scheme = trainer.scheme
         ref = names[trainer.problem.reference_term] if getattr(scheme, "uses_reference", False) else None
         for k, name in enumerate(names):
-            if skipped is not None and skipped[:, k].sum() > 0:
-                n = int(skipped[:, k].sum())
-                members = np.nonzero(skipped[:, k])[0]
+            members = self._new("skipped", name, np.nonzero(skipped[:, k])[0]) if skipped is not None else []
+            if len(members):
+                n = int(skipped[members, k].sum())
                 fitted = bool((l_best[members, k] == 0).any())  # a loss of exactly 0 has a zero gradient
                 out.append(self._skip_report(name, first_epoch, epoch, n, list(members), fitted,
                                              float(w_max[members, k].max())))
             if not watched[k]:
                 continue
-            members = np.nonzero(bad_at[:, k] < E)[0]
+            members = self._new("nonfinite", name, np.nonzero(bad_at[:, k] < E)[0])
             if len(members):
                 since = first_epoch + int(bad_at[members, k].min())
                 out.append(WeightReport("nonfinite", name, epoch, since, float("nan"), members.tolist(),
@@ -189,10 +196,10 @@ class WeightWatch(Callback):
                 elif self._below_since[s, k] < 0:
                     self._below_since[s, k] = first_epoch + int(low_at[s, k])
             falling = (w_last[:, k] < self.collapse * self._start[:, k]) & (w_last[:, k] < self._previous[:, k])
-            members = np.nonzero(falling)[0]
+            members = self._new("collapse", name, np.nonzero(falling)[0])
             if len(members):
                 out.append(self._collapse_report(name, ref, epoch, members, w_last[:, k], W.shape[1], k))
-            members = np.nonzero(high_at[:, k] < E)[0]
+            members = self._new("runaway", name, np.nonzero(high_at[:, k] < E)[0])
             if len(members):
                 since = first_epoch + int(high_at[members, k].min())
                 top = float(w_max[members, k].max())
@@ -242,7 +249,9 @@ class WeightWatch(Callback):
     def _stall_reports(self, names: list[str], watched: np.ndarray, epoch: int, l_level: np.ndarray,
                        l_best: np.ndarray, w_last: np.ndarray) -> list[WeightReport]:
         """A stall: even the best loss of this window is not ``stall_drop`` below the level (geometric mean)
-        of the window ``stall_epochs`` earlier, while the weight moved ``stall_factor``x since then."""
+        of the window ``stall_epochs`` earlier, while the weight moved ``stall_factor``x since then or is held at
+        ``1/stall_factor`` of its start or less (a weight that fell in the first updates, before any window to
+        compare with, as bias correction makes it: issue 18's Klein-Gordon)."""
         if self._first_level is None:
             self._first_level = l_level
         self._points.append((epoch, l_level, w_last))
@@ -255,27 +264,30 @@ class WeightWatch(Callback):
         e0, l0, w0 = then[-1]
         out = []
         with np.errstate(divide="ignore", invalid="ignore"):
-            moved = np.maximum(w_last / w0, w0 / w_last) >= self.stall_factor
+            moved = ((np.maximum(w_last / w0, w0 / w_last) >= self.stall_factor)
+                     | (w_last <= self._start / self.stall_factor))
             # a loss 1e4 below where it began has converged: it has nothing left to stall
             stalled = (l_best > (1.0 - self.stall_drop) * l0) & (l_best > CONVERGED * self._first_level)
         for k, name in enumerate(names):
-            members = np.nonzero(moved[:, k] & stalled[:, k] & np.isfinite(l_best[:, k]))[0] if watched[k] else []
+            members = (self._new("stall", name, np.nonzero(moved[:, k] & stalled[:, k] & np.isfinite(l_best[:, k]))[0])
+                       if watched[k] else [])
             if len(members):
                 s = int(members[0])
                 out.append(WeightReport(
                     "stall", name, epoch, e0, float(l_best[s, k] / l0[s, k]), members.tolist(),
                     f"L_{name} stalled from epoch {e0} to {epoch} ({l0[s, k]:.2e} -> at best {l_best[s, k]:.2e}) while "
-                    f"λ_{name} moved from {w0[s, k]:.3g} to {w_last[s, k]:.3g}{_who(members, len(w_last))}: the "
+                    f"λ_{name} went from {w0[s, k]:.3g} to {w_last[s, k]:.3g} ({100 * w_last[s, k] / self._start[s, k]:.3g}% "
+                    f"of its start){_who(members, len(w_last))}: the "
                     "weight is not helping this term; try bounds --weight-min/--weight-max, --beta 0.99, or "
                     "--scheme pinn"))
         return out
 
     # ------------------------------------------------------------------------------------ reporting
     def _report(self, trainer: "Trainer", report: WeightReport) -> None:
-        key = (report.kind, report.term)
-        if key in self._reported:
+        said = self._reported.setdefault((report.kind, report.term), set())
+        if said.issuperset(report.members):
             return
-        self._reported.add(key)
+        said.update(int(m) for m in report.members)
         self.reports.append(report)
         if not self.echo or trainer.rank != 0:
             return
