@@ -25,9 +25,10 @@ import fastpinn
 from fastpinn.derivatives import applicable_methods, choose_method, derivatives, parse_requests
 from fastpinn.ops import _ext
 from fastpinn.ops.mlp_taylor import mlp_taylor, taylor_available, taylor_reference
-from fastpinn.problem import Problem, dirichlet, pde
+from fastpinn.problem import Problem
 from fastpinn.term_losses import shared_point_groups
 from fastpinn.trainer import Trainer
+from beam_problem import euler_beam as shared_euler_beam
 
 F64, F32 = torch.float64, torch.float32
 needs_op = pytest.mark.skipif(not (_ext.available() and taylor_available()), reason="fastpinn._C lacks mlp_taylor")
@@ -264,17 +265,10 @@ def test_auto_picks_taylor_above_order_two_and_not_for_mixed_partials():
 
 
 def _euler_beam(dtype=F64) -> Problem:
-    """bench/bench_deepxde_suite.py's Euler beam: u'''' = -1 on [0, 1], u(0) = u'(0) = u''(1) = u'''(1) = 0."""
+    """The beam on 10 random points plus both ends (tests/beam_problem.py)."""
     x = torch.cat([torch.rand(10, 1, generator=torch.Generator().manual_seed(0), dtype=dtype),
                    torch.tensor([[0.0], [1.0]], dtype=dtype)])
-    left, right = torch.tensor([[0.0]], dtype=dtype), torch.tensor([[1.0]], dtype=dtype)
-    return Problem(name="euler_beam", coords=("x",), lower=(0.0,), upper=(1.0,), input_scaling=False,
-                   terms=[pde("pde", x, lambda f: f["u_xxxx"][..., 0] + 1.0, ("u_xxxx",)),
-                          dirichlet("u0", left),
-                          pde("du0", left, lambda f: f["u_x"][..., 0], ("u_x",)),
-                          pde("ddu1", right, lambda f: f["u_xx"][..., 0], ("u_xx",)),
-                          pde("dddu1", right, lambda f: f["u_xxx"][..., 0], ("u_xxx",))],
-                   depth=4, width=20)
+    return shared_euler_beam(x, depth=4, width=20, dtype=dtype)
 
 
 @needs_op

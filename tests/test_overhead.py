@@ -14,8 +14,9 @@ from torch import nn
 
 import fastpinn
 from fastpinn.derivatives import parse_request
-from fastpinn.problem import Problem, dirichlet, pde
+from fastpinn.problem import Problem
 from fastpinn.trainer import Trainer
+from beam_problem import euler_beam as shared_euler_beam
 
 F64 = torch.float64
 
@@ -35,16 +36,8 @@ class Counting(nn.Module):
 
 
 def euler_beam() -> Problem:
-    """DeepXDE's cantilever: u'''' = -1, u(0) = u'(0) = 0, u''(1) = u'''(1) = 0; 10 + 2 points."""
-    x = torch.cat([torch.linspace(0.05, 0.95, 10, dtype=F64).unsqueeze(1), torch.tensor([[0.0], [1.0]], dtype=F64)])
-    left, right = torch.tensor([[0.0]], dtype=F64), torch.tensor([[1.0]], dtype=F64)
-    return Problem(name="euler_beam", coords=("x",), lower=(0.0,), upper=(1.0,), input_scaling=False,
-                   terms=[pde("pde", x, lambda f: f["u_xxxx"][..., 0] + 1.0, ("u_xxxx",)),
-                          dirichlet("u0", left),
-                          pde("du0", left, lambda f: f["u_x"][..., 0], ("u_x",)),
-                          pde("ddu1", right, lambda f: f["u_xx"][..., 0], ("u_xx",)),
-                          pde("dddu1", right, lambda f: f["u_xxx"][..., 0], ("u_xxx",))],
-                   depth=3, width=16)
+    """DeepXDE's cantilever (tests/beam_problem.py), 10 + 2 points, 3 hidden layers of 16."""
+    return shared_euler_beam(depth=3, width=16)
 
 
 @pytest.mark.parametrize("scheme", ["pinn", "dn"])

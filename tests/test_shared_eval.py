@@ -23,6 +23,7 @@ from fastpinn.method_costs import join_pays
 from fastpinn.ops.mlp_taylor import taylor_available
 from fastpinn.term_losses import shared_point_groups
 from fastpinn.trainer import Trainer
+from beam_problem import euler_beam as shared_euler_beam
 
 F64 = torch.float64
 
@@ -146,16 +147,8 @@ def test_concatenated_points_equal_the_per_term_path(name, method):
 
 
 def _beam(width: int = 20) -> Problem:
-    """The bench's Euler beam (bench/bench_deepxde_suite.py): 4th order on 12 points, conditions at the ends."""
-    x = torch.cat([torch.linspace(0.05, 0.95, 10, dtype=F64).unsqueeze(1), torch.tensor([[0.0], [1.0]], dtype=F64)])
-    left, right = torch.tensor([[0.0]], dtype=F64), torch.tensor([[1.0]], dtype=F64)
-    return Problem(name="euler_beam", coords=("x",), lower=(0.0,), upper=(1.0,), input_scaling=False,
-                   terms=[pde("pde", x, lambda f: f["u_xxxx"][..., 0] + 1.0, ("u_xxxx",)),
-                          dirichlet("u0", left),
-                          pde("du0", left, lambda f: f["u_x"][..., 0], ("u_x",)),
-                          pde("ddu1", right, lambda f: f["u_xx"][..., 0], ("u_xx",)),
-                          pde("dddu1", right, lambda f: f["u_xxx"][..., 0], ("u_xxx",))],
-                   depth=4, width=width)
+    """The bench's Euler beam (tests/beam_problem.py): 4th order on 12 points, conditions at the ends."""
+    return shared_euler_beam(depth=4, width=width)
 
 
 def test_values_only_term_joins_a_small_group_under_auto():
