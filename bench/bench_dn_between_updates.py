@@ -1,0 +1,76 @@
+"""DN's steps between weight updates against PINN's steps on a system with shared points (issue 20).
+
+Beltrami flow from ``bench_deepxde_suite.py`` (4 equations on 1,000 shared points, boundary and initial terms;
+the default method, one evaluation for the shared terms). A PINN trainer and a DN(beta=0.99, tau=10) trainer
+take steps one by one, alternating which goes first, each step timed on its own, so load drifts on a shared
+machine hit both alike. DN's steps are split into update steps (``K`` backwards: more than one backward pass
+counted) and the steps between updates (one backward of ``sum_j lam_j L_j``, as PINN). Printed: medians, the
+ratio of DN's steps between updates to PINN's (median, mean), the update steps' cost, DN/PINN over all steps,
+and the ratio by position after an update (a transient after the ``K`` backwards would show in position 1).
+
+    python bench/bench_dn_between_updates.py --steps 3000      # 1 thread, ~2 min on a loaded 2-core machine
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from statistics import median
+
+import torch
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import fastpinn  # noqa: E402
+from fastpinn.trainer import Trainer  # noqa: E402
+from bench_deepxde_suite import beltrami_case  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    problem, _ = beltrami_case().fastpinn()
+    pinn = Trainer(problem, fastpinn.PINN(), eval_every=10**9, threads=None, watch=False)
+    dn = Trainer(problem, fastpinn.DN(beta=0.99, tau=10), eval_every=10**9, threads=None, watch=False)
+    clock = time.perf_counter
+    pinn_s, plain, update = [], [], []  # plain: (steps since the last update, DN seconds, PINN seconds)
+    since = 0
+    for i in range(args.steps):
+        passes = dn.backward_passes
+        if i % 2:
+            t0 = clock(); pinn.step(); t1 = clock(); dn.step(); t2 = clock()
+            p, d = t1 - t0, t2 - t1
+        else:
+            t0 = clock(); dn.step(); t1 = clock(); pinn.step(); t2 = clock()
+            d, p = t1 - t0, t2 - t1
+        pinn_s.append(p)
+        if dn.backward_passes - passes > 1:
+            update.append(d)
+            since = 0
+        else:
+            since += 1
+            plain.append((since, d, p))
+    ms = lambda v: 1e3 * median(v)  # noqa: E731
+    d_plain = [d for _, d, _ in plain]
+    print(f"Beltrami, {args.threads} thread(s), {args.steps} steps each, torch {torch.__version__}")
+    print(f"PINN {ms(pinn_s):.2f} ms; DN between updates {ms(d_plain):.2f} ms (n={len(d_plain)}); "
+          f"DN update steps {ms(update):.2f} ms (n={len(update)})")
+    print(f"DN between updates / PINN: median {median(d_plain) / median(pinn_s):.3f}, "
+          f"mean {sum(d_plain) / len(d_plain) / (sum(pinn_s) / len(pinn_s)):.3f}")
+    print(f"DN update step / PINN: {median(update) / median(pinn_s):.2f}; DN / PINN over all steps (mean): "
+          f"{(sum(d_plain) + sum(update)) / (len(d_plain) + len(update)) / (sum(pinn_s) / len(pinn_s)):.3f}")
+    for k in range(1, 10):
+        d = [x for n, x, _ in plain if n == k]
+        p = [y for n, _, y in plain if n == k]
+        if d:
+            print(f"  step {k} after an update: DN / PINN (same steps) mean {sum(d) / sum(p):.3f}")
+
+
+if __name__ == "__main__":
+    main()
