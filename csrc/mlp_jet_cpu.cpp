@@ -1,10 +1,10 @@
 // CPU implementation of fastpinn::mlp_jet_forward / mlp_jet_backward: argument checks, the plan, the split of
-// (member, tile) work over at::parallel_for, and the choice of the tile kernels for this CPU (mlp_jet.h).
+// (member, tile) work over at::parallel_for (the parts shared with mlp_taylor: mlp_dispatch.h), and the choice of
+// the tile kernels for this CPU (mlp_jet.h).
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
-#include <ATen/ops/zeros.h>
 #include <torch/library.h>
 
 #include <algorithm>
@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "checks.h"
+#include "mlp_dispatch.h"
 #include "mlp_jet.h"
 
 namespace fastpinn {
@@ -40,41 +41,17 @@ OwnedPlan make_plan(const char* op, const at::Tensor& theta, const at::Tensor& x
                     at::IntArrayRef first_out, int64_t activation) {
   TORCH_CHECK(activation >= 0 && activation < kActivations, op, "activation must be 0 (tanh), 1 (sin), 2 (silu) or 3 (softplus), got ",
               activation);
-  TORCH_CHECK(is_float_or_double(theta), op, "theta must be float32 or float64, got ", theta.scalar_type());
-  TORCH_CHECK(theta.dim() == 2, op, "theta must be 2-D [S, P], got shape ", theta.sizes());
-  for (const at::Tensor* t : {&x, &scale, &shift}) {
-    TORCH_CHECK(t->scalar_type() == theta.scalar_type(), op, "x, scale and shift must have theta's dtype (",
-                theta.scalar_type(), "), got ", t->scalar_type());
-    TORCH_CHECK(t->device() == theta.device(), op, "all tensors must be on theta's device");
-    TORCH_CHECK(t->layout() == at::kStrided, op, "all tensors must be strided (dense)");
-  }
-  const int64_t L = static_cast<int64_t>(sizes.size()) - 1;
-  TORCH_CHECK(L >= 1 && L <= kMaxLayers, op, "sizes must list in_dim, the hidden widths and out_dim (2 to ",
-              kMaxLayers + 1, " entries), got ", sizes);
-  for (int64_t s : sizes) TORCH_CHECK(s >= 1, op, "every entry of sizes must be >= 1, got ", sizes);
-  OwnedPlan o;
-  o.sizes.assign(sizes.begin(), sizes.end());
-  int64_t offset = 0, max_width = 0;
-  for (int64_t k = 0; k < L; ++k) {
-    o.w_off.push_back(offset);
-    offset += sizes[k + 1] * sizes[k];
-    o.b_off.push_back(offset);
-    offset += sizes[k + 1];
-    max_width = std::max(max_width, sizes[k + 1]);
-  }
-  TORCH_CHECK(theta.size(1) == offset, op, "theta must have P = ", offset, " columns for sizes ", sizes, ", got ",
-              theta.sizes());
-  const int64_t d = sizes[0];
-  TORCH_CHECK((x.dim() == 2 || (x.dim() == 3 && x.size(0) == theta.size(0))) && x.size(-1) == d, op,
-              "x must have shape [N, ", d, "] or [S, N, ", d, "] with S = ", theta.size(0), ", got ", x.sizes());
-  TORCH_CHECK(scale.dim() == 1 && scale.size(0) == d && shift.dim() == 1 && shift.size(0) == d, op,
-              "scale and shift must have shape [", d, "], got ", scale.sizes(), " and ", shift.sizes());
-  for (int64_t c : dirs) TORCH_CHECK(c >= 0 && c < d, op, "dirs must be coordinate indices in [0, ", d, "), got ", dirs);
+  mlpdispatch::LayerOffsets layers =
+      mlpdispatch::check_ensemble_args(op, theta, x, scale, shift, sizes, dirs, kMaxLayers);
   const int64_t nT = static_cast<int64_t>(dirs.size());
   TORCH_CHECK(pairs.size() % 2 == 0, op, "pairs must be a flat list of (i, j) positions into dirs, got ", pairs);
   for (int64_t q : pairs) TORCH_CHECK(q >= 0 && q < nT, op, "pairs must be positions in [0, ", nT, ") into dirs, got ", pairs);
   for (int64_t f : first_out)
     TORCH_CHECK(f >= 0 && f < nT, op, "first_out must be positions in [0, ", nT, ") into dirs, got ", first_out);
+  OwnedPlan o;
+  o.sizes.assign(sizes.begin(), sizes.end());
+  o.w_off = std::move(layers.w_off);
+  o.b_off = std::move(layers.b_off);
   o.dirs.assign(dirs.begin(), dirs.end());
   for (size_t q = 0; q < pairs.size(); q += 2) {
     o.pair_i.push_back(pairs[q]);
@@ -82,7 +59,7 @@ OwnedPlan make_plan(const char* op, const at::Tensor& theta, const at::Tensor& x
   }
   o.first_out.assign(first_out.begin(), first_out.end());
   Plan& P = o.plan;
-  P.n_layers = L;
+  P.n_layers = static_cast<int64_t>(sizes.size()) - 1;
   P.sizes = o.sizes.data();
   P.w_off = o.w_off.data();
   P.b_off = o.b_off.data();
@@ -95,7 +72,7 @@ OwnedPlan make_plan(const char* op, const at::Tensor& theta, const at::Tensor& x
   P.first_out = o.first_out.data();
   P.channels = 1 + P.n_dirs + P.n_pairs;
   P.out_channels = 1 + P.n_first + P.n_pairs;
-  P.max_width = max_width;
+  P.max_width = layers.max_width;
   P.activation = activation;
   return o;
 }
@@ -153,12 +130,11 @@ std::tuple<at::Tensor, at::Tensor> mlp_jet_forward_cpu(const at::Tensor& theta_i
   const Plan& P = owned.plan;
   const at::Tensor theta = theta_in.contiguous(), x = x_in.contiguous();
   const at::Tensor scale = scale_in.contiguous(), shift = shift_in.contiguous();
-  const int64_t S = theta.size(0), N = x.size(-2), n_out = sizes.back();
-  const bool shared = x.dim() == 2;
+  const mlpdispatch::Ensemble E(theta, x, kTile);
+  const int64_t S = E.members, N = E.points, n_out = sizes.back(), tiles = E.tiles, tape_len = tape_elems(P);
   at::Tensor fields = at::empty({S, P.out_channels, N, n_out}, theta.options());
-  const int64_t tiles = (N + kTile - 1) / kTile, tape_len = tape_elems(P);
-  at::Tensor tape = at::empty({store ? S * tiles * tape_len : 0}, theta.options());
-  if (tiles == 0) return {fields, tape};
+  at::Tensor tape = at::empty({store ? E.items * tape_len : 0}, theta.options());
+  if (E.items == 0) return {fields, tape};
   AT_DISPATCH_FLOATING_TYPES(theta.scalar_type(), "fastpinn::mlp_jet_forward", [&] {
     const scalar_t* th = theta.const_data_ptr<scalar_t>();
     const scalar_t* xp = x.const_data_ptr<scalar_t>();
@@ -166,16 +142,13 @@ std::tuple<at::Tensor, at::Tensor> mlp_jet_forward_cpu(const at::Tensor& theta_i
     const scalar_t* sh = shift.const_data_ptr<scalar_t>();
     scalar_t* out = fields.mutable_data_ptr<scalar_t>();
     scalar_t* tp = store ? tape.mutable_data_ptr<scalar_t>() : nullptr;
-    const int64_t P_len = theta.size(1), scratch_len = forward_scratch(P);
-    // Work items are (member, tile); a few tiles per grain keeps the per-task overhead small.
-    at::parallel_for(0, S * tiles, 4, [&](int64_t begin, int64_t end) {
+    const int64_t scratch_len = forward_scratch(P);
+    at::parallel_for(0, E.items, mlpdispatch::kForwardGrain, [&](int64_t begin, int64_t end) {
       std::vector<scalar_t> scratch(scratch_len);
-      for (int64_t item = begin; item < end;) {
-        const int64_t s = item / tiles, t0 = item % tiles, t1 = std::min(tiles, t0 + (end - item));
-        call_forward(P, th + s * P_len, sc, sh, xp + (shared ? 0 : s * N * P.sizes[0]), N, t0, t1,
-                     out + s * P.out_channels * N * n_out, scratch.data(), tp ? tp + s * tiles * tape_len : nullptr);
-        item += t1 - t0;
-      }
+      E.for_runs(begin, end, [&](int64_t s, int64_t t0, int64_t t1) {
+        call_forward(P, th + s * E.params, sc, sh, xp + E.x_offset(s), N, t0, t1, out + s * P.out_channels * N * n_out,
+                     scratch.data(), tp ? tp + s * tiles * tape_len : nullptr);
+      });
     });
   });
   return {fields, tape};
@@ -192,27 +165,24 @@ std::tuple<at::Tensor, at::Tensor> mlp_jet_backward_cpu(const at::Tensor& grad_i
   const Plan& P = owned.plan;
   const at::Tensor theta = theta_in.contiguous(), x = x_in.contiguous();
   const at::Tensor scale = scale_in.contiguous(), shift = shift_in.contiguous();
-  const int64_t S = theta.size(0), N = x.size(-2), n_out = sizes.back(), d = sizes[0];
+  const mlpdispatch::Ensemble E(theta, x, kTile);
+  const int64_t S = E.members, N = E.points, n_out = sizes.back(), d = E.in_dim;
   TORCH_CHECK(grad_in.scalar_type() == theta.scalar_type() && grad_in.dim() == 4 && grad_in.size(0) == S &&
                   grad_in.size(1) == P.out_channels && grad_in.size(2) == N && grad_in.size(3) == n_out,
               op, "grad_fields must be ", theta.scalar_type(), " of shape [", S, ", ", P.out_channels, ", ", N, ", ",
               n_out, "], got ", grad_in.scalar_type(), " ", grad_in.sizes());
   const at::Tensor grad = grad_in.contiguous();
-  const bool shared = x.dim() == 2;
-  const int64_t tiles = (N + kTile - 1) / kTile, items = S * tiles, tape_len = tape_elems(P);
+  const int64_t tiles = E.tiles, tape_len = tape_elems(P);
   const bool has_tape = tape_in.numel() > 0;
   TORCH_CHECK(tape_in.scalar_type() == theta.scalar_type() && tape_in.dim() == 1 &&
                   (!has_tape || tape_in.numel() == S * tiles * tape_len),
               op, "tape must be empty (recompute) or the forward's tape of ", S * tiles * tape_len, " elements, got ",
               tape_in.scalar_type(), " ", tape_in.sizes());
   const at::Tensor tape = tape_in.contiguous();
-  // Deterministic for a given thread count: chunk c owns a fixed range of (member, tile) items and its own
-  // partial gradient; the partials are summed in chunk order.
-  const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), items));
-  at::Tensor partial = at::zeros({chunks, S, theta.size(1)}, theta.options());
-  // Shared points: every member writes its own gradient wrt x, summed over members below.
-  at::Tensor gx_members = x_grad ? at::empty({S, N, d}, theta.options()) : at::Tensor();
-  if (items > 0) {
+  const mlpdispatch::Chunks chunks(E.items);
+  at::Tensor partial = chunks.zero_partials(E, theta.options());
+  at::Tensor gx_members = mlpdispatch::member_grad_x(E, x_grad, theta.options());
+  if (E.items > 0) {
     AT_DISPATCH_FLOATING_TYPES(theta.scalar_type(), "fastpinn::mlp_jet_backward", [&] {
       const scalar_t* th = theta.const_data_ptr<scalar_t>();
       const scalar_t* xp = x.const_data_ptr<scalar_t>();
@@ -222,32 +192,20 @@ std::tuple<at::Tensor, at::Tensor> mlp_jet_backward_cpu(const at::Tensor& grad_i
       scalar_t* part = partial.mutable_data_ptr<scalar_t>();
       scalar_t* gx = x_grad ? gx_members.mutable_data_ptr<scalar_t>() : nullptr;
       const scalar_t* tp = has_tape ? tape.const_data_ptr<scalar_t>() : nullptr;
-      const int64_t P_len = theta.size(1), scratch_len = backward_scratch(P, sizeof(scalar_t));
-      at::parallel_for(0, chunks, 1, [&](int64_t c_begin, int64_t c_end) {
+      const int64_t P_len = E.params, scratch_len = backward_scratch(P, sizeof(scalar_t));
+      at::parallel_for(0, chunks.count, 1, [&](int64_t c_begin, int64_t c_end) {
         std::vector<scalar_t> scratch(scratch_len);
         for (int64_t c = c_begin; c < c_end; ++c) {
-          const int64_t begin = c * items / chunks, end = (c + 1) * items / chunks;
-          for (int64_t item = begin; item < end;) {
-            const int64_t s = item / tiles, t0 = item % tiles, t1 = std::min(tiles, t0 + (end - item));
-            call_backward(P, th + s * P_len, sc, sh, xp + (shared ? 0 : s * N * d), gf + s * P.out_channels * N * n_out,
-                          N, t0, t1, part + (c * S + s) * P_len, gx ? gx + s * N * d : nullptr, scratch.data(),
+          E.for_runs(chunks.begin(c), chunks.end(c), [&](int64_t s, int64_t t0, int64_t t1) {
+            call_backward(P, th + s * P_len, sc, sh, xp + E.x_offset(s), gf + s * P.out_channels * N * n_out, N, t0,
+                          t1, part + (c * S + s) * P_len, gx ? gx + s * N * d : nullptr, scratch.data(),
                           tp ? tp + s * tiles * tape_len : nullptr);
-            item += t1 - t0;
-          }
+          });
         }
       });
     });
   }
-  at::Tensor grad_theta = chunks == 1 ? partial[0] : partial.sum(0);
-  at::Tensor grad_x;
-  if (!x_grad) {
-    grad_x = at::empty({0}, theta.options());
-  } else if (shared) {
-    grad_x = gx_members.sum(0);
-  } else {
-    grad_x = gx_members;
-  }
-  return {grad_theta, grad_x};
+  return {mlpdispatch::sum_partials(partial), mlpdispatch::grad_x_of(E, gx_members, theta.options())};
 }
 
 }  // namespace

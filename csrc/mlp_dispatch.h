@@ -1,0 +1,128 @@
+// The ATen side shared by the fused MLP ops (mlp_jet_cpu.cpp, mlp_taylor_cpu.cpp): the checks of the ensemble
+// inputs, the layout of S members over N points cut into tiles, the split of (member, tile) work items over
+// threads, and the reductions of the per-chunk and per-member gradients.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <ATen/Parallel.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/zeros.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "checks.h"
+
+namespace fastpinn {
+namespace mlpdispatch {
+
+// Offsets into a member's flat parameter vector: layer k's weight [sizes[k+1], sizes[k]] starts at w_off[k], its
+// bias at b_off[k]; max_width is the widest layer output.
+struct LayerOffsets {
+  std::vector<int64_t> w_off, b_off;
+  int64_t max_width = 0;
+};
+
+// Checks theta [S, P], x [N, d] or [S, N, d], scale/shift [d], sizes (in_dim, hidden widths, out_dim; at most
+// max_layers layers) and dirs (coordinate indices) for op; returns the layer offsets.
+inline LayerOffsets check_ensemble_args(const char* op, const at::Tensor& theta, const at::Tensor& x,
+                                        const at::Tensor& scale, const at::Tensor& shift, at::IntArrayRef sizes,
+                                        at::IntArrayRef dirs, int64_t max_layers) {
+  TORCH_CHECK(is_float_or_double(theta), op, "theta must be float32 or float64, got ", theta.scalar_type());
+  TORCH_CHECK(theta.dim() == 2, op, "theta must be 2-D [S, P], got shape ", theta.sizes());
+  for (const at::Tensor* t : {&x, &scale, &shift}) {
+    TORCH_CHECK(t->scalar_type() == theta.scalar_type(), op, "x, scale and shift must have theta's dtype (",
+                theta.scalar_type(), "), got ", t->scalar_type());
+    TORCH_CHECK(t->device() == theta.device(), op, "all tensors must be on theta's device");
+    TORCH_CHECK(t->layout() == at::kStrided, op, "all tensors must be strided (dense)");
+  }
+  const int64_t L = static_cast<int64_t>(sizes.size()) - 1;
+  TORCH_CHECK(L >= 1 && L <= max_layers, op, "sizes must list in_dim, the hidden widths and out_dim (2 to ",
+              max_layers + 1, " entries), got ", sizes);
+  for (int64_t s : sizes) TORCH_CHECK(s >= 1, op, "every entry of sizes must be >= 1, got ", sizes);
+  LayerOffsets o;
+  int64_t offset = 0;
+  for (int64_t k = 0; k < L; ++k) {
+    o.w_off.push_back(offset);
+    offset += sizes[k + 1] * sizes[k];
+    o.b_off.push_back(offset);
+    offset += sizes[k + 1];
+    o.max_width = std::max(o.max_width, sizes[k + 1]);
+  }
+  TORCH_CHECK(theta.size(1) == offset, op, "theta must have P = ", offset, " columns for sizes ", sizes, ", got ",
+              theta.sizes());
+  const int64_t d = sizes[0];
+  TORCH_CHECK((x.dim() == 2 || (x.dim() == 3 && x.size(0) == theta.size(0))) && x.size(-1) == d, op,
+              "x must have shape [N, ", d, "] or [S, N, ", d, "] with S = ", theta.size(0), ", got ", x.sizes());
+  TORCH_CHECK(scale.dim() == 1 && scale.size(0) == d && shift.dim() == 1 && shift.size(0) == d, op,
+              "scale and shift must have shape [", d, "], got ", scale.sizes(), " and ", shift.sizes());
+  for (int64_t c : dirs) TORCH_CHECK(c >= 0 && c < d, op, "dirs must be coordinate indices in [0, ", d, "), got ", dirs);
+  return o;
+}
+
+// S members (rows of theta) at N points, shared by all members (x [N, d]) or one set per member (x [S, N, d]).
+// The work items are (member, tile) pairs in member-major order: item = s * tiles + t.
+struct Ensemble {
+  int64_t members, points, in_dim, params;
+  bool shared;
+  int64_t tiles, items;
+
+  Ensemble(const at::Tensor& theta, const at::Tensor& x, int64_t tile)
+      : members(theta.size(0)), points(x.size(-2)), in_dim(x.size(-1)), params(theta.size(1)),
+        shared(x.dim() == 2), tiles((points + tile - 1) / tile), items(members * tiles) {}
+
+  // Offset of member s's points in x.
+  int64_t x_offset(int64_t s) const { return shared ? 0 : s * points * in_dim; }
+
+  // Calls run(s, t0, t1) for each run of tiles [t0, t1) of one member s that makes up items [begin, end), in
+  // item order.
+  template <typename Run>
+  void for_runs(int64_t begin, int64_t end, Run&& run) const {
+    for (int64_t item = begin; item < end;) {
+      const int64_t s = item / tiles, t0 = item % tiles, t1 = std::min(tiles, t0 + (end - item));
+      run(s, t0, t1);
+      item += t1 - t0;
+    }
+  }
+};
+
+// The forward's work items are independent; a few tiles per grain keeps the per-task overhead small.
+constexpr int64_t kForwardGrain = 4;
+
+// The backward's split of the items: deterministic for a given thread count, chunk c owns a fixed range of items
+// and its own partial gradient [S, P]; the partials are summed in chunk order.
+struct Chunks {
+  int64_t count, items;
+
+  explicit Chunks(int64_t n_items)
+      : count(std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), n_items))), items(n_items) {}
+
+  int64_t begin(int64_t c) const { return c * items / count; }
+  int64_t end(int64_t c) const { return (c + 1) * items / count; }
+
+  // One zeroed partial gradient per chunk: [chunks, S, P].
+  at::Tensor zero_partials(const Ensemble& e, const at::TensorOptions& options) const {
+    return at::zeros({count, e.members, e.params}, options);
+  }
+};
+
+// The gradient wrt theta [S, P] from the chunks' partials [chunks, S, P], summed in chunk order.
+inline at::Tensor sum_partials(const at::Tensor& partial) {
+  return partial.size(0) == 1 ? partial[0] : partial.sum(0);
+}
+
+// The per-member gradients wrt x [S, N, d], written by the kernels; undefined when x's gradient is not wanted.
+inline at::Tensor member_grad_x(const Ensemble& e, bool x_grad, const at::TensorOptions& options) {
+  return x_grad ? at::empty({e.members, e.points, e.in_dim}, options) : at::Tensor();
+}
+
+// The gradient wrt x in x's shape: shared points get the sum over members, per-member points their own; an empty
+// tensor when x's gradient was not wanted.
+inline at::Tensor grad_x_of(const Ensemble& e, const at::Tensor& gx_members, const at::TensorOptions& options) {
+  if (!gx_members.defined()) return at::empty({0}, options);
+  return e.shared ? gx_members.sum(0) : gx_members;
+}
+
+}  // namespace mlpdispatch
+}  // namespace fastpinn
