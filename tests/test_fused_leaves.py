@@ -100,3 +100,13 @@ def test_not_the_trainers_leaves_still_join():
     derivatives(net, x, ("x",), "u_xx", method="fused", theta=other)["u_xx"].sum().backward()
     assert all(t.grad is not None for t in other)
     assert all(t.grad is None for t in net.leaves())
+
+
+def test_double_backward_through_the_leaves_raises():
+    net = fastpinn.MLP(1, 1, 3, 5, seed=0, dtype=torch.float64)
+    leaves = net.leaves()
+    x = torch.linspace(-1, 1, 9, dtype=torch.float64).unsqueeze(-1)
+    loss = derivatives(net, x, ("x",), "u_xx", method="fused", theta=leaves)["u_xx"].pow(2).sum()
+    grads = torch.autograd.grad(loss, leaves, create_graph=True)
+    with pytest.raises(RuntimeError, match="twice"):  # not a silently zero second derivative
+        torch.autograd.grad(sum(g.sum() for g in grads), leaves)

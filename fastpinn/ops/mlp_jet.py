@@ -26,6 +26,7 @@ from typing import Optional, Sequence
 
 import torch
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 from .mlp_jet_autograd import TILE, register_autograd, tape_numel
 
@@ -85,8 +86,8 @@ def _flat_pairs(pairs: Sequence[tuple[int, int]]) -> list[int]:
 
 
 class _LeafJet(torch.autograd.Function):
-    """The op's forward and backward called directly (``.default``: no Python default filling, no redispatch
-    through the registered autograd formula), with the gradient handed to the per-layer leaves as views of
+    """The op's forward and backward called directly (``.default`` below the Autograd dispatch key: no Python
+    default filling, no redispatch through the registered autograd formula), with the gradient handed to the per-layer leaves as views of
     the op's ``grad_theta`` -- the path of the registered formula plus ``torch.cat`` of the leaves (and its
     CatBackward), in one autograd node. The op reads ``theta``, whose storage the leaves share.
     Inputs: ``x, scale, shift, theta[S, P], ensemble, args, *leaves`` with ``args`` the op's remaining arguments
@@ -94,7 +95,8 @@ class _LeafJet(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, scale, shift, theta, ensemble, args, *leaves):  # noqa: ANN001, ANN205 - autograd.Function's
-        fields, tape = torch.ops.fastpinn.mlp_jet_forward.default(theta, x, scale, shift, *args)
+        with torch._C._AutoDispatchBelowAutograd():  # this node is the autograd: straight to the kernel
+            fields, tape = torch.ops.fastpinn.mlp_jet_forward.default(theta, x, scale, shift, *args)
         ctx.mark_non_differentiable(tape)
         ctx.save_for_backward(theta, x, scale, shift, tape)
         ctx.args = args
@@ -103,12 +105,14 @@ class _LeafJet(torch.autograd.Function):
         return fields, tape
 
     @staticmethod
+    @once_differentiable  # as the registered formula: a double backward raises
     def backward(ctx, grad_fields, _grad_tape):  # noqa: ANN001, ANN205
         theta, x, scale, shift, tape = ctx.saved_tensors
         sizes, dirs, pairs, first_out, _store, code = ctx.args
         x_grad = bool(ctx.needs_input_grad[0])
-        grad_theta, grad_x = torch.ops.fastpinn.mlp_jet_backward.default(
-            grad_fields, theta, x, scale, shift, tape, sizes, dirs, pairs, first_out, x_grad, code)
+        with torch._C._AutoDispatchBelowAutograd():  # differentiable once: no graph of the backward
+            grad_theta, grad_x = torch.ops.fastpinn.mlp_jet_backward.default(
+                grad_fields, theta, x, scale, shift, tape, sizes, dirs, pairs, first_out, x_grad, code)
         # grad_theta[S, P] -> each leaf's slice, as the backward of cat + reshape would give it.
         flat = grad_theta if ctx.ensemble else grad_theta[0]
         grads, offset = [], 0
