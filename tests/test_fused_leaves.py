@@ -108,5 +108,5 @@ def test_double_backward_through_the_leaves_raises():
     x = torch.linspace(-1, 1, 9, dtype=torch.float64).unsqueeze(-1)
     loss = derivatives(net, x, ("x",), "u_xx", method="fused", theta=leaves)["u_xx"].pow(2).sum()
     grads = torch.autograd.grad(loss, leaves, create_graph=True)
-    with pytest.raises(RuntimeError, match="twice"):  # not a silently zero second derivative
-        torch.autograd.grad(sum(g.sum() for g in grads), leaves)
+    with pytest.raises(RuntimeError, match="differentiable once"):  # not a silently missing second derivative
+        torch.autograd.grad(sum(g.sum() for g in grads), leaves, allow_unused=True)

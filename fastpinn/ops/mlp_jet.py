@@ -26,7 +26,6 @@ from typing import Optional, Sequence
 
 import torch
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
 from .mlp_jet_autograd import TILE, register_autograd, tape_numel
 
@@ -105,14 +104,14 @@ class _LeafJet(torch.autograd.Function):
         return fields, tape
 
     @staticmethod
-    @once_differentiable  # as the registered formula: a double backward raises
     def backward(ctx, grad_fields, _grad_tape):  # noqa: ANN001, ANN205
         theta, x, scale, shift, tape = ctx.saved_tensors
-        sizes, dirs, pairs, first_out, _store, code = ctx.args
-        x_grad = bool(ctx.needs_input_grad[0])
-        with torch._C._AutoDispatchBelowAutograd():  # differentiable once: no graph of the backward
-            grad_theta, grad_x = torch.ops.fastpinn.mlp_jet_backward.default(
-                grad_fields, theta, x, scale, shift, tape, sizes, dirs, pairs, first_out, x_grad, code)
+        args = (grad_fields, theta, x, scale, shift, tape, *ctx.args[:4], bool(ctx.needs_input_grad[0]), ctx.args[5])
+        if torch.is_grad_enabled():  # create_graph: the registered formula, whose own backward raises as before
+            grad_theta, grad_x = torch.ops.fastpinn.mlp_jet_backward.default(*args)
+        else:
+            with torch._C._AutoDispatchBelowAutograd():
+                grad_theta, grad_x = torch.ops.fastpinn.mlp_jet_backward.default(*args)
         # grad_theta[S, P] -> each leaf's slice, as the backward of cat + reshape would give it.
         flat = grad_theta if ctx.ensemble else grad_theta[0]
         grads, offset = [], 0
@@ -120,7 +119,7 @@ class _LeafJet(torch.autograd.Function):
             n = shape[1:].numel() if ctx.ensemble else shape.numel()
             grads.append(flat.narrow(-1, offset, n).view(shape))
             offset += n
-        return (grad_x if x_grad else None, None, None, None, None, None, *grads)
+        return (grad_x if ctx.needs_input_grad[0] else None, None, None, None, None, None, *grads)
 
 
 def mlp_jet_leaves(
