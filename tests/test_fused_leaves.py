@@ -28,7 +28,7 @@ def _joined(theta, leaves, x, scale, shift, sizes, dirs, pairs, first_out, activ
 def tiny_poisson() -> Problem:
     x = torch.rand(16, 1, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 2 - 1
     ends = torch.tensor([[-1.0], [1.0]], dtype=torch.float64)
-    residual = lambda f: f["u_xx"][..., 0] + math.pi ** 2 * torch.sin(math.pi * f.x[..., 0])  # noqa: E731
+    residual = lambda f: f["u_xx"][..., 0] + math.pi ** 2 * torch.sin(math.pi * f.x[..., 0])
     return Problem(name="poisson1d_tiny", coords=("x",), lower=(-1.0,), upper=(1.0,),
                    terms=[pde("pde", x, residual, ("u_xx",)), dirichlet("bc", ends, 0.0)], depth=4, width=50)
 

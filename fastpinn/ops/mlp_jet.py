@@ -29,7 +29,8 @@ from torch import Tensor
 
 from .mlp_jet_autograd import TILE, register_autograd, tape_numel
 
-__all__ = ["mlp_jet", "mlp_jet_leaves", "JetPlan", "DerivIndex", "register_autograd", "tape_numel", "TILE", "STORE", "ACTIVATION_CODES"]
+__all__ = ["mlp_jet", "mlp_jet_leaves", "JetPlan", "DerivIndex", "register_autograd", "tape_numel", "TILE", "STORE",
+           "ACTIVATION_CODES"]
 
 #: Hidden-layer activations the CPU kernel implements, by name (fastpinn.network.ACTIVATIONS) -> the op's
 #: ``activation`` argument (csrc/mlp_jet_kernel.h ``Act``).
@@ -86,14 +87,15 @@ def _flat_pairs(pairs: Sequence[tuple[int, int]]) -> list[int]:
 
 class _LeafJet(torch.autograd.Function):
     """The op's forward and backward called directly (``.default`` below the Autograd dispatch key: no Python
-    default filling, no redispatch through the registered autograd formula), with the gradient handed to the per-layer leaves as views of
-    the op's ``grad_theta`` -- the path of the registered formula plus ``torch.cat`` of the leaves (and its
-    CatBackward), in one autograd node. The op reads ``theta``, whose storage the leaves share.
+    default filling, no redispatch through the registered autograd formula), with the gradient handed to the
+    per-layer leaves as views of the op's ``grad_theta`` -- the path of the registered formula plus
+    ``torch.cat`` of the leaves (and its CatBackward), in one autograd node. The op reads ``theta``, whose
+    storage the leaves share.
     Inputs: ``x, scale, shift, theta[S, P], ensemble, args, *leaves`` with ``args`` the op's remaining arguments
     and ``ensemble`` whether the leaves have a leading member dimension."""
 
     @staticmethod
-    def forward(ctx, x, scale, shift, theta, ensemble, args, *leaves):  # noqa: ANN001, ANN205 - autograd.Function's
+    def forward(ctx, x, scale, shift, theta, ensemble, args, *leaves):
         with torch._C._AutoDispatchBelowAutograd():  # this node is the autograd: straight to the kernel
             fields, tape = torch.ops.fastpinn.mlp_jet_forward.default(theta, x, scale, shift, *args)
         ctx.mark_non_differentiable(tape)
@@ -104,7 +106,7 @@ class _LeafJet(torch.autograd.Function):
         return fields, tape
 
     @staticmethod
-    def backward(ctx, grad_fields, _grad_tape):  # noqa: ANN001, ANN205
+    def backward(ctx, grad_fields, _grad_tape):
         theta, x, scale, shift, tape = ctx.saved_tensors
         args = (grad_fields, theta, x, scale, shift, tape, *ctx.args[:4], bool(ctx.needs_input_grad[0]), ctx.args[5])
         if torch.is_grad_enabled():  # create_graph: the registered formula, whose own backward raises as before
