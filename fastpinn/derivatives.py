@@ -542,6 +542,10 @@ def _flat_theta(net: MLP, theta: Any) -> Tensor:
 
 
 def _compute_fused(net: MLP, theta: Any, x: Tensor, wanted: Sequence[DerivIndex]) -> dict:
+    if not isinstance(theta, Tensor) and theta is net.leaves():
+        # The Trainer's leaves: the op reads net.theta (their storage) and hands them their gradient slices,
+        # with no per-step cat (and its backward) of the leaves.
+        return fused_mlp(net, net.theta, x, wanted, leaves=theta)
     return fused_mlp(net, _flat_theta(net, theta), x, wanted)
 
 

@@ -16,7 +16,7 @@ from torch import Tensor
 from torch.func import jvp
 
 from .network import MLP, HardConstraint
-from .ops.mlp_jet import ACTIVATION_CODES, DerivIndex, JetPlan, mlp_jet
+from .ops.mlp_jet import ACTIVATION_CODES, DerivIndex, JetPlan, mlp_jet, mlp_jet_leaves
 
 __all__ = ["jet_mlp", "fused_mlp", "fused_network_reason"]
 
@@ -257,11 +257,13 @@ def _channels_for(w: Tensor, channels: Sequence[Tensor]) -> Tensor:
     return t
 
 
-def fused_mlp(net: MLP, theta: Tensor, x: Tensor, wanted: Sequence[DerivIndex]) -> dict[DerivIndex, Tensor]:
+def fused_mlp(net: MLP, theta: Tensor, x: Tensor, wanted: Sequence[DerivIndex],
+              leaves: Optional[Sequence[Tensor]] = None) -> dict[DerivIndex, Tensor]:
     """:func:`jet_mlp`'s contract through the fused op ``fastpinn::mlp_jet_forward``
     (:mod:`fastpinn.ops.mlp_jet`): ``wanted`` derivative indices
     -> tensors ``[.., N, out]`` (``[S, N, out]`` for ``theta[S, P]``; any leading shape of ``x`` for a
-    single network). Orders <= 2 (``NotImplementedError`` beyond, as ``"jet"``)."""
+    single network). Orders <= 2 (``NotImplementedError`` beyond, as ``"jet"``). ``leaves``: per-layer views
+    of ``theta`` (:meth:`MLP.leaves`) that receive the gradient instead of ``theta``."""
     reason = fused_network_reason(net)
     if reason is not None:
         raise ValueError(f"method 'fused' does not apply: {reason}")
@@ -271,8 +273,12 @@ def fused_mlp(net: MLP, theta: Tensor, x: Tensor, wanted: Sequence[DerivIndex]) 
     th = theta if ensemble else theta.unsqueeze(0)
     points = x if ensemble else x.reshape(-1, x.shape[-1])
     sizes = [net.in_dim] + [net.width] * (net.depth - 1) + [net.out_dim]
-    fields = mlp_jet(th, points, net.input_scale, net.input_shift, sizes, plan.dirs, plan.pairs, plan.first_out,
-                     activation=net.activation.name)
+    if leaves is None:
+        fields = mlp_jet(th, points, net.input_scale, net.input_shift, sizes, plan.dirs, plan.pairs, plan.first_out,
+                         activation=net.activation.name)
+    else:
+        fields = mlp_jet_leaves(theta, leaves, points, net.input_scale, net.input_shift, sizes, plan.dirs, plan.pairs,
+                                plan.first_out, activation=net.activation.name)
     values: dict[DerivIndex, Tensor] = {(): fields[:, 0]}
     for k, index in enumerate(plan.first):
         values[index] = fields[:, 1 + k]

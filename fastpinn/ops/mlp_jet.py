@@ -29,7 +29,8 @@ from torch import Tensor
 
 from .mlp_jet_autograd import TILE, register_autograd, tape_numel
 
-__all__ = ["mlp_jet", "JetPlan", "DerivIndex", "register_autograd", "tape_numel", "TILE", "STORE", "ACTIVATION_CODES"]
+__all__ = ["mlp_jet", "mlp_jet_leaves", "JetPlan", "DerivIndex", "register_autograd", "tape_numel", "TILE", "STORE",
+           "ACTIVATION_CODES"]
 
 #: Hidden-layer activations the CPU kernel implements, by name (fastpinn.network.ACTIVATIONS) -> the op's
 #: ``activation`` argument (csrc/mlp_jet_kernel.h ``Act``).
@@ -82,6 +83,84 @@ class JetPlan:
 
 def _flat_pairs(pairs: Sequence[tuple[int, int]]) -> list[int]:
     return [p for pair in pairs for p in pair]
+
+
+class _LeafJet(torch.autograd.Function):
+    """The op's forward and backward called directly (``.default`` below the Autograd dispatch key: no Python
+    default filling, no redispatch through the registered autograd formula), with the gradient handed to the
+    per-layer leaves as views of the op's ``grad_theta`` -- the path of the registered formula plus
+    ``torch.cat`` of the leaves (and its CatBackward), in one autograd node. The op reads ``theta``, whose
+    storage the leaves share.
+    Inputs: ``x, scale, shift, theta[S, P], ensemble, args, *leaves`` with ``args`` the op's remaining arguments
+    and ``ensemble`` whether the leaves have a leading member dimension."""
+
+    @staticmethod
+    def forward(ctx, x, scale, shift, theta, ensemble, args, *leaves):
+        with torch._C._AutoDispatchBelowAutograd():  # this node is the autograd: straight to the kernel
+            fields, tape = torch.ops.fastpinn.mlp_jet_forward.default(theta, x, scale, shift, *args)
+        ctx.mark_non_differentiable(tape)
+        ctx.save_for_backward(theta, x, scale, shift, tape)
+        ctx.args = args
+        ctx.ensemble = ensemble
+        ctx.shapes = [t.shape for t in leaves]
+        return fields, tape
+
+    @staticmethod
+    def backward(ctx, grad_fields, _grad_tape):
+        theta, x, scale, shift, tape = ctx.saved_tensors
+        args = (grad_fields, theta, x, scale, shift, tape, *ctx.args[:4], bool(ctx.needs_input_grad[0]), ctx.args[5])
+        if torch.is_grad_enabled():  # create_graph: the registered formula, whose own backward raises as before
+            grad_theta, grad_x = torch.ops.fastpinn.mlp_jet_backward.default(*args)
+        else:
+            with torch._C._AutoDispatchBelowAutograd():
+                grad_theta, grad_x = torch.ops.fastpinn.mlp_jet_backward.default(*args)
+        # grad_theta[S, P] -> each leaf's slice, as the backward of cat + reshape would give it.
+        flat = grad_theta if ctx.ensemble else grad_theta[0]
+        grads, offset = [], 0
+        for shape in ctx.shapes:
+            n = shape[1:].numel() if ctx.ensemble else shape.numel()
+            grads.append(flat.narrow(-1, offset, n).view(shape))
+            offset += n
+        return (grad_x if ctx.needs_input_grad[0] else None, None, None, None, None, None, *grads)
+
+
+def mlp_jet_leaves(
+    theta: Tensor,
+    leaves: Sequence[Tensor],
+    x: Tensor,
+    scale: Tensor,
+    shift: Tensor,
+    sizes: Sequence[int],
+    dirs: Sequence[int],
+    pairs: Sequence[tuple[int, int]],
+    first_out: Sequence[int],
+    activation: str = "tanh",
+) -> Tensor:
+    """:func:`mlp_jet` (``store=None``) for parameters trained as per-layer leaves that are views of ``theta``:
+    the gradient goes to ``leaves`` (``[W0, b0, W1, b1, ...]`` in layout order, ``[S, ...]``-shaped for an
+    ensemble, sharing ``theta``'s storage as :meth:`fastpinn.MLP.leaves` does), without joining them into a
+    flat tensor. ``theta``: ``[P]``, or ``[S, P]`` for an ensemble (only read); ``x`` as for :func:`mlp_jet` (with
+    ``theta[P]``: ``[N, d]``). Returns ``fields[S, C, N, out]`` (``S = 1`` for ``theta[P]``). Falls back to
+    ``mlp_jet`` of the joined leaves off the CPU and under ``torch.compile`` (which traces the registered formula)."""
+    ensemble = theta.dim() == 2
+    if theta.device.type != "cpu" or torch.compiler.is_compiling():
+        members = theta.shape[0] if ensemble else 1
+        joined = torch.cat([t.reshape(members, -1) for t in leaves], dim=-1)
+        return mlp_jet(joined, x, scale, shift, sizes, dirs, pairs, first_out, activation=activation)
+    if activation not in ACTIVATION_CODES:
+        raise ValueError(f"activation must be one of {tuple(ACTIVATION_CODES)}, got {activation!r}")
+    from . import _ext
+
+    try:
+        _ext.load()
+    except RuntimeError as exc:
+        raise NotImplementedError(f"derivative method 'fused' needs the compiled extension: {exc}") from exc
+    needs_grad = torch.is_grad_enabled() and (x.requires_grad or any(t.requires_grad for t in leaves))
+    args = (list(sizes), list(dirs), _flat_pairs(pairs), list(first_out), bool(STORE and needs_grad),
+            ACTIVATION_CODES[activation])
+    th = theta.detach() if ensemble else theta.detach().unsqueeze(0)
+    fields, _tape = _LeafJet.apply(x, scale, shift, th, ensemble, args, *leaves)
+    return fields
 
 
 def mlp_jet(
