@@ -85,6 +85,22 @@ def _flat_pairs(pairs: Sequence[tuple[int, int]]) -> list[int]:
     return [p for pair in pairs for p in pair]
 
 
+def _activation_code(activation: str) -> int:
+    if activation not in ACTIVATION_CODES:
+        raise ValueError(f"activation must be one of {tuple(ACTIVATION_CODES)}, got {activation!r}")
+    return ACTIVATION_CODES[activation]
+
+
+def _load_extension() -> None:
+    """The compiled op, or NotImplementedError (so that ``fastest_method`` skips the method, saying why)."""
+    from . import _ext
+
+    try:
+        _ext.load()
+    except RuntimeError as exc:
+        raise NotImplementedError(f"derivative method 'fused' needs the compiled extension: {exc}") from exc
+
+
 class _LeafJet(torch.autograd.Function):
     """The op's forward and backward called directly (``.default`` below the Autograd dispatch key: no Python
     default filling, no redispatch through the registered autograd formula), with the gradient handed to the
@@ -147,17 +163,11 @@ def mlp_jet_leaves(
         members = theta.shape[0] if ensemble else 1
         joined = torch.cat([t.reshape(members, -1) for t in leaves], dim=-1)
         return mlp_jet(joined, x, scale, shift, sizes, dirs, pairs, first_out, activation=activation)
-    if activation not in ACTIVATION_CODES:
-        raise ValueError(f"activation must be one of {tuple(ACTIVATION_CODES)}, got {activation!r}")
-    from . import _ext
-
-    try:
-        _ext.load()
-    except RuntimeError as exc:
-        raise NotImplementedError(f"derivative method 'fused' needs the compiled extension: {exc}") from exc
+    code = _activation_code(activation)
+    _load_extension()
     needs_grad = torch.is_grad_enabled() and (x.requires_grad or any(t.requires_grad for t in leaves))
     args = (list(sizes), list(dirs), _flat_pairs(pairs), list(first_out), bool(STORE and needs_grad),
-            ACTIVATION_CODES[activation])
+            code)
     th = theta.detach() if ensemble else theta.detach().unsqueeze(0)
     fields, _tape = _LeafJet.apply(x, scale, shift, th, ensemble, args, *leaves)
     return fields
@@ -198,9 +208,7 @@ def mlp_jet(
             compiled extension (which defines the op) is not built -- so that ``fastest_method`` skips the
             method; the message says why.
     """
-    if activation not in ACTIVATION_CODES:
-        raise ValueError(f"activation must be one of {tuple(ACTIVATION_CODES)}, got {activation!r}")
-    code = ACTIVATION_CODES[activation]
+    code = _activation_code(activation)
     if theta.device.type == "cuda":
         if code != 0:
             raise NotImplementedError(f"derivative method 'fused' on CUDA is tanh-only, got {activation!r}")
@@ -211,12 +219,7 @@ def mlp_jet(
         store = False  # the Triton backward recomputes; its forward never returns a tape
     elif theta.device.type != "cpu":
         raise NotImplementedError(f"fastpinn::mlp_jet_forward has CPU (C++) and CUDA (Triton) kernels, got {theta.device}")
-    from . import _ext
-
-    try:
-        _ext.load()
-    except RuntimeError as exc:
-        raise NotImplementedError(f"derivative method 'fused' needs the compiled extension: {exc}") from exc
+    _load_extension()
     if store is None:
         store = STORE and torch.is_grad_enabled() and (theta.requires_grad or x.requires_grad)
     fields, _tape = torch.ops.fastpinn.mlp_jet_forward(
