@@ -149,6 +149,23 @@ def weighted_loss(values: dict, weights: dict) -> torch.Tensor:
     return sum((values[k] * weights[k]).sum() for k in weights)
 
 
+def assert_grads_close(grads, theta, x0, weights, w_d, dtype: torch.dtype) -> None:
+    """The fused gradients w.r.t. (theta, x) against the jet twin's: float64 to F64_RTOL; float32 within
+    F32_FACTOR times the float32 twin's own error against the float64 twin, plus a few ulps.
+    ``grads(fn, theta, x, w)``: the gradients of the weighted fields of ``fn`` (``w_d``: weights in ``dtype``)."""
+    got = grads(fused_mlp, theta, x0, w_d)
+    if dtype == torch.float64:
+        ref = grads(jet_mlp, theta, x0, w_d)
+        for g, r in zip(got, ref):
+            assert (g - r).norm() <= F64_RTOL * r.norm().clamp_min(1e-300)
+    else:
+        exact = grads(jet_mlp, theta.double(), x0.double(), weights)
+        ref32 = grads(jet_mlp, theta, x0, w_d)
+        for g, r, e in zip(got, ref32, exact):
+            bound = F32_FACTOR * (r.double() - e).norm() + F32_FLOOR_ULPS * EPS32 * e.norm()
+            assert (g.double() - e).norm() <= bound
+
+
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
 @pytest.mark.parametrize("case,ensemble", [("burgers-9x20", None), ("poisson-5x50", None), ("allen-cahn-5x128", None),
                                            ("depth1-affine", None), ("d3-mixed-all", None), ("d3-mixed-only-2out", 2),
@@ -172,17 +189,7 @@ def test_gradients_wrt_theta_and_x_match_jet(case: str, ensemble, dtype: torch.d
 
         net64 = _as64(net) if dtype == torch.float32 else net
         w_d = {k: v.to(dtype) for k, v in weights.items()}
-        got = grads(fused_mlp, net.theta, x0, w_d)
-        if dtype == torch.float64:
-            ref = grads(jet_mlp, net.theta, x0, w_d)
-            for g, r in zip(got, ref):
-                assert (g - r).norm() <= F64_RTOL * r.norm().clamp_min(1e-300)
-        else:
-            exact = grads(jet_mlp, net.theta.double(), x0.double(), weights)
-            ref32 = grads(jet_mlp, net.theta, x0, w_d)
-            for g, r, e in zip(got, ref32, exact):
-                bound = F32_FACTOR * (r.double() - e).norm() + F32_FLOOR_ULPS * EPS32 * e.norm()
-                assert (g.double() - e).norm() <= bound
+        assert_grads_close(grads, net.theta, x0, weights, w_d, dtype)
 
 
 @pytest.mark.parametrize("store", [True, False], ids=["stored", "recomputed"])

@@ -12,13 +12,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fastpinn.derivatives import applicable_methods, choose_method, fused_mlp, jet_mlp
+from fastpinn.derivatives import applicable_methods, choose_method, fused_mlp
 from fastpinn.network import MLP
 from fastpinn.ops import _ext, mlp_jet
 from fastpinn.ops.mlp_jet import ACTIVATION_CODES, TILE
 
-from test_mlp_jet import (BURGERS, EPS32, F32_FACTOR, F32_FLOOR_ULPS, F64_RTOL, NS, _as64, assert_fields_close,
-                          make_net, points, weighted_loss)
+from test_mlp_jet import (BURGERS, NS, _as64, assert_fields_close, assert_grads_close, make_net, points,
+                          weighted_loss)
 
 pytestmark = pytest.mark.skipif(not _ext.available(), reason="fastpinn._C is not built")
 
@@ -125,17 +125,7 @@ def test_gradients_wrt_theta_and_x_match_jet(case: str, ensemble, store: bool, d
             return torch.autograd.grad(weighted_loss(fn(model, theta, x, wanted), w), (theta, x),
                                        allow_unused=True, materialize_grads=True)
 
-        got = grads(fused_mlp, net.theta, x0, w_d)
-        if dtype == torch.float64:
-            ref = grads(jet_mlp, net.theta, x0, w_d)
-            for g, r in zip(got, ref):
-                assert (g - r).norm() <= F64_RTOL * r.norm().clamp_min(1e-300)
-        else:
-            exact = grads(jet_mlp, net.theta.double(), x0.double(), weights)
-            ref32 = grads(jet_mlp, net.theta, x0, w_d)
-            for g, r, e in zip(got, ref32, exact):
-                bound = F32_FACTOR * (r.double() - e).norm() + F32_FLOOR_ULPS * EPS32 * e.norm()
-                assert (g.double() - e).norm() <= bound
+        assert_grads_close(grads, net.theta, x0, weights, w_d, dtype)
 
 
 @pytest.mark.parametrize("activation", ACTS)
