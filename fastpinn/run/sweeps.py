@@ -167,7 +167,9 @@ def reproduce(table: str, options: Optional[SweepOptions] = None, **overrides: A
     _io.atomic_write_text(root / "table.csv", csv_text)
     records.write_json(root / "table.json", {
         "table": table, "problems": list(sweep.problems), "seeds": o.seeds, "epochs": o.epochs, "device": o.device,
-        "rows": [dict(asdict(r), paper=asdict(r.paper), agrees=r.agrees, agrees_within_2se=r.agrees_within(2.0))
+        "rows": [dict(asdict(r), paper=asdict(r.paper), agrees=r.agrees, agrees_within_2se=r.agrees_within(2.0),
+                      best_agrees=r.agrees_within(1.0, best=True),
+                      best_agrees_within_2se=r.agrees_within(2.0, best=True))
                  for r in rows]})
     fig_paths: list[Path] = []
     if o.figures:
