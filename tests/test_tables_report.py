@@ -53,8 +53,8 @@ def test_agreement_column_one_and_two_combined_standard_errors():
 
 
 def test_best_seen_errors_get_their_own_agreement_column():
-    """The authors' protocol keeps the best parameters seen: a row whose final error spiked (Adam at lr 1e-3)
-    but whose best-seen errors match the paper says so in the last column, and the final test still fails."""
+    """The authors' code keeps the best parameters seen: a row whose final error spiked (Adam at lr 1e-3) but
+    whose best-seen errors match the paper says so in the last column, and the final test still fails."""
     paper = paper_numbers.PaperEntry(1.11e-3, 0.11e-3)
     row = Row("dn-b0.99", "DN", 10, 15.3e-3, 5.1e-3, 1.0, paper=paper, best_rel_l2_mean=1.00e-3,
               best_rel_l2_sem=0.05e-3)
