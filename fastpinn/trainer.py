@@ -6,7 +6,8 @@ backward of ``sum_j lam_j L_j``) and the optimizer step (or a stage's closure op
 -- the same pieces a user's own loop calls. Per-epoch losses and weights are written into device buffers
 and read back only every ``eval_every`` epochs, where the callbacks run (the weight watcher among them).
 
-The side jobs are parts the Trainer composes: the mini-batch layout and data parallelism
+The side jobs are parts the Trainer composes (checked and built from its arguments by
+:mod:`fastpinn.trainer_build`): the mini-batch layout and data parallelism
 (:mod:`fastpinn.data_parallel`), how the step runs -- compiled or not, captured in CUDA graphs or not, and
 the warm-up (:mod:`fastpinn.step_runner`, over :mod:`fastpinn.compile_policy` and :mod:`fastpinn.cuda_graph`),
 the optimizers and stages (:mod:`fastpinn.optim`), what a checkpoint holds (:mod:`fastpinn.trainer_state`)

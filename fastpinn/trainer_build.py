@@ -52,7 +52,8 @@ def check_device(device: torch.device) -> None:
 
 
 class TrainerParts:
-    """The parts a :class:`~fastpinn.Trainer` composes, built from its arguments (documented there).
+    """The parts a :class:`~fastpinn.Trainer` composes, built from its arguments (documented there, with
+    their defaults).
 
     The attributes are the Trainer's of the same name (``flat``, ``leaves``, ``loss_params``,
     ``shard_ranges``, ``batch_generator``, ``ntk_generator`` and ``traces`` are its private ones).
@@ -61,29 +62,29 @@ class TrainerParts:
     def __init__(
         self,
         problem: Problem,
-        scheme: Optional[Scheme] = None,
+        scheme: Optional[Scheme],
         *,
-        network: Optional[MLP] = None,
-        optimizer: Union[OptimizerFactory, torch.optim.Optimizer, None] = None,
-        lr: float = 1e-3,
-        device: Union[str, torch.device, None] = None,
-        dtype: torch.dtype = torch.float32,
-        derivative_method: str = "auto",
-        eval_every: int = 100,
-        backend: str = "auto",
-        batch_seed: Optional[int] = None,
-        compile: bool = False,
-        step_mode: str = "eager",
-        coefficient_lr: Optional[float] = None,
-        threads: ThreadSetting = "auto",
-        update_schedule: str = "fastpinn",
-        attention: Optional["ResidualAttention"] = None,
-        distributed: Optional[bool] = None,
-        overlap: bool = False,
-        stages: Optional[Sequence[Stage]] = None,
-        lr_scheduler: Optional[SchedulerFactory] = None,
-        watch: Union[bool, WeightWatch] = True,
-        resampling: Union[Resampling, Sequence[Resampling], None] = None,
+        network: Optional[MLP],
+        optimizer: Union[OptimizerFactory, torch.optim.Optimizer, None],
+        lr: float,
+        device: Union[str, torch.device, None],
+        dtype: torch.dtype,
+        derivative_method: str,
+        eval_every: int,
+        backend: str,
+        batch_seed: Optional[int],
+        compile: bool,
+        step_mode: str,
+        coefficient_lr: Optional[float],
+        threads: ThreadSetting,
+        update_schedule: str,
+        attention: Optional["ResidualAttention"],
+        distributed: Optional[bool],
+        overlap: bool,
+        stages: Optional[Sequence[Stage]],
+        lr_scheduler: Optional[SchedulerFactory],
+        watch: Union[bool, WeightWatch],
+        resampling: Union[Resampling, Sequence[Resampling], None],
     ) -> None:
         if not isinstance(problem, Problem):
             raise ValueError(f"problem must be a fastpinn Problem, got {type(problem).__name__}")
