@@ -6,8 +6,7 @@ the network and its flat parameters (:mod:`fastpinn.params`), the trainable coef
 stages (:mod:`fastpinn.optim`), the public weighted backward, pointwise attention, the NTK traces, the
 resampler and every term's loss function (:mod:`fastpinn.term_losses`), and the weight watcher. The
 Trainer takes these parts as its attributes and wires the ones that call back into it (how its step runs,
-what a checkpoint holds). The argument checks run in the order the Trainer documents its arguments' effects,
-each failing with a one-line ``ValueError`` naming the argument.
+what a checkpoint holds). A bad argument is a one-line ``ValueError`` naming it.
 """
 
 from __future__ import annotations
