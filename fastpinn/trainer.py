@@ -6,7 +6,8 @@ backward of ``sum_j lam_j L_j``) and the optimizer step (or a stage's closure op
 -- the same pieces a user's own loop calls. Per-epoch losses and weights are written into device buffers
 and read back only every ``eval_every`` epochs, where the callbacks run (the weight watcher among them).
 
-The side jobs are parts the Trainer composes: the mini-batch layout and data parallelism
+The side jobs are parts the Trainer composes (checked and built from its arguments by
+:mod:`fastpinn.trainer_build`): the mini-batch layout and data parallelism
 (:mod:`fastpinn.data_parallel`), how the step runs -- compiled or not, captured in CUDA graphs or not, and
 the warm-up (:mod:`fastpinn.step_runner`, over :mod:`fastpinn.compile_policy` and :mod:`fastpinn.cuda_graph`),
 the optimizers and stages (:mod:`fastpinn.optim`), what a checkpoint holds (:mod:`fastpinn.trainer_state`)
@@ -23,36 +24,31 @@ from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from . import compile_policy
-from .backward import WeightedBackward
 from .callbacks import Callback, train_callbacks
 from .checkpoint import CHECKPOINT_FORMAT, read_checkpoint
 from .compile_policy import (AUTO_COMPILE_MIN_SPEEDUP, AUTO_COMPILE_PROBE_EPOCHS, AUTO_COMPILE_WARMUP_SECONDS,
                              compile_or_fall_back, decide_compile)
 from .cuda_graph import fresh_optimizer_state
-from .data_parallel import BatchLayout, data_parallel_layout, shard_problem, world_group
 from .divergence import BestSeen, boundary_decision, locate_nonfinite, snapshot
 from .errors import CheckpointError, CorruptCheckpointError, DeviceUnavailableError, NonFiniteError
 from .evaluation import evaluate_on_rank0, predict_points, reference_error, reference_tensors
 from .history import History, TrainingLog, rel_l2_error
 from .network import MLP
-from .optim import SchedulerFactory, Stage, StageRunner, build_stage_optimizer, closure_step
-from .ntk import traces_function
-from .params import coefficient_parameter, training_parameters
+from .optim import SchedulerFactory, Stage, closure_step
 from .problem import Problem
 from .rba import ResidualAttention
-from .resampling import Resampling, training_resampler
-from .schemes import DN, Scheme
-from .schemes.aggregators import check_closure_optimizer
+from .resampling import Resampling
+from .schemes import Scheme
+from .trainer_build import STEP_MODES, OptimizerFactory, TrainerParts, check_device
 from .trainer_state import TrainerState, check_max_epoch, save_state
 from .step_runner import StepRunner
-from .term_losses import DERIVATIVE_METHODS, TermLosses, derivative_method_choices
-from .threads import ThreadSetting, resolve_threads, use_threads
-from .validation import check_choice, check_int, check_optional_int, check_rate
+from .term_losses import DERIVATIVE_METHODS, derivative_method_choices
+from .threads import ThreadSetting, use_threads
+from .validation import check_int, check_optional_int
 from .weight_watch import WeightWatch
-from .weighter import first_update_for
 
 # History, the errors, the checkpoint format and the compile constants live in their own modules; they
 # are re-exported here so code written against fastpinn.trainer keeps working.
@@ -61,18 +57,6 @@ __all__ = ["Trainer", "History", "NonFiniteError", "CheckpointError", "CorruptCh
            "derivative_method_choices", "check_device", "fresh_optimizer_state", "AUTO_COMPILE_PROBE_EPOCHS",
            "AUTO_COMPILE_MIN_SPEEDUP", "AUTO_COMPILE_WARMUP_SECONDS"]
 
-STEP_MODES = ("eager", "device", "cuda_graph")
-
-
-def check_device(device: torch.device) -> None:
-    """:class:`DeviceUnavailableError` (one line) if ``device`` is CUDA and this machine has none."""
-    if device.type == "cuda" and not torch.cuda.is_available():
-        why = "this torch is a CPU-only build" if torch.version.cuda is None else "no CUDA GPU was found"
-        raise DeviceUnavailableError(f"device {str(device)!r} was requested but CUDA is not available ({why}, torch "
-                                     f"{torch.__version__}); use device='cpu'")
-
-
-OptimizerFactory = Callable[[list[torch.nn.Parameter]], torch.optim.Optimizer]
 EvalCallback = Callable[["Trainer", int, dict[str, Any]], None]
 
 
@@ -184,130 +168,61 @@ class Trainer:
         watch: Union[bool, WeightWatch] = True,
         resampling: Union[Resampling, Sequence[Resampling], None] = None,
     ) -> None:
-        if not isinstance(problem, Problem):
-            raise ValueError(f"problem must be a fastpinn Problem, got {type(problem).__name__}")
-        self.eval_every = check_int("eval_every", eval_every, minimum=1)
-        check_rate("lr", lr)
-        check_rate("coefficient_lr", coefficient_lr, optional=True)
-        self.step_mode = check_choice("step_mode", step_mode, STEP_MODES)
-        self.method = check_choice("derivative_method", derivative_method, derivative_method_choices())
-        if not (isinstance(compile, bool) or compile == "auto"):
-            raise ValueError(f"compile must be True, False or 'auto', got {compile!r}")
-        self.device = torch.device(device) if device is not None else torch.device("cpu")
-        check_device(self.device)
-        if step_mode == "cuda_graph" and self.device.type != "cuda":
-            raise ValueError(f"step_mode='cuda_graph' needs a CUDA device, got device={str(self.device)!r}; "
-                             "use step_mode='device' or 'eager' elsewhere")
-        resolve_threads(threads if threads != "auto" else None)  # validate now, decide at train()
-        self.threads: ThreadSetting = threads
-        self.dtype = dtype
-        self.problem = problem.to(self.device, dtype)
+        # The checked settings and the composed parts (:mod:`fastpinn.trainer_build`), as this trainer's attributes.
+        p = TrainerParts(problem, scheme, network=network, optimizer=optimizer, lr=lr, device=device, dtype=dtype,
+                         derivative_method=derivative_method, eval_every=eval_every, backend=backend,
+                         batch_seed=batch_seed, compile=compile, step_mode=step_mode, coefficient_lr=coefficient_lr,
+                         threads=threads, update_schedule=update_schedule, attention=attention,
+                         distributed=distributed, overlap=overlap, stages=stages, lr_scheduler=lr_scheduler,
+                         watch=watch, resampling=resampling)
+        self.eval_every, self.step_mode, self.method, self.threads = p.eval_every, p.step_mode, p.method, p.threads
+        self.device, self.dtype, self.update_schedule = p.device, p.dtype, p.update_schedule
+        self.compile_policy: Union[bool, str] = p.compile_policy
         #: This process's rank and the number of ranks training one model together (0 and 1 alone).
-        self.rank, self.world_size = data_parallel_layout(distributed)
-        if self.world_size > 1 and step_mode == "cuda_graph":
-            raise ValueError("step_mode='cuda_graph' is not supported with distributed training; use 'eager' or 'device'")
-        # The global batch layout (points N, batch size, batches per epoch of every term): identical on every rank.
-        layout = [(t.n_points, t.batch_size, t.n_batches) for t in self.problem.terms]
-        self._shard_ranges = [(0, t.n_points) for t in self.problem.terms]
-        if self.world_size > 1:
-            self.problem, self._shard_ranges = shard_problem(self.problem, self.rank, self.world_size)
-            if threads == "auto":  # ranks share the node's cores: keep the launcher's setting (torchrun: OMP_NUM_THREADS)
-                self.threads = None
+        self.rank, self.world_size = p.rank, p.world_size
+        self.problem, self._shard_ranges, self._batch_gen = p.problem, p.shard_ranges, p.batch_generator
         #: Which points every step trains on (globally and on this rank).
-        self.batches = BatchLayout(layout, self._shard_ranges, self.world_size, dtype, self.device)
-        self.steps_per_epoch = self.batches.steps_per_epoch
-        # beta = 0.99 as `fastpinn train` uses: at 0.9 the Burgers weights collapse (docs/weights.md)
-        self.scheme = DN(beta=0.99) if scheme is None else scheme
+        self.batches, self.steps_per_epoch = p.batches, p.steps_per_epoch
         #: ``S``, the ensemble members trained at once (1 for a single network).
-        self.members = 1 if problem.ensemble is None else problem.ensemble
-        self.net = network if network is not None else self.problem.network(dtype=dtype, device=self.device)
-        if not isinstance(self.net, nn.Module):
-            raise ValueError(f"network must be a fastpinn.MLP or a torch.nn.Module, got {type(self.net).__name__}")
-        self.net.to(device=self.device, dtype=dtype)
+        self.scheme, self.members, self.net = p.scheme, p.members, p.net
         # The flat parameters the optimizer steps and the leaves each backward accumulates into.
-        self._flat, self._leaves, self._loss_params = training_parameters(self.net, self.problem.ensemble)
+        self._flat, self._leaves, self._loss_params = p.flat, p.leaves, p.loss_params
         #: The problem's trainable coefficients (inverse problems): ``[C]`` (``[S, C]`` for an ensemble)
         #: in ``problem.coefficients`` order, or ``None``.
-        self.coefficients: Optional[nn.Parameter] = coefficient_parameter(
-            self.problem.coefficients.values(), self.problem.ensemble, dtype, self.device)
-        self.coefficient_names = list(self.problem.coefficients)
-        blocks = [self._flat] + ([] if self.coefficients is None else [self.coefficients])
-        if stages is not None and (optimizer is not None or lr_scheduler is not None):
-            raise ValueError("pass stages= or optimizer=/lr_scheduler=, not both (each Stage takes its optimizer "
-                             "and lr_scheduler)")
-        if stages is None:
-            stages = [Stage(optimizer if optimizer is not None else "adam", lr_scheduler=lr_scheduler)]
-        elif isinstance(stages, Stage):
-            stages = [stages]
+        self.coefficients, self.coefficient_names = p.coefficients, p.coefficient_names
         #: The optimizer stages, the one training is in and its lr scheduler (:mod:`fastpinn.optim`).
-        self.stages = StageRunner(stages, lambda stage: build_stage_optimizer(
-            stage, blocks, self._leaves, lr=lr, coefficient_lr=coefficient_lr, step_mode=step_mode))
-        if self.stages.any_closure:  # refused now, not when an L-BFGS stage starts after the Adam epochs
-            check_closure_optimizer(self.scheme, "a closure optimizer (L-BFGS)")
-        self.update_schedule = update_schedule
+        self.stages = p.stages
+        #: The public weighted backward this trainer's step is built on (owns G, the Weighter, the gate).
+        self.backward, self.weighter = p.backward, p.weighter
+        self.attention, self._traces, self._ntk_gen = p.attention, p.traces, p.ntk_generator
+        self.resampler = p.resampler
+        #: Every term's loss function (derivative method chosen or tuned, compiled or not).
+        self.loss_functions = p.loss_functions
+        #: term name -> derivative method its loss uses.
+        self.derivative_methods: dict[str, str] = p.derivative_methods
+        #: The weight watcher every train() call runs (``None``: not watching); one per trainer, so a
+        #: finding is reported once however many calls train.
+        self.watch: Optional[WeightWatch] = p.watch
         self.epoch = 0
-        # The shuffling generator lives on the training device so a mini-batch permutation needs no host copy.
-        self._batch_gen = torch.Generator(device=self.device).manual_seed(
-            problem.seeds[0] if batch_seed is None else batch_seed)
         self._reference: Optional[tuple[Tensor, Tensor]] = None
-        self.compile_policy: Union[bool, str] = compile
         #: What ``compile="auto"`` measured and decided in the last :meth:`train` call (``None`` otherwise).
         self.compile_decision: Optional[dict[str, Any]] = None
-        #: The public weighted backward this trainer's step is built on (owns G, the Weighter, the gate).
-        self.backward = WeightedBackward(
-            self._leaves + ([] if self.coefficients is None else [self.coefficients]), self.scheme,
-            problem.term_names, reference=problem.reference_term, adaptive=problem.adaptive, members=self.members,
-            steps_per_epoch=self.steps_per_epoch, first_update=first_update_for(update_schedule, self.scheme),
-            gate="host" if step_mode == "eager" else "device", backend=backend, flat=blocks,
-            shared_graph=False,  # set by _build_loss_fns: True where terms share one evaluation
-            process_group=world_group() if self.world_size > 1 else None, overlap=overlap)
-        self.weighter = self.backward.weighter
-        self._setup_attention(attention)
-        self._traces: Optional[Callable[[], Tensor]] = None
-        if self.weighter.reads == "traces":
-            if self.world_size > 1:
-                raise ValueError("NTK schemes are not supported with distributed training (the traces need all "
-                                 "points on one rank); use DN, MA, ID, PINN or a loss-based scheme")
-            #: Draws the NTK subsample (its state is in the checkpoint, so a resume draws the same points).
-            self._ntk_gen = torch.Generator(device=self.device).manual_seed(self.problem.seeds[0] + 7919)
-            self._traces = traces_function(self.problem, self.net, self.theta, self.scheme, self._ntk_gen,
-                                           coefficients=self.coefficients is not None)
-        # Before the loss functions: it gives the resampled terms their own point tensors, which they read.
-        self.resampler = training_resampler(resampling, self.problem, world_size=self.world_size,
-                                            step_mode=self.step_mode,
-                                            attended=() if self.attention is None else self.attention.terms)
-        tick = time.perf_counter()
-        #: Every term's loss function (derivative method chosen or tuned, compiled or not).
-        self.loss_functions = TermLosses(
-            self.problem, self.net, self.method, loss_params=self._loss_params, leaves=self._leaves,
-            coefficient_names=self.coefficient_names, coefficients=self.coefficients, device=self.device,
-            dtype=dtype, attention=self.attention,
-            own_evaluation=() if self.resampler is None else tuple(self.resampler.specs),
-            tune_batch=self.batches.local(self.epoch_batches(advance=False)[0])[0] if self.method == "tune" else None)
-        #: term name -> derivative method its loss uses.
-        self.derivative_methods: dict[str, str] = self.loss_functions.methods
         #: How the step runs: compiled or not, captured or not, and the warm-up (:mod:`fastpinn.step_runner`).
         self.step_runner = StepRunner(
             lambda indices: self.step(indices), self.term_losses, self.loss_functions, self.backward,
             leaves=self._leaves, epoch_batches=lambda: self.epoch_batches(advance=False), local=self.batches.local,
             state_tensors=self.state_tensors, optimizer=lambda: self.optimizer, step_mode=self.step_mode,
-            device=self.device, compiled=compile is True,
-            pending_warmup=time.perf_counter() - tick if derivative_method == "tune" else 0.0)
+            device=self.device, compiled=compile is True, pending_warmup=p.tune_seconds)
         self._graphs = self.step_runner.graphs  # the captured steps (the same dict)
         self._stop_requested = False
-        if not isinstance(watch, (bool, WeightWatch)):
-            raise ValueError(f"watch must be True, False or a fastpinn.weight_watch.WeightWatch, got {watch!r}")
-        #: The weight watcher every train() call runs (``None``: not watching); one per trainer, so a
-        #: finding is reported once however many calls train.
-        self.watch: Optional[WeightWatch] = WeightWatch() if watch is True else (watch or None)
         self._log: Optional[TrainingLog] = None  # the running train() call's records, for history_so_far()
         self._best = BestSeen(self.device)
         # What of this trainer a checkpoint holds (:mod:`fastpinn.trainer_state`).
         self._state = TrainerState(
             problem=self.problem, scheme=self.scheme, net=self.net, leaves=self._leaves, theta=self.theta,
-            coefficients=self.coefficients, coefficient_names=self.coefficient_names, dtype=dtype,
-            update_schedule=update_schedule, stages=self.stages, backward=self.backward, batch_generator=self._batch_gen,
-            ntk_generator=self._ntk_gen if self._traces is not None else None, attention=self.attention,
+            coefficients=self.coefficients, coefficient_names=self.coefficient_names, dtype=self.dtype,
+            update_schedule=self.update_schedule, stages=self.stages, backward=self.backward,
+            batch_generator=self._batch_gen, ntk_generator=self._ntk_gen, attention=self.attention,
             best=self._best, resampler=self.resampler, device=self.device, on_points_changed=self._follow_point_counts)
 
     def _resample(self) -> None:
@@ -332,16 +247,6 @@ class Trainer:
     def lr_scheduler(self) -> Any:
         """The lr scheduler of the stage training is in (``None``: none)."""
         return self.stages.scheduler
-
-    def _setup_attention(self, attention: Optional[ResidualAttention]) -> None:
-        self.attention = attention
-        if attention is None:
-            return
-        attention.check_training(n_points=[t.n_points for t in self.problem.terms], world_size=self.world_size,
-                                 closure=self.stages.any_closure, compiled=self.compile_policy is True,
-                                 step_mode=self.step_mode)
-        attention.reset(self.members, self.dtype, self.device)
-        self.compile_policy = False  # its loss records residuals ("auto" never compiles it)
 
     # ------------------------------------------------------------------------------------- one step
     @property
