@@ -9,6 +9,11 @@ ratio of DN's steps between updates to PINN's (median, mean), the update steps' 
 and the ratio by position after an update (a transient after the ``K`` backwards would show in position 1).
 
     python bench/bench_dn_between_updates.py --steps 3000      # 1 thread, ~2 min on a loaded 2-core machine
+
+``--compare-loop`` adds a third trainer, DN with the per-term loop on update steps (``batch_cotangents=False``:
+each term's pass runs the fused network backward itself), stepped in the same rounds, so that the batched update
+step (one batched backward of the shared evaluation, :mod:`fastpinn.ops.cotangents`) and the loop are compared
+side by side under the same load: u (update step / PINN step) and DN/PINN for both.
 """
 
 from __future__ import annotations
@@ -33,25 +38,37 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--compare-loop", action="store_true",
+                    help="also step a DN trainer with the per-term loop on update steps, side by side")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     problem, _ = beltrami_case().fastpinn()
     pinn = Trainer(problem, fastpinn.PINN(), eval_every=10**9, threads=None, watch=False)
     dn = Trainer(problem, fastpinn.DN(beta=0.99, tau=10), eval_every=10**9, threads=None, watch=False)
+    loop = None
+    if args.compare_loop:
+        loop = Trainer(problem, fastpinn.DN(beta=0.99, tau=10), eval_every=10**9, threads=None, watch=False)
+        loop.backward.batch_cotangents = False
     clock = time.perf_counter
     pinn_s, plain, update = [], [], []  # plain: (steps since the last update, DN seconds, PINN seconds)
+    loop_update, loop_all, update_pinn = [], [], []  # the loop trainer's update steps and all steps; PINN's there
     since = 0
     for i in range(args.steps):
         passes = dn.backward_passes
-        if i % 2:
-            t0 = clock(); pinn.step(); t1 = clock(); dn.step(); t2 = clock()
-            p, d = t1 - t0, t2 - t1
-        else:
-            t0 = clock(); dn.step(); t1 = clock(); pinn.step(); t2 = clock()
-            d, p = t1 - t0, t2 - t1
+        order = [("pinn", pinn), ("dn", dn)] + ([("loop", loop)] if loop is not None else [])
+        shift = i % len(order)  # rotate who goes first, so load drifts hit all alike
+        seconds = {}
+        for name, trainer in order[shift:] + order[:shift]:
+            t0 = clock(); trainer.step(); seconds[name] = clock() - t0
+        p, d = seconds["pinn"], seconds["dn"]
         pinn_s.append(p)
+        if loop is not None:
+            loop_all.append(seconds["loop"])
         if dn.backward_passes - passes > 1:
             update.append(d)
+            update_pinn.append(p)
+            if loop is not None:
+                loop_update.append(seconds["loop"])
             since = 0
         else:
             since += 1
@@ -65,6 +82,17 @@ def main() -> None:
           f"mean {sum(d_plain) / len(d_plain) / (sum(pinn_s) / len(pinn_s)):.3f}")
     print(f"DN update step / PINN: {median(update) / median(pinn_s):.2f}; DN / PINN over all steps (mean): "
           f"{(sum(d_plain) + sum(update)) / (len(d_plain) + len(update)) / (sum(pinn_s) / len(pinn_s)):.3f}")
+    if dn.backward.batched_backwards:
+        print(f"DN update steps: {dn.backward.batched_backwards} batched fused backwards "
+              f"(one per update step and shared evaluation)")
+    if loop is not None:
+        n = len(loop_update)
+        print(f"per-term loop (batch_cotangents=False): update step {ms(loop_update):.2f} ms (n={n}), "
+              f"u = {median(loop_update) / median(pinn_s):.2f}; DN / PINN over all steps (mean): "
+              f"{sum(loop_all) / sum(pinn_s):.3f}")
+        print(f"batched / loop update step, paired (same rounds): median "
+              f"{median([a / b for a, b in zip(update, loop_update)]):.3f}; u batched "
+              f"{median(update) / median(pinn_s):.2f} vs loop {median(loop_update) / median(pinn_s):.2f}")
     for k in range(1, 10):
         d = [x for n, x, _ in plain if n == k]
         p = [y for n, _, y in plain if n == k]
