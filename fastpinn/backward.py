@@ -18,7 +18,12 @@ How a call works depends only on what the scheme reads (:attr:`Weighter.reads`):
 * ``"stats"`` (MA, ID, DN, LRA, grad-norm, GradNorm), on an update step: ``G`` is zeroed; for each term
   the trainable tensors' ``.grad`` point at their slices of row ``k`` of ``G`` and that term's backward
   runs, so autograd accumulates straight into ``G`` (no per-term gradient copies; the graph is freed after
-  the last term). The fused statistics of ``G`` and the EMA give new weights, then ``.grad`` of every
+  the last term). Where terms share one evaluation of the fused jet op, its backward runs once for all of them
+  after their passes (``batch_cotangents``, :mod:`fastpinn.ops.cotangents`): every tile's forward state is
+  recomputed once instead of once per term, with each term's gradient unchanged to the bit. The ``K`` sweeps
+  back through the network stay (one per term: exact per-term gradients need ``K`` vector-Jacobian
+  products), which bounds an update step of ``K`` shared terms at about ``1 + 2K`` network forwards against a
+  PINN step's 4 (bench/bench_dn_between_updates.py prints the count). The fused statistics of ``G`` and the EMA give new weights, then ``.grad`` of every
   trainable tensor is set to its slice of ``sum_j lam_j G_j`` (one batched matrix product into a fixed
   buffer). Between updates (host gate: ``tau - 1`` steps in ``tau``) nothing reads ``G``, and the weighted
   gradient is one backward of ``sum_j lam_j L_j``, as for a fixed scheme: a PINN-cost step, where ``K``
