@@ -128,6 +128,16 @@ def test_batched_op_wide_layers_and_tape(dtype):
     _check(net, plan, x, sizes, "silu", 2, dtype, store=True)
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=IDS)
+def test_batched_op_opcheck(dtype):
+    net, plan, x, sizes = _case(dtype, "sin", sizes=(3, 5, 5, 2), members=2, n=TILE + 2)
+    grads = _grads(2, 2, plan, x.shape[-2], sizes[-1], dtype)
+    pairs = [p for pair in plan.pairs for p in pair]
+    torch.library.opcheck(torch.ops.fastpinn.mlp_jet_backward_batched.default,
+                          (grads, net.theta.detach(), x, net.input_scale, net.input_shift, torch.empty(0, dtype=dtype),
+                           sizes, plan.dirs, pairs, plan.first_out, ACTIVATION_CODES["sin"]))
+
+
 def test_batched_op_rejects_a_bad_cotangent_shape():
     net, plan, x, sizes = _case(torch.float64)
     grads = _grads(2, 1, plan, x.shape[-2], sizes[-1], torch.float64)

@@ -12,7 +12,10 @@ Each term's gradient equals the one its own pass would have produced bit for bit
 use the single call's arithmetic); summed into a row holding other contributions (the term also read another
 evaluation) only the order of the additions differs.
 
-Nodes whose input gradient (``x``) is needed, or that run under ``create_graph``, are not deferred.
+Only the CPU path of the op defers (its leaf node, ``_LeafJet``); the CUDA (Triton) path and the registered autograd
+formula keep one backward per pass, as do nodes whose input gradient (``x``) is needed or that run under
+``create_graph``. The active batch is process-wide (one per-term backward at a time); gradient hooks on the
+parameters do not see the deferred part (it is added to the rows after the passes).
 """
 
 from __future__ import annotations
