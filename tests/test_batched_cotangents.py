@@ -24,6 +24,7 @@ from fastpinn.network import MLP
 from fastpinn.ops import _ext
 from fastpinn.ops.cotangents import batched_cotangents, has_batched_kernel
 from fastpinn.ops.mlp_jet import ACTIVATION_CODES, TILE, JetPlan
+from fastpinn.problem import stack
 from fastpinn.problems import kovasznay, paper
 from fastpinn.trainer import Trainer
 
@@ -186,6 +187,17 @@ def test_G_batched_equals_the_per_term_loop_on_burgers_and_ensembles(dtype):
     loop, batched = _G_both(trainer)
     assert loop.shape[:2] == (2, 3)
     torch.testing.assert_close(batched, loop, rtol=0, atol=0)  # no shared evaluation: nothing reordered
+
+
+def test_G_batched_equals_the_per_term_loop_on_a_shared_ensemble():
+    problem = stack([_system(), dataclasses.replace(kovasznay(1, n_pde=2 * TILE + 7, n_bc=9, depth=3, width=7),
+                                                    solution=None)])  # S = 2, points [S, N, d]
+    trainer = _trainer(problem, torch.float64)
+    assert trainer.backward.shared_graph and trainer.backward.members == 2
+    trainer.step()
+    loop, batched = _G_both(trainer)
+    assert trainer.backward.batched_backwards >= 1
+    torch.testing.assert_close(batched, loop, rtol=1e-12, atol=1e-12 * float(loop.abs().max()))
 
 
 def test_training_with_batching_follows_the_loop():
