@@ -23,9 +23,9 @@ How a call works depends only on what the scheme reads (:attr:`Weighter.reads`):
   recomputed once instead of once per term, with each term's gradient unchanged to the bit. The ``K`` sweeps
   back through the network stay (one per term: exact per-term gradients need ``K`` vector-Jacobian
   products): in forwards' worth of arithmetic an update step of ``K`` shared terms costs ``2 + 2K`` (at least
-  ``1 + 2K`` without the recompute) against a PINN step's 4 (bench/bench_dn_between_updates.py prints the count). The fused statistics of ``G`` and the EMA give new weights, then ``.grad`` of every
-  trainable tensor is set to its slice of ``sum_j lam_j G_j`` (one batched matrix product into a fixed
-  buffer). Between updates (host gate: ``tau - 1`` steps in ``tau``) nothing reads ``G``, and the weighted
+  ``1 + 2K`` without the recompute) against a PINN step's 4 (bench/bench_dn_between_updates.py prints the
+  count). The fused statistics of ``G`` and the EMA give new weights, then ``.grad`` of every trainable tensor
+  is set to its slice of ``sum_j lam_j G_j`` (one batched matrix product into a fixed buffer). Between updates (host gate: ``tau - 1`` steps in ``tau``) nothing reads ``G``, and the weighted
   gradient is one backward of ``sum_j lam_j L_j``, as for a fixed scheme: a PINN-cost step, where ``K``
   backwards cost up to ``K`` times more when the terms share their points (one forward). The result equals
   ``sum_j lam_j G_j`` to rounding (the same numbers summed in another order; see
