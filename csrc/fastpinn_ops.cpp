@@ -34,6 +34,12 @@ TORCH_LIBRARY(fastpinn, m) {
   m.def(
       "mlp_jet_backward(Tensor grad_fields, Tensor theta, Tensor x, Tensor scale, Tensor shift, Tensor tape, "
       "int[] sizes, int[] dirs, int[] pairs, int[] first_out, bool x_grad, int activation=0) -> (Tensor, Tensor)");
+  // The backward of K cotangents of one evaluation at once: grad_fields [K, S, C, N, out] -> grad_theta [K, S, P],
+  // entry k equal to mlp_jet_backward's grad_theta for grad_fields[k] (no x gradient); each tile's forward state is
+  // recomputed (or read from tape) once for all K.
+  m.def(
+      "mlp_jet_backward_batched(Tensor grad_fields, Tensor theta, Tensor x, Tensor scale, Tensor shift, Tensor tape, "
+      "int[] sizes, int[] dirs, int[] pairs, int[] first_out, int activation=0) -> Tensor");
   // Pure input derivatives d^k u/dx_c^k (k <= order) of a tanh or sin MLP by univariate Taylor mode; see
   // csrc/mlp_taylor.h and fastpinn/ops/mlp_taylor.py. -> fields[S, 1 + len(dirs) * order, N, out]: the value,
   // then per direction the orders 1..order.

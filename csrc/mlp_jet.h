@@ -40,7 +40,6 @@ constexpr int64_t kActivations = 4;
 
 // Scratch elements one task needs (one tile at a time).
 int64_t forward_scratch(const Plan& plan);
-int64_t backward_scratch(const Plan& plan, int64_t elem_bytes);
 // Lanes of the widest SIMD vector of any kernel set (64-byte vectors of floats), for scratch sizing.
 constexpr int64_t kMaxLanes = 16;
 // Elements of the weight-gradient SIMD accumulators of layers 1..L-1 (laid out with theta's offsets from
@@ -61,6 +60,16 @@ inline int64_t grad_weight_elems(const Plan& P) {
   for (int64_t k = 1; k < P.n_layers; ++k) n += P.sizes[k + 1] * padded_cols(P.sizes[k]);
   return n;
 }
+// Elements of one gradient jet of a tile in the backward (the widest layer's, or the scaled points').
+inline int64_t backward_rows(const Plan& P) {
+  const int64_t g = P.max_width * P.channels * kTile, xs = P.sizes[0] * kTile;
+  return g > xs ? g : xs;
+}
+// Elements of one stream's weight-gradient accumulators (the SIMD ones, or the row-padded copies).
+inline int64_t weight_acc_elems(const Plan& P, int64_t elem_bytes) {
+  return use_simd_acc(P, elem_bytes) ? gw_acc_elems(P)
+                                     : grad_weight_elems(P) - padded_cols(P.max_width) * P.channels * kTile;
+}
 // Elements of one tile's stored forward state (the tape): the scaled points, every layer's jet, and the
 // activation jet and phi' of every hidden layer. Must match fastpinn/ops/mlp_jet.py::tape_numel.
 inline int64_t tape_elems(const Plan& P) {
@@ -75,13 +84,28 @@ inline int64_t tape_elems(const Plan& P) {
 // forward writes the fields of the points in tiles [tile_begin, tile_end) and, if tape is not null, each tile's
 // forward state to tape[tiles, tape_elems]; backward adds the gradient of sum(grad_fields * fields) over those
 // tiles to grad_theta[P] and, if grad_x is not null, writes grad_x there -- reading the forward state from tape
-// when it is not null, else recomputing it.
+// when it is not null, else recomputing it. backward_batched does the same for `streams` cotangents at
+// grad_fields + j * grad_stride into grad_theta + j * grad_theta_stride, sharing each tile's forward state (no
+// grad_x); stream j's gradient equals backward's with that cotangent alone, bit for bit.
+// Scratch elements of one task's backward with `streams` cotangents (one tile at a time): the tile's forward state,
+// a gradient jet per stream and a shared one, phi'' and phi''' of a layer, the transposed activation jet (padded
+// path) and per stream the weight-gradient accumulators. Defined after tape_elems.
+inline int64_t backward_scratch(const Plan& P, int64_t elem_bytes, int64_t streams = 1) {
+  const bool acc = use_simd_acc(P, elem_bytes);
+  return tape_elems(P) + (streams + 1) * backward_rows(P) + 2 * P.max_width * kTile +
+         (acc ? 0 : padded_cols(P.max_width) * P.channels * kTile) + streams * weight_acc_elems(P, elem_bytes);
+}
+
 #define FASTPINN_MLPJET_DECLARE(T)                                                                          \
   void forward(const Plan& plan, const T* theta, const T* scale, const T* shift, const T* x, int64_t n_points, \
                int64_t tile_begin, int64_t tile_end, T* fields, T* scratch, T* tape);                        \
   void backward(const Plan& plan, const T* theta, const T* scale, const T* shift, const T* x,                 \
                 const T* grad_fields, int64_t n_points, int64_t tile_begin, int64_t tile_end, T* grad_theta, \
-                T* grad_x, T* scratch, const T* tape);
+                T* grad_x, T* scratch, const T* tape);                                                        \
+  void backward_batched(const Plan& plan, const T* theta, const T* scale, const T* shift, const T* x,         \
+                        const T* grad_fields, int64_t grad_stride, int64_t streams, int64_t n_points,         \
+                        int64_t tile_begin, int64_t tile_end, T* grad_theta, int64_t grad_theta_stride,       \
+                        T* scratch, const T* tape);
 
 namespace base {
 FASTPINN_MLPJET_DECLARE(float)

@@ -21,11 +21,6 @@ namespace mlpjet {
 
 int64_t forward_scratch(const Plan& P) { return P.sizes[0] * kTile + 2 * P.max_width * P.channels * kTile; }
 
-int64_t backward_scratch(const Plan& P, int64_t elem_bytes) {
-  return tape_elems(P) + 2 * std::max(P.max_width * P.channels * kTile, P.sizes[0] * kTile) +
-         (use_simd_acc(P, elem_bytes) ? gw_acc_elems(P) : grad_weight_elems(P));
-}
-
 namespace {
 
 constexpr int64_t kMaxLayers = 64;  // the tile kernels keep one pointer per layer on the stack
@@ -108,6 +103,21 @@ void call_forward(const Plan& P, const T* theta, const T* scale, const T* shift,
   if (isa_level() == 1) return avx2::forward(P, theta, scale, shift, x, n, t0, t1, fields, scratch, tape);
 #endif
   base::forward(P, theta, scale, shift, x, n, t0, t1, fields, scratch, tape);
+}
+
+template <typename T>
+void call_backward_batched(const Plan& P, const T* theta, const T* scale, const T* shift, const T* x, const T* gf,
+                           int64_t gf_stride, int64_t K, int64_t n, int64_t t0, int64_t t1, T* gtheta,
+                           int64_t gt_stride, T* scratch, const T* tape) {
+#if defined(FASTPINN_MLPJET_AVX2)
+  if (isa_level() == 2)
+    return avx512::backward_batched(P, theta, scale, shift, x, gf, gf_stride, K, n, t0, t1, gtheta, gt_stride, scratch,
+                                    tape);
+  if (isa_level() == 1)
+    return avx2::backward_batched(P, theta, scale, shift, x, gf, gf_stride, K, n, t0, t1, gtheta, gt_stride, scratch,
+                                  tape);
+#endif
+  base::backward_batched(P, theta, scale, shift, x, gf, gf_stride, K, n, t0, t1, gtheta, gt_stride, scratch, tape);
 }
 
 template <typename T>
@@ -208,12 +218,70 @@ std::tuple<at::Tensor, at::Tensor> mlp_jet_backward_cpu(const at::Tensor& grad_i
   return {mlpdispatch::sum_partials(partial), mlpdispatch::grad_x_of(E, gx_members, theta.options())};
 }
 
+// K cotangents of the same evaluation at once: grad_fields [K, S, C, N, out] -> grad_theta [K, S, P], entry k equal
+// to mlp_jet_backward's grad_theta for grad_fields[k] bit for bit (same split of the work items, same arithmetic;
+// see backward_impl). Each tile's forward state is recomputed once for the K cotangents.
+at::Tensor mlp_jet_backward_batched_cpu(const at::Tensor& grad_in, const at::Tensor& theta_in, const at::Tensor& x_in,
+                                        const at::Tensor& scale_in, const at::Tensor& shift_in,
+                                        const at::Tensor& tape_in, at::IntArrayRef sizes, at::IntArrayRef dirs,
+                                        at::IntArrayRef pairs, at::IntArrayRef first_out, int64_t activation) {
+  constexpr const char* op = "fastpinn::mlp_jet_backward_batched: ";
+  OwnedPlan owned = make_plan(op, theta_in, x_in, scale_in, shift_in, sizes, dirs, pairs, first_out, activation);
+  const Plan& P = owned.plan;
+  const at::Tensor theta = theta_in.contiguous(), x = x_in.contiguous();
+  const at::Tensor scale = scale_in.contiguous(), shift = shift_in.contiguous();
+  const mlpdispatch::Ensemble E(theta, x, kTile);
+  const int64_t S = E.members, N = E.points, n_out = sizes.back();
+  TORCH_CHECK(grad_in.scalar_type() == theta.scalar_type() && grad_in.dim() == 5 && grad_in.size(0) >= 1 &&
+                  grad_in.size(1) == S && grad_in.size(2) == P.out_channels && grad_in.size(3) == N &&
+                  grad_in.size(4) == n_out,
+              op, "grad_fields must be ", theta.scalar_type(), " of shape [K >= 1, ", S, ", ", P.out_channels, ", ", N,
+              ", ", n_out, "], got ", grad_in.scalar_type(), " ", grad_in.sizes());
+  const int64_t K = grad_in.size(0);
+  const at::Tensor grad = grad_in.contiguous();
+  const int64_t tiles = E.tiles, tape_len = tape_elems(P);
+  const bool has_tape = tape_in.numel() > 0;
+  TORCH_CHECK(tape_in.scalar_type() == theta.scalar_type() && tape_in.dim() == 1 &&
+                  (!has_tape || tape_in.numel() == S * tiles * tape_len),
+              op, "tape must be empty (recompute) or the forward's tape of ", S * tiles * tape_len, " elements, got ",
+              tape_in.scalar_type(), " ", tape_in.sizes());
+  const at::Tensor tape = tape_in.contiguous();
+  const mlpdispatch::Chunks chunks(E.items);
+  // One partial [K, S, P] per chunk (the chunks of mlp_jet_backward), summed in chunk order.
+  at::Tensor partial = at::zeros({chunks.count, K, S, E.params}, theta.options());
+  if (E.items > 0) {
+    AT_DISPATCH_FLOATING_TYPES(theta.scalar_type(), "fastpinn::mlp_jet_backward_batched", [&] {
+      const scalar_t* th = theta.const_data_ptr<scalar_t>();
+      const scalar_t* xp = x.const_data_ptr<scalar_t>();
+      const scalar_t* sc = scale.const_data_ptr<scalar_t>();
+      const scalar_t* sh = shift.const_data_ptr<scalar_t>();
+      const scalar_t* gf = grad.const_data_ptr<scalar_t>();
+      scalar_t* part = partial.mutable_data_ptr<scalar_t>();
+      const scalar_t* tp = has_tape ? tape.const_data_ptr<scalar_t>() : nullptr;
+      const int64_t P_len = E.params, field_len = P.out_channels * N * n_out;
+      const int64_t scratch_len = backward_scratch(P, sizeof(scalar_t), K);
+      at::parallel_for(0, chunks.count, 1, [&](int64_t c_begin, int64_t c_end) {
+        std::vector<scalar_t> scratch(scratch_len);
+        for (int64_t c = c_begin; c < c_end; ++c) {
+          E.for_runs(chunks.begin(c), chunks.end(c), [&](int64_t s, int64_t t0, int64_t t1) {
+            call_backward_batched(P, th + s * P_len, sc, sh, xp + E.x_offset(s), gf + s * field_len, S * field_len, K,
+                                  N, t0, t1, part + (c * K * S + s) * P_len, S * P_len, scratch.data(),
+                                  tp ? tp + s * tiles * tape_len : nullptr);
+          });
+        }
+      });
+    });
+  }
+  return mlpdispatch::sum_partials(partial);
+}
+
 }  // namespace
 }  // namespace mlpjet
 
 TORCH_LIBRARY_IMPL(fastpinn, CPU, m) {
   m.impl("mlp_jet_forward", &mlpjet::mlp_jet_forward_cpu);
   m.impl("mlp_jet_backward", &mlpjet::mlp_jet_backward_cpu);
+  m.impl("mlp_jet_backward_batched", &mlpjet::mlp_jet_backward_batched_cpu);
 }
 
 }  // namespace fastpinn

@@ -499,19 +499,18 @@ FI void act_jet_row(const Plan& P, const T* z, T* a, T* d1_out) {
   }
 }
 
-// Reverse of act_jet_row for one neuron: from the pre-activation jet z, the activation a (channel 0 of the
-// stored post-activation jet), its derivative d1 and the gradient ga wrt the post-activation jet, the gradient
-// gz wrt the pre-activation jet (gz must not alias ga or z):
+// Reverse of act_jet_row for one neuron: from the pre-activation jet z, phi' (sd), phi'' and phi''' (d23[2][kTile],
+// from act_higher_rows: computed once per tile and layer, shared by every cotangent of a batched backward) and the
+// gradient ga wrt the post-activation jet, the gradient gz wrt the pre-activation jet (gz must not alias ga or z):
 // gz_T_c = phi' gT_c + phi'' sum_q gQ_q T_other, gz_Q_q = phi' gQ_q,
 // gz_z = phi' ga_z + phi'' (sum_c gT_c T_c + sum_q gQ_q Q_q) + phi''' sum_q gQ_q T_i T_j.
-template <typename T, int64_t A>
-FI void act_jet_row_backward(const Plan& P, const T* z, const T* a, const T* sd, const T* ga, T* gz) {
+template <typename T>
+FI void act_jet_row_backward(const Plan& P, const T* z, const T* sd, const T* d23, const T* ga, T* gz) {
   const int64_t nT = P.n_dirs;
   for (int64_t v = 0; v < kTile; v += kLanes<T>) {
-    const V<T> av = load(a + v);
     const V<T> d1 = load(sd + v);
-    V<T> d2, d3;
-    Act<T, A>::higher(load(z + v), av, d1, d2, d3);
+    const V<T> d2 = load(d23 + v);
+    const V<T> d3 = load(d23 + kTile + v);
     V<T> g1 = V<T>{};  // d loss / d phi'
     V<T> g2 = V<T>{};  // d loss / d phi''
     for (int64_t c = 0; c < nT; ++c) {
@@ -551,20 +550,35 @@ void act_jet_rows(const Plan& P, const T* z, T* a, T* d1, int64_t n) {
   }
 }
 
+// phi'' and phi''' of n neurons into d23[i][2][kTile], from z and a (channel 0 of the pre- and post-activation jet
+// rows) and phi' (d1[i][kTile]), for the plan's activation.
 template <typename T, int64_t A>
-void act_rows_backward(const Plan& P, const T* z, const T* a, const T* d1, const T* ga, T* gz, int64_t n) {
+void higher_rows(const Plan& P, const T* z, const T* a, const T* d1, T* d23, int64_t n) {
   const int64_t CT = P.channels * kTile;
   for (int64_t i = 0; i < n; ++i)
-    act_jet_row_backward<T, A>(P, z + i * CT, a + i * CT, d1 + i * kTile, ga + i * CT, gz + i * CT);
+    for (int64_t v = 0; v < kTile; v += kLanes<T>) {
+      V<T> d2, d3;
+      Act<T, A>::higher(load(z + i * CT + v), load(a + i * CT + v), load(d1 + i * kTile + v), d2, d3);
+      store(d23 + 2 * i * kTile + v, d2);
+      store(d23 + (2 * i + 1) * kTile + v, d3);
+    }
 }
 template <typename T>
-void act_jet_rows_backward(const Plan& P, const T* z, const T* a, const T* d1, const T* ga, T* gz, int64_t n) {
+void act_higher_rows(const Plan& P, const T* z, const T* a, const T* d1, T* d23, int64_t n) {
   switch (P.activation) {
-    case kSin: return act_rows_backward<T, kSin>(P, z, a, d1, ga, gz, n);
-    case kSilu: return act_rows_backward<T, kSilu>(P, z, a, d1, ga, gz, n);
-    case kSoftplus: return act_rows_backward<T, kSoftplus>(P, z, a, d1, ga, gz, n);
-    default: return act_rows_backward<T, kTanh>(P, z, a, d1, ga, gz, n);
+    case kSin: return higher_rows<T, kSin>(P, z, a, d1, d23, n);
+    case kSilu: return higher_rows<T, kSilu>(P, z, a, d1, d23, n);
+    case kSoftplus: return higher_rows<T, kSoftplus>(P, z, a, d1, d23, n);
+    default: return higher_rows<T, kTanh>(P, z, a, d1, d23, n);
   }
+}
+
+// The reverse of act_jet_rows for n neurons, with their phi'' and phi''' in d23 (act_higher_rows).
+template <typename T>
+void act_jet_rows_backward(const Plan& P, const T* z, const T* d1, const T* d23, const T* ga, T* gz, int64_t n) {
+  const int64_t CT = P.channels * kTile;
+  for (int64_t i = 0; i < n; ++i)
+    act_jet_row_backward<T>(P, z + i * CT, d1 + i * kTile, d23 + 2 * i * kTile, ga + i * CT, gz + i * CT);
 }
 
 // ---- one tile ---------------------------------------------------------------------------------------------
@@ -666,29 +680,35 @@ void forward_impl(const Plan& P, const T* theta, const T* scale, const T* shift,
   }
 }
 
+// The backward of `streams` cotangents at once (a batched backward: one per loss term that reads the same
+// evaluation): cotangent j is grad_fields + j * gf_stride, its gradient goes to grad_theta + j * gt_stride. Per
+// tile the forward state is recomputed (or read) once, and per layer the transposed activation jet and phi'',
+// phi''' are formed once; each stream then runs its own sweep of products with the same arithmetic as a
+// single-stream call, so stream j's gradient equals a call with its cotangent alone bit for bit. grad_x (one
+// stream only) may be null.
 template <typename T>
 void backward_impl(const Plan& P, const T* theta, const T* scale, const T* shift, const T* x, const T* grad_fields,
-                   int64_t n_points, int64_t tile_begin, int64_t tile_end, T* grad_theta, T* grad_x, T* scratch,
-                   const T* tape) {
+                   int64_t gf_stride, int64_t streams, int64_t n_points, int64_t tile_begin, int64_t tile_end,
+                   T* grad_theta, int64_t gt_stride, T* grad_x, T* scratch, const T* tape) {
   const int64_t C = P.channels, CT = C * kTile, d = P.sizes[0], L = P.n_layers, n_out = P.sizes[L];
-  const int64_t g_rows = P.max_width * CT > d * kTile ? P.max_width * CT : d * kTile;
+  const int64_t g_rows = backward_rows(P);
   const int64_t tape_len = tape_elems(P);
   T* xs;
   T* Z[64];
   T* A[64];
   T* Sd[64];
-  T* G = layout_state(P, scratch, xs, Z, A, Sd);  // the state part of scratch is unused when a tape is given
-  T* GA = G + g_rows;
+  T* G0 = layout_state(P, scratch, xs, Z, A, Sd);  // the state part of scratch is unused when a tape is given
+  T* GA = G0 + streams * g_rows;                   // one gradient jet per stream, then the shared W^T G buffer
+  T* d23 = GA + g_rows;                            // phi'' and phi''' of the layer being swept
   // SIMD accumulators of the hidden and output layers' weight gradients over this call's tiles, when they fit
-  // in L2 next to the tile state (narrow nets: Burgers 9x20 needs 100 KiB); wider nets sum per tile instead.
-  // Wider nets accumulate each layer's weight gradient in a row-padded copy instead, from the transposed
-  // activation jet (a product over the tile's C * kTile columns without horizontal sums; see
-  // grad_weight_elems).
-  T* gw_acc = GA + g_rows;
+  // in L2 next to the tile state (narrow nets: Burgers 9x20 needs 100 KiB). Wider nets accumulate each layer's
+  // weight gradient in a row-padded copy instead, from the transposed activation jet `at` (a product over the
+  // tile's C * kTile columns without horizontal sums; see grad_weight_elems). One set per stream.
   const bool use_acc = use_simd_acc(P, sizeof(T));
-  const int64_t acc_len = use_acc ? gw_acc_elems(P) : grad_weight_elems(P);
-  std::memset(gw_acc, 0, sizeof(T) * acc_len);
-  T* at = gw_acc + (use_acc ? 0 : acc_len - padded_cols(P.max_width) * CT);  // the transposed jet, last
+  T* at = d23 + 2 * P.max_width * kTile;
+  T* acc0 = at + (use_acc ? 0 : padded_cols(P.max_width) * CT);
+  const int64_t acc_len = weight_acc_elems(P, sizeof(T));
+  std::memset(acc0, 0, sizeof(T) * acc_len * streams);
   int64_t gw_pad_off[64];
   for (int64_t k = 1, off = 0; k < L; off += P.sizes[k + 1] * padded_cols(P.sizes[k]), ++k) gw_pad_off[k] = off;
   for (int64_t t = tile_begin; t < tile_end; ++t) {
@@ -702,56 +722,72 @@ void backward_impl(const Plan& P, const T* theta, const T* scale, const T* shift
       tile_forward<T>(P, theta, scale, xs, Z, A, Sd);
     }
     // Gradient wrt the output layer's jet: the requested fields' gradients, zero elsewhere and at padding.
-    std::memset(G, 0, sizeof(T) * n_out * CT);
-    for (int64_t oc = 0; oc < P.out_channels; ++oc) {
-      const int64_t ch = field_channel(P, oc);
-      for (int64_t o = 0; o < n_out; ++o)
-        for (int64_t p = 0; p < np; ++p) G[o * CT + ch * kTile + p] = grad_fields[(oc * n_points + p0 + p) * n_out + o];
+    for (int64_t s = 0; s < streams; ++s) {
+      T* G = G0 + s * g_rows;
+      const T* gf = grad_fields + s * gf_stride;
+      std::memset(G, 0, sizeof(T) * n_out * CT);
+      for (int64_t oc = 0; oc < P.out_channels; ++oc) {
+        const int64_t ch = field_channel(P, oc);
+        for (int64_t o = 0; o < n_out; ++o)
+          for (int64_t p = 0; p < np; ++p) G[o * CT + ch * kTile + p] = gf[(oc * n_points + p0 + p) * n_out + o];
+      }
     }
     for (int64_t k = L - 1; k >= 1; --k) {
-      const int64_t n_in = P.sizes[k], n_o = P.sizes[k + 1];
+      const int64_t n_in = P.sizes[k], n_o = P.sizes[k + 1], ld = padded_cols(n_in);
       const T* w = theta + P.w_off[k];
-      T* gb = grad_theta + P.b_off[k];
-      if (use_acc) {
-        outer_acc(G, CT, n_o, A[k - 1], CT, n_in, CT, gw_acc + (P.w_off[k] - P.w_off[1]) * kLanes<T>, n_in);
-      } else {
-        const int64_t ld = padded_cols(n_in);
-        transpose_padded(A[k - 1], n_in, CT, at, ld);
-        matmul<T, true>(G, CT, 1, n_o, CT, at, ld, gw_acc + gw_pad_off[k], ld, ld);  // gw += G A^T
+      if (!use_acc) transpose_padded(A[k - 1], n_in, CT, at, ld);
+      act_higher_rows(P, Z[k - 1], A[k - 1], Sd[k - 1], d23, n_in);
+      for (int64_t s = 0; s < streams; ++s) {
+        T* G = G0 + s * g_rows;
+        T* acc = acc0 + s * acc_len;
+        T* gb = grad_theta + s * gt_stride + P.b_off[k];
+        if (use_acc) {
+          outer_acc(G, CT, n_o, A[k - 1], CT, n_in, CT, acc + (P.w_off[k] - P.w_off[1]) * kLanes<T>, n_in);
+        } else {
+          matmul<T, true>(G, CT, 1, n_o, CT, at, ld, acc + gw_pad_off[k], ld, ld);  // gw += G A^T
+        }
+        for (int64_t j = 0; j < n_o; ++j) gb[j] += row_sum(G + j * CT);
+        matmul(w, 1, n_in, n_in, n_o, G, CT, GA, CT, CT);  // GA = W^T G
+        act_jet_rows_backward(P, Z[k - 1], Sd[k - 1], d23, GA, G, n_in);
       }
-      for (int64_t j = 0; j < n_o; ++j) gb[j] += row_sum(G + j * CT);
-      matmul(w, 1, n_in, n_in, n_o, G, CT, GA, CT, CT);  // GA = W^T G
-      act_jet_rows_backward(P, Z[k - 1], A[k - 1], Sd[k - 1], GA, G, n_in);
     }
     // First layer: value channel from the scaled points, tangents from W0[:, dirs[c]] * scale[dirs[c]].
     const int64_t n1 = P.sizes[1];
     const T* w0 = theta + P.w_off[0];
-    outer(G, CT, n1, xs, kTile, d, kTile, grad_theta + P.w_off[0], d);
-    for (int64_t j = 0; j < n1; ++j) {
-      grad_theta[P.b_off[0] + j] += row_sum(G + j * CT);
-      for (int64_t c = 0; c < P.n_dirs; ++c)
-        grad_theta[P.w_off[0] + j * d + P.dirs[c]] += scale[P.dirs[c]] * row_sum(G + j * CT + (1 + c) * kTile);
+    for (int64_t s = 0; s < streams; ++s) {
+      const T* G = G0 + s * g_rows;
+      T* gt = grad_theta + s * gt_stride;
+      outer(G, CT, n1, xs, kTile, d, kTile, gt + P.w_off[0], d);
+      for (int64_t j = 0; j < n1; ++j) {
+        gt[P.b_off[0] + j] += row_sum(G + j * CT);
+        for (int64_t c = 0; c < P.n_dirs; ++c)
+          gt[P.w_off[0] + j * d + P.dirs[c]] += scale[P.dirs[c]] * row_sum(G + j * CT + (1 + c) * kTile);
+      }
     }
     if (grad_x != nullptr) {
-      matmul(w0, 1, d, d, n1, G, CT, GA, kTile, kTile);  // d loss / d (scaled x) = W0^T g_z (value channel)
+      matmul(w0, 1, d, d, n1, G0, CT, GA, kTile, kTile);  // d loss / d (scaled x) = W0^T g_z (value channel)
       for (int64_t p = 0; p < np; ++p)
         for (int64_t i = 0; i < d; ++i) grad_x[(p0 + p) * d + i] = scale[i] * GA[i * kTile + p];
     }
   }
   // Horizontal sums of the weight-gradient accumulators, once per call. The layers' weights and biases
   // interleave in theta, so the accumulator of layer k's W sits at (w_off[k] - w_off[1]) lanes-strided.
-  for (int64_t k = 1; use_acc && k < L; ++k) {
-    const int64_t n = P.sizes[k + 1] * P.sizes[k];
-    const T* acc = gw_acc + (P.w_off[k] - P.w_off[1]) * kLanes<T>;
-    T* gw = grad_theta + P.w_off[k];
-    for (int64_t e = 0; e < n; ++e) gw[e] += hsum<T>(load(acc + e * kLanes<T>));
-  }
-  for (int64_t k = 1; !use_acc && k < L; ++k) {  // drop the padding columns
-    const int64_t n_in = P.sizes[k], ld = padded_cols(n_in);
-    const T* acc = gw_acc + gw_pad_off[k];
-    T* gw = grad_theta + P.w_off[k];
-    for (int64_t j = 0; j < P.sizes[k + 1]; ++j)
-      for (int64_t i = 0; i < n_in; ++i) gw[j * n_in + i] += acc[j * ld + i];
+  for (int64_t s = 0; s < streams; ++s) {
+    const T* acc_s = acc0 + s * acc_len;
+    T* gt = grad_theta + s * gt_stride;
+    for (int64_t k = 1; use_acc && k < L; ++k) {
+      const int64_t n = P.sizes[k + 1] * P.sizes[k];
+      const T* acc = acc_s + (P.w_off[k] - P.w_off[1]) * kLanes<T>;
+      T* gw = gt + P.w_off[k];
+      for (int64_t e = 0; e < n; ++e) gw[e] += hsum<T>(load(acc + e * kLanes<T>));
+    }
+    for (int64_t k = 1; !use_acc && k < L; ++k) {  // drop the padding columns
+      const int64_t n_in = P.sizes[k], ld = padded_cols(n_in);
+      const T* acc = acc_s + gw_pad_off[k];
+      T* gw = gt + P.w_off[k];
+      for (int64_t j = 0; j < P.sizes[k + 1]; ++j)
+        for (int64_t i = 0; i < n_in; ++i) gw[j * n_in + i] += acc[j * ld + i];
+    }
   }
 }
 
@@ -766,18 +802,23 @@ void forward(const Plan& plan, const double* theta, const double* scale, const d
              int64_t n_points, int64_t tile_begin, int64_t tile_end, double* fields, double* scratch, double* tape) {
   forward_impl(plan, theta, scale, shift, x, n_points, tile_begin, tile_end, fields, scratch, tape);
 }
-void backward(const Plan& plan, const float* theta, const float* scale, const float* shift, const float* x,
-              const float* grad_fields, int64_t n_points, int64_t tile_begin, int64_t tile_end, float* grad_theta,
-              float* grad_x, float* scratch, const float* tape) {
-  backward_impl(plan, theta, scale, shift, x, grad_fields, n_points, tile_begin, tile_end, grad_theta, grad_x, scratch,
-                tape);
-}
-void backward(const Plan& plan, const double* theta, const double* scale, const double* shift, const double* x,
-              const double* grad_fields, int64_t n_points, int64_t tile_begin, int64_t tile_end, double* grad_theta,
-              double* grad_x, double* scratch, const double* tape) {
-  backward_impl(plan, theta, scale, shift, x, grad_fields, n_points, tile_begin, tile_end, grad_theta, grad_x, scratch,
-                tape);
-}
+#define FASTPINN_MLPJET_BACKWARD(T)                                                                                  \
+  void backward(const Plan& plan, const T* theta, const T* scale, const T* shift, const T* x, const T* grad_fields,  \
+                int64_t n_points, int64_t tile_begin, int64_t tile_end, T* grad_theta, T* grad_x, T* scratch,        \
+                const T* tape) {                                                                                     \
+    backward_impl(plan, theta, scale, shift, x, grad_fields, 0, 1, n_points, tile_begin, tile_end, grad_theta, 0,    \
+                  grad_x, scratch, tape);                                                                            \
+  }                                                                                                                  \
+  void backward_batched(const Plan& plan, const T* theta, const T* scale, const T* shift, const T* x,                \
+                        const T* grad_fields, int64_t grad_stride, int64_t streams, int64_t n_points,                \
+                        int64_t tile_begin, int64_t tile_end, T* grad_theta, int64_t grad_theta_stride, T* scratch,  \
+                        const T* tape) {                                                                             \
+    backward_impl(plan, theta, scale, shift, x, grad_fields, grad_stride, streams, n_points, tile_begin, tile_end,   \
+                  grad_theta, grad_theta_stride, static_cast<T*>(nullptr), scratch, tape);                           \
+  }
+FASTPINN_MLPJET_BACKWARD(float)
+FASTPINN_MLPJET_BACKWARD(double)
+#undef FASTPINN_MLPJET_BACKWARD
 
 }  // namespace FASTPINN_MLPJET_NS
 }  // namespace mlpjet

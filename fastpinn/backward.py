@@ -18,9 +18,14 @@ How a call works depends only on what the scheme reads (:attr:`Weighter.reads`):
 * ``"stats"`` (MA, ID, DN, LRA, grad-norm, GradNorm), on an update step: ``G`` is zeroed; for each term
   the trainable tensors' ``.grad`` point at their slices of row ``k`` of ``G`` and that term's backward
   runs, so autograd accumulates straight into ``G`` (no per-term gradient copies; the graph is freed after
-  the last term). The fused statistics of ``G`` and the EMA give new weights, then ``.grad`` of every
-  trainable tensor is set to its slice of ``sum_j lam_j G_j`` (one batched matrix product into a fixed
-  buffer). Between updates (host gate: ``tau - 1`` steps in ``tau``) nothing reads ``G``, and the weighted
+  the last term). Where terms share one evaluation of the fused jet op, its backward runs once for all of them
+  after their passes (``batch_cotangents``, :mod:`fastpinn.ops.cotangents`): every tile's forward state is
+  recomputed once instead of once per term, with each term's gradient unchanged to the bit. The ``K`` sweeps
+  back through the network stay (one per term: exact per-term gradients need ``K`` vector-Jacobian
+  products): in forwards' worth of arithmetic an update step of ``K`` shared terms costs ``2 + 2K`` (at least
+  ``1 + 2K`` without the recompute) against a PINN step's 4 (bench/bench_dn_between_updates.py prints the
+  count). The fused statistics of ``G`` and the EMA give new weights, then ``.grad`` of every trainable tensor
+  is set to its slice of ``sum_j lam_j G_j`` (one batched matrix product into a fixed buffer). Between updates (host gate: ``tau - 1`` steps in ``tau``) nothing reads ``G``, and the weighted
   gradient is one backward of ``sum_j lam_j L_j``, as for a fixed scheme: a PINN-cost step, where ``K``
   backwards cost up to ``K`` times more when the terms share their points (one forward). The result equals
   ``sum_j lam_j G_j`` to rounding (the same numbers summed in another order; see
@@ -61,6 +66,7 @@ from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, Union
 import torch
 from torch import Tensor, nn
 
+from .ops.cotangents import CotangentBatch, batched_cotangents
 from .params import ParameterRows, trainable_tensors
 from .reducers import GradientReducer, check_overlap_members, make_reducer, pack_losses
 from .schedule import DeviceGate, HostGate, UpdateGate, make_gate
@@ -122,6 +128,12 @@ class WeightedBackward:
         bucket_elements: with ``overlap``, the least elements of one collective (default ``2**16``).
         reducer: a :class:`~fastpinn.reducers.GradientReducer` instead of the three arguments above
             (default: built from them; a :class:`~fastpinn.reducers.LocalReducer` without a process group).
+        batch_cotangents: ``True`` (default): when the terms share a graph (``shared_graph``), the per-term
+            backwards hand the fused network op's cotangents to one batched backward per evaluation
+            (:mod:`fastpinn.ops.cotangents`: each tile's forward state and the activation derivatives formed
+            once for all terms, one sweep per term), each term's gradient equal to its own pass's bit for bit;
+            ``False``: every pass runs the op's backward itself (the reference; e.g. for benchmarks). Not used
+            with the overlapped reduction (``overlap=True``), which sends each row as its pass finishes.
 
     Attributes:
         G: ``[S, K, P]`` the per-term gradients of the last update step (host gate) or call (device gate);
@@ -132,7 +144,10 @@ class WeightedBackward:
         weighter: the :class:`~fastpinn.Weighter` holding the weights.
         gate: the :class:`UpdateGate`.
         backward_passes: autograd backward calls made so far (``K`` per update step of a ``"stats"`` scheme,
-            every step with the device gate; 1 per other step).
+            every step with the device gate; 1 per other step). A batched update step counts ``K`` as well: each
+            term's pass still walks its own loss graph; only the fused network backward is shared.
+        batched_backwards: batched fused-op backwards run so far (one per evaluation that several terms of an
+            update step read; ``backward_passes`` is unchanged by batching).
         reducer: the :class:`~fastpinn.reducers.GradientReducer`.
         collectives, reduced_elements: all-reduces made so far and the elements they summed (the reducer's).
         overlap: whether the collectives overlap the backward passes (the reducer's).
@@ -160,6 +175,7 @@ class WeightedBackward:
         overlap: bool = False,
         bucket_elements: int = 1 << 16,
         reducer: Optional[GradientReducer] = None,
+        batch_cotangents: bool = True,
     ) -> None:
         self.leaves = trainable_tensors(parameters)
         self.rows = ParameterRows(self.leaves, members)
@@ -214,7 +230,9 @@ class WeightedBackward:
         #: ``[S, K]`` int64: calls in which a term's loss was NaN/Inf (counted on the device, never synced).
         self.nonfinite_losses = torch.zeros(S, K, dtype=torch.int64, device=device)
         self.shared_graph = check_flag("shared_graph", shared_graph)
+        self.batch_cotangents = check_flag("batch_cotangents", batch_cotangents)
         self.backward_passes = 0
+        self.batched_backwards = 0
         # Only an ensemble's [S, ...] parameters get .grad views strided unlike themselves (autograd's warning,
         # silenced per backward); one network's views are contiguous like their tensors and skip the
         # warnings-filter context (~0.2 ms a step: a tiny problem's step is a few ms).
@@ -450,8 +468,12 @@ class WeightedBackward:
         row_done = None
         if reduce_rows is not None:
             row_done = reducer.row_pieces(self.G_packed, self.losses, reduce_rows, self.rows.n_params)
+        # Terms sharing one evaluation: the fused network backward runs once for all of them after the passes
+        # (fastpinn.ops.cotangents). Not with the overlapped reduction, which sends each row as its pass ends.
+        batching = (self.batch_cotangents and self.shared_graph and len(items) > 1 and only is None
+                    and row_done is None)
         try:
-            with self._quiet():
+            with self._quiet(), (batched_cotangents() if batching else contextlib.nullcontext()) as batch:
                 for k, loss in enumerate(items):
                     if only is not None and k != only:
                         if row_done is not None:
@@ -459,14 +481,28 @@ class WeightedBackward:
                         continue
                     for p, view in zip(self.leaves, self._G_views[k]):
                         p.grad = view
+                    if batch is not None:
+                        batch.term = k
                     retain = self.shared_graph and k < last and only is None
                     torch.autograd.backward(loss.sum(), inputs=self.leaves, retain_graph=retain)
                     self.backward_passes += 1
                     if row_done is not None:
                         row_done(k, k == last)
+                if batch is not None:
+                    self._add_deferred(batch)
         except BaseException:
             reducer.abandon()
             raise
+
+    def _add_deferred(self, batch: CotangentBatch) -> None:
+        """Add the batched network backwards' per-term gradients to their rows of ``G``."""
+        index = {id(p): i for i, p in enumerate(self.leaves)}
+        before = batch.batched_calls
+        for k, leaf, grad in batch.flush():
+            i = index.get(id(leaf))
+            if i is not None:  # a tensor this object does not train gets no row
+                self._G_views[k][i].add_(grad)
+        self.batched_backwards += batch.batched_calls - before
 
     def _combine(self, accumulate: bool, rows: Optional[Tensor] = None) -> None:
         """``.grad`` = ``sum_j lam_j G_j`` (plus what was there with ``accumulate``), one batched product;

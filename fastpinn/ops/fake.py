@@ -78,6 +78,15 @@ def _mlp_jet_backward_fake(
     return theta.new_empty(theta.shape), (x.new_empty(x.shape) if x_grad else theta.new_empty((0,)))
 
 
+def _mlp_jet_backward_batched_fake(
+    grad_fields: Tensor, theta: Tensor, x: Tensor, scale: Tensor, shift: Tensor, tape: Tensor, sizes: list[int],
+    dirs: list[int], pairs: list[int], first_out: list[int], activation: int = 0,
+) -> Tensor:
+    """``grad_theta[K, S, P]`` for ``grad_fields[K, S, C, N, out]``."""
+    torch._check(grad_fields.dim() == 5, lambda: "fastpinn::mlp_jet_backward_batched: grad_fields must be 5-D")
+    return theta.new_empty((grad_fields.shape[0], *theta.shape))
+
+
 def register_fakes() -> None:
     """Register the fake implementations of the compiled ops (once), and the autograd formula of
     ``fastpinn::mlp_jet_forward`` (:func:`fastpinn.ops.mlp_jet_autograd.register_autograd`), so that importing
@@ -96,6 +105,8 @@ def register_fakes() -> None:
             torch.library.register_fake("fastpinn::grad_gram", _grad_gram_fake)
         torch.library.register_fake("fastpinn::mlp_jet_forward", _mlp_jet_forward_fake)
         torch.library.register_fake("fastpinn::mlp_jet_backward", _mlp_jet_backward_fake)
+        if hasattr(torch.ops.fastpinn, "mlp_jet_backward_batched"):  # a library built before the op lacks it
+            torch.library.register_fake("fastpinn::mlp_jet_backward_batched", _mlp_jet_backward_batched_fake)
         register_autograd()
         if hasattr(torch.ops.fastpinn, "mlp_taylor_forward"):  # a library built before the op existed lacks it
             torch.library.register_fake("fastpinn::mlp_taylor_forward", mlp_taylor_forward_fake)

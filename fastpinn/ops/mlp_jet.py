@@ -27,6 +27,7 @@ from typing import Optional, Sequence
 import torch
 from torch import Tensor
 
+from . import cotangents
 from .mlp_jet_autograd import TILE, register_autograd, tape_numel
 
 __all__ = ["mlp_jet", "mlp_jet_leaves", "JetPlan", "DerivIndex", "register_autograd", "tape_numel", "TILE", "STORE",
@@ -119,25 +120,50 @@ class _LeafJet(torch.autograd.Function):
         ctx.args = args
         ctx.ensemble = ensemble
         ctx.shapes = [t.shape for t in leaves]
+        ctx.leaves = leaves  # for a batch of cotangents (fastpinn.ops.cotangents), which adds to them by tensor
         return fields, tape
 
     @staticmethod
     def backward(ctx, grad_fields, _grad_tape):
         theta, x, scale, shift, tape = ctx.saved_tensors
-        args = (grad_fields, theta, x, scale, shift, tape, *ctx.args[:4], bool(ctx.needs_input_grad[0]), ctx.args[5])
+        x_grad = bool(ctx.needs_input_grad[0])
+        batch = cotangents.active_batch()
+        if batch is not None and not x_grad and not torch.is_grad_enabled():
+            # one backward for all the terms that read this evaluation, after their passes (see cotangents)
+            plan, activation = ctx.args[:4], ctx.args[5]
+
+            def single(g: Tensor) -> Tensor:
+                with torch._C._AutoDispatchBelowAutograd():
+                    return torch.ops.fastpinn.mlp_jet_backward.default(g, theta, x, scale, shift, tape, *plan, False,
+                                                                        activation)[0]
+
+            def batched(g: Tensor) -> Tensor:
+                with torch._C._AutoDispatchBelowAutograd():
+                    return torch.ops.fastpinn.mlp_jet_backward_batched.default(g, theta, x, scale, shift, tape, *plan,
+                                                                                activation)
+
+            batch.defer(ctx, grad_fields, single, batched, ctx.leaves,
+                        lambda grad_theta: _leaf_grads(grad_theta, ctx.shapes, ctx.ensemble))
+            return (None,) * (6 + len(ctx.shapes))
+        args = (grad_fields, theta, x, scale, shift, tape, *ctx.args[:4], x_grad, ctx.args[5])
         if torch.is_grad_enabled():  # create_graph: the registered formula, whose own backward raises as before
             grad_theta, grad_x = torch.ops.fastpinn.mlp_jet_backward.default(*args)
         else:
             with torch._C._AutoDispatchBelowAutograd():
                 grad_theta, grad_x = torch.ops.fastpinn.mlp_jet_backward.default(*args)
-        # grad_theta[S, P] -> each leaf's slice, as the backward of cat + reshape would give it.
-        flat = grad_theta if ctx.ensemble else grad_theta[0]
-        grads, offset = [], 0
-        for shape in ctx.shapes:
-            n = shape[1:].numel() if ctx.ensemble else shape.numel()
-            grads.append(flat.narrow(-1, offset, n).view(shape))
-            offset += n
-        return (grad_x if ctx.needs_input_grad[0] else None, None, None, None, None, None, *grads)
+        grads = _leaf_grads(grad_theta, ctx.shapes, ctx.ensemble)
+        return (grad_x if x_grad else None, None, None, None, None, None, *grads)
+
+
+def _leaf_grads(grad_theta: Tensor, shapes: Sequence[torch.Size], ensemble: bool) -> list[Tensor]:
+    """grad_theta[S, P] -> each leaf's slice (views), as the backward of cat + reshape would give it."""
+    flat = grad_theta if ensemble else grad_theta[0]
+    grads, offset = [], 0
+    for shape in shapes:
+        n = shape[1:].numel() if ensemble else shape.numel()
+        grads.append(flat.narrow(-1, offset, n).view(shape))
+        offset += n
+    return grads
 
 
 def mlp_jet_leaves(
