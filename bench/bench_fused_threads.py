@@ -32,7 +32,12 @@ PROBLEMS = {
 }
 
 
-def step_worker(problem: str) -> None:
+def orders(threads: list[int], r: int) -> list[int]:
+    """The thread counts of round r: alternately forwards and backwards, so neither always runs first."""
+    return list(threads) if r % 2 == 0 else list(threads)[::-1]
+
+
+def step_worker(problem: str, threads_list: list[int]) -> None:
     """As worker, timing whole training steps: bench_deepxde_suite.py's fastpinn PINN runner (Trainer, default
     method) of the problem, one runner per thread count."""
     import torch
@@ -41,21 +46,21 @@ def step_worker(problem: str) -> None:
     from bench_deepxde_suite import CASES, Fast
 
     case, runners = CASES[problem](), {}
-    for threads in (1, 2):
+    for threads in threads_list:
         torch.set_num_threads(threads)
         runners[threads] = Fast(case, fastpinn.PINN())
         runners[threads].block(3)
-    steps = max(3, int(0.5 / runners[1].block(3)))
+    steps = max(3, int(0.5 / runners[threads_list[0]].block(3)))
     print("ready", flush=True)
     for r, _line in enumerate(sys.stdin):
-        out = {"training step": [0.0, 0.0]}
-        for threads in ((1, 2) if r % 2 == 0 else (2, 1)):
+        out = {"training step": [float("nan"), float("nan")]}
+        for threads in orders(threads_list, r):
             torch.set_num_threads(threads)
             out["training step"][threads - 1] = 1e3 * runners[threads].block(steps)
         print(json.dumps(out), flush=True)
 
 
-def worker(problem: str) -> None:
+def worker(problem: str, threads_list: list[int]) -> None:
     """Reads one line per round from stdin, answers with one JSON line {call: [ms at 1 thread, ms at 2]}."""
     import torch
 
@@ -88,8 +93,8 @@ def worker(problem: str) -> None:
         ops += [(f"forward {name}", fwd, reps), (f"backward {name}", bwd, reps)]
     print("ready", flush=True)
     for r, _line in enumerate(sys.stdin):
-        out: dict[str, list[float]] = {k: [0.0, 0.0] for k, _, _ in ops}
-        for threads in ((1, 2) if r % 2 == 0 else (2, 1)):
+        out: dict[str, list[float]] = {k: [float("nan"), float("nan")] for k, _, _ in ops}
+        for threads in orders(threads_list, r):
             torch.set_num_threads(threads)
             for k, fn, reps in ops:
                 fn()
@@ -105,11 +110,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--problem", choices=sorted(PROBLEMS), default="allen_cahn")
     ap.add_argument("--baseline", help="a directory holding another build's fastpinn package (imported first)")
+    ap.add_argument("--threads", type=int, nargs="+", choices=(1, 2), default=[1, 2])
     ap.add_argument("--step", action="store_true", help="time whole training steps (Trainer, PINN) instead of the op")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
-        (step_worker if args.step else worker)(args.problem)
+        (step_worker if args.step else worker)(args.problem, args.threads)
         return 0
     builds = {"this build": os.environ.get("PYTHONPATH", "")}
     if args.baseline:
@@ -118,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, path in builds.items():
         env = dict(os.environ, PYTHONPATH=path)
         procs[name] = subprocess.Popen([sys.executable, __file__, "--worker", "--problem", args.problem]
-                                       + (["--step"] if args.step else []), env=env,
+                                       + (["--step"] if args.step else []) + ["--threads", *map(str, args.threads)], env=env,
                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         assert procs[name].stdout.readline().strip() == "ready"
     samples: dict[str, list[dict]] = {k: [] for k in procs}
