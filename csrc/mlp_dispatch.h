@@ -138,25 +138,27 @@ constexpr int64_t kBackwardBlockItems = 4, kBackwardBlocksPerThread = 4;
 struct BackwardBlocks : Blocks {
   explicit BackwardBlocks(int64_t n_items) : Blocks(n_items, kBackwardBlockItems, kBackwardBlocksPerThread) {}
 
-  // The blocks' partial gradients [blocks, S, P], uninitialised: each block zeroes its own (zero_partial) on the
-  // thread that fills it. Zeros when there are no items (no block runs).
-  at::Tensor partials(const Ensemble& e, const at::TensorOptions& options) const {
-    return items == 0 ? at::zeros({count, e.members, e.params}, options) : at::empty({count, e.members, e.params}, options);
+  // The blocks' partial gradients [blocks, *block_shape] (e.g. [S, P]), uninitialised: each block zeroes its own
+  // (zero_partial) on the thread that fills it. Zeros when there are no items (no block runs).
+  at::Tensor partials(at::IntArrayRef block_shape, const at::TensorOptions& options) const {
+    std::vector<int64_t> shape{count};
+    shape.insert(shape.end(), block_shape.begin(), block_shape.end());
+    return items == 0 ? at::zeros(shape, options) : at::empty(shape, options);
   }
 };
 
-// Zeroes block b's partial of `len` = S * P elements.
+// Zeroes block b's partial of `len` elements (the product of block_shape).
 template <typename T>
 void zero_partial(T* partials, int64_t b, int64_t len) {
   std::fill(partials + b * len, partials + (b + 1) * len, T(0));
 }
 
-// The gradient wrt theta [S, P] from the blocks' partials [blocks, S, P]: their sum in block order, element by
-// element (the same for every thread count that gives the same blocks).
+// The gradient wrt theta [*block_shape] from the blocks' partials [blocks, *block_shape]: their sum in block order,
+// element by element (the same for every thread count that gives the same blocks).
 inline at::Tensor sum_partials(const at::Tensor& partial) {
   const int64_t blocks = partial.size(0);
   if (blocks == 1) return partial[0];
-  at::Tensor out = at::empty({partial.size(1), partial.size(2)}, partial.options());
+  at::Tensor out = at::empty(partial.sizes().slice(1), partial.options());
   const int64_t len = out.numel();
   AT_DISPATCH_FLOATING_TYPES(partial.scalar_type(), "fastpinn::sum_partials", [&] {
     const scalar_t* p = partial.const_data_ptr<scalar_t>();

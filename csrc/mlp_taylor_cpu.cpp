@@ -121,7 +121,7 @@ std::tuple<at::Tensor, at::Tensor> mlp_taylor_backward_cpu(const at::Tensor& gra
               "], got ", grad_in.scalar_type(), " ", grad_in.sizes());
   const at::Tensor grad = grad_in.contiguous();
   const mlpdispatch::BackwardBlocks blocks(E.items);
-  at::Tensor partial = blocks.partials(E, theta.options());
+  at::Tensor partial = blocks.partials({S, E.params}, theta.options());
   at::Tensor gx_members = mlpdispatch::member_grad_x(E, x_grad, theta.options());
   if (E.items > 0) {
     AT_DISPATCH_FLOATING_TYPES(theta.scalar_type(), "fastpinn::mlp_taylor_backward", [&] {
