@@ -156,3 +156,23 @@ def test_taylor_op_at_2_threads_equals_1_thread(dtype: torch.dtype) -> None:
     grads = lambda *a: _taylor_grads(*a, sizes, order)  # noqa: E731
     bound = n * torch.finfo(dtype).eps * _point_abs_sum(grads, theta, x, scale, shift, w).to(dtype)
     assert bool(((gt2 - gt1).abs() <= bound).all()), float((gt2 - gt1).abs().max())
+
+
+def test_batched_backward_at_2_threads_equals_the_single_calls() -> None:
+    """The batched-cotangent backward splits its items into the same blocks as mlp_jet_backward, so each of its K
+    gradients is the single call's, bit for bit, at 2 threads too."""
+    if not hasattr(torch.ops.fastpinn, "mlp_jet_backward_batched"):
+        pytest.skip("fastpinn._C lacks mlp_jet_backward_batched")
+    sizes, requests = NETS["wide-2x150"]
+    theta, x, scale, shift = _inputs(sizes, 1001, torch.float32, members=2)
+    args = _jet_args(sizes, requests)
+
+    def run():
+        fields, tape = torch.ops.fastpinn.mlp_jet_forward(theta, x, scale, shift, *args, False)
+        grads = torch.stack([_weights(fields.shape, theta.dtype) * (k + 1) for k in range(3)])
+        single = torch.stack([torch.ops.fastpinn.mlp_jet_backward(g, theta, x, scale, shift, tape, *args, False)[0]
+                              for g in grads])
+        return single, torch.ops.fastpinn.mlp_jet_backward_batched(grads, theta, x, scale, shift, tape, *args, 0)
+
+    single, batched = _at_threads(2, run)
+    assert torch.equal(batched, single)
