@@ -1,14 +1,16 @@
 // The ATen side shared by the fused MLP ops (mlp_jet_cpu.cpp, mlp_taylor_cpu.cpp): the checks of the ensemble
 // inputs, the layout of S members over N points cut into tiles, the split of (member, tile) work items over
-// threads, and the reductions of the per-chunk and per-member gradients.
+// threads (blocks claimed by the threads as they go), and the reductions of the per-block and per-member gradients.
 #pragma once
 
+#include <ATen/Dispatch.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/Parallel.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/zeros.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <vector>
 
@@ -87,29 +89,90 @@ struct Ensemble {
   }
 };
 
-// The forward's work items are independent; a few tiles per grain keeps the per-task overhead small.
-constexpr int64_t kForwardGrain = 4;
-
-// The backward's split of the items: deterministic for a given thread count, chunk c owns a fixed range of items
-// and its own partial gradient [S, P]; the partials are summed in chunk order.
-struct Chunks {
+// The split of a call's (member, tile) items over threads. The items are cut into fixed blocks that the threads
+// claim one at a time (first come, first served) instead of one static range per thread: a thread that runs
+// slower -- a core shared with another process, a descheduled thread on a busy machine, a slower core -- then
+// takes fewer blocks instead of holding up the call's end. Which blocks there are depends only on the item count
+// and the thread count, never on the timing, so each block's result (and the backward's weight gradient, summed
+// over blocks in block order) is the same from run to run.
+struct Blocks {
   int64_t count, items;
 
-  explicit Chunks(int64_t n_items)
-      : count(std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), n_items))), items(n_items) {}
+  // n_items cut into blocks: one at 1 thread; else a multiple of the thread count, up to blocks_per_thread per
+  // thread while a block keeps at least min_items items (few items: one block per thread, an even split).
+  Blocks(int64_t n_items, int64_t min_items, int64_t blocks_per_thread) : count(1), items(n_items) {
+    const int64_t threads = at::get_num_threads();
+    if (threads > 1 && n_items > 1) {
+      const int64_t per_thread = std::min(blocks_per_thread, std::max<int64_t>(1, n_items / (min_items * threads)));
+      count = std::min(n_items, per_thread * threads);
+    }
+  }
 
-  int64_t begin(int64_t c) const { return c * items / count; }
-  int64_t end(int64_t c) const { return (c + 1) * items / count; }
+  int64_t begin(int64_t b) const { return b * items / count; }
+  int64_t end(int64_t b) const { return (b + 1) * items / count; }
 
-  // One zeroed partial gradient per chunk: [chunks, S, P].
-  at::Tensor zero_partials(const Ensemble& e, const at::TensorOptions& options) const {
-    return at::zeros({count, e.members, e.params}, options);
+  // Calls worker(claim) on up to one thread per block, all at once; claim() returns the next unclaimed block or -1
+  // when none is left. worker sets up its thread's scratch once and loops over the blocks it claims.
+  template <typename Worker>
+  void share(Worker&& worker) const {
+    std::atomic<int64_t> next{0};
+    const int64_t n = count;
+    auto claim = [&next, n]() -> int64_t {
+      const int64_t b = next.fetch_add(1, std::memory_order_relaxed);
+      return b < n ? b : -1;
+    };
+    const int64_t workers = std::min<int64_t>(at::get_num_threads(), count);
+    if (workers <= 1) return worker(claim);
+    at::parallel_for(0, workers, 1, [&](int64_t, int64_t) { worker(claim); });
   }
 };
 
-// The gradient wrt theta [S, P] from the chunks' partials [chunks, S, P], summed in chunk order.
+// Forward blocks: the items are independent and a claim costs one atomic add, so blocks can be small.
+constexpr int64_t kForwardBlockItems = 1, kForwardBlocksPerThread = 16;
+inline Blocks forward_blocks(int64_t n_items) { return Blocks(n_items, kForwardBlockItems, kForwardBlocksPerThread); }
+
+// Backward blocks: each block sums its weight gradient into its own partial [S, P] (zeroed and summed once per
+// block: a few passes over P, small against the >= 4 tiles of recompute and backward that a block runs).
+constexpr int64_t kBackwardBlockItems = 4, kBackwardBlocksPerThread = 4;
+
+struct BackwardBlocks : Blocks {
+  explicit BackwardBlocks(int64_t n_items) : Blocks(n_items, kBackwardBlockItems, kBackwardBlocksPerThread) {}
+
+  // The blocks' partial gradients [blocks, *block_shape] (e.g. [S, P]), uninitialised: each block zeroes its own
+  // (zero_partial) on the thread that fills it. Zeros when there are no items (no block runs).
+  at::Tensor partials(at::IntArrayRef block_shape, const at::TensorOptions& options) const {
+    std::vector<int64_t> shape{count};
+    shape.insert(shape.end(), block_shape.begin(), block_shape.end());
+    return items == 0 ? at::zeros(shape, options) : at::empty(shape, options);
+  }
+};
+
+// Zeroes block b's partial of `len` elements (the product of block_shape).
+template <typename T>
+void zero_partial(T* partials, int64_t b, int64_t len) {
+  std::fill(partials + b * len, partials + (b + 1) * len, T(0));
+}
+
+// The gradient wrt theta [*block_shape] from the blocks' partials [blocks, *block_shape]: their sum in block order,
+// element by element (the same for every thread count that gives the same blocks).
 inline at::Tensor sum_partials(const at::Tensor& partial) {
-  return partial.size(0) == 1 ? partial[0] : partial.sum(0);
+  const int64_t blocks = partial.size(0);
+  if (blocks == 1) return partial[0];
+  at::Tensor out = at::empty(partial.sizes().slice(1), partial.options());
+  const int64_t len = out.numel();
+  AT_DISPATCH_FLOATING_TYPES(partial.scalar_type(), "fastpinn::sum_partials", [&] {
+    const scalar_t* p = partial.const_data_ptr<scalar_t>();
+    scalar_t* o = out.mutable_data_ptr<scalar_t>();
+    // Grain: a net of ~50k parameters (Allen-Cahn's 2-128x4-1) reduces inline, without a parallel region.
+    at::parallel_for(0, len, 1 << 16, [&](int64_t e0, int64_t e1) {
+      std::copy(p + e0, p + e1, o + e0);
+      for (int64_t b = 1; b < blocks; ++b) {
+        const scalar_t* q = p + b * len;
+        for (int64_t e = e0; e < e1; ++e) o[e] += q[e];
+      }
+    });
+  });
+  return out;
 }
 
 // The per-member gradients wrt x [S, N, d], written by the kernels; undefined when x's gradient is not wanted.

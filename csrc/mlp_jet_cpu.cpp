@@ -1,5 +1,5 @@
 // CPU implementation of fastpinn::mlp_jet_forward / mlp_jet_backward: argument checks, the plan, the split of
-// (member, tile) work over at::parallel_for (the parts shared with mlp_taylor: mlp_dispatch.h), and the choice of
+// (member, tile) work over threads (the parts shared with mlp_taylor: mlp_dispatch.h), and the choice of
 // the tile kernels for this CPU (mlp_jet.h).
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
@@ -153,12 +153,15 @@ std::tuple<at::Tensor, at::Tensor> mlp_jet_forward_cpu(const at::Tensor& theta_i
     scalar_t* out = fields.mutable_data_ptr<scalar_t>();
     scalar_t* tp = store ? tape.mutable_data_ptr<scalar_t>() : nullptr;
     const int64_t scratch_len = forward_scratch(P);
-    at::parallel_for(0, E.items, mlpdispatch::kForwardGrain, [&](int64_t begin, int64_t end) {
+    const mlpdispatch::Blocks blocks = mlpdispatch::forward_blocks(E.items);
+    blocks.share([&](auto&& claim) {
       std::vector<scalar_t> scratch(scratch_len);
-      E.for_runs(begin, end, [&](int64_t s, int64_t t0, int64_t t1) {
-        call_forward(P, th + s * E.params, sc, sh, xp + E.x_offset(s), N, t0, t1, out + s * P.out_channels * N * n_out,
-                     scratch.data(), tp ? tp + s * tiles * tape_len : nullptr);
-      });
+      for (int64_t b = claim(); b >= 0; b = claim()) {
+        E.for_runs(blocks.begin(b), blocks.end(b), [&](int64_t s, int64_t t0, int64_t t1) {
+          call_forward(P, th + s * E.params, sc, sh, xp + E.x_offset(s), N, t0, t1,
+                       out + s * P.out_channels * N * n_out, scratch.data(), tp ? tp + s * tiles * tape_len : nullptr);
+        });
+      }
     });
   });
   return {fields, tape};
@@ -189,8 +192,8 @@ std::tuple<at::Tensor, at::Tensor> mlp_jet_backward_cpu(const at::Tensor& grad_i
               op, "tape must be empty (recompute) or the forward's tape of ", S * tiles * tape_len, " elements, got ",
               tape_in.scalar_type(), " ", tape_in.sizes());
   const at::Tensor tape = tape_in.contiguous();
-  const mlpdispatch::Chunks chunks(E.items);
-  at::Tensor partial = chunks.zero_partials(E, theta.options());
+  const mlpdispatch::BackwardBlocks blocks(E.items);
+  at::Tensor partial = blocks.partials({S, E.params}, theta.options());
   at::Tensor gx_members = mlpdispatch::member_grad_x(E, x_grad, theta.options());
   if (E.items > 0) {
     AT_DISPATCH_FLOATING_TYPES(theta.scalar_type(), "fastpinn::mlp_jet_backward", [&] {
@@ -203,12 +206,13 @@ std::tuple<at::Tensor, at::Tensor> mlp_jet_backward_cpu(const at::Tensor& grad_i
       scalar_t* gx = x_grad ? gx_members.mutable_data_ptr<scalar_t>() : nullptr;
       const scalar_t* tp = has_tape ? tape.const_data_ptr<scalar_t>() : nullptr;
       const int64_t P_len = E.params, scratch_len = backward_scratch(P, sizeof(scalar_t));
-      at::parallel_for(0, chunks.count, 1, [&](int64_t c_begin, int64_t c_end) {
+      blocks.share([&](auto&& claim) {
         std::vector<scalar_t> scratch(scratch_len);
-        for (int64_t c = c_begin; c < c_end; ++c) {
-          E.for_runs(chunks.begin(c), chunks.end(c), [&](int64_t s, int64_t t0, int64_t t1) {
+        for (int64_t b = claim(); b >= 0; b = claim()) {
+          mlpdispatch::zero_partial(part, b, S * P_len);
+          E.for_runs(blocks.begin(b), blocks.end(b), [&](int64_t s, int64_t t0, int64_t t1) {
             call_backward(P, th + s * P_len, sc, sh, xp + E.x_offset(s), gf + s * P.out_channels * N * n_out, N, t0,
-                          t1, part + (c * S + s) * P_len, gx ? gx + s * N * d : nullptr, scratch.data(),
+                          t1, part + (b * S + s) * P_len, gx ? gx + s * N * d : nullptr, scratch.data(),
                           tp ? tp + s * tiles * tape_len : nullptr);
           });
         }

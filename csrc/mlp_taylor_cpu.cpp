@@ -83,21 +83,25 @@ at::Tensor mlp_taylor_forward_cpu(const at::Tensor& theta_in, const at::Tensor& 
     const int64_t L = P.n_layers;
     std::vector<T> fact(P.order + 1);
     for (int64_t k = 0; k <= P.order; ++k) fact[k] = factorial<T>(k);
-    at::parallel_for(0, E.items, mlpdispatch::kForwardGrain, [&](int64_t begin, int64_t end) {
+    const mlpdispatch::Blocks blocks = mlpdispatch::forward_blocks(E.items);
+    blocks.share([&](auto&& claim) {
       std::vector<T> st(P.state_elems);
-      E.for_runs(begin, end, [&](int64_t s, int64_t t0, int64_t t1) {
-        for (int64_t t = t0; t < t1; ++t) {
-          const int64_t p0 = t * kTile, np = std::min(kTile, N - p0);
-          tile_forward<T>(P, th + s * E.params, sc, sh, xp + E.x_offset(s), p0, np, st.data());
-          const T* Z = st.data() + P.z_off[L - 1];
-          T* o = out + s * C * N * n_out;
-          for (int64_t c = 0; c < C; ++c) {
-            const T f = fact[c == 0 ? 0 : (c - 1) % P.order + 1];
-            for (int64_t p = 0; p < np; ++p)
-              for (int64_t j = 0; j < n_out; ++j) o[(c * N + p0 + p) * n_out + j] = Z[(c * n_out + j) * kTile + p] * f;
+      for (int64_t b = claim(); b >= 0; b = claim()) {
+        E.for_runs(blocks.begin(b), blocks.end(b), [&](int64_t s, int64_t t0, int64_t t1) {
+          for (int64_t t = t0; t < t1; ++t) {
+            const int64_t p0 = t * kTile, np = std::min(kTile, N - p0);
+            tile_forward<T>(P, th + s * E.params, sc, sh, xp + E.x_offset(s), p0, np, st.data());
+            const T* Z = st.data() + P.z_off[L - 1];
+            T* o = out + s * C * N * n_out;
+            for (int64_t c = 0; c < C; ++c) {
+              const T f = fact[c == 0 ? 0 : (c - 1) % P.order + 1];
+              for (int64_t p = 0; p < np; ++p)
+                for (int64_t j = 0; j < n_out; ++j)
+                  o[(c * N + p0 + p) * n_out + j] = Z[(c * n_out + j) * kTile + p] * f;
+            }
           }
-        }
-      });
+        });
+      }
     });
   });
   return fields;
@@ -119,8 +123,8 @@ std::tuple<at::Tensor, at::Tensor> mlp_taylor_backward_cpu(const at::Tensor& gra
               op, "grad_fields must be ", theta.scalar_type(), " of shape [", S, ", ", C, ", ", N, ", ", n_out,
               "], got ", grad_in.scalar_type(), " ", grad_in.sizes());
   const at::Tensor grad = grad_in.contiguous();
-  const mlpdispatch::Chunks chunks(E.items);
-  at::Tensor partial = chunks.zero_partials(E, theta.options());
+  const mlpdispatch::BackwardBlocks blocks(E.items);
+  at::Tensor partial = blocks.partials({S, E.params}, theta.options());
   at::Tensor gx_members = mlpdispatch::member_grad_x(E, x_grad, theta.options());
   if (E.items > 0) {
     AT_DISPATCH_FLOATING_TYPES(theta.scalar_type(), "fastpinn::mlp_taylor_backward", [&] {
@@ -136,10 +140,11 @@ std::tuple<at::Tensor, at::Tensor> mlp_taylor_backward_cpu(const at::Tensor& gra
       std::vector<T> fact(P.order + 1);
       for (int64_t k = 0; k <= P.order; ++k) fact[k] = factorial<T>(k);
       const int64_t block = C * std::max(P.max_width, d) * kTile;
-      at::parallel_for(0, chunks.count, 1, [&](int64_t c_begin, int64_t c_end) {
+      blocks.share([&](auto&& claim) {
         std::vector<T> st(P.state_elems), gZ(block), gA(block), gX(block);
-        for (int64_t c = c_begin; c < c_end; ++c) {
-          E.for_runs(chunks.begin(c), chunks.end(c), [&](int64_t s, int64_t t0, int64_t t1) {
+        for (int64_t b = claim(); b >= 0; b = claim()) {
+          mlpdispatch::zero_partial(part, b, S * P_len);
+          E.for_runs(blocks.begin(b), blocks.end(b), [&](int64_t s, int64_t t0, int64_t t1) {
             const T* ths = th + s * P_len;
             const T* g = gf + s * C * N * n_out;
             for (int64_t t = t0; t < t1; ++t) {
@@ -151,7 +156,7 @@ std::tuple<at::Tensor, at::Tensor> mlp_taylor_backward_cpu(const at::Tensor& gra
                   for (int64_t p = 0; p < np; ++p) gZ[(ch * n_out + j) * kTile + p] = g[(ch * N + p0 + p) * n_out + j] * f;
               }
               tile_backward<T>(P, ths, sc, st.data(), p0, np, gZ.data(), gA.data(), gX.data(),
-                               part + (c * S + s) * P_len, gx ? gx + s * N * d : nullptr);
+                               part + (b * S + s) * P_len, gx ? gx + s * N * d : nullptr);
             }
           });
         }
