@@ -250,9 +250,9 @@ at::Tensor mlp_jet_backward_batched_cpu(const at::Tensor& grad_in, const at::Ten
               op, "tape must be empty (recompute) or the forward's tape of ", S * tiles * tape_len, " elements, got ",
               tape_in.scalar_type(), " ", tape_in.sizes());
   const at::Tensor tape = tape_in.contiguous();
-  const mlpdispatch::Chunks chunks(E.items);
-  // One partial [K, S, P] per chunk (the chunks of mlp_jet_backward), summed in chunk order.
-  at::Tensor partial = at::zeros({chunks.count, K, S, E.params}, theta.options());
+  const mlpdispatch::BackwardBlocks blocks(E.items);
+  // One partial [K, S, P] per block (the blocks of mlp_jet_backward), summed in block order.
+  at::Tensor partial = blocks.partials({K, S, E.params}, theta.options());
   if (E.items > 0) {
     AT_DISPATCH_FLOATING_TYPES(theta.scalar_type(), "fastpinn::mlp_jet_backward_batched", [&] {
       const scalar_t* th = theta.const_data_ptr<scalar_t>();
@@ -264,12 +264,13 @@ at::Tensor mlp_jet_backward_batched_cpu(const at::Tensor& grad_in, const at::Ten
       const scalar_t* tp = has_tape ? tape.const_data_ptr<scalar_t>() : nullptr;
       const int64_t P_len = E.params, field_len = P.out_channels * N * n_out;
       const int64_t scratch_len = backward_scratch(P, sizeof(scalar_t), K);
-      at::parallel_for(0, chunks.count, 1, [&](int64_t c_begin, int64_t c_end) {
+      blocks.share([&](auto&& claim) {
         std::vector<scalar_t> scratch(scratch_len);
-        for (int64_t c = c_begin; c < c_end; ++c) {
-          E.for_runs(chunks.begin(c), chunks.end(c), [&](int64_t s, int64_t t0, int64_t t1) {
+        for (int64_t b = claim(); b >= 0; b = claim()) {
+          mlpdispatch::zero_partial(part, b, K * S * P_len);
+          E.for_runs(blocks.begin(b), blocks.end(b), [&](int64_t s, int64_t t0, int64_t t1) {
             call_backward_batched(P, th + s * P_len, sc, sh, xp + E.x_offset(s), gf + s * field_len, S * field_len, K,
-                                  N, t0, t1, part + (c * K * S + s) * P_len, S * P_len, scratch.data(),
+                                  N, t0, t1, part + (b * K * S + s) * P_len, S * P_len, scratch.data(),
                                   tp ? tp + s * tiles * tape_len : nullptr);
           });
         }
