@@ -26,6 +26,7 @@ reports of a ``train()`` call into ``History.extra["weight_warnings"]`` and from
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -273,9 +274,11 @@ class WeightWatch(Callback):
                        if watched[k] else [])
             if len(members):
                 s = int(members[0])
+                # a loss that grew under its weight is said to have risen: "stalled" would understate it
+                verb = "rose" if l_best[s, k] > (1.0 + self.stall_drop) * l0[s, k] else "stalled"
                 out.append(WeightReport(
                     "stall", name, epoch, e0, float(l_best[s, k] / l0[s, k]), members.tolist(),
-                    f"L_{name} stalled from epoch {e0} to {epoch} ({l0[s, k]:.2e} -> at best {l_best[s, k]:.2e}) while "
+                    f"L_{name} {verb} from epoch {e0} to {epoch} ({l0[s, k]:.2e} -> at best {l_best[s, k]:.2e}) while "
                     f"λ_{name} went from {w0[s, k]:.3g} to {w_last[s, k]:.3g} ({100 * w_last[s, k] / self._start[s, k]:.3g}% "
                     f"of its start){_who(members, len(w_last))}: the "
                     "weight is not helping this term; try bounds --weight-min/--weight-max, --beta 0.99, or "
@@ -296,7 +299,7 @@ class WeightWatch(Callback):
 
             tqdm.write(f"warning: {report.message}", file=sys.stderr)  # above the bar, on its stream
         else:
-            warnings.warn(report.message, WeightWarning, stacklevel=5)  # the caller of train()
+            warnings.warn(report.message, WeightWarning, stacklevel=_caller_outside_package())
 
 
 def _who(members: Any, S: int) -> str:
@@ -305,3 +308,16 @@ def _who(members: Any, S: int) -> str:
     if S == 1:
         return ""
     return f" (member{'s' if len(members) > 1 else ''} {', '.join(map(str, members))} of {S})"
+
+
+def _caller_outside_package() -> int:
+    """The ``stacklevel`` (counted from the frame that calls this function and then ``warnings.warn``) of the
+    innermost frame outside the fastpinn package: the user's ``train()`` call. Counting the frames instead of
+    fixing a number keeps it right when the call path changes (a comprehension is one more frame on Python 3.11
+    and none on 3.12)."""
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frame, level = sys._getframe(1), 1
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level
+

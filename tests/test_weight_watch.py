@@ -268,3 +268,25 @@ def test_fixed_weights_are_the_users_choice_not_a_runaway():
     history, shown = train_collecting(Trainer(problem, fastpinn.PINN(weights=(1.0, 1e4)), backend="torch",
                                               eval_every=5), 10)
     assert history.extra["weight_warnings"] == [] and shown == []
+
+
+# ----------------------------------------------------------------------------- user trial (2026-12-06)
+def test_a_warning_without_a_progress_bar_points_at_the_line_that_called_train():
+    # It pointed into fastpinn/trainer.py ("history = self._train(epochs, chain)"): a fixed stacklevel counted
+    # one frame too few on Python 3.11, where the callbacks' list comprehension is a frame of its own.
+    trainer = Trainer(scaled_bc(1e-4), fastpinn.DN(beta=0.0, tau=1), backend="torch", eval_every=5)
+    _, shown = train_collecting(trainer, 10)
+    assert shown and {w.filename for w in shown} == {__file__}
+
+
+def test_a_loss_that_rises_under_its_weight_is_said_to_have_risen():
+    # User trial, DeepXDE's Poisson-Robin problem under `fastpinn compare`: "L_right stalled from epoch 900 to
+    # 1900 (7.97e-06 -> at best 1.27e-02)" -- a loss that grew 1,600x was called stalled.
+    E = 2000
+    w = np.ones((E, 1, 2), dtype=np.float32)
+    w[:, 0, 1] = np.logspace(0, -2.5, E)
+    losses = np.ones_like(w)
+    losses[:, 0, 1] = np.logspace(-2, 0, E)  # rises 100x
+    reports = feed(WeightWatch(collapse=1e-3), w, losses, eval_every=100)
+    assert [(r.kind, r.term) for r in reports] == [("stall", "ic")]
+    assert reports[0].message.startswith("L_ic rose from epoch 100 to 1100") and reports[0].value > 1
