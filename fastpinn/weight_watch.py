@@ -279,8 +279,8 @@ class WeightWatch(Callback):
                 out.append(WeightReport(
                     "stall", name, epoch, e0, float(l_best[s, k] / l0[s, k]), members.tolist(),
                     f"L_{name} {verb} from epoch {e0} to {epoch} ({l0[s, k]:.2e} -> at best {l_best[s, k]:.2e}) while "
-                    f"λ_{name} went from {w0[s, k]:.3g} to {w_last[s, k]:.3g} ({100 * w_last[s, k] / self._start[s, k]:.3g}% "
-                    f"of its start){_who(members, len(w_last))}: the "
+                    f"λ_{name} went from {w0[s, k]:.3g} to {w_last[s, k]:.3g} ({_share(w_last[s, k] / self._start[s, k])} "
+                    f"its start){_who(members, len(w_last))}: the "
                     "weight is not helping this term; try bounds --weight-min/--weight-max, --beta 0.99, or "
                     "--scheme pinn"))
         return out
@@ -308,6 +308,11 @@ def _who(members: Any, S: int) -> str:
     if S == 1:
         return ""
     return f" (member{'s' if len(members) > 1 else ''} {', '.join(map(str, members))} of {S})"
+
+
+def _share(ratio: float) -> str:
+    """``"35.2% of"`` a start value, or ``"139x"`` one (not "1.39e+04% of")."""
+    return f"{ratio:.3g}x" if ratio >= 10 else f"{100 * ratio:.3g}% of"
 
 
 def _caller_outside_package() -> int:

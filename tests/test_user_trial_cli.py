@@ -91,3 +91,18 @@ def test_weight_reports_without_a_progress_bar_are_plain_warning_lines(problem_f
     reports = [line for line in err if "collapsed" in line]
     assert len(reports) == 1 and reports[0].startswith("warning: λ_bc collapsed to")
     assert not any("WeightWarning" in line or "self._train" in line for line in err)
+
+
+def test_compare_says_when_the_winner_is_within_the_standard_error_of_the_runner_up(problem_file, tmp_path, capsys):
+    # The trial's default compare on Poisson-Robin named "Best: GradNormW (rel. L2 1.03e-01 ± 9.8e-02)" over
+    # PINN's 1.16e-01 ± 1.1e-01 without a word that three seeds cannot tell them apart.
+    out = tmp_path / "cmp"
+    assert cli.main(["compare", f"{problem_file}:decay", "--schemes", "dn", "--seeds", "2", "--out", str(out),
+                     *FAST]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    with open(out / "compare.csv", newline="") as f:
+        best, second = sorted(csv.DictReader(f), key=lambda r: int(r["rank"]))
+    gap = float(second["rel_l2_mean"]) - float(best["rel_l2_mean"])
+    assert 0 <= gap <= (float(best["rel_l2_sem"]) ** 2 + float(second["rel_l2_sem"]) ** 2) ** 0.5  # a tie here
+    assert f", not distinguishable from {second['label']} (" in last
+    assert last.split("train it with: ")[1].startswith("fastpinn train ")  # the command stays the last clause

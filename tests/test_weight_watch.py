@@ -290,3 +290,15 @@ def test_a_loss_that_rises_under_its_weight_is_said_to_have_risen():
     reports = feed(WeightWatch(collapse=1e-3), w, losses, eval_every=100)
     assert [(r.kind, r.term) for r in reports] == [("stall", "ic")]
     assert reports[0].message.startswith("L_ic rose from epoch 100 to 1100") and reports[0].value > 1
+
+
+def test_a_weight_far_above_its_start_is_given_as_a_factor_not_a_percentage():
+    # The trial's LRA run said "λ_left went from 1.76e+03 to 139 (1.39e+04% of its start)".
+    E = 2000
+    w = np.ones((E, 1, 2), dtype=np.float32)
+    w[:, 0, 1] = np.logspace(0, 3, E)
+    losses = np.ones_like(w)
+    losses[:, 0, 1] = 0.4
+    reports = feed(WeightWatch(runaway=1e6), w, losses, eval_every=100)
+    assert [(r.kind, r.term) for r in reports] == [("stall", "ic")]
+    assert "x its start" in reports[0].message and "e+" not in reports[0].message.split("its start")[0][-12:]

@@ -433,15 +433,32 @@ def _markdown(ranked: list[dict], best: Optional[dict], command: Optional[str],
                      + "".join(" n/a |" if r[f"coef_{c}"] is None else f" {r[f'coef_{c}']:.4g} |"
                                for c in coefficient_names))
     lines.append("")
-    lines.append(_winner_line(best, command))
+    runner_up = ranked[1] if len(ranked) > 1 and _rank_key(ranked[1])[0] == 0 else None
+    lines.append(_winner_line(best, command, runner_up))
     return "\n".join(lines) + "\n"
 
 
-def _winner_line(best: Optional[dict], command: Optional[str]) -> str:
+def _winner_line(best: Optional[dict], command: Optional[str], runner_up: Optional[dict] = None) -> str:
     if best is None:
         return "No scheme finished with a rel. L2 error (diverged, or the problem has no reference solution)."
-    return (f"Best: {best['label']} (rel. L2 {format_mean_pm(best['rel_l2_mean'], best['rel_l2_sem'])}); "
-            f"train it with: {command}")
+    return (f"Best: {best['label']} (rel. L2 {format_mean_pm(best['rel_l2_mean'], best['rel_l2_sem'])})"
+            f"{_tie_note(best, runner_up)}; train it with: {command}")
+
+
+def _tie_note(best: dict, runner_up: Optional[dict]) -> str:
+    """Says when the runner-up's mean is within the two rows' combined standard error of the best's: a ranking
+    of a few seeds with a wide spread (the user trial's Poisson-Robin: 1.03e-1 ± 9.8e-2 against 1.16e-1 ±
+    1.1e-1) names a winner that more seeds may not confirm."""
+    if runner_up is None:
+        return ""
+    se = [r["rel_l2_sem"] for r in (best, runner_up)]
+    if any(v is None or not math.isfinite(v) for v in se):
+        return ""
+    if runner_up["rel_l2_mean"] - best["rel_l2_mean"] > math.hypot(*se):
+        return ""
+    return (f", not distinguishable from {runner_up['label']} "
+            f"({format_mean_pm(runner_up['rel_l2_mean'], runner_up['rel_l2_sem'])}): their difference is within "
+            f"the combined standard error over {best['seeds']} seeds; more seeds (--seeds) would tell them apart")
 
 
 def _figure(path: Path, curves: dict, labels: dict, *, title: str, seeds: int) -> Path:
