@@ -46,6 +46,8 @@ __all__ = ["WeightWatch", "WeightReport", "WeightWarning", "KINDS"]
 KINDS = ("collapse", "runaway", "stall", "skipped", "nonfinite")
 #: A loss below this fraction of its first level counts as converged, never as stalled.
 CONVERGED = 1e-4
+#: A weight above this is "very large" in a report: the remedy bound ``--weight-max 100`` would bind it.
+LARGE_WEIGHT = 100.0
 
 
 class WeightWarning(RuntimeWarning):
@@ -239,7 +241,12 @@ class WeightWatch(Callback):
                      weight: float) -> WeightReport:
         what = (f"the loss of '{name}' was exactly 0 (fitted to the last bit, typically under a very large weight: "
                 f"λ_{name} reached {weight:.2g}), so its gradient was 0; bound the weight with --weight-max (e.g. 100) "
-                "or use --scheme pinn" if fitted else
+                "or use --scheme pinn" if fitted and weight > LARGE_WEIGHT else
+                # a one-point term fitted exactly under a moderate weight (the trial's Robin point at λ = 1.3):
+                # nothing to bound, the kept weight is the right one
+                f"the loss of '{name}' was exactly 0 (fitted to the last bit under a moderate weight: λ_{name} at most "
+                f"{weight:.2g}), so its gradient was 0; harmless while the term stays fitted (were its weight very "
+                "large, bound it with --weight-max, e.g. 100)" if fitted else
                 "a term whose loss does not depend on the network, or a gradient that overflows; check the term's "
                 "residual, lower the learning rate or use --scheme pinn")
         return WeightReport(

@@ -2,7 +2,8 @@
 
     u'' = 2 on x in [-1, 1],   u(-1) = 0 (Dirichlet),   u'(1) = u(1) (Robin),   exact u = (x + 1)^2.
 
-DeepXDE's setup: 16 interior points, the two end points, a 3 x 50 tanh network. Written from the README and
+DeepXDE's setup: 16 interior points (Hammersley there, Latin hypercube here), the two end points, a 3 x 50 tanh
+network. Written from the README and
 docs/problems.md only: the Robin condition a u + b du/dn = value with the outward normal (+1 at x = 1) is
 robin("robin", x1, a=-1, b=1, value=0, domain=Interval(-1, 1), coords=("x",)).
 
@@ -20,7 +21,8 @@ from fastpinn import Problem, dirichlet, geometry, pde, robin
 def make_problem(seed: int = 0, n_pde: int = 16) -> Problem:
     domain = geometry.Interval(-1.0, 1.0)
     gen = torch.Generator().manual_seed(seed)
-    x_pde = domain.sample_interior(n_pde, "uniform", gen)
+    # Latin hypercube: 16 uniform random points left (0.44, 1] empty for seed 1, and every scheme failed there
+    x_pde = domain.sample_interior(n_pde, "lhs", gen)
     x_left = torch.tensor([[-1.0]], dtype=torch.float64)
     x_right = torch.tensor([[1.0]], dtype=torch.float64)
 
