@@ -25,10 +25,12 @@ Exit status (errors are one line on stderr, no traceback):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import signal
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -57,6 +59,25 @@ def _training(args: argparse.Namespace) -> dict:
 # ----------------------------------------------------------------------------------------- helpers
 def _err(msg: str) -> None:
     print(msg.strip().splitlines()[0] if msg.strip() else "fastpinn: error", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def _weight_warnings_as_lines():
+    """Show the weight watcher's reports as ``warning: ...`` lines on stderr, as with a progress bar, instead of
+    Python's ``FILE:LINE: WeightWarning: ...`` plus a source line of fastpinn's (``--no-progress``, compare)."""
+    from .weight_watch import WeightWarning
+
+    with warnings.catch_warnings():  # restores the previous showwarning: main() may be called in-process
+        previous = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            if issubclass(category, WeightWarning):
+                print(f"warning: {message}", file=sys.stderr, flush=True)
+            else:
+                previous(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
+        yield
 
 
 def _os_error(exc: OSError) -> str:
@@ -156,9 +177,18 @@ def _cmd_train(args: argparse.Namespace) -> int:
         _err(f"fastpinn train: {out} holds a run of this configuration that diverged: {m.get('error', '')}")
         return EXIT_DIVERGED
     if rank == 0:
-        print(f"{args.problem}/{args.scheme}: rel. L2 = {err}; training {m['train_seconds']:.1f} s "
-              f"({m['ms_per_epoch']:.1f} ms/epoch, {m['epochs']} epochs); results in {out}", flush=True)
+        print(f"{args.problem}/{args.scheme}: rel. L2 = {err}{_fmt_coefficients(m.get('coefficients'))}; training "
+              f"{m['train_seconds']:.1f} s ({m['ms_per_epoch']:.1f} ms/epoch, {m['epochs']} epochs); results in {out}",
+              flush=True)
     return EXIT_OK
+
+
+def _fmt_coefficients(coefficients: Optional[dict]) -> str:
+    """``"; learned C1 = 9.98, C2 = ..."`` for an inverse problem (one value per seed, joined by "/"), else ""."""
+    if not coefficients:
+        return ""
+    return "; learned " + ", ".join(f"{name} = " + " / ".join(f"{v:.4g}" for v in values)
+                                    for name, values in coefficients.items())
 
 
 def _join_process_group(device: str, timeout: float) -> str:
@@ -380,7 +410,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     commands = {"train": _cmd_train, "reproduce": _cmd_reproduce, "compare": _cmd_compare, "predict": _cmd_predict,
                 "evaluate": _cmd_evaluate, "demo": _cmd_demo}
     try:
-        return commands[args.command](args)
+        with _weight_warnings_as_lines():
+            return commands[args.command](args)
     except NonFiniteError as exc:
         where = f"; last good checkpoint: {exc.checkpoint}" if exc.checkpoint else ""
         _err(f"{prog}: {exc}{where}")

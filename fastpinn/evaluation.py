@@ -25,6 +25,16 @@ def reference_tensors(problem: Any, dtype: torch.dtype, device: torch.device) ->
     X, U = problem.reference()
     Xt = torch.as_tensor(np.asarray(X), dtype=dtype, device=device)
     Ut = torch.as_tensor(np.asarray(U), dtype=torch.float64, device=device)
+    out = getattr(problem, "out_dim", None)
+    name = getattr(problem, "name", "")
+    if Xt.dim() != 2 or Ut.dim() not in (1, 2) or Ut.shape[0] != Xt.shape[0]:
+        raise ValueError(f"problem {name!r}: solution() must return X[M, d] and U[M] or U[M, out], got shapes "
+                         f"{list(Xt.shape)} and {list(Ut.shape)}")
+    width = 1 if Ut.dim() == 1 else Ut.shape[1]
+    if out is not None and width != out:
+        # U[M] against an [M, 2] prediction broadcast to a [2M] vs [M] error deep in the evaluation
+        raise ValueError(f"problem {name!r}: solution() returned U of shape {list(Ut.shape)}, expected "
+                         f"[{Ut.shape[0]}, {out}] (one column per network output, out_dim={out})")
     return Xt, Ut.reshape(Ut.shape[0], -1)
 
 

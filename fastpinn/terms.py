@@ -42,6 +42,8 @@ class Term:
         sampler: where the points come from, for resampling (:mod:`fastpinn.resampling`): a
             :mod:`fastpinn.geometry` domain (its interior) or ``fn(n, generator) -> [n, d]``; ``None``: the
             problem's box.
+        out_dim: the network outputs a constraint's values are given for (``dirichlet(..., out_dim=)`` and the
+            other value terms), checked against the problem's when it is built; ``None``: not a value term.
     """
 
     name: str
@@ -51,6 +53,7 @@ class Term:
     batch_size: Optional[int] = None
     targets: Optional[Tensor] = None
     sampler: Any = None
+    out_dim: Optional[int] = None
 
     def __post_init__(self) -> None:
         if isinstance(self.points, (Tensor, np.ndarray)):
@@ -164,6 +167,11 @@ class Term:
         Raises:
             ValueError: naming the term, the shape returned and the shape expected.
         """
+        if self.out_dim is not None and self.out_dim > 1 and self.out_dim != out_dim:
+            # [N, 1] fields minus [N, k] values broadcast to [N, k]: the term would train, fitting the wrong thing
+            # (values for one output on a wider network apply to every output, as they always have)
+            raise ValueError(f"term {self.name!r}: its values are given for out_dim={self.out_dim} outputs, but the "
+                             f"problem's network has out_dim={out_dim}; give the term and the Problem the same out_dim")
         lower = torch.zeros(len(coords))
         device = self.points[0].device
         dtype = self.points[0].dtype if self.points[0].dtype in (torch.float32, torch.float64) else torch.float64
@@ -198,8 +206,8 @@ class Term:
                     "f['u_xx'][..., 0] - q(x) rather than an [N, 1] field minus an [N] source, which broadcasts)")
 
 
-def _target_values(value: Value, pts: Tensor, out_dim: int) -> Tensor:
-    """Targets ``[..., N, out_dim]`` of a constraint, evaluated once on its points ``[..., N, d]``."""
+def _target_values(name: str, value: Value, pts: Tensor, out_dim: int) -> Tensor:
+    """Targets ``[..., N, out_dim]`` of the constraint ``name``, evaluated once on its points ``[..., N, d]``."""
     v = value(pts) if callable(value) else value
     v = torch.as_tensor(v, dtype=pts.dtype, device=pts.device)
     lead = tuple(pts.shape[:-1])
@@ -209,8 +217,10 @@ def _target_values(value: Value, pts: Tensor, out_dim: int) -> Tensor:
         return v.unsqueeze(-1).expand(*lead, out_dim).clone()
     if tuple(v.shape) == lead + (out_dim,):
         return v.clone()
-    raise ValueError(f"value must be a number or have shape {list(lead)} or {list(lead + (out_dim,))}, "
-                     f"got {list(v.shape)}")
+    hint = (f" (values for {v.shape[-1]} outputs: pass out_dim={v.shape[-1]} to the term and to the Problem)"
+            if v.dim() == len(lead) + 1 and tuple(v.shape[:-1]) == lead else "")
+    raise ValueError(f"term {name!r}: value must be a number or have shape {list(lead)} or "
+                     f"{list(lead + (out_dim,))} (out_dim={out_dim}), got {list(v.shape)}{hint}")
 
 
 def pde(name: str, points: Tensor, residual: Callable[[Fields], Tensor], requests: Sequence[str],
@@ -222,12 +232,12 @@ def pde(name: str, points: Tensor, residual: Callable[[Fields], Tensor], request
 
 
 def _value_term(name: str, points: Tensor, value: Value, derivative: str, out_dim: int) -> Term:
-    targets = _target_values(value, points, out_dim)
+    targets = _target_values(name, value, points, out_dim)
 
     def residual(f: Fields, target: Tensor) -> Tensor:
         return f[derivative] - target
 
-    return Term(name, (points,), residual, (derivative,), None, targets)
+    return Term(name, (points,), residual, (derivative,), None, targets, out_dim=out_dim)
 
 
 def data(name: str, points: Tensor, values: Value, *, out_dim: int = 1, batch_size: Optional[int] = None) -> Term:
@@ -274,7 +284,7 @@ def _normal_term(name: str, points: Tensor, a: float, b: float, value: Value, no
         raise ValueError(f"{what}: coords must name the {d} coordinates of the points, e.g. ('x', 'y'), got {coords!r}")
     coords = tuple(coords)
     n = _outward_normals(points, normals, domain, what)
-    targets = torch.cat([n, _target_values(value, points, out_dim)], dim=-1)  # one tensor: mini-batched with points
+    targets = torch.cat([n, _target_values(name, value, points, out_dim)], dim=-1)  # one tensor: mini-batched with points
 
     def residual(f: Fields, target: Tensor) -> Tensor:
         normal, goal = target[..., :d], target[..., d:]
@@ -283,7 +293,7 @@ def _normal_term(name: str, points: Tensor, a: float, b: float, value: Value, no
         return out - goal
 
     first = tuple((c,) for c in coords)  # every first derivative, in the names' tuple form
-    return Term(name, (points,), residual, (("u",) if a != 0.0 else ()) + first, None, targets)
+    return Term(name, (points,), residual, (("u",) if a != 0.0 else ()) + first, None, targets, out_dim=out_dim)
 
 
 def neumann(name: str, points: Tensor, coord: Optional[str] = None, value: Value = 0.0, *, out_dim: int = 1,

@@ -26,6 +26,7 @@ reports of a ``train()`` call into ``History.extra["weight_warnings"]`` and from
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -45,6 +46,8 @@ __all__ = ["WeightWatch", "WeightReport", "WeightWarning", "KINDS"]
 KINDS = ("collapse", "runaway", "stall", "skipped", "nonfinite")
 #: A loss below this fraction of its first level counts as converged, never as stalled.
 CONVERGED = 1e-4
+#: A weight above this is "very large" in a report: the remedy bound ``--weight-max 100`` would bind it.
+LARGE_WEIGHT = 100.0
 
 
 class WeightWarning(RuntimeWarning):
@@ -238,7 +241,12 @@ class WeightWatch(Callback):
                      weight: float) -> WeightReport:
         what = (f"the loss of '{name}' was exactly 0 (fitted to the last bit, typically under a very large weight: "
                 f"λ_{name} reached {weight:.2g}), so its gradient was 0; bound the weight with --weight-max (e.g. 100) "
-                "or use --scheme pinn" if fitted else
+                "or use --scheme pinn" if fitted and weight > LARGE_WEIGHT else
+                # a one-point term fitted exactly under a moderate weight (the trial's Robin point at λ = 1.3):
+                # nothing to bound, the kept weight is the right one
+                f"the loss of '{name}' was exactly 0 (fitted to the last bit under a moderate weight: λ_{name} at most "
+                f"{weight:.2g}), so its gradient was 0; harmless while the term stays fitted (were its weight very "
+                "large, bound it with --weight-max, e.g. 100)" if fitted else
                 "a term whose loss does not depend on the network, or a gradient that overflows; check the term's "
                 "residual, lower the learning rate or use --scheme pinn")
         return WeightReport(
@@ -273,11 +281,13 @@ class WeightWatch(Callback):
                        if watched[k] else [])
             if len(members):
                 s = int(members[0])
+                # a loss that grew under its weight is said to have risen: "stalled" would understate it
+                verb = "rose" if l_best[s, k] > (1.0 + self.stall_drop) * l0[s, k] else "stalled"
                 out.append(WeightReport(
                     "stall", name, epoch, e0, float(l_best[s, k] / l0[s, k]), members.tolist(),
-                    f"L_{name} stalled from epoch {e0} to {epoch} ({l0[s, k]:.2e} -> at best {l_best[s, k]:.2e}) while "
-                    f"λ_{name} went from {w0[s, k]:.3g} to {w_last[s, k]:.3g} ({100 * w_last[s, k] / self._start[s, k]:.3g}% "
-                    f"of its start){_who(members, len(w_last))}: the "
+                    f"L_{name} {verb} from epoch {e0} to {epoch} ({l0[s, k]:.2e} -> at best {l_best[s, k]:.2e}) while "
+                    f"λ_{name} went from {w0[s, k]:.3g} to {w_last[s, k]:.3g} ({_share(w_last[s, k] / self._start[s, k])} "
+                    f"its start){_who(members, len(w_last))}: the "
                     "weight is not helping this term; try bounds --weight-min/--weight-max, --beta 0.99, or "
                     "--scheme pinn"))
         return out
@@ -296,7 +306,7 @@ class WeightWatch(Callback):
 
             tqdm.write(f"warning: {report.message}", file=sys.stderr)  # above the bar, on its stream
         else:
-            warnings.warn(report.message, WeightWarning, stacklevel=5)  # the caller of train()
+            warnings.warn(report.message, WeightWarning, stacklevel=_caller_outside_package())
 
 
 def _who(members: Any, S: int) -> str:
@@ -305,3 +315,21 @@ def _who(members: Any, S: int) -> str:
     if S == 1:
         return ""
     return f" (member{'s' if len(members) > 1 else ''} {', '.join(map(str, members))} of {S})"
+
+
+def _share(ratio: float) -> str:
+    """``"35.2% of"`` a start value, or ``"139x"`` one (not "1.39e+04% of")."""
+    return f"{ratio:.3g}x" if ratio >= 10 else f"{100 * ratio:.3g}% of"
+
+
+def _caller_outside_package() -> int:
+    """The ``stacklevel`` (counted from the frame that calls this function and then ``warnings.warn``) of the
+    innermost frame outside the fastpinn package: the user's ``train()`` call. Counting the frames instead of
+    fixing a number keeps it right when the call path changes (a comprehension is one more frame on Python 3.11
+    and none on 3.12)."""
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frame, level = sys._getframe(1), 1
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level
+

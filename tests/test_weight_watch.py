@@ -268,3 +268,66 @@ def test_fixed_weights_are_the_users_choice_not_a_runaway():
     history, shown = train_collecting(Trainer(problem, fastpinn.PINN(weights=(1.0, 1e4)), backend="torch",
                                               eval_every=5), 10)
     assert history.extra["weight_warnings"] == [] and shown == []
+
+
+# ----------------------------------------------------------------------------- user trial (2026-12-06)
+def test_a_warning_without_a_progress_bar_points_at_the_line_that_called_train():
+    # It pointed into fastpinn/trainer.py ("history = self._train(epochs, chain)"): a fixed stacklevel counted
+    # one frame too few on Python 3.11, where the callbacks' list comprehension is a frame of its own.
+    trainer = Trainer(scaled_bc(1e-4), fastpinn.DN(beta=0.0, tau=1), backend="torch", eval_every=5)
+    _, shown = train_collecting(trainer, 10)
+    assert shown and {w.filename for w in shown} == {__file__}
+
+
+def test_a_loss_that_rises_under_its_weight_is_said_to_have_risen():
+    # User trial, DeepXDE's Poisson-Robin problem under `fastpinn compare`: "L_right stalled from epoch 900 to
+    # 1900 (7.97e-06 -> at best 1.27e-02)" -- a loss that grew 1,600x was called stalled.
+    E = 2000
+    w = np.ones((E, 1, 2), dtype=np.float32)
+    w[:, 0, 1] = np.logspace(0, -2.5, E)
+    losses = np.ones_like(w)
+    losses[:, 0, 1] = np.logspace(-2, 0, E)  # rises 100x
+    reports = feed(WeightWatch(collapse=1e-3), w, losses, eval_every=100)
+    assert [(r.kind, r.term) for r in reports] == [("stall", "ic")]
+    assert reports[0].message.startswith("L_ic rose from epoch 100 to 1100") and reports[0].value > 1
+
+
+def test_a_weight_far_above_its_start_is_given_as_a_factor_not_a_percentage():
+    # The trial's LRA run said "λ_left went from 1.76e+03 to 139 (1.39e+04% of its start)".
+    E = 2000
+    w = np.ones((E, 1, 2), dtype=np.float32)
+    w[:, 0, 1] = np.logspace(0, 3, E)
+    losses = np.ones_like(w)
+    losses[:, 0, 1] = 0.4
+    reports = feed(WeightWatch(runaway=1e6), w, losses, eval_every=100)
+    assert [(r.kind, r.term) for r in reports] == [("stall", "ic")]
+    assert "x its start" in reports[0].message and "e+" not in reports[0].message.split("its start")[0][-12:]
+
+
+def _feed_skips(weights: np.ndarray, losses: np.ndarray, skipped_at: int) -> list:
+    """Like ``feed`` with one skipped update of term 1 (member 0) in the first window."""
+    E, S, K = weights.shape
+    weighter = SimpleNamespace(adaptive_mask=(False, True), lam_applied=torch.ones(S, K),
+                               skipped=torch.zeros(S, K, dtype=torch.int64))
+    trainer = SimpleNamespace(epoch=0, weighter=weighter, running_log=SimpleNamespace(
+        weights=torch.tensor(weights), losses=torch.tensor(losses)), rank=0, scheme=fastpinn.DN(),
+        problem=SimpleNamespace(term_names=["pde", "right"], reference_term=0))
+    watch = WeightWatch(echo=False)
+    watch.on_train_begin(trainer, E)
+    weighter.skipped[0, 1] = 1
+    watch.on_eval(trainer, skipped_at, {})
+    return watch.reports
+
+
+def test_an_exactly_fitted_term_under_a_moderate_weight_is_not_told_to_bound_it():
+    # The trial's Poisson-Robin (DN beta 0.99): "the loss of 'right' was exactly 0 (fitted to the last bit,
+    # typically under a very large weight: λ_right reached 1.3) ...; bound the weight with --weight-max".
+    w = np.full((100, 1, 2), 1.3, dtype=np.float32)
+    losses = np.full_like(w, 1e-3)
+    losses[50, 0, 1] = 0.0
+    (report,) = _feed_skips(w, losses, 100)
+    assert report.kind == "skipped" and "moderate weight" in report.message and "harmless" in report.message
+    assert "typically under a very large weight" not in report.message
+    w[:, 0, 1] = 4e7  # the Euler beam's case keeps its remedy (and is a runaway too)
+    (report,) = [r for r in _feed_skips(w, losses, 100) if r.kind == "skipped"]
+    assert "very large weight: λ_right reached 4e+07" in report.message

@@ -104,6 +104,13 @@ class Interval(Box):
             return NotImplemented
         return TimeDomain(space, float(self.lower), float(self.upper))
 
+    def __mul__(self, time: Domain) -> TimeDomain:
+        # Python never tries __rmul__ when both operands have the same type: Interval(-1, 1) * Interval(0, 1),
+        # the 1-D space-time domain, comes here.
+        if not isinstance(time, Interval):
+            return NotImplemented
+        return TimeDomain(self, float(time.lower), float(time.upper))
+
 
 def _gaussian(u: Tensor) -> Tensor:
     return math.sqrt(2.0) * torch.erfinv(2 * u.clamp(_EPS, 1 - _EPS) - 1)

@@ -274,7 +274,7 @@ def compare(problem: str, schemes: Sequence[str] = COMPARE_DEFAULT, *, seeds: Op
     one_run_per_seed = ensemble and not trains_ensembles(cfgs["pinn"])
     if one_run_per_seed:
         log(f"compare: {problem}'s network trains one seed at a time: one run per seed in <scheme>/seed-<k>")
-    rows, curves = [], {}
+    rows, curves, learned = [], {}, {}
     for name, cfg in cfgs.items():
         if one_run_per_seed:
             runs = {root / name / f"seed-{s}": _one_seed(cfg, s) for s in seed_list}
@@ -284,6 +284,7 @@ def compare(problem: str, schemes: Sequence[str] = COMPARE_DEFAULT, *, seeds: Op
             runs = {root / name: cfg}
             m = _finished_run(name, cfg, root / name, force=force, progress=progress, log=log)
         curves[name] = _error_curve(list(runs))
+        learned[name] = {c: records.mean_sem(list(v))[0] for c, v in (m.get("coefficients") or {}).items() if v}
         per_seed = [v for v in (finite_or_none(x) for x in m.get("rel_l2_per_seed", [])) if v is not None]
         rows.append({"scheme": name, "label": _label(cfg), "status": m.get("status", "ok"),
                      "seeds": len(seed_list), "rel_l2_mean": finite_or_none(m.get("rel_l2_mean")),
@@ -292,6 +293,10 @@ def compare(problem: str, schemes: Sequence[str] = COMPARE_DEFAULT, *, seeds: Op
                      "rel_l2_min": min(per_seed) if per_seed else None,
                      "rel_l2_max": max(per_seed) if per_seed else None,
                      "weight_warnings": len(m.get("weight_warnings") or []), "rank": None})
+    # an inverse problem: the learned coefficients (mean over seeds), one column each, in the CSV and the table
+    coefficient_names = list(dict.fromkeys(c for values in learned.values() for c in values))
+    for r in rows:
+        r.update({f"coef_{c}": learned[r["scheme"]].get(c) for c in coefficient_names})
     base = rows[0]["train_seconds"]
     for r in rows:
         r["time_over_pinn"] = (r["train_seconds"] / base) if base and r["train_seconds"] is not None else None
@@ -303,7 +308,7 @@ def compare(problem: str, schemes: Sequence[str] = COMPARE_DEFAULT, *, seeds: Op
     if winner_cfg is not None and one_run_per_seed:
         winner_cfg = _one_seed(winner_cfg, seed_list[0])
     command = train_command(problem, winner_cfg) if winner_cfg is not None else None
-    md = _markdown(ranked, best, command)
+    md = _markdown(ranked, best, command, coefficient_names)
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
     w.writeheader()
@@ -387,7 +392,9 @@ def _seed_metrics(runs: list[dict]) -> dict:
     return {"status": next((m["status"] for m in runs if m.get("status", "ok") != "ok"), "ok"),
             "rel_l2_per_seed": per_seed, "rel_l2_mean": mean, "rel_l2_sem": sem,
             "train_seconds": None if None in seconds else sum(seconds),
-            "weight_warnings": [w for m in runs for w in (m.get("weight_warnings") or [])]}
+            "weight_warnings": [w for m in runs for w in (m.get("weight_warnings") or [])],
+            "coefficients": {c: [v for m in runs for v in (m.get("coefficients") or {}).get(c, [])]
+                             for c in dict.fromkeys(c for m in runs for c in (m.get("coefficients") or {}))}}
 
 
 def _error_curve(run_dirs: list[Path]) -> Optional[tuple]:
@@ -411,26 +418,47 @@ def _rank_key(row: dict) -> tuple:
     return (0, row["rel_l2_mean"]) if ok else (1, 0.0)
 
 
-def _markdown(ranked: list[dict], best: Optional[dict], command: Optional[str]) -> str:
+def _markdown(ranked: list[dict], best: Optional[dict], command: Optional[str],
+              coefficient_names: Sequence[str] = ()) -> str:
+    learned = "".join(f" {c} (mean) |" for c in coefficient_names)
     lines = ["| rank | scheme | seeds | rel. L2 (mean ± s.e.) | rel. L2 min – max | time (s) | time / PINN "
-             "| weight warnings |", "|---:|---|---:|---:|---:|---:|---:|---:|"]
+             "| weight warnings |" + learned, "|---:|---|---:|---:|---:|---:|---:|---:|" + "---:|" * len(coefficient_names)]
     for r in ranked:
         ok = r["status"] == "ok"
         err = format_mean_pm(r["rel_l2_mean"], r["rel_l2_sem"]) if ok else r["status"]
         spread = f"{r['rel_l2_min']:.2e} – {r['rel_l2_max']:.2e}" if ok and r["rel_l2_min"] is not None else "n/a"
         ratio = "n/a" if r["time_over_pinn"] is None else f"{r['time_over_pinn']:.2f}"
         lines.append(f"| {r['rank']} | {r['label']} | {r['seeds']} | {err} | {spread} | "
-                     f"{format_seconds(r['train_seconds'])} | {ratio} | {r['weight_warnings']} |")
+                     f"{format_seconds(r['train_seconds'])} | {ratio} | {r['weight_warnings']} |"
+                     + "".join(" n/a |" if r[f"coef_{c}"] is None else f" {r[f'coef_{c}']:.4g} |"
+                               for c in coefficient_names))
     lines.append("")
-    lines.append(_winner_line(best, command))
+    runner_up = ranked[1] if len(ranked) > 1 and _rank_key(ranked[1])[0] == 0 else None
+    lines.append(_winner_line(best, command, runner_up))
     return "\n".join(lines) + "\n"
 
 
-def _winner_line(best: Optional[dict], command: Optional[str]) -> str:
+def _winner_line(best: Optional[dict], command: Optional[str], runner_up: Optional[dict] = None) -> str:
     if best is None:
         return "No scheme finished with a rel. L2 error (diverged, or the problem has no reference solution)."
-    return (f"Best: {best['label']} (rel. L2 {format_mean_pm(best['rel_l2_mean'], best['rel_l2_sem'])}); "
-            f"train it with: {command}")
+    return (f"Best: {best['label']} (rel. L2 {format_mean_pm(best['rel_l2_mean'], best['rel_l2_sem'])})"
+            f"{_tie_note(best, runner_up)}; train it with: {command}")
+
+
+def _tie_note(best: dict, runner_up: Optional[dict]) -> str:
+    """Says when the runner-up's mean is within the two rows' combined standard error of the best's: a ranking
+    of a few seeds with a wide spread (the user trial's Poisson-Robin: 1.03e-1 ± 9.8e-2 against 1.16e-1 ±
+    1.1e-1) names a winner that more seeds may not confirm."""
+    if runner_up is None:
+        return ""
+    se = [r["rel_l2_sem"] for r in (best, runner_up)]
+    if any(v is None or not math.isfinite(v) for v in se):
+        return ""
+    if runner_up["rel_l2_mean"] - best["rel_l2_mean"] > math.hypot(*se):
+        return ""
+    return (f", not distinguishable from {runner_up['label']} "
+            f"({format_mean_pm(runner_up['rel_l2_mean'], runner_up['rel_l2_sem'])}): their difference is within "
+            f"the combined standard error over {best['seeds']} seeds; more seeds (--seeds) would tell them apart")
 
 
 def _figure(path: Path, curves: dict, labels: dict, *, title: str, seeds: int) -> Path:
