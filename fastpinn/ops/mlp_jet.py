@@ -29,7 +29,7 @@ from torch import Tensor
 
 from .mlp_jet_autograd import TILE, register_autograd, tape_numel
 
-__all__ = ["mlp_jet", "mlp_jet_leaves", "JetPlan", "DerivIndex", "register_autograd", "tape_numel", "TILE", "STORE",
+__all__ = ["mlp_jet", "mlp_jet_leaves", "LeafJet", "JetPlan", "DerivIndex", "register_autograd", "tape_numel", "TILE", "STORE",
            "ACTIVATION_CODES"]
 
 #: Hidden-layer activations the CPU kernel implements, by name (fastpinn.network.ACTIVATIONS) -> the op's
@@ -140,6 +140,36 @@ class _LeafJet(torch.autograd.Function):
         return (grad_x if ctx.needs_input_grad[0] else None, None, None, None, None, None, *grads)
 
 
+class LeafJet:
+    """:func:`mlp_jet_leaves` with its static arguments bound once: the layer sizes, the plan's directions,
+    pairs and outputs, the activation (checked here). A trainer's term evaluates through one per step, so the
+    per-call work is the op and its autograd node only (a tiny problem's step is a few hundred microseconds,
+    of which re-making these lists and checks took tens).
+
+    Call: ``(theta, leaves, x, scale, shift) -> fields[S, C, N, out]``, as :func:`mlp_jet_leaves`."""
+
+    def __init__(self, sizes: Sequence[int], dirs: Sequence[int], pairs: Sequence[tuple[int, int]],
+                 first_out: Sequence[int], activation: str = "tanh") -> None:
+        self.code = _activation_code(activation)
+        self.sizes, self.dirs, self.pairs, self.first_out = list(sizes), list(dirs), list(pairs), list(first_out)
+        self.activation = activation
+        static = (self.sizes, self.dirs, _flat_pairs(self.pairs), self.first_out)
+        self._args = {store: (*static, store, self.code) for store in (False, True)}  # by the op's store flag
+
+    def __call__(self, theta: Tensor, leaves: Sequence[Tensor], x: Tensor, scale: Tensor, shift: Tensor) -> Tensor:
+        ensemble = theta.dim() == 2
+        if theta.device.type != "cpu" or torch.compiler.is_compiling():
+            members = theta.shape[0] if ensemble else 1
+            joined = torch.cat([t.reshape(members, -1) for t in leaves], dim=-1)
+            return mlp_jet(joined, x, scale, shift, self.sizes, self.dirs, self.pairs, self.first_out,
+                           activation=self.activation)
+        _load_extension()
+        store = bool(STORE and torch.is_grad_enabled() and (x.requires_grad or any(t.requires_grad for t in leaves)))
+        th = theta.detach() if ensemble else theta.detach().unsqueeze(0)
+        fields, _tape = _LeafJet.apply(x, scale, shift, th, ensemble, self._args[store], *leaves)
+        return fields
+
+
 def mlp_jet_leaves(
     theta: Tensor,
     leaves: Sequence[Tensor],
@@ -157,20 +187,9 @@ def mlp_jet_leaves(
     ensemble, sharing ``theta``'s storage as :meth:`fastpinn.MLP.leaves` does), without joining them into a
     flat tensor. ``theta``: ``[P]``, or ``[S, P]`` for an ensemble (only read); ``x`` as for :func:`mlp_jet` (with
     ``theta[P]``: ``[N, d]``). Returns ``fields[S, C, N, out]`` (``S = 1`` for ``theta[P]``). Falls back to
-    ``mlp_jet`` of the joined leaves off the CPU and under ``torch.compile`` (which traces the registered formula)."""
-    ensemble = theta.dim() == 2
-    if theta.device.type != "cpu" or torch.compiler.is_compiling():
-        members = theta.shape[0] if ensemble else 1
-        joined = torch.cat([t.reshape(members, -1) for t in leaves], dim=-1)
-        return mlp_jet(joined, x, scale, shift, sizes, dirs, pairs, first_out, activation=activation)
-    code = _activation_code(activation)
-    _load_extension()
-    needs_grad = torch.is_grad_enabled() and (x.requires_grad or any(t.requires_grad for t in leaves))
-    args = (list(sizes), list(dirs), _flat_pairs(pairs), list(first_out), bool(STORE and needs_grad),
-            code)
-    th = theta.detach() if ensemble else theta.detach().unsqueeze(0)
-    fields, _tape = _LeafJet.apply(x, scale, shift, th, ensemble, args, *leaves)
-    return fields
+    ``mlp_jet`` of the joined leaves off the CPU and under ``torch.compile`` (which traces the registered formula).
+    Evaluating the same plan repeatedly: bind it once with :class:`LeafJet`."""
+    return LeafJet(sizes, dirs, pairs, first_out, activation)(theta, leaves, x, scale, shift)
 
 
 def mlp_jet(
