@@ -497,7 +497,9 @@ class WeightedBackward:
         # sum_j lam_j L_j as one product of [S, K] tensors: the backward hands every L_j exactly lam_j, as a sum of
         # K products does, and the term graphs are walked in the same order (bit-identical gradients), in 3 ops
         # and 3 graph nodes instead of ~4 K (a tiny problem's whole step is a few hundred microseconds)
-        total = (lam * torch.stack([item.reshape(self.members) for item in items], dim=-1)).sum()
+        S = self.members
+        # (an [S] loss as it is: a reshape would add a view node to walk)
+        total = (lam * torch.stack([item if item.shape == (S,) else item.reshape(S) for item in items], dim=-1)).sum()
         self._point_grads()
         if with_losses is None:
             with self._quiet():

@@ -118,7 +118,7 @@ class _LeafJet(torch.autograd.Function):
         ctx.save_for_backward(theta, x, scale, shift, tape)
         ctx.args = args
         ctx.ensemble = ensemble
-        ctx.shapes = [t.shape for t in leaves]
+        ctx.leaves = leaves  # their shapes cut grad_theta into their gradients
         return fields, tape
 
     @staticmethod
@@ -131,12 +131,14 @@ class _LeafJet(torch.autograd.Function):
             with torch._C._AutoDispatchBelowAutograd():
                 grad_theta, grad_x = torch.ops.fastpinn.mlp_jet_backward.default(*args)
         # grad_theta[S, P] -> each leaf's slice, as the backward of cat + reshape would give it.
-        flat = grad_theta if ctx.ensemble else grad_theta[0]
-        grads, offset = [], 0
-        for shape in ctx.shapes:
-            n = shape[1:].numel() if ctx.ensemble else shape.numel()
-            grads.append(flat.narrow(-1, offset, n).view(shape))
-            offset += n
+        if ctx.ensemble:
+            grads, offset = [], 0
+            for t in ctx.leaves:
+                n = t.shape[1:].numel()
+                grads.append(grad_theta.narrow(-1, offset, n).view(t.shape))
+                offset += n
+        else:  # the same views in one C++ call (a tiny step paid ~2 us of Python per narrow and per view)
+            grads = torch._C._nn.unflatten_dense_tensors(grad_theta[0], ctx.leaves)
         return (grad_x if ctx.needs_input_grad[0] else None, None, None, None, None, None, *grads)
 
 
