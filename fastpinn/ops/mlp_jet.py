@@ -157,6 +157,7 @@ class LeafJet:
         self.activation = activation
         static = (self.sizes, self.dirs, _flat_pairs(self.pairs), self.first_out)
         self._args = {store: (*static, store, self.code) for store in (False, True)}  # by the op's store flag
+        self._view: Optional[tuple] = None  # (theta, its storage key, its detached [S, P] view)
 
     def __call__(self, theta: Tensor, leaves: Sequence[Tensor], x: Tensor, scale: Tensor, shift: Tensor) -> Tensor:
         ensemble = theta.dim() == 2
@@ -167,9 +168,19 @@ class LeafJet:
                            activation=self.activation)
         _load_extension()
         store = bool(STORE and torch.is_grad_enabled() and (x.requires_grad or any(t.requires_grad for t in leaves)))
-        th = theta.detach() if ensemble else theta.detach().unsqueeze(0)
-        fields, _tape = _LeafJet.apply(x, scale, shift, th, ensemble, self._args[store], *leaves)
+        fields, _tape = _LeafJet.apply(x, scale, shift, self._members_view(theta), ensemble, self._args[store],
+                                       *leaves)
         return fields
+
+    def _members_view(self, theta: Tensor) -> Tensor:
+        """``theta`` detached as ``[S, P]`` (a view: it follows the optimizer's in-place steps), made once per
+        ``theta`` and storage."""
+        key = (theta.data_ptr(), theta.shape, theta.dtype)
+        cached = self._view
+        if cached is None or cached[0] is not theta or cached[1] != key:
+            view = theta.detach() if theta.dim() == 2 else theta.detach().unsqueeze(0)
+            self._view = cached = (theta, key, view)
+        return cached[2]
 
 
 def mlp_jet_leaves(
