@@ -310,7 +310,7 @@ class FusedJet:
         fields = self.fields(theta, x, leaves)
         if not ensemble:
             fields = fields.squeeze(0)
-        return [dict(zip(self.channels, part.unbind(-3))) for part in fields.split(list(spans), dim=-2)]
+        return [dict(zip(self.channels, part.unbind(-3))) for part in fields.split_with_sizes(list(spans), dim=-2)]
 
 
 def fused_mlp(net: MLP, theta: Tensor, x: Tensor, wanted: Sequence[DerivIndex],
