@@ -12,7 +12,8 @@ whose derivatives are nested autograd, terms on different points share one too, 
 points (:data:`MERGE_POINTS`), and under ``auto`` a values-only term joins a small group that reads derivatives
 (any method) where the cost model prices one evaluation below two (:func:`fastpinn.method_costs.join_pays`). Their losses then hang off one autograd graph, so one backward of the weighted
 sum walks the network once; per-term backwards (a gradient-statistic scheme's update step) retain it
-(:attr:`TermLosses.shared`). Compiled losses keep one graph per term.
+(:attr:`TermLosses.shared`). Compiled losses keep one graph per term. A group's derivative evaluation is planned
+once per build (:class:`~fastpinn.derivatives.PreparedDerivatives`), not per step.
 """
 
 from __future__ import annotations
