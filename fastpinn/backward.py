@@ -357,8 +357,11 @@ class WeightedBackward:
         if share is not None and accumulate:
             raise ValueError("accumulate=True cannot be combined with a process_group: the gradients already in "
                              ".grad would be summed over the ranks")
-        detached = [loss.detach().reshape(self.members) for loss in items]
-        torch.stack(detached, dim=-1, out=self.losses)
+        S = self.members
+        # [S, K], differentiable: the fixed-weight backward's weighted sum reads it too (an [S] loss as it is:
+        # a reshape would add a view node to walk)
+        stacked = torch.stack([loss if loss.shape == (S,) else loss.reshape(S) for loss in items], dim=-1)
+        self.losses.copy_(stacked.detach())
         if share is not None:
             self.losses.mul_(share)  # this rank's part of the global mean; summed over the ranks below
         # active: None = update now (host gate said yes), a device flag, or no update at all (host said no)
@@ -404,10 +407,10 @@ class WeightedBackward:
             w.update_from_traces(traces() if callable(traces) else traces, active=active)
         with_losses = not (run and self.reads == "losses")  # else reduced above, before the update
         if overlap:  # buckets of .grad reduced as the backward finishes them
-            self._fixed_backward(items, accumulate, share, with_losses=with_losses)
+            self._fixed_backward(stacked, accumulate, share, with_losses=with_losses)
             reducer.wait(self.grad_packed, self.losses, with_losses=with_losses)
         else:
-            self._fixed_backward(items, accumulate, share)
+            self._fixed_backward(stacked, accumulate, share)
             if share is not None:
                 reducer.all_reduce(self.grad_packed, self.losses, with_losses=with_losses)
         return self._finish(update)
@@ -519,10 +522,11 @@ class WeightedBackward:
                 torch.bmm(lam, G, out=out)
         self._point_grads()
 
-    def _fixed_backward(self, items: Sequence[Tensor], accumulate: bool, share: Optional[Tensor] = None,
+    def _fixed_backward(self, stacked: Tensor, accumulate: bool, share: Optional[Tensor] = None,
                         with_losses: Optional[bool] = None) -> None:
-        """One backward of the weighted sum into ``.grad``; with ``with_losses`` set (overlap), the loss slot
-        is packed (the losses or zeros) and each bucket the backward finishes starts its all-reduce."""
+        """One backward of the weighted sum of the term losses ``stacked`` ``[S, K]`` into ``.grad``; with
+        ``with_losses`` set (overlap), the loss slot is packed (the losses or zeros) and each bucket the backward
+        finishes starts its all-reduce."""
         self._keep_existing_grads(accumulate)
         if not accumulate:
             for _, _, buf in self._grad_blocks:
@@ -533,7 +537,7 @@ class WeightedBackward:
         # sum_j lam_j L_j as one product of [S, K] tensors: the backward hands every L_j exactly lam_j, as a sum of
         # K products does, and the term graphs are walked in the same order (bit-identical gradients), in 3 ops
         # and 3 graph nodes instead of ~4 K (a tiny problem's whole step is a few hundred microseconds)
-        total = (lam * torch.stack([item.reshape(self.members) for item in items], dim=-1)).sum()
+        total = (lam * stacked).sum()
         self._point_grads()
         if with_losses is None:
             with self._quiet():

@@ -53,7 +53,7 @@ from torch.func import functional_call
 
 from fastpinn.network import MLP
 from fastpinn.autodiff import autograd_derivatives, autograd_mlp, func_mlp, func_pointwise, mlp_members
-from fastpinn.jets import fused_mlp, fused_network_reason, jet_mlp
+from fastpinn.jets import FusedJet, fused_mlp, fused_network_reason, jet_mlp
 from fastpinn.taylor import taylor_mlp, taylor_reason
 from fastpinn import method_costs
 from fastpinn.ops import _ext
@@ -61,7 +61,7 @@ from fastpinn.ops.mlp_jet import DerivIndex
 from fastpinn.ops.mlp_taylor import taylor_available
 from fastpinn.requests import Fields, Request, check_coords, parse_request, parse_requests
 
-__all__ = ["derivatives", "Fields", "choose_method", "fastest_method", "MethodChoice", "parse_request",
+__all__ = ["derivatives", "PreparedDerivatives", "Fields", "choose_method", "fastest_method", "MethodChoice", "parse_request",
            "parse_requests", "METHODS", "DerivativeMethod", "register_method", "method_names",
            "applicable_methods", "jet_mlp", "fused_mlp"]
 
@@ -266,22 +266,85 @@ def derivatives(
         derivative of order 3 or more.
     """
     coords = check_coords(coords)
-    wanted = parse_requests(requests, coords)
+    parse_requests(requests, coords)  # the requests' errors before the points'
+    _check_points(x, coords)
+    return PreparedDerivatives(net, coords, requests, method)(x, theta)
+
+
+def _check_points(x: Tensor, coords: Sequence[str]) -> None:
     if x.dim() < 1 or x.shape[-1] != len(coords):
         raise ValueError(f"x must have shape [..., {len(coords)}] (one column per coordinate {coords}), got {tuple(x.shape)}")
-    if method != "auto" and method not in _REGISTRY:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    name = choose_method(net, x, wanted) if method == "auto" else method
-    entry = _REGISTRY[name]
-    reason = entry.applicable(net, wanted)
-    if reason is not None:
-        if name == "jet" and "order" in reason:
-            raise NotImplementedError(f"method 'jet' {reason}; use method 'func' or 'autograd'")
-        raise ValueError(f"method {name!r} does not apply: {reason}")
-    if isinstance(net, MLP):
-        theta = _check_mlp_inputs(net, x, theta)
-    values = entry.compute(net, theta, x, wanted)
-    return Fields({index: values[index] for index in wanted}, coords, x)
+
+
+class PreparedDerivatives:
+    """:func:`derivatives` for one network, coordinates, requests and method, with what depends on them alone
+    resolved once: the parsed requests, the method's applicability and its plan (the fused op's channels and
+    static arguments). A trainer's term evaluates through one every step; on a tiny problem these checks and
+    plans were a sizeable part of the step. ``"auto"`` is resolved per call (it depends on the points).
+
+    Call ``(x, theta=None) -> Fields`` exactly as :func:`derivatives` (same tensors, bit for bit);
+    :meth:`blocks` evaluates concatenated point sets once and returns their fields per set. ``theta`` as
+    :func:`derivatives` takes it; a per-layer list is checked against the network once per list object
+    (the trainer passes the same :meth:`MLP.leaves` every step).
+
+    Raises (at construction) what :func:`derivatives` raises for the network, requests and method."""
+
+    def __init__(self, net: Any, coords: Sequence[str], requests: Union[Request, Sequence[Request]],
+                 method: Method = "auto") -> None:
+        self.net = net
+        self.coords = check_coords(coords)
+        #: The requests as derivative indices, in order (a Fields' keys).
+        self.wanted = parse_requests(requests, self.coords)
+        if method != "auto" and method not in _REGISTRY:
+            raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+        self.method = method
+        self._run = None if method == "auto" else self._resolve(method)
+        self._checked: tuple[Any, Any] = (None, None)  # the last per-layer theta checked, and x's shape
+
+    def _resolve(self, name: str) -> Any:
+        net, wanted = self.net, self.wanted
+        entry = _REGISTRY[name]
+        reason = entry.applicable(net, wanted)
+        if reason is not None:
+            if name == "jet" and "order" in reason:
+                raise NotImplementedError(f"method 'jet' {reason}; use method 'func' or 'autograd'")
+            raise ValueError(f"method {name!r} does not apply: {reason}")
+        if entry.prepare is not None:
+            return entry.prepare(net, wanted)
+        return lambda theta, x: entry.compute(net, theta, x, wanted)
+
+    def _inputs(self, x: Tensor, theta: Any) -> tuple[Any, Any]:
+        """The method's plan for ``x`` and ``theta`` checked as :func:`derivatives` checks them."""
+        run = self._run if self._run is not None else self._resolve(choose_method(self.net, x, self.wanted))
+        if isinstance(self.net, MLP):
+            if theta is None or theta is not self._checked[0] or x.shape != self._checked[1]:
+                checked = _check_mlp_inputs(self.net, x, theta)
+                if isinstance(theta, (list, tuple)):  # walking a list's layers is the costly part: once per list
+                    self._checked = (theta, x.shape)
+                theta = checked
+        return run, theta
+
+    def __call__(self, x: Tensor, theta: Any = None) -> Fields:
+        _check_points(x, self.coords)
+        run, theta = self._inputs(x, theta)
+        values = run(theta, x)
+        return Fields({index: values[index] for index in self.wanted}, self.coords, x)
+
+    def blocks(self, x: Tensor, theta: Any, parts: Sequence[Tensor]) -> list[Fields]:
+        """One evaluation at ``x`` ``[.., N, d]``, the concatenation of the point sets ``parts`` along the
+        points' dimension; the fields of each set, ``[.., n, out]``, with that set as their points."""
+        _check_points(x, self.coords)
+        run, theta = self._inputs(x, theta)
+        dim = x.dim() - 2  # the points' dimension, in x and in every field
+        spans = [p.shape[-2] for p in parts]
+        split = getattr(run, "blocks", None)
+        if split is not None and x.dim() == 2:
+            per = split(theta, x, spans)
+        else:
+            values = run(theta, x)
+            starts = [sum(spans[:i]) for i in range(len(spans))]
+            per = [{i: v.narrow(dim, lo, n) for i, v in values.items()} for lo, n in zip(starts, spans)]
+        return [Fields({index: p[index] for index in self.wanted}, self.coords, xb) for p, xb in zip(per, parts)]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -300,12 +363,17 @@ class DerivativeMethod:
         compute: ``(net, theta, x, wanted) -> {DerivIndex: tensor}`` (``theta`` as :func:`derivatives`
             takes it; already checked for an :class:`MLP`).
         doc: one line for help texts.
+        prepare: optional ``(net, wanted) -> run`` planning once what ``compute`` would redo per call, with
+            ``run(theta, x)`` returning what ``compute(net, theta, x, wanted)`` returns (bit for bit) and, when
+            it has one, ``run.blocks(theta, x, spans)`` the same split into consecutive point sets
+            (:class:`PreparedDerivatives`). ``None``: every call goes through ``compute``.
     """
 
     name: str
     applicable: Callable[[Any, Sequence[DerivIndex]], Optional[str]]
     compute: Callable[[Any, Any, Tensor, Sequence[DerivIndex]], dict]
     doc: str = ""
+    prepare: Optional[Callable[[Any, Sequence[DerivIndex]], Any]] = None
 
 
 _REGISTRY: dict[str, DerivativeMethod] = {}
@@ -365,12 +433,30 @@ def _flat_theta(net: MLP, theta: Any) -> Tensor:
     return torch.cat([t.reshape(members, -1) if members else t.reshape(-1) for t in theta], dim=-1)
 
 
+class _FusedRun:
+    """The ``"fused"`` method planned for one network and requests (:class:`~fastpinn.jets.FusedJet`)."""
+
+    def __init__(self, net: MLP, wanted: Sequence[DerivIndex]) -> None:
+        self.net, self.jet = net, FusedJet(net, wanted)
+
+    def _theta(self, theta: Any) -> tuple[Tensor, Optional[Sequence[Tensor]]]:
+        if not isinstance(theta, Tensor) and theta is self.net.leaves():
+            # The Trainer's leaves: the op reads net.theta (their storage) and hands them their gradient slices,
+            # with no per-step cat (and its backward) of the leaves.
+            return self.net.theta, theta
+        return _flat_theta(self.net, theta), None
+
+    def __call__(self, theta: Any, x: Tensor) -> dict:
+        flat, leaves = self._theta(theta)
+        return self.jet(flat, x, leaves)
+
+    def blocks(self, theta: Any, x: Tensor, spans: Sequence[int]) -> list[dict]:
+        flat, leaves = self._theta(theta)
+        return self.jet.blocks(flat, x, spans, leaves)
+
+
 def _compute_fused(net: MLP, theta: Any, x: Tensor, wanted: Sequence[DerivIndex]) -> dict:
-    if not isinstance(theta, Tensor) and theta is net.leaves():
-        # The Trainer's leaves: the op reads net.theta (their storage) and hands them their gradient slices,
-        # with no per-step cat (and its backward) of the leaves.
-        return fused_mlp(net, net.theta, x, wanted, leaves=theta)
-    return fused_mlp(net, _flat_theta(net, theta), x, wanted)
+    return _FusedRun(net, wanted)(theta, x)
 
 
 def _compute_taylor(net: MLP, theta: Any, x: Tensor, wanted: Sequence[DerivIndex]) -> dict:
@@ -429,7 +515,7 @@ register_method(DerivativeMethod("jet", _jet_applicable, _compute_jet,
                                  "forward derivative jets through a fastpinn.MLP (orders <= 2)"))
 register_method(DerivativeMethod("fused", _fused_applicable, _compute_fused,
                                  "the forward jets of 'jet' as one compiled op over tiles of points (tanh, sin, silu "
-                                 "or softplus MLP without transforms, orders <= 2)"))
+                                 "or softplus MLP without transforms, orders <= 2)", prepare=_FusedRun))
 register_method(DerivativeMethod("func", _any_network, _compute_func,
                                  "torch.func: vmap over points of jacrev/jvp (any pointwise network, any order)"))
 register_method(DerivativeMethod("autograd", _any_network, _compute_autograd,

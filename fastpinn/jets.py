@@ -16,9 +16,9 @@ from torch import Tensor
 from torch.func import jvp
 
 from .network import MLP, HardConstraint
-from .ops.mlp_jet import ACTIVATION_CODES, DerivIndex, JetPlan, mlp_jet, mlp_jet_leaves
+from .ops.mlp_jet import ACTIVATION_CODES, DerivIndex, JetPlan, LeafJet, mlp_jet
 
-__all__ = ["jet_mlp", "fused_mlp", "fused_network_reason"]
+__all__ = ["jet_mlp", "fused_mlp", "FusedJet", "fused_network_reason"]
 
 def fused_network_reason(net: MLP) -> Optional[str]:
     """Why the compiled fused kernel cannot run this MLP (``None``: it can)."""
@@ -257,35 +257,68 @@ def _channels_for(w: Tensor, channels: Sequence[Tensor]) -> Tensor:
     return t
 
 
+class FusedJet:
+    """:func:`fused_mlp` for one network and one set of requests, planned once (the applicability check, the
+    :class:`~fastpinn.ops.mlp_jet.JetPlan`, the op's static arguments): a trainer's term calls it every step.
+
+    Call ``(theta, x, leaves=None) -> {DerivIndex: [.., N, out]}`` as :func:`fused_mlp`; :meth:`blocks` splits
+    the fields of concatenated point sets per set.
+
+    Raises (at construction): ValueError when the fused op cannot run ``net``; NotImplementedError for
+    orders above 2."""
+
+    def __init__(self, net: MLP, wanted: Sequence[DerivIndex]) -> None:
+        reason = fused_network_reason(net)
+        if reason is not None:
+            raise ValueError(f"method 'fused' does not apply: {reason}")
+        self.net = net
+        plan = JetPlan(wanted)
+        #: The derivative index of each channel of the op's fields, in channel order.
+        self.channels: list[DerivIndex] = [()] + plan.first + plan.second
+        sizes = [net.in_dim] + [net.width] * (net.depth - 1) + [net.out_dim]
+        self.plan, self.sizes = plan, sizes
+        self.leaf_jet = LeafJet(sizes, plan.dirs, plan.pairs, plan.first_out, activation=net.activation.name)
+
+    def fields(self, theta: Tensor, x: Tensor, leaves: Optional[Sequence[Tensor]] = None) -> Tensor:
+        """The op's ``fields[S, C, N, out]`` at the points ``x`` (flattened to ``[N, d]`` for ``theta[P]``)."""
+        net, plan = self.net, self.plan
+        if leaves is not None:
+            points = x if theta.dim() == 2 else x.reshape(-1, x.shape[-1])
+            return self.leaf_jet(theta, leaves, points, net.input_scale, net.input_shift)
+        th, points = (theta, x) if theta.dim() == 2 else (theta.unsqueeze(0), x.reshape(-1, x.shape[-1]))
+        return mlp_jet(th, points, net.input_scale, net.input_shift, self.sizes, plan.dirs, plan.pairs,
+                       plan.first_out, activation=net.activation.name)
+
+    def _unbind(self, fields: Tensor, ensemble: bool, lead: Sequence[int]) -> dict[DerivIndex, Tensor]:
+        # One multi-output view node per call (its backward stacks the channels' gradients), where a select
+        # per channel would each zero and copy the whole field tensor in the backward.
+        if ensemble:
+            return dict(zip(self.channels, fields.unbind(1)))
+        per = fields.squeeze(0).unbind(0)
+        if len(lead) != 1:
+            per = [v.reshape(*lead, v.shape[-1]) for v in per]
+        return dict(zip(self.channels, per))
+
+    def __call__(self, theta: Tensor, x: Tensor, leaves: Optional[Sequence[Tensor]] = None) -> dict[DerivIndex, Tensor]:
+        return self._unbind(self.fields(theta, x, leaves), theta.dim() == 2, x.shape[:-1])
+
+    def blocks(self, theta: Tensor, x: Tensor, spans: Sequence[int],
+               leaves: Optional[Sequence[Tensor]] = None) -> list[dict[DerivIndex, Tensor]]:
+        """The fields at ``x`` ``[N, d]`` (``[S, N, d]`` or ``[N, d]`` for ``theta[S, P]``), whose points are
+        consecutive sets of ``spans`` points: one dict per set, each tensor ``[n, out]`` (``[S, n, out]``)."""
+        ensemble = theta.dim() == 2
+        fields = self.fields(theta, x, leaves)
+        if not ensemble:
+            fields = fields.squeeze(0)
+        return [dict(zip(self.channels, part.unbind(-3))) for part in fields.split_with_sizes(list(spans), dim=-2)]
+
+
 def fused_mlp(net: MLP, theta: Tensor, x: Tensor, wanted: Sequence[DerivIndex],
               leaves: Optional[Sequence[Tensor]] = None) -> dict[DerivIndex, Tensor]:
     """:func:`jet_mlp`'s contract through the fused op ``fastpinn::mlp_jet_forward``
     (:mod:`fastpinn.ops.mlp_jet`): ``wanted`` derivative indices
     -> tensors ``[.., N, out]`` (``[S, N, out]`` for ``theta[S, P]``; any leading shape of ``x`` for a
     single network). Orders <= 2 (``NotImplementedError`` beyond, as ``"jet"``). ``leaves``: per-layer views
-    of ``theta`` (:meth:`MLP.leaves`) that receive the gradient instead of ``theta``."""
-    reason = fused_network_reason(net)
-    if reason is not None:
-        raise ValueError(f"method 'fused' does not apply: {reason}")
-    plan = JetPlan(wanted)
-    ensemble = theta.dim() == 2
-    lead = x.shape[:-1]
-    th = theta if ensemble else theta.unsqueeze(0)
-    points = x if ensemble else x.reshape(-1, x.shape[-1])
-    sizes = [net.in_dim] + [net.width] * (net.depth - 1) + [net.out_dim]
-    if leaves is None:
-        fields = mlp_jet(th, points, net.input_scale, net.input_shift, sizes, plan.dirs, plan.pairs, plan.first_out,
-                         activation=net.activation.name)
-    else:
-        fields = mlp_jet_leaves(theta, leaves, points, net.input_scale, net.input_shift, sizes, plan.dirs, plan.pairs,
-                                plan.first_out, activation=net.activation.name)
-    values: dict[DerivIndex, Tensor] = {(): fields[:, 0]}
-    for k, index in enumerate(plan.first):
-        values[index] = fields[:, 1 + k]
-    for k, index in enumerate(plan.second):
-        values[index] = fields[:, 1 + len(plan.first) + k]
-    if not ensemble:
-        values = {index: v[0].reshape(*lead, v.shape[-1]) for index, v in values.items()}
-    return values
-
-
+    of ``theta`` (:meth:`MLP.leaves`) that receive the gradient instead of ``theta``. Evaluating the same
+    requests repeatedly: plan them once with :class:`FusedJet`."""
+    return FusedJet(net, wanted)(theta, x, leaves)

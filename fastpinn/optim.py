@@ -34,7 +34,7 @@ from .validation import check_choice, check_number, check_optional_int
 if TYPE_CHECKING:
     from .backward import WeightedBackward
 
-__all__ = ["Stage", "OPTIMIZER_NAMES", "OPTIMIZER_CHOICES", "LR_SCHEDULE_FORMS", "LBFGS_DEFAULTS", "needs_closure",
+__all__ = ["Stage", "SERIAL_ADAM_ELEMENTS", "OPTIMIZER_NAMES", "OPTIMIZER_CHOICES", "LR_SCHEDULE_FORMS", "LBFGS_DEFAULTS", "needs_closure",
            "build_named_optimizer", "build_stage_optimizer", "closure_step", "check_scheduler", "parse_lr_schedule",
            "run_stages", "StageRunner", "DirectAdamStep"]
 
@@ -176,6 +176,16 @@ def build_stage_optimizer(stage: Stage, blocks: list[torch.Tensor], leaves: Sequ
     return built
 
 
+#: Below this many parameters :class:`DirectAdamStep` runs the fused Adam kernel on one thread. The CPU kernel
+#: splits even a few thousand elements over the intra-op threads, and after a step's serial work (a tiny problem's
+#: backward) waking them cost far more than the kernel: the tiny 1-D Poisson's 5,251 parameters took 14 us on one
+#: thread against 0.45-6 ms of CPU on two (a loaded 2-core Xeon; the whole step is ~0.6 ms). In a hot loop two
+#: threads win from ~16k elements on (5,251: 4.6 vs 15.6 us; 16,384: 10.2 vs 8.1; 32,768: 18.8 vs 12.0): the
+#: threshold is torch's own grain for elementwise kernels, where the gain is a few microseconds at most
+#: (``bench/results/tiny-step-cpu-intel-xeon-2c-2026-12-06.md``). Results do not depend on it (elementwise).
+SERIAL_ADAM_ELEMENTS = 32768
+
+
 class DirectAdamStep:
     """``optimizer.step()`` of a plain fused ``torch.optim.Adam``, made by calling its fused kernel directly.
 
@@ -187,6 +197,8 @@ class DirectAdamStep:
     Anything else goes through ``optimizer.step()``: another optimizer, a first step (it creates the state),
     AMSGrad, capturable or differentiable Adam, tensor hyper-parameters, step hooks, a ``step`` wrapped on the
     instance (an lr scheduler does that), a parameter without a gradient or of another device or dtype.
+    Fewer than :data:`SERIAL_ADAM_ELEMENTS` parameters: the kernel runs on one thread (then the caller's count is
+    restored).
     """
 
     def __init__(self, optimizer: torch.optim.Optimizer) -> None:
@@ -199,13 +211,21 @@ class DirectAdamStep:
         if plan is None:
             self.optimizer.step()
             return
-        with torch.no_grad():
-            for group, params, grads, avgs, sqs, steps in plan:
-                torch._foreach_add_(steps, 1)
-                beta1, beta2 = group["betas"]
-                torch._fused_adam_(params, grads, avgs, sqs, [], steps, amsgrad=False, lr=group["lr"], beta1=beta1,
-                                   beta2=beta2, weight_decay=group["weight_decay"], eps=group["eps"],
-                                   maximize=group["maximize"], grad_scale=None, found_inf=None)
+        threads = torch.get_num_threads()
+        serial = threads > 1 and sum(p.numel() for entry in plan for p in entry[1]) < SERIAL_ADAM_ELEMENTS
+        if serial:  # elementwise: the same floats on any thread count
+            torch.set_num_threads(1)
+        try:
+            with torch.no_grad():
+                for group, params, grads, avgs, sqs, steps in plan:
+                    torch._foreach_add_(steps, 1)
+                    beta1, beta2 = group["betas"]
+                    torch._fused_adam_(params, grads, avgs, sqs, [], steps, amsgrad=False, lr=group["lr"],
+                                       beta1=beta1, beta2=beta2, weight_decay=group["weight_decay"], eps=group["eps"],
+                                       maximize=group["maximize"], grad_scale=None, found_inf=None)
+        finally:
+            if serial:
+                torch.set_num_threads(threads)
 
     def _plan(self) -> Optional[list[tuple]]:
         """Per parameter group ``(group, params, grads, exp_avgs, exp_avg_sqs, steps)``, or ``None`` when this

@@ -12,7 +12,8 @@ whose derivatives are nested autograd, terms on different points share one too, 
 points (:data:`MERGE_POINTS`), and under ``auto`` a values-only term joins a small group that reads derivatives
 (any method) where the cost model prices one evaluation below two (:func:`fastpinn.method_costs.join_pays`). Their losses then hang off one autograd graph, so one backward of the weighted
 sum walks the network once; per-term backwards (a gradient-statistic scheme's update step) retain it
-(:attr:`TermLosses.shared`). Compiled losses keep one graph per term.
+(:attr:`TermLosses.shared`). Compiled losses keep one graph per term. A group's derivative evaluation is planned
+once per build (:class:`~fastpinn.derivatives.PreparedDerivatives`), not per step.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from torch import Tensor, nn
 
 from .compile_policy import compiled_copy
 from .method_costs import join_pays
-from .derivatives import (DerivIndex, Fields, MethodChoice, choose_method, derivatives, fastest_method,
-                          method_names, parse_requests)
+from .derivatives import (DerivIndex, Fields, MethodChoice, PreparedDerivatives, choose_method, derivatives,
+                          fastest_method, method_names, parse_requests)
 from .network import MLP
 from .problem import Problem, Term
 from .rba import ResidualAttention
@@ -200,6 +201,9 @@ class TermLosses:
         self.attention = attention
         self.residuals: dict[int, tuple[Tensor, Optional[Tensor]]] = {}
         self.compiled = False
+        #: Evaluate through derivative plans made once per build (:class:`PreparedDerivatives`); off: through
+        #: :func:`~fastpinn.derivatives.derivatives` per call (the reference path; equal results bit for bit).
+        self.prepared = True
         self._plan: Optional[list[list[int]]] = None  # the groups "auto" chose its methods for
         #: term name -> derivative method its loss uses.
         self.methods = self._choose(method, loss_params, leaves, coefficients, tune_batch)
@@ -282,33 +286,42 @@ class TermLosses:
             groups = shared_point_groups(terms, [self.methods[t.name] for t in terms], self._alone())
         self.groups = [(g, self._make_group(g) if len(g) > 1 else None) for g in groups]
 
+    def _evaluator(self, requests: Sequence[Any], method: str) -> Union[PreparedDerivatives, Callable[..., Fields]]:
+        """``(x, theta) -> Fields`` of ``requests`` by ``method``: planned once (:class:`PreparedDerivatives`), or
+        through :func:`~fastpinn.derivatives.derivatives` per call when :attr:`prepared` is off."""
+        coords, net = self.problem.coords, self.net
+        if self.prepared:
+            return PreparedDerivatives(net, coords, requests, method)
+        return lambda x, theta: derivatives(net, x, coords=coords, requests=requests, method=method, theta=theta)
+
     def _make_group(self, group: list[int]) -> GroupFn:
         """One evaluation of the network and the union of the group's requests on its distinct point sets
         (concatenated when several), every term's loss from its slices of it."""
         terms = [self.problem.terms[k] for k in group]
-        coords, net = self.problem.coords, self.net
+        coords = self.problem.coords
         wanted = [tuple(coords[i] for i in index) for index in self._requests(group)]  # by coordinate names
-        method = self.methods[terms[0].name]
+        evaluate = self._evaluator(wanted, self.methods[terms[0].name])
         ensemble = self.problem.ensemble is not None
         views = self.coefficient_views
         blocks, where = _blocks_of(terms)
         x = blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=-2)
         dim = x.dim() - 2  # the points' dimension, in x and in every field
-        spans = []
-        start = 0
-        for b in blocks:
-            spans.append((start, b.shape[-2]))
-            start += b.shape[-2]
+        starts = [sum(b.shape[-2] for b in blocks[:i]) for i in range(len(blocks))]
+
+        def per_call_blocks(theta: Any) -> list[Fields]:  # the reference path (prepared off)
+            f = evaluate(x, theta)
+            values = {f.index(name): f[name] for name in wanted}
+            return [Fields({i: v.narrow(dim, lo, b.shape[-2]) for i, v in values.items()}, coords, b)
+                    for b, lo in zip(blocks, starts)]
 
         def group_losses(theta: Any, coefficients: Optional[Tensor]) -> list[Tensor]:
             coef = views(coefficients)
-            f = derivatives(net, x, coords=coords, requests=wanted, method=method, theta=theta)
             if len(blocks) == 1:
-                fields = [f]
+                fields = [evaluate(x, theta)]
+            elif isinstance(evaluate, PreparedDerivatives):
+                fields = evaluate.blocks(x, theta, blocks)
             else:
-                values = {f.index(name): f[name] for name in wanted}
-                fields = [Fields({i: v.narrow(dim, lo, n) for i, v in values.items()}, coords, b)
-                          for b, (lo, n) in zip(blocks, spans)]
+                fields = per_call_blocks(theta)
             if coef:
                 for g in fields:
                     g.coef = coef

@@ -12,6 +12,10 @@ process may run on.
 ``threads="auto"`` (its default, restoring the previous setting afterwards), and the command line sets
 it once at start. Results are reproducible for a given thread count; a different count can change
 the order of floating-point reductions (rounding-level differences), so the count used is recorded.
+
+One kernel runs on a single thread whatever the count: the Trainer's fused Adam step below
+:data:`fastpinn.optim.SERIAL_ADAM_ELEMENTS` parameters (waking the pool for a few thousand elements cost more
+than the kernel; elementwise, so the floats are the same).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import fastpinn
-import fastpinn.jets
+import fastpinn.ops.mlp_jet
 from fastpinn.derivatives import derivatives
 from fastpinn.ops.mlp_jet import mlp_jet
 from fastpinn.problem import Problem, dirichlet, pde
@@ -23,6 +23,11 @@ def _joined(theta, leaves, x, scale, shift, sizes, dirs, pairs, first_out, activ
     members = theta.shape[0] if theta.dim() == 2 else 1
     flat = torch.cat([t.reshape(members, -1) for t in leaves], dim=-1)
     return mlp_jet(flat, x, scale, shift, sizes, dirs, pairs, first_out, activation=activation)
+
+
+def _joined_call(self, theta, leaves, x, scale, shift):
+    """``LeafJet.__call__`` (what the fused method runs on the trainer's leaves) replaced by the joined path."""
+    return _joined(theta, leaves, x, scale, shift, self.sizes, self.dirs, self.pairs, self.first_out, self.activation)
 
 
 def tiny_poisson() -> Problem:
@@ -43,7 +48,7 @@ PROBLEMS = {
 def _theta_after(make, scheme, steps, monkeypatch, joined):
     with monkeypatch.context() as m:
         if joined:
-            m.setattr(fastpinn.jets, "mlp_jet_leaves", _joined)
+            m.setattr(fastpinn.ops.mlp_jet.LeafJet, "__call__", _joined_call)
         trainer = Trainer(make(), scheme, derivative_method="fused", eval_every=10 ** 9, threads=None, watch=False)
         trainer.train(steps)
         return trainer.theta.detach().clone()
@@ -80,7 +85,7 @@ def test_leaf_and_point_gradients_equal_the_joined_path(ensemble, monkeypatch):
             t.grad = None
         with monkeypatch.context() as m:
             if joined:
-                m.setattr(fastpinn.jets, "mlp_jet_leaves", _joined)
+                m.setattr(fastpinn.ops.mlp_jet.LeafJet, "__call__", _joined_call)
             out = derivatives(net, x, ("t", "x"), wanted, method="fused", theta=leaves)
         assert ("_LeafJetBackward" in _graph_nodes(out["u"].grad_fn)) != joined  # the path under test ran
         loss = sum((out[r] * (k + 1)).sin().sum() for k, r in enumerate(wanted))

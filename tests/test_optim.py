@@ -282,6 +282,37 @@ def test_direct_adam_step_equals_torch_adam_bit_for_bit(adam, monkeypatch):
     assert len(calls) == (12 if adam.get("amsgrad") else 1)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_direct_adam_step_runs_small_parameter_sets_on_one_thread(threads, monkeypatch):
+    """Fused Adam splits even a few thousand elements over the intra-op threads; waking them after a tiny
+    problem's serial step cost up to ms at 2 threads. Below SERIAL_ADAM_ELEMENTS the kernel runs on one thread
+    (the same floats: elementwise), and the caller's thread count is back afterwards."""
+    from fastpinn.optim import SERIAL_ADAM_ELEMENTS, DirectAdamStep
+
+    seen = []
+    fused = torch._fused_adam_
+    monkeypatch.setattr(torch, "_fused_adam_", lambda *a, **k: seen.append(torch.get_num_threads()) or fused(*a, **k))
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        t1, c1, o1 = _two_groups()
+        t2, c2, o2 = _two_groups()
+        _run(o1.step, t1, c1)
+        step = DirectAdamStep(o2)
+        _run(step, t2, c2)
+        assert torch.equal(t1, t2) and torch.equal(c1, c2)
+        assert seen[-11:] == [1] * 11 and torch.get_num_threads() == threads  # 303 parameters: one thread
+        big = torch.nn.Parameter(torch.zeros(SERIAL_ADAM_ELEMENTS))
+        opt = torch.optim.Adam([big], lr=1e-3, fused=True)
+        step = DirectAdamStep(opt)
+        for _ in range(2):
+            big.grad = torch.ones_like(big)
+            step()
+        assert seen[-1] == threads  # at the threshold: the threads asked for
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_direct_adam_step_leaves_a_scheduled_or_hooked_optimizer_to_torch():
     from fastpinn.optim import DirectAdamStep
 

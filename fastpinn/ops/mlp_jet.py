@@ -30,8 +30,8 @@ from torch import Tensor
 from . import cotangents
 from .mlp_jet_autograd import TILE, register_autograd, tape_numel
 
-__all__ = ["mlp_jet", "mlp_jet_leaves", "JetPlan", "DerivIndex", "register_autograd", "tape_numel", "TILE", "STORE",
-           "ACTIVATION_CODES"]
+__all__ = ["mlp_jet", "mlp_jet_leaves", "LeafJet", "JetPlan", "DerivIndex", "register_autograd", "tape_numel", "TILE",
+           "STORE", "ACTIVATION_CODES"]
 
 #: Hidden-layer activations the CPU kernel implements, by name (fastpinn.network.ACTIVATIONS) -> the op's
 #: ``activation`` argument (csrc/mlp_jet_kernel.h ``Act``).
@@ -119,8 +119,7 @@ class _LeafJet(torch.autograd.Function):
         ctx.save_for_backward(theta, x, scale, shift, tape)
         ctx.args = args
         ctx.ensemble = ensemble
-        ctx.shapes = [t.shape for t in leaves]
-        ctx.leaves = leaves  # for a batch of cotangents (fastpinn.ops.cotangents), which adds to them by tensor
+        ctx.leaves = leaves  # their shapes cut grad_theta into their gradients; a batch of cotangents adds to them
         return fields, tape
 
     @staticmethod
@@ -143,27 +142,69 @@ class _LeafJet(torch.autograd.Function):
                                                                                 activation)
 
             batch.defer(ctx, grad_fields, single, batched, ctx.leaves,
-                        lambda grad_theta: _leaf_grads(grad_theta, ctx.shapes, ctx.ensemble))
-            return (None,) * (6 + len(ctx.shapes))
+                        lambda grad_theta: _leaf_grads(grad_theta, ctx.leaves, ctx.ensemble))
+            return (None,) * (6 + len(ctx.leaves))
         args = (grad_fields, theta, x, scale, shift, tape, *ctx.args[:4], x_grad, ctx.args[5])
         if torch.is_grad_enabled():  # create_graph: the registered formula, whose own backward raises as before
             grad_theta, grad_x = torch.ops.fastpinn.mlp_jet_backward.default(*args)
         else:
             with torch._C._AutoDispatchBelowAutograd():
                 grad_theta, grad_x = torch.ops.fastpinn.mlp_jet_backward.default(*args)
-        grads = _leaf_grads(grad_theta, ctx.shapes, ctx.ensemble)
+        grads = _leaf_grads(grad_theta, ctx.leaves, ctx.ensemble)
         return (grad_x if x_grad else None, None, None, None, None, None, *grads)
 
 
-def _leaf_grads(grad_theta: Tensor, shapes: Sequence[torch.Size], ensemble: bool) -> list[Tensor]:
+def _leaf_grads(grad_theta: Tensor, leaves: Sequence[Tensor], ensemble: bool) -> list[Tensor]:
     """grad_theta[S, P] -> each leaf's slice (views), as the backward of cat + reshape would give it."""
-    flat = grad_theta if ensemble else grad_theta[0]
+    if not ensemble:  # the same views in one C++ call (a tiny step paid ~2 us of Python per narrow and per view)
+        return list(torch._C._nn.unflatten_dense_tensors(grad_theta[0], list(leaves)))
     grads, offset = [], 0
-    for shape in shapes:
-        n = shape[1:].numel() if ensemble else shape.numel()
-        grads.append(flat.narrow(-1, offset, n).view(shape))
+    for t in leaves:
+        n = t.shape[1:].numel()
+        grads.append(grad_theta.narrow(-1, offset, n).view(t.shape))
         offset += n
     return grads
+
+
+class LeafJet:
+    """:func:`mlp_jet_leaves` with its static arguments bound once: the layer sizes, the plan's directions,
+    pairs and outputs, the activation (checked here). A trainer's term evaluates through one per step, so the
+    per-call work is the op and its autograd node only (a tiny problem's step is a few hundred microseconds,
+    of which re-making these lists and checks took tens).
+
+    Call: ``(theta, leaves, x, scale, shift) -> fields[S, C, N, out]``, as :func:`mlp_jet_leaves`."""
+
+    def __init__(self, sizes: Sequence[int], dirs: Sequence[int], pairs: Sequence[tuple[int, int]],
+                 first_out: Sequence[int], activation: str = "tanh") -> None:
+        self.code = _activation_code(activation)
+        self.sizes, self.dirs, self.pairs, self.first_out = list(sizes), list(dirs), list(pairs), list(first_out)
+        self.activation = activation
+        static = (self.sizes, self.dirs, _flat_pairs(self.pairs), self.first_out)
+        self._args = {store: (*static, store, self.code) for store in (False, True)}  # by the op's store flag
+        self._view: Optional[tuple] = None  # (theta, its storage key, its detached [S, P] view)
+
+    def __call__(self, theta: Tensor, leaves: Sequence[Tensor], x: Tensor, scale: Tensor, shift: Tensor) -> Tensor:
+        ensemble = theta.dim() == 2
+        if theta.device.type != "cpu" or torch.compiler.is_compiling():
+            members = theta.shape[0] if ensemble else 1
+            joined = torch.cat([t.reshape(members, -1) for t in leaves], dim=-1)
+            return mlp_jet(joined, x, scale, shift, self.sizes, self.dirs, self.pairs, self.first_out,
+                           activation=self.activation)
+        _load_extension()
+        store = bool(STORE and torch.is_grad_enabled() and (x.requires_grad or any(t.requires_grad for t in leaves)))
+        fields, _tape = _LeafJet.apply(x, scale, shift, self._members_view(theta), ensemble, self._args[store],
+                                       *leaves)
+        return fields
+
+    def _members_view(self, theta: Tensor) -> Tensor:
+        """``theta`` detached as ``[S, P]`` (a view: it follows the optimizer's in-place steps), made once per
+        ``theta`` and storage."""
+        key = (theta.data_ptr(), theta.shape, theta.dtype)
+        cached = self._view
+        if cached is None or cached[0] is not theta or cached[1] != key:
+            view = theta.detach() if theta.dim() == 2 else theta.detach().unsqueeze(0)
+            self._view = cached = (theta, key, view)
+        return cached[2]
 
 
 def mlp_jet_leaves(
@@ -183,20 +224,9 @@ def mlp_jet_leaves(
     ensemble, sharing ``theta``'s storage as :meth:`fastpinn.MLP.leaves` does), without joining them into a
     flat tensor. ``theta``: ``[P]``, or ``[S, P]`` for an ensemble (only read); ``x`` as for :func:`mlp_jet` (with
     ``theta[P]``: ``[N, d]``). Returns ``fields[S, C, N, out]`` (``S = 1`` for ``theta[P]``). Falls back to
-    ``mlp_jet`` of the joined leaves off the CPU and under ``torch.compile`` (which traces the registered formula)."""
-    ensemble = theta.dim() == 2
-    if theta.device.type != "cpu" or torch.compiler.is_compiling():
-        members = theta.shape[0] if ensemble else 1
-        joined = torch.cat([t.reshape(members, -1) for t in leaves], dim=-1)
-        return mlp_jet(joined, x, scale, shift, sizes, dirs, pairs, first_out, activation=activation)
-    code = _activation_code(activation)
-    _load_extension()
-    needs_grad = torch.is_grad_enabled() and (x.requires_grad or any(t.requires_grad for t in leaves))
-    args = (list(sizes), list(dirs), _flat_pairs(pairs), list(first_out), bool(STORE and needs_grad),
-            code)
-    th = theta.detach() if ensemble else theta.detach().unsqueeze(0)
-    fields, _tape = _LeafJet.apply(x, scale, shift, th, ensemble, args, *leaves)
-    return fields
+    ``mlp_jet`` of the joined leaves off the CPU and under ``torch.compile`` (which traces the registered formula).
+    Evaluating the same plan repeatedly: bind it once with :class:`LeafJet`."""
+    return LeafJet(sizes, dirs, pairs, first_out, activation)(theta, leaves, x, scale, shift)
 
 
 def mlp_jet(
