@@ -65,10 +65,10 @@ def test_a_failed_burst_gives_no_timing_and_a_failed_baseline_none_at_all():
         {"pinn": None, "dn": None}
 
 
-def test_reused_runs_are_timed_afresh_and_an_extra_sleep_in_dns_step_shows_in_the_ratio(tmp_path, monkeypatch,
+def test_reused_runs_get_the_timing_and_an_extra_sleep_in_dns_step_shows_in_the_ratio(tmp_path, monkeypatch,
                                                                                          capsys):
     out = tmp_path / "cmp"
-    assert cli.main([*ARGV, "--out", str(out)]) == 0
+    assert cli.main([*ARGV, "--out", str(out), "--no-step-timing"]) == 0  # runs trained without a timing
     mtime = (out / "dn" / "metrics.json").stat().st_mtime_ns
     step, extra = Trainer.step, 0.003
 
@@ -92,6 +92,14 @@ def test_reused_runs_are_timed_afresh_and_an_extra_sleep_in_dns_step_shows_in_th
     assert ratio > 1.5 and ratio == pytest.approx(dn / pinn, rel=0.35)  # median of ratios ~ ratio of medians
     assert float(rows["pinn"]["step_time_over_pinn"]) == 1.0
     assert json.loads((out / "compare.json").read_text())["rows"][1]["step_time_over_pinn"] == ratio
+    # a comparison that trains nothing keeps the timing of the one before (the same configurations)
+    monkeypatch.setattr(Trainer, "step", step)
+    assert cli.main([*ARGV, "--out", str(out)]) == 0
+    assert "the step timing of the comparison that trained them is kept" in capsys.readouterr().err
+    assert _rows(out) == rows
+    assert cli.main([*ARGV, "--out", str(out), "--backend", "cpp"]) == 0  # another backend: timed again
+    assert "timing the schemes' epochs side by side" in capsys.readouterr().err
+    assert float(_rows(out)["dn"]["step_time_over_pinn"]) < 1.5  # without the sleep
 
 
 def test_no_step_timing_skips_it_and_the_legend_names_what_each_time_column_measures(tmp_path, monkeypatch,

@@ -280,15 +280,18 @@ def compare(problem: str, schemes: Sequence[str] = COMPARE_DEFAULT, *, seeds: Op
     one_run_per_seed = ensemble and not trains_ensembles(cfgs["pinn"])
     if one_run_per_seed:
         log(f"compare: {problem}'s network trains one seed at a time: one run per seed in <scheme>/seed-<k>")
-    rows, curves, learned = [], {}, {}
+    rows, curves, learned, reused = [], {}, {}, []
     for name, cfg in cfgs.items():
         if one_run_per_seed:
             runs = {root / name / f"seed-{s}": _one_seed(cfg, s) for s in seed_list}
-            m = _seed_metrics([_finished_run(f"{name} seed {c.seeds[0]}", c, d, force=force, progress=progress,
-                                             log=log) for d, c in runs.items()])
+            seed_runs = [_finished_run(f"{name} seed {c.seeds[0]}", c, d, force=force, progress=progress, log=log)
+                         for d, c in runs.items()]
+            reused += [bool(x.get("_reused")) for x in seed_runs]
+            m = _seed_metrics(seed_runs)
         else:
             runs = {root / name: cfg}
             m = _finished_run(name, cfg, root / name, force=force, progress=progress, log=log)
+            reused.append(bool(m.get("_reused")))
         curves[name] = _error_curve(list(runs))
         learned[name] = {c: records.mean_sem(list(v))[0] for c, v in (m.get("coefficients") or {}).items() if v}
         per_seed = [v for v in (finite_or_none(x) for x in m.get("rel_l2_per_seed", [])) if v is not None]
@@ -307,14 +310,19 @@ def compare(problem: str, schemes: Sequence[str] = COMPARE_DEFAULT, *, seeds: Op
     base = rows[0]["train_seconds"]
     for r in rows:
         r["time_over_pinn"] = (r["train_seconds"] / base) if base and r["train_seconds"] is not None else None
+    timed_as = None
     if step_timing:
-        log(f"compare: timing the schemes' epochs side by side ({timing.STEP_TIMING_ROUNDS} interleaved rounds)")
         timing_cfgs = {n: _one_seed(c, seed_list[0]) if one_run_per_seed else c for n, c in cfgs.items()}
-        timings = timing.paired_step_timing(timing_cfgs)
+        timed_as = _timing_key(timing_cfgs)
+        timings = _earlier_timing(root, timed_as) if all(reused) else None
+        if timings is None:
+            log(f"compare: timing the schemes' epochs side by side ({timing.STEP_TIMING_ROUNDS} interleaved rounds)")
+            timings = {n: None if t is None else [t.epoch_seconds, t.over_baseline]
+                       for n, t in timing.paired_step_timing(timing_cfgs).items()}
+        else:
+            log("compare: every run reused: the step timing of the comparison that trained them is kept")
         for r in rows:
-            t = timings[r["scheme"]]
-            if t is not None:
-                r["epoch_seconds"], r["step_time_over_pinn"] = t.epoch_seconds, t.over_baseline
+            r["epoch_seconds"], r["step_time_over_pinn"] = timings[r["scheme"]] or (None, None)
     ranked = sorted(rows, key=_rank_key)
     for k, r in enumerate(ranked, 1):
         r["rank"] = k
@@ -333,13 +341,37 @@ def compare(problem: str, schemes: Sequence[str] = COMPARE_DEFAULT, *, seeds: Op
     atomic_write_text(root / "compare.md", md)
     atomic_write_text(root / "compare.csv", buf.getvalue())
     records.write_json(root / "compare.json", {"rows": rows, "winner": best["scheme"] if best else None,
-                                               "train_command": command, "step_timing": _timing_legend(step_timing)})
+                                               "train_command": command, "step_timing": _timing_legend(step_timing),
+                                               "step_timing_of": timed_as})
     fig_path = None
     if figure and any(c is not None for c in curves.values()):
         labels = {name: _label(cfg) for name, cfg in cfgs.items()}
         fig_path = _figure(root / "compare.png", curves, labels, title=f"{compare_name(problem)}: weighting schemes",
                            seeds=len(seed_list))
     return CompareResult(root, md, rows, fig_path, best["scheme"] if best else None, command)
+
+
+def _timing_key(cfgs: dict[str, RunConfig]) -> dict:
+    """What a step timing was measured on: every configuration in full (the backend and threads included, which
+    the run identity leaves out) and the rounds and burst length, as JSON reads it back."""
+    import json
+
+    return json.loads(json.dumps({"configs": {n: c.to_dict() for n, c in cfgs.items()},
+                                  "rounds": timing.STEP_TIMING_ROUNDS, "seconds": timing.STEP_TIMING_SECONDS}))
+
+
+def _earlier_timing(root: Path, key: dict) -> Optional[dict]:
+    """The step timings ``{scheme: [epoch_seconds, step_time_over_pinn] or None}`` in ``root/compare.json`` when
+    they were measured on ``key`` and are complete: a comparison that trains nothing reproduces its table."""
+    earlier = records.read_json(root / "compare.json") or {}
+    if earlier.get("step_timing_of") != key:
+        return None
+    found = {r.get("scheme"): [r.get("epoch_seconds"), r.get("step_time_over_pinn")]
+             for r in earlier.get("rows") or [] if isinstance(r, dict)}
+    values = [found.get(n) for n in key["configs"]]
+    if any(v is None or not all(isinstance(x, (int, float)) for x in v) for v in values):
+        return None
+    return dict(zip(key["configs"], values))
 
 
 def _entry_config(entry: Entry, **fields: Any) -> RunConfig:
@@ -367,7 +399,7 @@ def _finished_run(name: str, cfg: RunConfig, run_dir: Path, *, force: bool, prog
         reason = _not_reused_because(run_dir, cfg)
         if reason is None:
             log(f"compare: {name}: reusing {run_dir}")
-            return records.read_json(run_dir / directory.METRICS) or {}
+            return dict(records.read_json(run_dir / directory.METRICS) or {}, _reused=True)
         if directory.is_nonempty_dir(run_dir):
             log(f"compare: {name}: not reusing {run_dir}: {reason}")
     log(f"compare: training {cfg.describe()} ({len(cfg.seeds)} seed{'s' * (len(cfg.seeds) > 1)}) -> {run_dir}")
