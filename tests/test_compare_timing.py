@@ -126,3 +126,13 @@ def test_no_step_timing_skips_it_and_the_legend_names_what_each_time_column_meas
     assert "step time / PINN (paired): not measured (--no-step-timing)" in md
     table = [line for line in md.splitlines() if line.startswith("| ") and line[2].isdigit()]
     assert all(line.split(" | ")[6] == "n/a" for line in table)
+
+
+def test_a_warm_up_entry_is_timed_after_its_warm_up(tmp_path, capsys):
+    # its first third of epochs skips the weight updates: bursts of them would time a cheaper step than it trains
+    out = tmp_path / "cmp"
+    assert cli.main([*ARGV[:3], "dn+warmup", *ARGV[4:], "--out", str(out)]) == 0
+    timed = json.loads((out / "compare.json").read_text())["step_timing_of"]["configs"]
+    trained = json.loads((out / "dn+warmup" / "config.json").read_text())["config"]
+    assert trained["weight_warmup"] == 1 and timed["dn+warmup"] == {k: v for k, v in trained.items() if k != "weight_warmup"}  # 0: the default
+    assert float(_rows(out)["dn+warmup"]["step_time_over_pinn"]) > 0

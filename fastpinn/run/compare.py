@@ -312,7 +312,8 @@ def compare(problem: str, schemes: Sequence[str] = COMPARE_DEFAULT, *, seeds: Op
         r["time_over_pinn"] = (r["train_seconds"] / base) if base and r["train_seconds"] is not None else None
     timed_as = None
     if step_timing:
-        timing_cfgs = {n: _one_seed(c, seed_list[0]) if one_run_per_seed else c for n, c in cfgs.items()}
+        timing_cfgs = {n: _timed_config(_one_seed(c, seed_list[0]) if one_run_per_seed else c)
+                       for n, c in cfgs.items()}
         timed_as = _timing_key(timing_cfgs)
         timings = _earlier_timing(root, timed_as) if all(reused) else None
         if timings is None:
@@ -349,6 +350,14 @@ def compare(problem: str, schemes: Sequence[str] = COMPARE_DEFAULT, *, seeds: Op
         fig_path = _figure(root / "compare.png", curves, labels, title=f"{compare_name(problem)}: weighting schemes",
                            seeds=len(seed_list))
     return CompareResult(root, md, rows, fig_path, best["scheme"] if best else None, command)
+
+
+def _timed_config(cfg: RunConfig) -> RunConfig:
+    """``cfg`` as its steps are timed: without a weight warm-up, whose epochs skip the weight updates (a burst
+    of the first few hundred epochs would time only those), so the updates come every ``tau`` epochs as after it."""
+    if not cfg.scheme_params.get("weight_warmup"):
+        return cfg
+    return replace(cfg, scheme_params={**cfg.scheme_params, "weight_warmup": 0}).validate()
 
 
 def _timing_key(cfgs: dict[str, RunConfig]) -> dict:
@@ -471,7 +480,7 @@ def _timing_legend(step_timing: bool) -> str:
     """What the table's two time columns measure."""
     paired = (f"median over {timing.STEP_TIMING_ROUNDS} interleaved rounds (rotating order, after a warm-up) of a scheme's "
               f"seconds per epoch over PINN's in the same round, each timing about {timing.STEP_TIMING_SECONDS:g} s of "
-              "epochs of a freshly built trainer after training" if step_timing
+              "epochs of a freshly built trainer after training (a weight warm-up left out)" if step_timing
               else "not measured (--no-step-timing)")
     return (f"step time / PINN (paired): {paired}. Training wall time: the training run's own time (the runs "
             "train one after another, so the machine's load changes between them show in it).")
