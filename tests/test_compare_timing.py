@@ -134,5 +134,6 @@ def test_a_warm_up_entry_is_timed_after_its_warm_up(tmp_path, capsys):
     assert cli.main([*ARGV[:3], "dn+warmup", *ARGV[4:], "--out", str(out)]) == 0
     timed = json.loads((out / "compare.json").read_text())["step_timing_of"]["configs"]
     trained = json.loads((out / "dn+warmup" / "config.json").read_text())["config"]
-    assert trained["weight_warmup"] == 1 and timed["dn+warmup"] == {k: v for k, v in trained.items() if k != "weight_warmup"}  # 0: the default
+    assert trained["weight_warmup"] == 1  # 0 is the default, which config dicts leave out
+    assert timed["dn+warmup"] == {k: v for k, v in trained.items() if k != "weight_warmup"}
     assert float(_rows(out)["dn+warmup"]["step_time_over_pinn"]) > 0

@@ -254,9 +254,11 @@ def compare(problem: str, schemes: Sequence[str] = COMPARE_DEFAULT, *, seeds: Op
     from min to max). PINN is added when missing (the time baseline). The step time (``step_time_over_pinn``,
     ``epoch_seconds``) is measured side by side after training, reused runs included
     (:func:`~fastpinn.run.step_timing.paired_step_timing`: every scheme's trainer built afresh, bursts of epochs
-    in interleaved rounds, the median of the per-round ratios); ``step_timing=False`` skips it. The runs' own
+    in interleaved rounds, the median of the per-round ratios; a comparison that trains nothing keeps the timing
+    ``compare.json`` holds for the same configurations); ``step_timing=False`` skips it. The runs' own
     wall times (``train_seconds``, and their ratio ``time_over_pinn``) come from runs trained one after
-    another, so the machine's load changes between them show in them. Each run is a run directory ``<out>/<scheme>`` -- or, for a problem whose
+    another, so the machine's load changes between them show in them. Each run is a run directory
+    ``<out>/<scheme>`` -- or, for a problem whose
     network trains one seed at a time (:func:`trains_ensembles` false: ``ModifiedMLP``,
     ``MultiScaleFourierFeatureMLP``), one single-network run per seed ``<out>/<scheme>/seed-<k>``, aggregated
     into the same row (time: their sum) and curve, the winner's command then training seed 0; a finished one
@@ -312,10 +314,10 @@ def compare(problem: str, schemes: Sequence[str] = COMPARE_DEFAULT, *, seeds: Op
         r["time_over_pinn"] = (r["train_seconds"] / base) if base and r["train_seconds"] is not None else None
     timed_as = None
     if step_timing:
-        timing_cfgs = {n: _timed_config(_one_seed(c, seed_list[0]) if one_run_per_seed else c)
+        timing_cfgs = {n: timing.timed_config(_one_seed(c, seed_list[0]) if one_run_per_seed else c)
                        for n, c in cfgs.items()}
-        timed_as = _timing_key(timing_cfgs)
-        timings = _earlier_timing(root, timed_as) if all(reused) else None
+        timed_as = timing.timing_key(timing_cfgs)
+        timings = timing.earlier_timing(records.read_json(root / "compare.json"), timed_as) if all(reused) else None
         if timings is None:
             log(f"compare: timing the schemes' epochs side by side ({timing.STEP_TIMING_ROUNDS} interleaved rounds)")
             timings = {n: None if t is None else [t.epoch_seconds, t.over_baseline]
@@ -350,37 +352,6 @@ def compare(problem: str, schemes: Sequence[str] = COMPARE_DEFAULT, *, seeds: Op
         fig_path = _figure(root / "compare.png", curves, labels, title=f"{compare_name(problem)}: weighting schemes",
                            seeds=len(seed_list))
     return CompareResult(root, md, rows, fig_path, best["scheme"] if best else None, command)
-
-
-def _timed_config(cfg: RunConfig) -> RunConfig:
-    """``cfg`` as its steps are timed: without a weight warm-up, whose epochs skip the weight updates (a burst
-    of the first few hundred epochs would time only those), so the updates come every ``tau`` epochs as after it."""
-    if not cfg.scheme_params.get("weight_warmup"):
-        return cfg
-    return replace(cfg, scheme_params={**cfg.scheme_params, "weight_warmup": 0}).validate()
-
-
-def _timing_key(cfgs: dict[str, RunConfig]) -> dict:
-    """What a step timing was measured on: every configuration in full (the backend and threads included, which
-    the run identity leaves out) and the rounds and burst length, as JSON reads it back."""
-    import json
-
-    return json.loads(json.dumps({"configs": {n: c.to_dict() for n, c in cfgs.items()},
-                                  "rounds": timing.STEP_TIMING_ROUNDS, "seconds": timing.STEP_TIMING_SECONDS}))
-
-
-def _earlier_timing(root: Path, key: dict) -> Optional[dict]:
-    """The step timings ``{scheme: [epoch_seconds, step_time_over_pinn] or None}`` in ``root/compare.json`` when
-    they were measured on ``key`` and are complete: a comparison that trains nothing reproduces its table."""
-    earlier = records.read_json(root / "compare.json") or {}
-    if earlier.get("step_timing_of") != key:
-        return None
-    found = {r.get("scheme"): [r.get("epoch_seconds"), r.get("step_time_over_pinn")]
-             for r in earlier.get("rows") or [] if isinstance(r, dict)}
-    values = [found.get(n) for n in key["configs"]]
-    if any(v is None or not all(isinstance(x, (int, float)) for x in v) for v in values):
-        return None
-    return dict(zip(key["configs"], values))
 
 
 def _entry_config(entry: Entry, **fields: Any) -> RunConfig:
@@ -478,8 +449,8 @@ def _rank_key(row: dict) -> tuple:
 
 def _timing_legend(step_timing: bool) -> str:
     """What the table's two time columns measure."""
-    paired = (f"median over {timing.STEP_TIMING_ROUNDS} interleaved rounds (rotating order, after a warm-up) of a scheme's "
-              f"seconds per epoch over PINN's in the same round, each timing about {timing.STEP_TIMING_SECONDS:g} s of "
+    paired = (f"median over {timing.STEP_TIMING_ROUNDS} interleaved rounds (rotating order, after a warm-up) of a "
+              f"scheme's seconds per epoch over PINN's in the same round, each timing about {timing.STEP_TIMING_SECONDS:g} s of "
               "epochs of a freshly built trainer after training (a weight warm-up left out)" if step_timing
               else "not measured (--no-step-timing)")
     return (f"step time / PINN (paired): {paired}. Training wall time: the training run's own time (the runs "
@@ -490,7 +461,8 @@ def _markdown(ranked: list[dict], best: Optional[dict], command: Optional[str],
               coefficient_names: Sequence[str] = (), *, step_timing: bool = True) -> str:
     learned = "".join(f" {c} (mean) |" for c in coefficient_names)
     lines = ["| rank | scheme | seeds | rel. L2 (mean ± s.e.) | rel. L2 min – max | training wall time (s) "
-             "| step time / PINN (paired) | weight warnings |" + learned, "|---:|---|---:|---:|---:|---:|---:|---:|" + "---:|" * len(coefficient_names)]
+             "| step time / PINN (paired) | weight warnings |" + learned,
+             "|---:|---|---:|---:|---:|---:|---:|---:|" + "---:|" * len(coefficient_names)]
     for r in ranked:
         ok = r["status"] == "ok"
         err = format_mean_pm(r["rel_l2_mean"], r["rel_l2_sem"]) if ok else r["status"]

@@ -9,6 +9,7 @@ measurements a fraction of a second apart, and the median over rounds drops a ro
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
 import warnings
@@ -18,7 +19,8 @@ from typing import Callable, Mapping, Optional
 from ..validation import check_int, check_number
 from .config import RunConfig
 
-__all__ = ["STEP_TIMING_ROUNDS", "STEP_TIMING_SECONDS", "PairedTiming", "paired_ratios", "paired_step_timing"]
+__all__ = ["STEP_TIMING_ROUNDS", "STEP_TIMING_SECONDS", "PairedTiming", "paired_ratios", "paired_step_timing",
+           "timed_config", "timing_key", "earlier_timing"]
 
 #: Interleaved rounds, and seconds of epochs per configuration per round (calibrated from a short warm-up).
 STEP_TIMING_ROUNDS = 3
@@ -94,3 +96,33 @@ def paired_step_timing(cfgs: Mapping[str, RunConfig], *, rounds: Optional[int] =
                        seconds: Optional[float] = None) -> dict[str, Optional[PairedTiming]]:
     """:func:`paired_ratios` of fresh trainers of ``cfgs`` (the first is the baseline), all alive at once."""
     return paired_ratios({name: _trainer_burst(cfg) for name, cfg in cfgs.items()}, rounds=rounds, seconds=seconds)
+
+
+def timed_config(cfg: RunConfig) -> RunConfig:
+    """``cfg`` as its steps are timed: without a weight warm-up, whose epochs skip the weight updates (a burst
+    of the first few hundred epochs would time only those), so the updates come every ``tau`` epochs as after it."""
+    if not cfg.scheme_params.get("weight_warmup"):
+        return cfg
+    return replace(cfg, scheme_params={**cfg.scheme_params, "weight_warmup": 0}).validate()
+
+
+def timing_key(cfgs: Mapping[str, RunConfig]) -> dict:
+    """What a step timing was measured on: every configuration in full (the backend included, which the run
+    identity leaves out) and the rounds and burst length, as JSON reads it back."""
+    return json.loads(json.dumps({"configs": {n: c.to_dict() for n, c in cfgs.items()},
+                                  "rounds": STEP_TIMING_ROUNDS, "seconds": STEP_TIMING_SECONDS}))
+
+
+def earlier_timing(earlier: Optional[dict], key: dict) -> Optional[dict]:
+    """The timings ``{name: [epoch_seconds, over_baseline]}`` of ``earlier`` (a comparison's ``compare.json``: its
+    ``step_timing_of`` and its ``rows``, ``step_time_over_pinn`` the ratio) when they were measured on ``key``
+    and are complete, else ``None``: a comparison that trains nothing reproduces its table."""
+    earlier = earlier or {}
+    if earlier.get("step_timing_of") != key:
+        return None
+    found = {r.get("scheme"): [r.get("epoch_seconds"), r.get("step_time_over_pinn")]
+             for r in earlier.get("rows") or [] if isinstance(r, dict)}
+    values = [found.get(n) for n in key["configs"]]
+    if any(v is None or not all(isinstance(x, (int, float)) for x in v) for v in values):
+        return None
+    return dict(zip(key["configs"], values))
