@@ -450,9 +450,9 @@ def _rank_key(row: dict) -> tuple:
 def _timing_legend(step_timing: bool) -> str:
     """What the table's two time columns measure."""
     paired = (f"median over {timing.STEP_TIMING_ROUNDS} interleaved rounds (rotating order, after a warm-up) of a "
-              f"scheme's seconds per epoch over PINN's in the same round, each timing about {timing.STEP_TIMING_SECONDS:g} s of "
-              "epochs of a freshly built trainer after training (a weight warm-up left out)" if step_timing
-              else "not measured (--no-step-timing)")
+              "scheme's seconds per epoch over PINN's in the same round, each timing about "
+              f"{timing.STEP_TIMING_SECONDS:g} s of epochs of a freshly built trainer after training (a weight "
+              "warm-up left out)" if step_timing else "not measured (--no-step-timing)")
     return (f"step time / PINN (paired): {paired}. Training wall time: the training run's own time (the runs "
             "train one after another, so the machine's load changes between them show in it).")
 
