@@ -306,10 +306,11 @@ def _cmd_compare(args: argparse.Namespace) -> int:
                   device=_device(args.device), dtype=args.dtype, backend=args.backend, out=args.out,
                   problem_kwargs=_sizes(args), eval_every=args.eval_every, lr=args.lr, force=args.force,
                   options={**_training(args), "init": args.init},
-                  progress=not args.no_progress, figure=not args.no_figures, log=_log)
+                  progress=not args.no_progress, figure=not args.no_figures, log=_log,
+                  step_timing=not args.no_step_timing)
     table, _, winner = res.markdown.rstrip("\n").rpartition("\n")
     print(table, flush=True)
-    print(f"written: {res.out_dir / 'compare.md'}, {res.out_dir / 'compare.csv'}"
+    print(f"written: {res.out_dir / 'compare.md'}, {res.out_dir / 'compare.csv'}, {res.out_dir / 'compare.json'}"
           + (f", {res.figure}" if res.figure else ""), flush=True)
     print(winner, flush=True)  # last: the best scheme and the command that trains it
     if res.winner is None and any(r["status"] == "diverged" for r in res.rows):

@@ -216,7 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train each scheme (its default parameters, but for the scheme options "
                                    "given: each goes to the schemes that read it) as one ensemble of seeds and write "
                                    "compare.md / compare.csv (the schemes ranked by rel. L2: mean ± s.e. and "
-                                   "min–max over seeds, time, time over PINN, an inverse problem's learned coefficients) and compare.png (rel. L2 vs epoch, "
+                                   "min–max over seeds, the training runs' wall time, the step time over "
+                                   "PINN's timed side by side, an inverse problem's learned coefficients; "
+                                   "compare.json holds them too) and compare.png (rel. L2 vs epoch, "
                                    "mean and band over seeds); the last line names the best scheme and the "
                                    "'fastpinn train' command that trains it. Finished runs of the same "
                                    "configuration (and problem file contents) in --out are reused.")
@@ -232,6 +234,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seeds per scheme, trained as one ensemble, or one run per seed for a network that trains "
                         "one seed at a time (default 3; 1 for a FUNCTION without a seed argument)")
     c.add_argument("--epochs", type=int, default=None, help="epochs (default: the problem's, as in the paper)")
+    c.add_argument("--no-step-timing", action="store_true",
+                   help="skip the paired step timing after training (the 'step time / PINN' column: each scheme's "
+                        "epochs timed side by side with PINN's in interleaved rounds, a few seconds in all)")
     add_scheme_options(c)
     _add_common(c)
     _add_training_options(c)

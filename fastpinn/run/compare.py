@@ -13,6 +13,7 @@ from typing import Any, Callable, Optional, Sequence, Union
 from . import directory, records
 from .config import SCHEMES, TRAINING_OPTIONS, Log, RunConfig, is_user_problem, problem_takes_seed
 from .one_run import preflight_backend, train_run
+from . import step_timing as timing
 from ..validation import check_int
 from .tables import finite_or_none, format_mean_pm, format_seconds
 
@@ -240,17 +241,24 @@ def compare(problem: str, schemes: Sequence[str] = COMPARE_DEFAULT, *, seeds: Op
             out: Union[str, Path, None] = None, problem_kwargs: Optional[dict] = None, eval_every: int = 100,
             lr: float = 1e-3, force: bool = False, progress: bool = False, figure: bool = True,
             log: Callable[[str], None] = lambda s: None, scheme_params: Optional[dict] = None,
-            options: Optional[dict] = None) -> CompareResult:
+            options: Optional[dict] = None, step_timing: bool = True) -> CompareResult:
     """Train ``schemes`` side by side on ``problem`` -- a built-in name or ``FILE.py:FUNCTION`` -- each over
     ``seeds`` seeds (default :data:`COMPARE_SEEDS`; one network, seed 0, for a function without a ``seed``
     argument), as one ensemble where the network allows, default parameters but for ``scheme_params``, each
     given to the schemes that declare it.
 
     Writes ``compare.md`` (the schemes ranked by mean rel. L2, best first: mean ± s.e. and min–max over seeds,
-    training time, time over PINN; then the winner and the ``fastpinn train`` command that trains it),
-    ``compare.csv`` (the same numbers, one row per scheme in training order, with its ``rank``) and
-    ``compare.png`` (rel. L2 vs epoch per scheme: mean over seeds, band from min to max). PINN is added when
-    missing (the time baseline). Each run is a run directory ``<out>/<scheme>`` -- or, for a problem whose
+    the training run's wall time, the paired step time over PINN's; then the winner and the ``fastpinn train``
+    command that trains it), ``compare.csv`` and ``compare.json`` (the same numbers, one row per scheme in
+    training order, with its ``rank``) and ``compare.png`` (rel. L2 vs epoch per scheme: mean over seeds, band
+    from min to max). PINN is added when missing (the time baseline). The step time (``step_time_over_pinn``,
+    ``epoch_seconds``) is measured side by side after training, reused runs included
+    (:func:`~fastpinn.run.step_timing.paired_step_timing`: every scheme's trainer built afresh, bursts of epochs
+    in interleaved rounds, the median of the per-round ratios; a comparison that trains nothing keeps the timing
+    ``compare.json`` holds for the same configurations); ``step_timing=False`` skips it. The runs' own
+    wall times (``train_seconds``, and their ratio ``time_over_pinn``) come from runs trained one after
+    another, so the machine's load changes between them show in them. Each run is a run directory
+    ``<out>/<scheme>`` -- or, for a problem whose
     network trains one seed at a time (:func:`trains_ensembles` false: ``ModifiedMLP``,
     ``MultiScaleFourierFeatureMLP``), one single-network run per seed ``<out>/<scheme>/seed-<k>``, aggregated
     into the same row (time: their sum) and curve, the winner's command then training seed 0; a finished one
@@ -274,15 +282,18 @@ def compare(problem: str, schemes: Sequence[str] = COMPARE_DEFAULT, *, seeds: Op
     one_run_per_seed = ensemble and not trains_ensembles(cfgs["pinn"])
     if one_run_per_seed:
         log(f"compare: {problem}'s network trains one seed at a time: one run per seed in <scheme>/seed-<k>")
-    rows, curves, learned = [], {}, {}
+    rows, curves, learned, reused = [], {}, {}, []
     for name, cfg in cfgs.items():
         if one_run_per_seed:
             runs = {root / name / f"seed-{s}": _one_seed(cfg, s) for s in seed_list}
-            m = _seed_metrics([_finished_run(f"{name} seed {c.seeds[0]}", c, d, force=force, progress=progress,
-                                             log=log) for d, c in runs.items()])
+            seed_runs = [_finished_run(f"{name} seed {c.seeds[0]}", c, d, force=force, progress=progress, log=log)
+                         for d, c in runs.items()]
+            reused += [bool(x.get("_reused")) for x in seed_runs]
+            m = _seed_metrics(seed_runs)
         else:
             runs = {root / name: cfg}
             m = _finished_run(name, cfg, root / name, force=force, progress=progress, log=log)
+            reused.append(bool(m.get("_reused")))
         curves[name] = _error_curve(list(runs))
         learned[name] = {c: records.mean_sem(list(v))[0] for c, v in (m.get("coefficients") or {}).items() if v}
         per_seed = [v for v in (finite_or_none(x) for x in m.get("rel_l2_per_seed", [])) if v is not None]
@@ -290,6 +301,7 @@ def compare(problem: str, schemes: Sequence[str] = COMPARE_DEFAULT, *, seeds: Op
                      "seeds": len(seed_list), "rel_l2_mean": finite_or_none(m.get("rel_l2_mean")),
                      "rel_l2_sem": finite_or_none(m.get("rel_l2_sem")),
                      "train_seconds": finite_or_none(m.get("train_seconds")), "time_over_pinn": None,
+                     "epoch_seconds": None, "step_time_over_pinn": None,
                      "rel_l2_min": min(per_seed) if per_seed else None,
                      "rel_l2_max": max(per_seed) if per_seed else None,
                      "weight_warnings": len(m.get("weight_warnings") or []), "rank": None})
@@ -300,6 +312,20 @@ def compare(problem: str, schemes: Sequence[str] = COMPARE_DEFAULT, *, seeds: Op
     base = rows[0]["train_seconds"]
     for r in rows:
         r["time_over_pinn"] = (r["train_seconds"] / base) if base and r["train_seconds"] is not None else None
+    timed_as = None
+    if step_timing:
+        timing_cfgs = {n: timing.timed_config(_one_seed(c, seed_list[0]) if one_run_per_seed else c)
+                       for n, c in cfgs.items()}
+        timed_as = timing.timing_key(timing_cfgs)
+        timings = timing.earlier_timing(records.read_json(root / "compare.json"), timed_as) if all(reused) else None
+        if timings is None:
+            log(f"compare: timing the schemes' epochs side by side ({timing.STEP_TIMING_ROUNDS} interleaved rounds)")
+            timings = {n: None if t is None else [t.epoch_seconds, t.over_baseline]
+                       for n, t in timing.paired_step_timing(timing_cfgs).items()}
+        else:
+            log("compare: every run reused: the step timing of the comparison that trained them is kept")
+        for r in rows:
+            r["epoch_seconds"], r["step_time_over_pinn"] = timings[r["scheme"]] or (None, None)
     ranked = sorted(rows, key=_rank_key)
     for k, r in enumerate(ranked, 1):
         r["rank"] = k
@@ -308,7 +334,7 @@ def compare(problem: str, schemes: Sequence[str] = COMPARE_DEFAULT, *, seeds: Op
     if winner_cfg is not None and one_run_per_seed:
         winner_cfg = _one_seed(winner_cfg, seed_list[0])
     command = train_command(problem, winner_cfg) if winner_cfg is not None else None
-    md = _markdown(ranked, best, command, coefficient_names)
+    md = _markdown(ranked, best, command, coefficient_names, step_timing=step_timing)
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
     w.writeheader()
@@ -317,6 +343,9 @@ def compare(problem: str, schemes: Sequence[str] = COMPARE_DEFAULT, *, seeds: Op
 
     atomic_write_text(root / "compare.md", md)
     atomic_write_text(root / "compare.csv", buf.getvalue())
+    records.write_json(root / "compare.json", {"rows": rows, "winner": best["scheme"] if best else None,
+                                               "train_command": command, "step_timing": _timing_legend(step_timing),
+                                               "step_timing_of": timed_as})
     fig_path = None
     if figure and any(c is not None for c in curves.values()):
         labels = {name: _label(cfg) for name, cfg in cfgs.items()}
@@ -350,7 +379,7 @@ def _finished_run(name: str, cfg: RunConfig, run_dir: Path, *, force: bool, prog
         reason = _not_reused_because(run_dir, cfg)
         if reason is None:
             log(f"compare: {name}: reusing {run_dir}")
-            return records.read_json(run_dir / directory.METRICS) or {}
+            return dict(records.read_json(run_dir / directory.METRICS) or {}, _reused=True)
         if directory.is_nonempty_dir(run_dir):
             log(f"compare: {name}: not reusing {run_dir}: {reason}")
     log(f"compare: training {cfg.describe()} ({len(cfg.seeds)} seed{'s' * (len(cfg.seeds) > 1)}) -> {run_dir}")
@@ -418,21 +447,32 @@ def _rank_key(row: dict) -> tuple:
     return (0, row["rel_l2_mean"]) if ok else (1, 0.0)
 
 
+def _timing_legend(step_timing: bool) -> str:
+    """What the table's two time columns measure."""
+    paired = (f"median over {timing.STEP_TIMING_ROUNDS} interleaved rounds (rotating order, after a warm-up) of a "
+              "scheme's seconds per epoch over PINN's in the same round, each timing about "
+              f"{timing.STEP_TIMING_SECONDS:g} s of epochs of a freshly built trainer after training (a weight "
+              "warm-up left out)" if step_timing else "not measured (--no-step-timing)")
+    return (f"step time / PINN (paired): {paired}. Training wall time: the training run's own time (the runs "
+            "train one after another, so the machine's load changes between them show in it).")
+
+
 def _markdown(ranked: list[dict], best: Optional[dict], command: Optional[str],
-              coefficient_names: Sequence[str] = ()) -> str:
+              coefficient_names: Sequence[str] = (), *, step_timing: bool = True) -> str:
     learned = "".join(f" {c} (mean) |" for c in coefficient_names)
-    lines = ["| rank | scheme | seeds | rel. L2 (mean ± s.e.) | rel. L2 min – max | time (s) | time / PINN "
-             "| weight warnings |" + learned, "|---:|---|---:|---:|---:|---:|---:|---:|" + "---:|" * len(coefficient_names)]
+    lines = ["| rank | scheme | seeds | rel. L2 (mean ± s.e.) | rel. L2 min – max | training wall time (s) "
+             "| step time / PINN (paired) | weight warnings |" + learned,
+             "|---:|---|---:|---:|---:|---:|---:|---:|" + "---:|" * len(coefficient_names)]
     for r in ranked:
         ok = r["status"] == "ok"
         err = format_mean_pm(r["rel_l2_mean"], r["rel_l2_sem"]) if ok else r["status"]
         spread = f"{r['rel_l2_min']:.2e} – {r['rel_l2_max']:.2e}" if ok and r["rel_l2_min"] is not None else "n/a"
-        ratio = "n/a" if r["time_over_pinn"] is None else f"{r['time_over_pinn']:.2f}"
+        ratio = "n/a" if r["step_time_over_pinn"] is None else f"{r['step_time_over_pinn']:.2f}"
         lines.append(f"| {r['rank']} | {r['label']} | {r['seeds']} | {err} | {spread} | "
                      f"{format_seconds(r['train_seconds'])} | {ratio} | {r['weight_warnings']} |"
                      + "".join(" n/a |" if r[f"coef_{c}"] is None else f" {r[f'coef_{c}']:.4g} |"
                                for c in coefficient_names))
-    lines.append("")
+    lines += ["", _timing_legend(step_timing), ""]
     runner_up = ranked[1] if len(ranked) > 1 and _rank_key(ranked[1])[0] == 0 else None
     lines.append(_winner_line(best, command, runner_up))
     return "\n".join(lines) + "\n"
