@@ -83,3 +83,20 @@ def test_the_python_entries_refuse_as_the_ops_do() -> None:
     with pytest.raises(ValueError, match=r"^activation must be one of tanh, sin, got 'silu'$"):
         mlp_taylor(*args, [0], 2, "silu")
     assert check_activation("mlp_taylor", "sin") == "sin"
+
+
+def test_compile_caches_are_keyed_by_the_ops_schemas() -> None:
+    """torch.compile's on-disk caches key a graph by its nodes, not by the schemas of the custom ops it calls: after
+    the rebuild that turned ``activation`` from int into str, a cached graph (tests/test_mlp_jet.py's compiled
+    trainer) called the new op with ``activation=0``. Loading the library adds its schemas' digest to the key."""
+    _ext.load()
+    before = _ext.schema_digest()
+    assert f"fastpinn-ops-{before}" in torch.compiler.config.cache_key_tag
+    lib = torch.library.Library("fastpinn", "FRAGMENT")
+    try:  # one more C++-style op (a CPU kernel) changes the digest
+        lib.define("schema_digest_probe(Tensor x) -> Tensor")
+        lib.impl("schema_digest_probe", lambda x: x.clone(), "CPU")
+        assert _ext.schema_digest() != before
+    finally:
+        lib._destroy()
+    assert _ext.schema_digest() == before
