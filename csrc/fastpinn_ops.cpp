@@ -20,8 +20,8 @@ TORCH_LIBRARY(fastpinn, m) {
       "ema_update(Tensor hat, Tensor valid, Tensor target, Tensor? active, Tensor(a!) lam, "
       "Tensor(b!) lam_applied, Tensor(c!) n_updates, Tensor(d!) skipped, float beta, "
       "bool bias_correction) -> ()");
-  // The fused MLP ops take the hidden layers' activation by name (csrc/activation.h says why).
-  // An MLP (activation "tanh", "sin", "silu" or "softplus") with forward derivative jets, fused over tiles of points; see csrc/mlp_jet.h and
+  // An MLP (the hidden layers' activation by name, "tanh", "sin", "silu" or "softplus": csrc/activation.h says why a
+  // name) with forward derivative jets, fused over tiles of points; see csrc/mlp_jet.h and
   // fastpinn/ops/mlp_jet.py (the Python entry, its autograd formula and its oracle). theta[S, P],
   // x[N, d] or [S, N, d], scale/shift[d], sizes = [d, hidden..., out], dirs = tangent coordinates,
   // pairs = flat (i, j) positions into dirs, first_out = positions into dirs of the returned first

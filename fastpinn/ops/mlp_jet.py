@@ -15,10 +15,9 @@ Differentiability: first order. ``grad`` of any loss built from the fields wrt `
 ``create_graph=True`` then differentiating the gradient again) raises a ``RuntimeError`` saying so.
 The Trainer needs first-order gradients only.
 
-The kernels know the activations of :data:`~fastpinn.ops.activations.JET_ACTIVATIONS` (the Triton CUDA kernel tanh
-only) and the box
-scaling of the inputs: ``fastpinn.derivatives`` offers the ``"fused"`` method only for such an
-:class:`~fastpinn.network.MLP` without input/output transforms (``"jet"`` does the rest).
+The kernels know the activations of :data:`~fastpinn.ops.activations.JET_ACTIVATIONS`, taken by name (the Triton
+CUDA kernel tanh only), and the box scaling of the inputs: ``fastpinn.derivatives`` offers the ``"fused"`` method
+only for such an :class:`~fastpinn.network.MLP` without input/output transforms (``"jet"`` does the rest).
 """
 
 from __future__ import annotations
