@@ -35,7 +35,7 @@ import fastpinn  # noqa: E402
 from fastpinn.derivatives import derivatives  # noqa: E402
 from fastpinn.malloc import retain_freed_memory  # noqa: E402
 from fastpinn.ops import _ext  # noqa: E402
-from fastpinn.ops.mlp_jet import ACTIVATION_CODES, JetPlan  # noqa: E402
+from fastpinn.ops.mlp_jet import JET_ACTIVATIONS, JetPlan  # noqa: E402
 
 from _machine import describe  # noqa: E402
 
@@ -132,7 +132,7 @@ def main() -> None:
     ap.add_argument("--op", action="store_true", help="time the fused op alone (forward, backward, GFLOP/s)")
     ap.add_argument("--widths", default=WIDTHS)
     ap.add_argument("--points", default="2000", help="comma-separated point counts (--op: the first)")
-    ap.add_argument("--activations", default="tanh,sin", help=f"of {tuple(ACTIVATION_CODES)}")
+    ap.add_argument("--activations", default="tanh,sin", help=f"of {tuple(JET_ACTIVATIONS)}")
     ap.add_argument("--depth", type=int, default=4, help="weight layers (4: 3 hidden layers)")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--out", type=Path, default=None, help="write the table there (markdown)")

@@ -20,7 +20,8 @@ TORCH_LIBRARY(fastpinn, m) {
       "ema_update(Tensor hat, Tensor valid, Tensor target, Tensor? active, Tensor(a!) lam, "
       "Tensor(b!) lam_applied, Tensor(c!) n_updates, Tensor(d!) skipped, float beta, "
       "bool bias_correction) -> ()");
-  // An MLP (activation 0 tanh, 1 sin, 2 silu, 3 softplus) with forward derivative jets, fused over tiles of points; see csrc/mlp_jet.h and
+  // An MLP (the hidden layers' activation by name, "tanh", "sin", "silu" or "softplus": csrc/activation.h says why a
+  // name) with forward derivative jets, fused over tiles of points; see csrc/mlp_jet.h and
   // fastpinn/ops/mlp_jet.py (the Python entry, its autograd formula and its oracle). theta[S, P],
   // x[N, d] or [S, N, d], scale/shift[d], sizes = [d, hidden..., out], dirs = tangent coordinates,
   // pairs = flat (i, j) positions into dirs, first_out = positions into dirs of the returned first
@@ -28,18 +29,18 @@ TORCH_LIBRARY(fastpinn, m) {
   // tile's forward state for the backward ([S * tiles * tape_elems]), else it is empty.
   m.def(
       "mlp_jet_forward(Tensor theta, Tensor x, Tensor scale, Tensor shift, int[] sizes, int[] dirs, int[] pairs, "
-      "int[] first_out, bool store, int activation=0) -> (Tensor, Tensor)");
+      "int[] first_out, bool store, str activation=\"tanh\") -> (Tensor, Tensor)");
   // Gradient of sum(grad_fields * fields) wrt theta [S, P] and, if x_grad, wrt x (x's shape; else [0]).
   // The per-tile forward state is read from tape, or recomputed when tape is empty.
   m.def(
       "mlp_jet_backward(Tensor grad_fields, Tensor theta, Tensor x, Tensor scale, Tensor shift, Tensor tape, "
-      "int[] sizes, int[] dirs, int[] pairs, int[] first_out, bool x_grad, int activation=0) -> (Tensor, Tensor)");
+      "int[] sizes, int[] dirs, int[] pairs, int[] first_out, bool x_grad, str activation=\"tanh\") -> (Tensor, Tensor)");
   // The backward of K cotangents of one evaluation at once: grad_fields [K, S, C, N, out] -> grad_theta [K, S, P],
   // entry k equal to mlp_jet_backward's grad_theta for grad_fields[k] (no x gradient); each tile's forward state is
   // recomputed (or read from tape) once for all K.
   m.def(
       "mlp_jet_backward_batched(Tensor grad_fields, Tensor theta, Tensor x, Tensor scale, Tensor shift, Tensor tape, "
-      "int[] sizes, int[] dirs, int[] pairs, int[] first_out, int activation=0) -> Tensor");
+      "int[] sizes, int[] dirs, int[] pairs, int[] first_out, str activation=\"tanh\") -> Tensor");
   // Pure input derivatives d^k u/dx_c^k (k <= order) of a tanh or sin MLP by univariate Taylor mode; see
   // csrc/mlp_taylor.h and fastpinn/ops/mlp_taylor.py. -> fields[S, 1 + len(dirs) * order, N, out]: the value,
   // then per direction the orders 1..order.

@@ -12,12 +12,25 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <string>
 #include <vector>
 
+#include "activation.h"
 #include "checks.h"
 
 namespace fastpinn {
 namespace mlpdispatch {
+
+// The activation a schema's `str activation` names, if it is one of `allowed` (the op's kernels: kJetActivations,
+// kTaylorActivations); else a one-line ValueError naming the field and the allowed names.
+template <size_t N>
+Activation parse_activation(const char* op, c10::string_view name, const Activation (&allowed)[N]) {
+  for (Activation a : allowed)
+    if (name == activation_name(a)) return a;
+  std::string names;
+  for (Activation a : allowed) names += (names.empty() ? "" : ", ") + std::string(activation_name(a));
+  TORCH_CHECK_VALUE(false, op, "activation must be one of ", names, ", got '", std::string(name), "'");
+}
 
 // Offsets into a member's flat parameter vector: layer k's weight [sizes[k+1], sizes[k]] starts at w_off[k], its
 // bias at b_off[k]; max_width is the widest layer output.

@@ -12,6 +12,8 @@
 
 #include <cstdint>
 
+#include "activation.h"
+
 namespace fastpinn {
 namespace mlpjet {
 
@@ -34,9 +36,10 @@ struct Plan {
   int64_t channels;          // C = 1 + n_dirs + n_pairs (internal)
   int64_t out_channels;      // 1 + n_first + n_pairs (fields returned: value, first, second)
   int64_t max_width;         // max(sizes[1..L])
-  int64_t activation;        // of the hidden layers: 0 tanh, 1 sin, 2 silu, 3 softplus (Act)
+  Activation activation;     // of the hidden layers (the kernels' Act)
 };
-constexpr int64_t kActivations = 4;
+// The activations the kernels implement (mlp_jet_kernel.h Act).
+constexpr Activation kJetActivations[] = {Activation::kTanh, Activation::kSin, Activation::kSilu, Activation::kSoftplus};
 
 // Scratch elements one task needs (one tile at a time).
 int64_t forward_scratch(const Plan& plan);

@@ -33,9 +33,8 @@ struct OwnedPlan {
 
 OwnedPlan make_plan(const char* op, const at::Tensor& theta, const at::Tensor& x, const at::Tensor& scale,
                     const at::Tensor& shift, at::IntArrayRef sizes, at::IntArrayRef dirs, at::IntArrayRef pairs,
-                    at::IntArrayRef first_out, int64_t activation) {
-  TORCH_CHECK(activation >= 0 && activation < kActivations, op, "activation must be 0 (tanh), 1 (sin), 2 (silu) or 3 (softplus), got ",
-              activation);
+                    at::IntArrayRef first_out, c10::string_view activation) {
+  const Activation act = mlpdispatch::parse_activation(op, activation, kJetActivations);
   mlpdispatch::LayerOffsets layers =
       mlpdispatch::check_ensemble_args(op, theta, x, scale, shift, sizes, dirs, kMaxLayers);
   const int64_t nT = static_cast<int64_t>(dirs.size());
@@ -68,7 +67,7 @@ OwnedPlan make_plan(const char* op, const at::Tensor& theta, const at::Tensor& x
   P.channels = 1 + P.n_dirs + P.n_pairs;
   P.out_channels = 1 + P.n_first + P.n_pairs;
   P.max_width = layers.max_width;
-  P.activation = activation;
+  P.activation = act;
   return o;
 }
 
@@ -134,7 +133,7 @@ std::tuple<at::Tensor, at::Tensor> mlp_jet_forward_cpu(const at::Tensor& theta_i
                                                        const at::Tensor& scale_in, const at::Tensor& shift_in,
                                                        at::IntArrayRef sizes, at::IntArrayRef dirs,
                                                        at::IntArrayRef pairs, at::IntArrayRef first_out, bool store,
-                                                       int64_t activation) {
+                                                       c10::string_view activation) {
   constexpr const char* op = "fastpinn::mlp_jet_forward: ";
   OwnedPlan owned = make_plan(op, theta_in, x_in, scale_in, shift_in, sizes, dirs, pairs, first_out, activation);
   const Plan& P = owned.plan;
@@ -172,7 +171,7 @@ std::tuple<at::Tensor, at::Tensor> mlp_jet_backward_cpu(const at::Tensor& grad_i
                                                         const at::Tensor& shift_in, const at::Tensor& tape_in,
                                                         at::IntArrayRef sizes,
                                                         at::IntArrayRef dirs, at::IntArrayRef pairs,
-                                                        at::IntArrayRef first_out, bool x_grad, int64_t activation) {
+                                                        at::IntArrayRef first_out, bool x_grad, c10::string_view activation) {
   constexpr const char* op = "fastpinn::mlp_jet_backward: ";
   OwnedPlan owned = make_plan(op, theta_in, x_in, scale_in, shift_in, sizes, dirs, pairs, first_out, activation);
   const Plan& P = owned.plan;
@@ -228,7 +227,7 @@ std::tuple<at::Tensor, at::Tensor> mlp_jet_backward_cpu(const at::Tensor& grad_i
 at::Tensor mlp_jet_backward_batched_cpu(const at::Tensor& grad_in, const at::Tensor& theta_in, const at::Tensor& x_in,
                                         const at::Tensor& scale_in, const at::Tensor& shift_in,
                                         const at::Tensor& tape_in, at::IntArrayRef sizes, at::IntArrayRef dirs,
-                                        at::IntArrayRef pairs, at::IntArrayRef first_out, int64_t activation) {
+                                        at::IntArrayRef pairs, at::IntArrayRef first_out, c10::string_view activation) {
   constexpr const char* op = "fastpinn::mlp_jet_backward_batched: ";
   OwnedPlan owned = make_plan(op, theta_in, x_in, scale_in, shift_in, sizes, dirs, pairs, first_out, activation);
   const Plan& P = owned.plan;

@@ -243,12 +243,11 @@ FI void vsincos(V<T> z, V<T>& sn, V<T>& cs) {
 }
 
 // ---- the activations' derivatives -----------------------------------------------------------------------
-// Activation codes of Plan::activation (fastpinn/ops/mlp_jet.py ACTIVATION_CODES): 0 tanh, 1 sin, 2 silu,
-// 3 softplus.
 // Act::forward gives phi(z), phi'(z) and phi''(z); Act::higher the second and third derivatives from z, phi and
 // phi' (what a tile's forward state keeps), so the jet rules below are one code for every activation.
-constexpr int64_t kTanh = 0, kSin = 1, kSilu = 2, kSoftplus = 3;
-template <typename T, int64_t A>
+constexpr Activation kTanh = Activation::kTanh, kSin = Activation::kSin, kSilu = Activation::kSilu,
+                     kSoftplus = Activation::kSoftplus;
+template <typename T, Activation A>
 struct Act;
 template <typename T>
 struct Act<T, kTanh> {
@@ -480,7 +479,7 @@ FI T row_sum(const T* g) {  // sum of kTile entries
 // One neuron: z[C][kTile] (pre-activation jet) -> a[C][kTile] (and phi' to d1_out if not null) by
 // T'_c = phi' T_c, Q'_q = phi' Q_q + phi'' T_i T_j; a may alias z (each lane vector is read completely before it
 // is written: second derivatives first, as they read the pre-activation tangents).
-template <typename T, int64_t A>
+template <typename T, Activation A>
 FI void act_jet_row(const Plan& P, const T* z, T* a, T* d1_out) {
   const int64_t nT = P.n_dirs;
   for (int64_t v = 0; v < kTile; v += kLanes<T>) {
@@ -535,7 +534,7 @@ FI void act_jet_row_backward(const Plan& P, const T* z, const T* sd, const T* d2
 }
 
 // The activation jets of n neurons (rows of C * kTile) for the plan's activation; d1 may be null.
-template <typename T, int64_t A>
+template <typename T, Activation A>
 void act_rows(const Plan& P, const T* z, T* a, T* d1, int64_t n) {
   const int64_t CT = P.channels * kTile;
   for (int64_t i = 0; i < n; ++i) act_jet_row<T, A>(P, z + i * CT, a + i * CT, d1 ? d1 + i * kTile : nullptr);
@@ -552,7 +551,7 @@ void act_jet_rows(const Plan& P, const T* z, T* a, T* d1, int64_t n) {
 
 // phi'' and phi''' of n neurons into d23[i][2][kTile], from z and a (channel 0 of the pre- and post-activation jet
 // rows) and phi' (d1[i][kTile]), for the plan's activation.
-template <typename T, int64_t A>
+template <typename T, Activation A>
 void higher_rows(const Plan& P, const T* z, const T* a, const T* d1, T* d23, int64_t n) {
   const int64_t CT = P.channels * kTile;
   for (int64_t i = 0; i < n; ++i)

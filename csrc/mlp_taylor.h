@@ -17,6 +17,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "activation.h"
+
 namespace fastpinn {
 namespace mlptaylor {
 
@@ -25,7 +27,8 @@ constexpr int64_t kTile = 32;
 // Highest order the op takes (float32 loses about a digit per order of a tanh net's derivative).
 constexpr int64_t kMaxOrder = 8;
 
-enum class Activation : int { kTanh = 0, kSin = 1 };
+// The activations with a recursion here (the kernels treat every other one as sin: parse_activation admits only these).
+constexpr Activation kTaylorActivations[] = {Activation::kTanh, Activation::kSin};
 
 // The network, the requested directions and order, and where each layer's tile state lives.
 struct Plan {

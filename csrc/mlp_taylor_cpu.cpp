@@ -28,13 +28,7 @@ Plan make_plan(const char* op, const at::Tensor& theta, const at::Tensor& x, con
                c10::string_view activation) {
   TORCH_CHECK(order >= 0 && order <= kMaxOrder, op, "order must be in [0, ", kMaxOrder, "], got ", order);
   Plan P;
-  if (activation == "tanh") {
-    P.activation = Activation::kTanh;
-  } else if (activation == "sin") {
-    P.activation = Activation::kSin;
-  } else {
-    TORCH_CHECK(false, op, "activation must be 'tanh' or 'sin', got '", std::string(activation), "'");
-  }
+  P.activation = mlpdispatch::parse_activation(op, activation, kTaylorActivations);
   mlpdispatch::LayerOffsets layers =
       mlpdispatch::check_ensemble_args(op, theta, x, scale, shift, sizes, dirs, kMaxLayers);
   const int64_t L = static_cast<int64_t>(sizes.size()) - 1, d = sizes[0];

@@ -95,7 +95,7 @@ def choose_method(net: Any, x: Optional[Tensor] = None, wanted: Optional[Sequenc
       19 ms with a :class:`~fastpinn.network.HardConstraint`, 37 / 20 ms with a general output map, 37 / 28 ms with
       periodic features and a hard constraint.
     * A plain MLP on the CPU (orders <= 2): the least predicted time among ``"fused"`` (an activation of
-      :data:`~fastpinn.ops.mlp_jet.ACTIVATION_CODES`, compiled extension loaded), ``"jet"`` and ``"autograd"`` for
+      :data:`~fastpinn.ops.activations.JET_ACTIVATIONS`, compiled extension loaded), ``"jet"`` and ``"autograd"`` for
       the term's order, the network's width and ``n_points``
       (:func:`fastpinn.method_costs.fastest`; e.g. ``fused`` for Burgers' 9 x 20 net, ``autograd`` for
       first derivatives of a 150-wide one). On another device: ``"jet"`` (not calibrated there).

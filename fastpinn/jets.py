@@ -16,14 +16,14 @@ from torch import Tensor
 from torch.func import jvp
 
 from .network import MLP, HardConstraint
-from .ops.mlp_jet import ACTIVATION_CODES, DerivIndex, JetPlan, LeafJet, mlp_jet
+from .ops.mlp_jet import JET_ACTIVATIONS, DerivIndex, JetPlan, LeafJet, mlp_jet
 
 __all__ = ["jet_mlp", "fused_mlp", "FusedJet", "fused_network_reason"]
 
 def fused_network_reason(net: MLP) -> Optional[str]:
     """Why the compiled fused kernel cannot run this MLP (``None``: it can)."""
-    if net.activation.name not in ACTIVATION_CODES:
-        return (f"the compiled kernel knows the activations {tuple(ACTIVATION_CODES)}; this MLP uses "
+    if net.activation.name not in JET_ACTIVATIONS:
+        return (f"the compiled kernel knows the activations {tuple(JET_ACTIVATIONS)}; this MLP uses "
                 f"{net.activation.name!r} (use method 'jet')")
     if net.transformed:
         return "the compiled kernel has no input/output transforms (use method 'jet')"

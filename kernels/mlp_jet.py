@@ -225,18 +225,18 @@ class _Launch:
         return (self.N, P, self.x_stride_s, self.L, self.NT, self.NQ, self.NF, self.OC)
 
 
-def _check_tanh(activation: int) -> None:
-    if activation != 0:
-        raise NotImplementedError(f"the Triton mlp_jet kernels are tanh-only (activation 0), got activation {activation}; "
+def _check_tanh(activation: str) -> None:
+    if activation != "tanh":
+        raise NotImplementedError(f"the Triton mlp_jet kernels are tanh-only, got activation {activation!r}; "
                                   "use derivative method 'jet' on CUDA")
 
 
 def mlp_jet_forward_triton(theta: Tensor, x: Tensor, scale: Tensor, shift: Tensor, sizes: Sequence[int],
                            dirs: Sequence[int], pairs: Sequence[int], first_out: Sequence[int],
-                           store: bool = False, activation: int = 0) -> tuple[Tensor, Tensor]:
+                           store: bool = False, activation: str = "tanh") -> tuple[Tensor, Tensor]:
     """``fastpinn::mlp_jet_forward`` on CUDA (or CPU under the interpreter): ``(fields, tape)``; the tape is
     always empty (``store`` is ignored: the GPU backward recomputes, see the module docstring). tanh only
-    (``activation`` 0; the CPU kernel also has sin)."""
+    (the CPU kernel has every activation of ``fastpinn.ops.activations.JET_ACTIVATIONS``)."""
     _check_tanh(activation)
     theta, x, scale, shift = theta.contiguous(), x.contiguous(), scale.contiguous(), shift.contiguous()
     lp = _Launch(theta, x, sizes, dirs, pairs, first_out)
@@ -249,7 +249,7 @@ def mlp_jet_forward_triton(theta: Tensor, x: Tensor, scale: Tensor, shift: Tenso
 
 def mlp_jet_backward_triton(grad_fields: Tensor, theta: Tensor, x: Tensor, scale: Tensor, shift: Tensor, tape: Tensor,
                             sizes: Sequence[int], dirs: Sequence[int], pairs: Sequence[int], first_out: Sequence[int],
-                            x_grad: bool, activation: int = 0) -> tuple[Tensor, Tensor]:
+                            x_grad: bool, activation: str = "tanh") -> tuple[Tensor, Tensor]:
     """``fastpinn::mlp_jet_backward`` on CUDA: ``(grad_theta[S, P], grad_x)`` (grad_x of x's shape if ``x_grad``,
     else ``[0]``). ``tape`` must be empty (the Triton forward never stores one)."""
     _check_tanh(activation)

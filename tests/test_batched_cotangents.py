@@ -23,7 +23,7 @@ from fastpinn.jets import jet_mlp
 from fastpinn.network import MLP
 from fastpinn.ops import _ext
 from fastpinn.ops.cotangents import batched_cotangents, has_batched_kernel
-from fastpinn.ops.mlp_jet import ACTIVATION_CODES, TILE, JetPlan
+from fastpinn.ops.mlp_jet import JET_ACTIVATIONS, TILE, JetPlan
 from fastpinn.problem import stack
 from fastpinn.problems import kovasznay, paper
 from fastpinn.trainer import Trainer
@@ -56,12 +56,11 @@ def _op_call(net, plan, x, sizes, activation, grads, tape=None):
     theta = theta if theta.dim() == 2 else theta.unsqueeze(0)
     pairs = [p for pair in plan.pairs for p in pair]
     args = (theta, x, net.input_scale, net.input_shift, sizes, plan.dirs, pairs, plan.first_out)
-    code = ACTIVATION_CODES[activation]
     if tape is None:
         tape = torch.empty(0, dtype=theta.dtype)
-    single = torch.stack([torch.ops.fastpinn.mlp_jet_backward.default(g, *args[:4], tape, *args[4:], False, code)[0]
+    single = torch.stack([torch.ops.fastpinn.mlp_jet_backward.default(g, *args[:4], tape, *args[4:], False, activation)[0]
                           for g in grads])
-    batched = torch.ops.fastpinn.mlp_jet_backward_batched.default(grads, *args[:4], tape, *args[4:], code)
+    batched = torch.ops.fastpinn.mlp_jet_backward_batched.default(grads, *args[:4], tape, *args[4:], activation)
     return single, batched
 
 
@@ -94,7 +93,7 @@ def _check(net, plan, x, sizes, activation, K, dtype, store=False):
         pairs = [p for pair in plan.pairs for p in pair]
         _, tape = torch.ops.fastpinn.mlp_jet_forward.default(theta, x, net.input_scale, net.input_shift, sizes,
                                                              plan.dirs, pairs, plan.first_out, True,
-                                                             ACTIVATION_CODES[activation])
+                                                             activation)
     single, batched = _op_call(net, plan, x, sizes, activation, grads, tape)
     assert batched.shape == (K, S, net.theta.shape[-1])
     assert torch.equal(batched, single)  # each stream is the single call's arithmetic
@@ -107,7 +106,7 @@ def _check(net, plan, x, sizes, activation, K, dtype, store=False):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=IDS)
-@pytest.mark.parametrize("activation", list(ACTIVATION_CODES))
+@pytest.mark.parametrize("activation", list(JET_ACTIVATIONS))
 @pytest.mark.parametrize("K", [1, 2, 5])
 def test_batched_op_equals_single_calls_and_the_twin(dtype, activation, K):
     net, plan, x, sizes = _case(dtype, activation, sizes=(3, 7, 7, 2))
@@ -136,7 +135,7 @@ def test_batched_op_opcheck(dtype):
     pairs = [p for pair in plan.pairs for p in pair]
     torch.library.opcheck(torch.ops.fastpinn.mlp_jet_backward_batched.default,
                           (grads, net.theta.detach(), x, net.input_scale, net.input_shift, torch.empty(0, dtype=dtype),
-                           sizes, plan.dirs, pairs, plan.first_out, ACTIVATION_CODES["sin"]))
+                           sizes, plan.dirs, pairs, plan.first_out, "sin"))
 
 
 def test_batched_op_rejects_a_bad_cotangent_shape():

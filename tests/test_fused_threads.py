@@ -172,7 +172,7 @@ def test_batched_backward_at_2_threads_equals_the_single_calls() -> None:
         grads = torch.stack([_weights(fields.shape, theta.dtype) * (k + 1) for k in range(3)])
         single = torch.stack([torch.ops.fastpinn.mlp_jet_backward(g, theta, x, scale, shift, tape, *args, False)[0]
                               for g in grads])
-        return single, torch.ops.fastpinn.mlp_jet_backward_batched(grads, theta, x, scale, shift, tape, *args, 0)
+        return single, torch.ops.fastpinn.mlp_jet_backward_batched(grads, theta, x, scale, shift, tape, *args, "tanh")
 
     single, batched = _at_threads(2, run)
     assert torch.equal(batched, single)

@@ -15,14 +15,14 @@ import torch
 from fastpinn.derivatives import applicable_methods, choose_method, fused_mlp
 from fastpinn.network import MLP
 from fastpinn.ops import _ext, mlp_jet
-from fastpinn.ops.mlp_jet import ACTIVATION_CODES, TILE
+from fastpinn.ops.mlp_jet import JET_ACTIVATIONS, TILE
 
 from test_mlp_jet import (BURGERS, NS, _as64, assert_fields_close, assert_grads_close, make_net, points,
                           weighted_loss)
 
 pytestmark = pytest.mark.skipif(not _ext.available(), reason="fastpinn._C is not built")
 
-ACTS = [a for a in ACTIVATION_CODES if a != "tanh"]
+ACTS = [a for a in JET_ACTIVATIONS if a != "tanh"]
 
 # (d, out, depth, width, derivative indices): widths 1..257 (257: one past 256, odd everywhere), mixed pairs.
 CASES = {
@@ -141,11 +141,11 @@ def test_fused_applies_to_the_kernels_activations_only() -> None:
     for name in ("tanh", "sin", "silu", "gelu", "softplus"):
         net = MLP(2, 1, 3, 8, activation=name)
         reason = applicable_methods(net, ("u", "u_xx"), ("t", "x"))["fused"]
-        assert (reason is None) == (name in ACTIVATION_CODES), (name, reason)
-    with pytest.raises(RuntimeError, match=r"activation must be 0 \(tanh\), 1 \(sin\), 2 \(silu\) or 3 \(softplus\)"):
+        assert (reason is None) == (name in JET_ACTIVATIONS), (name, reason)
+    with pytest.raises(ValueError, match=r"activation must be one of tanh, sin, silu, softplus, got 'gelu'"):
         net = MLP(2, 1, 2, 3)
         torch.ops.fastpinn.mlp_jet_forward(net.theta.detach()[None], torch.zeros(3, 2), net.input_scale,
-                                           net.input_shift, [2, 3, 1], [], [], [], False, 7)
+                                           net.input_shift, [2, 3, 1], [], [], [], False, "gelu")
 
 
 def test_auto_considers_fused_for_a_sin_net() -> None:
@@ -193,13 +193,12 @@ def test_opcheck_with_the_activation_argument() -> None:
     pairs = [p for pair in plan.pairs for p in pair]
     theta = net.theta.detach().clone().requires_grad_(True)
     x = points(TILE + 3, 2, torch.float64)
-    code = ACTIVATION_CODES[activation]
     common = ([2, 5, 5, 1], plan.dirs, pairs, plan.first_out)
     for store in (False,):
         torch.library.opcheck(torch.ops.fastpinn.mlp_jet_forward.default,
-                              (theta, x, net.input_scale, net.input_shift, *common, store, code))
+                              (theta, x, net.input_scale, net.input_shift, *common, store, activation))
         fields, tape = torch.ops.fastpinn.mlp_jet_forward(theta.detach(), x, net.input_scale, net.input_shift, *common,
-                                                          store, code)
+                                                          store, activation)
         torch.library.opcheck(torch.ops.fastpinn.mlp_jet_backward.default,
                               (torch.randn_like(fields), theta.detach(), x, net.input_scale, net.input_shift, tape,
-                               *common, True, code))
+                               *common, True, activation))

@@ -8,6 +8,7 @@ the dispatcher, and their fake implementations (for ``torch.compile``) with :mod
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import re
 import threading
@@ -16,7 +17,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["load", "available", "build_info", "import_extension", "REBUILD_HINT"]
+__all__ = ["load", "available", "build_info", "import_extension", "schema_digest", "REBUILD_HINT"]
 
 REBUILD_HINT = (
     "Rebuild it from the repository root, against the torch installed now: "
@@ -77,8 +78,31 @@ def load() -> ModuleType:
             from . import fake
 
             fake.register_fakes()
+            _tag_compile_caches()
             _module = mod
     return _module
+
+
+def schema_digest() -> str:
+    """A digest of the schemas of the compiled library's ops (``fastpinn::*`` with a C++ CPU kernel; the
+    Triton ops registered from Python have none), e.g. ``"3f0c2a91d4e5b6c7"``."""
+    names = sorted(n for n in torch._C._dispatch_get_all_op_names()
+                   if n.startswith("fastpinn::") and torch._C._dispatch_has_kernel_for_dispatch_key(n, "CPU"))
+    schemas = "\n".join(str(torch._C._get_schema(n, "")) for n in names)
+    return hashlib.sha256(schemas.encode()).hexdigest()[:16]
+
+
+def _tag_compile_caches() -> None:
+    """Add the ops' :func:`schema_digest` to ``torch.compiler.config.cache_key_tag``, a part of the keys of
+    torch.compile's on-disk caches (Inductor's FX graph cache, the AOTAutograd cache). Those keys hash a graph's
+    nodes but not the schemas of the custom ops it calls, while the code they store spells out the ops' default
+    arguments: after a rebuild that changed a schema (``activation`` int -> str), a graph compiled against the old
+    library was replayed against the new one and failed ("Expected a value of type 'str' for argument
+    'activation'")."""
+    tag = f"fastpinn-ops-{schema_digest()}"
+    current = torch.compiler.config.cache_key_tag
+    if tag not in current:
+        torch.compiler.config.cache_key_tag = f"{current}+{tag}" if current else tag
 
 
 def available() -> bool:

@@ -58,7 +58,7 @@ def _ema_update_fake(
 
 def _mlp_jet_forward_fake(
     theta: Tensor, x: Tensor, scale: Tensor, shift: Tensor, sizes: list[int], dirs: list[int], pairs: list[int],
-    first_out: list[int], store: bool, activation: int = 0,
+    first_out: list[int], store: bool, activation: str = "tanh",
 ) -> tuple[Tensor, Tensor]:
     """``fields[S, 1 + len(first_out) + len(pairs) / 2, N, sizes[-1]]`` of theta's dtype and device, and the
     tape (``[S * tiles * tape_numel]`` with ``store``, else ``[0]``)."""
@@ -72,7 +72,7 @@ def _mlp_jet_forward_fake(
 
 def _mlp_jet_backward_fake(
     grad_fields: Tensor, theta: Tensor, x: Tensor, scale: Tensor, shift: Tensor, tape: Tensor, sizes: list[int],
-    dirs: list[int], pairs: list[int], first_out: list[int], x_grad: bool, activation: int = 0,
+    dirs: list[int], pairs: list[int], first_out: list[int], x_grad: bool, activation: str = "tanh",
 ) -> tuple[Tensor, Tensor]:
     """``(grad_theta[S, P], grad_x)`` with grad_x of x's shape if ``x_grad`` else ``[0]``."""
     return theta.new_empty(theta.shape), (x.new_empty(x.shape) if x_grad else theta.new_empty((0,)))
@@ -80,7 +80,7 @@ def _mlp_jet_backward_fake(
 
 def _mlp_jet_backward_batched_fake(
     grad_fields: Tensor, theta: Tensor, x: Tensor, scale: Tensor, shift: Tensor, tape: Tensor, sizes: list[int],
-    dirs: list[int], pairs: list[int], first_out: list[int], activation: int = 0,
+    dirs: list[int], pairs: list[int], first_out: list[int], activation: str = "tanh",
 ) -> Tensor:
     """``grad_theta[K, S, P]`` for ``grad_fields[K, S, C, N, out]``."""
     torch._check(grad_fields.dim() == 5, lambda: "fastpinn::mlp_jet_backward_batched: grad_fields must be 5-D")

@@ -15,9 +15,9 @@ Differentiability: first order. ``grad`` of any loss built from the fields wrt `
 ``create_graph=True`` then differentiating the gradient again) raises a ``RuntimeError`` saying so.
 The Trainer needs first-order gradients only.
 
-The kernels know the activations of :data:`ACTIVATION_CODES` (the Triton CUDA kernel tanh only) and the box
-scaling of the inputs: ``fastpinn.derivatives`` offers the ``"fused"`` method only for such an
-:class:`~fastpinn.network.MLP` without input/output transforms (``"jet"`` does the rest).
+The kernels know the activations of :data:`~fastpinn.ops.activations.JET_ACTIVATIONS`, taken by name (the Triton
+CUDA kernel tanh only), and the box scaling of the inputs: ``fastpinn.derivatives`` offers the ``"fused"`` method
+only for such an :class:`~fastpinn.network.MLP` without input/output transforms (``"jet"`` does the rest).
 """
 
 from __future__ import annotations
@@ -28,14 +28,11 @@ import torch
 from torch import Tensor
 
 from . import cotangents
+from .activations import JET_ACTIVATIONS, check_activation
 from .mlp_jet_autograd import TILE, register_autograd, tape_numel
 
 __all__ = ["mlp_jet", "mlp_jet_leaves", "LeafJet", "JetPlan", "DerivIndex", "register_autograd", "tape_numel", "TILE",
-           "STORE", "ACTIVATION_CODES"]
-
-#: Hidden-layer activations the CPU kernel implements, by name (fastpinn.network.ACTIVATIONS) -> the op's
-#: ``activation`` argument (csrc/mlp_jet_kernel.h ``Act``).
-ACTIVATION_CODES: dict[str, int] = {"tanh": 0, "sin": 1, "silu": 2, "softplus": 3}
+           "STORE", "JET_ACTIVATIONS"]
 
 # Keep the forward state for the backward (True) or recompute it per tile (False). Measured on the Burgers
 # PDE term (bench_fused_mlp.py, 2-core AMD EPYC, 1 thread, AVX2 kernels): forward + backward 13.9 ms
@@ -84,12 +81,6 @@ class JetPlan:
 
 def _flat_pairs(pairs: Sequence[tuple[int, int]]) -> list[int]:
     return [p for pair in pairs for p in pair]
-
-
-def _activation_code(activation: str) -> int:
-    if activation not in ACTIVATION_CODES:
-        raise ValueError(f"activation must be one of {tuple(ACTIVATION_CODES)}, got {activation!r}")
-    return ACTIVATION_CODES[activation]
 
 
 def _load_extension() -> None:
@@ -176,11 +167,10 @@ class LeafJet:
 
     def __init__(self, sizes: Sequence[int], dirs: Sequence[int], pairs: Sequence[tuple[int, int]],
                  first_out: Sequence[int], activation: str = "tanh") -> None:
-        self.code = _activation_code(activation)
+        self.activation = check_activation("mlp_jet", activation)
         self.sizes, self.dirs, self.pairs, self.first_out = list(sizes), list(dirs), list(pairs), list(first_out)
-        self.activation = activation
         static = (self.sizes, self.dirs, _flat_pairs(self.pairs), self.first_out)
-        self._args = {store: (*static, store, self.code) for store in (False, True)}  # by the op's store flag
+        self._args = {store: (*static, store, self.activation) for store in (False, True)}  # by the op's store flag
         self._view: Optional[tuple] = None  # (theta, its storage key, its detached [S, P] view)
 
     def __call__(self, theta: Tensor, leaves: Sequence[Tensor], x: Tensor, scale: Tensor, shift: Tensor) -> Tensor:
@@ -253,7 +243,7 @@ def mlp_jet(
             a :class:`JetPlan` computes them).
         store: keep every tile's forward state for the backward (memory: :func:`tape_numel` per member)
             instead of recomputing it; ``None``: :data:`STORE` when a gradient will be needed, else no.
-        activation: of the hidden layers, a key of :data:`ACTIVATION_CODES` (CUDA: ``"tanh"`` only).
+        activation: of the hidden layers, one of :data:`JET_ACTIVATIONS` (CUDA: ``"tanh"`` only).
 
     Returns:
         ``fields[S, 1 + len(first_out) + len(pairs), N, out]``: the value, the first derivatives in
@@ -264,9 +254,9 @@ def mlp_jet(
             compiled extension (which defines the op) is not built -- so that ``fastest_method`` skips the
             method; the message says why.
     """
-    code = _activation_code(activation)
+    check_activation("mlp_jet", activation)
     if theta.device.type == "cuda":
-        if code != 0:
+        if activation != "tanh":
             raise NotImplementedError(f"derivative method 'fused' on CUDA is tanh-only, got {activation!r}")
         try:
             import triton  # noqa: F401 - the CUDA kernels are Triton (fastpinn/kernels/mlp_jet.py)
@@ -279,6 +269,6 @@ def mlp_jet(
     if store is None:
         store = STORE and torch.is_grad_enabled() and (theta.requires_grad or x.requires_grad)
     fields, _tape = torch.ops.fastpinn.mlp_jet_forward(
-        theta, x, scale, shift, list(sizes), list(dirs), _flat_pairs(pairs), list(first_out), bool(store), code
-    )
+        theta, x, scale, shift, list(sizes), list(dirs), _flat_pairs(pairs), list(first_out), bool(store),
+        activation)
     return fields

@@ -30,7 +30,7 @@ def tape_numel(n_points: int, sizes: Sequence[int], n_dirs: int, n_pairs: int) -
 
 def _setup_context(ctx, inputs, output) -> None:  # noqa: ANN001 - torch.library's signature
     theta, x, scale, shift, sizes, dirs, pairs, first_out, _store = inputs[:9]
-    activation = inputs[9] if len(inputs) > 9 else 0
+    activation = inputs[9] if len(inputs) > 9 else "tanh"  # the schema's default
     _fields, tape = output
     ctx.mark_non_differentiable(tape)
     ctx.save_for_backward(theta, x, scale, shift, tape)

@@ -24,17 +24,16 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
+from .activations import TAYLOR_ACTIVATIONS, check_activation
+
 __all__ = ["mlp_taylor", "taylor_reference", "taylor_available", "TAYLOR_ACTIVATIONS", "MAX_ORDER"]
 
-#: Hidden-layer activations the op has a recursion for.
-TAYLOR_ACTIVATIONS = ("tanh", "sin")
 #: Highest order the compiled op takes (csrc/mlp_taylor.h kMaxOrder).
 MAX_ORDER = 8
 
 
 def _check_args(sizes: Sequence[int], dirs: Sequence[int], order: int, activation: str) -> None:
-    if activation not in TAYLOR_ACTIVATIONS:
-        raise ValueError(f"activation must be one of {TAYLOR_ACTIVATIONS}, got {activation!r}")
+    check_activation("mlp_taylor", activation)
     if not isinstance(order, int) or isinstance(order, bool) or not 0 <= order <= MAX_ORDER:
         raise ValueError(f"order must be an integer in [0, {MAX_ORDER}], got {order!r}")
     if len(set(dirs)) != len(dirs) or any(not 0 <= c < sizes[0] for c in dirs):
