@@ -129,6 +129,16 @@ void call_backward(const Plan& P, const T* theta, const T* scale, const T* shift
   base::backward(P, theta, scale, shift, x, gf, n, t0, t1, gtheta, gx, scratch, tape);
 }
 
+// The backward ops' tape argument: empty (recompute each tile's forward state) or the forward's stored tape of
+// ``elems`` elements, in theta's dtype.
+at::Tensor checked_tape(const char* op, const at::Tensor& tape_in, const at::Tensor& theta, int64_t elems) {
+  TORCH_CHECK(tape_in.scalar_type() == theta.scalar_type() && tape_in.dim() == 1 &&
+                  (tape_in.numel() == 0 || tape_in.numel() == elems),
+              op, "tape must be empty (recompute) or the forward's tape of ", elems, " elements, got ",
+              tape_in.scalar_type(), " ", tape_in.sizes());
+  return tape_in.contiguous();
+}
+
 std::tuple<at::Tensor, at::Tensor> mlp_jet_forward_cpu(const at::Tensor& theta_in, const at::Tensor& x_in,
                                                        const at::Tensor& scale_in, const at::Tensor& shift_in,
                                                        at::IntArrayRef sizes, at::IntArrayRef dirs,
@@ -185,12 +195,8 @@ std::tuple<at::Tensor, at::Tensor> mlp_jet_backward_cpu(const at::Tensor& grad_i
               n_out, "], got ", grad_in.scalar_type(), " ", grad_in.sizes());
   const at::Tensor grad = grad_in.contiguous();
   const int64_t tiles = E.tiles, tape_len = tape_elems(P);
-  const bool has_tape = tape_in.numel() > 0;
-  TORCH_CHECK(tape_in.scalar_type() == theta.scalar_type() && tape_in.dim() == 1 &&
-                  (!has_tape || tape_in.numel() == S * tiles * tape_len),
-              op, "tape must be empty (recompute) or the forward's tape of ", S * tiles * tape_len, " elements, got ",
-              tape_in.scalar_type(), " ", tape_in.sizes());
-  const at::Tensor tape = tape_in.contiguous();
+  const at::Tensor tape = checked_tape(op, tape_in, theta, S * tiles * tape_len);
+  const bool has_tape = tape.numel() > 0;
   const mlpdispatch::BackwardBlocks blocks(E.items);
   at::Tensor partial = blocks.partials({S, E.params}, theta.options());
   at::Tensor gx_members = mlpdispatch::member_grad_x(E, x_grad, theta.options());
@@ -243,12 +249,8 @@ at::Tensor mlp_jet_backward_batched_cpu(const at::Tensor& grad_in, const at::Ten
   const int64_t K = grad_in.size(0);
   const at::Tensor grad = grad_in.contiguous();
   const int64_t tiles = E.tiles, tape_len = tape_elems(P);
-  const bool has_tape = tape_in.numel() > 0;
-  TORCH_CHECK(tape_in.scalar_type() == theta.scalar_type() && tape_in.dim() == 1 &&
-                  (!has_tape || tape_in.numel() == S * tiles * tape_len),
-              op, "tape must be empty (recompute) or the forward's tape of ", S * tiles * tape_len, " elements, got ",
-              tape_in.scalar_type(), " ", tape_in.sizes());
-  const at::Tensor tape = tape_in.contiguous();
+  const at::Tensor tape = checked_tape(op, tape_in, theta, S * tiles * tape_len);
+  const bool has_tape = tape.numel() > 0;
   const mlpdispatch::BackwardBlocks blocks(E.items);
   // One partial [K, S, P] per block (the blocks of mlp_jet_backward), summed in block order.
   at::Tensor partial = blocks.partials({K, S, E.params}, theta.options());

@@ -3,8 +3,6 @@ bit-identical to the path that joins the leaves with torch.cat and calls the op'
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 
@@ -12,10 +10,10 @@ import fastpinn
 import fastpinn.ops.mlp_jet
 from fastpinn.derivatives import derivatives
 from fastpinn.ops.mlp_jet import mlp_jet
-from fastpinn.problem import Problem, dirichlet, pde
-from fastpinn.problems import paper
 from fastpinn.schemes import DN, PINN
 from fastpinn.trainer import Trainer
+
+from step_problems import PROBLEMS
 
 
 def _joined(theta, leaves, x, scale, shift, sizes, dirs, pairs, first_out, activation="tanh"):
@@ -28,21 +26,6 @@ def _joined(theta, leaves, x, scale, shift, sizes, dirs, pairs, first_out, activ
 def _joined_call(self, theta, leaves, x, scale, shift):
     """``LeafJet.__call__`` (what the fused method runs on the trainer's leaves) replaced by the joined path."""
     return _joined(theta, leaves, x, scale, shift, self.sizes, self.dirs, self.pairs, self.first_out, self.activation)
-
-
-def tiny_poisson() -> Problem:
-    x = torch.rand(16, 1, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 2 - 1
-    ends = torch.tensor([[-1.0], [1.0]], dtype=torch.float64)
-    residual = lambda f: f["u_xx"][..., 0] + math.pi ** 2 * torch.sin(math.pi * f.x[..., 0])
-    return Problem(name="poisson1d_tiny", coords=("x",), lower=(-1.0,), upper=(1.0,),
-                   terms=[pde("pde", x, residual, ("u_xx",)), dirichlet("bc", ends, 0.0)], depth=4, width=50)
-
-
-PROBLEMS = {
-    "tiny_poisson": tiny_poisson,
-    "burgers": lambda: paper.burgers(0, n_pde=300, n_ic=20, n_bc=20, depth=3, width=12),
-    "burgers_ensemble": lambda: paper.burgers([0, 1], n_pde=300, n_ic=20, n_bc=20, depth=3, width=12),
-}
 
 
 def _theta_after(make, scheme, steps, monkeypatch, joined):

@@ -4,8 +4,6 @@ op's fields taken apart by one select per channel (the path before), and fresh p
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 
@@ -13,10 +11,10 @@ import fastpinn
 from fastpinn.derivatives import PreparedDerivatives, derivatives
 from fastpinn.jets import FusedJet
 from fastpinn.ops.mlp_jet import LeafJet, mlp_jet_leaves
-from fastpinn.problem import Problem, dirichlet, pde
-from fastpinn.problems import paper
 from fastpinn.schemes import DN, PINN
 from fastpinn.trainer import Trainer
+
+from step_problems import PROBLEMS, tiny_poisson
 
 
 def _select_unbind(self, fields, ensemble, lead):
@@ -33,21 +31,6 @@ def _select_blocks(self, theta, x, spans, leaves=None):
     dim = x.dim() - 2
     starts = [sum(spans[:i]) for i in range(len(spans))]
     return [{i: v.narrow(dim, lo, n) for i, v in values.items()} for lo, n in zip(starts, spans)]
-
-
-def tiny_poisson() -> Problem:
-    x = torch.rand(16, 1, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 2 - 1
-    ends = torch.tensor([[-1.0], [1.0]], dtype=torch.float64)
-    residual = lambda f: f["u_xx"][..., 0] + math.pi ** 2 * torch.sin(math.pi * f.x[..., 0])
-    return Problem(name="poisson1d_tiny", coords=("x",), lower=(-1.0,), upper=(1.0,),
-                   terms=[pde("pde", x, residual, ("u_xx",)), dirichlet("bc", ends, 0.0)], depth=4, width=50)
-
-
-PROBLEMS = {
-    "tiny_poisson": tiny_poisson,
-    "burgers": lambda: paper.burgers(0, n_pde=300, n_ic=20, n_bc=20, depth=3, width=12),
-    "burgers_ensemble": lambda: paper.burgers([0, 1], n_pde=300, n_ic=20, n_bc=20, depth=3, width=12),
-}
 
 
 def _theta_after(make, scheme, steps, monkeypatch, reference):
