@@ -10,7 +10,8 @@ The one piece every training loop uses, the :class:`~fastpinn.Trainer`'s include
         opt.step()
 
 Like ``torch.amp.GradScaler`` it is a small stateful object beside the optimizer: it owns the gradient
-matrix, the :class:`~fastpinn.Weighter` and the update schedule (an :class:`UpdateGate`), and has
+matrix (its buffers and the backward passes filling them: :mod:`fastpinn.gradient_buffers`), the
+:class:`~fastpinn.Weighter` and the update schedule (an :class:`UpdateGate`), and has
 ``state_dict()``/``load_state_dict()`` for checkpoints.
 
 How a call works depends only on what the scheme reads (:attr:`Weighter.reads`):
@@ -59,16 +60,14 @@ process is the one-rank case.
 
 from __future__ import annotations
 
-import contextlib
-import warnings
-from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, Union
+from typing import Any, Callable, Iterable, Optional, Sequence, Union
 
 import torch
 from torch import Tensor, nn
 
-from .ops.cotangents import CotangentBatch, batched_cotangents
+from .gradient_buffers import GradientBuffers
 from .params import ParameterRows, trainable_tensors
-from .reducers import GradientReducer, check_overlap_members, make_reducer, pack_losses
+from .reducers import GradientReducer, check_overlap_members, make_reducer
 from .schedule import DeviceGate, HostGate, UpdateGate, make_gate
 from .aggregation.gram import term_gram
 from .schemes import Scheme
@@ -79,15 +78,6 @@ from .weighter import Weighter
 __all__ = ["WeightedBackward", "UpdateGate", "HostGate", "DeviceGate"]
 
 LossesLike = Union[Tensor, Sequence[Tensor]]
-
-
-@contextlib.contextmanager
-def _accumulating_into_views() -> Iterator[None]:
-    """Autograd warns that ``.grad`` views strided unlike their ``[S, ...]`` parameters (an ensemble's
-    slices of ``G``) cannot be stolen; that is fine -- it accumulates into them in place."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*gradient layout contract.*")
-        yield
 
 
 class WeightedBackward:
@@ -215,28 +205,16 @@ class WeightedBackward:
         reducer.attach(self.leaves, self.rows.offsets, P, S)
         self.reducer = reducer
         # G and the weighted gradient each live in one flat buffer with a [S, K] loss slot behind them, so
-        # a data-parallel step reduces gradient and losses in a single collective.
-        self.G_packed: Optional[Tensor] = None
-        self.G: Optional[Tensor] = None
-        self._G_views = None
-        if self.weighter.needs_term_gradients:
-            self._allocate_G()
+        # a data-parallel step reduces gradient and losses in a single collective (fastpinn.gradient_buffers).
         blocks = [] if flat is None else ([flat] if isinstance(flat, Tensor) else list(flat))
         self.flat = blocks
-        self.grad_packed = torch.zeros(S * P + S * K, dtype=dtype, device=device)
-        self._grad_blocks = self._make_grad_blocks(blocks, S, P, self.grad_packed)
-        self._grad_views = self._leaf_grad_views()
+        self.buffers = GradientBuffers(self.leaves, self.rows, S, K, blocks, reducer,
+                                       term_gradients=self.weighter.needs_term_gradients)
         self.losses = torch.zeros(S, K, dtype=dtype, device=device)
         #: ``[S, K]`` int64: calls in which a term's loss was NaN/Inf (counted on the device, never synced).
         self.nonfinite_losses = torch.zeros(S, K, dtype=torch.int64, device=device)
         self.shared_graph = check_flag("shared_graph", shared_graph)
         self.batch_cotangents = check_flag("batch_cotangents", batch_cotangents)
-        self.backward_passes = 0
-        self.batched_backwards = 0
-        # Only an ensemble's [S, ...] parameters get .grad views strided unlike themselves (autograd's warning,
-        # silenced per backward); one network's views are contiguous like their tensors and skip the
-        # warnings-filter context (~0.2 ms a step: a tiny problem's step is a few ms).
-        self._quiet = _accumulating_into_views if S > 1 else contextlib.nullcontext
 
     @property
     def collectives(self) -> int:
@@ -258,49 +236,42 @@ class WeightedBackward:
         """Whether the collectives overlap the backward passes."""
         return self.reducer.overlap
 
-    def _allocate_G(self) -> None:
-        S, K, P = self.members, len(self.term_names), self.rows.n_params
-        self.G_packed = torch.zeros(S * K * P + S * K, dtype=self.rows.dtype, device=self.rows.device)
-        self.G = self.G_packed[:S * K * P].view(S, K, P)
-        self._G_views = [self.rows.views(self.G[:, k]) for k in range(K)]
+    @property
+    def G(self) -> Optional[Tensor]:
+        """``[S, K, P]`` the per-term gradients (``None`` for a fixed scheme before :meth:`term_gradients`)."""
+        return self.buffers.G
 
-    @staticmethod
-    def _make_grad_blocks(blocks: Sequence[Tensor], S: int, P: int, storage: Tensor) -> list[tuple[int, int, Tensor]]:
-        """``(start, end, buffer[S, end - start])`` per flat block (one block over the row without them),
-        each buffer a contiguous piece of ``storage``."""
-        dtype, device = storage.dtype, storage.device
-        if not blocks:
-            return [(0, P, storage[:S * P].view(S, P))]
-        out, start = [], 0
-        for i, b in enumerate(blocks):
-            if b.dtype != dtype or b.device != device or b.numel() % S:
-                raise ValueError(f"flat[{i}] must hold a multiple of members={S} entries of {dtype} on {device}, "
-                                 f"got {tuple(b.shape)} {b.dtype} on {b.device}")
-            n = b.numel() // S
-            if start + n <= P:
-                out.append((start, start + n, storage[S * start:S * (start + n)].view(S, n)))
-            start += n
-        if start != P:
-            raise ValueError(f"the flat blocks hold {start} entries per member, the trainable tensors {P}")
-        return out
+    @property
+    def G_packed(self) -> Optional[Tensor]:
+        """``G`` with the ``[S, K]`` losses' slot behind it, one flat buffer."""
+        return self.buffers.G_packed
 
-    def _leaf_grad_views(self) -> list[Tensor]:
-        views = []
-        for p, off, n in zip(self.leaves, self.rows.offsets, self.rows.sizes):
-            for a, b, buf in self._grad_blocks:
-                if a <= off and off + n <= b:
-                    views.append(buf[:, off - a:off - a + n].view(p.shape))
-                    break
-            else:
-                raise ValueError(f"a trainable tensor of shape {tuple(p.shape)} straddles two flat blocks")
-        return views
+    @property
+    def grad_packed(self) -> Tensor:
+        """The weighted gradient with the ``[S, K]`` losses' slot behind it, one flat buffer."""
+        return self.buffers.grad_packed
 
     @property
     def grad(self) -> Tensor:
         """``[S, P]`` the last weighted gradient ``sum_j lam_j G_j`` (a copy when there are several blocks)."""
-        if len(self._grad_blocks) == 1:
-            return self._grad_blocks[0][2]
-        return torch.cat([buf for _, _, buf in self._grad_blocks], dim=1)
+        return self.buffers.grad
+
+    @property
+    def backward_passes(self) -> int:
+        """Autograd backward calls made so far."""
+        return self.buffers.backward_passes
+
+    @property
+    def batched_backwards(self) -> int:
+        """Batched fused-op backwards run so far."""
+        return self.buffers.batched_backwards
+
+    def _term_backwards(self, items: Sequence[Tensor], accumulate: bool, reduce_rows: Optional[Tensor] = None,
+                        only: Optional[int] = None) -> None:
+        """One backward per term into row ``k`` of ``G`` (:meth:`GradientBuffers.term_backwards
+        <fastpinn.gradient_buffers.GradientBuffers.term_backwards>`)."""
+        self.buffers.term_backwards(items, accumulate, self.losses, shared_graph=self.shared_graph,
+                                    batch_cotangents=self.batch_cotangents, reduce_rows=reduce_rows, only=only)
 
     # ----------------------------------------------------------------------------------------- call
     def _stack_input(self, losses: LossesLike) -> list[Tensor]:
@@ -389,7 +360,7 @@ class WeightedBackward:
                 w.update_from_gram(term_gram(self.G, w.backend), active=active)
             else:
                 w.update_from_stats(w.statistics(self.G), self.rows.n_params, active=active, losses=self.losses)
-            self._combine(accumulate, rows)
+            self.buffers.combine(w.lam_applied, accumulate, rows)
             return self._finish(update)
         # every other step: one backward of sum_j lam_j L_j (a stats scheme between its updates included:
         # the weighted gradient is linear in G, so it needs no per-term rows)
@@ -407,10 +378,11 @@ class WeightedBackward:
             w.update_from_traces(traces() if callable(traces) else traces, active=active)
         with_losses = not (run and self.reads == "losses")  # else reduced above, before the update
         if overlap:  # buckets of .grad reduced as the backward finishes them
-            self._fixed_backward(stacked, accumulate, share, with_losses=with_losses)
+            self.buffers.fixed_backward(w.lam_applied, stacked, accumulate, self.losses, share,
+                                        with_losses=with_losses)
             reducer.wait(self.grad_packed, self.losses, with_losses=with_losses)
         else:
-            self._fixed_backward(stacked, accumulate, share)
+            self.buffers.fixed_backward(w.lam_applied, stacked, accumulate, self.losses, share)
             if share is not None:
                 reducer.all_reduce(self.grad_packed, self.losses, with_losses=with_losses)
         return self._finish(update)
@@ -442,123 +414,9 @@ class WeightedBackward:
         parameters' ``.grad`` are left pointing into ``G``; the next call of the object resets them."""
         items = self._stack_input(losses)
         if self.G is None:
-            self._allocate_G()
+            self.buffers.allocate_G()
         self._term_backwards(items, accumulate=False)
         return self.G
-
-    def _keep_existing_grads(self, accumulate: bool) -> None:
-        """With ``accumulate``, move gradients the caller already had into ``self.grad``."""
-        if not accumulate:
-            return
-        for p, view in zip(self.leaves, self._grad_views):
-            g = p.grad
-            if g is None:
-                view.zero_()
-            elif g.data_ptr() != view.data_ptr():
-                view.copy_(g)
-
-    def _term_backwards(self, items: Sequence[Tensor], accumulate: bool, reduce_rows: Optional[Tensor] = None,
-                        only: Optional[int] = None) -> None:
-        """One backward per term into row ``k`` of ``G``. With ``reduce_rows`` ``[1, K]`` (the shares of an
-        overlapped update step, ``S = 1``) each finished row is scaled by its share, and the reducer starts the
-        final rows not yet in flight once they hold its ``bucket_elements`` (the last rows with the losses
-        behind them), while the next term's backward runs. ``only``: run term ``only``'s backward alone (its
-        row; the others stay zero)."""
-        self._keep_existing_grads(accumulate)
-        self.G.zero_()
-        last = len(items) - 1
-        reducer = self.reducer
-        row_done = None
-        if reduce_rows is not None:
-            row_done = reducer.row_pieces(self.G_packed, self.losses, reduce_rows, self.rows.n_params)
-        # Terms sharing one evaluation: the fused network backward runs once for all of them after the passes
-        # (fastpinn.ops.cotangents). Not with the overlapped reduction, which sends each row as its pass ends.
-        batching = (self.batch_cotangents and self.shared_graph and len(items) > 1 and only is None
-                    and row_done is None)
-        try:
-            with self._quiet(), (batched_cotangents() if batching else contextlib.nullcontext()) as batch:
-                for k, loss in enumerate(items):
-                    if only is not None and k != only:
-                        if row_done is not None:
-                            row_done(k, k == last)
-                        continue
-                    for p, view in zip(self.leaves, self._G_views[k]):
-                        p.grad = view
-                    if batch is not None:
-                        batch.term = k
-                    retain = self.shared_graph and k < last and only is None
-                    torch.autograd.backward(loss.sum(), inputs=self.leaves, retain_graph=retain)
-                    self.backward_passes += 1
-                    if row_done is not None:
-                        row_done(k, k == last)
-                if batch is not None:
-                    self._add_deferred(batch)
-        except BaseException:
-            reducer.abandon()
-            raise
-
-    def _add_deferred(self, batch: CotangentBatch) -> None:
-        """Add the batched network backwards' per-term gradients to their rows of ``G``."""
-        index = {id(p): i for i, p in enumerate(self.leaves)}
-        before = batch.batched_calls
-        for k, leaf, grad in batch.flush():
-            i = index.get(id(leaf))
-            if i is not None:  # a tensor this object does not train gets no row
-                self._G_views[k][i].add_(grad)
-        self.batched_backwards += batch.batched_calls - before
-
-    def _combine(self, accumulate: bool, rows: Optional[Tensor] = None) -> None:
-        """``.grad`` = ``sum_j lam_j G_j`` (plus what was there with ``accumulate``), one batched product;
-        ``rows``: ``[S, K, P]`` to combine instead of ``G`` (M-ConFIG's momenta)."""
-        rows = self.G if rows is None else rows
-        lam = self.weighter.lam_applied.to(rows.dtype).unsqueeze(1)  # [S, 1, K]
-        whole = len(self._grad_blocks) == 1
-        for a, b, buf in self._grad_blocks:
-            out = buf.unsqueeze(1)  # [S, 1, n], a view: bmm writes the buffer in place
-            G = rows if whole else rows[:, :, a:b]
-            if accumulate:
-                out.baddbmm_(lam, G)
-            else:
-                torch.bmm(lam, G, out=out)
-        self._point_grads()
-
-    def _fixed_backward(self, stacked: Tensor, accumulate: bool, share: Optional[Tensor] = None,
-                        with_losses: Optional[bool] = None) -> None:
-        """One backward of the weighted sum of the term losses ``stacked`` ``[S, K]`` into ``.grad``; with
-        ``with_losses`` set (overlap), the loss slot is packed (the losses or zeros) and each bucket the backward
-        finishes starts its all-reduce."""
-        self._keep_existing_grads(accumulate)
-        if not accumulate:
-            for _, _, buf in self._grad_blocks:
-                buf.zero_()
-        lam = self.weighter.lam_applied
-        if share is not None:
-            lam = lam * share  # this rank's part of the gradient of the global weighted loss
-        # sum_j lam_j L_j as one product of [S, K] tensors: the backward hands every L_j exactly lam_j, as a sum of
-        # K products does, and the term graphs are walked in the same order (bit-identical gradients), in 3 ops
-        # and 3 graph nodes instead of ~4 K (a tiny problem's whole step is a few hundred microseconds)
-        total = (lam * stacked).sum()
-        self._point_grads()
-        if with_losses is None:
-            with self._quiet():
-                torch.autograd.backward(total, inputs=self.leaves)
-        else:
-            pack_losses(self.grad_packed, self.losses, with_losses)
-            P = self.rows.n_params
-            try:
-                with self._quiet(), \
-                        self.reducer.buckets(lambda lo, hi: self.reducer.start_columns(self.grad_packed, lo, hi, P)):
-                    torch.autograd.backward(total, inputs=self.leaves)
-            except BaseException:
-                self.reducer.abandon()
-                raise
-        self.backward_passes += 1
-
-    def _point_grads(self) -> None:
-        for p, view in zip(self.leaves, self._grad_views):
-            p.grad = view
-        for block, (_, _, buf) in zip(self.flat, self._grad_blocks):
-            block.grad = buf.view(block.shape)
 
     # ---------------------------------------------------------------------------------------- state
     def weights(self) -> Tensor:

@@ -25,12 +25,13 @@ Interchangeable methods:
   :mod:`fastpinn.ops.mlp_taylor`): pure derivatives ``d^k u/dx_c^k`` (no mixed partials) of a tanh or sin MLP
   without transforms, orders up to 8 in one pass (``"auto"``'s pick above order 2 where it is measured faster).
 
-This module holds the registry and the choice (the requests and the result container are in
-:mod:`fastpinn.requests`); the computations live in
-:mod:`fastpinn.jets` (``"jet"``, ``"fused"``) and :mod:`fastpinn.autodiff` (``"func"``, ``"autograd"``).
-The methods form one registry (:func:`register_method`, :func:`method_names`): each says whether it
-applies to a network and a set of requests (:func:`applicable_methods`), so the trainer, the tuner and
-the command line all read the same list. ``"auto"`` picks one with :func:`choose_method`;
+This module holds the choice and the entry point (the requests and the result container are in
+:mod:`fastpinn.requests`); the methods form one registry, :mod:`fastpinn.derivative_methods`
+(:func:`register_method`, :func:`method_names`, re-exported here): each says whether it applies to a
+network and a set of requests (:func:`applicable_methods`), so the trainer, the tuner and the command line
+all read the same list; the computations live in :mod:`fastpinn.jets` (``"jet"``, ``"fused"``),
+:mod:`fastpinn.autodiff` (``"func"``, ``"autograd"``) and :mod:`fastpinn.taylor`. ``"auto"`` picks one with
+:func:`choose_method`;
 :func:`fastest_method` times the candidates on the actual network, points and device, checks that they
 agree, and returns the fastest (the trainer's ``derivative_method="tune"``).
 
@@ -49,13 +50,13 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
-from torch.func import functional_call
 
+from fastpinn import derivative_methods, method_costs
 from fastpinn.network import MLP
-from fastpinn.autodiff import autograd_derivatives, autograd_mlp, func_mlp, func_pointwise, mlp_members
-from fastpinn.jets import FusedJet, fused_mlp, fused_network_reason, jet_mlp
-from fastpinn.taylor import taylor_mlp, taylor_reason
-from fastpinn import method_costs
+from fastpinn.derivative_methods import (DerivativeMethod, applicable_methods, jet_applicable, method_names,
+                                         register_method, registered_method)
+from fastpinn.jets import fused_mlp, fused_network_reason, jet_mlp
+from fastpinn.taylor import taylor_reason
 from fastpinn.ops import _ext
 from fastpinn.ops.mlp_jet import DerivIndex
 from fastpinn.ops.mlp_taylor import taylor_available
@@ -67,6 +68,12 @@ __all__ = ["derivatives", "PreparedDerivatives", "Fields", "choose_method", "fas
 
 Method = str  # "auto" or a registered method name (see method_names())
 
+
+def __getattr__(name: str) -> Any:
+    # METHODS is rebound by every register_method: read it from the registry, so it stays current here too.
+    if name == "METHODS":
+        return derivative_methods.METHODS
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -110,7 +117,7 @@ def choose_method(net: Any, x: Optional[Tensor] = None, wanted: Optional[Sequenc
     """
     if not isinstance(net, MLP) or net.transformed:
         return "autograd"
-    above_two = wanted is not None and _jet_applicable(net, wanted) is not None
+    above_two = wanted is not None and jet_applicable(net, wanted) is not None
     taylor = (wanted is not None and net.theta.device.type == "cpu" and taylor_reason(net, wanted) is None
               and taylor_available())
     if above_two and not taylor:
@@ -183,8 +190,8 @@ def fastest_method(
     if not candidates:
         raise ValueError("candidates must name at least one method")
     for m in candidates:
-        if m not in METHODS or m == "auto":
-            raise ValueError(f"candidates must be among {METHODS[1:]}, got {m!r}")
+        if m not in derivative_methods.METHODS or m == "auto":
+            raise ValueError(f"candidates must be among {derivative_methods.METHODS[1:]}, got {m!r}")
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
         raise ValueError(f"repeats must be an integer >= 1, got {repeats!r}")
 
@@ -295,15 +302,15 @@ class PreparedDerivatives:
         self.coords = check_coords(coords)
         #: The requests as derivative indices, in order (a Fields' keys).
         self.wanted = parse_requests(requests, self.coords)
-        if method != "auto" and method not in _REGISTRY:
-            raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+        if method != "auto" and method not in method_names():
+            raise ValueError(f"method must be one of {derivative_methods.METHODS}, got {method!r}")
         self.method = method
         self._run = None if method == "auto" else self._resolve(method)
         self._checked: tuple[Any, Any] = (None, None)  # the last per-layer theta checked, and x's shape
 
     def _resolve(self, name: str) -> Any:
         net, wanted = self.net, self.wanted
-        entry = _REGISTRY[name]
+        entry = registered_method(name)
         reason = entry.applicable(net, wanted)
         if reason is not None:
             if name == "jet" and "order" in reason:
@@ -347,134 +354,6 @@ class PreparedDerivatives:
         return [Fields({index: p[index] for index in self.wanted}, self.coords, xb) for p, xb in zip(per, parts)]
 
 
-# ----------------------------------------------------------------------------------------------
-# The method registry
-# ----------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DerivativeMethod:
-    """One way of computing input derivatives.
-
-    Attributes:
-        name: what ``method=`` calls it.
-        applicable: ``(net, wanted) -> None`` when the method handles this network and these
-            derivatives, else a short reason why not.
-        compute: ``(net, theta, x, wanted) -> {DerivIndex: tensor}`` (``theta`` as :func:`derivatives`
-            takes it; already checked for an :class:`MLP`).
-        doc: one line for help texts.
-        prepare: optional ``(net, wanted) -> run`` planning once what ``compute`` would redo per call, with
-            ``run(theta, x)`` returning what ``compute(net, theta, x, wanted)`` returns (bit for bit) and, when
-            it has one, ``run.blocks(theta, x, spans)`` the same split into consecutive point sets
-            (:class:`PreparedDerivatives`). ``None``: every call goes through ``compute``.
-    """
-
-    name: str
-    applicable: Callable[[Any, Sequence[DerivIndex]], Optional[str]]
-    compute: Callable[[Any, Any, Tensor, Sequence[DerivIndex]], dict]
-    doc: str = ""
-    prepare: Optional[Callable[[Any, Sequence[DerivIndex]], Any]] = None
-
-
-_REGISTRY: dict[str, DerivativeMethod] = {}
-#: ``"auto"`` followed by every registered method, in registration order (updated by register_method).
-METHODS: tuple[str, ...] = ("auto",)
-
-
-def register_method(method: DerivativeMethod) -> None:
-    """Add (or replace) a derivative method; it becomes usable everywhere ``method=`` is taken."""
-    global METHODS
-    if not method.name.isidentifier() or method.name in ("auto", "tune"):
-        raise ValueError(f"method name must be an identifier other than 'auto' and 'tune', got {method.name!r}")
-    _REGISTRY[method.name] = method
-    METHODS = ("auto",) + tuple(_REGISTRY)
-
-
-def method_names() -> tuple[str, ...]:
-    """The registered methods (without ``"auto"``)."""
-    return tuple(_REGISTRY)
-
-
-def applicable_methods(net: Any, requests: Union[Request, Sequence[Request]], coords: Sequence[str]) -> dict[str, Optional[str]]:
-    """Registered method -> ``None`` if it applies to ``net`` and ``requests``, else why not."""
-    wanted = parse_requests(requests, coords)
-    return {name: m.applicable(net, wanted) for name, m in _REGISTRY.items()}
-
-
-def _jet_applicable(net: Any, wanted: Sequence[DerivIndex]) -> Optional[str]:
-    if not isinstance(net, MLP):
-        return f"needs a fastpinn.network.MLP, got {type(net).__name__}"
-    orders = sorted({len(w) for w in wanted if len(w) > 2})
-    if orders:
-        return f"computes derivatives up to order 2; orders {orders} were requested"
-    return None
-
-
-def _fused_applicable(net: Any, wanted: Sequence[DerivIndex]) -> Optional[str]:
-    return _jet_applicable(net, wanted) or fused_network_reason(net)
-
-
-
-def _any_network(net: Any, wanted: Sequence[DerivIndex]) -> Optional[str]:
-    if isinstance(net, MLP) or isinstance(net, nn.Module) or callable(net):
-        return None
-    return f"needs an nn.Module or a callable, got {type(net).__name__}"
-
-
-def _compute_jet(net: MLP, theta: Any, x: Tensor, wanted: Sequence[DerivIndex]) -> dict:
-    return jet_mlp(net, theta, x, wanted)
-
-
-def _flat_theta(net: MLP, theta: Any) -> Tensor:
-    """The flat ``[P]``/``[S, P]`` theta the compiled ops take; per-layer leaves are views of it in layout order."""
-    if isinstance(theta, Tensor):
-        return theta
-    members = mlp_members(net, theta)
-    return torch.cat([t.reshape(members, -1) if members else t.reshape(-1) for t in theta], dim=-1)
-
-
-class _FusedRun:
-    """The ``"fused"`` method planned for one network and requests (:class:`~fastpinn.jets.FusedJet`)."""
-
-    def __init__(self, net: MLP, wanted: Sequence[DerivIndex]) -> None:
-        self.net, self.jet = net, FusedJet(net, wanted)
-
-    def _theta(self, theta: Any) -> tuple[Tensor, Optional[Sequence[Tensor]]]:
-        if not isinstance(theta, Tensor) and theta is self.net.leaves():
-            # The Trainer's leaves: the op reads net.theta (their storage) and hands them their gradient slices,
-            # with no per-step cat (and its backward) of the leaves.
-            return self.net.theta, theta
-        return _flat_theta(self.net, theta), None
-
-    def __call__(self, theta: Any, x: Tensor) -> dict:
-        flat, leaves = self._theta(theta)
-        return self.jet(flat, x, leaves)
-
-    def blocks(self, theta: Any, x: Tensor, spans: Sequence[int]) -> list[dict]:
-        flat, leaves = self._theta(theta)
-        return self.jet.blocks(flat, x, spans, leaves)
-
-
-def _compute_fused(net: MLP, theta: Any, x: Tensor, wanted: Sequence[DerivIndex]) -> dict:
-    return _FusedRun(net, wanted)(theta, x)
-
-
-def _compute_taylor(net: MLP, theta: Any, x: Tensor, wanted: Sequence[DerivIndex]) -> dict:
-    return taylor_mlp(net, _flat_theta(net, theta), x, wanted)
-
-
-def _compute_func(net: Any, theta: Any, x: Tensor, wanted: Sequence[DerivIndex]) -> dict:
-    if isinstance(net, MLP):
-        return func_mlp(net, theta, x, wanted)
-    return func_pointwise(_batched_callable(net, theta), x, wanted)
-
-
-def _compute_autograd(net: Any, theta: Any, x: Tensor, wanted: Sequence[DerivIndex]) -> dict:
-    if isinstance(net, MLP):
-        return autograd_mlp(net, theta, x, wanted)
-    return autograd_derivatives(_batched_callable(net, theta), x, wanted)
-
-
 def _check_mlp_inputs(net: MLP, x: Tensor, theta: Any) -> Any:
     """``theta`` for an MLP: the flat ``[P]``/``[S, P]`` tensor or its per-layer tensors (``net.leaves()``)."""
     theta = net.theta if theta is None else theta
@@ -497,29 +376,3 @@ def _check_mlp_inputs(net: MLP, x: Tensor, theta: Any) -> Any:
             f"[{members}, N, {net.in_dim}], got {tuple(x.shape)}"
         )
     return theta
-
-
-def _batched_callable(net: Any, theta: Any) -> Callable[[Tensor], Tensor]:
-    """``[M, d] -> [M, *out]`` for a module (with optional replacement parameters) or a callable."""
-    if theta is None:
-        return net
-    if isinstance(net, nn.Module) and isinstance(theta, Mapping):
-        return lambda points: functional_call(net, dict(theta), (points,))
-    raise ValueError(
-        "theta for a module other than MLP must be a mapping of parameter names to tensors "
-        f"(torch.func.functional_call), got {type(theta).__name__} for {type(net).__name__}"
-    )
-
-
-register_method(DerivativeMethod("jet", _jet_applicable, _compute_jet,
-                                 "forward derivative jets through a fastpinn.MLP (orders <= 2)"))
-register_method(DerivativeMethod("fused", _fused_applicable, _compute_fused,
-                                 "the forward jets of 'jet' as one compiled op over tiles of points (tanh, sin, silu "
-                                 "or softplus MLP without transforms, orders <= 2)", prepare=_FusedRun))
-register_method(DerivativeMethod("func", _any_network, _compute_func,
-                                 "torch.func: vmap over points of jacrev/jvp (any pointwise network, any order)"))
-register_method(DerivativeMethod("autograd", _any_network, _compute_autograd,
-                                 "nested torch.autograd.grad (any pointwise network, any order; the oracle)"))
-register_method(DerivativeMethod("taylor", taylor_reason, _compute_taylor,
-                                 "univariate Taylor mode as one compiled op: pure derivatives d^k u/dx_c^k of a tanh or "
-                                 "sin MLP without transforms, any order up to 8 (no mixed partials)"))

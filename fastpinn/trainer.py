@@ -3,7 +3,8 @@
 A step is the term losses, the public :class:`~fastpinn.WeightedBackward` (on a weight-update step one
 backward per term into ``G[S, K, P]`` and the fused statistics and EMA on the device; between updates one
 backward of ``sum_j lam_j L_j``) and the optimizer step (or a stage's closure optimizer, :mod:`fastpinn.optim`)
--- the same pieces a user's own loop calls. Per-epoch losses and weights are written into device buffers
+-- the same pieces a user's own loop calls (the Trainer's public step methods, :mod:`fastpinn.trainer_step`; its
+checkpoint methods are :mod:`fastpinn.trainer_state`'s). Per-epoch losses and weights are written into device buffers
 and read back only every ``eval_every`` epochs, where the callbacks run (the weight watcher among them).
 
 The side jobs are parts the Trainer composes (checked and built from its arguments by
@@ -28,23 +29,24 @@ from torch import Tensor
 
 from . import compile_policy
 from .callbacks import Callback, train_callbacks
-from .checkpoint import CHECKPOINT_FORMAT, read_checkpoint
+from .checkpoint import CHECKPOINT_FORMAT
 from .compile_policy import (AUTO_COMPILE_MIN_SPEEDUP, AUTO_COMPILE_PROBE_EPOCHS, AUTO_COMPILE_WARMUP_SECONDS,
-                             compile_or_fall_back, decide_compile)
+                             decide_compile)
 from .cuda_graph import fresh_optimizer_state
 from .divergence import BestSeen, boundary_decision, locate_nonfinite, snapshot
 from .errors import CheckpointError, CorruptCheckpointError, DeviceUnavailableError, NonFiniteError
 from .evaluation import evaluate_on_rank0, predict_points, reference_error, reference_tensors
 from .history import History, TrainingLog, rel_l2_error
 from .network import MLP
-from .optim import SchedulerFactory, Stage, closure_step
+from .optim import SchedulerFactory, Stage
 from .problem import Problem
 from .rba import ResidualAttention
 from .resampling import Resampling
 from .schemes import Scheme
 from .trainer_build import STEP_MODES, OptimizerFactory, TrainerParts, check_device
-from .trainer_state import TrainerState, check_max_epoch, save_state
+from .trainer_state import TrainerCheckpoints, TrainerState
 from .step_runner import StepRunner
+from .trainer_step import TrainerStep
 from .term_losses import DERIVATIVE_METHODS, derivative_method_choices
 from .threads import ThreadSetting, use_threads
 from .validation import check_int, check_optional_int
@@ -60,7 +62,7 @@ __all__ = ["Trainer", "History", "NonFiniteError", "CheckpointError", "CorruptCh
 EvalCallback = Callable[["Trainer", int, dict[str, Any]], None]
 
 
-class Trainer:
+class Trainer(TrainerStep, TrainerCheckpoints):
     """Train a :class:`~fastpinn.problem.Problem` with any weighting scheme.
 
     Args:
@@ -168,25 +170,24 @@ class Trainer:
         watch: Union[bool, WeightWatch] = True,
         resampling: Union[Resampling, Sequence[Resampling], None] = None,
     ) -> None:
-        # The checked settings and the composed parts (:mod:`fastpinn.trainer_build`), as this trainer's attributes.
-        p = TrainerParts(problem, scheme, network=network, optimizer=optimizer, lr=lr, device=device, dtype=dtype,
-                         derivative_method=derivative_method, eval_every=eval_every, backend=backend,
-                         batch_seed=batch_seed, compile=compile, step_mode=step_mode, coefficient_lr=coefficient_lr,
-                         threads=threads, update_schedule=update_schedule, attention=attention,
-                         distributed=distributed, overlap=overlap, stages=stages, lr_scheduler=lr_scheduler,
-                         watch=watch, resampling=resampling)
+        #: The checked settings and the composed parts (:mod:`fastpinn.trainer_build`); the public ones are
+        #: this trainer's attributes too.
+        self.parts = p = TrainerParts(
+            problem, scheme, network=network, optimizer=optimizer, lr=lr, device=device, dtype=dtype,
+            derivative_method=derivative_method, eval_every=eval_every, backend=backend, batch_seed=batch_seed,
+            compile=compile, step_mode=step_mode, coefficient_lr=coefficient_lr, threads=threads,
+            update_schedule=update_schedule, attention=attention, distributed=distributed, overlap=overlap,
+            stages=stages, lr_scheduler=lr_scheduler, watch=watch, resampling=resampling)
         self.eval_every, self.step_mode, self.method, self.threads = p.eval_every, p.step_mode, p.method, p.threads
         self.device, self.dtype, self.update_schedule = p.device, p.dtype, p.update_schedule
         self.compile_policy: Union[bool, str] = p.compile_policy
         #: This process's rank and the number of ranks training one model together (0 and 1 alone).
         self.rank, self.world_size = p.rank, p.world_size
-        self.problem, self._shard_ranges, self._batch_gen = p.problem, p.shard_ranges, p.batch_generator
+        self.problem = p.problem
         #: Which points every step trains on (globally and on this rank).
         self.batches, self.steps_per_epoch = p.batches, p.steps_per_epoch
         #: ``S``, the ensemble members trained at once (1 for a single network).
         self.scheme, self.members, self.net = p.scheme, p.members, p.net
-        # The flat parameters the optimizer steps and the leaves each backward accumulates into.
-        self._flat, self._leaves, self._loss_params = p.flat, p.leaves, p.loss_params
         #: The problem's trainable coefficients (inverse problems): ``[C]`` (``[S, C]`` for an ensemble)
         #: in ``problem.coefficients`` order, or ``None``.
         self.coefficients, self.coefficient_names = p.coefficients, p.coefficient_names
@@ -194,7 +195,7 @@ class Trainer:
         self.stages = p.stages
         #: The public weighted backward this trainer's step is built on (owns G, the Weighter, the gate).
         self.backward, self.weighter = p.backward, p.weighter
-        self.attention, self._traces, self._ntk_gen = p.attention, p.traces, p.ntk_generator
+        self.attention = p.attention
         self.resampler = p.resampler
         #: Every term's loss function (derivative method chosen or tuned, compiled or not).
         self.loss_functions = p.loss_functions
@@ -210,76 +211,35 @@ class Trainer:
         #: How the step runs: compiled or not, captured or not, and the warm-up (:mod:`fastpinn.step_runner`).
         self.step_runner = StepRunner(
             lambda indices: self.step(indices), self.term_losses, self.loss_functions, self.backward,
-            leaves=self._leaves, epoch_batches=lambda: self.epoch_batches(advance=False), local=self.batches.local,
+            leaves=p.leaves, epoch_batches=lambda: self.epoch_batches(advance=False), local=self.batches.local,
             state_tensors=self.state_tensors, optimizer=lambda: self.optimizer, step_mode=self.step_mode,
             device=self.device, compiled=compile is True, pending_warmup=p.tune_seconds)
         self._graphs = self.step_runner.graphs  # the captured steps (the same dict)
         self._stop_requested = False
         self._log: Optional[TrainingLog] = None  # the running train() call's records, for history_so_far()
         self._best = BestSeen(self.device)
-        # What of this trainer a checkpoint holds (:mod:`fastpinn.trainer_state`).
-        self._state = TrainerState(
-            problem=self.problem, scheme=self.scheme, net=self.net, leaves=self._leaves, theta=self.theta,
+        #: What of this trainer a checkpoint holds (:mod:`fastpinn.trainer_state`).
+        self.checkpoint_parts = TrainerState(
+            problem=self.problem, scheme=self.scheme, net=self.net, leaves=p.leaves, theta=self.theta,
             coefficients=self.coefficients, coefficient_names=self.coefficient_names, dtype=self.dtype,
             update_schedule=self.update_schedule, stages=self.stages, backward=self.backward,
-            batch_generator=self._batch_gen, ntk_generator=self._ntk_gen, attention=self.attention,
+            batch_generator=p.batch_generator, ntk_generator=p.ntk_generator, attention=self.attention,
             best=self._best, resampler=self.resampler, device=self.device, on_points_changed=self._follow_point_counts)
 
     def _resample(self) -> None:
         """Resample the terms due at this epoch with their residuals under the current parameters."""
         coef = self.loss_functions.coefficient_views(None if self.coefficients is None else self.coefficients.detach())
         self._follow_point_counts(self.resampler.resample_with_network(
-            self.epoch, self.net, methods=self.derivative_methods, theta=self._loss_params, coef=coef))
+            self.epoch, self.net, methods=self.derivative_methods, theta=self.parts.loss_params, coef=coef))
 
     def _follow_point_counts(self, terms: Sequence[int]) -> None:
         """The batch layout of ``terms`` after their points changed (RAR adds points)."""
         for k in terms:
             t = self.problem.terms[k]
             self.batches.layout[k] = (t.n_points, t.batch_size, t.n_batches)
-            self._shard_ranges[k] = self.batches.shard_ranges[k] = (0, t.n_points)
+            self.parts.shard_ranges[k] = self.batches.shard_ranges[k] = (0, t.n_points)
 
-    @property
-    def optimizer(self) -> torch.optim.Optimizer:
-        """The optimizer of the stage training is in."""
-        return self.stages.optimizer
-
-    @property
-    def lr_scheduler(self) -> Any:
-        """The lr scheduler of the stage training is in (``None``: none)."""
-        return self.stages.scheduler
-
-    # ------------------------------------------------------------------------------------- one step
-    @property
-    def theta(self) -> Tensor:
-        """The flat parameters ``[P]`` (``[S, P]``) the optimizer steps."""
-        return self._flat
-
-    @property
-    def shard_sizes(self) -> list[int]:
-        """``[K]`` the points of each term this rank holds (all of them in one process)."""
-        return [hi - lo for lo, hi in self._shard_ranges]
-
-    @property
-    def backward_passes(self) -> int:
-        """Autograd backward calls made by training steps so far."""
-        return self.backward.backward_passes
-
-    def coefficient_values(self) -> dict[str, Tensor]:
-        """The trainable coefficients now: name -> ``[S]`` (detached copies)."""
-        if self.coefficients is None:
-            return {}
-        c = self.coefficients.detach().reshape(self.members, -1)
-        return {n: c[:, i].clone() for i, n in enumerate(self.coefficient_names)}
-
-    @property
-    def compiled(self) -> bool:
-        """Whether the term losses are compiled now (``compile=True``, or ``"auto"`` decided to)."""
-        return self.step_runner.compiled
-
-    @compiled.setter
-    def compiled(self, value: bool) -> None:  # takes effect at the next _build_loss_fns, as before
-        self.step_runner.compiled = value
-
+    # ------------------------------------------------------- how the step runs (the step itself: trainer_step)
     def _build_loss_fns(self) -> None:
         """Each term's loss function for the current ``compiled`` setting."""
         self.step_runner.build(self.compiled)
@@ -288,81 +248,12 @@ class Trainer:
         """Forget captured graphs; the next :meth:`warmup` compiles/captures what training will use."""
         self.step_runner.drop_graphs()
 
-    def try_compile(self) -> float:
-        """Compile the term losses now and warm them up (``compile="auto"`` decided to); if compilation
-        fails, warn and go on eagerly. Returns the seconds spent."""
-        def compile_now() -> float:
-            self.step_runner.build(True)
-            return self.warmup()
-
-        seconds, failed = compile_or_fall_back(compile_now, lambda: self.step_runner.build(False))
-        if failed is not None and self.compile_decision is not None:
-            self.compile_decision.update(compiled=False, failed=failed)
-        return seconds
-
-    def term_losses(self, indices: Optional[Sequence[Optional[Tensor]]] = None) -> list[Tensor]:
-        """Unweighted losses of every term, each ``[S]`` (``[1]`` for a single network)."""
-        return self.loss_functions(self._loss_params, self.coefficients, indices)
-
-    def warmup(self) -> float:
-        """Compile (when ``compile=True``) and capture (``step_mode="cuda_graph"``) every graph training
-        will use, outside the timed epochs: one per distinct mini-batch size. Returns the seconds spent."""
-        return self.step_runner.warmup()
-
-    def term_gradients(self, losses: Sequence[Tensor]) -> Tensor:
-        """One backward per term: ``G[S, K, P]`` with row ``(s, k)`` = grad of member ``s``'s term ``k``
-        (zeros where a term does not depend on a parameter); weights and schedule are left alone."""
-        return self.backward.term_gradients(losses)
-
-    def step(self, indices: Optional[Sequence[Optional[Tensor]]] = None, *, update: Optional[bool] = None,
-             shard_weights: Optional[Tensor] = None) -> Tensor:
-        """One optimizer step: term losses, the weighted backward, the optimizer. Returns the detached
-        term losses ``[S, K]`` in a buffer the next step overwrites.
-
-        The weights update when the backward's gate says so (the first mini-batch of every ``tau``-th
-        epoch): decided on the host in ``step_mode="eager"``, on the device otherwise (then every tensor
-        this reads or writes keeps its address across calls, so a CUDA graph can capture it).
-        ``update``: force (``True``) or skip (``False``) the weight update without advancing the
-        schedule (host gate only). Distributed: ``indices`` are into this rank's shard and
-        ``shard_weights`` ``[K]`` its shares of the step's points (default: the whole shard, see
-        :meth:`BatchLayout.local <fastpinn.data_parallel.BatchLayout.local>`); the losses returned are the
-        global ones.
-
-        A closure optimizer (``torch.optim.LBFGS``; eager step mode) gets a closure that recomputes the
-        term losses and the weighted gradient at the current parameters (:func:`fastpinn.optim.closure_step`):
-        the weights may update only in its first call of a step (the gate decides and advances once per step,
-        as for Adam), so every further call differentiates the same weighted loss. The named ``"lbfgs"``
-        runs one L-BFGS per ensemble member in lock step (:class:`~fastpinn.lockstep.LockstepOptimizer`), so a
-        member equals its single run; a user's closure optimizer over all of ``theta[S, P]`` makes the members
-        share its line search. The losses returned are those of the closure's first call: at the parameters the step started
-        from, as for any optimizer (later calls may be rejected line-search trials)."""
-        if shard_weights is None and indices is None and self.world_size > 1:
-            shard_weights = self.batches.local([None] * len(self.problem.terms))[1]
-        if self.stages.closure:
-            closure_step(self.optimizer, self.backward, lambda: self.term_losses(indices), update=update,
-                         traces=self._traces, shard_weights=shard_weights)
-        else:
-            losses = self.term_losses(indices)
-            self.backward(losses, update=update, traces=self._traces, shard_weights=shard_weights)
-            self.stages.step()  # a fused Adam's kernel called directly (fastpinn.optim.DirectAdamStep)
-        if self.attention is not None:  # the point weights follow this step's residuals (eq. 9-10)
-            for k, (r, index) in self.loss_functions.residuals.items():
-                self.attention.update(k, r, index)
-            self.loss_functions.residuals.clear()
-        return self.backward.losses
-
     def _run_step(self, indices: list[Optional[Tensor]]) -> Tensor:
         """One step of :meth:`train` in this trainer's ``step_mode``."""
         if self.step_mode == "cuda_graph":
             return self.step_runner.graph_for(indices).replay(indices)
         local, shares = self.batches.local(indices)
         return self.step(local, shard_weights=shares)
-
-    def state_tensors(self) -> list[Tensor]:
-        """Every device tensor a training step mutates besides the optimizer's state: the parameters, the
-        trainable coefficients and the weighted backward's state (snapshotted around CUDA-graph capture)."""
-        coefficients = [] if self.coefficients is None else [self.coefficients]
-        return [self.theta] + coefficients + self.backward.state_tensors()
 
     # ---------------------------------------------------------------------------------- evaluation
     def predict(self, X: Union[Tensor, np.ndarray], chunk: int = 65536) -> Tensor:
@@ -378,11 +269,6 @@ class Trainer:
         return reference_error(self.predict(X), U)
 
     # ------------------------------------------------------------------------------------- training
-    def epoch_batches(self, advance: bool = True) -> list[list[Optional[Tensor]]]:
-        """Per step of the coming epoch, the global point indices of each term (``None``: all points).
-        ``advance=False`` leaves the shuffling generator untouched (for the warm-up)."""
-        return self.batches.epoch_batches(self._batch_gen if advance else None)
-
     def request_stop(self) -> None:
         """Ask a running :meth:`train` to stop after the current epoch (safe from a signal handler: it only
         sets a flag). ``train`` then checks finiteness and returns the history so far with
@@ -592,45 +478,3 @@ class Trainer:
             info["rel_l2"] = err
             self._best.track(err, self.theta.reshape(self.members, -1), self.epoch)
         return info
-
-    # ---------------------------------------------------------------------------------- checkpoints
-    def state_dict(self) -> dict[str, Any]:
-        """Everything training continues from: parameters, optimizer, weights, shuffling, epoch, best-seen
-        state, plus the format version and the configuration facts :meth:`load_state_dict` checks."""
-        return self._state.state_dict(self.epoch)
-
-    def check_state_dict(self, state: Any, *, source: str = "checkpoint") -> None:
-        """Raise :class:`CheckpointError` naming the field and both values if ``state`` was not written by a
-        trainer of this configuration (format version, ensemble size, terms, scheme and its parameters,
-        network shape, dtype, epoch)."""
-        self._state.check(state, source=source)
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Continue from :meth:`state_dict` (checked with :meth:`check_state_dict` first)."""
-        self.check_state_dict(state, source="state")
-        self._state.load_state_dict(state, lambda epoch: setattr(self, "epoch", epoch))
-        # The optimizer and weighter replaced their state tensors: captured graphs point at the old ones.
-        self._drop_graphs()
-
-    def save_checkpoint(self, path: str, extra: Optional[dict[str, Any]] = None) -> None:
-        """``torch.save`` of :meth:`state_dict` (plus ``extra``, e.g. the history so far), written atomically.
-        Distributed: rank 0 writes, every rank waits on a barrier until the file is there (the state is the
-        same on every rank and does not depend on the number of ranks)."""
-        save_state(path, self.state_dict, extra, rank=self.rank, world_size=self.world_size)
-
-    @staticmethod
-    def read_checkpoint(path: str, map_location: Union[str, torch.device, None] = "cpu") -> dict[str, Any]:
-        """The state dict stored in ``path``; :class:`CheckpointError` (naming the path) if it is truncated
-        or corrupt, ``FileNotFoundError`` if missing (:func:`fastpinn.checkpoint.read_checkpoint`)."""
-        return read_checkpoint(path, map_location)
-
-    def load_checkpoint(self, path: str, *, max_epoch: Optional[int] = None) -> dict[str, Any]:
-        """Continue from a checkpoint file, after checking it matches this trainer; returns its ``extra``
-        (``{}`` if none). ``max_epoch``: refuse a checkpoint past this epoch (e.g. the run's length)."""
-        state = self.read_checkpoint(path, map_location=self.device)
-        self.check_state_dict(state, source=f"checkpoint {str(path)!r}")
-        check_max_epoch(state, path, max_epoch)
-        self.load_state_dict(state)
-        return dict(state.get("extra") or {})
-
-

@@ -54,8 +54,9 @@ class TrainerParts:
     """The parts a :class:`~fastpinn.Trainer` composes, built from its arguments (documented there, with
     their defaults).
 
-    The attributes are the Trainer's of the same name (``flat``, ``leaves``, ``loss_params``,
-    ``shard_ranges``, ``batch_generator``, ``ntk_generator`` and ``traces`` are its private ones).
+    The Trainer holds them as ``trainer.parts``; the public ones are its attributes of the same name too
+    (``flat``, ``leaves``, ``loss_params``, ``shard_ranges``, ``batch_generator``, ``ntk_generator`` and
+    ``traces`` it reads through ``parts``).
     """
 
     def __init__(

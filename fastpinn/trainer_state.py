@@ -5,18 +5,19 @@
 pointwise attention, the best-seen state, the resampler) and the configuration facts a checkpoint must
 agree on (:meth:`TrainerState.meta`). The file format itself (checksummed, weights-only) is
 :mod:`fastpinn.checkpoint`'s; the Trainer's ``state_dict``/``load_state_dict``/``save_checkpoint``/
-``load_checkpoint`` are thin calls into this module.
+``load_checkpoint`` are thin calls into this module (:class:`TrainerCheckpoints`, a base class of the Trainer).
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence, Union
 
 import torch
 from torch import Tensor, nn
 
 from .backward import WeightedBackward
-from .checkpoint import CHECKPOINT_FORMAT, check_state_dict, network_meta, scheme_meta, write_checkpoint
+from .checkpoint import (CHECKPOINT_FORMAT, check_state_dict, network_meta, read_checkpoint, scheme_meta,
+                         write_checkpoint)
 from .collectives import collective
 from .data_parallel import torch_distributed
 from .divergence import BestSeen
@@ -25,8 +26,9 @@ from .optim import StageRunner
 from .problem import Problem
 from .rba import ResidualAttention
 from .resampling import Resampler
+from .step_runner import StepRunner
 
-__all__ = ["TrainerState", "save_state", "check_max_epoch"]
+__all__ = ["TrainerState", "TrainerCheckpoints", "save_state", "check_max_epoch"]
 
 
 class TrainerState:
@@ -131,3 +133,56 @@ def check_max_epoch(state: dict[str, Any], path: str, max_epoch: Optional[int]) 
     if max_epoch is not None and state["epoch"] > max_epoch:
         raise CheckpointError(f"checkpoint {str(path)!r} does not match this run: epoch is {state['epoch']} "
                               f"in the checkpoint but the run has only {max_epoch} epochs")
+
+
+class TrainerCheckpoints:
+    """The checkpoint methods of a :class:`~fastpinn.Trainer` (a base class of it; documented there too): thin
+    calls into its :class:`TrainerState` (``checkpoint_parts``), :func:`save_state` and
+    :mod:`fastpinn.checkpoint`. They read only the Trainer's public attributes below, set by its constructor.
+    """
+
+    checkpoint_parts: TrainerState
+    step_runner: StepRunner
+    epoch: int
+    rank: int
+    world_size: int
+    device: torch.device
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything training continues from: parameters, optimizer, weights, shuffling, epoch, best-seen
+        state, plus the format version and the configuration facts :meth:`load_state_dict` checks."""
+        return self.checkpoint_parts.state_dict(self.epoch)
+
+    def check_state_dict(self, state: Any, *, source: str = "checkpoint") -> None:
+        """Raise :class:`CheckpointError` naming the field and both values if ``state`` was not written by a
+        trainer of this configuration (format version, ensemble size, terms, scheme and its parameters,
+        network shape, dtype, epoch)."""
+        self.checkpoint_parts.check(state, source=source)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`state_dict` (checked with :meth:`check_state_dict` first)."""
+        self.check_state_dict(state, source="state")
+        self.checkpoint_parts.load_state_dict(state, lambda epoch: setattr(self, "epoch", epoch))
+        # The optimizer and weighter replaced their state tensors: captured graphs point at the old ones.
+        self.step_runner.drop_graphs()
+
+    def save_checkpoint(self, path: str, extra: Optional[dict[str, Any]] = None) -> None:
+        """``torch.save`` of :meth:`state_dict` (plus ``extra``, e.g. the history so far), written atomically.
+        Distributed: rank 0 writes, every rank waits on a barrier until the file is there (the state is the
+        same on every rank and does not depend on the number of ranks)."""
+        save_state(path, self.state_dict, extra, rank=self.rank, world_size=self.world_size)
+
+    @staticmethod
+    def read_checkpoint(path: str, map_location: Union[str, torch.device, None] = "cpu") -> dict[str, Any]:
+        """The state dict stored in ``path``; :class:`CheckpointError` (naming the path) if it is truncated
+        or corrupt, ``FileNotFoundError`` if missing (:func:`fastpinn.checkpoint.read_checkpoint`)."""
+        return read_checkpoint(path, map_location)
+
+    def load_checkpoint(self, path: str, *, max_epoch: Optional[int] = None) -> dict[str, Any]:
+        """Continue from a checkpoint file, after checking it matches this trainer; returns its ``extra``
+        (``{}`` if none). ``max_epoch``: refuse a checkpoint past this epoch (e.g. the run's length)."""
+        state = self.read_checkpoint(path, map_location=self.device)
+        self.check_state_dict(state, source=f"checkpoint {str(path)!r}")
+        check_max_epoch(state, path, max_epoch)
+        self.load_state_dict(state)
+        return dict(state.get("extra") or {})

@@ -66,7 +66,7 @@ def _train(problem: str, scheme: str, epochs: int, distributed=None, overlap: bo
     return {"losses": h.losses, "weights": h.weights, "rel_l2": h.rel_l2, "theta": trainer.theta.detach().clone(),
             "collectives": trainer.backward.collectives, "reduced": trainer.backward.reduced_elements,
             "steps": epochs * trainer.steps_per_epoch, "world": trainer.world_size,
-            "shard": [hi - lo for lo, hi in trainer._shard_ranges]}
+            "shard": trainer.shard_sizes}
 
 
 RESUME_EPOCHS = 20
