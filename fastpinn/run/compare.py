@@ -143,9 +143,9 @@ def parse_entry(text: str) -> Entry:
 class CompareResult:
     """What :func:`compare` wrote. ``rows``: one per scheme in training order (PINN first), each with its
     ``rank`` (1: lowest mean rel. L2; failed runs last); ``winner``: the best row's scheme, ``None`` when no
-    run finished or none trained; ``train_command``: the ``fastpinn train`` command line of the winner's
-    configuration; ``untrained``: even the best row did not train
-    (:func:`~fastpinn.run.compare_summary.untrained_line`)."""
+    run finished; ``train_command``: the ``fastpinn train`` command line of the winner's configuration;
+    ``untrained``: even the best row did not train (:func:`~fastpinn.run.compare_summary.untrained_line`): the
+    winner is then no recommendation."""
 
     out_dir: Path
     markdown: str
@@ -253,8 +253,8 @@ def compare(problem: str, schemes: Sequence[str] = COMPARE_DEFAULT, *, seeds: Op
 
     Writes ``compare.md`` (the schemes ranked by mean rel. L2, best first: mean ± s.e. and min–max over seeds,
     the training run's wall time, the paired step time over PINN's; then a line for each scheme that ended far
-    worse than PINN, and the winner and the ``fastpinn train`` command that trains it -- or, when even the best
-    row's error is that of no trained network, that no scheme trained: :mod:`~fastpinn.run.compare_summary`),
+    worse than PINN -- or, when even the best row's error is that of no trained network, that no scheme trained --
+    and the winner and the ``fastpinn train`` command that trains it: :mod:`~fastpinn.run.compare_summary`),
     ``compare.csv`` and ``compare.json`` (the same numbers, one row per scheme in
     training order, with its ``rank``) and ``compare.png`` (rel. L2 vs epoch per scheme: mean over seeds, band
     from min to max). PINN is added when missing (the time baseline). The step time (``step_time_over_pinn``,
@@ -338,7 +338,7 @@ def compare(problem: str, schemes: Sequence[str] = COMPARE_DEFAULT, *, seeds: Op
     best = ranked[0] if rank_key(ranked[0])[0] == 0 else None
     constant_error = constant_fit_error(_one_seed(cfgs["pinn"], seed_list[0]).build_problem()) if best else None
     untrained = best is not None and untrained_line(best, constant_error) is not None
-    winner_cfg = None if best is None or untrained else cfgs[best["scheme"]]
+    winner_cfg = None if best is None else cfgs[best["scheme"]]
     if winner_cfg is not None and one_run_per_seed:
         winner_cfg = _one_seed(winner_cfg, seed_list[0])
     command = train_command(problem, winner_cfg) if winner_cfg is not None else None
@@ -352,7 +352,7 @@ def compare(problem: str, schemes: Sequence[str] = COMPARE_DEFAULT, *, seeds: Op
 
     atomic_write_text(root / "compare.md", md)
     atomic_write_text(root / "compare.csv", buf.getvalue())
-    winner = best["scheme"] if winner_cfg is not None else None
+    winner = best["scheme"] if best else None
     records.write_json(root / "compare.json", {"rows": rows, "winner": winner, "untrained": untrained,
                                                "constant_fit_rel_l2": constant_error,
                                                "train_command": command, "step_timing": timing_legend(step_timing),

@@ -107,12 +107,18 @@ def _what_to_try(scheme: str) -> str:
             f"train){warm}, or PINN.")
 
 
-def winner_line(best: Optional[dict], command: Optional[str], runner_up: Optional[dict] = None) -> str:
-    """``Best: ...; train it with: COMMAND``, or that no scheme finished."""
+def winner_line(best: Optional[dict], command: Optional[str], runner_up: Optional[dict] = None, *,
+                untrained: bool = False) -> str:
+    """``Best: ...; train it with: COMMAND`` (``untrained``: said to be no recommendation), or that no scheme
+    finished."""
     if best is None:
         return "No scheme finished with a rel. L2 error (diverged, or the problem has no reference solution)."
-    return (f"Best: {best['label']} (rel. L2 {format_mean_pm(best['rel_l2_mean'], best['rel_l2_sem'])})"
-            f"{tie_note(best, runner_up)}; train it with: {command}")
+    error = (f"Best: {best['label']} (rel. L2 {format_mean_pm(best['rel_l2_mean'], best['rel_l2_sem'])})"
+             f"{tie_note(best, runner_up)}")
+    if untrained:
+        return (f"{error}; but none of these runs trained (above): not a recommendation; to rerun it anyway, "
+                f"train it with: {command}")
+    return f"{error}; train it with: {command}"
 
 
 def tie_note(best: dict, runner_up: Optional[dict]) -> str:
@@ -144,9 +150,10 @@ def timing_legend(step_timing: bool) -> str:
 def summary_markdown(ranked: list[dict], best: Optional[dict], command: Optional[str],
                      coefficient_names: Sequence[str] = (), *, step_timing: bool = True,
                      constant_error: Optional[float] = None) -> str:
-    """``compare.md``: the table of ``ranked`` rows, the timing legend, the schemes far worse than PINN, and as
-    the last line the winner with its ``fastpinn train`` command -- or, when even the best did not train
-    (:func:`untrained_line`), that no scheme trained."""
+    """``compare.md``: the table of ``ranked`` rows, the timing legend, the schemes far worse than PINN -- or,
+    when even the best did not train (:func:`untrained_line`), that no scheme trained -- and as the last line
+    the winner with its ``fastpinn train`` command (the command stays the last clause: it is what a user
+    copies)."""
     learned = "".join(f" {c} (mean) |" for c in coefficient_names)
     lines = ["| rank | scheme | seeds | rel. L2 (mean ± s.e.) | rel. L2 min – max | training wall time (s) "
              "| step time / PINN (paired) | weight warnings |" + learned,
@@ -162,9 +169,9 @@ def summary_markdown(ranked: list[dict], best: Optional[dict], command: Optional
                                for c in coefficient_names))
     lines += ["", timing_legend(step_timing), ""]
     untrained = None if best is None else untrained_line(best, constant_error)
-    if untrained is None:  # when nothing trained, PINN is no yardstick either
-        worse = worse_than_pinn(ranked)
-        lines += [*worse, *([""] if worse else [])]
+    # when nothing trained, PINN is no yardstick either
+    said = [untrained] if untrained else worse_than_pinn(ranked)
+    lines += [*said, *([""] if said else [])]
     runner_up = ranked[1] if len(ranked) > 1 and rank_key(ranked[1])[0] == 0 else None
-    lines.append(untrained or winner_line(best, command, runner_up))
+    lines.append(winner_line(best, command, runner_up, untrained=untrained is not None))
     return "\n".join(lines) + "\n"
