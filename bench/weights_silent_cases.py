@@ -72,8 +72,8 @@ def window_counts(W: np.ndarray, L: np.ndarray, end: int, width: int = 100) -> d
     1e-6 (the candidate rules)."""
     counts = {"share<1e-3": 0, "share<1e-4": 0, "fitted<1e-6": 0}
     for e in range(0, min(end, W.shape[0]), width):
-        with np.errstate(divide="ignore"):  # a loss of exactly 0 (a fitted point) is clipped
-            level = np.exp(np.log(np.clip(np.abs(L[e:e + width]), 1e-300, None)).mean(0))  # [S, K]
+        # float64 before the clip (1e-300 is 0 in float32): a loss of exactly 0, a fitted point, counts as 1e-300
+        level = np.exp(np.log(np.clip(np.abs(L[e:e + width].astype(np.float64)), 1e-300, None)).mean(0))  # [S, K]
         big = W[e:e + width, :, 1:].min(0) >= 10
         ratio = level[:, 1:] / level[:, :1]
         share = W[min(e + width, W.shape[0]) - 1, :, 1:] * ratio
