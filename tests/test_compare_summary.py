@@ -37,7 +37,6 @@ def test_the_trials_ma_row_is_named_worse_than_pinn_with_what_to_try():
     # 3.4x PINN's mean but within the combined s.e. of 3x it; GradNorm-W is better than PINN.
     rows = [row("pinn", 3.8e-3, 1.4e-3), row("ma", 3.9e-2, 7.9e-3, label="MA-PINN"),
             row("dn+clamp", 1.3e-2, 6e-3), row("gradnorm-w", 2.9e-3, 1.3e-3)]
-    rows[2]["scheme"] = "dn"
     (line,) = worse_than_pinn(rows)
     assert line.startswith("Worse than PINN: MA-PINN ended 10.3x PINN's rel. L2 (3.90e-02 ± 7.9e-03 against ")
     assert "beyond their combined standard error" in line and "weight watcher reported nothing" in line
@@ -48,8 +47,8 @@ def test_worse_than_pinn_needs_three_times_beyond_the_standard_error_and_names_e
     pinn = row("pinn", 1e-2, 1e-3)
     assert worse_than_pinn([pinn, row("dn", 2.9e-2, 1e-4)]) == []  # under 3x
     assert worse_than_pinn([pinn, row("dn", 3.5e-2, 1e-2)]) == []  # 3.5x, but 5e-3 above 3x is within the s.e.
-    (line,) = worse_than_pinn([pinn, row("id", 5e-2, 1e-3, warnings=2)])
-    assert "its 2 weight warning(s) are in its run's metrics.json" in line
+    (line,) = worse_than_pinn([pinn, row("id+beta=0.99", 5e-2, 1e-3, warnings=2)])  # an entry's text
+    assert "its 2 weight warning(s) are in its run's metrics.json" in line and "id+weight_max=10" in line
     # a scheme without weight bounds is pointed to PINN; one seed says it has no spread
     (line,) = worse_than_pinn([row("pinn", 1e-2), row("pcgrad", 5e-2)])
     assert "one seed: no spread" in line and line.endswith("Use PINN or another scheme for this problem.")

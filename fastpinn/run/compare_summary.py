@@ -90,12 +90,13 @@ def worse_than_pinn(rows: Sequence[dict]) -> list[str]:
         out.append(f"Worse than PINN: {r['label']} ended {r['rel_l2_mean'] / pinn['rel_l2_mean']:.3g}x PINN's "
                    f"rel. L2 ({format_mean_pm(r['rel_l2_mean'], r['rel_l2_sem'])} against "
                    f"{format_mean_pm(pinn['rel_l2_mean'], pinn['rel_l2_sem'])}, {spread}); {said}. "
-                   f"{_what_to_try(r['scheme'])}")
+                   f"{_what_to_try(r['scheme'].split('+')[0])}")  # the entry's scheme: dn+clamp -> dn
     return out
 
 
 def _what_to_try(scheme: str) -> str:
-    """The remedies measured to help where a dynamic scheme ended worse than PINN (docs/weights.md)."""
+    """The remedies measured to help where a dynamic ``scheme`` (a registered name) ended worse than PINN
+    (docs/weights.md)."""
     from ..schemes import scheme_class
 
     declared = scheme_class(scheme).declared()
