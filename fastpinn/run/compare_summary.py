@@ -102,10 +102,11 @@ def _what_to_try(scheme: str) -> str:
     declared = scheme_class(scheme).declared()
     if "weight_max" not in declared:
         return "Use PINN or another scheme for this problem."
-    # Poisson-Robin, MA, 3 seeds x 2,000 epochs: 3.9e-2; weight_max=10 5.0e-3; a warm-up 6.5e-3; 100 only 2.0e-2
-    warm = f", a warm-up ({scheme}+warmup)" if "weight_warmup" in declared else ""
+    # Poisson-Robin, 3 seeds x 2,000 epochs: weight_max=10 brought MA (3.9e-2), DN beta 0.9 (1.1e-1), ID (1.3e-1)
+    # and LRA (1.0) to PINN's 3.8e-3 (3.9e-3 - 5.9e-3); a bound of 100 only halved MA's error, and a warm-up
+    # helped MA and DN but not LRA (9.0e-2) or ID fully (1.4e-2)
     return (f"Try a tighter upper bound on the weights ({scheme}+weight_max=10 in --schemes, --weight-max 10 in "
-            f"train){warm}, or PINN.")
+            "train), or PINN.")
 
 
 def winner_line(best: Optional[dict], command: Optional[str], runner_up: Optional[dict] = None, *,
