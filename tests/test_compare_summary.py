@@ -53,6 +53,7 @@ def test_worse_than_pinn_needs_three_times_beyond_the_standard_error_and_names_e
     # a scheme without weight bounds is pointed to PINN; one seed says it has no spread
     (line,) = worse_than_pinn([row("pinn", 1e-2), row("pcgrad", 5e-2)])
     assert "one seed: no spread" in line and line.endswith("Use PINN or another scheme for this problem.")
+    assert "reported nothing for it. Use PINN" in line  # no word about large weights: an aggregator has none to bound
     failed = dict(row("pinn", 1e-2, 1e-3), status="diverged")
     assert worse_than_pinn([failed, row("dn", 5e-1, 1e-3)]) == []  # no finished PINN: no yardstick
 

@@ -84,29 +84,27 @@ def worse_than_pinn(rows: Sequence[dict]) -> list[str]:
             continue
         spread = ("beyond their combined standard error" if se and se_pinn else
                   "one seed: no spread to weigh it against")
+        bounded = _has_weight_bounds(r["scheme"].split("+")[0])  # the entry's scheme: dn+clamp -> dn
         said = (f"its {r['weight_warnings']} weight warning(s) are in its run's metrics.json" if r["weight_warnings"]
-                else "the weight watcher reported nothing for it (large weights that never run away, e.g. on "
-                     "terms of one point, can starve the PDE residual)")
+                else "the weight watcher reported nothing for it" + (
+                    " (large weights that never run away, e.g. on terms of one point, can starve the PDE "
+                    "residual)" if bounded else ""))
+        # Poisson-Robin, 3 seeds x 2,000 epochs: weight_max=10 brought MA (3.9e-2), DN beta 0.9 (1.1e-1), ID
+        # (1.3e-1) and LRA (1.0) to PINN's 3.8e-3 (3.9e-3 - 5.9e-3); a bound of 100 only halved MA's error, and a
+        # warm-up helped MA and DN but not LRA (9.0e-2) or ID fully (1.4e-2)
+        hint = (f"Try a tighter upper bound on the weights ({r['scheme'].split('+')[0]}+weight_max=10 in --schemes, "
+                "--weight-max 10 in train), or PINN." if bounded else "Use PINN or another scheme for this problem.")
         out.append(f"Worse than PINN: {r['label']} ended {r['rel_l2_mean'] / pinn['rel_l2_mean']:.3g}x PINN's "
                    f"rel. L2 ({format_mean_pm(r['rel_l2_mean'], r['rel_l2_sem'])} against "
-                   f"{format_mean_pm(pinn['rel_l2_mean'], pinn['rel_l2_sem'])}, {spread}); {said}. "
-                   f"{_what_to_try(r['scheme'].split('+')[0])}")  # the entry's scheme: dn+clamp -> dn
+                   f"{format_mean_pm(pinn['rel_l2_mean'], pinn['rel_l2_sem'])}, {spread}); {said}. {hint}")
     return out
 
 
-def _what_to_try(scheme: str) -> str:
-    """The remedies measured to help where a dynamic ``scheme`` (a registered name) ended worse than PINN
-    (docs/weights.md)."""
+def _has_weight_bounds(scheme: str) -> bool:
+    """Whether the registered ``scheme`` declares weight bounds (the EMA schemes; not PINN or the aggregators)."""
     from ..schemes import scheme_class
 
-    declared = scheme_class(scheme).declared()
-    if "weight_max" not in declared:
-        return "Use PINN or another scheme for this problem."
-    # Poisson-Robin, 3 seeds x 2,000 epochs: weight_max=10 brought MA (3.9e-2), DN beta 0.9 (1.1e-1), ID (1.3e-1)
-    # and LRA (1.0) to PINN's 3.8e-3 (3.9e-3 - 5.9e-3); a bound of 100 only halved MA's error, and a warm-up
-    # helped MA and DN but not LRA (9.0e-2) or ID fully (1.4e-2)
-    return (f"Try a tighter upper bound on the weights ({scheme}+weight_max=10 in --schemes, --weight-max 10 in "
-            "train), or PINN.")
+    return "weight_max" in scheme_class(scheme).declared()
 
 
 def winner_line(best: Optional[dict], command: Optional[str], runner_up: Optional[dict] = None, *,
