@@ -256,7 +256,8 @@ def compare(problem: str, schemes: Sequence[str] = COMPARE_DEFAULT, *, seeds: Op
     worse than PINN -- or, when even the best row's error is that of no trained network, that no scheme trained --
     and the winner and the ``fastpinn train`` command that trains it: :mod:`~fastpinn.run.compare_summary`),
     ``compare.csv`` and ``compare.json`` (the same numbers, one row per scheme in
-    training order, with its ``rank``) and ``compare.png`` (rel. L2 vs epoch per scheme: mean over seeds, band
+    training order, with its ``rank``; the JSON also ``untrained`` and ``constant_fit_rel_l2``, the error of the
+    best constant function) and ``compare.png`` (rel. L2 vs epoch per scheme: mean over seeds, band
     from min to max). PINN is added when missing (the time baseline). The step time (``step_time_over_pinn``,
     ``epoch_seconds``) is measured side by side after training, reused runs included
     (:func:`~fastpinn.run.step_timing.paired_step_timing`: every scheme's trainer built afresh, bursts of epochs
