@@ -18,6 +18,11 @@ meet a condition at the same boundary share one report; one that meets it later 
   finite;
 * ``nonfinite``: a weight that is not finite.
 
+What it cannot see: a scheme whose weights stay moderate (no collapse, no runaway, every loss falling) and
+still ends far worse than PINN -- MA on the user trial's Poisson-Robin, λ at 30-1,200 on two one-point terms,
+10x PINN's error. No quantity of the weights and losses separated that from healthy runs (docs/weights.md);
+``fastpinn compare``, which trains PINN beside it, names it.
+
 Each report is a :class:`WeightReport` (term, kind, epoch since when, value, members, message). The message
 goes to the progress output (above the bar when there is one, else as a :class:`WeightWarning`), the
 reports of a ``train()`` call into ``History.extra["weight_warnings"]`` and from there into a run's

@@ -14,8 +14,9 @@ from . import directory, records
 from .config import SCHEMES, TRAINING_OPTIONS, Log, RunConfig, is_user_problem, problem_takes_seed
 from .one_run import preflight_backend, train_run
 from . import step_timing as timing
+from .compare_summary import constant_fit_error, rank_key, summary_markdown, timing_legend, untrained_line
 from ..validation import check_int
-from .tables import finite_or_none, format_mean_pm, format_seconds
+from .tables import finite_or_none
 
 __all__ = ["DEMO_DEFAULTS", "demo", "COMPARE_DEFAULT", "COMPARE_SEEDS", "REMEDIES", "Entry", "parse_entry",
            "CompareResult", "compare", "compare_name", "train_command", "trains_ensembles"]
@@ -142,7 +143,9 @@ def parse_entry(text: str) -> Entry:
 class CompareResult:
     """What :func:`compare` wrote. ``rows``: one per scheme in training order (PINN first), each with its
     ``rank`` (1: lowest mean rel. L2; failed runs last); ``winner``: the best row's scheme, ``None`` when no
-    run finished; ``train_command``: the ``fastpinn train`` command line of the winner's configuration."""
+    run finished; ``train_command``: the ``fastpinn train`` command line of the winner's configuration;
+    ``untrained``: even the best row did not train (:func:`~fastpinn.run.compare_summary.untrained_line`): the
+    winner is then no recommendation."""
 
     out_dir: Path
     markdown: str
@@ -150,6 +153,7 @@ class CompareResult:
     figure: Optional[Path]
     winner: Optional[str] = None
     train_command: Optional[str] = None
+    untrained: bool = False
 
 
 def compare_name(problem: str) -> str:
@@ -248,9 +252,12 @@ def compare(problem: str, schemes: Sequence[str] = COMPARE_DEFAULT, *, seeds: Op
     given to the schemes that declare it.
 
     Writes ``compare.md`` (the schemes ranked by mean rel. L2, best first: mean ± s.e. and min–max over seeds,
-    the training run's wall time, the paired step time over PINN's; then the winner and the ``fastpinn train``
-    command that trains it), ``compare.csv`` and ``compare.json`` (the same numbers, one row per scheme in
-    training order, with its ``rank``) and ``compare.png`` (rel. L2 vs epoch per scheme: mean over seeds, band
+    the training run's wall time, the paired step time over PINN's; then a line for each scheme that ended far
+    worse than PINN -- or, when even the best row's error is that of no trained network, that no scheme trained --
+    and the winner and the ``fastpinn train`` command that trains it: :mod:`~fastpinn.run.compare_summary`),
+    ``compare.csv`` and ``compare.json`` (the same numbers, one row per scheme in
+    training order, with its ``rank``; the JSON also ``untrained`` and ``constant_fit_rel_l2``, the error of the
+    best constant function) and ``compare.png`` (rel. L2 vs epoch per scheme: mean over seeds, band
     from min to max). PINN is added when missing (the time baseline). The step time (``step_time_over_pinn``,
     ``epoch_seconds``) is measured side by side after training, reused runs included
     (:func:`~fastpinn.run.step_timing.paired_step_timing`: every scheme's trainer built afresh, bursts of epochs
@@ -326,15 +333,18 @@ def compare(problem: str, schemes: Sequence[str] = COMPARE_DEFAULT, *, seeds: Op
             log("compare: every run reused: the step timing of the comparison that trained them is kept")
         for r in rows:
             r["epoch_seconds"], r["step_time_over_pinn"] = timings[r["scheme"]] or (None, None)
-    ranked = sorted(rows, key=_rank_key)
+    ranked = sorted(rows, key=rank_key)
     for k, r in enumerate(ranked, 1):
         r["rank"] = k
-    best = ranked[0] if _rank_key(ranked[0])[0] == 0 else None
+    best = ranked[0] if rank_key(ranked[0])[0] == 0 else None
+    constant_error = constant_fit_error(_one_seed(cfgs["pinn"], seed_list[0]).build_problem()) if best else None
+    untrained = best is not None and untrained_line(best, constant_error) is not None
     winner_cfg = None if best is None else cfgs[best["scheme"]]
     if winner_cfg is not None and one_run_per_seed:
         winner_cfg = _one_seed(winner_cfg, seed_list[0])
     command = train_command(problem, winner_cfg) if winner_cfg is not None else None
-    md = _markdown(ranked, best, command, coefficient_names, step_timing=step_timing)
+    md = summary_markdown(ranked, best, command, coefficient_names, step_timing=step_timing,
+                          constant_error=constant_error)
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
     w.writeheader()
@@ -343,15 +353,17 @@ def compare(problem: str, schemes: Sequence[str] = COMPARE_DEFAULT, *, seeds: Op
 
     atomic_write_text(root / "compare.md", md)
     atomic_write_text(root / "compare.csv", buf.getvalue())
-    records.write_json(root / "compare.json", {"rows": rows, "winner": best["scheme"] if best else None,
-                                               "train_command": command, "step_timing": _timing_legend(step_timing),
+    winner = best["scheme"] if best else None
+    records.write_json(root / "compare.json", {"rows": rows, "winner": winner, "untrained": untrained,
+                                               "constant_fit_rel_l2": constant_error,
+                                               "train_command": command, "step_timing": timing_legend(step_timing),
                                                "step_timing_of": timed_as})
     fig_path = None
     if figure and any(c is not None for c in curves.values()):
         labels = {name: _label(cfg) for name, cfg in cfgs.items()}
         fig_path = _figure(root / "compare.png", curves, labels, title=f"{compare_name(problem)}: weighting schemes",
                            seeds=len(seed_list))
-    return CompareResult(root, md, rows, fig_path, best["scheme"] if best else None, command)
+    return CompareResult(root, md, rows, fig_path, winner, command, untrained)
 
 
 def _entry_config(entry: Entry, **fields: Any) -> RunConfig:
@@ -439,66 +451,6 @@ def _error_curve(run_dirs: list[Path]) -> Optional[tuple]:
         return None
     err = np.concatenate([np.asarray(h.rel_l2, dtype=float)[:m].reshape(m, -1) for h in histories], axis=1)
     return histories[0].eval_epochs[:m], err.mean(axis=1), err.min(axis=1), err.max(axis=1)
-
-
-def _rank_key(row: dict) -> tuple:
-    """Finished runs by mean rel. L2, then the rest (diverged, no reference solution) in training order."""
-    ok = row["status"] == "ok" and row["rel_l2_mean"] is not None
-    return (0, row["rel_l2_mean"]) if ok else (1, 0.0)
-
-
-def _timing_legend(step_timing: bool) -> str:
-    """What the table's two time columns measure."""
-    paired = (f"median over {timing.STEP_TIMING_ROUNDS} interleaved rounds (rotating order, after a warm-up) of a "
-              "scheme's seconds per epoch over PINN's in the same round, each timing about "
-              f"{timing.STEP_TIMING_SECONDS:g} s of epochs of a freshly built trainer after training (a weight "
-              "warm-up left out)" if step_timing else "not measured (--no-step-timing)")
-    return (f"step time / PINN (paired): {paired}. Training wall time: the training run's own time (the runs "
-            "train one after another, so the machine's load changes between them show in it).")
-
-
-def _markdown(ranked: list[dict], best: Optional[dict], command: Optional[str],
-              coefficient_names: Sequence[str] = (), *, step_timing: bool = True) -> str:
-    learned = "".join(f" {c} (mean) |" for c in coefficient_names)
-    lines = ["| rank | scheme | seeds | rel. L2 (mean ± s.e.) | rel. L2 min – max | training wall time (s) "
-             "| step time / PINN (paired) | weight warnings |" + learned,
-             "|---:|---|---:|---:|---:|---:|---:|---:|" + "---:|" * len(coefficient_names)]
-    for r in ranked:
-        ok = r["status"] == "ok"
-        err = format_mean_pm(r["rel_l2_mean"], r["rel_l2_sem"]) if ok else r["status"]
-        spread = f"{r['rel_l2_min']:.2e} – {r['rel_l2_max']:.2e}" if ok and r["rel_l2_min"] is not None else "n/a"
-        ratio = "n/a" if r["step_time_over_pinn"] is None else f"{r['step_time_over_pinn']:.2f}"
-        lines.append(f"| {r['rank']} | {r['label']} | {r['seeds']} | {err} | {spread} | "
-                     f"{format_seconds(r['train_seconds'])} | {ratio} | {r['weight_warnings']} |"
-                     + "".join(" n/a |" if r[f"coef_{c}"] is None else f" {r[f'coef_{c}']:.4g} |"
-                               for c in coefficient_names))
-    lines += ["", _timing_legend(step_timing), ""]
-    runner_up = ranked[1] if len(ranked) > 1 and _rank_key(ranked[1])[0] == 0 else None
-    lines.append(_winner_line(best, command, runner_up))
-    return "\n".join(lines) + "\n"
-
-
-def _winner_line(best: Optional[dict], command: Optional[str], runner_up: Optional[dict] = None) -> str:
-    if best is None:
-        return "No scheme finished with a rel. L2 error (diverged, or the problem has no reference solution)."
-    return (f"Best: {best['label']} (rel. L2 {format_mean_pm(best['rel_l2_mean'], best['rel_l2_sem'])})"
-            f"{_tie_note(best, runner_up)}; train it with: {command}")
-
-
-def _tie_note(best: dict, runner_up: Optional[dict]) -> str:
-    """Says when the runner-up's mean is within the two rows' combined standard error of the best's: a ranking
-    of a few seeds with a wide spread (the user trial's Poisson-Robin: 1.03e-1 ± 9.8e-2 against 1.16e-1 ±
-    1.1e-1) names a winner that more seeds may not confirm."""
-    if runner_up is None:
-        return ""
-    se = [r["rel_l2_sem"] for r in (best, runner_up)]
-    if any(v is None or not math.isfinite(v) for v in se):
-        return ""
-    if runner_up["rel_l2_mean"] - best["rel_l2_mean"] > math.hypot(*se):
-        return ""
-    return (f", not distinguishable from {runner_up['label']} "
-            f"({format_mean_pm(runner_up['rel_l2_mean'], runner_up['rel_l2_sem'])}): their difference is within "
-            f"the combined standard error over {best['seeds']} seeds; more seeds (--seeds) would tell them apart")
 
 
 def _figure(path: Path, curves: dict, labels: dict, *, title: str, seeds: int) -> Path:
