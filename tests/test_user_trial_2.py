@@ -1,0 +1,54 @@
+"""What the second user trial of 2026-12-06 found (bench/results/user-trial-2-*.md), each test the reproduction
+of a defect that the code before the trial had."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from fastpinn import MLP, Problem, data, dirichlet, neumann, pde
+
+X1 = torch.linspace(0.0, 1.0, 9, dtype=torch.float64)[:, None]
+
+
+def _reaction(f):  # DeepXDE's diffusion-reaction inverse: lambda u_xx - k(x) u = sin(2 pi x), outputs (u, k)
+    return 0.01 * f["u_xx"][..., 0] - f["u"][..., 1] * f["u"][..., 0] - torch.sin(2 * torch.pi * f.x[..., 0])
+
+
+def test_an_observation_of_one_output_of_a_two_output_network_constrains_that_output_only():
+    # Identifying a field k(x) with a network (u, k) observes u only; data("obs", x, u_obs) applied u_obs to
+    # k as well (a one-column value applies to every output), and there was no way to say "output 0".
+    u_obs = torch.sin(torch.pi * X1[:, 0])
+    obs = data("obs", X1, u_obs, output=0)
+    bc = dirichlet("bc", X1[[0, -1]], 0.0, output=0)
+    problem = Problem(name="rate", coords=("x",), lower=(0.0,), upper=(1.0,), out_dim=2, depth=2, width=8,
+                      terms=[pde("pde", X1, _reaction, requests=("u", "u_xx")), bc, obs])
+    net = MLP(1, 2, 2, 8, [0.0], [1.0], seed=0, dtype=torch.float64)
+    r = obs.residual_values(net, problem.coords, method="autograd")
+    assert r.shape == (9, 1)
+    torch.testing.assert_close(r[:, 0], net(X1)[:, 0] - u_obs)      # u only: k is not pulled towards u_obs
+    assert bc.residual_values(net, problem.coords, method="autograd").shape == (2, 1)
+    both = data("obs", X1, u_obs).residual_values(net, problem.coords, method="autograd")
+    assert both.shape == (9, 2)                                      # the default is unchanged: every output
+
+
+def test_an_output_the_network_does_not_have_is_named_when_the_problem_is_built():
+    with pytest.raises(ValueError, match=r"term 'obs': output=\[2\].*out_dim=2: outputs 0..1"):
+        Problem(name="rate", coords=("x",), lower=(0.0,), upper=(1.0,), out_dim=2,
+                terms=[pde("pde", X1, _reaction, requests=("u", "u_xx")), data("obs", X1, 0.0, output=2)])
+    with pytest.raises(ValueError, match=r"term 'obs': output must be an output index"):
+        data("obs", X1, 0.0, output=-1)
+    with pytest.raises(ValueError, match=r"term 'obs': output=\[0\] names 1 output\(s\) but out_dim=2"):
+        data("obs", X1, 0.0, output=0, out_dim=2)
+
+
+def test_a_normal_derivative_condition_on_one_output_reads_that_output():
+    x = torch.tensor([[0.0, 0.5], [1.0, 0.5]], dtype=torch.float64)
+    normals = torch.tensor([[-1.0, 0.0], [1.0, 0.0]], dtype=torch.float64)
+    term = neumann("wall", x, value=0.0, normals=normals, coords=("x", "y"), output=1)
+    net = MLP(2, 3, 2, 8, [0.0, 0.0], [1.0, 1.0], seed=0, dtype=torch.float64)
+    xg = x.clone().requires_grad_(True)
+    v = net(xg)[:, 1]
+    grad = torch.autograd.grad(v.sum(), xg)[0]
+    expected = (grad * normals).sum(-1)
+    torch.testing.assert_close(term.residual_values(net, ("x", "y"), method="autograd")[:, 0], expected)
