@@ -3,6 +3,7 @@ of a defect that the code before the trial had."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -52,3 +53,17 @@ def test_a_normal_derivative_condition_on_one_output_reads_that_output():
     grad = torch.autograd.grad(v.sum(), xg)[0]
     expected = (grad * normals).sum(-1)
     torch.testing.assert_close(term.residual_values(net, ("x", "y"), method="autograd")[:, 0], expected)
+
+
+@pytest.mark.parametrize("d", [1, 2])
+def test_the_solution_figure_of_a_two_output_problem_is_drawn(tmp_path, d):
+    # fastpinn train of the reaction-rate inverse problem (outputs u, k; reference [M, 2]) warned "figures were not
+    # written: ValueError: X (201, 1), U_ref (2,) and U_pred (2,) do not match": [M, 2] was read as [S, M].
+    from fastpinn import plots
+
+    X = np.random.default_rng(0).random((40, d))
+    U = np.stack([np.sin(X.sum(1)), np.cos(X.sum(1))], -1)
+    out = plots.plot_solution_maps(X, U, U + 0.01, tmp_path / "sol.png", coords=("x", "y")[:d])
+    assert out.stat().st_size > 1000
+    ensemble = np.stack([U, U + 0.1])                                 # [S, M, 2] as an ensemble's predict gives
+    assert plots.plot_solution_maps(X, U, ensemble, tmp_path / "ens.png", coords=("x", "y")[:d], member=1).exists()
