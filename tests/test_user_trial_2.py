@@ -67,3 +67,19 @@ def test_the_solution_figure_of_a_two_output_problem_is_drawn(tmp_path, d):
     assert out.stat().st_size > 1000
     ensemble = np.stack([U, U + 0.1])                                 # [S, M, 2] as an ensemble's predict gives
     assert plots.plot_solution_maps(X, U, ensemble, tmp_path / "ens.png", coords=("x", "y")[:d], member=1).exists()
+
+
+def test_a_hard_constraint_whose_g_returns_one_value_per_point_is_refused_when_the_network_is_built():
+    # HardConstraint(g=lambda x: sin(pi x[..., 0]), ...): g [M] + d [M, 1] * N [M, 1] broadcasts to [M, M]; the
+    # network returned [50, 50] for 50 points and a wave problem trained on it without a word (loss 4.7e3).
+    import math
+
+    from fastpinn.network import HardConstraint
+
+    hc = HardConstraint(g=lambda x: torch.sin(math.pi * x[..., 0]), d=lambda x: x[..., :1] * x[..., 1:2])
+    with pytest.raises(ValueError, match=r"output_transform must map .* got \(2, 2\) for M = 2 .* x\[\.\.\., :1\]"):
+        MLP(2, 1, 2, 8, [0.0, 0.0], [1.0, 1.0], output_transform=hc)
+    good = HardConstraint(g=lambda x: torch.sin(math.pi * x[..., :1]), d=lambda x: x[..., :1] * x[..., 1:2])
+    assert MLP(2, 1, 2, 8, [0.0, 0.0], [1.0, 1.0], output_transform=good)(torch.rand(5, 2)).shape == (5, 1)
+    two = MLP(2, 2, 2, 8, [0.0, 0.0], [1.0, 1.0], output_transform=lambda x, n: n[..., :1] * x[..., :1])
+    assert two(torch.rand(5, 2)).shape == (5, 1)    # a transform may change the number of outputs
