@@ -29,7 +29,7 @@ from __future__ import annotations
 import os
 import sys
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
@@ -201,7 +201,7 @@ class WeightWatch(Callback):
             falling = (w_last[:, k] < self.collapse * self._start[:, k]) & (w_last[:, k] < self._previous[:, k])
             members = self._new("collapse", name, np.nonzero(falling)[0])
             if len(members):
-                out.append(self._collapse_report(name, ref, epoch, members, w_last[:, k], W.shape[1], k))
+                out.append(self._collapse_report(name, ref, epoch, members, w_last[:, k], W.shape[1], k, scheme))
             members = self._new("runaway", name, np.nonzero(high_at[:, k] < E)[0])
             if len(members):
                 since = first_epoch + int(high_at[members, k].min())
@@ -212,17 +212,16 @@ class WeightWatch(Callback):
                 out.append(WeightReport(
                     "runaway", name, epoch, since, top, members.tolist(),
                     f"λ_{name} ran away to {top:.1e} (above {self.runaway:g}) since epoch {since}"
-                    f"{_who(members, W.shape[1])}: {hint}; try an upper bound --weight-max (e.g. 100), a larger "
-                    "--beta (e.g. 0.99), or --scheme pinn"))
+                    f"{_who(members, W.shape[1])}: {hint}; {remedies(scheme, 'max', 'smoother')}"))
         if not aggregates:
-            out += self._stall_reports(names, watched, epoch, l_level, l_best, w_last)
+            out += self._stall_reports(names, watched, epoch, l_level, l_best, w_last, scheme)
         self._previous = np.where(np.isfinite(w_last), w_last, self._previous)
         if skipped is not None:
             self._skipped = weighter.skipped.clone()
         return out
 
     def _collapse_report(self, name: str, ref: Optional[str], epoch: int, members: np.ndarray, w: np.ndarray,
-                         S: int, k: int) -> WeightReport:
+                         S: int, k: int, scheme: Any) -> WeightReport:
         value = float(w[members].min())
         s = int(members[np.argmin(w[members])])
         share = value / self._start[s, k]
@@ -234,8 +233,7 @@ class WeightWatch(Callback):
             "collapse", name, epoch, since, value, members.tolist(),
             f"λ_{name} collapsed to {value:.1e} by epoch {epoch} ({100 * share:.2g}% of its start "
             f"{self._start[s, k]:.3g}; below {self.collapse:g}x since epoch {since}){_who(members, S)}: {why}; "
-            "try --beta 0.99, a lower bound --weight-min (e.g. 0.01), a warm-up --weight-warmup N, "
-            "or --scheme pinn")
+            f"{remedies(scheme, 'smoother', 'min', 'warmup')}")
 
     def _skip_report(self, name: str, first_epoch: int, epoch: int, n: int, members: list, fitted: bool,
                      weight: float) -> WeightReport:
@@ -255,7 +253,7 @@ class WeightWatch(Callback):
             f"because a gradient statistic (of this term or the reference term) was zero or not finite: {what}")
 
     def _stall_reports(self, names: list[str], watched: np.ndarray, epoch: int, l_level: np.ndarray,
-                       l_best: np.ndarray, w_last: np.ndarray) -> list[WeightReport]:
+                       l_best: np.ndarray, w_last: np.ndarray, scheme: Any = None) -> list[WeightReport]:
         """A stall: even the best loss of this window is not ``stall_drop`` below the level (geometric mean)
         of the window ``stall_epochs`` earlier, while the weight moved ``stall_factor``x since then or is held at
         ``1/stall_factor`` of its start or less (a weight that fell in the first updates, before any window to
@@ -288,8 +286,7 @@ class WeightWatch(Callback):
                     f"L_{name} {verb} from epoch {e0} to {epoch} ({l0[s, k]:.2e} -> at best {l_best[s, k]:.2e}) while "
                     f"λ_{name} went from {w0[s, k]:.3g} to {w_last[s, k]:.3g} ({_share(w_last[s, k] / self._start[s, k])} "
                     f"its start){_who(members, len(w_last))}: the "
-                    "weight is not helping this term; try bounds --weight-min/--weight-max, --beta 0.99, or "
-                    "--scheme pinn"))
+                    f"weight is not helping this term; {remedies(scheme, 'min', 'max', 'smoother')}"))
         return out
 
     # ------------------------------------------------------------------------------------ reporting
@@ -307,6 +304,36 @@ class WeightWatch(Callback):
             tqdm.write(f"warning: {report.message}", file=sys.stderr)  # above the bar, on its stream
         else:
             warnings.warn(report.message, WeightWarning, stacklevel=_caller_outside_package())
+
+
+def remedies(scheme: Any, *wanted: str) -> str:
+    """``"try A, B, or --scheme pinn"``: the remedies ``wanted`` (``"smoother"``: a larger EMA beta; ``"min"``,
+    ``"max"``: weight bounds; ``"warmup"``) as options of ``scheme``, leaving out what it already has (a collapse
+    under ``dn+clamp`` was told to add ``--weight-min 0.01``, the bound it sat at; one under the default β = 0.99
+    to use ``--beta 0.99``) and what it does not declare (LRA has ``--alpha``, no ``--beta``)."""
+    declared = {f.name for f in fields(scheme)} if is_dataclass(scheme) else set()
+    tips = []
+    for what in wanted:
+        if what == "smoother":
+            beta = getattr(scheme, "beta", None)
+            if not isinstance(beta, (int, float)) or beta >= 0.99:
+                continue
+            if "beta" in declared:
+                tips.append("--beta 0.99")
+            elif "alpha" in declared:  # the paper's parameter: beta = alpha (GradNormW) or 1 - alpha (LRA)
+                tips.append("--alpha 0.99" if abs(float(scheme.alpha) - beta) < 1e-12 else "--alpha 0.01")
+        elif what in ("min", "max") and f"weight_{what}" in declared:
+            bound = getattr(scheme, f"weight_{what}")
+            if bound is None:
+                tips.append("a lower bound --weight-min (e.g. 0.01)" if what == "min" else
+                            "an upper bound --weight-max (e.g. 100)")
+            else:
+                tips.append(f"a higher --weight-min than {bound:g}" if what == "min" else
+                            f"a lower --weight-max than {bound:g}")
+        elif what == "warmup" and "weight_warmup" in declared:
+            n = int(getattr(scheme, "weight_warmup") or 0)
+            tips.append("a warm-up --weight-warmup N" if n == 0 else f"a longer warm-up than --weight-warmup {n}")
+    return "try " + ", ".join(tips + ["or --scheme pinn"]) if tips else "try --scheme pinn"
 
 
 def _who(members: Any, S: int) -> str:

@@ -83,3 +83,53 @@ def test_a_hard_constraint_whose_g_returns_one_value_per_point_is_refused_when_t
     assert MLP(2, 1, 2, 8, [0.0, 0.0], [1.0, 1.0], output_transform=good)(torch.rand(5, 2)).shape == (5, 1)
     two = MLP(2, 2, 2, 8, [0.0, 0.0], [1.0, 1.0], output_transform=lambda x, n: n[..., :1] * x[..., :1])
     assert two(torch.rand(5, 2)).shape == (5, 1)    # a transform may change the number of outputs
+
+
+def _watch(scheme, weights: np.ndarray, losses: np.ndarray, eval_every: int = 100) -> list:
+    """The watcher's reports over given per-epoch weights/losses ``[E, 1, 2]`` under ``scheme`` (a stand-in trainer)."""
+    from types import SimpleNamespace
+
+    from fastpinn.weight_watch import WeightWatch
+
+    E, S, K = weights.shape
+    log = SimpleNamespace(weights=torch.tensor(weights), losses=torch.tensor(losses))
+    weighter = SimpleNamespace(adaptive_mask=(False, True), lam_applied=torch.ones(S, K),
+                               skipped=torch.zeros(S, K, dtype=torch.int64))
+    trainer = SimpleNamespace(epoch=0, weighter=weighter, running_log=log, rank=0, scheme=scheme,
+                              problem=SimpleNamespace(term_names=["pde", "obs"], reference_term=0))
+    watch = WeightWatch(echo=False)
+    watch.on_train_begin(trainer, E)
+    for epoch in range(eval_every, E + 1, eval_every):
+        watch.on_eval(trainer, epoch, {})
+    return watch.reports
+
+
+def test_a_weight_report_does_not_advise_the_remedies_the_run_already_uses():
+    # compare --schemes dn+clamp on the reaction-rate inverse problem: "λ_obs collapsed to 1.0e-02 ...; try --beta
+    # 0.99, a lower bound --weight-min (e.g. 0.01), ..." -- the weight sat at the bound --weight-min 0.01 it advised;
+    # and under the default β = 0.99 every collapse was told to use --beta 0.99.
+    import fastpinn
+
+    E = 1000
+    w = np.ones((E, 1, 2), dtype=np.float32)
+    w[:, 0, 1] = np.logspace(0, -2.5, E)
+    losses = np.ones_like(w)
+    losses[:, 0, 1] = np.linspace(1.0, 0.1, E)
+    (report,) = _watch(fastpinn.DN(beta=0.99, weight_min=0.01, weight_max=100.0), w, losses)
+    assert report.kind == "collapse"
+    assert "--beta 0.99" not in report.message and "(e.g. 0.01)" not in report.message
+    assert report.message.endswith("try a higher --weight-min than 0.01, a warm-up --weight-warmup N, or --scheme pinn")
+    (plain,) = _watch(fastpinn.DN(beta=0.9), w, losses)      # the paper's DN: the advice as before
+    assert plain.message.endswith("try --beta 0.99, a lower bound --weight-min (e.g. 0.01), a warm-up "
+                                  "--weight-warmup N, or --scheme pinn")
+
+
+def test_a_runaway_under_lra_advises_its_own_parameter_not_beta():
+    # LRA has no --beta (fastpinn train --scheme lra --beta 0.99 is refused); its EMA is lam <- (1-α) lam + α hat.
+    import fastpinn
+
+    w = np.ones((300, 1, 2), dtype=np.float32)
+    w[150:, 0, 1] = 1e6
+    (report,) = _watch(fastpinn.LRA(), w, np.ones_like(w))
+    assert report.kind == "runaway" and "--beta" not in report.message
+    assert report.message.endswith("try an upper bound --weight-max (e.g. 100), --alpha 0.01, or --scheme pinn")
