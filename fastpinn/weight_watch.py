@@ -272,6 +272,10 @@ class WeightWatch(Callback):
         with np.errstate(divide="ignore", invalid="ignore"):
             moved = ((np.maximum(w_last / w0, w0 / w_last) >= self.stall_factor)
                      | (w_last <= self._start / self.stall_factor))
+            # a weight coming down from a peak while still at or above its start gives the term no less than
+            # PINN would: DN's boundary weight on the user trial's holed square fell 307 -> 25 while L_holes sat
+            # at 3e-4, in the best run of the comparison (5e-3 against PINN's 0.17)
+            moved &= ~((w_last < w0) & (w_last >= self._start))
             # a loss 1e4 below where it began has converged: it has nothing left to stall
             stalled = (l_best > (1.0 - self.stall_drop) * l0) & (l_best > CONVERGED * self._first_level)
         for k, name in enumerate(names):
