@@ -152,3 +152,29 @@ def test_a_weight_coming_down_from_a_peak_above_its_start_is_not_said_to_fail_it
     # the same loss under a weight that fell below its start is still a stall (the term is being switched off)
     w[:, 0, 1] = np.interp(np.arange(E), [0, 100, 400, 1000, 1400, E - 1], [1.0, 0.9, 0.5, 0.05, 0.02, 0.015])
     assert [r.kind for r in _watch(fastpinn.DN(beta=0.9), w, losses)] == ["stall"]
+
+
+def test_train_says_that_a_problem_of_one_loss_term_has_nothing_to_weight(tmp_path, capsys):
+    # bench/trials/wave_hard.py: every condition a hard constraint, one PDE term; `fastpinn train` said "with
+    # DN-PINN (β=0.99)" and trained the weight 1 for 2,000 epochs, and nothing said the scheme could not matter.
+    from fastpinn import cli
+
+    path = tmp_path / "one_term.py"
+    path.write_text(
+        "import math, torch\n"
+        "from functools import partial\n"
+        "from fastpinn import MLP, Problem, pde\n"
+        "from fastpinn.network import HardConstraint\n"
+        "def make_problem(seed=0):\n"
+        "    x = torch.rand(16, 1, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))\n"
+        "    res = lambda f: f['u_xx'][..., 0] + math.pi ** 2 * torch.sin(math.pi * f.x[..., 0])\n"
+        "    hc = HardConstraint(lambda x: 0 * x[..., :1], lambda x: x[..., :1] * (1 - x[..., :1]))\n"
+        "    return Problem(name='one', coords=('x',), lower=(0.0,), upper=(1.0,), terms=[pde('pde', x, res, 'u_xx')],\n"
+        "                   depth=2, width=4, seeds=(seed,), architecture=partial(MLP, output_transform=hc))\n")
+    fast = ["--epochs", "3", "--no-figures", "--no-progress", "--compile", "off", "--threads", "1", "--backend", "torch"]
+    assert cli.main(["train", f"{path}:make_problem", "--out", str(tmp_path / "dn"), *fast]) == 0
+    said = capsys.readouterr()
+    assert "has one loss term ('pde'): loss weights have nothing to balance" in said.out + said.err
+    assert cli.main(["train", f"{path}:make_problem", "--scheme", "pinn", "--out", str(tmp_path / "pinn"), *fast]) == 0
+    said = capsys.readouterr()
+    assert "nothing to balance" not in said.out + said.err
