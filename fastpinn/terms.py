@@ -298,6 +298,13 @@ def _outward_normals(points: Tensor, normals: Optional[Tensor], domain: Any, wha
         raise ValueError(f"{what}: give exactly one of normals= (a tensor [N, d]) or domain= (a geometry domain)")
     if domain is not None:
         flat = points.detach().reshape(-1, points.shape[-1]).to(device="cpu", dtype=torch.float64)
+        # a point off the boundary would get the normal of the nearest boundary point, silently: refuse it
+        # (the tolerance admits float32 rounding of points drawn on the boundary)
+        off = ~domain.on_boundary(flat, 1e-5 * max(1.0, float(getattr(domain, "diameter", 1.0))))
+        if bool(off.any()):
+            raise ValueError(f"{what}: {int(off.sum())} of {flat.shape[0]} points are not on the boundary of the "
+                             f"domain= given (first: {flat[off.nonzero()[0, 0]].tolist()}); the outward normal is "
+                             "defined on the boundary only: pass boundary points (domain.sample_boundary) or normals=")
         normals = domain.boundary_normal(flat).reshape(points.shape)
     n = torch.as_tensor(normals).to(device=points.device, dtype=points.dtype)
     if n.shape != points.shape:

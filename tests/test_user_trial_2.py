@@ -178,3 +178,17 @@ def test_train_says_that_a_problem_of_one_loss_term_has_nothing_to_weight(tmp_pa
     assert cli.main(["train", f"{path}:make_problem", "--scheme", "pinn", "--out", str(tmp_path / "pinn"), *fast]) == 0
     said = capsys.readouterr()
     assert "nothing to balance" not in said.out + said.err
+
+
+def test_a_normal_condition_on_points_off_the_domains_boundary_is_refused():
+    # neumann("holes", x, value=..., domain=D, coords=...) with interior points (the wrong variable) built a term
+    # with the normals of the nearest boundary points and trained it without a word.
+    from fastpinn.geometry import Disk, Rectangle
+
+    domain = Rectangle((-0.5, -0.5), (0.5, 0.5)) - Disk((0.0, 0.0), 0.1)
+    gen = torch.Generator().manual_seed(0)
+    inside = domain.sample_interior(10, "uniform", gen)
+    with pytest.raises(ValueError, match=r"neumann 'holes': 10 of 10 points are not on the boundary of the domain="):
+        neumann("holes", inside, value=0.0, domain=domain, coords=("x", "y"))
+    edge = domain.sample_boundary(10, "uniform", gen).to(torch.float32)     # float32 rounding is on the boundary
+    assert neumann("holes", edge, value=0.0, domain=domain, coords=("x", "y")).n_points == 10

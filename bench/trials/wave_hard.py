@@ -75,3 +75,12 @@ def make_soft_ic(seed: int = 0, n_pde: int = 2000, n_ic: int = 200) -> Problem:
     def ic(gen):
         return [neumann("ic_t", DOMAIN.sample_initial(n_ic, "lhs", gen), "t", 0.0)]
     return _problem("wave_soft_ic", seed, n_pde, d_soft, ic)
+
+
+def make_fourier(seed: int = 0, n_pde: int = 2000) -> Problem:
+    """``make_problem`` on Fourier features (σ = 2, 64 features), as DeepXDE's example uses a Fourier-feature net."""
+    from fastpinn.networks import FourierFeatureMLP
+
+    problem = _problem("wave_hard_fourier", seed, n_pde, d_hard, lambda gen: [])
+    problem.architecture = partial(FourierFeatureMLP, sigma=2.0, n_features=64, output_transform=HardConstraint(g, d_hard))
+    return problem
