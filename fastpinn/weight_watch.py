@@ -13,7 +13,9 @@ meet a condition at the same boundary share one report; one that meets it later 
   solves to 6e-3, takes its boundary weight to ~7e3 -- a large weight is not by itself a failure);
 * ``stall``: a term's loss fell by less than ``stall_drop`` (10 %) over ``stall_epochs`` epochs (the best epoch
   of the last window against the geometric mean of the window then; not a loss already 1e-4 below its
-  first level) while its weight moved by a factor ``stall_factor`` (10) or more;
+  first level) while its weight moved by a factor ``stall_factor`` (10) or more (not counting a weight coming
+  down from a peak while still at or above its start), or while another adaptive weight is ``DOMINANCE`` (1e3)
+  times its own;
 * ``skipped``: weight updates that kept the previous weight because a gradient statistic was zero or not
   finite;
 * ``nonfinite``: a weight that is not finite.
@@ -48,6 +50,8 @@ KINDS = ("collapse", "runaway", "stall", "skipped", "nonfinite")
 CONVERGED = 1e-4
 #: A weight above this is "very large" in a report: the remedy bound ``--weight-max 100`` would bind it.
 LARGE_WEIGHT = 100.0
+#: One adaptive weight this many times another's, whose term's loss stalls, is reported (a "dominated" stall).
+DOMINANCE = 1e3
 
 
 class WeightWarning(RuntimeWarning):
@@ -291,6 +295,38 @@ class WeightWatch(Callback):
                     f"λ_{name} went from {w0[s, k]:.3g} to {w_last[s, k]:.3g} ({_share(w_last[s, k] / self._start[s, k])} "
                     f"its start){_who(members, len(w_last))}: the "
                     f"weight is not helping this term; {remedies(scheme, 'min', 'max', 'smoother')}"))
+        out += self._dominated_reports(names, watched, epoch, e0, l0, l_best, w_last, stalled, scheme)
+        return out
+
+    def _dominated_reports(self, names: list[str], watched: np.ndarray, epoch: int, e0: int, l0: np.ndarray,
+                           l_best: np.ndarray, w_last: np.ndarray, stalled: np.ndarray, scheme: Any) -> list[WeightReport]:
+        """A stalled term under a weight that did not move much, while another adaptive weight is ``DOMINANCE``x
+        or more above it: the other term takes the whole step (the user trial's inverse problem, DN β = 0.9: λ_bc
+        at 2.7e4 -- below the runaway threshold -- against λ_obs at 3.4, L_obs flat at 0.54, rel. L2 4.7 against
+        PINN's 0.08, and no report)."""
+        out = []
+        K = len(names)
+        for k, name in enumerate(names):
+            if not watched[k]:
+                continue
+            others = [j for j in range(K) if j != k and watched[j]]
+            if not others:
+                continue
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratio = w_last[:, others] / w_last[:, k:k + 1]  # [S, K-1]
+            top = np.nan_to_num(ratio, nan=0.0, posinf=0.0).argmax(1)
+            big = ratio[np.arange(len(w_last)), top]
+            hit = stalled[:, k] & np.isfinite(l_best[:, k]) & np.isfinite(big) & (big >= DOMINANCE)
+            members = self._new("stall", name, np.nonzero(hit)[0])
+            if len(members):
+                s = int(members[0])
+                j = others[int(top[s])]
+                out.append(WeightReport(
+                    "stall", name, epoch, e0, float(l_best[s, k] / l0[s, k]), members.tolist(),
+                    f"L_{name} stalled from epoch {e0} to {epoch} ({l0[s, k]:.2e} -> at best {l_best[s, k]:.2e}) while "
+                    f"λ_{names[j]} is {big[s]:.2g}x λ_{name} ({w_last[s, j]:.3g} against {w_last[s, k]:.3g})"
+                    f"{_who(members, len(w_last))}: '{names[j]}' takes nearly the whole step and '{name}' is all but "
+                    f"ignored; {remedies(scheme, 'max', 'smoother')}"))
         return out
 
     # ------------------------------------------------------------------------------------ reporting
