@@ -253,7 +253,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             raise ValueError("--points and --values go together")
         points = read_points(args.points, 0)  # evaluate_run checks the width against the run's coordinates
         values = read_points(args.values, 0, "values")
-    result = evaluate_run(args.run_dir, points, values, device=args.device, problem=args.problem)
+    output = None
+    if args.output is not None:
+        try:
+            output = [int(i) for i in args.output.split(",")]
+        except ValueError:
+            raise ValueError(f"--output must be output indices such as 0 or 0,1, got {args.output!r}") from None
+    result = evaluate_run(args.run_dir, points, values, device=args.device, problem=args.problem, output=output)
     text = _io.json_text(result)  # standard JSON: a non-finite error is null, not Infinity
     print(text, flush=True)
     if args.out:

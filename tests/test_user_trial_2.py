@@ -216,3 +216,47 @@ def test_a_term_left_behind_by_another_terms_far_larger_weight_is_reported():
     # the same weights with the observations fitted: nothing to say
     losses[:, 0, 2] = np.logspace(-0.2, -4, E)
     assert _watch(fastpinn.DN(beta=0.9), w, losses, names=("pde", "bc", "obs")) == []
+
+
+def test_evaluate_scores_one_output_of_a_two_output_run(tmp_path, capsys):
+    # The (u, k) inverse run: `fastpinn evaluate RUN --points x.npy --values u.npy` with u alone said "values must
+    # hold one entry per point and output (22), got 11"; checking the observed field needed k's values too.
+    import json
+
+    from fastpinn import cli
+
+    path = tmp_path / "two.py"
+    path.write_text(
+        "import numpy as np, torch\n"
+        "from fastpinn import Problem, data, pde\n"
+        "def make_problem(seed=0):\n"
+        "    x = torch.linspace(0, 1, 12, dtype=torch.float64)[:, None]\n"
+        "    res = lambda f: 0.01 * f['u_xx'][..., 0] - f['u'][..., 1] * f['u'][..., 0]\n"
+        "    def solution():\n"
+        "        X = np.linspace(0, 1, 21)[:, None]\n"
+        "        return X, np.stack([np.sin(np.pi * X[:, 0]), 1 + X[:, 0]], -1)\n"
+        "    return Problem(name='two', coords=('x',), lower=(0.0,), upper=(1.0,), out_dim=2, depth=2, width=4,\n"
+        "                   terms=[pde('pde', x, res, ('u', 'u_xx')), data('obs', x, torch.sin(torch.pi * x[:, 0]), output=0)],\n"
+        "                   seeds=(seed,), solution=solution)\n")
+    run = tmp_path / "run"
+    fast = ["--epochs", "3", "--no-figures", "--no-progress", "--compile", "off", "--threads", "1", "--backend", "torch"]
+    assert cli.main(["train", f"{path}:make_problem", "--scheme", "pinn", "--out", str(run), *fast]) == 0
+    X = np.linspace(0, 1, 11)[:, None]
+    np.save(tmp_path / "x.npy", X)
+    np.save(tmp_path / "u.npy", np.sin(np.pi * X[:, 0]))
+    np.save(tmp_path / "pred.npy", np.zeros(1))
+    capsys.readouterr()
+    assert cli.main(["predict", str(run), "--problem", f"{path}:make_problem", "--points", str(tmp_path / "x.npy"),
+                     "--out", str(tmp_path / "pred.npy")]) == 0
+    u_pred = np.load(tmp_path / "pred.npy")[:, 0]
+    expected = np.linalg.norm(u_pred - np.sin(np.pi * X[:, 0])) / np.linalg.norm(np.sin(np.pi * X[:, 0]))
+    capsys.readouterr()
+    assert cli.main(["evaluate", str(run), "--problem", f"{path}:make_problem", "--points", str(tmp_path / "x.npy"),
+                     "--values", str(tmp_path / "u.npy"), "--output", "0"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["rel_l2_per_seed"][0] == pytest.approx(expected, rel=1e-5)
+    assert result["on"] == "11 given points, outputs [0]"
+    assert cli.main(["evaluate", str(run), "--problem", f"{path}:make_problem", "--output", "1"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["on"] == "reference grid, outputs [1]"
+    assert cli.main(["evaluate", str(run), "--problem", f"{path}:make_problem", "--output", "2"]) != 0
+    assert "--output must name distinct outputs of the network (0..1), got [2]" in capsys.readouterr().err
