@@ -170,6 +170,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         log(f"fastpinn train: {'resuming ' if action == 'resume' else ''}{args.problem} with {cfg.describe()}, "
             f"seeds {list(seeds)}, {cfg.total_epochs(prebuilt[0].epochs if cfg.epochs is None else cfg.epochs)} "
             f"epochs on {device}{ranks} -> {out}")
+        if len(prebuilt[0].terms) == 1 and args.scheme != "pinn":
+            # a problem whose conditions are all hard constraints (docs/networks.md): the user trial's wave
+            log(f"note: {args.problem} has one loss term ({prebuilt[0].terms[0].name!r}): loss weights have nothing "
+                f"to balance, so --scheme {args.scheme} trains it as --scheme pinn would, at more cost per step")
     m = train_run(cfg, out, force=args.force, resume=True if args.resume else None, progress=not args.no_progress,
                   figures=not args.no_figures, prebuilt=prebuilt, log=log, **options)
     err = _fmt_err(m.get("rel_l2_mean"), m.get("rel_l2_sem"), int(m.get("n_seeds", 1)))
@@ -249,7 +253,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             raise ValueError("--points and --values go together")
         points = read_points(args.points, 0)  # evaluate_run checks the width against the run's coordinates
         values = read_points(args.values, 0, "values")
-    result = evaluate_run(args.run_dir, points, values, device=args.device, problem=args.problem)
+    output = None
+    if args.output is not None:
+        try:
+            output = [int(i) for i in args.output.split(",")]
+        except ValueError:
+            raise ValueError(f"--output must be output indices such as 0 or 0,1, got {args.output!r}") from None
+    result = evaluate_run(args.run_dir, points, values, device=args.device, problem=args.problem, output=output)
     text = _io.json_text(result)  # standard JSON: a non-finite error is null, not Infinity
     print(text, flush=True)
     if args.out:

@@ -257,6 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("run_dir", metavar="RUN_DIR")
     ev.add_argument("--points", default=None, help="points [M, d] (.npy/.csv); needs --values")
     ev.add_argument("--values", default=None, help="the solution at --points, [M] or [M, out] (.npy/.csv)")
+    ev.add_argument("--output", default=None, metavar="I[,J]",
+                    help="score only these network outputs (e.g. 0 for u of a network (u, k) whose k is not "
+                         "observed); --values then hold those columns only")
     ev.add_argument("--out", default=None, help="also write the JSON here (atomically)")
     ev.add_argument("--device", default=None, help="cpu or cuda[:N] (default: the run's, if available)")
     ev.add_argument("--problem", default=None, metavar="FILE.py:FUNCTION", help=PROBLEM_FILE_HELP)

@@ -233,6 +233,9 @@ class MLP(nn.Module):
             input_transform.to(dtype=dtype, device=device)
         centre = ((lo + hi) / 2).to(dtype=dtype, device=device)
         self.n_features = in_dim if input_transform is None else _feature_count(input_transform, centre)
+        if output_transform is not None:
+            _check_output_transform(output_transform, lo.to(dtype=dtype, device=device),
+                                    hi.to(dtype=dtype, device=device), out_dim)
         n_members = 1 if ensemble is None else ensemble
         if isinstance(seed, int):
             seeds = [seed + s for s in range(n_members)]
@@ -375,6 +378,24 @@ class MLP(nn.Module):
                f"n_features={self.n_features}")
             + ("" if self.output_transform is None else f", output_transform={_callable_name(self.output_transform)}")
         )
+
+
+def _check_output_transform(fn: OutputTransform, lo: Tensor, hi: Tensor, out_dim: int) -> None:
+    """Call ``fn`` on 2 and on 3 points of the box: it must give ``[M, k]``, the same ``k`` both times.
+
+    A ``g(x)`` or ``d(x)`` of :class:`HardConstraint` returning ``[M]`` (``x[..., 0]`` instead of ``x[..., :1]``)
+    broadcasts against ``[M, 1]`` to ``[M, M]``: the network would train on a meaningless ``[M, M]`` output.
+    """
+    shapes = []
+    for m in (2, 3):
+        frac = torch.linspace(0.25, 0.75, m, dtype=lo.dtype, device=lo.device)[:, None]
+        out = fn(lo + frac * (hi - lo), torch.ones(m, out_dim, dtype=lo.dtype, device=lo.device))
+        shapes.append(tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__)
+    if not all(isinstance(sh, tuple) and len(sh) == 2 and sh[0] == m for sh, m in zip(shapes, (2, 3))) \
+            or shapes[0][1] != shapes[1][1]:
+        raise ValueError(f"output_transform must map points [M, d] and network outputs [M, {out_dim}] to [M, k]; "
+                         f"got {shapes[0]} for M = 2 and {shapes[1]} for M = 3 (a g(x) or d(x) returning [M] "
+                         "broadcasts against [M, 1]: write x[..., :1] rather than x[..., 0])")
 
 
 def _feature_count(fn: InputTransform, centre: Tensor) -> int:

@@ -72,55 +72,42 @@ def grid_shape(X: np.ndarray) -> Optional[tuple[int, int]]:
     return n0, n1
 
 
-def _member(U: np.ndarray, member: int) -> np.ndarray:
-    """One member's values ``[M]`` from ``[M]``, ``[M, 1]``, ``[S, M]`` or ``[S, M, 1]``."""
+def _reference_columns(U: np.ndarray, m: int) -> np.ndarray:
+    """Reference values ``[M, k]`` from ``[M]`` or ``[M, k]`` (``m = M`` evaluation points)."""
     U = np.asarray(U, dtype=np.float64)
-    if U.ndim == 3:
+    return U.reshape(m, -1) if U.ndim in (1, 2) and U.shape[0] == m else U.reshape(U.shape[0], -1)
+
+
+def _member_columns(U: np.ndarray, member: int, m: int, k: int) -> np.ndarray:
+    """One member's predictions ``[M, k]`` from ``[M]``, ``[M, k]``, ``[S, M]`` or ``[S, M, k]``."""
+    U = np.asarray(U, dtype=np.float64)
+    if U.ndim == 3 or (U.ndim == 2 and U.shape != (m, k)):  # a member axis first
         U = U[member]
-    if U.ndim == 2 and U.shape[-1] == 1:
-        U = U[:, 0]
-    elif U.ndim == 2:
-        U = U[member]
-    return U.reshape(-1)
+    return U.reshape(U.shape[0], -1) if U.ndim else U.reshape(1, 1)
 
 
-# ---------------------------------------------------------------------------------- solution maps
-def plot_solution_maps(X: np.ndarray, U_ref: np.ndarray, U_pred: np.ndarray, path: PathLike, *,
-                       coords: Sequence[str] = ("t", "x"), title: str = "", member: int = 0) -> Path:
-    """Reference, prediction and ``|error|`` on the evaluation points ``X[M, d]`` (paper Figs 2, 5, 8).
-
-    ``U_pred`` may hold an ensemble (``[S, M]`` or ``[S, M, 1]``): member ``member`` is drawn. A 2-D tensor
-    grid is drawn as three colour maps (first coordinate on the horizontal axis, as in the paper's
-    ``(t, x)`` plots); 1-D points as curves; scattered 2-D points as scatter plots.
-    """
-    X = np.asarray(X, dtype=np.float64)
-    ref = _member(U_ref, 0)
-    pred = _member(U_pred, member)
-    if ref.shape != pred.shape or ref.shape[0] != X.shape[0]:
-        raise ValueError(f"X {X.shape}, U_ref {ref.shape} and U_pred {pred.shape} do not match")
+def _solution_row(fig: Any, axes: Any, X: np.ndarray, ref: np.ndarray, pred: np.ndarray, coords: Sequence[str],
+                  name: str) -> None:
+    """Draw one output's reference, prediction and ``|error|`` into one row of axes."""
     err = np.abs(pred - ref)
-    rel = np.linalg.norm(pred - ref) / max(np.linalg.norm(ref), 1e-300)
-    head = f"{title}  rel. L2 = {rel:.3e}".strip()
     if X.shape[1] == 1:
         order = np.argsort(X[:, 0])
         x = X[order, 0]
-        fig, (a0, a1) = _subplots(1, 2, figsize=(10, 3.6))
+        a0, a1 = axes
         a0.plot(x, ref[order], "k-", lw=2, label="reference")
         a0.plot(x, pred[order], "r--", lw=1.5, label="prediction")
         a0.set_xlabel(coords[0])
-        a0.set_ylabel("u")
+        a0.set_ylabel(name)
         a0.legend()
         a1.semilogy(x, np.maximum(err[order], 1e-16), "b-")
         a1.set_xlabel(coords[0])
-        a1.set_ylabel("|error|")
-        fig.suptitle(head)
-        return save_figure(fig, path)
-    fig, axes = _subplots(1, 3, figsize=(15, 4.2))
+        a1.set_ylabel(f"|error| of {name}" if name != "u" else "|error|")
+        return
     shape = grid_shape(X) if X.shape[1] == 2 else None
     vmin, vmax = float(min(ref.min(), pred.min())), float(max(ref.max(), pred.max()))
     panels = [("reference", ref, "jet", vmin, vmax), ("prediction", pred, "jet", vmin, vmax),
               ("|error|", err, "viridis", 0.0, float(err.max()) or 1.0)]
-    for ax, (name, val, cmap, lo, hi) in zip(axes, panels):
+    for ax, (title, val, cmap, lo, hi) in zip(axes, panels):
         if shape is not None:
             n0, n1 = shape
             c0 = X[:, 0].reshape(n0, n1)
@@ -129,10 +116,35 @@ def plot_solution_maps(X: np.ndarray, U_ref: np.ndarray, U_pred: np.ndarray, pat
         else:
             im = ax.scatter(X[:, 0], X[:, 1], c=val, s=4, cmap=cmap, vmin=lo, vmax=hi)
         fig.colorbar(im, ax=ax)
-        ax.set_title(name)
+        ax.set_title(title if name == "u" else f"{title}: {name}")
         ax.set_xlabel(coords[0])
         ax.set_ylabel(coords[1] if len(coords) > 1 else "")
-    fig.suptitle(head)
+
+
+# ---------------------------------------------------------------------------------- solution maps
+def plot_solution_maps(X: np.ndarray, U_ref: np.ndarray, U_pred: np.ndarray, path: PathLike, *,
+                       coords: Sequence[str] = ("t", "x"), title: str = "", member: int = 0) -> Path:
+    """Reference, prediction and ``|error|`` on the evaluation points ``X[M, d]`` (paper Figs 2, 5, 8).
+
+    ``U_ref``: ``[M]`` or ``[M, k]``; ``U_pred`` ``[M]``/``[M, k]``, or an ensemble's ``[S, M]``/``[S, M, k]``
+    (member ``member`` is drawn). One row of panels per output (``u_0 .. u_{k-1}`` for ``k > 1``). A 2-D tensor
+    grid is drawn as three colour maps (first coordinate on the horizontal axis, as in the paper's ``(t, x)``
+    plots); 1-D points as curves; scattered 2-D points as scatter plots.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    m = X.shape[0]
+    ref = _reference_columns(U_ref, m)
+    pred = _member_columns(U_pred, member, m, ref.shape[1])
+    if ref.shape != pred.shape or ref.shape[0] != m:
+        raise ValueError(f"X {X.shape}, U_ref {ref.shape} and U_pred {pred.shape} do not match")
+    rel = np.linalg.norm(pred - ref) / max(np.linalg.norm(ref), 1e-300)
+    k = ref.shape[1]
+    one_d = X.shape[1] == 1
+    width, height = (10.0, 3.6) if one_d else (15.0, 4.2)
+    fig, axes = _subplots(k, 2 if one_d else 3, figsize=(width, height * k), squeeze=False)
+    for j in range(k):
+        _solution_row(fig, axes[j], X, ref[:, j], pred[:, j], coords, "u" if k == 1 else f"u_{j}")
+    fig.suptitle(f"{title}  rel. L2 = {rel:.3e}".strip())
     return save_figure(fig, path)
 
 

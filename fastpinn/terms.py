@@ -23,6 +23,7 @@ from .validation import check_number
 __all__ = ["Term", "Value", "pde", "data", "dirichlet", "initial", "neumann", "robin", "periodic"]
 
 Value = Union[float, Callable[[Tensor], Tensor], Tensor]
+Outputs = Union[int, Sequence[int], None]  # which network outputs a value term constrains (None: all)
 
 
 @dataclass
@@ -44,6 +45,8 @@ class Term:
             problem's box.
         out_dim: the network outputs a constraint's values are given for (``dirichlet(..., out_dim=)`` and the
             other value terms), checked against the problem's when it is built; ``None``: not a value term.
+        outputs: which of the network's outputs a value term constrains (``data(..., output=0)``); ``None``:
+            all of them (the first ``out_dim``).
     """
 
     name: str
@@ -54,6 +57,7 @@ class Term:
     targets: Optional[Tensor] = None
     sampler: Any = None
     out_dim: Optional[int] = None
+    outputs: Optional[tuple[int, ...]] = None
 
     def __post_init__(self) -> None:
         if isinstance(self.points, (Tensor, np.ndarray)):
@@ -167,7 +171,10 @@ class Term:
         Raises:
             ValueError: naming the term, the shape returned and the shape expected.
         """
-        if self.out_dim is not None and self.out_dim > 1 and self.out_dim != out_dim:
+        if self.outputs is not None and max(self.outputs) >= out_dim:
+            raise ValueError(f"term {self.name!r}: output={list(self.outputs)} names an output the problem's network "
+                             f"does not have (out_dim={out_dim}: outputs 0..{out_dim - 1})")
+        if self.outputs is None and self.out_dim is not None and self.out_dim > 1 and self.out_dim != out_dim:
             # [N, 1] fields minus [N, k] values broadcast to [N, k]: the term would train, fitting the wrong thing
             # (values for one output on a wider network apply to every output, as they always have)
             raise ValueError(f"term {self.name!r}: its values are given for out_dim={self.out_dim} outputs, but the "
@@ -231,33 +238,58 @@ def pde(name: str, points: Tensor, residual: Callable[[Fields], Tensor], request
                 sampler=sampler)
 
 
-def _value_term(name: str, points: Tensor, value: Value, derivative: str, out_dim: int) -> Term:
+def _chosen_outputs(name: str, output: Outputs, out_dim: int) -> tuple[Optional[tuple[int, ...]], int]:
+    """``output`` as a tuple of output indices (``None``: every output) and the out_dim of the term's values."""
+    if output is None:
+        return None, out_dim
+    idx = (output,) if isinstance(output, int) and not isinstance(output, bool) else tuple(output)
+    if not idx or any(not isinstance(i, int) or isinstance(i, bool) or i < 0 for i in idx) or len(set(idx)) != len(idx):
+        raise ValueError(f"term {name!r}: output must be an output index >= 0 or a list of distinct ones, got {output!r}")
+    if out_dim not in (1, len(idx)):
+        raise ValueError(f"term {name!r}: output={list(idx)} names {len(idx)} output(s) but out_dim={out_dim}; "
+                         "leave out_dim out (it follows from output)")
+    return idx, len(idx)
+
+
+def _pick(field: Tensor, outputs: Optional[tuple[int, ...]]) -> Tensor:
+    """The columns ``outputs`` of a field ``[..., N, out]`` (all of them for ``None``)."""
+    return field if outputs is None else field[..., list(outputs)]
+
+
+def _value_term(name: str, points: Tensor, value: Value, derivative: str, out_dim: int,
+                output: Outputs = None) -> Term:
+    outputs, out_dim = _chosen_outputs(name, output, out_dim)
     targets = _target_values(name, value, points, out_dim)
 
     def residual(f: Fields, target: Tensor) -> Tensor:
-        return f[derivative] - target
+        return _pick(f[derivative], outputs) - target
 
-    return Term(name, (points,), residual, (derivative,), None, targets, out_dim=out_dim)
+    return Term(name, (points,), residual, (derivative,), None, targets, out_dim=out_dim, outputs=outputs)
 
 
-def data(name: str, points: Tensor, values: Value, *, out_dim: int = 1, batch_size: Optional[int] = None) -> Term:
+def data(name: str, points: Tensor, values: Value, *, out_dim: int = 1, batch_size: Optional[int] = None,
+         output: Outputs = None) -> Term:
     """Observations ``u(points) = values`` (e.g. measurements for an inverse problem): points ``[N, d]``,
-    ``values`` ``[N]`` or ``[N, out]`` (or a number / a function of the points, as for :func:`dirichlet`)."""
-    term = _value_term(name, points, values, "u", out_dim)
+    ``values`` ``[N]`` or ``[N, out]`` (or a number / a function of the points, as for :func:`dirichlet`).
+    ``output``: the index (or list of indices) of the network outputs observed, e.g. ``output=0`` for ``u``
+    of a network ``(u, k)`` whose ``k`` is not observed; default: a one-column value applies to every output."""
+    term = _value_term(name, points, values, "u", out_dim, output)
     term.batch_size = batch_size
     term.__post_init__()
     return term
 
 
-def dirichlet(name: str, points: Tensor, value: Value = 0.0, *, out_dim: int = 1) -> Term:
+def dirichlet(name: str, points: Tensor, value: Value = 0.0, *, out_dim: int = 1, output: Outputs = None) -> Term:
     """``u = value`` on boundary points ``[N, d]``; ``value``: a number, ``[N]``/``[N, out]`` or a
-    function of the points ``[N, d] -> [N]`` or ``[N, out]`` (evaluated once)."""
-    return _value_term(name, points, value, "u", out_dim)
+    function of the points ``[N, d] -> [N]`` or ``[N, out]`` (evaluated once); ``output``: only these
+    outputs (an index or a list, as for :func:`data`)."""
+    return _value_term(name, points, value, "u", out_dim, output)
 
 
-def initial(name: str, points: Tensor, value: Value, *, out_dim: int = 1) -> Term:
-    """``u(t0, x) = value`` on initial-time points ``[N, d]`` (same forms of ``value`` as :func:`dirichlet`)."""
-    return _value_term(name, points, value, "u", out_dim)
+def initial(name: str, points: Tensor, value: Value, *, out_dim: int = 1, output: Outputs = None) -> Term:
+    """``u(t0, x) = value`` on initial-time points ``[N, d]`` (same forms of ``value`` and ``output`` as
+    :func:`dirichlet`)."""
+    return _value_term(name, points, value, "u", out_dim, output)
 
 
 def _outward_normals(points: Tensor, normals: Optional[Tensor], domain: Any, what: str) -> Tensor:
@@ -266,6 +298,13 @@ def _outward_normals(points: Tensor, normals: Optional[Tensor], domain: Any, wha
         raise ValueError(f"{what}: give exactly one of normals= (a tensor [N, d]) or domain= (a geometry domain)")
     if domain is not None:
         flat = points.detach().reshape(-1, points.shape[-1]).to(device="cpu", dtype=torch.float64)
+        # a point off the boundary would get the normal of the nearest boundary point, silently: refuse it
+        # (the tolerance admits float32 rounding of points drawn on the boundary)
+        off = ~domain.on_boundary(flat, 1e-5 * max(1.0, float(getattr(domain, "diameter", 1.0))))
+        if bool(off.any()):
+            raise ValueError(f"{what}: {int(off.sum())} of {flat.shape[0]} points are not on the boundary of the "
+                             f"domain= given (first: {flat[off.nonzero()[0, 0]].tolist()}); the outward normal is "
+                             "defined on the boundary only: pass boundary points (domain.sample_boundary) or normals=")
         normals = domain.boundary_normal(flat).reshape(points.shape)
     n = torch.as_tensor(normals).to(device=points.device, dtype=points.dtype)
     if n.shape != points.shape:
@@ -277,27 +316,30 @@ def _outward_normals(points: Tensor, normals: Optional[Tensor], domain: Any, wha
 
 
 def _normal_term(name: str, points: Tensor, a: float, b: float, value: Value, normals: Optional[Tensor],
-                 domain: Any, coords: Optional[Sequence[str]], out_dim: int, what: str) -> Term:
+                 domain: Any, coords: Optional[Sequence[str]], out_dim: int, what: str, output: Outputs = None) -> Term:
     """``a u + b du/dn = value``, ``du/dn = sum_i n_i du/dx_i`` with the outward unit normal ``n``."""
     d = points.shape[-1]
     if coords is None or isinstance(coords, str) or len(coords) != d:
         raise ValueError(f"{what}: coords must name the {d} coordinates of the points, e.g. ('x', 'y'), got {coords!r}")
     coords = tuple(coords)
     n = _outward_normals(points, normals, domain, what)
+    outputs, out_dim = _chosen_outputs(name, output, out_dim)
     targets = torch.cat([n, _target_values(name, value, points, out_dim)], dim=-1)  # one tensor: mini-batched with points
 
     def residual(f: Fields, target: Tensor) -> Tensor:
         normal, goal = target[..., :d], target[..., d:]
-        dudn = sum(normal[..., i:i + 1] * f[(c,)] for i, c in enumerate(coords))
-        out = b * dudn if a == 0.0 else a * f["u"] + b * dudn
+        dudn = sum(normal[..., i:i + 1] * _pick(f[(c,)], outputs) for i, c in enumerate(coords))
+        out = b * dudn if a == 0.0 else a * _pick(f["u"], outputs) + b * dudn
         return out - goal
 
     first = tuple((c,) for c in coords)  # every first derivative, in the names' tuple form
-    return Term(name, (points,), residual, (("u",) if a != 0.0 else ()) + first, None, targets, out_dim=out_dim)
+    return Term(name, (points,), residual, (("u",) if a != 0.0 else ()) + first, None, targets, out_dim=out_dim,
+                outputs=outputs)
 
 
 def neumann(name: str, points: Tensor, coord: Optional[str] = None, value: Value = 0.0, *, out_dim: int = 1,
-            normals: Optional[Tensor] = None, domain: Any = None, coords: Optional[Sequence[str]] = None) -> Term:
+            normals: Optional[Tensor] = None, domain: Any = None, coords: Optional[Sequence[str]] = None,
+            output: Outputs = None) -> Term:
     """A Neumann condition on boundary points ``[N, d]``, in one of two forms:
 
     * ``neumann(name, points, coord, value)``: ``du/d(coord) = value`` (an axis derivative; its sign on a
@@ -305,6 +347,8 @@ def neumann(name: str, points: Tensor, coord: Optional[str] = None, value: Value
     * ``neumann(name, points, value=v, normals=n or domain=D, coords=("x", "y"))``: ``du/dn = v`` with the
       OUTWARD unit normal ``n`` ``[N, d]`` (given, or ``D.boundary_normal(points)`` of a
       :mod:`fastpinn.geometry` domain), ``du/dn = sum_i n_i du/dx_i``.
+
+    ``output``: only these outputs (an index or a list, as for :func:`data`).
     """
     if coord is not None:
         if not isinstance(coord, str):
@@ -312,20 +356,20 @@ def neumann(name: str, points: Tensor, coord: Optional[str] = None, value: Value
                              "normal give value= by keyword with normals= or domain=)")
         if normals is not None or domain is not None:
             raise ValueError("neumann: give coord (an axis derivative) or normals=/domain= (the outward normal), not both")
-        return _value_term(name, points, value, "u_" + coord, out_dim)
-    return _normal_term(name, points, 0.0, 1.0, value, normals, domain, coords, out_dim, f"neumann {name!r}")
+        return _value_term(name, points, value, "u_" + coord, out_dim, output)
+    return _normal_term(name, points, 0.0, 1.0, value, normals, domain, coords, out_dim, f"neumann {name!r}", output)
 
 
 def robin(name: str, points: Tensor, a: float, b: float, value: Value = 0.0, *, normals: Optional[Tensor] = None,
-          domain: Any = None, coords: Optional[Sequence[str]] = None, out_dim: int = 1) -> Term:
+          domain: Any = None, coords: Optional[Sequence[str]] = None, out_dim: int = 1, output: Outputs = None) -> Term:
     """``a u + b du/dn = value`` on boundary points ``[N, d]``, ``n`` the outward unit normal ``[N, d]``
     (``normals=``, or ``domain=`` a :mod:`fastpinn.geometry` domain), ``coords`` the coordinate names;
-    ``value`` as for :func:`dirichlet`."""
+    ``value`` and ``output`` as for :func:`dirichlet`."""
     a = check_number("robin a", a)
     b = check_number("robin b", b)
     if a == 0.0 and b == 0.0:
         raise ValueError("robin: a and b must not both be 0")
-    return _normal_term(name, points, a, b, value, normals, domain, coords, out_dim, f"robin {name!r}")
+    return _normal_term(name, points, a, b, value, normals, domain, coords, out_dim, f"robin {name!r}", output)
 
 
 def periodic(name: str, points_low: Tensor, points_high: Tensor, derivative: str = "u") -> Term:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -86,19 +86,35 @@ def load_run(run_dir: Union[str, Path], *, device: Optional[str] = None,
 
 
 def evaluate_run(run_dir: Union[str, Path], points: Optional[np.ndarray] = None, values: Optional[np.ndarray] = None,
-                 *, device: Optional[str] = None, problem: Optional[str] = None) -> dict:
+                 *, device: Optional[str] = None, problem: Optional[str] = None,
+                 output: Optional[Sequence[int]] = None) -> dict:
     """Relative L2 error per seed of a run directory's trained network: on the problem's reference grid, or
-    against ``values[M]`` / ``[M, out]`` at ``points[M, d]``. ``problem``: as for :func:`load_run`."""
+    against ``values[M]`` / ``[M, out]`` at ``points[M, d]``. ``problem``: as for :func:`load_run`. ``output``:
+    only these outputs (indices), e.g. ``[0]`` for ``u`` of a network ``(u, k)``; ``values`` then hold those
+    columns only ``[M]`` / ``[M, len(output)]``, while the reference grid's solution is cut to them."""
     _, problem, trainer = load_run(run_dir, device=device, problem=problem)
+    if output is not None:
+        output = [int(i) for i in output]
+        if not output or any(i < 0 or i >= problem.out_dim for i in output) or len(set(output)) != len(output):
+            raise ValueError(f"--output must name distinct outputs of the network (0..{problem.out_dim - 1}), "
+                             f"got {output}")
     if points is None:
         if problem.solution is None:
             raise ValueError(f"problem {problem.name!r} has no reference solution: pass --points and --values")
-        err = trainer.evaluate().cpu().numpy()
+        if output is None:
+            err = trainer.evaluate().cpu().numpy()
+        else:
+            X, U = problem.reference()
+            points, values = np.asarray(X), np.asarray(U).reshape(len(X), -1)[:, output]
         where = "reference grid"
     else:
+        where = f"{len(points)} given points"
         if values is None:
             raise ValueError("--points needs --values (the exact or measured solution at those points)")
+    if points is not None:
         pred = trainer.predict(torch.as_tensor(points)).to(torch.float64)
+        if output is not None:
+            pred = pred[..., output]
         pred = pred.reshape(1 if pred.dim() == 2 else pred.shape[0], -1)
         exact = torch.as_tensor(values, dtype=torch.float64).reshape(-1)
         if exact.numel() != pred.shape[1]:
@@ -106,9 +122,8 @@ def evaluate_run(run_dir: Union[str, Path], points: Optional[np.ndarray] = None,
         from ..trainer import rel_l2_error
 
         err = rel_l2_error(pred, exact).cpu().numpy()
-        where = f"{len(points)} given points"
     per_seed = [float(v) for v in np.asarray(err).reshape(-1)]
     mean, sem = records.mean_sem(per_seed)
     return {"rel_l2_per_seed": per_seed, "rel_l2_mean": mean, "rel_l2_sem": sem if math.isfinite(sem) else None,
-            "on": where,
+            "on": where if output is None else f"{where}, outputs {output}",
             "epoch": int(trainer.epoch)}
