@@ -107,3 +107,21 @@ def test_in_progress_row_shows_its_saves_so_far_without_judging_them():
     assert row.agrees_within(1.0, saves=True) is None  # |1.25 - 1.11| is within s.e., but unfinished
     line = next(x for x in experiments.format_table([row])[0].splitlines() if x.startswith("| DN"))
     assert "| 1.25e-03 ± 2.5e-04 |" in line and line.endswith("| n/a | n/a |")
+
+
+def test_a_chunked_configuration_takes_its_saves_from_every_chunks_history(tmp_path):
+    """PINN's two seeds trained as two one-seed chunks (shards 0 and 1 of 14 units): its row's best at the
+    authors' saves is the mean over both chunks' minima at epochs 250 and 500."""
+    out = tmp_path / "t1"
+    kw = dict(seeds=2, epochs=500, problem="poisson1d", problem_kwargs={"n_pde": 8}, backend="torch",
+              eval_every=250, figures=False, seeds_per_run=1)
+    for shard in ("0/14", "1/14"):
+        experiments.reproduce("table1", out=out, shard=shard, **kw)
+    pinn = sweeps.report("table1", out=out, **kw).rows[0]
+    lows = []
+    for chunk in ("pinn.seeds-0-0", "pinn.seeds-1-1"):
+        hist = History.load(str(out / chunk / "history.npz"))
+        assert list(hist.eval_epochs) == [250, 500]
+        lows.append(float(hist.rel_l2.min()))
+    assert pinn.status == "ok" and pinn.saves_epochs == (250, 500)
+    assert (pinn.saves_rel_l2_mean, pinn.saves_rel_l2_sem) == tuple(pytest.approx(v) for v in records.mean_sem(lows))
