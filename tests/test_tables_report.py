@@ -190,7 +190,8 @@ def test_report_only_tables_a_half_done_sweep_without_training_or_writing(tmp_pa
     assert ma.train_seconds == hist["train_seconds"] and ma.agrees is None
     # evaluated at epochs 5 and 10 only: no authors' save epoch (a multiple of 250), n/a and why
     assert ma.saves_rel_l2_mean is None and ma.saves_missing == "evaluated at epochs 5, 10: none a multiple of 250"
-    assert "n/a where no evaluation fell on a save epoch" in res.markdown
+    assert "n/a (no other grid of epochs is used instead) for: PINN (" in res.markdown
+    assert "; MA-PINN (β=0.9) (evaluated at epochs 5, 10: none a multiple of 250)" in res.markdown
     assert all(r.status == NOT_STARTED for r in rest)
     assert "in progress, epoch 11/30 (now " in res.markdown and "Partial table" in res.markdown
     assert "1 of 7 run(s) finished, 1 in progress" in res.markdown

@@ -91,8 +91,8 @@ def test_no_evaluation_at_a_save_epoch_is_na_and_the_note_says_why(tmp_path):
     assert format_agreement(row, saves=True) == "n/a" and format_agreement(row) == "within 2×"
     md, csv_text = experiments.format_table([row])
     assert next(x for x in md.splitlines() if x.startswith("| DN")).endswith("| within 2× | n/a |")
-    assert ("n/a where no evaluation fell on a save epoch (no other grid is used instead): DN (evaluated at "
-            "epochs 300, 600, 900: none a multiple of 250).") in md
+    assert ("n/a (no other grid of epochs is used instead) for: DN (evaluated at epochs 300, 600, 900: none a "
+            "multiple of 250).") in md
     (r,) = csv.DictReader(io.StringIO(csv_text))
     assert (r["saves_rel_l2_mean"], r["saves_agrees_within_sem"]) == ("n/a", "n/a")
     # a directory without a readable history says so

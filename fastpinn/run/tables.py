@@ -299,8 +299,7 @@ def saves_note(rows: Sequence[Row]) -> str:
                          f"bound of what their protocol reports on the same trajectory.")
     missing = [f"{r.label} ({r.saves_missing})" for r in rows if not r.saves_epochs and r.saves_missing]
     if missing:
-        parts.append(f"n/a where no evaluation fell on a save epoch (no other grid is used instead): "
-                     f"{'; '.join(missing)}.")
+        parts.append(f"n/a (no other grid of epochs is used instead) for: {'; '.join(missing)}.")
     return " ".join(parts)
 
 
