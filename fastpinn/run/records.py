@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import _io
 
-__all__ = ["write_json", "read_json", "json_status", "mean_sem", "metrics_from_history", "environment", "device_name"]
+__all__ = ["write_json", "read_json", "json_status", "mean_sem", "best_at_saves", "metrics_from_history", "environment", "device_name"]
 
 PathLike = Union[str, os.PathLike]
 
@@ -59,6 +59,35 @@ def mean_sem(values: Iterable[float]) -> tuple[float, float]:
     mean = float(v.mean())
     sem = float(v.std(ddof=1) / math.sqrt(v.size)) if v.size > 1 else float("nan")
     return mean, sem
+
+
+def best_at_saves(eval_epochs: Sequence[int], rel_l2: Any, every: int) -> dict:
+    """Per seed, the lowest rel. L2 at the evaluations ``eval_epochs`` (``[M]``, counted after the step)
+    that are positive multiples of ``every`` -- what a run that saves its best weights every ``every``
+    epochs reports (:data:`fastpinn.paper_numbers.AUTHORS_SAVE_EVERY`). ``rel_l2``: ``[M, S]``.
+
+    Returns table metrics: ``saves_rel_l2_per_seed`` (``[S]``; NaN for a member never finite there),
+    ``saves_epochs`` (the evaluated epochs used) and ``saves_missing`` (why there is no value: ``""``
+    when there is one). Only those epochs count: none falls back to another grid."""
+    epochs = np.asarray(eval_epochs, dtype=np.int64).reshape(-1)
+    errors = np.asarray(rel_l2, dtype=np.float64).reshape(epochs.size, -1)
+    at = (epochs > 0) & (epochs % every == 0)
+    if not at.any():
+        return {"saves_rel_l2_per_seed": [], "saves_epochs": [],
+                "saves_missing": f"{_describe_epochs(epochs.tolist())}: none a multiple of {every}"}
+    with np.errstate(invalid="ignore"):
+        chosen = np.where(np.isfinite(errors[at]), errors[at], np.inf).min(axis=0)
+    return {"saves_rel_l2_per_seed": [float(v) if np.isfinite(v) else float("nan") for v in chosen],
+            "saves_epochs": [int(e) for e in epochs[at]], "saves_missing": ""}
+
+
+def _describe_epochs(epochs: list[int]) -> str:
+    """``"evaluated at epochs 300, 600, ..., 2,700"``-style summary of evaluation epochs."""
+    if not epochs:
+        return "never evaluated"
+    if len(epochs) <= 3:
+        return "evaluated at epochs " + ", ".join(f"{e:,}" for e in epochs)
+    return f"evaluated at epochs {epochs[0]:,}, {epochs[1]:,}, ..., {epochs[-1]:,}"
 
 
 def metrics_from_history(history: Any, *, scheme: str, device: str, seeds: Sequence[int],

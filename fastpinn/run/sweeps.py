@@ -23,7 +23,7 @@ from ..data_parallel import launcher_rank_and_world
 from .tables import (IN_PROGRESS, NOT_STARTED, TABLES, Entry, Row, TableResult, finite_or_none, format_agrees,
                      format_mean_pm, format_seconds, format_table, table_entries, table_rows)
 
-__all__ = ["sweep_shard", "SweepOptions", "reproduce", "report", "unit_state"]
+__all__ = ["sweep_shard", "SweepOptions", "reproduce", "report", "unit_state", "saves_of_run"]
 
 #: What a sweep writes in its root (``fnmatch`` patterns): the table and its figures.
 TABLE_FILES = ("table.md", "table.csv", "table.json", "summary.png", "gradients*.png", "bias_correction*.png")
@@ -148,7 +148,8 @@ def reproduce(table: str, options: Optional[SweepOptions] = None, **overrides: A
             if reason is not None:
                 missing.append(str(d.relative_to(root)))
                 continue
-        metrics = _run_unit(cfg, d, reason, f"[{j + 1}/{len(plan)}] {label}", table, o, log)
+        metrics = dict(_run_unit(cfg, d, reason, f"[{j + 1}/{len(plan)}] {label}", table, o, log))
+        metrics.update(saves_of_run(d))
         if metrics.get("status", "ok") == "ok":
             err = format_mean_pm(finite_or_none(metrics.get("rel_l2_mean")), finite_or_none(metrics.get("rel_l2_sem")))
             log(f"    rel. L2 = {err}, {format_seconds(finite_or_none(metrics.get('train_seconds')))} s")
@@ -162,14 +163,18 @@ def reproduce(table: str, options: Optional[SweepOptions] = None, **overrides: A
         if r.paper.rel_l2_mean is not None:
             log(f"{r.label}: ours {format_mean_pm(r.rel_l2_mean, r.rel_l2_sem)}, paper "
                 f"{format_mean_pm(r.paper.rel_l2_mean, r.paper.rel_l2_sem)}, "
-                f"agree within s.e.: {format_agrees(r.agrees)}")
+                f"agree within s.e.: {format_agrees(r.agrees)}; best at the authors' saves "
+                f"{format_mean_pm(r.saves_rel_l2_mean, r.saves_rel_l2_sem)}, agree within s.e.: "
+                f"{format_agrees(r.agrees_within(1.0, saves=True))}")
     _io.atomic_write_text(root / "table.md", md)
     _io.atomic_write_text(root / "table.csv", csv_text)
     records.write_json(root / "table.json", {
         "table": table, "problems": list(sweep.problems), "seeds": o.seeds, "epochs": o.epochs, "device": o.device,
         "rows": [dict(asdict(r), paper=asdict(r.paper), agrees=r.agrees, agrees_within_2se=r.agrees_within(2.0),
                       best_agrees=r.agrees_within(1.0, best=True),
-                      best_agrees_within_2se=r.agrees_within(2.0, best=True))
+                      best_agrees_within_2se=r.agrees_within(2.0, best=True),
+                      saves_agrees=r.agrees_within(1.0, saves=True),
+                      saves_agrees_within_2se=r.agrees_within(2.0, saves=True))
                  for r in rows]})
     fig_paths: list[Path] = []
     if o.figures:
@@ -213,7 +218,7 @@ def unit_state(cfg: RunConfig, d: Path, reason: Optional[str]) -> dict:
     training time so far from a checkpoint of ``cfg`` (epoch 0 when it has started without one yet),
     ``running`` when a live process holds ``d``; else :data:`NOT_STARTED`, or the other configuration it holds."""
     if reason is None:
-        return dict(directory.read_metrics(d) or {})
+        return dict(directory.read_metrics(d) or {}, **saves_of_run(d))
     identity = cfg.identity(cfg.resolved_epochs())
     base = {"n_seeds": len(cfg.seeds), "epochs": cfg.resolved_epochs(), "running": _running(d)}
     if not d.is_dir():
@@ -225,12 +230,30 @@ def unit_state(cfg: RunConfig, d: Path, reason: Optional[str]) -> dict:
         hist = History.from_dict(state["extra"]["history"])
         per_seed = [float(v) for v in hist.final_rel_l2()] if hist.rel_l2.shape[0] else []
         return dict(base, status=IN_PROGRESS, epoch=int(state["epoch"]), rel_l2_per_seed=per_seed,
-                    best_rel_l2_per_seed=list(hist.extra.get("best_rel_l2", [])), train_seconds=hist.train_seconds)
+                    best_rel_l2_per_seed=list(hist.extra.get("best_rel_l2", [])), train_seconds=hist.train_seconds,
+                    **_saves_of(hist))
     if (directory.read_config(d) or {}).get("identity") == identity:  # started, before its first checkpoint
         return dict(base, status=IN_PROGRESS, epoch=0)
     if directory.is_nonempty_dir(d) and records.json_status(d / directory.CONFIG) == "ok":
         return dict(base, status=f"{d.name}/ holds another configuration")
     return dict(base, status=NOT_STARTED)
+
+
+def _saves_of(hist: Any) -> dict:
+    """The best at the authors' saves of a :class:`~fastpinn.trainer.History` (:func:`records.best_at_saves`)."""
+    return records.best_at_saves(hist.eval_epochs, hist.rel_l2, paper_numbers.AUTHORS_SAVE_EVERY)
+
+
+def saves_of_run(d: Path) -> dict:
+    """The best at the authors' saves from the ``history.npz`` of run directory ``d`` (none, saying so, when
+    it has none that loads, e.g. a run that diverged before writing one)."""
+    from ..trainer import History
+
+    try:
+        hist = History.load(str(d / directory.HISTORY))
+    except (OSError, ValueError, KeyError) as exc:
+        return {"saves_missing": f"no readable {directory.HISTORY} ({type(exc).__name__})"}
+    return _saves_of(hist)
 
 
 def _running(d: Path) -> bool:
@@ -412,6 +435,10 @@ def _merge_chunks(results: list[tuple[Entry, str, dict]]) -> list[tuple[Entry, s
                                        "epoch": min(reached), "epochs": epochs, "n_seeds": n_seeds}))
             continue
         per_seed, best = cat("rel_l2_per_seed"), cat("best_rel_l2_per_seed")
+        # the save epochs are the chunks' common grid; a chunk without one leaves the row without a value
+        saves_missing = next((m.get("saves_missing") or "a chunk without evaluations" for m in parts if not m.get("saves_epochs")), "")
+        saves = {} if saves_missing else {"saves_rel_l2_per_seed": cat("saves_rel_l2_per_seed"),
+                                          "saves_epochs": parts[0]["saves_epochs"]}
         mean, sem = records.mean_sem(per_seed)
         bad = [m for m in parts if m.get("status", "ok") != "ok"]
         times = [finite_or_none(m.get("train_seconds")) for m in parts]
@@ -419,7 +446,7 @@ def _merge_chunks(results: list[tuple[Entry, str, dict]]) -> list[tuple[Entry, s
             "status": bad[0]["status"] if bad else "ok", "rel_l2_per_seed": per_seed, "rel_l2_mean": mean,
             "rel_l2_sem": sem, "best_rel_l2_per_seed": best, "seeds": cat("seeds"), "n_seeds": len(per_seed),
             "train_seconds": sum(times) if None not in times else None, "chunks": len(parts),
-            "_reused": all(m.get("_reused", False) for m in parts)}))
+            "_reused": all(m.get("_reused", False) for m in parts), "saves_missing": saves_missing, **saves}))
     return out
 
 
