@@ -16,6 +16,7 @@ TF32 too). ``rounding=False`` is the same code in true float32 (the check agains
     python bench/tf32_emulation.py validate                 # rounding off: step-0 losses vs the library, timing
     nohup nice -n 5 python bench/tf32_emulation.py train --arm tf32 --epochs 30000 &   # resumes from its checkpoint
     python bench/tf32_emulation.py report                   # the table from the checkpoints (markdown)
+    python bench/tf32_emulation.py noise                    # TF32's change of residuals and gradient, fixed theta
 
 Checkpoints: ``/work/scratch/tf32/<arm>.pt`` (``--dir``), written atomically every ``--checkpoint-seconds``;
 loaded with ``weights_only=True``. The error is the library's (``Trainer.evaluate``: float32 prediction on the
@@ -388,9 +389,54 @@ def validate(seeds: Sequence[int], epochs: int) -> None:
                 print(f"epoch {e}: ours {np.round(row, 5).tolist()}\n      library {np.round(lib_err[e], 5).tolist()}")
 
 
+def pde_residuals(setup: PoissonSetup, theta: Tensor, rounding: Optional[str]) -> tuple[Tensor, Tensor]:
+    """The PDE and BC residuals ``[S, N]`` at ``theta`` (no gradient)."""
+    from fastpinn.requests import Fields, parse_request
+
+    with torch.no_grad():
+        layers = setup.net.layers(theta)
+        u, u_xx, u_yy = poisson_streams(layers, setup.x_pde * setup.scale + setup.shift, setup.scale, rounding)
+        f = Fields({parse_request(k, setup.coords): v for k, v in (("u_xx", u_xx), ("u_yy", u_yy))}, setup.coords,
+                   setup.x_pde)
+        u_bc = network_values(layers, setup.x_bc * setup.scale + setup.shift, rounding)
+        g = Fields({parse_request("u", setup.coords): u_bc}, setup.coords, setup.x_bc)
+        return setup.pde.residual_of([f]).reshape(len(setup.seeds), -1), setup.bc.residual_of([g]).reshape(
+            len(setup.seeds), -1)
+
+
+def noise(seeds: Sequence[int], library_run: Path = LIBRARY_RUN) -> None:
+    """How large TF32's perturbation is at the initial and at the finished float32 run's parameters: RMS of
+    the residual change against the residual, and the relative change and cosine of the loss gradient."""
+    from fastpinn.checkpoint import read_checkpoint
+
+    setup = build_setup(seeds)
+    final = read_checkpoint(str(library_run / "checkpoint.pt"))
+    for label, theta in (("initial", setup.initial_theta()),
+                         (f"epoch {final['epoch']}", final["theta"][: len(seeds)].float())):
+        rows = []
+        for k, name in enumerate(("pde", "bc")):
+            r32 = pde_residuals(setup, theta, None)[k].double()
+            rtf = pde_residuals(setup, theta, "nearest_even")[k].double()
+            rms = r32.pow(2).mean(1).sqrt()
+            drms = (rtf - r32).pow(2).mean(1).sqrt()
+            rows.append(f"{name}: RMS residual {rms.mean():.3e}, RMS change {drms.mean():.3e} "
+                        f"(ratio {(drms / rms).mean():.2e}), loss fp32 {rms.pow(2).mean():.4e} tf32 "
+                        f"{rtf.pow(2).mean(1).mean():.4e}")
+        grads = []
+        for rounding in (None, "nearest_even"):
+            th = theta.clone().requires_grad_(True)
+            l1, l2 = term_losses(setup, th, rounding)
+            (l1.sum() + l2.sum()).backward()
+            grads.append(th.grad.double())
+        rel = ((grads[1] - grads[0]).norm(dim=1) / grads[0].norm(dim=1)).mean().item()
+        cos = torch.nn.functional.cosine_similarity(grads[1], grads[0], dim=1).mean().item()
+        print(f"{label} (mean over {len(seeds)} seeds): " + "; ".join(rows)
+              + f"; gradient: |g_tf32 - g_fp32| / |g_fp32| {rel:.2e}, cosine {cos:.6f}")
+
+
 def main(argv: Optional[Sequence[str]] = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("command", choices=("validate", "train", "report"))
+    ap.add_argument("command", choices=("validate", "train", "report", "noise"))
     ap.add_argument("--arm", choices=("tf32", "fp32"), default="tf32")
     ap.add_argument("--seeds", type=int, default=10, help="seeds 0..N-1")
     ap.add_argument("--epochs", type=int, default=30_000)
@@ -407,6 +453,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         train(args.arm, seeds, args.epochs, out_dir=args.dir, eval_every=args.eval_every,
               checkpoint_seconds=args.checkpoint_seconds, rounding_mode=args.rounding,
               log=lambda msg: print(time.strftime("%H:%M:%S"), msg, flush=True))
+    elif args.command == "noise":
+        noise(seeds)
     else:
         print(report(args.dir))
 
