@@ -219,22 +219,37 @@ def load_checkpoint(path: Path) -> dict:
 
 def train(arm: str, seeds: Sequence[int], epochs: int, *, out_dir: Path, eval_every: int = 500,
           checkpoint_seconds: float = 180.0, rounding_mode: str = "nearest_even", compile: bool = True,
-          log=print) -> dict:
+          continued: bool = False, log=print) -> dict:
     """Train the ``arm`` (``"tf32"``: rounded matmuls; ``"fp32"``: plain float32) to ``epochs`` full-batch Adam
     steps (lr 1e-3, the library's optimizer settings) from the library's initial parameters, resuming from
     ``out_dir/<arm>.pt``. Evaluates at epoch 0 and every ``eval_every`` epochs. Returns the checkpoint dict.
     ``compile``: run the losses and their backward through ``torch.compile`` (2-2.5x faster on the CPU; the
-    rounding is the same bit operations, fused)."""
+    rounding is the same bit operations, fused). ``continued``: start instead from the library's finished run
+    (its parameters and Adam state at epoch 30,000, :data:`LIBRARY_RUN`), checkpointing to
+    ``out_dir/<arm>-continued.pt``; ``epochs`` then counts from 0 as well (30,000 + the steps taken)."""
     if arm not in ("tf32", "fp32"):
         raise ValueError(f"arm must be 'tf32' or 'fp32', got {arm!r}")
     rounding = rounding_mode if arm == "tf32" else None
     setup = build_setup(seeds)
-    path = Path(out_dir) / f"{arm}.pt"
+    path = Path(out_dir) / (f"{arm}-continued.pt" if continued else f"{arm}.pt")
     theta = torch.nn.Parameter(setup.initial_theta())
     lib_opt = setup.trainer.optimizer.param_groups[0]
     opt = torch.optim.Adam([theta], lr=lib_opt["lr"], betas=lib_opt["betas"], eps=lib_opt["eps"])
     state = {"arm": arm, "rounding": "none" if rounding is None else rounding, "seeds": list(setup.seeds),
              "epoch": 0, "eval_epochs": [], "rel_l2": [], "losses": [], "train_seconds": 0.0}
+    if continued and not path.exists():
+        from fastpinn.checkpoint import read_checkpoint
+
+        finished = read_checkpoint(str(LIBRARY_RUN / "checkpoint.pt"))
+        n = len(setup.seeds)
+        adam = finished["optimizer"]["state"][0]
+        with torch.no_grad():
+            theta.copy_(finished["theta"][:n])
+        opt.state[theta] = {"step": adam["step"].clone(), "exp_avg": adam["exp_avg"][:n].clone(),
+                            "exp_avg_sq": adam["exp_avg_sq"][:n].clone()}
+        state["epoch"] = int(finished["epoch"])
+        state["eval_epochs"].append(state["epoch"])
+        state["rel_l2"].append(setup.evaluate(theta.detach()).tolist())
     if path.exists():
         ck = load_checkpoint(path)
         if ck["seeds"] != state["seeds"] or ck["rounding"] != state["rounding"]:
@@ -244,14 +259,17 @@ def train(arm: str, seeds: Sequence[int], epochs: int, *, out_dir: Path, eval_ev
             theta.copy_(ck["theta"])
         opt.load_state_dict(ck["optimizer"])
         state.update({k: ck[k] for k in ("epoch", "eval_epochs", "rel_l2", "losses", "train_seconds")})
-        log(f"[{arm}] resumed at epoch {state['epoch']}")
+        log(f"[{path.stem}] resumed at epoch {state['epoch']}")
+    if state["epoch"] == 0 and not state["eval_epochs"]:
+        state["eval_epochs"].append(0)
+        state["rel_l2"].append(setup.evaluate(theta.detach()).tolist())
+    start = state["eval_epochs"][0]  # 0, or the finished run's last epoch when continued
+    epochs += start if continued else 0
+    name = f"{arm}-continued" if continued else arm
 
     def save() -> None:
         _atomic_save(dict(state, theta=theta.detach().clone(), optimizer=opt.state_dict()), path)
 
-    if state["epoch"] == 0 and not state["eval_epochs"]:
-        state["eval_epochs"].append(0)
-        state["rel_l2"].append(setup.evaluate(theta.detach()).tolist())
     losses = loss_function(setup, rounding, compile)
     last_save = time.monotonic()
     while state["epoch"] < epochs:
@@ -268,10 +286,10 @@ def train(arm: str, seeds: Sequence[int], epochs: int, *, out_dir: Path, eval_ev
             state["eval_epochs"].append(e)
             state["rel_l2"].append(err.tolist())
             state["losses"].append([e, l_pde.detach().tolist(), l_bc.detach().tolist()])
-            log(f"[{arm}] epoch {e}: rel L2 mean {err.mean().item():.4e} s.e. {_sem(err.numpy()):.2e}, "
-                f"{1e3 * state['train_seconds'] / e:.0f} ms/epoch")
+            log(f"[{name}] epoch {e}: rel L2 mean {err.mean().item():.4e} s.e. {_sem(err.numpy()):.2e}, "
+                f"{1e3 * state['train_seconds'] / (e - start):.0f} ms/epoch")
         if not math.isfinite(l_pde.detach().sum().item()):
-            raise RuntimeError(f"[{arm}] non-finite loss at epoch {e}")
+            raise RuntimeError(f"[{name}] non-finite loss at epoch {e}")
         if time.monotonic() - last_save > checkpoint_seconds or e == epochs:
             save()
             last_save = time.monotonic()
@@ -287,11 +305,11 @@ LIBRARY_RUN = Path("/work/runs/table2/pinn")
 PAPER_PINN = (2.32e-1, 1.9e-2)
 
 
-def _arm_rows(out_dir: Path) -> dict[str, dict]:
-    """Per arm found in ``out_dir``: its checkpoint's evaluations ``{epoch: rel L2 [S]}`` and progress."""
+def _arm_rows(out_dir: Path, suffix: str = "") -> dict[str, dict]:
+    """Per arm found in ``out_dir`` (files ``<arm><suffix>.pt``): its evaluations ``{epoch: rel L2 [S]}`` and progress."""
     arms = {}
     for arm in ("tf32", "fp32"):
-        p = Path(out_dir) / f"{arm}.pt"
+        p = Path(out_dir) / f"{arm}{suffix}.pt"
         if p.exists():
             ck = load_checkpoint(p)
             arms[arm] = {"rows": {int(e): np.asarray(r) for e, r in zip(ck["eval_epochs"], ck["rel_l2"])},
@@ -344,10 +362,25 @@ def report(out_dir: Path, library_run: Path = LIBRARY_RUN, every: int = 1000) ->
             out.append(f"| {e} | {cell(ref)} | " + " | ".join(cell(g) for g in got) + " | "
                        + " | ".join(diff(g, ref) for g in got) + " |")
         out.append("")
-    for n in names:
-        a = arms[n]
+    cont = _arm_rows(out_dir, suffix="-continued")
+    if len(cont) == 2:
+        t, f = cont["tf32"]["rows"], cont["fp32"]["rows"]
+        start = min(t)
+        out += [f"**Continued from the library's finished run (epoch {start}, same parameters and Adam state per seed): "
+                "TF32 against float32, paired by seed**", "",
+                "| epoch | fp32 continued | tf32 continued | tf32 − fp32, paired mean ± s.e. (in s.e.) |",
+                "|---|---|---|---|"]
+        for e in sorted(set(t) & set(f)):
+            if (e - start) % (every // 2) and e != max(set(t) & set(f)):
+                continue
+            d = t[e] - f[e]
+            z = "" if not _sem(d) else f" ({d.mean() / _sem(d):+.1f})"
+            out.append(f"| {e} | {cell(f[e])} | {cell(t[e])} | {d.mean():+.4f} ± {_sem(d):.4f}{z} |")
+        out.append("")
+    for n, a in list(arms.items()) + [(f"{k}-continued", v) for k, v in cont.items()]:
+        steps = a["epoch"] - min(a["rows"])
         out.append(f"- {n} arm: epoch {a['epoch']} reached, {a['seconds'] / 3600:.2f} h of training, "
-                   f"{1e3 * a['seconds'] / max(a['epoch'], 1):.0f} ms/epoch (10 seeds, one thread, shared machine)")
+                   f"{1e3 * a['seconds'] / max(steps, 1):.0f} ms/epoch (10 seeds, one thread, shared machine)")
     out.append(f"- paper (TF 2.5, RTX A6000), epoch 30,000: {PAPER_PINN[0]:.3f} ± {PAPER_PINN[1]:.3f}")
     return "\n".join(out)
 
@@ -444,6 +477,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     ap.add_argument("--checkpoint-seconds", type=float, default=180.0)
     ap.add_argument("--rounding", choices=ROUNDINGS, default="nearest_even")
     ap.add_argument("--dir", type=Path, default=Path("/work/scratch/tf32"))
+    ap.add_argument("--continued", action="store_true",
+                    help="start from the library's finished run (epoch 30,000); --epochs counts the extra steps")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     seeds = list(range(args.seeds))
@@ -451,7 +486,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         validate(seeds, args.epochs if args.epochs < 30_000 else 200)
     elif args.command == "train":
         train(args.arm, seeds, args.epochs, out_dir=args.dir, eval_every=args.eval_every,
-              checkpoint_seconds=args.checkpoint_seconds, rounding_mode=args.rounding,
+              checkpoint_seconds=args.checkpoint_seconds, rounding_mode=args.rounding, continued=args.continued,
               log=lambda msg: print(time.strftime("%H:%M:%S"), msg, flush=True))
     elif args.command == "noise":
         noise(seeds)
