@@ -142,12 +142,13 @@ class PoissonSetup:
     """The library's run of Table 2's PINN row for ``seeds``, built by ``build_trainer``: its trainer (for the
     initial parameters, the term points and targets, the residual and the evaluation) and our own view of it."""
 
-    def __init__(self, seeds: Sequence[int]) -> None:
+    def __init__(self, seeds: Sequence[int], problem_kwargs: Optional[dict] = None) -> None:
         from fastpinn.run.config import RunConfig
         from fastpinn.run.one_run import build_trainer
 
         self.seeds = [int(s) for s in seeds]
-        cfg = RunConfig(problem="poisson", scheme="pinn", seeds=self.seeds, derivative_method="fused", device="cpu")
+        cfg = RunConfig(problem="poisson", scheme="pinn", seeds=self.seeds, derivative_method="fused", device="cpu",
+                        problem_kwargs=dict(problem_kwargs or {}))
         self.problem, self.trainer = build_trainer(cfg)
         net = self.trainer.net
         self.net = net
@@ -158,10 +159,11 @@ class PoissonSetup:
         self.x_pde = self.pde.points[0]  # [S, 2500, 2] float32
         self.x_bc = self.bc.points[0]  # [S, 400, 2]
         self.scale, self.shift = net.input_scale, net.input_shift
+        self._theta0 = net.theta.detach().clone()  # evaluate() overwrites the trainer's parameters
 
     def initial_theta(self) -> Tensor:
         """The library's initial parameters ``[S, P]`` (a copy)."""
-        return self.trainer.net.theta.detach().clone()
+        return self._theta0.clone()
 
     def evaluate(self, theta: Tensor) -> Tensor:
         """The library's relative L2 error ``[S]`` (float64) of ``theta`` on the 201 x 201 grid (float32 prediction)."""
@@ -170,9 +172,9 @@ class PoissonSetup:
         return self.trainer.evaluate()
 
 
-def build_setup(seeds: Sequence[int]) -> PoissonSetup:
-    """:class:`PoissonSetup` of ``seeds``."""
-    return PoissonSetup(seeds)
+def build_setup(seeds: Sequence[int], **problem_kwargs: Any) -> PoissonSetup:
+    """:class:`PoissonSetup` of ``seeds`` (``problem_kwargs``: e.g. fewer points for a test; none for the paper's)."""
+    return PoissonSetup(seeds, problem_kwargs)
 
 
 def term_losses(setup: PoissonSetup, theta: Tensor, rounding: Optional[str]) -> tuple[Tensor, Tensor]:
@@ -219,18 +221,21 @@ def load_checkpoint(path: Path) -> dict:
 
 def train(arm: str, seeds: Sequence[int], epochs: int, *, out_dir: Path, eval_every: int = 500,
           checkpoint_seconds: float = 180.0, rounding_mode: str = "nearest_even", compile: bool = True,
-          continued: bool = False, log=print) -> dict:
+          continued: bool = False, setup: Optional[PoissonSetup] = None, log=print) -> dict:
     """Train the ``arm`` (``"tf32"``: rounded matmuls; ``"fp32"``: plain float32) to ``epochs`` full-batch Adam
     steps (lr 1e-3, the library's optimizer settings) from the library's initial parameters, resuming from
     ``out_dir/<arm>.pt``. Evaluates at epoch 0 and every ``eval_every`` epochs. Returns the checkpoint dict.
     ``compile``: run the losses and their backward through ``torch.compile`` (2-2.5x faster on the CPU; the
     rounding is the same bit operations, fused). ``continued``: start instead from the library's finished run
     (its parameters and Adam state at epoch 30,000, :data:`LIBRARY_RUN`), checkpointing to
-    ``out_dir/<arm>-continued.pt``; ``epochs`` then counts from 0 as well (30,000 + the steps taken)."""
+    ``out_dir/<arm>-continued.pt``; ``epochs`` then counts the steps after it. ``setup``: a
+    :func:`build_setup` of ``seeds`` to reuse (its trainer's parameters are overwritten by each evaluation)."""
     if arm not in ("tf32", "fp32"):
         raise ValueError(f"arm must be 'tf32' or 'fp32', got {arm!r}")
     rounding = rounding_mode if arm == "tf32" else None
-    setup = build_setup(seeds)
+    setup = build_setup(seeds) if setup is None else setup
+    if setup.seeds != [int(x) for x in seeds]:
+        raise ValueError(f"setup is of seeds {setup.seeds}, not {list(seeds)}")
     path = Path(out_dir) / (f"{arm}-continued.pt" if continued else f"{arm}.pt")
     theta = torch.nn.Parameter(setup.initial_theta())
     lib_opt = setup.trainer.optimizer.param_groups[0]

@@ -95,3 +95,19 @@ def test_streams_equal_library_derivatives_without_rounding():
     torch.testing.assert_close(u_yy, f["u_yy"], rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(te.network_values(net.layers(), x * net.input_scale + net.input_shift, None), f["u"],
                                rtol=1e-12, atol=1e-12)
+
+
+def test_training_resumes_from_its_checkpoint_exactly(tmp_path):
+    """Two steps, a checkpoint, one more step equals three steps at once (the background run relies on it); the
+    rounding-off loss at step 0 equals the library's."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    setup = te.build_setup([0, 1], n_pde=64, n_bc=16)
+    ours = te.term_losses(setup, setup.initial_theta(), None)
+    torch.testing.assert_close(torch.stack(ours), torch.stack(setup.trainer.term_losses()).detach(), rtol=1e-6, atol=0)
+    run = dict(eval_every=2, compile=False, setup=setup, log=lambda *_: None)
+    te.train("tf32", [0, 1], 2, out_dir=a, **run)
+    resumed = te.train("tf32", [0, 1], 3, out_dir=a, **run)
+    straight = te.train("tf32", [0, 1], 3, out_dir=b, **run)
+    assert resumed["eval_epochs"] == straight["eval_epochs"] == [0, 2, 3]
+    assert resumed["rel_l2"] == straight["rel_l2"]
+    assert torch.equal(te.load_checkpoint(a / "tf32.pt")["theta"], te.load_checkpoint(b / "tf32.pt")["theta"])
