@@ -6,19 +6,21 @@ accumulated in float32. That holds in the forward pass, in the GradientTape deri
 backward. fastpinn's runs are true float32. This script emulates TF32 on the CPU and trains the paper's PINN with
 it, on the library's own points, initial parameters and Adam, so that the only difference is the rounding.
 
-What is emulated (``rounding=True``): every matrix product of the network -- forward, the derivative streams and
+What is emulated (``rounding="nearest_even"``): every matrix product of the network -- forward, the derivative streams and
 the backward -- is ``round_tf32(A) @ round_tf32(B)`` in float32 (:class:`RoundedMatmul`). Elementwise work (tanh,
 its derivatives, the bias, the loss) stays float32, as on the GPU. The derivatives ``u_xx``, ``u_yy`` come from
 forward propagation of the value, first- and second-derivative streams through each layer (exact, like the
 library's fused method; TensorFlow's nested tapes reach the same values through other products, each of them
-TF32 too). ``rounding=False`` is the same code in true float32 (the check against the library).
+TF32 too). ``rounding=None`` is the same code in true float32 (the check against the library).
 
-    python bench/tf32_emulation.py validate                 # rounding off: step-0 losses vs the library, timing
+    python bench/tf32_emulation.py validate                 # rounding off: step-0 losses and gradients vs the
+                                                            # library, 200 epochs against its finished run
     nohup nice -n 5 python bench/tf32_emulation.py train --arm tf32 --epochs 30000 &   # resumes from its checkpoint
+    ... train --arm tf32 --continued --epochs 5000          # from the finished float32 run's epoch 30,000
     python bench/tf32_emulation.py report                   # the table from the checkpoints (markdown)
     python bench/tf32_emulation.py noise                    # TF32's change of residuals and gradient, fixed theta
 
-Checkpoints: ``/work/scratch/tf32/<arm>.pt`` (``--dir``), written atomically every ``--checkpoint-seconds``;
+Checkpoints: ``/work/scratch/tf32/<arm>[-continued].pt`` (``--dir``), written atomically every ``--checkpoint-seconds``;
 loaded with ``weights_only=True``. The error is the library's (``Trainer.evaluate``: float32 prediction on the
 201 x 201 reference grid, relative L2 in float64), i.e. the metric itself is not rounded.
 """
