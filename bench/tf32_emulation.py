@@ -383,6 +383,14 @@ def report(out_dir: Path, library_run: Path = LIBRARY_RUN, every: int = 1000) ->
             d = t[e] - f[e]
             z = "" if not _sem(d) else f" ({d.mean() / _sem(d):+.1f})"
             out.append(f"| {e} | {cell(f[e])} | {cell(t[e])} | {d.mean():+.4f} ± {_sem(d):.4f}{z} |")
+        common = sorted(set(t) & set(f))
+        window = [e for e in common if e > common[-1] - every // 2 and e > start]
+        if window:  # per seed, averaged over the last evaluations: damps single-evaluation swings
+            d = np.mean([t[e] - f[e] for e in window], axis=0)
+            drop = f[start] - np.mean([f[e] for e in window], axis=0)
+            out += ["", f"Averaged per seed over epochs {window[0]}-{window[-1]}: tf32 − fp32 = {d.mean():+.5f} ± "
+                    f"{_sem(d):.5f}; fp32's fall since {start}: {drop.mean():.5f} ± {_sem(drop):.5f}, so TF32 kept "
+                    f"{100 * (1 - d.mean() / drop.mean()):.0f} % ± {100 * _sem(d) / drop.mean():.0f} % of float32's descent."]
         out.append("")
     for n, a in list(arms.items()) + [(f"{k}-continued", v) for k, v in cont.items()]:
         steps = a["epoch"] - min(a["rows"])
