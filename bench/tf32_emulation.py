@@ -33,15 +33,26 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["round_to_tf32", "RoundedMatmul", "rounded_matmul", "poisson_streams", "network_values",
-           "PoissonSetup", "build_setup", "term_losses", "train", "report"]
+__all__ = [
+    "PoissonSetup",
+    "RoundedMatmul",
+    "build_setup",
+    "network_values",
+    "poisson_streams",
+    "report",
+    "round_to_tf32",
+    "rounded_matmul",
+    "term_losses",
+    "train",
+]
 
 TF32_DROPPED_BITS = 13  # float32 has 23 mantissa bits, TF32 keeps 10
 _LOW_MASK = (1 << TF32_DROPPED_BITS) - 1  # 0x1FFF
@@ -84,7 +95,7 @@ class RoundedMatmul(torch.autograd.Function):
         return torch.matmul(ar, br)
 
     @staticmethod
-    def backward(ctx: Any, dy: Tensor) -> tuple[Optional[Tensor], Optional[Tensor], None]:  # type: ignore[override]
+    def backward(ctx: Any, dy: Tensor) -> tuple[Tensor | None, Tensor | None, None]:  # type: ignore[override]
         ar, br = ctx.saved_tensors
         dyr = round_to_tf32(dy.contiguous(), ctx.mode)
         da = torch.matmul(dyr, br.transpose(-1, -2)) if ctx.needs_input_grad[0] else None
@@ -92,14 +103,14 @@ class RoundedMatmul(torch.autograd.Function):
         return da, db, None
 
 
-def rounded_matmul(a: Tensor, b: Tensor, rounding: Optional[str]) -> Tensor:
+def rounded_matmul(a: Tensor, b: Tensor, rounding: str | None) -> Tensor:
     """``a @ b`` (``[S, M, K] @ [S, K, N]``): TF32-emulated when ``rounding`` names a mode, plain float32 if ``None``."""
     if rounding is None:
         return torch.matmul(a, b)
     return RoundedMatmul.apply(a, b, rounding)
 
 
-def network_values(layers: Sequence[tuple[Tensor, Tensor]], xi: Tensor, rounding: Optional[str]) -> Tensor:
+def network_values(layers: Sequence[tuple[Tensor, Tensor]], xi: Tensor, rounding: str | None) -> Tensor:
     """The tanh MLP's output ``[S, N, out]`` at scaled inputs ``xi[S, N, d]``; ``layers``: ``(W[S, out, in], b[S, out])``."""
     h = xi
     for i, (w, b) in enumerate(layers):
@@ -110,7 +121,7 @@ def network_values(layers: Sequence[tuple[Tensor, Tensor]], xi: Tensor, rounding
 
 
 def poisson_streams(layers: Sequence[tuple[Tensor, Tensor]], xi: Tensor, scale: Tensor,
-                    rounding: Optional[str]) -> tuple[Tensor, Tensor, Tensor]:
+                    rounding: str | None) -> tuple[Tensor, Tensor, Tensor]:
     """``u``, ``u_xx``, ``u_yy`` (each ``[S, N, out]``) of the tanh MLP at scaled inputs ``xi[S, N, 2]``, where
     ``xi = scale * x + shift``; derivatives are with respect to ``x``.
 
@@ -144,7 +155,7 @@ class PoissonSetup:
     """The library's run of Table 2's PINN row for ``seeds``, built by ``build_trainer``: its trainer (for the
     initial parameters, the term points and targets, the residual and the evaluation) and our own view of it."""
 
-    def __init__(self, seeds: Sequence[int], problem_kwargs: Optional[dict] = None) -> None:
+    def __init__(self, seeds: Sequence[int], problem_kwargs: dict | None = None) -> None:
         from fastpinn.run.config import RunConfig
         from fastpinn.run.one_run import build_trainer
 
@@ -179,14 +190,14 @@ def build_setup(seeds: Sequence[int], **problem_kwargs: Any) -> PoissonSetup:
     return PoissonSetup(seeds, problem_kwargs)
 
 
-def term_losses(setup: PoissonSetup, theta: Tensor, rounding: Optional[str]) -> tuple[Tensor, Tensor]:
+def term_losses(setup: PoissonSetup, theta: Tensor, rounding: str | None) -> tuple[Tensor, Tensor]:
     """The unweighted PDE and BC losses ``[S]`` each, as the library defines them (its residual functions on
     our fields), with every matmul TF32-emulated when ``rounding`` is a mode."""
     from fastpinn.requests import Fields, parse_request
 
     layers = setup.net.layers(theta)
     xi = setup.x_pde * setup.scale + setup.shift
-    u, u_xx, u_yy = poisson_streams(layers, xi, setup.scale, rounding)
+    _, u_xx, u_yy = poisson_streams(layers, xi, setup.scale, rounding)
     fields = Fields({parse_request(k, setup.coords): v for k, v in (("u_xx", u_xx), ("u_yy", u_yy))},
                     setup.coords, setup.x_pde)
     r_pde = setup.pde.residual_of([fields])
@@ -196,7 +207,7 @@ def term_losses(setup: PoissonSetup, theta: Tensor, rounding: Optional[str]) -> 
 
 
 # ------------------------------------------------------------------------------------------- training
-def loss_function(setup: PoissonSetup, rounding: Optional[str], compile: bool) -> Any:
+def loss_function(setup: PoissonSetup, rounding: str | None, compile: bool) -> Any:
     """``theta[S, P] -> (pde loss [S], bc loss [S])``, compiled with ``torch.compile`` when ``compile``."""
     def losses(theta: Tensor) -> tuple[Tensor, Tensor]:
         return term_losses(setup, theta, rounding)
@@ -223,7 +234,7 @@ def load_checkpoint(path: Path) -> dict:
 
 def train(arm: str, seeds: Sequence[int], epochs: int, *, out_dir: Path, eval_every: int = 500,
           checkpoint_seconds: float = 180.0, rounding_mode: str = "nearest_even", compile: bool = True,
-          continued: bool = False, setup: Optional[PoissonSetup] = None, log=print) -> dict:
+          continued: bool = False, setup: PoissonSetup | None = None, log=print) -> dict:
     """Train the ``arm`` (``"tf32"``: rounded matmuls; ``"fp32"``: plain float32) to ``epochs`` full-batch Adam
     steps (lr 1e-3, the library's optimizer settings) from the library's initial parameters, resuming from
     ``out_dir/<arm>.pt``. Evaluates at epoch 0 and every ``eval_every`` epochs. Returns the checkpoint dict.
@@ -324,7 +335,7 @@ def _arm_rows(out_dir: Path, suffix: str = "") -> dict[str, dict]:
     return arms
 
 
-def _window_means(rows: dict[int, np.ndarray], end: int, width: int) -> Optional[np.ndarray]:
+def _window_means(rows: dict[int, np.ndarray], end: int, width: int) -> np.ndarray | None:
     """Per seed, the mean of the evaluations in ``(end - width, end]`` (``None`` unless all of them exist)."""
     wanted = [e for e in range(end - width + 1, end + 1) if e % 100 == 0]
     if end < width or not all(e in rows for e in wanted):
@@ -344,17 +355,17 @@ def report(out_dir: Path, library_run: Path = LIBRARY_RUN, every: int = 1000) ->
     last = {e for a in arms.values() for e in [max(a["rows"])]}
     epochs = sorted({e for a in arms.values() for e in a["rows"] if e % every == 0} | last)
 
-    def cell(row: Optional[np.ndarray]) -> str:
+    def cell(row: np.ndarray | None) -> str:
         return "–" if row is None else f"{row.mean():.4f} ± {_sem(row):.4f}"
 
-    def diff(row: Optional[np.ndarray], ref: Optional[np.ndarray]) -> str:
+    def diff(row: np.ndarray | None, ref: np.ndarray | None) -> str:
         if row is None or ref is None:
             return "–"
         d = row.mean() - ref.mean()
         return f"{d:+.4f} ({d / math.hypot(_sem(row), _sem(ref)):+.1f})"
 
     out = []
-    for title, pick in ((f"Rel. L2 at the epoch (10 seeds, mean ± s.e.)", lambda rows, e: rows.get(e)),
+    for title, pick in (("Rel. L2 at the epoch (10 seeds, mean ± s.e.)", lambda rows, e: rows.get(e)),
                         (f"Rel. L2 averaged per seed over the evaluations of the last {every} epochs",
                          lambda rows, e: _window_means(rows, e, every))):
         out += [f"**{title}**", "",
@@ -373,8 +384,8 @@ def report(out_dir: Path, library_run: Path = LIBRARY_RUN, every: int = 1000) ->
     if len(cont) == 2:
         t, f = cont["tf32"]["rows"], cont["fp32"]["rows"]
         start = min(t)
-        out += [f"**Continued from the library's finished run (epoch {start}, same parameters and Adam state per seed): "
-                "TF32 against float32, paired by seed**", "",
+        out += [(f"**Continued from the library's finished run (epoch {start}, same parameters and Adam state per "
+                 "seed): TF32 against float32, paired by seed**"), "",
                 "| epoch | fp32 continued | tf32 continued | tf32 − fp32, paired mean ± s.e. (in s.e.) |",
                 "|---|---|---|---|"]
         for e in sorted(set(t) & set(f)):
@@ -388,9 +399,10 @@ def report(out_dir: Path, library_run: Path = LIBRARY_RUN, every: int = 1000) ->
         if window:  # per seed, averaged over the last evaluations: damps single-evaluation swings
             d = np.mean([t[e] - f[e] for e in window], axis=0)
             drop = f[start] - np.mean([f[e] for e in window], axis=0)
-            out += ["", f"Averaged per seed over epochs {window[0]}-{window[-1]}: tf32 − fp32 = {d.mean():+.5f} ± "
-                    f"{_sem(d):.5f}; fp32's fall since {start}: {drop.mean():.5f} ± {_sem(drop):.5f}, so TF32 kept "
-                    f"{100 * (1 - d.mean() / drop.mean()):.0f} % ± {100 * _sem(d) / drop.mean():.0f} % of float32's descent."]
+            out += ["", (f"Averaged per seed over epochs {window[0]}-{window[-1]}: tf32 − fp32 = {d.mean():+.5f} ± "
+                         f"{_sem(d):.5f}; fp32's fall since {start}: {drop.mean():.5f} ± {_sem(drop):.5f}, so TF32 "
+                         f"kept {100 * (1 - d.mean() / drop.mean()):.0f} % ± {100 * _sem(d) / drop.mean():.0f} % of "
+                         "float32's descent.")]
         out.append("")
     for n, a in list(arms.items()) + [(f"{k}-continued", v) for k, v in cont.items()]:
         steps = a["epoch"] - min(a["rows"])
@@ -437,13 +449,13 @@ def validate(seeds: Sequence[int], epochs: int) -> None:
                 print(f"epoch {e}: ours {np.round(row, 5).tolist()}\n      library {np.round(lib_err[e], 5).tolist()}")
 
 
-def pde_residuals(setup: PoissonSetup, theta: Tensor, rounding: Optional[str]) -> tuple[Tensor, Tensor]:
+def pde_residuals(setup: PoissonSetup, theta: Tensor, rounding: str | None) -> tuple[Tensor, Tensor]:
     """The PDE and BC residuals ``[S, N]`` at ``theta`` (no gradient)."""
     from fastpinn.requests import Fields, parse_request
 
     with torch.no_grad():
         layers = setup.net.layers(theta)
-        u, u_xx, u_yy = poisson_streams(layers, setup.x_pde * setup.scale + setup.shift, setup.scale, rounding)
+        _, u_xx, u_yy = poisson_streams(layers, setup.x_pde * setup.scale + setup.shift, setup.scale, rounding)
         f = Fields({parse_request(k, setup.coords): v for k, v in (("u_xx", u_xx), ("u_yy", u_yy))}, setup.coords,
                    setup.x_pde)
         u_bc = network_values(layers, setup.x_bc * setup.scale + setup.shift, rounding)
@@ -482,7 +494,7 @@ def noise(seeds: Sequence[int], library_run: Path = LIBRARY_RUN) -> None:
               + f"; gradient: |g_tf32 - g_fp32| / |g_fp32| {rel:.2e}, cosine {cos:.6f}")
 
 
-def main(argv: Optional[Sequence[str]] = None) -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("command", choices=("validate", "train", "report", "noise"))
     ap.add_argument("--arm", choices=("tf32", "fp32"), default="tf32")

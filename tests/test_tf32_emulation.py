@@ -8,7 +8,7 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
-import tf32_emulation as te  # noqa: E402
+import tf32_emulation as te
 
 
 def bits(*patterns: int) -> torch.Tensor:
@@ -104,7 +104,7 @@ def test_training_resumes_from_its_checkpoint_exactly(tmp_path):
     setup = te.build_setup([0, 1], n_pde=64, n_bc=16)
     ours = te.term_losses(setup, setup.initial_theta(), None)
     torch.testing.assert_close(torch.stack(ours), torch.stack(setup.trainer.term_losses()).detach(), rtol=1e-6, atol=0)
-    run = dict(eval_every=2, compile=False, setup=setup, log=lambda *_: None)
+    run = {"eval_every": 2, "compile": False, "setup": setup, "log": lambda *_: None}
     te.train("tf32", [0, 1], 2, out_dir=a, **run)
     resumed = te.train("tf32", [0, 1], 3, out_dir=a, **run)
     straight = te.train("tf32", [0, 1], 3, out_dir=b, **run)
