@@ -129,7 +129,7 @@ def _run_options(args: argparse.Namespace) -> dict:
 def _cmd_train(args: argparse.Namespace) -> int:
     from .resampling import resampling_from_args
     from .schemes import scheme_params_from_args
-    from .run import RunConfig, build_trainer, directory, is_user_problem, plan_run_dir, train_run
+    from .run import RunConfig, build_trainer, directory, is_user_problem, nothing_to_balance, plan_run_dir, train_run
     from .data_parallel import launcher_rank_and_world
 
     if args.seeds is not None:
@@ -170,10 +170,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
         log(f"fastpinn train: {'resuming ' if action == 'resume' else ''}{args.problem} with {cfg.describe()}, "
             f"seeds {list(seeds)}, {cfg.total_epochs(prebuilt[0].epochs if cfg.epochs is None else cfg.epochs)} "
             f"epochs on {device}{ranks} -> {out}")
-        if len(prebuilt[0].terms) == 1 and args.scheme != "pinn":
-            # a problem whose conditions are all hard constraints (docs/networks.md): the user trial's wave
-            log(f"note: {args.problem} has one loss term ({prebuilt[0].terms[0].name!r}): loss weights have nothing "
-                f"to balance, so --scheme {args.scheme} trains it as --scheme pinn would, at more cost per step")
+        one_term = nothing_to_balance(prebuilt[0], args.problem)
+        if one_term and args.scheme != "pinn":
+            log(f"note: {one_term}, so --scheme {args.scheme} trains it as --scheme pinn would, at more cost per step")
     m = train_run(cfg, out, force=args.force, resume=True if args.resume else None, progress=not args.no_progress,
                   figures=not args.no_figures, prebuilt=prebuilt, log=log, **options)
     err = _fmt_err(m.get("rel_l2_mean"), m.get("rel_l2_sem"), int(m.get("n_seeds", 1)))

@@ -10,6 +10,7 @@ speed-up (``AUTO_COMPILE_MIN_SPEEDUP``), would save more than a cold compilation
 
 from __future__ import annotations
 
+import functools
 import itertools
 import time
 import types
@@ -19,7 +20,7 @@ from typing import Any, Callable, Optional
 import torch
 
 __all__ = ["AUTO_COMPILE_PROBE_EPOCHS", "AUTO_COMPILE_MIN_SPEEDUP", "AUTO_COMPILE_WARMUP_SECONDS",
-           "decide_compile", "compile_or_fall_back", "compiled_copy"]
+           "decide_compile", "compile_or_fall_back", "compiled_copy", "outside_compiled_graphs"]
 
 # compile="auto": eager epochs timed before deciding; the smallest compiled speed-up measured on the paper's
 # problems (CPU, bench/results: 1.2-1.6x); a cold torch.compile of a problem's terms (40-60 s measured on a
@@ -29,6 +30,7 @@ AUTO_COMPILE_MIN_SPEEDUP = 1.2
 AUTO_COMPILE_WARMUP_SECONDS = 60.0
 
 _COMPILED_IDS = itertools.count()
+_DISABLED: dict[Callable[..., Any], Callable[..., Any]] = {}
 
 
 def decide_compile(probe_epochs: int, probe_seconds: float, remaining: int) -> dict[str, Any]:
@@ -64,3 +66,20 @@ def compiled_copy(fn: Callable[..., Any], name: str) -> Callable[..., Any]:
     code = fn.__code__.replace(co_name=f"{name}_{next(_COMPILED_IDS)}")
     fresh = types.FunctionType(code, fn.__globals__, code.co_name, fn.__defaults__, fn.__closure__)
     return torch.compile(fresh, dynamic=False)
+
+
+def outside_compiled_graphs(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` run outside any ``torch.compile`` graph, like ``@torch.compiler.disable``, without importing
+    ``torch._dynamo`` (~2.3 s on a 2-core CPU) when the decorated module is imported: every ``fastpinn``
+    command would pay it. Eager calls run ``fn`` itself; a call traced by torch.compile (``is_compiling()``,
+    a plain flag) makes the disabled function then, when dynamo is loaded anyway, and dynamo breaks the
+    graph there as at any disabled call."""
+    @functools.wraps(fn)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        if not torch.compiler.is_compiling():
+            return fn(*args, **kwargs)
+        disabled = _DISABLED.get(fn)
+        if disabled is None:
+            disabled = _DISABLED[fn] = torch.compiler.disable(fn)
+        return disabled(*args, **kwargs)
+    return call

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 from torch.func import jvp
 
+from .compile_policy import outside_compiled_graphs
 from .network import MLP, HardConstraint
 from .ops.mlp_jet import JET_ACTIVATIONS, DerivIndex, JetPlan, LeafJet, mlp_jet
 
@@ -123,7 +124,7 @@ def _pointwise_jets(fn: Callable[[Tensor], Tensor], x: Tensor, wanted: Sequence[
     return out
 
 
-@torch.compiler.disable  # dynamo does not trace these jvps well; they depend on x only, not on theta
+@outside_compiled_graphs  # dynamo does not trace these jvps well; they depend on x only, not on theta
 def _feature_jets(fn: Callable[[Tensor], Tensor], x: Tensor, plan: JetPlan) -> dict[DerivIndex, Tensor]:
     """An input transform's value and its derivatives along ``plan.dirs`` and ``plan.second``."""
     return _pointwise_jets(fn, x, [()] + [(c,) for c in plan.dirs] + list(plan.second))

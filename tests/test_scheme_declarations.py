@@ -141,7 +141,14 @@ def test_options_build_the_scheme_and_refuse_what_it_does_not_read():
     with pytest.raises(ValueError) as info:
         scheme_params_from_args(["dn"], args)
     assert str(info.value) == ("--temperature is not an option of scheme 'dn' "
-                               "(its options: --beta, --p, --bias-correction, --tau)")
+                               "(its options: --beta, --p, --bias-correction, --tau, --weight-min, --weight-max, "
+                               "--weight-warmup)")
+    # the user trial: LRA's listing left out the remedy options it accepts (--weight-max 100 trains LRA with λ_max)
+    with pytest.raises(ValueError) as info:
+        scheme_params_from_args(["lra"], parser.parse_args(["--beta", "0.9"]))
+    assert str(info.value) == ("--beta is not an option of scheme 'lra' (its options: --alpha, --tau, "
+                               "--bias-correction, --weight-min, --weight-max, --weight-warmup)")
+    assert scheme_params_from_args(["lra"], parser.parse_args(["--weight-max", "100"])) == {"weight_max": 100.0}
     # several schemes (compare): an option is fine if one of them reads it
     assert scheme_params_from_args(["dn", "softadapt"], args) == {"temperature": 5.0, "tau": 3}
 

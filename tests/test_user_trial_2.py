@@ -156,30 +156,65 @@ def test_a_weight_coming_down_from_a_peak_above_its_start_is_not_said_to_fail_it
     assert [r.kind for r in _watch(fastpinn.DN(beta=0.9), w, losses)] == ["stall"]
 
 
-def test_train_says_that_a_problem_of_one_loss_term_has_nothing_to_weight(tmp_path, capsys):
-    # bench/trials/wave_hard.py: every condition a hard constraint, one PDE term; `fastpinn train` said "with
-    # DN-PINN (β=0.99)" and trained the weight 1 for 2,000 epochs, and nothing said the scheme could not matter.
-    from fastpinn import cli
+FAST = ["--epochs", "3", "--no-figures", "--no-progress", "--compile", "off", "--threads", "1", "--backend", "torch"]
 
+
+def _one_term_problem(tmp_path):
+    """A problem file whose only loss term is the PDE's (the boundary values are a hard constraint)."""
     path = tmp_path / "one_term.py"
     path.write_text(
-        "import math, torch\n"
+        "import math, numpy as np, torch\n"
         "from functools import partial\n"
         "from fastpinn import MLP, Problem, pde\n"
         "from fastpinn.network import HardConstraint\n"
+        "def solution():\n"
+        "    x = np.linspace(0, 1, 11)[:, None]\n"
+        "    return x, np.sin(np.pi * x[:, 0])\n"
         "def make_problem(seed=0):\n"
         "    x = torch.rand(16, 1, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))\n"
         "    res = lambda f: f['u_xx'][..., 0] + math.pi ** 2 * torch.sin(math.pi * f.x[..., 0])\n"
         "    hc = HardConstraint(lambda x: 0 * x[..., :1], lambda x: x[..., :1] * (1 - x[..., :1]))\n"
         "    return Problem(name='one', coords=('x',), lower=(0.0,), upper=(1.0,), terms=[pde('pde', x, res, 'u_xx')],\n"
-        "                   depth=2, width=4, seeds=(seed,), architecture=partial(MLP, output_transform=hc))\n")
-    fast = ["--epochs", "3", "--no-figures", "--no-progress", "--compile", "off", "--threads", "1", "--backend", "torch"]
-    assert cli.main(["train", f"{path}:make_problem", "--out", str(tmp_path / "dn"), *fast]) == 0
+        "                   depth=2, width=4, seeds=(seed,), solution=solution,\n"
+        "                   architecture=partial(MLP, output_transform=hc))\n")
+    return path
+
+
+def test_train_says_that_a_problem_of_one_loss_term_has_nothing_to_weight(tmp_path, capsys):
+    # bench/trials/wave_hard.py: every condition a hard constraint, one PDE term; `fastpinn train` said "with
+    # DN-PINN (β=0.99)" and trained the weight 1 for 2,000 epochs, and nothing said the scheme could not matter.
+    from fastpinn import cli
+
+    path = _one_term_problem(tmp_path)
+    assert cli.main(["train", f"{path}:make_problem", "--out", str(tmp_path / "dn"), *FAST]) == 0
     said = capsys.readouterr()
     assert "has one loss term ('pde'): loss weights have nothing to balance" in said.out + said.err
-    assert cli.main(["train", f"{path}:make_problem", "--scheme", "pinn", "--out", str(tmp_path / "pinn"), *fast]) == 0
+    assert cli.main(["train", f"{path}:make_problem", "--scheme", "pinn", "--out", str(tmp_path / "pinn"), *FAST]) == 0
     said = capsys.readouterr()
     assert "nothing to balance" not in said.out + said.err
+
+
+def test_compare_of_a_problem_of_one_loss_term_trains_pinn_alone_and_names_no_best(tmp_path, capsys):
+    # `fastpinn compare bench/trials/wave_hard.py:make_problem --schemes pinn,dn`: two equal rows and "Best: PINN
+    # ..., not distinguishable from DN-PINN"; every scheme trains a single term as PINN does
+    import json
+
+    from fastpinn import cli
+
+    path = _one_term_problem(tmp_path)
+    out = tmp_path / "cmp"
+    assert cli.main(["compare", f"{path}:make_problem", "--schemes", "dn,lra", "--seeds", "1", "--out", str(out),
+                     "--no-step-timing", *FAST]) == 0
+    said = capsys.readouterr().out.rstrip("\n").splitlines()
+    assert said[-1].startswith(f"{path}:make_problem has one loss term ('pde'): loss weights have nothing to "
+                               "balance, so every weighting scheme trains it as PINN does")
+    assert "only PINN was trained (not trained: DN-PINN (β=0.9), LRA (α=0.9))" in said[-1]
+    assert said[-1].endswith(f"train it with: fastpinn train {path}:make_problem --scheme pinn --seeds 1 --epochs 3")
+    assert not any(line.startswith("Best:") for line in said)
+    result = json.loads((out / "compare.json").read_text())
+    assert [r["scheme"] for r in result["rows"]] == ["pinn"] and not (out / "dn").exists()
+    assert result["winner"] is None and result["one_loss_term"] is True
+    assert result["not_trained"] == ["DN-PINN (β=0.9)", "LRA (α=0.9)"]
 
 
 def test_a_normal_condition_on_points_off_the_domains_boundary_is_refused():

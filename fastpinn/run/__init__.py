@@ -17,13 +17,14 @@ from .config import (BACKENDS, DTYPES, PROBLEMS, SCHEMES, SIZE_KEYS, USER_PROBLE
                      is_user_problem)
 from .directory import is_complete, plan_run_dir, resumable_epoch
 from .loading import evaluate_run, load_run
-from .one_run import CHECKPOINT_SECONDS, Interrupted, RunFailedError, build_trainer, preflight_backend, train_run
+from .one_run import (CHECKPOINT_SECONDS, Interrupted, RunFailedError, build_trainer, nothing_to_balance,
+                      preflight_backend, train_run)
 from .sweeps import SweepOptions, reproduce, sweep_shard
 from .tables import FIG12_EPOCHS, TABLES, Entry, Row, TableResult, TableSpec, format_table, table_entries, table_rows
 
 __all__ = [
     "PROBLEMS", "USER_PROBLEM_FORM", "SCHEMES", "DTYPES", "BACKENDS", "SIZE_KEYS", "Log", "RunConfig", "is_user_problem",
-    "preflight_backend", "build_trainer", "CHECKPOINT_SECONDS", "Interrupted", "RunFailedError", "train_run",
+    "preflight_backend", "build_trainer", "nothing_to_balance", "CHECKPOINT_SECONDS", "Interrupted", "RunFailedError", "train_run",
     "is_complete", "resumable_epoch", "plan_run_dir",
     "Entry", "TableSpec", "TABLES", "FIG12_EPOCHS", "table_entries", "Row", "table_rows", "format_table", "TableResult",
     "sweep_shard", "SweepOptions", "reproduce", "DEMO_DEFAULTS", "demo", "COMPARE_DEFAULT", "CompareResult", "compare",

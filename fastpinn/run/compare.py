@@ -12,7 +12,7 @@ from typing import Any, Callable, Optional, Sequence, Union
 
 from . import directory, records
 from .config import SCHEMES, TRAINING_OPTIONS, Log, RunConfig, is_user_problem, problem_takes_seed
-from .one_run import preflight_backend, train_run
+from .one_run import nothing_to_balance, preflight_backend, train_run
 from . import step_timing as timing
 from .compare_summary import constant_fit_error, rank_key, summary_markdown, timing_legend, untrained_line
 from ..validation import check_int
@@ -143,7 +143,7 @@ def parse_entry(text: str) -> Entry:
 class CompareResult:
     """What :func:`compare` wrote. ``rows``: one per scheme in training order (PINN first), each with its
     ``rank`` (1: lowest mean rel. L2; failed runs last); ``winner``: the best row's scheme, ``None`` when no
-    run finished; ``train_command``: the ``fastpinn train`` command line of the winner's configuration;
+    run finished or the problem has one loss term (then PINN alone is trained: compare.json's ``not_trained``); ``train_command``: the ``fastpinn train`` command line of the winner's configuration;
     ``untrained``: even the best row did not train (:func:`~fastpinn.run.compare_summary.untrained_line`): the
     winner is then no recommendation."""
 
@@ -272,7 +272,9 @@ def compare(problem: str, schemes: Sequence[str] = COMPARE_DEFAULT, *, seeds: Op
     of the same
     configuration -- for a user's file, the same file contents (its SHA-256 is in the run identity) -- is
     reused, any other is retrained and the reason logged. ``options``: more :class:`RunConfig` fields for every
-    run, among :data:`~fastpinn.run.config.TRAINING_OPTIONS` (optimizer, schedule, network)."""
+    run, among :data:`~fastpinn.run.config.TRAINING_OPTIONS` (optimizer, schedule, network). A problem of one
+    loss term (every condition a hard constraint) has no weights to balance: PINN alone is trained and the
+    summary says that no scheme can do better (:func:`~fastpinn.run.compare_summary.one_term_line`)."""
     entries = {e.text: e for e in map(parse_entry, ["pinn", *schemes])}  # PINN first, each entry once
     unknown = sorted(set(options or {}) - set(TRAINING_OPTIONS))
     if unknown:
@@ -283,6 +285,14 @@ def compare(problem: str, schemes: Sequence[str] = COMPARE_DEFAULT, *, seeds: Op
                                 eval_every=eval_every, problem_kwargs=dict(problem_kwargs or {}), **dict(options or {}))
             for name, entry in entries.items()}
     root = Path(out) if out is not None else Path("runs") / f"compare-{compare_name(problem)}"
+    built = _one_seed(cfgs["pinn"], seed_list[0]).build_problem()
+    one_term = nothing_to_balance(built, problem)
+    # one loss term: every scheme's runs would equal PINN's (the user trial's wave, 9 schemes in 2 equal rows
+    # ranked by noise), at more cost per step, and some refuse one term (DCGD): PINN alone answers the question
+    not_trained = [_label(c) for n, c in cfgs.items() if n != "pinn"] if one_term else []
+    if one_term:
+        cfgs = {"pinn": cfgs["pinn"]}
+        log(f"compare: {one_term}: every weighting scheme trains it as PINN does; training PINN only")
     preflight_backend(next((c for n, c in cfgs.items() if n != "pinn"), cfgs["pinn"]))
 
     # a network that trains one seed at a time (ModifiedMLP, MultiScaleFourierFeatureMLP): one run per seed
@@ -337,14 +347,14 @@ def compare(problem: str, schemes: Sequence[str] = COMPARE_DEFAULT, *, seeds: Op
     for k, r in enumerate(ranked, 1):
         r["rank"] = k
     best = ranked[0] if rank_key(ranked[0])[0] == 0 else None
-    constant_error = constant_fit_error(_one_seed(cfgs["pinn"], seed_list[0]).build_problem()) if best else None
+    constant_error = constant_fit_error(built) if best else None
     untrained = best is not None and untrained_line(best, constant_error) is not None
     winner_cfg = None if best is None else cfgs[best["scheme"]]
     if winner_cfg is not None and one_run_per_seed:
         winner_cfg = _one_seed(winner_cfg, seed_list[0])
     command = train_command(problem, winner_cfg) if winner_cfg is not None else None
     md = summary_markdown(ranked, best, command, coefficient_names, step_timing=step_timing,
-                          constant_error=constant_error)
+                          constant_error=constant_error, one_term=one_term, not_trained=not_trained)
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
     w.writeheader()
@@ -353,8 +363,9 @@ def compare(problem: str, schemes: Sequence[str] = COMPARE_DEFAULT, *, seeds: Op
 
     atomic_write_text(root / "compare.md", md)
     atomic_write_text(root / "compare.csv", buf.getvalue())
-    winner = best["scheme"] if best else None
+    winner = best["scheme"] if best and not one_term else None  # one loss term: no scheme wins
     records.write_json(root / "compare.json", {"rows": rows, "winner": winner, "untrained": untrained,
+                                               "one_loss_term": one_term is not None, "not_trained": not_trained,
                                                "constant_fit_rel_l2": constant_error,
                                                "train_command": command, "step_timing": timing_legend(step_timing),
                                                "step_timing_of": timed_as})

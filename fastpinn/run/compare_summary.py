@@ -17,7 +17,8 @@ from . import step_timing as timing
 from .tables import format_mean_pm, format_seconds
 
 __all__ = ["UNTRAINED", "WORSE_THAN_PINN", "rank_key", "constant_fit_error", "untrained_line", "worse_than_pinn",
-           "winner_line", "tie_note", "timing_legend", "summary_markdown"]
+           "winner_line", "one_term_line", "tie_note", "timing_legend",
+           "summary_markdown"]
 
 #: A best mean rel. L2 at or above this is no usable solution, whatever the problem: the error is half the
 #: solution's size (u = 0 scores 1). The user trial's NLS rows (0.90 - 1.09) are above it, its Poisson-Robin
@@ -121,6 +122,20 @@ def winner_line(best: Optional[dict], command: Optional[str], runner_up: Optiona
     return f"{error}; train it with: {command}"
 
 
+def one_term_line(note: str, best: Optional[dict], command: Optional[str], not_trained: Sequence[str]) -> str:
+    """The summary's last line for a problem of one loss term (``note``:
+    :func:`~fastpinn.run.one_run.nothing_to_balance`): every weighting scheme trains as PINN does, so compare
+    trained PINN alone (``not_trained``: the labels of the others) and names no best scheme; the command
+    that trains PINN stays the last clause."""
+    skipped = f" (not trained: {', '.join(not_trained)})" if not_trained else ""
+    line = (f"{note}, so every weighting scheme trains it as PINN does, at more cost per step: only PINN was "
+            f"trained{skipped}, and no scheme can do better than another.")
+    if best is None:
+        return f"{line} PINN finished with no rel. L2 error (diverged, or the problem has no reference solution)."
+    return (f"{line} PINN: rel. L2 {format_mean_pm(best['rel_l2_mean'], best['rel_l2_sem'])}; "
+            f"train it with: {command}")
+
+
 def tie_note(best: dict, runner_up: Optional[dict]) -> str:
     """Says when the runner-up's mean is within the two rows' combined standard error of the best's: a ranking
     of a few seeds with a wide spread (the user trial's Poisson-Robin: 1.03e-1 ± 9.8e-2 against 1.16e-1 ±
@@ -149,11 +164,12 @@ def timing_legend(step_timing: bool) -> str:
 
 def summary_markdown(ranked: list[dict], best: Optional[dict], command: Optional[str],
                      coefficient_names: Sequence[str] = (), *, step_timing: bool = True,
-                     constant_error: Optional[float] = None) -> str:
+                     constant_error: Optional[float] = None, one_term: Optional[str] = None,
+                     not_trained: Sequence[str] = ()) -> str:
     """``compare.md``: the table of ``ranked`` rows, the timing legend, the schemes far worse than PINN -- or,
     when even the best did not train (:func:`untrained_line`), that no scheme trained -- and as the last line
     the winner with its ``fastpinn train`` command (the command stays the last clause: it is what a user
-    copies)."""
+    copies) -- or, for a problem of one loss term (``one_term``, PINN's row alone), :func:`one_term_line`."""
     learned = "".join(f" {c} (mean) |" for c in coefficient_names)
     lines = ["| rank | scheme | seeds | rel. L2 (mean ± s.e.) | rel. L2 min – max | training wall time (s) "
              "| step time / PINN (paired) | weight warnings |" + learned,
@@ -172,6 +188,9 @@ def summary_markdown(ranked: list[dict], best: Optional[dict], command: Optional
     # when nothing trained, PINN is no yardstick either
     said = [untrained] if untrained else worse_than_pinn(ranked)
     lines += [*said, *([""] if said else [])]
+    if one_term is not None:
+        lines.append(one_term_line(one_term, best, command, not_trained))
+        return "\n".join(lines) + "\n"
     runner_up = ranked[1] if len(ranked) > 1 and rank_key(ranked[1])[0] == 0 else None
     lines.append(winner_line(best, command, runner_up, untrained=untrained is not None))
     return "\n".join(lines) + "\n"

@@ -15,7 +15,8 @@ from .directory import plan_run_dir, resumable_epoch
 from .lock import RunDirLock
 from .ranks import RunRanks
 
-__all__ = ["preflight_backend", "build_trainer", "CHECKPOINT_SECONDS", "Interrupted", "RunFailedError", "train_run"]
+__all__ = ["preflight_backend", "build_trainer", "nothing_to_balance", "CHECKPOINT_SECONDS", "Interrupted",
+           "RunFailedError", "train_run"]
 
 
 def preflight_backend(cfg: RunConfig) -> None:
@@ -35,6 +36,15 @@ def preflight_backend(cfg: RunConfig) -> None:
             import triton  # noqa: F401
         except ImportError as exc:
             raise ValueError("backend 'triton' needs the triton package; pass --backend torch or auto") from exc
+
+
+def nothing_to_balance(problem: Problem, label: str) -> Optional[str]:
+    """``"LABEL has one loss term ('pde'): loss weights have nothing to balance"`` for a problem of one loss term
+    (every condition a hard constraint, docs/networks.md: the user trial's wave), ``None`` otherwise. Every
+    weighting scheme then trains as PINN does: ``train`` and ``compare`` say so from this one sentence."""
+    if len(problem.terms) != 1:
+        return None
+    return f"{label} has one loss term ({problem.terms[0].name!r}): loss weights have nothing to balance"
 
 
 def build_trainer(cfg: RunConfig) -> tuple[Problem, Any]:

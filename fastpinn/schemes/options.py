@@ -110,12 +110,12 @@ def scheme_params_from_args(schemes: Iterable[str], args: argparse.Namespace, *,
         fallback = {key: p.cli_default for key, p in scheme_class(names[0]).declared().items()
                     if p.cli_default is not None and getattr(args, key, None) is None}
         return {**fallback, **scheme_params_from_args(names, args)}
-    reads = {key for name in names for key in scheme_class(name).declared()}
+    # every option the schemes accept, remedies (--weight-max, ...) included: what is refused and what is listed
+    reads = list(dict.fromkeys(key for name in names for key in scheme_class(name).declared()))
     given = {key: getattr(args, key) for key in parameters_by_key() if getattr(args, key, None) is not None}
     for key in given:
         if key not in reads:
-            theirs = ", ".join(option_name(k) for k in dict.fromkeys(
-                k for name in names for k in scheme_class(name).parameters())) or "none"
+            theirs = ", ".join(option_name(k) for k in reads) or "none"
             which = f"scheme {names[0]!r}" if len(names) == 1 else f"schemes {', '.join(names)}"
             raise ValueError(f"{option_name(key)} is not an option of {which} (its options: {theirs})")
     return given
