@@ -87,23 +87,12 @@ def test_a_hard_constraint_whose_g_returns_one_value_per_point_is_refused_when_t
 
 def _watch(scheme, weights: np.ndarray, losses: np.ndarray, eval_every: int = 100,
            names: tuple = ("pde", "obs")) -> list:
-    """The watcher's reports over given per-epoch weights/losses ``[E, S, K]`` under ``scheme`` (a stand-in trainer;
-    term 0 the reference)."""
-    from types import SimpleNamespace
+    """The watcher's reports over given per-epoch weights/losses ``[E, S, K]`` under ``scheme``."""
+    from watch_replay import feed
 
     from fastpinn.weight_watch import WeightWatch
 
-    E, S, K = weights.shape
-    log = SimpleNamespace(weights=torch.tensor(weights), losses=torch.tensor(losses))
-    weighter = SimpleNamespace(adaptive_mask=(False,) + (True,) * (K - 1), lam_applied=torch.ones(S, K),
-                               skipped=torch.zeros(S, K, dtype=torch.int64))
-    trainer = SimpleNamespace(epoch=0, weighter=weighter, running_log=log, rank=0, scheme=scheme,
-                              problem=SimpleNamespace(term_names=list(names), reference_term=0))
-    watch = WeightWatch(echo=False)
-    watch.on_train_begin(trainer, E)
-    for epoch in range(eval_every, E + 1, eval_every):
-        watch.on_eval(trainer, epoch, {})
-    return watch.reports
+    return feed(WeightWatch(), weights, losses, eval_every, scheme=scheme, names=names)
 
 
 def test_a_weight_report_does_not_advise_the_remedies_the_run_already_uses():

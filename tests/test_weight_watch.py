@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from watch_replay import feed
 
 import fastpinn
 from fastpinn import Trainer, cli
@@ -110,23 +111,7 @@ def test_watch_false_and_custom_thresholds():
         Trainer(poisson1d(0, n_pde=8, depth=2, width=4), watch="yes")
 
 
-# ------------------------------------------------------------------------------ synthetic histories
-def feed(watch: WeightWatch, weights: np.ndarray, losses: np.ndarray, eval_every: int) -> list:
-    """Run the watcher's hooks over given per-epoch weights/losses ``[E, S, K]`` (a stand-in trainer)."""
-    E, S, K = weights.shape
-    log = SimpleNamespace(weights=torch.tensor(weights), losses=torch.tensor(losses))
-    weighter = SimpleNamespace(adaptive_mask=(False,) + (True,) * (K - 1), lam_applied=torch.ones(S, K),
-                               skipped=torch.zeros(S, K, dtype=torch.int64))
-    trainer = SimpleNamespace(epoch=0, weighter=weighter, running_log=log, rank=0,
-                              scheme=fastpinn.DN(), problem=SimpleNamespace(term_names=["pde", "ic"][:K],
-                                                                            reference_term=0))
-    watch.echo = False
-    watch.on_train_begin(trainer, E)
-    for epoch in range(eval_every, E + 1, eval_every):
-        watch.on_eval(trainer, epoch, {})
-    return watch.reports
-
-
+# ------------------------------------------------------------------------------ synthetic histories (watch_replay.feed)
 def test_synthetic_collapse_reports_since_when_the_weight_is_below_the_threshold():
     E = 1000
     w = np.ones((E, 1, 2), dtype=np.float32)
