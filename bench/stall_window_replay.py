@@ -20,9 +20,9 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
-from watch_replay import feed  # noqa: E402
+from watch_replay import feed
 
-from fastpinn.weight_watch import WeightWatch  # noqa: E402
+from fastpinn.weight_watch import WeightWatch
 
 
 def replay(h, P: int, share: float) -> list:

@@ -378,7 +378,7 @@ def stall_window(stall_epochs: int, share: float, planned: int) -> int:
     trial's inverse problem, DN β = 0.9 at 3.4 rel. L2 against PINN's 0.44, λ_bc 1,300x λ_obs, said nothing."""
     if share <= 0:
         return stall_epochs
-    return min(stall_epochs, max(STALL_FLOOR, int(round(share * planned))))
+    return min(stall_epochs, max(STALL_FLOOR, round(share * planned)))
 
 
 def remedies(scheme: Any, *wanted: str) -> str:
