@@ -14,8 +14,8 @@ meet a condition at the same boundary share one report; one that meets it later 
 * ``stall``: a term's loss fell by less than ``stall_drop`` (10 %) over ``stall_epochs`` epochs (the best epoch
   of the last window against the geometric mean of the window then; not a loss already 1e-4 below its
   first level; a run planned shorter than ``stall_epochs / stall_share`` uses ``stall_share`` of its epochs,
-  at least :data:`STALL_FLOOR`, so that a 1,000-epoch run has a window at all) while its weight moved by a factor ``stall_factor`` (10) or more (not counting a weight coming
-  down from a peak while still at or above its start), or while another adaptive weight is ``DOMINANCE`` (1e3)
+  at least :data:`STALL_FLOOR`, so that a 1,000-epoch run has a window at all) while its weight moved by a
+  factor ``stall_factor`` (10) or more (not counting a weight coming down from a peak while still at or above its start), or while another adaptive weight is ``DOMINANCE`` (1e3)
   times its own;
 * ``skipped``: weight updates that kept the previous weight because a gradient statistic was zero or not
   finite;
@@ -277,8 +277,8 @@ class WeightWatch(Callback):
     def _stall_reports(self, names: list[str], watched: np.ndarray, epoch: int, l_level: np.ndarray,
                        l_best: np.ndarray, w_last: np.ndarray, scheme: Any = None) -> list[WeightReport]:
         """A stall: even the best loss of this window is not ``stall_drop`` below the level (geometric mean)
-        of the window ``stall_window`` epochs earlier, while the weight moved ``stall_factor``x since then or is held at
-        ``1/stall_factor`` of its start or less (a weight that fell in the first updates, before any window to
+        of the window ``stall_window`` epochs earlier, while the weight moved ``stall_factor``x since then or is held
+        at ``1/stall_factor`` of its start or less (a weight that fell in the first updates, before any window to
         compare with, as bias correction makes it: issue 18's Klein-Gordon)."""
         if self._first_level is None:
             self._first_level = l_level
@@ -343,8 +343,8 @@ class WeightWatch(Callback):
                     "stall", name, epoch, e0, float(l_best[s, k] / l0[s, k]), members.tolist(),
                     f"L_{name} stalled from epoch {e0} to {epoch} ({l0[s, k]:.2e} -> at best {l_best[s, k]:.2e}) while "
                     f"λ_{names[j]} is {big[s]:.2g}x λ_{name} ({w_last[s, j]:.3g} against {w_last[s, k]:.3g})"
-                    f"{_who(members, len(w_last))}{self._window_note()}: '{names[j]}' takes nearly the whole step and '{name}' is all but "
-                    f"ignored; {remedies(scheme, 'max', 'smoother')}"))
+                    f"{_who(members, len(w_last))}{self._window_note()}: '{names[j]}' takes nearly the whole step "
+                    f"and '{name}' is all but ignored; {remedies(scheme, 'max', 'smoother')}"))
         return out
 
     def _window_note(self) -> str:
