@@ -15,8 +15,8 @@ meet a condition at the same boundary share one report; one that meets it later 
   of the last window against the geometric mean of the window then; not a loss already 1e-4 below its
   first level; a run planned shorter than ``stall_epochs / stall_share`` uses ``stall_share`` of its epochs,
   at least :data:`STALL_FLOOR`, so that a 1,000-epoch run has a window at all) while its weight moved by a
-  factor ``stall_factor`` (10) or more (not counting a weight coming down from a peak while still at or above its start), or while another adaptive weight is ``DOMINANCE`` (1e3)
-  times its own;
+  factor ``stall_factor`` (10) or more (not counting a weight coming down from a peak while still at or above
+  its start), or while another adaptive weight is ``DOMINANCE`` (1e3) times its own;
 * ``skipped``: weight updates that kept the previous weight because a gradient statistic was zero or not
   finite;
 * ``nonfinite``: a weight that is not finite.
