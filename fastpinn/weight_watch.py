@@ -17,6 +17,12 @@ meet a condition at the same boundary share one report; one that meets it later 
   at least :data:`STALL_FLOOR`, so that a 1,000-epoch run has a window at all) while its weight moved by a
   factor ``stall_factor`` (10) or more (not counting a weight coming down from a peak while still at or above
   its start), or while another adaptive weight is ``DOMINANCE`` (1e3) times its own;
+* ``data_held_low``: the adaptive weight of an observation term (``data(...)``, ``Term.observed``) held below
+  ``data_held`` (default 0.3) times its start for a whole stall window, its loss not converged. The
+  observations are what identifies the unknowns of an inverse problem; the PDE with an unknown coefficient or
+  field is met by many solutions, so its gradient is small and a gradient-ratio weight turns the data down
+  (user trial 2's reaction-rate problem: DN β = 0.99 held λ_obs at 0.11-0.26 of its start and ended 2.6x PINN's
+  error with no report; bench/results/weights-silent-cases-*.md, section 5);
 * ``skipped``: weight updates that kept the previous weight because a gradient statistic was zero or not
   finite;
 * ``nonfinite``: a weight that is not finite.
@@ -51,7 +57,7 @@ if TYPE_CHECKING:
 
 __all__ = ["WeightWatch", "WeightReport", "WeightWarning", "KINDS", "stall_window"]
 
-KINDS = ("collapse", "runaway", "stall", "skipped", "nonfinite")
+KINDS = ("collapse", "runaway", "stall", "data_held_low", "skipped", "nonfinite")
 #: A loss below this fraction of its first level counts as converged, never as stalled.
 CONVERGED = 1e-4
 #: A weight above this is "very large" in a report: the remedy bound ``--weight-max 100`` would bind it.
@@ -60,6 +66,8 @@ LARGE_WEIGHT = 100.0
 DOMINANCE = 1e3
 #: The shortest stall window a short run gets (epochs): a window must span a few evaluation boundaries.
 STALL_FLOOR = 500
+#: An observation term's weight held below this times its start for a stall window is reported (``data_held_low``).
+DATA_HELD = 0.3
 
 
 class WeightWarning(RuntimeWarning):
@@ -96,6 +104,8 @@ class WeightWatch(Callback):
         stall_share: a run planned shorter than ``stall_epochs / stall_share`` epochs compares windows
             ``max(STALL_FLOOR, stall_share x its epochs)`` apart instead (0: always ``stall_epochs``; a window
             as long as the run would never report).
+        data_held: report an observation term (``Term.observed``) whose adaptive weight stayed below
+            ``data_held`` x its start for a whole stall window (0 < x < 1).
         echo: print each report as it is found (``False``: only record it).
 
     ``reports`` holds every report of this watcher (a trainer keeps one watcher over its ``train()`` calls,
@@ -104,13 +114,14 @@ class WeightWatch(Callback):
 
     def __init__(self, *, collapse: float = 1e-2, runaway: float = 1e5, stall_epochs: int = 1000,
                  stall_drop: float = 0.1, stall_factor: float = 10.0, stall_share: float = 0.5,
-                 echo: bool = True) -> None:
+                 data_held: float = DATA_HELD, echo: bool = True) -> None:
         self.collapse = check_number("collapse", collapse, minimum=0, maximum=1, low_open=True, high_open=True)
         self.runaway = check_number("runaway", runaway, minimum=1, low_open=True)
         self.stall_epochs = check_int("stall_epochs", stall_epochs, minimum=1)
         self.stall_drop = check_number("stall_drop", stall_drop, minimum=0, maximum=1, high_open=True)
         self.stall_factor = check_number("stall_factor", stall_factor, minimum=1, low_open=True)
         self.stall_share = check_number("stall_share", stall_share, minimum=0, maximum=1)
+        self.data_held = check_number("data_held", data_held, minimum=0, maximum=1, low_open=True, high_open=True)
         #: The stall window of the running call (epochs): ``stall_epochs``, or less for a short run.
         self.stall_window = self.stall_epochs
         self._planned = 0
@@ -139,6 +150,7 @@ class WeightWatch(Callback):
             self._start = start if trainer.epoch == 0 else np.ones_like(start)
             self._previous = self._start.copy()  # [S, K] the weights at the last boundary
             self._below_since = np.full(self._start.shape, -1, dtype=np.int64)
+            self._held_since = np.full(self._start.shape, -1, dtype=np.int64)  # data_held_low's "since when"
             self._points: list[tuple[int, np.ndarray, np.ndarray]] = [(trainer.epoch, None, self._start)]
 
     def on_eval(self, trainer: "Trainer", epoch: int, info: dict[str, Any]) -> Optional[bool]:
@@ -182,15 +194,19 @@ class WeightWatch(Callback):
         low = W < self.collapse * start
         high = W > self.runaway
         bad = ~torch.isfinite(W)
+        up = W >= self.data_held * start  # an observation weight at or above data_held x its start
         E = W.shape[0]
         def first_of(m: torch.Tensor) -> torch.Tensor:  # [S, K] the first row where m holds, E where never
             return torch.where(m.any(0), m.to(W.dtype).argmax(0), torch.full_like(m[0], E, dtype=torch.int64))
 
         # The loss of a window: its geometric mean (Adam's spikes barely move it; a stalled loss stays put).
         l_level = L.double().abs().clamp_min(1e-300).log().mean(0).exp()
+        # [S, K] the last row at or above data_held x its start, -1 where none
+        up_last = torch.where(up.any(0), E - 1 - up.flip(0).to(W.dtype).argmax(0), torch.full_like(up[0], -1, dtype=torch.int64))
         stacked = torch.stack([W[-1].double(), W.amax(0).double(), l_level, L.double().amin(0),
-                               first_of(low).double(), first_of(high).double(), first_of(bad).double()]).cpu().numpy()
-        w_last, w_max, l_level, l_best, low_at, high_at, bad_at = stacked
+                               first_of(low).double(), first_of(high).double(), first_of(bad).double(),
+                               up_last.double()]).cpu().numpy()
+        w_last, w_max, l_level, l_best, low_at, high_at, bad_at, up_last = stacked
         skipped = None
         if weighter.skipped is not None and self._skipped is not None:
             skipped = (weighter.skipped - self._skipped).cpu().numpy()
@@ -237,6 +253,9 @@ class WeightWatch(Callback):
                     f"{_who(members, W.shape[1])}: {hint}; {remedies(scheme, 'max', 'smoother')}"))
         if not aggregates:
             out += self._stall_reports(names, watched, epoch, l_level, l_best, w_last, scheme)
+            observed = np.array([bool(getattr(t, "observed", False)) for t in getattr(trainer.problem, "terms", ())]
+                                or [False] * len(names))
+            out += self._held_reports(names, watched & observed, first_epoch, epoch, up_last, l_level, w_last, scheme)
         self._previous = np.where(np.isfinite(w_last), w_last, self._previous)
         if skipped is not None:
             self._skipped = weighter.skipped.clone()
@@ -316,6 +335,37 @@ class WeightWatch(Callback):
         out += self._dominated_reports(names, watched, epoch, e0, l0, l_best, w_last, stalled, scheme)
         return out
 
+    def _held_reports(self, names: list[str], observed: np.ndarray, first_epoch: int, epoch: int,
+                      up_last: np.ndarray, level: np.ndarray, w_last: np.ndarray, scheme: Any) -> list[WeightReport]:
+        """An observation term's weight below ``data_held`` x its start at every epoch of the last
+        ``stall_window`` epochs (``up_last`` ``[S, K]``: this window's last row at or above it, -1 where none),
+        its loss (``level``: this window's) not converged (below ``CONVERGED`` x the first window's)."""
+        held = self._held_since
+        # below since the epoch after the last one at or above (this window's), or since it was before
+        held[:] = np.where(up_last >= 0, first_epoch + up_last + 1, np.where(held < 0, first_epoch, held))
+        out = []
+        for k, name in enumerate(names):
+            if not observed[k]:
+                continue
+            long_enough = (held[:, k] >= 0) & (epoch - held[:, k] >= self.stall_window)
+            fitted = level[:, k] <= CONVERGED * self._first_level[:, k]  # nothing left to fit: harmless
+            members = self._new("data_held_low", name, np.nonzero(long_enough & ~fitted)[0])
+            if not len(members):
+                continue
+            s = int(members[np.argmin(w_last[members, k])])
+            since = int(held[members, k].min())
+            value = float(w_last[s, k])
+            tip = ("try a lower bound --weight-min 1 (the observations never weighted below PINN's 1) or --scheme pinn"
+                   if "weight_min" in _declared(scheme) else "try --scheme pinn")
+            out.append(WeightReport(
+                "data_held_low", name, epoch, since, value, members.tolist(),
+                f"λ_{name} held below {self.data_held:g}x its start since epoch {since} ({value:.3g} at epoch {epoch}, "
+                f"{_share(value / self._start[s, k])} its start){_who(members, len(w_last))}{self._window_note()}: "
+                f"'{name}' holds the observations, which alone identify the unknowns of an inverse problem; the PDE "
+                "with an unknown coefficient or field is met by many solutions, so its gradient is small and the "
+                f"scheme turns the data down (the fit to the observations suffers, and the unknowns with it); {tip}"))
+        return out
+
     def _dominated_reports(self, names: list[str], watched: np.ndarray, epoch: int, e0: int, l0: np.ndarray,
                            l_best: np.ndarray, w_last: np.ndarray, stalled: np.ndarray, scheme: Any) -> list[WeightReport]:
         """A stalled term under a weight that did not move much, while another adaptive weight is ``DOMINANCE``x
@@ -386,7 +436,7 @@ def remedies(scheme: Any, *wanted: str) -> str:
     ``"max"``: weight bounds; ``"warmup"``) as options of ``scheme``, leaving out what it already has (a collapse
     under ``dn+clamp`` was told to add ``--weight-min 0.01``, the bound it sat at; one under the default β = 0.99
     to use ``--beta 0.99``) and what it does not declare (LRA has ``--alpha``, no ``--beta``)."""
-    declared = {f.name for f in fields(scheme)} if is_dataclass(scheme) else set()
+    declared = _declared(scheme)
     tips = []
     for what in wanted:
         if what == "smoother":
@@ -409,6 +459,11 @@ def remedies(scheme: Any, *wanted: str) -> str:
             n = int(getattr(scheme, "weight_warmup") or 0)
             tips.append("a warm-up --weight-warmup N" if n == 0 else f"a longer warm-up than --weight-warmup {n}")
     return "try " + ", ".join(tips + ["or --scheme pinn"]) if tips else "try --scheme pinn"
+
+
+def _declared(scheme: Any) -> set[str]:
+    """The parameter names a scheme declares (its dataclass fields)."""
+    return {f.name for f in fields(scheme)} if is_dataclass(scheme) else set()
 
 
 def _who(members: Any, S: int) -> str:
