@@ -99,3 +99,34 @@ def test_data_marks_its_term_as_observed():
     x = torch.linspace(0, 1, 5, dtype=torch.float64)[:, None]
     assert data("obs", x, torch.zeros(5)).observed
     assert not dirichlet("bc", x, 0.0).observed
+
+
+def test_the_remedy_named_fits_the_scheme():
+    import fastpinn
+
+    w, losses = reproduction()
+    said = lambda scheme: feed(WeightWatch(), w, losses, names=NAMES, observed=("obs",), scheme=scheme)[0].message
+    assert said(fastpinn.DN(beta=0.99, weight_min=0.01)).endswith(
+        "try a higher --weight-min than 0.01 (e.g. 1: never below PINN's weight), or --scheme pinn")
+    assert said(fastpinn.DN(beta=0.99)).endswith(
+        "try a lower bound --weight-min 1 (the observations never weighted below PINN's 1), or --scheme pinn")
+
+
+@pytest.mark.slow
+def test_the_trials_reproduction_reports_in_history_and_metrics(tmp_path):
+    # `fastpinn compare bench/trials/reaction_rate_inverse.py:make_problem --schemes pinn,dn+beta=0.99 --seeds 3
+    # --epochs 3000`: DN 0.208 ± 0.075 against PINN 0.080 ± 0.017 and 0 weight warnings (user trial 2)
+    import json
+    from pathlib import Path
+
+    from fastpinn import cli
+
+    repo = Path(__file__).resolve().parents[1]
+    out = tmp_path / "dn"
+    assert cli.main(["train", str(repo / "bench/trials/reaction_rate_inverse.py") + ":make_problem", "--scheme", "dn",
+                     "--beta", "0.99", "--seeds", "3", "--epochs", "3000", "--out", str(out), "--no-progress",
+                     "--no-figures"]) == 0
+    reports = json.loads((out / "metrics.json").read_text())["weight_warnings"]
+    held = [r for r in reports if r["kind"] == "data_held_low"]
+    assert [(r["term"], sorted(r["members"])) for r in held] in ([("obs", [0, 1, 2])], [("obs", [1]), ("obs", [0, 2])])
+    assert min(r["epoch"] for r in held) == 2600
