@@ -8,8 +8,9 @@ Runs it was used on (2026-12-06, bench/results/weights-silent-cases-cpu-intel-xe
 
 For each history (a compare's scheme folders, or one run's folder) and each term named in ``TERMS`` (default
 ``obs,data``: the observation terms of the inverse problems here), at the end of the run (or of the prefix
-``P=...``): ``held`` the largest weight over the last stall window over its start, ``median`` the median weight
-over the run's second half over its start, ``drop`` the term's best loss of the last 100 epochs over its
+``P=...``): ``held`` the largest share of the weights (:func:`~fastpinn.weight_watch.weight_share`: the weight over the
+largest weight of the terms that are not observations, each over its start) over the last stall window,
+``median`` the median share over the run's second half, ``drop`` the term's best loss of the last 100 epochs over its
 geometric-mean level one stall window earlier (the stall rule's quantity), ``vs PINN`` the term's loss (geometric
 mean of the last 100 epochs) over PINN's (mean over PINN's members), and the rel. L2 over PINN's mean; then
 the watcher replayed over the history (its prefix of ``P`` epochs, as a run planned for ``P``; ``H``: the
@@ -29,7 +30,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from watch_replay import feed
 
-from fastpinn.weight_watch import DATA_HELD, WeightWatch, stall_window
+from fastpinn.weight_watch import DATA_HELD, WeightWatch, stall_window, weight_share
 
 
 def level(L: np.ndarray) -> np.ndarray:
@@ -37,8 +38,10 @@ def level(L: np.ndarray) -> np.ndarray:
     return np.exp(np.log(np.clip(np.abs(L), 1e-300, None)).mean(0))
 
 
-def features(h, k: int, P: int, pinn_level=None):
+def features(h, k: int, P: int, pinn_level=None, observed=None):
     W = h["weights"][:P].astype(np.float64)
+    if observed is not None:  # the watcher's share: over the largest weight of the other terms (starts are 1)
+        W = weight_share(W, observed)
     L = h["losses"][:P].astype(np.float64)
     w = stall_window(1000, 0.5, P)
     start = 1.0  # every scheme starts its weights at 1 (the watcher's start: the weights before epoch 0)
@@ -67,7 +70,7 @@ def others(reports, s: int) -> str:
 def main(dirs: list[str]) -> None:
     terms = os.environ.get("TERMS", "obs,data").split(",")
     only_p = os.environ.get("P")
-    print("| run | scheme | term | member | held (max λ/start, last window) | median λ/start (2nd half) | "
+    print("| run | scheme | term | member | held (max share, last window) | median share (2nd half) | "
           "drop (stall quantity) | L_term vs PINN | rel. L2 | vs PINN | data_held_low at | other reports |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     h_held = float(os.environ.get("H", DATA_HELD))
@@ -94,7 +97,7 @@ def main(dirs: list[str]) -> None:
                 if name not in terms and terms != ["*"]:
                     continue
                 pl = level(ph["losses"][P - 100:P, :, k].astype(np.float64)).mean() if ph is not None else None
-                held, median, drop, end, vs = features(h, k, P, pl)
+                held, median, drop, end, vs = features(h, k, P, pl, np.array([n in observed for n in names]))
                 for s in range(len(held)):
                     print(f"| {os.path.basename(d.rstrip('/'))} | {scheme} | {name} | {s} | {held[s]:.3g} | "
                           f"{median[s]:.3g} | {drop[s]:.3g} | {vs[s]:.3g} | {err[s]:.3g} | {err[s] / perr:.3g} | "

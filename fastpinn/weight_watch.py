@@ -55,7 +55,7 @@ from .validation import check_int, check_number
 if TYPE_CHECKING:
     from .trainer import Trainer
 
-__all__ = ["WeightWatch", "WeightReport", "WeightWarning", "KINDS", "stall_window"]
+__all__ = ["WeightWatch", "WeightReport", "WeightWarning", "KINDS", "stall_window", "weight_share"]
 
 KINDS = ("collapse", "runaway", "stall", "data_held_low", "skipped", "nonfinite")
 #: A loss below this fraction of its first level counts as converged, never as stalled.
@@ -194,7 +194,9 @@ class WeightWatch(Callback):
         low = W < self.collapse * start
         high = W > self.runaway
         bad = ~torch.isfinite(W)
-        up = W >= self.data_held * start  # an observation weight at or above data_held x its start
+        observed = np.array([bool(getattr(t, "observed", False)) for t in getattr(trainer.problem, "terms", ())]
+                            or [False] * len(names))
+        up = weight_share(W / start, observed) >= self.data_held  # [E, S, K] an observation term not held low
         E = W.shape[0]
         def first_of(m: torch.Tensor) -> torch.Tensor:  # [S, K] the first row where m holds, E where never
             return torch.where(m.any(0), m.to(W.dtype).argmax(0), torch.full_like(m[0], E, dtype=torch.int64))
@@ -253,9 +255,8 @@ class WeightWatch(Callback):
                     f"{_who(members, W.shape[1])}: {hint}; {remedies(scheme, 'max', 'smoother')}"))
         if not aggregates:
             out += self._stall_reports(names, watched, epoch, l_level, l_best, w_last, scheme)
-            observed = np.array([bool(getattr(t, "observed", False)) for t in getattr(trainer.problem, "terms", ())]
-                                or [False] * len(names))
-            out += self._held_reports(names, watched & observed, first_epoch, epoch, up_last, l_level, w_last, scheme)
+            out += self._held_reports(names, observed, bool(watched.any()), first_epoch, epoch, up_last, l_level, w_last,
+                                      scheme)
         self._previous = np.where(np.isfinite(w_last), w_last, self._previous)
         if skipped is not None:
             self._skipped = weighter.skipped.clone()
@@ -335,46 +336,63 @@ class WeightWatch(Callback):
         out += self._dominated_reports(names, watched, epoch, e0, l0, l_best, w_last, stalled, scheme)
         return out
 
-    def _held_reports(self, names: list[str], observed: np.ndarray, first_epoch: int, epoch: int,
+    def _held_reports(self, names: list[str], observed: np.ndarray, adaptive: bool, first_epoch: int, epoch: int,
                       up_last: np.ndarray, level: np.ndarray, w_last: np.ndarray, scheme: Any) -> list[WeightReport]:
-        """An observation term's weight below ``data_held`` x its start at every epoch of the last
-        ``stall_window`` epochs (``up_last`` ``[S, K]``: this window's last row at or above it, -1 where none),
-        its loss (``level``: this window's) not converged (below ``CONVERGED`` x the first window's)."""
+        """An observation term (``observed`` ``[K]``) whose share of the weights (:meth:`_share`) was below
+        ``data_held`` at every epoch of the last ``stall_window`` epochs (``up_last`` ``[S, K]``: this window's
+        last row at or above it, -1 where none), its loss (``level``: this window's) not converged (below
+        ``CONVERGED`` x the first window's), in a scheme whose weights adapt (``adaptive``). The term's own
+        weight need not move: with the observations as the reference term the others rise instead."""
         held = self._held_since
         # below since the epoch after the last one at or above (this window's), or since it was before
         held[:] = np.where(up_last >= 0, first_epoch + up_last + 1, np.where(held < 0, first_epoch, held))
         out = []
+        if not adaptive:
+            return out
         for k, name in enumerate(names):
             if not observed[k]:
                 continue
             long_enough = (held[:, k] >= 0) & (epoch - held[:, k] >= self.stall_window)
             fitted = level[:, k] <= CONVERGED * self._first_level[:, k]  # nothing left to fit: harmless
             members = self._new("data_held_low", name, np.nonzero(long_enough & ~fitted)[0])
-            if not len(members):
-                continue
-            out.append(self._held_report(name, epoch, members, held[members, k], w_last[:, k], k, scheme))
+            if len(members):
+                out.append(self._held_report(names, k, epoch, members, held[members, k], w_last, observed, scheme))
         return out
 
-    def _held_report(self, name: str, epoch: int, members: np.ndarray, since: np.ndarray, w: np.ndarray, k: int,
-                     scheme: Any) -> WeightReport:
-        """The ``data_held_low`` report of term ``name`` (column ``k``) on ``members`` (held since ``since``,
-        weights ``w`` ``[S]``): the lowest member's weight, why it matters and what to try."""
-        s = int(members[np.argmin(w[members])])
-        value = float(w[s])
-        bound = getattr(scheme, "weight_min", None) if "weight_min" in _declared(scheme) else None
-        # measured on the trial's problem (3 seeds, 3,000 epochs): DN β = 0.99 0.21 rel. L2, with --weight-min
-        # 0.3 / 0.5 / 1: 0.16 / 0.11 / 0.080, PINN 0.080; a reference term 'obs' 0.18, a warm-up 0.13
-        floor = ("" if "weight_min" not in _declared(scheme) else
-                 "a lower bound --weight-min 1 (the observations never weighted below PINN's 1), " if bound is None
-                 else f"a higher --weight-min than {bound:g} (e.g. 1: never below PINN's weight), ")
+    def _held_report(self, names: list[str], k: int, epoch: int, members: np.ndarray, since: np.ndarray,
+                     w: np.ndarray, observed: np.ndarray, scheme: Any) -> WeightReport:
+        """The ``data_held_low`` report of term ``names[k]`` on ``members`` (held since ``since``; weights ``w``
+        ``[S, K]`` at ``epoch``): the lowest member's share, against which term, why it matters, what to try."""
+        name = names[k]
+        rel = w / self._start
+        share = weight_share(rel, observed)[:, k]
+        s = int(members[np.argmin(share[members])])
+        others = [j for j in range(len(names)) if not observed[j]] or [k]
+        top = others[int(np.argmax(rel[s, others]))]
+        against = (f" ({100 * share[s]:.3g}% of its start)" if top == k else
+                   f" against λ_{names[top]} {w[s, top]:.3g} ({100 * share[s]:.3g}% of it, over the starts)")
+        declared = _declared(scheme)
+        if rel[s, k] < self.data_held and "weight_min" in declared:  # the observations' own weight came down
+            # measured on the trial's problem (3 seeds, 3,000 epochs): DN β = 0.99 0.21 rel. L2, with
+            # --weight-min 0.3 / 0.5 / 1: 0.16 / 0.11 / 0.080, PINN 0.080; a warm-up of a third 0.13
+            bound = getattr(scheme, "weight_min", None)
+            tip = ("a lower bound --weight-min 1 (the observations never weighted below PINN's 1), or " if bound is None
+                   else f"a higher --weight-min than {bound:g} (e.g. 1: never below PINN's weight), or ")
+        elif rel[s, k] >= self.data_held and "weight_max" in declared:  # the other weights went up instead
+            # measured: DN β = 0.99 with 'obs' as the reference 0.18 rel. L2 (λ_pde 20-45), with --weight-max 1 0.081
+            bound = getattr(scheme, "weight_max", None)
+            tip = ("an upper bound --weight-max 1 (no term weighted above the observations), or " if bound is None
+                   else f"a lower --weight-max than {bound:g} (e.g. 1: no term above the observations), or ")
+        else:
+            tip = ""
         return WeightReport(
-            "data_held_low", name, epoch, int(since.min()), value, members.tolist(),
-            f"λ_{name} held below {self.data_held:g}x its start since epoch {int(since.min())} ({value:.3g} at epoch "
-            f"{epoch}, {_share(value / self._start[s, k])} its start){_who(members, len(self._start))}"
-            f"{self._window_note()}: '{name}' holds the observations, which alone identify the unknowns of an "
-            "inverse problem; the PDE with an unknown coefficient or field is met by many solutions, so its gradient "
-            "is small and the scheme turns the data down (the fit to the observations suffers, and the unknowns "
-            f"with it); try {floor + 'or ' if floor else ''}--scheme pinn")
+            "data_held_low", name, epoch, int(since.min()), float(share[s]), members.tolist(),
+            f"λ_{name} held below {self.data_held:g}x the largest other weight (each over its start; PINN keeps "
+            f"them equal) since epoch {int(since.min())}: λ_{name} {w[s, k]:.3g}{against} at epoch {epoch}"
+            f"{_who(members, len(self._start))}{self._window_note()}: '{name}' holds the "
+            "observations, which alone identify the unknowns of an inverse problem; the PDE with an unknown "
+            "coefficient or field is met by many solutions, so its gradient is small and the scheme turns the data "
+            f"down (the fit to the observations suffers, and the unknowns with it); try {tip}--scheme pinn")
 
     def _dominated_reports(self, names: list[str], watched: np.ndarray, epoch: int, e0: int, l0: np.ndarray,
                            l_best: np.ndarray, w_last: np.ndarray, stalled: np.ndarray, scheme: Any) -> list[WeightReport]:
@@ -439,6 +457,18 @@ def stall_window(stall_epochs: int, share: float, planned: int) -> int:
     if share <= 0:
         return stall_epochs
     return min(stall_epochs, max(STALL_FLOOR, round(share * planned)))
+
+
+def weight_share(rel: Any, observed: np.ndarray) -> Any:
+    """``rel`` ``[..., K]`` (each weight over its start; an array or a tensor) over the largest such of the terms
+    that are not observations (``observed`` ``[K]``): the weight a term gets next to the rest, which PINN keeps
+    at 1 (Adam's steps do not change when every weight is scaled alike, so a share, not a weight, is what a
+    scheme changes). ``rel`` itself where every term or none is an observation."""
+    if observed.all() or not observed.any():
+        return rel
+    if isinstance(rel, np.ndarray):
+        return rel / rel[..., ~observed].max(-1, keepdims=True)
+    return rel / rel[..., torch.as_tensor(~observed, device=rel.device)].amax(-1, keepdim=True)
 
 
 def remedies(scheme: Any, *wanted: str) -> str:

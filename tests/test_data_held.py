@@ -43,9 +43,11 @@ def test_the_trials_dn_run_on_the_inverse_problem_is_reported_naming_the_observa
     # λ_obs is below 0.3 from epoch 1600 (0.282 in that window, 0.304 before): a whole 1,000-epoch window later
     assert [(r.kind, r.term, r.epoch, r.since_epoch) for r in reports] == [("data_held_low", "obs", 2600, 1600)]
     message = reports[0].message
-    assert "λ_obs held below 0.3x its start since epoch 1600" in message
+    assert message.startswith("λ_obs held below 0.3x the largest other weight (each over its start; PINN keeps them "
+                              "equal) since epoch 1600: λ_obs 0.151 against λ_pde 1 (15.1% of it, over the starts) at "
+                              "epoch 2600")
     assert "identify the unknowns" in message and "--weight-min 1" in message and "--scheme pinn" in message
-    assert reports[0].value == pytest.approx(0.151)  # the weight at epoch 2,600
+    assert reports[0].value == pytest.approx(0.151)  # the share at epoch 2,600
     # the same run told nothing before: the other rules stay silent on it
     assert feed(WeightWatch(), w, losses, names=NAMES) == []
 
@@ -72,6 +74,24 @@ def test_a_healthy_inverse_run_is_not_reported():
     w, losses = reproduction()
     w[::700, 0, 2] = 0.5
     assert feed(WeightWatch(), w, losses, names=NAMES, observed=("obs",)) == []
+
+
+def test_observations_as_the_reference_under_raised_weights_are_reported():
+    # `dn+beta=0.99+ref=obs` on the same problem: λ_obs is the reference, fixed at 1, and DN raises λ_pde to
+    # 20-45 instead (0.177 ± 0.042 against PINN's 0.080, no report before): the same share of the weights
+    E = 3000
+    w = np.ones((E, 1, 3))
+    w[:, 0, 1] = np.geomspace(1.0, 45.0, E)  # pde
+    w[:, 0, 2] = np.geomspace(1.0, 9.5, E)  # bc
+    _, losses = reproduction()
+    losses = losses[:, :, [2, 0, 1]]
+    reports = feed(WeightWatch(), w, losses, names=("obs", "pde", "bc"), observed=("obs",))
+    assert [(r.kind, r.term) for r in reports] == [("data_held_low", "obs")]
+    # λ_pde passes 1 / 0.3 at epoch 948: reported a window later
+    assert (reports[0].since_epoch, reports[0].epoch) == (949, 2000)
+    assert "against λ_pde" in reports[0].message
+    assert reports[0].message.endswith("try an upper bound --weight-max 1 (no term weighted above the observations), "
+                                       "or --scheme pinn")
 
 
 def test_observations_already_fitted_are_not_reported():
