@@ -17,12 +17,14 @@ meet a condition at the same boundary share one report; one that meets it later 
   at least :data:`STALL_FLOOR`, so that a 1,000-epoch run has a window at all) while its weight moved by a
   factor ``stall_factor`` (10) or more (not counting a weight coming down from a peak while still at or above
   its start), or while another adaptive weight is ``DOMINANCE`` (1e3) times its own;
-* ``data_held_low``: the adaptive weight of an observation term (``data(...)``, ``Term.observed``) held below
-  ``data_held`` (default 0.3) times its start for a whole stall window, its loss not converged. The
-  observations are what identifies the unknowns of an inverse problem; the PDE with an unknown coefficient or
-  field is met by many solutions, so its gradient is small and a gradient-ratio weight turns the data down
-  (user trial 2's reaction-rate problem: DN β = 0.99 held λ_obs at 0.11-0.26 of its start and ended 2.6x PINN's
-  error with no report; bench/results/weights-silent-cases-*.md, section 5);
+* ``data_held_low``: an observation term (``data(...)``, ``Term.observed``) whose share of the weights -- its
+  weight over the largest weight of the other terms, each over its start; PINN keeps it at 1 -- stayed below
+  ``data_held`` (default 0.3) for a whole stall window, its loss not converged, in a scheme whose weights adapt.
+  The observations are what identifies the unknowns of an inverse problem; the PDE with an unknown coefficient
+  or field is met by many solutions, so its gradient is small and a gradient-ratio scheme turns the data down
+  (user trial 2's reaction-rate problem: DN β = 0.99 held λ_obs at 0.11-0.26 of its start and ended 2.6x
+  PINN's error with no report; with ``obs`` as the reference, λ_pde rose to 20-45 instead: 2.2x;
+  bench/results/weights-silent-cases-*.md, section 5);
 * ``skipped``: weight updates that kept the previous weight because a gradient statistic was zero or not
   finite;
 * ``nonfinite``: a weight that is not finite.
@@ -391,8 +393,8 @@ class WeightWatch(Callback):
             f"them equal) since epoch {int(since.min())}: λ_{name} {w[s, k]:.3g}{against} at epoch {epoch}"
             f"{_who(members, len(self._start))}{self._window_note()}: '{name}' holds the "
             "observations, which alone identify the unknowns of an inverse problem; the PDE with an unknown "
-            "coefficient or field is met by many solutions, so its gradient is small and the scheme turns the data "
-            f"down (the fit to the observations suffers, and the unknowns with it); try {tip}--scheme pinn")
+            "coefficient or field is met by many solutions, so its gradient is small and the scheme gives the data "
+            f"a small share (the fit to the observations suffers, and the unknowns with it); try {tip}--scheme pinn")
 
     def _dominated_reports(self, names: list[str], watched: np.ndarray, epoch: int, e0: int, l0: np.ndarray,
                            l_best: np.ndarray, w_last: np.ndarray, stalled: np.ndarray, scheme: Any) -> list[WeightReport]:
