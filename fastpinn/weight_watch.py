@@ -45,13 +45,14 @@ from __future__ import annotations
 import os
 import sys
 import warnings
-from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 import torch
 
 from .callbacks import Callback
+from .weight_advice import declared_parameters, members_note, remedies, share_text, weight_share
 from .validation import check_int, check_number
 
 if TYPE_CHECKING:
@@ -68,7 +69,7 @@ LARGE_WEIGHT = 100.0
 DOMINANCE = 1e3
 #: The shortest stall window a short run gets (epochs): a window must span a few evaluation boundaries.
 STALL_FLOOR = 500
-#: An observation term's weight held below this times its start for a stall window is reported (``data_held_low``).
+#: An observation term whose share of the weights stays below this for a stall window is reported (``data_held_low``).
 DATA_HELD = 0.3
 
 
@@ -106,8 +107,9 @@ class WeightWatch(Callback):
         stall_share: a run planned shorter than ``stall_epochs / stall_share`` epochs compares windows
             ``max(STALL_FLOOR, stall_share x its epochs)`` apart instead (0: always ``stall_epochs``; a window
             as long as the run would never report).
-        data_held: report an observation term (``Term.observed``) whose adaptive weight stayed below
-            ``data_held`` x its start for a whole stall window (0 < x < 1).
+        data_held: report an observation term (``Term.observed``) whose share of the weights (its weight over
+            the largest weight of the other terms, each over its start) stayed below ``data_held`` for a whole
+            stall window (0 < x < 1).
         echo: print each report as it is found (``False``: only record it).
 
     ``reports`` holds every report of this watcher (a trainer keeps one watcher over its ``train()`` calls,
@@ -206,7 +208,8 @@ class WeightWatch(Callback):
         # The loss of a window: its geometric mean (Adam's spikes barely move it; a stalled loss stays put).
         l_level = L.double().abs().clamp_min(1e-300).log().mean(0).exp()
         # [S, K] the last row at or above data_held x its start, -1 where none
-        up_last = torch.where(up.any(0), E - 1 - up.flip(0).to(W.dtype).argmax(0), torch.full_like(up[0], -1, dtype=torch.int64))
+        up_last = torch.where(up.any(0), E - 1 - up.flip(0).to(W.dtype).argmax(0),
+                              torch.full_like(up[0], -1, dtype=torch.int64))
         stacked = torch.stack([W[-1].double(), W.amax(0).double(), l_level, L.double().amin(0),
                                first_of(low).double(), first_of(high).double(), first_of(bad).double(),
                                up_last.double()]).cpu().numpy()
@@ -230,7 +233,8 @@ class WeightWatch(Callback):
             if len(members):
                 since = first_epoch + int(bad_at[members, k].min())
                 out.append(WeightReport("nonfinite", name, epoch, since, float("nan"), members.tolist(),
-                                        f"λ_{name} is not finite since epoch {since}{_who(members, W.shape[1])}: "
+                                        f"λ_{name} is not finite since epoch {since}"
+                                        f"{members_note(members, W.shape[1])}: "
                                         "lower the learning rate, bound the weights with --weight-max, "
                                         "or use --scheme pinn"))
             if aggregates:  # each step's combination coefficients: small or large ones are the method working
@@ -254,11 +258,11 @@ class WeightWatch(Callback):
                 out.append(WeightReport(
                     "runaway", name, epoch, since, top, members.tolist(),
                     f"λ_{name} ran away to {top:.1e} (above {self.runaway:g}) since epoch {since}"
-                    f"{_who(members, W.shape[1])}: {hint}; {remedies(scheme, 'max', 'smoother')}"))
+                    f"{members_note(members, W.shape[1])}: {hint}; {remedies(scheme, 'max', 'smoother')}"))
         if not aggregates:
             out += self._stall_reports(names, watched, epoch, l_level, l_best, w_last, scheme)
-            out += self._held_reports(names, observed, bool(watched.any()), first_epoch, epoch, up_last, l_level, w_last,
-                                      scheme)
+            out += self._held_reports(names, observed, bool(watched.any()), first_epoch, epoch, up_last, l_level,
+                                      w_last, scheme)
         self._previous = np.where(np.isfinite(w_last), w_last, self._previous)
         if skipped is not None:
             self._skipped = weighter.skipped.clone()
@@ -276,7 +280,7 @@ class WeightWatch(Callback):
         return WeightReport(
             "collapse", name, epoch, since, value, members.tolist(),
             f"λ_{name} collapsed to {value:.1e} by epoch {epoch} ({100 * share:.2g}% of its start "
-            f"{self._start[s, k]:.3g}; below {self.collapse:g}x since epoch {since}){_who(members, S)}: {why}; "
+            f"{self._start[s, k]:.3g}; below {self.collapse:g}x since epoch {since}){members_note(members, S)}: {why}; "
             f"{remedies(scheme, 'smoother', 'min', 'warmup')}")
 
     def _skip_report(self, name: str, first_epoch: int, epoch: int, n: int, members: list, fitted: bool,
@@ -332,19 +336,21 @@ class WeightWatch(Callback):
                 out.append(WeightReport(
                     "stall", name, epoch, e0, float(l_best[s, k] / l0[s, k]), members.tolist(),
                     f"L_{name} {verb} from epoch {e0} to {epoch} ({l0[s, k]:.2e} -> at best {l_best[s, k]:.2e}) while "
-                    f"λ_{name} went from {w0[s, k]:.3g} to {w_last[s, k]:.3g} ({_share(w_last[s, k] / self._start[s, k])} "
-                    f"its start){_who(members, len(w_last))}{self._window_note()}: the "
+                    f"λ_{name} went from {w0[s, k]:.3g} to {w_last[s, k]:.3g} "
+                    f"({share_text(w_last[s, k] / self._start[s, k])} "
+                    f"its start){members_note(members, len(w_last))}{self._window_note()}: the "
                     f"weight is not helping this term; {remedies(scheme, 'min', 'max', 'smoother')}"))
         out += self._dominated_reports(names, watched, epoch, e0, l0, l_best, w_last, stalled, scheme)
         return out
 
     def _held_reports(self, names: list[str], observed: np.ndarray, adaptive: bool, first_epoch: int, epoch: int,
                       up_last: np.ndarray, level: np.ndarray, w_last: np.ndarray, scheme: Any) -> list[WeightReport]:
-        """An observation term (``observed`` ``[K]``) whose share of the weights (:meth:`_share`) was below
-        ``data_held`` at every epoch of the last ``stall_window`` epochs (``up_last`` ``[S, K]``: this window's
-        last row at or above it, -1 where none), its loss (``level``: this window's) not converged (below
-        ``CONVERGED`` x the first window's), in a scheme whose weights adapt (``adaptive``). The term's own
-        weight need not move: with the observations as the reference term the others rise instead."""
+        """An observation term (``observed`` ``[K]``) whose share of the weights
+        (:func:`~fastpinn.weight_advice.weight_share`) was below ``data_held`` at every epoch of the last
+        ``stall_window`` epochs (``up_last`` ``[S, K]``: this window's last row at or above it, -1 where none),
+        its loss (``level``: this window's) not converged (below ``CONVERGED`` x the first window's), in a
+        scheme whose weights adapt (``adaptive``). The term's own weight need not move: with the observations
+        as the reference term the others rise instead."""
         held = self._held_since
         # below since the epoch after the last one at or above (this window's), or since it was before
         held[:] = np.where(up_last >= 0, first_epoch + up_last + 1, np.where(held < 0, first_epoch, held))
@@ -373,7 +379,7 @@ class WeightWatch(Callback):
         top = others[int(np.argmax(rel[s, others]))]
         against = (f" ({100 * share[s]:.3g}% of its start)" if top == k else
                    f" against λ_{names[top]} {w[s, top]:.3g} ({100 * share[s]:.3g}% of it, over the starts)")
-        declared = _declared(scheme)
+        declared = declared_parameters(scheme)
         if rel[s, k] < self.data_held and "weight_min" in declared:  # the observations' own weight came down
             # measured on the trial's problem (3 seeds, 3,000 epochs): DN β = 0.99 0.21 rel. L2, with
             # --weight-min 0.3 / 0.5 / 1: 0.16 / 0.11 / 0.080, PINN 0.080; a warm-up of a third 0.13
@@ -391,7 +397,7 @@ class WeightWatch(Callback):
             "data_held_low", name, epoch, int(since.min()), float(share[s]), members.tolist(),
             f"λ_{name} held below {self.data_held:g}x the largest other weight (each over its start; PINN keeps "
             f"them equal) since epoch {int(since.min())}: λ_{name} {w[s, k]:.3g}{against} at epoch {epoch}"
-            f"{_who(members, len(self._start))}{self._window_note()}: '{name}' holds the "
+            f"{members_note(members, len(self._start))}{self._window_note()}: '{name}' holds the "
             "observations, which alone identify the unknowns of an inverse problem; the PDE with an unknown "
             "coefficient or field is met by many solutions, so its gradient is small and the scheme gives the data "
             f"a small share (the fit to the observations suffers, and the unknowns with it); try {tip}--scheme pinn")
@@ -423,7 +429,8 @@ class WeightWatch(Callback):
                     "stall", name, epoch, e0, float(l_best[s, k] / l0[s, k]), members.tolist(),
                     f"L_{name} stalled from epoch {e0} to {epoch} ({l0[s, k]:.2e} -> at best {l_best[s, k]:.2e}) while "
                     f"λ_{names[j]} is {big[s]:.2g}x λ_{name} ({w_last[s, j]:.3g} against {w_last[s, k]:.3g})"
-                    f"{_who(members, len(w_last))}{self._window_note()}: '{names[j]}' takes nearly the whole step "
+                    f"{members_note(members, len(w_last))}{self._window_note()}: '{names[j]}' takes nearly the "
+                    "whole step "
                     f"and '{name}' is all but ignored; {remedies(scheme, 'max', 'smoother')}"))
         return out
 
@@ -459,66 +466,6 @@ def stall_window(stall_epochs: int, share: float, planned: int) -> int:
     if share <= 0:
         return stall_epochs
     return min(stall_epochs, max(STALL_FLOOR, round(share * planned)))
-
-
-def weight_share(rel: Any, observed: np.ndarray) -> Any:
-    """``rel`` ``[..., K]`` (each weight over its start; an array or a tensor) over the largest such of the terms
-    that are not observations (``observed`` ``[K]``): the weight a term gets next to the rest, which PINN keeps
-    at 1 (Adam's steps do not change when every weight is scaled alike, so a share, not a weight, is what a
-    scheme changes). ``rel`` itself where every term or none is an observation."""
-    if observed.all() or not observed.any():
-        return rel
-    if isinstance(rel, np.ndarray):
-        return rel / rel[..., ~observed].max(-1, keepdims=True)
-    return rel / rel[..., torch.as_tensor(~observed, device=rel.device)].amax(-1, keepdim=True)
-
-
-def remedies(scheme: Any, *wanted: str) -> str:
-    """``"try A, B, or --scheme pinn"``: the remedies ``wanted`` (``"smoother"``: a larger EMA beta; ``"min"``,
-    ``"max"``: weight bounds; ``"warmup"``) as options of ``scheme``, leaving out what it already has (a collapse
-    under ``dn+clamp`` was told to add ``--weight-min 0.01``, the bound it sat at; one under the default β = 0.99
-    to use ``--beta 0.99``) and what it does not declare (LRA has ``--alpha``, no ``--beta``)."""
-    declared = _declared(scheme)
-    tips = []
-    for what in wanted:
-        if what == "smoother":
-            beta = getattr(scheme, "beta", None)
-            if not isinstance(beta, (int, float)) or beta >= 0.99:
-                continue
-            if "beta" in declared:
-                tips.append("--beta 0.99")
-            elif "alpha" in declared:  # the paper's parameter: beta = alpha (GradNormW) or 1 - alpha (LRA)
-                tips.append("--alpha 0.99" if abs(float(scheme.alpha) - beta) < 1e-12 else "--alpha 0.01")
-        elif what in ("min", "max") and f"weight_{what}" in declared:
-            bound = getattr(scheme, f"weight_{what}")
-            if bound is None:
-                tips.append("a lower bound --weight-min (e.g. 0.01)" if what == "min" else
-                            "an upper bound --weight-max (e.g. 100)")
-            else:
-                tips.append(f"a higher --weight-min than {bound:g}" if what == "min" else
-                            f"a lower --weight-max than {bound:g}")
-        elif what == "warmup" and "weight_warmup" in declared:
-            n = int(getattr(scheme, "weight_warmup") or 0)
-            tips.append("a warm-up --weight-warmup N" if n == 0 else f"a longer warm-up than --weight-warmup {n}")
-    return "try " + ", ".join(tips + ["or --scheme pinn"]) if tips else "try --scheme pinn"
-
-
-def _declared(scheme: Any) -> set[str]:
-    """The parameter names a scheme declares (its dataclass fields)."""
-    return {f.name for f in fields(scheme)} if is_dataclass(scheme) else set()
-
-
-def _who(members: Any, S: int) -> str:
-    """`` (seeds 0, 2 of 3)`` for an ensemble, nothing for one network."""
-    members = list(members)
-    if S == 1:
-        return ""
-    return f" (member{'s' if len(members) > 1 else ''} {', '.join(map(str, members))} of {S})"
-
-
-def _share(ratio: float) -> str:
-    """``"35.2% of"`` a start value, or ``"139x"`` one (not "1.39e+04% of")."""
-    return f"{ratio:.3g}x" if ratio >= 10 else f"{100 * ratio:.3g}% of"
 
 
 def _caller_outside_package() -> int:
