@@ -80,8 +80,9 @@ class WeightWarning(RuntimeWarning):
 @dataclass(frozen=True)
 class WeightReport:
     """One finding: ``kind`` (one of :data:`KINDS`) of the weight of ``term`` since ``since_epoch`` (reported
-    at ``epoch``); ``value``: the weight (collapse, runaway), the loss ratio (stall) or the count (skipped);
-    ``members``: the ensemble members it concerns; ``message``: what happened and what to try."""
+    at ``epoch``); ``value``: the weight (collapse, runaway), the loss ratio (stall), the share of the weights
+    (data_held_low) or the count (skipped); ``members``: the ensemble members it concerns; ``message``: what
+    happened and what to try."""
 
     kind: str
     term: str
