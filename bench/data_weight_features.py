@@ -97,7 +97,7 @@ def main(dirs: list[str]) -> None:
                 if name not in terms and terms != ["*"]:
                     continue
                 pl = level(ph["losses"][P - 100:P, :, k].astype(np.float64)).mean() if ph is not None else None
-                held, median, drop, end, vs = features(h, k, P, pl, np.array([n in observed for n in names]))
+                held, median, drop, _, vs = features(h, k, P, pl, np.array([n in observed for n in names]))
                 for s in range(len(held)):
                     print(f"| {os.path.basename(d.rstrip('/'))} | {scheme} | {name} | {s} | {held[s]:.3g} | "
                           f"{median[s]:.3g} | {drop[s]:.3g} | {vs[s]:.3g} | {err[s]:.3g} | {err[s] / perr:.3g} | "

@@ -113,12 +113,17 @@ def test_the_threshold_is_a_parameter_and_checked():
 def test_data_marks_its_term_as_observed():
     import torch
 
-    from fastpinn import data, dirichlet
-    from fastpinn.problem import stack  # noqa: F401  (the field travels through dataclasses.replace)
+    from fastpinn import Problem, data, dirichlet, pde
+    from fastpinn.problem import stack
 
     x = torch.linspace(0, 1, 5, dtype=torch.float64)[:, None]
     assert data("obs", x, torch.zeros(5)).observed
     assert not dirichlet("bc", x, 0.0).observed
+    # the mark survives an ensemble (terms are copied with dataclasses.replace)
+    one = lambda s: Problem(name="p", coords=("x",), lower=(0.0,), upper=(1.0,), seeds=(s,),
+                            terms=[pde("pde", x, lambda f: f["u_xx"][..., 0], requests=("u_xx",)),
+                                   data("obs", x, torch.zeros(5))])
+    assert [t.observed for t in stack([one(0), one(1)]).terms] == [False, True]
 
 
 def test_the_remedy_named_fits_the_scheme():
