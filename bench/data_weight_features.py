@@ -2,14 +2,18 @@
 
 Runs it was used on (2026-12-06, bench/results/weights-silent-cases-cpu-intel-xeon-2c-2026-12-06.md, section 5):
 
-    fastpinn compare bench/trials/reaction_rate_inverse.py:make_problem --schemes ... --seeds 3 --epochs 3000 --out DIR/rr
-    fastpinn compare burgers_inverse --schemes pinn,dn,dn+beta=0.99,id,ma --seeds 3 --epochs 1500 --out DIR/bi
-    python bench/data_weight_features.py DIR/rr DIR/bi ...
+    fastpinn compare bench/trials/reaction_rate_inverse.py:make_problem --seeds 3 --epochs 3000 --no-step-timing \
+        --schemes pinn,dn+beta=0.99,id,ma,id+beta=0.99,dn+beta=0.99+warmup,dn+beta=0.99+ref=obs,dn+weight_min=1,\
+    dn+beta=0.99+weight_min=0.3,dn+beta=0.99+weight_min=0.5,dn+beta=0.99+weight_min=1,\
+    dn+beta=0.99+ref=obs+weight_max=1 --out DIR/rr
+    fastpinn compare burgers_inverse --schemes pinn,dn,dn+beta=0.99,id,ma,dn+beta=0.99+weight_min=1 --seeds 3 \
+        --epochs 1500 --no-step-timing --out DIR/bi
+    python bench/data_weight_features.py DIR/rr DIR/bi ...      # and section 4's compares of the trials
 
 For each history (a compare's scheme folders, or one run's folder) and each term named in ``TERMS`` (default
 ``obs,data``: the observation terms of the inverse problems here), at the end of the run (or of the prefix
-``P=...``): ``held`` the largest share of the weights (:func:`~fastpinn.weight_watch.weight_share`: the weight over the
-largest weight of the terms that are not observations, each over its start) over the last stall window,
+``P=...``): ``held`` the largest share of the weights (:func:`~fastpinn.weight_advice.weight_share`: the weight
+over the largest weight of the terms that are not observations, each over its start) over the last stall window,
 ``median`` the median share over the run's second half, ``drop`` the term's best loss of the last 100 epochs over its
 geometric-mean level one stall window earlier (the stall rule's quantity), ``vs PINN`` the term's loss (geometric
 mean of the last 100 epochs) over PINN's (mean over PINN's members), and the rel. L2 over PINN's mean; then
