@@ -47,6 +47,9 @@ class Term:
             other value terms), checked against the problem's when it is built; ``None``: not a value term.
         outputs: which of the network's outputs a value term constrains (``data(..., output=0)``); ``None``:
             all of them (the first ``out_dim``).
+        observed: the term holds observations of the solution (:func:`data` sets it): in an inverse problem
+            what identifies the unknowns. The weight watcher reports an adaptive weight that keeps such a term
+            far below its start (:class:`~fastpinn.weight_watch.WeightWatch`, ``data_held``).
     """
 
     name: str
@@ -58,6 +61,7 @@ class Term:
     sampler: Any = None
     out_dim: Optional[int] = None
     outputs: Optional[tuple[int, ...]] = None
+    observed: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.points, (Tensor, np.ndarray)):
@@ -275,6 +279,7 @@ def data(name: str, points: Tensor, values: Value, *, out_dim: int = 1, batch_si
     of a network ``(u, k)`` whose ``k`` is not observed; default: a one-column value applies to every output."""
     term = _value_term(name, points, values, "u", out_dim, output)
     term.batch_size = batch_size
+    term.observed = True
     term.__post_init__()
     return term
 

@@ -17,6 +17,14 @@ meet a condition at the same boundary share one report; one that meets it later 
   at least :data:`STALL_FLOOR`, so that a 1,000-epoch run has a window at all) while its weight moved by a
   factor ``stall_factor`` (10) or more (not counting a weight coming down from a peak while still at or above
   its start), or while another adaptive weight is ``DOMINANCE`` (1e3) times its own;
+* ``data_held_low``: an observation term (``data(...)``, ``Term.observed``) whose share of the weights -- its
+  weight over the largest weight of the other terms, each over its start; PINN keeps it at 1 -- stayed below
+  ``data_held`` (default 0.3) for a whole stall window, its loss not converged, in a scheme whose weights adapt.
+  The observations are what identifies the unknowns of an inverse problem; the PDE with an unknown coefficient
+  or field is met by many solutions, so its gradient is small and a gradient-ratio scheme turns the data down
+  (user trial 2's reaction-rate problem: DN β = 0.99 held λ_obs at 0.11-0.26 of its start and ended 2.6x
+  PINN's error with no report; with ``obs`` as the reference, λ_pde rose to 20-45 instead: 2.2x;
+  bench/results/weights-silent-cases-*.md, section 5);
 * ``skipped``: weight updates that kept the previous weight because a gradient statistic was zero or not
   finite;
 * ``nonfinite``: a weight that is not finite.
@@ -37,21 +45,22 @@ from __future__ import annotations
 import os
 import sys
 import warnings
-from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 import torch
 
 from .callbacks import Callback
+from .weight_advice import declared_parameters, members_note, remedies, share_text, weight_share
 from .validation import check_int, check_number
 
 if TYPE_CHECKING:
     from .trainer import Trainer
 
-__all__ = ["WeightWatch", "WeightReport", "WeightWarning", "KINDS", "stall_window"]
+__all__ = ["WeightWatch", "WeightReport", "WeightWarning", "KINDS", "stall_window", "weight_share"]
 
-KINDS = ("collapse", "runaway", "stall", "skipped", "nonfinite")
+KINDS = ("collapse", "runaway", "stall", "data_held_low", "skipped", "nonfinite")
 #: A loss below this fraction of its first level counts as converged, never as stalled.
 CONVERGED = 1e-4
 #: A weight above this is "very large" in a report: the remedy bound ``--weight-max 100`` would bind it.
@@ -60,6 +69,8 @@ LARGE_WEIGHT = 100.0
 DOMINANCE = 1e3
 #: The shortest stall window a short run gets (epochs): a window must span a few evaluation boundaries.
 STALL_FLOOR = 500
+#: An observation term whose share of the weights stays below this for a stall window is reported (``data_held_low``).
+DATA_HELD = 0.3
 
 
 class WeightWarning(RuntimeWarning):
@@ -69,8 +80,9 @@ class WeightWarning(RuntimeWarning):
 @dataclass(frozen=True)
 class WeightReport:
     """One finding: ``kind`` (one of :data:`KINDS`) of the weight of ``term`` since ``since_epoch`` (reported
-    at ``epoch``); ``value``: the weight (collapse, runaway), the loss ratio (stall) or the count (skipped);
-    ``members``: the ensemble members it concerns; ``message``: what happened and what to try."""
+    at ``epoch``); ``value``: the weight (collapse, runaway), the loss ratio (stall), the share of the weights
+    (data_held_low) or the count (skipped); ``members``: the ensemble members it concerns; ``message``: what
+    happened and what to try."""
 
     kind: str
     term: str
@@ -96,6 +108,9 @@ class WeightWatch(Callback):
         stall_share: a run planned shorter than ``stall_epochs / stall_share`` epochs compares windows
             ``max(STALL_FLOOR, stall_share x its epochs)`` apart instead (0: always ``stall_epochs``; a window
             as long as the run would never report).
+        data_held: report an observation term (``Term.observed``) whose share of the weights (its weight over
+            the largest weight of the other terms, each over its start) stayed below ``data_held`` for a whole
+            stall window (0 < x < 1).
         echo: print each report as it is found (``False``: only record it).
 
     ``reports`` holds every report of this watcher (a trainer keeps one watcher over its ``train()`` calls,
@@ -104,13 +119,14 @@ class WeightWatch(Callback):
 
     def __init__(self, *, collapse: float = 1e-2, runaway: float = 1e5, stall_epochs: int = 1000,
                  stall_drop: float = 0.1, stall_factor: float = 10.0, stall_share: float = 0.5,
-                 echo: bool = True) -> None:
+                 data_held: float = DATA_HELD, echo: bool = True) -> None:
         self.collapse = check_number("collapse", collapse, minimum=0, maximum=1, low_open=True, high_open=True)
         self.runaway = check_number("runaway", runaway, minimum=1, low_open=True)
         self.stall_epochs = check_int("stall_epochs", stall_epochs, minimum=1)
         self.stall_drop = check_number("stall_drop", stall_drop, minimum=0, maximum=1, high_open=True)
         self.stall_factor = check_number("stall_factor", stall_factor, minimum=1, low_open=True)
         self.stall_share = check_number("stall_share", stall_share, minimum=0, maximum=1)
+        self.data_held = check_number("data_held", data_held, minimum=0, maximum=1, low_open=True, high_open=True)
         #: The stall window of the running call (epochs): ``stall_epochs``, or less for a short run.
         self.stall_window = self.stall_epochs
         self._planned = 0
@@ -139,6 +155,7 @@ class WeightWatch(Callback):
             self._start = start if trainer.epoch == 0 else np.ones_like(start)
             self._previous = self._start.copy()  # [S, K] the weights at the last boundary
             self._below_since = np.full(self._start.shape, -1, dtype=np.int64)
+            self._held_since = np.full(self._start.shape, -1, dtype=np.int64)  # data_held_low's "since when"
             self._points: list[tuple[int, np.ndarray, np.ndarray]] = [(trainer.epoch, None, self._start)]
 
     def on_eval(self, trainer: "Trainer", epoch: int, info: dict[str, Any]) -> Optional[bool]:
@@ -182,15 +199,22 @@ class WeightWatch(Callback):
         low = W < self.collapse * start
         high = W > self.runaway
         bad = ~torch.isfinite(W)
+        observed = np.array([bool(getattr(t, "observed", False)) for t in getattr(trainer.problem, "terms", ())]
+                            or [False] * len(names))
+        up = weight_share(W / start, observed) >= self.data_held  # [E, S, K] an observation term not held low
         E = W.shape[0]
         def first_of(m: torch.Tensor) -> torch.Tensor:  # [S, K] the first row where m holds, E where never
             return torch.where(m.any(0), m.to(W.dtype).argmax(0), torch.full_like(m[0], E, dtype=torch.int64))
 
         # The loss of a window: its geometric mean (Adam's spikes barely move it; a stalled loss stays put).
         l_level = L.double().abs().clamp_min(1e-300).log().mean(0).exp()
+        # [S, K] the last row at or above data_held x its start, -1 where none
+        up_last = torch.where(up.any(0), E - 1 - up.flip(0).to(W.dtype).argmax(0),
+                              torch.full_like(up[0], -1, dtype=torch.int64))
         stacked = torch.stack([W[-1].double(), W.amax(0).double(), l_level, L.double().amin(0),
-                               first_of(low).double(), first_of(high).double(), first_of(bad).double()]).cpu().numpy()
-        w_last, w_max, l_level, l_best, low_at, high_at, bad_at = stacked
+                               first_of(low).double(), first_of(high).double(), first_of(bad).double(),
+                               up_last.double()]).cpu().numpy()
+        w_last, w_max, l_level, l_best, low_at, high_at, bad_at, up_last = stacked
         skipped = None
         if weighter.skipped is not None and self._skipped is not None:
             skipped = (weighter.skipped - self._skipped).cpu().numpy()
@@ -210,7 +234,8 @@ class WeightWatch(Callback):
             if len(members):
                 since = first_epoch + int(bad_at[members, k].min())
                 out.append(WeightReport("nonfinite", name, epoch, since, float("nan"), members.tolist(),
-                                        f"λ_{name} is not finite since epoch {since}{_who(members, W.shape[1])}: "
+                                        f"λ_{name} is not finite since epoch {since}"
+                                        f"{members_note(members, W.shape[1])}: "
                                         "lower the learning rate, bound the weights with --weight-max, "
                                         "or use --scheme pinn"))
             if aggregates:  # each step's combination coefficients: small or large ones are the method working
@@ -234,9 +259,11 @@ class WeightWatch(Callback):
                 out.append(WeightReport(
                     "runaway", name, epoch, since, top, members.tolist(),
                     f"λ_{name} ran away to {top:.1e} (above {self.runaway:g}) since epoch {since}"
-                    f"{_who(members, W.shape[1])}: {hint}; {remedies(scheme, 'max', 'smoother')}"))
+                    f"{members_note(members, W.shape[1])}: {hint}; {remedies(scheme, 'max', 'smoother')}"))
         if not aggregates:
             out += self._stall_reports(names, watched, epoch, l_level, l_best, w_last, scheme)
+            out += self._held_reports(names, observed, bool(watched.any()), first_epoch, epoch, up_last, l_level,
+                                      w_last, scheme)
         self._previous = np.where(np.isfinite(w_last), w_last, self._previous)
         if skipped is not None:
             self._skipped = weighter.skipped.clone()
@@ -254,7 +281,7 @@ class WeightWatch(Callback):
         return WeightReport(
             "collapse", name, epoch, since, value, members.tolist(),
             f"λ_{name} collapsed to {value:.1e} by epoch {epoch} ({100 * share:.2g}% of its start "
-            f"{self._start[s, k]:.3g}; below {self.collapse:g}x since epoch {since}){_who(members, S)}: {why}; "
+            f"{self._start[s, k]:.3g}; below {self.collapse:g}x since epoch {since}){members_note(members, S)}: {why}; "
             f"{remedies(scheme, 'smoother', 'min', 'warmup')}")
 
     def _skip_report(self, name: str, first_epoch: int, epoch: int, n: int, members: list, fitted: bool,
@@ -310,11 +337,71 @@ class WeightWatch(Callback):
                 out.append(WeightReport(
                     "stall", name, epoch, e0, float(l_best[s, k] / l0[s, k]), members.tolist(),
                     f"L_{name} {verb} from epoch {e0} to {epoch} ({l0[s, k]:.2e} -> at best {l_best[s, k]:.2e}) while "
-                    f"λ_{name} went from {w0[s, k]:.3g} to {w_last[s, k]:.3g} ({_share(w_last[s, k] / self._start[s, k])} "
-                    f"its start){_who(members, len(w_last))}{self._window_note()}: the "
+                    f"λ_{name} went from {w0[s, k]:.3g} to {w_last[s, k]:.3g} "
+                    f"({share_text(w_last[s, k] / self._start[s, k])} "
+                    f"its start){members_note(members, len(w_last))}{self._window_note()}: the "
                     f"weight is not helping this term; {remedies(scheme, 'min', 'max', 'smoother')}"))
         out += self._dominated_reports(names, watched, epoch, e0, l0, l_best, w_last, stalled, scheme)
         return out
+
+    def _held_reports(self, names: list[str], observed: np.ndarray, adaptive: bool, first_epoch: int, epoch: int,
+                      up_last: np.ndarray, level: np.ndarray, w_last: np.ndarray, scheme: Any) -> list[WeightReport]:
+        """An observation term (``observed`` ``[K]``) whose share of the weights
+        (:func:`~fastpinn.weight_advice.weight_share`) was below ``data_held`` at every epoch of the last
+        ``stall_window`` epochs (``up_last`` ``[S, K]``: this window's last row at or above it, -1 where none),
+        its loss (``level``: this window's) not converged (below ``CONVERGED`` x the first window's), in a
+        scheme whose weights adapt (``adaptive``). The term's own weight need not move: with the observations
+        as the reference term the others rise instead."""
+        held = self._held_since
+        # below since the epoch after the last one at or above (this window's), or since it was before
+        held[:] = np.where(up_last >= 0, first_epoch + up_last + 1, np.where(held < 0, first_epoch, held))
+        out = []
+        if not adaptive:
+            return out
+        for k, name in enumerate(names):
+            if not observed[k]:
+                continue
+            long_enough = (held[:, k] >= 0) & (epoch - held[:, k] >= self.stall_window)
+            fitted = level[:, k] <= CONVERGED * self._first_level[:, k]  # nothing left to fit: harmless
+            members = self._new("data_held_low", name, np.nonzero(long_enough & ~fitted)[0])
+            if len(members):
+                out.append(self._held_report(names, k, epoch, members, held[members, k], w_last, observed, scheme))
+        return out
+
+    def _held_report(self, names: list[str], k: int, epoch: int, members: np.ndarray, since: np.ndarray,
+                     w: np.ndarray, observed: np.ndarray, scheme: Any) -> WeightReport:
+        """The ``data_held_low`` report of term ``names[k]`` on ``members`` (held since ``since``; weights ``w``
+        ``[S, K]`` at ``epoch``): the lowest member's share, against which term, why it matters, what to try."""
+        name = names[k]
+        rel = w / self._start
+        share = weight_share(rel, observed)[:, k]
+        s = int(members[np.argmin(share[members])])
+        others = [j for j in range(len(names)) if not observed[j]] or [k]
+        top = others[int(np.argmax(rel[s, others]))]
+        against = (f" ({100 * share[s]:.3g}% of its start)" if top == k else
+                   f" against λ_{names[top]} {w[s, top]:.3g} ({100 * share[s]:.3g}% of it, over the starts)")
+        declared = declared_parameters(scheme)
+        if rel[s, k] < self.data_held and "weight_min" in declared:  # the observations' own weight came down
+            # measured on the trial's problem (3 seeds, 3,000 epochs): DN β = 0.99 0.21 rel. L2, with
+            # --weight-min 0.3 / 0.5 / 1: 0.16 / 0.11 / 0.080, PINN 0.080; a warm-up of a third 0.13
+            bound = getattr(scheme, "weight_min", None)
+            tip = ("a lower bound --weight-min 1 (the observations never weighted below PINN's 1), or " if bound is None
+                   else f"a higher --weight-min than {bound:g} (e.g. 1: never below PINN's weight), or ")
+        elif rel[s, k] >= self.data_held and "weight_max" in declared:  # the other weights went up instead
+            # measured: DN β = 0.99 with 'obs' as the reference 0.18 rel. L2 (λ_pde 20-45), with --weight-max 1 0.081
+            bound = getattr(scheme, "weight_max", None)
+            tip = ("an upper bound --weight-max 1 (no term weighted above the observations), or " if bound is None
+                   else f"a lower --weight-max than {bound:g} (e.g. 1: no term above the observations), or ")
+        else:
+            tip = ""
+        return WeightReport(
+            "data_held_low", name, epoch, int(since.min()), float(share[s]), members.tolist(),
+            f"λ_{name} held below {self.data_held:g}x the largest other weight (each over its start; PINN keeps "
+            f"them equal) since epoch {int(since.min())}: λ_{name} {w[s, k]:.3g}{against} at epoch {epoch}"
+            f"{members_note(members, len(self._start))}{self._window_note()}: '{name}' holds the "
+            "observations, which alone identify the unknowns of an inverse problem; the PDE with an unknown "
+            "coefficient or field is met by many solutions, so its gradient is small and the scheme gives the data "
+            f"a small share (the fit to the observations suffers, and the unknowns with it); try {tip}--scheme pinn")
 
     def _dominated_reports(self, names: list[str], watched: np.ndarray, epoch: int, e0: int, l0: np.ndarray,
                            l_best: np.ndarray, w_last: np.ndarray, stalled: np.ndarray, scheme: Any) -> list[WeightReport]:
@@ -343,7 +430,8 @@ class WeightWatch(Callback):
                     "stall", name, epoch, e0, float(l_best[s, k] / l0[s, k]), members.tolist(),
                     f"L_{name} stalled from epoch {e0} to {epoch} ({l0[s, k]:.2e} -> at best {l_best[s, k]:.2e}) while "
                     f"λ_{names[j]} is {big[s]:.2g}x λ_{name} ({w_last[s, j]:.3g} against {w_last[s, k]:.3g})"
-                    f"{_who(members, len(w_last))}{self._window_note()}: '{names[j]}' takes nearly the whole step "
+                    f"{members_note(members, len(w_last))}{self._window_note()}: '{names[j]}' takes nearly the "
+                    "whole step "
                     f"and '{name}' is all but ignored; {remedies(scheme, 'max', 'smoother')}"))
         return out
 
@@ -379,49 +467,6 @@ def stall_window(stall_epochs: int, share: float, planned: int) -> int:
     if share <= 0:
         return stall_epochs
     return min(stall_epochs, max(STALL_FLOOR, round(share * planned)))
-
-
-def remedies(scheme: Any, *wanted: str) -> str:
-    """``"try A, B, or --scheme pinn"``: the remedies ``wanted`` (``"smoother"``: a larger EMA beta; ``"min"``,
-    ``"max"``: weight bounds; ``"warmup"``) as options of ``scheme``, leaving out what it already has (a collapse
-    under ``dn+clamp`` was told to add ``--weight-min 0.01``, the bound it sat at; one under the default β = 0.99
-    to use ``--beta 0.99``) and what it does not declare (LRA has ``--alpha``, no ``--beta``)."""
-    declared = {f.name for f in fields(scheme)} if is_dataclass(scheme) else set()
-    tips = []
-    for what in wanted:
-        if what == "smoother":
-            beta = getattr(scheme, "beta", None)
-            if not isinstance(beta, (int, float)) or beta >= 0.99:
-                continue
-            if "beta" in declared:
-                tips.append("--beta 0.99")
-            elif "alpha" in declared:  # the paper's parameter: beta = alpha (GradNormW) or 1 - alpha (LRA)
-                tips.append("--alpha 0.99" if abs(float(scheme.alpha) - beta) < 1e-12 else "--alpha 0.01")
-        elif what in ("min", "max") and f"weight_{what}" in declared:
-            bound = getattr(scheme, f"weight_{what}")
-            if bound is None:
-                tips.append("a lower bound --weight-min (e.g. 0.01)" if what == "min" else
-                            "an upper bound --weight-max (e.g. 100)")
-            else:
-                tips.append(f"a higher --weight-min than {bound:g}" if what == "min" else
-                            f"a lower --weight-max than {bound:g}")
-        elif what == "warmup" and "weight_warmup" in declared:
-            n = int(getattr(scheme, "weight_warmup") or 0)
-            tips.append("a warm-up --weight-warmup N" if n == 0 else f"a longer warm-up than --weight-warmup {n}")
-    return "try " + ", ".join(tips + ["or --scheme pinn"]) if tips else "try --scheme pinn"
-
-
-def _who(members: Any, S: int) -> str:
-    """`` (seeds 0, 2 of 3)`` for an ensemble, nothing for one network."""
-    members = list(members)
-    if S == 1:
-        return ""
-    return f" (member{'s' if len(members) > 1 else ''} {', '.join(map(str, members))} of {S})"
-
-
-def _share(ratio: float) -> str:
-    """``"35.2% of"`` a start value, or ``"139x"`` one (not "1.39e+04% of")."""
-    return f"{ratio:.3g}x" if ratio >= 10 else f"{100 * ratio:.3g}% of"
 
 
 def _caller_outside_package() -> int:

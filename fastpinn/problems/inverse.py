@@ -13,11 +13,12 @@ import torch
 
 from .. import sampling
 from ..problem import Problem, data, dirichlet, initial, pde
+from .paper import Seed, ensemble_of
 
 __all__ = ["burgers_inverse"]
 
 
-def burgers_inverse(seed: int = 0, *, nu: float = 0.1 / math.pi, nu_init: float = 0.1, n_data: int = 500,
+def burgers_inverse(seed: Seed = 0, *, nu: float = 0.1 / math.pi, nu_init: float = 0.1, n_data: int = 500,
                     noise: float = 0.01, n_pde: int = 2_000, n_ic: int = 100, n_bc: int = 100, depth: int = 5,
                     width: int = 20, epochs: int = 5_000) -> Problem:
     """Burgers ``u_t + u u_x - nu u_xx = 0`` on ``[0, 1] x [-1, 1]`` with ``nu`` unknown.
@@ -25,8 +26,13 @@ def burgers_inverse(seed: int = 0, *, nu: float = 0.1 / math.pi, nu_init: float 
     Terms: ``pde`` (reads the trainable ``f.coef["nu"]``, started at ``nu_init``), ``data`` (``n_data``
     samples of the exact solution for the true ``nu`` at uniformly drawn points, with Gaussian noise of
     standard deviation ``noise`` times the samples' RMS), ``ic`` and ``bc``. The reference solution is
-    the exact one for the true ``nu``; ``problem.extra["nu_true"]`` holds it.
+    the exact one for the true ``nu``; ``problem.extra["nu_true"]`` holds it. A sequence of seeds builds the
+    ensemble problem (as ``fastpinn compare`` and ``train --seeds N`` do).
     """
+    ens = ensemble_of(burgers_inverse, seed, nu=nu, nu_init=nu_init, n_data=n_data, noise=noise, n_pde=n_pde,
+                      n_ic=n_ic, n_bc=n_bc, depth=depth, width=width, epochs=epochs)
+    if ens is not None:
+        return ens
     for name, v in (("nu", nu), ("nu_init", nu_init)):
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not (v > 0 and math.isfinite(v)):
             raise ValueError(f"{name} must be a positive number, got {v!r}")

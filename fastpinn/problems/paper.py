@@ -22,7 +22,9 @@ __all__ = ["burgers", "poisson", "allen_cahn", "PROBLEMS"]
 Seed = Union[int, Sequence[int]]
 
 
-def _ensemble(factory, seed: Seed, **kwargs) -> Optional[Problem]:
+def ensemble_of(factory, seed: Seed, **kwargs) -> Optional[Problem]:
+    """``None`` for one integer ``seed``; for a sequence of seeds the ensemble problem (:func:`stack`) of
+    ``factory(s, **kwargs)`` per seed (points ``[S, N, d]``)."""
     if isinstance(seed, numbers.Integral):
         return None
     try:
@@ -47,8 +49,8 @@ def burgers(seed: Seed = 0, *, n_pde: int = 10_000, n_ic: int = 100, n_bc: int =
     Coordinates ``("t", "x")`` on ``[0, 1] x [-1, 1]``; ``n_bc`` boundary points, half per side.
     Terms: ``pde``, ``ic``, ``bc`` (both constraints adaptive).
     """
-    ens = _ensemble(burgers, seed, n_pde=n_pde, n_ic=n_ic, n_bc=n_bc, nu=nu, depth=depth, width=width,
-                    epochs=epochs, sampler=sampler)
+    ens = ensemble_of(burgers, seed, n_pde=n_pde, n_ic=n_ic, n_bc=n_bc, nu=nu, depth=depth, width=width,
+                      epochs=epochs, sampler=sampler)
     if ens is not None:
         return ens
     _check_counts(n_pde=n_pde, n_ic=n_ic, n_bc=n_bc)
@@ -85,8 +87,8 @@ def poisson(seed: Seed = 0, *, n_pde: int = 2_500, n_bc: int = 400, omega: float
 
     Terms: ``pde``, ``bc``.
     """
-    ens = _ensemble(poisson, seed, n_pde=n_pde, n_bc=n_bc, omega=omega, depth=depth, width=width,
-                    epochs=epochs, sampler=sampler)
+    ens = ensemble_of(poisson, seed, n_pde=n_pde, n_bc=n_bc, omega=omega, depth=depth, width=width,
+                      epochs=epochs, sampler=sampler)
     if ens is not None:
         return ens
     _check_counts(n_pde=n_pde, n_bc=n_bc)
@@ -124,8 +126,8 @@ def allen_cahn(seed: Seed = 0, *, n_pde: int = 20_000, n_ic: int = 512, n_bc: in
     points at ``x = -1`` and ``x = 1``: ``bc_u`` (values) and ``bc_ux`` (x-derivatives). Mini-batches of
     ``batch_size`` PDE points; the constraints are used whole at every step. Only ``ic`` is adaptive.
     """
-    ens = _ensemble(allen_cahn, seed, n_pde=n_pde, n_ic=n_ic, n_bc=n_bc, batch_size=batch_size, depth=depth,
-                    width=width, epochs=epochs, sampler=sampler)
+    ens = ensemble_of(allen_cahn, seed, n_pde=n_pde, n_ic=n_ic, n_bc=n_bc, batch_size=batch_size, depth=depth,
+                      width=width, epochs=epochs, sampler=sampler)
     if ens is not None:
         return ens
     _check_counts(n_pde=n_pde, n_ic=n_ic, n_bc=n_bc, batch_size=batch_size)

@@ -1,0 +1,72 @@
+"""The words of the weight watcher's reports: what to try (the remedies a scheme declares), which members, which
+share of the weights. Kept apart from :mod:`fastpinn.weight_watch`, which decides *when* to report."""
+
+from __future__ import annotations
+
+from dataclasses import fields, is_dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["weight_share", "remedies", "declared_parameters", "members_note", "share_text"]
+
+
+def weight_share(rel: Any, observed: np.ndarray) -> Any:
+    """``rel`` ``[..., K]`` (each weight over its start; an array or a tensor) over the largest such of the terms
+    that are not observations (``observed`` ``[K]``): the weight a term gets next to the rest, which PINN keeps
+    at 1 (Adam's steps do not change when every weight is scaled alike, so a share, not a weight, is what a
+    scheme changes). ``rel`` itself where every term or none is an observation."""
+    if observed.all() or not observed.any():
+        return rel
+    if isinstance(rel, np.ndarray):
+        return rel / rel[..., ~observed].max(-1, keepdims=True)
+    return rel / rel[..., torch.as_tensor(~observed, device=rel.device)].amax(-1, keepdim=True)
+
+
+def remedies(scheme: Any, *wanted: str) -> str:
+    """``"try A, B, or --scheme pinn"``: the remedies ``wanted`` (``"smoother"``: a larger EMA beta; ``"min"``,
+    ``"max"``: weight bounds; ``"warmup"``) as options of ``scheme``, leaving out what it already has (a collapse
+    under ``dn+clamp`` was told to add ``--weight-min 0.01``, the bound it sat at; one under the default β = 0.99
+    to use ``--beta 0.99``) and what it does not declare (LRA has ``--alpha``, no ``--beta``)."""
+    declared = declared_parameters(scheme)
+    tips = []
+    for what in wanted:
+        if what == "smoother":
+            beta = getattr(scheme, "beta", None)
+            if not isinstance(beta, (int, float)) or beta >= 0.99:
+                continue
+            if "beta" in declared:
+                tips.append("--beta 0.99")
+            elif "alpha" in declared:  # the paper's parameter: beta = alpha (GradNormW) or 1 - alpha (LRA)
+                tips.append("--alpha 0.99" if abs(float(scheme.alpha) - beta) < 1e-12 else "--alpha 0.01")
+        elif what in ("min", "max") and f"weight_{what}" in declared:
+            bound = getattr(scheme, f"weight_{what}")
+            if bound is None:
+                tips.append("a lower bound --weight-min (e.g. 0.01)" if what == "min" else
+                            "an upper bound --weight-max (e.g. 100)")
+            else:
+                tips.append(f"a higher --weight-min than {bound:g}" if what == "min" else
+                            f"a lower --weight-max than {bound:g}")
+        elif what == "warmup" and "weight_warmup" in declared:
+            n = int(getattr(scheme, "weight_warmup") or 0)
+            tips.append("a warm-up --weight-warmup N" if n == 0 else f"a longer warm-up than --weight-warmup {n}")
+    return "try " + ", ".join(tips + ["or --scheme pinn"]) if tips else "try --scheme pinn"
+
+
+def declared_parameters(scheme: Any) -> set[str]:
+    """The parameter names a scheme declares (its dataclass fields)."""
+    return {f.name for f in fields(scheme)} if is_dataclass(scheme) else set()
+
+
+def members_note(members: Any, S: int) -> str:
+    """`` (seeds 0, 2 of 3)`` for an ensemble, nothing for one network."""
+    members = list(members)
+    if S == 1:
+        return ""
+    return f" (member{'s' if len(members) > 1 else ''} {', '.join(map(str, members))} of {S})"
+
+
+def share_text(ratio: float) -> str:
+    """``"35.2% of"`` a start value, or ``"139x"`` one (not "1.39e+04% of")."""
+    return f"{ratio:.3g}x" if ratio >= 10 else f"{100 * ratio:.3g}% of"
