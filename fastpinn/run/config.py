@@ -189,6 +189,7 @@ class RunConfig:
         if self.scheme not in SCHEMES:
             raise ValueError(f"scheme must be one of {', '.join(SCHEMES)}, got {self.scheme!r}")
         self.scheme_object()  # beta, tau, p, ma_form, alpha, ...: the library's own checks
+        self._validate_reference_term()
         if not self.seeds:
             raise ValueError("at least one seed is needed")
         if any(s < 0 for s in self.seeds):
@@ -250,6 +251,19 @@ class RunConfig:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{key} must be an integer >= 1, got {value!r}")
         return self
+
+    def _validate_reference_term(self) -> None:
+        """A reference term only under a scheme that measures the terms against one, or with residual-based
+        attention (which weighs the reference term's points): elsewhere it would train a run of its own identity
+        that the option does not change (a user trial's ``--scheme pinn --reference-term ic``)."""
+        if self.reference_term is None or self.attention is not None:
+            return
+        if getattr(scheme_class(self.scheme), "uses_reference", False):
+            return
+        readers = [name for name in SCHEMES if getattr(scheme_class(name), "uses_reference", False)]
+        raise ValueError(f"reference_term {self.reference_term!r} does nothing under scheme {self.scheme!r}: only "
+                         f"{', '.join(readers)} weigh the terms against a reference term (and --rba attends to "
+                         "its points); leave it out or choose one of those schemes")
 
     def _validate_training_options(self) -> None:
         from ..optim import OPTIMIZER_CHOICES, parse_lr_schedule
