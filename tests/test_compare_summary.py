@@ -34,7 +34,7 @@ def ranked(*rows: dict) -> list[dict]:
 
 def test_the_trials_ma_row_is_named_worse_than_pinn_with_what_to_try():
     # The trial: MA 3.9e-2 ± 7.9e-3 against PINN 3.8e-3 ± 1.4e-3, no weight warning; DN+clamp 1.3e-2 ± 6e-3 is
-    # 3.4x PINN's mean but within the combined s.e. of 3x it; GradNorm-W is better than PINN.
+    # 3.4x PINN's mean but within the combined s.e. of 2x it; GradNorm-W is better than PINN.
     rows = [row("pinn", 3.8e-3, 1.4e-3), row("ma", 3.9e-2, 7.9e-3, label="MA-PINN"),
             row("dn+clamp", 1.3e-2, 6e-3), row("gradnorm-w", 2.9e-3, 1.3e-3)]
     (line,) = worse_than_pinn(rows)
@@ -44,10 +44,14 @@ def test_the_trials_ma_row_is_named_worse_than_pinn_with_what_to_try():
                          "in train), or PINN.")
 
 
-def test_worse_than_pinn_needs_three_times_beyond_the_standard_error_and_names_existing_warnings():
+def test_worse_than_pinn_needs_twice_beyond_the_standard_error_and_names_existing_warnings():
     pinn = row("pinn", 1e-2, 1e-3)
-    assert worse_than_pinn([pinn, row("dn", 2.9e-2, 1e-4)]) == []  # under 3x
-    assert worse_than_pinn([pinn, row("dn", 3.5e-2, 1e-2)]) == []  # 3.5x, but 5e-3 above 3x is within the s.e.
+    assert worse_than_pinn([pinn, row("dn", 1.9e-2, 1e-4)]) == []  # under 2x
+    assert worse_than_pinn([pinn, row("dn", 2.5e-2, 1e-2)]) == []  # 2.5x, but 5e-3 above 2x is within the s.e.
+    # user trial 3's elastic plate, 2 seeds x 3,000 epochs: DN beta 0.9 at 3.27x, named at 2x (at 3x it was not:
+    # 0.478 - 3 x 0.146 = 0.040 against a combined s.e. of hypot(0.032, 3 x 0.017) = 0.060)
+    (line,) = worse_than_pinn([row("pinn", 0.146, 0.017), row("dn", 0.478, 0.032)])
+    assert line.startswith("Worse than PINN: DN ended 3.27x PINN's rel. L2")
     (line,) = worse_than_pinn([pinn, row("id+beta=0.99", 5e-2, 1e-3, warnings=2)])  # an entry's text
     assert "its 2 weight warning(s) are in its run's metrics.json" in line and "id+weight_max=10" in line
     # a scheme without weight bounds is pointed to PINN; one seed says it has no spread

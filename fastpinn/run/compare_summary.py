@@ -25,8 +25,10 @@ __all__ = ["UNTRAINED", "WORSE_THAN_PINN", "rank_key", "constant_fit_error", "un
 #: rows that trained (2.9e-3 - 1.3e-1) far below.
 UNTRAINED = 0.5
 #: A scheme whose mean rel. L2 is this many times PINN's, beyond the combined standard error, is named under the
-#: table (the trial's MA-PINN on Poisson-Robin: 10x, with no weight report).
-WORSE_THAN_PINN = 3.0
+#: table (user trial 1's MA-PINN on Poisson-Robin: 10x, with no weight report). 3 missed user trial 3's elastic
+#: plate, DN beta 0.9 at 3.3x with 6 of 7 members unreported (0.478 +- 0.032 against 0.146, 2 seeds); at 2 it is
+#: named at 2,000 and 3,000 epochs and nothing else in that trial is (bench/results/user-trial-3-*.md).
+WORSE_THAN_PINN = 2.0
 
 
 def rank_key(row: dict) -> tuple:
@@ -69,8 +71,8 @@ def untrained_line(best: dict, constant_error: Optional[float]) -> Optional[str]
 
 def worse_than_pinn(rows: Sequence[dict]) -> list[str]:
     """One line per finished scheme whose mean rel. L2 is at least :data:`WORSE_THAN_PINN` times PINN's and
-    further above that than the combined standard error of the two means (``mean - 3 m_pinn > hypot(se,
-    3 se_pinn)``; a missing s.e. -- one seed -- counts as 0 and is said). Nothing without a finished PINN row."""
+    further above that than the combined standard error of the two means (``mean - 2 m_pinn > hypot(se,
+    2 se_pinn)``; a missing s.e. -- one seed -- counts as 0 and is said). Nothing without a finished PINN row."""
     pinn = next((r for r in rows if r["scheme"] == "pinn"), None)
     if pinn is None or rank_key(pinn)[0] or not pinn["rel_l2_mean"] > 0:
         return []
