@@ -15,6 +15,7 @@ from .config import SCHEMES, TRAINING_OPTIONS, Log, RunConfig, is_user_problem, 
 from .one_run import nothing_to_balance, preflight_backend, train_run
 from . import step_timing as timing
 from .compare_summary import constant_fit_error, rank_key, summary_markdown, timing_legend, untrained_line
+from .compare_terms import final_terms
 from ..validation import check_int
 from .tables import finite_or_none
 
@@ -299,7 +300,7 @@ def compare(problem: str, schemes: Sequence[str] = COMPARE_DEFAULT, *, seeds: Op
     one_run_per_seed = ensemble and not trains_ensembles(cfgs["pinn"])
     if one_run_per_seed:
         log(f"compare: {problem}'s network trains one seed at a time: one run per seed in <scheme>/seed-<k>")
-    rows, curves, learned, reused = [], {}, {}, []
+    rows, curves, learned, reused, terms = [], {}, {}, [], {}
     for name, cfg in cfgs.items():
         if one_run_per_seed:
             runs = {root / name / f"seed-{s}": _one_seed(cfg, s) for s in seed_list}
@@ -312,6 +313,7 @@ def compare(problem: str, schemes: Sequence[str] = COMPARE_DEFAULT, *, seeds: Op
             m = _finished_run(name, cfg, root / name, force=force, progress=progress, log=log)
             reused.append(bool(m.get("_reused")))
         curves[name] = _error_curve(list(runs))
+        terms[name] = final_terms(list(runs))  # what its terms ended at, to say which one a scheme left behind
         learned[name] = {c: records.mean_sem(list(v))[0] for c, v in (m.get("coefficients") or {}).items() if v}
         per_seed = [v for v in (finite_or_none(x) for x in m.get("rel_l2_per_seed", [])) if v is not None]
         rows.append({"scheme": name, "label": _label(cfg), "status": m.get("status", "ok"),
@@ -354,7 +356,7 @@ def compare(problem: str, schemes: Sequence[str] = COMPARE_DEFAULT, *, seeds: Op
         winner_cfg = _one_seed(winner_cfg, seed_list[0])
     command = train_command(problem, winner_cfg) if winner_cfg is not None else None
     md = summary_markdown(ranked, best, command, coefficient_names, step_timing=step_timing,
-                          constant_error=constant_error, one_term=one_term, not_trained=not_trained)
+                          constant_error=constant_error, one_term=one_term, not_trained=not_trained, terms=terms)
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
     w.writeheader()
