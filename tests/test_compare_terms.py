@@ -123,6 +123,8 @@ def test_final_terms_reads_the_last_epoch_of_an_ensemble_or_of_one_run_per_seed(
     _history(("pde", "bc"), np.zeros((0, 1, 2)), np.zeros((0, 1, 2))).save(str(tmp_path / "empty" / "history.npz"))
     assert final_terms([tmp_path / "seed-0", tmp_path / "other"]) is None  # the runs' terms differ
     assert final_terms([tmp_path / "empty"]) is None and final_terms([tmp_path / "missing"]) is None
+    (tmp_path / "other" / "history.npz").write_bytes(b"PK\x03\x04 cut short")
+    assert final_terms([tmp_path / "other"]) is None
 
 
 def test_compare_names_a_term_from_its_runs_histories(tmp_path, capsys, monkeypatch):

@@ -10,6 +10,7 @@ rose to 1e4–1e5 (bench/results/user-trial-3-*.md). :func:`final_terms` reads w
 from __future__ import annotations
 
 import math
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
@@ -47,7 +48,7 @@ def final_terms(run_dirs: Sequence[Path]) -> Optional[FinalTerms]:
     for d in run_dirs:
         try:
             h = History.load(str(Path(d) / directory.HISTORY))
-        except (OSError, KeyError, ValueError):
+        except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile):  # missing, cut short, not a history
             return None
         if h.epochs == 0 or np.ndim(h.losses) != 3 or np.shape(h.weights) != np.shape(h.losses):
             return None
