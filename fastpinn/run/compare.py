@@ -254,7 +254,8 @@ def compare(problem: str, schemes: Sequence[str] = COMPARE_DEFAULT, *, seeds: Op
 
     Writes ``compare.md`` (the schemes ranked by mean rel. L2, best first: mean ± s.e. and min–max over seeds,
     the training run's wall time, the paired step time over PINN's; then a line for each scheme that ended far
-    worse than PINN, naming the loss term it left behind (:mod:`~fastpinn.run.compare_terms`) -- or, when even the best row's error is that of no trained network, that no scheme trained --
+    worse than PINN, naming the loss term it left behind (:mod:`~fastpinn.run.compare_terms`) -- or, when even
+    the best row's error is that of no trained network, that no scheme trained --
     and the winner and the ``fastpinn train`` command that trains it: :mod:`~fastpinn.run.compare_summary`),
     ``compare.csv`` and ``compare.json`` (the same numbers, one row per scheme in
     training order, with its ``rank``; the JSON also ``untrained`` and ``constant_fit_rel_l2``, the error of the
