@@ -15,6 +15,7 @@ from .config import SCHEMES, TRAINING_OPTIONS, Log, RunConfig, is_user_problem, 
 from .one_run import nothing_to_balance, preflight_backend, train_run
 from . import step_timing as timing
 from .compare_summary import constant_fit_error, rank_key, summary_markdown, timing_legend, untrained_line
+from .compare_terms import final_terms
 from ..validation import check_int
 from .tables import finite_or_none
 
@@ -253,7 +254,8 @@ def compare(problem: str, schemes: Sequence[str] = COMPARE_DEFAULT, *, seeds: Op
 
     Writes ``compare.md`` (the schemes ranked by mean rel. L2, best first: mean ± s.e. and min–max over seeds,
     the training run's wall time, the paired step time over PINN's; then a line for each scheme that ended far
-    worse than PINN -- or, when even the best row's error is that of no trained network, that no scheme trained --
+    worse than PINN, naming the loss term it left behind (:mod:`~fastpinn.run.compare_terms`) -- or, when even
+    the best row's error is that of no trained network, that no scheme trained --
     and the winner and the ``fastpinn train`` command that trains it: :mod:`~fastpinn.run.compare_summary`),
     ``compare.csv`` and ``compare.json`` (the same numbers, one row per scheme in
     training order, with its ``rank``; the JSON also ``untrained`` and ``constant_fit_rel_l2``, the error of the
@@ -299,7 +301,7 @@ def compare(problem: str, schemes: Sequence[str] = COMPARE_DEFAULT, *, seeds: Op
     one_run_per_seed = ensemble and not trains_ensembles(cfgs["pinn"])
     if one_run_per_seed:
         log(f"compare: {problem}'s network trains one seed at a time: one run per seed in <scheme>/seed-<k>")
-    rows, curves, learned, reused = [], {}, {}, []
+    rows, curves, learned, reused, terms = [], {}, {}, [], {}
     for name, cfg in cfgs.items():
         if one_run_per_seed:
             runs = {root / name / f"seed-{s}": _one_seed(cfg, s) for s in seed_list}
@@ -312,6 +314,7 @@ def compare(problem: str, schemes: Sequence[str] = COMPARE_DEFAULT, *, seeds: Op
             m = _finished_run(name, cfg, root / name, force=force, progress=progress, log=log)
             reused.append(bool(m.get("_reused")))
         curves[name] = _error_curve(list(runs))
+        terms[name] = final_terms(list(runs))  # what its terms ended at, to say which one a scheme left behind
         learned[name] = {c: records.mean_sem(list(v))[0] for c, v in (m.get("coefficients") or {}).items() if v}
         per_seed = [v for v in (finite_or_none(x) for x in m.get("rel_l2_per_seed", [])) if v is not None]
         rows.append({"scheme": name, "label": _label(cfg), "status": m.get("status", "ok"),
@@ -354,7 +357,7 @@ def compare(problem: str, schemes: Sequence[str] = COMPARE_DEFAULT, *, seeds: Op
         winner_cfg = _one_seed(winner_cfg, seed_list[0])
     command = train_command(problem, winner_cfg) if winner_cfg is not None else None
     md = summary_markdown(ranked, best, command, coefficient_names, step_timing=step_timing,
-                          constant_error=constant_error, one_term=one_term, not_trained=not_trained)
+                          constant_error=constant_error, one_term=one_term, not_trained=not_trained, terms=terms)
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
     w.writeheader()

@@ -3,17 +3,19 @@ schemes that ended far worse than PINN.
 
 The rows are those of :func:`fastpinn.run.compare.compare` (``scheme``, ``label``, ``status``, ``seeds``,
 ``rel_l2_mean``, ``rel_l2_sem``, ``weight_warnings``, ...). Every judgement here is on the final rel. L2 errors
-over seeds that compare already has: nothing is trained or read from disk.
+over seeds that compare already has, and the final term losses and weights it read from the runs' histories
+(:mod:`~fastpinn.run.compare_terms`): nothing is trained or read from disk here.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
 from . import step_timing as timing
+from .compare_terms import FinalTerms, left_behind
 from .tables import format_mean_pm, format_seconds
 
 __all__ = ["UNTRAINED", "WORSE_THAN_PINN", "rank_key", "constant_fit_error", "untrained_line", "worse_than_pinn",
@@ -69,10 +71,12 @@ def untrained_line(best: dict, constant_error: Optional[float]) -> Optional[str]
             "--optimizer adam+lbfgs) before choosing a scheme.")
 
 
-def worse_than_pinn(rows: Sequence[dict]) -> list[str]:
+def worse_than_pinn(rows: Sequence[dict], terms: Optional[Mapping[str, Optional[FinalTerms]]] = None) -> list[str]:
     """One line per finished scheme whose mean rel. L2 is at least :data:`WORSE_THAN_PINN` times PINN's and
     further above that than the combined standard error of the two means (``mean - 2 m_pinn > hypot(se,
-    2 se_pinn)``; a missing s.e. -- one seed -- counts as 0 and is said). Nothing without a finished PINN row."""
+    2 se_pinn)``; a missing s.e. -- one seed -- counts as 0 and is said). Nothing without a finished PINN row.
+    ``terms`` (by row ``scheme``: what its runs' loss terms ended with) adds the term the scheme left behind
+    against PINN's (:func:`~fastpinn.run.compare_terms.left_behind`) where both rows have them."""
     pinn = next((r for r in rows if r["scheme"] == "pinn"), None)
     if pinn is None or rank_key(pinn)[0] or not pinn["rel_l2_mean"] > 0:
         return []
@@ -97,10 +101,18 @@ def worse_than_pinn(rows: Sequence[dict]) -> list[str]:
         # warm-up helped MA and DN but not LRA (9.0e-2) or ID fully (1.4e-2)
         hint = (f"Try a tighter upper bound on the weights ({r['scheme'].split('+')[0]}+weight_max=10 in --schemes, "
                 "--weight-max 10 in train), or PINN." if bounded else "Use PINN or another scheme for this problem.")
+        term = _term_note(terms, r["scheme"], pinn["scheme"])
         out.append(f"Worse than PINN: {r['label']} ended {r['rel_l2_mean'] / pinn['rel_l2_mean']:.3g}x PINN's "
                    f"rel. L2 ({format_mean_pm(r['rel_l2_mean'], r['rel_l2_sem'])} against "
-                   f"{format_mean_pm(pinn['rel_l2_mean'], pinn['rel_l2_sem'])}, {spread}); {said}. {hint}")
+                   f"{format_mean_pm(pinn['rel_l2_mean'], pinn['rel_l2_sem'])}, {spread}); {term}{said}. {hint}")
     return out
+
+
+def _term_note(terms: Optional[Mapping[str, Optional[FinalTerms]]], scheme: str, pinn: str) -> str:
+    """``"<the term left behind>; "`` from ``terms``, or empty where either row's terms are missing."""
+    mine, theirs = (None, None) if terms is None else (terms.get(scheme), terms.get(pinn))
+    note = left_behind(mine, theirs) if mine is not None and theirs is not None else None
+    return f"{note}; " if note else ""
 
 
 def _has_weight_bounds(scheme: str) -> bool:
@@ -167,11 +179,13 @@ def timing_legend(step_timing: bool) -> str:
 def summary_markdown(ranked: list[dict], best: Optional[dict], command: Optional[str],
                      coefficient_names: Sequence[str] = (), *, step_timing: bool = True,
                      constant_error: Optional[float] = None, one_term: Optional[str] = None,
-                     not_trained: Sequence[str] = ()) -> str:
+                     not_trained: Sequence[str] = (),
+                     terms: Optional[Mapping[str, Optional[FinalTerms]]] = None) -> str:
     """``compare.md``: the table of ``ranked`` rows, the timing legend, the schemes far worse than PINN -- or,
     when even the best did not train (:func:`untrained_line`), that no scheme trained -- and as the last line
     the winner with its ``fastpinn train`` command (the command stays the last clause: it is what a user
-    copies) -- or, for a problem of one loss term (``one_term``, PINN's row alone), :func:`one_term_line`."""
+    copies) -- or, for a problem of one loss term (``one_term``, PINN's row alone), :func:`one_term_line`.
+    ``terms``: each row's final term losses and weights, for :func:`worse_than_pinn`."""
     learned = "".join(f" {c} (mean) |" for c in coefficient_names)
     lines = ["| rank | scheme | seeds | rel. L2 (mean ± s.e.) | rel. L2 min – max | training wall time (s) "
              "| step time / PINN (paired) | weight warnings |" + learned,
@@ -188,7 +202,7 @@ def summary_markdown(ranked: list[dict], best: Optional[dict], command: Optional
     lines += ["", timing_legend(step_timing), ""]
     untrained = None if best is None else untrained_line(best, constant_error)
     # when nothing trained, PINN is no yardstick either
-    said = [untrained] if untrained else worse_than_pinn(ranked)
+    said = [untrained] if untrained else worse_than_pinn(ranked, terms)
     lines += [*said, *([""] if said else [])]
     if one_term is not None:
         lines.append(one_term_line(one_term, best, command, not_trained))
