@@ -70,7 +70,7 @@ def test_reused_runs_get_the_timing_and_an_extra_sleep_in_dns_step_shows_in_the_
     out = tmp_path / "cmp"
     assert cli.main([*ARGV, "--out", str(out), "--no-step-timing"]) == 0  # runs trained without a timing
     mtime = (out / "dn" / "metrics.json").stat().st_mtime_ns
-    step, extra = Trainer.step, 0.003
+    step, extra = Trainer.step, 0.02  # well above a loaded 2-core machine's scheduling delays (a few ms)
 
     def slow_dn_step(self, *args, **kwargs):
         if type(self.scheme).__name__ == "DN":
@@ -85,11 +85,11 @@ def test_reused_runs_get_the_timing_and_an_extra_sleep_in_dns_step_shows_in_the_
     pinn, dn = (float(rows[n]["epoch_seconds"]) for n in ("pinn", "dn"))
     ratio = float(rows["dn"]["step_time_over_pinn"])
     # One step per epoch here. time.sleep never returns early and DN's step does at least PINN's work, so DN's
-    # epoch is >= 3 ms longer (0.9: the medians come from different rounds); scheduling delays of a loaded
-    # 2-core machine may add a few ms more.
-    assert 0.9 * extra <= dn - pinn <= extra + 0.005
-    # PINN's epoch on this problem is ~1 ms, so the ratio is ~4; under 1.5 PINN's epoch would be 6 ms
-    assert ratio > 1.5 and ratio == pytest.approx(dn / pinn, rel=0.35)  # median of ratios ~ ratio of medians
+    # epoch is >= 20 ms longer (0.9: the medians come from different rounds); scheduling delays of a loaded
+    # 2-core machine may add a few ms more (the upper bound allows 10).
+    assert 0.9 * extra <= dn - pinn <= extra + 0.01
+    # PINN's epoch on this problem is ~1 ms, so the ratio is ~20; under 3 PINN's epoch would be 10 ms
+    assert ratio > 3 and ratio == pytest.approx(dn / pinn, rel=0.35)  # median of ratios ~ ratio of medians
     assert float(rows["pinn"]["step_time_over_pinn"]) == 1.0
     assert json.loads((out / "compare.json").read_text())["rows"][1]["step_time_over_pinn"] == ratio
     # a comparison that trains nothing keeps the timing of the one before (the same configurations)
@@ -99,7 +99,7 @@ def test_reused_runs_get_the_timing_and_an_extra_sleep_in_dns_step_shows_in_the_
     assert _rows(out) == rows
     assert cli.main([*ARGV, "--out", str(out), "--backend", "cpp"]) == 0  # another backend: timed again
     assert "timing the schemes' epochs side by side" in capsys.readouterr().err
-    assert float(_rows(out)["dn"]["step_time_over_pinn"]) < 1.5  # without the sleep
+    assert float(_rows(out)["dn"]["step_time_over_pinn"]) < ratio / 3  # without the sleep: ~1, not ~20
 
 
 def test_no_step_timing_skips_it_and_the_legend_names_what_each_time_column_measures(tmp_path, monkeypatch,
