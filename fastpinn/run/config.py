@@ -1,5 +1,5 @@
-"""A run's configuration: the problem registry (built-in names and the user-file form), the dtypes
-and backends a run takes, and :class:`RunConfig`, everything that decides a run's numbers."""
+"""A run's configuration: the dtypes and backends a run takes, and :class:`RunConfig`, everything that decides
+a run's numbers (which problem a name refers to: :mod:`fastpinn.run.problem_names`)."""
 
 from __future__ import annotations
 
@@ -8,24 +8,20 @@ import functools
 import inspect
 import math
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
 import torch
 
 from .. import ops
-from .. import problems as problem_registry
 from ..problem import Problem
 from ..schemes import SCHEME_NAMES, Scheme, parameters_by_key, scheme_class, scheme_from_name
+from .problem_names import (PROBLEMS, USER_PROBLEM_FORM, file_sha256, is_user_problem, problem_factory,
+                            problem_takes_seed, user_problem_file)
 
 __all__ = ["PROBLEMS", "USER_PROBLEM_FORM", "SCHEMES", "DTYPES", "BACKENDS", "SIZE_KEYS", "Log", "RunConfig",
            "is_user_problem", "user_problem_file", "file_sha256", "problem_takes_seed", "activation_choices",
            "TRAINING_OPTIONS"]
 
-#: The built-in problems (their registry: :data:`fastpinn.problems.BUILTIN`).
-PROBLEMS = problem_registry.NAMES
-#: The other form a problem name takes: a function in the user's own file, ``path/to/file.py:make_problem``.
-USER_PROBLEM_FORM = "FILE.py:FUNCTION"
 SCHEMES = SCHEME_NAMES
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 #: The op backends (:data:`fastpinn.ops.BACKENDS`).
@@ -43,67 +39,6 @@ def activation_choices() -> tuple[str, ...]:
 
     registry = getattr(network, "ACTIVATIONS", None)
     return tuple(registry) if registry else ("tanh",)
-
-
-def is_user_problem(name: str) -> bool:
-    """Whether ``name`` names a function in a Python file (``path/to/file.py:make_problem``)."""
-    file, sep, func = str(name).rpartition(":")
-    return bool(sep) and file.endswith(".py") and func.isidentifier()
-
-
-def _user_file(name: str) -> Path:
-    return Path(str(name).rpartition(":")[0])
-
-
-def _load_user_factory(name: str) -> Callable[..., Problem]:
-    """The function ``name`` names, imported from its file (a fresh module per call: edits are seen)."""
-    import importlib.util
-
-    path, func = _user_file(name), str(name).rpartition(":")[2]
-    if not path.is_file():
-        raise ValueError(f"problem file {str(path)!r} does not exist (problem {name!r}; form {USER_PROBLEM_FORM})")
-    spec = importlib.util.spec_from_file_location(f"fastpinn_user_problem_{abs(hash(str(path)))}", path)
-    module = importlib.util.module_from_spec(spec)
-    try:
-        spec.loader.exec_module(module)
-    except Exception as exc:  # noqa: BLE001 - any failure of the user's file is a bad argument, reported once
-        raise ValueError(f"problem file {str(path)!r} failed to import ({type(exc).__name__}: {exc})") from exc
-    factory = getattr(module, func, None)
-    if not callable(factory):
-        raise ValueError(f"problem file {str(path)!r} has no function {func!r}")
-    return factory
-
-
-def _problem_factory(name: str) -> Callable[..., Problem]:
-    if is_user_problem(name):
-        return _load_user_factory(name)
-    factories = problem_registry.BUILTIN
-    if name not in factories:
-        raise ValueError(f"problem must be one of {', '.join(PROBLEMS)} or {USER_PROBLEM_FORM} (a function of your "
-                         f"own file returning a fastpinn.Problem), got {name!r}")
-    return factories[name]
-
-
-def problem_takes_seed(name: str) -> bool:
-    """Whether problem ``name``'s factory takes a ``seed`` argument (every built-in does; a user's function may
-    not, and then trains one network, seed 0). ``ValueError`` for an unknown name or a bad file."""
-    return "seed" in inspect.signature(_problem_factory(name)).parameters
-
-
-def _file_digest(path: Path) -> str:
-    import hashlib
-
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def user_problem_file(name: str) -> Path:
-    """The file of a user problem ``path/to/file.py:make_problem`` (:func:`is_user_problem`)."""
-    return _user_file(name)
-
-
-def file_sha256(path: Path) -> str:
-    """The SHA-256 (hex) of a file's bytes: what a run records of its problem file."""
-    return _file_digest(path)
 
 
 # ------------------------------------------------------------------------------------ one configuration
@@ -170,7 +105,7 @@ class RunConfig:
         self.seeds = tuple(int(s) for s in self.seeds)
         self.problem_kwargs = {k: v for k, v in dict(self.problem_kwargs).items() if v is not None}
         if is_user_problem(self.problem):  # absolute, so the run directory can be used from anywhere
-            self.problem = f"{_user_file(self.problem).resolve()}:{str(self.problem).rpartition(':')[2]}"
+            self.problem = f"{user_problem_file(self.problem).resolve()}:{str(self.problem).rpartition(':')[2]}"
         if len(self.seeds) > 1:
             self.ensemble = True
         if self.scheme in SCHEMES:
@@ -185,7 +120,7 @@ class RunConfig:
     # ------------------------------------------------------------------------------- validation
     def validate(self) -> "RunConfig":
         """Raise ``ValueError`` (one line, naming the bad value) for anything a run would reject."""
-        factory = _problem_factory(self.problem)  # a clear ValueError for an unknown name or a bad file
+        factory = problem_factory(self.problem)  # a clear ValueError for an unknown name or a bad file
         if self.scheme not in SCHEMES:
             raise ValueError(f"scheme must be one of {', '.join(SCHEMES)}, got {self.scheme!r}")
         self.scheme_object()  # beta, tau, p, ma_form, alpha, ...: the library's own checks
@@ -361,8 +296,8 @@ class RunConfig:
         scheme = self.scheme_object()
         d: dict[str, Any] = {
             "problem": self.problem, "problem_kwargs": dict(sorted(self.problem_kwargs.items())),
-            **({"problem_file_sha256": _file_digest(_user_file(self.problem))} if is_user_problem(self.problem)
-               and _user_file(self.problem).is_file() else {}),
+            **({"problem_file_sha256": file_sha256(user_problem_file(self.problem))} if is_user_problem(self.problem)
+               and user_problem_file(self.problem).is_file() else {}),
             "scheme": self.scheme, "seeds": list(self.seeds), "ensemble": bool(self.ensemble),
             "epochs": self.resolved_epochs() if epochs is None else int(epochs),
             "lr": float(self.lr), "dtype": self.dtype,
@@ -406,7 +341,7 @@ class RunConfig:
         of Adam, plus the L-BFGS iterations (:meth:`total_epochs`)."""
         if self.epochs is not None or self.optimizer == "lbfgs":
             return self.total_epochs(0 if self.epochs is None else self.epochs)
-        factory = _problem_factory(self.problem)
+        factory = problem_factory(self.problem)
         param = inspect.signature(factory).parameters.get("epochs")
         if param is not None and isinstance(param.default, int):
             return self.total_epochs(param.default)
@@ -427,7 +362,7 @@ class RunConfig:
 
         if not is_user_problem(self.problem):
             return get(self.problem, seed=seed, **self.problem_kwargs)
-        factory = _problem_factory(self.problem)
+        factory = problem_factory(self.problem)
         takes_seed = "seed" in inspect.signature(factory).parameters
 
         def one(s: int) -> Problem:
