@@ -69,6 +69,10 @@ def test_no_term_twice_pinns_on_every_seed_is_said_and_unmoved_weights_are_left_
     assert left_behind(close, pinn) == ("no term's final loss is 2x PINN's on every seed (the highest: L_pde, "
                                         "1.3–1.4x PINN's)")
     assert left_behind(terms(PLATE_DN), pinn) == "L_pde ended 57–81x PINN's, the term it left behind"  # weights all 1
+    # just under 2x on one seed: two digits would print "2", which the sentence denies
+    near = terms(PLATE_PINN * [[1.995] + [0.5] * 5, [2.4] + [0.5] * 5])
+    assert left_behind(near, pinn) == ("no term's final loss is 2x PINN's on every seed (the highest: L_pde, "
+                                       "1.99x PINN's on its lowest seed)")
 
 
 @pytest.mark.parametrize("case", ["no terms", "scheme missing", "pinn missing", "no shared term", "all invalid"])

@@ -84,6 +84,8 @@ def left_behind(scheme: FinalTerms, pinn: FinalTerms) -> Optional[str]:
     k, name = shared[j], scheme.names[shared[j]]
     factor = _range(ratio[ok[:, j], j]) + "x PINN's"
     if lowest[j] < LEFT_BEHIND:
+        if float(_short(lowest[j])) >= LEFT_BEHIND:  # 1.995 would print as 2: say the digits that put it below
+            factor = f"{lowest[j]:.3g}x PINN's on its lowest seed"
         return f"no term's final loss is {LEFT_BEHIND:g}x PINN's on every seed (the highest: L_{name}, {factor})"
     return f"L_{name} ended {factor}, the term it left behind{_weights(scheme, k)}"
 
