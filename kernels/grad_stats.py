@@ -43,9 +43,7 @@ Numerics (accumulation in G's dtype)
 
 from __future__ import annotations
 
-import functools
 import math
-import operator
 import struct
 
 import torch
@@ -62,8 +60,11 @@ except ImportError:  # pragma: no cover - older layouts / NGC containers
 from fastpinn.ops import layout as L
 from fastpinn.ops.reference import check_p
 
+from .launch import (INT32_MAX, MAX_BLOCK, MAX_SPLITS, MIN_BLOCK, as_int, check_gradient_matrix, choose_splits,
+                     is_interpreted)
+
 __all__ = ["grad_stats_triton", "launch_grad_stats", "grad_stats_partial_kernel", "grad_stats_merge_kernel",
-           "default_block", "grad_gram_triton", "launch_grad_gram", "grad_gram_partial_kernel"]
+           "default_block"]
 
 # Workspace fields of the partial kernel (float, G's dtype): ws[field, row, split].
 _WS_SUM_ABS = tl.constexpr(0)
@@ -82,16 +83,9 @@ _NORM_L2 = 2
 _NORM_INF = 3
 _NORM_GENERAL = 4
 
-_MIN_BLOCK = 16
-_MAX_BLOCK = 65536
 _SHIFT_WIN = 256  # entries averaged for the per-row shift c_row (capped by BLOCK)
-_PROGRAMS_PER_SM = 4  # grid target: rows * n_splits ~ 4 x SM count
-_MIN_CHUNKS_PER_SPLIT = 4  # never split a row so finely that a program reduces fewer than this many chunks
-_INTERPRETER_SMS = 4  # "SM count" used under the interpreter (programs run one after another there)
-_INT32_MAX = 2**31 - 1
 _FP32_MAX = float(torch.finfo(torch.float32).max)
 _MERGE_TILE = 4096  # partials per merge program (rows x splits tile)
-_MAX_SPLITS = 1024  # programs per row at most (grid dim 1 and the merge tile stay small)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -391,16 +385,6 @@ def grad_stats_merge_kernel(
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def _is_interpreted() -> bool:
-    """True when the kernels were created by the Triton interpreter (TRITON_INTERPRET=1 at import time)."""
-    return type(grad_stats_partial_kernel).__name__ == "InterpretedFunction"
-
-
-@functools.lru_cache(maxsize=None)
-def _sm_count(device_index: int) -> int:
-    return torch.cuda.get_device_properties(device_index).multi_processor_count
-
-
 def default_block(dtype: torch.dtype, interpreted: bool) -> int:
     """The default chunk length (``BLOCK``) of :func:`grad_stats_partial_kernel` for ``dtype``, compiled or
     under the interpreter."""
@@ -417,16 +401,6 @@ def _num_warps(block: int, itemsize: int) -> int:
     return max(1, min(8, (block * itemsize) // (32 * 64)))
 
 
-def _choose_splits(rows: int, n_cols: int, block: int, device: torch.device, interpreted: bool) -> int:
-    if interpreted or device.type != "cuda":
-        n_sm = _INTERPRETER_SMS
-    else:
-        n_sm = _sm_count(device.index if device.index is not None else torch.cuda.current_device())
-    want = triton.cdiv(_PROGRAMS_PER_SM * n_sm, rows)
-    most = triton.cdiv(n_cols, block * _MIN_CHUNKS_PER_SPLIT)
-    return max(1, min(want, most))
-
-
 def _split_exponent(p: float) -> tuple[float, float, float]:
     """p as three float32 values whose float64 sum is exactly p (fp32 kernel arguments carry 24 bits each)."""
     if p in (1.0, 2.0) or math.isinf(p):
@@ -435,16 +409,6 @@ def _split_exponent(p: float) -> tuple[float, float, float]:
     p2 = _to_fp32(p - p1)
     p3 = _to_fp32(p - p1 - p2)
     return p1, p2, p3
-
-
-def _as_int(v) -> int | None:
-    """``v`` as a Python int if it is an integer (not a bool), else None."""
-    if isinstance(v, bool):
-        return None
-    try:
-        return operator.index(v)
-    except TypeError:
-        return None
 
 
 def _to_fp32(v: float) -> float:
@@ -499,23 +463,7 @@ def grad_stats_triton(G: Tensor, p: float = 2.0, *, block: int | None = None, sp
 def _validate(G: Tensor, p: float) -> float:
     """Check ``G`` and ``p`` (ValueError naming the field); return ``p`` as a float."""
     p = check_p(p)
-    if not isinstance(G, Tensor):
-        raise ValueError(f"G must be a torch.Tensor, got {type(G).__name__}")
-    if G.dtype not in (torch.float32, torch.float64):
-        raise ValueError(f"G must be float32 or float64, got {G.dtype}")
-    if G.dim() != 3:
-        raise ValueError(f"G must be 3-D [S, K, P], got shape {tuple(G.shape)}")
-    S, K, P = G.shape
-    if P < 1:
-        raise ValueError(f"G must have P >= 1 columns, got shape {tuple(G.shape)}")
-    if P > _INT32_MAX - _MAX_BLOCK:
-        raise ValueError(f"G must have P < 2**31 - {_MAX_BLOCK} columns, got P = {P}")
-    interpreted = _is_interpreted()
-    if G.device.type != "cuda" and not interpreted:
-        raise ValueError(
-            f"G must be a CUDA tensor, got device {G.device}; to run the Triton kernel on the CPU set "
-            "TRITON_INTERPRET=1 before triton is first imported"
-        )
+    check_gradient_matrix(G)
     return p
 
 
@@ -531,16 +479,16 @@ def launch_grad_stats(
     """
     p = _validate(G, p)
     S, K, P = G.shape
-    interpreted = _is_interpreted()
+    interpreted = is_interpreted()
     if block is None:
         block = default_block(G.dtype, interpreted)
     else:
-        b = _as_int(block)
-        if b is None or not (_MIN_BLOCK <= b <= _MAX_BLOCK) or (b & (b - 1)):
-            raise ValueError(f"block must be None or a power of two in [{_MIN_BLOCK}, {_MAX_BLOCK}], got {block!r}")
+        b = as_int(block)
+        if b is None or not (MIN_BLOCK <= b <= MAX_BLOCK) or (b & (b - 1)):
+            raise ValueError(f"block must be None or a power of two in [{MIN_BLOCK}, {MAX_BLOCK}], got {block!r}")
         block = b
     if splits is not None:
-        n = _as_int(splits)
+        n = as_int(splits)
         if n is None or n < 1:
             raise ValueError(f"splits must be None or an integer >= 1, got {splits!r}")
         splits = n
@@ -551,8 +499,8 @@ def launch_grad_stats(
         return out
 
     if splits is None:
-        splits = _choose_splits(rows, P, block, G.device, interpreted)
-    splits = min(splits, triton.cdiv(P, block), _MAX_SPLITS)
+        splits = choose_splits(rows, P, block, G.device, interpreted)
+    splits = min(splits, triton.cdiv(P, block), MAX_SPLITS)
     chunk_len = triton.cdiv(triton.cdiv(P, splits), block) * block
     n_splits = triton.cdiv(P, chunk_len)  # every split non-empty
 
@@ -563,7 +511,7 @@ def launch_grad_stats(
     use_libdevice = general and G.dtype == torch.float64 and not interpreted
     p1, p2, p3 = _split_exponent(p)
     sp, sk, spp = G.stride()
-    wide = (P + block) * spp >= _INT32_MAX  # element offsets (masked lanes included) need 64-bit arithmetic
+    wide = (P + block) * spp >= INT32_MAX  # element offsets (masked lanes included) need 64-bit arithmetic
 
     ws = torch.empty((_N_WS, rows, n_splits), dtype=G.dtype, device=G.device)
     cnt = torch.empty((rows, n_splits), dtype=torch.int32, device=G.device)
@@ -593,85 +541,3 @@ def launch_grad_stats(
         num_warps=4,
     )  # fmt: skip
     return out
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# The Gram matrix G Gᵀ of each member, in float64, one pass over G
-# ----------------------------------------------------------------------------------------------------------------
-# Grid (S members, n_splits). Program (s, j) loads BLOCK columns of all K rows of member s at a time (a
-# [K_PAD, BLOCK] tile, converted to float64: a product of two float32 is exact in float64), adds the tile's
-# K_PAD x K_PAD dot products (a tree sum over the BLOCK columns) to its accumulator, and writes its partial
-# Gram to ws[s, j]. The partials are summed over j by torch in a fixed order: no atomics, bitwise reproducible
-# for a fixed (block, splits). x_i . x_j and x_j . x_i are the same products summed in the same order, so the
-# result is exactly symmetric. Error of an entry: about (log2 BLOCK + chunks per program + log2 splits) eps64
-# sum_p |g_i g_j|.
-
-_GRAM_TILE = 8192  # K_PAD * K_PAD * BLOCK products per step: the [K_PAD, K_PAD, BLOCK] broadcast in registers
-
-
-@triton.jit
-def grad_gram_partial_kernel(G, ws, K, P, sp, sk, spp, chunk_len, n_splits,
-                             K_PAD: tl.constexpr, BLOCK: tl.constexpr):
-    s = tl.program_id(0)
-    j = tl.program_id(1)
-    rows = tl.arange(0, K_PAD)
-    cols = tl.arange(0, BLOCK)
-    base = G + s.to(tl.int64) * sp + rows[:, None].to(tl.int64) * sk
-    lo = j * chunk_len
-    hi = tl.minimum(lo + chunk_len, P)
-    acc = tl.zeros((K_PAD, K_PAD), dtype=tl.float64)
-    for start in range(lo, hi, BLOCK):
-        idx = start + cols
-        m = (rows < K)[:, None] & (idx < hi)[None, :]
-        x = tl.load(base + idx[None, :].to(tl.int64) * spp, mask=m, other=0.0).to(tl.float64)
-        acc += tl.sum(x[:, None, :] * x[None, :, :], axis=2)
-    out = ws + (s * n_splits + j).to(tl.int64) * (K_PAD * K_PAD) + rows[:, None] * K_PAD + rows[None, :]
-    tl.store(out, acc)
-
-
-def launch_grad_gram(G: Tensor, *, block: int | None = None, splits: int | None = None) -> Tensor:
-    """``G[S, K, P]`` (float32/float64, any strides, CUDA or interpreted) -> ``gram[S, K, K]`` float64."""
-    _validate(G, 2.0)
-    S, K, P = G.shape
-    k_pad = max(2, triton.next_power_of_2(K))
-    if block is None:
-        block = max(_MIN_BLOCK, min(1024, _GRAM_TILE // (k_pad * k_pad)))
-    elif _as_int(block) is None or not (_MIN_BLOCK <= block <= _MAX_BLOCK) or (block & (block - 1)):
-        raise ValueError(f"block must be None or a power of two in [{_MIN_BLOCK}, {_MAX_BLOCK}], got {block!r}")
-    out = torch.empty((S, K, K), dtype=torch.float64, device=G.device)
-    if S == 0 or K == 0:
-        return out
-    if splits is None:
-        splits = _choose_splits(S, P, block, G.device, _is_interpreted())
-    splits = max(1, min(int(splits), triton.cdiv(P, block), _MAX_SPLITS))
-    chunk_len = triton.cdiv(triton.cdiv(P, splits), block) * block
-    n_splits = triton.cdiv(P, chunk_len)
-    ws = torch.empty((S, n_splits, k_pad, k_pad), dtype=torch.float64, device=G.device)
-    sp, sk, spp = G.stride()
-    wrap_triton(grad_gram_partial_kernel)[(S, n_splits)](
-        G, ws, K, P, sp, sk, spp, chunk_len, n_splits, K_PAD=k_pad, BLOCK=block, num_warps=4)
-    out.copy_(ws.sum(dim=1)[:, :K, :K])
-    return out
-
-
-@triton_op("fastpinn::grad_gram_triton", mutates_args=())
-def _grad_gram_op(G: Tensor) -> Tensor:
-    """The dispatcher op ``torch.ops.fastpinn.grad_gram_triton(G)`` (default block and splits)."""
-    return launch_grad_gram(G)
-
-
-@_grad_gram_op.register_fake
-def _grad_gram_fake(G: Tensor) -> Tensor:
-    """``G[S, K, P]`` -> a new ``[S, K, K]`` float64 tensor on ``G``'s device."""
-    torch._check(G.dim() == 3, lambda: f"fastpinn::grad_gram_triton: G must be 3-D [S, K, P], got {tuple(G.shape)}")
-    return G.new_empty((G.shape[0], G.shape[1], G.shape[1]), dtype=torch.float64)
-
-
-def grad_gram_triton(G: Tensor, *, block: int | None = None, splits: int | None = None) -> Tensor:
-    """The Gram matrices ``G Gᵀ`` of ``G[S, K, P]`` with Triton, ``[S, K, K]`` float64; see
-    :func:`fastpinn.ops.reference.grad_gram_ref`. Explicit ``block``/``splits`` launch the kernel directly
-    (tests, tuning); the defaults go through the dispatcher op ``fastpinn::grad_gram_triton``."""
-    if block is None and splits is None:
-        _validate(G, 2.0)
-        return torch.ops.fastpinn.grad_gram_triton(G)
-    return launch_grad_gram(G, block=block, splits=splits)
