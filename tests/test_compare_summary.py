@@ -128,3 +128,16 @@ def test_the_trials_poisson_robin_ma_comparison_names_ma_worse_than_pinn(tmp_pat
     md = (out / "compare.md").read_text()
     assert "Worse than PINN: MA-PINN" in md and "weight watcher reported nothing" in md
     assert md.strip().splitlines()[-1].startswith("Best: PINN")
+
+
+def test_a_row_with_a_fast_ema_is_pointed_to_beta_0_99_first():
+    # user trial 3's elastic plate: DN beta 0.9 ended 3.3x PINN's, beta 0.99 0.1x (0.015 against 0.146)
+    rows = [row("pinn", 0.146, 0.017), row("dn", 0.478, 0.032), row("dn+beta=0.99+weight_max=1", 0.45, 0.01),
+            row("pcgrad", 0.5, 0.01)]
+    betas = {"pinn": None, "dn": 0.9, "dn+beta=0.99+weight_max=1": 0.99, "pcgrad": None}
+    fast, slow, aggregator = worse_than_pinn(rows, betas=betas)
+    assert fast.endswith("Try a slower EMA (dn+beta=0.99 in --schemes, --beta 0.99 in train), a tighter upper "
+                         "bound on the weights (dn+weight_max=10, --weight-max 10), or PINN.")
+    assert slow.endswith("(dn+weight_max=10 in --schemes, --weight-max 10 in train), or PINN.")  # already 0.99
+    assert aggregator.endswith("Use PINN or another scheme for this problem.")  # no EMA, no weight bounds
+    assert worse_than_pinn(rows)[0].endswith("--weight-max 10 in train), or PINN.")  # no betas: as before

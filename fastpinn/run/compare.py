@@ -357,7 +357,8 @@ def compare(problem: str, schemes: Sequence[str] = COMPARE_DEFAULT, *, seeds: Op
         winner_cfg = _one_seed(winner_cfg, seed_list[0])
     command = train_command(problem, winner_cfg) if winner_cfg is not None else None
     md = summary_markdown(ranked, best, command, coefficient_names, step_timing=step_timing,
-                          constant_error=constant_error, one_term=one_term, not_trained=not_trained, terms=terms)
+                          constant_error=constant_error, one_term=one_term, not_trained=not_trained, terms=terms,
+                          betas={n: getattr(c.scheme_object(), "beta", None) for n, c in cfgs.items()})
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
     w.writeheader()

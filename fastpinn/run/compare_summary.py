@@ -18,7 +18,7 @@ from . import step_timing as timing
 from .compare_terms import FinalTerms, left_behind
 from .tables import format_mean_pm, format_seconds
 
-__all__ = ["UNTRAINED", "WORSE_THAN_PINN", "rank_key", "constant_fit_error", "untrained_line", "worse_than_pinn",
+__all__ = ["UNTRAINED", "WORSE_THAN_PINN", "SLOW_BETA", "rank_key", "constant_fit_error", "untrained_line", "worse_than_pinn",
            "winner_line", "one_term_line", "tie_note", "timing_legend",
            "summary_markdown"]
 
@@ -31,6 +31,8 @@ UNTRAINED = 0.5
 #: plate, DN beta 0.9 at 3.3x with 6 of 7 members unreported (0.478 +- 0.032 against 0.146, 2 seeds); at 2 it is
 #: named at 2,000 and 3,000 epochs and nothing else in that trial is (bench/results/user-trial-3-*.md).
 WORSE_THAN_PINN = 2.0
+#: The EMA decay a "Worse than PINN" line suggests to a row with a faster one (``fastpinn train``'s DN default).
+SLOW_BETA = 0.99
 
 
 def rank_key(row: dict) -> tuple:
@@ -71,12 +73,15 @@ def untrained_line(best: dict, constant_error: Optional[float]) -> Optional[str]
             "--optimizer adam+lbfgs) before choosing a scheme.")
 
 
-def worse_than_pinn(rows: Sequence[dict], terms: Optional[Mapping[str, Optional[FinalTerms]]] = None) -> list[str]:
+def worse_than_pinn(rows: Sequence[dict], terms: Optional[Mapping[str, Optional[FinalTerms]]] = None,
+                    betas: Optional[Mapping[str, Optional[float]]] = None) -> list[str]:
     """One line per finished scheme whose mean rel. L2 is at least :data:`WORSE_THAN_PINN` times PINN's and
     further above that than the combined standard error of the two means (``mean - 2 m_pinn > hypot(se,
     2 se_pinn)``; a missing s.e. -- one seed -- counts as 0 and is said). Nothing without a finished PINN row.
     ``terms`` (by row ``scheme``: what its runs' loss terms ended with) adds the term the scheme left behind
-    against PINN's (:func:`~fastpinn.run.compare_terms.left_behind`) where both rows have them."""
+    against PINN's (:func:`~fastpinn.run.compare_terms.left_behind`) where both rows have them. ``betas`` (by row
+    ``scheme``: its EMA decay, ``None`` for a scheme without one) adds a slower EMA to what to try where a row's
+    is below 0.99."""
     pinn = next((r for r in rows if r["scheme"] == "pinn"), None)
     if pinn is None or rank_key(pinn)[0] or not pinn["rel_l2_mean"] > 0:
         return []
@@ -99,8 +104,15 @@ def worse_than_pinn(rows: Sequence[dict], terms: Optional[Mapping[str, Optional[
         # Poisson-Robin, 3 seeds x 2,000 epochs: weight_max=10 brought MA (3.9e-2), DN beta 0.9 (1.1e-1), ID
         # (1.3e-1) and LRA (1.0) to PINN's 3.8e-3 (3.9e-3 - 5.9e-3); a bound of 100 only halved MA's error, and a
         # warm-up helped MA and DN but not LRA (9.0e-2) or ID fully (1.4e-2)
-        hint = (f"Try a tighter upper bound on the weights ({r['scheme'].split('+')[0]}+weight_max=10 in --schemes, "
+        base = r["scheme"].split("+")[0]
+        hint = (f"Try a tighter upper bound on the weights ({base}+weight_max=10 in --schemes, "
                 "--weight-max 10 in train), or PINN." if bounded else "Use PINN or another scheme for this problem.")
+        beta = (betas or {}).get(r["scheme"])
+        if bounded and beta is not None and beta < SLOW_BETA:
+            # user trial 3's elastic plate: DN beta 0.9 0.478, beta 0.99 0.015 (PINN 0.146); user trial 2's
+            # Klein-Gordon: DN beta 0.9 0.981, beta 0.99 0.032 (PINN 0.031)
+            hint = (f"Try a slower EMA ({base}+beta={SLOW_BETA:g} in --schemes, --beta {SLOW_BETA:g} in train), "
+                    f"a tighter upper bound on the weights ({base}+weight_max=10, --weight-max 10), or PINN.")
         term = _term_note(terms, r["scheme"], pinn["scheme"])
         out.append(f"Worse than PINN: {r['label']} ended {r['rel_l2_mean'] / pinn['rel_l2_mean']:.3g}x PINN's "
                    f"rel. L2 ({format_mean_pm(r['rel_l2_mean'], r['rel_l2_sem'])} against "
@@ -180,12 +192,14 @@ def summary_markdown(ranked: list[dict], best: Optional[dict], command: Optional
                      coefficient_names: Sequence[str] = (), *, step_timing: bool = True,
                      constant_error: Optional[float] = None, one_term: Optional[str] = None,
                      not_trained: Sequence[str] = (),
-                     terms: Optional[Mapping[str, Optional[FinalTerms]]] = None) -> str:
+                     terms: Optional[Mapping[str, Optional[FinalTerms]]] = None,
+                     betas: Optional[Mapping[str, Optional[float]]] = None) -> str:
     """``compare.md``: the table of ``ranked`` rows, the timing legend, the schemes far worse than PINN -- or,
     when even the best did not train (:func:`untrained_line`), that no scheme trained -- and as the last line
     the winner with its ``fastpinn train`` command (the command stays the last clause: it is what a user
     copies) -- or, for a problem of one loss term (``one_term``, PINN's row alone), :func:`one_term_line`.
-    ``terms``: each row's final term losses and weights, for :func:`worse_than_pinn`."""
+    ``terms``: each row's final term losses and weights, ``betas`` each row's EMA decay, for
+    :func:`worse_than_pinn`."""
     learned = "".join(f" {c} (mean) |" for c in coefficient_names)
     lines = ["| rank | scheme | seeds | rel. L2 (mean ± s.e.) | rel. L2 min – max | training wall time (s) "
              "| step time / PINN (paired) | weight warnings |" + learned,
@@ -202,7 +216,7 @@ def summary_markdown(ranked: list[dict], best: Optional[dict], command: Optional
     lines += ["", timing_legend(step_timing), ""]
     untrained = None if best is None else untrained_line(best, constant_error)
     # when nothing trained, PINN is no yardstick either
-    said = [untrained] if untrained else worse_than_pinn(ranked, terms)
+    said = [untrained] if untrained else worse_than_pinn(ranked, terms, betas)
     lines += [*said, *([""] if said else [])]
     if one_term is not None:
         lines.append(one_term_line(one_term, best, command, not_trained))
