@@ -20,6 +20,7 @@ re-exported here.
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Optional, Sequence, Union
@@ -32,7 +33,8 @@ from .network import MLP
 from .terms import Term, data, dirichlet, initial, neumann, pde, periodic, robin
 from .validation import check_flag
 
-__all__ = ["POINTS_OUTSIDE", "Term", "Problem", "pde", "data", "dirichlet", "initial", "neumann", "robin", "periodic", "stack"]
+__all__ = ["POINTS_OUTSIDE", "Term", "Problem", "pde", "data", "dirichlet", "initial", "neumann", "robin", "periodic", "stack",
+           "Seed", "ensemble_of"]
 
 POINTS_OUTSIDE = ("warn", "error", "ignore")
 
@@ -211,3 +213,22 @@ def stack(problems: Sequence[Problem]) -> Problem:
         terms.append(replace(t, points=pts, targets=tg))
     seeds = tuple(p.seeds[0] for p in problems)
     return replace(first, terms=terms, seeds=seeds, ensemble=len(problems))
+
+
+#: A problem factory's ``seed``: one int (one network) or a sequence of them (an ensemble).
+Seed = Union[int, Sequence[int]]
+
+
+def ensemble_of(factory: Callable[..., Problem], seed: Seed, **kwargs: Any) -> Optional[Problem]:
+    """``None`` for one integer ``seed``; for a sequence of seeds the ensemble problem (:func:`stack`) of
+    ``factory(s, **kwargs)`` per seed (points ``[S, N, d]``). A factory starts with
+    ``ens = ensemble_of(factory, seed, ...); if ens is not None: return ens``."""
+    if isinstance(seed, numbers.Integral):
+        return None
+    try:
+        seeds = [int(s) for s in seed]
+    except TypeError:
+        raise ValueError(f"seed must be an int or a sequence of ints, got {seed!r}") from None
+    if not seeds:
+        raise ValueError("seed must be an int or a non-empty sequence of ints")
+    return stack([factory(s, **kwargs) for s in seeds])

@@ -12,8 +12,7 @@ import numpy as np
 import torch
 
 from .. import sampling
-from ..problem import Problem, data, dirichlet, initial, pde
-from .paper import Seed, ensemble_of
+from ..problem import Problem, Seed, data, dirichlet, ensemble_of, initial, pde
 
 __all__ = ["burgers_inverse"]
 

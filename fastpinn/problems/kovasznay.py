@@ -16,8 +16,7 @@ import torch
 from torch import Tensor
 
 from .. import sampling
-from ..problem import Problem, dirichlet, pde
-from .paper import Seed, ensemble_of
+from ..problem import Problem, Seed, dirichlet, ensemble_of, pde
 
 __all__ = ["kovasznay", "kovasznay_solution"]
 

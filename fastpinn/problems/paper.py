@@ -9,32 +9,13 @@ from the seed, and never resampled. Passing a sequence of seeds builds an ensemb
 from __future__ import annotations
 
 import math
-import numbers
-from typing import Optional, Sequence, Union
 
 import torch
 
 from .. import sampling
-from ..problem import Problem, dirichlet, initial, pde, periodic, stack
+from ..problem import Problem, Seed, dirichlet, ensemble_of, initial, pde, periodic
 
 __all__ = ["burgers", "poisson", "allen_cahn", "PROBLEMS"]
-
-Seed = Union[int, Sequence[int]]
-
-
-def ensemble_of(factory, seed: Seed, **kwargs) -> Optional[Problem]:
-    """``None`` for one integer ``seed``; for a sequence of seeds the ensemble problem (:func:`stack`) of
-    ``factory(s, **kwargs)`` per seed (points ``[S, N, d]``)."""
-    if isinstance(seed, numbers.Integral):
-        return None
-    try:
-        seeds = [int(s) for s in seed]
-    except TypeError:
-        raise ValueError(f"seed must be an int or a sequence of ints, got {seed!r}") from None
-    if not seeds:
-        raise ValueError("seed must be an int or a non-empty sequence of ints")
-    return stack([factory(s, **kwargs) for s in seeds])
-
 
 def _check_counts(**counts: int) -> None:
     for name, n in counts.items():

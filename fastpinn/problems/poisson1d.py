@@ -7,20 +7,18 @@ the boundary term's, the imbalance the dynamic weights correct.
 from __future__ import annotations
 
 import math
-import numbers
-from typing import Sequence, Union
 
 import numpy as np
 import torch
 
 from .. import sampling
-from ..problem import Problem, dirichlet, pde, stack
+from ..problem import Problem, Seed, dirichlet, ensemble_of, pde
 
 __all__ = ["poisson1d"]
 
 
 def poisson1d(
-    seed: Union[int, Sequence[int]] = 0,
+    seed: Seed = 0,
     *,
     k: float = 2.0,
     n_pde: int = 256,
@@ -33,9 +31,9 @@ def poisson1d(
 
     ``seed``: an int for one network, a sequence for an ensemble (points ``[S, N, 1]``).
     """
-    if not isinstance(seed, numbers.Integral):
-        return stack([poisson1d(s, k=k, n_pde=n_pde, depth=depth, width=width, epochs=epochs, sampler=sampler)
-                      for s in seed])
+    ens = ensemble_of(poisson1d, seed, k=k, n_pde=n_pde, depth=depth, width=width, epochs=epochs, sampler=sampler)
+    if ens is not None:
+        return ens
     if n_pde < 1:
         raise ValueError(f"n_pde must be >= 1, got {n_pde}")
     w = k * math.pi
