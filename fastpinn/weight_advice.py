@@ -9,7 +9,10 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["weight_share", "remedies", "declared_parameters", "members_note", "share_text"]
+#: The EMA decay advised to a scheme with a faster one: ``fastpinn train``'s DN default, the authors' Burgers setting.
+SLOW_BETA = 0.99
+
+__all__ = ["SLOW_BETA", "weight_share", "remedies", "declared_parameters", "members_note", "share_text"]
 
 
 def weight_share(rel: Any, observed: np.ndarray) -> Any:
@@ -34,12 +37,12 @@ def remedies(scheme: Any, *wanted: str) -> str:
     for what in wanted:
         if what == "smoother":
             beta = getattr(scheme, "beta", None)
-            if not isinstance(beta, (int, float)) or beta >= 0.99:
+            if not isinstance(beta, (int, float)) or beta >= SLOW_BETA:
                 continue
             if "beta" in declared:
-                tips.append("--beta 0.99")
+                tips.append(f"--beta {SLOW_BETA:g}")
             elif "alpha" in declared:  # the paper's parameter: beta = alpha (GradNormW) or 1 - alpha (LRA)
-                tips.append("--alpha 0.99" if abs(float(scheme.alpha) - beta) < 1e-12 else "--alpha 0.01")
+                tips.append(f"--alpha {SLOW_BETA:g}" if abs(float(scheme.alpha) - beta) < 1e-12 else f"--alpha {1 - SLOW_BETA:g}")
         elif what in ("min", "max") and f"weight_{what}" in declared:
             bound = getattr(scheme, f"weight_{what}")
             if bound is None:

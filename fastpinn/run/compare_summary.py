@@ -14,11 +14,12 @@ from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
+from ..weight_advice import SLOW_BETA
 from . import step_timing as timing
 from .compare_terms import FinalTerms, left_behind
 from .tables import format_mean_pm, format_seconds
 
-__all__ = ["UNTRAINED", "WORSE_THAN_PINN", "SLOW_BETA", "rank_key", "constant_fit_error", "untrained_line", "worse_than_pinn",
+__all__ = ["UNTRAINED", "WORSE_THAN_PINN", "rank_key", "constant_fit_error", "untrained_line", "worse_than_pinn",
            "winner_line", "one_term_line", "tie_note", "timing_legend",
            "summary_markdown"]
 
@@ -31,8 +32,6 @@ UNTRAINED = 0.5
 #: plate, DN beta 0.9 at 3.3x with 6 of 7 members unreported (0.478 +- 0.032 against 0.146, 2 seeds); at 2 it is
 #: named at 2,000 and 3,000 epochs and nothing else in that trial is (bench/results/user-trial-3-*.md).
 WORSE_THAN_PINN = 2.0
-#: The EMA decay a "Worse than PINN" line suggests to a row with a faster one (``fastpinn train``'s DN default).
-SLOW_BETA = 0.99
 
 
 def rank_key(row: dict) -> tuple:
