@@ -48,7 +48,7 @@ def level(L: np.ndarray) -> np.ndarray:
 
 def signals(W: np.ndarray, L: np.ndarray, ref: int, adaptive: np.ndarray, runaway: float = 1e5):
     """``lag`` and ``ref fell`` (module docstring) of each member of ``W``, ``L`` ``[E, S, K]``."""
-    E, S, K = L.shape
+    E, S, _ = L.shape
     first = level(L[:START_EPOCHS])
     lag = np.full(S, -np.inf)
     least = np.full(S, np.inf)
@@ -75,7 +75,8 @@ def rows_of(d: str, seen: set):
         if W.shape[0] != E or E < 500:
             continue
         try:
-            cfg = json.load(open(os.path.join(row, "config.json")))["config"]
+            with open(os.path.join(row, "config.json")) as f:
+                cfg = json.load(f)["config"]
         except (OSError, KeyError, ValueError):
             cfg = {}
         names = [str(n) for n in h["term_names"]]

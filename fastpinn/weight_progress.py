@@ -57,7 +57,7 @@ def progress_gap(first: np.ndarray, level: np.ndarray, weights: np.ndarray, ref:
         ref_fell, lag: the reference's loss fell less than ``ref_fell`` x from its first level, and a counted
             term's fell at least ``lag`` x further.
     """
-    S, K = level.shape
+    S = level.shape[0]
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         fell = first / level  # [S, K] > 1: the loss fell
         counted = watched[None, :] & (weights >= dominance * weights[:, ref:ref + 1]) & np.isfinite(fell)
