@@ -9,10 +9,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from .weight_progress import START_EPOCHS
+
 #: The EMA decay advised to a scheme with a faster one: ``fastpinn train``'s DN default, the authors' Burgers setting.
 SLOW_BETA = 0.99
 
-__all__ = ["SLOW_BETA", "weight_share", "remedies", "declared_parameters", "members_note", "share_text"]
+__all__ = ["SLOW_BETA", "weight_share", "remedies", "declared_parameters", "members_note", "share_text",
+           "left_behind_text"]
 
 
 def weight_share(rel: Any, observed: np.ndarray) -> Any:
@@ -73,3 +76,16 @@ def members_note(members: Any, S: int) -> str:
 def share_text(ratio: float) -> str:
     """``"35.2% of"`` a start value, or ``"139x"`` one (not "1.39e+04% of")."""
     return f"{ratio:.3g}x" if ratio >= 10 else f"{100 * ratio:.3g}% of"
+
+
+def left_behind_text(ref: str, other: str, epoch: int, since: int, ref_fell: float, other_fell: float,
+                     weight: float, ratio: float, note: str, scheme: Any) -> str:
+    """The message of a ``left_behind`` report: the reference term ``ref`` whose loss fell ``ref_fell``x from its
+    first level by ``epoch`` (behind since ``since``) while ``other``, weighted ``weight`` (``ratio`` x the
+    reference's), fell ``other_fell``x; ``note`` names the members; the measured remedies ``scheme`` declares."""
+    when = f"since epoch {since}: by epoch {epoch}" if since < epoch else f"at epoch {epoch}:"
+    return (f"L_{ref} left behind {when} it fell {ref_fell:.3g}x from its start (first {START_EPOCHS} epochs) while "
+            f"L_{other}, under λ_{other} = {weight:.2g} ({ratio:.2g}x λ_{ref}), fell {other_fell:.3g}x "
+            f"({other_fell / ref_fell:.3g}x further){note}: the very large weights take nearly the whole step and "
+            f"'{ref}' is barely minimised (user trial 3's elastic plate, DN β = 0.9: 2.3-4x PINN's error; β = 0.99 or "
+            f"--weight-max 100 gave 6-10x better than PINN); {remedies(scheme, 'smoother', 'max', 'warmup')}")

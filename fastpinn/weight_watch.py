@@ -25,14 +25,14 @@ meet a condition at the same boundary share one report; one that meets it later 
   (user trial 2's reaction-rate problem: DN β = 0.99 held λ_obs at 0.11-0.26 of its start and ended 2.6x
   PINN's error with no report; with ``obs`` as the reference, λ_pde rose to 20-45 instead: 2.2x;
   bench/results/weights-silent-cases-*.md, section 5);
+* ``left_behind``: the reference term's loss fell < 600x from its start while a term weighted ``DOMINANCE`` x it
+  fell 30x further, no weight run away (user trial 3's elastic plate; :mod:`fastpinn.weight_progress`);
 * ``skipped``: weight updates that kept the previous weight because a gradient statistic was zero or not
   finite;
 * ``nonfinite``: a weight that is not finite.
 
-What it cannot see: a scheme whose weights stay moderate (no collapse, no runaway, every loss falling) and
-still ends far worse than PINN -- MA on the user trial's Poisson-Robin, λ at 30-1,200 on two one-point terms,
-10x PINN's error. No quantity of the weights and losses separated that from healthy runs (docs/weights.md);
-``fastpinn compare``, which trains PINN beside it, names it.
+What it cannot see: weights below 1e3 that still starve the PDE (MA on the user trial's Poisson-Robin, λ 30-1,200
+on two one-point terms, 10x PINN's error: docs/weights.md); ``fastpinn compare``, training PINN beside, names it.
 
 Each report is a :class:`WeightReport` (term, kind, epoch since when, value, members, message). The message
 goes to the progress output (above the bar when there is one, else as a :class:`WeightWarning`), the
@@ -52,7 +52,8 @@ import numpy as np
 import torch
 
 from .callbacks import Callback
-from .weight_advice import declared_parameters, members_note, remedies, share_text, weight_share
+from .weight_advice import declared_parameters, left_behind_text, members_note, remedies, share_text, weight_share
+from .weight_progress import START_EPOCHS, LeftBehind
 from .validation import check_int, check_number
 
 if TYPE_CHECKING:
@@ -60,7 +61,7 @@ if TYPE_CHECKING:
 
 __all__ = ["WeightWatch", "WeightReport", "WeightWarning", "KINDS", "stall_window", "weight_share"]
 
-KINDS = ("collapse", "runaway", "stall", "data_held_low", "skipped", "nonfinite")
+KINDS = ("collapse", "runaway", "stall", "data_held_low", "left_behind", "skipped", "nonfinite")
 #: A loss below this fraction of its first level counts as converged, never as stalled.
 CONVERGED = 1e-4
 #: A weight above this is "very large" in a report: the remedy bound ``--weight-max 100`` would bind it.
@@ -81,8 +82,8 @@ class WeightWarning(RuntimeWarning):
 class WeightReport:
     """One finding: ``kind`` (one of :data:`KINDS`) of the weight of ``term`` since ``since_epoch`` (reported
     at ``epoch``); ``value``: the weight (collapse, runaway), the loss ratio (stall), the share of the weights
-    (data_held_low) or the count (skipped); ``members``: the ensemble members it concerns; ``message``: what
-    happened and what to try."""
+    (data_held_low), the factor the reference term's loss fell (left_behind) or the count (skipped); ``members``:
+    the ensemble members it concerns; ``message``: what happened and what to try."""
 
     kind: str
     term: str
@@ -137,6 +138,7 @@ class WeightWatch(Callback):
         self._reported: dict[tuple[str, str], set[int]] = {}  # (kind, term) -> the members already named
         self._start: Optional[np.ndarray] = None  # [S, K] the weights before the first epoch watched
         self._first_level: Optional[np.ndarray] = None  # [S, K] the loss level of the first window
+        self._progress = LeftBehind(DOMINANCE, self.runaway)  # the left_behind rule's state
         self._call_first = 0
 
     # ------------------------------------------------------------------------------------ the hooks
@@ -211,10 +213,11 @@ class WeightWatch(Callback):
         # [S, K] the last row at or above data_held x its start, -1 where none
         up_last = torch.where(up.any(0), E - 1 - up.flip(0).to(W.dtype).argmax(0),
                               torch.full_like(up[0], -1, dtype=torch.int64))
+        l_start = L[:START_EPOCHS].double().abs().clamp_min(1e-300).log().mean(0).exp()  # used from the first window
         stacked = torch.stack([W[-1].double(), W.amax(0).double(), l_level, L.double().amin(0),
                                first_of(low).double(), first_of(high).double(), first_of(bad).double(),
-                               up_last.double()]).cpu().numpy()
-        w_last, w_max, l_level, l_best, low_at, high_at, bad_at, up_last = stacked
+                               up_last.double(), l_start]).cpu().numpy()
+        w_last, w_max, l_level, l_best, low_at, high_at, bad_at, up_last, l_start = stacked
         skipped = None
         if weighter.skipped is not None and self._skipped is not None:
             skipped = (weighter.skipped - self._skipped).cpu().numpy()
@@ -264,6 +267,8 @@ class WeightWatch(Callback):
             out += self._stall_reports(names, watched, epoch, l_level, l_best, w_last, scheme)
             out += self._held_reports(names, observed, bool(watched.any()), first_epoch, epoch, up_last, l_level,
                                       w_last, scheme)
+            if ref is not None and watched.any():
+                out += self._behind(names, names.index(ref), epoch, l_start, l_level, w_last, w_max, watched, scheme)
         self._previous = np.where(np.isfinite(w_last), w_last, self._previous)
         if skipped is not None:
             self._skipped = weighter.skipped.clone()
@@ -434,6 +439,19 @@ class WeightWatch(Callback):
                     "whole step "
                     f"and '{name}' is all but ignored; {remedies(scheme, 'max', 'smoother')}"))
         return out
+
+    def _behind(self, names: list[str], r: int, epoch: int, l_start: np.ndarray, level: np.ndarray,
+                w_last: np.ndarray, w_max: np.ndarray, watched: np.ndarray, scheme: Any) -> list[WeightReport]:
+        """``left_behind`` on the reference term ``names[r]``, from one stall window on (the weights settle first)."""
+        found = self._progress.check(epoch, l_start, level, w_last, w_max, r, watched)
+        members = self._new("left_behind", names[r], np.nonzero(found.hit)[0]) if epoch >= self.stall_window else []
+        if not len(members):
+            return []
+        s, since = int(members[np.argmax(found.lag[members])]), int(self._progress.since[members].min())
+        j = int(found.term[s])
+        text = left_behind_text(names[r], names[j], epoch, since, found.ref_fell[s], found.other_fell[s],
+                                w_last[s, j], w_last[s, j] / w_last[s, r], members_note(members, len(w_last)), scheme)
+        return [WeightReport("left_behind", names[r], epoch, since, float(found.ref_fell[s]), members.tolist(), text)]
 
     def _window_note(self) -> str:
         """`` [stall window 500 epochs for this 1000-epoch run; 1000 in a longer one]``, or nothing at the default."""

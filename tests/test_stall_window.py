@@ -29,10 +29,17 @@ def robin_id_like(E: int) -> tuple[np.ndarray, np.ndarray]:
     return w, losses
 
 
+def stalls(reports: list) -> list:
+    """``reports`` less ``left_behind``: L_pde falls 23x here while L_left falls 1e8x under λ_left ≥ 1e3, so the
+    reference term is also left behind (tests/test_weight_progress.py), a rule this file is not about."""
+    return [r for r in reports if r.kind != "left_behind"]
+
+
 def test_a_dominated_term_in_a_1000_epoch_run_is_reported_with_its_window():
     w, losses = robin_id_like(1000)
-    assert feed(WeightWatch(stall_share=0), w, losses, names=NAMES) == []  # the fixed window: no second window
-    reports = feed(WeightWatch(), w, losses, names=NAMES)
+    # the fixed window: no second window
+    assert stalls(feed(WeightWatch(stall_share=0), w, losses, names=NAMES)) == []
+    reports = stalls(feed(WeightWatch(), w, losses, names=NAMES))
     assert [(r.kind, r.term, r.epoch, r.since_epoch) for r in reports] == [("stall", "right", 600, 100)]
     assert "λ_left is" in reports[0].message
     assert "[stall window 500 epochs for this 1000-epoch run; 1000 in a longer one]" in reports[0].message
@@ -41,8 +48,8 @@ def test_a_dominated_term_in_a_1000_epoch_run_is_reported_with_its_window():
 def test_runs_of_2000_epochs_or_more_report_as_with_the_fixed_window():
     for E in (2000, 3000):
         w, losses = robin_id_like(E)
-        scaled = feed(WeightWatch(), w, losses, names=NAMES)
-        fixed = feed(WeightWatch(stall_share=0), w, losses, names=NAMES)
+        scaled = stalls(feed(WeightWatch(), w, losses, names=NAMES))
+        fixed = stalls(feed(WeightWatch(stall_share=0), w, losses, names=NAMES))
         assert [r.to_dict() for r in scaled] == [r.to_dict() for r in fixed]
         assert scaled and scaled[0].epoch == 1100 and "stall window" not in scaled[0].message
 
