@@ -15,7 +15,7 @@ from .weight_progress import START_EPOCHS
 SLOW_BETA = 0.99
 
 __all__ = ["SLOW_BETA", "weight_share", "remedies", "declared_parameters", "members_note", "share_text",
-           "left_behind_text"]
+           "left_behind_text", "skip_cause"]
 
 
 def weight_share(rel: Any, observed: np.ndarray) -> Any:
@@ -89,3 +89,27 @@ def left_behind_text(ref: str, other: str, epoch: int, since: int, ref_fell: flo
             f"({other_fell / ref_fell:.3g}x further){note}: the very large weights take nearly the whole step and "
             f"'{ref}' is barely minimised (user trial 3's elastic plate, DN β = 0.9: 2.3-4x PINN's error; β = 0.99 or "
             f"--weight-max 100 gave 6-10x better than PINN); {remedies(scheme, 'smoother', 'max', 'warmup')}")
+
+
+def skip_cause(name: str, fitted: bool, untrained: bool, weight: float, large: float) -> str:
+    """Why the weight updates of term ``name`` were skipped, for a ``skipped`` report: its loss was exactly 0
+    (``fitted``; ``untrained`` when it was 0 already before the first step; ``weight`` its largest weight, very large
+    above ``large``), or a statistic was zero or not finite for another reason."""
+    if untrained:
+        # The cavity's pressure pin p(0.5, 0.5) = 0 (user trial 3): the input scaling maps the box centre to the
+        # origin, tanh is odd and the biases start at zero, so every output there is 0.0 to the last bit.
+        return (f"the loss of '{name}' was exactly 0 before any step: the untrained network already satisfies it "
+                "(an MLP with zero biases outputs exactly 0 at the centre of its input box, e.g. a pin p = 0 there), "
+                "so its gradient was 0; harmless once training moves the network, or move the point off the centre")
+    if fitted and weight > large:
+        return (f"the loss of '{name}' was exactly 0 (fitted to the last bit, typically under a very large weight: "
+                f"λ_{name} reached {weight:.2g}), so its gradient was 0; bound the weight with --weight-max (e.g. 100) "
+                "or use --scheme pinn")
+    if fitted:
+        # a one-point term fitted exactly under a moderate weight (the trial's Robin point at λ = 1.3): nothing to
+        # bound, the kept weight is the right one
+        return (f"the loss of '{name}' was exactly 0 (fitted to the last bit under a moderate weight: λ_{name} at most "
+                f"{weight:.2g}), so its gradient was 0; harmless while the term stays fitted (were its weight very "
+                "large, bound it with --weight-max, e.g. 100)")
+    return ("a term whose loss does not depend on the network, or a gradient that overflows; check the term's "
+            "residual, lower the learning rate or use --scheme pinn")

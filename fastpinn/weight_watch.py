@@ -52,7 +52,8 @@ import numpy as np
 import torch
 
 from .callbacks import Callback
-from .weight_advice import declared_parameters, left_behind_text, members_note, remedies, share_text, weight_share
+from .weight_advice import (declared_parameters, left_behind_text, members_note, remedies, share_text, skip_cause,
+                            weight_share)
 from .weight_progress import START_EPOCHS, LeftBehind
 from .validation import check_int, check_number
 
@@ -216,8 +217,8 @@ class WeightWatch(Callback):
         l_start = L[:START_EPOCHS].double().abs().clamp_min(1e-300).log().mean(0).exp()  # used from the first window
         stacked = torch.stack([W[-1].double(), W.amax(0).double(), l_level, L.double().amin(0),
                                first_of(low).double(), first_of(high).double(), first_of(bad).double(),
-                               up_last.double(), l_start]).cpu().numpy()
-        w_last, w_max, l_level, l_best, low_at, high_at, bad_at, up_last, l_start = stacked
+                               up_last.double(), l_start, L[0].double()]).cpu().numpy()
+        w_last, w_max, l_level, l_best, low_at, high_at, bad_at, up_last, l_start, l_first = stacked
         skipped = None
         if weighter.skipped is not None and self._skipped is not None:
             skipped = (weighter.skipped - self._skipped).cpu().numpy()
@@ -229,8 +230,9 @@ class WeightWatch(Callback):
             if len(members):
                 n = int(skipped[members, k].sum())
                 fitted = bool((l_best[members, k] == 0).any())  # a loss of exactly 0 has a zero gradient
+                untrained = first_epoch == 0 and bool((l_first[members, k] == 0).any())  # 0 before any step
                 out.append(self._skip_report(name, first_epoch, epoch, n, list(members), fitted,
-                                             float(w_max[members, k].max())))
+                                             float(w_max[members, k].max()), untrained))
             if not watched[k]:
                 continue
             members = self._new("nonfinite", name, np.nonzero(bad_at[:, k] < E)[0])
@@ -290,21 +292,12 @@ class WeightWatch(Callback):
             f"{remedies(scheme, 'smoother', 'min', 'warmup')}")
 
     def _skip_report(self, name: str, first_epoch: int, epoch: int, n: int, members: list, fitted: bool,
-                     weight: float) -> WeightReport:
-        what = (f"the loss of '{name}' was exactly 0 (fitted to the last bit, typically under a very large weight: "
-                f"λ_{name} reached {weight:.2g}), so its gradient was 0; bound the weight with --weight-max (e.g. 100) "
-                "or use --scheme pinn" if fitted and weight > LARGE_WEIGHT else
-                # a one-point term fitted exactly under a moderate weight (the trial's Robin point at λ = 1.3):
-                # nothing to bound, the kept weight is the right one
-                f"the loss of '{name}' was exactly 0 (fitted to the last bit under a moderate weight: λ_{name} at most "
-                f"{weight:.2g}), so its gradient was 0; harmless while the term stays fitted (were its weight very "
-                "large, bound it with --weight-max, e.g. 100)" if fitted else
-                "a term whose loss does not depend on the network, or a gradient that overflows; check the term's "
-                "residual, lower the learning rate or use --scheme pinn")
+                     weight: float, untrained: bool) -> WeightReport:
         return WeightReport(
             "skipped", name, epoch, first_epoch, float(n), [int(m) for m in members],
             f"term {name!r}: {n} weight update(s) between epochs {first_epoch} and {epoch} kept the previous weight "
-            f"because a gradient statistic (of this term or the reference term) was zero or not finite: {what}")
+            f"because a gradient statistic (of this term or the reference term) was zero or not finite: "
+            f"{skip_cause(name, fitted, untrained, weight, LARGE_WEIGHT)}")
 
     def _stall_reports(self, names: list[str], watched: np.ndarray, epoch: int, l_level: np.ndarray,
                        l_best: np.ndarray, w_last: np.ndarray, scheme: Any = None) -> list[WeightReport]:

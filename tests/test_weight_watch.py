@@ -87,13 +87,34 @@ def test_a_term_fitted_to_exactly_zero_loss_is_named_as_such():
     # The Euler beam (bench/problems/euler_beam.py, DN beta 0.99): the one-point term u(0) = 0 under a weight of
     # 4e7 reaches a float32 loss of exactly 0 at some update epochs, its gradient is 0 and DN skips the update.
     problem = poisson1d(0, n_pde=16, depth=2, width=4)
-    problem.terms[1].residual = lambda f, target: 0.0 * f["u"]  # loss exactly 0: fitted, not "independent"
+    made: list[Trainer] = []  # the residual is called while the trainer is built
+
+    def fitted_after_the_first_step(f, target):  # loss exactly 0 once trained: fitted, not "independent"
+        return f["u"] - target + 1.0 if not made or made[0].epoch == 0 else 0.0 * f["u"]
+
+    problem.terms[1].residual = fitted_after_the_first_step
     trainer = Trainer(problem, fastpinn.DN(tau=1), backend="torch", eval_every=2)
+    made.append(trainer)
     history, shown = train_collecting(trainer, 4)
     (report,) = history.extra["weight_warnings"]
     assert report["kind"] == "skipped" and report["term"] == "bc"
     assert "loss of 'bc' was exactly 0" in report["message"] and "--weight-max" in report["message"]
     assert [str(w.message) for w in shown] == [report["message"]]
+
+
+def test_a_term_the_untrained_network_already_satisfies_is_named_as_such():
+    # User trial 3's cavity: a pin p(0.5, 0.5) = 0 at the centre of the box. The input scaling maps the centre to the
+    # origin, tanh is odd and the biases start at 0, so the untrained MLP outputs exactly 0 there: the pin's loss and
+    # gradient are 0 before any step and DN skips its first update. That is not a term "fitted to the last bit".
+    problem = poisson1d(0, n_pde=16, depth=2, width=4)
+    problem.terms[1] = fastpinn.dirichlet("bc", torch.zeros(1, 1, dtype=torch.float64), 0.0)
+    trainer = Trainer(problem, fastpinn.DN(tau=1), backend="torch", eval_every=2)
+    history, shown = train_collecting(trainer, 4)
+    assert history.losses[0, 0, 1] == 0.0 and history.losses[1, 0, 1] > 0.0  # 0 at the start only
+    (report,) = history.extra["weight_warnings"]
+    assert report["kind"] == "skipped" and report["term"] == "bc" and report["value"] == 1
+    assert "exactly 0 before any step: the untrained network already satisfies it" in report["message"]
+    assert "fitted to the last bit" not in report["message"]
 
 
 def test_watch_false_and_custom_thresholds():
