@@ -22,6 +22,10 @@ Needs TensorFlow (any 2.x with ``tf.keras.optimizers.Adam``); run it from a sepa
 
 The JSON (written atomically every evaluation, so a killed run leaves its last complete state) holds the rel. L2
 per evaluated epoch, the seconds spent and the TensorFlow version. ``bench/authors_tf_summary.py`` reads them.
+
+``--float64 --export FILE.npz`` runs their code in float64 instead (their module's ``tf.float32`` read as
+``tf.float64``; the points are still drawn in float32, as theirs, then widened) and writes the points, the initial
+parameters and every epoch's losses, for ``bench/authors_tf_paired.py`` to replay the same trajectory in fastpinn.
 """
 from __future__ import annotations
 
@@ -39,14 +43,28 @@ def _write_atomically(path: str, payload: dict) -> None:
     os.replace(tmp, path)
 
 
-def train_seed(code: str, seed: int, epochs: int, eval_every: int, out: str, threads: int) -> dict:
+class _Float64:
+    """TensorFlow as the authors' module sees it, with ``float32`` meaning ``float64`` (their dtype is hard-coded)."""
+
+    def __init__(self, tf):
+        self._tf = tf
+        self.float32 = tf.float64
+
+    def __getattr__(self, name):
+        return getattr(self._tf, name)
+
+
+def train_seed(code: str, seed: int, epochs: int, eval_every: int, out: str, threads: int,
+               export: str | None = None) -> dict:
     import numpy as np
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(threads)
     sys.path.insert(0, code)
-    from pinn import PINN  # the authors' module, unchanged
+    import pinn as authors  # the authors' module, unchanged
+    if export:
+        authors.tf = _Float64(tf)
 
     # Their train.py, in its order of seeding and random draws (the draws decide the points).
     os.environ["PYTHONHASHSEED"] = str(seed)
@@ -80,16 +98,26 @@ def train_seed(code: str, seed: int, epochs: int, eval_every: int, out: str, thr
     east = edge(ub[0], ub[0], lb[1], ub[1])
     west = edge(lb[0], lb[0], lb[1], ub[1])
 
-    model = PINN(2, 1, 50, 5, lb, ub, mean, omega,
-                 w_init="Glorot", b_init="zeros", act="tanh", lr=1e-3, seed=seed)
+    if export:  # widen what their train.py drew in float32
+        wide = lambda *ts: tuple(tf.cast(t, tf.float64) for t in ts)  # noqa: E731
+        x_pde, y_pde, g_pde = wide(x_pde, y_pde, g_pde)
+        north, south, east, west = (wide(*e) for e in (north, south, east, west))
+        lb, ub, mean, x_ref, y_ref = wide(lb, ub, mean, x_ref, y_ref)
+    model = authors.PINN(2, 1, 50, 5, lb, ub, mean, omega,
+                         w_init="Glorot", b_init="zeros", act="tanh", lr=1e-3, seed=seed)
     grid = tf.concat([x_ref, y_ref], axis=1)
     ref_norm = np.linalg.norm(u_ref, ord=2)
+    if export:
+        start = [v.numpy().copy() for v in model._params]  # [W0 [in, out], b0 [1, out], ...]
+        per_epoch = []
 
     record = {"seed": seed, "epochs": epochs, "eval_every": eval_every, "tensorflow": tf.__version__,
               "threads": threads, "evaluated_epochs": [], "rel_l2": [], "losses": [], "seconds": 0.0}
     t0 = time.perf_counter()
     for epoch in range(1, epochs + 1):
-        loss_glb, _, _ = model.train(x_pde, y_pde, g_pde, *north, *south, *east, *west)
+        loss_glb, loss_pde, loss_bc = model.train(x_pde, y_pde, g_pde, *north, *south, *east, *west)
+        if export:
+            per_epoch.append((float(loss_pde), float(loss_bc)))
         if epoch % eval_every == 0 or epoch == epochs:
             u = model.forward_pass(grid).numpy()
             record["evaluated_epochs"].append(epoch)
@@ -97,6 +125,16 @@ def train_seed(code: str, seed: int, epochs: int, eval_every: int, out: str, thr
             record["losses"].append(float(loss_glb))
             record["seconds"] = time.perf_counter() - t0
             _write_atomically(out, record)
+    if export:
+        np.savez(export, x_pde=np.concatenate([x_pde.numpy(), y_pde.numpy()], 1),
+                 x_bc=np.concatenate([np.concatenate([e[0].numpy(), e[1].numpy()], 1)
+                                      for e in (north, south, east, west)]),
+                 u_bc=np.concatenate([e[2].numpy() for e in (north, south, east, west)])[:, 0],
+                 losses=np.asarray(per_epoch), eval_epochs=np.asarray(record["evaluated_epochs"]),
+                 rel_l2=np.asarray(record["rel_l2"]), final=np.concatenate([v.numpy().T.reshape(-1) if v.shape[0] > 1
+                                                                            else v.numpy().reshape(-1)
+                                                                            for v in model._params]),
+                 **{f"start_{i}": v for i, v in enumerate(start)})
     return record
 
 
@@ -108,10 +146,14 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=250)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", required=True, help="JSON file for this seed")
+    parser.add_argument("--export", help="with --float64: an .npz of points, initial parameters and per-epoch losses")
+    parser.add_argument("--float64", action="store_true", help="run their code in float64 (needs --export)")
     args = parser.parse_args()
     if not os.path.isfile(os.path.join(args.code, "pinn.py")):
         parser.error(f"--code {args.code!r}: no pinn.py there; pass the authors' 02_Poisson/00_PINN folder")
-    record = train_seed(args.code, args.seed, args.epochs, args.eval_every, args.out, args.threads)
+    if args.float64 != bool(args.export):
+        parser.error("--float64 and --export go together: the float64 run is for the paired replay")
+    record = train_seed(args.code, args.seed, args.epochs, args.eval_every, args.out, args.threads, args.export)
     print(f"seed {args.seed}: rel. L2 {record['rel_l2'][-1]:.4e} after {args.epochs} epochs, "
           f"{record['seconds']:.0f} s")
 

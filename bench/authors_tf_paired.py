@@ -1,0 +1,108 @@
+"""Replay the authors' float64 TensorFlow PINN trajectory (Table 2's Poisson) in fastpinn, step for step.
+
+``bench/authors_tf_poisson_pinn.py --float64 --export RUN.npz`` runs the authors' own code in float64 and saves
+its points, its initial parameters and every epoch's L_pde and L_bc. This script builds the same problem on those
+points with the public API, starts fastpinn's PINN from those parameters in float64 and prints how far the two
+trajectories are apart, epoch by epoch. In float64 two implementations of the same algorithm stay together
+for many epochs (rounding differences of 1e-16 grow slowly); a difference in the algorithm -- the loss, the
+derivatives, the initial state, the optimiser -- shows at once. ``--adam keras`` uses Keras's Adam (its ε added to
+the uncorrected √v, as the authors' TensorFlow does) in place of torch's::
+
+    python bench/authors_tf_paired.py RUN.npz --adam keras
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+import fastpinn  # noqa: E402
+from fastpinn import Problem, dirichlet, pde  # noqa: E402
+
+OMEGA = 4 * math.pi
+
+
+class KerasAdam(torch.optim.Optimizer):
+    """Adam as Keras computes it: θ -= lr √(1-β₂ᵗ)/(1-β₁ᵗ) · m / (√v + ε), ε = 1e-7 on the uncorrected √v
+    (torch adds its 1e-8 to the bias-corrected √v̂)."""
+
+    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-7):
+        super().__init__(params, {"lr": lr, "betas": betas, "eps": eps})
+
+    @torch.no_grad()
+    def step(self, closure=None):  # noqa: D102
+        for group in self.param_groups:
+            b1, b2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if not state:
+                    state["t"], state["m"], state["v"] = 0, torch.zeros_like(p), torch.zeros_like(p)
+                state["t"] += 1
+                t, m, v = state["t"], state["m"], state["v"]
+                m.add_((p.grad - m) * (1 - b1))
+                v.add_((p.grad * p.grad - v) * (1 - b2))
+                alpha = group["lr"] * math.sqrt(1 - b2 ** t) / (1 - b1 ** t)
+                p.sub_(m * alpha / (v.sqrt() + group["eps"]))
+
+
+def replay(run: dict, adam: str, epochs: int) -> np.ndarray:
+    """fastpinn's ``[E, 2]`` (L_pde, L_bc) per epoch from the authors' points and initial parameters."""
+    x_pde = torch.as_tensor(run["x_pde"], dtype=torch.float64)
+    x_bc = torch.as_tensor(run["x_bc"], dtype=torch.float64)
+    u_bc = torch.as_tensor(run["u_bc"], dtype=torch.float64)  # theirs: computed in float32, then widened
+
+    def exact(X: torch.Tensor) -> torch.Tensor:
+        return torch.cos(OMEGA * X[..., 0]) * torch.sin(OMEGA * X[..., 1])
+
+    def residual(f):
+        return f["u_xx"][..., 0] + f["u_yy"][..., 0] + 2.0 * OMEGA * OMEGA * exact(f.x)
+
+    problem = Problem(name="poisson", coords=("x", "y"), lower=(0.0, 0.0), upper=(1.0, 1.0),
+                      terms=[pde("pde", x_pde, residual, ("u_xx", "u_yy")), dirichlet("bc", x_bc, u_bc)],
+                      depth=5, width=50, epochs=epochs, seeds=(0,))
+    optimizer = (lambda params: KerasAdam(params, lr=1e-3)) if adam == "keras" else None
+    trainer = fastpinn.Trainer(problem, fastpinn.PINN(), dtype=torch.float64, device="cpu", lr=1e-3,
+                               optimizer=optimizer, eval_every=epochs)
+    # TensorFlow's W is [in, out]; fastpinn's theta holds W as [out, in], then b, layer by layer.
+    start = [np.asarray(run[f"start_{i}"]) for i in range(10)]
+    flat = np.concatenate([(a.T if i % 2 == 0 else a).reshape(-1) for i, a in enumerate(start)])
+    with torch.no_grad():
+        trainer.net.theta.copy_(torch.as_tensor(flat, dtype=torch.float64))
+    history = trainer.train(epochs)
+    return np.asarray(history.losses)[:, 0, :]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run", help="the .npz of authors_tf_poisson_pinn.py --float64 --export")
+    parser.add_argument("--adam", choices=("torch", "keras"), default="torch")
+    parser.add_argument("--epochs", type=int, help="default: all the exported epochs")
+    args = parser.parse_args()
+    with np.load(args.run, allow_pickle=False) as data:
+        run = {k: data[k] for k in data.files}
+    theirs = run["losses"]
+    epochs = args.epochs or theirs.shape[0]
+    ours = replay(run, args.adam, epochs)
+    rel = np.abs(ours - theirs[:epochs]) / np.abs(theirs[:epochs])
+    print(f"fastpinn ({args.adam} Adam) against the authors' TensorFlow code, float64, same points and start:")
+    print("| epoch | L_pde theirs | L_pde ours | rel. diff | L_bc theirs | L_bc ours | rel. diff |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    for e in sorted({1, 2, 10, 100, 250, 500, 1000, 2000, 5000, 10000, epochs} & set(range(1, epochs + 1))):
+        i = e - 1
+        print(f"| {e:,} | {theirs[i, 0]:.10e} | {ours[i, 0]:.10e} | {rel[i, 0]:.1e} | {theirs[i, 1]:.10e} "
+              f"| {ours[i, 1]:.10e} | {rel[i, 1]:.1e} |")
+    first = np.flatnonzero((rel > 1e-6).any(1))
+    print(f"first epoch where either loss differs by more than 1e-6 (relative): "
+          f"{int(first[0]) + 1 if first.size else 'none'}")
+
+
+if __name__ == "__main__":
+    main()
