@@ -30,6 +30,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--adam", choices=("torch", "keras"), default="keras")
     parser.add_argument("--init", choices=fastpinn.network.INITS, default="glorot_normal")
+    parser.add_argument("--derivative-method", default="fused",
+                        help="fastpinn's derivative method (fused: the Table 2 runs'; autograd: nested autodiff as "
+                             "the authors' TensorFlow code computes u_xx)")
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--epochs", type=int, default=10000)
     parser.add_argument("--eval-every", type=int, default=500)
@@ -40,7 +43,7 @@ def main() -> None:
     problem.architecture = functools.partial(fastpinn.MLP, init=args.init)
     optimizer = (lambda params: KerasAdam(params, lr=1e-3)) if args.adam == "keras" else None
     trainer = fastpinn.Trainer(problem, fastpinn.PINN(), lr=1e-3, optimizer=optimizer, eval_every=args.eval_every,
-                               device="cpu", dtype=torch.float32)
+                               device="cpu", dtype=torch.float32, derivative_method=args.derivative_method)
     epochs, rel = [], []
     while trainer.epoch < args.epochs:  # in chunks, each saved (atomically): a long run leaves what it reached
         history = trainer.train(min(args.save_every, args.epochs - trainer.epoch))
@@ -49,7 +52,7 @@ def main() -> None:
         tmp = args.out + ".tmp.npz"
         np.savez(tmp, eval_epochs=np.asarray(epochs), rel_l2=np.asarray(rel))
         os.replace(tmp, args.out)
-    print(f"PINN, {args.adam} Adam, init {args.init}, {args.seeds} seeds:")
+    print(f"PINN, {args.adam} Adam, init {args.init}, {args.derivative_method} derivatives, {args.seeds} seeds:")
     for e, row in zip(epochs, rel):
         if e % 2500 == 0:
             m, s = mean_sem(row)
