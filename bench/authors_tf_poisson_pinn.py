@@ -23,7 +23,8 @@ Needs TensorFlow (any 2.x with ``tf.keras.optimizers.Adam``); run it from a sepa
 The JSON (written atomically every evaluation, so a killed run leaves its last complete state) holds the rel. L2
 per evaluated epoch, the seconds spent and the TensorFlow version. ``bench/authors_tf_summary.py`` reads them.
 
-``--float64 --export FILE.npz`` runs their code in float64 instead (their module's ``tf.float32`` read as
+``--exact-tanh`` computes their ``tf.math.tanh`` in float64, rounded once to float32 (TensorFlow's float32 tanh on
+the CPU is an approximation). ``--float64 --export FILE.npz`` runs their code in float64 instead (their module's ``tf.float32`` read as
 ``tf.float64``; the points are still drawn in float32, as theirs, then widened) and writes the points, the initial
 parameters and every epoch's losses, for ``bench/authors_tf_paired.py`` to replay the same trajectory in fastpinn.
 """
@@ -54,8 +55,23 @@ class _Float64:
         return getattr(self._tf, name)
 
 
+class _ExactTanh:
+    """TensorFlow as the authors' module sees it, with ``tf.math.tanh`` evaluated in float64 and rounded once to
+    float32 (TensorFlow's own float32 tanh on the CPU is a fast approximation: up to 6.6 ulp, and its derivative
+    1 - tanh² off by up to 49 % in saturation, against torch's 0.57 ulp)."""
+
+    def __init__(self, tf):
+        self._tf = tf
+        math = type("math", (), {"__getattr__": lambda _, name: getattr(tf.math, name)})()
+        math.tanh = lambda u: tf.cast(tf.math.tanh(tf.cast(u, tf.float64)), u.dtype)
+        self.math = math
+
+    def __getattr__(self, name):
+        return getattr(self._tf, name)
+
+
 def train_seed(code: str, seed: int, epochs: int, eval_every: int, out: str, threads: int,
-               export: str | None = None) -> dict:
+               export: str | None = None, exact_tanh: bool = False) -> dict:
     import numpy as np
     import tensorflow as tf
 
@@ -65,6 +81,8 @@ def train_seed(code: str, seed: int, epochs: int, eval_every: int, out: str, thr
     import pinn as authors  # the authors' module, unchanged
     if export:
         authors.tf = _Float64(tf)
+    elif exact_tanh:
+        authors.tf = _ExactTanh(tf)
 
     # Their train.py, in its order of seeding and random draws (the draws decide the points).
     os.environ["PYTHONHASHSEED"] = str(seed)
@@ -148,12 +166,20 @@ def main() -> None:
     parser.add_argument("--out", required=True, help="JSON file for this seed")
     parser.add_argument("--export", help="with --float64: an .npz of points, initial parameters and per-epoch losses")
     parser.add_argument("--float64", action="store_true", help="run their code in float64 (needs --export)")
+    parser.add_argument("--exact-tanh", action="store_true",
+                        help="their code with tanh computed in float64 and rounded to float32 (TensorFlow's float32 "
+                             "tanh is an approximation)")
     args = parser.parse_args()
     if not os.path.isfile(os.path.join(args.code, "pinn.py")):
         parser.error(f"--code {args.code!r}: no pinn.py there; pass the authors' 02_Poisson/00_PINN folder")
     if args.float64 != bool(args.export):
         parser.error("--float64 and --export go together: the float64 run is for the paired replay")
-    record = train_seed(args.code, args.seed, args.epochs, args.eval_every, args.out, args.threads, args.export)
+    if args.exact_tanh and args.export:
+        parser.error("--exact-tanh is a float32 variant; leave out --float64/--export")
+    record = train_seed(args.code, args.seed, args.epochs, args.eval_every, args.out, args.threads, args.export,
+                        args.exact_tanh)
+    record["exact_tanh"] = bool(args.exact_tanh)
+    _write_atomically(args.out, record)
     print(f"seed {args.seed}: rel. L2 {record['rel_l2'][-1]:.4e} after {args.epochs} epochs, "
           f"{record['seconds']:.0f} s")
 
