@@ -80,12 +80,51 @@ def replay(run: dict, adam: str, epochs: int) -> np.ndarray:
     return np.asarray(history.losses)[:, 0, :]
 
 
+def population_from_starts(runs: list[dict], epochs: int, eval_every: int, adam: str) -> tuple[np.ndarray, np.ndarray]:
+    """fastpinn's float32 ensemble, member s started at the authors' points and initial parameters of ``runs[s]``
+    (``--export`` of a float32 run): ``(eval_epochs [M], rel_l2 [M, S])``."""
+    from fastpinn.reference import poisson_reference
+
+    x_pde = torch.stack([torch.as_tensor(r["x_pde"], dtype=torch.float64) for r in runs])  # [S, N, 2]
+    x_bc = torch.stack([torch.as_tensor(r["x_bc"], dtype=torch.float64) for r in runs])
+
+    def exact(X: torch.Tensor) -> torch.Tensor:
+        return torch.cos(OMEGA * X[..., 0]) * torch.sin(OMEGA * X[..., 1])
+
+    def residual(f):
+        return f["u_xx"][..., 0] + f["u_yy"][..., 0] + 2.0 * OMEGA * OMEGA * exact(f.x)
+
+    problem = Problem(name="poisson", coords=("x", "y"), lower=(0.0, 0.0), upper=(1.0, 1.0),
+                      terms=[pde("pde", x_pde, residual, ("u_xx", "u_yy")), dirichlet("bc", x_bc, exact)],
+                      depth=5, width=50, epochs=epochs, seeds=tuple(range(len(runs))), ensemble=len(runs),
+                      solution=lambda: poisson_reference(omega=OMEGA))
+    optimizer = (lambda params: KerasAdam(params, lr=1e-3)) if adam == "keras" else None
+    trainer = fastpinn.Trainer(problem, fastpinn.PINN(), dtype=torch.float32, device="cpu", lr=1e-3,
+                               optimizer=optimizer, eval_every=eval_every)
+    flat = [np.concatenate([(np.asarray(r[f"start_{i}"]).T if i % 2 == 0 else np.asarray(r[f"start_{i}"])).reshape(-1)
+                            for i in range(10)]) for r in runs]
+    with torch.no_grad():
+        trainer.net.theta.copy_(torch.as_tensor(np.stack(flat), dtype=torch.float32))
+    history = trainer.train(epochs)
+    return np.asarray(history.eval_epochs), np.asarray(history.rel_l2)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run", help="the .npz of authors_tf_poisson_pinn.py --float64 --export")
     parser.add_argument("--adam", choices=("torch", "keras"), default="torch")
     parser.add_argument("--epochs", type=int, help="default: all the exported epochs")
+    parser.add_argument("--population", nargs="+", metavar="SEED",
+                        help="instead: train fastpinn in float32 from RUN_DIR/seed{SEED}.npz (float32 --export runs; "
+                             "RUN is then that folder) and compare its rel. L2 seed by seed with RUN_DIR/seed{SEED}.json "
+                             "of the authors' full runs given by --authors")
+    parser.add_argument("--authors", help="with --population: the folder of the authors' full runs (seed*.json)")
+    parser.add_argument("--eval-every", type=int, default=250)
+    parser.add_argument("--out", help="with --population: an .npz for fastpinn's eval_epochs and rel_l2")
     args = parser.parse_args()
+    if args.population:
+        compare_population(args)
+        return
     with np.load(args.run, allow_pickle=False) as data:
         run = {k: data[k] for k in data.files}
     theirs = run["losses"]
@@ -102,6 +141,38 @@ def main() -> None:
     first = np.flatnonzero((rel > 1e-6).any(1))
     print(f"first epoch where either loss differs by more than 1e-6 (relative): "
           f"{int(first[0]) + 1 if first.size else 'none'}")
+
+
+def compare_population(args: argparse.Namespace) -> None:
+    import json
+
+    from fastpinn.run.records import mean_sem
+
+    seeds = [int(x) for x in args.population]
+    runs = []
+    for seed in seeds:
+        with np.load(os.path.join(args.run, f"seed{seed}.npz"), allow_pickle=False) as data:
+            runs.append({k: data[k] for k in data.files})
+    epochs = args.epochs or 10000
+    eval_epochs, ours = population_from_starts(runs, epochs, args.eval_every, args.adam)
+    if args.out:
+        np.savez(args.out + ".tmp.npz", eval_epochs=eval_epochs, rel_l2=ours, seeds=np.asarray(seeds))
+        os.replace(args.out + ".tmp.npz", args.out)
+    theirs = []
+    for seed in seeds:
+        with open(os.path.join(args.authors, f"seed{seed}.json")) as handle:
+            record = json.load(handle)
+        theirs.append(dict(zip(record["evaluated_epochs"], record["rel_l2"])))
+    print(f"fastpinn (float32, {args.adam} Adam) from the authors' points and initial parameters, seeds {seeds}:")
+    print("| epoch | authors' code | fastpinn, same start | log10(fastpinn / authors') per seed, mean ± s.e. |")
+    print("|---:|---|---|---|")
+    for i, e in enumerate(eval_epochs.tolist()):
+        if e % 2500 and e != 500:
+            continue
+        t = np.asarray([th[e] for th in theirs])
+        m, s = mean_sem(np.log10(ours[i] / t))
+        (mt, st), (mo, so) = mean_sem(t), mean_sem(ours[i])
+        print(f"| {e:,} | {mt:.3e} ± {st:.1e} | {mo:.3e} ± {so:.1e} | {m:+.3f} ± {s:.3f} ({10 ** m:.2f}x) |")
 
 
 if __name__ == "__main__":

@@ -24,9 +24,11 @@ The JSON (written atomically every evaluation, so a killed run leaves its last c
 per evaluated epoch, the seconds spent and the TensorFlow version. ``bench/authors_tf_summary.py`` reads them.
 
 ``--exact-tanh`` computes their ``tf.math.tanh`` in float64, rounded once to float32 (TensorFlow's float32 tanh on
-the CPU is an approximation). ``--float64 --export FILE.npz`` runs their code in float64 instead (their module's ``tf.float32`` read as
-``tf.float64``; the points are still drawn in float32, as theirs, then widened) and writes the points, the initial
-parameters and every epoch's losses, for ``bench/authors_tf_paired.py`` to replay the same trajectory in fastpinn.
+the CPU is an approximation). ``--export FILE.npz`` writes the points, the BC values, the initial parameters and
+every epoch's losses, for
+``bench/authors_tf_paired.py`` to start fastpinn where their code starts; with ``--float64`` their code runs in
+float64 (their module's ``tf.float32`` read as ``tf.float64``; the points are still drawn in float32, as theirs,
+then widened), to replay the same trajectory step for step.
 """
 from __future__ import annotations
 
@@ -71,7 +73,7 @@ class _ExactTanh:
 
 
 def train_seed(code: str, seed: int, epochs: int, eval_every: int, out: str, threads: int,
-               export: str | None = None, exact_tanh: bool = False) -> dict:
+               export: str | None = None, exact_tanh: bool = False, float64: bool = False) -> dict:
     import numpy as np
     import tensorflow as tf
 
@@ -79,7 +81,7 @@ def train_seed(code: str, seed: int, epochs: int, eval_every: int, out: str, thr
     tf.config.threading.set_inter_op_parallelism_threads(threads)
     sys.path.insert(0, code)
     import pinn as authors  # the authors' module, unchanged
-    if export:
+    if export and float64:
         authors.tf = _Float64(tf)
     elif exact_tanh:
         authors.tf = _ExactTanh(tf)
@@ -116,7 +118,7 @@ def train_seed(code: str, seed: int, epochs: int, eval_every: int, out: str, thr
     east = edge(ub[0], ub[0], lb[1], ub[1])
     west = edge(lb[0], lb[0], lb[1], ub[1])
 
-    if export:  # widen what their train.py drew in float32
+    if export and float64:  # widen what their train.py drew in float32
         wide = lambda *ts: tuple(tf.cast(t, tf.float64) for t in ts)  # noqa: E731
         x_pde, y_pde, g_pde = wide(x_pde, y_pde, g_pde)
         north, south, east, west = (wide(*e) for e in (north, south, east, west))
@@ -164,7 +166,7 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=250)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", required=True, help="JSON file for this seed")
-    parser.add_argument("--export", help="with --float64: an .npz of points, initial parameters and per-epoch losses")
+    parser.add_argument("--export", help="an .npz of the points, BC values, initial parameters and per-epoch losses")
     parser.add_argument("--float64", action="store_true", help="run their code in float64 (needs --export)")
     parser.add_argument("--exact-tanh", action="store_true",
                         help="their code with tanh computed in float64 and rounded to float32 (TensorFlow's float32 "
@@ -172,12 +174,12 @@ def main() -> None:
     args = parser.parse_args()
     if not os.path.isfile(os.path.join(args.code, "pinn.py")):
         parser.error(f"--code {args.code!r}: no pinn.py there; pass the authors' 02_Poisson/00_PINN folder")
-    if args.float64 != bool(args.export):
-        parser.error("--float64 and --export go together: the float64 run is for the paired replay")
+    if args.float64 and not args.export:
+        parser.error("--float64 needs --export: the float64 run is for the paired replay")
     if args.exact_tanh and args.export:
-        parser.error("--exact-tanh is a float32 variant; leave out --float64/--export")
+        parser.error("--exact-tanh is a variant to compare with the authors' runs; leave out --export")
     record = train_seed(args.code, args.seed, args.epochs, args.eval_every, args.out, args.threads, args.export,
-                        args.exact_tanh)
+                        args.exact_tanh, args.float64)
     record["exact_tanh"] = bool(args.exact_tanh)
     _write_atomically(args.out, record)
     print(f"seed {args.seed}: rel. L2 {record['rel_l2'][-1]:.4e} after {args.epochs} epochs, "

@@ -32,6 +32,7 @@ class Curve:
 
     epochs: np.ndarray
     rel_l2: np.ndarray
+    seeds: Sequence[int] = ()
 
     def at(self, epoch: int) -> np.ndarray:
         """The ``[S]`` errors at ``epoch`` (which must have been evaluated)."""
@@ -43,19 +44,21 @@ class Curve:
         return self.rel_l2[keep].min(axis=0)
 
 
-def authors_curve(folder: str, epochs: int) -> Curve:
-    """The seeds in ``folder/seed*.json`` that reached ``epochs``, on the epochs they all evaluated."""
-    records = []
+def authors_curve(folder: str, epochs: int, seeds: Sequence[int] | None = None) -> Curve:
+    """The seeds in ``folder/seed*.json`` that reached ``epochs`` (only ``seeds`` if given, in that order), on the
+    epochs they all evaluated."""
+    records = {}
     for path in sorted(glob.glob(os.path.join(folder, "seed*.json"))):
         with open(path) as handle:
             record = json.load(handle)
         if record["evaluated_epochs"] and record["evaluated_epochs"][-1] >= epochs:
-            records.append(record)
-    if not records:
-        raise SystemExit(f"--authors {folder!r}: no seed*.json reached epoch {epochs}")
-    common = sorted(set.intersection(*(set(r["evaluated_epochs"]) for r in records)))
-    columns = [[dict(zip(r["evaluated_epochs"], r["rel_l2"]))[e] for e in common] for r in records]
-    return Curve(np.asarray(common), np.asarray(columns, dtype=np.float64).T)
+            records[int(record["seed"])] = record
+    chosen = [records[s] for s in (sorted(records) if seeds is None else seeds) if s in records]
+    if not chosen:
+        raise SystemExit(f"{folder!r}: no seed*.json reached epoch {epochs}")
+    common = sorted(set.intersection(*(set(r["evaluated_epochs"]) for r in chosen)))
+    columns = [[dict(zip(r["evaluated_epochs"], r["rel_l2"]))[e] for e in common] for r in chosen]
+    return Curve(np.asarray(common), np.asarray(columns, dtype=np.float64).T, [int(r["seed"]) for r in chosen])
 
 
 def ours_curve(history_path: str) -> Curve:
@@ -83,13 +86,35 @@ def table(authors: Curve, ours: Curve, epochs: Sequence[int]) -> str:
     return "\n".join(lines)
 
 
+def paired_table(base: Curve, variant: Curve, ours: Curve, epochs: Sequence[int]) -> str:
+    """The authors' code and a variant of it on the same seeds (same points, same start): per epoch both means and
+    the mean ± s.e. over seeds of log10(variant / base), beside fastpinn's mean."""
+    lines = [f"| epoch | authors' code | variant | log10(variant / authors') per seed, mean ± s.e. | fastpinn |",
+             "|---:|---|---|---|---|"]
+    for e in epochs:
+        b, v = base.at(e), variant.at(e)
+        m, s = mean_sem(np.log10(v / b))
+        lines.append(f"| {e:,} | {_cell(b)} | {_cell(v)} | {m:+.3f} ± {s:.3f} ({10 ** m:.2f}x) | {_cell(ours.at(e))} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--authors", required=True, help="folder of seed*.json from authors_tf_poisson_pinn.py")
     parser.add_argument("--ours", required=True, help="fastpinn's table2 pinn history.npz")
     parser.add_argument("--epochs", type=int, default=30000)
     parser.add_argument("--every", type=int, default=5000, help="table rows every this many epochs")
+    parser.add_argument("--variant", help="a folder of runs of a variant of the authors' code (e.g. --exact-tanh): "
+                                          "compared with --authors seed by seed up to --epochs")
     args = parser.parse_args()
+    if args.variant:
+        variant = authors_curve(args.variant, args.epochs)
+        base, ours = authors_curve(args.authors, args.epochs, variant.seeds), ours_curve(args.ours)
+        variant = authors_curve(args.variant, args.epochs, base.seeds)
+        shared = sorted(set(base.epochs.tolist()) & set(variant.epochs.tolist()) & set(ours.epochs.tolist()))
+        print(f"seeds {list(base.seeds)}")
+        print(paired_table(base, variant, ours, [e for e in shared if e % args.every == 0 and e <= args.epochs]))
+        return
     authors, ours = authors_curve(args.authors, args.epochs), ours_curve(args.ours)
     shared = sorted(set(authors.epochs.tolist()) & set(ours.epochs.tolist()))
     rows = [e for e in shared if e % args.every == 0 and e <= args.epochs]
