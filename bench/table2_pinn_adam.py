@@ -34,12 +34,13 @@ def main() -> None:
                         help="fastpinn's derivative method (fused: the Table 2 runs'; autograd: nested autodiff as "
                              "the authors' TensorFlow code computes u_xx)")
     parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed + seeds - 1")
     parser.add_argument("--epochs", type=int, default=10000)
     parser.add_argument("--eval-every", type=int, default=500)
     parser.add_argument("--save-every", type=int, default=2500, help="epochs between saves of --out")
     parser.add_argument("--out", required=True, help=".npz of eval_epochs [M] and rel_l2 [M, S]")
     args = parser.parse_args()
-    problem = poisson(list(range(args.seeds)), epochs=args.epochs)
+    problem = poisson(list(range(args.first_seed, args.first_seed + args.seeds)), epochs=args.epochs)
     problem.architecture = functools.partial(fastpinn.MLP, init=args.init)
     optimizer = (lambda params: KerasAdam(params, lr=1e-3)) if args.adam == "keras" else None
     trainer = fastpinn.Trainer(problem, fastpinn.PINN(), lr=1e-3, optimizer=optimizer, eval_every=args.eval_every,
