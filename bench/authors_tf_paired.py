@@ -28,6 +28,23 @@ from fastpinn import Problem, dirichlet, pde  # noqa: E402
 OMEGA = 4 * math.pi
 
 
+def exact(X: torch.Tensor) -> torch.Tensor:
+    """Table 2's solution cos(ωx) sin(ωy) at points ``[..., 2]``."""
+    return torch.cos(OMEGA * X[..., 0]) * torch.sin(OMEGA * X[..., 1])
+
+
+def residual(f):
+    """u_xx + u_yy − q with q = −2ω² cos(ωx) sin(ωy)."""
+    return f["u_xx"][..., 0] + f["u_yy"][..., 0] + 2.0 * OMEGA * OMEGA * exact(f.x)
+
+
+def _flat_start(run: dict) -> np.ndarray:
+    """The exported start ``[P]`` in fastpinn's layout: TensorFlow's W is [in, out], fastpinn's theta holds W as
+    [out, in], then b, layer by layer."""
+    return np.concatenate([(np.asarray(run[f"start_{i}"]).T if i % 2 == 0 else np.asarray(run[f"start_{i}"]))
+                           .reshape(-1) for i in range(10)])
+
+
 class KerasAdam(torch.optim.Optimizer):
     """Adam as Keras computes it: θ -= lr √(1-β₂ᵗ)/(1-β₁ᵗ) · m / (√v + ε), ε = 1e-7 on the uncorrected √v
     (torch adds its 1e-8 to the bias-corrected √v̂)."""
@@ -59,23 +76,14 @@ def replay(run: dict, adam: str, epochs: int) -> np.ndarray:
     x_bc = torch.as_tensor(run["x_bc"], dtype=torch.float64)
     u_bc = torch.as_tensor(run["u_bc"], dtype=torch.float64)  # theirs: computed in float32, then widened
 
-    def exact(X: torch.Tensor) -> torch.Tensor:
-        return torch.cos(OMEGA * X[..., 0]) * torch.sin(OMEGA * X[..., 1])
-
-    def residual(f):
-        return f["u_xx"][..., 0] + f["u_yy"][..., 0] + 2.0 * OMEGA * OMEGA * exact(f.x)
-
     problem = Problem(name="poisson", coords=("x", "y"), lower=(0.0, 0.0), upper=(1.0, 1.0),
                       terms=[pde("pde", x_pde, residual, ("u_xx", "u_yy")), dirichlet("bc", x_bc, u_bc)],
                       depth=5, width=50, epochs=epochs, seeds=(0,))
     optimizer = (lambda params: KerasAdam(params, lr=1e-3)) if adam == "keras" else None
     trainer = fastpinn.Trainer(problem, fastpinn.PINN(), dtype=torch.float64, device="cpu", lr=1e-3,
                                optimizer=optimizer, eval_every=epochs)
-    # TensorFlow's W is [in, out]; fastpinn's theta holds W as [out, in], then b, layer by layer.
-    start = [np.asarray(run[f"start_{i}"]) for i in range(10)]
-    flat = np.concatenate([(a.T if i % 2 == 0 else a).reshape(-1) for i, a in enumerate(start)])
     with torch.no_grad():
-        trainer.net.theta.copy_(torch.as_tensor(flat, dtype=torch.float64))
+        trainer.net.theta.copy_(torch.as_tensor(_flat_start(run), dtype=torch.float64))
     history = trainer.train(epochs)
     return np.asarray(history.losses)[:, 0, :]
 
@@ -88,12 +96,6 @@ def population_from_starts(runs: list[dict], epochs: int, eval_every: int, adam:
     x_pde = torch.stack([torch.as_tensor(r["x_pde"], dtype=torch.float64) for r in runs])  # [S, N, 2]
     x_bc = torch.stack([torch.as_tensor(r["x_bc"], dtype=torch.float64) for r in runs])
 
-    def exact(X: torch.Tensor) -> torch.Tensor:
-        return torch.cos(OMEGA * X[..., 0]) * torch.sin(OMEGA * X[..., 1])
-
-    def residual(f):
-        return f["u_xx"][..., 0] + f["u_yy"][..., 0] + 2.0 * OMEGA * OMEGA * exact(f.x)
-
     problem = Problem(name="poisson", coords=("x", "y"), lower=(0.0, 0.0), upper=(1.0, 1.0),
                       terms=[pde("pde", x_pde, residual, ("u_xx", "u_yy")), dirichlet("bc", x_bc, exact)],
                       depth=5, width=50, epochs=epochs, seeds=tuple(range(len(runs))), ensemble=len(runs),
@@ -101,10 +103,8 @@ def population_from_starts(runs: list[dict], epochs: int, eval_every: int, adam:
     optimizer = (lambda params: KerasAdam(params, lr=1e-3)) if adam == "keras" else None
     trainer = fastpinn.Trainer(problem, fastpinn.PINN(), dtype=torch.float32, device="cpu", lr=1e-3,
                                optimizer=optimizer, eval_every=eval_every)
-    flat = [np.concatenate([(np.asarray(r[f"start_{i}"]).T if i % 2 == 0 else np.asarray(r[f"start_{i}"])).reshape(-1)
-                            for i in range(10)]) for r in runs]
     with torch.no_grad():
-        trainer.net.theta.copy_(torch.as_tensor(np.stack(flat), dtype=torch.float32))
+        trainer.net.theta.copy_(torch.as_tensor(np.stack([_flat_start(r) for r in runs]), dtype=torch.float32))
     history = trainer.train(epochs)
     return np.asarray(history.eval_epochs), np.asarray(history.rel_l2)
 
