@@ -70,42 +70,47 @@ class KerasAdam(torch.optim.Optimizer):
                 p.sub_(m * alpha / (v.sqrt() + group["eps"]))
 
 
-def replay(run: dict, adam: str, epochs: int) -> np.ndarray:
-    """fastpinn's ``[E, 2]`` (L_pde, L_bc) per epoch from the authors' points and initial parameters."""
-    x_pde = torch.as_tensor(run["x_pde"], dtype=torch.float64)
-    x_bc = torch.as_tensor(run["x_bc"], dtype=torch.float64)
-    u_bc = torch.as_tensor(run["u_bc"], dtype=torch.float64)  # theirs: computed in float32, then widened
+def adam_factory(adam: str):
+    """The Trainer's ``optimizer``: Keras's Adam (``"keras"``) or ``None``, the Trainer's own torch Adam."""
+    return (lambda params: KerasAdam(params, lr=1e-3)) if adam == "keras" else None
 
+
+def trainer_from_starts(runs: list[dict], dtype: torch.dtype, adam: str, epochs: int, eval_every: int,
+                        bc_values: bool) -> fastpinn.Trainer:
+    """fastpinn's PINN on the authors' exported points, member s started at ``runs[s]``'s initial parameters (one
+    run: a single network; more: an ensemble). ``bc_values``: use the exported BC values (their float32 numbers)
+    instead of the exact solution at the points."""
+    from fastpinn.reference import poisson_reference
+
+    def stacked(key: str) -> torch.Tensor:
+        values = [torch.as_tensor(r[key], dtype=torch.float64) for r in runs]
+        return values[0] if len(runs) == 1 else torch.stack(values)  # [N, ...] or [S, N, ...]
+
+    S = len(runs)
     problem = Problem(name="poisson", coords=("x", "y"), lower=(0.0, 0.0), upper=(1.0, 1.0),
-                      terms=[pde("pde", x_pde, residual, ("u_xx", "u_yy")), dirichlet("bc", x_bc, u_bc)],
-                      depth=5, width=50, epochs=epochs, seeds=(0,))
-    optimizer = (lambda params: KerasAdam(params, lr=1e-3)) if adam == "keras" else None
-    trainer = fastpinn.Trainer(problem, fastpinn.PINN(), dtype=torch.float64, device="cpu", lr=1e-3,
-                               optimizer=optimizer, eval_every=epochs)
+                      terms=[pde("pde", stacked("x_pde"), residual, ("u_xx", "u_yy")),
+                             dirichlet("bc", stacked("x_bc"), stacked("u_bc") if bc_values else exact)],
+                      depth=5, width=50, epochs=epochs, seeds=tuple(range(S)), ensemble=S if S > 1 else None,
+                      solution=lambda: poisson_reference(omega=OMEGA))
+    trainer = fastpinn.Trainer(problem, fastpinn.PINN(), dtype=dtype, device="cpu", lr=1e-3,
+                               optimizer=adam_factory(adam), eval_every=eval_every)
+    start = np.stack([_flat_start(r) for r in runs]) if S > 1 else _flat_start(runs[0])
     with torch.no_grad():
-        trainer.net.theta.copy_(torch.as_tensor(_flat_start(run), dtype=torch.float64))
-    history = trainer.train(epochs)
-    return np.asarray(history.losses)[:, 0, :]
+        trainer.net.theta.copy_(torch.as_tensor(start, dtype=dtype))
+    return trainer
+
+
+def replay(run: dict, adam: str, epochs: int) -> np.ndarray:
+    """fastpinn's ``[E, 2]`` (L_pde, L_bc) per epoch from the authors' points, BC values (theirs: computed in
+    float32, then widened) and initial parameters, in float64."""
+    trainer = trainer_from_starts([run], torch.float64, adam, epochs, eval_every=epochs, bc_values=True)
+    return np.asarray(trainer.train(epochs).losses)[:, 0, :]
 
 
 def population_from_starts(runs: list[dict], epochs: int, eval_every: int, adam: str) -> tuple[np.ndarray, np.ndarray]:
     """fastpinn's float32 ensemble, member s started at the authors' points and initial parameters of ``runs[s]``
     (``--export`` of a float32 run): ``(eval_epochs [M], rel_l2 [M, S])``."""
-    from fastpinn.reference import poisson_reference
-
-    x_pde = torch.stack([torch.as_tensor(r["x_pde"], dtype=torch.float64) for r in runs])  # [S, N, 2]
-    x_bc = torch.stack([torch.as_tensor(r["x_bc"], dtype=torch.float64) for r in runs])
-
-    problem = Problem(name="poisson", coords=("x", "y"), lower=(0.0, 0.0), upper=(1.0, 1.0),
-                      terms=[pde("pde", x_pde, residual, ("u_xx", "u_yy")), dirichlet("bc", x_bc, exact)],
-                      depth=5, width=50, epochs=epochs, seeds=tuple(range(len(runs))), ensemble=len(runs),
-                      solution=lambda: poisson_reference(omega=OMEGA))
-    optimizer = (lambda params: KerasAdam(params, lr=1e-3)) if adam == "keras" else None
-    trainer = fastpinn.Trainer(problem, fastpinn.PINN(), dtype=torch.float32, device="cpu", lr=1e-3,
-                               optimizer=optimizer, eval_every=eval_every)
-    with torch.no_grad():
-        trainer.net.theta.copy_(torch.as_tensor(np.stack([_flat_start(r) for r in runs]), dtype=torch.float32))
-    history = trainer.train(epochs)
+    history = trainer_from_starts(runs, torch.float32, adam, epochs, eval_every, bc_values=False).train(epochs)
     return np.asarray(history.eval_epochs), np.asarray(history.rel_l2)
 
 

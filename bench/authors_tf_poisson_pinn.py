@@ -151,9 +151,10 @@ def train_seed(code: str, seed: int, epochs: int, eval_every: int, out: str, thr
                                       for e in (north, south, east, west)]),
                  u_bc=np.concatenate([e[2].numpy() for e in (north, south, east, west)])[:, 0],
                  losses=np.asarray(per_epoch), eval_epochs=np.asarray(record["evaluated_epochs"]),
-                 rel_l2=np.asarray(record["rel_l2"]), final=np.concatenate([v.numpy().T.reshape(-1) if v.shape[0] > 1
-                                                                            else v.numpy().reshape(-1)
-                                                                            for v in model._params]),
+                 rel_l2=np.asarray(record["rel_l2"]),
+                 # fastpinn's layout: W as [out, in] (theirs [in, out]), then b, layer by layer
+                 final=np.concatenate([(v.numpy().T if i % 2 == 0 else v.numpy()).reshape(-1)
+                                       for i, v in enumerate(model._params)]),
                  **{f"start_{i}": v for i, v in enumerate(start)})
     return record
 

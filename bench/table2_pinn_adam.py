@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import fastpinn  # noqa: E402
-from authors_tf_paired import KerasAdam  # noqa: E402
+from authors_tf_paired import adam_factory  # noqa: E402
 from fastpinn.problems import poisson  # noqa: E402
 from fastpinn.run.records import mean_sem  # noqa: E402
 
@@ -42,8 +42,8 @@ def main() -> None:
     args = parser.parse_args()
     problem = poisson(list(range(args.first_seed, args.first_seed + args.seeds)), epochs=args.epochs)
     problem.architecture = functools.partial(fastpinn.MLP, init=args.init)
-    optimizer = (lambda params: KerasAdam(params, lr=1e-3)) if args.adam == "keras" else None
-    trainer = fastpinn.Trainer(problem, fastpinn.PINN(), lr=1e-3, optimizer=optimizer, eval_every=args.eval_every,
+    trainer = fastpinn.Trainer(problem, fastpinn.PINN(), lr=1e-3, optimizer=adam_factory(args.adam),
+                               eval_every=args.eval_every,
                                device="cpu", dtype=torch.float32, derivative_method=args.derivative_method)
     epochs, rel = [], []
     while trainer.epoch < args.epochs:  # in chunks, each saved (atomically): a long run leaves what it reached
